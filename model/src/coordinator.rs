@@ -1,0 +1,366 @@
+//! The coordinator: turns a client's purchase into a transaction at the wallet
+//! and the order service, decides, and makes the decision stick.
+
+use crate::msg::*;
+use crate::{Node, Storage};
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Id, Out};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The coordinator's configuration: who the two participants are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Coordinator {
+    /// The wallet participant (debited `qty * price` of the user's balance).
+    pub wallet: Id,
+    /// The order participant (takes `qty` of the sku's stock).
+    pub order: Id,
+}
+
+/// The coordinator's durable state: exactly what survives a crash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CoordStorage {
+    /// Incarnation number, bumped and saved at every start, so transaction ids
+    /// of different incarnations never collide.
+    pub epoch: u64,
+    /// The last outcome told (or about to be told) to each client. Saved before
+    /// the client can see it, so a stale retry never gets a different answer.
+    pub clients: BTreeMap<ClientId, Outcome>,
+    /// Commit decisions not yet acknowledged by every participant.
+    pub commits: BTreeMap<TxnId, RequestId>,
+}
+
+/// A transaction still collecting votes. Volatile: a crash forgets it, and
+/// presumed abort makes forgetting safe (nobody was told commit).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Voting {
+    /// The request being attempted.
+    pub req: RequestId,
+    /// Where to send the outcome.
+    pub reply_to: Id,
+    /// Participants that voted yes so far.
+    pub yes: BTreeSet<Id>,
+}
+
+/// A commit decision waiting for acknowledgements.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Committing {
+    /// The request it commits.
+    pub req: RequestId,
+    /// Participants whose commit is durable (volatile: after a restart the
+    /// decision is simply sent to everyone again).
+    pub acked: BTreeSet<Id>,
+}
+
+/// The coordinator's whole state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CoordState {
+    /// Current incarnation (durable).
+    pub epoch: u64,
+    /// Next attempt number in this incarnation (volatile).
+    pub next_txn: u64,
+    /// Last outcome per client (durable).
+    pub clients: BTreeMap<ClientId, Outcome>,
+    /// Undecided transactions (volatile).
+    pub voting: BTreeMap<TxnId, Voting>,
+    /// Decided-commit transactions not fully acknowledged (durable, minus acks).
+    pub commits: BTreeMap<TxnId, Committing>,
+    /// Set when this incarnation started from storage holding commit decisions
+    /// (lets the checker prove that recovery path is exercised).
+    pub recovered_commits: bool,
+}
+
+impl CoordState {
+    /// The durable projection of this state: what `Save` must have written.
+    pub fn storage(&self) -> CoordStorage {
+        CoordStorage {
+            epoch: self.epoch,
+            clients: self.clients.clone(),
+            commits: self.commits.iter().map(|(t, c)| (*t, c.req)).collect(),
+        }
+    }
+}
+
+impl Coordinator {
+    fn participants(&self) -> [Id; 2] {
+        [self.wallet, self.order]
+    }
+
+    /// Start or restart: bump the epoch (durably, before anything is sent) and
+    /// resume sending every commit decision that is not known to be acknowledged.
+    pub fn on_start(&self, storage: Option<&CoordStorage>, o: &mut Out<Node>) -> CoordState {
+        let stored = storage.cloned().unwrap_or_default();
+        let state = CoordState {
+            epoch: stored.epoch + 1,
+            next_txn: 0,
+            clients: stored.clients,
+            voting: BTreeMap::new(),
+            commits: stored
+                .commits
+                .into_iter()
+                .map(|(txn, req)| {
+                    let acked = BTreeSet::new();
+                    (txn, Committing { req, acked })
+                })
+                .collect(),
+            recovered_commits: storage.is_some_and(|s| !s.commits.is_empty()),
+        };
+        o.save(Storage::Coordinator(state.storage()));
+        for txn in state.commits.keys() {
+            o.broadcast(&self.participants(), &Msg::Commit { txn: *txn });
+            o.set_timer(Timer::Resend(*txn), crate::timeouts::RESEND);
+        }
+        state
+    }
+
+    /// Handle one message.
+    pub fn on_msg(&self, state: &mut Cow<CoordState>, src: Id, msg: Msg, o: &mut Out<Node>) {
+        match msg {
+            Msg::Purchase { req, purchase } => self.on_purchase(state, src, req, purchase, o),
+            Msg::Vote { txn, ballot } => self.on_vote(state, src, txn, ballot, o),
+            Msg::Ack { txn } => self.on_ack(state, src, txn, o),
+            Msg::QueryDecision { txn } => {
+                if state.commits.contains_key(&txn) {
+                    o.send(src, Msg::Commit { txn });
+                } else if !state.voting.contains_key(&txn) {
+                    // Presumed abort: a transaction this coordinator does not know
+                    // was never decided commit (commit decisions are durable
+                    // until every participant acked), so it is aborted.
+                    o.send(src, Msg::Abort { txn });
+                }
+                // Still voting: the decision is not made yet; the asker retries.
+            }
+            // Messages meant for other roles are ignored deliberately: only a
+            // confused or hostile peer sends them here.
+            Msg::Outcome(_) | Msg::Prepare { .. } | Msg::Commit { .. } | Msg::Abort { .. } => {}
+        }
+    }
+
+    fn on_purchase(
+        &self,
+        state: &mut Cow<CoordState>,
+        src: Id,
+        req: RequestId,
+        purchase: Purchase,
+        o: &mut Out<Node>,
+    ) {
+        if let Some(told) = state.clients.get(&req.client) {
+            if told.req.seq == req.seq {
+                // A retry of a decided request: the same answer, from the log.
+                o.send(src, Msg::Outcome(*told));
+                return;
+            }
+            if told.req.seq > req.seq {
+                return; // Stale: the client has already moved past it.
+            }
+        }
+        if state.voting.values().any(|v| v.req == req)
+            || state.commits.values().any(|c| c.req == req)
+        {
+            return; // In progress: the outcome goes out when it is decided.
+        }
+        let Some(debit) = purchase
+            .qty
+            .checked_mul(purchase.price)
+            .filter(|_| purchase.qty > 0)
+        else {
+            let outcome = Outcome {
+                req,
+                txn: None,
+                verdict: Verdict::Aborted(AbortReason::InvalidRequest),
+            };
+            let state = state.to_mut();
+            state.clients.insert(req.client, outcome);
+            o.save(Storage::Coordinator(state.storage()));
+            o.send(src, Msg::Outcome(outcome));
+            return;
+        };
+        let state = state.to_mut();
+        let txn = TxnId {
+            epoch: state.epoch,
+            n: state.next_txn,
+        };
+        state.next_txn += 1;
+        state.voting.insert(
+            txn,
+            Voting {
+                req,
+                reply_to: src,
+                yes: BTreeSet::new(),
+            },
+        );
+        let wallet_op = Op {
+            key: purchase.user,
+            amount: debit,
+        };
+        let order_op = Op {
+            key: purchase.sku,
+            amount: purchase.qty,
+        };
+        o.send(
+            self.wallet,
+            Msg::Prepare {
+                txn,
+                req,
+                op: wallet_op,
+            },
+        );
+        o.send(
+            self.order,
+            Msg::Prepare {
+                txn,
+                req,
+                op: order_op,
+            },
+        );
+        o.set_timer(Timer::Votes(txn), crate::timeouts::VOTES);
+    }
+
+    fn on_vote(
+        &self,
+        state: &mut Cow<CoordState>,
+        src: Id,
+        txn: TxnId,
+        ballot: Ballot,
+        o: &mut Out<Node>,
+    ) {
+        if !self.participants().contains(&src) {
+            return; // Not a participant of this cluster: ignored deliberately.
+        }
+        let Some(voting) = state.voting.get(&txn) else {
+            if state.commits.contains_key(&txn) {
+                // The participant lost our decision; tell it again.
+                o.send(src, Msg::Commit { txn });
+            } else if ballot == Ballot::Yes {
+                // A late yes for an attempt that is aborted or forgotten:
+                // presumed abort lets the voter release its hold now.
+                o.send(src, Msg::Abort { txn });
+            }
+            return;
+        };
+        match ballot {
+            Ballot::No(refusal) => {
+                let reason = match (src == self.wallet, refusal) {
+                    (true, Refusal::Insufficient) => AbortReason::InsufficientFunds,
+                    (true, Refusal::UnknownKey) => AbortReason::UnknownUser,
+                    (false, Refusal::Insufficient) => AbortReason::InsufficientStock,
+                    (false, Refusal::UnknownKey) => AbortReason::UnknownSku,
+                };
+                self.abort(state.to_mut(), txn, reason, o);
+            }
+            Ballot::Yes => {
+                if voting.yes.contains(&src) {
+                    return; // Duplicate vote.
+                }
+                let state = state.to_mut();
+                let voting = state.voting.get_mut(&txn).expect("checked above");
+                voting.yes.insert(src);
+                if voting.yes.len() == self.participants().len() {
+                    self.commit(state, txn, o);
+                }
+            }
+        }
+    }
+
+    /// Every participant voted yes: make the decision durable, then reveal it.
+    fn commit(&self, state: &mut CoordState, txn: TxnId, o: &mut Out<Node>) {
+        let voting = state.voting.remove(&txn).expect("caller checked");
+        let outcome = Outcome {
+            req: voting.req,
+            txn: Some(txn),
+            verdict: Verdict::Committed,
+        };
+        state.clients.insert(voting.req.client, outcome);
+        state.commits.insert(
+            txn,
+            Committing {
+                req: voting.req,
+                acked: BTreeSet::new(),
+            },
+        );
+        // Persist before send: the Save comes first; a runtime sends the
+        // messages below only once it is durable.
+        o.save(Storage::Coordinator(state.storage()));
+        o.cancel_timer(Timer::Votes(txn));
+        o.broadcast(&self.participants(), &Msg::Commit { txn });
+        o.send(voting.reply_to, Msg::Outcome(outcome));
+        o.set_timer(Timer::Resend(txn), crate::timeouts::RESEND);
+    }
+
+    /// Abort `txn`. The abort itself need not be durable (presumed abort), but
+    /// the outcome the client will see must be: otherwise a stale copy of the
+    /// request, arriving after a crash, could start a new attempt and commit
+    /// what the client was told had failed.
+    fn abort(&self, state: &mut CoordState, txn: TxnId, reason: AbortReason, o: &mut Out<Node>) {
+        let voting = state.voting.remove(&txn).expect("caller checked");
+        let outcome = Outcome {
+            req: voting.req,
+            txn: Some(txn),
+            verdict: Verdict::Aborted(reason),
+        };
+        state.clients.insert(voting.req.client, outcome);
+        o.save(Storage::Coordinator(state.storage()));
+        o.cancel_timer(Timer::Votes(txn));
+        // Only yes-voters hold anything; a participant that has not voted yet
+        // records the abort so that a late prepare is refused.
+        for p in self.participants() {
+            let voted_no = !voting.yes.contains(&p) && reason_blames(reason, p == self.wallet);
+            if !voted_no {
+                o.send(p, Msg::Abort { txn });
+            }
+        }
+        o.send(voting.reply_to, Msg::Outcome(outcome));
+    }
+
+    fn on_ack(&self, state: &mut Cow<CoordState>, src: Id, txn: TxnId, o: &mut Out<Node>) {
+        let Some(committing) = state.commits.get(&txn) else {
+            return; // Already complete (a duplicate ack).
+        };
+        if !self.participants().contains(&src) || committing.acked.contains(&src) {
+            return;
+        }
+        let state = state.to_mut();
+        let committing = state.commits.get_mut(&txn).expect("checked above");
+        committing.acked.insert(src);
+        if committing.acked.len() == self.participants().len() {
+            // Every participant's commit is durable: the decision may be
+            // forgotten (presumed abort never needs it again).
+            state.commits.remove(&txn);
+            o.save(Storage::Coordinator(state.storage()));
+            o.cancel_timer(Timer::Resend(txn));
+        }
+    }
+
+    /// Handle a timer.
+    pub fn on_timeout(&self, state: &mut Cow<CoordState>, timer: &Timer, o: &mut Out<Node>) {
+        match timer {
+            Timer::Votes(txn) => {
+                if state.voting.contains_key(txn) {
+                    self.abort(state.to_mut(), *txn, AbortReason::VoteTimeout, o);
+                }
+            }
+            Timer::Resend(txn) => {
+                if let Some(committing) = state.commits.get(txn) {
+                    for p in self.participants() {
+                        if !committing.acked.contains(&p) {
+                            o.send(p, Msg::Commit { txn: *txn });
+                        }
+                    }
+                    o.set_timer(Timer::Resend(*txn), crate::timeouts::RESEND);
+                }
+            }
+            // Other roles' timers are never set by a coordinator.
+            Timer::Retry | Timer::Query(_) => {}
+        }
+    }
+}
+
+/// Whether an abort for `reason` was caused by a no vote of the wallet
+/// (`is_wallet`) or of the order service: that voter has aborted already.
+fn reason_blames(reason: AbortReason, is_wallet: bool) -> bool {
+    match reason {
+        AbortReason::InsufficientFunds | AbortReason::UnknownUser => is_wallet,
+        AbortReason::InsufficientStock | AbortReason::UnknownSku => !is_wallet,
+        AbortReason::VoteTimeout | AbortReason::InvalidRequest => false,
+    }
+}

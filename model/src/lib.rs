@@ -1,0 +1,228 @@
+//! # twopc-model: a purchase as presumed-abort two-phase commit
+//!
+//! A purchase debits a user's wallet by `qty * price` and takes `qty` units of
+//! a sku from the order service: both or neither. Four roles, written once as
+//! [`stateright`] actors, model-checked by `twopc-check` and run over UDP by the
+//! `twopc` node binary. This crate is pure: no IO, no clocks, no threads. Every
+//! effect is a [`Command`](stateright::actor::Command) written into `Out`.
+//!
+//! ## The protocol
+//!
+//! 1. **Request.** A [`client::Client`] sends `Purchase { req, .. }` to the
+//!    coordinator and re-sends it on a timer until it gets an `Outcome`. `req`
+//!    is (client id, request number); numbers increase by one per client, so
+//!    the coordinator remembers just the last outcome per client.
+//! 2. **Prepare.** The [`coordinator::Coordinator`] gives the attempt a fresh
+//!    [`TxnId`] (its epoch, bumped durably at every start, plus a counter) and
+//!    sends `Prepare` to the wallet and to the order service.
+//! 3. **Vote.** A [`participant::Participant`] checks that the level net of
+//!    existing holds covers the amount. If so it records a *hold* (escrow, not a
+//!    lock: a hot account never waits for a round trip), **saves it, then**
+//!    votes yes. If not, it records the abort and votes no.
+//! 4. **Decide.** All yes: the coordinator **saves** the commit decision and
+//!    the client's outcome, **then** sends `Commit` to both participants and
+//!    the `Outcome` to the client. Any no, or the vote timer firing: it saves
+//!    the client's (aborted) outcome, then sends `Abort` and the `Outcome`.
+//! 5. **Finish.** A participant applies a commit (level minus held amount),
+//!    saves, then acks. The coordinator re-sends `Commit` on a timer until both
+//!    acked, then forgets the decision. Aborts are not acked: a participant
+//!    still holding a transaction asks the coordinator (`QueryDecision`) on a
+//!    timer, and an unknown transaction is *presumed aborted*.
+//!
+//! On the critical path of a committed purchase there are two forced writes in
+//! sequence: the participants' prepares (in parallel), then the decision.
+//!
+//! ## What each fault does
+//!
+//! The model's network is UDP-like: it may drop, duplicate, reorder and
+//! re-deliver any message it ever carried, at any later time, across crashes.
+//!
+//! - **Lost message**: every message that matters is re-sent by a timer
+//!   (purchase, commit, query) or replaced by a timeout (votes → abort).
+//! - **Duplicate or stale message**: every handler is idempotent. A retry of a
+//!   decided request gets the saved outcome; a stale request older than the
+//!   client's last is ignored; a prepare after the decision changes nothing; a
+//!   duplicate commit is acked and not applied again; votes, acks and queries
+//!   about older attempts are answered from the log or by presumed abort.
+//! - **Participant crash**: holds and finished transactions are durable; on
+//!   restart each hold asks the coordinator for its decision.
+//! - **Coordinator crash before deciding**: the vote collection is forgotten;
+//!   participants that prepared learn "abort" (presumed) when they ask; the
+//!   client's retry starts a new attempt under the new epoch, so the old
+//!   attempt's abort can never hit the new attempt's hold.
+//! - **Coordinator crash after deciding**: the decision is durable and is
+//!   re-sent on restart until every participant acked.
+//! - **Client crash**: the outcomes it saw are durable; it resumes retrying its
+//!   current request, which the coordinator answers idempotently.
+//!
+//! ## The known limit
+//!
+//! Two-phase commit blocks: a participant that voted yes must wait for the
+//! decision. While a coordinator that may have decided stays down, prepared
+//! participants keep their holds and keep asking, forever. `twopc-check
+//! liveness --never-recover coordinator` shows the path to that state.
+//! Decided transactions are remembered by participants indefinitely (their
+//! `finished` map), so a participant's memory grows with its history.
+
+pub mod client;
+pub mod coordinator;
+pub mod msg;
+pub mod participant;
+
+pub use client::{Client, ClientState};
+pub use coordinator::{CoordState, CoordStorage, Coordinator};
+pub use msg::*;
+pub use participant::{Hold, PartState, PartStorage, Participant, Resource};
+
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Actor, Id, Out};
+use std::borrow::Cow;
+
+/// Timer durations, for runtimes. The model checker ignores them (any set timer
+/// may fire at any time), so they shape only real-world behaviour.
+pub mod timeouts {
+    use std::ops::Range;
+    use std::time::Duration;
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+    /// Client: resend an unanswered purchase.
+    pub const RETRY: Range<Duration> = ms(300)..ms(600);
+    /// Coordinator: give up on missing votes and abort.
+    pub const VOTES: Range<Duration> = ms(1000)..ms(1500);
+    /// Coordinator: resend an unacknowledged commit.
+    pub const RESEND: Range<Duration> = ms(200)..ms(400);
+    /// Participant: ask about a prepared transaction with no decision.
+    pub const QUERY: Range<Duration> = ms(500)..ms(1000);
+}
+
+/// The one actor type of a twopc system: every node plays one role.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Node {
+    /// Runs the transactions.
+    Coordinator(Coordinator),
+    /// Guards balances or stock.
+    Participant(Participant),
+    /// Makes purchases.
+    Client(Client),
+}
+
+/// The state of any node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum State {
+    /// A coordinator's state.
+    Coordinator(CoordState),
+    /// A participant's state.
+    Participant(PartState),
+    /// A client's state.
+    Client(ClientState),
+}
+
+/// The durable state of any node: what `Save` writes and `on_start` reads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Storage {
+    /// A coordinator's log.
+    Coordinator(CoordStorage),
+    /// A participant's balances or stock, holds and finished transactions.
+    Participant(PartStorage),
+    /// A client's seen outcomes.
+    Client(ClientState),
+}
+
+impl State {
+    /// The durable projection of this state: what the last `Save` must hold.
+    pub fn storage(&self) -> Storage {
+        match self {
+            State::Coordinator(s) => Storage::Coordinator(s.storage()),
+            State::Participant(s) => Storage::Participant(s.data.clone()),
+            State::Client(s) => Storage::Client(s.clone()),
+        }
+    }
+}
+
+/// Runs `f` on the role's own state inside a `Cow<State>`, keeping the
+/// borrowed/owned distinction so the checker can still see no-op steps.
+macro_rules! with_role_state {
+    ($state:expr, $variant:ident, |$inner:ident| $body:expr) => {{
+        let State::$variant(inner) = &**$state else {
+            unreachable!("a node's state always matches its role")
+        };
+        let mut $inner = Cow::Borrowed(inner);
+        $body;
+        if let Cow::Owned(owned) = $inner {
+            *$state = Cow::Owned(State::$variant(owned));
+        }
+    }};
+}
+
+impl Actor for Node {
+    type Msg = Msg;
+    type State = State;
+    type Timer = Timer;
+    type Random = ();
+    type Storage = Storage;
+
+    fn on_start(&self, _id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> State {
+        match self {
+            Node::Coordinator(c) => {
+                let stored = match storage {
+                    Some(Storage::Coordinator(s)) => Some(s),
+                    _ => None,
+                };
+                State::Coordinator(c.on_start(stored, o))
+            }
+            Node::Participant(p) => {
+                let stored = match storage {
+                    Some(Storage::Participant(s)) => Some(s),
+                    _ => None,
+                };
+                State::Participant(p.on_start(stored, o))
+            }
+            Node::Client(c) => {
+                let stored = match storage {
+                    Some(Storage::Client(s)) => Some(s),
+                    _ => None,
+                };
+                State::Client(c.on_start(stored, o))
+            }
+        }
+    }
+
+    fn on_msg(&self, _id: Id, state: &mut Cow<State>, src: Id, msg: Msg, o: &mut Out<Self>) {
+        match self {
+            Node::Coordinator(c) => {
+                with_role_state!(state, Coordinator, |s| c.on_msg(&mut s, src, msg, o))
+            }
+            Node::Participant(p) => {
+                with_role_state!(state, Participant, |s| p.on_msg(&mut s, src, msg, o))
+            }
+            Node::Client(c) => with_role_state!(state, Client, |s| c.on_msg(&mut s, src, msg, o)),
+        }
+    }
+
+    fn on_timeout(&self, _id: Id, state: &mut Cow<State>, timer: &Timer, o: &mut Out<Self>) {
+        match self {
+            Node::Coordinator(c) => {
+                with_role_state!(state, Coordinator, |s| c.on_timeout(&mut s, timer, o))
+            }
+            Node::Participant(p) => {
+                with_role_state!(state, Participant, |s| p.on_timeout(&mut s, timer, o))
+            }
+            Node::Client(c) => {
+                with_role_state!(state, Client, |s| c.on_timeout(&mut s, timer, o))
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Node::Coordinator(_) => "coordinator".into(),
+            Node::Participant(p) => match p.resource {
+                Resource::Wallet => "wallet".into(),
+                Resource::Order => "order".into(),
+            },
+            Node::Client(c) => format!("client{}", c.id),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The vocabulary of the protocol: identifiers, operations, messages and timers.
+//!
+//! Everything here derives serde so the node can put it on the wire and on disk
+//! unchanged, and `Ord`/`Hash` so the model checker can store it in states.
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies a client across requests. In the model it is the client's actor
+/// index; a real client picks a random one per process.
+pub type ClientId = u64;
+
+/// A user's account name at the wallet, or a product's sku at the order service.
+pub type Key = String;
+
+/// An amount of money (wallet) or a number of units (order service).
+pub type Amount = u64;
+
+/// A client request: unique per client, numbered 1, 2, 3... in the order the
+/// client issues them. Retries of a request carry the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId {
+    /// Who asked.
+    pub client: ClientId,
+    /// The client's request number, starting at 1, increasing by one.
+    pub seq: u64,
+}
+
+/// One attempt at committing a request. Fresh for every attempt: the epoch is
+/// bumped and persisted at every coordinator start, the counter is volatile.
+/// So a message about an old attempt can never be mistaken for a newer one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TxnId {
+    /// The coordinator incarnation that started the attempt.
+    pub epoch: u64,
+    /// The attempt's number within that incarnation.
+    pub n: u64,
+}
+
+impl std::fmt::Display for TxnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.n)
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.client, self.seq)
+    }
+}
+
+/// What a participant is asked to hold: `amount` of `key` (a user's money at
+/// the wallet, a sku's units at the order service).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Op {
+    /// The account or sku.
+    pub key: Key,
+    /// How much of it.
+    pub amount: Amount,
+}
+
+/// What a client asks for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Purchase {
+    /// The paying user (a wallet account).
+    pub user: Key,
+    /// The product (an order-service sku).
+    pub sku: Key,
+    /// Units of the sku.
+    pub qty: Amount,
+    /// Price per unit; the wallet is debited `qty * price`.
+    pub price: Amount,
+}
+
+/// Why a participant refused to prepare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The key's level net of existing holds does not cover the amount.
+    Insufficient,
+    /// The participant has no such account or sku.
+    UnknownKey,
+}
+
+/// A participant's vote on a prepare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Ballot {
+    /// Prepared: the hold is durable and the participant will commit if told to.
+    Yes,
+    /// Refused (and already aborted locally).
+    No(Refusal),
+}
+
+/// Why a purchase was aborted, as told to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AbortReason {
+    /// The wallet refused: the user's balance net of holds is too small.
+    InsufficientFunds,
+    /// The order service refused: the sku's stock net of holds is too small.
+    InsufficientStock,
+    /// The wallet has no such user.
+    UnknownUser,
+    /// The order service has no such sku.
+    UnknownSku,
+    /// Not every vote arrived before the vote timer fired.
+    VoteTimeout,
+    /// Zero quantity, or `qty * price` overflows.
+    InvalidRequest,
+}
+
+/// The outcome of a request, as the client learns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Both participants will apply (or have applied) the purchase.
+    Committed,
+    /// Neither participant applies it.
+    Aborted(AbortReason),
+}
+
+/// What a client has been told about one of its requests. Also what the
+/// coordinator remembers durably per client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The request.
+    pub req: RequestId,
+    /// The attempt that decided it (`None` when it was refused before any attempt).
+    pub txn: Option<TxnId>,
+    /// Committed or aborted, and why.
+    pub verdict: Verdict,
+}
+
+/// Every message of the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Msg {
+    /// Client → coordinator: please do this purchase (sent again until answered).
+    Purchase { req: RequestId, purchase: Purchase },
+    /// Coordinator → client: the request's outcome (durable at the coordinator).
+    Outcome(Outcome),
+    /// Coordinator → participant: hold `op` for `txn`, then vote.
+    Prepare { txn: TxnId, req: RequestId, op: Op },
+    /// Participant → coordinator: the vote on `txn`.
+    Vote { txn: TxnId, ballot: Ballot },
+    /// Coordinator → participant: apply the hold of `txn` (sent until acked).
+    Commit { txn: TxnId },
+    /// Coordinator → participant: release the hold of `txn`.
+    Abort { txn: TxnId },
+    /// Participant → coordinator: `txn`'s commit is durable here.
+    Ack { txn: TxnId },
+    /// Participant → coordinator: I hold `txn` and have heard no decision.
+    QueryDecision { txn: TxnId },
+}
+
+/// Every timer of the protocol. In the model any set timer may fire at any
+/// time; only a runtime gives them durations (see [`crate::timeouts`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    /// Client: send the current request again.
+    Retry,
+    /// Coordinator: stop waiting for `txn`'s votes and abort it.
+    Votes(TxnId),
+    /// Coordinator: send `txn`'s commit again to participants that have not acked.
+    Resend(TxnId),
+    /// Participant: ask the coordinator about prepared `txn`.
+    Query(TxnId),
+}

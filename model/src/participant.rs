@@ -1,0 +1,226 @@
+//! A participant: the wallet (balances per user) or the order service (stock
+//! per sku). Both guard a map of levels and take the same escrow holds, so one
+//! implementation serves both; [`Resource`] only names which one it is.
+
+use crate::msg::*;
+use crate::{Node, Storage};
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Id, Out};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// Which resource a participant guards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Resource {
+    /// User balances; a purchase debits `qty * price`.
+    Wallet,
+    /// Sku stock; a purchase takes `qty` units.
+    Order,
+}
+
+/// A participant's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Participant {
+    /// Wallet or order service.
+    pub resource: Resource,
+    /// The coordinator to ask about in-doubt transactions.
+    pub coordinator: Id,
+    /// Levels on first start (no storage yet): balances or stock.
+    pub initial: BTreeMap<Key, Amount>,
+}
+
+/// A prepared transaction's reservation: `op.amount` of `op.key` is set aside
+/// (escrow, not a lock: other transactions on the same key still prepare if
+/// the level net of all holds covers them).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Hold {
+    /// The request the transaction attempts.
+    pub req: RequestId,
+    /// What is held.
+    pub op: Op,
+}
+
+/// A transaction this participant has finished.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Finished {
+    /// The request (unknown when an abort arrived before any prepare).
+    pub req: Option<RequestId>,
+    /// What was (or would have been) applied.
+    pub op: Option<Op>,
+    /// Applied (`true`) or not.
+    pub committed: bool,
+}
+
+/// The participant's durable state. A participant has no other state worth
+/// keeping, so its whole state is this (plus one diagnostic flag).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartStorage {
+    /// Committed levels: balances or stock, net of committed purchases only.
+    pub levels: BTreeMap<Key, Amount>,
+    /// Prepared (voted yes, undecided) transactions.
+    pub holds: BTreeMap<TxnId, Hold>,
+    /// Decided transactions, remembered so that duplicates and late prepares
+    /// change nothing.
+    pub finished: BTreeMap<TxnId, Finished>,
+}
+
+impl PartStorage {
+    /// What is held on `key` by prepared transactions.
+    pub fn held(&self, key: &str) -> Amount {
+        self.holds
+            .values()
+            .filter(|h| h.op.key == key)
+            .map(|h| h.op.amount)
+            .sum()
+    }
+}
+
+/// The participant's whole state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartState {
+    /// Everything durable.
+    pub data: PartStorage,
+    /// Set when this incarnation recovered prepared holds from storage (lets
+    /// the checker prove that recovery path is exercised).
+    pub recovered_holds: bool,
+}
+
+impl Participant {
+    /// Start or restart from storage. Prepared holds survive; each asks the
+    /// coordinator for its decision on a timer.
+    pub fn on_start(&self, storage: Option<&PartStorage>, o: &mut Out<Node>) -> PartState {
+        let data = storage.cloned().unwrap_or_else(|| PartStorage {
+            levels: self.initial.clone(),
+            ..PartStorage::default()
+        });
+        for txn in data.holds.keys() {
+            o.set_timer(Timer::Query(*txn), crate::timeouts::QUERY);
+        }
+        PartState {
+            recovered_holds: !data.holds.is_empty(),
+            data,
+        }
+    }
+
+    /// Handle one message.
+    pub fn on_msg(&self, state: &mut Cow<PartState>, src: Id, msg: Msg, o: &mut Out<Node>) {
+        if src != self.coordinator {
+            // Only the coordinator drives a participant; anything else is
+            // ignored deliberately.
+            return;
+        }
+        match msg {
+            Msg::Prepare { txn, req, op } => self.on_prepare(state, txn, req, op, o),
+            Msg::Commit { txn } => {
+                if let Some(done) = state.data.finished.get(&txn) {
+                    if done.committed {
+                        o.send(src, Msg::Ack { txn }); // Our ack was lost.
+                    }
+                    // Commit of a transaction we aborted cannot come from a
+                    // correct coordinator (we never voted yes and then
+                    // aborted by ourselves): ignored deliberately.
+                    return;
+                }
+                let Some(hold) = state.data.holds.get(&txn).cloned() else {
+                    return; // Never prepared: no correct coordinator commits it.
+                };
+                let data = &mut state.to_mut().data;
+                data.holds.remove(&txn);
+                let level = data.levels.get_mut(&hold.op.key).expect("held keys exist");
+                // Cannot underflow: the hold was covered by the level when prepared,
+                // and holds only shrink the available amount.
+                *level = level.saturating_sub(hold.op.amount);
+                data.finished.insert(txn, finished(Some(hold), true));
+                o.save(Storage::Participant(data.clone()));
+                o.cancel_timer(Timer::Query(txn));
+                o.send(src, Msg::Ack { txn });
+            }
+            Msg::Abort { txn } => {
+                if state.data.finished.contains_key(&txn) {
+                    return; // Decided already (a duplicate).
+                }
+                let data = &mut state.to_mut().data;
+                let hold = data.holds.remove(&txn);
+                data.finished.insert(txn, finished(hold, false));
+                // Durable so that a late prepare of this attempt is refused.
+                o.save(Storage::Participant(data.clone()));
+                o.cancel_timer(Timer::Query(txn));
+            }
+            // Messages meant for other roles: ignored deliberately.
+            Msg::Purchase { .. }
+            | Msg::Outcome(_)
+            | Msg::Vote { .. }
+            | Msg::Ack { .. }
+            | Msg::QueryDecision { .. } => {}
+        }
+    }
+
+    fn on_prepare(
+        &self,
+        state: &mut Cow<PartState>,
+        txn: TxnId,
+        req: RequestId,
+        op: Op,
+        o: &mut Out<Node>,
+    ) {
+        if state.data.finished.contains_key(&txn) {
+            return; // A prepare arriving after the decision changes nothing.
+        }
+        if state.data.holds.contains_key(&txn) {
+            // Already prepared: the coordinator may have lost our vote.
+            o.send(
+                self.coordinator,
+                Msg::Vote {
+                    txn,
+                    ballot: Ballot::Yes,
+                },
+            );
+            return;
+        }
+        let refusal = match state.data.levels.get(&op.key) {
+            None => Some(Refusal::UnknownKey),
+            Some(level) if level.saturating_sub(state.data.held(&op.key)) < op.amount => {
+                Some(Refusal::Insufficient)
+            }
+            Some(_) => None,
+        };
+        let data = &mut state.to_mut().data;
+        let ballot = match refusal {
+            None => {
+                data.holds.insert(txn, Hold { req, op });
+                o.set_timer(Timer::Query(txn), crate::timeouts::QUERY);
+                Ballot::Yes
+            }
+            Some(refusal) => {
+                let hold = Some(Hold { req, op });
+                data.finished.insert(txn, finished(hold, false));
+                Ballot::No(refusal)
+            }
+        };
+        // Persist before send: the hold is durable before the yes vote leaves.
+        o.save(Storage::Participant(data.clone()));
+        o.send(self.coordinator, Msg::Vote { txn, ballot });
+    }
+
+    /// Handle a timer.
+    pub fn on_timeout(&self, state: &mut Cow<PartState>, timer: &Timer, o: &mut Out<Node>) {
+        match timer {
+            Timer::Query(txn) => {
+                if state.data.holds.contains_key(txn) {
+                    o.send(self.coordinator, Msg::QueryDecision { txn: *txn });
+                    o.set_timer(Timer::Query(*txn), crate::timeouts::QUERY);
+                }
+            }
+            // Other roles' timers are never set by a participant.
+            Timer::Retry | Timer::Votes(_) | Timer::Resend(_) => {}
+        }
+    }
+}
+
+fn finished(hold: Option<Hold>, committed: bool) -> Finished {
+    Finished {
+        req: hold.as_ref().map(|h| h.req),
+        op: hold.map(|h| h.op),
+        committed,
+    }
+}
