@@ -1,1 +1,349 @@
-fn main() {}
+//! `twopc-check`: model-check the twopc purchase protocol.
+
+use clap::{Args, Parser, Subcommand};
+use stateright::{Checker, Expectation, Model};
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use twopc_checks::mutants::Mutant;
+use twopc_checks::system::{Config, NetworkKind, Role, TwopcModel};
+use twopc_checks::{liveness, report};
+
+const FURTHER: &str = "\
+Go further:
+  twopc-check check --clients 1 --max-crashes 1      # one purchase, any actor may crash
+  twopc-check check --mutant presume-commit          # watch the checker catch a bug
+  twopc-check liveness --clients 1 --max-crashes 1 --crashable coordinator --never-recover coordinator
+  twopc-check explore                                # browse the state space at http://127.0.0.1:3000
+  twopc-check simulate --seed 7 --clients 3 --purchases 2
+  twopc-check --help";
+
+/// Model-check twopc, the two-phase-commit purchase protocol.
+///
+/// With no arguments: exhaustively checks the default configuration (two
+/// clients competing for one balance that covers only one purchase, over a
+/// lossy, duplicating, reordering network) and its liveness.
+#[derive(Parser)]
+#[command(version, after_help = FURTHER)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Exhaustive breadth-first check of every property.
+    ///
+    /// Prints progress while it runs, then unique/total states, depth, time
+    /// and each property's verdict. A violated property prints the path that
+    /// breaks it, step by step, and the exit code is 1.
+    #[command(after_help = "Examples:\n  twopc-check check\n  twopc-check check --clients 1 --purchases 2 --max-crashes 1\n  twopc-check check --mutant unsaved-decision")]
+    Check {
+        #[command(flatten)]
+        sys: SysArgs,
+        /// Checker threads (unique state counts do not depend on it).
+        #[arg(long, default_value_t = default_threads())]
+        threads: usize,
+    },
+    /// Serve stateright's web explorer for a configuration (never returns).
+    ///
+    /// Open a counterexample printed by `check` at http://ADDR/#/steps/<path>.
+    Explore {
+        #[command(flatten)]
+        sys: SysArgs,
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+    },
+    /// Random walks (seeded, reproducible) for configurations too large to exhaust.
+    Simulate {
+        #[command(flatten)]
+        sys: SysArgs,
+        /// Seed of the random walks.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many states.
+        #[arg(long, default_value_t = 200_000)]
+        states: usize,
+        /// Longest walk.
+        #[arg(long, default_value_t = 200)]
+        max_depth: usize,
+    },
+    /// AG EF done: from every reachable state, can every request still get
+    /// an outcome and every hold be released?
+    ///
+    /// Explores the whole graph and walks back from the done states. Prints a
+    /// shortest path to a state from which done is unreachable, if any.
+    #[command(after_help = "Examples:\n  twopc-check liveness\n  twopc-check liveness --clients 1 --max-crashes 1\n  # 2PC blocks while a coordinator that decided stays down:\n  twopc-check liveness --clients 1 --max-crashes 1 --crashable coordinator --never-recover coordinator")]
+    Liveness {
+        #[command(flatten)]
+        sys: SysArgs,
+    },
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The system to check.
+#[derive(Args, Clone)]
+struct SysArgs {
+    /// Number of clients (all buy as the same user, the same sku).
+    #[arg(long, default_value_t = 2)]
+    clients: usize,
+    /// Purchases per client, one after another.
+    #[arg(long, default_value_t = 1)]
+    purchases: usize,
+    /// The user's initial balance at the wallet.
+    #[arg(long, default_value_t = 10)]
+    balance: u64,
+    /// The sku's initial stock at the order service.
+    #[arg(long, default_value_t = 2)]
+    stock: u64,
+    /// Units per purchase.
+    #[arg(long, default_value_t = 1)]
+    qty: u64,
+    /// Price per unit.
+    #[arg(long, default_value_t = 6)]
+    price: u64,
+    /// ordered, unordered (no loss, no duplicates), or udp (loses, duplicates, reorders).
+    #[arg(long, value_enum, default_value = "udp")]
+    network: NetworkKind,
+    /// How many actors may be down at the same time.
+    #[arg(long, default_value_t = 0)]
+    max_crashes: usize,
+    /// Which roles may crash (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "coordinator,wallet,order,client")]
+    crashable: Vec<Role>,
+    /// Roles that never recover once crashed (shows 2PC blocking).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    never_recover: Vec<Role>,
+    /// Coordinator restarts to explore (each one bumps its epoch).
+    #[arg(long, default_value_t = 1)]
+    max_restarts: u64,
+    /// Check a deliberately broken protocol variant instead.
+    #[arg(long, value_enum)]
+    mutant: Option<Mutant>,
+}
+
+impl SysArgs {
+    fn config(&self) -> Result<Config, String> {
+        if self.clients == 0 || self.purchases == 0 {
+            return Err("--clients and --purchases must be at least 1".into());
+        }
+        if self.clients > 6 || self.purchases > 6 {
+            return Err("more than 6 clients or purchases cannot be exhausted; use `simulate`".into());
+        }
+        let never: BTreeSet<Role> = self.never_recover.iter().copied().collect();
+        let crashable: BTreeSet<Role> = self.crashable.iter().copied().collect();
+        if !never.is_subset(&crashable) || (!never.is_empty() && self.max_crashes == 0) {
+            return Err("--never-recover roles must be crashable, with --max-crashes at least 1".into());
+        }
+        Ok(Config {
+            clients: self.clients,
+            purchases: self.purchases,
+            balance: self.balance,
+            stock: self.stock,
+            qty: self.qty,
+            price: self.price,
+            network: self.network,
+            max_crashes: self.max_crashes,
+            crashable,
+            never_recover: never,
+            max_restarts: self.max_restarts,
+            mutant: self.mutant,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let crashes = if self.max_crashes == 0 {
+            "no crashes".to_string()
+        } else {
+            let roles: Vec<String> = self.crashable.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+            format!("up to {} down at once among [{}]", self.max_crashes, roles.join(", "))
+        };
+        format!(
+            "{} client(s) x {} purchase(s) of {} x widget at {} (balance {}, stock {}), {:?} network, {}{}",
+            self.clients,
+            self.purchases,
+            self.qty,
+            self.price,
+            self.balance,
+            self.stock,
+            self.network,
+            crashes,
+            self.mutant.map(|m| format!(", MUTANT {}", m.name())).unwrap_or_default()
+        )
+        .replace("Udp", "udp")
+        .replace("Ordered", "ordered")
+        .replace("Unordered", "unordered")
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => default_run(),
+        Some(Command::Check { sys, threads }) => with_config(&sys, |m| run_check(&sys, m, threads)),
+        Some(Command::Liveness { sys }) => with_config(&sys, |m| run_liveness(&sys, &m)),
+        Some(Command::Simulate { sys, seed, states, max_depth }) => {
+            with_config(&sys, |m| run_simulate(&sys, m, seed, states, max_depth))
+        }
+        Some(Command::Explore { sys, addr }) => with_config(&sys, |m| {
+            println!("Checking: {}", sys.describe());
+            println!("Explorer: http://{addr}/  (press Ctrl-C to stop)");
+            println!("Open a counterexample at http://{addr}/#/steps/<action index path>");
+            let _ = m.checker().serve(addr.as_str());
+            true
+        }),
+    };
+    if result {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn with_config(sys: &SysArgs, f: impl FnOnce(TwopcModel) -> bool) -> bool {
+    match sys.config() {
+        Ok(cfg) => f(cfg.into_model()),
+        Err(e) => {
+            eprintln!("twopc-check: {e}");
+            false
+        }
+    }
+}
+
+fn default_run() -> bool {
+    #[derive(Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        sys: SysArgs,
+    }
+    let sys = Defaults::parse_from(["twopc-check"]).sys;
+    println!("twopc-check with no arguments: checking the default configuration.\n");
+    let ok = with_config(&sys, |m| run_check(&sys, m, default_threads()));
+    println!();
+    let live = with_config(&sys, |m| run_liveness(&sys, &m));
+    println!("\n{FURTHER}");
+    ok && live
+}
+
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn run_check(sys: &SysArgs, model: TwopcModel, threads: usize) -> bool {
+    println!("Checking: {}", sys.describe());
+    let shown = model.clone();
+    let start = Instant::now();
+    let run = twopc_checks::check(model, threads, Duration::from_secs(2), |unique, total, depth| {
+        let rate = unique as f64 / start.elapsed().as_secs_f64();
+        eprintln!(
+            "  ... {} unique states, {} total, depth {depth}, {:.0} states/s",
+            thousands(unique),
+            thousands(total),
+            rate
+        );
+    });
+    println!(
+        "Explored {} unique states ({} total), depth {}, in {:.2}s ({:.0} states/s)",
+        thousands(run.unique),
+        thousands(run.total),
+        run.depth,
+        run.elapsed.as_secs_f64(),
+        run.rate()
+    );
+    for v in &run.verdicts {
+        let (mark, what) = match (v.expectation.clone(), v.holds()) {
+            (Expectation::Sometimes, true) => ("ok  ", "sometimes: reached"),
+            (Expectation::Sometimes, false) => ("FAIL", "sometimes: never reached"),
+            (_, true) => ("ok  ", "always: holds"),
+            (_, false) => ("FAIL", "always: VIOLATED"),
+        };
+        println!("  {mark} {:<66} {what}", v.name);
+    }
+    for v in run.verdicts.iter().filter(|v| !v.holds()) {
+        if let Some(path) = &v.discovery {
+            println!("\nCounterexample for \"{}\":", v.name);
+            print!("{}", report::format_path(&shown, path));
+            println!("  action index path: {}", path.encode(&shown));
+            println!(
+                "  open it: twopc-check explore <same flags>, then http://127.0.0.1:3000/#/steps/{}",
+                path.encode(&shown)
+            );
+        }
+    }
+    let ok = run.all_hold();
+    println!("{}", if ok { "All properties hold." } else { "Some properties FAIL." });
+    ok
+}
+
+fn run_liveness(sys: &SysArgs, model: &TwopcModel) -> bool {
+    println!("Liveness (AG EF done): {}", sys.describe());
+    let result = liveness::analyze(model, |n| eprintln!("  ... {} states explored", thousands(n)));
+    println!(
+        "Explored {} states, {} edges in {:.2}s: {} done, {} cut off by the restart bound, {} stuck",
+        thousands(result.states),
+        thousands(result.edges),
+        result.elapsed.as_secs_f64(),
+        thousands(result.done),
+        thousands(result.cut_off),
+        thousands(result.stuck)
+    );
+    match &result.stuck_path {
+        None => {
+            println!("  ok   every reachable state can reach one where every request has an outcome and no hold remains");
+            true
+        }
+        Some(path) => {
+            println!("  FAIL {} states cannot reach done. Shortest path to one:", thousands(result.stuck));
+            print!("{}", report::format_path(model, path));
+            println!("  action index path: {}", path.encode(model));
+            false
+        }
+    }
+}
+
+fn run_simulate(sys: &SysArgs, model: TwopcModel, seed: u64, states: usize, depth: usize) -> bool {
+    println!("Simulating (seed {seed}, up to {states} states, walks of at most {depth} steps): {}", sys.describe());
+    let shown = model.clone();
+    let props = model.properties();
+    let start = Instant::now();
+    let checker = model
+        .checker()
+        .target_state_count(states)
+        .target_max_depth(depth)
+        .spawn_simulation(seed, stateright::UniformChooser)
+        .join();
+    println!(
+        "Generated {} states in {:.2}s",
+        thousands(checker.state_count()),
+        start.elapsed().as_secs_f64()
+    );
+    let mut ok = true;
+    for p in &props {
+        let found = checker.discovery(p.name);
+        let (mark, what) = match (&p.expectation, &found) {
+            (Expectation::Always, None) => ("ok  ", "always: no violation found"),
+            (Expectation::Always, Some(_)) => ("FAIL", "always: VIOLATED"),
+            (_, Some(_)) => ("ok  ", "sometimes: reached"),
+            (_, None) => ("--  ", "sometimes: not reached by these walks"),
+        };
+        println!("  {mark} {:<66} {what}", p.name);
+        if let (Expectation::Always, Some(path)) = (&p.expectation, found) {
+            ok = false;
+            println!("\nCounterexample for \"{}\":", p.name);
+            print!("{}", report::format_path(&shown, &path));
+        }
+    }
+    ok
+}

@@ -1,0 +1,111 @@
+//! twopc-checks: model-checking runs of the twopc protocol.
+//!
+//! - [`system`]: configurations and the stateright model built from them.
+//! - [`properties`]: safety (`always`) and reachability (`sometimes`) properties.
+//! - [`liveness`]: the AG EF done analysis over the explored graph.
+//! - [`mutants`]: deliberately broken protocol variants the checker must catch.
+//! - [`report`]: counterexamples in plain words.
+//! - [`matrix`]: the configurations CI checks exhaustively, with pinned counts.
+
+pub mod liveness;
+pub mod matrix;
+pub mod mutants;
+pub mod properties;
+pub mod report;
+pub mod system;
+
+use stateright::{Checker, Expectation, Model, Path};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use system::{SysAction, SysState, TwopcModel};
+
+/// The outcome of an exhaustive check.
+pub struct CheckRun {
+    /// Unique states visited.
+    pub unique: usize,
+    /// States generated, repeats included.
+    pub total: usize,
+    /// Longest path explored.
+    pub depth: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Each property with its expectation and, if found, its discovery path.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// One property's result.
+pub struct Verdict {
+    /// The property's name.
+    pub name: &'static str,
+    /// `always` or `sometimes`.
+    pub expectation: Expectation,
+    /// A counterexample (for `always`) or an example (for `sometimes`).
+    pub discovery: Option<Path<SysState, SysAction>>,
+}
+
+impl Verdict {
+    /// Whether the property holds: an `always` with no counterexample, or a
+    /// `sometimes` with an example.
+    pub fn holds(&self) -> bool {
+        match self.expectation {
+            Expectation::Always => self.discovery.is_none(),
+            Expectation::Sometimes => self.discovery.is_some(),
+            Expectation::Eventually => self.discovery.is_none(),
+        }
+    }
+}
+
+impl CheckRun {
+    /// Whether every property holds.
+    pub fn all_hold(&self) -> bool {
+        self.verdicts.iter().all(Verdict::holds)
+    }
+
+    /// The verdict on one property.
+    pub fn verdict(&self, name: &str) -> Option<&Verdict> {
+        self.verdicts.iter().find(|v| v.name == name)
+    }
+
+    /// States per second.
+    pub fn rate(&self) -> f64 {
+        self.unique as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Exhaustive breadth-first check with `threads` threads. `progress` is called
+/// about every `every` with (unique, total, depth) while the check runs.
+pub fn check(
+    model: TwopcModel,
+    threads: usize,
+    every: Duration,
+    mut progress: impl FnMut(usize, usize, usize),
+) -> CheckRun {
+    let start = Instant::now();
+    let props = model.properties();
+    let checker = model.checker().threads(threads).spawn_bfs();
+    let mut last = Instant::now();
+    while !checker.is_done() {
+        std::thread::sleep(Duration::from_millis(20));
+        if last.elapsed() >= every {
+            progress(checker.unique_state_count(), checker.state_count(), checker.max_depth());
+            last = Instant::now();
+        }
+    }
+    let checker = checker.join();
+    let elapsed = start.elapsed();
+    let mut discoveries: BTreeMap<&'static str, _> = checker.discoveries().into_iter().collect();
+    CheckRun {
+        unique: checker.unique_state_count(),
+        total: checker.state_count(),
+        depth: checker.max_depth(),
+        elapsed,
+        verdicts: props
+            .iter()
+            .map(|p| Verdict {
+                name: p.name,
+                expectation: p.expectation.clone(),
+                discovery: discoveries.remove(p.name),
+            })
+            .collect(),
+    }
+}

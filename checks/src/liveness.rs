@@ -1,0 +1,173 @@
+//! Liveness as "from every reachable state, a done state is reachable" (AG EF
+//! done), judged over the complete explored state graph.
+//!
+//! stateright's `eventually` only judges acyclic paths, and timers and retries
+//! make cycles, so a livelock would go unreported. Instead this module explores
+//! the graph itself (breadth-first, so the first stuck state found has a
+//! shortest path), keeps every edge, walks backwards from the done states, and
+//! reports any reachable state that cannot get there.
+//!
+//! Boundary: a state with a successor outside the model's boundary (too many
+//! coordinator restarts) is a *cut-off*: its future is not explored, so it is
+//! counted as possibly live, never as stuck.
+
+use crate::system::{SysAction, SysState, TwopcModel};
+use stateright::{Model, Path};
+use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+/// The result of a liveness analysis.
+pub struct Liveness {
+    /// Reachable states within the boundary.
+    pub states: usize,
+    /// Edges between them.
+    pub edges: usize,
+    /// States where everything is done.
+    pub done: usize,
+    /// States whose future the boundary cut off (counted as possibly live).
+    pub cut_off: usize,
+    /// Reachable states from which no done state is reachable.
+    pub stuck: usize,
+    /// A shortest path to a stuck state, if any.
+    pub stuck_path: Option<Path<SysState, SysAction>>,
+    /// Time taken.
+    pub elapsed: Duration,
+}
+
+impl Liveness {
+    /// Whether every reachable state can reach done.
+    pub fn holds(&self) -> bool {
+        self.stuck == 0
+    }
+}
+
+fn fingerprint(s: &SysState) -> u64 {
+    let mut h = DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// Explore `model` completely and judge AG EF done. `progress` is called about
+/// once a second with the number of states found so far.
+pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness {
+    let start = Instant::now();
+    let mut last_report = Instant::now();
+    let mut index: HashMap<u64, u32> = HashMap::new();
+    // For each state: (parent, action index at parent), for path rebuilding.
+    let mut parent: Vec<(u32, u32)> = Vec::new();
+    let mut preds: Vec<Vec<u32>> = Vec::new();
+    let mut live: Vec<bool> = Vec::new(); // done or cut off: seeds of the backward walk
+    let mut queue: VecDeque<(u32, SysState)> = VecDeque::new();
+    let (mut edges, mut done, mut cut_off) = (0usize, 0usize, 0usize);
+
+    for (i, s) in model.init_states().into_iter().enumerate() {
+        if !model.within_boundary(&s) {
+            continue;
+        }
+        if let Entry::Vacant(e) = index.entry(fingerprint(&s)) {
+            let id = parent.len() as u32;
+            e.insert(id);
+            parent.push((u32::MAX, i as u32));
+            preds.push(Vec::new());
+            live.push(false);
+            queue.push_back((id, s));
+        }
+    }
+    let mut actions = Vec::new();
+    while let Some((id, state)) = queue.pop_front() {
+        if model.is_done(&state) {
+            live[id as usize] = true;
+            done += 1;
+        }
+        actions.clear();
+        model.actions(&state, &mut actions);
+        let mut was_cut = false;
+        for (ai, action) in actions.drain(..).enumerate() {
+            let Some(next) = model.next_state(&state, action) else {
+                continue;
+            };
+            if !model.within_boundary(&next) {
+                was_cut = true;
+                continue;
+            }
+            let next_id = match index.entry(fingerprint(&next)) {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(e) => {
+                    let nid = parent.len() as u32;
+                    e.insert(nid);
+                    parent.push((id, ai as u32));
+                    preds.push(Vec::new());
+                    live.push(false);
+                    queue.push_back((nid, next));
+                    nid
+                }
+            };
+            if next_id != id {
+                preds[next_id as usize].push(id);
+                edges += 1;
+            }
+        }
+        if was_cut {
+            cut_off += 1;
+            live[id as usize] = true;
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            progress(parent.len());
+            last_report = Instant::now();
+        }
+    }
+
+    // Backward reachability from the live seeds.
+    let mut can_finish = live.clone();
+    let mut work: Vec<u32> = (0..live.len() as u32).filter(|i| live[*i as usize]).collect();
+    while let Some(i) = work.pop() {
+        for &p in &preds[i as usize] {
+            if !can_finish[p as usize] {
+                can_finish[p as usize] = true;
+                work.push(p);
+            }
+        }
+    }
+    let stuck = can_finish.iter().filter(|x| !**x).count();
+    // States are numbered in BFS order, so the first stuck one is shallowest.
+    let stuck_path = can_finish
+        .iter()
+        .position(|x| !*x)
+        .map(|i| rebuild_path(model, &parent, i as u32));
+    Liveness {
+        states: parent.len(),
+        edges,
+        done,
+        cut_off,
+        stuck,
+        stuck_path,
+        elapsed: start.elapsed(),
+    }
+}
+
+fn rebuild_path(model: &TwopcModel, parent: &[(u32, u32)], mut i: u32) -> Path<SysState, SysAction> {
+    let mut action_indices = Vec::new();
+    while parent[i as usize].0 != u32::MAX {
+        let (p, ai) = parent[i as usize];
+        action_indices.push(ai as usize);
+        i = p;
+    }
+    let init_index = parent[i as usize].1 as usize;
+    action_indices.reverse();
+    let init = model.init_states().swap_remove(init_index);
+    let mut state = init.clone();
+    let mut actions = Vec::new();
+    let mut taken = Vec::new();
+    for ai in action_indices {
+        actions.clear();
+        model.actions(&state, &mut actions);
+        let action = actions.swap_remove(ai);
+        state = model
+            .next_state(&state, action.clone())
+            .expect("a recorded step replays");
+        taken.push(action);
+    }
+    Path::from_actions(model, init, &taken).expect("a recorded path replays")
+}

@@ -1,0 +1,196 @@
+//! Deliberately broken variants of the protocol, kept out of the production
+//! actors: [`Checked`] wraps a [`Node`] and, when a [`Mutant`] is selected,
+//! rewrites what goes into or comes out of it. Each mutant names the property
+//! the checker must find violated; tests assert that it does.
+
+use std::borrow::Cow;
+use stateright::actor::{Actor, Command, Id, Out};
+use twopc_model::{Msg, Node, State, Storage, Timer, Verdict};
+
+/// A protocol bug the checker must catch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Mutant {
+    /// A participant votes yes without saving its hold first.
+    NoSaveBeforeYes,
+    /// The coordinator reveals a commit decision without saving it.
+    UnsavedDecision,
+    /// The coordinator commits when the vote timer fires instead of aborting.
+    CommitOnVoteTimeout,
+    /// A participant applies a duplicate commit a second time.
+    DoubleApplyCommit,
+    /// A participant drops its prepared holds when it restarts.
+    ForgetHoldsOnRestart,
+    /// The coordinator answers a query about an unknown transaction with commit.
+    PresumeCommit,
+    /// The coordinator tells a client "aborted" without saving that outcome.
+    UnsavedAbortOutcome,
+    /// The coordinator does not bump its epoch on restart (transaction ids reused).
+    ReuseTxnIds,
+    /// The coordinator starts a new attempt for a retry of a decided request.
+    RetryStartsNewAttempt,
+}
+
+impl Mutant {
+    /// The property this mutant breaks (the checker must report it violated).
+    pub fn breaks(self) -> &'static str {
+        use crate::properties::*;
+        match self {
+            Mutant::NoSaveBeforeYes => DURABLE,
+            Mutant::UnsavedDecision => DURABLE,
+            Mutant::CommitOnVoteTimeout => COMMIT_NEEDS_EVERY_YES,
+            Mutant::DoubleApplyCommit => CONSERVED,
+            Mutant::ForgetHoldsOnRestart => CLIENT_TOLD_THE_TRUTH,
+            Mutant::PresumeCommit => ATOMIC,
+            Mutant::UnsavedAbortOutcome => CLIENT_TOLD_THE_TRUTH,
+            Mutant::ReuseTxnIds => CLIENT_TOLD_THE_TRUTH,
+            Mutant::RetryStartsNewAttempt => CHARGED_AT_MOST_ONCE,
+        }
+    }
+
+    /// Every mutant.
+    pub fn all() -> Vec<Mutant> {
+        <Mutant as clap::ValueEnum>::value_variants().to_vec()
+    }
+
+    /// The kebab-case name used on the command line.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// The actor the checker runs: the production [`Node`], optionally mutated.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The production actor, unchanged.
+    pub node: Node,
+    /// The bug to inject, if any.
+    pub mutant: Option<Mutant>,
+}
+
+fn is(m: Option<Mutant>, which: Mutant) -> bool {
+    m == Some(which)
+}
+
+fn sends(out: &Out<Node>, f: impl Fn(&Msg) -> bool) -> bool {
+    out.iter()
+        .any(|c| matches!(c, Command::Send(_, msg) if f(msg)))
+}
+
+impl Checked {
+    /// Rewrites the production actor's output according to the mutant.
+    fn mutate_out(&self, out: Out<Node>, o: &mut Out<Self>) {
+        let drop_saves = match (&self.node, self.mutant) {
+            (Node::Participant(_), Some(Mutant::NoSaveBeforeYes)) => sends(&out, |m| {
+                matches!(m, Msg::Vote { ballot: twopc_model::Ballot::Yes, .. })
+            }),
+            (Node::Coordinator(_), Some(Mutant::UnsavedDecision)) => {
+                sends(&out, |m| matches!(m, Msg::Commit { .. }))
+            }
+            (Node::Coordinator(_), Some(Mutant::UnsavedAbortOutcome)) => sends(&out, |m| {
+                matches!(m, Msg::Outcome(o) if matches!(o.verdict, Verdict::Aborted(_)))
+            }),
+            _ => false,
+        };
+        for c in out {
+            if drop_saves && matches!(c, Command::Save(_)) {
+                continue;
+            }
+            push(o, c);
+        }
+    }
+}
+
+fn push(o: &mut Out<Checked>, c: Command<Msg, Timer, (), Storage>) {
+    match c {
+        Command::Send(dst, msg) => o.send(dst, msg),
+        Command::SetTimer(t, d) => o.set_timer(t, d),
+        Command::CancelTimer(t) => o.cancel_timer(t),
+        Command::ChooseRandom(k, r) => o.choose_random(k, r),
+        Command::Save(s) => o.save(s),
+    }
+}
+
+impl Actor for Checked {
+    type Msg = Msg;
+    type State = State;
+    type Timer = Timer;
+    type Random = ();
+    type Storage = Storage;
+
+    fn on_start(&self, id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> State {
+        let mut storage = storage.clone();
+        match (&mut storage, self.mutant) {
+            (Some(Storage::Participant(s)), Some(Mutant::ForgetHoldsOnRestart)) => {
+                s.holds.clear()
+            }
+            (Some(Storage::Coordinator(s)), Some(Mutant::ReuseTxnIds)) => s.epoch = 0,
+            _ => {}
+        }
+        let mut out = Out::new();
+        let state = self.node.on_start(id, &storage, &mut out);
+        self.mutate_out(out, o);
+        state
+    }
+
+    fn on_msg(&self, id: Id, state: &mut Cow<State>, src: Id, msg: Msg, o: &mut Out<Self>) {
+        let mut out = Out::new();
+        match (&self.node, self.mutant, &msg) {
+            (Node::Coordinator(_), Some(Mutant::PresumeCommit), Msg::QueryDecision { txn }) => {
+                if let State::Coordinator(s) = &**state {
+                    if !s.commits.contains_key(txn) && !s.voting.contains_key(txn) {
+                        out.send(src, Msg::Commit { txn: *txn });
+                    }
+                }
+            }
+            (Node::Participant(_), Some(Mutant::DoubleApplyCommit), Msg::Commit { txn }) => {
+                let applied = match &**state {
+                    State::Participant(s) => s.data.finished.get(txn).cloned(),
+                    _ => None,
+                };
+                if let Some(f) = applied.filter(|f| f.committed) {
+                    if let (State::Participant(s), Some(op)) = (state.to_mut(), f.op) {
+                        let level = s.data.levels.entry(op.key).or_default();
+                        *level = level.saturating_sub(op.amount);
+                        out.save(Storage::Participant(s.data.clone()));
+                    }
+                }
+                self.node.on_msg(id, state, src, msg, &mut out);
+            }
+            (Node::Coordinator(_), Some(Mutant::RetryStartsNewAttempt), Msg::Purchase { req, .. }) => {
+                if let State::Coordinator(s) = &**state {
+                    if s.clients.get(&req.client).is_some_and(|t| t.req == *req) {
+                        if let State::Coordinator(s) = state.to_mut() {
+                            s.clients.remove(&req.client);
+                        }
+                    }
+                }
+                self.node.on_msg(id, state, src, msg, &mut out);
+            }
+            _ => self.node.on_msg(id, state, src, msg, &mut out),
+        }
+        self.mutate_out(out, o);
+    }
+
+    fn on_timeout(&self, id: Id, state: &mut Cow<State>, timer: &Timer, o: &mut Out<Self>) {
+        let mut out = Out::new();
+        match (&self.node, timer) {
+            (Node::Coordinator(c), Timer::Votes(txn)) if is(self.mutant, Mutant::CommitOnVoteTimeout) => {
+                let voting = matches!(&**state, State::Coordinator(s) if s.voting.contains_key(txn));
+                if voting {
+                    // Pretend both participants voted yes.
+                    let yes = |txn| Msg::Vote { txn, ballot: twopc_model::Ballot::Yes };
+                    self.node.on_msg(id, state, c.wallet, yes(*txn), &mut out);
+                    self.node.on_msg(id, state, c.order, yes(*txn), &mut out);
+                }
+            }
+            _ => self.node.on_timeout(id, state, timer, &mut out),
+        }
+        self.mutate_out(out, o);
+    }
+
+    fn name(&self) -> String {
+        self.node.name()
+    }
+}

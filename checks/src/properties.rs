@@ -1,0 +1,187 @@
+//! The properties every reachable state must have (`always`), and the states
+//! that must be reachable so the `always`s are not vacuous (`sometimes`).
+//!
+//! Participants' records are read from their states (a participant's state is
+//! its storage, see `durable`); promises made on the wire come from the
+//! auxiliary [`History`](crate::system::History).
+
+use crate::system::*;
+use stateright::actor::Id;
+use stateright::Property;
+use std::collections::BTreeMap;
+use twopc_model::*;
+
+/// No transaction is committed at one participant and aborted at another.
+pub const ATOMIC: &str = "atomic";
+/// A participant commits only transactions every participant voted yes on.
+pub const COMMIT_NEEDS_EVERY_YES: &str = "commit needs every yes";
+/// Initial level = level + committed amounts, per key; never negative net of holds.
+pub const CONSERVED: &str = "money and stock conserved";
+/// A client request is applied at most once at each participant.
+pub const CHARGED_AT_MOST_ONCE: &str = "charged at most once";
+/// What a client was told matches what the participants did.
+pub const CLIENT_TOLD_THE_TRUTH: &str = "client told the truth";
+/// Everything promised on the wire is on disk.
+pub const DURABLE: &str = "durable";
+
+/// Reached: a client saw a commit.
+pub const SOME_COMMIT: &str = "a commit";
+/// Reached: a client saw an abort for insufficient funds or stock.
+pub const SOME_SHORTAGE_ABORT: &str = "an abort for insufficient funds or stock";
+/// Reached: a client saw an abort by vote timeout.
+pub const SOME_TIMEOUT_ABORT: &str = "an abort by vote timeout";
+/// Reached: a participant restarted with prepared holds.
+pub const PREPARED_RECOVERY: &str = "a crashed prepared participant recovers";
+/// Reached: a coordinator restarted with commit decisions and finished them.
+pub const DECIDED_RECOVERY: &str = "a crashed coordinator that decided commit recovers and finishes";
+
+/// The properties that apply to a configuration: every safety property, and
+/// the reachability properties the configuration can possibly reach.
+pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
+    let mut props = vec![
+        Property::always(ATOMIC, atomic),
+        Property::always(COMMIT_NEEDS_EVERY_YES, commit_needs_every_yes),
+        Property::always(CONSERVED, conserved),
+        Property::always(CHARGED_AT_MOST_ONCE, charged_at_most_once),
+        Property::always(CLIENT_TOLD_THE_TRUTH, client_told_the_truth),
+        Property::always(DURABLE, durable),
+        Property::sometimes(SOME_TIMEOUT_ABORT, |_, s| {
+            seen(s).any(|o| o.verdict == Verdict::Aborted(AbortReason::VoteTimeout))
+        }),
+    ];
+    if cfg.can_commit() {
+        props.push(Property::sometimes(SOME_COMMIT, |_, s| {
+            seen(s).any(|o| o.verdict == Verdict::Committed)
+        }));
+    }
+    if cfg.can_run_short() {
+        props.push(Property::sometimes(SOME_SHORTAGE_ABORT, |_, s| {
+            seen(s).any(|o| {
+                matches!(
+                    o.verdict,
+                    Verdict::Aborted(AbortReason::InsufficientFunds | AbortReason::InsufficientStock)
+                )
+            })
+        }));
+    }
+    if cfg.may_crash(Role::Wallet) || cfg.may_crash(Role::Order) {
+        props.push(Property::sometimes(PREPARED_RECOVERY, |_, s| {
+            participants(s).any(|(i, p)| p.recovered_holds && !s.crashed[i])
+        }));
+    }
+    if cfg.may_crash(Role::Coordinator) && cfg.can_commit() {
+        props.push(Property::sometimes(DECIDED_RECOVERY, |_, s| {
+            let c = coordinator(s);
+            c.recovered_commits && c.commits.is_empty() && !s.crashed[COORDINATOR]
+        }));
+    }
+    props
+}
+
+fn seen(s: &SysState) -> impl Iterator<Item = &Outcome> {
+    clients(s).flat_map(|c| c.seen.iter())
+}
+
+/// Every participant's finished transactions, as (participant, txn, record).
+fn finished(s: &SysState) -> impl Iterator<Item = (usize, &TxnId, &participant::Finished)> {
+    participants(s).flat_map(|(i, p)| p.data.finished.iter().map(move |(t, f)| (i, t, f)))
+}
+
+fn atomic(_: &TwopcModel, s: &SysState) -> bool {
+    let mut decided: BTreeMap<TxnId, bool> = BTreeMap::new();
+    finished(s).all(|(_, txn, f)| *decided.entry(*txn).or_insert(f.committed) == f.committed)
+}
+
+fn commit_needs_every_yes(_: &TwopcModel, s: &SysState) -> bool {
+    finished(s).filter(|(_, _, f)| f.committed).all(|(_, txn, _)| {
+        [WALLET, ORDER]
+            .iter()
+            .all(|p| s.history.yes_votes.contains(&(Id::from(*p), *txn)))
+    })
+}
+
+fn conserved(m: &TwopcModel, s: &SysState) -> bool {
+    participants(s).all(|(i, p)| {
+        let twopc_model::Node::Participant(cfg) = &m.inner.actors[i].node else {
+            unreachable!("actors 1 and 2 are participants")
+        };
+        cfg.initial.iter().all(|(key, initial)| {
+            let level = p.data.levels.get(key).copied().unwrap_or(0);
+            let committed: u64 = p
+                .data
+                .finished
+                .values()
+                .filter(|f| f.committed)
+                .filter_map(|f| f.op.as_ref())
+                .filter(|op| &op.key == key)
+                .map(|op| op.amount)
+                .sum();
+            level + committed == *initial && level >= p.data.held(key)
+        })
+    })
+}
+
+fn charged_at_most_once(_: &TwopcModel, s: &SysState) -> bool {
+    participants(s).all(|(_, p)| {
+        let mut reqs: Vec<RequestId> = p
+            .data
+            .finished
+            .values()
+            .filter(|f| f.committed)
+            .filter_map(|f| f.req)
+            .collect();
+        let n = reqs.len();
+        reqs.sort();
+        reqs.dedup();
+        reqs.len() == n
+    })
+}
+
+fn client_told_the_truth(_: &TwopcModel, s: &SysState) -> bool {
+    seen(s).all(|o| match (o.verdict, o.txn) {
+        // Committed: the attempt is applied, or still held and bound to be.
+        (Verdict::Committed, Some(txn)) => participants(s).all(|(_, p)| {
+            p.data.holds.contains_key(&txn)
+                || p.data.finished.get(&txn).is_some_and(|f| f.committed)
+        }),
+        (Verdict::Committed, None) => false,
+        // Aborted: no attempt of the request is applied anywhere.
+        (Verdict::Aborted(_), _) => {
+            finished(s).all(|(_, _, f)| !(f.committed && f.req == Some(o.req)))
+        }
+    })
+}
+
+fn durable(m: &TwopcModel, s: &SysState) -> bool {
+    let stored = |i: usize| s.actor_storages[i].as_ref();
+    let part = |i: usize| match stored(i) {
+        Some(Storage::Participant(p)) => Some(p),
+        _ => None,
+    };
+    let coord = match stored(COORDINATOR) {
+        Some(Storage::Coordinator(c)) => Some(c),
+        _ => None,
+    };
+    let h = &s.history;
+    let _ = m;
+    // A yes vote is backed by a durable hold (or a durable decision since).
+    h.yes_votes.iter().all(|(p, txn)| {
+        part((*p).into()).is_some_and(|d| d.holds.contains_key(txn) || d.finished.contains_key(txn))
+    })
+    // An ack is backed by a durable commit.
+    && h.acks.iter().all(|(p, txn)| {
+        part((*p).into()).is_some_and(|d| d.finished.get(txn).is_some_and(|f| f.committed))
+    })
+    // A revealed commit stays durable at the coordinator until every
+    // participant's commit is durable.
+    && h.commits_sent.iter().all(|txn| {
+        coord.is_some_and(|c| c.commits.contains_key(txn))
+            || [WALLET, ORDER].iter().all(|p| {
+                part(*p).is_some_and(|d| d.finished.get(txn).is_some_and(|f| f.committed))
+            })
+    })
+    // A revealed outcome is durable (or superseded by a later one).
+    && h.outcomes_sent.iter().all(|req| {
+        coord.is_some_and(|c| c.clients.get(&req.client).is_some_and(|o| o.req.seq >= req.seq))
+    })
+}
