@@ -1,0 +1,157 @@
+//! `twopc demo`: a newcomer's first command. Brings up a whole cluster on
+//! loopback, makes a few purchases (commits and every kind of abort, and a
+//! race for the last unit), prints what happened and the final balances and
+//! stock, and shuts down.
+
+use crate::client::{self, PurchaseReport};
+use crate::cluster::Role;
+use crate::error::{Error, Result};
+use crate::local::LocalCluster;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use twopc_model::{Outcome, Purchase, Verdict};
+
+fn levels(m: &BTreeMap<String, u64>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn buy(user: &str, sku: &str, qty: u64, price: u64) -> Purchase {
+    Purchase {
+        user: user.into(),
+        sku: sku.into(),
+        qty,
+        price,
+    }
+}
+
+fn describe(p: &Purchase) -> String {
+    format!("{} buys {} {} at {}", p.user, p.qty, p.sku, p.price)
+}
+
+async fn one(cluster: &LocalCluster, p: Purchase) -> Result<Option<Outcome>> {
+    let started = Instant::now();
+    let seen = client::run_client(
+        cluster.addr(Role::Coordinator),
+        vec![p.clone()],
+        cluster.codec.clone(),
+        Duration::from_secs(30),
+        |_| {},
+    )
+    .await?;
+    let outcome = seen.first().copied();
+    let report = PurchaseReport::of(outcome.as_ref(), started.elapsed().as_secs_f64());
+    println!(
+        "  {:<32} -> {}  [{:.1} ms]",
+        describe(&p),
+        report.render(),
+        report.seconds * 1e3
+    );
+    Ok(outcome)
+}
+
+/// Runs the demo; prints to stdout.
+pub async fn run() -> Result<()> {
+    let accounts: BTreeMap<String, u64> = [("alice", 100), ("bob", 60), ("carol", 15)]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
+    let stock: BTreeMap<String, u64> = [("widget", 10), ("gadget", 2)]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
+    let cluster = LocalCluster::start(accounts.clone(), stock.clone()).await?;
+    println!(
+        "twopc demo: a three-node cluster on loopback (UDP, fsync'd storage, HMAC-authenticated)"
+    );
+    for n in &cluster.cluster.nodes {
+        println!(
+            "  {:<12} {:<22} data {}",
+            n.name,
+            n.address.to_string(),
+            cluster.dir.path().join(&n.name).display()
+        );
+    }
+    println!();
+    println!("initial balances: {}", levels(&accounts));
+    println!("initial stock:    {}", levels(&stock));
+    println!();
+    println!("purchases, one after another:");
+    let mut committed: Vec<Purchase> = Vec::new();
+    for p in [
+        buy("alice", "widget", 3, 10),
+        buy("bob", "gadget", 1, 40),
+        buy("carol", "gadget", 1, 40),
+        buy("alice", "gadget", 5, 1),
+        buy("dave", "widget", 1, 5),
+        buy("bob", "gizmo", 1, 5),
+    ] {
+        if let Some(o) = one(&cluster, p.clone()).await? {
+            if o.verdict == Verdict::Committed {
+                committed.push(p);
+            }
+        }
+    }
+    println!();
+    println!("alice and bob race for the last gadget, concurrently:");
+    let race = [buy("alice", "gadget", 1, 10), buy("bob", "gadget", 1, 10)];
+    let (a, b) = tokio::join!(
+        one(&cluster, race[0].clone()),
+        one(&cluster, race[1].clone())
+    );
+    for (p, o) in race.iter().zip([a?, b?]) {
+        if o.is_some_and(|o| o.verdict == Verdict::Committed) {
+            committed.push(p.clone());
+        }
+    }
+    if !cluster.settle(Duration::from_secs(30)).await? {
+        return Err(Error::Other("the cluster did not settle within 30s".into()));
+    }
+    let wallet = cluster.status(Role::Wallet).await?;
+    let order = cluster.status(Role::Order).await?;
+    println!();
+    println!(
+        "final balances: {}   (as the wallet reports them)",
+        levels(&wallet.levels)
+    );
+    println!(
+        "final stock:    {}   (as the order service reports them)",
+        levels(&order.levels)
+    );
+    let spent: u64 = committed.iter().map(|p| p.qty * p.price).sum();
+    let sold: u64 = committed.iter().map(|p| p.qty).sum();
+    let money = (
+        accounts.values().sum::<u64>(),
+        wallet.levels.values().sum::<u64>(),
+    );
+    let units = (
+        stock.values().sum::<u64>(),
+        order.levels.values().sum::<u64>(),
+    );
+    let conserved = money.0 == money.1 + spent && units.0 == units.1 + sold;
+    println!(
+        "conserved:      money {} = {} + {} spent; stock {} = {} + {} sold: {}",
+        money.0,
+        money.1,
+        spent,
+        units.0,
+        units.1,
+        sold,
+        if conserved { "yes" } else { "NO" }
+    );
+    let fsyncs = (
+        cluster.status(Role::Coordinator).await?.counters.fsyncs,
+        wallet.counters.fsyncs,
+        order.counters.fsyncs,
+    );
+    println!(
+        "fsyncs:         coordinator {}, wallet {}, order {}",
+        fsyncs.0, fsyncs.1, fsyncs.2
+    );
+    cluster.stop().await?;
+    println!("cluster stopped cleanly");
+    if !conserved {
+        return Err(Error::Other("money or stock not conserved".into()));
+    }
+    Ok(())
+}

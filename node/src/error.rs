@@ -1,0 +1,78 @@
+//! Errors of the node. A bad datagram is not an error of the node: it is a
+//! [`crate::wire::Reject`], counted and dropped. Everything here stops a command
+//! (a storage failure stops the node rather than continue with unknown
+//! durability) and says what failed and where.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can stop a `twopc` command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The cluster file could not be read.
+    #[error("cannot read cluster file {path}: {source}")]
+    ClusterRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The cluster file is not a valid cluster description.
+    #[error("invalid cluster file {path}: {msg}")]
+    ClusterInvalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        msg: String,
+    },
+    /// A storage file could not be read, written or synced.
+    #[error("storage I/O failed on {path}: {source}")]
+    StorageIo {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A storage file holds bytes that cannot be trusted.
+    #[error(
+        "storage file {path} is corrupt at byte {offset}: {reason}. Refusing to start on state \
+         that cannot be trusted: restore the data directory from a backup, or move it away to \
+         start this node empty (which forgets its balances, stock or decisions)"
+    )]
+    StorageCorrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where the bad record starts.
+        offset: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another process holds the data directory.
+    #[error("data directory {dir} is in use by another process (the lock on {lock} is held); run one node per data directory")]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
+    /// A socket could not be bound or used.
+    #[error("network error on {addr}: {source}")]
+    Net {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The cluster key could not be loaded.
+    #[error("cluster key: {0}")]
+    Key(String),
+    /// A datagram could not be encoded (too large for UDP, say).
+    #[error("cannot encode datagram: {0}")]
+    Encode(String),
+    /// Anything else a person can act on.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The node's result type.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,22 @@
+//! # twopc-node: the twopc protocol over real UDP
+//!
+//! Runs the actors of `twopc-model` — the same code the model checker
+//! explores — as real processes: one tokio task per actor ([`runtime`]),
+//! a versioned, authenticated datagram format ([`wire`]) over UDP
+//! ([`transport`]), crash-safe storage with persist-before-send and group
+//! commit ([`storage`]), a TOML cluster file ([`cluster`]), and the admin
+//! view behind `twopc status` ([`admin`]). The binary `twopc` ties them to
+//! a command line ([`cli`]).
+
+pub mod admin;
+pub mod bench;
+pub mod client;
+pub mod cluster;
+pub mod demo;
+pub mod error;
+pub mod local;
+pub mod runtime;
+pub mod server;
+pub mod storage;
+pub mod transport;
+pub mod wire;

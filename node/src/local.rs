@@ -1,0 +1,150 @@
+//! A whole cluster inside this process, on loopback, with data directories
+//! in a temporary directory: what `twopc demo` and `twopc bench` run. Each
+//! node is the same runtime, storage (with fsync) and UDP socket as a
+//! `twopc node` process; only the process boundary is missing.
+
+use crate::client;
+use crate::cluster::{Cluster, NodeSpec, Role};
+use crate::error::{Error, Result};
+use crate::runtime::{Config, Faults, Runtime};
+use crate::storage::LogStore;
+use crate::transport::UdpTransport;
+use crate::wire::{ClusterKey, Codec, Format};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running in-process cluster.
+pub struct LocalCluster {
+    /// Its description (loopback addresses picked by the OS).
+    pub cluster: Cluster,
+    /// The codec every node and client uses (random key).
+    pub codec: Codec,
+    /// The data directories' parent.
+    pub dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+    tasks: Vec<(String, JoinHandle<Result<twopc_model::State>>)>,
+}
+
+impl LocalCluster {
+    /// Starts a coordinator, a wallet with `accounts` and an order service
+    /// with `stock`, each on a free loopback port.
+    pub async fn start(
+        accounts: BTreeMap<String, u64>,
+        stock: BTreeMap<String, u64>,
+    ) -> Result<LocalCluster> {
+        let dir = tempfile::Builder::new()
+            .prefix("twopc-")
+            .tempdir()
+            .map_err(|e| Error::Other(format!("cannot create a temporary directory: {e}")))?;
+        let mut sockets = Vec::new();
+        let mut nodes = Vec::new();
+        for (name, role) in [
+            ("coordinator", Role::Coordinator),
+            ("wallet", Role::Wallet),
+            ("order", Role::Order),
+        ] {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|source| Error::Net {
+                addr: "127.0.0.1:0".into(),
+                source,
+            })?;
+            let address = match socket.local_addr() {
+                Ok(SocketAddr::V4(a)) => a,
+                _ => return Err(Error::Other("loopback socket is not IPv4".into())),
+            };
+            nodes.push(NodeSpec {
+                name: name.into(),
+                role,
+                address,
+                bind: address,
+            });
+            sockets.push(socket);
+        }
+        let cluster = Cluster {
+            nodes,
+            accounts,
+            stock,
+        };
+        let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (spec, socket) in cluster.nodes.iter().zip(sockets) {
+            let data_dir: PathBuf = dir.path().join(&spec.name);
+            let (store, stored) = LogStore::open(&data_dir)?;
+            let cfg = Config {
+                name: spec.name.clone(),
+                codec: codec.clone(),
+                faults: Faults::default(),
+                batch_max: 64,
+            };
+            let rt = Runtime::new(
+                cluster.actor(spec),
+                spec.id(),
+                UdpTransport::from_std(socket)?,
+                store,
+                stored,
+                cfg,
+            );
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            tasks.push((spec.name.clone(), tokio::spawn(rt.run(shutdown))));
+        }
+        Ok(LocalCluster {
+            cluster,
+            codec,
+            dir,
+            stop,
+            tasks,
+        })
+    }
+
+    /// The address of the node with `role`.
+    pub fn addr(&self, role: Role) -> SocketAddrV4 {
+        self.cluster.with_role(role).address
+    }
+
+    /// The view of the node with `role`.
+    pub async fn status(&self, role: Role) -> Result<crate::admin::NodeView> {
+        client::status(self.addr(role), &self.codec, Duration::from_secs(10))
+            .await?
+            .ok_or_else(|| Error::Other(format!("{role:?} did not answer status")))
+    }
+
+    /// Waits (up to `timeout`) until no participant holds anything in doubt
+    /// and the coordinator has no unacknowledged commits.
+    pub async fn settle(&self, timeout: Duration) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            let c = self.status(Role::Coordinator).await?;
+            let w = self.status(Role::Wallet).await?;
+            let o = self.status(Role::Order).await?;
+            if c.unacked_commits.is_empty()
+                && c.voting == 0
+                && w.holds.is_empty()
+                && o.holds.is_empty()
+            {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(false)
+    }
+
+    /// Stops every node and waits for them.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        for (name, task) in self.tasks {
+            match task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(Error::Other(crate::runtime::fatal(&name, &e))),
+                Err(e) => return Err(Error::Other(format!("node {name} panicked: {e}"))),
+            }
+        }
+        Ok(())
+    }
+}

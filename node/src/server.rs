@@ -1,0 +1,60 @@
+//! Running one node of a cluster: open its data directory, bind its socket,
+//! and run its actor until shutdown.
+
+use crate::cluster::{Cluster, Role};
+use crate::error::{Error, Result};
+use crate::runtime::{Config, Runtime};
+use crate::storage::LogStore;
+use crate::transport::UdpTransport;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Runs node `name` of `cluster` with its storage in `data_dir`, until
+/// `shutdown` resolves. Storage errors stop it (they are fatal).
+pub async fn run_node(
+    cluster: &Cluster,
+    name: &str,
+    data_dir: &Path,
+    cfg: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let spec = cluster.node(name)?;
+    let (store, stored) = LogStore::open(data_dir)?;
+    let transport = UdpTransport::bind(SocketAddr::V4(spec.bind)).await?;
+    let role = match spec.role {
+        Role::Coordinator => "coordinator",
+        Role::Wallet => "wallet",
+        Role::Order => "order",
+    };
+    tracing::info!(
+        node = name,
+        role,
+        address = %spec.address,
+        bind = %spec.bind,
+        data_dir = %data_dir.display(),
+        recovered = stored.is_some(),
+        authenticated = cfg.codec.is_authenticated(),
+        "node starting"
+    );
+    if !cfg.codec.is_authenticated() {
+        tracing::warn!(
+            node = name,
+            "no cluster key (TWOPC_KEY or --key-file): datagrams are not authenticated, \
+             anyone who can reach this port can forge protocol messages"
+        );
+    }
+    let rt = Runtime::new(
+        cluster.actor(spec),
+        spec.id(),
+        transport,
+        store,
+        stored,
+        cfg,
+    );
+    rt.run(shutdown)
+        .await
+        .map_err(|e| Error::Other(crate::runtime::fatal(name, &e)))?;
+    tracing::info!(node = name, "node stopped cleanly");
+    Ok(())
+}
