@@ -242,7 +242,9 @@ mod tests {
             role = "wallet"
             address = "127.0.0.1:2"
         "#;
-        assert!(Cluster::parse(two_wallets).unwrap_err().contains("Wallet"));
+        assert!(Cluster::parse(two_wallets)
+            .unwrap_err()
+            .contains("exactly one"));
         let v6 = "[[node]]\nname='c'\nrole='coordinator'\naddress='[::1]:5'";
         assert!(Cluster::parse(v6).unwrap_err().contains("IPv4"));
         assert!(Cluster::parse("[[node]]\nnam='x'").is_err());

@@ -1,0 +1,261 @@
+//! A cluster of real `twopc node` processes on 127.0.0.1, for end-to-end
+//! tests. Everything waits by polling with generous deadlines: the tests run
+//! on loaded two-core machines and never assert on timing.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_twopc");
+/// How long any condition may take to become true.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub cluster_file: PathBuf,
+    pub key_file: PathBuf,
+    pub ports: HashMap<String, u16>,
+    procs: HashMap<String, Child>,
+}
+
+fn free_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// Polls `f` until it returns `Some`, or panics after [`PATIENCE`].
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends a signal (by name, e.g. "STOP") to a process.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+impl TestCluster {
+    /// Writes a cluster file (free loopback ports) and a key file.
+    pub fn new(accounts: &[(&str, u64)], stock: &[(&str, u64)]) -> TestCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("twopc-e2e-")
+            .tempdir()
+            .unwrap();
+        let mut ports = HashMap::new();
+        let mut text = String::new();
+        for name in ["coordinator", "wallet", "order"] {
+            let port = free_port();
+            ports.insert(name.to_string(), port);
+            text += &format!(
+                "[[node]]\nname = \"{name}\"\nrole = \"{name}\"\naddress = \"127.0.0.1:{port}\"\n\n"
+            );
+        }
+        text += "[accounts]\n";
+        for (k, v) in accounts {
+            text += &format!("{k} = {v}\n");
+        }
+        text += "\n[stock]\n";
+        for (k, v) in stock {
+            text += &format!("{k} = {v}\n");
+        }
+        let cluster_file = dir.path().join("cluster.toml");
+        std::fs::write(&cluster_file, text).unwrap();
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "e2e-test-cluster-key-0123456789\n").unwrap();
+        TestCluster {
+            dir,
+            cluster_file,
+            key_file,
+            ports,
+            procs: HashMap::new(),
+        }
+    }
+
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join("data").join(name)
+    }
+
+    pub fn log_file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--key-file").arg(&self.key_file);
+        c.env_remove("TWOPC_KEY");
+        c
+    }
+
+    /// The `twopc node` command for `name` (not started).
+    pub fn node_command(&self, name: &str, extra: &[&str]) -> Command {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_file(name))
+            .unwrap();
+        let mut c = self.command();
+        c.arg("node")
+            .arg("--cluster")
+            .arg(&self.cluster_file)
+            .args(["--name", name])
+            .arg("--data-dir")
+            .arg(self.data_dir(name))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        c
+    }
+
+    /// Starts node `name` and waits until it answers status.
+    pub fn start(&mut self, name: &str, extra: &[&str]) {
+        let child = self.node_command(name, extra).spawn().unwrap();
+        self.procs.insert(name.to_string(), child);
+        wait_for(&format!("{name} to answer status"), || self.status(name));
+    }
+
+    pub fn start_all(&mut self) {
+        for n in ["coordinator", "wallet", "order"] {
+            self.start(n, &[]);
+        }
+    }
+
+    pub fn pid(&self, name: &str) -> u32 {
+        self.procs[name].id()
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self, name: &str) {
+        let mut child = self.procs.remove(name).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM, and the exit status.
+    pub fn terminate(&mut self, name: &str) -> std::process::ExitStatus {
+        let mut child = self.procs.remove(name).unwrap();
+        signal(child.id(), "TERM");
+        wait_for(&format!("{name} to exit"), || child.try_wait().unwrap())
+    }
+
+    /// The node's view (`twopc status --json`), or None if it did not answer.
+    pub fn status(&self, name: &str) -> Option<Value> {
+        let out = self
+            .command()
+            .arg("status")
+            .arg("--cluster")
+            .arg(&self.cluster_file)
+            .args(["--name", name, "--json", "--timeout", "2"])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let view = v.get(name)?.clone();
+        (!view.is_null()).then_some(view)
+    }
+
+    pub fn levels(&self, name: &str) -> BTreeMap<String, u64> {
+        let v = wait_for(&format!("{name} status"), || self.status(name));
+        serde_json::from_value(v["levels"].clone()).unwrap()
+    }
+
+    pub fn holds(&self, name: &str) -> usize {
+        let v = wait_for(&format!("{name} status"), || self.status(name));
+        v["holds"].as_array().unwrap().len()
+    }
+
+    /// Waits until nothing is in doubt anywhere.
+    pub fn settle(&self) {
+        wait_for("the cluster to settle", || {
+            let c = self.status("coordinator")?;
+            let w = self.status("wallet")?;
+            let o = self.status("order")?;
+            let empty = |v: &Value, k: &str| v[k].as_array().is_some_and(|a| a.is_empty());
+            (empty(&c, "unacked_commits")
+                && c["voting"] == 0
+                && empty(&w, "holds")
+                && empty(&o, "holds"))
+            .then_some(())
+        });
+    }
+
+    /// The `twopc purchase` command (not started).
+    pub fn purchase_command(&self, user: &str, sku: &str, qty: u64, price: u64) -> Command {
+        let mut c = self.command();
+        c.arg("purchase")
+            .arg("--cluster")
+            .arg(&self.cluster_file)
+            .args(["--user", user, "--sku", sku])
+            .args(["--qty", &qty.to_string(), "--price", &price.to_string()])
+            .args(["--json", "--timeout", "120"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Makes a purchase; returns its JSON report and exit code.
+    pub fn purchase(&self, user: &str, sku: &str, qty: u64, price: u64) -> (Value, i32) {
+        let out = self
+            .purchase_command(user, sku, qty, price)
+            .output()
+            .unwrap();
+        parse_purchase(out)
+    }
+}
+
+pub fn parse_purchase(out: Output) -> (Value, i32) {
+    let code = out.status.code().unwrap_or(-1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "purchase printed no JSON ({e}); exit {code}; stdout {:?}; stderr {:?}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (v, code)
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for (_, mut child) in self.procs.drain() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            for name in ["coordinator", "wallet", "order"] {
+                if let Ok(log) = std::fs::read_to_string(self.log_file(name)) {
+                    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                    eprintln!("--- last lines of {name}.log ---");
+                    for l in tail.into_iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads a file (for corrupting storage).
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}

@@ -1,0 +1,105 @@
+//! Crash and restart with kill -9, separate `twopc node` processes. Faults
+//! are placed deterministically with the node's `--fault-drop-*` flags (a
+//! participant that never hears the decision, a coordinator whose commits
+//! never leave), so each test reaches exactly the state it means to crash.
+
+mod common;
+
+use common::*;
+
+/// Money and stock are conserved: what the wallet lost is what the committed
+/// purchases cost, and the order service lost what they took.
+fn assert_conserved(c: &TestCluster, alice: u64, widget: u64) {
+    c.settle();
+    assert_eq!(c.levels("wallet")["alice"], alice);
+    assert_eq!(c.levels("order")["widget"], widget);
+}
+
+#[test]
+fn participant_killed_after_voting_yes_learns_the_commit_after_restart() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start("coordinator", &[]);
+    c.start("order", &[]);
+    // The wallet votes yes but never hears the decision.
+    c.start("wallet", &["--fault-drop-in", "commit,abort"]);
+    let (r, code) = c.purchase("alice", "widget", 2, 10);
+    assert_eq!((r["outcome"].as_str(), code), (Some("committed"), 0), "{r}");
+    wait_for("the wallet to hold the purchase", || {
+        (c.holds("wallet") == 1).then_some(())
+    });
+    c.kill9("wallet");
+    c.start("wallet", &[]);
+    assert_conserved(&c, 80, 8);
+}
+
+#[test]
+fn participant_killed_after_voting_yes_is_told_abort_after_restart() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start_all();
+    c.terminate("wallet");
+    c.start("wallet", &["--fault-drop-in", "commit,abort"]);
+    // The order service is frozen: its vote never comes, the coordinator
+    // aborts by vote timeout, and the wallet keeps its hold in doubt.
+    let order = c.pid("order");
+    signal(order, "STOP");
+    let (r, code) = c.purchase("alice", "widget", 2, 10);
+    assert_eq!(r["reason"], "vote_timeout", "{r}");
+    assert_eq!(code, 3);
+    assert_eq!(c.holds("wallet"), 1);
+    c.kill9("wallet");
+    signal(order, "CONT");
+    c.start("wallet", &[]);
+    assert_conserved(&c, 100, 10);
+}
+
+#[test]
+fn coordinator_killed_after_deciding_resends_its_decision_after_restart() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start("wallet", &[]);
+    c.start("order", &[]);
+    // The coordinator decides and tells the client, but its commits never
+    // leave: both participants stay prepared.
+    c.start("coordinator", &["--fault-drop-out", "commit"]);
+    let (r, code) = c.purchase("alice", "widget", 3, 10);
+    assert_eq!((r["outcome"].as_str(), code), (Some("committed"), 0), "{r}");
+    assert_eq!(c.holds("wallet"), 1);
+    assert_eq!(c.holds("order"), 1);
+    let before = c.status("coordinator").unwrap();
+    assert_eq!(before["unacked_commits"].as_array().unwrap().len(), 1);
+    c.kill9("coordinator");
+    c.start("coordinator", &[]);
+    assert_conserved(&c, 70, 7);
+    let after = c.status("coordinator").unwrap();
+    assert_eq!(
+        after["epoch"].as_u64(),
+        before["epoch"].as_u64().map(|e| e + 1)
+    );
+    // And the cluster goes on working.
+    let (r, _) = c.purchase("alice", "widget", 1, 10);
+    assert_eq!(r["outcome"], "committed", "{r}");
+    assert_conserved(&c, 60, 6);
+}
+
+#[test]
+fn kill9_everything_under_load_conserves_money_and_stock() {
+    let mut c = TestCluster::new(&[("alice", 1000)], &[("widget", 1000)]);
+    c.start_all();
+    let buyers: Vec<_> = (0..6)
+        .map(|_| c.purchase_command("alice", "widget", 1, 7).spawn().unwrap())
+        .collect();
+    // Crash every node once while purchases are in flight, then restart.
+    for n in ["wallet", "coordinator", "order"] {
+        c.kill9(n);
+        c.start(n, &[]);
+    }
+    let mut committed = 0;
+    for child in buyers {
+        let (r, _) = parse_purchase(child.wait_with_output().unwrap());
+        match r["outcome"].as_str() {
+            Some("committed") => committed += 1,
+            Some("aborted") => {}
+            _ => panic!("every purchase reaches an outcome: {r}"),
+        }
+    }
+    assert_conserved(&c, 1000 - 7 * committed, 1000 - committed);
+}

@@ -1,0 +1,74 @@
+//! Storage as a real node sees it: corrupt and torn log tails at start, and
+//! one process per data directory.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+
+fn last_log(c: &TestCluster, name: &str) -> std::path::PathBuf {
+    std::fs::read_dir(c.data_dir(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("log."))
+        .expect("a log file")
+}
+
+#[test]
+fn corrupt_tail_refuses_to_start_and_torn_tail_is_cut() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start_all();
+    let (r, _) = c.purchase("alice", "widget", 1, 10);
+    assert_eq!(r["outcome"], "committed", "{r}");
+    c.settle();
+    assert!(c.terminate("wallet").success());
+    let log = last_log(&c, "wallet");
+    let good = read(&log);
+    assert!(!good.is_empty());
+
+    // Corrupt: one flipped bit inside the last complete record.
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 2] ^= 0x01;
+    std::fs::write(&log, &bad).unwrap();
+    let out = c.node_command("wallet", &[]).output().unwrap();
+    assert!(!out.status.success(), "a corrupt log must stop the node");
+    let err = std::fs::read_to_string(c.log_file("wallet")).unwrap();
+    assert!(err.contains("corrupt"), "{err}");
+    assert!(
+        err.contains(&log.display().to_string()),
+        "names the file: {err}"
+    );
+    assert_eq!(read(&log), bad, "the evidence is left untouched");
+
+    // Torn: a record cut short by a crash mid-write. Never fsync'd, so
+    // never acknowledged: cut off, with a warning, and the node starts.
+    let mut torn = good.clone();
+    torn.extend_from_slice(&[0xA7, 40, 0, 0, 0, 9, 9, 9, 9, 1, 2]);
+    std::fs::write(&log, &torn).unwrap();
+    c.start("wallet", &[]);
+    assert_eq!(c.levels("wallet")["alice"], 90);
+    let warn = std::fs::read_to_string(c.log_file("wallet")).unwrap();
+    assert!(warn.contains("torn tail"), "{warn}");
+    let (r, _) = c.purchase("alice", "widget", 1, 10);
+    assert_eq!(r["outcome"], "committed", "{r}");
+    c.settle();
+    assert_eq!(c.levels("wallet")["alice"], 80);
+}
+
+#[test]
+fn two_nodes_cannot_share_a_data_dir() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start("wallet", &[]);
+    let out = c.node_command("wallet", &[]).output().unwrap();
+    assert!(!out.status.success());
+    let log = std::fs::read_to_string(c.log_file("wallet")).unwrap();
+    assert!(log.contains("in use by another process"), "{log}");
+    // The running node is unharmed.
+    assert!(c.status("wallet").is_some());
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(c.log_file("wallet"))
+        .unwrap();
+    writeln!(f, "-- end of test --").unwrap();
+}
