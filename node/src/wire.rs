@@ -155,7 +155,7 @@ impl std::fmt::Debug for ClusterKey {
     }
 }
 
-fn bincode_options() -> impl bincode::Options + Clone + Copy {
+fn bincode_options() -> impl bincode::Options + Copy {
     use bincode::Options;
     bincode::DefaultOptions::new()
         .with_limit(MAX_DATAGRAM as u64)
