@@ -87,7 +87,11 @@ pub fn check(
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(20));
         if last.elapsed() >= every {
-            progress(checker.unique_state_count(), checker.state_count(), checker.max_depth());
+            progress(
+                checker.unique_state_count(),
+                checker.state_count(),
+                checker.max_depth(),
+            );
             last = Instant::now();
         }
     }

@@ -11,8 +11,10 @@
 //! coordinator restarts) is a *cut-off*: its future is not explored, so it is
 //! counted as possibly live, never as stuck.
 
-use crate::system::{SysAction, SysState, TwopcModel};
-use stateright::{Model, Path};
+use crate::report::Step;
+use crate::system::{participants, NetworkKind, SysState, TwopcModel, COORDINATOR};
+use stateright::actor::Network;
+use stateright::Model;
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -31,7 +33,10 @@ pub struct Liveness {
     /// Reachable states from which no done state is reachable.
     pub stuck: usize,
     /// A shortest path to a stuck state, if any.
-    pub stuck_path: Option<Path<SysState, SysAction>>,
+    pub stuck_path: Option<Vec<(SysState, Option<Step>)>>,
+    /// A shortest path to a stuck state in which a participant holds a
+    /// prepared transaction while the coordinator is down: 2PC's blocking.
+    pub blocked_path: Option<Vec<(SysState, Option<Step>)>>,
     /// Time taken.
     pub elapsed: Duration,
 }
@@ -75,6 +80,7 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
             queue.push_back((id, s));
         }
     }
+    let lossy = model.cfg.network == NetworkKind::Udp;
     let mut actions = Vec::new();
     while let Some((id, state)) = queue.pop_front() {
         if model.is_done(&state) {
@@ -84,8 +90,17 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
         actions.clear();
         model.actions(&state, &mut actions);
         let mut was_cut = false;
-        for (ai, action) in actions.drain(..).enumerate() {
-            let Some(next) = model.next_state(&state, action) else {
+        // Successors: every action, and on a lossy network the loss of
+        // everything in flight (numbered after the actions).
+        let n_actions = actions.len();
+        let lose_all = lossy && state.network.len() > 0;
+        for ai in 0..n_actions + usize::from(lose_all) {
+            let next = if ai < n_actions {
+                model.next_state(&state, actions[ai].clone())
+            } else {
+                Some(lose_in_flight(&state))
+            };
+            let Some(next) = next else {
                 continue;
             };
             if !model.within_boundary(&next) {
@@ -121,7 +136,9 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
 
     // Backward reachability from the live seeds.
     let mut can_finish = live.clone();
-    let mut work: Vec<u32> = (0..live.len() as u32).filter(|i| live[*i as usize]).collect();
+    let mut work: Vec<u32> = (0..live.len() as u32)
+        .filter(|i| live[*i as usize])
+        .collect();
     while let Some(i) = work.pop() {
         for &p in &preds[i as usize] {
             if !can_finish[p as usize] {
@@ -136,6 +153,13 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
         .iter()
         .position(|x| !*x)
         .map(|i| rebuild_path(model, &parent, i as u32));
+    let blocked_path = (0..can_finish.len())
+        .filter(|i| !can_finish[*i])
+        .map(|i| rebuild_path(model, &parent, i as u32))
+        .find(|path| {
+            let last = &path.last().expect("a path has a state").0;
+            last.crashed[COORDINATOR] && participants(last).any(|(_, p)| !p.data.holds.is_empty())
+        });
     Liveness {
         states: parent.len(),
         edges,
@@ -143,11 +167,23 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
         cut_off,
         stuck,
         stuck_path,
+        blocked_path,
         elapsed: start.elapsed(),
     }
 }
 
-fn rebuild_path(model: &TwopcModel, parent: &[(u32, u32)], mut i: u32) -> Path<SysState, SysAction> {
+/// The state after the network lost every message in flight.
+fn lose_in_flight(state: &SysState) -> SysState {
+    let mut next = state.clone();
+    next.network = Network::new_unordered_duplicating([]);
+    next
+}
+
+fn rebuild_path(
+    model: &TwopcModel,
+    parent: &[(u32, u32)],
+    mut i: u32,
+) -> Vec<(SysState, Option<Step>)> {
     let mut action_indices = Vec::new();
     while parent[i as usize].0 != u32::MAX {
         let (p, ai) = parent[i as usize];
@@ -156,18 +192,25 @@ fn rebuild_path(model: &TwopcModel, parent: &[(u32, u32)], mut i: u32) -> Path<S
     }
     let init_index = parent[i as usize].1 as usize;
     action_indices.reverse();
-    let init = model.init_states().swap_remove(init_index);
-    let mut state = init.clone();
+    let mut state = model.init_states().swap_remove(init_index);
+    let mut steps = Vec::new();
     let mut actions = Vec::new();
-    let mut taken = Vec::new();
     for ai in action_indices {
         actions.clear();
         model.actions(&state, &mut actions);
-        let action = actions.swap_remove(ai);
-        state = model
-            .next_state(&state, action.clone())
-            .expect("a recorded step replays");
-        taken.push(action);
+        let (step, next) = match actions.get(ai) {
+            Some(action) => {
+                let next = model.next_state(&state, action.clone());
+                (
+                    Step::Action(action.clone()),
+                    next.expect("a recorded step replays"),
+                )
+            }
+            None => (Step::LoseInFlight, lose_in_flight(&state)),
+        };
+        steps.push((state, Some(step)));
+        state = next;
     }
-    Path::from_actions(model, init, &taken).expect("a recorded path replays")
+    steps.push((state, None));
+    steps
 }

@@ -2,7 +2,6 @@
 
 use clap::{Args, Parser, Subcommand};
 use stateright::{Checker, Expectation, Model};
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use twopc_checks::mutants::Mutant;
@@ -37,7 +36,9 @@ enum Command {
     /// Prints progress while it runs, then unique/total states, depth, time
     /// and each property's verdict. A violated property prints the path that
     /// breaks it, step by step, and the exit code is 1.
-    #[command(after_help = "Examples:\n  twopc-check check\n  twopc-check check --clients 1 --purchases 2 --max-crashes 1\n  twopc-check check --mutant unsaved-decision")]
+    #[command(
+        after_help = "Examples:\n  twopc-check check\n  twopc-check check --clients 1 --purchases 2 --max-crashes 1\n  twopc-check check --mutant unsaved-decision"
+    )]
     Check {
         #[command(flatten)]
         sys: SysArgs,
@@ -74,7 +75,9 @@ enum Command {
     ///
     /// Explores the whole graph and walks back from the done states. Prints a
     /// shortest path to a state from which done is unreachable, if any.
-    #[command(after_help = "Examples:\n  twopc-check liveness\n  twopc-check liveness --clients 1 --max-crashes 1\n  # 2PC blocks while a coordinator that decided stays down:\n  twopc-check liveness --clients 1 --max-crashes 1 --crashable coordinator --never-recover coordinator")]
+    #[command(
+        after_help = "Examples:\n  twopc-check liveness\n  twopc-check liveness --clients 1 --max-crashes 1\n  # 2PC blocks while a coordinator that decided stays down:\n  twopc-check liveness --clients 1 --max-crashes 1 --crashable coordinator --never-recover coordinator"
+    )]
     Liveness {
         #[command(flatten)]
         sys: SysArgs,
@@ -113,7 +116,12 @@ struct SysArgs {
     #[arg(long, default_value_t = 0)]
     max_crashes: usize,
     /// Which roles may crash (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "coordinator,wallet,order,client")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "coordinator,wallet,order,client"
+    )]
     crashable: Vec<Role>,
     /// Roles that never recover once crashed (shows 2PC blocking).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -127,70 +135,122 @@ struct SysArgs {
 }
 
 impl SysArgs {
+    /// The configuration: the mutant's demonstration configuration (or the
+    /// default one), with every flag given on the command line applied on top.
     fn config(&self) -> Result<Config, String> {
-        if self.clients == 0 || self.purchases == 0 {
-            return Err("--clients and --purchases must be at least 1".into());
-        }
-        if self.clients > 6 || self.purchases > 6 {
-            return Err("more than 6 clients or purchases cannot be exhausted; use `simulate`".into());
-        }
-        let never: BTreeSet<Role> = self.never_recover.iter().copied().collect();
-        let crashable: BTreeSet<Role> = self.crashable.iter().copied().collect();
-        if !never.is_subset(&crashable) || (!never.is_empty() && self.max_crashes == 0) {
-            return Err("--never-recover roles must be crashable, with --max-crashes at least 1".into());
-        }
-        Ok(Config {
-            clients: self.clients,
-            purchases: self.purchases,
-            balance: self.balance,
-            stock: self.stock,
-            qty: self.qty,
-            price: self.price,
-            network: self.network,
-            max_crashes: self.max_crashes,
-            crashable,
-            never_recover: never,
-            max_restarts: self.max_restarts,
+        let given = |id: &str| GIVEN.with(|g| g.borrow().iter().any(|x| x == id));
+        let base = self.mutant.map(Mutant::demo_config).unwrap_or_default();
+        let cfg = Config {
+            clients: if given("clients") {
+                self.clients
+            } else {
+                base.clients
+            },
+            purchases: if given("purchases") {
+                self.purchases
+            } else {
+                base.purchases
+            },
+            balance: if given("balance") {
+                self.balance
+            } else {
+                base.balance
+            },
+            stock: if given("stock") {
+                self.stock
+            } else {
+                base.stock
+            },
+            qty: if given("qty") { self.qty } else { base.qty },
+            price: if given("price") {
+                self.price
+            } else {
+                base.price
+            },
+            network: if given("network") {
+                self.network
+            } else {
+                base.network
+            },
+            max_crashes: if given("max_crashes") {
+                self.max_crashes
+            } else {
+                base.max_crashes
+            },
+            crashable: if given("crashable") {
+                self.crashable.iter().copied().collect()
+            } else {
+                base.crashable
+            },
+            never_recover: self.never_recover.iter().copied().collect(),
+            max_restarts: if given("max_restarts") {
+                self.max_restarts
+            } else {
+                base.max_restarts
+            },
             mutant: self.mutant,
-        })
+        };
+        Self::validate(&cfg)?;
+        Ok(cfg)
     }
 
-    fn describe(&self) -> String {
-        let crashes = if self.max_crashes == 0 {
-            "no crashes".to_string()
-        } else {
-            let roles: Vec<String> = self.crashable.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
-            format!("up to {} down at once among [{}]", self.max_crashes, roles.join(", "))
-        };
-        format!(
-            "{} client(s) x {} purchase(s) of {} x widget at {} (balance {}, stock {}), {:?} network, {}{}",
-            self.clients,
-            self.purchases,
-            self.qty,
-            self.price,
-            self.balance,
-            self.stock,
-            self.network,
-            crashes,
-            self.mutant.map(|m| format!(", MUTANT {}", m.name())).unwrap_or_default()
-        )
-        .replace("Udp", "udp")
-        .replace("Ordered", "ordered")
-        .replace("Unordered", "unordered")
+    fn validate(cfg: &Config) -> Result<(), String> {
+        if cfg.clients == 0 || cfg.purchases == 0 {
+            return Err("--clients and --purchases must be at least 1".into());
+        }
+        if cfg.clients > 6 || cfg.purchases > 6 {
+            return Err(
+                "more than 6 clients or purchases cannot be exhausted; use `simulate`".into(),
+            );
+        }
+        if cfg.qty.checked_mul(cfg.price).is_none() {
+            return Err("--qty times --price overflows".into());
+        }
+        if !cfg.never_recover.is_subset(&cfg.crashable)
+            || (!cfg.never_recover.is_empty() && cfg.max_crashes == 0)
+        {
+            return Err(
+                "--never-recover roles must be crashable, with --max-crashes at least 1".into(),
+            );
+        }
+        Ok(())
     }
 }
 
+thread_local! {
+    /// The ids of the system flags given explicitly on the command line.
+    static GIVEN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    if let Some((_, sub)) = matches.subcommand() {
+        let given: Vec<String> = sub
+            .ids()
+            .filter(|id| {
+                sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            })
+            .map(|id| id.to_string())
+            .collect();
+        GIVEN.with(|g| *g.borrow_mut() = given);
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         None => default_run(),
-        Some(Command::Check { sys, threads }) => with_config(&sys, |m| run_check(&sys, m, threads)),
-        Some(Command::Liveness { sys }) => with_config(&sys, |m| run_liveness(&sys, &m)),
-        Some(Command::Simulate { sys, seed, states, max_depth }) => {
-            with_config(&sys, |m| run_simulate(&sys, m, seed, states, max_depth))
-        }
+        Some(Command::Check { sys, threads }) => with_config(&sys, |m| run_check(m, threads)),
+        Some(Command::Liveness { sys }) => with_config(&sys, |m| run_liveness(&m)),
+        Some(Command::Simulate {
+            sys,
+            seed,
+            states,
+            max_depth,
+        }) => with_config(&sys, |m| run_simulate(m, seed, states, max_depth)),
         Some(Command::Explore { sys, addr }) => with_config(&sys, |m| {
-            println!("Checking: {}", sys.describe());
+            println!("Checking: {}", describe(&m.cfg));
             println!("Explorer: http://{addr}/  (press Ctrl-C to stop)");
             println!("Open a counterexample at http://{addr}/#/steps/<action index path>");
             let _ = m.checker().serve(addr.as_str());
@@ -222,9 +282,9 @@ fn default_run() -> bool {
     }
     let sys = Defaults::parse_from(["twopc-check"]).sys;
     println!("twopc-check with no arguments: checking the default configuration.\n");
-    let ok = with_config(&sys, |m| run_check(&sys, m, default_threads()));
+    let ok = with_config(&sys, |m| run_check(m, default_threads()));
     println!();
-    let live = with_config(&sys, |m| run_liveness(&sys, &m));
+    let live = with_config(&sys, |m| run_liveness(&m));
     println!("\n{FURTHER}");
     ok && live
 }
@@ -241,19 +301,24 @@ fn thousands(n: usize) -> String {
     out
 }
 
-fn run_check(sys: &SysArgs, model: TwopcModel, threads: usize) -> bool {
-    println!("Checking: {}", sys.describe());
+fn run_check(model: TwopcModel, threads: usize) -> bool {
+    println!("Checking: {}", describe(&model.cfg));
     let shown = model.clone();
     let start = Instant::now();
-    let run = twopc_checks::check(model, threads, Duration::from_secs(2), |unique, total, depth| {
-        let rate = unique as f64 / start.elapsed().as_secs_f64();
-        eprintln!(
-            "  ... {} unique states, {} total, depth {depth}, {:.0} states/s",
-            thousands(unique),
-            thousands(total),
-            rate
-        );
-    });
+    let run = twopc_checks::check(
+        model,
+        threads,
+        Duration::from_secs(2),
+        |unique, total, depth| {
+            let rate = unique as f64 / start.elapsed().as_secs_f64();
+            eprintln!(
+                "  ... {} unique states, {} total, depth {depth}, {:.0} states/s",
+                thousands(unique),
+                thousands(total),
+                rate
+            );
+        },
+    );
     println!(
         "Explored {} unique states ({} total), depth {}, in {:.2}s ({:.0} states/s)",
         thousands(run.unique),
@@ -283,13 +348,22 @@ fn run_check(sys: &SysArgs, model: TwopcModel, threads: usize) -> bool {
         }
     }
     let ok = run.all_hold();
-    println!("{}", if ok { "All properties hold." } else { "Some properties FAIL." });
+    println!(
+        "{}",
+        if ok {
+            "All properties hold."
+        } else {
+            "Some properties FAIL."
+        }
+    );
     ok
 }
 
-fn run_liveness(sys: &SysArgs, model: &TwopcModel) -> bool {
-    println!("Liveness (AG EF done): {}", sys.describe());
-    let result = liveness::analyze(model, |n| eprintln!("  ... {} states explored", thousands(n)));
+fn run_liveness(model: &TwopcModel) -> bool {
+    println!("Liveness (AG EF done): {}", describe(&model.cfg));
+    let result = liveness::analyze(model, |n| {
+        eprintln!("  ... {} states explored", thousands(n))
+    });
     println!(
         "Explored {} states, {} edges in {:.2}s: {} done, {} cut off by the restart bound, {} stuck",
         thousands(result.states),
@@ -299,22 +373,27 @@ fn run_liveness(sys: &SysArgs, model: &TwopcModel) -> bool {
         thousands(result.cut_off),
         thousands(result.stuck)
     );
-    match &result.stuck_path {
-        None => {
-            println!("  ok   every reachable state can reach one where every request has an outcome and no hold remains");
-            true
-        }
-        Some(path) => {
-            println!("  FAIL {} states cannot reach done. Shortest path to one:", thousands(result.stuck));
-            print!("{}", report::format_path(model, path));
-            println!("  action index path: {}", path.encode(model));
-            false
-        }
+    let Some(path) = &result.stuck_path else {
+        println!("  ok   every reachable state can reach one where every request has an outcome and no hold remains");
+        return true;
+    };
+    println!(
+        "  FAIL {} states cannot reach done. Shortest path to one:",
+        thousands(result.stuck)
+    );
+    print!("{}", report::format_steps(model, path));
+    if let Some(blocked) = &result.blocked_path {
+        println!("\n  Shortest path to 2PC blocking (a participant holds a prepared transaction, the coordinator is down):");
+        print!("{}", report::format_steps(model, blocked));
     }
+    false
 }
 
-fn run_simulate(sys: &SysArgs, model: TwopcModel, seed: u64, states: usize, depth: usize) -> bool {
-    println!("Simulating (seed {seed}, up to {states} states, walks of at most {depth} steps): {}", sys.describe());
+fn run_simulate(model: TwopcModel, seed: u64, states: usize, depth: usize) -> bool {
+    println!(
+        "Simulating (seed {seed}, up to {states} states, walks of at most {depth} steps): {}",
+        describe(&model.cfg)
+    );
     let shown = model.clone();
     let props = model.properties();
     let start = Instant::now();
@@ -346,4 +425,38 @@ fn run_simulate(sys: &SysArgs, model: TwopcModel, seed: u64, states: usize, dept
         }
     }
     ok
+}
+
+/// One line saying what configuration is being checked.
+fn describe(cfg: &Config) -> String {
+    let lower = |x: &dyn std::fmt::Debug| format!("{x:?}").to_lowercase();
+    let crashes = if cfg.max_crashes == 0 {
+        "no crashes".to_string()
+    } else {
+        let roles: Vec<String> = cfg.crashable.iter().map(|r| lower(r)).collect();
+        let never: Vec<String> = cfg.never_recover.iter().map(|r| lower(r)).collect();
+        let never = if never.is_empty() {
+            String::new()
+        } else {
+            format!(", never recovering: [{}]", never.join(", "))
+        };
+        format!(
+            "up to {} down at once among [{}]{never}, {} coordinator restart(s)",
+            cfg.max_crashes,
+            roles.join(", "),
+            cfg.max_restarts
+        )
+    };
+    format!(
+        "{} client(s) x {} purchase(s) of {} x widget at {} (balance {}, stock {}), {} network, {}{}",
+        cfg.clients,
+        cfg.purchases,
+        cfg.qty,
+        cfg.price,
+        cfg.balance,
+        cfg.stock,
+        lower(&cfg.network),
+        crashes,
+        cfg.mutant.map(|m| format!(", MUTANT {}", m.name())).unwrap_or_default()
+    )
 }

@@ -3,8 +3,8 @@
 //! rewrites what goes into or comes out of it. Each mutant names the property
 //! the checker must find violated; tests assert that it does.
 
-use std::borrow::Cow;
 use stateright::actor::{Actor, Command, Id, Out};
+use std::borrow::Cow;
 use twopc_model::{Msg, Node, State, Storage, Timer, Verdict};
 
 /// A protocol bug the checker must catch.
@@ -47,6 +47,33 @@ impl Mutant {
         }
     }
 
+    /// The smallest configuration in which the checker shows this mutant's
+    /// bug (`twopc-check check --mutant NAME` starts from it).
+    pub fn demo_config(self) -> crate::system::Config {
+        use crate::system::{Config, Role};
+        let one = Config {
+            clients: 1,
+            mutant: Some(self),
+            ..Config::default()
+        };
+        let crashing = |role: Role| Config {
+            max_crashes: 1,
+            crashable: [role].into(),
+            ..one.clone()
+        };
+        match self {
+            Mutant::NoSaveBeforeYes
+            | Mutant::UnsavedDecision
+            | Mutant::CommitOnVoteTimeout
+            | Mutant::DoubleApplyCommit
+            | Mutant::PresumeCommit => one,
+            // Enough money for the purchase to be charged twice.
+            Mutant::RetryStartsNewAttempt => Config { balance: 20, ..one },
+            Mutant::ForgetHoldsOnRestart => crashing(Role::Wallet),
+            Mutant::UnsavedAbortOutcome | Mutant::ReuseTxnIds => crashing(Role::Coordinator),
+        }
+    }
+
     /// Every mutant.
     pub fn all() -> Vec<Mutant> {
         <Mutant as clap::ValueEnum>::value_variants().to_vec()
@@ -83,14 +110,21 @@ impl Checked {
     fn mutate_out(&self, out: Out<Node>, o: &mut Out<Self>) {
         let drop_saves = match (&self.node, self.mutant) {
             (Node::Participant(_), Some(Mutant::NoSaveBeforeYes)) => sends(&out, |m| {
-                matches!(m, Msg::Vote { ballot: twopc_model::Ballot::Yes, .. })
+                matches!(
+                    m,
+                    Msg::Vote {
+                        ballot: twopc_model::Ballot::Yes,
+                        ..
+                    }
+                )
             }),
             (Node::Coordinator(_), Some(Mutant::UnsavedDecision)) => {
                 sends(&out, |m| matches!(m, Msg::Commit { .. }))
             }
-            (Node::Coordinator(_), Some(Mutant::UnsavedAbortOutcome)) => sends(&out, |m| {
-                matches!(m, Msg::Outcome(o) if matches!(o.verdict, Verdict::Aborted(_)))
-            }),
+            (Node::Coordinator(_), Some(Mutant::UnsavedAbortOutcome)) => sends(
+                &out,
+                |m| matches!(m, Msg::Outcome(o) if matches!(o.verdict, Verdict::Aborted(_))),
+            ),
             _ => false,
         };
         for c in out {
@@ -122,9 +156,7 @@ impl Actor for Checked {
     fn on_start(&self, id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> State {
         let mut storage = storage.clone();
         match (&mut storage, self.mutant) {
-            (Some(Storage::Participant(s)), Some(Mutant::ForgetHoldsOnRestart)) => {
-                s.holds.clear()
-            }
+            (Some(Storage::Participant(s)), Some(Mutant::ForgetHoldsOnRestart)) => s.holds.clear(),
             (Some(Storage::Coordinator(s)), Some(Mutant::ReuseTxnIds)) => s.epoch = 0,
             _ => {}
         }
@@ -158,7 +190,11 @@ impl Actor for Checked {
                 }
                 self.node.on_msg(id, state, src, msg, &mut out);
             }
-            (Node::Coordinator(_), Some(Mutant::RetryStartsNewAttempt), Msg::Purchase { req, .. }) => {
+            (
+                Node::Coordinator(_),
+                Some(Mutant::RetryStartsNewAttempt),
+                Msg::Purchase { req, .. },
+            ) => {
                 if let State::Coordinator(s) = &**state {
                     if s.clients.get(&req.client).is_some_and(|t| t.req == *req) {
                         if let State::Coordinator(s) = state.to_mut() {
@@ -176,11 +212,17 @@ impl Actor for Checked {
     fn on_timeout(&self, id: Id, state: &mut Cow<State>, timer: &Timer, o: &mut Out<Self>) {
         let mut out = Out::new();
         match (&self.node, timer) {
-            (Node::Coordinator(c), Timer::Votes(txn)) if is(self.mutant, Mutant::CommitOnVoteTimeout) => {
-                let voting = matches!(&**state, State::Coordinator(s) if s.voting.contains_key(txn));
+            (Node::Coordinator(c), Timer::Votes(txn))
+                if is(self.mutant, Mutant::CommitOnVoteTimeout) =>
+            {
+                let voting =
+                    matches!(&**state, State::Coordinator(s) if s.voting.contains_key(txn));
                 if voting {
                     // Pretend both participants voted yes.
-                    let yes = |txn| Msg::Vote { txn, ballot: twopc_model::Ballot::Yes };
+                    let yes = |txn| Msg::Vote {
+                        txn,
+                        ballot: twopc_model::Ballot::Yes,
+                    };
                     self.node.on_msg(id, state, c.wallet, yes(*txn), &mut out);
                     self.node.on_msg(id, state, c.order, yes(*txn), &mut out);
                 }

@@ -33,7 +33,8 @@ pub const SOME_TIMEOUT_ABORT: &str = "an abort by vote timeout";
 /// Reached: a participant restarted with prepared holds.
 pub const PREPARED_RECOVERY: &str = "a crashed prepared participant recovers";
 /// Reached: a coordinator restarted with commit decisions and finished them.
-pub const DECIDED_RECOVERY: &str = "a crashed coordinator that decided commit recovers and finishes";
+pub const DECIDED_RECOVERY: &str =
+    "a crashed coordinator that decided commit recovers and finishes";
 
 /// The properties that apply to a configuration: every safety property, and
 /// the reachability properties the configuration can possibly reach.
@@ -59,7 +60,9 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
             seen(s).any(|o| {
                 matches!(
                     o.verdict,
-                    Verdict::Aborted(AbortReason::InsufficientFunds | AbortReason::InsufficientStock)
+                    Verdict::Aborted(
+                        AbortReason::InsufficientFunds | AbortReason::InsufficientStock
+                    )
                 )
             })
         }));
@@ -93,11 +96,13 @@ fn atomic(_: &TwopcModel, s: &SysState) -> bool {
 }
 
 fn commit_needs_every_yes(_: &TwopcModel, s: &SysState) -> bool {
-    finished(s).filter(|(_, _, f)| f.committed).all(|(_, txn, _)| {
-        [WALLET, ORDER]
-            .iter()
-            .all(|p| s.history.yes_votes.contains(&(Id::from(*p), *txn)))
-    })
+    finished(s)
+        .filter(|(_, _, f)| f.committed)
+        .all(|(_, txn, _)| {
+            [WALLET, ORDER]
+                .iter()
+                .all(|p| s.history.yes_votes.contains(&(Id::from(*p), *txn)))
+        })
 }
 
 fn conserved(m: &TwopcModel, s: &SysState) -> bool {

@@ -15,10 +15,15 @@ fn msg(m: &Msg) -> String {
         ),
         Msg::Outcome(o) => match (o.verdict, o.txn) {
             (Verdict::Committed, t) => format!("Outcome {} committed (txn {})", o.req, txn(t)),
-            (Verdict::Aborted(r), t) => format!("Outcome {} aborted: {r:?} (txn {})", o.req, txn(t)),
+            (Verdict::Aborted(r), t) => {
+                format!("Outcome {} aborted: {r:?} (txn {})", o.req, txn(t))
+            }
         },
         Msg::Prepare { txn, req, op } => {
-            format!("Prepare txn {txn} for {req}: hold {} of {}", op.amount, op.key)
+            format!(
+                "Prepare txn {txn} for {req}: hold {} of {}",
+                op.amount, op.key
+            )
         }
         Msg::Vote { txn, ballot } => format!("Vote {ballot:?} on txn {txn}"),
         Msg::Commit { txn } => format!("Commit txn {txn}"),
@@ -49,7 +54,12 @@ pub fn format_action(m: &TwopcModel, action: &SysAction) -> String {
             format!("{} receives {} from {}", name(dst), msg(x), name(src))
         }
         ActorModelAction::Drop(env) => {
-            format!("network loses {} from {} to {}", msg(&env.msg), name(&env.src), name(&env.dst))
+            format!(
+                "network loses {} from {} to {}",
+                msg(&env.msg),
+                name(&env.src),
+                name(&env.dst)
+            )
         }
         ActorModelAction::Timeout(id, t) => format!("{}: {} fires", name(id), timer(t)),
         ActorModelAction::Crash(id) => format!("{} crashes", name(id)),
@@ -91,14 +101,45 @@ fn effects(m: &TwopcModel, last: &SysState, action: &SysAction) -> Vec<String> {
         .collect()
 }
 
+/// One step of a path: a stateright action, or (in the liveness analysis of a
+/// lossy network) the loss of every message in flight.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// An action of the model.
+    Action(SysAction),
+    /// The network loses every message in flight.
+    LoseInFlight,
+}
+
+/// A stateright path as steps.
+pub fn steps(path: &stateright::Path<SysState, SysAction>) -> Vec<(SysState, Option<Step>)> {
+    path.clone()
+        .into_vec()
+        .into_iter()
+        .map(|(s, a)| (s, a.map(Step::Action)))
+        .collect()
+}
+
 /// A path, one numbered step per line with its effects indented below.
 pub fn format_path(m: &TwopcModel, path: &stateright::Path<SysState, SysAction>) -> String {
+    format_steps(m, &steps(path))
+}
+
+/// Steps, one numbered per line with their effects indented below, then a
+/// summary of the final state.
+pub fn format_steps(m: &TwopcModel, steps: &[(SysState, Option<Step>)]) -> String {
     let mut s = String::new();
-    let steps = path.clone().into_vec();
     let mut n = 0;
-    for (state, action) in &steps {
-        let Some(action) = action else { continue };
+    for (state, step) in steps {
+        let Some(step) = step else { continue };
         n += 1;
+        let action = match step {
+            Step::Action(a) => a,
+            Step::LoseInFlight => {
+                let _ = writeln!(s, "  {n:>3}. network loses every message in flight");
+                continue;
+            }
+        };
         let _ = writeln!(s, "  {n:>3}. {}", format_action(m, action));
         for e in effects(m, state, action) {
             let _ = writeln!(s, "         {e}");
@@ -137,7 +178,11 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
             m.actor_name(Id::from(i)),
             down(i),
             p.data.levels,
-            p.data.holds.iter().map(|(t, h)| format!("{t}:{}", h.op.amount)).collect::<Vec<_>>(),
+            p.data
+                .holds
+                .iter()
+                .map(|(t, h)| format!("{t}:{}", h.op.amount))
+                .collect::<Vec<_>>(),
             fin.join(", ")
         );
     }

@@ -126,7 +126,10 @@ pub struct History {
 fn record_out(_: &Config, h: &History, env: Envelope<&Msg>) -> Option<History> {
     let mut h2;
     match env.msg {
-        Msg::Vote { txn, ballot: Ballot::Yes } if !h.yes_votes.contains(&(env.src, *txn)) => {
+        Msg::Vote {
+            txn,
+            ballot: Ballot::Yes,
+        } if !h.yes_votes.contains(&(env.src, *txn)) => {
             h2 = h.clone();
             h2.yes_votes.insert((env.src, *txn));
         }
@@ -241,7 +244,14 @@ impl Config {
             .lossy_network(LossyNetwork::No)
             .max_crashes(self.max_crashes)
             .record_msg_out(record_out)
-            .within_boundary(|cfg, state| coordinator(state).epoch <= 1 + cfg.max_restarts);
+            .within_boundary(|cfg, state| {
+                // Each restart bumps the epoch: bound the restarts explored.
+                // Within an epoch the protocol makes at most one attempt per
+                // request; the second bound only cuts off broken variants.
+                let c = coordinator(state);
+                c.epoch <= 1 + cfg.max_restarts
+                    && c.next_txn <= (cfg.clients * cfg.purchases) as u64 + 1
+            });
         TwopcModel { cfg: self, inner }
     }
 }

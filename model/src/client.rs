@@ -83,3 +83,100 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    fn client() -> Client {
+        let purchase = Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: 1,
+            price: 6,
+        };
+        Client {
+            coordinator: Id::from(0),
+            id: 9,
+            purchases: vec![purchase; 2],
+        }
+    }
+
+    fn outcome(seq: u64) -> Outcome {
+        Outcome {
+            req: req(seq),
+            txn: Some(txn(seq)),
+            verdict: Verdict::Committed,
+        }
+    }
+
+    #[test]
+    fn start_sends_the_first_purchase_with_a_retry_timer() {
+        let mut o = Out::new();
+        client().on_start(None, &mut o);
+        assert_eq!(
+            cmds(&o),
+            expect(|o| {
+                let purchase = client().purchases[0].clone();
+                o.send(
+                    Id::from(0),
+                    Msg::Purchase {
+                        req: req(1),
+                        purchase,
+                    },
+                );
+                o.set_timer(Timer::Retry, crate::timeouts::RETRY);
+            })
+        );
+    }
+
+    #[test]
+    fn an_outcome_is_saved_then_the_next_purchase_goes_out() {
+        let state = client().on_start(None, &mut Out::new());
+        let mut cow = Cow::Borrowed(&state);
+        let mut o = Out::new();
+        client().on_msg(&mut cow, Id::from(0), Msg::Outcome(outcome(1)), &mut o);
+        let next = cow.into_owned();
+        assert_eq!(next.seen, vec![outcome(1)]);
+        assert_eq!(
+            cmds(&o),
+            expect(|o| {
+                o.save(Storage::Client(next.clone()));
+                let purchase = client().purchases[1].clone();
+                o.send(
+                    Id::from(0),
+                    Msg::Purchase {
+                        req: req(2),
+                        purchase,
+                    },
+                );
+                o.set_timer(Timer::Retry, crate::timeouts::RETRY);
+            })
+        );
+        // A duplicate of the first outcome changes nothing.
+        let mut cow = Cow::Borrowed(&next);
+        let mut o = Out::new();
+        client().on_msg(&mut cow, Id::from(0), Msg::Outcome(outcome(1)), &mut o);
+        assert!(matches!(cow, Cow::Borrowed(_)) && o.is_empty());
+    }
+
+    #[test]
+    fn the_last_outcome_stops_the_retries() {
+        let state = ClientState {
+            seen: vec![outcome(1)],
+        };
+        let mut cow = Cow::Borrowed(&state);
+        let mut o = Out::new();
+        client().on_msg(&mut cow, Id::from(0), Msg::Outcome(outcome(2)), &mut o);
+        let done = cow.into_owned();
+        assert!(client().is_done(&done));
+        assert_eq!(
+            cmds(&o),
+            expect(|o| {
+                o.save(Storage::Client(done.clone()));
+                o.cancel_timer(Timer::Retry);
+            })
+        );
+    }
+}

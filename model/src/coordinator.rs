@@ -364,3 +364,212 @@ fn reason_blames(reason: AbortReason, is_wallet: bool) -> bool {
         AbortReason::VoteTimeout | AbortReason::InvalidRequest => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    const WALLET: usize = 1;
+    const ORDER: usize = 2;
+    const CLIENT: usize = 3;
+
+    fn coord() -> Coordinator {
+        Coordinator {
+            wallet: Id::from(WALLET),
+            order: Id::from(ORDER),
+        }
+    }
+
+    fn purchase(seq: u64, qty: u64) -> Msg {
+        Msg::Purchase {
+            req: req(seq),
+            purchase: Purchase {
+                user: "alice".into(),
+                sku: "widget".into(),
+                qty,
+                price: 6,
+            },
+        }
+    }
+
+    fn deliver(state: &CoordState, src: usize, msg: Msg) -> (CoordState, Out<Node>) {
+        let mut cow = Cow::Borrowed(state);
+        let mut o = Out::new();
+        coord().on_msg(&mut cow, Id::from(src), msg, &mut o);
+        (cow.into_owned(), o)
+    }
+
+    fn yes(n: u64) -> Msg {
+        Msg::Vote {
+            txn: txn(n),
+            ballot: Ballot::Yes,
+        }
+    }
+
+    fn started() -> CoordState {
+        coord().on_start(None, &mut Out::new())
+    }
+
+    #[test]
+    fn start_bumps_the_epoch_durably() {
+        let mut o = Out::new();
+        let s = coord().on_start(None, &mut o);
+        assert_eq!(s.epoch, 1);
+        assert_eq!(
+            cmds(&o),
+            expect(|o| o.save(Storage::Coordinator(s.storage())))
+        );
+        let s2 = coord().on_start(Some(&s.storage()), &mut Out::new());
+        assert_eq!(s2.epoch, 2);
+    }
+
+    #[test]
+    fn purchase_prepares_both_participants() {
+        let (s, out) = deliver(&started(), CLIENT, purchase(1, 2));
+        assert!(s.voting.contains_key(&txn(0)));
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                let op = |key: &str, amount| Op {
+                    key: key.into(),
+                    amount,
+                };
+                let prepare = |op| Msg::Prepare {
+                    txn: txn(0),
+                    req: req(1),
+                    op,
+                };
+                o.send(Id::from(WALLET), prepare(op("alice", 12)));
+                o.send(Id::from(ORDER), prepare(op("widget", 2)));
+                o.set_timer(Timer::Votes(txn(0)), crate::timeouts::VOTES);
+            })
+        );
+        // A retry while voting changes nothing.
+        let (again, out) = deliver(&s, CLIENT, purchase(1, 2));
+        assert_eq!(again, s);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn all_yes_saves_the_decision_before_revealing_it() {
+        let (s, _) = deliver(&started(), CLIENT, purchase(1, 1));
+        let (s, out) = deliver(&s, WALLET, yes(0));
+        assert!(out.is_empty());
+        let (s, out) = deliver(&s, ORDER, yes(0));
+        let outcome = Outcome {
+            req: req(1),
+            txn: Some(txn(0)),
+            verdict: Verdict::Committed,
+        };
+        assert_eq!(s.clients[&9], outcome);
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.save(Storage::Coordinator(s.storage()));
+                o.cancel_timer(Timer::Votes(txn(0)));
+                o.send(Id::from(WALLET), Msg::Commit { txn: txn(0) });
+                o.send(Id::from(ORDER), Msg::Commit { txn: txn(0) });
+                o.send(Id::from(CLIENT), Msg::Outcome(outcome));
+                o.set_timer(Timer::Resend(txn(0)), crate::timeouts::RESEND);
+            })
+        );
+        // A retry of the decided request gets the saved answer.
+        let (_, out) = deliver(&s, CLIENT, purchase(1, 1));
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(Id::from(CLIENT), Msg::Outcome(outcome)))
+        );
+    }
+
+    #[test]
+    fn a_no_vote_aborts_and_the_outcome_is_saved_first() {
+        let (s, _) = deliver(&started(), CLIENT, purchase(1, 1));
+        let no = Msg::Vote {
+            txn: txn(0),
+            ballot: Ballot::No(Refusal::Insufficient),
+        };
+        let (s, out) = deliver(&s, WALLET, no);
+        let outcome = Outcome {
+            req: req(1),
+            txn: Some(txn(0)),
+            verdict: Verdict::Aborted(AbortReason::InsufficientFunds),
+        };
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.save(Storage::Coordinator(s.storage()));
+                o.cancel_timer(Timer::Votes(txn(0)));
+                o.send(Id::from(ORDER), Msg::Abort { txn: txn(0) });
+                o.send(Id::from(CLIENT), Msg::Outcome(outcome));
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_transactions_are_presumed_aborted() {
+        let (_, out) = deliver(&started(), WALLET, Msg::QueryDecision { txn: txn(5) });
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(Id::from(WALLET), Msg::Abort { txn: txn(5) }))
+        );
+        // But a transaction still voting is not answered.
+        let (s, _) = deliver(&started(), CLIENT, purchase(1, 1));
+        let (_, out) = deliver(&s, WALLET, Msg::QueryDecision { txn: txn(0) });
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn acks_from_everyone_let_the_decision_go() {
+        let (s, _) = deliver(&started(), CLIENT, purchase(1, 1));
+        let (s, _) = deliver(&s, WALLET, yes(0));
+        let (s, _) = deliver(&s, ORDER, yes(0));
+        let (s, out) = deliver(&s, WALLET, Msg::Ack { txn: txn(0) });
+        assert!(out.is_empty());
+        let (s, out) = deliver(&s, ORDER, Msg::Ack { txn: txn(0) });
+        assert!(s.commits.is_empty());
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.save(Storage::Coordinator(s.storage()));
+                o.cancel_timer(Timer::Resend(txn(0)));
+            })
+        );
+    }
+
+    #[test]
+    fn restart_resends_unacknowledged_commits() {
+        let (s, _) = deliver(&started(), CLIENT, purchase(1, 1));
+        let (s, _) = deliver(&s, WALLET, yes(0));
+        let (s, _) = deliver(&s, ORDER, yes(0));
+        let mut o = Out::new();
+        let r = coord().on_start(Some(&s.storage()), &mut o);
+        assert!(r.recovered_commits);
+        assert_eq!(
+            cmds(&o),
+            expect(|o| {
+                o.save(Storage::Coordinator(r.storage()));
+                o.send(Id::from(WALLET), Msg::Commit { txn: txn(0) });
+                o.send(Id::from(ORDER), Msg::Commit { txn: txn(0) });
+                o.set_timer(Timer::Resend(txn(0)), crate::timeouts::RESEND);
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_purchases_are_refused_durably() {
+        let (s, out) = deliver(&started(), CLIENT, purchase(1, 0));
+        let outcome = Outcome {
+            req: req(1),
+            txn: None,
+            verdict: Verdict::Aborted(AbortReason::InvalidRequest),
+        };
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.save(Storage::Coordinator(s.storage()));
+                o.send(Id::from(CLIENT), Msg::Outcome(outcome));
+            })
+        );
+    }
+}

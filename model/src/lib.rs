@@ -226,3 +226,29 @@ impl Actor for Node {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! Helpers for handler unit tests: feed one event, compare the exact
+    //! commands out (stateright's `Command` has no `PartialEq`, so the
+    //! comparison is on their `Debug` form, which shows every field).
+    use super::*;
+
+    pub fn cmds(out: &Out<Node>) -> String {
+        format!("{out:?}")
+    }
+
+    pub fn expect(f: impl FnOnce(&mut Out<Node>)) -> String {
+        let mut o = Out::new();
+        f(&mut o);
+        cmds(&o)
+    }
+
+    pub fn txn(n: u64) -> TxnId {
+        TxnId { epoch: 1, n }
+    }
+
+    pub fn req(seq: u64) -> RequestId {
+        RequestId { client: 9, seq }
+    }
+}

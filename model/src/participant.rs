@@ -224,3 +224,144 @@ fn finished(hold: Option<Hold>, committed: bool) -> Finished {
         committed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::*;
+
+    const COORD: usize = 0;
+
+    fn wallet() -> Participant {
+        Participant {
+            resource: Resource::Wallet,
+            coordinator: Id::from(COORD),
+            initial: BTreeMap::from([("alice".to_string(), 10)]),
+        }
+    }
+
+    fn start() -> PartState {
+        wallet().on_start(None, &mut Out::new())
+    }
+
+    fn prepare(n: u64, amount: u64) -> Msg {
+        Msg::Prepare {
+            txn: txn(n),
+            req: req(n + 1),
+            op: Op {
+                key: "alice".into(),
+                amount,
+            },
+        }
+    }
+
+    fn deliver(state: &PartState, msg: Msg) -> (PartState, Out<Node>) {
+        let mut cow = Cow::Borrowed(state);
+        let mut o = Out::new();
+        wallet().on_msg(&mut cow, Id::from(COORD), msg, &mut o);
+        (cow.into_owned(), o)
+    }
+
+    #[test]
+    fn prepare_saves_the_hold_then_votes_yes() {
+        let (state, out) = deliver(&start(), prepare(0, 6));
+        assert_eq!(state.data.holds[&txn(0)].op.amount, 6);
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.set_timer(Timer::Query(txn(0)), crate::timeouts::QUERY);
+                o.save(Storage::Participant(state.data.clone()));
+                o.send(
+                    Id::from(COORD),
+                    Msg::Vote {
+                        txn: txn(0),
+                        ballot: Ballot::Yes,
+                    },
+                );
+            })
+        );
+    }
+
+    #[test]
+    fn prepare_beyond_balance_net_of_holds_votes_no() {
+        let (held, _) = deliver(&start(), prepare(0, 6));
+        let (state, out) = deliver(&held, prepare(1, 6));
+        assert!(!state.data.finished[&txn(1)].committed);
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.save(Storage::Participant(state.data.clone()));
+                let ballot = Ballot::No(Refusal::Insufficient);
+                o.send(
+                    Id::from(COORD),
+                    Msg::Vote {
+                        txn: txn(1),
+                        ballot,
+                    },
+                );
+            })
+        );
+        // Escrow, not a lock: a purchase the rest covers still prepares.
+        let (_, out) = deliver(&held, prepare(2, 4));
+        assert!(cmds(&out).contains("Yes"));
+    }
+
+    #[test]
+    fn commit_applies_once_and_a_duplicate_is_only_acked() {
+        let (held, _) = deliver(&start(), prepare(0, 6));
+        let (done, out) = deliver(&held, Msg::Commit { txn: txn(0) });
+        assert_eq!(done.data.levels["alice"], 4);
+        assert!(done.data.holds.is_empty());
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.save(Storage::Participant(done.data.clone()));
+                o.cancel_timer(Timer::Query(txn(0)));
+                o.send(Id::from(COORD), Msg::Ack { txn: txn(0) });
+            })
+        );
+        let (again, out) = deliver(&done, Msg::Commit { txn: txn(0) });
+        assert_eq!(again, done);
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(Id::from(COORD), Msg::Ack { txn: txn(0) }))
+        );
+    }
+
+    #[test]
+    fn abort_before_prepare_makes_the_late_prepare_a_no_op() {
+        let (aborted, out) = deliver(&start(), Msg::Abort { txn: txn(0) });
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.save(Storage::Participant(aborted.data.clone()));
+                o.cancel_timer(Timer::Query(txn(0)));
+            })
+        );
+        let (after, out) = deliver(&aborted, prepare(0, 6));
+        assert_eq!(after, aborted);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn restart_keeps_holds_and_queries_them() {
+        let (held, _) = deliver(&start(), prepare(0, 6));
+        let mut o = Out::new();
+        let restarted = wallet().on_start(Some(&held.data), &mut o);
+        assert_eq!(restarted.data, held.data);
+        assert!(restarted.recovered_holds);
+        assert_eq!(
+            cmds(&o),
+            expect(|o| o.set_timer(Timer::Query(txn(0)), crate::timeouts::QUERY))
+        );
+    }
+
+    #[test]
+    fn strangers_are_ignored() {
+        let mut cow = Cow::Owned(start());
+        let mut o = Out::new();
+        wallet().on_msg(&mut cow, Id::from(7), prepare(0, 6), &mut o);
+        assert!(o.is_empty());
+        assert!(cow.data.holds.is_empty());
+    }
+}

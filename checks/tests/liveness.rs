@@ -1,0 +1,78 @@
+//! The AG EF done analysis: it passes the normal configurations (crashes with
+//! recovery included) and finds 2PC's blocking when the coordinator never
+//! recovers.
+
+use twopc_checks::liveness::analyze;
+use twopc_checks::system::{participants, Config, NetworkKind, Role, COORDINATOR};
+
+fn one_client() -> Config {
+    Config {
+        clients: 1,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn live_without_crashes() {
+    let result = analyze(&Config::default().into_model(), |_| {});
+    assert!(result.holds(), "{} stuck states", result.stuck);
+    assert!(result.done > 0 && result.states > result.done);
+}
+
+#[test]
+fn live_when_crashed_actors_recover() {
+    let cfg = Config {
+        max_crashes: 1,
+        ..one_client()
+    };
+    let result = analyze(&cfg.into_model(), |_| {});
+    assert!(result.holds(), "{} stuck states", result.stuck);
+    // The restart bound cut some futures off; they are not counted as stuck.
+    assert!(result.cut_off > 0);
+}
+
+#[test]
+fn coordinator_that_never_recovers_blocks_prepared_participants() {
+    let cfg = Config {
+        max_crashes: 1,
+        crashable: [Role::Coordinator].into(),
+        never_recover: [Role::Coordinator].into(),
+        ..one_client()
+    };
+    let model = cfg.into_model();
+    let result = analyze(&model, |_| {});
+    assert!(!result.holds());
+    let path = result
+        .blocked_path
+        .expect("a path to prepared participants waiting forever");
+    let last = &path.last().unwrap().0;
+    assert!(last.crashed[COORDINATOR]);
+    assert!(participants(last).any(|(_, p)| !p.data.holds.is_empty()));
+    assert!(!model.is_done(last));
+}
+
+/// A lossy network matters to liveness: the analysis explores the loss of
+/// everything in flight, so it sees more states than the safety check, which
+/// does not need to (a lost message is one never delivered).
+#[test]
+fn loss_is_explored() {
+    let lossy = analyze(&one_client().into_model(), |_| {});
+    let safety = twopc_checks::check(
+        one_client().into_model(),
+        1,
+        std::time::Duration::from_secs(3600),
+        |_, _, _| {},
+    );
+    assert!(lossy.holds());
+    assert!(
+        lossy.states > safety.unique,
+        "{} vs {}",
+        lossy.states,
+        safety.unique
+    );
+    let reliable = Config {
+        network: NetworkKind::Unordered,
+        ..one_client()
+    };
+    assert!(analyze(&reliable.into_model(), |_| {}).holds());
+}

@@ -1,0 +1,45 @@
+//! The CI matrix: each configuration is checked exhaustively, every property
+//! holds, and the number of unique states is the pinned one (a change in it is
+//! a change in the protocol's reachable behaviour, to be explained in review).
+
+use std::time::Duration;
+use twopc_checks::matrix::entries;
+
+fn check_entry(name: &str) {
+    let entry = entries()
+        .into_iter()
+        .find(|e| e.name == name)
+        .expect("a matrix entry");
+    let run = twopc_checks::check(
+        entry.config.into_model(),
+        2,
+        Duration::from_secs(3600),
+        |_, _, _| {},
+    );
+    let failing: Vec<_> = run
+        .verdicts
+        .iter()
+        .filter(|v| !v.holds())
+        .map(|v| v.name)
+        .collect();
+    assert!(failing.is_empty(), "{name}: failing {failing:?}");
+    assert_eq!(
+        run.unique, entry.unique_states,
+        "{name}: unique state count drifted"
+    );
+}
+
+#[test]
+fn matrix_compete() {
+    check_entry("compete");
+}
+
+#[test]
+fn matrix_one_crash() {
+    check_entry("one-crash");
+}
+
+#[test]
+fn matrix_two_purchases_one_crash() {
+    check_entry("two-purchases-one-crash");
+}
