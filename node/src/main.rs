@@ -75,6 +75,15 @@ Example:
     Bench(BenchArgs),
     /// Print a fresh random cluster key.
     Keygen,
+    /// Print the last durable state in a data directory (read-only; checks
+    /// every checksum, so it also tells whether a node could start from it).
+    #[command(after_help = "Example:
+  twopc inspect --data-dir /var/lib/twopc/wallet")]
+    Inspect {
+        /// The node's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -165,6 +174,7 @@ fn init_logging(json: bool, default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -319,6 +329,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args.purchases, &args.clients, args.json)
             .await
             .map(|_| ExitCode::SUCCESS),
+        Command::Inspect { data_dir } => {
+            match twopc_node::storage::peek(&data_dir)? {
+                Some(state) => println!("{state:#?}"),
+                None => println!("{}: no saved state", data_dir.display()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keygen => {
             println!("{}", hex::encode(rand::random::<[u8; 32]>()));
             Ok(ExitCode::SUCCESS)

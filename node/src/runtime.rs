@@ -395,7 +395,12 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                     tracing::debug!(node = %self.cfg.name, "fault: dropped incoming");
                     return Ok(());
                 }
-                tracing::debug!(node = %self.cfg.name, "received");
+                match kind {
+                    "commit" | "abort" => {
+                        tracing::info!(node = %self.cfg.name, txn, kind, "decision received")
+                    }
+                    _ => tracing::debug!(node = %self.cfg.name, "received"),
+                }
                 self.counters.msgs_handled += 1;
                 let mut out = Out::new();
                 let mut cow = Cow::Borrowed(&*state);

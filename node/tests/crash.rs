@@ -87,6 +87,10 @@ fn kill9_everything_under_load_conserves_money_and_stock() {
     let buyers: Vec<_> = (0..6)
         .map(|_| c.purchase_command("alice", "widget", 1, 7).spawn().unwrap())
         .collect();
+    wait_for("purchases to reach the coordinator", || {
+        let v = c.status("coordinator")?;
+        (v["counters"]["msgs_handled"].as_u64()? > 0).then_some(())
+    });
     // Crash every node once while purchases are in flight, then restart.
     for n in ["wallet", "coordinator", "order"] {
         c.kill9(n);
