@@ -107,3 +107,34 @@ fn kill9_everything_under_load_conserves_money_and_stock() {
     }
     assert_conserved(&c, 1000 - 7 * committed, 1000 - committed);
 }
+
+#[test]
+fn lossy_network_every_purchase_reaches_an_outcome_and_money_is_conserved() {
+    let mut c = TestCluster::new(&[("alice", 1000)], &[("widget", 1000)]);
+    // Every node drops a fifth of the protocol messages it sends or receives.
+    for n in ["coordinator", "wallet", "order"] {
+        c.start(n, &["--fault-loss", "0.2"]);
+    }
+    let buyers: Vec<_> = (0..5)
+        .map(|_| c.purchase_command("alice", "widget", 2, 3).spawn().unwrap())
+        .collect();
+    let mut committed = 0;
+    for child in buyers {
+        let (r, _) = parse_purchase(child.wait_with_output().unwrap());
+        match r["outcome"].as_str() {
+            Some("committed") => committed += 1,
+            Some("aborted") => assert_eq!(r["reason"], "vote_timeout", "{r}"),
+            _ => panic!("every purchase reaches an outcome: {r}"),
+        }
+    }
+    assert_conserved(&c, 1000 - 6 * committed, 1000 - 2 * committed);
+    let dropped: u64 = ["coordinator", "wallet", "order"]
+        .iter()
+        .map(|n| {
+            c.status(n).unwrap()["counters"]["fault_dropped"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert!(dropped > 0, "the fault injection dropped something");
+}
