@@ -121,21 +121,26 @@ async fn measure(cluster: &LocalCluster, clients: usize, each: usize) -> Result<
     })
 }
 
-/// Runs the benchmark: `total` purchases by 1 client, then by each count in
-/// `concurrency` of clients. Prints a table (or JSON).
-pub async fn run(total: usize, concurrency: &[usize], json: bool) -> Result<Vec<BenchResult>> {
+/// Runs the benchmark: for each count in `concurrency`, a fresh cluster with
+/// data directories under `parent`, and `total` purchases shared by that many
+/// concurrent clients. Prints a table (or JSON).
+pub async fn run(
+    total: usize,
+    concurrency: &[usize],
+    parent: &std::path::Path,
+    json: bool,
+) -> Result<Vec<BenchResult>> {
     let max_clients = concurrency.iter().copied().max().unwrap_or(1).max(1);
-    let accounts = (0..max_clients)
+    let accounts: BTreeMap<String, u64> = (0..max_clients)
         .map(|c| (format!("user{c:02}"), u64::MAX / 4))
         .collect();
-    let stock = (0..8)
+    let stock: BTreeMap<String, u64> = (0..8)
         .map(|s| (format!("sku{s:02}"), u64::MAX / 4))
         .collect();
-    let cluster = LocalCluster::start(accounts, stock).await?;
     if !json {
         println!(
-            "twopc bench: loopback UDP, fsync on, data in {}",
-            cluster.dir.path().display()
+            "twopc bench: 3 nodes in this process, loopback UDP, fsync on, data under {}",
+            parent.display()
         );
         println!(
             "{:>8} {:>10} {:>12} {:>9} {:>9}   fsyncs per purchase (coordinator / wallet / order)",
@@ -143,9 +148,12 @@ pub async fn run(total: usize, concurrency: &[usize], json: bool) -> Result<Vec<
         );
     }
     let mut results = Vec::new();
-    // A short warm-up, not measured.
-    measure(&cluster, 1, 20.min(total)).await?;
     for &clients in concurrency {
+        // A fresh cluster per run: the model keeps every finished transaction,
+        // so a run would otherwise pay for the history of the runs before it.
+        let cluster = LocalCluster::start_in(parent, accounts.clone(), stock.clone()).await?;
+        // A short warm-up, not measured.
+        measure(&cluster, 1, 20.min(total)).await?;
         let clients = clients.max(1);
         let each = (total / clients).max(1);
         let r = measure(&cluster, clients, each).await?;
@@ -169,8 +177,8 @@ pub async fn run(total: usize, concurrency: &[usize], json: bool) -> Result<Vec<
             );
         }
         results.push(r);
+        cluster.stop().await?;
     }
-    cluster.stop().await?;
     if json {
         println!(
             "{}",

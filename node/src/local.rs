@@ -36,10 +36,24 @@ impl LocalCluster {
         accounts: BTreeMap<String, u64>,
         stock: BTreeMap<String, u64>,
     ) -> Result<LocalCluster> {
+        Self::start_in(&std::env::temp_dir(), accounts, stock).await
+    }
+
+    /// [`LocalCluster::start`] with the data directories under `parent`.
+    pub async fn start_in(
+        parent: &std::path::Path,
+        accounts: BTreeMap<String, u64>,
+        stock: BTreeMap<String, u64>,
+    ) -> Result<LocalCluster> {
         let dir = tempfile::Builder::new()
             .prefix("twopc-")
-            .tempdir()
-            .map_err(|e| Error::Other(format!("cannot create a temporary directory: {e}")))?;
+            .tempdir_in(parent)
+            .map_err(|e| {
+                Error::Other(format!(
+                    "cannot create a temporary directory in {}: {e}",
+                    parent.display()
+                ))
+            })?;
         let mut sockets = Vec::new();
         let mut nodes = Vec::new();
         for (name, role) in [

@@ -32,8 +32,9 @@
 //!
 //! ## Durability and the torn-tail rule
 //!
-//! [`Store::stage`] only appends to a memory buffer; [`Store::sync`] writes
-//! the buffer in one `write` and `fdatasync`s the log. The runtime calls
+//! [`Store::stage`] only remembers the newest state; [`Store::sync`] diffs it
+//! against the last state written, appends the record in one `write` and
+//! `fdatasync`s the log. The runtime calls
 //! `sync` before any message emitted after a `Save` leaves (see
 //! `runtime.rs`), so **nothing that depends on a record is ever sent before
 //! the record is durable**. At start the log is replayed:
@@ -412,6 +413,7 @@ pub struct LogStore {
     log_path: PathBuf,
     generation: u64,
     last: Option<Storage>,
+    pending: Option<Storage>,
     buf: Vec<u8>,
     log_len: u64,
     snapshot_len: u64,
@@ -521,6 +523,7 @@ impl LogStore {
             log_path,
             generation,
             last: state.clone(),
+            pending: None,
             buf: Vec::new(),
             log_len,
             snapshot_len,
@@ -606,25 +609,31 @@ fn read_snapshot(path: &Path) -> Result<(u64, Storage, u64)> {
 
 impl Store for LogStore {
     fn stage(&mut self, storage: Storage) -> Result<()> {
+        // Only the newest state of a batch matters: it includes every earlier
+        // one, and nothing is sent before `sync`. So diffing waits for `sync`,
+        // once per batch rather than once per `Save`.
         self.stats.saves += 1;
-        let delta = match &self.last {
-            None => Some(Delta::Full(storage.clone())),
-            Some(old) => diff(old, &storage),
-        };
-        if let Some(delta) = delta {
-            encode_record(&delta, &mut self.buf);
-        }
-        self.last = Some(storage);
+        self.pending = Some(storage);
         Ok(())
     }
 
     fn needs_sync(&self) -> bool {
-        !self.buf.is_empty()
+        self.pending.is_some() || !self.buf.is_empty()
     }
 
     fn sync(&mut self) -> Result<()> {
+        if let Some(new) = self.pending.take() {
+            let delta = match &self.last {
+                None => Some(Delta::Full(new.clone())),
+                Some(old) => diff(old, &new),
+            };
+            if let Some(delta) = delta {
+                encode_record(&delta, &mut self.buf);
+            }
+            self.last = Some(new);
+        }
         if self.buf.is_empty() {
-            return Ok(());
+            return Ok(()); // Saved what was already durable: nothing to write.
         }
         // One write and one fdatasync for everything staged since the last
         // sync: that is the group commit.
