@@ -7,7 +7,7 @@ use twopc_model::State;
 
 /// At most this many balances or skus are listed in one reply (it must fit
 /// in a datagram); `levels_total` says how many there are.
-pub const MAX_LISTED: usize = 500;
+pub const MAX_LISTED: usize = 200;
 
 /// A node's counters since it started.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

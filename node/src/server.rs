@@ -9,6 +9,7 @@ use crate::transport::UdpTransport;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use twopc_model::Storage;
 
 /// Runs node `name` of `cluster` with its storage in `data_dir`, until
 /// `shutdown` resolves. Storage errors stop it (they are fatal).
@@ -21,6 +22,20 @@ pub async fn run_node(
 ) -> Result<()> {
     let spec = cluster.node(name)?;
     let (store, stored) = LogStore::open(data_dir)?;
+    crate::storage::claim(data_dir, name)?;
+    let role_matches = match (&stored, spec.role) {
+        (None, _) => true,
+        (Some(Storage::Coordinator(_)), Role::Coordinator) => true,
+        (Some(Storage::Participant(_)), Role::Wallet | Role::Order) => true,
+        (Some(_), _) => false,
+    };
+    if !role_matches {
+        return Err(Error::Other(format!(
+            "data directory {} holds the state of another role than {:?}; refusing to overwrite it",
+            data_dir.display(),
+            spec.role
+        )));
+    }
     let transport = UdpTransport::bind(SocketAddr::V4(spec.bind)).await?;
     let role = match spec.role {
         Role::Coordinator => "coordinator",

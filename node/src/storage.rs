@@ -656,6 +656,31 @@ impl Store for LogStore {
     }
 }
 
+/// Records in `dir` (on first use) which node it belongs to, and refuses a
+/// directory that belongs to another node: starting the wallet on the order
+/// service's data, or a participant on the coordinator's log, would silently
+/// replace one node's durable state with another's.
+pub fn claim(dir: &Path, name: &str) -> Result<()> {
+    let path = dir.join("NODE");
+    match fs::read_to_string(&path) {
+        Ok(owner) if owner.trim() == name => Ok(()),
+        Ok(owner) => Err(Error::Other(format!(
+            "data directory {} belongs to node {:?}, not {name:?} (see {})",
+            dir.display(),
+            owner.trim(),
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut f = File::create(&path).map_err(io_err(&path))?;
+            f.write_all(format!("{name}\n").as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(io_err(&path))?;
+            sync_dir(dir, &mut StoreStats::default())
+        }
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
 /// Reads the last durable state of a data directory without locking it
 /// (for inspection by tools and tests; never while the node writes).
 pub fn peek(dir: &Path) -> Result<Option<Storage>> {
@@ -915,6 +940,15 @@ mod tests {
         assert!(msg.contains("log.0") && msg.contains("checksum"), "{msg}");
         // And the corrupt file is left as it was, for inspection.
         assert_eq!(fs::read(&log).unwrap(), bad);
+    }
+
+    #[test]
+    fn a_data_dir_belongs_to_one_node() {
+        let dir = tempfile::tempdir().unwrap();
+        claim(dir.path(), "wallet").unwrap();
+        claim(dir.path(), "wallet").unwrap();
+        let err = claim(dir.path(), "order").unwrap_err().to_string();
+        assert!(err.contains("belongs to node \"wallet\""), "{err}");
     }
 
     #[test]
