@@ -24,8 +24,10 @@ fn participant_killed_after_voting_yes_learns_the_commit_after_restart() {
     c.start("wallet", &["--fault-drop-in", "commit,abort"]);
     let (r, code) = c.purchase("alice", "widget", 2, 10);
     assert_eq!((r["outcome"].as_str(), code), (Some("committed"), 0), "{r}");
+    // (At least one hold: an attempt aborted by vote timeout and retried
+    // also leaves its hold here, released by presumed abort after restart.)
     wait_for("the wallet to hold the purchase", || {
-        (c.holds("wallet") == 1).then_some(())
+        (c.holds("wallet") >= 1).then_some(())
     });
     c.kill9("wallet");
     c.start("wallet", &[]);
@@ -42,7 +44,7 @@ fn participant_killed_after_voting_yes_is_told_abort_after_restart() {
     // aborts by vote timeout, and the wallet keeps its hold in doubt.
     let order = c.pid("order");
     signal(order, "STOP");
-    let (r, code) = c.purchase("alice", "widget", 2, 10);
+    let (r, code) = c.purchase_once("alice", "widget", 2, 10);
     assert_eq!(r["reason"], "vote_timeout", "{r}");
     assert_eq!(code, 3);
     assert_eq!(c.holds("wallet"), 1);
@@ -62,8 +64,8 @@ fn coordinator_killed_after_deciding_resends_its_decision_after_restart() {
     c.start("coordinator", &["--fault-drop-out", "commit"]);
     let (r, code) = c.purchase("alice", "widget", 3, 10);
     assert_eq!((r["outcome"].as_str(), code), (Some("committed"), 0), "{r}");
-    assert_eq!(c.holds("wallet"), 1);
-    assert_eq!(c.holds("order"), 1);
+    assert!(c.holds("wallet") >= 1);
+    assert!(c.holds("order") >= 1);
     let before = c.status("coordinator").unwrap();
     assert_eq!(before["unacked_commits"].as_array().unwrap().len(), 1);
     c.kill9("coordinator");
