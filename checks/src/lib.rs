@@ -72,17 +72,52 @@ impl CheckRun {
     }
 }
 
+/// How the state space is searched. Both visit every reachable state, so the
+/// unique state count is the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Strategy {
+    /// Breadth-first: counterexamples are shortest paths (single-threaded),
+    /// but the whole frontier of full states is held in memory.
+    Bfs,
+    /// Depth-first: keeps only fingerprints and the current path, so it fits
+    /// state spaces several times larger; counterexamples may be longer.
+    Dfs,
+}
+
 /// Exhaustive breadth-first check with `threads` threads. `progress` is called
 /// about every `every` with (unique, total, depth) while the check runs.
 pub fn check(
     model: TwopcModel,
     threads: usize,
     every: Duration,
+    progress: impl FnMut(usize, usize, usize),
+) -> CheckRun {
+    check_with(model, Strategy::Bfs, threads, every, progress)
+}
+
+/// Exhaustive check with the given search strategy; see [`check`].
+pub fn check_with(
+    model: TwopcModel,
+    strategy: Strategy,
+    threads: usize,
+    every: Duration,
+    progress: impl FnMut(usize, usize, usize),
+) -> CheckRun {
+    let builder = model.clone().checker().threads(threads);
+    match strategy {
+        Strategy::Bfs => finish(model, builder.spawn_bfs(), every, progress),
+        Strategy::Dfs => finish(model, builder.spawn_dfs(), every, progress),
+    }
+}
+
+fn finish(
+    model: TwopcModel,
+    checker: impl Checker<TwopcModel>,
+    every: Duration,
     mut progress: impl FnMut(usize, usize, usize),
 ) -> CheckRun {
     let start = Instant::now();
     let props = model.properties();
-    let checker = model.checker().threads(threads).spawn_bfs();
     let mut last = Instant::now();
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(20));

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use twopc_checks::mutants::Mutant;
 use twopc_checks::system::{Config, NetworkKind, Role, TwopcModel};
-use twopc_checks::{liveness, report};
+use twopc_checks::{liveness, report, Strategy};
 
 const FURTHER: &str = "\
 Go further:
@@ -45,6 +45,9 @@ enum Command {
         /// Checker threads (unique state counts do not depend on it).
         #[arg(long, default_value_t = default_threads())]
         threads: usize,
+        /// bfs (shortest counterexamples) or dfs (far less memory).
+        #[arg(long, value_enum, default_value = "bfs")]
+        strategy: Strategy,
     },
     /// Serve stateright's web explorer for a configuration (never returns).
     ///
@@ -69,6 +72,15 @@ enum Command {
         /// Longest walk.
         #[arg(long, default_value_t = 200)]
         max_depth: usize,
+    },
+    /// Check every configuration of the CI matrix and print its figures.
+    ///
+    /// Exits 1 if a property fails or a unique state count differs from the
+    /// pinned one (a protocol change that must be explained in review).
+    Matrix {
+        /// Checker threads.
+        #[arg(long, default_value_t = default_threads())]
+        threads: usize,
     },
     /// AG EF done: from every reachable state, can every request still get
     /// an outcome and every hold be released?
@@ -241,7 +253,12 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         None => default_run(),
-        Some(Command::Check { sys, threads }) => with_config(&sys, |m| run_check(m, threads)),
+        Some(Command::Check {
+            sys,
+            threads,
+            strategy,
+        }) => with_config(&sys, |m| run_check(m, strategy, threads)),
+        Some(Command::Matrix { threads }) => run_matrix(threads),
         Some(Command::Liveness { sys }) => with_config(&sys, |m| run_liveness(&m)),
         Some(Command::Simulate {
             sys,
@@ -282,7 +299,7 @@ fn default_run() -> bool {
     }
     let sys = Defaults::parse_from(["twopc-check"]).sys;
     println!("twopc-check with no arguments: checking the default configuration.\n");
-    let ok = with_config(&sys, |m| run_check(m, default_threads()));
+    let ok = with_config(&sys, |m| run_check(m, Strategy::Bfs, default_threads()));
     println!();
     let live = with_config(&sys, |m| run_liveness(&m));
     println!("\n{FURTHER}");
@@ -301,24 +318,20 @@ fn thousands(n: usize) -> String {
     out
 }
 
-fn run_check(model: TwopcModel, threads: usize) -> bool {
+fn run_check(model: TwopcModel, strategy: Strategy, threads: usize) -> bool {
     println!("Checking: {}", describe(&model.cfg));
     let shown = model.clone();
     let start = Instant::now();
-    let run = twopc_checks::check(
-        model,
-        threads,
-        Duration::from_secs(2),
-        |unique, total, depth| {
-            let rate = unique as f64 / start.elapsed().as_secs_f64();
-            eprintln!(
-                "  ... {} unique states, {} total, depth {depth}, {:.0} states/s",
-                thousands(unique),
-                thousands(total),
-                rate
-            );
-        },
-    );
+    let every = Duration::from_secs(2);
+    let run = twopc_checks::check_with(model, strategy, threads, every, |unique, total, depth| {
+        let rate = unique as f64 / start.elapsed().as_secs_f64();
+        eprintln!(
+            "  ... {} unique states, {} total, depth {depth}, {:.0} states/s",
+            thousands(unique),
+            thousands(total),
+            rate
+        );
+    });
     println!(
         "Explored {} unique states ({} total), depth {}, in {:.2}s ({:.0} states/s)",
         thousands(run.unique),
@@ -459,4 +472,43 @@ fn describe(cfg: &Config) -> String {
         crashes,
         cfg.mutant.map(|m| format!(", MUTANT {}", m.name())).unwrap_or_default()
     )
+}
+
+fn run_matrix(threads: usize) -> bool {
+    println!("| configuration | unique states | total states | wall time | states/s | pinned |");
+    println!("|---|---:|---:|---:|---:|---|");
+    let mut ok = true;
+    for entry in twopc_checks::matrix::entries() {
+        let model = entry.config.into_model();
+        let every = Duration::from_secs(5);
+        let run = twopc_checks::check_with(model, entry.strategy, threads, every, |u, _, _| {
+            eprintln!("  ... {}: {} unique states", entry.name, thousands(u));
+        });
+        let pinned = run.unique == entry.unique_states;
+        let failing: Vec<&str> = run
+            .verdicts
+            .iter()
+            .filter(|v| !v.holds())
+            .map(|v| v.name)
+            .collect();
+        ok &= pinned && failing.is_empty();
+        println!(
+            "| {} ({}) | {} | {} | {:.1}s | {:.0} | {} |",
+            entry.name,
+            entry.about,
+            thousands(run.unique),
+            thousands(run.total),
+            run.elapsed.as_secs_f64(),
+            run.rate(),
+            if pinned {
+                "yes".to_string()
+            } else {
+                format!("NO (pinned {})", thousands(entry.unique_states))
+            }
+        );
+        for name in failing {
+            println!("  FAIL {}: {name}", entry.name);
+        }
+    }
+    ok
 }

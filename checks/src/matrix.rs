@@ -2,6 +2,7 @@
 //! so that any change to the protocol's reachable behaviour shows up in review.
 
 use crate::system::{Config, Role};
+use crate::Strategy;
 
 /// One CI configuration.
 pub struct Entry {
@@ -13,6 +14,8 @@ pub struct Entry {
     pub config: Config,
     /// Unique states the exhaustive check must visit.
     pub unique_states: usize,
+    /// How to search (depth-first where breadth-first would need gigabytes).
+    pub strategy: Strategy,
 }
 
 /// The CI matrix.
@@ -24,7 +27,8 @@ pub fn entries() -> Vec<Entry> {
             name: "compete",
             about: "two clients, one purchase each, one balance that covers one; udp; no crashes",
             config: Config::default(),
-            unique_states: 0,
+            unique_states: 514_837,
+            strategy: Strategy::Bfs,
         },
         Entry {
             name: "one-crash",
@@ -32,22 +36,24 @@ pub fn entries() -> Vec<Entry> {
             config: Config {
                 clients: 1,
                 max_crashes: 1,
-                crashable: all.clone(),
+                crashable: all,
                 ..Config::default()
             },
-            unique_states: 0,
+            unique_states: 1_297_550,
+            strategy: Strategy::Dfs,
         },
         Entry {
             name: "two-purchases-one-crash",
-            about: "one client, two purchases (the second runs short); udp; one crash",
+            about: "one client, two purchases (the second runs short); udp; one participant down at a time",
             config: Config {
                 clients: 1,
                 purchases: 2,
                 max_crashes: 1,
-                crashable: all,
+                crashable: [Role::Wallet, Role::Order].into(),
                 ..Config::default()
             },
-            unique_states: 0,
+            unique_states: 982_218,
+            strategy: Strategy::Dfs,
         },
     ]
 }
