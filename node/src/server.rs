@@ -22,7 +22,6 @@ pub async fn run_node(
 ) -> Result<()> {
     let spec = cluster.node(name)?;
     let (store, stored) = LogStore::open(data_dir)?;
-    crate::storage::claim(data_dir, name)?;
     let role_matches = match (&stored, spec.role) {
         (None, _) => true,
         (Some(Storage::Coordinator(_)), Role::Coordinator) => true,
@@ -36,6 +35,7 @@ pub async fn run_node(
             spec.role
         )));
     }
+    crate::storage::claim(data_dir, name)?;
     let transport = UdpTransport::bind(SocketAddr::V4(spec.bind)).await?;
     let role = match spec.role {
         Role::Coordinator => "coordinator",

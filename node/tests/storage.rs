@@ -72,3 +72,29 @@ fn two_nodes_cannot_share_a_data_dir() {
         .unwrap();
     writeln!(f, "-- end of test --").unwrap();
 }
+
+#[test]
+fn a_node_refuses_another_nodes_data_dir() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start("coordinator", &[]);
+    assert!(c.terminate("coordinator").success());
+    // The coordinator's log, copied where the wallet keeps its own.
+    std::fs::create_dir_all(c.data_dir("wallet")).unwrap();
+    let log = last_log(&c, "coordinator");
+    std::fs::copy(&log, c.data_dir("wallet").join(log.file_name().unwrap())).unwrap();
+    let out = c.node_command("wallet", &[]).output().unwrap();
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(c.log_file("wallet")).unwrap();
+    assert!(text.contains("holds the state of another role"), "{text}");
+    // And a data directory claimed by one node is refused to another.
+    std::fs::create_dir_all(c.data_dir("order")).unwrap();
+    std::fs::copy(
+        c.data_dir("coordinator").join("NODE"),
+        c.data_dir("order").join("NODE"),
+    )
+    .unwrap();
+    let out = c.node_command("order", &[]).output().unwrap();
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(c.log_file("order")).unwrap();
+    assert!(text.contains("belongs to node \"coordinator\""), "{text}");
+}
