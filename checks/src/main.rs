@@ -297,11 +297,19 @@ fn default_run() -> bool {
         #[command(flatten)]
         sys: SysArgs,
     }
-    let sys = Defaults::parse_from(["twopc-check"]).sys;
-    println!("twopc-check with no arguments: checking the default configuration.\n");
-    let ok = with_config(&sys, |m| run_check(m, Strategy::Bfs, default_threads()));
+    let defaults = Defaults::parse_from(["twopc-check"]).sys;
+    println!("twopc-check with no arguments: the default safety check, then a liveness analysis");
+    println!("with crashes (each takes a minute or two on 2 cores).\n");
+    let ok = with_config(&defaults, |m| {
+        run_check(m, Strategy::Bfs, default_threads())
+    });
     println!();
-    let live = with_config(&sys, |m| run_liveness(&m));
+    let crashing = Config {
+        clients: 1,
+        max_crashes: 1,
+        ..Config::default()
+    };
+    let live = run_liveness(&crashing.into_model());
     println!("\n{FURTHER}");
     ok && live
 }

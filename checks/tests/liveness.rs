@@ -14,7 +14,7 @@ fn one_client() -> Config {
 
 #[test]
 fn live_without_crashes() {
-    let result = analyze(&Config::default().into_model(), |_| {});
+    let result = analyze(&one_client().into_model(), |_| {});
     assert!(result.holds(), "{} stuck states", result.stuck);
     assert!(result.done > 0 && result.states > result.done);
 }
