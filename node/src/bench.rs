@@ -31,6 +31,8 @@ pub struct BenchResult {
     pub p99_ms: f64,
     /// fsyncs per purchase at the coordinator, wallet, order service.
     pub fsyncs_per_purchase: BTreeMap<String, f64>,
+    /// Bytes written to storage per purchase, per node.
+    pub bytes_per_purchase: BTreeMap<String, f64>,
     /// Purchases that did not commit (should be 0).
     pub not_committed: usize,
 }
@@ -43,17 +45,18 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-async fn fsyncs(cluster: &LocalCluster) -> Result<BTreeMap<String, u64>> {
+/// (fsyncs, bytes written) per node.
+async fn fsyncs(cluster: &LocalCluster) -> Result<BTreeMap<String, (u64, u64)>> {
     let mut m = BTreeMap::new();
     for (name, role) in [
         ("coordinator", Role::Coordinator),
         ("wallet", Role::Wallet),
         ("order", Role::Order),
     ] {
-        m.insert(
-            name.to_string(),
-            cluster.status(role).await?.counters.fsyncs,
-        );
+        m.insert(name.to_string(), {
+            let c = cluster.status(role).await?.counters;
+            (c.fsyncs, c.bytes_written)
+        });
     }
     Ok(m)
 }
@@ -115,7 +118,11 @@ async fn measure(cluster: &LocalCluster, clients: usize, each: usize) -> Result<
         p99_ms: percentile(&lat, 0.99),
         fsyncs_per_purchase: after
             .iter()
-            .map(|(k, v)| (k.clone(), (v - before[k]) as f64 / n.max(1) as f64))
+            .map(|(k, v)| (k.clone(), (v.0 - before[k].0) as f64 / n.max(1) as f64))
+            .collect(),
+        bytes_per_purchase: after
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.1 - before[k].1) as f64 / n.max(1) as f64))
             .collect(),
         not_committed,
     })
@@ -143,7 +150,7 @@ pub async fn run(
             parent.display()
         );
         println!(
-            "{:>8} {:>10} {:>12} {:>9} {:>9}   fsyncs per purchase (coordinator / wallet / order)",
+            "{:>8} {:>10} {:>12} {:>9} {:>9}   per purchase at coordinator / wallet / order",
             "clients", "purchases", "purchases/s", "p50 ms", "p99 ms"
         );
     }
@@ -159,8 +166,9 @@ pub async fn run(
         let r = measure(&cluster, clients, each).await?;
         if !json {
             let f = &r.fsyncs_per_purchase;
+            let b = &r.bytes_per_purchase;
             println!(
-                "{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   {:.2} / {:.2} / {:.2}{}",
+                "{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   fsyncs {:.2} / {:.2} / {:.2}, bytes written {:.0} / {:.0} / {:.0}{}",
                 r.clients,
                 r.purchases,
                 r.per_second,
@@ -169,6 +177,9 @@ pub async fn run(
                 f["coordinator"],
                 f["wallet"],
                 f["order"],
+                b["coordinator"],
+                b["wallet"],
+                b["order"],
                 if r.not_committed > 0 {
                     format!("   ({} did not commit)", r.not_committed)
                 } else {
