@@ -92,14 +92,13 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
         let mut was_cut = false;
         // Successors: every action, and on a lossy network the loss of
         // everything in flight (numbered after the actions).
-        let n_actions = actions.len();
         let lose_all = lossy && state.network.len() > 0;
-        for ai in 0..n_actions + usize::from(lose_all) {
-            let next = if ai < n_actions {
-                model.next_state(&state, actions[ai].clone())
-            } else {
-                Some(lose_in_flight(&state))
-            };
+        let lost = lose_all.then(|| lose_in_flight(&state));
+        let successors = actions
+            .iter()
+            .map(|a| model.next_state(&state, a.clone()))
+            .chain(lost.map(Some));
+        for (ai, next) in successors.enumerate() {
             let Some(next) = next else {
                 continue;
             };

@@ -96,37 +96,41 @@ fn the_explorer_opens_the_counterexample_the_checker_printed() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_twopc-check"))
-        .args([
-            "explore",
-            "--mutant",
-            "presume-commit",
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_twopc-check"))
+            .args([
+                "explore",
+                "--mutant",
+                "presume-commit",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut page = None;
     while Instant::now() < deadline && page.is_none() {
         page = http_get(port, "/");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let result = (|| {
-        let (code, _) = page.expect("the explorer serves its page");
-        assert_eq!(code, 200);
-        // The UI fetches /.states/<path> for http://ADDR/#/steps/<path>.
-        let (code, body) = http_get(port, &format!("/.states/{path}")).unwrap();
-        assert_eq!(code, 200, "{body}");
-        assert!(
-            body.contains("receives"),
-            "the steps from there are listed: {body}"
-        );
-        let (code, _) = http_get(port, &format!("/.states/{path}/9999")).unwrap();
-        assert_eq!(code, 404);
-    })();
-    let _ = server.kill();
-    let _ = server.wait();
-    result
+    let (code, _) = page.expect("the explorer serves its page");
+    assert_eq!(code, 200);
+    // The UI fetches /.states/<path> for http://ADDR/#/steps/<path>.
+    let (code, body) = http_get(port, &format!("/.states/{path}")).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("receives"),
+        "the steps from there are listed: {body}"
+    );
+    let (code, _) = http_get(port, &format!("/.states/{path}/9999")).unwrap();
+    assert_eq!(code, 404);
 }
