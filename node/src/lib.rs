@@ -12,6 +12,7 @@ pub mod admin;
 pub mod bench;
 pub mod client;
 pub mod cluster;
+pub mod delta;
 pub mod demo;
 pub mod error;
 pub mod local;

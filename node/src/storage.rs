@@ -48,16 +48,12 @@
 //! - A *complete* record whose checksum or contents are wrong, anywhere, is
 //!   corruption: the node refuses to start, naming the file and offset.
 
+pub use crate::delta::{apply, diff, Delta};
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use twopc_model::participant::Finished;
-use twopc_model::{
-    ClientId, ClientState, CoordStorage, Hold, Outcome, PartStorage, RequestId, Storage, TxnId,
-};
+use twopc_model::{ClientState, CoordStorage, PartStorage, Storage};
 
 const REC_MAGIC: u8 = 0xA7;
 const REC_HEADER: usize = 9;
@@ -117,190 +113,6 @@ impl Store for MemStore {
     }
     fn stats(&self) -> StoreStats {
         self.stats
-    }
-}
-
-/// Changes to one map: entries set (added or changed) and keys removed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MapDelta<K: Ord, V> {
-    set: Vec<(K, V)>,
-    remove: Vec<K>,
-}
-
-impl<K: Ord, V> MapDelta<K, V> {
-    fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.remove.is_empty()
-    }
-
-    fn apply(self, map: &mut BTreeMap<K, V>) {
-        for k in self.remove {
-            map.remove(&k);
-        }
-        map.extend(self.set);
-    }
-}
-
-/// One log record: a state, or how it differs from the previous one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Delta {
-    /// The whole state (first record, snapshots, or a change of role).
-    Full(Storage),
-    /// A coordinator's changes.
-    Coordinator {
-        /// The epoch (always written: 8 bytes).
-        epoch: u64,
-        /// Changed client outcomes.
-        clients: MapDelta<ClientId, Outcome>,
-        /// Changed pending commits.
-        commits: MapDelta<TxnId, RequestId>,
-    },
-    /// A participant's changes.
-    Participant {
-        /// Changed levels.
-        levels: MapDelta<String, u64>,
-        /// Changed holds.
-        holds: MapDelta<TxnId, Hold>,
-        /// Changed finished transactions.
-        finished: MapDelta<TxnId, Finished>,
-    },
-    /// A client's changes: keep the first `keep` outcomes, then append.
-    Client {
-        /// How many old outcomes stay.
-        keep: u64,
-        /// New outcomes.
-        append: Vec<Outcome>,
-    },
-}
-
-/// The changes from `old` to `new` for one map, by merging the sorted keys.
-fn diff_map<K: Ord + Clone, V: PartialEq + Clone>(
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
-) -> MapDelta<K, V> {
-    use std::cmp::Ordering;
-    let mut d = MapDelta {
-        set: Vec::new(),
-        remove: Vec::new(),
-    };
-    let (mut a, mut b) = (old.iter().peekable(), new.iter().peekable());
-    loop {
-        match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some((ka, _)), None) => {
-                d.remove.push((*ka).clone());
-                a.next();
-            }
-            (None, Some((kb, vb))) => {
-                d.set.push(((*kb).clone(), (*vb).clone()));
-                b.next();
-            }
-            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
-                Ordering::Less => {
-                    d.remove.push((*ka).clone());
-                    a.next();
-                }
-                Ordering::Greater => {
-                    d.set.push(((*kb).clone(), (*vb).clone()));
-                    b.next();
-                }
-                Ordering::Equal => {
-                    if va != vb {
-                        d.set.push(((*kb).clone(), (*vb).clone()));
-                    }
-                    a.next();
-                    b.next();
-                }
-            },
-        }
-    }
-    d
-}
-
-/// The record that turns `old` into `new`, or `None` if they are equal.
-pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
-    match (old, new) {
-        (Storage::Coordinator(a), Storage::Coordinator(b)) => {
-            let clients = diff_map(&a.clients, &b.clients);
-            let commits = diff_map(&a.commits, &b.commits);
-            (a.epoch != b.epoch || !clients.is_empty() || !commits.is_empty()).then_some(
-                Delta::Coordinator {
-                    epoch: b.epoch,
-                    clients,
-                    commits,
-                },
-            )
-        }
-        (Storage::Participant(a), Storage::Participant(b)) => {
-            let levels = diff_map(&a.levels, &b.levels);
-            let holds = diff_map(&a.holds, &b.holds);
-            let finished = diff_map(&a.finished, &b.finished);
-            (!levels.is_empty() || !holds.is_empty() || !finished.is_empty()).then_some(
-                Delta::Participant {
-                    levels,
-                    holds,
-                    finished,
-                },
-            )
-        }
-        (Storage::Client(a), Storage::Client(b)) => {
-            let keep = a
-                .seen
-                .iter()
-                .zip(&b.seen)
-                .take_while(|(x, y)| x == y)
-                .count();
-            (keep != a.seen.len() || keep != b.seen.len()).then(|| Delta::Client {
-                keep: keep as u64,
-                append: b.seen[keep..].to_vec(),
-            })
-        }
-        _ => Some(Delta::Full(new.clone())),
-    }
-}
-
-/// `base` with `delta` applied, or why that is impossible.
-pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage, String> {
-    match (base, delta) {
-        (_, Delta::Full(s)) => Ok(s),
-        (
-            Some(Storage::Coordinator(mut s)),
-            Delta::Coordinator {
-                epoch,
-                clients,
-                commits,
-            },
-        ) => {
-            s.epoch = epoch;
-            clients.apply(&mut s.clients);
-            commits.apply(&mut s.commits);
-            Ok(Storage::Coordinator(s))
-        }
-        (
-            Some(Storage::Participant(mut s)),
-            Delta::Participant {
-                levels,
-                holds,
-                finished,
-            },
-        ) => {
-            levels.apply(&mut s.levels);
-            holds.apply(&mut s.holds);
-            finished.apply(&mut s.finished);
-            Ok(Storage::Participant(s))
-        }
-        (Some(Storage::Client(mut s)), Delta::Client { keep, append }) => {
-            if keep as usize > s.seen.len() {
-                return Err(format!(
-                    "client delta keeps {keep} outcomes of {}",
-                    s.seen.len()
-                ));
-            }
-            s.seen.truncate(keep as usize);
-            s.seen.extend(append);
-            Ok(Storage::Client(s))
-        }
-        (None, _) => Err("a delta record with no state before it".into()),
-        (Some(_), _) => Err("a delta record for a different role".into()),
     }
 }
 
@@ -731,7 +543,8 @@ pub fn as_client(s: &Storage) -> Option<&ClientState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twopc_model::{AbortReason, Op, Verdict};
+    use twopc_model::participant::Finished;
+    use twopc_model::{AbortReason, Hold, Op, Outcome, RequestId, TxnId, Verdict};
 
     fn wallet(accounts: usize) -> PartStorage {
         PartStorage {
