@@ -118,6 +118,9 @@ struct NodeArgs {
     /// Testing: drop each protocol message in or out with this probability.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     fault_loss: f64,
+    /// Testing: send each protocol message twice with this probability.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    fault_duplicate: f64,
 }
 
 #[derive(Args)]
@@ -243,6 +246,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<ExitCode> {
             drop_in: args.fault_drop_in,
             drop_out: args.fault_drop_out,
             loss: args.fault_loss,
+            duplicate: args.fault_duplicate,
         },
         batch_max: args.batch_max,
     };

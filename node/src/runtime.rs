@@ -77,6 +77,8 @@ pub struct Faults {
     pub drop_out: Vec<String>,
     /// Probability of dropping any protocol message, in or out.
     pub loss: f64,
+    /// Probability of sending a protocol message twice.
+    pub duplicate: f64,
 }
 
 impl Faults {
@@ -298,7 +300,13 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             }
             _ => tracing::debug!(node = %self.cfg.name, kind, txn, %to, "send"),
         }
-        self.queue_payload(to, &Payload::Protocol(msg));
+        let duplicate = self.cfg.faults.duplicate > 0.0
+            && rand::rng().random_bool(self.cfg.faults.duplicate.min(1.0));
+        let payload = Payload::Protocol(msg);
+        self.queue_payload(to, &payload);
+        if duplicate {
+            self.queue_payload(to, &payload);
+        }
     }
 
     fn queue_payload(&mut self, to: SocketAddr, payload: &Payload) {

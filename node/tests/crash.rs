@@ -111,11 +111,12 @@ fn kill9_everything_under_load_conserves_money_and_stock() {
 }
 
 #[test]
-fn lossy_network_every_purchase_reaches_an_outcome_and_money_is_conserved() {
+fn lossy_duplicating_network_every_purchase_reaches_an_outcome_and_money_is_conserved() {
     let mut c = TestCluster::new(&[("alice", 1000)], &[("widget", 1000)]);
-    // Every node drops a fifth of the protocol messages it sends or receives.
+    // Every node drops a fifth of the protocol messages it sends or
+    // receives, and sends a fifth of them twice.
     for n in ["coordinator", "wallet", "order"] {
-        c.start(n, &["--fault-loss", "0.2"]);
+        c.start(n, &["--fault-loss", "0.2", "--fault-duplicate", "0.2"]);
     }
     let buyers: Vec<_> = (0..5)
         .map(|_| c.purchase_command("alice", "widget", 2, 3).spawn().unwrap())
