@@ -20,6 +20,8 @@ pub struct TestCluster {
     pub cluster_file: PathBuf,
     pub key_file: PathBuf,
     pub ports: HashMap<String, u16>,
+    /// Network namespace to run each node (or "client") in, if any.
+    pub netns: HashMap<String, String>,
     procs: HashMap<String, Child>,
 }
 
@@ -53,17 +55,26 @@ pub fn signal(pid: u32, sig: &str) {
 impl TestCluster {
     /// Writes a cluster file (free loopback ports) and a key file.
     pub fn new(accounts: &[(&str, u64)], stock: &[(&str, u64)]) -> TestCluster {
+        let hosts = ["coordinator", "wallet", "order"].map(|n| (n, "127.0.0.1", free_port()));
+        Self::with_hosts(&hosts, accounts, stock)
+    }
+
+    /// Writes a cluster file with the given (name, ip, port) nodes, and a key file.
+    pub fn with_hosts(
+        hosts: &[(&str, &str, u16)],
+        accounts: &[(&str, u64)],
+        stock: &[(&str, u64)],
+    ) -> TestCluster {
         let dir = tempfile::Builder::new()
             .prefix("twopc-e2e-")
             .tempdir()
             .unwrap();
         let mut ports = HashMap::new();
         let mut text = String::new();
-        for name in ["coordinator", "wallet", "order"] {
-            let port = free_port();
-            ports.insert(name.to_string(), port);
+        for (name, ip, port) in hosts {
+            ports.insert(name.to_string(), *port);
             text += &format!(
-                "[[node]]\nname = \"{name}\"\nrole = \"{name}\"\naddress = \"127.0.0.1:{port}\"\n\n"
+                "[[node]]\nname = \"{name}\"\nrole = \"{name}\"\naddress = \"{ip}:{port}\"\n\n"
             );
         }
         text += "[accounts]\n";
@@ -83,6 +94,7 @@ impl TestCluster {
             cluster_file,
             key_file,
             ports,
+            netns: HashMap::new(),
             procs: HashMap::new(),
         }
     }
@@ -95,11 +107,23 @@ impl TestCluster {
         self.dir.path().join(format!("{name}.log"))
     }
 
-    fn command(&self) -> Command {
-        let mut c = Command::new(BIN);
+    /// `twopc`, run inside `who`'s network namespace if it has one.
+    fn command_as(&self, who: &str) -> Command {
+        let mut c = match self.netns.get(who) {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str(), BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
         c.arg("--key-file").arg(&self.key_file);
         c.env_remove("TWOPC_KEY");
         c
+    }
+
+    fn command(&self) -> Command {
+        self.command_as("client")
     }
 
     /// The `twopc node` command for `name` (not started).
@@ -109,7 +133,7 @@ impl TestCluster {
             .append(true)
             .open(self.log_file(name))
             .unwrap();
-        let mut c = self.command();
+        let mut c = self.command_as(name);
         c.arg("node")
             .arg("--cluster")
             .arg(&self.cluster_file)
