@@ -237,7 +237,9 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 Wake::Timer => self.on_timers(&mut state)?,
                 Wake::Datagram(Ok((n, src))) => self.on_datagram(&mut state, &buf[..n], src)?,
                 Wake::Datagram(Err(e)) => {
-                    tracing::warn!(node = %self.cfg.name, "receive failed: {e}")
+                    tracing::warn!(node = %self.cfg.name, "receive failed: {e}");
+                    // Never spin on a socket that keeps failing.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             }
             // Group commit: datagrams already waiting join this batch.
