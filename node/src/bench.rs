@@ -135,6 +135,7 @@ pub async fn run(
     total: usize,
     concurrency: &[usize],
     parent: &std::path::Path,
+    processes: Option<&std::path::Path>,
     json: bool,
 ) -> Result<Vec<BenchResult>> {
     let max_clients = concurrency.iter().copied().max().unwrap_or(1).max(1);
@@ -146,7 +147,12 @@ pub async fn run(
         .collect();
     if !json {
         println!(
-            "twopc bench: 3 nodes in this process, loopback UDP, fsync on, data under {}",
+            "twopc bench: 3 nodes {}, loopback UDP, fsync on, data under {}",
+            if processes.is_some() {
+                "as separate processes"
+            } else {
+                "in this process"
+            },
             parent.display()
         );
         println!(
@@ -158,7 +164,12 @@ pub async fn run(
     for &clients in concurrency {
         // A fresh cluster per run: the model keeps every finished transaction,
         // so a run would otherwise pay for the history of the runs before it.
-        let cluster = LocalCluster::start_in(parent, accounts.clone(), stock.clone()).await?;
+        let cluster = match processes {
+            Some(exe) => {
+                LocalCluster::spawn_in(parent, exe, accounts.clone(), stock.clone()).await?
+            }
+            None => LocalCluster::start_in(parent, accounts.clone(), stock.clone()).await?,
+        };
         // A short warm-up, not measured.
         measure(&cluster, 1, 20.min(total)).await?;
         let clients = clients.max(1);

@@ -25,8 +25,18 @@ pub struct LocalCluster {
     pub codec: Codec,
     /// The data directories' parent.
     pub dir: tempfile::TempDir,
-    stop: watch::Sender<bool>,
-    tasks: Vec<(String, JoinHandle<Result<twopc_model::State>>)>,
+    nodes: Nodes,
+}
+
+/// How the nodes run.
+enum Nodes {
+    /// As tasks of this process, stopped through a watch channel.
+    Tasks {
+        stop: watch::Sender<bool>,
+        tasks: Vec<(String, JoinHandle<Result<twopc_model::State>>)>,
+    },
+    /// As `twopc node` child processes, stopped with SIGTERM.
+    Processes(Vec<(String, std::process::Child)>),
 }
 
 impl LocalCluster {
@@ -112,9 +122,91 @@ impl LocalCluster {
             cluster,
             codec,
             dir,
-            stop,
-            tasks,
+            nodes: Nodes::Tasks { stop, tasks },
         })
+    }
+
+    /// Like [`LocalCluster::start_in`], but each node is a `twopc node`
+    /// child process of `exe` (this binary), as it would be deployed.
+    pub async fn spawn_in(
+        parent: &std::path::Path,
+        exe: &std::path::Path,
+        accounts: BTreeMap<String, u64>,
+        stock: BTreeMap<String, u64>,
+    ) -> Result<LocalCluster> {
+        let dir = tempfile::Builder::new()
+            .prefix("twopc-")
+            .tempdir_in(parent)
+            .map_err(|e| Error::Other(format!("cannot create a temporary directory: {e}")))?;
+        let mut text = String::new();
+        let mut nodes = Vec::new();
+        for (name, role) in [
+            ("coordinator", Role::Coordinator),
+            ("wallet", Role::Wallet),
+            ("order", Role::Order),
+        ] {
+            // A free port: bound, read, released for the child to bind.
+            let address =
+                match std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()) {
+                    Ok(SocketAddr::V4(a)) => a,
+                    _ => return Err(Error::Other("no free IPv4 loopback port".into())),
+                };
+            text += &format!(
+                "[[node]]\nname = \"{name}\"\nrole = \"{name}\"\naddress = \"{address}\"\n\n"
+            );
+            nodes.push(NodeSpec {
+                name: name.into(),
+                role,
+                address,
+                bind: address,
+            });
+        }
+        for (table, map) in [("accounts", &accounts), ("stock", &stock)] {
+            text += &format!("[{table}]\n");
+            for (k, v) in map {
+                text += &format!("{} = {v}\n", toml::Value::String(k.clone()));
+            }
+        }
+        let file = dir.path().join("cluster.toml");
+        std::fs::write(&file, text)
+            .map_err(|e| Error::Other(format!("cannot write {}: {e}", file.display())))?;
+        let key = hex::encode(rand::random::<[u8; 32]>());
+        let codec = Codec::new(
+            Some(ClusterKey::new(&key).map_err(Error::Key)?),
+            Format::Bincode,
+        );
+        let mut children = Vec::new();
+        for n in &nodes {
+            let child = std::process::Command::new(exe)
+                .arg("node")
+                .arg("--cluster")
+                .arg(&file)
+                .args(["--name", &n.name])
+                .arg("--data-dir")
+                .arg(dir.path().join(&n.name))
+                .env("TWOPC_KEY", &key)
+                .env_remove("TWOPC_KEY_FILE")
+                .env("RUST_LOG", "warn")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| Error::Other(format!("cannot start {}: {e}", exe.display())))?;
+            children.push((n.name.clone(), child));
+        }
+        let local = LocalCluster {
+            cluster: Cluster {
+                nodes,
+                accounts,
+                stock,
+            },
+            codec,
+            dir,
+            nodes: Nodes::Processes(children),
+        };
+        for role in [Role::Coordinator, Role::Wallet, Role::Order] {
+            local.status(role).await?;
+        }
+        Ok(local)
     }
 
     /// The address of the node with `role`.
@@ -151,12 +243,44 @@ impl LocalCluster {
 
     /// Stops every node and waits for them.
     pub async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(true);
-        for (name, task) in self.tasks {
-            match task.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(Error::Other(crate::runtime::fatal(&name, &e))),
-                Err(e) => return Err(Error::Other(format!("node {name} panicked: {e}"))),
+        match self.nodes {
+            Nodes::Tasks { stop, tasks } => {
+                let _ = stop.send(true);
+                for (name, task) in tasks {
+                    match task.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(Error::Other(crate::runtime::fatal(&name, &e))),
+                        Err(e) => return Err(Error::Other(format!("node {name} panicked: {e}"))),
+                    }
+                }
+            }
+            Nodes::Processes(children) => {
+                for (name, mut child) in children {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-TERM", &child.id().to_string()])
+                        .status();
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                    loop {
+                        match child.try_wait() {
+                            Ok(Some(status)) if status.success() => break,
+                            Ok(Some(status)) => {
+                                return Err(Error::Other(format!(
+                                    "node {name} exited with {status}"
+                                )))
+                            }
+                            Ok(None) if tokio::time::Instant::now() < deadline => {
+                                tokio::time::sleep(Duration::from_millis(20)).await
+                            }
+                            _ => {
+                                let _ = child.kill();
+                                let _ = child.wait();
+                                return Err(Error::Other(format!(
+                                    "node {name} did not stop on SIGTERM"
+                                )));
+                            }
+                        }
+                    }
+                }
             }
         }
         Ok(())

@@ -175,6 +175,10 @@ struct BenchArgs {
     /// Put the data directories under this directory (the disk to measure).
     #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir())]
     dir: PathBuf,
+    /// Run each node as its own `twopc node` process (default: tasks of
+    /// the bench process; clients always run in the bench process).
+    #[arg(long)]
+    processes: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -338,9 +342,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Purchase(args) => purchase(args, key()?).await,
         Command::Status(args) => status(args, key()?).await,
         Command::Demo => demo::run().await.map(|()| ExitCode::SUCCESS),
-        Command::Bench(args) => bench::run(args.purchases, &args.clients, &args.dir, args.json)
+        Command::Bench(args) => {
+            let exe = if args.processes {
+                Some(std::env::current_exe().map_err(|e| {
+                    Error::Other(format!("cannot find this executable to start nodes: {e}"))
+                })?)
+            } else {
+                None
+            };
+            bench::run(
+                args.purchases,
+                &args.clients,
+                &args.dir,
+                exe.as_deref(),
+                args.json,
+            )
             .await
-            .map(|_| ExitCode::SUCCESS),
+            .map(|_| ExitCode::SUCCESS)
+        }
         Command::Inspect { data_dir } => {
             match twopc_node::storage::peek(&data_dir)? {
                 Some(state) => println!("{state:#?}"),

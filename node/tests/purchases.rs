@@ -178,3 +178,28 @@ fn demo_runs_and_exits_zero() {
     );
     assert!(stdout.contains("cluster stopped cleanly"), "{stdout}");
 }
+
+#[test]
+fn bench_runs_with_nodes_in_process_and_as_processes() {
+    for extra in [&[][..], &["--processes"][..]] {
+        let out = Command::new(BIN)
+            .args(["bench", "--purchases", "40", "--clients", "1,4", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let runs = runs.as_array().unwrap();
+        assert_eq!(runs.len(), 2);
+        for r in runs {
+            assert!(r["purchases"].as_u64().unwrap() >= 40, "{r}");
+            // (Some may abort by vote timeout on a starved machine.)
+            assert!(r["not_committed"].as_u64().unwrap() < 40, "{r}");
+            assert!(r["fsyncs_per_purchase"]["wallet"].as_f64().unwrap() > 0.0);
+        }
+    }
+}
