@@ -98,3 +98,37 @@ fn a_node_refuses_another_nodes_data_dir() {
     let text = std::fs::read_to_string(c.log_file("order")).unwrap();
     assert!(text.contains("belongs to node \"coordinator\""), "{text}");
 }
+
+#[test]
+fn bytes_written_per_purchase_do_not_grow_with_accounts() {
+    let names: Vec<String> = (0..50_000).map(|i| format!("user{i:05}")).collect();
+    let accounts: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1_000)).collect();
+    let mut c = TestCluster::new(&accounts, &[("widget", 1_000)]);
+    c.start_all();
+    let written = |c: &TestCluster| {
+        let v = wait_for("wallet status", || c.status("wallet"));
+        (
+            v["counters"]["bytes_written"].as_u64().unwrap(),
+            v["levels_total"].as_u64().unwrap(),
+        )
+    };
+    // The first save writes the whole wallet once.
+    let (r, _) = c.purchase("user00007", "widget", 1, 10);
+    assert_eq!(r["outcome"], "committed", "{r}");
+    c.settle();
+    let (first, total) = written(&c);
+    assert_eq!(total, 50_000);
+    assert!(
+        first > 500_000,
+        "the first save holds every account: {first}"
+    );
+    // Every later purchase writes what changed: a hold, then the commit.
+    for i in 0..5 {
+        let (r, _) = c.purchase(&names[i * 9_999], "widget", 1, 10);
+        assert_eq!(r["outcome"], "committed", "{r}");
+    }
+    c.settle();
+    let (after, _) = written(&c);
+    let per_purchase = (after - first) / 5;
+    assert!(per_purchase < 400, "{per_purchase} bytes per purchase");
+}
