@@ -22,10 +22,16 @@ fn commits_apply_at_both_participants() {
     c.settle();
     assert_eq!(c.levels("wallet"), map(&[("alice", 70), ("bob", 40)]));
     assert_eq!(c.levels("order"), map(&[("widget", 5)]));
-    // Every node stops cleanly on SIGTERM.
-    for n in ["coordinator", "wallet", "order"] {
+    // Every node stops cleanly on SIGTERM or SIGINT.
+    assert!(c.stop_with("coordinator", "INT").success());
+    for n in ["wallet", "order"] {
         assert!(c.terminate(n).success(), "{n} exit status");
     }
+    let log = std::fs::read_to_string(c.log_file("coordinator")).unwrap();
+    assert!(
+        log.contains("SIGINT") && log.contains("stopped cleanly"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -174,8 +174,13 @@ impl TestCluster {
 
     /// SIGTERM, and the exit status.
     pub fn terminate(&mut self, name: &str) -> std::process::ExitStatus {
+        self.stop_with(name, "TERM")
+    }
+
+    /// Sends `sig` (e.g. "INT"), waits for the exit status.
+    pub fn stop_with(&mut self, name: &str, sig: &str) -> std::process::ExitStatus {
         let mut child = self.procs.remove(name).unwrap();
-        signal(child.id(), "TERM");
+        signal(child.id(), sig);
         wait_for(&format!("{name} to exit"), || child.try_wait().unwrap())
     }
 
