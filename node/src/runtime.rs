@@ -702,6 +702,71 @@ mod tests {
         assert_eq!(log, ["staged", "durable(1)", "sent(vote)"]);
     }
 
+    /// Prepares already waiting when the runtime wakes form one batch: one
+    /// fsync for all their holds, and not one vote leaves before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commit_shares_one_fsync_and_holds_back_every_vote() {
+        const N: u64 = 10;
+        let codec = Codec::new(None, Format::Bincode);
+        let log: Log = Arc::default();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let coord = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let coord_id = Id::from(v4(&coord));
+        let my_id = Id::from(v4(&sock));
+        // Every prepare is in the participant's socket before it starts.
+        for n in 0..N {
+            let msg = Msg::Prepare {
+                txn: TxnId { epoch: 1, n },
+                req: RequestId { client: 1, seq: n },
+                op: twopc_model::Op {
+                    key: "alice".into(),
+                    amount: 1,
+                },
+            };
+            let bytes = codec.encode(&Payload::Protocol(msg)).unwrap();
+            coord.send_to(&bytes, v4(&sock)).unwrap();
+        }
+        let actor = Node::Participant(Participant {
+            resource: Resource::Wallet,
+            coordinator: coord_id,
+            initial: [("alice".to_string(), 100)].into(),
+        });
+        let transport = RecordingTransport {
+            inner: UdpTransport::from_std(sock).unwrap(),
+            log: log.clone(),
+            codec: codec.clone(),
+        };
+        let store = RecordingStore {
+            log: log.clone(),
+            staged: 0,
+            stats: StoreStats::default(),
+        };
+        let cfg = Config {
+            name: "wallet".into(),
+            codec: codec.clone(),
+            faults: Faults::default(),
+            batch_max: 64,
+        };
+        coord.set_nonblocking(true).unwrap();
+        let coord = tokio::net::UdpSocket::from_std(coord).unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(Runtime::new(actor, my_id, transport, store, None, cfg).run(
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        for _ in 0..N {
+            assert!(matches!(recv_msg(&coord, &codec).await, Msg::Vote { .. }));
+        }
+        stop_tx.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let log = log.lock().unwrap().clone();
+        let mut expected = vec!["staged".to_string(); N as usize];
+        expected.push(format!("durable({N})"));
+        expected.extend(std::iter::repeat_n("sent(vote)".to_string(), N as usize));
+        assert_eq!(log, expected);
+    }
+
     #[test]
     fn timers_reset_cancel_and_pop_in_deadline_order() {
         let mut t = Timers::default();
