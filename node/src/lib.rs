@@ -3,10 +3,12 @@
 //! Runs the actors of `twopc-model` — the same code the model checker
 //! explores — as real processes: one tokio task per actor ([`runtime`]),
 //! a versioned, authenticated datagram format ([`wire`]) over UDP
-//! ([`transport`]), crash-safe storage with persist-before-send and group
-//! commit ([`storage`]), a TOML cluster file ([`cluster`]), and the admin
-//! view behind `twopc status` ([`admin`]). The binary `twopc` ties them to
-//! a command line ([`cli`]).
+//! ([`transport`]), crash-safe storage of per-save deltas ([`storage`],
+//! [`delta`]) with persist-before-send and group commit, a TOML cluster file
+//! ([`cluster`]), and the admin view behind `twopc status` ([`admin`]).
+//! [`server`] runs one node, [`client`] makes purchases and asks for status,
+//! [`local`] runs a whole cluster for [`demo`] and [`mod@bench`]; the binary
+//! `twopc` (`main.rs`) only parses the command line.
 
 pub mod admin;
 pub mod bench;

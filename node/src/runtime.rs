@@ -9,7 +9,7 @@
 //! datagram already waiting in the socket (up to `batch_max`). Commands are
 //! run in the order the actor emitted them: `Save` is *staged* in the store,
 //! `Send` is *queued* behind it, timers are set at once. When the batch is
-//! handled, [`Runtime::flush`] makes everything staged durable with one fsync
+//! handled, `Runtime::flush` makes everything staged durable with one fsync
 //! and only then sends the queued datagrams, in order. So a `Send` never
 //! leaves before any `Save` emitted before it — by the same handler or an
 //! earlier one in the batch, whose state it may reveal — is on disk, and
