@@ -86,25 +86,33 @@ fn coordinator_killed_after_deciding_resends_its_decision_after_restart() {
 fn kill9_everything_under_load_conserves_money_and_stock() {
     let mut c = TestCluster::new(&[("alice", 1000)], &[("widget", 1000)]);
     c.start_all();
-    let buyers: Vec<_> = (0..6)
-        .map(|_| c.purchase_command("alice", "widget", 1, 7).spawn().unwrap())
-        .collect();
-    wait_for("purchases to reach the coordinator", || {
-        let v = c.status("coordinator")?;
-        (v["counters"]["msgs_handled"].as_u64()? > 0).then_some(())
-    });
-    // Crash every node once while purchases are in flight, then restart.
-    for n in ["wallet", "coordinator", "order"] {
-        c.kill9(n);
-        c.start(n, &[]);
-    }
     let mut committed = 0;
-    for child in buyers {
-        let (r, _) = parse_purchase(child.wait_with_output().unwrap());
-        match r["outcome"].as_str() {
-            Some("committed") => committed += 1,
-            Some("aborted") => {}
-            _ => panic!("every purchase reaches an outcome: {r}"),
+    // Two rounds: buyers start, every node is killed -9 and restarted while
+    // their purchases are in flight, every buyer learns its outcome.
+    for round in 0..2 {
+        let buyers: Vec<_> = (0..6)
+            .map(|_| c.purchase_command("alice", "widget", 1, 7).spawn().unwrap())
+            .collect();
+        wait_for("purchases to reach the coordinator", || {
+            let v = c.status("coordinator")?;
+            (v["counters"]["msgs_handled"].as_u64()? > 0).then_some(())
+        });
+        let order = if round == 0 {
+            ["wallet", "coordinator", "order"]
+        } else {
+            ["coordinator", "order", "wallet"]
+        };
+        for n in order {
+            c.kill9(n);
+            c.start(n, &[]);
+        }
+        for child in buyers {
+            let (r, _) = parse_purchase(child.wait_with_output().unwrap());
+            match r["outcome"].as_str() {
+                Some("committed") => committed += 1,
+                Some("aborted") => {}
+                _ => panic!("every purchase reaches an outcome: {r}"),
+            }
         }
     }
     assert_conserved(&c, 1000 - 7 * committed, 1000 - committed);
