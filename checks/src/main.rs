@@ -141,6 +141,9 @@ struct SysArgs {
     /// Coordinator restarts to explore (each one bumps its epoch).
     #[arg(long, default_value_t = 1)]
     max_restarts: u64,
+    /// On ordered/unordered networks: most messages in flight to explore.
+    #[arg(long, default_value_t = 10)]
+    max_in_flight: usize,
     /// Check a deliberately broken protocol variant instead.
     #[arg(long, value_enum)]
     mutant: Option<Mutant>,
@@ -199,6 +202,11 @@ impl SysArgs {
                 self.max_restarts
             } else {
                 base.max_restarts
+            },
+            max_in_flight: if given("max_in_flight") {
+                self.max_in_flight
+            } else {
+                base.max_in_flight
             },
             mutant: self.mutant,
         };
@@ -386,7 +394,7 @@ fn run_liveness(model: &TwopcModel) -> bool {
         eprintln!("  ... {} states explored", thousands(n))
     });
     println!(
-        "Explored {} states, {} edges in {:.2}s: {} done, {} cut off by the restart bound, {} stuck",
+        "Explored {} states, {} edges in {:.2}s: {} done, {} cut off by the exploration bounds, {} stuck",
         thousands(result.states),
         thousands(result.edges),
         result.elapsed.as_secs_f64(),

@@ -25,9 +25,11 @@ pub const FIRST_CLIENT: usize = 3;
 /// The kind of network the checker assumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 pub enum NetworkKind {
-    /// Per-channel FIFO, no loss, no duplication.
+    /// Per-channel FIFO, no loss, no duplication. Every retransmission adds
+    /// a copy, so the state space is bounded by `max_in_flight`.
     Ordered,
-    /// Any order, each message delivered at most once, no loss.
+    /// Any order, each message delivered at most once, no loss. Bounded by
+    /// `max_in_flight` like `Ordered`.
     Unordered,
     /// UDP: any order, any message re-delivered any number of times, and lost.
     ///
@@ -79,6 +81,10 @@ pub struct Config {
     /// How many coordinator restarts to explore (each bumps the epoch, so the
     /// state space is infinite without a bound).
     pub max_restarts: u64,
+    /// On the `ordered` and `unordered` networks, which keep one copy per
+    /// send, the most messages in flight explored (timers re-send forever, so
+    /// the space is infinite without a bound). `udp` needs no bound.
+    pub max_in_flight: usize,
     /// A deliberately broken protocol variant to check instead.
     pub mutant: Option<Mutant>,
 }
@@ -98,6 +104,7 @@ impl Default for Config {
             crashable: [Role::Coordinator, Role::Wallet, Role::Order, Role::Client].into(),
             never_recover: BTreeSet::new(),
             max_restarts: 1,
+            max_in_flight: 10,
             mutant: None,
         }
     }
@@ -251,6 +258,7 @@ impl Config {
                 let c = coordinator(state);
                 c.epoch <= 1 + cfg.max_restarts
                     && c.next_txn <= (cfg.clients * cfg.purchases) as u64 + 1
+                    && (cfg.network == NetworkKind::Udp || state.network.len() <= cfg.max_in_flight)
             });
         TwopcModel { cfg: self, inner }
     }
