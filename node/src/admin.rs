@@ -26,6 +26,15 @@ pub struct Counters {
     pub timers_fired: u64,
     /// Messages dropped on purpose by a `--fault-*` flag.
     pub fault_dropped: u64,
+    /// Datagrams sent twice on purpose (`--fault-duplicate`).
+    #[serde(default)]
+    pub fault_duplicated: u64,
+    /// Datagrams held back on purpose (`--fault-delay`).
+    #[serde(default)]
+    pub fault_delayed: u64,
+    /// Datagrams overtaken on purpose (`--fault-reorder`).
+    #[serde(default)]
+    pub fault_reordered: u64,
     /// `Save` commands run.
     pub saves: u64,
     /// fsyncs (data and directory) done by storage.

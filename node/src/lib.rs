@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod delta;
 pub mod demo;
 pub mod error;
+pub mod faults;
 pub mod local;
 pub mod runtime;
 pub mod server;

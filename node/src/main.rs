@@ -118,9 +118,35 @@ struct NodeArgs {
     /// Testing: drop each protocol message in or out with this probability.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     fault_loss: f64,
-    /// Testing: send each protocol message twice with this probability.
+    /// Testing: send each protocol datagram twice with this probability.
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     fault_duplicate: f64,
+    /// Testing: hold each protocol datagram back with this probability, for
+    /// a random time up to --fault-delay-max-ms.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    fault_delay: f64,
+    /// Testing: longest injected delay, in milliseconds.
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    fault_delay_max_ms: u64,
+    /// Testing: let the next datagram overtake each protocol datagram with
+    /// this probability.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    fault_reorder: f64,
+    /// Testing: seed of the fault injection's random choices.
+    #[arg(long, value_name = "N")]
+    fault_seed: Option<u64>,
+    /// Testing: append every datagram received and sent to FILE
+    /// (`in|out ADDR HEX` per line), for replay tests.
+    #[arg(long, value_name = "FILE")]
+    fault_capture: Option<PathBuf>,
+    /// Testing: let this many storage fsyncs succeed, then fail the next one
+    /// (the node must stop without sending what depended on it).
+    #[arg(long, value_name = "N")]
+    fault_fsync_fail_after: Option<u64>,
+    /// Testing: fail storage writes with "no space left on device" once this
+    /// many bytes have been written to the log.
+    #[arg(long, value_name = "BYTES")]
+    fault_disk_full_after: Option<u64>,
 }
 
 #[derive(Args)]
@@ -239,6 +265,18 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<ExitCode> {
             )));
         }
     }
+    for (flag, p) in [
+        ("--fault-loss", args.fault_loss),
+        ("--fault-duplicate", args.fault_duplicate),
+        ("--fault-delay", args.fault_delay),
+        ("--fault-reorder", args.fault_reorder),
+    ] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::Other(format!(
+                "{flag} is a probability between 0 and 1, got {p}"
+            )));
+        }
+    }
     let cluster = Cluster::load(&args.cluster)?;
     let data_dir = args
         .data_dir
@@ -251,6 +289,13 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<ExitCode> {
             drop_out: args.fault_drop_out,
             loss: args.fault_loss,
             duplicate: args.fault_duplicate,
+            delay: args.fault_delay,
+            delay_max: Duration::from_millis(args.fault_delay_max_ms),
+            reorder: args.fault_reorder,
+            seed: args.fault_seed,
+            capture: args.fault_capture,
+            fsync_fail_after: args.fault_fsync_fail_after,
+            disk_full_after: args.fault_disk_full_after,
         },
         batch_max: args.batch_max,
     };

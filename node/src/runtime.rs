@@ -18,10 +18,10 @@
 
 use crate::admin::{Counters, NodeView};
 use crate::error::{Error, Result};
+use crate::faults::{Injector, Outgoing};
 use crate::storage::Store;
 use crate::transport::Transport;
 use crate::wire::{Codec, Payload, Reject, MAX_DATAGRAM};
-use bytes::Bytes;
 use rand::Rng;
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
@@ -66,27 +66,7 @@ pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
     }
 }
 
-/// Faults injected on purpose, for tests and experiments (there is no tc
-/// netem on the test machines): messages of some kinds dropped on the way in
-/// or out, and random loss.
-#[derive(Clone, Debug, Default)]
-pub struct Faults {
-    /// Kinds dropped when received.
-    pub drop_in: Vec<String>,
-    /// Kinds dropped instead of sent.
-    pub drop_out: Vec<String>,
-    /// Probability of dropping any protocol message, in or out.
-    pub loss: f64,
-    /// Probability of sending a protocol message twice.
-    pub duplicate: f64,
-}
-
-impl Faults {
-    fn drops(&self, kinds: &[String], msg: &Msg) -> bool {
-        kinds.iter().any(|k| k == msg_kind(msg))
-            || (self.loss > 0.0 && rand::rng().random_bool(self.loss.min(1.0)))
-    }
-}
+pub use crate::faults::Faults;
 
 /// How a runtime behaves.
 #[derive(Clone, Debug)]
@@ -149,16 +129,12 @@ fn pick(range: &std::ops::Range<Duration>) -> Duration {
     }
 }
 
-/// A datagram waiting for the batch's fsync.
-struct Outgoing {
-    to: SocketAddr,
-    bytes: Bytes,
-}
-
 /// What woke the loop.
 enum Wake {
     Shutdown,
     Timer,
+    /// A datagram held back by an injected fault is due.
+    Deferred,
     Datagram(std::io::Result<(usize, SocketAddr)>),
 }
 
@@ -174,6 +150,7 @@ pub struct Runtime<T: Transport, S: Store> {
     pending: Vec<Outgoing>,
     counters: Counters,
     observer: Option<Observer>,
+    injector: Injector,
 }
 
 impl<T: Transport, S: Store> Runtime<T, S> {
@@ -187,7 +164,9 @@ impl<T: Transport, S: Store> Runtime<T, S> {
         stored: Option<Storage>,
         cfg: Config,
     ) -> Self {
+        let injector = Injector::new(cfg.faults.clone());
         Runtime {
+            injector,
             actor,
             id,
             transport,
@@ -225,16 +204,25 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 }
             }
             let deadline = self.timers.next();
+            let deferred = self.injector.next_deadline();
             let wake = tokio::select! {
                 biased;
                 _ = &mut shutdown => Wake::Shutdown,
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                     if deadline.is_some() => Wake::Timer,
+                _ = tokio::time::sleep_until(deferred.unwrap_or_else(Instant::now)),
+                    if deferred.is_some() => Wake::Deferred,
                 r = self.transport.recv(&mut buf) => Wake::Datagram(r),
             };
             match wake {
                 Wake::Shutdown => break,
                 Wake::Timer => self.on_timers(&mut state)?,
+                Wake::Deferred => {
+                    // Already past their fsync when they were held back.
+                    for o in self.injector.due(Instant::now()) {
+                        self.send_now(o).await;
+                    }
+                }
                 Wake::Datagram(Ok((n, src))) => self.on_datagram(&mut state, &buf[..n], src)?,
                 Wake::Datagram(Err(e)) => {
                     tracing::warn!(node = %self.cfg.name, "receive failed: {e}");
@@ -288,7 +276,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
         let kind = msg_kind(&msg);
         let txn = msg_txn(&msg).map(|t| t.to_string());
         let to = SocketAddr::V4(SocketAddrV4::from(dst));
-        if self.cfg.faults.drops(&self.cfg.faults.drop_out, &msg) {
+        if self.injector.drops_out(&msg) {
             self.counters.fault_dropped += 1;
             tracing::debug!(node = %self.cfg.name, kind, txn, %to, "fault: dropped outgoing");
             return;
@@ -302,18 +290,19 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             }
             _ => tracing::debug!(node = %self.cfg.name, kind, txn, %to, "send"),
         }
-        let duplicate = self.cfg.faults.duplicate > 0.0
-            && rand::rng().random_bool(self.cfg.faults.duplicate.min(1.0));
-        let payload = Payload::Protocol(msg);
-        self.queue_payload(to, &payload);
-        if duplicate {
-            self.queue_payload(to, &payload);
-        }
+        // Duplication, delay and reordering (testing aids) happen in `flush`,
+        // after the fsync: see `faults.rs`.
+        self.queue_payload(to, &Payload::Protocol(msg));
     }
 
     fn queue_payload(&mut self, to: SocketAddr, payload: &Payload) {
+        let protocol = matches!(payload, Payload::Protocol(_));
         match self.cfg.codec.encode(payload) {
-            Ok(bytes) => self.pending.push(Outgoing { to, bytes }),
+            Ok(bytes) => self.pending.push(Outgoing {
+                to,
+                bytes,
+                protocol,
+            }),
             Err(e) => tracing::error!(node = %self.cfg.name, %to, "cannot encode: {e}"),
         }
     }
@@ -334,18 +323,28 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             }
         }
         self.counters.batches += 1;
-        for Outgoing { to, bytes } in std::mem::take(&mut self.pending) {
-            match self.transport.send(&bytes, to).await {
-                Ok(()) => self.counters.datagrams_out += 1,
-                Err(e) => {
-                    self.counters.send_errors += 1;
-                    if self.counters.send_errors.is_power_of_two() {
-                        tracing::warn!(node = %self.cfg.name, %to, errors = self.counters.send_errors, "send failed: {e}");
-                    }
-                }
+        for out in std::mem::take(&mut self.pending) {
+            // Injected faults (off by default) may hold a datagram back or
+            // send it twice; never earlier than now, after the fsync.
+            for o in self.injector.route(out, &mut self.counters) {
+                self.send_now(o).await;
             }
         }
         Ok(())
+    }
+
+    /// Sends one datagram whose `Save`s are durable.
+    async fn send_now(&mut self, Outgoing { to, bytes, .. }: Outgoing) {
+        self.injector.capture("out", to, &bytes);
+        match self.transport.send(&bytes, to).await {
+            Ok(()) => self.counters.datagrams_out += 1,
+            Err(e) => {
+                self.counters.send_errors += 1;
+                if self.counters.send_errors.is_power_of_two() {
+                    tracing::warn!(node = %self.cfg.name, %to, errors = self.counters.send_errors, "send failed: {e}");
+                }
+            }
+        }
     }
 
     fn on_timers(&mut self, state: &mut State) -> Result<()> {
@@ -379,6 +378,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
 
     fn on_datagram(&mut self, state: &mut State, bytes: &[u8], src: SocketAddr) -> Result<()> {
         self.counters.datagrams_in += 1;
+        self.injector.capture("in", src, bytes);
         if bytes.len() > MAX_DATAGRAM {
             self.reject(src, Reject::Oversized(bytes.len()));
             return Ok(());
@@ -400,7 +400,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 let txn = msg_txn(&msg).map(|t| t.to_string());
                 let span = tracing::debug_span!("msg", kind, txn, from = %src);
                 let _enter = span.enter();
-                if self.cfg.faults.drops(&self.cfg.faults.drop_in, &msg) {
+                if self.injector.drops_in(&msg) {
                     self.counters.fault_dropped += 1;
                     tracing::debug!(node = %self.cfg.name, "fault: dropped incoming");
                     return Ok(());

@@ -21,7 +21,7 @@ pub async fn run_node(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let spec = cluster.node(name)?;
-    let (store, stored) = LogStore::open(data_dir)?;
+    let (mut store, stored) = LogStore::open(data_dir)?;
     let role_matches = match (&stored, spec.role) {
         (None, _) => true,
         (Some(Storage::Coordinator(_)), Role::Coordinator) => true,
@@ -36,6 +36,15 @@ pub async fn run_node(
         )));
     }
     crate::storage::claim(data_dir, name)?;
+    // Testing aids only (off unless a --fault-* flag is given).
+    store.inject_faults(cfg.faults.fsync_fail_after, cfg.faults.disk_full_after);
+    if cfg.faults.any_network()
+        || cfg.faults.fsync_fail_after.is_some()
+        || cfg.faults.disk_full_after.is_some()
+        || cfg.faults.capture.is_some()
+    {
+        tracing::warn!(node = name, faults = ?cfg.faults, "FAULT INJECTION ON: this node misbehaves on purpose (testing aid)");
+    }
     let transport = UdpTransport::bind(SocketAddr::V4(spec.bind)).await?;
     let role = match spec.role {
         Role::Coordinator => "coordinator",

@@ -6,9 +6,18 @@
 //! ```text
 //! DIR/LOCK          flock'ed for the life of the process: one node per directory
 //! DIR/snapshot      "TPCSNAP1", generation (u64 LE), one record: the full Storage
-//! DIR/log.<gen>     records since that snapshot, each a delta of the previous state
+//! DIR/log.<gen>     "TPCLOG01", generation (u64 LE), then records since that
+//!                   snapshot, each a delta of the previous state
 //! DIR/snapshot.tmp  a compaction in progress (deleted at start)
+//! DIR/log.<gen>.tmp a log being created (deleted at start)
 //! ```
+//!
+//! A log is created whole (header written to `.tmp`, fsync, rename, fsync
+//! the directory), so a log that is empty, shorter than its header, or
+//! headed by the wrong generation was damaged after the fact: the node
+//! refuses it rather than start empty as if it were new. So it does when a
+//! snapshot is missing but a later generation's log exists, or a snapshot's
+//! log is missing with no crash of a compaction to explain it.
 //!
 //! A record is `0xA7, len (u32 LE), crc32 of payload (u32 LE), payload`, the
 //! payload a bincode [`Delta`]. No snapshot means generation 0 and a log whose
@@ -59,6 +68,9 @@ const REC_MAGIC: u8 = 0xA7;
 const REC_HEADER: usize = 9;
 const MAX_RECORD: usize = 1 << 30;
 const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP1";
+const LOG_MAGIC: &[u8; 8] = b"TPCLOG01";
+/// Bytes of a log file's header: magic and generation.
+pub const LOG_HEADER: usize = 16;
 /// Default floor for compaction: the log is not compacted below this size.
 pub const COMPACT_MIN: u64 = 4 << 20;
 
@@ -231,6 +243,20 @@ pub struct LogStore {
     snapshot_len: u64,
     compact_min: u64,
     stats: StoreStats,
+    fault: StorageFault,
+}
+
+/// Storage faults injected on purpose (testing aids; see `faults.rs`).
+#[derive(Clone, Copy, Debug, Default)]
+struct StorageFault {
+    /// Log fsyncs that succeed before one fails.
+    fsync_fail_after: Option<u64>,
+    /// Log bytes that fit before the disk is "full".
+    disk_full_after: Option<u64>,
+    /// Log fsyncs done by this process.
+    syncs: u64,
+    /// Log bytes written by this process.
+    written: u64,
 }
 
 impl LogStore {
@@ -277,12 +303,13 @@ impl LogStore {
         };
 
         let log_path = dir.join(format!("log.{generation}"));
+        check_generations(dir, generation, state.is_some(), &log_path)?;
         let log_len = if log_path.exists() {
             let mut bytes = Vec::new();
             File::open(&log_path)
                 .and_then(|mut f| f.read_to_end(&mut bytes))
                 .map_err(io_err(&log_path))?;
-            let scan = scan(&bytes, &log_path)?;
+            let scan = scan_log(&bytes, generation, &log_path)?;
             for (i, delta) in scan.deltas.into_iter().enumerate() {
                 state = Some(apply(state, delta).map_err(|reason| Error::StorageCorrupt {
                     path: log_path.clone(),
@@ -307,9 +334,7 @@ impl LogStore {
             }
             scan.valid_len
         } else {
-            File::create(&log_path).map_err(io_err(&log_path))?;
-            sync_dir(dir, &mut stats)?;
-            0
+            create_log(dir, generation, &mut stats)?
         };
         // Logs of older generations are leftovers of a finished compaction.
         let mut removed = false;
@@ -341,8 +366,16 @@ impl LogStore {
             snapshot_len,
             compact_min,
             stats,
+            fault: StorageFault::default(),
         };
         Ok((store, state))
+    }
+
+    /// Testing aid: the first `fsync_fail_after` log fsyncs succeed and the
+    /// next fails; log writes fail with ENOSPC past `disk_full_after` bytes.
+    pub fn inject_faults(&mut self, fsync_fail_after: Option<u64>, disk_full_after: Option<u64>) {
+        self.fault.fsync_fail_after = fsync_fail_after;
+        self.fault.disk_full_after = disk_full_after;
     }
 
     /// Replaces log and snapshot by a snapshot of the current state.
@@ -365,14 +398,7 @@ impl LogStore {
         sync_dir(&dir, &mut self.stats)?;
         // From here the snapshot is the truth; the new log starts empty.
         let log_path = self.dir.join(format!("log.{generation}"));
-        let log = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&log_path)
-            .map_err(io_err(&log_path))?;
-        drop(log);
-        sync_dir(&dir, &mut self.stats)?;
+        let log_len = create_log(&dir, generation, &mut self.stats)?;
         let log = OpenOptions::new()
             .append(true)
             .open(&log_path)
@@ -381,7 +407,7 @@ impl LogStore {
         fs::remove_file(&old).map_err(io_err(&old))?;
         self.log = log;
         self.generation = generation;
-        self.log_len = 0;
+        self.log_len = log_len;
         self.snapshot_len = bytes.len() as u64;
         self.stats.bytes_written += bytes.len() as u64;
         self.stats.compactions += 1;
@@ -392,6 +418,108 @@ impl LogStore {
     pub fn log_path(&self) -> &Path {
         &self.log_path
     }
+}
+
+/// Creates `DIR/log.<generation>` whole: header to a temporary file, fsync,
+/// rename, fsync the directory. Returns its length.
+fn create_log(dir: &Path, generation: u64, stats: &mut StoreStats) -> Result<u64> {
+    let path = dir.join(format!("log.{generation}"));
+    let tmp = dir.join(format!("log.{generation}.tmp"));
+    let mut header = LOG_MAGIC.to_vec();
+    header.extend_from_slice(&generation.to_le_bytes());
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&header).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    stats.fsyncs += 1;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(dir, stats)?;
+    stats.bytes_written += header.len() as u64;
+    Ok(header.len() as u64)
+}
+
+/// Scans a whole log file: its header, then its records (offsets in errors
+/// and `valid_len` count from the start of the file).
+pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<Scan> {
+    let corrupt = |reason: String| Error::StorageCorrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason,
+    };
+    if bytes.len() < LOG_HEADER {
+        return Err(corrupt(format!(
+            "truncated: {} bytes, shorter than the {LOG_HEADER}-byte header every log is created with",
+            bytes.len()
+        )));
+    }
+    if &bytes[..8] != LOG_MAGIC {
+        return Err(corrupt("not a twopc log (bad header)".into()));
+    }
+    let found = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    if found != generation {
+        return Err(corrupt(format!(
+            "header says generation {found}, expected {generation}"
+        )));
+    }
+    match scan(&bytes[LOG_HEADER..], path) {
+        Ok(mut s) => {
+            s.valid_len += LOG_HEADER as u64;
+            Ok(s)
+        }
+        Err(Error::StorageCorrupt {
+            path,
+            offset,
+            reason,
+        }) => Err(Error::StorageCorrupt {
+            path,
+            offset: offset + LOG_HEADER as u64,
+            reason,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Refuses a data directory whose files do not fit together: a log of a
+/// later generation than the snapshot (the snapshot was lost), or a snapshot
+/// without its log when no interrupted compaction explains it.
+fn check_generations(
+    dir: &Path,
+    generation: u64,
+    has_snapshot: bool,
+    log_path: &Path,
+) -> Result<()> {
+    let mut gens = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let name = entry.map_err(io_err(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(g) = name
+            .strip_prefix("log.")
+            .and_then(|g| g.parse::<u64>().ok())
+        {
+            gens.push(g);
+        }
+    }
+    if let Some(&later) = gens.iter().filter(|g| **g > generation).max() {
+        let snap = dir.join("snapshot");
+        return Err(Error::StorageCorrupt {
+            path: if has_snapshot { snap } else { dir.join(format!("log.{later}")) },
+            offset: 0,
+            reason: format!(
+                "log.{later} exists but the snapshot is {}: the snapshot of generation {later} is missing",
+                if has_snapshot { format!("of generation {generation}") } else { "missing".into() }
+            ),
+        });
+    }
+    // Compaction renames the snapshot into place before it creates the new
+    // log; a crash in between leaves the previous generation's log.
+    if has_snapshot && !gens.contains(&generation) && !gens.contains(&(generation.wrapping_sub(1)))
+    {
+        return Err(Error::StorageCorrupt {
+            path: log_path.to_path_buf(),
+            offset: 0,
+            reason: "missing: the snapshot names this log and no interrupted compaction explains its absence".into(),
+        });
+    }
+    Ok(())
 }
 
 fn read_snapshot(path: &Path) -> Result<(u64, Storage, u64)> {
@@ -449,10 +577,36 @@ impl Store for LogStore {
         }
         // One write and one fdatasync for everything staged since the last
         // sync: that is the group commit.
+        if let Some(limit) = self.fault.disk_full_after {
+            let room = limit.saturating_sub(self.fault.written) as usize;
+            if self.buf.len() > room {
+                // As a full disk does: part of the write lands, then ENOSPC.
+                let _ = self.log.write_all(&self.buf[..room]);
+                self.fault.written += room as u64;
+                return Err(Error::StorageIo {
+                    path: self.log_path.clone(),
+                    source: std::io::Error::from_raw_os_error(28), // ENOSPC
+                });
+            }
+        }
         self.log
             .write_all(&self.buf)
             .map_err(io_err(&self.log_path))?;
+        self.fault.written += self.buf.len() as u64;
+        if self
+            .fault
+            .fsync_fail_after
+            .is_some_and(|n| self.fault.syncs >= n)
+        {
+            return Err(Error::StorageIo {
+                path: self.log_path.clone(),
+                source: std::io::Error::other(
+                    "fsync failed (injected by --fault-fsync-fail-after)",
+                ),
+            });
+        }
         self.log.sync_data().map_err(io_err(&self.log_path))?;
+        self.fault.syncs += 1;
         self.stats.fsyncs += 1;
         self.stats.bytes_written += self.buf.len() as u64;
         self.log_len += self.buf.len() as u64;
@@ -504,8 +658,9 @@ pub fn peek(dir: &Path) -> Result<Option<Storage>> {
         (0, None)
     };
     let log_path = dir.join(format!("log.{generation}"));
+    check_generations(dir, generation, state.is_some(), &log_path)?;
     if let Ok(bytes) = fs::read(&log_path) {
-        for delta in scan(&bytes, &log_path)?.deltas {
+        for delta in scan_log(&bytes, generation, &log_path)?.deltas {
             state = Some(apply(state, delta).map_err(|reason| Error::StorageCorrupt {
                 path: log_path.clone(),
                 offset: 0,
