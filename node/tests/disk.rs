@@ -1,0 +1,336 @@
+//! Disk faults, with real `twopc node` processes: damaged storage files are
+//! refused at start with an error naming the file (never a fresh start as
+//! if the node were new), and a failed fsync or a full disk stops the node
+//! before it acknowledges anything that is not durable.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::Duration;
+use twopc_model::{Hold, Msg, Op, PartStorage, RequestId, Storage, TxnId};
+use twopc_node::storage::{LogStore, Store};
+use twopc_node::wire::{ClusterKey, Codec, Format, Payload};
+
+/// Starts `name` and expects it to exit with an error; returns its log.
+fn refuses(c: &TestCluster, name: &str, what: &str) -> String {
+    let out = c.node_command(name, &[]).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "{what}: the node must refuse to start"
+    );
+    std::fs::read_to_string(c.log_file(name)).unwrap()
+}
+
+fn last_line_with<'a>(log: &'a str, needle: &str) -> &'a str {
+    log.lines().rev().find(|l| l.contains(needle)).unwrap_or("")
+}
+
+/// Fills the wallet's data directory through the storage API with a small
+/// compaction floor, so it holds a snapshot and a later log, as a long-lived
+/// node's would.
+fn wallet_with_snapshot(c: &TestCluster) -> (PathBuf, u64) {
+    let dir = c.data_dir("wallet");
+    let (mut store, _) = LogStore::open_with(&dir, 64).unwrap();
+    let mut s = PartStorage {
+        levels: [("alice".to_string(), 100)].into(),
+        ..PartStorage::default()
+    };
+    for n in 0..20 {
+        let txn = TxnId { epoch: 1, n };
+        let req = RequestId { client: 1, seq: n };
+        let op = Op {
+            key: "alice".into(),
+            amount: 1,
+        };
+        s.holds.insert(txn, Hold { req, op });
+        store.stage(Storage::Participant(s.clone())).unwrap();
+        store.sync().unwrap();
+        s.holds.remove(&txn);
+        store.stage(Storage::Participant(s.clone())).unwrap();
+        store.sync().unwrap();
+    }
+    assert!(store.stats().compactions > 0);
+    let generation: u64 = store
+        .log_path()
+        .extension()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (dir, generation)
+}
+
+fn backup(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("LOCK"))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+fn restore(dir: &Path, files: &[(PathBuf, Vec<u8>)]) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if !p.ends_with("LOCK") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    for (p, b) in files {
+        std::fs::write(p, b).unwrap();
+    }
+}
+
+#[test]
+fn damaged_storage_files_are_refused_by_name_never_started_empty() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    let (dir, generation) = wallet_with_snapshot(&c);
+    let snapshot = dir.join("snapshot");
+    let log = dir.join(format!("log.{generation}"));
+    let good = backup(&dir);
+    // The intact directory starts, with its state (not the cluster file's).
+    c.start("wallet", &[]);
+    assert_eq!(c.levels("wallet")["alice"], 100);
+    assert!(c.terminate("wallet").success());
+
+    type Damage = fn(&Path, &Path);
+    let cases: [(&str, Damage, &str, &str); 7] = [
+        (
+            "a flipped bit in the snapshot",
+            |snap, _| {
+                let mut b = std::fs::read(snap).unwrap();
+                let n = b.len() - 3;
+                b[n] ^= 0x04;
+                std::fs::write(snap, b).unwrap();
+            },
+            "snapshot",
+            "checksum",
+        ),
+        (
+            "a truncated snapshot",
+            |snap, _| {
+                let b = std::fs::read(snap).unwrap();
+                std::fs::write(snap, &b[..b.len() / 2]).unwrap();
+            },
+            "snapshot",
+            "not exactly one complete",
+        ),
+        (
+            "a deleted snapshot (a later log remains)",
+            |snap, _| std::fs::remove_file(snap).unwrap(),
+            "log.",
+            "snapshot",
+        ),
+        (
+            "a log truncated to nothing",
+            |_, log| std::fs::write(log, b"").unwrap(),
+            "log.",
+            "truncated",
+        ),
+        (
+            "a log with a damaged header",
+            |_, log| {
+                let mut b = std::fs::read(log).unwrap();
+                b[9] ^= 0xff;
+                std::fs::write(log, b).unwrap();
+            },
+            "log.",
+            "generation",
+        ),
+        (
+            "a deleted log",
+            |_, log| std::fs::remove_file(log).unwrap(),
+            "log.",
+            "missing",
+        ),
+        (
+            "garbage in place of a log record",
+            |_, log| {
+                let mut b = std::fs::read(log).unwrap();
+                b.extend_from_slice(&[0x55; 40]);
+                std::fs::write(log, b).unwrap();
+            },
+            "log.",
+            "bad record marker",
+        ),
+    ];
+    for (what, damage, file, why) in cases {
+        restore(&dir, &good);
+        damage(&snapshot, &log);
+        let log_text = refuses(&c, "wallet", what);
+        let line = last_line_with(&log_text, "twopc:");
+        assert!(line.contains("corrupt"), "{what}: {line}");
+        assert!(
+            line.contains(&dir.display().to_string()) && line.contains(file),
+            "{what}: names the file: {line}"
+        );
+        assert!(line.contains(why), "{what}: says why ({why}): {line}");
+        println!("{what}: {line}");
+    }
+    // Repaired, it starts again with its own state.
+    restore(&dir, &good);
+    c.start("wallet", &[]);
+    assert_eq!(c.levels("wallet")["alice"], 100);
+}
+
+/// The protocol messages in a capture file's lines starting with `dir`
+/// (status replies left out).
+fn protocol_msgs(c: &TestCluster, capture: &Path, dir: &str) -> Vec<Msg> {
+    let key = ClusterKey::new(&std::fs::read_to_string(&c.key_file).unwrap()).unwrap();
+    let codec = Codec::new(Some(key), Format::Bincode);
+    std::fs::read_to_string(capture)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix(dir))
+        .filter_map(|l| hex::decode(l.split(' ').nth(1)?).ok())
+        .filter_map(|b| match codec.decode(&b) {
+            Ok(Payload::Protocol(m)) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Spawns `name` with `extra` flags and waits until it answers status.
+fn spawn(c: &TestCluster, name: &str, extra: &[&str]) -> Child {
+    let child = c.node_command(name, extra).spawn().unwrap();
+    wait_for(&format!("{name} to answer"), || c.status(name));
+    child
+}
+
+fn exits_with_error(child: &mut Child, name: &str) {
+    let status = wait_for(&format!("{name} to stop"), || child.try_wait().unwrap());
+    assert!(!status.success(), "{name} must exit with an error");
+}
+
+#[test]
+fn a_failed_fsync_at_a_participant_stops_it_before_it_votes() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start("coordinator", &[]);
+    c.start("order", &[]);
+    // The wallet's first fsync (its first hold) fails.
+    let capture = c.dir.path().join("wallet.capture");
+    let cap = capture.to_str().unwrap();
+    let mut wallet = spawn(
+        &c,
+        "wallet",
+        &["--fault-fsync-fail-after", "0", "--fault-capture", cap],
+    );
+    let (r, code) = c.purchase("alice", "widget", 2, 10);
+    assert_eq!(
+        (r["reason"].as_str(), code),
+        (Some("vote_timeout"), 3),
+        "{r}"
+    );
+    exits_with_error(&mut wallet, "wallet");
+    let log = std::fs::read_to_string(c.log_file("wallet")).unwrap();
+    let line = last_line_with(&log, "twopc:");
+    assert!(
+        line.contains("storage I/O failed") && line.contains("fsync failed"),
+        "{line}"
+    );
+    // It received the prepare and sent no protocol message: no vote left.
+    let got = protocol_msgs(&c, &capture, "in ");
+    assert!(
+        got.iter().any(|m| matches!(m, Msg::Prepare { .. })),
+        "{got:?}"
+    );
+    assert_eq!(protocol_msgs(&c, &capture, "out "), []);
+    // Restarted: whatever reached the file is settled by presumed abort.
+    c.start("wallet", &[]);
+    c.settle();
+    assert_eq!(c.levels("wallet")["alice"], 100);
+    assert_eq!(c.levels("order")["widget"], 10);
+}
+
+#[test]
+fn a_failed_fsync_at_the_coordinator_stops_it_before_anyone_hears_the_decision() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start("wallet", &[]);
+    c.start("order", &[]);
+    // The first fsync (the epoch at start) succeeds; the next, the commit
+    // decision, fails.
+    let capture = c.dir.path().join("coordinator.capture");
+    let cap = capture.to_str().unwrap();
+    let mut coordinator = spawn(
+        &c,
+        "coordinator",
+        &["--fault-fsync-fail-after", "1", "--fault-capture", cap],
+    );
+    let mut buyer = c
+        .purchase_command("alice", "widget", 2, 10)
+        .spawn()
+        .unwrap();
+    exits_with_error(&mut coordinator, "coordinator");
+    let log = std::fs::read_to_string(c.log_file("coordinator")).unwrap();
+    let line = last_line_with(&log, "twopc:");
+    assert!(
+        line.contains("storage I/O failed") && line.contains("fsync failed"),
+        "{line}"
+    );
+    // It sent its prepares, got the votes, and nothing after: neither a
+    // commit nor the client's outcome left.
+    let sent = protocol_msgs(&c, &capture, "out ");
+    assert!(
+        sent.len() == 2 && sent.iter().all(|m| matches!(m, Msg::Prepare { .. })),
+        "only the two prepares left: {sent:?}"
+    );
+    // The client has heard nothing and keeps asking.
+    assert!(
+        buyer.try_wait().unwrap().is_none(),
+        "the client got no outcome"
+    );
+    assert_eq!(c.holds("wallet"), 1);
+    // Restarted, the coordinator finishes the purchase one way or the other
+    // (the decision's record reached the file or not), and everyone agrees.
+    c.start("coordinator", &[]);
+    let (r, _) = parse_purchase(buyer.wait_with_output().unwrap());
+    c.settle();
+    let (alice, widget) = match r["outcome"].as_str() {
+        Some("committed") => (80, 8),
+        Some("aborted") => (100, 10),
+        _ => panic!("an outcome: {r}"),
+    };
+    assert_eq!(c.levels("wallet")["alice"], alice, "{r}");
+    assert_eq!(c.levels("order")["widget"], widget, "{r}");
+}
+
+#[test]
+fn a_full_disk_stops_the_node_and_the_partial_record_is_cut_at_restart() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start("coordinator", &[]);
+    c.start("wallet", &[]);
+    // Room for a few bytes only: the order service's first hold is cut
+    // short by "no space left on device".
+    let mut order = spawn(&c, "order", &["--fault-disk-full-after", "20"]);
+    let (r, code) = c.purchase("alice", "widget", 2, 10);
+    assert_eq!(
+        (r["reason"].as_str(), code),
+        (Some("vote_timeout"), 3),
+        "{r}"
+    );
+    exits_with_error(&mut order, "order");
+    let log = std::fs::read_to_string(c.log_file("order")).unwrap();
+    let line = last_line_with(&log, "twopc:");
+    assert!(
+        line.contains("No space left on device") && line.contains("log."),
+        "{line}"
+    );
+    // Space again: the half-written record is a torn tail, cut with a warning.
+    c.start("order", &[]);
+    let log = std::fs::read_to_string(c.log_file("order")).unwrap();
+    assert!(log.contains("torn tail"), "{log}");
+    c.settle();
+    assert_eq!(c.levels("wallet")["alice"], 100);
+    assert_eq!(c.levels("order")["widget"], 10);
+    let (r, _) = c.purchase("alice", "widget", 1, 10);
+    assert_eq!(r["outcome"], "committed", "{r}");
+    c.settle();
+    assert_eq!(c.levels("order")["widget"], 9);
+    std::thread::sleep(Duration::from_millis(10));
+}
