@@ -221,7 +221,7 @@ fn a_failed_fsync_at_a_participant_stops_it_before_it_votes() {
         "wallet",
         &["--fault-fsync-fail-after", "0", "--fault-capture", cap],
     );
-    let (r, code) = c.purchase("alice", "widget", 2, 10);
+    let (r, code) = c.purchase_once("alice", "widget", 2, 10);
     assert_eq!(
         (r["reason"].as_str(), code),
         (Some("vote_timeout"), 3),
@@ -308,7 +308,7 @@ fn a_full_disk_stops_the_node_and_the_partial_record_is_cut_at_restart() {
     // Room for a few bytes only: the order service's first hold is cut
     // short by "no space left on device".
     let mut order = spawn(&c, "order", &["--fault-disk-full-after", "20"]);
-    let (r, code) = c.purchase("alice", "widget", 2, 10);
+    let (r, code) = c.purchase_once("alice", "widget", 2, 10);
     assert_eq!(
         (r["reason"].as_str(), code),
         (Some("vote_timeout"), 3),

@@ -166,7 +166,7 @@ fn a_flood_of_hostile_datagrams_is_counted_and_purchases_go_on() {
             && started.elapsed() < Duration::from_secs(60))
     {
         made += 1;
-        let (r, _) = c.purchase("alice", "widget", 1, 5);
+        let (r, _) = c.purchase_once("alice", "widget", 1, 5);
         match (r["outcome"].as_str(), r["reason"].as_str()) {
             (Some("committed"), _) => committed += 1,
             (Some("aborted"), Some("vote_timeout")) => timeouts += 1,
