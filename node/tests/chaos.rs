@@ -47,7 +47,7 @@ fn fault_flags(seed: u64) -> Vec<String> {
     [
         "--fault-loss",
         "0.05",
-        "--fault-dup",
+        "--fault-duplicate",
         "0.10",
         "--fault-delay",
         "0.10",
@@ -391,6 +391,22 @@ fn chaos_kill9_and_lossy_network_keep_every_promise() {
         (settled - clients_done).as_secs_f64(),
         bad.len(),
     );
+    if !bad.is_empty() {
+        // Keep the evidence: logs, data directories, cluster file.
+        let keep = std::env::temp_dir().join(format!(
+            "twopc-chaos-failed-seed{seed}-{}",
+            std::process::id()
+        ));
+        let _ = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(c.dir.path())
+            .arg(&keep)
+            .status();
+        println!(
+            "chaos: logs and data directories kept in {}",
+            keep.display()
+        );
+    }
     assert!(
         bad.is_empty(),
         "seed {seed}: {} violations:\n{}",

@@ -88,7 +88,12 @@ impl TestCluster {
         let cluster_file = dir.path().join("cluster.toml");
         std::fs::write(&cluster_file, text).unwrap();
         let key_file = dir.path().join("key");
-        std::fs::write(&key_file, "e2e-test-cluster-key-0123456789\n").unwrap();
+        // A key of its own: tests run side by side on one machine pick free
+        // ports independently, and a port a killed node left may be taken by
+        // another test's node; with a shared key the two clusters would
+        // accept each other's datagrams (status, purchases) and mix.
+        let key = format!("e2e-test-cluster-key-{:016x}\n", rand::random::<u64>());
+        std::fs::write(&key_file, key).unwrap();
         TestCluster {
             dir,
             cluster_file,
