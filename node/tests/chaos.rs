@@ -137,8 +137,9 @@ fn run_clients(
                             purchases.clone(),
                             codec.clone(),
                             // Generous: the coordinator may be down and back
-                            // several times meanwhile.
-                            Duration::from_secs(240),
+                            // several times meanwhile, and a starved machine
+                            // (other builds on two cores) can stall for minutes.
+                            Duration::from_secs(600),
                             |_| {},
                         )
                         .await
@@ -191,7 +192,7 @@ fn verify(
     for s in seen {
         let Some(o) = s.outcome else {
             bad.push(format!(
-                "request {}#{} ({:?}) never got an outcome",
+                "request {}#{} ({:?}) got no outcome within the client's 600 s",
                 s.client, s.seq, s.purchase
             ));
             continue;
