@@ -543,6 +543,44 @@ mod tests {
         }
     }
 
+    /// Spawns `actor` on `sock` with a recording transport and store that
+    /// write to `log`. Returns its id, the shutdown trigger and the task.
+    fn spawn_recorded(
+        actor: Node,
+        name: &str,
+        sock: std::net::UdpSocket,
+        codec: &Codec,
+        log: &Log,
+    ) -> (
+        Id,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<State>>,
+    ) {
+        let id = Id::from(v4(&sock));
+        let transport = RecordingTransport {
+            inner: UdpTransport::from_std(sock).unwrap(),
+            log: log.clone(),
+            codec: codec.clone(),
+        };
+        let store = RecordingStore {
+            log: log.clone(),
+            staged: 0,
+            stats: StoreStats::default(),
+        };
+        let cfg = Config {
+            name: name.into(),
+            codec: codec.clone(),
+            faults: Faults::default(),
+            batch_max: 64,
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let rt = Runtime::new(actor, id, transport, store, None, cfg);
+        let task = tokio::spawn(rt.run(async {
+            let _ = stop_rx.await;
+        }));
+        (id, stop_tx, task)
+    }
+
     /// The coordinator's commit decision is durable before Commit or the
     /// client's Outcome leave, and a participant's hold before its vote.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -562,32 +600,12 @@ mod tests {
             SocketAddr::V6(_) => unreachable!(),
         };
         let (wallet, order, client) = (&peers[0], &peers[1], &peers[2]);
-        let coord_id = Id::from(v4(&coord_sock));
         let actor = Node::Coordinator(Coordinator {
             wallet: Id::from(addr(wallet)),
             order: Id::from(addr(order)),
         });
-        let transport = RecordingTransport {
-            inner: UdpTransport::from_std(coord_sock).unwrap(),
-            log: log.clone(),
-            codec: codec.clone(),
-        };
-        let store = RecordingStore {
-            log: log.clone(),
-            staged: 0,
-            stats: StoreStats::default(),
-        };
-        let cfg = Config {
-            name: "coordinator".into(),
-            codec: codec.clone(),
-            faults: Faults::default(),
-            batch_max: 64,
-        };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let rt = Runtime::new(actor, coord_id, transport, store, None, cfg);
-        let task = tokio::spawn(rt.run(async {
-            let _ = stop_rx.await;
-        }));
+        let (coord_id, stop_tx, task) =
+            spawn_recorded(actor, "coordinator", coord_sock, &codec, &log);
         let coord_addr = SocketAddr::V4(SocketAddrV4::from(coord_id));
         async fn send(s: &tokio::net::UdpSocket, codec: &Codec, to: SocketAddr, msg: Msg) {
             let bytes = codec.encode(&Payload::Protocol(msg)).unwrap();
@@ -647,34 +665,12 @@ mod tests {
             SocketAddr::V4(a) => a,
             SocketAddr::V6(_) => unreachable!(),
         });
-        let my_id = Id::from(v4(&sock));
         let actor = Node::Participant(Participant {
             resource: Resource::Wallet,
             coordinator: coord_id,
             initial: [("alice".to_string(), 10)].into(),
         });
-        let transport = RecordingTransport {
-            inner: UdpTransport::from_std(sock).unwrap(),
-            log: log.clone(),
-            codec: codec.clone(),
-        };
-        let store = RecordingStore {
-            log: log.clone(),
-            staged: 0,
-            stats: StoreStats::default(),
-        };
-        let cfg = Config {
-            name: "wallet".into(),
-            codec: codec.clone(),
-            faults: Faults::default(),
-            batch_max: 64,
-        };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(Runtime::new(actor, my_id, transport, store, None, cfg).run(
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
+        let (my_id, stop_tx, task) = spawn_recorded(actor, "wallet", sock, &codec, &log);
         let txn = TxnId { epoch: 1, n: 0 };
         let req = RequestId { client: 1, seq: 1 };
         let op = twopc_model::Op {
@@ -712,7 +708,6 @@ mod tests {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let coord = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let coord_id = Id::from(v4(&coord));
-        let my_id = Id::from(v4(&sock));
         // Every prepare is in the participant's socket before it starts.
         for n in 0..N {
             let msg = Msg::Prepare {
@@ -731,30 +726,9 @@ mod tests {
             coordinator: coord_id,
             initial: [("alice".to_string(), 100)].into(),
         });
-        let transport = RecordingTransport {
-            inner: UdpTransport::from_std(sock).unwrap(),
-            log: log.clone(),
-            codec: codec.clone(),
-        };
-        let store = RecordingStore {
-            log: log.clone(),
-            staged: 0,
-            stats: StoreStats::default(),
-        };
-        let cfg = Config {
-            name: "wallet".into(),
-            codec: codec.clone(),
-            faults: Faults::default(),
-            batch_max: 64,
-        };
         coord.set_nonblocking(true).unwrap();
         let coord = tokio::net::UdpSocket::from_std(coord).unwrap();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(Runtime::new(actor, my_id, transport, store, None, cfg).run(
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
+        let (_, stop_tx, task) = spawn_recorded(actor, "wallet", sock, &codec, &log);
         for _ in 0..N {
             assert!(matches!(recv_msg(&coord, &codec).await, Msg::Vote { .. }));
         }
