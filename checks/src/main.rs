@@ -155,59 +155,33 @@ impl SysArgs {
     fn config(&self) -> Result<Config, String> {
         let given = |id: &str| GIVEN.with(|g| g.borrow().iter().any(|x| x == id));
         let base = self.mutant.map(Mutant::demo_config).unwrap_or_default();
+        // A flag given on the command line wins over the base configuration.
+        macro_rules! pick {
+            ($field:ident) => {
+                if given(stringify!($field)) {
+                    self.$field
+                } else {
+                    base.$field
+                }
+            };
+        }
         let cfg = Config {
-            clients: if given("clients") {
-                self.clients
-            } else {
-                base.clients
-            },
-            purchases: if given("purchases") {
-                self.purchases
-            } else {
-                base.purchases
-            },
-            balance: if given("balance") {
-                self.balance
-            } else {
-                base.balance
-            },
-            stock: if given("stock") {
-                self.stock
-            } else {
-                base.stock
-            },
-            qty: if given("qty") { self.qty } else { base.qty },
-            price: if given("price") {
-                self.price
-            } else {
-                base.price
-            },
-            network: if given("network") {
-                self.network
-            } else {
-                base.network
-            },
-            max_crashes: if given("max_crashes") {
-                self.max_crashes
-            } else {
-                base.max_crashes
-            },
+            clients: pick!(clients),
+            purchases: pick!(purchases),
+            balance: pick!(balance),
+            stock: pick!(stock),
+            qty: pick!(qty),
+            price: pick!(price),
+            network: pick!(network),
+            max_crashes: pick!(max_crashes),
             crashable: if given("crashable") {
                 self.crashable.iter().copied().collect()
             } else {
-                base.crashable
+                base.crashable.clone()
             },
             never_recover: self.never_recover.iter().copied().collect(),
-            max_restarts: if given("max_restarts") {
-                self.max_restarts
-            } else {
-                base.max_restarts
-            },
-            max_in_flight: if given("max_in_flight") {
-                self.max_in_flight
-            } else {
-                base.max_in_flight
-            },
+            max_restarts: pick!(max_restarts),
+            max_in_flight: pick!(max_in_flight),
             mutant: self.mutant,
         };
         Self::validate(&cfg)?;
