@@ -243,6 +243,10 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             }
             self.flush().await?;
         }
+        // Saves left staged by batches that sent nothing become durable now.
+        if self.store.needs_sync() {
+            self.sync().await?;
+        }
         tracing::debug!(node = %self.cfg.name, "runtime stopped");
         Ok(state)
     }
@@ -308,10 +312,33 @@ impl<T: Transport, S: Store> Runtime<T, S> {
     }
 
     /// Persist before send: this is the only place datagrams leave. If any
-    /// `Save` of the batch is not durable yet, fsync first; then send every
-    /// queued datagram in the order the actors emitted them.
+    /// `Save` is not durable yet, fsync first; then send every queued
+    /// datagram in the order the actors emitted them.
+    ///
+    /// A batch that sends nothing leaves its saves staged (e.g. the
+    /// coordinator forgetting an acknowledged commit, a participant recording
+    /// an abort): nothing anyone saw depends on them, so losing them in a
+    /// crash is the same as crashing before the batch, which the model checks.
+    /// The next batch that sends anything, or shutdown, makes them durable
+    /// first: no datagram ever leaves while any earlier save is not durable.
     async fn flush(&mut self) -> Result<()> {
-        if self.store.needs_sync() {
+        if self.store.needs_sync() && !self.pending.is_empty() {
+            self.sync().await?;
+        }
+        self.counters.batches += 1;
+        for out in std::mem::take(&mut self.pending) {
+            // Injected faults (off by default) may hold a datagram back or
+            // send it twice; never earlier than now, after the fsync.
+            for o in self.injector.route(out, &mut self.counters) {
+                self.send_now(o).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// fsync everything staged.
+    async fn sync(&mut self) -> Result<()> {
+        {
             let store = &mut self.store;
             // fsync blocks: tell a multi-threaded tokio so it can move other
             // tasks off this thread meanwhile.
@@ -320,14 +347,6 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                     tokio::task::block_in_place(|| store.sync())?
                 }
                 _ => store.sync()?,
-            }
-        }
-        self.counters.batches += 1;
-        for out in std::mem::take(&mut self.pending) {
-            // Injected faults (off by default) may hold a datagram back or
-            // send it twice; never earlier than now, after the fsync.
-            for o in self.injector.route(out, &mut self.counters) {
-                self.send_now(o).await;
             }
         }
         Ok(())
@@ -739,6 +758,72 @@ mod tests {
         expected.push(format!("durable({N})"));
         expected.extend(std::iter::repeat_n("sent(vote)".to_string(), N as usize));
         assert_eq!(log, expected);
+    }
+
+    /// A batch that sends nothing (an abort recorded by a participant) does
+    /// not fsync; the next batch that sends makes it durable before sending,
+    /// and shutdown makes anything still staged durable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saves_nobody_depends_on_wait_for_the_next_send() {
+        let codec = Codec::new(None, Format::Bincode);
+        let log: Log = Arc::default();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let coord = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let coord_id = Id::from(v4(&coord));
+        coord.set_nonblocking(true).unwrap();
+        let coord = tokio::net::UdpSocket::from_std(coord).unwrap();
+        let actor = Node::Participant(Participant {
+            resource: Resource::Wallet,
+            coordinator: coord_id,
+            initial: [("alice".to_string(), 10)].into(),
+        });
+        let (my_id, stop_tx, task) = spawn_recorded(actor, "wallet", sock, &codec, &log);
+        let to = SocketAddr::V4(SocketAddrV4::from(my_id));
+        let send = |msg: Msg| codec.encode(&Payload::Protocol(msg)).unwrap();
+        // An abort for a transaction never prepared: recorded, nothing sent.
+        let abort = send(Msg::Abort {
+            txn: TxnId { epoch: 1, n: 7 },
+        });
+        coord.send_to(&abort, to).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log.lock().unwrap().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(log.lock().unwrap().clone(), ["staged"]);
+        // A prepare: its vote leaves only after both saves are durable.
+        let prepare = send(Msg::Prepare {
+            txn: TxnId { epoch: 1, n: 8 },
+            req: RequestId { client: 1, seq: 1 },
+            op: twopc_model::Op {
+                key: "alice".into(),
+                amount: 4,
+            },
+        });
+        coord.send_to(&prepare, to).await.unwrap();
+        assert!(matches!(recv_msg(&coord, &codec).await, Msg::Vote { .. }));
+        coord.send_to(&abort, to).await.unwrap(); // a duplicate: no save
+        let abort8 = send(Msg::Abort {
+            txn: TxnId { epoch: 1, n: 8 },
+        });
+        coord.send_to(&abort8, to).await.unwrap(); // releases the hold: staged
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log.lock().unwrap().len() < 5 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop_tx.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let log = log.lock().unwrap().clone();
+        assert_eq!(
+            log,
+            [
+                "staged",
+                "staged",
+                "durable(2)",
+                "sent(vote)",
+                "staged",
+                "durable(1)"
+            ]
+        );
     }
 
     #[test]
