@@ -311,12 +311,7 @@ fn partitioned_participant_on_another_host_keeps_every_promise() {
         let c = hosts.status("coordinator")?;
         let w = hosts.status("wallet")?;
         let o = hosts.status("order")?;
-        let empty = |v: &Value, k: &str| v[k].as_array().is_some_and(|a| a.is_empty());
-        (empty(&c, "unacked_commits")
-            && c["voting"] == 0
-            && empty(&w, "holds")
-            && empty(&o, "holds"))
-        .then_some(())
+        common::settled(&c, &w, &o).then_some(())
     });
     hosts.stop_all();
 

@@ -223,12 +223,7 @@ impl TestCluster {
             let c = self.status("coordinator")?;
             let w = self.status("wallet")?;
             let o = self.status("order")?;
-            let empty = |v: &Value, k: &str| v[k].as_array().is_some_and(|a| a.is_empty());
-            (empty(&c, "unacked_commits")
-                && c["voting"] == 0
-                && empty(&w, "holds")
-                && empty(&o, "holds"))
-            .then_some(())
+            settled(&c, &w, &o).then_some(())
         });
     }
 
@@ -306,4 +301,14 @@ impl Drop for TestCluster {
 /// Reads a file (for corrupting storage).
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
+}
+
+/// Whether the coordinator's, wallet's and order service's `status --json`
+/// show nothing in doubt: no vote collection, no unacknowledged commit, no hold.
+pub fn settled(coordinator: &Value, wallet: &Value, order: &Value) -> bool {
+    let empty = |v: &Value, k: &str| v[k].as_array().is_some_and(|a| a.is_empty());
+    empty(coordinator, "unacked_commits")
+        && coordinator["voting"] == 0
+        && empty(wallet, "holds")
+        && empty(order, "holds")
 }
