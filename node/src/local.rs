@@ -55,15 +55,7 @@ impl LocalCluster {
         accounts: BTreeMap<String, u64>,
         stock: BTreeMap<String, u64>,
     ) -> Result<LocalCluster> {
-        let dir = tempfile::Builder::new()
-            .prefix("twopc-")
-            .tempdir_in(parent)
-            .map_err(|e| {
-                Error::Other(format!(
-                    "cannot create a temporary directory in {}: {e}",
-                    parent.display()
-                ))
-            })?;
+        let dir = cluster_dir(parent)?;
         let mut sockets = Vec::new();
         let mut nodes = Vec::new();
         for (name, role) in [
@@ -134,10 +126,7 @@ impl LocalCluster {
         accounts: BTreeMap<String, u64>,
         stock: BTreeMap<String, u64>,
     ) -> Result<LocalCluster> {
-        let dir = tempfile::Builder::new()
-            .prefix("twopc-")
-            .tempdir_in(parent)
-            .map_err(|e| Error::Other(format!("cannot create a temporary directory: {e}")))?;
+        let dir = cluster_dir(parent)?;
         let mut text = String::new();
         let mut nodes = Vec::new();
         for (name, role) in [
@@ -285,4 +274,17 @@ impl LocalCluster {
         }
         Ok(())
     }
+}
+
+/// A fresh temporary directory under `parent` for one cluster's data.
+fn cluster_dir(parent: &std::path::Path) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("twopc-")
+        .tempdir_in(parent)
+        .map_err(|e| {
+            Error::Other(format!(
+                "cannot create a temporary directory in {}: {e}",
+                parent.display()
+            ))
+        })
 }
