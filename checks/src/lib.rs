@@ -61,6 +61,15 @@ impl CheckRun {
         self.verdicts.iter().all(Verdict::holds)
     }
 
+    /// The names of the properties that do not hold.
+    pub fn failing(&self) -> Vec<&'static str> {
+        self.verdicts
+            .iter()
+            .filter(|v| !v.holds())
+            .map(|v| v.name)
+            .collect()
+    }
+
     /// The verdict on one property.
     pub fn verdict(&self, name: &str) -> Option<&Verdict> {
         self.verdicts.iter().find(|v| v.name == name)

@@ -475,12 +475,7 @@ fn run_matrix(threads: usize) -> bool {
             eprintln!("  ... {}: {} unique states", entry.name, thousands(u));
         });
         let pinned = run.unique == entry.unique_states;
-        let failing: Vec<&str> = run
-            .verdicts
-            .iter()
-            .filter(|v| !v.holds())
-            .map(|v| v.name)
-            .collect();
+        let failing = run.failing();
         ok &= pinned && failing.is_empty();
         println!(
             "| {} ({}) | {} | {} | {:.1}s | {:.0} | {} |",

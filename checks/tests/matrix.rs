@@ -16,12 +16,7 @@ fn check_entry(name: &str) {
         Duration::from_secs(3600),
         |_, _, _| {},
     );
-    let failing: Vec<_> = run
-        .verdicts
-        .iter()
-        .filter(|v| !v.holds())
-        .map(|v| v.name)
-        .collect();
+    let failing = run.failing();
     assert!(failing.is_empty(), "{name}: failing {failing:?}");
     assert_eq!(
         run.unique, entry.unique_states,

@@ -84,12 +84,7 @@ fn demo_configs_pass_without_the_mutant() {
             continue;
         }
         let run = check(cfg.clone());
-        let failing: Vec<_> = run
-            .verdicts
-            .iter()
-            .filter(|v| !v.holds())
-            .map(|v| v.name)
-            .collect();
+        let failing = run.failing();
         assert!(
             failing.is_empty(),
             "{cfg:?} fails {failing:?} without any mutant"
