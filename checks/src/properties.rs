@@ -157,7 +157,7 @@ fn client_told_the_truth(_: &TwopcModel, s: &SysState) -> bool {
     })
 }
 
-fn durable(m: &TwopcModel, s: &SysState) -> bool {
+fn durable(_: &TwopcModel, s: &SysState) -> bool {
     let stored = |i: usize| s.actor_storages[i].as_ref();
     let part = |i: usize| match stored(i) {
         Some(Storage::Participant(p)) => Some(p),
@@ -168,7 +168,6 @@ fn durable(m: &TwopcModel, s: &SysState) -> bool {
         _ => None,
     };
     let h = &s.history;
-    let _ = m;
     // A yes vote is backed by a durable hold (or a durable decision since).
     h.yes_votes.iter().all(|(p, txn)| {
         part((*p).into()).is_some_and(|d| d.holds.contains_key(txn) || d.finished.contains_key(txn))

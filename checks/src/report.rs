@@ -71,27 +71,23 @@ pub fn format_action(m: &TwopcModel, action: &SysAction) -> String {
 /// What the actor emitted in this step, re-run on the state before it.
 fn effects(m: &TwopcModel, last: &SysState, action: &SysAction) -> Vec<String> {
     let mut out = Out::new();
-    let id = match action {
+    match action {
         ActorModelAction::Deliver { src, dst, msg } => {
             let i = usize::from(*dst);
             let mut state = Cow::Borrowed(&*last.actor_states[i]);
             m.inner.actors[i].on_msg(*dst, &mut state, *src, msg.clone(), &mut out);
-            *dst
         }
         ActorModelAction::Timeout(id, t) => {
             let i = usize::from(*id);
             let mut state = Cow::Borrowed(&*last.actor_states[i]);
             m.inner.actors[i].on_timeout(*id, &mut state, t, &mut out);
-            *id
         }
         ActorModelAction::Recover(id) => {
             let i = usize::from(*id);
             m.inner.actors[i].on_start(*id, &last.actor_storages[i], &mut out);
-            *id
         }
         _ => return vec![],
-    };
-    let _ = id;
+    }
     out.iter()
         .filter_map(|c| match c {
             Command::Send(dst, x) => Some(format!("sends {} to {}", msg(x), m.actor_name(*dst))),
