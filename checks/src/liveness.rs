@@ -7,9 +7,14 @@
 //! shortest path), keeps every edge, walks backwards from the done states, and
 //! reports any reachable state that cannot get there.
 //!
-//! Boundary: a state with a successor outside the model's boundary (too many
-//! coordinator restarts) is a *cut-off*: its future is not explored, so it is
-//! counted as possibly live, never as stuck.
+//! Bounds: the restart budget restricts the environment (no coordinator crash
+//! once it is spent, see `TwopcModel::allowed`), so the real protocol is
+//! explored completely and nothing is cut off. Only variants whose memory
+//! grows past the configuration's limits (or a non-duplicating network past
+//! its in-flight bound) have successors outside the boundary. Such *cut-off*
+//! states are counted and reported on their own, and never excuse a stuck
+//! state: a state whose only way forward leaves the explored graph cannot
+//! reach done *in* it, and fails the analysis.
 
 use crate::report::Step;
 use crate::system::{participants, NetworkKind, SysState, TwopcModel, COORDINATOR};
@@ -28,10 +33,14 @@ pub struct Liveness {
     pub edges: usize,
     /// States where everything is done.
     pub done: usize,
-    /// States whose future the boundary cut off (counted as possibly live).
+    /// States with a successor outside the boundary (their future is not
+    /// fully explored; they are not counted as live).
     pub cut_off: usize,
-    /// Reachable states from which no done state is reachable.
+    /// Reachable states from which no done state is reachable in the graph.
     pub stuck: usize,
+    /// Of the stuck states, those that can reach a cut-off one (whether they
+    /// are truly stuck is not known, but they do not pass).
+    pub stuck_beyond_bounds: usize,
     /// A shortest path to a stuck state, if any.
     pub stuck_path: Option<Vec<(SysState, Option<Step>)>>,
     /// A shortest path to a stuck state in which a participant holds a
@@ -63,7 +72,8 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
     // For each state: (parent, action index at parent), for path rebuilding.
     let mut parent: Vec<(u32, u32)> = Vec::new();
     let mut preds: Vec<Vec<u32>> = Vec::new();
-    let mut live: Vec<bool> = Vec::new(); // done or cut off: seeds of the backward walk
+    let mut live: Vec<bool> = Vec::new(); // done: seeds of the backward walk
+    let mut cut: Vec<bool> = Vec::new(); // has a successor outside the boundary
     let mut queue: VecDeque<(u32, SysState)> = VecDeque::new();
     let (mut edges, mut done, mut cut_off) = (0usize, 0usize, 0usize);
 
@@ -77,6 +87,7 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
             parent.push((u32::MAX, i as u32));
             preds.push(Vec::new());
             live.push(false);
+            cut.push(false);
             queue.push_back((id, s));
         }
     }
@@ -114,6 +125,7 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
                     parent.push((id, ai as u32));
                     preds.push(Vec::new());
                     live.push(false);
+                    cut.push(false);
                     queue.push_back((nid, next));
                     nid
                 }
@@ -125,7 +137,7 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
         }
         if was_cut {
             cut_off += 1;
-            live[id as usize] = true;
+            cut[id as usize] = true;
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             progress(parent.len());
@@ -133,20 +145,14 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
         }
     }
 
-    // Backward reachability from the live seeds.
-    let mut can_finish = live.clone();
-    let mut work: Vec<u32> = (0..live.len() as u32)
-        .filter(|i| live[*i as usize])
-        .collect();
-    while let Some(i) = work.pop() {
-        for &p in &preds[i as usize] {
-            if !can_finish[p as usize] {
-                can_finish[p as usize] = true;
-                work.push(p);
-            }
-        }
-    }
+    // Backward reachability from the done states, and from the cut-off ones
+    // (only to say which stuck states touch the boundary).
+    let can_finish = backward(&preds, &live);
+    let can_leave = backward(&preds, &cut);
     let stuck = can_finish.iter().filter(|x| !**x).count();
+    let stuck_beyond_bounds = (0..can_finish.len())
+        .filter(|i| !can_finish[*i] && can_leave[*i])
+        .count();
     // States are numbered in BFS order, so the first stuck one is shallowest.
     let stuck_path = can_finish
         .iter()
@@ -165,10 +171,28 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
         done,
         cut_off,
         stuck,
+        stuck_beyond_bounds,
         stuck_path,
         blocked_path,
         elapsed: start.elapsed(),
     }
+}
+
+/// Marks every state from which a `seed` state is reachable.
+fn backward(preds: &[Vec<u32>], seed: &[bool]) -> Vec<bool> {
+    let mut reached = seed.to_vec();
+    let mut work: Vec<u32> = (0..seed.len() as u32)
+        .filter(|i| seed[*i as usize])
+        .collect();
+    while let Some(i) = work.pop() {
+        for &p in &preds[i as usize] {
+            if !reached[p as usize] {
+                reached[p as usize] = true;
+                work.push(p);
+            }
+        }
+    }
+    reached
 }
 
 /// The state after the network lost every message in flight.

@@ -368,14 +368,22 @@ fn run_liveness(model: &TwopcModel) -> bool {
         eprintln!("  ... {} states explored", thousands(n))
     });
     println!(
-        "Explored {} states, {} edges in {:.2}s: {} done, {} cut off by the exploration bounds, {} stuck",
+        "Explored {} states, {} edges in {:.2}s: {} done, {} stuck",
         thousands(result.states),
         thousands(result.edges),
         result.elapsed.as_secs_f64(),
         thousands(result.done),
-        thousands(result.cut_off),
         thousands(result.stuck)
     );
+    if result.cut_off > 0 {
+        println!(
+            "  {} states have successors beyond the limits of the configuration (not explored, never counted as live); {} of the stuck states can reach them",
+            thousands(result.cut_off),
+            thousands(result.stuck_beyond_bounds)
+        );
+    } else {
+        println!("  nothing cut off: every reachable state was explored");
+    }
     let Some(path) = &result.stuck_path else {
         println!("  ok   every reachable state can reach one where every request has an outcome and no hold remains");
         return true;

@@ -28,6 +28,16 @@ pub enum Mutant {
     ReuseTxnIds,
     /// The coordinator starts a new attempt for a retry of a decided request.
     RetryStartsNewAttempt,
+    /// A client files any outcome from the coordinator as the answer to its
+    /// current request (a duplicate of an earlier one included), and keeps
+    /// filing them after its last request.
+    ClientAcceptsAnyOutcome,
+    /// A prepared participant never asks the coordinator for the decision, so
+    /// a lost abort strands its hold (breaks no safety property: liveness only).
+    NeverAsk,
+    /// A participant that restarts with prepared holds does not ask about
+    /// them (liveness only, and only when a participant can crash).
+    RestartForgetsToAsk,
 }
 
 impl Mutant {
@@ -44,6 +54,8 @@ impl Mutant {
             Mutant::UnsavedAbortOutcome => CLIENT_TOLD_THE_TRUTH,
             Mutant::ReuseTxnIds => CLIENT_TOLD_THE_TRUTH,
             Mutant::RetryStartsNewAttempt => CHARGED_AT_MOST_ONCE,
+            Mutant::ClientAcceptsAnyOutcome => CLIENT_TOLD_THE_TRUTH,
+            Mutant::NeverAsk | Mutant::RestartForgetsToAsk => LIVE,
         }
     }
 
@@ -71,6 +83,17 @@ impl Mutant {
             Mutant::RetryStartsNewAttempt => Config { balance: 20, ..one },
             Mutant::ForgetHoldsOnRestart => crashing(Role::Wallet),
             Mutant::UnsavedAbortOutcome | Mutant::ReuseTxnIds => crashing(Role::Coordinator),
+            // Two requests, so a duplicate of the first can answer the second.
+            Mutant::ClientAcceptsAnyOutcome => Config {
+                purchases: 2,
+                ..one
+            },
+            // Liveness-only bugs, shown where bare `twopc-check` looks for
+            // them: one purchase, any role may crash.
+            Mutant::NeverAsk | Mutant::RestartForgetsToAsk => Config {
+                max_crashes: 1,
+                ..one
+            },
         }
     }
 
@@ -127,8 +150,15 @@ impl Checked {
             ),
             _ => false,
         };
+        let drop_queries = matches!(
+            (&self.node, self.mutant),
+            (Node::Participant(_), Some(Mutant::NeverAsk))
+        );
         for c in out {
             if drop_saves && matches!(c, Command::Save(_)) {
+                continue;
+            }
+            if drop_queries && matches!(c, Command::SetTimer(Timer::Query(_), _)) {
                 continue;
             }
             push(o, c);
@@ -162,6 +192,12 @@ impl Actor for Checked {
         }
         let mut out = Out::new();
         let state = self.node.on_start(id, &storage, &mut out);
+        if is(self.mutant, Mutant::RestartForgetsToAsk) {
+            out = out
+                .into_iter()
+                .filter(|c| !matches!(c, Command::SetTimer(Timer::Query(_), _)))
+                .collect();
+        }
         self.mutate_out(out, o);
         state
     }
@@ -203,6 +239,20 @@ impl Actor for Checked {
                     }
                 }
                 self.node.on_msg(id, state, src, msg, &mut out);
+            }
+            (Node::Client(c), Some(Mutant::ClientAcceptsAnyOutcome), Msg::Outcome(outcome))
+                if src == c.coordinator =>
+            {
+                if let State::Client(s) = state.to_mut() {
+                    s.seen.push(*outcome);
+                    out.save(Storage::Client(s.clone()));
+                    if c.is_done(s) {
+                        out.cancel_timer(Timer::Retry);
+                    } else {
+                        // Restarting from the new state sends the next request.
+                        c.on_start(Some(s), &mut out);
+                    }
+                }
             }
             _ => self.node.on_msg(id, state, src, msg, &mut out),
         }

@@ -23,6 +23,11 @@ pub const CHARGED_AT_MOST_ONCE: &str = "charged at most once";
 pub const CLIENT_TOLD_THE_TRUTH: &str = "client told the truth";
 /// Everything promised on the wire is on disk.
 pub const DURABLE: &str = "durable";
+/// Every actor's memory stays within what the configuration implies.
+pub const BOUNDED: &str = "memory bounded by the configuration";
+/// The name the liveness analysis (AG EF done) reports under; not a stateright
+/// property, but mutants name it as what they break.
+pub const LIVE: &str = "every request gets its outcome and no hold is left (AG EF done)";
 
 /// Reached: a client saw a commit.
 pub const SOME_COMMIT: &str = "a commit";
@@ -46,6 +51,7 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         Property::always(CHARGED_AT_MOST_ONCE, charged_at_most_once),
         Property::always(CLIENT_TOLD_THE_TRUTH, client_told_the_truth),
         Property::always(DURABLE, durable),
+        Property::always(BOUNDED, |m, s| exceeds_limits(&m.cfg, s) == 0),
         Property::sometimes(SOME_TIMEOUT_ABORT, |_, s| {
             seen(s).any(|o| o.verdict == Verdict::Aborted(AbortReason::VoteTimeout))
         }),
@@ -142,19 +148,29 @@ fn charged_at_most_once(_: &TwopcModel, s: &SysState) -> bool {
     })
 }
 
-fn client_told_the_truth(_: &TwopcModel, s: &SysState) -> bool {
-    seen(s).all(|o| match (o.verdict, o.txn) {
-        // Committed: the attempt is applied, or still held and bound to be.
-        (Verdict::Committed, Some(txn)) => participants(s).all(|(_, p)| {
-            p.data.holds.contains_key(&txn)
-                || p.data.finished.get(&txn).is_some_and(|f| f.committed)
-        }),
-        (Verdict::Committed, None) => false,
-        // Aborted: no attempt of the request is applied anywhere.
-        (Verdict::Aborted(_), _) => {
-            finished(s).all(|(_, _, f)| !(f.committed && f.req == Some(o.req)))
-        }
-    })
+fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {
+    // The i-th outcome a client holds answers its i-th request, not another.
+    let in_order = m
+        .client_configs()
+        .zip(clients(s))
+        .all(|(cfg, c)| c.seen.iter().enumerate().all(|(i, o)| o.req == cfg.req(i)));
+    in_order
+        && seen(s).all(|o| match (o.verdict, o.txn) {
+            // Committed: the attempt is applied, or still held and bound to
+            // be, at both participants, and it is an attempt of this request.
+            (Verdict::Committed, Some(txn)) => participants(s).all(|(_, p)| {
+                p.data.holds.get(&txn).is_some_and(|h| h.req == o.req)
+                    || p.data
+                        .finished
+                        .get(&txn)
+                        .is_some_and(|f| f.committed && f.req == Some(o.req))
+            }),
+            (Verdict::Committed, None) => false,
+            // Aborted: no attempt of the request is applied anywhere.
+            (Verdict::Aborted(_), _) => {
+                finished(s).all(|(_, _, f)| !(f.committed && f.req == Some(o.req)))
+            }
+        })
 }
 
 fn durable(_: &TwopcModel, s: &SysState) -> bool {

@@ -252,16 +252,52 @@ impl Config {
             .max_crashes(self.max_crashes)
             .record_msg_out(record_out)
             .within_boundary(|cfg, state| {
-                // Each restart bumps the epoch: bound the restarts explored.
-                // Within an epoch the protocol makes at most one attempt per
-                // request; the second bound only cuts off broken variants.
-                let c = coordinator(state);
-                c.epoch <= 1 + cfg.max_restarts
-                    && c.next_txn <= (cfg.clients * cfg.purchases) as u64 + 1
+                // Only broken variants reach past the limits (the `bounded`
+                // property fails one step inside, so every excess is reported
+                // before the search stops growing). On the non-duplicating
+                // networks every re-send adds a copy: bound messages in flight.
+                exceeds_limits(cfg, state) <= 1
                     && (cfg.network == NetworkKind::Udp || state.network.len() <= cfg.max_in_flight)
             });
         TwopcModel { cfg: self, inner }
     }
+}
+
+/// How far the state goes past the limits the configuration implies for the
+/// protocol's memory, as the largest excess over any one limit (0: within).
+///
+/// Every actor's memory is bounded by the configuration: a client holds one
+/// outcome per purchase; the coordinator makes at most one attempt per request
+/// in an epoch, so its counter, its votes in progress and its unacknowledged
+/// commits are bounded by the requests (times the epochs explored); a
+/// participant records at most one hold or finished entry per attempt. A
+/// variant whose memory grows past these (a client that files every
+/// duplicate, a coordinator that re-attempts decided requests) fails the
+/// `bounded` property instead of running until the machine runs out of memory.
+pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
+    let requests = cfg.clients * cfg.purchases;
+    let epochs = 1 + cfg.max_restarts as usize;
+    let over = |value: usize, limit: usize| value.saturating_sub(limit);
+    let c = coordinator(state);
+    let coord = over(c.next_txn as usize, requests)
+        .max(over(c.voting.len(), requests))
+        .max(over(c.commits.len(), requests * epochs))
+        .max(over(c.clients.len(), cfg.clients))
+        .max(over(c.epoch as usize, epochs));
+    let parts = participants(state)
+        .map(|(_, p)| {
+            over(
+                p.data.holds.len() + p.data.finished.len(),
+                requests * epochs,
+            )
+        })
+        .max()
+        .unwrap_or(0);
+    let clients = clients(state)
+        .map(|c| over(c.seen.len(), cfg.purchases))
+        .max()
+        .unwrap_or(0);
+    coord.max(parts).max(clients)
 }
 
 /// The coordinator's state in a system state.
@@ -295,15 +331,43 @@ pub fn clients(state: &SysState) -> impl Iterator<Item = &ClientState> {
 impl TwopcModel {
     /// The "done" predicate of the liveness analysis: every client has all its
     /// outcomes, and no participant holds anything.
+    ///
+    /// "All its outcomes" means each of its requests has an outcome about
+    /// that very request: a client that filed another request's outcome as
+    /// an answer is not done.
     pub fn is_done(&self, state: &SysState) -> bool {
-        clients(state).all(|c| c.seen.len() >= self.cfg.purchases)
-            && participants(state).all(|(_, p)| p.data.holds.is_empty())
+        self.client_configs().zip(clients(state)).all(|(cfg, c)| {
+            (0..cfg.purchases.len()).all(|i| c.seen.iter().any(|o| o.req == cfg.req(i)))
+        }) && participants(state).all(|(_, p)| p.data.holds.is_empty())
+    }
+
+    /// The clients' configurations, in actor order.
+    pub fn client_configs(&self) -> impl Iterator<Item = &Client> {
+        self.inner.actors[FIRST_CLIENT..]
+            .iter()
+            .map(|a| match &a.node {
+                Node::Client(c) => c,
+                _ => unreachable!("actors from 3 on are clients"),
+            })
     }
 
     /// Whether an action is allowed by the crash rules of the configuration.
-    fn allowed(&self, action: &SysAction) -> bool {
+    ///
+    /// The restart budget restricts the *environment*: once the coordinator
+    /// has restarted `max_restarts` times (each restart bumps its durable
+    /// epoch, so unbounded restarts make an infinite state space), the model
+    /// offers no further coordinator crash. Every reachable state is then
+    /// explored and judged; nothing is cut off and counted as a success.
+    /// (A coordinator that never recovers may always crash: it never restarts.)
+    fn allowed(&self, state: &SysState, action: &SysAction) -> bool {
         match action {
-            ActorModelAction::Crash(id) => self.cfg.crashable.contains(&Config::role((*id).into())),
+            ActorModelAction::Crash(id) => {
+                let role = Config::role((*id).into());
+                self.cfg.crashable.contains(&role)
+                    && (role != Role::Coordinator
+                        || self.cfg.never_recover.contains(&role)
+                        || coordinator(state).epoch <= self.cfg.max_restarts)
+            }
             ActorModelAction::Recover(id) => {
                 !self.cfg.never_recover.contains(&Config::role((*id).into()))
             }
@@ -331,7 +395,7 @@ impl Model for TwopcModel {
 
     fn actions(&self, state: &SysState, actions: &mut Vec<SysAction>) {
         self.inner.actions(state, actions);
-        actions.retain(|a| self.allowed(a));
+        actions.retain(|a| self.allowed(state, a));
     }
 
     fn next_state(&self, state: &SysState, action: SysAction) -> Option<SysState> {

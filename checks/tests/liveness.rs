@@ -25,10 +25,45 @@ fn live_when_crashed_actors_recover() {
         max_crashes: 1,
         ..one_client()
     };
-    let result = analyze(&cfg.into_model(), |_| {});
+    let model = cfg.into_model();
+    let result = analyze(&model, |_| {});
     assert!(result.holds(), "{} stuck states", result.stuck);
-    // The restart bound cut some futures off; they are not counted as stuck.
-    assert!(result.cut_off > 0);
+    // The restart budget restricts the environment: nothing is cut off, so
+    // nothing is excused (a stuck state could not hide behind the bound).
+    assert_eq!(result.cut_off, 0);
+    assert_eq!(result.stuck_beyond_bounds, 0);
+    assert!(result.done > 0 && result.states > result.done);
+}
+
+/// The coordinator's restarts are explored up to the budget, and no further:
+/// once spent, the model offers no coordinator crash.
+#[test]
+fn the_restart_budget_removes_coordinator_crashes_once_spent() {
+    use stateright::actor::{ActorModelAction, Id};
+    use stateright::Model;
+    use twopc_checks::system::coordinator;
+    let cfg = Config {
+        max_crashes: 1,
+        crashable: [Role::Coordinator].into(),
+        ..one_client()
+    };
+    let model = cfg.into_model();
+    let crash = ActorModelAction::Crash(Id::from(COORDINATOR));
+    let recover = ActorModelAction::Recover(Id::from(COORDINATOR));
+    let init = model.init_states().remove(0);
+    let mut actions = Vec::new();
+    model.actions(&init, &mut actions);
+    assert!(
+        actions.contains(&crash),
+        "epoch 1: the coordinator may crash"
+    );
+    let down = model.next_state(&init, crash.clone()).unwrap();
+    let up = model.next_state(&down, recover).unwrap();
+    assert_eq!(coordinator(&up).epoch, 2);
+    actions.clear();
+    model.actions(&up, &mut actions);
+    assert!(!actions.contains(&crash), "budget spent: no more crashes");
+    assert!(!actions.is_empty());
 }
 
 #[test]

@@ -2,14 +2,19 @@
 //! breaks, and the same configuration without the bug must pass.
 
 use std::time::Duration;
+use twopc_checks::liveness::analyze;
 use twopc_checks::mutants::Mutant;
-use twopc_checks::system::Config;
+use twopc_checks::properties::{BOUNDED, LIVE};
+use twopc_checks::system::{participants, Config, Role};
 
 fn check(cfg: Config) -> twopc_checks::CheckRun {
     twopc_checks::check(cfg.into_model(), 2, Duration::from_secs(3600), |_, _, _| {})
 }
 
 fn assert_caught(mutant: Mutant) {
+    if mutant.breaks() == LIVE {
+        return assert_caught_by_liveness(mutant);
+    }
     let run = check(mutant.demo_config());
     let verdict = run.verdict(mutant.breaks()).expect("the property exists");
     assert!(
@@ -23,6 +28,34 @@ fn assert_caught(mutant: Mutant) {
         path.clone().into_actions().len() > 1,
         "a real path, not the initial state"
     );
+}
+
+/// A liveness-only mutant: every safety property holds, and the AG EF done
+/// analysis finds stuck states, in the configuration bare `twopc-check` runs
+/// its liveness analysis in (every role crashable, one coordinator restart).
+fn assert_caught_by_liveness(mutant: Mutant) {
+    let cfg = mutant.demo_config();
+    assert_eq!(
+        cfg.crashable,
+        [Role::Coordinator, Role::Wallet, Role::Order, Role::Client].into(),
+        "every role crashable"
+    );
+    assert!(cfg.max_crashes > 0 && cfg.max_restarts > 0);
+    let run = check(cfg.clone());
+    assert!(
+        run.all_hold(),
+        "{} is meant to break liveness only, yet fails {:?}",
+        mutant.name(),
+        run.failing()
+    );
+    let model = cfg.into_model();
+    let result = analyze(&model, |_| {});
+    assert!(!result.holds(), "mutant {} was not caught", mutant.name());
+    assert_eq!(result.cut_off, 0, "nothing is cut off and excused");
+    let path = result.stuck_path.expect("a path to a stuck state");
+    let last = &path.last().unwrap().0;
+    assert!(!model.is_done(last));
+    assert!(participants(last).any(|(_, p)| !p.data.holds.is_empty()));
 }
 
 #[test]
@@ -68,6 +101,31 @@ fn reuse_txn_ids_is_caught() {
 #[test]
 fn retry_starts_new_attempt_is_caught() {
     assert_caught(Mutant::RetryStartsNewAttempt);
+}
+
+#[test]
+fn client_accepts_any_outcome_is_caught() {
+    assert_caught(Mutant::ClientAcceptsAnyOutcome);
+}
+
+/// That client also files outcomes after its last request: its memory grows
+/// without bound, and the check stops with a failing verdict instead of
+/// running until the machine runs out of memory.
+#[test]
+fn unbounded_client_memory_fails_the_bounded_property() {
+    let run = check(Mutant::ClientAcceptsAnyOutcome.demo_config());
+    let verdict = run.verdict(BOUNDED).expect("the property exists");
+    assert!(!verdict.holds());
+}
+
+#[test]
+fn never_ask_is_caught_by_liveness_with_every_role_crashable() {
+    assert_caught(Mutant::NeverAsk);
+}
+
+#[test]
+fn restart_forgets_to_ask_is_caught_by_liveness_with_every_role_crashable() {
+    assert_caught(Mutant::RestartForgetsToAsk);
 }
 
 /// The demonstration configurations are not broken by themselves: without the
