@@ -1,17 +1,21 @@
 //! twopc-checks: model-checking runs of the twopc protocol.
 //!
 //! - [`system`]: configurations and the stateright model built from them.
+//! - [`history`]: promises made on the wire, as compact bit sets.
 //! - [`properties`]: safety (`always`) and reachability (`sometimes`) properties.
 //! - [`liveness`]: the AG EF done analysis over the explored graph.
 //! - [`mutants`]: deliberately broken protocol variants the checker must catch.
+//! - [`shared`]: messages, states and storage shared and hashed once.
 //! - [`report`]: counterexamples in plain words.
 //! - [`matrix`]: the configurations CI checks exhaustively, with pinned counts.
 
+pub mod history;
 pub mod liveness;
 pub mod matrix;
 pub mod mutants;
 pub mod properties;
 pub mod report;
+pub mod shared;
 pub mod system;
 
 use stateright::{Checker, Expectation, Model, Path};

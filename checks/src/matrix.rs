@@ -55,5 +55,18 @@ pub fn entries() -> Vec<Entry> {
             unique_states: 982_218,
             strategy: Strategy::Dfs,
         },
+        Entry {
+            name: "two-purchases-coordinator-crash",
+            about: "one client, two purchases (the second runs short); udp; the coordinator crashes and restarts once",
+            config: Config {
+                clients: 1,
+                purchases: 2,
+                max_crashes: 1,
+                crashable: [Role::Coordinator].into(),
+                ..Config::default()
+            },
+            unique_states: 9_146_250,
+            strategy: Strategy::Dfs,
+        },
     ]
 }

@@ -3,6 +3,7 @@
 //! rewrites what goes into or comes out of it. Each mutant names the property
 //! the checker must find violated; tests assert that it does.
 
+use crate::shared::Shared;
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
 use twopc_model::{Msg, Node, State, Storage, Timer, Verdict};
@@ -168,23 +169,66 @@ impl Checked {
 
 fn push(o: &mut Out<Checked>, c: Command<Msg, Timer, (), Storage>) {
     match c {
-        Command::Send(dst, msg) => o.send(dst, msg),
+        Command::Send(dst, msg) => o.send(dst, Shared::new(msg)),
         Command::SetTimer(t, d) => o.set_timer(t, d),
         Command::CancelTimer(t) => o.cancel_timer(t),
         Command::ChooseRandom(k, r) => o.choose_random(k, r),
-        Command::Save(s) => o.save(s),
+        Command::Save(s) => o.save(Shared::new(s)),
     }
 }
 
+/// Runs `f` on the plain state inside a shared one, re-sharing (and hashing)
+/// it only if `f` changed it.
+fn with_plain(state: &mut Cow<Shared<State>>, f: impl FnOnce(&mut Cow<State>)) {
+    let mut plain = Cow::Borrowed(&***state);
+    f(&mut plain);
+    if let Cow::Owned(next) = plain {
+        *state = Cow::Owned(Shared::new(next));
+    }
+}
+
+/// The checker stores, clones and hashes every message in flight, every
+/// actor's state and every actor's storage in every state: they are
+/// [`Shared`] (a copy is a reference count, a hash one word). The production
+/// actor sees plain values.
 impl Actor for Checked {
-    type Msg = Msg;
-    type State = State;
+    type Msg = Shared<Msg>;
+    type State = Shared<State>;
     type Timer = Timer;
     type Random = ();
-    type Storage = Storage;
+    type Storage = Shared<Storage>;
 
-    fn on_start(&self, id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> State {
-        let mut storage = storage.clone();
+    fn on_start(
+        &self,
+        id: Id,
+        storage: &Option<Shared<Storage>>,
+        o: &mut Out<Self>,
+    ) -> Shared<State> {
+        Shared::new(self.start(id, storage.as_deref().cloned(), o))
+    }
+
+    fn on_msg(
+        &self,
+        id: Id,
+        state: &mut Cow<Shared<State>>,
+        src: Id,
+        msg: Shared<Msg>,
+        o: &mut Out<Self>,
+    ) {
+        with_plain(state, |s| self.receive(id, s, src, msg.into_inner(), o));
+    }
+
+    fn on_timeout(&self, id: Id, state: &mut Cow<Shared<State>>, timer: &Timer, o: &mut Out<Self>) {
+        with_plain(state, |s| self.fire(id, s, timer, o));
+    }
+
+    fn name(&self) -> String {
+        self.node.name()
+    }
+}
+
+impl Checked {
+    fn start(&self, id: Id, mut storage: Option<Storage>, o: &mut Out<Self>) -> State {
         match (&mut storage, self.mutant) {
             (Some(Storage::Participant(s)), Some(Mutant::ForgetHoldsOnRestart)) => s.holds.clear(),
             (Some(Storage::Coordinator(s)), Some(Mutant::ReuseTxnIds)) => s.epoch = 0,
@@ -202,7 +246,7 @@ impl Actor for Checked {
         state
     }
 
-    fn on_msg(&self, id: Id, state: &mut Cow<State>, src: Id, msg: Msg, o: &mut Out<Self>) {
+    fn receive(&self, id: Id, state: &mut Cow<State>, src: Id, msg: Msg, o: &mut Out<Self>) {
         let mut out = Out::new();
         match (&self.node, self.mutant, &msg) {
             (Node::Coordinator(_), Some(Mutant::PresumeCommit), Msg::QueryDecision { txn }) => {
@@ -259,7 +303,7 @@ impl Actor for Checked {
         self.mutate_out(out, o);
     }
 
-    fn on_timeout(&self, id: Id, state: &mut Cow<State>, timer: &Timer, o: &mut Out<Self>) {
+    fn fire(&self, id: Id, state: &mut Cow<State>, timer: &Timer, o: &mut Out<Self>) {
         let mut out = Out::new();
         match (&self.node, timer) {
             (Node::Coordinator(c), Timer::Votes(txn))
@@ -280,9 +324,5 @@ impl Actor for Checked {
             _ => self.node.on_timeout(id, state, timer, &mut out),
         }
         self.mutate_out(out, o);
-    }
-
-    fn name(&self) -> String {
-        self.node.name()
     }
 }

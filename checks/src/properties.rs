@@ -5,6 +5,7 @@
 //! its storage, see `durable`); promises made on the wire come from the
 //! auxiliary [`History`](crate::system::History).
 
+use crate::history::ByParticipant;
 use crate::system::*;
 use stateright::actor::Id;
 use stateright::Property;
@@ -105,9 +106,11 @@ fn commit_needs_every_yes(_: &TwopcModel, s: &SysState) -> bool {
     finished(s)
         .filter(|(_, _, f)| f.committed)
         .all(|(_, txn, _)| {
-            [WALLET, ORDER]
-                .iter()
-                .all(|p| s.history.yes_votes.contains(&(Id::from(*p), *txn)))
+            [WALLET, ORDER].iter().all(|p| {
+                s.history
+                    .yes_votes
+                    .contains(&ByParticipant(Id::from(*p), *txn))
+            })
         })
 }
 
@@ -174,7 +177,7 @@ fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {
 }
 
 fn durable(_: &TwopcModel, s: &SysState) -> bool {
-    let stored = |i: usize| s.actor_storages[i].as_ref();
+    let stored = |i: usize| s.actor_storages[i].as_deref();
     let part = |i: usize| match stored(i) {
         Some(Storage::Participant(p)) => Some(p),
         _ => None,
@@ -185,19 +188,19 @@ fn durable(_: &TwopcModel, s: &SysState) -> bool {
     };
     let h = &s.history;
     // A yes vote is backed by a durable hold (or a durable decision since).
-    h.yes_votes.iter().all(|(p, txn)| {
-        part((*p).into()).is_some_and(|d| d.holds.contains_key(txn) || d.finished.contains_key(txn))
+    h.yes_votes.iter().all(|ByParticipant(p, txn)| {
+        part(p.into()).is_some_and(|d| d.holds.contains_key(&txn) || d.finished.contains_key(&txn))
     })
     // An ack is backed by a durable commit.
-    && h.acks.iter().all(|(p, txn)| {
-        part((*p).into()).is_some_and(|d| d.finished.get(txn).is_some_and(|f| f.committed))
+    && h.acks.iter().all(|ByParticipant(p, txn)| {
+        part(p.into()).is_some_and(|d| d.finished.get(&txn).is_some_and(|f| f.committed))
     })
     // A revealed commit stays durable at the coordinator until every
     // participant's commit is durable.
     && h.commits_sent.iter().all(|txn| {
-        coord.is_some_and(|c| c.commits.contains_key(txn))
+        coord.is_some_and(|c| c.commits.contains_key(&txn))
             || [WALLET, ORDER].iter().all(|p| {
-                part(*p).is_some_and(|d| d.finished.get(txn).is_some_and(|f| f.committed))
+                part(*p).is_some_and(|d| d.finished.get(&txn).is_some_and(|f| f.committed))
             })
     })
     // A revealed outcome is durable (or superseded by a later one).

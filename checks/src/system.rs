@@ -3,12 +3,11 @@
 //!
 //! Actor layout: 0 = coordinator, 1 = wallet, 2 = order, 3.. = clients.
 
+use crate::history::{record_out, History};
 use crate::mutants::{Checked, Mutant};
 use crate::properties;
 use serde::Serialize;
-use stateright::actor::{
-    ActorModel, ActorModelAction, ActorModelState, Envelope, Id, LossyNetwork, Network,
-};
+use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Id, LossyNetwork, Network};
 use stateright::{Model, Property};
 use std::collections::{BTreeMap, BTreeSet};
 use twopc_model::*;
@@ -115,52 +114,10 @@ pub const USER: &str = "alice";
 /// See [`USER`].
 pub const SKU: &str = "widget";
 
-/// What actors promised, recorded from their outgoing messages (stateright's
-/// auxiliary history): the `durable` and `commit needs every yes` properties
-/// compare these promises with what is on disk.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
-pub struct History {
-    /// (participant, txn) for every yes vote sent.
-    pub yes_votes: BTreeSet<(Id, TxnId)>,
-    /// (participant, txn) for every commit ack sent.
-    pub acks: BTreeSet<(Id, TxnId)>,
-    /// Every transaction whose commit the coordinator revealed.
-    pub commits_sent: BTreeSet<TxnId>,
-    /// Every request whose outcome the coordinator revealed.
-    pub outcomes_sent: BTreeSet<RequestId>,
-}
-
-fn record_out(_: &Config, h: &History, env: Envelope<&Msg>) -> Option<History> {
-    let mut h2;
-    match env.msg {
-        Msg::Vote {
-            txn,
-            ballot: Ballot::Yes,
-        } if !h.yes_votes.contains(&(env.src, *txn)) => {
-            h2 = h.clone();
-            h2.yes_votes.insert((env.src, *txn));
-        }
-        Msg::Ack { txn } if !h.acks.contains(&(env.src, *txn)) => {
-            h2 = h.clone();
-            h2.acks.insert((env.src, *txn));
-        }
-        Msg::Commit { txn } if !h.commits_sent.contains(txn) => {
-            h2 = h.clone();
-            h2.commits_sent.insert(*txn);
-        }
-        Msg::Outcome(o) if !h.outcomes_sent.contains(&o.req) => {
-            h2 = h.clone();
-            h2.outcomes_sent.insert(o.req);
-        }
-        _ => return None,
-    }
-    Some(h2)
-}
-
 /// One global state of the checked system.
 pub type SysState = ActorModelState<Checked, History>;
 /// One step of the checked system.
-pub type SysAction = ActorModelAction<Msg, Timer, ()>;
+pub type SysAction = ActorModelAction<crate::shared::Shared<Msg>, Timer, ()>;
 
 /// The checked system: stateright's actor model plus the configuration's crash
 /// rules (which roles may crash, which never recover).
@@ -302,7 +259,7 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
 
 /// The coordinator's state in a system state.
 pub fn coordinator(state: &SysState) -> &CoordState {
-    match &*state.actor_states[COORDINATOR] {
+    match &**state.actor_states[COORDINATOR] {
         State::Coordinator(s) => s,
         _ => unreachable!("actor 0 is the coordinator"),
     }
@@ -312,7 +269,7 @@ pub fn coordinator(state: &SysState) -> &CoordState {
 pub fn participants(state: &SysState) -> impl Iterator<Item = (usize, &PartState)> {
     [WALLET, ORDER]
         .into_iter()
-        .map(move |i| match &*state.actor_states[i] {
+        .map(move |i| match &**state.actor_states[i] {
             State::Participant(s) => (i, s),
             _ => unreachable!("actors 1 and 2 are participants"),
         })
@@ -322,7 +279,7 @@ pub fn participants(state: &SysState) -> impl Iterator<Item = (usize, &PartState
 pub fn clients(state: &SysState) -> impl Iterator<Item = &ClientState> {
     state.actor_states[FIRST_CLIENT..]
         .iter()
-        .map(|s| match &**s {
+        .map(|s| match &***s {
             State::Client(c) => c,
             _ => unreachable!("actors from 3 on are clients"),
         })

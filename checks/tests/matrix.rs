@@ -38,3 +38,8 @@ fn matrix_one_crash() {
 fn matrix_two_purchases_one_crash() {
     check_entry("two-purchases-one-crash");
 }
+
+#[test]
+fn matrix_two_purchases_coordinator_crash() {
+    check_entry("two-purchases-coordinator-crash");
+}

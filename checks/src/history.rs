@@ -1,0 +1,183 @@
+//! What actors promised on the wire, recorded from their outgoing messages
+//! (stateright's auxiliary history). The `durable` and `commit needs every
+//! yes` properties compare these promises with what is on disk.
+//!
+//! The history is part of every state the checker stores, hashes and clones,
+//! so its sets are bit sets: a promise about a small transaction or request
+//! id is one bit of a `u128`, and only ids too large for that (configurations
+//! beyond the CI matrix) fall back to an ordinary set, empty otherwise. A
+//! clone is a copy of a few words instead of four tree allocations.
+
+use crate::shared::Shared;
+use crate::system::{Config, FIRST_CLIENT, WALLET};
+use serde::Serialize;
+use stateright::actor::{Envelope, Id};
+use std::collections::BTreeSet;
+
+use twopc_model::{Ballot, Msg, RequestId, TxnId};
+
+/// Something that has a place in a 128-bit set when it is small enough.
+pub trait Slot: Ord + Copy {
+    /// Its bit, if it has one.
+    fn slot(&self) -> Option<u32>;
+    /// The value whose bit is `slot`.
+    fn from_slot(slot: u32) -> Self;
+}
+
+/// A set of small values as bits, with an overflow set for the others.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct BitSet<T: Slot> {
+    bits: u128,
+    overflow: BTreeSet<T>,
+}
+
+impl<T: Slot> Default for BitSet<T> {
+    fn default() -> Self {
+        BitSet {
+            bits: 0,
+            overflow: BTreeSet::new(),
+        }
+    }
+}
+
+impl<T: Slot> BitSet<T> {
+    /// Whether `x` is in the set.
+    pub fn contains(&self, x: &T) -> bool {
+        match x.slot() {
+            Some(i) => self.bits & (1 << i) != 0,
+            None => self.overflow.contains(x),
+        }
+    }
+
+    /// Adds `x`.
+    pub fn insert(&mut self, x: T) {
+        match x.slot() {
+            Some(i) => self.bits |= 1 << i,
+            None => {
+                self.overflow.insert(x);
+            }
+        }
+    }
+
+    /// Every member.
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        let bits = self.bits;
+        (0..128u32)
+            .filter(move |i| bits & (1 << i) != 0)
+            .map(T::from_slot)
+            .chain(self.overflow.iter().copied())
+    }
+}
+
+// Transactions: epochs 1..=8, attempts 0..16 within an epoch.
+const TXN_N: u64 = 16;
+const TXN_EPOCHS: u64 = 8;
+
+impl Slot for TxnId {
+    fn slot(&self) -> Option<u32> {
+        let e = self.epoch.checked_sub(1)?;
+        (e < TXN_EPOCHS && self.n < TXN_N).then(|| (e * TXN_N + self.n) as u32)
+    }
+    fn from_slot(slot: u32) -> Self {
+        TxnId {
+            epoch: slot as u64 / TXN_N + 1,
+            n: slot as u64 % TXN_N,
+        }
+    }
+}
+
+/// A promise of a participant about a transaction: (participant, txn).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ByParticipant(pub Id, pub TxnId);
+
+impl Slot for ByParticipant {
+    fn slot(&self) -> Option<u32> {
+        // Two participants, epochs 1..=4, attempts 0..16.
+        let p = usize::from(self.0).checked_sub(WALLET)? as u32;
+        let t = self.1.slot()?;
+        (p < 2 && t < 64).then_some(p * 64 + t)
+    }
+    fn from_slot(slot: u32) -> Self {
+        ByParticipant(
+            Id::from(WALLET + (slot / 64) as usize),
+            TxnId::from_slot(slot % 64),
+        )
+    }
+}
+
+// Requests: 16 clients, request numbers 1..=8.
+const REQ_SEQS: u64 = 8;
+
+impl Slot for RequestId {
+    fn slot(&self) -> Option<u32> {
+        let c = self.client.checked_sub(FIRST_CLIENT as u64)?;
+        let s = self.seq.checked_sub(1)?;
+        (c < 16 && s < REQ_SEQS).then(|| (c * REQ_SEQS + s) as u32)
+    }
+    fn from_slot(slot: u32) -> Self {
+        RequestId {
+            client: FIRST_CLIENT as u64 + slot as u64 / REQ_SEQS,
+            seq: slot as u64 % REQ_SEQS + 1,
+        }
+    }
+}
+
+/// What actors promised on the wire.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct History {
+    /// Every yes vote sent.
+    pub yes_votes: BitSet<ByParticipant>,
+    /// Every commit ack sent.
+    pub acks: BitSet<ByParticipant>,
+    /// Every transaction whose commit the coordinator revealed.
+    pub commits_sent: BitSet<TxnId>,
+    /// Every request whose outcome the coordinator revealed.
+    pub outcomes_sent: BitSet<RequestId>,
+}
+
+/// stateright's `record_msg_out` hook: the history after `env` was sent, or
+/// `None` when it records nothing new.
+pub fn record_out(_: &Config, h: &History, env: Envelope<&Shared<Msg>>) -> Option<History> {
+    let mut next = h.clone();
+    match &**env.msg {
+        Msg::Vote {
+            txn,
+            ballot: Ballot::Yes,
+        } => next.yes_votes.insert(ByParticipant(env.src, *txn)),
+        Msg::Ack { txn } => next.acks.insert(ByParticipant(env.src, *txn)),
+        Msg::Commit { txn } => next.commits_sent.insert(*txn),
+        Msg::Outcome(o) => next.outcomes_sent.insert(o.req),
+        _ => return None,
+    }
+    (next != *h).then_some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_ids_are_bits_and_large_ones_overflow_and_both_round_trip() {
+        let mut s = BitSet::default();
+        let small = TxnId { epoch: 2, n: 3 };
+        let large = TxnId { epoch: 9, n: 40 };
+        s.insert(small);
+        s.insert(large);
+        assert!(s.contains(&small) && s.contains(&large));
+        assert!(!s.contains(&TxnId { epoch: 2, n: 4 }));
+        assert_eq!(s.overflow.len(), 1);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![small, large]);
+
+        let mut p = BitSet::default();
+        let vote = ByParticipant(Id::from(2), small);
+        p.insert(vote);
+        assert_eq!(p.iter().collect::<Vec<_>>(), vec![vote]);
+        assert!(p.overflow.is_empty());
+
+        let mut r = BitSet::default();
+        let req = RequestId { client: 5, seq: 2 };
+        r.insert(req);
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![req]);
+        assert!(r.overflow.is_empty());
+    }
+}
