@@ -39,7 +39,7 @@ pub fn entries() -> Vec<Entry> {
                 crashable: all,
                 ..Config::default()
             },
-            unique_states: 1_297_550,
+            unique_states: 1_041_830,
             strategy: Strategy::Dfs,
         },
         Entry {
