@@ -77,8 +77,9 @@ pub struct Config {
     pub crashable: BTreeSet<Role>,
     /// Roles that, once crashed, never recover (shows 2PC's blocking).
     pub never_recover: BTreeSet<Role>,
-    /// How many coordinator restarts to explore (each bumps the epoch, so the
-    /// state space is infinite without a bound).
+    /// How many coordinator restarts the environment may cause (each bumps
+    /// the epoch, so the state space is infinite without a bound). Once
+    /// spent, the model offers no coordinator crash (see `TwopcModel::allowed`).
     pub max_restarts: u64,
     /// On the `ordered` and `unordered` networks, which keep one copy per
     /// send, the most messages in flight explored (timers re-send forever, so

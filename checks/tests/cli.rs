@@ -49,6 +49,9 @@ fn bad_input_is_refused_with_a_clear_message() {
     let out = twopc_check(&["liveness", "--never-recover", "coordinator"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--never-recover"));
+    let out = twopc_check(&["liveness", "--network", "unordered"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("udp network only"));
     let out = twopc_check(&["check", "--network", "carrier-pigeon"]);
     assert_eq!(out.status.code(), Some(2));
 }
