@@ -2,8 +2,10 @@
 //! run by the same runtime as the nodes) and status requests.
 
 use crate::admin::NodeView;
+use crate::core::Config;
 use crate::error::{Error, Result};
-use crate::runtime::{Config, Faults, Observer, Runtime};
+use crate::faults::Faults;
+use crate::shell::{Observer, Shell};
 use crate::storage::MemStore;
 use crate::transport::UdpTransport;
 use crate::wire::{Codec, Payload};
@@ -135,7 +137,7 @@ pub async fn run_client(
             ControlFlow::Continue(())
         }
     });
-    let rt = Runtime::new(
+    let rt = Shell::new(
         actor,
         Id::from(me),
         transport,

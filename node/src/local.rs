@@ -5,8 +5,10 @@
 
 use crate::client;
 use crate::cluster::{Cluster, NodeSpec, Role};
+use crate::core::Config;
 use crate::error::{Error, Result};
-use crate::runtime::{Config, Faults, Runtime};
+use crate::faults::Faults;
+use crate::shell::Shell;
 use crate::storage::LogStore;
 use crate::transport::UdpTransport;
 use crate::wire::{ClusterKey, Codec, Format};
@@ -96,7 +98,7 @@ impl LocalCluster {
                 faults: Faults::default(),
                 batch_max: 64,
             };
-            let rt = Runtime::new(
+            let rt = Shell::new(
                 cluster.actor(spec),
                 spec.id(),
                 UdpTransport::from_std(socket)?,
@@ -238,7 +240,12 @@ impl LocalCluster {
                 for (name, task) in tasks {
                     match task.await {
                         Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Err(Error::Other(crate::runtime::fatal(&name, &e))),
+                        Ok(Err(e)) => {
+                            return Err(Error::Fatal {
+                                node: name,
+                                source: Box::new(e),
+                            })
+                        }
                         Err(e) => return Err(Error::Other(format!("node {name} panicked: {e}"))),
                     }
                 }

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use twopc_node::cluster::{Cluster, Role};
+use twopc_node::core::Config;
 use twopc_node::error::{Error, Result};
-use twopc_node::runtime::{Config, Faults, MSG_KINDS};
+use twopc_node::faults::Faults;
+use twopc_node::wire::MsgKind;
 use twopc_node::wire::{ClusterKey, Codec, Format};
 use twopc_node::{bench, client, demo, server};
 
@@ -257,14 +259,14 @@ async fn shutdown_signal() {
 }
 
 async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<ExitCode> {
-    for kind in args.fault_drop_in.iter().chain(&args.fault_drop_out) {
-        if !MSG_KINDS.contains(&kind.as_str()) {
-            return Err(Error::Other(format!(
-                "unknown message kind {kind:?} (kinds: {})",
-                MSG_KINDS.join(",")
-            )));
-        }
-    }
+    let kinds = |names: &[String]| -> Result<Vec<MsgKind>> {
+        names
+            .iter()
+            .map(|k| k.parse().map_err(Error::Other))
+            .collect()
+    };
+    let drop_in = kinds(&args.fault_drop_in)?;
+    let drop_out = kinds(&args.fault_drop_out)?;
     for (flag, p) in [
         ("--fault-loss", args.fault_loss),
         ("--fault-duplicate", args.fault_duplicate),
@@ -285,8 +287,8 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<ExitCode> {
         name: args.name.clone(),
         codec: Codec::new(key, args.wire),
         faults: Faults {
-            drop_in: args.fault_drop_in,
-            drop_out: args.fault_drop_out,
+            drop_in,
+            drop_out,
             loss: args.fault_loss,
             duplicate: args.fault_duplicate,
             delay: args.fault_delay,

@@ -2,8 +2,9 @@
 //! and run its actor until shutdown.
 
 use crate::cluster::{Cluster, Role};
+use crate::core::Config;
 use crate::error::{Error, Result};
-use crate::runtime::{Config, Runtime};
+use crate::shell::Shell;
 use crate::storage::LogStore;
 use crate::transport::UdpTransport;
 use std::future::Future;
@@ -68,7 +69,7 @@ pub async fn run_node(
              anyone who can reach this port can forge protocol messages"
         );
     }
-    let rt = Runtime::new(
+    let rt = Shell::new(
         cluster.actor(spec),
         spec.id(),
         transport,
@@ -76,9 +77,10 @@ pub async fn run_node(
         stored,
         cfg,
     );
-    rt.run(shutdown)
-        .await
-        .map_err(|e| Error::Other(crate::runtime::fatal(name, &e)))?;
+    rt.run(shutdown).await.map_err(|e| Error::Fatal {
+        node: name.to_string(),
+        source: Box::new(e),
+    })?;
     tracing::info!(node = name, "node stopped cleanly");
     Ok(())
 }

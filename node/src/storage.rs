@@ -77,8 +77,6 @@ pub const COMPACT_MIN: u64 = 4 << 20;
 /// What storage has done since the node started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// `Save` commands staged.
-    pub saves: u64,
     /// fsyncs of files and directories.
     pub fsyncs: u64,
     /// Bytes written (log records and snapshots).
@@ -113,7 +111,6 @@ pub struct MemStore {
 
 impl Store for MemStore {
     fn stage(&mut self, storage: Storage) -> Result<()> {
-        self.stats.saves += 1;
         self.last = Some(storage);
         Ok(())
     }
@@ -552,7 +549,6 @@ impl Store for LogStore {
         // Only the newest state of a batch matters: it includes every earlier
         // one, and nothing is sent before `sync`. So diffing waits for `sync`,
         // once per batch rather than once per `Save`.
-        self.stats.saves += 1;
         self.pending = Some(storage);
         Ok(())
     }
