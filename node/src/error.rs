@@ -3,7 +3,7 @@
 //! (a storage failure stops the node rather than continue with unknown
 //! durability) and says what failed and where.
 
-use crate::cluster::Role;
+use crate::role::Role;
 use std::io;
 use std::path::PathBuf;
 
