@@ -47,28 +47,29 @@ pub struct Counters {
     pub batches: u64,
 }
 
-/// A [`crate::wire::Reject`] without its details: the key of the `rejected` counters that
+/// Why a datagram was dropped, without the details (the wire's `Reject`
+/// names this with `Reject::reason`): the key of the `rejected` counters that
 /// `twopc status` reports (serialized as `bad_mac`, `undecodable`, ...).
 /// Declared in the alphabetical order of those names, so that counters keyed
 /// by it list in the order they did when they were keyed by strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectReason {
-    /// See [`crate::wire::Reject::BadFormat`].
+    /// An unknown body format.
     BadFormat,
-    /// See [`crate::wire::Reject::BadMac`].
+    /// A MAC that does not match (wrong key, or tampered with).
     BadMac,
-    /// See [`crate::wire::Reject::BadMagic`].
+    /// Too short, or not twopc's magic bytes.
     BadMagic,
-    /// See [`crate::wire::Reject::BadVersion`].
+    /// An envelope version this build does not speak.
     BadVersion,
-    /// See [`crate::wire::Reject::MissingMac`].
+    /// No MAC, at a node that has the cluster key.
     MissingMac,
-    /// See [`crate::wire::Reject::Oversized`].
+    /// Larger than the datagram limit.
     Oversized,
-    /// See [`crate::wire::Reject::Undecodable`].
+    /// A body that does not deserialize (or an unsolicited reply, or an IPv6 source).
     Undecodable,
-    /// See [`crate::wire::Reject::UnexpectedMac`].
+    /// A MAC, at a node without a key to check it.
     UnexpectedMac,
 }
 

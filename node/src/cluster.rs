@@ -183,13 +183,18 @@ impl Cluster {
 
     /// The node named `name`.
     pub fn node(&self, name: &str) -> Result<&NodeSpec> {
-        self.nodes.iter().find(|n| n.name == name).ok_or_else(|| {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
-            Error::Other(format!(
-                "no node named {name:?} in the cluster file (its nodes: {})",
-                names.join(", ")
-            ))
-        })
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::UnknownNode {
+                name: name.to_string(),
+                known: self
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// The node with `role` (validation guarantees there is exactly one).

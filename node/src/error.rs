@@ -26,6 +26,14 @@ pub enum Error {
         /// What is wrong, in words.
         msg: String,
     },
+    /// `--name` names no node of the cluster file.
+    #[error("no node named {name:?} in the cluster file (its nodes: {known})")]
+    UnknownNode {
+        /// The name asked for.
+        name: String,
+        /// The names the file has, comma-separated.
+        known: String,
+    },
     /// A storage file could not be read, written or synced.
     #[error("storage I/O failed on {path}: {source}")]
     StorageIo {

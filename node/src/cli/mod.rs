@@ -1,5 +1,5 @@
 //! The command line: what `twopc` accepts ([`Cli`]), and one function per
-//! subcommand ([`commands`]). `main.rs` only parses and calls [`main`].
+//! subcommand (`commands.rs`). `main.rs` only parses and calls [`main`].
 
 mod commands;
 

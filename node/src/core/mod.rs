@@ -10,11 +10,11 @@
 //!
 //! ## A datagram's way through
 //!
-//! [`Event::Datagram`] → [`Core::on_datagram`]: counted, checked against
+//! [`Event::Datagram`] → `Core::on_datagram`: counted, checked against
 //! [`MAX_DATAGRAM`], decoded by the [`Codec`] (a failure is a rejection:
 //! counted by reason and dropped); a protocol message goes to the actor
-//! (`on_msg`), a status request to [`Core::on_status`]. The actor's commands
-//! go through [`Core::apply`]: `Save` joins `Ready::saves`, `Send` is
+//! (`on_msg`), a status request to `Core::on_status`. The actor's commands
+//! go through `Core::apply`: `Save` joins `Ready::saves`, `Send` is
 //! encoded and queued, timers are set here. At the end of the batch the
 //! shell calls [`Core::ready`], stages the saves, fsyncs if told to, and
 //! sends.

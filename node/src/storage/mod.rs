@@ -30,14 +30,14 @@
 //! log is missing with no crash of a compaction to explain it.
 //!
 //! A record is `0xA7, len (u32 LE), crc32 of payload (u32 LE), payload`, the
-//! payload a bincode [`Delta`]. No snapshot means generation 0 and a log whose
+//! payload a bincode `Delta` (`delta.rs`). No snapshot means generation 0 and a log whose
 //! first record is a full state.
 //!
 //! ## Cost per save
 //!
 //! `Save` hands over the actor's whole durable state (every balance, every
 //! finished transaction). Writing it whole would cost O(accounts + history)
-//! bytes per save. Instead [`diff`] compares it with the last state written,
+//! bytes per save. Instead `diff` compares it with the last state written,
 //! map entry by map entry, and writes only the entries that changed or went
 //! away: a prepare at a wallet of a million accounts writes one hold, a few
 //! dozen bytes. When the log has grown past the size of the last snapshot
@@ -78,11 +78,9 @@ mod replay;
 #[cfg(test)]
 mod tests;
 
-pub use delta::{apply, diff, Delta, MapDelta};
 pub use dir::DataDir;
 pub use faulty::DiskFaults;
 pub use log::{LogStore, COMPACT_MIN};
-pub use record::LOG_HEADER;
 pub use replay::{as_coordinator, as_participant, inspect, replay, LogTail, Replayed};
 
 use crate::error::Result;
