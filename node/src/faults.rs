@@ -10,7 +10,7 @@
 //! - record every datagram in and out to a file (`--fault-capture`), so a
 //!   test can replay real, authentic traffic later;
 //! - fail an fsync (`--fault-fsync-fail-after N`) or run out of disk space
-//!   (`--fault-disk-full-after BYTES`); see `storage.rs`.
+//!   (`--fault-disk-full-after BYTES`); see `storage/faulty.rs`.
 //!
 //! Random choices come from one RNG per runtime seeded by `--fault-seed`, so
 //! the same seed makes the same choices for the same sequence of messages

@@ -250,6 +250,25 @@ fn a_status_request_is_answered_with_the_view() {
         })
         .unwrap();
     assert_eq!(core.ready(now).sends_after_sync[0].bytes, again);
+    // The view may reveal a staged hold: it waits for the batch's sync.
+    from_coordinator(&mut core, prepare(1));
+    core.handle(
+        now,
+        Event::StatusAsk {
+            from: client,
+            nonce: 43,
+        },
+    );
+    let ready = core.ready(now);
+    assert!(ready.sync && ready.sends.is_empty(), "{ready:?}");
+    assert_eq!(ready.sends_after_sync.len(), 2, "{ready:?}");
+    assert_eq!(ready.sends_after_sync[0], to_coordinator(yes(1)));
+    let Ok(Payload::StatusReply { nonce: 43, view }) =
+        codec().decode(&ready.sends_after_sync[1].bytes)
+    else {
+        panic!("a status reply: {ready:?}")
+    };
+    assert_eq!(view.holds.len(), 1);
 }
 
 /// A datagram that does not decode is counted by reason and dropped: no

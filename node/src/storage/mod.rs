@@ -30,8 +30,8 @@
 //! log is missing with no crash of a compaction to explain it.
 //!
 //! A record is `0xA7, len (u32 LE), crc32 of payload (u32 LE), payload`, the
-//! payload a bincode `Delta` (`delta.rs`). No snapshot means generation 0 and a log whose
-//! first record is a full state.
+//! payload a bincode `Delta` (`delta.rs`). No snapshot means generation 0 and
+//! a log whose first record is a full state.
 //!
 //! ## Cost per save
 //!
