@@ -44,7 +44,7 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
-pub use timers::{pick, Timers};
+use timers::{pick, Timers};
 
 use crate::admin::{Counters, NodeView};
 use crate::faults::{Faults, Injector, Outgoing};
