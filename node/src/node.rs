@@ -115,3 +115,104 @@ pub async fn run(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Faults;
+    use crate::storage::Store;
+    use crate::wire::{Codec, Format};
+    use std::fs;
+    use twopc_model::{CoordStorage, Storage};
+
+    const CLUSTER: &str = r#"
+        [[node]]
+        name = "coordinator"
+        role = "coordinator"
+        address = "127.0.0.1:1"
+        [[node]]
+        name = "wallet"
+        role = "wallet"
+        address = "127.0.0.1:2"
+        [[node]]
+        name = "order"
+        role = "order"
+        address = "127.0.0.1:3"
+    "#;
+
+    fn cfg(name: &str) -> Config {
+        Config {
+            name: name.into(),
+            codec: Codec::new(None, Format::Bincode),
+            faults: Faults::default(),
+            batch_max: 64,
+        }
+    }
+
+    /// A coordinator's data directory whose log ends in a torn record and
+    /// which holds a half-made snapshot: what opening the store repairs.
+    fn damaged_coordinator_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let (mut store, _) = LogStore::open(dir).unwrap();
+        let s = CoordStorage {
+            epoch: 3,
+            ..CoordStorage::default()
+        };
+        store.stage(Storage::Coordinator(s)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let log = dir.join("log.0");
+        let mut bytes = fs::read(&log).unwrap();
+        bytes.extend_from_slice(&[0xA7, 50, 0, 0, 0]);
+        fs::write(&log, bytes).unwrap();
+        fs::write(dir.join("snapshot.tmp"), b"half").unwrap();
+        files(dir)
+    }
+
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, fs::read(e.path()).unwrap())
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Another node's directory, or another role's state, is refused before
+    /// the torn tail is cut, the half-made snapshot deleted or a `NODE`
+    /// file written.
+    #[tokio::test]
+    async fn nothing_is_repaired_in_a_directory_that_is_not_ours() {
+        let cluster = Cluster::parse(CLUSTER).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let before = damaged_coordinator_dir(dir.path());
+        let start = |name: &'static str| {
+            let cluster = cluster.clone();
+            let path = dir.path().to_path_buf();
+            // Any free port: the cluster's own addresses need not be bindable.
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            async move { start(&cluster, name, &path, cfg(name), Socket::Bound(socket)).await }
+        };
+        let err = start("wallet").await.err().expect("refused");
+        assert!(matches!(err, Error::WrongRole { .. }), "{err}");
+        assert_eq!(files(dir.path()), before, "untouched");
+        fs::write(dir.path().join("NODE"), "coordinator\n").unwrap();
+        let before = files(dir.path());
+        let err = start("order").await.err().expect("refused");
+        assert!(matches!(err, Error::NotOwner { .. }), "{err}");
+        assert_eq!(files(dir.path()), before, "untouched");
+        // Its owner starts on it, and only then is it repaired.
+        let node = start("coordinator").await.unwrap();
+        drop(node);
+        assert!(!dir.path().join("snapshot.tmp").exists());
+        let torn_len = before.iter().find(|(f, _)| f == "log.0").unwrap().1.len();
+        assert_eq!(
+            fs::read(dir.path().join("log.0")).unwrap().len(),
+            torn_len - 5,
+            "the torn tail is cut"
+        );
+    }
+}
