@@ -300,6 +300,29 @@ mod tests {
         assert_eq!(json["role"], "participant");
         assert_eq!(json["counters"]["rejected"]["bad_mac"], 3);
         assert_eq!(serde_json::from_value::<NodeView>(json).unwrap(), view);
+        use RejectReason::*;
+        let reasons = [
+            BadFormat,
+            BadMac,
+            BadMagic,
+            BadVersion,
+            MissingMac,
+            Oversized,
+            Undecodable,
+            UnexpectedMac,
+        ];
+        for (i, why) in reasons.into_iter().enumerate() {
+            let name = serde_json::to_value(why).unwrap();
+            assert_eq!(name, why.as_str(), "serde and as_str agree");
+            assert!(reasons[..i].iter().all(|r| r.as_str() < why.as_str()));
+        }
+        for kind in [
+            ActorKind::Coordinator,
+            ActorKind::Participant,
+            ActorKind::Client,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.to_string());
+        }
         let text = view.render();
         assert!(text.starts_with("wallet (participant)\n"), "{text}");
         assert!(

@@ -47,3 +47,17 @@ impl std::fmt::Display for Role {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_role_has_one_name_in_files_and_logs() {
+        for role in Role::ALL {
+            let toml = toml::Value::try_from(role).unwrap();
+            assert_eq!(toml.as_str(), Some(role.as_str()));
+            assert_eq!(role.to_string(), role.as_str());
+        }
+    }
+}
