@@ -19,7 +19,7 @@ pub struct Counters {
     /// Sends the OS refused (logged at warn).
     pub send_errors: u64,
     /// Datagrams dropped, by reason (`bad_magic`, `bad_mac`, `undecodable`, ...).
-    pub rejected: BTreeMap<String, u64>,
+    pub rejected: BTreeMap<RejectReason, u64>,
     /// Protocol messages handed to the actor.
     pub msgs_handled: u64,
     /// Timers fired.
@@ -47,6 +47,77 @@ pub struct Counters {
     pub batches: u64,
 }
 
+/// Why a datagram was dropped, without the details (the wire's `Reject`
+/// names this with `Reject::reason`): the key of the `rejected` counters that
+/// `twopc status` reports (serialized as `bad_mac`, `undecodable`, ...).
+/// Declared in the alphabetical order of those names, so that counters keyed
+/// by it list in the order they did when they were keyed by strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// An unknown body format.
+    BadFormat,
+    /// A MAC that does not match (wrong key, or tampered with).
+    BadMac,
+    /// Too short, or not twopc's magic bytes.
+    BadMagic,
+    /// An envelope version this build does not speak.
+    BadVersion,
+    /// No MAC, at a node that has the cluster key.
+    MissingMac,
+    /// Larger than the datagram limit.
+    Oversized,
+    /// A body that does not deserialize (or an unsolicited reply, or an IPv6 source).
+    Undecodable,
+    /// A MAC, at a node without a key to check it.
+    UnexpectedMac,
+}
+
+impl RejectReason {
+    /// The counter's name, as logs and `twopc status --json` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Oversized => "oversized",
+            RejectReason::BadMagic => "bad_magic",
+            RejectReason::BadVersion => "bad_version",
+            RejectReason::BadFormat => "bad_format",
+            RejectReason::MissingMac => "missing_mac",
+            RejectReason::BadMac => "bad_mac",
+            RejectReason::UnexpectedMac => "unexpected_mac",
+            RejectReason::Undecodable => "undecodable",
+        }
+    }
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of actor a node runs, as `twopc status` shows it: a wallet and
+/// an order service are both participants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorKind {
+    /// The coordinator.
+    Coordinator,
+    /// A wallet or an order service.
+    Participant,
+    /// A client (`twopc purchase`).
+    Client,
+}
+
+impl std::fmt::Display for ActorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ActorKind::Coordinator => "coordinator",
+            ActorKind::Participant => "participant",
+            ActorKind::Client => "client",
+        })
+    }
+}
+
 /// One prepared, undecided transaction at a participant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HoldView {
@@ -65,8 +136,9 @@ pub struct HoldView {
 pub struct NodeView {
     /// The node's name in the cluster file.
     pub name: String,
-    /// coordinator, wallet, order or client.
-    pub role: String,
+    /// What the node runs: `coordinator`, `participant` (a wallet or an
+    /// order service) or `client`.
+    pub role: ActorKind,
     /// Participants: committed balances or stock (at most [`MAX_LISTED`]).
     pub levels: BTreeMap<String, u64>,
     /// Participants: how many accounts or skus there are.
@@ -92,7 +164,11 @@ impl NodeView {
     pub fn of(name: &str, state: &State, counters: &Counters) -> NodeView {
         let mut view = NodeView {
             name: name.to_string(),
-            role: String::new(),
+            role: match state {
+                State::Coordinator(_) => ActorKind::Coordinator,
+                State::Participant(_) => ActorKind::Participant,
+                State::Client(_) => ActorKind::Client,
+            },
             levels: BTreeMap::new(),
             levels_total: 0,
             holds: Vec::new(),
@@ -105,21 +181,19 @@ impl NodeView {
         };
         match state {
             State::Coordinator(c) => {
-                view.role = "coordinator".into();
                 view.epoch = c.epoch;
                 view.voting = c.voting.len();
                 view.unacked_commits = c.commits.keys().map(|t| t.to_string()).collect();
                 view.clients = c.clients.len();
             }
             State::Participant(p) => {
-                view.role = "participant".into();
                 let data = &p.data;
                 view.levels_total = data.levels.len();
                 view.levels = data
                     .levels
                     .iter()
                     .take(MAX_LISTED)
-                    .map(|(k, v)| (k.clone(), *v))
+                    .map(|(k, v)| (k.to_string(), *v))
                     .collect();
                 view.holds = data
                     .holds
@@ -128,14 +202,13 @@ impl NodeView {
                     .map(|(txn, h)| HoldView {
                         txn: txn.to_string(),
                         req: h.req.to_string(),
-                        key: h.op.key.clone(),
+                        key: h.op.key.to_string(),
                         amount: h.op.amount,
                     })
                     .collect();
                 view.finished = data.finished.len();
             }
             State::Client(c) => {
-                view.role = "client".into();
                 view.clients = c.seen.len();
             }
         }
@@ -147,7 +220,7 @@ impl NodeView {
         use std::fmt::Write;
         let mut s = String::new();
         let _ = writeln!(s, "{} ({})", self.name, self.role);
-        if self.role == "coordinator" {
+        if self.role == ActorKind::Coordinator {
             let _ = writeln!(
                 s,
                 "  epoch {}, voting {}, unacknowledged commits {:?}, clients remembered {}",
@@ -187,12 +260,74 @@ impl NodeView {
             let _ = writeln!(s, "  finished transactions: {}", self.finished);
         }
         let c = &self.counters;
+        // Written as `{"bad_mac": 3, ...}`, the reasons' names quoted.
+        let rejected: Vec<String> = c
+            .rejected
+            .iter()
+            .map(|(why, n)| format!("{:?}: {n}", why.as_str()))
+            .collect();
         let _ = writeln!(
             s,
-            "  counters: in {} out {} handled {} timers {} saves {} fsyncs {} bytes written {} rejected {:?} send errors {}",
+            "  counters: in {} out {} handled {} timers {} saves {} fsyncs {} bytes written {} rejected {{{}}} send errors {}",
             c.datagrams_in, c.datagrams_out, c.msgs_handled, c.timers_fired, c.saves, c.fsyncs,
-            c.bytes_written, c.rejected, c.send_errors
+            c.bytes_written, rejected.join(", "), c.send_errors
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `twopc status --json` and the text rendering name reject reasons and
+    /// roles in snake_case, as they did when they were strings.
+    #[test]
+    fn reasons_and_roles_keep_their_names_in_json_and_text() {
+        let counters = Counters {
+            rejected: [(RejectReason::BadMac, 3), (RejectReason::MissingMac, 1)].into(),
+            ..Counters::default()
+        };
+        let view = NodeView::of(
+            "wallet",
+            &State::Participant(twopc_model::PartState {
+                data: Default::default(),
+                recovered_holds: false,
+            }),
+            &counters,
+        );
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["role"], "participant");
+        assert_eq!(json["counters"]["rejected"]["bad_mac"], 3);
+        assert_eq!(serde_json::from_value::<NodeView>(json).unwrap(), view);
+        use RejectReason::*;
+        let reasons = [
+            BadFormat,
+            BadMac,
+            BadMagic,
+            BadVersion,
+            MissingMac,
+            Oversized,
+            Undecodable,
+            UnexpectedMac,
+        ];
+        for (i, why) in reasons.into_iter().enumerate() {
+            let name = serde_json::to_value(why).unwrap();
+            assert_eq!(name, why.as_str(), "serde and as_str agree");
+            assert!(reasons[..i].iter().all(|r| r.as_str() < why.as_str()));
+        }
+        for kind in [
+            ActorKind::Coordinator,
+            ActorKind::Participant,
+            ActorKind::Client,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.to_string());
+        }
+        let text = view.render();
+        assert!(text.starts_with("wallet (participant)\n"), "{text}");
+        assert!(
+            text.contains(r#"rejected {"bad_mac": 3, "missing_mac": 1} send errors 0"#),
+            "{text}"
+        );
     }
 }

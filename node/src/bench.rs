@@ -45,15 +45,11 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-/// (fsyncs, bytes written) per node.
+/// (fsyncs, bytes written) per node, by role name.
 async fn fsyncs(cluster: &LocalCluster) -> Result<BTreeMap<String, (u64, u64)>> {
     let mut m = BTreeMap::new();
-    for (name, role) in [
-        ("coordinator", Role::Coordinator),
-        ("wallet", Role::Wallet),
-        ("order", Role::Order),
-    ] {
-        m.insert(name.to_string(), {
+    for role in Role::ALL {
+        m.insert(role.as_str().to_string(), {
             let c = cluster.status(role).await?.counters;
             (c.fsyncs, c.bytes_written)
         });
@@ -176,8 +172,8 @@ pub async fn run(
         let each = (total / clients).max(1);
         let r = measure(&cluster, clients, each).await?;
         if !json {
-            let f = &r.fsyncs_per_purchase;
-            let b = &r.bytes_per_purchase;
+            let [f, b] = [&r.fsyncs_per_purchase, &r.bytes_per_purchase]
+                .map(|m| Role::ALL.map(|role| m[role.as_str()]));
             println!(
                 "{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   fsyncs {:.2} / {:.2} / {:.2}, bytes written {:.0} / {:.0} / {:.0}{}",
                 r.clients,
@@ -185,12 +181,12 @@ pub async fn run(
                 r.per_second,
                 r.p50_ms,
                 r.p99_ms,
-                f["coordinator"],
-                f["wallet"],
-                f["order"],
-                b["coordinator"],
-                b["wallet"],
-                b["order"],
+                f[0],
+                f[1],
+                f[2],
+                b[0],
+                b[1],
+                b[2],
                 if r.not_committed > 0 {
                     format!("   ({} did not commit)", r.not_committed)
                 } else {

@@ -2,8 +2,10 @@
 //! run by the same runtime as the nodes) and status requests.
 
 use crate::admin::NodeView;
+use crate::core::Config;
 use crate::error::{Error, Result};
-use crate::runtime::{Config, Faults, Observer, Runtime};
+use crate::faults::Faults;
+use crate::shell::{Observer, Shell};
 use crate::storage::MemStore;
 use crate::transport::UdpTransport;
 use crate::wire::{Codec, Payload};
@@ -14,13 +16,36 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 use twopc_model::{AbortReason, Client, Node, Outcome, Purchase, State, Verdict};
 
+/// How a purchase ended, as `twopc purchase` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PurchaseOutcome {
+    /// Both participants applied it.
+    Committed,
+    /// Nothing changed (see the reason).
+    Aborted,
+    /// No outcome arrived in time (the purchase may still complete).
+    Timeout,
+}
+
+impl std::fmt::Display for PurchaseOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PurchaseOutcome::Committed => "committed",
+            PurchaseOutcome::Aborted => "aborted",
+            PurchaseOutcome::Timeout => "timeout",
+        })
+    }
+}
+
 /// A purchase's result as `twopc purchase --json` prints it.
 #[derive(Clone, Debug, Serialize)]
 pub struct PurchaseReport {
     /// `committed`, `aborted` or `timeout`.
-    pub outcome: String,
+    pub outcome: PurchaseOutcome,
     /// Why it aborted (`insufficient_funds`, ...), if it did.
-    pub reason: Option<String>,
+    #[serde(serialize_with = "serialize_reason")]
+    pub reason: Option<AbortReason>,
     /// The transaction, `epoch.n`, if one was attempted.
     pub txn: Option<String>,
     /// The request, `client#seq`.
@@ -41,12 +66,22 @@ pub fn reason_name(r: AbortReason) -> &'static str {
     }
 }
 
+fn serialize_reason<S: serde::Serializer>(
+    reason: &Option<AbortReason>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match reason {
+        Some(r) => s.serialize_some(reason_name(*r)),
+        None => s.serialize_none(),
+    }
+}
+
 impl PurchaseReport {
     /// The report of `outcome` (`None`: timed out).
     pub fn of(outcome: Option<&Outcome>, seconds: f64) -> Self {
         match outcome {
             None => PurchaseReport {
-                outcome: "timeout".into(),
+                outcome: PurchaseOutcome::Timeout,
                 reason: None,
                 txn: None,
                 req: None,
@@ -54,12 +89,12 @@ impl PurchaseReport {
             },
             Some(o) => PurchaseReport {
                 outcome: match o.verdict {
-                    Verdict::Committed => "committed".into(),
-                    Verdict::Aborted(_) => "aborted".into(),
+                    Verdict::Committed => PurchaseOutcome::Committed,
+                    Verdict::Aborted(_) => PurchaseOutcome::Aborted,
                 },
                 reason: match o.verdict {
                     Verdict::Committed => None,
-                    Verdict::Aborted(r) => Some(reason_name(r).into()),
+                    Verdict::Aborted(r) => Some(r),
                 },
                 txn: o.txn.map(|t| t.to_string()),
                 req: Some(o.req.to_string()),
@@ -75,8 +110,10 @@ impl PurchaseReport {
             .as_ref()
             .map(|t| format!(" (txn {t})"))
             .unwrap_or_default();
-        match (&*self.outcome, &self.reason) {
-            ("aborted", Some(r)) => format!("aborted: {}{txn}", r.replace('_', " ")),
+        match (self.outcome, self.reason) {
+            (PurchaseOutcome::Aborted, Some(r)) => {
+                format!("aborted: {}{txn}", reason_name(r).replace('_', " "))
+            }
             (o, _) => format!("{o}{txn}"),
         }
     }
@@ -135,7 +172,7 @@ pub async fn run_client(
             ControlFlow::Continue(())
         }
     });
-    let rt = Runtime::new(
+    let client = Shell::new(
         actor,
         Id::from(me),
         transport,
@@ -144,7 +181,7 @@ pub async fn run_client(
         cfg,
     )
     .observe(observer);
-    let state = rt.run(tokio::time::sleep(timeout)).await?;
+    let state = client.run(tokio::time::sleep(timeout)).await?;
     match state {
         State::Client(c) => Ok(c.seen),
         _ => unreachable!("a client runtime has client state"),
@@ -186,4 +223,31 @@ pub async fn status(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twopc_model::{RequestId, TxnId};
+
+    #[test]
+    fn reports_print_as_they_did_when_outcomes_were_strings() {
+        let o = Outcome {
+            req: RequestId { client: 7, seq: 1 },
+            txn: Some(TxnId { epoch: 1, n: 1 }),
+            verdict: Verdict::Aborted(AbortReason::InsufficientFunds),
+        };
+        let r = PurchaseReport::of(Some(&o), 0.5);
+        assert_eq!(r.render(), "aborted: insufficient funds (txn 1.1)");
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"outcome":"aborted","reason":"insufficient_funds","txn":"1.1","req":"7#1","seconds":0.5}"#
+        );
+        let t = PurchaseReport::of(None, 2.0);
+        assert_eq!(t.render(), "timeout");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            r#"{"outcome":"timeout","reason":null,"txn":null,"req":null,"seconds":2.0}"#
+        );
+    }
 }

@@ -30,35 +30,27 @@
 //! own storage is the truth.
 
 use crate::error::{Error, Result};
-use serde::Deserialize;
+pub use crate::role::Role;
+use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::Path;
 use twopc_model::{Coordinator, Node, Participant, Resource};
 
-/// A node's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Runs transactions.
-    Coordinator,
-    /// Guards balances.
-    Wallet,
-    /// Guards stock.
-    Order,
-}
-
-#[derive(Deserialize)]
+/// A node as the file spells it (addresses unresolved).
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNode {
     name: String,
     role: Role,
     address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     bind: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The file as written.
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCluster {
     #[serde(default)]
@@ -155,7 +147,7 @@ impl Cluster {
                 bind,
             });
         }
-        for role in [Role::Coordinator, Role::Wallet, Role::Order] {
+        for role in Role::ALL {
             let count = nodes.iter().filter(|n| n.role == role).count();
             if count != 1 {
                 return Err(format!(
@@ -170,15 +162,39 @@ impl Cluster {
         })
     }
 
+    /// The cluster file for this cluster (`parse` reads it back as it is).
+    pub fn to_toml(&self) -> String {
+        let raw = RawCluster {
+            node: self
+                .nodes
+                .iter()
+                .map(|n| RawNode {
+                    name: n.name.clone(),
+                    role: n.role,
+                    address: n.address.to_string(),
+                    bind: (n.bind != n.address).then(|| n.bind.to_string()),
+                })
+                .collect(),
+            accounts: self.accounts.clone(),
+            stock: self.stock.clone(),
+        };
+        toml::to_string(&raw).expect("a cluster serializes as TOML")
+    }
+
     /// The node named `name`.
     pub fn node(&self, name: &str) -> Result<&NodeSpec> {
-        self.nodes.iter().find(|n| n.name == name).ok_or_else(|| {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
-            Error::Other(format!(
-                "no node named {name:?} in the cluster file (its nodes: {})",
-                names.join(", ")
-            ))
-        })
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Error::UnknownNode {
+                name: name.to_string(),
+                known: self
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// The node with `role` (validation guarantees there is exactly one).
@@ -228,6 +244,16 @@ mod tests {
             panic!("wallet is a participant")
         };
         assert_eq!(p.coordinator, c.with_role(Role::Coordinator).id());
+    }
+
+    #[test]
+    fn a_cluster_written_as_toml_reads_back_the_same() {
+        let mut c = Cluster::parse(EXAMPLE).unwrap();
+        c.nodes[2].bind = "0.0.0.0:7000".parse().unwrap();
+        c.accounts
+            .insert("name with \"quotes\" = and spaces".into(), 7);
+        let text = c.to_toml();
+        assert_eq!(Cluster::parse(&text), Ok(c), "{text}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! (a storage failure stops the node rather than continue with unknown
 //! durability) and says what failed and where.
 
+use crate::role::Role;
 use std::io;
 use std::path::PathBuf;
 
@@ -24,6 +25,14 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong, in words.
         msg: String,
+    },
+    /// `--name` names no node of the cluster file.
+    #[error("no node named {name:?} in the cluster file (its nodes: {known})")]
+    UnknownNode {
+        /// The name asked for.
+        name: String,
+        /// The names the file has, comma-separated.
+        known: String,
     },
     /// A storage file could not be read, written or synced.
     #[error("storage I/O failed on {path}: {source}")]
@@ -69,6 +78,35 @@ pub enum Error {
     /// A datagram could not be encoded (too large for UDP, say).
     #[error("cannot encode datagram: {0}")]
     Encode(String),
+    /// The data directory was claimed by another node (its `NODE` file).
+    #[error("data directory {dir} belongs to node {owner:?}, not {name:?} (see {file})")]
+    NotOwner {
+        /// The data directory.
+        dir: PathBuf,
+        /// The node named in its `NODE` file.
+        owner: String,
+        /// The node that tried to start on it.
+        name: String,
+        /// The `NODE` file.
+        file: PathBuf,
+    },
+    /// The data directory holds the state of another role.
+    #[error("data directory {dir} holds the state of another role than {role:?}; refusing to overwrite it")]
+    WrongRole {
+        /// The data directory.
+        dir: PathBuf,
+        /// The role of the node that tried to start on it.
+        role: Role,
+    },
+    /// A node stopped on an error it must not continue after: storage
+    /// failed, so what is durable is unknown.
+    #[error("node {node} stopped: {source}")]
+    Fatal {
+        /// The node.
+        node: String,
+        /// What failed.
+        source: Box<Error>,
+    },
     /// Anything else a person can act on.
     #[error("{0}")]
     Other(String),

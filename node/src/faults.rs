@@ -10,7 +10,7 @@
 //! - record every datagram in and out to a file (`--fault-capture`), so a
 //!   test can replay real, authentic traffic later;
 //! - fail an fsync (`--fault-fsync-fail-after N`) or run out of disk space
-//!   (`--fault-disk-full-after BYTES`); see `storage.rs`.
+//!   (`--fault-disk-full-after BYTES`); see `storage/faulty.rs`.
 //!
 //! Random choices come from one RNG per runtime seeded by `--fault-seed`, so
 //! the same seed makes the same choices for the same sequence of messages
@@ -21,6 +21,7 @@
 //! earlier than the fsync of the `Save` it depends on.
 
 use crate::admin::Counters;
+use crate::wire::MsgKind;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -36,9 +37,9 @@ use twopc_model::Msg;
 #[derive(Clone, Debug, Default)]
 pub struct Faults {
     /// Kinds dropped when received.
-    pub drop_in: Vec<String>,
+    pub drop_in: Vec<MsgKind>,
     /// Kinds dropped instead of sent.
-    pub drop_out: Vec<String>,
+    pub drop_out: Vec<MsgKind>,
     /// Probability of dropping any protocol message, in or out.
     pub loss: f64,
     /// Probability that a protocol datagram sent is sent a second time (the
@@ -77,8 +78,9 @@ impl Faults {
     }
 }
 
-/// A datagram ready to leave (its `Save`s are durable).
-pub(crate) struct Outgoing {
+/// An encoded datagram on its way out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
     /// Destination.
     pub to: SocketAddr,
     /// The encoded datagram.
@@ -87,8 +89,10 @@ pub(crate) struct Outgoing {
     pub protocol: bool,
 }
 
-/// The runtime's fault state: RNG, datagrams held back, capture file.
-pub(crate) struct Injector {
+/// The network faults of one runtime core: its RNG and the datagrams it
+/// holds back. Pure: the time is handed in.
+#[derive(Debug)]
+pub struct Injector {
     faults: Faults,
     rng: StdRng,
     /// Delayed datagrams by release time (the u64 keeps keys unique).
@@ -96,7 +100,6 @@ pub(crate) struct Injector {
     seq: u64,
     /// A datagram waiting for the next one to overtake it, and its deadline.
     held: Option<(Instant, Outgoing)>,
-    capture: Option<std::fs::File>,
 }
 
 fn p(rng: &mut StdRng, prob: f64) -> bool {
@@ -104,28 +107,18 @@ fn p(rng: &mut StdRng, prob: f64) -> bool {
 }
 
 impl Injector {
-    /// The injector for `faults`. A capture file that cannot be opened is
-    /// logged as an error and not written (capturing is a testing aid).
+    /// The injector for `faults`.
     pub fn new(faults: Faults) -> Self {
         let rng = match faults.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_rng(&mut rand::rng()),
         };
-        let capture = faults.capture.as_ref().and_then(|path| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| tracing::error!("cannot open capture file {}: {e}", path.display()))
-                .ok()
-        });
         Injector {
             faults,
             rng,
             deferred: BTreeMap::new(),
             seq: 0,
             held: None,
-            capture,
         }
     }
 
@@ -135,8 +128,7 @@ impl Injector {
         } else {
             &self.faults.drop_out
         };
-        kinds.iter().any(|k| k == crate::runtime::msg_kind(msg))
-            || p(&mut self.rng, self.faults.loss)
+        kinds.contains(&MsgKind::of(msg)) || p(&mut self.rng, self.faults.loss)
     }
 
     /// Whether to drop `msg` on receipt.
@@ -149,17 +141,6 @@ impl Injector {
         self.drops(false, msg)
     }
 
-    /// Records a datagram in the capture file, if there is one. A failed
-    /// write only disables capturing (it is a testing aid, never fatal).
-    pub fn capture(&mut self, dir: &str, peer: SocketAddr, bytes: &[u8]) {
-        if let Some(f) = &mut self.capture {
-            let line = format!("{dir} {peer} {}\n", hex::encode(bytes));
-            if f.write_all(line.as_bytes()).is_err() {
-                self.capture = None;
-            }
-        }
-    }
-
     fn delay_for(&mut self) -> Duration {
         let max = self.faults.delay_max.max(Duration::from_millis(1));
         self.rng.random_range(Duration::ZERO..max)
@@ -167,11 +148,10 @@ impl Injector {
 
     /// What to send now, in order, for `out` (which may be dropped into the
     /// delay queue, duplicated, or held back for the next datagram to pass).
-    pub fn route(&mut self, out: Outgoing, counters: &mut Counters) -> Vec<Outgoing> {
+    pub fn route(&mut self, out: Outgoing, counters: &mut Counters, now: Instant) -> Vec<Outgoing> {
         if !out.protocol {
             return vec![out];
         }
-        let now = Instant::now();
         let mut copies = vec![out];
         if p(&mut self.rng, self.faults.duplicate) {
             counters.fault_duplicated += 1;
@@ -230,6 +210,40 @@ impl Injector {
     }
 }
 
+/// The capture file of `--fault-capture`: every datagram in and out, one
+/// line each. File I/O, so the shell owns it, not the core.
+#[derive(Debug, Default)]
+pub struct Capture {
+    file: Option<std::fs::File>,
+}
+
+impl Capture {
+    /// Appends to `path` if given. A file that cannot be opened is logged as
+    /// an error and not written (capturing is a testing aid).
+    pub fn open(path: Option<&std::path::Path>) -> Self {
+        let file = path.and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| tracing::error!("cannot open capture file {}: {e}", path.display()))
+                .ok()
+        });
+        Capture { file }
+    }
+
+    /// Records a datagram (`dir` is `in` or `out`). A failed write only
+    /// disables capturing (it is a testing aid, never fatal).
+    pub fn record(&mut self, dir: &str, peer: SocketAddr, bytes: &[u8]) {
+        if let Some(f) = &mut self.file {
+            let line = format!("{dir} {peer} {}\n", hex::encode(bytes));
+            if f.write_all(line.as_bytes()).is_err() {
+                self.file = None;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,7 +261,7 @@ mod tests {
         let mut inj = Injector::new(Faults::default());
         let mut c = Counters::default();
         for n in 0..50 {
-            let sent = inj.route(out(n), &mut c);
+            let sent = inj.route(out(n), &mut c, Instant::now());
             assert_eq!(sent.len(), 1);
             assert_eq!(sent[0].bytes[0], n);
         }
@@ -269,7 +283,11 @@ mod tests {
         let mut c = Counters::default();
         let mut sent = Vec::new();
         for n in 0..200 {
-            sent.extend(inj.route(out(n), &mut c).into_iter().map(|o| o.bytes[0]));
+            sent.extend(
+                inj.route(out(n), &mut c, Instant::now())
+                    .into_iter()
+                    .map(|o| o.bytes[0]),
+            );
         }
         // Drain everything held back.
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -290,7 +308,7 @@ mod tests {
         });
         let mut c2 = Counters::default();
         for n in 0..200 {
-            again.route(out(n), &mut c2);
+            again.route(out(n), &mut c2, Instant::now());
         }
         assert_eq!(c, c2);
     }

@@ -1,26 +1,34 @@
 //! # twopc-node: the twopc protocol over real UDP
 //!
 //! Runs the actors of `twopc-model` — the same code the model checker
-//! explores — as real processes: one tokio task per actor ([`runtime`]),
-//! a versioned, authenticated datagram format ([`wire`]) over UDP
-//! ([`transport`]), crash-safe storage of per-save deltas ([`storage`],
-//! [`delta`]) with persist-before-send and group commit, a TOML cluster file
-//! ([`cluster`]), and the admin view behind `twopc status` ([`admin`]).
-//! [`server`] runs one node, [`client`] makes purchases and asks for status,
-//! [`local`] runs a whole cluster for [`demo`] and [`mod@bench`]; the binary
-//! `twopc` (`main.rs`) only parses the command line.
+//! explores — as real processes. A datagram's way: [`shell`] reads it from
+//! the socket ([`transport`]) and feeds it to the sans-IO [`mod@core`], which
+//! decodes it ([`wire`]), runs the actor and answers with a `Ready`: saves
+//! to make durable ([`storage`]) and datagrams that may leave only after
+//! them; the shell stages, fsyncs once per batch, and sends. Nothing climbs
+//! back up.
+//!
+//! [`node`] is the one way to start a node (claim the data directory, replay
+//! it, bind, run) for `twopc node` and for the in-process clusters of
+//! [`local`] ([`demo`], [`mod@bench`]). [`cluster`] reads and writes the
+//! cluster file, with the [`role`] names in one place; [`client`] makes
+//! purchases and asks for status ([`admin`] is what a node reports);
+//! [`faults`] misbehaves on purpose for tests. [`cli`] is the command line;
+//! the binary `twopc` (`main.rs`) only parses it.
 
 pub mod admin;
 pub mod bench;
+pub mod cli;
 pub mod client;
 pub mod cluster;
-pub mod delta;
+pub mod core;
 pub mod demo;
 pub mod error;
 pub mod faults;
 pub mod local;
-pub mod runtime;
-pub mod server;
+pub mod node;
+pub mod role;
+pub mod shell;
 pub mod storage;
 pub mod transport;
 pub mod wire;

@@ -1,18 +1,19 @@
 //! A whole cluster inside this process, on loopback, with data directories
 //! in a temporary directory: what `twopc demo` and `twopc bench` run. Each
-//! node is the same runtime, storage (with fsync) and UDP socket as a
-//! `twopc node` process; only the process boundary is missing.
+//! node is started by [`node::start`], exactly as a `twopc node` process
+//! starts (same runtime, storage with fsync, UDP socket); only the process
+//! boundary is missing. Or, with [`LocalCluster::spawn_in`], each node is a
+//! `twopc node` child process.
 
 use crate::client;
 use crate::cluster::{Cluster, NodeSpec, Role};
+use crate::core::Config;
 use crate::error::{Error, Result};
-use crate::runtime::{Config, Faults, Runtime};
-use crate::storage::LogStore;
-use crate::transport::UdpTransport;
+use crate::faults::Faults;
+use crate::node::{self, Socket};
 use crate::wire::{ClusterKey, Codec, Format};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -58,25 +59,12 @@ impl LocalCluster {
         let dir = cluster_dir(parent)?;
         let mut sockets = Vec::new();
         let mut nodes = Vec::new();
-        for (name, role) in [
-            ("coordinator", Role::Coordinator),
-            ("wallet", Role::Wallet),
-            ("order", Role::Order),
-        ] {
+        for role in Role::ALL {
             let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|source| Error::Net {
                 addr: "127.0.0.1:0".into(),
                 source,
             })?;
-            let address = match socket.local_addr() {
-                Ok(SocketAddr::V4(a)) => a,
-                _ => return Err(Error::Other("loopback socket is not IPv4".into())),
-            };
-            nodes.push(NodeSpec {
-                name: name.into(),
-                role,
-                address,
-                bind: address,
-            });
+            nodes.push(loopback_node(role, socket.local_addr())?);
             sockets.push(socket);
         }
         let cluster = Cluster {
@@ -88,27 +76,21 @@ impl LocalCluster {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         for (spec, socket) in cluster.nodes.iter().zip(sockets) {
-            let data_dir: PathBuf = dir.path().join(&spec.name);
-            let (store, stored) = LogStore::open(&data_dir)?;
             let cfg = Config {
                 name: spec.name.clone(),
                 codec: codec.clone(),
                 faults: Faults::default(),
                 batch_max: 64,
             };
-            let rt = Runtime::new(
-                cluster.actor(spec),
-                spec.id(),
-                UdpTransport::from_std(socket)?,
-                store,
-                stored,
-                cfg,
-            );
+            let data_dir = dir.path().join(&spec.name);
+            let started =
+                node::start(&cluster, &spec.name, &data_dir, cfg, Socket::Bound(socket)).await?;
             let mut stopped = stopped.clone();
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            tasks.push((spec.name.clone(), tokio::spawn(rt.run(shutdown))));
+            let task = tokio::spawn(node::run(started, spec.name.clone(), shutdown));
+            tasks.push((spec.name.clone(), task));
         }
         Ok(LocalCluster {
             cluster,
@@ -127,37 +109,19 @@ impl LocalCluster {
         stock: BTreeMap<String, u64>,
     ) -> Result<LocalCluster> {
         let dir = cluster_dir(parent)?;
-        let mut text = String::new();
         let mut nodes = Vec::new();
-        for (name, role) in [
-            ("coordinator", Role::Coordinator),
-            ("wallet", Role::Wallet),
-            ("order", Role::Order),
-        ] {
+        for role in Role::ALL {
             // A free port: bound, read, released for the child to bind.
-            let address =
-                match std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()) {
-                    Ok(SocketAddr::V4(a)) => a,
-                    _ => return Err(Error::Other("no free IPv4 loopback port".into())),
-                };
-            text += &format!(
-                "[[node]]\nname = \"{name}\"\nrole = \"{name}\"\naddress = \"{address}\"\n\n"
-            );
-            nodes.push(NodeSpec {
-                name: name.into(),
-                role,
-                address,
-                bind: address,
-            });
+            let address = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr());
+            nodes.push(loopback_node(role, address)?);
         }
-        for (table, map) in [("accounts", &accounts), ("stock", &stock)] {
-            text += &format!("[{table}]\n");
-            for (k, v) in map {
-                text += &format!("{} = {v}\n", toml::Value::String(k.clone()));
-            }
-        }
+        let cluster = Cluster {
+            nodes,
+            accounts,
+            stock,
+        };
         let file = dir.path().join("cluster.toml");
-        std::fs::write(&file, text)
+        std::fs::write(&file, cluster.to_toml())
             .map_err(|e| Error::Other(format!("cannot write {}: {e}", file.display())))?;
         let key = hex::encode(rand::random::<[u8; 32]>());
         let codec = Codec::new(
@@ -165,7 +129,7 @@ impl LocalCluster {
             Format::Bincode,
         );
         let mut children = Vec::new();
-        for n in &nodes {
+        for n in &cluster.nodes {
             let child = std::process::Command::new(exe)
                 .arg("node")
                 .arg("--cluster")
@@ -183,16 +147,12 @@ impl LocalCluster {
             children.push((n.name.clone(), child));
         }
         let local = LocalCluster {
-            cluster: Cluster {
-                nodes,
-                accounts,
-                stock,
-            },
+            cluster,
             codec,
             dir,
             nodes: Nodes::Processes(children),
         };
-        for role in [Role::Coordinator, Role::Wallet, Role::Order] {
+        for role in Role::ALL {
             local.status(role).await?;
         }
         Ok(local)
@@ -238,7 +198,8 @@ impl LocalCluster {
                 for (name, task) in tasks {
                     match task.await {
                         Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Err(Error::Other(crate::runtime::fatal(&name, &e))),
+                        // `node::run` names the node already.
+                        Ok(Err(e)) => return Err(e),
                         Err(e) => return Err(Error::Other(format!("node {name} panicked: {e}"))),
                     }
                 }
@@ -273,6 +234,20 @@ impl LocalCluster {
             }
         }
         Ok(())
+    }
+}
+
+/// The node of a local cluster playing `role`, named after it, at the
+/// loopback `address` picked by the OS.
+fn loopback_node(role: Role, address: std::io::Result<SocketAddr>) -> Result<NodeSpec> {
+    match address {
+        Ok(SocketAddr::V4(address)) => Ok(NodeSpec {
+            name: role.as_str().into(),
+            role,
+            address,
+            bind: address,
+        }),
+        _ => Err(Error::Other("no free IPv4 loopback port".into())),
     }
 }
 

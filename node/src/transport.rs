@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use tokio::net::UdpSocket;
 
 /// Datagrams in and out.
@@ -49,6 +49,14 @@ impl UdpTransport {
         let socket = UdpSocket::from_std(socket).map_err(net)?;
         Ok(UdpTransport { socket })
     }
+
+    /// The bound address, if it is IPv4.
+    pub fn local_addr_v4(&self) -> Option<SocketAddrV4> {
+        match self.socket.local_addr() {
+            Ok(SocketAddr::V4(a)) => Some(a),
+            _ => None,
+        }
+    }
 }
 
 impl Transport for UdpTransport {
@@ -68,14 +76,3 @@ impl Transport for UdpTransport {
         self.socket.local_addr()
     }
 }
-
-impl UdpTransport {
-    /// The bound address, if it is IPv4.
-    pub fn local_addr_v4(&self) -> Option<SocketAddrV4> {
-        match self.socket.local_addr() {
-            Ok(SocketAddr::V4(a)) => Some(a),
-            _ => None,
-        }
-    }
-}
-use std::net::SocketAddrV4;

@@ -18,7 +18,7 @@
 //!
 //! Decoding never panics: every malformed input is a [`Reject`] naming why.
 
-use crate::admin::NodeView;
+use crate::admin::{NodeView, RejectReason};
 use bytes::{Bytes, BytesMut};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use sha2::Sha256;
 use std::pin::Pin;
 use tokio_serde::formats::{Bincode, Json};
 use tokio_serde::{Deserializer, Serializer};
-use twopc_model::Msg;
+use twopc_model::{Msg, TxnId};
 
 /// The envelope's magic bytes.
 pub const MAGIC: [u8; 2] = *b"2P";
@@ -106,18 +106,117 @@ pub enum Reject {
 }
 
 impl Reject {
-    /// The counter name for this reason.
-    pub fn reason(&self) -> &'static str {
+    /// The counter this rejection counts in.
+    pub fn reason(&self) -> RejectReason {
         match self {
-            Reject::Oversized(_) => "oversized",
-            Reject::BadMagic => "bad_magic",
-            Reject::BadVersion(_) => "bad_version",
-            Reject::BadFormat(_) => "bad_format",
-            Reject::MissingMac => "missing_mac",
-            Reject::BadMac => "bad_mac",
-            Reject::UnexpectedMac => "unexpected_mac",
-            Reject::Undecodable(_) => "undecodable",
+            Reject::Oversized(_) => RejectReason::Oversized,
+            Reject::BadMagic => RejectReason::BadMagic,
+            Reject::BadVersion(_) => RejectReason::BadVersion,
+            Reject::BadFormat(_) => RejectReason::BadFormat,
+            Reject::MissingMac => RejectReason::MissingMac,
+            Reject::BadMac => RejectReason::BadMac,
+            Reject::UnexpectedMac => RejectReason::UnexpectedMac,
+            Reject::Undecodable(_) => RejectReason::Undecodable,
         }
+    }
+}
+
+/// The kind of a protocol message: what logs name and `--fault-drop-in/-out`
+/// select. Defined here, once, next to the envelope that carries them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MsgKind {
+    /// [`Msg::Purchase`].
+    Purchase,
+    /// [`Msg::Outcome`].
+    Outcome,
+    /// [`Msg::Prepare`].
+    Prepare,
+    /// [`Msg::Vote`].
+    Vote,
+    /// [`Msg::Commit`].
+    Commit,
+    /// [`Msg::Abort`].
+    Abort,
+    /// [`Msg::Ack`].
+    Ack,
+    /// [`Msg::QueryDecision`].
+    Query,
+}
+
+impl MsgKind {
+    /// Every kind, in protocol order.
+    pub const ALL: [MsgKind; 8] = [
+        MsgKind::Purchase,
+        MsgKind::Outcome,
+        MsgKind::Prepare,
+        MsgKind::Vote,
+        MsgKind::Commit,
+        MsgKind::Abort,
+        MsgKind::Ack,
+        MsgKind::Query,
+    ];
+
+    /// The kind of `msg`.
+    pub fn of(msg: &Msg) -> MsgKind {
+        match msg {
+            Msg::Purchase { .. } => MsgKind::Purchase,
+            Msg::Outcome(_) => MsgKind::Outcome,
+            Msg::Prepare { .. } => MsgKind::Prepare,
+            Msg::Vote { .. } => MsgKind::Vote,
+            Msg::Commit { .. } => MsgKind::Commit,
+            Msg::Abort { .. } => MsgKind::Abort,
+            Msg::Ack { .. } => MsgKind::Ack,
+            Msg::QueryDecision { .. } => MsgKind::Query,
+        }
+    }
+
+    /// Its name in logs and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MsgKind::Purchase => "purchase",
+            MsgKind::Outcome => "outcome",
+            MsgKind::Prepare => "prepare",
+            MsgKind::Vote => "vote",
+            MsgKind::Commit => "commit",
+            MsgKind::Abort => "abort",
+            MsgKind::Ack => "ack",
+            MsgKind::Query => "query",
+        }
+    }
+}
+
+impl std::fmt::Display for MsgKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for MsgKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        MsgKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<&str> = MsgKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown message kind {s:?} (kinds: {})", all.join(","))
+            })
+    }
+}
+
+/// The transaction `msg` is about, if any (for logs).
+pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
+    match msg {
+        Msg::Purchase { .. } => None,
+        Msg::Outcome(o) => o.txn,
+        Msg::Prepare { txn, .. }
+        | Msg::Vote { txn, .. }
+        | Msg::Commit { txn }
+        | Msg::Abort { txn }
+        | Msg::Ack { txn }
+        | Msg::QueryDecision { txn } => Some(*txn),
     }
 }
 
@@ -294,6 +393,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn message_kinds_parse_from_their_names_and_nothing_else() {
+        for kind in MsgKind::ALL {
+            assert_eq!(kind.as_str().parse::<MsgKind>(), Ok(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+        }
+        let err = "commits".parse::<MsgKind>().unwrap_err();
+        assert_eq!(
+            err,
+            "unknown message kind \"commits\" (kinds: purchase,outcome,prepare,vote,commit,abort,ack,query)"
+        );
+        assert_eq!(
+            MsgKind::of(&Msg::QueryDecision {
+                txn: TxnId { epoch: 1, n: 2 }
+            }),
+            MsgKind::Query
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twopc_model::participant::Finished;
 use twopc_model::{Outcome, PartStorage, Purchase, RequestId, TxnId, Verdict};
-use twopc_node::storage::{as_coordinator, as_participant, peek};
+use twopc_node::storage::{as_coordinator, as_participant, inspect};
 use twopc_node::wire::{ClusterKey, Codec, Format};
 
 const NODES: [&str; 3] = ["coordinator", "wallet", "order"];
@@ -365,11 +365,11 @@ fn chaos_kill9_and_lossy_network_keep_every_promise() {
         assert!(c.terminate(n).success(), "{n} stops cleanly");
     }
     let part = |n: &str| {
-        let s = peek(&c.data_dir(n)).unwrap().expect("saved state");
+        let s = inspect(&c.data_dir(n)).unwrap().expect("saved state");
         as_participant(&s).expect("a participant").clone()
     };
     let (wallet, order) = (part("wallet"), part("order"));
-    let coord = peek(&c.data_dir("coordinator"))
+    let coord = inspect(&c.data_dir("coordinator"))
         .unwrap()
         .expect("saved state");
     let coord = as_coordinator(&coord).expect("a coordinator").clone();

@@ -19,7 +19,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use twopc_model::{Ballot, Msg, Op, RequestId, Storage, TxnId};
-use twopc_node::storage::peek;
+use twopc_node::storage::inspect;
 use twopc_node::wire::{ClusterKey, Codec, Format, Payload, MAX_DATAGRAM};
 
 fn addr(c: &TestCluster, name: &str) -> SocketAddr {
@@ -350,7 +350,7 @@ fn forged_commit_abort_prepare_and_vote_from_outside_change_nothing() {
 fn durable(c: &TestCluster) -> Vec<Option<Storage>> {
     ["coordinator", "wallet", "order"]
         .iter()
-        .map(|n| peek(&c.data_dir(n)).unwrap())
+        .map(|n| inspect(&c.data_dir(n)).unwrap())
         .collect()
 }
 

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use twopc_node::storage::{as_coordinator, as_participant, peek};
+use twopc_node::storage::{as_coordinator, as_participant, inspect};
 
 const NODES: [&str; 3] = ["coordinator", "wallet", "order"];
 const IPS: [&str; 3] = ["10.213.0.1", "10.213.0.2", "10.213.0.3"];
@@ -317,11 +317,11 @@ fn partitioned_participant_on_another_host_keeps_every_promise() {
 
     // The promises, from the participants' own durable state.
     let part = |n: &str| {
-        let s = peek(&hosts.data_dir(n)).unwrap().expect("saved state");
+        let s = inspect(&hosts.data_dir(n)).unwrap().expect("saved state");
         as_participant(&s).unwrap().clone()
     };
     let (wallet, order) = (part("wallet"), part("order"));
-    let coord = peek(&hosts.data_dir("coordinator")).unwrap().unwrap();
+    let coord = inspect(&hosts.data_dir("coordinator")).unwrap().unwrap();
     assert!(as_coordinator(&coord).unwrap().commits.is_empty());
     assert!(wallet.holds.is_empty() && order.holds.is_empty());
     let committed = |p: &twopc_model::PartStorage| -> BTreeMap<String, String> {

@@ -5,11 +5,17 @@
 //! of sorted keys), and keeps only entries set or removed, so a record's size
 //! depends on what changed, not on how many accounts or past transactions
 //! there are. [`apply`] replays a record onto the previous state.
+//!
+//! Both destructure the storage types without `..`: a field added to
+//! `PartStorage`, `CoordStorage` or `ClientState` in the model stops this
+//! file from compiling until it is written to and read from the log.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use twopc_model::participant::Finished;
-use twopc_model::{ClientId, Hold, Outcome, RequestId, Storage, TxnId};
+use twopc_model::{
+    ClientId, ClientState, CoordStorage, Hold, Key, Outcome, PartStorage, RequestId, Storage, TxnId,
+};
 
 /// Changes to one map: entries set (added or changed) and keys removed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,7 +54,7 @@ pub enum Delta {
     /// A participant's changes.
     Participant {
         /// Changed levels.
-        levels: MapDelta<String, u64>,
+        levels: MapDelta<Key, u64>,
         /// Changed holds.
         holds: MapDelta<TxnId, Hold>,
         /// Changed finished transactions.
@@ -111,20 +117,40 @@ fn diff_map<K: Ord + Clone, V: PartialEq + Clone>(
 pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
     match (old, new) {
         (Storage::Coordinator(a), Storage::Coordinator(b)) => {
-            let clients = diff_map(&a.clients, &b.clients);
-            let commits = diff_map(&a.commits, &b.commits);
-            (a.epoch != b.epoch || !clients.is_empty() || !commits.is_empty()).then_some(
+            let CoordStorage {
+                epoch: old_epoch,
+                clients: old_clients,
+                commits: old_commits,
+            } = a;
+            let CoordStorage {
+                epoch,
+                clients,
+                commits,
+            } = b;
+            let clients = diff_map(old_clients, clients);
+            let commits = diff_map(old_commits, commits);
+            (old_epoch != epoch || !clients.is_empty() || !commits.is_empty()).then_some(
                 Delta::Coordinator {
-                    epoch: b.epoch,
+                    epoch: *epoch,
                     clients,
                     commits,
                 },
             )
         }
         (Storage::Participant(a), Storage::Participant(b)) => {
-            let levels = diff_map(&a.levels, &b.levels);
-            let holds = diff_map(&a.holds, &b.holds);
-            let finished = diff_map(&a.finished, &b.finished);
+            let PartStorage {
+                levels: old_levels,
+                holds: old_holds,
+                finished: old_finished,
+            } = a;
+            let PartStorage {
+                levels,
+                holds,
+                finished,
+            } = b;
+            let levels = diff_map(old_levels, levels);
+            let holds = diff_map(old_holds, holds);
+            let finished = diff_map(old_finished, finished);
             (!levels.is_empty() || !holds.is_empty() || !finished.is_empty()).then_some(
                 Delta::Participant {
                     levels,
@@ -134,15 +160,16 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
             )
         }
         (Storage::Client(a), Storage::Client(b)) => {
-            let keep = a
-                .seen
+            let ClientState { seen: old_seen } = a;
+            let ClientState { seen } = b;
+            let keep = old_seen
                 .iter()
-                .zip(&b.seen)
+                .zip(seen)
                 .take_while(|(x, y)| x == y)
                 .count();
-            (keep != a.seen.len() || keep != b.seen.len()).then(|| Delta::Client {
+            (keep != old_seen.len() || keep != seen.len()).then(|| Delta::Client {
                 keep: keep as u64,
-                append: b.seen[keep..].to_vec(),
+                append: seen[keep..].to_vec(),
             })
         }
         _ => Some(Delta::Full(new.clone())),
@@ -154,41 +181,59 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
     match (base, delta) {
         (_, Delta::Full(s)) => Ok(s),
         (
-            Some(Storage::Coordinator(mut s)),
+            Some(Storage::Coordinator(s)),
             Delta::Coordinator {
-                epoch,
-                clients,
-                commits,
+                epoch: new_epoch,
+                clients: clients_delta,
+                commits: commits_delta,
             },
         ) => {
-            s.epoch = epoch;
-            clients.apply(&mut s.clients);
-            commits.apply(&mut s.commits);
-            Ok(Storage::Coordinator(s))
+            let CoordStorage {
+                epoch: _,
+                mut clients,
+                mut commits,
+            } = s;
+            clients_delta.apply(&mut clients);
+            commits_delta.apply(&mut commits);
+            Ok(Storage::Coordinator(CoordStorage {
+                epoch: new_epoch,
+                clients,
+                commits,
+            }))
         }
         (
-            Some(Storage::Participant(mut s)),
+            Some(Storage::Participant(s)),
             Delta::Participant {
+                levels: levels_delta,
+                holds: holds_delta,
+                finished: finished_delta,
+            },
+        ) => {
+            let PartStorage {
+                mut levels,
+                mut holds,
+                mut finished,
+            } = s;
+            levels_delta.apply(&mut levels);
+            holds_delta.apply(&mut holds);
+            finished_delta.apply(&mut finished);
+            Ok(Storage::Participant(PartStorage {
                 levels,
                 holds,
                 finished,
-            },
-        ) => {
-            levels.apply(&mut s.levels);
-            holds.apply(&mut s.holds);
-            finished.apply(&mut s.finished);
-            Ok(Storage::Participant(s))
+            }))
         }
-        (Some(Storage::Client(mut s)), Delta::Client { keep, append }) => {
-            if keep as usize > s.seen.len() {
+        (Some(Storage::Client(s)), Delta::Client { keep, append }) => {
+            let ClientState { mut seen } = s;
+            if keep as usize > seen.len() {
                 return Err(format!(
                     "client delta keeps {keep} outcomes of {}",
-                    s.seen.len()
+                    seen.len()
                 ));
             }
-            s.seen.truncate(keep as usize);
-            s.seen.extend(append);
-            Ok(Storage::Client(s))
+            seen.truncate(keep as usize);
+            seen.extend(append);
+            Ok(Storage::Client(ClientState { seen }))
         }
         (None, _) => Err("a delta record with no state before it".into()),
         (Some(_), _) => Err("a delta record for a different role".into()),
@@ -198,7 +243,7 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twopc_model::{ClientState, CoordStorage, Op, PartStorage, Verdict};
+    use twopc_model::{Op, Verdict};
 
     fn part(seed: u64) -> PartStorage {
         let mut s = PartStorage::default();

@@ -1,0 +1,248 @@
+//! One function per subcommand, and what they share: the cluster key,
+//! logging, the shutdown signal, exit codes.
+
+use super::{Cli, Command, NodeArgs, PurchaseArgs, StatusArgs};
+use crate::client::{self, PurchaseOutcome};
+use crate::cluster::{Cluster, Role};
+use crate::core::Config;
+use crate::error::{Error, Result};
+use crate::faults::Faults;
+use crate::node::{self, Socket};
+use crate::storage;
+use crate::wire::{ClusterKey, Codec, Format, MsgKind};
+use crate::{bench, demo};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// How `twopc` exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Done; a purchase committed; every node asked answered.
+    Ok,
+    /// An error (printed on stderr).
+    Error,
+    /// The purchase aborted.
+    Aborted,
+    /// No outcome (purchase) or not every answer (status) before the timeout.
+    NoAnswer,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        match exit {
+            Exit::Ok => ExitCode::SUCCESS,
+            Exit::Error => ExitCode::FAILURE,
+            Exit::Aborted => ExitCode::from(3),
+            Exit::NoAnswer => ExitCode::from(4),
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`).
+pub(super) fn init_logging(json: bool, default: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_key(key_file: Option<&Path>) -> Result<Option<ClusterKey>> {
+    if let Some(path) = key_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Key(format!("cannot read {}: {e}", path.display())))?;
+        return ClusterKey::new(&text)
+            .map(Some)
+            .map_err(|e| Error::Key(format!("{}: {e}", path.display())));
+    }
+    match std::env::var("TWOPC_KEY") {
+        Ok(text) => ClusterKey::new(&text)
+            .map(Some)
+            .map_err(|e| Error::Key(format!("TWOPC_KEY: {e}"))),
+        Err(_) => Ok(None),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    let kinds = |names: &[String]| -> Result<Vec<MsgKind>> {
+        names
+            .iter()
+            .map(|k| k.parse().map_err(Error::Other))
+            .collect()
+    };
+    let drop_in = kinds(&args.fault_drop_in)?;
+    let drop_out = kinds(&args.fault_drop_out)?;
+    for (flag, p) in [
+        ("--fault-loss", args.fault_loss),
+        ("--fault-duplicate", args.fault_duplicate),
+        ("--fault-delay", args.fault_delay),
+        ("--fault-reorder", args.fault_reorder),
+    ] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::Other(format!(
+                "{flag} is a probability between 0 and 1, got {p}"
+            )));
+        }
+    }
+    let cluster = Cluster::load(&args.cluster)?;
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| PathBuf::from("twopc-data").join(&args.name));
+    let cfg = Config {
+        name: args.name.clone(),
+        codec: Codec::new(key, args.wire),
+        faults: Faults {
+            drop_in,
+            drop_out,
+            loss: args.fault_loss,
+            duplicate: args.fault_duplicate,
+            delay: args.fault_delay,
+            delay_max: Duration::from_millis(args.fault_delay_max_ms),
+            reorder: args.fault_reorder,
+            seed: args.fault_seed,
+            capture: args.fault_capture,
+            fsync_fail_after: args.fault_fsync_fail_after,
+            disk_full_after: args.fault_disk_full_after,
+        },
+        batch_max: args.batch_max,
+    };
+    let started = node::start(&cluster, &args.name, &data_dir, cfg, Socket::Bind).await?;
+    node::run(started, args.name, shutdown_signal()).await?;
+    Ok(Exit::Ok)
+}
+
+async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    let cluster = Cluster::load(&args.cluster)?;
+    let coordinator = cluster.with_role(Role::Coordinator).address;
+    let p = twopc_model::Purchase {
+        user: args.user,
+        sku: args.sku,
+        qty: args.qty,
+        price: args.price,
+    };
+    let started = std::time::Instant::now();
+    let seen = client::run_client(
+        coordinator,
+        vec![p],
+        Codec::new(key, Format::Bincode),
+        Duration::from_secs_f64(args.timeout.max(0.0)),
+        |_| {},
+    )
+    .await?;
+    let outcome = seen.first();
+    let report = client::PurchaseReport::of(outcome, started.elapsed().as_secs_f64());
+    if args.json {
+        println!("{}", serde_json::to_string(&report).expect("serializes"));
+    } else {
+        println!("{}", report.render());
+    }
+    Ok(match report.outcome {
+        PurchaseOutcome::Committed => Exit::Ok,
+        PurchaseOutcome::Aborted => Exit::Aborted,
+        PurchaseOutcome::Timeout => Exit::NoAnswer,
+    })
+}
+
+async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    let cluster = Cluster::load(&args.cluster)?;
+    let codec = Codec::new(key, Format::Bincode);
+    let nodes: Vec<_> = match &args.name {
+        Some(name) => vec![cluster.node(name)?.clone()],
+        None => cluster.nodes.clone(),
+    };
+    let mut all = true;
+    let mut views = serde_json::Map::new();
+    for n in nodes {
+        let view = client::status(n.address, &codec, Duration::from_secs_f64(args.timeout)).await?;
+        match view {
+            Some(v) => {
+                if args.json {
+                    views.insert(
+                        n.name.clone(),
+                        serde_json::to_value(&v).expect("serializes"),
+                    );
+                } else {
+                    print!("{}", v.render());
+                }
+            }
+            None => {
+                all = false;
+                if args.json {
+                    views.insert(n.name.clone(), serde_json::Value::Null);
+                } else {
+                    println!(
+                        "{} ({}): no answer within {}s (down, unreachable, or a different cluster key?)",
+                        n.name, n.address, args.timeout
+                    );
+                }
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::Value::Object(views));
+    }
+    Ok(if all { Exit::Ok } else { Exit::NoAnswer })
+}
+
+/// Runs one subcommand.
+pub(super) async fn run(cli: Cli) -> Result<Exit> {
+    let key = || load_key(cli.key_file.as_deref());
+    match cli.command {
+        Command::Node(args) => node(args, key()?).await,
+        Command::Purchase(args) => purchase(args, key()?).await,
+        Command::Status(args) => status(args, key()?).await,
+        Command::Demo => demo::run().await.map(|()| Exit::Ok),
+        Command::Bench(args) => {
+            let exe = if args.processes {
+                Some(std::env::current_exe().map_err(|e| {
+                    Error::Other(format!("cannot find this executable to start nodes: {e}"))
+                })?)
+            } else {
+                None
+            };
+            bench::run(
+                args.purchases,
+                &args.clients,
+                &args.dir,
+                exe.as_deref(),
+                args.json,
+            )
+            .await
+            .map(|_| Exit::Ok)
+        }
+        Command::Inspect { data_dir } => {
+            match storage::inspect(&data_dir)? {
+                Some(state) => println!("{state:#?}"),
+                None => println!("{}: no saved state", data_dir.display()),
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Keygen => {
+            println!("{}", hex::encode(rand::random::<[u8; 32]>()));
+            Ok(Exit::Ok)
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The command line: what `twopc` accepts ([`Cli`]), and one function per
+//! subcommand (`commands.rs`). `main.rs` only parses and calls [`main`].
+
+mod commands;
+
+use crate::wire::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use commands::Exit;
+
+#[derive(Parser)]
+#[command(
+    name = "twopc",
+    version,
+    about = "Two-phase commit for purchases: run a node, buy something, inspect a cluster",
+    long_about = "Two-phase commit for purchases: a coordinator, a wallet (balances) and an order \
+service (stock) run the model-checked twopc-model actors over UDP, with fsync'd storage.\n\n\
+Start here:  twopc demo",
+    after_help = "Examples:
+  twopc demo                                   # a whole cluster on loopback, a few purchases
+  twopc keygen > /etc/twopc/key                # a shared cluster key
+  twopc node --cluster cluster.toml --name wallet --data-dir /var/lib/twopc
+  twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10
+  twopc status --cluster cluster.toml --json
+  twopc bench
+
+Environment:
+  TWOPC_KEY        the cluster key itself (or use --key-file / TWOPC_KEY_FILE)
+  RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log as JSON lines (to stderr) instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    /// File holding the shared cluster key (HMAC-SHA256 on every datagram).
+    /// Never pass the key itself on the command line; TWOPC_KEY also works.
+    #[arg(long, global = true, env = "TWOPC_KEY_FILE", value_name = "FILE")]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run one node of a cluster (until SIGINT or SIGTERM).
+    #[command(after_help = "Example:
+  twopc node --cluster cluster.toml --name coordinator --data-dir /var/lib/twopc/coordinator")]
+    Node(NodeArgs),
+    /// Make one purchase and wait for its outcome.
+    #[command(
+        after_help = "Exit status: 0 committed, 3 aborted, 4 no outcome before --timeout, 1 error.
+
+Example:
+  twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10 --json"
+    )]
+    Purchase(PurchaseArgs),
+    /// Show each node's balances or stock, in-doubt transactions and counters.
+    #[command(
+        after_help = "Exit status: 0 if every asked node answered, 4 otherwise.
+
+Example:
+  twopc status --cluster cluster.toml --name wallet"
+    )]
+    Status(StatusArgs),
+    /// Run a whole cluster on loopback and make a few purchases: start here.
+    Demo,
+    /// Measure purchases/s and latency on loopback with fsync on.
+    Bench(BenchArgs),
+    /// Print a fresh random cluster key.
+    Keygen,
+    /// Print the last durable state in a data directory (read-only; checks
+    /// every checksum, so it also tells whether a node could start from it).
+    #[command(after_help = "Example:
+  twopc inspect --data-dir /var/lib/twopc/wallet")]
+    Inspect {
+        /// The node's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct NodeArgs {
+    /// The cluster file (TOML), the same on every machine.
+    #[arg(long, value_name = "FILE")]
+    pub(super) cluster: PathBuf,
+    /// Which node of the cluster file this process is.
+    #[arg(long)]
+    pub(super) name: String,
+    /// Where this node keeps its durable state [default: ./twopc-data/NAME].
+    #[arg(long, value_name = "DIR")]
+    pub(super) data_dir: Option<PathBuf>,
+    /// Body format of datagrams sent (any format is accepted).
+    #[arg(long, value_enum, default_value = "bincode")]
+    pub(super) wire: Format,
+    /// Most datagrams sharing one fsync (group commit).
+    #[arg(long, default_value_t = 64)]
+    pub(super) batch_max: usize,
+    /// Testing: drop received messages of these kinds (comma-separated:
+    /// purchase,outcome,prepare,vote,commit,abort,ack,query).
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    pub(super) fault_drop_in: Vec<String>,
+    /// Testing: drop sent messages of these kinds.
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    pub(super) fault_drop_out: Vec<String>,
+    /// Testing: drop each protocol message in or out with this probability.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub(super) fault_loss: f64,
+    /// Testing: send each protocol datagram twice with this probability.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub(super) fault_duplicate: f64,
+    /// Testing: hold each protocol datagram back with this probability, for
+    /// a random time up to --fault-delay-max-ms.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub(super) fault_delay: f64,
+    /// Testing: longest injected delay, in milliseconds.
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub(super) fault_delay_max_ms: u64,
+    /// Testing: let the next datagram overtake each protocol datagram with
+    /// this probability.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub(super) fault_reorder: f64,
+    /// Testing: seed of the fault injection's random choices.
+    #[arg(long, value_name = "N")]
+    pub(super) fault_seed: Option<u64>,
+    /// Testing: append every datagram received and sent to FILE
+    /// (`in|out ADDR HEX` per line), for replay tests.
+    #[arg(long, value_name = "FILE")]
+    pub(super) fault_capture: Option<PathBuf>,
+    /// Testing: let this many storage fsyncs succeed, then fail the next one
+    /// (the node must stop without sending what depended on it).
+    #[arg(long, value_name = "N")]
+    pub(super) fault_fsync_fail_after: Option<u64>,
+    /// Testing: fail storage writes with "no space left on device" once this
+    /// many bytes have been written to the log.
+    #[arg(long, value_name = "BYTES")]
+    pub(super) fault_disk_full_after: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct PurchaseArgs {
+    /// The cluster file.
+    #[arg(long, value_name = "FILE")]
+    pub(super) cluster: PathBuf,
+    /// The paying user (a wallet account).
+    #[arg(long)]
+    pub(super) user: String,
+    /// The product.
+    #[arg(long)]
+    pub(super) sku: String,
+    /// Units to buy.
+    #[arg(long)]
+    pub(super) qty: u64,
+    /// Price per unit.
+    #[arg(long)]
+    pub(super) price: u64,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Give up after this many seconds (the purchase may still complete).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub(super) timeout: f64,
+}
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The cluster file.
+    #[arg(long, value_name = "FILE")]
+    pub(super) cluster: PathBuf,
+    /// Only this node.
+    #[arg(long)]
+    pub(super) name: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Seconds to wait for each node.
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+    pub(super) timeout: f64,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Purchases per measured run.
+    #[arg(long, default_value_t = 2000)]
+    pub(super) purchases: usize,
+    /// Concurrent clients per run (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    pub(super) clients: Vec<usize>,
+    /// Put the data directories under this directory (the disk to measure).
+    #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir())]
+    pub(super) dir: PathBuf,
+    /// Run each node as its own `twopc node` process (default: tasks of
+    /// the bench process; clients always run in the bench process).
+    #[arg(long)]
+    pub(super) processes: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+/// Runs the parsed command line: logging, a tokio runtime, the subcommand.
+pub fn main(cli: Cli) -> ExitCode {
+    let default_log = match cli.command {
+        Command::Node(_) => "info",
+        _ => "warn",
+    };
+    commands::init_logging(cli.log_json, default_log);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("twopc: cannot start the tokio runtime: {e}");
+            return Exit::Error.into();
+        }
+    };
+    match rt.block_on(commands::run(cli)) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("twopc: {e}");
+            Exit::Error.into()
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The runtime's core, without I/O: events in, a [`Ready`] out.
+//!
+//! One [`Core`] owns one actor — a `twopc_model::Node`, the very code the
+//! model checker explores — and its state. The shell (`shell.rs`) reads the
+//! socket and the clock and feeds [`Event`]s in; the core decodes datagrams
+//! ([`crate::wire`]), calls `on_start`/`on_msg`/`on_timeout` exactly as the
+//! checker does, and interprets every `Command` they emit. It touches no
+//! socket, file or clock (the time comes with each call), so its tests feed
+//! events and assert the exact [`Ready`] out (see `tests.rs` beside this file).
+//!
+//! ## A datagram's way through
+//!
+//! [`Event::Datagram`] → `Core::on_datagram`: counted, checked against
+//! [`MAX_DATAGRAM`], decoded by the [`Codec`] (a failure is a rejection:
+//! counted by reason and dropped); a protocol message goes to the actor
+//! (`on_msg`), a status request to `Core::on_status`. The actor's commands
+//! go through `Core::apply`: `Save` joins `Ready::saves`, `Send` is
+//! encoded and queued, timers are set here. At the end of the batch the
+//! shell calls [`Core::ready`], stages the saves, fsyncs if told to, and
+//! sends.
+//!
+//! ## Persist before send, with group commit
+//!
+//! A *batch* is every event the shell feeds between two calls of
+//! [`Core::ready`]: the event that woke it plus every datagram already
+//! waiting (up to `batch_max`). Commands run in the order the actor emitted
+//! them; no datagram queued in a batch leaves before the end of the batch,
+//! and [`Core::ready`] is **the one place the rule is decided**: if the batch
+//! queued anything to send and any save — of this batch or of an earlier
+//! batch that sent nothing — is not durable yet, `Ready::sync` is set and the
+//! shell must make every staged save durable before any of
+//! `Ready::sends_after_sync` leaves. So a `Send` never leaves before a `Save`
+//! emitted before it (by the same handler or an earlier one, whose state it
+//! may reveal) is on disk, and a whole batch shares one fsync.
+//!
+//! A batch that sends nothing leaves its saves staged (the coordinator
+//! forgetting an acknowledged commit, a participant recording an abort):
+//! nothing anyone saw depends on them, so losing them in a crash is the same
+//! as crashing before the batch, which the model checks. The next batch that
+//! sends anything, or shutdown, makes them durable first.
+
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+use timers::{pick, Timers};
+
+use crate::admin::{Counters, NodeView};
+use crate::faults::{Faults, Injector, Outgoing};
+use crate::storage::StoreStats;
+use crate::wire::{msg_txn, Codec, MsgKind, Payload, Reject, MAX_DATAGRAM};
+use stateright::actor::{Actor, Command, Id, Out};
+use std::borrow::Cow;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::ops::Range;
+use std::time::Duration;
+use tokio::time::Instant;
+use twopc_model::{Msg, Node, State, Storage, Timer};
+
+/// How a runtime behaves.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The node's name (logs and status).
+    pub name: String,
+    /// Wire format and key.
+    pub codec: Codec,
+    /// Injected faults (testing aids, off by default).
+    pub faults: Faults,
+    /// Most datagrams handled per fsync (read by the shell).
+    pub batch_max: usize,
+}
+
+/// What the shell feeds the core.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The node starts from its last durable state (`None`: never saved).
+    Start(Option<Storage>),
+    /// A datagram arrived.
+    Datagram {
+        /// Its source address.
+        from: SocketAddr,
+        /// Its bytes, as received.
+        bytes: &'a [u8],
+    },
+    /// Every timer whose deadline is at or before the time given fires.
+    TimerDue,
+    /// `twopc status` asked for this node's view (decoded from a datagram).
+    StatusAsk {
+        /// Where to answer.
+        from: SocketAddr,
+        /// Echoed in the answer.
+        nonce: u64,
+    },
+    /// Datagrams held back by an injected fault whose time has come leave.
+    HeldBackDue,
+}
+
+/// A timer command as the actor emitted it (already applied to the core's
+/// deadlines; listed for tests and logs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimerCmd {
+    /// Set (or reset) to fire after a duration in the range.
+    Set(Timer, Range<Duration>),
+    /// Cancelled.
+    Cancel(Timer),
+}
+
+/// What one batch asks the shell to do, in this order: send `sends`; stage
+/// `saves`; if `sync`, make everything staged durable (fsync); then send
+/// `sends_after_sync`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Datagrams that may leave at once: held back by an injected fault
+    /// after the saves they depend on were already durable.
+    pub sends: Vec<Outgoing>,
+    /// Durable states to stage, in the order the actor saved them.
+    pub saves: Vec<Storage>,
+    /// Whether everything staged must be durable before `sends_after_sync`
+    /// leave: persist before send.
+    pub sync: bool,
+    /// Datagrams that may leave only once every save staged so far is
+    /// durable, in the order the actor emitted them.
+    pub sends_after_sync: Vec<Outgoing>,
+    /// The timer commands of the batch, in emitted order.
+    pub timers: Vec<TimerCmd>,
+}
+
+/// One actor, its state, its timers and its counters.
+#[derive(Debug)]
+pub struct Core {
+    actor: Node,
+    id: Id,
+    name: String,
+    codec: Codec,
+    state: Option<State>,
+    timers: Timers,
+    injector: Injector,
+    counters: Counters,
+    /// The batch in progress.
+    ready: Ready,
+    /// Datagrams queued by this batch, held back until `ready`.
+    queued: Vec<Outgoing>,
+    /// Saves handed out by an earlier batch that sent nothing, not durable yet.
+    unsynced: bool,
+}
+
+impl Core {
+    /// The core of `actor`, known to peers as `id`. Nothing happens before
+    /// [`Event::Start`].
+    pub fn new(actor: Node, id: Id, cfg: &Config) -> Self {
+        Core {
+            actor,
+            id,
+            name: cfg.name.clone(),
+            codec: cfg.codec.clone(),
+            state: None,
+            timers: Timers::default(),
+            injector: Injector::new(cfg.faults.clone()),
+            counters: Counters::default(),
+            ready: Ready::default(),
+            queued: Vec::new(),
+            unsynced: false,
+        }
+    }
+
+    /// Handles one event at time `now`; its outputs join the batch.
+    pub fn handle(&mut self, now: Instant, event: Event<'_>) {
+        match event {
+            Event::Start(stored) => {
+                let mut out = Out::new();
+                self.state = Some(self.actor.on_start(self.id, &stored, &mut out));
+                self.apply(now, out);
+            }
+            Event::Datagram { from, bytes } => self.on_datagram(now, from, bytes),
+            Event::TimerDue => {
+                while let Some(timer) = self.timers.pop_due(now) {
+                    self.counters.timers_fired += 1;
+                    tracing::debug!(node = %self.name, ?timer, "timer");
+                    let mut out = Out::new();
+                    let mut state = Cow::Borrowed(self.state());
+                    self.actor.on_timeout(self.id, &mut state, &timer, &mut out);
+                    if let Cow::Owned(s) = state {
+                        self.state = Some(s);
+                    }
+                    self.apply(now, out);
+                }
+            }
+            Event::StatusAsk { from, nonce } => self.on_status(from, nonce),
+            Event::HeldBackDue => self.ready.sends.extend(self.injector.due(now)),
+        }
+    }
+
+    /// Ends the batch: what to stage, whether to fsync, what to send.
+    ///
+    /// **Persist before send is decided here**: `sync` is set when the batch
+    /// queued a datagram while any save (this batch's or an earlier one's)
+    /// is not durable; the shell fsyncs before it sends `sends_after_sync`.
+    pub fn ready(&mut self, now: Instant) -> Ready {
+        let mut ready = std::mem::take(&mut self.ready);
+        self.counters.batches += 1;
+        self.unsynced |= !ready.saves.is_empty();
+        if !self.queued.is_empty() {
+            ready.sync = self.unsynced;
+            self.unsynced = false;
+        }
+        for out in std::mem::take(&mut self.queued) {
+            // Injected faults (off by default) may hold a datagram back or
+            // send it twice; never before the fsync it waits for.
+            let routed = self.injector.route(out, &mut self.counters, now);
+            ready.sends_after_sync.extend(routed);
+        }
+        ready
+    }
+
+    /// The actor's state (after [`Event::Start`]).
+    pub fn state(&self) -> &State {
+        self.state
+            .as_ref()
+            .expect("the shell starts the core first")
+    }
+
+    /// The earliest timer deadline.
+    pub fn next_timer(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// When the next datagram held back by an injected fault is due.
+    pub fn next_held_back(&self) -> Option<Instant> {
+        self.injector.next_deadline()
+    }
+
+    /// The counters `twopc status` reports.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The shell reports storage's counters (after opening and every sync).
+    pub fn storage_stats(&mut self, stats: StoreStats) {
+        self.counters.fsyncs = stats.fsyncs;
+        self.counters.bytes_written = stats.bytes_written;
+        self.counters.compactions = stats.compactions;
+    }
+
+    /// The shell reports one send; returns how many sends failed so far.
+    pub fn sent(&mut self, ok: bool) -> u64 {
+        if ok {
+            self.counters.datagrams_out += 1;
+        } else {
+            self.counters.send_errors += 1;
+        }
+        self.counters.send_errors
+    }
+
+    /// Interprets the actor's commands, in emitted order. Every variant is
+    /// named: a new one in stateright must be decided on here.
+    fn apply(&mut self, now: Instant, out: Out<Node>) {
+        for command in out {
+            match command {
+                // Queued, not sent: it leaves after the batch's fsync.
+                Command::Send(dst, msg) => self.queue(dst, msg),
+                Command::SetTimer(timer, range) => {
+                    self.timers.set(timer.clone(), now + pick(&range));
+                    self.ready.timers.push(TimerCmd::Set(timer, range));
+                }
+                Command::CancelTimer(timer) => {
+                    self.timers.cancel(&timer);
+                    self.ready.timers.push(TimerCmd::Cancel(timer));
+                }
+                Command::ChooseRandom(key, _) => {
+                    // The protocol never chooses randomly; log in case it starts to.
+                    tracing::warn!(node = %self.name, key, "ChooseRandom is not used by twopc; ignored");
+                }
+                Command::Save(storage) => {
+                    self.counters.saves += 1;
+                    self.ready.saves.push(storage);
+                }
+            }
+        }
+    }
+
+    /// Queues a protocol message to `dst`.
+    fn queue(&mut self, dst: Id, msg: Msg) {
+        let kind = MsgKind::of(&msg);
+        let txn = msg_txn(&msg).map(|t| t.to_string());
+        let to = SocketAddr::V4(SocketAddrV4::from(dst));
+        if self.injector.drops_out(&msg) {
+            self.counters.fault_dropped += 1;
+            tracing::debug!(node = %self.name, %kind, txn, %to, "fault: dropped outgoing");
+            return;
+        }
+        match &msg {
+            Msg::Outcome(o) => {
+                tracing::info!(node = %self.name, txn, req = %o.req, verdict = ?o.verdict, %to, "outcome")
+            }
+            Msg::Vote { ballot, .. } => tracing::info!(node = %self.name, txn, ?ballot, "vote"),
+            _ => tracing::debug!(node = %self.name, %kind, txn, %to, "send"),
+        }
+        self.queue_payload(to, &Payload::Protocol(msg));
+    }
+
+    fn queue_payload(&mut self, to: SocketAddr, payload: &Payload) {
+        let protocol = matches!(payload, Payload::Protocol(_));
+        match self.codec.encode(payload) {
+            Ok(bytes) => self.queued.push(Outgoing {
+                to,
+                bytes,
+                protocol,
+            }),
+            Err(e) => tracing::error!(node = %self.name, %to, "cannot encode: {e}"),
+        }
+    }
+
+    /// A datagram: decoded, then handed to the actor or answered here.
+    fn on_datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) {
+        self.counters.datagrams_in += 1;
+        if bytes.len() > MAX_DATAGRAM {
+            return self.reject(src, Reject::Oversized(bytes.len()));
+        }
+        let msg = match self.codec.decode(bytes) {
+            Ok(Payload::Protocol(msg)) => msg,
+            Ok(Payload::StatusRequest { nonce }) => return self.on_status(src, nonce),
+            Ok(Payload::StatusReply { .. }) => {
+                return self.reject(src, Reject::Undecodable("unsolicited status reply".into()))
+            }
+            Err(why) => return self.reject(src, why),
+        };
+        let SocketAddr::V4(src4) = src else {
+            return self.reject(src, Reject::Undecodable("IPv6 source".into()));
+        };
+        let kind = MsgKind::of(&msg);
+        let txn = msg_txn(&msg).map(|t| t.to_string());
+        let span = tracing::debug_span!("msg", %kind, txn, from = %src);
+        let _enter = span.enter();
+        if self.injector.drops_in(&msg) {
+            self.counters.fault_dropped += 1;
+            tracing::debug!(node = %self.name, "fault: dropped incoming");
+            return;
+        }
+        match kind {
+            MsgKind::Commit | MsgKind::Abort => {
+                tracing::info!(node = %self.name, txn, %kind, "decision received")
+            }
+            _ => tracing::debug!(node = %self.name, "received"),
+        }
+        self.counters.msgs_handled += 1;
+        let mut out = Out::new();
+        let mut state = Cow::Borrowed(self.state());
+        self.actor
+            .on_msg(self.id, &mut state, Id::from(src4), msg, &mut out);
+        if let Cow::Owned(s) = state {
+            self.state = Some(s);
+        }
+        self.apply(now, out);
+    }
+
+    /// Answers a status request with this node's view.
+    fn on_status(&mut self, to: SocketAddr, nonce: u64) {
+        let view = NodeView::of(&self.name, self.state(), &self.counters);
+        // Queued like any send: the view may reveal staged state.
+        let reply = Payload::StatusReply {
+            nonce,
+            view: Box::new(view),
+        };
+        self.queue_payload(to, &reply);
+    }
+
+    /// Counts and drops a datagram. The log shows the first few of each
+    /// reason and then every power of two, so a flood cannot drown it.
+    fn reject(&mut self, src: SocketAddr, why: Reject) {
+        let reason = why.reason();
+        let count = self.counters.rejected.entry(reason).or_default();
+        *count += 1;
+        if *count <= 8 || count.is_power_of_two() {
+            tracing::warn!(node = %self.name, %src, %reason, count = *count, "dropped datagram: {why}");
+        }
+    }
+}

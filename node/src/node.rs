@@ -1,0 +1,218 @@
+//! The one way to start a node of a cluster, for `twopc node` and for the
+//! in-process clusters of `twopc demo` and `twopc bench` alike:
+//!
+//! 1. claim the data directory (`LOCK`, `NODE`): another process, another
+//!    node or another role is refused before anything in it is touched;
+//! 2. replay it, read-only, and refuse a state of another role;
+//! 3. open the store (only now is a torn tail cut or an old log deleted);
+//! 4. bind the socket, and hand everything to a [`Shell`].
+
+use crate::cluster::Cluster;
+use crate::core::Config;
+use crate::error::{Error, Result};
+use crate::shell::Shell;
+use crate::storage::{replay, DataDir, DiskFaults, LogStore, COMPACT_MIN};
+use crate::transport::UdpTransport;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use twopc_model::State;
+
+/// A node ready to run.
+pub type NodeShell = Shell<UdpTransport, LogStore>;
+
+/// Where a node's socket comes from.
+#[derive(Debug)]
+pub enum Socket {
+    /// Bind the node's `bind` address from the cluster file.
+    Bind,
+    /// A socket bound already (a local cluster binds every socket first, to
+    /// learn the ports it writes into its cluster description).
+    Bound(std::net::UdpSocket),
+}
+
+/// Prepares node `name` of `cluster` with its storage in `data_dir`.
+pub async fn start(
+    cluster: &Cluster,
+    name: &str,
+    data_dir: &Path,
+    cfg: Config,
+    socket: Socket,
+) -> Result<NodeShell> {
+    let spec = cluster.node(name)?;
+    let dir = DataDir::claim(data_dir, name, spec.role)?;
+    let replayed = replay(dir.path())?;
+    if replayed.state.as_ref().is_some_and(|s| !spec.role.keeps(s)) {
+        return Err(Error::WrongRole {
+            dir: data_dir.to_path_buf(),
+            role: spec.role,
+        });
+    }
+    let (store, stored) = LogStore::open_replayed(dir, replayed, COMPACT_MIN)?;
+    // Testing aids only (off unless a --fault-* flag is given).
+    let faults = &cfg.faults;
+    let store = store.with_faults(DiskFaults::new(
+        faults.fsync_fail_after,
+        faults.disk_full_after,
+    ));
+    if faults.any_network()
+        || faults.fsync_fail_after.is_some()
+        || faults.disk_full_after.is_some()
+        || faults.capture.is_some()
+    {
+        tracing::warn!(
+            node = name,
+            ?faults,
+            "FAULT INJECTION ON: this node misbehaves on purpose (testing aid)"
+        );
+    }
+    let transport = match socket {
+        Socket::Bind => UdpTransport::bind(SocketAddr::V4(spec.bind)).await?,
+        Socket::Bound(socket) => UdpTransport::from_std(socket)?,
+    };
+    tracing::info!(
+        node = name,
+        role = %spec.role,
+        address = %spec.address,
+        bind = %spec.bind,
+        data_dir = %data_dir.display(),
+        recovered = stored.is_some(),
+        authenticated = cfg.codec.is_authenticated(),
+        "node starting"
+    );
+    if !cfg.codec.is_authenticated() {
+        tracing::warn!(
+            node = name,
+            "no cluster key (TWOPC_KEY or --key-file): datagrams are not authenticated, \
+             anyone who can reach this port can forge protocol messages"
+        );
+    }
+    Ok(Shell::new(
+        cluster.actor(spec),
+        spec.id(),
+        transport,
+        store,
+        stored,
+        cfg,
+    ))
+}
+
+/// Runs a started node until `shutdown` resolves. A storage failure stops
+/// it: [`Error::Fatal`], naming the node.
+pub async fn run(
+    node: NodeShell,
+    name: String,
+    shutdown: impl Future<Output = ()>,
+) -> Result<State> {
+    match node.run(shutdown).await {
+        Ok(state) => {
+            tracing::info!(node = name, "node stopped cleanly");
+            Ok(state)
+        }
+        Err(e) => Err(Error::Fatal {
+            node: name,
+            source: Box::new(e),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::Faults;
+    use crate::storage::Store;
+    use crate::wire::{Codec, Format};
+    use std::fs;
+    use twopc_model::{CoordStorage, Storage};
+
+    const CLUSTER: &str = r#"
+        [[node]]
+        name = "coordinator"
+        role = "coordinator"
+        address = "127.0.0.1:1"
+        [[node]]
+        name = "wallet"
+        role = "wallet"
+        address = "127.0.0.1:2"
+        [[node]]
+        name = "order"
+        role = "order"
+        address = "127.0.0.1:3"
+    "#;
+
+    fn cfg(name: &str) -> Config {
+        Config {
+            name: name.into(),
+            codec: Codec::new(None, Format::Bincode),
+            faults: Faults::default(),
+            batch_max: 64,
+        }
+    }
+
+    /// A coordinator's data directory whose log ends in a torn record and
+    /// which holds a half-made snapshot: what opening the store repairs.
+    fn damaged_coordinator_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let (mut store, _) = LogStore::open(dir).unwrap();
+        let s = CoordStorage {
+            epoch: 3,
+            ..CoordStorage::default()
+        };
+        store.stage(Storage::Coordinator(s)).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let log = dir.join("log.0");
+        let mut bytes = fs::read(&log).unwrap();
+        bytes.extend_from_slice(&[0xA7, 50, 0, 0, 0]);
+        fs::write(&log, bytes).unwrap();
+        fs::write(dir.join("snapshot.tmp"), b"half").unwrap();
+        files(dir)
+    }
+
+    fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, fs::read(e.path()).unwrap())
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Another node's directory, or another role's state, is refused before
+    /// the torn tail is cut, the half-made snapshot deleted or a `NODE`
+    /// file written.
+    #[tokio::test]
+    async fn nothing_is_repaired_in_a_directory_that_is_not_ours() {
+        let cluster = Cluster::parse(CLUSTER).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let before = damaged_coordinator_dir(dir.path());
+        let start = |name: &'static str| {
+            let cluster = cluster.clone();
+            let path = dir.path().to_path_buf();
+            // Any free port: the cluster's own addresses need not be bindable.
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            async move { start(&cluster, name, &path, cfg(name), Socket::Bound(socket)).await }
+        };
+        let err = start("wallet").await.err().expect("refused");
+        assert!(matches!(err, Error::WrongRole { .. }), "{err}");
+        assert_eq!(files(dir.path()), before, "untouched");
+        fs::write(dir.path().join("NODE"), "coordinator\n").unwrap();
+        let before = files(dir.path());
+        let err = start("order").await.err().expect("refused");
+        assert!(matches!(err, Error::NotOwner { .. }), "{err}");
+        assert_eq!(files(dir.path()), before, "untouched");
+        // Its owner starts on it, and only then is it repaired.
+        let node = start("coordinator").await.unwrap();
+        drop(node);
+        assert!(!dir.path().join("snapshot.tmp").exists());
+        let torn_len = before.iter().find(|(f, _)| f == "log.0").unwrap().1.len();
+        assert_eq!(
+            fs::read(dir.path().join("log.0")).unwrap().len(),
+            torn_len - 5,
+            "the torn tail is cut"
+        );
+    }
+}

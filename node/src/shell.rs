@@ -1,0 +1,197 @@
+//! The runtime's shell: the async loop around one [`Core`]. It owns what
+//! the core must not touch — the socket, the store, the clock — and does
+//! only this:
+//!
+//! 1. wait for the first of: shutdown, the next timer deadline, a datagram
+//!    held back by an injected fault, a datagram;
+//! 2. feed that event, and every datagram already waiting (up to
+//!    `batch_max`), to the core: one batch;
+//! 3. run the batch's [`Ready`] in order: send what may leave at once, stage
+//!    the saves, fsync if the core says so (persist before send is decided
+//!    in [`Core::ready`]), then send the rest.
+//!
+//! At shutdown, saves that no send has forced to disk yet are made durable.
+
+use crate::core::{Config, Core, Event, Ready};
+use crate::error::Result;
+use crate::faults::{Capture, Outgoing};
+use crate::storage::Store;
+use crate::transport::Transport;
+use stateright::actor::Id;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::time::Duration;
+use tokio::time::Instant;
+use twopc_model::{Node, State, Storage};
+
+/// Called with the state after every batch; `Break` stops the runtime.
+pub type Observer = Box<dyn FnMut(&State) -> ControlFlow<()> + Send>;
+
+/// What woke the loop.
+enum Wake {
+    Shutdown,
+    Timer,
+    HeldBack,
+    Datagram(io::Result<(usize, SocketAddr)>),
+}
+
+/// One actor, its socket and its storage.
+pub struct Shell<T: Transport, S: Store> {
+    core: Core,
+    transport: T,
+    store: S,
+    stored: Option<Storage>,
+    name: String,
+    batch_max: usize,
+    capture: Capture,
+    observer: Option<Observer>,
+}
+
+impl<T: Transport, S: Store> Shell<T, S> {
+    /// A runtime for `actor` known to peers as `id`, starting from `stored`
+    /// (the last durable state of `store`).
+    pub fn new(
+        actor: Node,
+        id: Id,
+        transport: T,
+        store: S,
+        stored: Option<Storage>,
+        cfg: Config,
+    ) -> Self {
+        Shell {
+            core: Core::new(actor, id, &cfg),
+            transport,
+            store,
+            stored,
+            name: cfg.name,
+            batch_max: cfg.batch_max.max(1),
+            capture: Capture::open(cfg.faults.capture.as_deref()),
+            observer: None,
+        }
+    }
+
+    /// Calls `observer` after every batch; it may stop the runtime.
+    pub fn observe(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Runs until `shutdown` resolves, the observer says stop, or storage
+    /// fails (fatal: the node stops rather than run with unknown durability).
+    /// Returns the final state.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<State> {
+        self.core.storage_stats(self.store.stats());
+        let stored = self.stored.take();
+        self.core.handle(Instant::now(), Event::Start(stored));
+        self.flush().await?;
+        tokio::pin!(shutdown);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            if let Some(observer) = &mut self.observer {
+                if observer(self.core.state()).is_break() {
+                    break;
+                }
+            }
+            let timer = self.core.next_timer();
+            let held_back = self.core.next_held_back();
+            let wake = tokio::select! {
+                biased;
+                _ = &mut shutdown => Wake::Shutdown,
+                _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)),
+                    if timer.is_some() => Wake::Timer,
+                _ = tokio::time::sleep_until(held_back.unwrap_or_else(Instant::now)),
+                    if held_back.is_some() => Wake::HeldBack,
+                r = self.transport.recv(&mut buf) => Wake::Datagram(r),
+            };
+            match wake {
+                Wake::Shutdown => break,
+                Wake::Timer => self.core.handle(Instant::now(), Event::TimerDue),
+                Wake::HeldBack => self.core.handle(Instant::now(), Event::HeldBackDue),
+                Wake::Datagram(Ok((n, from))) => self.on_datagram(from, &buf[..n]),
+                Wake::Datagram(Err(e)) => {
+                    tracing::warn!(node = %self.name, "receive failed: {e}");
+                    // Never spin on a socket that keeps failing.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            // Group commit: datagrams already waiting join this batch.
+            for _ in 1..self.batch_max {
+                match self.transport.try_recv(&mut buf) {
+                    Ok((n, from)) => self.on_datagram(from, &buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::warn!(node = %self.name, "receive failed: {e}");
+                        break;
+                    }
+                }
+            }
+            self.flush().await?;
+        }
+        // Saves left staged by batches that sent nothing become durable now.
+        if self.store.needs_sync() {
+            self.sync()?;
+        }
+        tracing::debug!(node = %self.name, "runtime stopped");
+        Ok(self.core.state().clone())
+    }
+
+    fn on_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        self.capture.record("in", from, bytes);
+        self.core
+            .handle(Instant::now(), Event::Datagram { from, bytes });
+    }
+
+    /// Runs the batch's [`Ready`]: this is the only place datagrams leave,
+    /// and none of `sends_after_sync` before the fsync the core asked for.
+    async fn flush(&mut self) -> Result<()> {
+        let Ready {
+            sends,
+            saves,
+            sync,
+            sends_after_sync,
+            timers: _, // applied to the deadlines by the core already
+        } = self.core.ready(Instant::now());
+        for out in sends {
+            self.send(out).await;
+        }
+        for storage in saves {
+            self.store.stage(storage)?;
+        }
+        if sync {
+            self.sync()?;
+        }
+        for out in sends_after_sync {
+            self.send(out).await;
+        }
+        Ok(())
+    }
+
+    /// Makes everything staged durable (fsync).
+    fn sync(&mut self) -> Result<()> {
+        let store = &mut self.store;
+        // fsync blocks: tell a multi-threaded tokio so it can move other
+        // tasks off this thread meanwhile.
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| store.sync())?
+            }
+            _ => store.sync()?,
+        }
+        self.core.storage_stats(self.store.stats());
+        Ok(())
+    }
+
+    /// Sends one datagram whose saves are durable.
+    async fn send(&mut self, Outgoing { to, bytes, .. }: Outgoing) {
+        self.capture.record("out", to, &bytes);
+        let result = self.transport.send(&bytes, to).await;
+        let errors = self.core.sent(result.is_ok());
+        if let Err(e) = result {
+            if errors.is_power_of_two() {
+                tracing::warn!(node = %self.name, %to, errors, "send failed: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The log-and-snapshot store of one claimed data directory: append, sync,
+//! compact. Opening it repairs what a crash may leave behind (a torn tail,
+//! a half-made snapshot or log, logs of older generations) — only after the
+//! directory was claimed and replayed.
+
+use super::delta::{diff, Delta};
+use super::dir::{io_err, sync_dir, DataDir};
+use super::faulty::DiskFaults;
+use super::record::{encode_record, log_header, snapshot};
+use super::replay::{log_path, replay, Replayed};
+use super::{Store, StoreStats};
+use crate::error::Result;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use twopc_model::Storage;
+
+/// Default floor for compaction: the log is not compacted below this size.
+pub const COMPACT_MIN: u64 = 4 << 20;
+
+/// The log-and-snapshot store of one data directory.
+#[derive(Debug)]
+pub struct LogStore {
+    dir: DataDir,
+    log: File,
+    log_path: PathBuf,
+    generation: u64,
+    last: Option<Storage>,
+    pending: Option<Storage>,
+    buf: Vec<u8>,
+    log_len: u64,
+    snapshot_len: u64,
+    compact_min: u64,
+    stats: StoreStats,
+    faults: DiskFaults,
+}
+
+impl LogStore {
+    /// Locks `dir` (creating it if needed), without an owner check, and
+    /// opens the store in it. Returns it with the last durable state, if any.
+    pub fn open(dir: &Path) -> Result<(LogStore, Option<Storage>)> {
+        Self::open_with(dir, COMPACT_MIN)
+    }
+
+    /// [`LogStore::open`] with a chosen compaction floor (tests use a small one).
+    pub fn open_with(dir: &Path, compact_min: u64) -> Result<(LogStore, Option<Storage>)> {
+        let dir = DataDir::lock(dir)?;
+        let replayed = replay(dir.path())?;
+        Self::open_replayed(dir, replayed, compact_min)
+    }
+
+    /// Opens the store in `dir`, claimed and replayed already: records the
+    /// directory's owner if it is new, cuts a torn tail, discards what a
+    /// crashed compaction left, and returns the store with the replayed
+    /// state. Every write at start happens here.
+    pub fn open_replayed(
+        mut dir: DataDir,
+        replayed: Replayed,
+        compact_min: u64,
+    ) -> Result<(LogStore, Option<Storage>)> {
+        let Replayed {
+            generation,
+            state,
+            snapshot_len,
+            log,
+        } = replayed;
+        dir.record_owner()?;
+        let mut stats = dir.stats;
+        let path = dir.path().to_path_buf();
+        let tmp = path.join("snapshot.tmp");
+        if tmp.exists() {
+            // A compaction that crashed before its rename: the old snapshot
+            // and log are intact and authoritative.
+            fs::remove_file(&tmp).map_err(io_err(&tmp))?;
+        }
+        let log_path = log_path(&path, generation);
+        let log_len = match log {
+            Some(tail) => {
+                if let Some(why) = tail.torn {
+                    cut_torn_tail(&tail.path, tail.valid_len, &why, &mut stats)?;
+                }
+                tail.valid_len
+            }
+            None => create_log(&path, generation, &mut stats)?,
+        };
+        // Logs of older generations are leftovers of a finished compaction.
+        let mut removed = false;
+        for entry in fs::read_dir(&path).map_err(io_err(&path))? {
+            let entry = entry.map_err(io_err(&path))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("log.") && entry.path() != log_path {
+                fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+                removed = true;
+            }
+        }
+        if removed {
+            sync_dir(&path, &mut stats)?;
+        }
+        let log = OpenOptions::new()
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err(&log_path))?;
+        let store = LogStore {
+            dir,
+            log,
+            log_path,
+            generation,
+            last: state.clone(),
+            pending: None,
+            buf: Vec::new(),
+            log_len,
+            snapshot_len,
+            compact_min,
+            stats,
+            faults: DiskFaults::default(),
+        };
+        Ok((store, state))
+    }
+
+    /// Testing aid: the store with disk faults injected into its log.
+    pub fn with_faults(mut self, faults: DiskFaults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The current log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Replaces log and snapshot by a snapshot of the current state.
+    fn compact(&mut self) -> Result<()> {
+        let Some(state) = &self.last else {
+            return Ok(());
+        };
+        let generation = self.generation + 1;
+        let bytes = snapshot(generation, state);
+        let dir = self.dir.path().to_path_buf();
+        let tmp = dir.join("snapshot.tmp");
+        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(&bytes).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+        self.stats.fsyncs += 1;
+        let snap = dir.join("snapshot");
+        fs::rename(&tmp, &snap).map_err(io_err(&snap))?;
+        sync_dir(&dir, &mut self.stats)?;
+        // From here the snapshot is the truth; the new log starts empty.
+        let log_len = create_log(&dir, generation, &mut self.stats)?;
+        let new_path = log_path(&dir, generation);
+        let log = OpenOptions::new()
+            .append(true)
+            .open(&new_path)
+            .map_err(io_err(&new_path))?;
+        let old = std::mem::replace(&mut self.log_path, new_path);
+        fs::remove_file(&old).map_err(io_err(&old))?;
+        self.log = log;
+        self.generation = generation;
+        self.log_len = log_len;
+        self.snapshot_len = bytes.len() as u64;
+        self.stats.bytes_written += bytes.len() as u64;
+        self.stats.compactions += 1;
+        Ok(())
+    }
+}
+
+/// Cuts the torn tail of `path` after `valid_len`: the write never
+/// completed, so its fsync never returned and nothing depending on it was
+/// sent; the state before it is what every peer may have seen.
+fn cut_torn_tail(path: &Path, valid_len: u64, why: &str, stats: &mut StoreStats) -> Result<()> {
+    tracing::warn!(
+        file = %path.display(),
+        offset = valid_len,
+        "torn tail in storage log: {why}; this write never completed, so its fsync \
+         never returned and nothing depending on it was sent: truncating it"
+    );
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.set_len(valid_len).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))?;
+    stats.fsyncs += 1;
+    Ok(())
+}
+
+/// Creates `DIR/log.<generation>` whole: header to a temporary file, fsync,
+/// rename, fsync the directory. Returns its length.
+fn create_log(dir: &Path, generation: u64, stats: &mut StoreStats) -> Result<u64> {
+    let path = log_path(dir, generation);
+    let tmp = dir.join(format!("log.{generation}.tmp"));
+    let header = log_header(generation);
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&header).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    stats.fsyncs += 1;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(dir, stats)?;
+    stats.bytes_written += header.len() as u64;
+    Ok(header.len() as u64)
+}
+
+impl Store for LogStore {
+    fn stage(&mut self, storage: Storage) -> Result<()> {
+        // Only the newest state of a batch matters: it includes every earlier
+        // one, and nothing is sent before `sync`. So diffing waits for `sync`,
+        // once per batch rather than once per `Save`.
+        self.pending = Some(storage);
+        Ok(())
+    }
+
+    fn needs_sync(&self) -> bool {
+        self.pending.is_some() || !self.buf.is_empty()
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if let Some(new) = self.pending.take() {
+            let delta = match &self.last {
+                None => Some(Delta::Full(new.clone())),
+                Some(old) => diff(old, &new),
+            };
+            if let Some(delta) = delta {
+                encode_record(&delta, &mut self.buf);
+            }
+            self.last = Some(new);
+        }
+        if self.buf.is_empty() {
+            return Ok(()); // Saved what was already durable: nothing to write.
+        }
+        // One write and one fdatasync for everything staged since the last
+        // sync: that is the group commit.
+        let path = &self.log_path;
+        self.faults
+            .write_all(&mut self.log, &self.buf)
+            .map_err(io_err(path))?;
+        self.faults.sync_data(&self.log).map_err(io_err(path))?;
+        self.stats.fsyncs += 1;
+        self.stats.bytes_written += self.buf.len() as u64;
+        self.log_len += self.buf.len() as u64;
+        self.buf.clear();
+        if self.log_len >= self.snapshot_len.max(self.compact_min) {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.stats
+    }
+}

@@ -1,0 +1,149 @@
+//! The one replay of a data directory: snapshot, then the log's records on
+//! top. Read-only: it repairs nothing (the log does that, once the directory
+//! is claimed), so a node's start and `twopc inspect` share it.
+
+use super::delta::apply;
+use super::dir::io_err;
+use super::record::{parse_snapshot, scan_log};
+use crate::error::{Error, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use twopc_model::{CoordStorage, PartStorage, Storage};
+
+/// What a data directory holds.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The generation of the snapshot (0 without one).
+    pub generation: u64,
+    /// The last durable state (`None`: nothing was ever saved).
+    pub state: Option<Storage>,
+    /// Bytes of the snapshot file (0 without one).
+    pub snapshot_len: u64,
+    /// The log of `generation`, if it exists.
+    pub log: Option<LogTail>,
+}
+
+/// How far the log of a replay is valid.
+#[derive(Debug)]
+pub struct LogTail {
+    /// The log file.
+    pub path: PathBuf,
+    /// Bytes of complete, valid records (header included).
+    pub valid_len: u64,
+    /// Why the bytes after `valid_len` are a torn tail, if there are any.
+    pub torn: Option<String>,
+}
+
+/// The path of the log of `generation` in `dir`.
+pub fn log_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("log.{generation}"))
+}
+
+/// Replays `dir`: reads its snapshot and log, checks that they fit together
+/// and every checksum, and returns the last durable state. Corruption is an
+/// error naming the file and offset; a torn tail is reported, not cut.
+pub fn replay(dir: &Path) -> Result<Replayed> {
+    let snap_path = dir.join("snapshot");
+    let (generation, mut state, snapshot_len) = if snap_path.exists() {
+        let bytes = fs::read(&snap_path).map_err(io_err(&snap_path))?;
+        let (g, s) = parse_snapshot(&bytes, &snap_path)?;
+        (g, Some(s), bytes.len() as u64)
+    } else {
+        (0, None, 0)
+    };
+    let path = log_path(dir, generation);
+    check_generations(dir, generation, state.is_some(), &path)?;
+    if !path.exists() {
+        return Ok(Replayed {
+            generation,
+            state,
+            snapshot_len,
+            log: None,
+        });
+    }
+    let bytes = fs::read(&path).map_err(io_err(&path))?;
+    let scan = scan_log(&bytes, generation, &path)?;
+    for (i, delta) in scan.deltas.into_iter().enumerate() {
+        state = Some(apply(state, delta).map_err(|reason| Error::StorageCorrupt {
+            path: path.clone(),
+            offset: 0,
+            reason: format!("record {i}: {reason}"),
+        })?);
+    }
+    Ok(Replayed {
+        generation,
+        state,
+        snapshot_len,
+        log: Some(LogTail {
+            path,
+            valid_len: scan.valid_len,
+            torn: scan.torn,
+        }),
+    })
+}
+
+/// The last durable state of a data directory, read without locking it
+/// (`twopc inspect`, and tests; never while a node writes to it).
+pub fn inspect(dir: &Path) -> Result<Option<Storage>> {
+    replay(dir).map(|r| r.state)
+}
+
+/// A participant's storage (for inspection).
+pub fn as_participant(s: &Storage) -> Option<&PartStorage> {
+    match s {
+        Storage::Participant(p) => Some(p),
+        Storage::Coordinator(_) | Storage::Client(_) => None,
+    }
+}
+
+/// A coordinator's storage (for inspection).
+pub fn as_coordinator(s: &Storage) -> Option<&CoordStorage> {
+    match s {
+        Storage::Coordinator(c) => Some(c),
+        Storage::Participant(_) | Storage::Client(_) => None,
+    }
+}
+
+/// Refuses a data directory whose files do not fit together: a log of a
+/// later generation than the snapshot (the snapshot was lost), or a snapshot
+/// without its log when no interrupted compaction explains it.
+fn check_generations(
+    dir: &Path,
+    generation: u64,
+    has_snapshot: bool,
+    log_path: &Path,
+) -> Result<()> {
+    let mut gens = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let name = entry.map_err(io_err(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(g) = name
+            .strip_prefix("log.")
+            .and_then(|g| g.parse::<u64>().ok())
+        {
+            gens.push(g);
+        }
+    }
+    if let Some(&later) = gens.iter().filter(|g| **g > generation).max() {
+        let snap = dir.join("snapshot");
+        return Err(Error::StorageCorrupt {
+            path: if has_snapshot { snap } else { dir.join(format!("log.{later}")) },
+            offset: 0,
+            reason: format!(
+                "log.{later} exists but the snapshot is {}: the snapshot of generation {later} is missing",
+                if has_snapshot { format!("of generation {generation}") } else { "missing".into() }
+            ),
+        });
+    }
+    // Compaction renames the snapshot into place before it creates the new
+    // log; a crash in between leaves the previous generation's log.
+    if has_snapshot && !gens.contains(&generation) && !gens.contains(&(generation.wrapping_sub(1)))
+    {
+        return Err(Error::StorageCorrupt {
+            path: log_path.to_path_buf(),
+            offset: 0,
+            reason: "missing: the snapshot names this log and no interrupted compaction explains its absence".into(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! The log store end to end: replay, compaction, torn and corrupt tails,
+//! bytes per save.
+
+use super::record::REC_MAGIC;
+use super::*;
+use crate::error::Error;
+use std::fs;
+use twopc_model::participant::Finished;
+use twopc_model::{AbortReason, Hold, Op, Outcome, RequestId, TxnId, Verdict};
+use twopc_model::{ClientState, CoordStorage, PartStorage};
+
+fn wallet(accounts: usize) -> PartStorage {
+    PartStorage {
+        levels: (0..accounts)
+            .map(|i| (format!("user{i:07}"), 1_000_000))
+            .collect(),
+        ..PartStorage::default()
+    }
+}
+
+fn prepare(s: &mut PartStorage, n: u64) {
+    let txn = TxnId { epoch: 1, n };
+    let req = RequestId { client: 9, seq: n };
+    let op = Op {
+        key: "user0000003".into(),
+        amount: 5,
+    };
+    s.holds.insert(txn, Hold { req, op });
+}
+
+fn commit(s: &mut PartStorage, n: u64) {
+    let txn = TxnId { epoch: 1, n };
+    let hold = s.holds.remove(&txn).unwrap();
+    *s.levels.get_mut(&hold.op.key).unwrap() -= hold.op.amount;
+    s.finished.insert(
+        txn,
+        Finished {
+            req: Some(hold.req),
+            op: Some(hold.op),
+            committed: true,
+        },
+    );
+}
+
+/// Bytes written by the record of one save, for a wallet of `accounts`
+/// accounts that has finished `history` transactions already.
+fn bytes_per_save(accounts: usize, history: u64) -> (u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = LogStore::open_with(dir.path(), u64::MAX).unwrap();
+    let mut s = wallet(accounts);
+    for n in 0..history {
+        prepare(&mut s, n);
+        commit(&mut s, n);
+    }
+    store.stage(Storage::Participant(s.clone())).unwrap();
+    store.sync().unwrap();
+    let before = store.stats().bytes_written;
+    prepare(&mut s, history);
+    store.stage(Storage::Participant(s.clone())).unwrap();
+    store.sync().unwrap();
+    let prepare_bytes = store.stats().bytes_written - before;
+    let before = store.stats().bytes_written;
+    commit(&mut s, history);
+    store.stage(Storage::Participant(s.clone())).unwrap();
+    store.sync().unwrap();
+    (prepare_bytes, store.stats().bytes_written - before)
+}
+
+#[test]
+fn bytes_per_save_do_not_grow_with_accounts_or_history() {
+    // Varint encoding makes bigger numbers (txn 2000, seq 2000) a few
+    // bytes longer; nothing else may grow.
+    let small = bytes_per_save(10, 0);
+    for big in [bytes_per_save(20_000, 0), bytes_per_save(10, 2_000)] {
+        assert!(
+            big.0 <= small.0 + 8 && big.1 <= small.1 + 12,
+            "{small:?} vs {big:?}"
+        );
+    }
+    assert!(small.0 < 100 && small.1 < 150, "{small:?}");
+}
+
+#[test]
+fn replay_returns_exactly_the_last_saved_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = wallet(50);
+    {
+        let (mut store, none) = LogStore::open(dir.path()).unwrap();
+        assert_eq!(none, None);
+        for n in 0..20 {
+            prepare(&mut s, n);
+            store.stage(Storage::Participant(s.clone())).unwrap();
+            if n % 3 == 0 {
+                commit(&mut s, n);
+                store.stage(Storage::Participant(s.clone())).unwrap();
+            }
+            store.sync().unwrap();
+        }
+        // Staged but never synced: as if the process died before fsync.
+        s.levels.clear();
+        store.stage(Storage::Participant(s.clone())).unwrap();
+    }
+    let (_, loaded) = LogStore::open(dir.path()).unwrap();
+    let mut expected = wallet(50);
+    for n in 0..20 {
+        prepare(&mut expected, n);
+        if n % 3 == 0 {
+            commit(&mut expected, n);
+        }
+    }
+    assert_eq!(loaded, Some(Storage::Participant(expected)));
+}
+
+#[test]
+fn coordinator_and_client_deltas_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = |client, seq| Outcome {
+        req: RequestId { client, seq },
+        txn: None,
+        verdict: Verdict::Aborted(AbortReason::InvalidRequest),
+    };
+    let mut c = CoordStorage::default();
+    let (mut store, _) = LogStore::open(dir.path()).unwrap();
+    for i in 0..10 {
+        c.epoch = i / 3;
+        c.clients.insert(i % 4, outcome(i % 4, i));
+        c.commits
+            .insert(TxnId { epoch: 0, n: i }, RequestId { client: 1, seq: i });
+        if i > 2 {
+            c.commits.remove(&TxnId { epoch: 0, n: i - 2 });
+        }
+        store.stage(Storage::Coordinator(c.clone())).unwrap();
+        store.sync().unwrap();
+    }
+    drop(store);
+    let (mut store, loaded) = LogStore::open(dir.path()).unwrap();
+    assert_eq!(loaded, Some(Storage::Coordinator(c)));
+    // A change of role writes a full record.
+    let client = ClientState {
+        seen: vec![outcome(1, 1), outcome(1, 2)],
+    };
+    store.stage(Storage::Client(client.clone())).unwrap();
+    let mut more = client.clone();
+    more.seen.push(outcome(1, 3));
+    store.stage(Storage::Client(more.clone())).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    assert_eq!(inspect(dir.path()).unwrap(), Some(Storage::Client(more)));
+}
+
+#[test]
+fn compaction_keeps_state_and_bounds_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = wallet(100);
+    let (mut store, _) = LogStore::open_with(dir.path(), 2_000).unwrap();
+    for n in 0..300 {
+        prepare(&mut s, n);
+        store.stage(Storage::Participant(s.clone())).unwrap();
+        commit(&mut s, n);
+        store.stage(Storage::Participant(s.clone())).unwrap();
+        store.sync().unwrap();
+    }
+    assert!(store.stats().compactions >= 2, "{:?}", store.stats());
+    let live = store.log_path().to_path_buf();
+    drop(store);
+    let logs: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.starts_with("log.").then_some(name)
+        })
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(live.ends_with(&logs[0]));
+    let (_, loaded) = LogStore::open_with(dir.path(), 2_000).unwrap();
+    assert_eq!(loaded, Some(Storage::Participant(s)));
+}
+
+#[test]
+fn torn_tail_is_cut_and_corruption_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = wallet(5);
+    {
+        let (mut store, _) = LogStore::open(dir.path()).unwrap();
+        for n in 0..3 {
+            prepare(&mut s, n);
+            store.stage(Storage::Participant(s.clone())).unwrap();
+            store.sync().unwrap();
+        }
+    }
+    let log = dir.path().join("log.0");
+    let good = fs::read(&log).unwrap();
+    // Torn: half of a new record.
+    let mut torn = good.clone();
+    torn.extend_from_slice(&[REC_MAGIC, 50, 0, 0, 0, 1, 2, 3, 4, 5, 6]);
+    fs::write(&log, &torn).unwrap();
+    let (_, loaded) = LogStore::open(dir.path()).unwrap();
+    assert_eq!(loaded, Some(Storage::Participant(s.clone())));
+    assert_eq!(fs::read(&log).unwrap(), good, "torn tail truncated");
+    // Zero-filled tail: also torn.
+    let mut zeros = good.clone();
+    zeros.extend_from_slice(&[0; 64]);
+    fs::write(&log, &zeros).unwrap();
+    assert_eq!(
+        LogStore::open(dir.path()).unwrap().1,
+        Some(Storage::Participant(s))
+    );
+    // Corrupt: a flipped byte inside the last complete record.
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 3] ^= 0x10;
+    fs::write(&log, &bad).unwrap();
+    let err = LogStore::open(dir.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::StorageCorrupt { .. }), "{msg}");
+    assert!(msg.contains("log.0") && msg.contains("checksum"), "{msg}");
+    // And the corrupt file is left as it was, for inspection.
+    assert_eq!(fs::read(&log).unwrap(), bad);
+}
+
+#[test]
+fn a_data_dir_is_locked_by_one_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, _) = LogStore::open(dir.path()).unwrap();
+    let err = LogStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+}
