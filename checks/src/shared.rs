@@ -27,10 +27,9 @@ impl<T: Hash> Shared<T> {
     pub fn new(value: T) -> Self {
         // aHash with fixed seeds (as stateright's own fingerprints): the same
         // contents hash the same in every run and thread.
-        let mut h = ahash::RandomState::with_seeds(1, 2, 3, 4).build_hasher();
-        value.hash(&mut h);
+        let hash = ahash::RandomState::with_seeds(1, 2, 3, 4).hash_one(&value);
         Shared {
-            hash: h.finish(),
+            hash,
             value: Arc::new(value),
         }
     }
