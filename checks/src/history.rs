@@ -8,8 +8,8 @@
 //! beyond the CI matrix) fall back to an ordinary set, empty otherwise. A
 //! clone is a copy of a few words instead of four tree allocations.
 
+use crate::config::{Config, FIRST_CLIENT, WALLET};
 use crate::shared::Shared;
-use crate::system::{Config, FIRST_CLIENT, WALLET};
 use serde::Serialize;
 use stateright::actor::{Envelope, Id};
 use std::collections::BTreeSet;

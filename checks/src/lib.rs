@@ -1,163 +1,74 @@
 //! twopc-checks: model-checking runs of the twopc protocol.
 //!
-//! - [`system`]: configurations and the stateright model built from them.
+//! - [`config`]: the configurations people check.
+//! - [`system`]: the stateright model built from one, and how to read its states.
 //! - [`history`]: promises made on the wire, as compact bit sets.
 //! - [`properties`]: safety (`always`) and reachability (`sometimes`) properties.
 //! - [`liveness`]: the AG EF done analysis over the explored graph.
 //! - [`mutants`]: deliberately broken protocol variants the checker must catch.
 //! - [`shared`]: messages, states and storage shared and hashed once.
 //! - [`report`]: counterexamples in plain words.
+//! - [`run`]: exhaustive runs and their verdicts.
 //! - [`matrix`]: the configurations CI checks exhaustively, with pinned counts.
 
+pub mod config;
 pub mod history;
 pub mod liveness;
 pub mod matrix;
 pub mod mutants;
 pub mod properties;
 pub mod report;
+pub mod run;
 pub mod shared;
 pub mod system;
 
-use stateright::{Checker, Expectation, Model, Path};
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+pub use run::{check, check_with, CheckRun, Strategy, Verdict};
+
+use stateright::{Model, Property};
 use system::{SysAction, SysState, TwopcModel};
 
-/// The outcome of an exhaustive check.
-pub struct CheckRun {
-    /// Unique states visited.
-    pub unique: usize,
-    /// States generated, repeats included.
-    pub total: usize,
-    /// Longest path explored.
-    pub depth: usize,
-    /// Wall time.
-    pub elapsed: Duration,
-    /// Each property with its expectation and, if found, its discovery path.
-    pub verdicts: Vec<Verdict>,
-}
+/// The checked system as stateright sees it: the actor model, filtered by the
+/// configuration's crash rules, judged by [`properties`], shown by [`report`].
+/// (Written here, above `system`, `properties` and `report`, so that none of
+/// them depends on another in a circle.)
+impl Model for TwopcModel {
+    type State = SysState;
+    type Action = SysAction;
 
-/// One property's result.
-pub struct Verdict {
-    /// The property's name.
-    pub name: &'static str,
-    /// `always` or `sometimes`.
-    pub expectation: Expectation,
-    /// A counterexample (for `always`) or an example (for `sometimes`).
-    pub discovery: Option<Path<SysState, SysAction>>,
-}
-
-impl Verdict {
-    /// Whether the property holds: an `always` with no counterexample, or a
-    /// `sometimes` with an example.
-    pub fn holds(&self) -> bool {
-        match self.expectation {
-            Expectation::Always => self.discovery.is_none(),
-            Expectation::Sometimes => self.discovery.is_some(),
-            Expectation::Eventually => self.discovery.is_none(),
-        }
-    }
-}
-
-impl CheckRun {
-    /// Whether every property holds.
-    pub fn all_hold(&self) -> bool {
-        self.verdicts.iter().all(Verdict::holds)
+    fn init_states(&self) -> Vec<SysState> {
+        self.inner.init_states()
     }
 
-    /// The names of the properties that do not hold.
-    pub fn failing(&self) -> Vec<&'static str> {
-        self.verdicts
-            .iter()
-            .filter(|v| !v.holds())
-            .map(|v| v.name)
-            .collect()
+    fn actions(&self, state: &SysState, actions: &mut Vec<SysAction>) {
+        self.inner.actions(state, actions);
+        actions.retain(|a| self.allowed(state, a));
     }
 
-    /// The verdict on one property.
-    pub fn verdict(&self, name: &str) -> Option<&Verdict> {
-        self.verdicts.iter().find(|v| v.name == name)
+    fn next_state(&self, state: &SysState, action: SysAction) -> Option<SysState> {
+        self.inner.next_state(state, action)
     }
 
-    /// States per second.
-    pub fn rate(&self) -> f64 {
-        self.unique as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    fn format_action(&self, action: &SysAction) -> String {
+        crate::report::format_action(self, action)
     }
-}
 
-/// How the state space is searched. Both visit every reachable state, so the
-/// unique state count is the same.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Strategy {
-    /// Breadth-first: counterexamples are shortest paths (single-threaded),
-    /// but the whole frontier of full states is held in memory.
-    Bfs,
-    /// Depth-first: keeps only fingerprints and the current path, so it fits
-    /// state spaces several times larger; counterexamples may be longer.
-    Dfs,
-}
-
-/// Exhaustive breadth-first check with `threads` threads. `progress` is called
-/// about every `every` with (unique, total, depth) while the check runs.
-pub fn check(
-    model: TwopcModel,
-    threads: usize,
-    every: Duration,
-    progress: impl FnMut(usize, usize, usize),
-) -> CheckRun {
-    check_with(model, Strategy::Bfs, threads, every, progress)
-}
-
-/// Exhaustive check with the given search strategy; see [`check`].
-pub fn check_with(
-    model: TwopcModel,
-    strategy: Strategy,
-    threads: usize,
-    every: Duration,
-    progress: impl FnMut(usize, usize, usize),
-) -> CheckRun {
-    let builder = model.clone().checker().threads(threads);
-    match strategy {
-        Strategy::Bfs => finish(model, builder.spawn_bfs(), every, progress),
-        Strategy::Dfs => finish(model, builder.spawn_dfs(), every, progress),
+    fn format_step(&self, last: &SysState, action: SysAction) -> Option<String> {
+        self.inner.format_step(last, action)
     }
-}
 
-fn finish(
-    model: TwopcModel,
-    checker: impl Checker<TwopcModel>,
-    every: Duration,
-    mut progress: impl FnMut(usize, usize, usize),
-) -> CheckRun {
-    let start = Instant::now();
-    let props = model.properties();
-    let mut last = Instant::now();
-    while !checker.is_done() {
-        std::thread::sleep(Duration::from_millis(20));
-        if last.elapsed() >= every {
-            progress(
-                checker.unique_state_count(),
-                checker.state_count(),
-                checker.max_depth(),
-            );
-            last = Instant::now();
-        }
+    fn as_svg(&self, path: stateright::Path<SysState, SysAction>) -> Option<String> {
+        let steps = path.into_vec();
+        let init = steps.first()?.0.clone();
+        let actions: Vec<SysAction> = steps.into_iter().filter_map(|(_, a)| a).collect();
+        self.inner
+            .as_svg(stateright::Path::from_actions(&self.inner, init, &actions)?)
     }
-    let checker = checker.join();
-    let elapsed = start.elapsed();
-    let mut discoveries: BTreeMap<&'static str, _> = checker.discoveries().into_iter().collect();
-    CheckRun {
-        unique: checker.unique_state_count(),
-        total: checker.state_count(),
-        depth: checker.max_depth(),
-        elapsed,
-        verdicts: props
-            .iter()
-            .map(|p| Verdict {
-                name: p.name,
-                expectation: p.expectation.clone(),
-                discovery: discoveries.remove(p.name),
-            })
-            .collect(),
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        properties::for_config(&self.cfg)
+    }
+
+    fn within_boundary(&self, state: &SysState) -> bool {
+        Model::within_boundary(&self.inner, state)
     }
 }

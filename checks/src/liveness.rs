@@ -16,8 +16,8 @@
 //! state: a state whose only way forward leaves the explored graph cannot
 //! reach done *in* it, and fails the analysis.
 
-use crate::report::Step;
-use crate::system::{participants, NetworkKind, SysState, TwopcModel, COORDINATOR};
+use crate::config::{NetworkKind, COORDINATOR};
+use crate::system::{participants, Step, SysState, TwopcModel};
 use stateright::actor::Network;
 use stateright::Model;
 use std::collections::hash_map::{DefaultHasher, Entry};

@@ -4,9 +4,11 @@ use clap::{Args, Parser, Subcommand};
 use stateright::{Checker, Expectation, Model};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use twopc_checks::config::{Config, NetworkKind, Role};
 use twopc_checks::mutants::Mutant;
-use twopc_checks::system::{Config, NetworkKind, Role, TwopcModel};
-use twopc_checks::{liveness, report, Strategy};
+use twopc_checks::report::{self, Search};
+use twopc_checks::system::TwopcModel;
+use twopc_checks::{liveness, Strategy, Verdict};
 
 const FURTHER: &str = "\
 Go further:
@@ -259,7 +261,7 @@ fn main() -> ExitCode {
             max_depth,
         }) => with_config(&sys, |m| run_simulate(m, seed, states, max_depth)),
         Some(Command::Explore { sys, addr }) => with_config(&sys, |m| {
-            println!("Checking: {}", describe(&m.cfg));
+            println!("Checking: {}", report::describe(&m.cfg));
             println!("Explorer: http://{addr}/  (press Ctrl-C to stop)");
             println!("Open a counterexample at http://{addr}/#/steps/<action index path>");
             let _ = m.checker().serve(addr.as_str());
@@ -306,114 +308,32 @@ fn default_run() -> bool {
     ok && live
 }
 
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn run_check(model: TwopcModel, strategy: Strategy, threads: usize) -> bool {
-    println!("Checking: {}", describe(&model.cfg));
+    println!("Checking: {}", report::describe(&model.cfg));
     let shown = model.clone();
     let start = Instant::now();
     let every = Duration::from_secs(2);
     let run = twopc_checks::check_with(model, strategy, threads, every, |unique, total, depth| {
         let rate = unique as f64 / start.elapsed().as_secs_f64();
-        eprintln!(
-            "  ... {} unique states, {} total, depth {depth}, {:.0} states/s",
-            thousands(unique),
-            thousands(total),
-            rate
-        );
+        eprintln!("{}", report::check_progress(unique, total, depth, rate));
     });
-    println!(
-        "Explored {} unique states ({} total), depth {}, in {:.2}s ({:.0} states/s)",
-        thousands(run.unique),
-        thousands(run.total),
-        run.depth,
-        run.elapsed.as_secs_f64(),
-        run.rate()
-    );
-    for v in &run.verdicts {
-        let (mark, what) = match (v.expectation.clone(), v.holds()) {
-            (Expectation::Sometimes, true) => ("ok  ", "sometimes: reached"),
-            (Expectation::Sometimes, false) => ("FAIL", "sometimes: never reached"),
-            (_, true) => ("ok  ", "always: holds"),
-            (_, false) => ("FAIL", "always: VIOLATED"),
-        };
-        println!("  {mark} {:<66} {what}", v.name);
-    }
-    for v in run.verdicts.iter().filter(|v| !v.holds()) {
-        if let Some(path) = &v.discovery {
-            println!("\nCounterexample for \"{}\":", v.name);
-            print!("{}", report::format_path(&shown, path));
-            println!("  action index path: {}", path.encode(&shown));
-            println!(
-                "  open it: twopc-check explore <same flags>, then http://127.0.0.1:3000/#/steps/{}",
-                path.encode(&shown)
-            );
-        }
-    }
-    let ok = run.all_hold();
-    println!(
-        "{}",
-        if ok {
-            "All properties hold."
-        } else {
-            "Some properties FAIL."
-        }
-    );
-    ok
+    print!("{}", report::check_run(&shown, &run));
+    run.all_hold()
 }
 
 fn run_liveness(model: &TwopcModel) -> bool {
-    println!("Liveness (AG EF done): {}", describe(&model.cfg));
+    println!("Liveness (AG EF done): {}", report::describe(&model.cfg));
     let result = liveness::analyze(model, |n| {
-        eprintln!("  ... {} states explored", thousands(n))
+        eprintln!("  ... {} states explored", report::thousands(n))
     });
-    println!(
-        "Explored {} states, {} edges in {:.2}s: {} done, {} stuck",
-        thousands(result.states),
-        thousands(result.edges),
-        result.elapsed.as_secs_f64(),
-        thousands(result.done),
-        thousands(result.stuck)
-    );
-    if result.cut_off > 0 {
-        println!(
-            "  {} states have successors beyond the limits of the configuration (not explored, never counted as live); {} of the stuck states can reach them",
-            thousands(result.cut_off),
-            thousands(result.stuck_beyond_bounds)
-        );
-    } else {
-        println!("  nothing cut off: every reachable state was explored");
-    }
-    let Some(path) = &result.stuck_path else {
-        println!("  ok   every reachable state can reach one where every request has an outcome and no hold remains");
-        return true;
-    };
-    println!(
-        "  FAIL {} states cannot reach done. Shortest path to one:",
-        thousands(result.stuck)
-    );
-    print!("{}", report::format_steps(model, path));
-    if let Some(blocked) = &result.blocked_path {
-        println!("\n  Shortest path to 2PC blocking (a participant holds a prepared transaction, the coordinator is down):");
-        print!("{}", report::format_steps(model, blocked));
-    }
-    false
+    print!("{}", report::liveness(model, &result));
+    result.holds()
 }
 
 fn run_simulate(model: TwopcModel, seed: u64, states: usize, depth: usize) -> bool {
     println!(
         "Simulating (seed {seed}, up to {states} states, walks of at most {depth} steps): {}",
-        describe(&model.cfg)
+        report::describe(&model.cfg)
     );
     let shown = model.clone();
     let props = model.properties();
@@ -426,92 +346,40 @@ fn run_simulate(model: TwopcModel, seed: u64, states: usize, depth: usize) -> bo
         .join();
     println!(
         "Generated {} states in {:.2}s",
-        thousands(checker.state_count()),
+        report::thousands(checker.state_count()),
         start.elapsed().as_secs_f64()
     );
-    let mut ok = true;
-    for p in &props {
-        let found = checker.discovery(p.name);
-        let (mark, what) = match (&p.expectation, &found) {
-            (Expectation::Always, None) => ("ok  ", "always: no violation found"),
-            (Expectation::Always, Some(_)) => ("FAIL", "always: VIOLATED"),
-            (_, Some(_)) => ("ok  ", "sometimes: reached"),
-            (_, None) => ("--  ", "sometimes: not reached by these walks"),
-        };
-        println!("  {mark} {:<66} {what}", p.name);
-        if let (Expectation::Always, Some(path)) = (&p.expectation, found) {
-            ok = false;
-            println!("\nCounterexample for \"{}\":", p.name);
-            print!("{}", report::format_path(&shown, &path));
-        }
-    }
-    ok
-}
-
-/// One line saying what configuration is being checked.
-fn describe(cfg: &Config) -> String {
-    let lower = |x: &dyn std::fmt::Debug| format!("{x:?}").to_lowercase();
-    let crashes = if cfg.max_crashes == 0 {
-        "no crashes".to_string()
-    } else {
-        let roles: Vec<String> = cfg.crashable.iter().map(|r| lower(r)).collect();
-        let never: Vec<String> = cfg.never_recover.iter().map(|r| lower(r)).collect();
-        let never = if never.is_empty() {
-            String::new()
-        } else {
-            format!(", never recovering: [{}]", never.join(", "))
-        };
-        format!(
-            "up to {} down at once among [{}]{never}, {} coordinator restart(s)",
-            cfg.max_crashes,
-            roles.join(", "),
-            cfg.max_restarts
-        )
-    };
-    format!(
-        "{} client(s) x {} purchase(s) of {} x widget at {} (balance {}, stock {}), {} network, {}{}",
-        cfg.clients,
-        cfg.purchases,
-        cfg.qty,
-        cfg.price,
-        cfg.balance,
-        cfg.stock,
-        lower(&cfg.network),
-        crashes,
-        cfg.mutant.map(|m| format!(", MUTANT {}", m.name())).unwrap_or_default()
-    )
+    let verdicts: Vec<Verdict> = props
+        .iter()
+        .map(|p| Verdict {
+            name: p.name,
+            expectation: p.expectation.clone(),
+            discovery: checker.discovery(p.name),
+        })
+        .collect();
+    print!("{}", report::verdicts(&shown, &verdicts, Search::Walks));
+    // Random walks cannot prove a `sometimes` unreachable: only a found
+    // violation fails the run.
+    !verdicts
+        .iter()
+        .any(|v| v.expectation == Expectation::Always && v.discovery.is_some())
 }
 
 fn run_matrix(threads: usize) -> bool {
-    println!("| configuration | unique states | total states | wall time | states/s | pinned |");
-    println!("|---|---:|---:|---:|---:|---|");
+    println!("{}", report::MATRIX_HEADER);
     let mut ok = true;
     for entry in twopc_checks::matrix::entries() {
-        let model = entry.config.into_model();
+        let model = entry.config.clone().into_model();
         let every = Duration::from_secs(5);
         let run = twopc_checks::check_with(model, entry.strategy, threads, every, |u, _, _| {
-            eprintln!("  ... {}: {} unique states", entry.name, thousands(u));
+            eprintln!(
+                "  ... {}: {} unique states",
+                entry.name,
+                report::thousands(u)
+            );
         });
-        let pinned = run.unique == entry.unique_states;
-        let failing = run.failing();
-        ok &= pinned && failing.is_empty();
-        println!(
-            "| {} ({}) | {} | {} | {:.1}s | {:.0} | {} |",
-            entry.name,
-            entry.about,
-            thousands(run.unique),
-            thousands(run.total),
-            run.elapsed.as_secs_f64(),
-            run.rate(),
-            if pinned {
-                "yes".to_string()
-            } else {
-                format!("NO (pinned {})", thousands(entry.unique_states))
-            }
-        );
-        for name in failing {
-            println!("  FAIL {}: {name}", entry.name);
-        }
+        ok &= run.unique == entry.unique_states && run.all_hold();
+        println!("{}", report::matrix_row(&entry, &run));
     }
     ok
 }

@@ -1,8 +1,8 @@
 //! The configurations CI checks exhaustively. Each pins its unique state count
 //! so that any change to the protocol's reachable behaviour shows up in review.
 
-use crate::system::{Config, Role};
-use crate::Strategy;
+use crate::config::{Config, Role};
+use crate::run::Strategy;
 
 /// One CI configuration.
 pub struct Entry {

@@ -42,62 +42,6 @@ pub enum Mutant {
 }
 
 impl Mutant {
-    /// The property this mutant breaks (the checker must report it violated).
-    pub fn breaks(self) -> &'static str {
-        use crate::properties::*;
-        match self {
-            Mutant::NoSaveBeforeYes => DURABLE,
-            Mutant::UnsavedDecision => DURABLE,
-            Mutant::CommitOnVoteTimeout => COMMIT_NEEDS_EVERY_YES,
-            Mutant::DoubleApplyCommit => CONSERVED,
-            Mutant::ForgetHoldsOnRestart => CLIENT_TOLD_THE_TRUTH,
-            Mutant::PresumeCommit => ATOMIC,
-            Mutant::UnsavedAbortOutcome => CLIENT_TOLD_THE_TRUTH,
-            Mutant::ReuseTxnIds => CLIENT_TOLD_THE_TRUTH,
-            Mutant::RetryStartsNewAttempt => CHARGED_AT_MOST_ONCE,
-            Mutant::ClientAcceptsAnyOutcome => CLIENT_TOLD_THE_TRUTH,
-            Mutant::NeverAsk | Mutant::RestartForgetsToAsk => LIVE,
-        }
-    }
-
-    /// The smallest configuration in which the checker shows this mutant's
-    /// bug (`twopc-check check --mutant NAME` starts from it).
-    pub fn demo_config(self) -> crate::system::Config {
-        use crate::system::{Config, Role};
-        let one = Config {
-            clients: 1,
-            mutant: Some(self),
-            ..Config::default()
-        };
-        let crashing = |role: Role| Config {
-            max_crashes: 1,
-            crashable: [role].into(),
-            ..one.clone()
-        };
-        match self {
-            Mutant::NoSaveBeforeYes
-            | Mutant::UnsavedDecision
-            | Mutant::CommitOnVoteTimeout
-            | Mutant::DoubleApplyCommit
-            | Mutant::PresumeCommit => one,
-            // Enough money for the purchase to be charged twice.
-            Mutant::RetryStartsNewAttempt => Config { balance: 20, ..one },
-            Mutant::ForgetHoldsOnRestart => crashing(Role::Wallet),
-            Mutant::UnsavedAbortOutcome | Mutant::ReuseTxnIds => crashing(Role::Coordinator),
-            // Two requests, so a duplicate of the first can answer the second.
-            Mutant::ClientAcceptsAnyOutcome => Config {
-                purchases: 2,
-                ..one
-            },
-            // Liveness-only bugs, shown where bare `twopc-check` looks for
-            // them: one purchase, any role may crash.
-            Mutant::NeverAsk | Mutant::RestartForgetsToAsk => Config {
-                max_crashes: 1,
-                ..one
-            },
-        }
-    }
-
     /// Every mutant.
     pub fn all() -> Vec<Mutant> {
         <Mutant as clap::ValueEnum>::value_variants().to_vec()

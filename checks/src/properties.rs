@@ -3,9 +3,11 @@
 //!
 //! Participants' records are read from their states (a participant's state is
 //! its storage, see `durable`); promises made on the wire come from the
-//! auxiliary [`History`](crate::system::History).
+//! auxiliary [`History`](crate::history::History).
 
+use crate::config::*;
 use crate::history::ByParticipant;
+use crate::mutants::Mutant;
 use crate::system::*;
 use stateright::actor::Id;
 use stateright::Property;
@@ -41,6 +43,25 @@ pub const PREPARED_RECOVERY: &str = "a crashed prepared participant recovers";
 /// Reached: a coordinator restarted with commit decisions and finished them.
 pub const DECIDED_RECOVERY: &str =
     "a crashed coordinator that decided commit recovers and finishes";
+
+impl Mutant {
+    /// The property this mutant breaks (the checker must report it violated).
+    pub fn breaks(self) -> &'static str {
+        match self {
+            Mutant::NoSaveBeforeYes => DURABLE,
+            Mutant::UnsavedDecision => DURABLE,
+            Mutant::CommitOnVoteTimeout => COMMIT_NEEDS_EVERY_YES,
+            Mutant::DoubleApplyCommit => CONSERVED,
+            Mutant::ForgetHoldsOnRestart => CLIENT_TOLD_THE_TRUTH,
+            Mutant::PresumeCommit => ATOMIC,
+            Mutant::UnsavedAbortOutcome => CLIENT_TOLD_THE_TRUTH,
+            Mutant::ReuseTxnIds => CLIENT_TOLD_THE_TRUTH,
+            Mutant::RetryStartsNewAttempt => CHARGED_AT_MOST_ONCE,
+            Mutant::ClientAcceptsAnyOutcome => CLIENT_TOLD_THE_TRUTH,
+            Mutant::NeverAsk | Mutant::RestartForgetsToAsk => LIVE,
+        }
+    }
+}
 
 /// The properties that apply to a configuration: every safety property, and
 /// the reachability properties the configuration can possibly reach.

@@ -1,8 +1,13 @@
 //! Counterexamples in plain words: each step says which actor did what, what it
 //! sent and whether it saved.
 
+use crate::config::{Config, COORDINATOR, FIRST_CLIENT};
+use crate::liveness::Liveness;
+use crate::matrix::Entry;
+use crate::run::{self, CheckRun};
 use crate::system::*;
 use stateright::actor::{Actor, ActorModelAction, Command, Id, Out};
+use stateright::Expectation;
 use std::borrow::Cow;
 use std::fmt::Write;
 use twopc_model::*;
@@ -97,16 +102,6 @@ fn effects(m: &TwopcModel, last: &SysState, action: &SysAction) -> Vec<String> {
         .collect()
 }
 
-/// One step of a path: a stateright action, or (in the liveness analysis of a
-/// lossy network) the loss of every message in flight.
-#[derive(Clone, Debug)]
-pub enum Step {
-    /// An action of the model.
-    Action(SysAction),
-    /// The network loses every message in flight.
-    LoseInFlight,
-}
-
 /// A stateright path as steps.
 pub fn steps(path: &stateright::Path<SysState, SysAction>) -> Vec<(SysState, Option<Step>)> {
     path.clone()
@@ -191,6 +186,196 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
             down(FIRST_CLIENT + k),
             seen.join("; ")
         );
+    }
+    s
+}
+
+// ---- Summaries of whole runs, as `twopc-check` prints them. ----
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One line saying what configuration is being checked.
+pub fn describe(cfg: &Config) -> String {
+    let lower = |x: &dyn std::fmt::Debug| format!("{x:?}").to_lowercase();
+    let crashes = if cfg.max_crashes == 0 {
+        "no crashes".to_string()
+    } else {
+        let roles: Vec<String> = cfg.crashable.iter().map(|r| lower(r)).collect();
+        let never: Vec<String> = cfg.never_recover.iter().map(|r| lower(r)).collect();
+        let never = if never.is_empty() {
+            String::new()
+        } else {
+            format!(", never recovering: [{}]", never.join(", "))
+        };
+        format!(
+            "up to {} down at once among [{}]{never}, {} coordinator restart(s)",
+            cfg.max_crashes,
+            roles.join(", "),
+            cfg.max_restarts
+        )
+    };
+    format!(
+        "{} client(s) x {} purchase(s) of {} x widget at {} (balance {}, stock {}), {} network, {}{}",
+        cfg.clients,
+        cfg.purchases,
+        cfg.qty,
+        cfg.price,
+        cfg.balance,
+        cfg.stock,
+        lower(&cfg.network),
+        crashes,
+        cfg.mutant
+            .map(|m| format!(", MUTANT {}", m.name()))
+            .unwrap_or_default()
+    )
+}
+
+/// How a search that cannot exhaust the space (random walks) reads an
+/// unreached `sometimes` and an unviolated `always`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Search {
+    /// Every reachable state was visited: verdicts are final.
+    Exhaustive,
+    /// Random walks: only what they found is known.
+    Walks,
+}
+
+/// Each property's verdict on a line, then a readable counterexample for
+/// every `always` that fails (with the explorer path that opens it).
+pub fn verdicts(m: &TwopcModel, verdicts: &[run::Verdict], search: Search) -> String {
+    let mut s = String::new();
+    for v in verdicts {
+        let found = v.discovery.is_some();
+        let (mark, what) = match (&v.expectation, found, search) {
+            (Expectation::Sometimes, true, _) => ("ok  ", "sometimes: reached"),
+            (Expectation::Sometimes, false, Search::Exhaustive) => {
+                ("FAIL", "sometimes: never reached")
+            }
+            (Expectation::Sometimes, false, Search::Walks) => {
+                ("--  ", "sometimes: not reached by these walks")
+            }
+            (_, false, Search::Exhaustive) => ("ok  ", "always: holds"),
+            (_, false, Search::Walks) => ("ok  ", "always: no violation found"),
+            (_, true, _) => ("FAIL", "always: VIOLATED"),
+        };
+        let _ = writeln!(s, "  {mark} {:<66} {what}", v.name);
+    }
+    for v in verdicts
+        .iter()
+        .filter(|v| v.expectation != Expectation::Sometimes)
+    {
+        if let Some(path) = &v.discovery {
+            let _ = writeln!(s, "\nCounterexample for \"{}\":", v.name);
+            s.push_str(&format_path(m, path));
+            let encoded = path.encode(m);
+            let _ = writeln!(s, "  action index path: {encoded}");
+            let _ = writeln!(
+                s,
+                "  open it: twopc-check explore <same flags>, then http://127.0.0.1:3000/#/steps/{encoded}"
+            );
+        }
+    }
+    s
+}
+
+/// A progress line of an exhaustive check.
+pub fn check_progress(unique: usize, total: usize, depth: usize, rate: f64) -> String {
+    format!(
+        "  ... {} unique states, {} total, depth {depth}, {rate:.0} states/s",
+        thousands(unique),
+        thousands(total)
+    )
+}
+
+/// The whole report of an exhaustive check: counts, verdicts, counterexamples.
+pub fn check_run(m: &TwopcModel, run: &CheckRun) -> String {
+    let mut s = format!(
+        "Explored {} unique states ({} total), depth {}, in {:.2}s ({:.0} states/s)\n",
+        thousands(run.unique),
+        thousands(run.total),
+        run.depth,
+        run.elapsed.as_secs_f64(),
+        run.rate()
+    );
+    s.push_str(&verdicts(m, &run.verdicts, Search::Exhaustive));
+    s.push_str(if run.all_hold() {
+        "All properties hold.\n"
+    } else {
+        "Some properties FAIL.\n"
+    });
+    s
+}
+
+/// The whole report of a liveness analysis: counts, what was cut off, and a
+/// shortest path to a stuck state (and to 2PC's blocking, if one is stuck).
+pub fn liveness(m: &TwopcModel, result: &Liveness) -> String {
+    let mut s = format!(
+        "Explored {} states, {} edges in {:.2}s: {} done, {} stuck\n",
+        thousands(result.states),
+        thousands(result.edges),
+        result.elapsed.as_secs_f64(),
+        thousands(result.done),
+        thousands(result.stuck)
+    );
+    if result.cut_off > 0 {
+        let _ = writeln!(
+            s,
+            "  {} states have successors beyond the limits of the configuration (not explored, never counted as live); {} of the stuck states can reach them",
+            thousands(result.cut_off),
+            thousands(result.stuck_beyond_bounds)
+        );
+    } else {
+        s.push_str("  nothing cut off: every reachable state was explored\n");
+    }
+    let Some(path) = &result.stuck_path else {
+        s.push_str("  ok   every reachable state can reach one where every request has its outcome and no hold remains\n");
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "  FAIL {} states cannot reach done. Shortest path to one:",
+        thousands(result.stuck)
+    );
+    s.push_str(&format_steps(m, path));
+    if let Some(blocked) = &result.blocked_path {
+        s.push_str("\n  Shortest path to 2PC blocking (a participant holds a prepared transaction, the coordinator is down):\n");
+        s.push_str(&format_steps(m, blocked));
+    }
+    s
+}
+
+/// The header of the CI matrix table (Markdown).
+pub const MATRIX_HEADER: &str = "| configuration | unique states | total states | wall time | states/s | pinned |\n|---|---:|---:|---:|---:|---|";
+
+/// One row of the CI matrix table, and a line per failing property.
+pub fn matrix_row(entry: &Entry, run: &CheckRun) -> String {
+    let pinned = if run.unique == entry.unique_states {
+        "yes".to_string()
+    } else {
+        format!("NO (pinned {})", thousands(entry.unique_states))
+    };
+    let mut s = format!(
+        "| {} ({}) | {} | {} | {:.1}s | {:.0} | {pinned} |",
+        entry.name,
+        entry.about,
+        thousands(run.unique),
+        thousands(run.total),
+        run.elapsed.as_secs_f64(),
+        run.rate(),
+    );
+    for name in run.failing() {
+        let _ = write!(s, "\n  FAIL {}: {name}", entry.name);
     }
     s
 }

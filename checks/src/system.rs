@@ -1,124 +1,28 @@
-//! A checkable twopc system: the configuration people pass on the command line,
-//! and [`TwopcModel`], the stateright model built from it.
-//!
-//! Actor layout: 0 = coordinator, 1 = wallet, 2 = order, 3.. = clients.
+//! [`TwopcModel`]: the stateright model of a configuration, its crash rules,
+//! and how to read a global state (which actor is which, what is "done").
+//! The `stateright::Model` impl that ties it to the properties and the
+//! readable reports is in the crate root.
 
+use crate::config::{Config, NetworkKind, Role, COORDINATOR, FIRST_CLIENT, ORDER, WALLET};
 use crate::history::{record_out, History};
-use crate::mutants::{Checked, Mutant};
-use crate::properties;
-use serde::Serialize;
+use crate::mutants::Checked;
 use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Id, LossyNetwork, Network};
-use stateright::{Model, Property};
-use std::collections::{BTreeMap, BTreeSet};
 use twopc_model::*;
-
-/// The coordinator's actor index.
-pub const COORDINATOR: usize = 0;
-/// The wallet's actor index.
-pub const WALLET: usize = 1;
-/// The order service's actor index.
-pub const ORDER: usize = 2;
-/// The first client's actor index.
-pub const FIRST_CLIENT: usize = 3;
-
-/// The kind of network the checker assumes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum NetworkKind {
-    /// Per-channel FIFO, no loss, no duplication. Every retransmission adds
-    /// a copy, so the state space is bounded by `max_in_flight`.
-    Ordered,
-    /// Any order, each message delivered at most once, no loss. Bounded by
-    /// `max_in_flight` like `Ordered`.
-    Unordered,
-    /// UDP: any order, any message re-delivered any number of times, and lost.
-    ///
-    /// Loss is not a separate step here: the network is a set that keeps every
-    /// message it carried, and a lost message is one that is never delivered,
-    /// which every path already includes. Safety verdicts are therefore exact.
-    /// For liveness, where a lost message matters, the analysis adds a "lose
-    /// everything in flight" step (see `liveness`), which is sound and
-    /// complete because more messages in flight never remove a path.
-    Udp,
-}
-
-/// A role, for choosing which actors may crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]
-pub enum Role {
-    /// The coordinator.
-    Coordinator,
-    /// The wallet participant.
-    Wallet,
-    /// The order participant.
-    Order,
-    /// Every client.
-    Client,
-}
-
-/// Everything that defines one checked configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// Number of clients.
-    pub clients: usize,
-    /// Purchases each client makes, one after another.
-    pub purchases: usize,
-    /// The one user's initial balance (every client buys as that user).
-    pub balance: u64,
-    /// The one sku's initial stock.
-    pub stock: u64,
-    /// Units per purchase.
-    pub qty: u64,
-    /// Price per unit.
-    pub price: u64,
-    /// The network.
-    pub network: NetworkKind,
-    /// How many actors may be down at the same time.
-    pub max_crashes: usize,
-    /// Which roles may crash.
-    pub crashable: BTreeSet<Role>,
-    /// Roles that, once crashed, never recover (shows 2PC's blocking).
-    pub never_recover: BTreeSet<Role>,
-    /// How many coordinator restarts the environment may cause (each bumps
-    /// the epoch, so the state space is infinite without a bound). Once
-    /// spent, the model offers no coordinator crash (see `TwopcModel::allowed`).
-    pub max_restarts: u64,
-    /// On the `ordered` and `unordered` networks, which keep one copy per
-    /// send, the most messages in flight explored (timers re-send forever, so
-    /// the space is infinite without a bound). `udp` needs no bound.
-    pub max_in_flight: usize,
-    /// A deliberately broken protocol variant to check instead.
-    pub mutant: Option<Mutant>,
-}
-
-impl Default for Config {
-    /// Two clients competing for one balance that covers only one purchase.
-    fn default() -> Self {
-        Config {
-            clients: 2,
-            purchases: 1,
-            balance: 10,
-            stock: 2,
-            qty: 1,
-            price: 6,
-            network: NetworkKind::Udp,
-            max_crashes: 0,
-            crashable: [Role::Coordinator, Role::Wallet, Role::Order, Role::Client].into(),
-            never_recover: BTreeSet::new(),
-            max_restarts: 1,
-            max_in_flight: 10,
-            mutant: None,
-        }
-    }
-}
-
-/// The wallet user and order sku every client buys.
-pub const USER: &str = "alice";
-/// See [`USER`].
-pub const SKU: &str = "widget";
 
 /// One global state of the checked system.
 pub type SysState = ActorModelState<Checked, History>;
 /// One step of the checked system.
 pub type SysAction = ActorModelAction<crate::shared::Shared<Msg>, Timer, ()>;
+
+/// One step of a path: a stateright action, or (in the liveness analysis of a
+/// lossy network) the loss of every message in flight.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// An action of the model.
+    Action(SysAction),
+    /// The network loses every message in flight.
+    LoseInFlight,
+}
 
 /// The checked system: stateright's actor model plus the configuration's crash
 /// rules (which roles may crash, which never recover).
@@ -131,67 +35,6 @@ pub struct TwopcModel {
 }
 
 impl Config {
-    /// The production actors of this configuration, in actor-index order.
-    pub fn nodes(&self) -> Vec<Node> {
-        let coordinator = Id::from(COORDINATOR);
-        let participant = |resource, key: &str, level| {
-            Node::Participant(Participant {
-                resource,
-                coordinator,
-                initial: BTreeMap::from([(key.to_string(), level)]),
-            })
-        };
-        let mut nodes = vec![
-            Node::Coordinator(Coordinator {
-                wallet: Id::from(WALLET),
-                order: Id::from(ORDER),
-            }),
-            participant(Resource::Wallet, USER, self.balance),
-            participant(Resource::Order, SKU, self.stock),
-        ];
-        for c in 0..self.clients {
-            let purchase = Purchase {
-                user: USER.into(),
-                sku: SKU.into(),
-                qty: self.qty,
-                price: self.price,
-            };
-            nodes.push(Node::Client(Client {
-                coordinator,
-                id: (FIRST_CLIENT + c) as ClientId,
-                purchases: vec![purchase; self.purchases],
-            }));
-        }
-        nodes
-    }
-
-    /// The role of actor `index`.
-    pub fn role(index: usize) -> Role {
-        match index {
-            COORDINATOR => Role::Coordinator,
-            WALLET => Role::Wallet,
-            ORDER => Role::Order,
-            _ => Role::Client,
-        }
-    }
-
-    /// Whether some purchase can fail for lack of funds or stock.
-    pub fn can_run_short(&self) -> bool {
-        let n = (self.clients * self.purchases) as u64;
-        let (spend, take) = (self.qty * self.price, self.qty);
-        spend > 0 && (n * spend > self.balance || n * take > self.stock)
-    }
-
-    /// Whether a single purchase can commit at all.
-    pub fn can_commit(&self) -> bool {
-        self.qty > 0 && self.qty * self.price <= self.balance && self.qty <= self.stock
-    }
-
-    /// Whether `role` may crash (and later recover) in this configuration.
-    pub fn may_crash(&self, role: Role) -> bool {
-        self.max_crashes > 0 && self.crashable.contains(&role)
-    }
-
     /// Build the model.
     pub fn into_model(self) -> TwopcModel {
         let network = match self.network {
@@ -317,7 +160,7 @@ impl TwopcModel {
     /// offers no further coordinator crash. Every reachable state is then
     /// explored and judged; nothing is cut off and counted as a success.
     /// (A coordinator that never recovers may always crash: it never restarts.)
-    fn allowed(&self, state: &SysState, action: &SysAction) -> bool {
+    pub(crate) fn allowed(&self, state: &SysState, action: &SysAction) -> bool {
         match action {
             ActorModelAction::Crash(id) => {
                 let role = Config::role((*id).into());
@@ -340,47 +183,5 @@ impl TwopcModel {
             Some(a) => stateright::actor::Actor::name(a),
             None => format!("{id:?}"),
         }
-    }
-}
-
-impl Model for TwopcModel {
-    type State = SysState;
-    type Action = SysAction;
-
-    fn init_states(&self) -> Vec<SysState> {
-        self.inner.init_states()
-    }
-
-    fn actions(&self, state: &SysState, actions: &mut Vec<SysAction>) {
-        self.inner.actions(state, actions);
-        actions.retain(|a| self.allowed(state, a));
-    }
-
-    fn next_state(&self, state: &SysState, action: SysAction) -> Option<SysState> {
-        self.inner.next_state(state, action)
-    }
-
-    fn format_action(&self, action: &SysAction) -> String {
-        crate::report::format_action(self, action)
-    }
-
-    fn format_step(&self, last: &SysState, action: SysAction) -> Option<String> {
-        self.inner.format_step(last, action)
-    }
-
-    fn as_svg(&self, path: stateright::Path<SysState, SysAction>) -> Option<String> {
-        let steps = path.into_vec();
-        let init = steps.first()?.0.clone();
-        let actions: Vec<SysAction> = steps.into_iter().filter_map(|(_, a)| a).collect();
-        self.inner
-            .as_svg(stateright::Path::from_actions(&self.inner, init, &actions)?)
-    }
-
-    fn properties(&self) -> Vec<Property<Self>> {
-        properties::for_config(&self.cfg)
-    }
-
-    fn within_boundary(&self, state: &SysState) -> bool {
-        Model::within_boundary(&self.inner, state)
     }
 }

@@ -2,8 +2,9 @@
 //! recovery included) and finds 2PC's blocking when the coordinator never
 //! recovers.
 
+use twopc_checks::config::{Config, NetworkKind, Role, COORDINATOR};
 use twopc_checks::liveness::analyze;
-use twopc_checks::system::{participants, Config, NetworkKind, Role, COORDINATOR};
+use twopc_checks::system::participants;
 
 fn one_client() -> Config {
     Config {

@@ -2,10 +2,11 @@
 //! breaks, and the same configuration without the bug must pass.
 
 use std::time::Duration;
+use twopc_checks::config::{Config, Role};
 use twopc_checks::liveness::analyze;
 use twopc_checks::mutants::Mutant;
 use twopc_checks::properties::{BOUNDED, LIVE};
-use twopc_checks::system::{participants, Config, Role};
+use twopc_checks::system::participants;
 
 fn check(cfg: Config) -> twopc_checks::CheckRun {
     twopc_checks::check(cfg.into_model(), 2, Duration::from_secs(3600), |_, _, _| {})
