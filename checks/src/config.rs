@@ -206,6 +206,21 @@ impl Mutant {
             },
             // Liveness-only bugs, shown where bare `twopc-check` looks for
             // them: one purchase, any role may crash.
+            Mutant::ForgetOnCommit => one,
+            // Two clients: one's attempt is still voting when the other's
+            // prepare carries the floor.
+            Mutant::FloorIgnoresVoting => Config {
+                mutant: Some(self),
+                ..Config::default()
+            },
+            // A commit still owed (not yet acknowledged) when the next
+            // purchase's prepare carries the floor.
+            Mutant::FloorIgnoresOwed => Config {
+                purchases: 2,
+                ..one
+            },
+            // A hold of the old epoch when the new epoch's prepare arrives.
+            Mutant::KeepDeadHolds => crashing(Role::Coordinator),
             Mutant::NeverAsk | Mutant::RestartForgetsToAsk => Config {
                 max_crashes: 1,
                 ..one

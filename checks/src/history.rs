@@ -1,6 +1,8 @@
 //! What actors promised on the wire, recorded from their outgoing messages
-//! (stateright's auxiliary history). The `durable` and `commit needs every
-//! yes` properties compare these promises with what is on disk.
+//! (stateright's auxiliary history). The properties compare these promises
+//! with what is on disk; since participants forget what the coordinator's
+//! floor settles, the history is also where the checker still finds what a
+//! participant applied.
 //!
 //! The history is part of every state the checker stores, hashes and clones,
 //! so its sets are bit sets: a promise about a small transaction or request
@@ -12,9 +14,9 @@ use crate::config::{Config, FIRST_CLIENT, WALLET};
 use crate::shared::Shared;
 use serde::Serialize;
 use stateright::actor::{Envelope, Id};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use twopc_model::{Ballot, Msg, RequestId, TxnId};
+use twopc_model::{Ballot, Msg, Op, RequestId, TxnId};
 
 /// Something that has a place in a 128-bit set when it is small enough.
 pub trait Slot: Ord + Copy {
@@ -61,11 +63,15 @@ impl<T: Slot> BitSet<T> {
 
     /// Every member.
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        let bits = self.bits;
-        (0..128u32)
-            .filter(move |i| bits & (1 << i) != 0)
-            .map(T::from_slot)
-            .chain(self.overflow.iter().copied())
+        let mut bits = self.bits;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let i = bits.trailing_zeros();
+                bits &= bits - 1;
+                T::from_slot(i)
+            })
+        })
+        .chain(self.overflow.iter().copied())
     }
 }
 
@@ -122,34 +128,70 @@ impl Slot for RequestId {
     }
 }
 
-/// What actors promised on the wire.
+/// What actors promised on the wire, and what the checker judged at a step
+/// (a refusal) that no later state could show.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct History {
     /// Every yes vote sent.
     pub yes_votes: BitSet<ByParticipant>,
-    /// Every commit ack sent.
+    /// Every commit ack sent. A participant acks only a commit it applied,
+    /// in the same step, so after it forgets a finished transaction (the
+    /// coordinator's floor settled it) the ack still says it was applied.
     pub acks: BitSet<ByParticipant>,
     /// Every transaction whose commit the coordinator revealed.
     pub commits_sent: BitSet<TxnId>,
     /// Every request whose outcome the coordinator revealed.
     pub outcomes_sent: BitSet<RequestId>,
+    /// What each participant was asked to hold for each transaction (the
+    /// request and the amount), so that what it applied can still be summed
+    /// after it forgot the transaction.
+    pub prepared: BTreeMap<ByParticipant, (RequestId, Op)>,
+    /// A participant refused a prepare for want of funds or stock while
+    /// counting a hold that was dead: of an older epoch and not a commit the
+    /// coordinator still owes (see `TwopcModel::judge_refusal`).
+    pub false_refusal: bool,
+    /// A participant refused a prepare for want of funds or stock because of
+    /// a live hold (the `sometimes` that keeps the refusal property honest).
+    pub live_hold_refusal: bool,
 }
 
 /// stateright's `record_msg_out` hook: the history after `env` was sent, or
-/// `None` when it records nothing new.
-pub fn record_out(_: &Config, h: &History, env: Envelope<&Shared<Msg>>) -> Option<History> {
-    let mut next = h.clone();
-    match &**env.msg {
+/// `None` when it records nothing new. The history is [`Shared`]: it changes
+/// rarely and is copied with every state.
+pub fn record_out(
+    _: &Config,
+    h: &Shared<History>,
+    env: Envelope<&Shared<Msg>>,
+) -> Option<Shared<History>> {
+    let by = |t: &TxnId| ByParticipant(env.src, *t);
+    // Most sends repeat a promise already recorded: look before copying.
+    let new = match &**env.msg {
         Msg::Vote {
             txn,
             ballot: Ballot::Yes,
-        } => next.yes_votes.insert(ByParticipant(env.src, *txn)),
-        Msg::Ack { txn } => next.acks.insert(ByParticipant(env.src, *txn)),
+        } => !h.yes_votes.contains(&by(txn)),
+        Msg::Ack { txn } => !h.acks.contains(&by(txn)),
+        Msg::Commit { txn } => !h.commits_sent.contains(txn),
+        Msg::Outcome(o) => !h.outcomes_sent.contains(&o.req),
+        Msg::Prepare { txn, .. } => !h.prepared.contains_key(&ByParticipant(env.dst, *txn)),
+        _ => false,
+    };
+    if !new {
+        return None;
+    }
+    let mut next = (**h).clone();
+    match &**env.msg {
+        Msg::Vote { txn, .. } => next.yes_votes.insert(by(txn)),
+        Msg::Ack { txn } => next.acks.insert(by(txn)),
         Msg::Commit { txn } => next.commits_sent.insert(*txn),
         Msg::Outcome(o) => next.outcomes_sent.insert(o.req),
-        _ => return None,
+        Msg::Prepare { txn, req, op, .. } => {
+            next.prepared
+                .insert(ByParticipant(env.dst, *txn), (*req, op.clone()));
+        }
+        _ => unreachable!("only new promises reach here"),
     }
-    (next != *h).then_some(next)
+    Some(Shared::new(next))
 }
 
 #[cfg(test)]

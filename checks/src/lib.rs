@@ -45,7 +45,20 @@ impl Model for TwopcModel {
     }
 
     fn next_state(&self, state: &SysState, action: SysAction) -> Option<SysState> {
-        self.inner.next_state(state, action)
+        // A prepare delivered to a participant may be refused: judge the
+        // refusal on this very step (see `TwopcModel::judge_refusal`).
+        let prepare = match &action {
+            stateright::actor::ActorModelAction::Deliver { dst, msg, .. } => match &**msg {
+                twopc_model::Msg::Prepare { txn, op, .. } => Some((*dst, *txn, op.key.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let mut next = self.inner.next_state(state, action)?;
+        if let Some((dst, txn, key)) = &prepare {
+            self.judge_refusal(state, (*dst, *txn, key), &mut next);
+        }
+        Some(next)
     }
 
     fn format_action(&self, action: &SysAction) -> String {

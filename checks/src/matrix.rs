@@ -27,7 +27,7 @@ pub fn entries() -> Vec<Entry> {
             name: "compete",
             about: "two clients, one purchase each, one balance that covers one; udp; no crashes",
             config: Config::default(),
-            unique_states: 514_837,
+            unique_states: 950_715,
             strategy: Strategy::Bfs,
         },
         Entry {
@@ -39,7 +39,7 @@ pub fn entries() -> Vec<Entry> {
                 crashable: all,
                 ..Config::default()
             },
-            unique_states: 1_041_830,
+            unique_states: 698_453,
             strategy: Strategy::Dfs,
         },
         Entry {
@@ -52,7 +52,7 @@ pub fn entries() -> Vec<Entry> {
                 crashable: [Role::Wallet, Role::Order].into(),
                 ..Config::default()
             },
-            unique_states: 982_218,
+            unique_states: 851_037,
             strategy: Strategy::Dfs,
         },
         Entry {
@@ -65,7 +65,7 @@ pub fn entries() -> Vec<Entry> {
                 crashable: [Role::Coordinator].into(),
                 ..Config::default()
             },
-            unique_states: 9_146_250,
+            unique_states: 4_187_003,
             strategy: Strategy::Dfs,
         },
     ]

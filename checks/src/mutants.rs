@@ -6,7 +6,7 @@
 use crate::shared::Shared;
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
-use twopc_model::{Msg, Node, State, Storage, Timer, Verdict};
+use twopc_model::{Floor, Msg, Node, State, Storage, Timer, Verdict};
 
 /// A protocol bug the checker must catch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -39,6 +39,18 @@ pub enum Mutant {
     /// A participant that restarts with prepared holds does not ask about
     /// them (liveness only, and only when a participant can crash).
     RestartForgetsToAsk,
+    /// A participant forgets a transaction as soon as it has applied its
+    /// commit, without waiting for the coordinator's floor to settle it.
+    ForgetOnCommit,
+    /// A participant reads the floor without its owed commits: it releases
+    /// and forgets commits the coordinator still has to deliver.
+    FloorIgnoresOwed,
+    /// The coordinator's floor ignores attempts still collecting votes.
+    FloorIgnoresVoting,
+    /// A participant ignores the floor: after a coordinator restart it still
+    /// counts the dead holds of the old epoch and refuses purchases that the
+    /// money or stock covers.
+    KeepDeadHolds,
 }
 
 impl Mutant {
@@ -227,6 +239,71 @@ impl Checked {
                     }
                 }
                 self.node.on_msg(id, state, src, msg, &mut out);
+            }
+            (
+                Node::Participant(_),
+                Some(Mutant::FloorIgnoresOwed | Mutant::KeepDeadHolds),
+                Msg::Prepare { .. },
+            ) => {
+                let Msg::Prepare {
+                    txn,
+                    req,
+                    op,
+                    mut floor,
+                } = msg
+                else {
+                    unreachable!("matched above")
+                };
+                if self.mutant == Some(Mutant::KeepDeadHolds) {
+                    floor = Floor::default();
+                } else {
+                    floor.owed.clear();
+                }
+                let msg = Msg::Prepare {
+                    txn,
+                    req,
+                    op,
+                    floor,
+                };
+                self.node.on_msg(id, state, src, msg, &mut out);
+            }
+            (Node::Participant(_), Some(Mutant::ForgetOnCommit), Msg::Commit { txn }) => {
+                let txn = *txn;
+                self.node.on_msg(id, state, src, msg, &mut out);
+                let applied = matches!(&**state, State::Participant(s)
+                    if s.data.finished.get(&txn).is_some_and(|f| f.committed));
+                if applied {
+                    if let State::Participant(s) = state.to_mut() {
+                        s.data.finished.remove(&txn);
+                        out.save(Storage::Participant(s.data.clone()));
+                    }
+                }
+            }
+            (Node::Coordinator(_), Some(Mutant::FloorIgnoresVoting), Msg::Purchase { .. }) => {
+                self.node.on_msg(id, state, src, msg, &mut out);
+                if let State::Coordinator(c) = &**state {
+                    // The floor is the new attempt itself, as if no older
+                    // attempt were still collecting votes.
+                    out = out
+                        .into_iter()
+                        .map(|cmd| match cmd {
+                            Command::Send(dst, Msg::Prepare { txn, req, op, .. }) => {
+                                let owed = c.commits.range(..txn).map(|(t, _)| *t).collect();
+                                let floor = Floor { below: txn, owed };
+                                Command::Send(
+                                    dst,
+                                    Msg::Prepare {
+                                        txn,
+                                        req,
+                                        op,
+                                        floor,
+                                    },
+                                )
+                            }
+                            other => other,
+                        })
+                        .collect();
+                }
             }
             (Node::Client(c), Some(Mutant::ClientAcceptsAnyOutcome), Msg::Outcome(outcome))
                 if src == c.coordinator =>

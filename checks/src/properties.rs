@@ -11,7 +11,6 @@ use crate::mutants::Mutant;
 use crate::system::*;
 use stateright::actor::Id;
 use stateright::Property;
-use std::collections::BTreeMap;
 use twopc_model::*;
 
 /// No transaction is committed at one participant and aborted at another.
@@ -26,6 +25,12 @@ pub const CHARGED_AT_MOST_ONCE: &str = "charged at most once";
 pub const CLIENT_TOLD_THE_TRUTH: &str = "client told the truth";
 /// Everything promised on the wire is on disk.
 pub const DURABLE: &str = "durable";
+/// What the coordinator's floor settles holds nothing at a participant.
+pub const SETTLED_HOLDS_NOTHING: &str = "a settled transaction holds nothing";
+/// A refusal for want of funds or stock counted only live holds.
+pub const REFUSAL_IS_TRUE: &str = "a refusal is true";
+/// Reached: a refusal for want of funds or stock because of a live hold.
+pub const SOME_LIVE_HOLD_REFUSAL: &str = "a shortage refusal caused by a live hold";
 /// Every actor's memory stays within what the configuration implies.
 pub const BOUNDED: &str = "memory bounded by the configuration";
 /// The name the liveness analysis (AG EF done) reports under; not a stateright
@@ -59,6 +64,10 @@ impl Mutant {
             Mutant::RetryStartsNewAttempt => CHARGED_AT_MOST_ONCE,
             Mutant::ClientAcceptsAnyOutcome => CLIENT_TOLD_THE_TRUTH,
             Mutant::NeverAsk | Mutant::RestartForgetsToAsk => LIVE,
+            Mutant::ForgetOnCommit | Mutant::FloorIgnoresOwed | Mutant::FloorIgnoresVoting => {
+                CONSERVED
+            }
+            Mutant::KeepDeadHolds => REFUSAL_IS_TRUE,
         }
     }
 }
@@ -74,6 +83,8 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         Property::always(CLIENT_TOLD_THE_TRUTH, client_told_the_truth),
         Property::always(DURABLE, durable),
         Property::always(BOUNDED, |m, s| exceeds_limits(&m.cfg, s) == 0),
+        Property::always(SETTLED_HOLDS_NOTHING, settled_holds_nothing),
+        Property::always(REFUSAL_IS_TRUE, |_, s: &SysState| !s.history.false_refusal),
         Property::sometimes(SOME_TIMEOUT_ABORT, |_, s| {
             seen(s).any(|o| o.verdict == Verdict::Aborted(AbortReason::VoteTimeout))
         }),
@@ -95,6 +106,12 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
             })
         }));
     }
+    if cfg.can_run_short() && cfg.clients * cfg.purchases > 1 {
+        props.push(Property::sometimes(
+            SOME_LIVE_HOLD_REFUSAL,
+            |_, s: &SysState| s.history.live_hold_refusal,
+        ));
+    }
     if cfg.may_crash(Role::Wallet) || cfg.may_crash(Role::Order) {
         props.push(Property::sometimes(PREPARED_RECOVERY, |_, s| {
             participants(s).any(|(i, p)| p.recovered_holds && !s.crashed[i])
@@ -113,26 +130,66 @@ fn seen(s: &SysState) -> impl Iterator<Item = &Outcome> {
     clients(s).flat_map(|c| c.seen.iter())
 }
 
-/// Every participant's finished transactions, as (participant, txn, record).
-fn finished(s: &SysState) -> impl Iterator<Item = (usize, &TxnId, &participant::Finished)> {
-    participants(s).flat_map(|(i, p)| p.data.finished.iter().map(move |(t, f)| (i, t, f)))
+/// A transaction a participant applied: its request and what was taken.
+struct Applied {
+    txn: TxnId,
+    req: Option<RequestId>,
+    op: Option<Op>,
+}
+
+/// What participant `i` applied: the commits it still remembers, and those
+/// it acknowledged (a participant acks a commit in the step that applies
+/// it) and has since forgotten because the coordinator's floor settled them.
+/// What was asked of it then comes from the prepares in the history.
+fn applied<'a>(s: &'a SysState, i: usize, p: &'a PartState) -> impl Iterator<Item = Applied> + 'a {
+    let remembered = p
+        .data
+        .finished
+        .iter()
+        .filter(|(_, f)| f.committed)
+        .map(|(t, f)| Applied {
+            txn: *t,
+            req: f.req,
+            op: f.op.clone(),
+        });
+    let forgotten = s
+        .history
+        .acks
+        .iter()
+        .filter(move |ByParticipant(id, t)| {
+            usize::from(*id) == i && !p.data.finished.contains_key(t)
+        })
+        .map(move |ByParticipant(id, t)| {
+            let asked = s.history.prepared.get(&ByParticipant(id, t));
+            Applied {
+                txn: t,
+                req: asked.map(|(r, _)| *r),
+                op: asked.map(|(_, op)| op.clone()),
+            }
+        });
+    remembered.chain(forgotten)
 }
 
 fn atomic(_: &TwopcModel, s: &SysState) -> bool {
-    let mut decided: BTreeMap<TxnId, bool> = BTreeMap::new();
-    finished(s).all(|(_, txn, f)| *decided.entry(*txn).or_insert(f.committed) == f.committed)
+    // Committed at one participant (applied) and aborted at another (a
+    // finished record that did not commit).
+    participants(s).all(|(i, p)| {
+        applied(s, i, p).all(|a| {
+            participants(s).all(|(_, q)| q.data.finished.get(&a.txn).is_none_or(|f| f.committed))
+        })
+    })
 }
 
 fn commit_needs_every_yes(_: &TwopcModel, s: &SysState) -> bool {
-    finished(s)
-        .filter(|(_, _, f)| f.committed)
-        .all(|(_, txn, _)| {
-            [WALLET, ORDER].iter().all(|p| {
+    participants(s).all(|(i, p)| {
+        applied(s, i, p).all(|a| {
+            [WALLET, ORDER].iter().all(|q| {
                 s.history
                     .yes_votes
-                    .contains(&ByParticipant(Id::from(*p), *txn))
+                    .contains(&ByParticipant(Id::from(*q), a.txn))
             })
         })
+    })
 }
 
 fn conserved(m: &TwopcModel, s: &SysState) -> bool {
@@ -142,12 +199,8 @@ fn conserved(m: &TwopcModel, s: &SysState) -> bool {
         };
         cfg.initial.iter().all(|(key, initial)| {
             let level = p.data.levels.get(key).copied().unwrap_or(0);
-            let committed: u64 = p
-                .data
-                .finished
-                .values()
-                .filter(|f| f.committed)
-                .filter_map(|f| f.op.as_ref())
+            let committed: u64 = applied(s, i, p)
+                .filter_map(|a| a.op)
                 .filter(|op| &op.key == key)
                 .map(|op| op.amount)
                 .sum();
@@ -157,19 +210,24 @@ fn conserved(m: &TwopcModel, s: &SysState) -> bool {
 }
 
 fn charged_at_most_once(_: &TwopcModel, s: &SysState) -> bool {
-    participants(s).all(|(_, p)| {
-        let mut reqs: Vec<RequestId> = p
-            .data
-            .finished
-            .values()
-            .filter(|f| f.committed)
-            .filter_map(|f| f.req)
-            .collect();
+    participants(s).all(|(i, p)| {
+        let mut reqs: Vec<RequestId> = applied(s, i, p).filter_map(|a| a.req).collect();
         let n = reqs.len();
         reqs.sort();
         reqs.dedup();
         reqs.len() == n
     })
+}
+
+/// No participant holds a transaction below its floor unless it is a commit
+/// the coordinator still owes: what the floor settles is released, and a
+/// prepare arriving below it (late, duplicated) creates nothing.
+fn settled_holds_nothing(_: &TwopcModel, s: &SysState) -> bool {
+    let owed = |t: &TxnId| match s.actor_storages[COORDINATOR].as_deref() {
+        Some(Storage::Coordinator(c)) => c.commits.contains_key(t),
+        _ => false,
+    };
+    participants(s).all(|(_, p)| p.data.holds.range(..p.data.floor).all(|(t, _)| owed(t)))
 }
 
 fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {
@@ -182,17 +240,14 @@ fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {
         && seen(s).all(|o| match (o.verdict, o.txn) {
             // Committed: the attempt is applied, or still held and bound to
             // be, at both participants, and it is an attempt of this request.
-            (Verdict::Committed, Some(txn)) => participants(s).all(|(_, p)| {
+            (Verdict::Committed, Some(txn)) => participants(s).all(|(i, p)| {
                 p.data.holds.get(&txn).is_some_and(|h| h.req == o.req)
-                    || p.data
-                        .finished
-                        .get(&txn)
-                        .is_some_and(|f| f.committed && f.req == Some(o.req))
+                    || applied(s, i, p).any(|a| a.txn == txn && a.req == Some(o.req))
             }),
             (Verdict::Committed, None) => false,
             // Aborted: no attempt of the request is applied anywhere.
             (Verdict::Aborted(_), _) => {
-                finished(s).all(|(_, _, f)| !(f.committed && f.req == Some(o.req)))
+                participants(s).all(|(i, p)| applied(s, i, p).all(|a| a.req != Some(o.req)))
             }
         })
 }
@@ -208,21 +263,29 @@ fn durable(_: &TwopcModel, s: &SysState) -> bool {
         _ => None,
     };
     let h = &s.history;
-    // A yes vote is backed by a durable hold (or a durable decision since).
+    // A committed transaction is durably applied: remembered as committed,
+    // or settled by the durable floor (applied and acknowledged everywhere,
+    // then forgotten) and no longer held.
+    let applied_durably = |d: &PartStorage, txn: &TxnId| {
+        d.finished.get(txn).is_some_and(|f| f.committed)
+            || (*txn < d.floor && !d.finished.contains_key(txn) && !d.holds.contains_key(txn))
+    };
+    // A yes vote is backed by a durable hold (or a durable decision since,
+    // or the durable floor that settled it).
     h.yes_votes.iter().all(|ByParticipant(p, txn)| {
-        part(p.into()).is_some_and(|d| d.holds.contains_key(&txn) || d.finished.contains_key(&txn))
+        part(p.into()).is_some_and(|d| {
+            d.holds.contains_key(&txn) || d.finished.contains_key(&txn) || txn < d.floor
+        })
     })
     // An ack is backed by a durable commit.
     && h.acks.iter().all(|ByParticipant(p, txn)| {
-        part(p.into()).is_some_and(|d| d.finished.get(&txn).is_some_and(|f| f.committed))
+        part(p.into()).is_some_and(|d| applied_durably(d, &txn))
     })
     // A revealed commit stays durable at the coordinator until every
     // participant's commit is durable.
     && h.commits_sent.iter().all(|txn| {
         coord.is_some_and(|c| c.commits.contains_key(&txn))
-            || [WALLET, ORDER].iter().all(|p| {
-                part(*p).is_some_and(|d| d.finished.get(&txn).is_some_and(|f| f.committed))
-            })
+            || [WALLET, ORDER].iter().all(|p| part(*p).is_some_and(|d| applied_durably(d, &txn)))
     })
     // A revealed outcome is durable (or superseded by a later one).
     && h.outcomes_sent.iter().all(|req| {

@@ -24,10 +24,21 @@ fn msg(m: &Msg) -> String {
                 format!("Outcome {} aborted: {r:?} (txn {})", o.req, txn(t))
             }
         },
-        Msg::Prepare { txn, req, op } => {
+        Msg::Prepare {
+            txn,
+            req,
+            op,
+            floor,
+        } => {
+            let owed: Vec<String> = floor.owed.iter().map(|t| t.to_string()).collect();
+            let owed = if owed.is_empty() {
+                String::new()
+            } else {
+                format!(" but [{}]", owed.join(", "))
+            };
             format!(
-                "Prepare txn {txn} for {req}: hold {} of {}",
-                op.amount, op.key
+                "Prepare txn {txn} for {req}: hold {} of {} (settled below {}{owed})",
+                op.amount, op.key, floor.below
             )
         }
         Msg::Vote { txn, ballot } => format!("Vote {ballot:?} on txn {txn}"),
@@ -165,9 +176,10 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "    {}{}: levels {:?}, holds {:?}, finished [{}]",
+            "    {}{}: floor {}, levels {:?}, holds {:?}, finished [{}]",
             m.actor_name(Id::from(i)),
             down(i),
+            p.data.floor,
             p.data.levels,
             p.data
                 .holds

@@ -2,7 +2,7 @@
 //! counts and the time, whatever the search strategy.
 
 use crate::system::{SysAction, SysState, TwopcModel};
-use stateright::{Checker, Expectation, Model, Path};
+use stateright::{Checker, Expectation, HasDiscoveries, Model, Path};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,21 @@ pub fn check_with(
         Strategy::Bfs => finish(model, builder.spawn_bfs(), every, progress),
         Strategy::Dfs => finish(model, builder.spawn_dfs(), every, progress),
     }
+}
+
+/// Breadth-first search that stops as soon as `property` has a discovery (a
+/// counterexample to an `always`, an example of a `sometimes`), or when the
+/// space is exhausted. Shows a bug is caught without exploring everything
+/// after it; the verdicts of the other properties are then incomplete.
+pub fn find(model: TwopcModel, threads: usize, property: &'static str) -> CheckRun {
+    let until = HasDiscoveries::AnyOf([property].into());
+    let builder = model.clone().checker().threads(threads).finish_when(until);
+    finish(
+        model,
+        builder.spawn_bfs(),
+        Duration::from_secs(3600),
+        |_, _, _| {},
+    )
 }
 
 fn finish(

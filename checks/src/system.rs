@@ -6,11 +6,12 @@
 use crate::config::{Config, NetworkKind, Role, COORDINATOR, FIRST_CLIENT, ORDER, WALLET};
 use crate::history::{record_out, History};
 use crate::mutants::Checked;
+use crate::shared::Shared;
 use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Id, LossyNetwork, Network};
 use twopc_model::*;
 
 /// One global state of the checked system.
-pub type SysState = ActorModelState<Checked, History>;
+pub type SysState = ActorModelState<Checked, Shared<History>>;
 /// One step of the checked system.
 pub type SysAction = ActorModelAction<crate::shared::Shared<Msg>, Timer, ()>;
 
@@ -31,7 +32,7 @@ pub struct TwopcModel {
     /// The configuration it was built from.
     pub cfg: Config,
     /// stateright's actor model.
-    pub inner: ActorModel<Checked, Config, History>,
+    pub inner: ActorModel<Checked, Config, Shared<History>>,
 }
 
 impl Config {
@@ -46,7 +47,7 @@ impl Config {
             node,
             mutant: self.mutant,
         });
-        let inner = ActorModel::new(self.clone(), History::default())
+        let inner = ActorModel::new(self.clone(), Shared::new(History::default()))
             .actors(actors)
             .init_network(network)
             .lossy_network(LossyNetwork::No)
@@ -119,6 +120,13 @@ pub fn participants(state: &SysState) -> impl Iterator<Item = (usize, &PartState
         })
 }
 
+fn part(state: &SysState, i: usize) -> &PartState {
+    match &**state.actor_states[i] {
+        State::Participant(s) => s,
+        _ => unreachable!("actors 1 and 2 are participants"),
+    }
+}
+
 /// The clients' states.
 pub fn clients(state: &SysState) -> impl Iterator<Item = &ClientState> {
     state.actor_states[FIRST_CLIENT..]
@@ -130,6 +138,57 @@ pub fn clients(state: &SysState) -> impl Iterator<Item = &ClientState> {
 }
 
 impl TwopcModel {
+    /// Judges a refusal where it happens: if `action` delivered a prepare of
+    /// epoch e that participant `dst` refused for want of funds or stock,
+    /// every hold it counted against the amount must be live: of epoch e or
+    /// newer, or a commit the coordinator still owes (in its durable log). A
+    /// hold of an older epoch that is not owed is dead by presumed abort, and
+    /// the prepare itself says a newer epoch exists, so counting it is a
+    /// refusal that is not true. The verdict goes into the history (a later
+    /// state no longer shows what was counted).
+    pub(crate) fn judge_refusal(
+        &self,
+        last: &SysState,
+        refused: (Id, TxnId, &str),
+        next: &mut SysState,
+    ) {
+        let (dst, txn, key) = refused;
+        let i = usize::from(dst);
+        if i != WALLET && i != ORDER {
+            return;
+        }
+        let (before, after) = (part(last, i), part(next, i));
+        let was_refused = !before.data.finished.contains_key(&txn)
+            && after.data.finished.get(&txn).is_some_and(|f| !f.committed)
+            && after.data.levels.contains_key(key);
+        if !was_refused {
+            return;
+        }
+        let owed = |t: &TxnId| match next.actor_storages[COORDINATOR].as_deref() {
+            Some(Storage::Coordinator(c)) => c.commits.contains_key(t),
+            _ => false,
+        };
+        let counted: Vec<&TxnId> = after
+            .data
+            .holds
+            .iter()
+            .filter(|(_, h)| h.op.key == key)
+            .map(|(t, _)| t)
+            .collect();
+        let dead = counted.iter().any(|t| t.epoch < txn.epoch && !owed(t));
+        let h = &next.history;
+        let (false_refusal, live) = (
+            h.false_refusal || dead,
+            h.live_hold_refusal || (!dead && !counted.is_empty()),
+        );
+        if (false_refusal, live) != (h.false_refusal, h.live_hold_refusal) {
+            let mut changed = (**h).clone();
+            changed.false_refusal = false_refusal;
+            changed.live_hold_refusal = live;
+            next.history = Shared::new(changed);
+        }
+    }
+
     /// The "done" predicate of the liveness analysis: every client has all its
     /// outcomes, and no participant holds anything.
     ///

@@ -81,6 +81,24 @@ impl CoordState {
     }
 }
 
+impl CoordState {
+    /// What this coordinator knows to be settled (see [`Floor`]): every
+    /// attempt below the oldest one still collecting votes (or below the next
+    /// attempt) is decided, and the commits among them that are not yet
+    /// acknowledged by everyone are listed. Attempts of earlier epochs that
+    /// are not pending commits were aborted by presumption when this epoch
+    /// began. Costs O(unacknowledged commits), nothing on the normal path.
+    pub fn floor(&self) -> Floor {
+        let next = TxnId {
+            epoch: self.epoch,
+            n: self.next_txn,
+        };
+        let below = self.voting.keys().next().copied().unwrap_or(next).min(next);
+        let owed = self.commits.range(..below).map(|(t, _)| *t).collect();
+        Floor { below, owed }
+    }
+}
+
 impl Coordinator {
     fn participants(&self) -> [Id; 2] {
         [self.wallet, self.order]
@@ -197,12 +215,14 @@ impl Coordinator {
             key: purchase.sku,
             amount: purchase.qty,
         };
+        let floor = state.floor();
         o.send(
             self.wallet,
             Msg::Prepare {
                 txn,
                 req,
                 op: wallet_op,
+                floor: floor.clone(),
             },
         );
         o.send(
@@ -211,6 +231,7 @@ impl Coordinator {
                 txn,
                 req,
                 op: order_op,
+                floor,
             },
         );
         o.set_timer(Timer::Votes(txn), crate::timeouts::VOTES);
@@ -435,10 +456,16 @@ mod tests {
                     key: key.into(),
                     amount,
                 };
+                // Nothing is settled yet: the floor is this very attempt.
+                let floor = Floor {
+                    below: txn(0),
+                    owed: vec![],
+                };
                 let prepare = |op| Msg::Prepare {
                     txn: txn(0),
                     req: req(1),
                     op,
+                    floor: floor.clone(),
                 };
                 o.send(Id::from(WALLET), prepare(op("alice", 12)));
                 o.send(Id::from(ORDER), prepare(op("widget", 2)));

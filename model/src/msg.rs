@@ -28,7 +28,9 @@ pub struct RequestId {
 /// One attempt at committing a request. Fresh for every attempt: the epoch is
 /// bumped and persisted at every coordinator start, the counter is volatile.
 /// So a message about an old attempt can never be mistaken for a newer one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct TxnId {
     /// The coordinator incarnation that started the attempt.
     pub epoch: u64,
@@ -127,6 +129,33 @@ pub struct Outcome {
     pub verdict: Verdict,
 }
 
+/// What the coordinator knows to be settled, sent with every prepare so that
+/// participants can forget and release without asking.
+///
+/// Every transaction ordered below `below` is decided and, if committed,
+/// applied and acknowledged by every participant, except the commits listed
+/// in `owed` (decided, not yet acknowledged by everyone). So a participant
+/// may forget what it finished below the floor, must release a hold below it
+/// that is not owed (presumed abort: nothing else below it can commit), and
+/// must ignore a prepare that arrives below it. `below` never decreases:
+/// within an epoch it is the oldest attempt still collecting votes (or the
+/// next one), and a restart starts a higher epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Floor {
+    /// Everything below this is settled, but for `owed`.
+    pub below: TxnId,
+    /// Commits below `below` that some participant has not acknowledged yet,
+    /// in order.
+    pub owed: Vec<TxnId>,
+}
+
+impl Floor {
+    /// Whether `txn` is settled by this floor: below it and not owed.
+    pub fn settles(&self, txn: &TxnId) -> bool {
+        *txn < self.below && self.owed.binary_search(txn).is_err()
+    }
+}
+
 /// Every message of the protocol.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
@@ -134,8 +163,14 @@ pub enum Msg {
     Purchase { req: RequestId, purchase: Purchase },
     /// Coordinator → client: the request's outcome (durable at the coordinator).
     Outcome(Outcome),
-    /// Coordinator → participant: hold `op` for `txn`, then vote.
-    Prepare { txn: TxnId, req: RequestId, op: Op },
+    /// Coordinator → participant: hold `op` for `txn`, then vote. The floor
+    /// says what is settled (see [`Floor`]).
+    Prepare {
+        txn: TxnId,
+        req: RequestId,
+        op: Op,
+        floor: Floor,
+    },
     /// Participant → coordinator: the vote on `txn`.
     Vote { txn: TxnId, ballot: Ballot },
     /// Coordinator → participant: apply the hold of `txn` (sent until acked).

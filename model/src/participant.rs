@@ -60,8 +60,13 @@ pub struct PartStorage {
     /// Prepared (voted yes, undecided) transactions.
     pub holds: BTreeMap<TxnId, Hold>,
     /// Decided transactions, remembered so that duplicates and late prepares
-    /// change nothing.
+    /// change nothing, until the coordinator's floor settles them.
     pub finished: BTreeMap<TxnId, Finished>,
+    /// The highest floor heard from the coordinator (see [`Floor`]): every
+    /// transaction below it is decided, so a prepare below it is ignored, and
+    /// a commit below it that is neither held nor finished here was applied
+    /// and forgotten (it is acknowledged again).
+    pub floor: TxnId,
 }
 
 impl PartStorage {
@@ -110,7 +115,12 @@ impl Participant {
             return;
         }
         match msg {
-            Msg::Prepare { txn, req, op } => self.on_prepare(state, txn, req, op, o),
+            Msg::Prepare {
+                txn,
+                req,
+                op,
+                floor,
+            } => self.on_prepare(state, txn, req, op, &floor, o),
             Msg::Commit { txn } => {
                 if let Some(done) = state.data.finished.get(&txn) {
                     if done.committed {
@@ -122,7 +132,12 @@ impl Participant {
                     return;
                 }
                 let Some(hold) = state.data.holds.get(&txn).cloned() else {
-                    return; // Never prepared: no correct coordinator commits it.
+                    if txn < state.data.floor {
+                        // Below the floor, neither held nor finished: applied
+                        // and acknowledged, then forgotten. Our ack was lost.
+                        o.send(src, Msg::Ack { txn });
+                    }
+                    return; // Otherwise never prepared: no correct coordinator commits it.
                 };
                 let data = &mut state.to_mut().data;
                 data.holds.remove(&txn);
@@ -136,8 +151,8 @@ impl Participant {
                 o.send(src, Msg::Ack { txn });
             }
             Msg::Abort { txn } => {
-                if state.data.finished.contains_key(&txn) {
-                    return; // Decided already (a duplicate).
+                if state.data.finished.contains_key(&txn) || txn < state.data.floor {
+                    return; // Decided already (a duplicate), or settled.
                 }
                 let data = &mut state.to_mut().data;
                 let hold = data.holds.remove(&txn);
@@ -155,19 +170,56 @@ impl Participant {
         }
     }
 
+    /// Learn what the coordinator has settled: raise the floor, release the
+    /// holds it settles (they were aborted, by presumption or by a decision
+    /// that did not reach us) and forget the transactions it settles. Returns
+    /// whether anything changed. Costs O(what is released or forgotten, plus
+    /// the owed commits), nothing when nothing is settled.
+    fn apply_floor(&self, state: &mut Cow<PartState>, floor: &Floor, o: &mut Out<Node>) -> bool {
+        let data = &state.data;
+        let raise = floor.below > data.floor;
+        let dead_holds = settled(&data.holds, floor);
+        let forgotten = settled(&data.finished, floor);
+        if !raise && dead_holds.is_empty() && forgotten.is_empty() {
+            return false;
+        }
+        let data = &mut state.to_mut().data;
+        data.floor = data.floor.max(floor.below);
+        for txn in dead_holds {
+            data.holds.remove(&txn);
+            o.cancel_timer(Timer::Query(txn));
+        }
+        for txn in forgotten {
+            data.finished.remove(&txn);
+        }
+        true
+    }
+
     fn on_prepare(
         &self,
         state: &mut Cow<PartState>,
         txn: TxnId,
         req: RequestId,
         op: Op,
+        floor: &Floor,
         o: &mut Out<Node>,
     ) {
-        if state.data.finished.contains_key(&txn) {
-            return; // A prepare arriving after the decision changes nothing.
+        // Release what the coordinator settled before judging this prepare:
+        // after a coordinator restart, the dead attempts of the old epoch no
+        // longer count against the level (a refusal is only ever true).
+        let changed = self.apply_floor(state, floor, o);
+        if txn < state.data.floor || state.data.finished.contains_key(&txn) {
+            // Settled, or decided already: a late prepare changes nothing.
+            if changed {
+                o.save(Storage::Participant(state.data.clone()));
+            }
+            return;
         }
         if state.data.holds.contains_key(&txn) {
             // Already prepared: the coordinator may have lost our vote.
+            if changed {
+                o.save(Storage::Participant(state.data.clone()));
+            }
             o.send(
                 self.coordinator,
                 Msg::Vote {
@@ -217,6 +269,14 @@ impl Participant {
     }
 }
 
+/// The transactions of `m` that `floor` settles.
+fn settled<V>(m: &BTreeMap<TxnId, V>, floor: &Floor) -> Vec<TxnId> {
+    m.range(..floor.below)
+        .map(|(t, _)| *t)
+        .filter(|t| floor.settles(t))
+        .collect()
+}
+
 fn finished(hold: Option<Hold>, committed: bool) -> Finished {
     Finished {
         req: hold.as_ref().map(|h| h.req),
@@ -245,6 +305,10 @@ mod tests {
     }
 
     fn prepare(n: u64, amount: u64) -> Msg {
+        prepare_with_floor(n, amount, Floor::default())
+    }
+
+    fn prepare_with_floor(n: u64, amount: u64, floor: Floor) -> Msg {
         Msg::Prepare {
             txn: txn(n),
             req: req(n + 1),
@@ -252,6 +316,7 @@ mod tests {
                 key: "alice".into(),
                 amount,
             },
+            floor,
         }
     }
 
@@ -354,6 +419,97 @@ mod tests {
             cmds(&o),
             expect(|o| o.set_timer(Timer::Query(txn(0)), crate::timeouts::QUERY))
         );
+    }
+
+    fn t(epoch: u64, n: u64) -> TxnId {
+        TxnId { epoch, n }
+    }
+
+    fn deliver_prepare(
+        state: &PartState,
+        txn: TxnId,
+        amount: u64,
+        floor: Floor,
+    ) -> (PartState, Out<Node>) {
+        let msg = Msg::Prepare {
+            txn,
+            req: req(7),
+            op: Op {
+                key: "alice".into(),
+                amount,
+            },
+            floor,
+        };
+        deliver(state, msg)
+    }
+
+    #[test]
+    fn a_floor_releases_a_dead_hold_before_the_prepare_is_judged() {
+        // A hold of epoch 1 (its coordinator restarted before deciding).
+        let (held, _) = deliver(&start(), prepare(0, 10));
+        // Epoch 2's first prepare: nothing of epoch 1 is owed.
+        let floor = Floor {
+            below: t(2, 0),
+            owed: vec![],
+        };
+        let (state, out) = deliver_prepare(&held, t(2, 0), 10, floor);
+        assert!(!state.data.holds.contains_key(&txn(0)));
+        assert_eq!(state.data.holds[&t(2, 0)].op.amount, 10);
+        assert_eq!(state.data.floor, t(2, 0));
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.cancel_timer(Timer::Query(txn(0)));
+                o.set_timer(Timer::Query(t(2, 0)), crate::timeouts::QUERY);
+                o.save(Storage::Participant(state.data.clone()));
+                o.send(
+                    Id::from(COORD),
+                    Msg::Vote {
+                        txn: t(2, 0),
+                        ballot: Ballot::Yes,
+                    },
+                );
+            })
+        );
+    }
+
+    #[test]
+    fn an_owed_commit_keeps_its_hold_and_still_counts() {
+        let (held, _) = deliver(&start(), prepare(0, 10));
+        let floor = Floor {
+            below: t(2, 0),
+            owed: vec![txn(0)],
+        };
+        let (state, out) = deliver_prepare(&held, t(2, 0), 10, floor);
+        assert!(state.data.holds.contains_key(&txn(0)));
+        assert!(cmds(&out).contains("Insufficient"));
+        // The commit it is owed still applies.
+        let (done, _) = deliver(&state, Msg::Commit { txn: txn(0) });
+        assert_eq!(done.data.levels["alice"], 0);
+    }
+
+    #[test]
+    fn below_the_floor_finished_is_forgotten_late_prepares_ignored_commits_acked() {
+        let (held, _) = deliver(&start(), prepare(0, 6));
+        let (done, _) = deliver(&held, Msg::Commit { txn: txn(0) });
+        let floor = Floor {
+            below: txn(1),
+            owed: vec![],
+        };
+        let (state, _) = deliver_prepare(&done, txn(1), 1, floor);
+        assert!(state.data.finished.is_empty(), "txn 1.0 is forgotten");
+        // A late duplicate of the first prepare: ignored, nothing held.
+        let (after, out) = deliver(&state, prepare(0, 6));
+        assert_eq!(after, state);
+        assert!(out.is_empty());
+        // A late duplicate of its commit: acknowledged, not applied again.
+        let (after, out) = deliver(&state, Msg::Commit { txn: txn(0) });
+        assert_eq!(after, state);
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(Id::from(COORD), Msg::Ack { txn: txn(0) }))
+        );
+        assert_eq!(after.data.levels["alice"], 4, "applied once");
     }
 
     #[test]

@@ -31,7 +31,7 @@ use twopc_model::{Msg, TxnId};
 /// The envelope's magic bytes.
 pub const MAGIC: [u8; 2] = *b"2P";
 /// The envelope version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Largest datagram sent or accepted. Below UDP's 65507-byte limit, with
 /// room to spare; protocol messages are a few dozen bytes.
 pub const MAX_DATAGRAM: usize = 60 * 1024;
@@ -358,7 +358,7 @@ impl Codec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twopc_model::{Ballot, Op, RequestId, TxnId};
+    use twopc_model::{Ballot, Floor, Op, RequestId, TxnId};
 
     fn msgs() -> Vec<Payload> {
         let txn = TxnId { epoch: 3, n: 9 };
@@ -370,6 +370,10 @@ mod tests {
                 op: Op {
                     key: "alice".into(),
                     amount: 30,
+                },
+                floor: Floor {
+                    below: TxnId { epoch: 3, n: 2 },
+                    owed: vec![TxnId { epoch: 2, n: 7 }],
                 },
             }),
             Payload::Protocol(Msg::Vote {

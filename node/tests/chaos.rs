@@ -210,18 +210,24 @@ fn verify(
             Verdict::Committed => {
                 commits += 1;
                 let p = &s.purchase;
-                let wallet_ok = w.iter().any(|(t, f)| {
-                    Some(*t) == o.txn
-                        && f.op
-                            .as_ref()
-                            .is_some_and(|op| op.key == p.user && op.amount == p.qty * p.price)
-                });
-                let order_ok = r.iter().any(|(t, f)| {
-                    Some(*t) == o.txn
-                        && f.op
-                            .as_ref()
-                            .is_some_and(|op| op.key == p.sku && op.amount == p.qty)
-                });
+                // A participant forgets what the coordinator's floor settled:
+                // a commit below its floor is no longer listed (the levels
+                // below still account for it).
+                let forgotten = |part: &PartStorage| o.txn.is_some_and(|t| t < part.floor);
+                let wallet_ok = forgotten(wallet)
+                    || w.iter().any(|(t, f)| {
+                        Some(*t) == o.txn
+                            && f.op
+                                .as_ref()
+                                .is_some_and(|op| op.key == p.user && op.amount == p.qty * p.price)
+                    });
+                let order_ok = forgotten(order)
+                    || r.iter().any(|(t, f)| {
+                        Some(*t) == o.txn
+                            && f.op
+                                .as_ref()
+                                .is_some_and(|op| op.key == p.sku && op.amount == p.qty)
+                    });
                 if !wallet_ok || !order_ok {
                     bad.push(format!(
                         "client saw {} committed as txn {:?} but wallet has {w:?} and order has {r:?}",
@@ -240,10 +246,12 @@ fn verify(
             }
         }
     }
-    // Atomic: a transaction committed at one participant is committed at the other.
+    // Atomic: a transaction committed at one participant is committed at the
+    // other (or settled there by the floor and forgotten).
     for (name, a, b) in [("wallet", wallet, order), ("order", order, wallet)] {
         for (txn, f) in &a.finished {
-            if f.committed && !b.finished.get(txn).is_some_and(|g| g.committed) {
+            let forgotten = *txn < b.floor && !b.finished.contains_key(txn);
+            if f.committed && !forgotten && !b.finished.get(txn).is_some_and(|g| g.committed) {
                 bad.push(format!(
                     "txn {txn} committed at the {name} but not at the other participant ({:?})",
                     b.finished.get(txn)
@@ -263,13 +271,16 @@ fn verify(
         ("order", order, SKUS.as_slice()),
     ] {
         for (key, start) in initial {
-            let spent: u64 = p
-                .finished
-                .values()
-                .filter(|f| f.committed)
-                .filter_map(|f| f.op.as_ref())
-                .filter(|op| op.key == *key)
-                .map(|op| op.amount)
+            // What the purchases the clients saw committed took of this key:
+            // participants forget settled transactions, clients do not.
+            let spent: u64 = seen
+                .iter()
+                .filter(|s| s.outcome.is_some_and(|o| o.verdict == Verdict::Committed))
+                .map(|s| match name {
+                    "wallet" if s.purchase.user == *key => s.purchase.qty * s.purchase.price,
+                    "order" if s.purchase.sku == *key => s.purchase.qty,
+                    _ => 0,
+                })
                 .sum();
             let level = p.levels.get(*key).copied();
             if level.map(|l| l + spent) != Some(*start) {

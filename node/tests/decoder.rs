@@ -89,6 +89,10 @@ fn payload(rng: &mut StdRng) -> Payload {
                 key: text(rng),
                 amount: num(rng),
             },
+            floor: twopc_model::Floor {
+                below: txn(rng),
+                owed: (0..rng.random_range(0..4)).map(|_| txn(rng)).collect(),
+            },
         },
         3 => Msg::Vote {
             txn: txn(rng),

@@ -268,11 +268,13 @@ fn forged_commit_abort_prepare_and_vote_from_outside_change_nothing() {
                     txn: TxnId { epoch: 99, n },
                     req,
                     op: op("alice", 100),
+                    floor: Default::default(),
                 },
                 Msg::Prepare {
                     txn: TxnId { epoch: 99, n },
                     req,
                     op: op("widget", 10),
+                    floor: Default::default(),
                 },
             ];
             for m in to_participants {

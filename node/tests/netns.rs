@@ -324,15 +324,26 @@ fn partitioned_participant_on_another_host_keeps_every_promise() {
     let coord = inspect(&hosts.data_dir("coordinator")).unwrap().unwrap();
     assert!(as_coordinator(&coord).unwrap().commits.is_empty());
     assert!(wallet.holds.is_empty() && order.holds.is_empty());
+    // Participants forget what the coordinator's floor settled; compare what
+    // both still remember (the levels below account for the rest).
+    let floor = wallet.floor.max(order.floor);
     let committed = |p: &twopc_model::PartStorage| -> BTreeMap<String, String> {
         p.finished
-            .iter()
+            .range(floor..)
             .filter(|(_, f)| f.committed)
             .map(|(t, f)| (f.req.unwrap().to_string(), t.to_string()))
             .collect()
     };
     let (wc, oc) = (committed(&wallet), committed(&order));
     assert_eq!(wc, oc, "atomic: the same transactions committed at both");
+    let below_floor = |txn: &str| {
+        let (e, n) = txn.split_once('.').expect("txn as epoch.n");
+        let t = twopc_model::TxnId {
+            epoch: e.parse().unwrap(),
+            n: n.parse().unwrap(),
+        };
+        t < floor
+    };
     let mut spent: BTreeMap<&str, u64> = BTreeMap::new();
     let mut units = 0;
     let (mut commits, mut aborts) = (0, BTreeMap::new());
@@ -342,7 +353,10 @@ fn partitioned_participant_on_another_host_keeps_every_promise() {
         reqs.insert(req.clone());
         if r["outcome"] == "committed" {
             commits += 1;
-            assert_eq!(wc.get(&req).map(String::as_str), r["txn"].as_str(), "{r}");
+            let txn = r["txn"].as_str().unwrap();
+            if !below_floor(txn) {
+                assert_eq!(wc.get(&req).map(String::as_str), Some(txn), "{r}");
+            }
             *spent.entry(user).or_default() += qty * price;
             units += qty;
         } else {

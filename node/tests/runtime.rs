@@ -238,7 +238,12 @@ async fn hold_is_durable_before_the_vote() {
         amount: 4,
     };
     let bytes = codec
-        .encode(&Payload::Protocol(Msg::Prepare { txn, req, op }))
+        .encode(&Payload::Protocol(Msg::Prepare {
+            txn,
+            req,
+            op,
+            floor: Default::default(),
+        }))
         .unwrap();
     coord
         .send_to(&bytes, SocketAddr::V4(SocketAddrV4::from(my_id)))
@@ -277,6 +282,7 @@ async fn group_commit_shares_one_fsync_and_holds_back_every_vote() {
                 key: "alice".into(),
                 amount: 1,
             },
+            floor: Default::default(),
         };
         let bytes = codec.encode(&Payload::Protocol(msg)).unwrap();
         coord.send_to(&bytes, v4(&sock)).unwrap();
@@ -339,6 +345,7 @@ async fn saves_nobody_depends_on_wait_for_the_next_send() {
             key: "alice".into(),
             amount: 4,
         },
+        floor: Default::default(),
     });
     coord.send_to(&prepare, to).await.unwrap();
     assert!(matches!(recv_msg(&coord, &codec).await, Msg::Vote { .. }));

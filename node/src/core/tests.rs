@@ -88,6 +88,10 @@ fn prepare(n: u64) -> Msg {
         txn: txn(n),
         req,
         op,
+        floor: twopc_model::Floor {
+            below: txn(n),
+            owed: vec![],
+        },
     }
 }
 

@@ -53,6 +53,8 @@ pub enum Delta {
     },
     /// A participant's changes.
     Participant {
+        /// The coordinator's floor as last heard (always written: 16 bytes).
+        floor: TxnId,
         /// Changed levels.
         levels: MapDelta<Key, u64>,
         /// Changed holds.
@@ -142,22 +144,24 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
                 levels: old_levels,
                 holds: old_holds,
                 finished: old_finished,
+                floor: old_floor,
             } = a;
             let PartStorage {
                 levels,
                 holds,
                 finished,
+                floor,
             } = b;
             let levels = diff_map(old_levels, levels);
             let holds = diff_map(old_holds, holds);
             let finished = diff_map(old_finished, finished);
-            (!levels.is_empty() || !holds.is_empty() || !finished.is_empty()).then_some(
-                Delta::Participant {
+            (old_floor != floor || !levels.is_empty() || !holds.is_empty() || !finished.is_empty())
+                .then_some(Delta::Participant {
+                    floor: *floor,
                     levels,
                     holds,
                     finished,
-                },
-            )
+                })
         }
         (Storage::Client(a), Storage::Client(b)) => {
             let ClientState { seen: old_seen } = a;
@@ -204,6 +208,7 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
         (
             Some(Storage::Participant(s)),
             Delta::Participant {
+                floor: new_floor,
                 levels: levels_delta,
                 holds: holds_delta,
                 finished: finished_delta,
@@ -213,6 +218,7 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
                 mut levels,
                 mut holds,
                 mut finished,
+                floor: _,
             } = s;
             levels_delta.apply(&mut levels);
             holds_delta.apply(&mut holds);
@@ -221,6 +227,7 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
                 levels,
                 holds,
                 finished,
+                floor: new_floor,
             }))
         }
         (Some(Storage::Client(s)), Delta::Client { keep, append }) => {

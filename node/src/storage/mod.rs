@@ -15,8 +15,8 @@
 //! ```text
 //! DIR/LOCK          flock'ed for the life of the process: one node per directory
 //! DIR/NODE          the node (name and role) the directory belongs to
-//! DIR/snapshot      "TPCSNAP1", generation (u64 LE), one record: the full Storage
-//! DIR/log.<gen>     "TPCLOG01", generation (u64 LE), then records since that
+//! DIR/snapshot      "TPCSNAP2", generation (u64 LE), one record: the full Storage
+//! DIR/log.<gen>     "TPCLOG02", generation (u64 LE), then records since that
 //!                   snapshot, each a delta of the previous state
 //! DIR/snapshot.tmp  a compaction in progress (deleted at start)
 //! DIR/log.<gen>.tmp a log being created (deleted at start)

@@ -4,8 +4,8 @@
 //! ```text
 //! record     0xA7, payload length (u32 LE), crc32 of payload (u32 LE), payload
 //!            (a bincode `Delta`)
-//! log.<gen>  "TPCLOG01", generation (u64 LE), records
-//! snapshot   "TPCSNAP1", generation (u64 LE), one record: `Delta::Full`
+//! log.<gen>  "TPCLOG02", generation (u64 LE), records
+//! snapshot   "TPCSNAP2", generation (u64 LE), one record: `Delta::Full`
 //! ```
 
 use super::delta::Delta;
@@ -17,8 +17,8 @@ use twopc_model::Storage;
 pub const REC_MAGIC: u8 = 0xA7;
 const REC_HEADER: usize = 9;
 const MAX_RECORD: usize = 1 << 30;
-const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP1";
-const LOG_MAGIC: &[u8; 8] = b"TPCLOG01";
+const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP2";
+const LOG_MAGIC: &[u8; 8] = b"TPCLOG02";
 /// Bytes of a log file's header: magic and generation.
 pub const LOG_HEADER: usize = 16;
 
