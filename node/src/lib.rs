@@ -25,6 +25,7 @@ pub mod core;
 pub mod demo;
 pub mod error;
 pub mod faults;
+pub mod initial;
 pub mod local;
 pub mod node;
 pub mod role;
