@@ -209,3 +209,46 @@ fn bench_runs_with_nodes_in_process_and_as_processes() {
         }
     }
 }
+
+/// The cost-growth flags: runs per `--accounts` count, `--hot`, and
+/// `--tenths` with memory per node process (figures are not judged here:
+/// benchmarks are read, not asserted).
+#[test]
+fn bench_spreads_purchases_over_accounts_or_one_hot_account_and_reports_tenths() {
+    let bench = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let out = Command::new(BIN)
+            .args(["bench", "--purchases", "60", "--clients", "3", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        runs.as_array().unwrap().clone()
+    };
+    let runs = bench(&["--processes", "--accounts", "10,2000", "--tenths"]);
+    assert_eq!(runs.len(), 2);
+    for (r, accounts) in runs.iter().zip([10, 2000]) {
+        assert_eq!(r["accounts"], accounts, "{r}");
+        assert!(r["not_committed"].as_u64().unwrap() < 60, "{r}");
+        let tenths = r["tenths"].as_array().unwrap();
+        assert_eq!(tenths.len(), 10, "{r}");
+        let counted: u64 = tenths.iter().map(|t| t["purchases"].as_u64().unwrap()).sum();
+        assert_eq!(counted, r["purchases"].as_u64().unwrap());
+        let rss = r["rss"].as_array().unwrap();
+        let names: Vec<&str> = rss.iter().map(|m| m["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["coordinator", "wallet", "order"]);
+        assert!(rss.iter().all(|m| m["end_kib"].as_u64().unwrap() > 0), "{r}");
+    }
+    let runs = bench(&["--hot", "--tenths"]);
+    assert_eq!(runs[0]["hot"], true);
+    assert_eq!(runs[0]["rss"][0]["name"], "bench process");
+    // Without the new flags, the JSON is as it was.
+    let runs = bench(&[]);
+    for key in ["accounts", "hot", "tenths", "rss"] {
+        assert!(runs[0].get(key).is_none(), "{key}: {}", runs[0]);
+    }
+}
