@@ -166,7 +166,16 @@ impl LocalCluster {
             dir,
             nodes: Nodes::Processes(children),
         };
-        local.wait_started().await?;
+        if let Err(e) = local.wait_started().await {
+            // Leave no node of a cluster that failed to start running.
+            if let Nodes::Processes(children) = &mut local.nodes {
+                for (_, child) in children.iter_mut() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            return Err(e);
+        }
         Ok(local)
     }
 
