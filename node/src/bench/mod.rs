@@ -380,3 +380,32 @@ pub fn this_executable() -> Result<PathBuf> {
     std::env::current_exe()
         .map_err(|e| Error::Other(format!("cannot find this executable to start nodes: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(accounts: &[usize], hot: bool) -> Options {
+        Options {
+            purchases: 10,
+            clients: vec![1],
+            accounts: accounts.to_vec(),
+            hot,
+            tenths: false,
+            dir: PathBuf::from("/tmp"),
+            processes: None,
+            json: true,
+        }
+    }
+
+    #[test]
+    fn one_run_per_accounts_count_uniform_or_hot() {
+        assert_eq!(opts(&[], false).spreads(), [Spread::PerClient]);
+        assert_eq!(opts(&[], true).spreads(), [Spread::Hot(1)]);
+        assert_eq!(
+            opts(&[10, 1000], false).spreads(),
+            [Spread::Uniform(10), Spread::Uniform(1000)]
+        );
+        assert_eq!(opts(&[1000], true).spreads(), [Spread::Hot(1000)]);
+    }
+}
