@@ -26,16 +26,23 @@
 //! widget = 5
 //! ```
 //!
-//! Initial data is used only on a participant's first start: after that its
-//! own storage is the truth.
+//! For many keys, the initial data comes from CSV files named at the top of
+//! the file (before any `[[node]]`; a relative path is relative to the
+//! cluster file's directory, and only the participant that reads it needs
+//! it): `accounts_file = "balances.csv"`, `stock_file = "stock.csv"`, each
+//! line `key,amount` (see [`crate::initial`]). A file and a table may be
+//! combined, as long as no key is in both.
+//!
+//! Initial data is used only on a participant's first start, which makes it
+//! durable: after that its own storage is the truth.
 
 use crate::error::{Error, Result};
+use crate::initial::{InitialLevels, Levels};
 pub use crate::role::Role;
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use twopc_model::{Coordinator, Node, Participant, Resource};
 
 /// A node as the file spells it (addresses unresolved).
@@ -53,12 +60,16 @@ struct RawNode {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCluster {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    accounts_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stock_file: Option<PathBuf>,
     #[serde(default)]
     node: Vec<RawNode>,
     #[serde(default)]
-    accounts: BTreeMap<String, u64>,
+    accounts: Levels,
     #[serde(default)]
-    stock: BTreeMap<String, u64>,
+    stock: Levels,
 }
 
 /// One node of the cluster.
@@ -87,10 +98,10 @@ impl NodeSpec {
 pub struct Cluster {
     /// Every node.
     pub nodes: Vec<NodeSpec>,
-    /// The wallet's initial balances.
-    pub accounts: BTreeMap<String, u64>,
-    /// The order service's initial stock.
-    pub stock: BTreeMap<String, u64>,
+    /// The wallet's initial balances (`[accounts]`, `accounts_file`).
+    pub accounts: InitialLevels,
+    /// The order service's initial stock (`[stock]`, `stock_file`).
+    pub stock: InitialLevels,
 }
 
 fn resolve(text: &str) -> std::result::Result<SocketAddrV4, String> {
@@ -112,19 +123,26 @@ fn resolve(text: &str) -> std::result::Result<SocketAddrV4, String> {
 }
 
 impl Cluster {
-    /// Reads and validates a cluster file.
+    /// Reads and validates a cluster file; relative levels-file paths in it
+    /// are relative to its directory.
     pub fn load(path: &Path) -> Result<Cluster> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ClusterRead {
             path: path.to_path_buf(),
             source,
         })?;
-        Cluster::parse(&text).map_err(|msg| Error::ClusterInvalid {
+        let mut cluster = Cluster::parse(&text).map_err(|msg| Error::ClusterInvalid {
             path: path.to_path_buf(),
             msg,
-        })
+        })?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for initial in [&mut cluster.accounts, &mut cluster.stock] {
+            initial.file = initial.file.take().map(|f| dir.join(f));
+        }
+        Ok(cluster)
     }
 
-    /// Parses and validates cluster-file text.
+    /// Parses and validates cluster-file text (levels-file paths are kept
+    /// as written).
     pub fn parse(text: &str) -> std::result::Result<Cluster, String> {
         let raw: RawCluster = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut nodes = Vec::new();
@@ -157,14 +175,22 @@ impl Cluster {
         }
         Ok(Cluster {
             nodes,
-            accounts: raw.accounts,
-            stock: raw.stock,
+            accounts: InitialLevels {
+                table: raw.accounts,
+                file: raw.accounts_file,
+            },
+            stock: InitialLevels {
+                table: raw.stock,
+                file: raw.stock_file,
+            },
         })
     }
 
     /// The cluster file for this cluster (`parse` reads it back as it is).
     pub fn to_toml(&self) -> String {
         let raw = RawCluster {
+            accounts_file: self.accounts.file.clone(),
+            stock_file: self.stock.file.clone(),
             node: self
                 .nodes
                 .iter()
@@ -175,8 +201,8 @@ impl Cluster {
                     bind: (n.bind != n.address).then(|| n.bind.to_string()),
                 })
                 .collect(),
-            accounts: self.accounts.clone(),
-            stock: self.stock.clone(),
+            accounts: self.accounts.table.clone(),
+            stock: self.stock.table.clone(),
         };
         toml::to_string(&raw).expect("a cluster serializes as TOML")
     }
@@ -205,8 +231,24 @@ impl Cluster {
             .expect("validated: one node per role")
     }
 
+    /// The initial levels of a participant with `role` (`None` for the
+    /// coordinator): its table and its file's rows, read now. For its first
+    /// start only (`node.rs`).
+    pub fn initial_levels(&self, role: Role) -> Result<Option<Levels>> {
+        match role {
+            Role::Coordinator => Ok(None),
+            Role::Wallet => self.accounts.read("accounts_file", "[accounts]").map(Some),
+            Role::Order => self.stock.read("stock_file", "[stock]").map(Some),
+        }
+    }
+
     /// The model actor that `node` runs: the same `twopc_model::Node` the
     /// checker explores, configured with peer Ids from this file.
+    ///
+    /// A participant's `initial` levels are left empty: a node makes them
+    /// durable on its first start ([`Cluster::initial_levels`], `node.rs`),
+    /// so `on_start` always finds them in storage, and the actor does not
+    /// keep a second copy of a million balances for as long as it runs.
     pub fn actor(&self, node: &NodeSpec) -> Node {
         let coordinator = self.with_role(Role::Coordinator).id();
         match node.role {
@@ -217,12 +259,12 @@ impl Cluster {
             Role::Wallet => Node::Participant(Participant {
                 resource: Resource::Wallet,
                 coordinator,
-                initial: self.accounts.clone(),
+                initial: Default::default(),
             }),
             Role::Order => Node::Participant(Participant {
                 resource: Resource::Order,
                 coordinator,
-                initial: self.stock.clone(),
+                initial: Default::default(),
             }),
         }
     }
@@ -238,7 +280,7 @@ mod tests {
     fn the_example_cluster_file_parses() {
         let c = Cluster::parse(EXAMPLE).unwrap();
         assert_eq!(c.nodes.len(), 3);
-        assert!(!c.accounts.is_empty() && !c.stock.is_empty());
+        assert!(!c.accounts.table.is_empty() && !c.stock.table.is_empty());
         let wallet = c.node("wallet").unwrap();
         let Node::Participant(p) = c.actor(wallet) else {
             panic!("wallet is a participant")
@@ -251,7 +293,9 @@ mod tests {
         let mut c = Cluster::parse(EXAMPLE).unwrap();
         c.nodes[2].bind = "0.0.0.0:7000".parse().unwrap();
         c.accounts
+            .table
             .insert("name with \"quotes\" = and spaces".into(), 7);
+        c.stock.file = Some("/data/stock.csv".into());
         let text = c.to_toml();
         assert_eq!(Cluster::parse(&text), Ok(c), "{text}");
     }
@@ -274,5 +318,25 @@ mod tests {
         let v6 = "[[node]]\nname='c'\nrole='coordinator'\naddress='[::1]:5'";
         assert!(Cluster::parse(v6).unwrap_err().contains("IPv4"));
         assert!(Cluster::parse("[[node]]\nnam='x'").is_err());
+    }
+
+    #[test]
+    fn levels_files_are_relative_to_the_cluster_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            format!("accounts_file = \"balances.csv\"\nstock_file = \"/abs/stock.csv\"\n{EXAMPLE}");
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, text).unwrap();
+        let c = Cluster::load(&path).unwrap();
+        assert_eq!(c.accounts.file, Some(dir.path().join("balances.csv")));
+        assert_eq!(c.stock.file, Some(PathBuf::from("/abs/stock.csv")));
+        // Only a participant's first start reads it (`node.rs`); missing, it
+        // is an error naming the setting and the file.
+        assert_eq!(c.initial_levels(Role::Coordinator).unwrap(), None);
+        let err = c.initial_levels(Role::Wallet).unwrap_err().to_string();
+        assert!(
+            err.contains("accounts_file") && err.contains("balances.csv"),
+            "{err}"
+        );
     }
 }

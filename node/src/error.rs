@@ -34,6 +34,42 @@ pub enum Error {
         /// The names the file has, comma-separated.
         known: String,
     },
+    /// A participant's initial levels file could not be read.
+    #[error(
+        "cannot read {setting} {path}: {source}. The node did not start and changed nothing; \
+         make the file readable (or fix {setting} in the cluster file) and start it again"
+    )]
+    LevelsRead {
+        /// The cluster file's setting naming the file (`accounts_file`, `stock_file`).
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A row of a participant's initial levels file is wrong.
+    #[error(
+        "{setting} {path}, line {line}: {msg}. The node did not start and changed nothing; \
+         correct the file and start it again"
+    )]
+    LevelsInvalid {
+        /// The cluster file's setting naming the file (`accounts_file`, `stock_file`).
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The line (from 1).
+        line: usize,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// A levels file could not be written (local clusters write theirs).
+    #[error("cannot write levels file {path}: {source}")]
+    LevelsWrite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// A storage file could not be read, written or synced.
     #[error("storage I/O failed on {path}: {source}")]
     StorageIo {

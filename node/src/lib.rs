@@ -11,7 +11,8 @@
 //! [`node`] is the one way to start a node (claim the data directory, replay
 //! it, bind, run) for `twopc node` and for the in-process clusters of
 //! [`local`] ([`demo`], [`mod@bench`]). [`cluster`] reads and writes the
-//! cluster file, with the [`role`] names in one place; [`client`] makes
+//! cluster file, with the [`role`] names in one place and a participant's
+//! [`initial`] levels (a table, or a CSV file for a million keys); [`client`] makes
 //! purchases and asks for status ([`admin`] is what a node reports);
 //! [`faults`] misbehaves on purpose for tests. [`cli`] is the command line;
 //! the binary `twopc` (`main.rs`) only parses it.
@@ -25,6 +26,7 @@ pub mod core;
 pub mod demo;
 pub mod error;
 pub mod faults;
+pub mod initial;
 pub mod local;
 pub mod node;
 pub mod role;

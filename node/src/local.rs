@@ -10,6 +10,7 @@ use crate::cluster::{Cluster, NodeSpec, Role};
 use crate::core::Config;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
+use crate::initial::{self, InitialLevels};
 use crate::node::{self, Socket};
 use crate::wire::{ClusterKey, Codec, Format};
 use std::collections::BTreeMap;
@@ -17,6 +18,9 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// How long a node process may take to start and answer.
+const STARTUP: Duration = Duration::from_secs(600);
 
 /// A running in-process cluster.
 pub struct LocalCluster {
@@ -69,8 +73,8 @@ impl LocalCluster {
         }
         let cluster = Cluster {
             nodes,
-            accounts,
-            stock,
+            accounts: InitialLevels::table(accounts),
+            stock: InitialLevels::table(stock),
         };
         let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
         let (stop, stopped) = watch::channel(false);
@@ -101,7 +105,9 @@ impl LocalCluster {
     }
 
     /// Like [`LocalCluster::start_in`], but each node is a `twopc node`
-    /// child process of `exe` (this binary), as it would be deployed.
+    /// child process of `exe` (this binary), as it would be deployed. The
+    /// balances and stock go to CSV files beside the cluster file
+    /// (`accounts_file`, `stock_file`): a million keys start in seconds.
     pub async fn spawn_in(
         parent: &std::path::Path,
         exe: &std::path::Path,
@@ -115,11 +121,19 @@ impl LocalCluster {
             let address = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr());
             nodes.push(loopback_node(role, address)?);
         }
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             nodes,
-            accounts,
-            stock,
+            accounts: InitialLevels::default(),
+            stock: InitialLevels::default(),
         };
+        for (name, levels, initial) in [
+            ("accounts.csv", &accounts, &mut cluster.accounts),
+            ("stock.csv", &stock, &mut cluster.stock),
+        ] {
+            let path = dir.path().join(name);
+            initial::write(&path, levels)?;
+            initial.file = Some(path);
+        }
         let file = dir.path().join("cluster.toml");
         std::fs::write(&file, cluster.to_toml())
             .map_err(|e| Error::Other(format!("cannot write {}: {e}", file.display())))?;
@@ -146,16 +160,69 @@ impl LocalCluster {
                 .map_err(|e| Error::Other(format!("cannot start {}: {e}", exe.display())))?;
             children.push((n.name.clone(), child));
         }
-        let local = LocalCluster {
+        let mut local = LocalCluster {
             cluster,
             codec,
             dir,
             nodes: Nodes::Processes(children),
         };
-        for role in Role::ALL {
-            local.status(role).await?;
+        if let Err(e) = local.wait_started().await {
+            // Leave no node of a cluster that failed to start running.
+            if let Nodes::Processes(children) = &mut local.nodes {
+                for (_, child) in children.iter_mut() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            return Err(e);
         }
         Ok(local)
+    }
+
+    /// Waits until every node process answers status (a first start with a
+    /// million keys takes a while); an error if one exits or takes longer
+    /// than [`STARTUP`].
+    async fn wait_started(&mut self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + STARTUP;
+        for role in Role::ALL {
+            let addr = self.addr(role);
+            loop {
+                let answer = client::status(addr, &self.codec, Duration::from_secs(1)).await?;
+                if answer.is_some() {
+                    break;
+                }
+                if let Nodes::Processes(children) = &mut self.nodes {
+                    for (name, child) in children.iter_mut() {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            return Err(Error::Other(format!(
+                                "node {name} exited with {status} at its start"
+                            )));
+                        }
+                    }
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(Error::Other(format!(
+                        "{role} did not answer status within {}s of its start",
+                        STARTUP.as_secs()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The node processes' ids by name (`None`: the nodes are tasks of
+    /// this process).
+    pub fn pids(&self) -> Option<Vec<(String, u32)>> {
+        match &self.nodes {
+            Nodes::Tasks { .. } => None,
+            Nodes::Processes(children) => Some(
+                children
+                    .iter()
+                    .map(|(name, child)| (name.clone(), child.id()))
+                    .collect(),
+            ),
+        }
     }
 
     /// The address of the node with `role`.

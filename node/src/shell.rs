@@ -7,7 +7,7 @@
 //! 2. feed that event, and every datagram already waiting (up to
 //!    `batch_max`), to the core: one batch;
 //! 3. run the batch's [`Ready`] in order: send what may leave at once, stage
-//!    the saves, fsync if the core says so (persist before send is decided
+//!    the save, fsync if the core says so (persist before send is decided
 //!    in [`Core::ready`]), then send the rest.
 //!
 //! At shutdown, saves that no send has forced to disk yet are made durable.
@@ -148,7 +148,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
     async fn flush(&mut self) -> Result<()> {
         let Ready {
             sends,
-            saves,
+            save,
             sync,
             sends_after_sync,
             timers: _, // applied to the deadlines by the core already
@@ -156,7 +156,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
         for out in sends {
             self.send(out).await;
         }
-        for storage in saves {
+        if let Some(storage) = save {
             self.store.stage(storage)?;
         }
         if sync {

@@ -149,3 +149,43 @@ fn lossy_duplicating_network_every_purchase_reaches_an_outcome_and_money_is_cons
         .sum();
     assert!(dropped > 0, "the fault injection dropped something");
 }
+
+/// A refusal that is true (issue 13): alice has exactly 10. A purchase of 10
+/// is prepared at the wallet when the coordinator is killed (its votes never
+/// arrive, its abort never leaves: it never decides anything the wallet
+/// hears), and the wallet never asks about the hold. After the coordinator
+/// restarts, a new purchase of 10 commits at once: its prepare carries the
+/// new epoch's floor, which settles the dead hold of the old epoch, so the
+/// wallet releases it before judging. (Before the floor, the wallet counted
+/// the dead hold and answered "insufficient funds" for money that is there.)
+#[test]
+fn after_a_coordinator_restart_a_dead_hold_does_not_refuse_money_that_is_there() {
+    let mut c = TestCluster::new(&[("alice", 10)], &[("widget", 10)]);
+    c.start("wallet", &["--fault-drop-out", "query"]);
+    c.start("order", &[]);
+    c.start(
+        "coordinator",
+        &["--fault-drop-in", "vote", "--fault-drop-out", "abort"],
+    );
+    let mut first = c
+        .purchase_command("alice", "widget", 1, 10)
+        .spawn()
+        .unwrap();
+    wait_for("the wallet to hold the first purchase", || {
+        (c.holds("wallet") == 1).then_some(())
+    });
+    c.kill9("coordinator");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    c.start("coordinator", &[]);
+    assert_eq!(c.holds("wallet"), 1, "the dead hold is still there");
+    let (r, code) = c.purchase("alice", "widget", 1, 10);
+    assert_eq!((r["outcome"].as_str(), code), (Some("committed"), 0), "{r}");
+    assert_eq!(
+        r["txn"].as_str().map(|t| t.starts_with("2.")),
+        Some(true),
+        "{r}"
+    );
+    assert_conserved(&c, 0, 9);
+    assert_eq!(c.holds("wallet"), 0);
+}

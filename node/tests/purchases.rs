@@ -185,21 +185,26 @@ fn demo_runs_and_exits_zero() {
     assert!(stdout.contains("cluster stopped cleanly"), "{stdout}");
 }
 
+/// The runs `twopc bench --json ARGS` prints (it must succeed).
+fn bench_json(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(BIN)
+        .args(["bench", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    runs.as_array().unwrap().clone()
+}
+
 #[test]
 fn bench_runs_with_nodes_in_process_and_as_processes() {
     for extra in [&[][..], &["--processes"][..]] {
-        let out = Command::new(BIN)
-            .args(["bench", "--purchases", "40", "--clients", "1,4", "--json"])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let runs = runs.as_array().unwrap();
+        let runs = bench_json(&[&["--purchases", "40", "--clients", "1,4"], extra].concat());
         assert_eq!(runs.len(), 2);
         for r in runs {
             assert!(r["purchases"].as_u64().unwrap() >= 40, "{r}");
@@ -207,5 +212,42 @@ fn bench_runs_with_nodes_in_process_and_as_processes() {
             assert!(r["not_committed"].as_u64().unwrap() < 40, "{r}");
             assert!(r["fsyncs_per_purchase"]["wallet"].as_f64().unwrap() > 0.0);
         }
+    }
+}
+
+/// The cost-growth flags: runs per `--accounts` count, `--hot`, and
+/// `--tenths` with memory per node process (figures are not judged here:
+/// benchmarks are read, not asserted).
+#[test]
+fn bench_spreads_purchases_over_accounts_or_one_hot_account_and_reports_tenths() {
+    let bench =
+        |extra: &[&str]| bench_json(&[&["--purchases", "60", "--clients", "3"], extra].concat());
+    let runs = bench(&["--processes", "--accounts", "10,2000", "--tenths"]);
+    assert_eq!(runs.len(), 2);
+    for (r, accounts) in runs.iter().zip([10, 2000]) {
+        assert_eq!(r["accounts"], accounts, "{r}");
+        assert!(r["not_committed"].as_u64().unwrap() < 60, "{r}");
+        let tenths = r["tenths"].as_array().unwrap();
+        assert_eq!(tenths.len(), 10, "{r}");
+        let counted: u64 = tenths
+            .iter()
+            .map(|t| t["purchases"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, r["purchases"].as_u64().unwrap());
+        let rss = r["rss"].as_array().unwrap();
+        let names: Vec<&str> = rss.iter().map(|m| m["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["coordinator", "wallet", "order"]);
+        assert!(
+            rss.iter().all(|m| m["end_kib"].as_u64().unwrap() > 0),
+            "{r}"
+        );
+    }
+    let runs = bench(&["--hot", "--tenths"]);
+    assert_eq!(runs[0]["hot"], true);
+    assert_eq!(runs[0]["rss"][0]["name"], "bench process");
+    // Without the new flags, the JSON is as it was.
+    let runs = bench(&[]);
+    for key in ["accounts", "hot", "tenths", "rss"] {
+        assert!(runs[0].get(key).is_none(), "{key}: {}", runs[0]);
     }
 }

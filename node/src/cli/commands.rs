@@ -216,22 +216,20 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
         Command::Status(args) => status(args, key()?).await,
         Command::Demo => demo::run().await.map(|()| Exit::Ok),
         Command::Bench(args) => {
-            let exe = if args.processes {
-                Some(std::env::current_exe().map_err(|e| {
-                    Error::Other(format!("cannot find this executable to start nodes: {e}"))
-                })?)
-            } else {
-                None
+            let opts = bench::Options {
+                purchases: args.purchases,
+                clients: args.clients,
+                accounts: args.accounts,
+                hot: args.hot,
+                tenths: args.tenths,
+                dir: args.dir,
+                processes: match args.processes {
+                    true => Some(bench::this_executable()?),
+                    false => None,
+                },
+                json: args.json,
             };
-            bench::run(
-                args.purchases,
-                &args.clients,
-                &args.dir,
-                exe.as_deref(),
-                args.json,
-            )
-            .await
-            .map(|_| Exit::Ok)
+            bench::run(&opts).await.map(|_| Exit::Ok)
         }
         Command::Inspect { data_dir } => {
             match storage::inspect(&data_dir)? {

@@ -25,6 +25,8 @@ Start here:  twopc demo",
   twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10
   twopc status --cluster cluster.toml --json
   twopc bench
+  twopc bench --processes --clients 32 --purchases 200000 --tenths
+  twopc bench --processes --clients 1 --accounts 1000,1000000
 
 Environment:
   TWOPC_KEY        the cluster key itself (or use --key-file / TWOPC_KEY_FILE)
@@ -195,6 +197,19 @@ pub struct BenchArgs {
     /// the bench process; clients always run in the bench process).
     #[arg(long)]
     pub(super) processes: bool,
+    /// Spread purchases uniformly over N users and N skus, each funded so
+    /// every purchase commits (comma-separated: one run per count, with
+    /// ratios to the first). Default: each client buys as its own user.
+    #[arg(long, value_delimiter = ',', value_name = "N")]
+    pub(super) accounts: Vec<usize>,
+    /// Make every purchase on one user and one sku (of the --accounts
+    /// there are), funded enough for all of them.
+    #[arg(long)]
+    pub(super) hot: bool,
+    /// Also print purchases/s and latency per tenth of each run, and each
+    /// node's resident memory (VmRSS) after the first tenth and at the end.
+    #[arg(long)]
+    pub(super) tenths: bool,
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,

@@ -14,10 +14,10 @@
 //! [`MAX_DATAGRAM`], decoded by the [`Codec`] (a failure is a rejection:
 //! counted by reason and dropped); a protocol message goes to the actor
 //! (`on_msg`), a status request to `Core::on_status`. The actor's commands
-//! go through `Core::apply`: `Save` joins `Ready::saves`, `Send` is
-//! encoded and queued, timers are set here. At the end of the batch the
-//! shell calls [`Core::ready`], stages the saves, fsyncs if told to, and
-//! sends.
+//! go through `Core::apply`: `Save` becomes `Ready::save` (replacing an
+//! earlier save of the batch), `Send` is encoded and queued, timers are
+//! set here. At the end of the batch the shell calls [`Core::ready`],
+//! stages the save, fsyncs if told to, and sends.
 //!
 //! ## Persist before send, with group commit
 //!
@@ -107,15 +107,19 @@ pub enum TimerCmd {
 }
 
 /// What one batch asks the shell to do, in this order: send `sends`; stage
-/// `saves`; if `sync`, make everything staged durable (fsync); then send
+/// `save`; if `sync`, make everything staged durable (fsync); then send
 /// `sends_after_sync`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     /// Datagrams that may leave at once: held back by an injected fault
     /// after the saves they depend on were already durable.
     pub sends: Vec<Outgoing>,
-    /// Durable states to stage, in the order the actor saved them.
-    pub saves: Vec<Storage>,
+    /// The durable state to stage: the newest `Save` of the batch. Each is the actor's whole
+    /// durable state, so it includes every earlier one, and nothing of the
+    /// batch is sent before it is durable. Keeping one rather than one per
+    /// message keeps a batch's memory at one copy of the state (a batch of
+    /// 64 prepares at a participant with a long history held 64 copies).
+    pub save: Option<Storage>,
     /// Whether everything staged must be durable before `sends_after_sync`
     /// leave: persist before send.
     pub sync: bool,
@@ -199,7 +203,7 @@ impl Core {
     pub fn ready(&mut self, now: Instant) -> Ready {
         let mut ready = std::mem::take(&mut self.ready);
         self.counters.batches += 1;
-        self.unsynced |= !ready.saves.is_empty();
+        self.unsynced |= ready.save.is_some();
         if !self.queued.is_empty() {
             ready.sync = self.unsynced;
             self.unsynced = false;
@@ -273,7 +277,8 @@ impl Core {
                 }
                 Command::Save(storage) => {
                     self.counters.saves += 1;
-                    self.ready.saves.push(storage);
+                    // Replaces (frees) the batch's earlier save at once.
+                    self.ready.save = Some(storage);
                 }
             }
         }

@@ -102,8 +102,9 @@ fn yes(n: u64) -> Msg {
     }
 }
 
-/// Ten prepares in one batch: ten saves, one sync, and every vote held back
-/// behind it, in the order the actor emitted them.
+/// Ten prepares in one batch: ten saves, of which the newest (holding all
+/// ten holds) is staged, one sync, and every vote held back behind it, in
+/// the order the actor emitted them.
 #[test]
 fn a_batch_whose_saves_hold_back_every_send() {
     let mut core = wallet(100);
@@ -115,16 +116,14 @@ fn a_batch_whose_saves_hold_back_every_send() {
         levels: [("alice".into(), 100)].into(),
         ..PartStorage::default()
     };
-    let mut saves = Vec::new();
     for n in 0..10 {
         s.holds.insert(txn(n), hold(n));
-        saves.push(Storage::Participant(s.clone()));
     }
     assert_eq!(
         ready,
         Ready {
             sends: vec![],
-            saves,
+            save: Some(Storage::Participant(s)),
             sync: true,
             sends_after_sync: (0..10).map(|n| to_coordinator(yes(n))).collect(),
             timers: (0..10)
@@ -156,7 +155,7 @@ fn a_batch_with_nothing_to_send_leaves_its_save_staged() {
     assert_eq!(
         core.ready(Instant::now()),
         Ready {
-            saves: vec![Storage::Participant(s.clone())],
+            save: Some(Storage::Participant(s.clone())),
             sync: false,
             timers: vec![TimerCmd::Cancel(Timer::Query(txn(7)))],
             ..Ready::default()
@@ -171,7 +170,7 @@ fn a_batch_with_nothing_to_send_leaves_its_save_staged() {
     assert_eq!(
         core.ready(Instant::now()),
         Ready {
-            saves: vec![Storage::Participant(s)],
+            save: Some(Storage::Participant(s)),
             sync: true,
             sends_after_sync: vec![to_coordinator(yes(8))],
             timers: vec![TimerCmd::Set(Timer::Query(txn(8)), timeouts::QUERY)],

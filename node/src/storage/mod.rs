@@ -99,7 +99,8 @@ pub struct StoreStats {
 
 /// Where the runtime keeps an actor's `Storage`.
 ///
-/// The runtime calls `stage` for each `Save` in emitted order, and `sync`
+/// The runtime calls `stage` with the newest `Save` of each batch (it holds
+/// every earlier one: a `Save` is the whole durable state), and `sync`
 /// before letting any later message leave. `needs_sync` tells it whether
 /// anything staged is not durable yet.
 pub trait Store: Send {

@@ -173,11 +173,12 @@ pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<(u64, Storage)> {
         return Err(corrupt("not a twopc snapshot"));
     }
     let generation = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-    let scan = scan(&bytes[16..], path)?;
+    let mut scan = scan(&bytes[16..], path)?;
     // A snapshot is fsync'd before it is renamed into place: it is whole or
-    // it is not there. Anything else is corruption, torn or not.
-    match (scan.torn, scan.deltas.as_slice()) {
-        (None, [Delta::Full(s)]) => Ok((generation, s.clone())),
+    // it is not there. Anything else is corruption, torn or not. (Moved
+    // out, not cloned: a snapshot may hold a million balances.)
+    match (scan.torn, scan.deltas.len(), scan.deltas.pop()) {
+        (None, 1, Some(Delta::Full(s))) => Ok((generation, s)),
         _ => Err(corrupt(
             "snapshot is not exactly one complete full-state record",
         )),

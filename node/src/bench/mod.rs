@@ -1,0 +1,411 @@
+//! `twopc bench`: purchases per second and latency on loopback, with fsync
+//! on, for one client and for many concurrent clients; what a purchase
+//! costs each node in fsyncs; and how that cost grows with the number of
+//! accounts (`--accounts`), on one hot account (`--hot`) and with the age of
+//! the run (`--tenths`).
+//!
+//! The cluster runs in this process ([`LocalCluster`]): the same runtime,
+//! storage and UDP sockets as `twopc node`; or, with `--processes`, as
+//! `twopc node` processes. Each client is the model's client actor making
+//! its purchases one after another; a purchase's latency is from the moment
+//! it can be sent to the moment its outcome arrives.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `mod.rs` | runs, measures, prints the table |
+//! | `workload.rs` | who buys what ([`Spread`]), and the funds for it |
+//! | `age.rs` | per-tenth throughput and latency, resident memory |
+
+mod age;
+mod workload;
+
+pub use age::{Rss, Tenth};
+pub use workload::{Spread, Workload};
+
+use crate::cluster::Role;
+use crate::error::{Error, Result};
+use crate::local::LocalCluster;
+use age::Completion;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use twopc_model::Verdict;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Purchases per measured run, shared by its clients.
+    pub purchases: usize,
+    /// Concurrent clients, one run each.
+    pub clients: Vec<usize>,
+    /// Users and skus, one run each (empty: each client its own user).
+    pub accounts: Vec<usize>,
+    /// Every purchase on one user and one sku.
+    pub hot: bool,
+    /// Print throughput and latency per tenth of each run, and memory.
+    pub tenths: bool,
+    /// The data directories' parent.
+    pub dir: PathBuf,
+    /// Run the nodes as processes of this executable (else as tasks).
+    pub processes: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    pub json: bool,
+}
+
+impl Options {
+    /// The spreads to run, one per `--accounts` value.
+    fn spreads(&self) -> Vec<Spread> {
+        match (self.accounts.as_slice(), self.hot) {
+            ([], false) => vec![Spread::PerClient],
+            ([], true) => vec![Spread::Hot(1)],
+            (all, hot) => all
+                .iter()
+                .map(|&n| {
+                    if hot {
+                        Spread::Hot(n)
+                    } else {
+                        Spread::Uniform(n)
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One measured run.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Users (and skus) the purchases were spread over (`--accounts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<usize>,
+    /// Every purchase on one user and one sku (`--hot`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hot: bool,
+    /// Purchases made (all committed).
+    pub purchases: usize,
+    /// Purchases per second.
+    pub per_second: f64,
+    /// Median latency, milliseconds.
+    pub p50_ms: f64,
+    /// 99th-percentile latency, milliseconds.
+    pub p99_ms: f64,
+    /// fsyncs per purchase at the coordinator, wallet, order service.
+    pub fsyncs_per_purchase: BTreeMap<String, f64>,
+    /// Bytes written to storage per purchase, per node.
+    pub bytes_per_purchase: BTreeMap<String, f64>,
+    /// Purchases that did not commit (should be 0).
+    pub not_committed: usize,
+    /// Per tenth of the run (`--tenths`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenths: Option<Vec<Tenth>>,
+    /// Resident memory per node (`--tenths`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss: Option<Vec<Rss>>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// (fsyncs, bytes written) per node, by role name.
+async fn fsyncs(cluster: &LocalCluster) -> Result<BTreeMap<String, (u64, u64)>> {
+    let mut m = BTreeMap::new();
+    for role in Role::ALL {
+        m.insert(role.as_str().to_string(), {
+            let c = cluster.status(role).await?.counters;
+            (c.fsyncs, c.bytes_written)
+        });
+    }
+    Ok(m)
+}
+
+/// What a run records as purchases complete.
+#[derive(Default)]
+struct Record {
+    completions: Vec<Completion>,
+    not_committed: usize,
+    /// VmRSS per watched process once the first tenth completed.
+    first_tenth_rss: Vec<Option<u64>>,
+}
+
+/// Makes `each` purchases from each of `clients` clients of `workload`;
+/// with `watch` (name, pid) it also records tenths and memory.
+async fn measure(
+    cluster: &LocalCluster,
+    workload: &Workload,
+    clients: usize,
+    each: usize,
+    watch: Option<&[(String, String)]>,
+) -> Result<BenchResult> {
+    if !cluster.settle(Duration::from_secs(60)).await? {
+        return Err(Error::Other("cluster did not settle before the run".into()));
+    }
+    let before = fsyncs(cluster).await?;
+    let record = Arc::new(Mutex::new(Record::default()));
+    let first_tenth = (clients * each / 10).max(1);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let record = record.clone();
+        let pids: Vec<String> = watch
+            .unwrap_or_default()
+            .iter()
+            .map(|(_, pid)| pid.clone())
+            .collect();
+        let mut last = Instant::now();
+        tasks.push(tokio::spawn(crate::client::run_client(
+            cluster.addr(Role::Coordinator),
+            workload.purchases(c, each),
+            cluster.codec.clone(),
+            Duration::from_secs(600),
+            move |o| {
+                let now = Instant::now();
+                let mut r = record.lock().unwrap();
+                r.completions.push(Completion {
+                    at: now - started,
+                    latency: now - last,
+                });
+                last = now;
+                if o.verdict != Verdict::Committed {
+                    r.not_committed += 1;
+                }
+                if r.completions.len() == first_tenth {
+                    r.first_tenth_rss = pids.iter().map(|p| age::rss_kib(p)).collect();
+                }
+            },
+        )));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| Error::Other(format!("bench client panicked: {e}")))??;
+    }
+    let elapsed = started.elapsed();
+    let end_rss: Vec<Option<u64>> = watch
+        .unwrap_or_default()
+        .iter()
+        .map(|(_, pid)| age::rss_kib(pid))
+        .collect();
+    // Commits finish (participants apply, acks) after the client hears the
+    // outcome; count those fsyncs too.
+    cluster.settle(Duration::from_secs(60)).await?;
+    let after = fsyncs(cluster).await?;
+    let record = std::mem::take(&mut *record.lock().unwrap());
+    let mut lat: Vec<Duration> = record.completions.iter().map(|c| c.latency).collect();
+    lat.sort();
+    let n = lat.len();
+    let per = |f: fn(&(u64, u64)) -> u64| -> BTreeMap<String, f64> {
+        after
+            .iter()
+            .map(|(k, v)| (k.clone(), (f(v) - f(&before[k])) as f64 / n.max(1) as f64))
+            .collect()
+    };
+    Ok(BenchResult {
+        clients,
+        accounts: workload.spread.accounts(),
+        hot: matches!(workload.spread, Spread::Hot(_)),
+        purchases: n,
+        per_second: n as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        fsyncs_per_purchase: per(|v| v.0),
+        bytes_per_purchase: per(|v| v.1),
+        not_committed: record.not_committed,
+        tenths: watch.map(|_| age::tenths(&record.completions)),
+        rss: watch.map(|w| {
+            w.iter()
+                .enumerate()
+                .map(|(i, (name, _))| Rss {
+                    name: name.clone(),
+                    first_tenth_kib: record.first_tenth_rss.get(i).copied().flatten(),
+                    end_kib: end_rss[i],
+                })
+                .collect()
+        }),
+    })
+}
+
+/// Prints the table's heading.
+fn print_heading(opts: &Options, spreads: &[Spread]) {
+    println!(
+        "twopc bench: 3 nodes {}, loopback UDP, fsync on, data under {}",
+        if opts.processes.is_some() {
+            "as separate processes"
+        } else {
+            "in this process"
+        },
+        opts.dir.display()
+    );
+    if spreads != [Spread::PerClient] {
+        let all: Vec<String> = spreads.iter().map(|s| s.describe()).collect();
+        println!("purchases: {}", all.join("; "));
+    }
+    println!(
+        "{}{:>8} {:>10} {:>12} {:>9} {:>9}   per purchase at coordinator / wallet / order",
+        accounts_cell(opts, Some("accounts")),
+        "clients",
+        "purchases",
+        "purchases/s",
+        "p50 ms",
+        "p99 ms"
+    );
+}
+
+/// The table's first column, shown only with `--accounts`.
+fn accounts_cell(opts: &Options, text: Option<&str>) -> String {
+    if opts.accounts.is_empty() {
+        String::new()
+    } else {
+        format!("{:>9} ", text.unwrap_or(""))
+    }
+}
+
+fn print_row(opts: &Options, r: &BenchResult) {
+    let [f, b] = [&r.fsyncs_per_purchase, &r.bytes_per_purchase]
+        .map(|m| Role::ALL.map(|role| m[role.as_str()]));
+    let accounts = r.accounts.map(|a| a.to_string());
+    println!(
+        "{}{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   fsyncs {:.2} / {:.2} / {:.2}, bytes written {:.0} / {:.0} / {:.0}{}",
+        accounts_cell(opts, accounts.as_deref()),
+        r.clients,
+        r.purchases,
+        r.per_second,
+        r.p50_ms,
+        r.p99_ms,
+        f[0],
+        f[1],
+        f[2],
+        b[0],
+        b[1],
+        b[2],
+        if r.not_committed > 0 {
+            format!("   ({} did not commit)", r.not_committed)
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// With several `--accounts`, each run against the run with the first
+/// count and as many clients: the cost of size, as ratios of one invocation.
+fn print_ratios(results: &[BenchResult]) {
+    let Some(base) = results.first().and_then(|r| r.accounts) else {
+        return;
+    };
+    let mut printed = false;
+    for r in results.iter().filter(|r| r.accounts != Some(base)) {
+        let Some(b) = results
+            .iter()
+            .find(|b| b.accounts == Some(base) && b.clients == r.clients)
+        else {
+            continue;
+        };
+        if !printed {
+            println!("ratios to the run with {base} accounts and as many clients:");
+            printed = true;
+        }
+        println!(
+            "{:>9} accounts, {:>3} clients: purchases/s {}, p50 {}, p99 {}",
+            r.accounts.unwrap_or(0),
+            r.clients,
+            age::ratio(r.per_second, b.per_second),
+            age::ratio(r.p50_ms, b.p50_ms),
+            age::ratio(r.p99_ms, b.p99_ms),
+        );
+    }
+}
+
+/// Runs the benchmark: for each spread (`--accounts`) and each count of
+/// clients, a fresh cluster with data directories under `opts.dir`, and
+/// `opts.purchases` purchases shared by that many concurrent clients.
+/// Prints a table (or JSON).
+pub async fn run(opts: &Options) -> Result<Vec<BenchResult>> {
+    let max_clients = opts.clients.iter().copied().max().unwrap_or(1).max(1);
+    let spreads = opts.spreads();
+    if !opts.json {
+        print_heading(opts, &spreads);
+    }
+    let mut results = Vec::new();
+    for &spread in &spreads {
+        let workload = Workload::new(spread, max_clients, opts.purchases);
+        for &clients in &opts.clients {
+            let r = run_one(opts, &workload, clients).await?;
+            if !opts.json {
+                print_row(opts, &r);
+                if let (Some(tenths), Some(rss)) = (&r.tenths, &r.rss) {
+                    age::print(tenths, rss);
+                }
+            }
+            results.push(r);
+        }
+    }
+    if opts.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).expect("results serialize")
+        );
+    } else {
+        print_ratios(&results);
+    }
+    Ok(results)
+}
+
+/// One run on a fresh cluster: the model keeps every finished transaction,
+/// so a run would otherwise pay for the history of the runs before it.
+async fn run_one(opts: &Options, workload: &Workload, clients: usize) -> Result<BenchResult> {
+    let (accounts, stock) = (workload.accounts.clone(), workload.stock.clone());
+    let cluster = match &opts.processes {
+        Some(exe) => LocalCluster::spawn_in(&opts.dir, exe, accounts, stock).await?,
+        None => LocalCluster::start_in(&opts.dir, accounts, stock).await?,
+    };
+    // A short warm-up, not measured.
+    measure(&cluster, workload, 1, 20.min(opts.purchases), None).await?;
+    let clients = clients.max(1);
+    let each = (opts.purchases / clients).max(1);
+    let watch = opts.tenths.then(|| age::watched(cluster.pids()));
+    let r = measure(&cluster, workload, clients, each, watch.as_deref()).await?;
+    cluster.stop().await?;
+    Ok(r)
+}
+
+/// The executable to start nodes with for `--processes`: this one.
+pub fn this_executable() -> Result<PathBuf> {
+    std::env::current_exe()
+        .map_err(|e| Error::Other(format!("cannot find this executable to start nodes: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(accounts: &[usize], hot: bool) -> Options {
+        Options {
+            purchases: 10,
+            clients: vec![1],
+            accounts: accounts.to_vec(),
+            hot,
+            tenths: false,
+            dir: PathBuf::from("/tmp"),
+            processes: None,
+            json: true,
+        }
+    }
+
+    #[test]
+    fn one_run_per_accounts_count_uniform_or_hot() {
+        assert_eq!(opts(&[], false).spreads(), [Spread::PerClient]);
+        assert_eq!(opts(&[], true).spreads(), [Spread::Hot(1)]);
+        assert_eq!(
+            opts(&[10, 1000], false).spreads(),
+            [Spread::Uniform(10), Spread::Uniform(1000)]
+        );
+        assert_eq!(opts(&[1000], true).spreads(), [Spread::Hot(1000)]);
+    }
+}
