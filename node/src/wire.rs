@@ -441,7 +441,7 @@ mod tests {
         good[2] = 99;
         assert_eq!(codec.decode(&good), Err(Reject::BadVersion(99)));
         assert!(matches!(
-            codec.decode(b"2P\x01\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff"),
+            codec.decode(&[b"2P".as_slice(), &[VERSION, 0, 0], &[0xff; 8]].concat()),
             Err(Reject::Undecodable(_))
         ));
         // Every truncation and every single-byte corruption: no panic.
@@ -453,7 +453,7 @@ mod tests {
             let _ = codec.decode(&bad);
         }
         // A huge length prefix does not allocate or panic.
-        let mut huge = b"2P\x01\x00\x00\x00".to_vec();
+        let mut huge = [b"2P".as_slice(), &[VERSION, 0, 0, 0]].concat();
         huge.extend_from_slice(&[0xfc, 0xff, 0xff, 0xff, 0xff]);
         assert!(codec.decode(&huge).is_err());
     }
