@@ -14,9 +14,15 @@
 //!    the coordinator remembers just the last outcome per client.
 //! 2. **Prepare.** The [`coordinator::Coordinator`] gives the attempt a fresh
 //!    [`TxnId`] (its epoch, bumped durably at every start, plus a counter) and
-//!    sends `Prepare` to the wallet and to the order service.
-//! 3. **Vote.** A [`participant::Participant`] checks that the level net of
-//!    existing holds covers the amount. If so it records a *hold* (escrow, not a
+//!    sends `Prepare` to the wallet and to the order service. Every prepare
+//!    carries the coordinator's [`Floor`]: every attempt ordered below it is
+//!    settled (decided, and if committed, applied and acknowledged by both)
+//!    except the commits it lists as still owed.
+//! 3. **Vote.** A [`participant::Participant`] first applies the floor: it
+//!    releases the holds the floor settles (attempts nobody will commit),
+//!    forgets the finished transactions it settles, and ignores a prepare
+//!    that arrives below it. Then it checks that the level net of the
+//!    remaining holds covers the amount. If so it records a *hold* (escrow, not a
 //!    lock: a hot account never waits for a round trip), **saves it, then**
 //!    votes yes. If not, it records the abort and votes no.
 //! 4. **Decide.** All yes: the coordinator **saves** the commit decision and
@@ -47,9 +53,13 @@
 //! - **Participant crash**: holds and finished transactions are durable; on
 //!   restart each hold asks the coordinator for its decision.
 //! - **Coordinator crash before deciding**: the vote collection is forgotten;
-//!   participants that prepared learn "abort" (presumed) when they ask; the
-//!   client's retry starts a new attempt under the new epoch, so the old
-//!   attempt's abort can never hit the new attempt's hold.
+//!   participants that prepared learn "abort" (presumed) when they ask, or
+//!   from the first prepare of the new epoch, whose floor settles every
+//!   older attempt that is not an owed commit: the dead hold is released
+//!   before that prepare is judged, so a purchase the money covers is never
+//!   refused because of it. The client's retry starts a new attempt under
+//!   the new epoch, so the old attempt's abort can never hit the new
+//!   attempt's hold.
 //! - **Coordinator crash after deciding**: the decision is durable and is
 //!   re-sent on restart until every participant acked.
 //! - **Client crash**: the outcomes it saw are durable; it resumes retrying its
@@ -61,8 +71,19 @@
 //! decision. While a coordinator that may have decided stays down, prepared
 //! participants keep their holds and keep asking, forever. `twopc-check
 //! liveness --never-recover coordinator` shows the path to that state.
-//! Decided transactions are remembered by participants indefinitely (their
-//! `finished` map), so a participant's memory grows with its history.
+//!
+//! ## What it costs, what it remembers
+//!
+//! The floor costs nothing on the normal path: it is computed from the
+//! oldest attempt still voting and the (usually empty) list of owed
+//! commits, and rides on the prepare that is sent anyway. A participant
+//! remembers a finished transaction until a later prepare's floor settles
+//! it, so its memory follows the transactions in flight, not its history.
+//! Why forgetting is safe: below the floor a prepare is ignored (it cannot
+//! create a hold for a decided attempt), a commit is acknowledged without
+//! being applied again (it was applied before the coordinator could settle
+//! it), and an abort changes nothing. The coordinator still remembers one
+//! outcome per client id (the seam for bounded request-id retention).
 
 pub mod client;
 pub mod coordinator;
