@@ -202,7 +202,7 @@ fn random_and_mutated_datagrams_never_panic_the_decoder() {
                 };
                 let mut d: Vec<u8> = (0..len).map(|_| rng.random()).collect();
                 if rng.random_bool(0.7) && d.len() >= 5 {
-                    d[..5].copy_from_slice(&[b'2', b'P', 1, rng.random_range(0..2), 0]);
+                    d[..5].copy_from_slice(&[b'2', b'P', twopc_node::wire::VERSION, rng.random_range(0..2), 0]);
                 }
                 d
             }

@@ -103,8 +103,8 @@ fn garbage_datagrams_are_counted_and_ignored() {
         vec![],
         vec![0xff; 1000],
         vec![b'2', b'P', 9, 0, 0, 1, 2, 3], // wrong version
-        vec![b'2', b'P', 1, 0, 0, 0xde, 0xad, 0xbe], // no MAC
-        vec![b'2', b'P', 1, 0, 1, 0xde, 0xad, 0xbe], // bad MAC
+        vec![b'2', b'P', twopc_node::wire::VERSION, 0, 0, 0xde, 0xad, 0xbe], // no MAC
+        vec![b'2', b'P', twopc_node::wire::VERSION, 0, 1, 0xde, 0xad, 0xbe], // bad MAC
         vec![7; 61 * 1024],                 // oversized
     ];
     for g in &garbage {
