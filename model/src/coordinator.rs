@@ -6,7 +6,7 @@ use crate::{Node, Storage};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The coordinator's configuration: who the two participants are.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -25,9 +25,9 @@ pub struct CoordStorage {
     pub epoch: u64,
     /// The last outcome told (or about to be told) to each client. Saved before
     /// the client can see it, so a stale retry never gets a different answer.
-    pub clients: BTreeMap<ClientId, Outcome>,
+    pub clients: Map<ClientId, Outcome>,
     /// Commit decisions not yet acknowledged by every participant.
-    pub commits: BTreeMap<TxnId, RequestId>,
+    pub commits: Map<TxnId, RequestId>,
 }
 
 /// A transaction still collecting votes. Volatile: a crash forgets it, and
@@ -60,11 +60,11 @@ pub struct CoordState {
     /// Next attempt number in this incarnation (volatile).
     pub next_txn: u64,
     /// Last outcome per client (durable).
-    pub clients: BTreeMap<ClientId, Outcome>,
+    pub clients: Map<ClientId, Outcome>,
     /// Undecided transactions (volatile).
-    pub voting: BTreeMap<TxnId, Voting>,
+    pub voting: Map<TxnId, Voting>,
     /// Decided-commit transactions not fully acknowledged (durable, minus acks).
-    pub commits: BTreeMap<TxnId, Committing>,
+    pub commits: Map<TxnId, Committing>,
     /// Set when this incarnation started from storage holding commit decisions
     /// (lets the checker prove that recovery path is exercised).
     pub recovered_commits: bool,
@@ -112,7 +112,7 @@ impl Coordinator {
             epoch: stored.epoch + 1,
             next_txn: 0,
             clients: stored.clients,
-            voting: BTreeMap::new(),
+            voting: Map::new(),
             commits: stored
                 .commits
                 .into_iter()

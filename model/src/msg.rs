@@ -12,6 +12,12 @@ pub type ClientId = u64;
 /// A user's account name at the wallet, or a product's sku at the order service.
 pub type Key = String;
 
+/// The maps of the protocol's state: persistent (structurally shared), so a
+/// copy of a state is O(1) and a change copies only the path to it. A
+/// runtime that keeps the last saved state can diff the next one in
+/// O(change), skipping the subtrees both share.
+pub type Map<K, V> = imbl::OrdMap<K, V>;
+
 /// An amount of money (wallet) or a number of units (order service).
 pub type Amount = u64;
 

@@ -56,12 +56,12 @@ pub struct Finished {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PartStorage {
     /// Committed levels: balances or stock, net of committed purchases only.
-    pub levels: BTreeMap<Key, Amount>,
+    pub levels: Map<Key, Amount>,
     /// Prepared (voted yes, undecided) transactions.
-    pub holds: BTreeMap<TxnId, Hold>,
+    pub holds: Map<TxnId, Hold>,
     /// Decided transactions, remembered so that duplicates and late prepares
     /// change nothing, until the coordinator's floor settles them.
-    pub finished: BTreeMap<TxnId, Finished>,
+    pub finished: Map<TxnId, Finished>,
     /// The highest floor heard from the coordinator (see [`Floor`]): every
     /// transaction below it is decided, so a prepare below it is ignored, and
     /// a commit below it that is neither held nor finished here was applied
@@ -95,7 +95,7 @@ impl Participant {
     /// coordinator for its decision on a timer.
     pub fn on_start(&self, storage: Option<&PartStorage>, o: &mut Out<Node>) -> PartState {
         let data = storage.cloned().unwrap_or_else(|| PartStorage {
-            levels: self.initial.clone(),
+            levels: self.initial.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             ..PartStorage::default()
         });
         for txn in data.holds.keys() {
@@ -270,7 +270,7 @@ impl Participant {
 }
 
 /// The transactions of `m` that `floor` settles.
-fn settled<V>(m: &BTreeMap<TxnId, V>, floor: &Floor) -> Vec<TxnId> {
+fn settled<V: Clone>(m: &Map<TxnId, V>, floor: &Floor) -> Vec<TxnId> {
     m.range(..floor.below)
         .map(|(t, _)| *t)
         .filter(|t| floor.settles(t))

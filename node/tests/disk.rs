@@ -34,7 +34,7 @@ fn wallet_with_snapshot(c: &TestCluster) -> (PathBuf, u64) {
     let dir = c.data_dir("wallet");
     let (mut store, _) = LogStore::open_with(&dir, 64).unwrap();
     let mut s = PartStorage {
-        levels: [("alice".to_string(), 100)].into(),
+        levels: [("alice".to_string(), 100u64)].into_iter().collect(),
         ..PartStorage::default()
     };
     for n in 0..20 {

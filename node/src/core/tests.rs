@@ -111,7 +111,7 @@ fn a_batch_whose_saves_hold_back_every_send() {
     }
     let ready = core.ready(Instant::now());
     let mut s = PartStorage {
-        levels: [("alice".into(), 100)].into(),
+        levels: [("alice".to_string(), 100u64)].into_iter().collect(),
         ..PartStorage::default()
     };
     for n in 0..10 {
@@ -146,7 +146,7 @@ fn a_batch_with_nothing_to_send_leaves_its_save_staged() {
         committed: false,
     };
     let mut s = PartStorage {
-        levels: [("alice".into(), 10)].into(),
+        levels: [("alice".to_string(), 10u64)].into_iter().collect(),
         ..PartStorage::default()
     };
     s.finished.insert(txn(7), aborted);

@@ -10,11 +10,12 @@
 //! `PartStorage`, `CoordStorage` or `ClientState` in the model stops this
 //! file from compiling until it is written to and read from the log.
 
+use imbl::ordmap::DiffItem;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use twopc_model::participant::Finished;
 use twopc_model::{
-    ClientId, ClientState, CoordStorage, Hold, Key, Outcome, PartStorage, RequestId, Storage, TxnId,
+    ClientId, ClientState, CoordStorage, Hold, Key, Map, Outcome, PartStorage, RequestId, Storage,
+    TxnId,
 };
 
 /// Changes to one map: entries set (added or changed) and keys removed.
@@ -29,7 +30,11 @@ impl<K: Ord, V> MapDelta<K, V> {
         self.set.is_empty() && self.remove.is_empty()
     }
 
-    fn apply(self, map: &mut BTreeMap<K, V>) {
+    fn apply(self, map: &mut Map<K, V>)
+    where
+        K: Clone,
+        V: Clone,
+    {
         for k in self.remove {
             map.remove(&k);
         }
@@ -73,43 +78,22 @@ pub enum Delta {
 
 /// The changes from `old` to `new` for one map, by merging the sorted keys.
 fn diff_map<K: Ord + Clone, V: PartialEq + Clone>(
-    old: &BTreeMap<K, V>,
-    new: &BTreeMap<K, V>,
+    old: &Map<K, V>,
+    new: &Map<K, V>,
 ) -> MapDelta<K, V> {
-    use std::cmp::Ordering;
+    // The maps are persistent and `new` was made from `old` by the actor:
+    // the diff skips the subtrees they share, so its cost follows what
+    // changed, not how many accounts or transactions there are.
     let mut d = MapDelta {
         set: Vec::new(),
         remove: Vec::new(),
     };
-    let (mut a, mut b) = (old.iter().peekable(), new.iter().peekable());
-    loop {
-        match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some((ka, _)), None) => {
-                d.remove.push((*ka).clone());
-                a.next();
+    for item in old.diff(new) {
+        match item {
+            DiffItem::Add(k, v) | DiffItem::Update { new: (k, v), .. } => {
+                d.set.push((k.clone(), v.clone()))
             }
-            (None, Some((kb, vb))) => {
-                d.set.push(((*kb).clone(), (*vb).clone()));
-                b.next();
-            }
-            (Some((ka, va)), Some((kb, vb))) => match ka.cmp(kb) {
-                Ordering::Less => {
-                    d.remove.push((*ka).clone());
-                    a.next();
-                }
-                Ordering::Greater => {
-                    d.set.push(((*kb).clone(), (*vb).clone()));
-                    b.next();
-                }
-                Ordering::Equal => {
-                    if va != vb {
-                        d.set.push(((*kb).clone(), (*vb).clone()));
-                    }
-                    a.next();
-                    b.next();
-                }
-            },
+            DiffItem::Remove(k, _) => d.remove.push(k.clone()),
         }
     }
     d

@@ -12,7 +12,7 @@ use twopc_model::{ClientState, CoordStorage, PartStorage};
 fn wallet(accounts: usize) -> PartStorage {
     PartStorage {
         levels: (0..accounts)
-            .map(|i| (format!("user{i:07}"), 1_000_000))
+            .map(|i| (format!("user{i:07}"), 1_000_000u64))
             .collect(),
         ..PartStorage::default()
     }
