@@ -98,31 +98,22 @@ fn garbage_datagrams_are_counted_and_ignored() {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let coord = format!("127.0.0.1:{}", c.ports["coordinator"]);
     let wallet = format!("127.0.0.1:{}", c.ports["wallet"]);
+    // Magic, this build's version, bincode, `flags`, then `rest`.
+    let envelope = |flags: u8, rest: &[u8]| {
+        [
+            b"2P".as_slice(),
+            &[twopc_node::wire::VERSION, 0, flags],
+            rest,
+        ]
+        .concat()
+    };
     let garbage: Vec<Vec<u8>> = vec![
         b"hello".to_vec(),
         vec![],
         vec![0xff; 1000],
         vec![b'2', b'P', 9, 0, 0, 1, 2, 3], // wrong version
-        vec![
-            b'2',
-            b'P',
-            twopc_node::wire::VERSION,
-            0,
-            0,
-            0xde,
-            0xad,
-            0xbe,
-        ], // no MAC
-        vec![
-            b'2',
-            b'P',
-            twopc_node::wire::VERSION,
-            0,
-            1,
-            0xde,
-            0xad,
-            0xbe,
-        ], // bad MAC
+        envelope(0, &[0xde, 0xad, 0xbe]),   // no MAC
+        envelope(1, &[0xde, 0xad, 0xbe]),   // bad MAC
         vec![7; 61 * 1024],                 // oversized
     ];
     for g in &garbage {
