@@ -74,6 +74,7 @@ mod faulty;
 mod log;
 mod record;
 mod replay;
+mod synced;
 
 #[cfg(test)]
 mod tests;
@@ -81,7 +82,8 @@ mod tests;
 pub use dir::DataDir;
 pub use faulty::DiskFaults;
 pub use log::{LogStore, COMPACT_MIN};
-pub use replay::{as_coordinator, as_participant, inspect, replay, LogTail, Replayed};
+pub use replay::{as_coordinator, as_participant, inspect, repairs, replay, LogTail, Replayed};
+pub use synced::Synced;
 
 use crate::error::Result;
 use twopc_model::Storage;
