@@ -7,6 +7,7 @@
 //! | `delta.rs` | a record's contents: how one state differs from the last |
 //! | `dir.rs` | the directory's lock and owner (`LOCK`, `NODE`), checked first |
 //! | `replay.rs` | the one replay (read-only), for a node's start and `inspect` |
+//! | `synced.rs` | the synced-length marker: how much of the log is known durable |
 //! | `log.rs` | [`LogStore`]: repair at open, append, sync, compaction |
 //! | `faulty.rs` | disk faults injected into the log (testing aids) |
 //!
@@ -18,6 +19,8 @@
 //! DIR/snapshot      "TPCSNAP2", generation (u64 LE), one record: the full Storage
 //! DIR/log.<gen>     "TPCLOG02", generation (u64 LE), then records since that
 //!                   snapshot, each a delta of the previous state
+//! DIR/synced        the synced-length marker: generation + bytes of its log
+//!                   known durable (two alternating checksummed slots)
 //! DIR/snapshot.tmp  a compaction in progress (deleted at start)
 //! DIR/log.<gen>.tmp a log being created (deleted at start)
 //! ```
@@ -67,6 +70,46 @@
 //!   state before it, which is exactly what every peer may have seen.
 //! - A *complete* record whose checksum or contents are wrong, anywhere, is
 //!   corruption: the node refuses to start, naming the file and offset.
+//!
+//! ## Lost data is not a torn tail
+//!
+//! A torn tail can only ever be the last, unsynced batch. Without more, a
+//! log cut in the middle (three purchases' records, 267 bytes, cut to 136)
+//! would look like a torn tail too, and the node would start having
+//! silently forgotten acknowledged purchases. So after every `fdatasync` of
+//! the log, `sync` records its length in `DIR/synced` (`synced.rs`): one
+//! `pwrite` of a 32-byte slot (sequence, generation, length, crc32) and one
+//! `fdatasync` of that file. Order is what makes it safe: the log is written
+//! and synced **first**, so the marker never claims more than is durable;
+//! a crash between the two leaves the previous, smaller length, which is
+//! still true. The slots alternate, so a crash while writing the marker
+//! tears at most the slot being written and the other still holds the
+//! previous length.
+//!
+//! At start `replay` compares: fewer bytes of whole records than the synced
+//! length (the file cut inside a record or at a record boundary, zeros or an
+//! incomplete record before it, the log missing) is lost acknowledged data,
+//! refused with [`crate::error::Error::StorageLost`], naming the log, the
+//! marker and the lengths, before anything on disk is changed. A torn tail
+//! beyond the synced length is cut as above. Compaction moves the marker to
+//! the new log (generation + header length) right after creating it; a crash
+//! before that leaves a marker of an older generation, which says nothing
+//! about the new log (created whole, so it has no torn middle to hide) and
+//! counts as 0. A marker of a later generation than the snapshot means the
+//! snapshot was lost: refused. No marker file (a new directory, or one
+//! written before the marker existed) or no valid slot (a crash during its
+//! very first write) counts as 0: today's behaviour, until the next sync.
+//!
+//! Cost per batch: one extra 32-byte `pwrite` and one extra `fdatasync`, so
+//! two fsyncs per group commit instead of one; per purchase it is divided by
+//! the batch size like the log's own fsync. Counted in `StoreStats::fsyncs`,
+//! not in `bytes_written` (which counts log records and snapshots). The
+//! alternatives: writing the marker only every N syncs would leave up to N-1
+//! synced batches unprotected at the end of the log, exactly where a cut is
+//! most likely; preallocating log segments (so the file length itself is
+//! not trusted) would make every tail of zeros ambiguous with unwritten
+//! space and still need a durable "last synced record" somewhere. A rename
+//! of a fresh marker file would cost a directory fsync besides.
 
 mod delta;
 mod dir;
