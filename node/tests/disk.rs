@@ -357,14 +357,6 @@ fn sorted(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-fn the_log(dir: &Path) -> PathBuf {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("log."))
-        .expect("a log file")
-}
-
 #[test]
 fn a_log_cut_inside_synced_records_is_refused_and_a_torn_tail_beyond_them_is_cut() {
     let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
@@ -376,7 +368,7 @@ fn a_log_cut_inside_synced_records_is_refused_and_a_torn_tail_beyond_them_is_cut
     c.settle();
     assert!(c.terminate("wallet").success(), "a clean stop");
     let dir = c.data_dir("wallet");
-    let log = the_log(&dir);
+    let log = log_in(&dir);
     let good = backup(&dir);
     let whole = read(&log);
     assert_eq!(inspect_dir(&dir).0, 0, "clean after a clean stop");

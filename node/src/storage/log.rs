@@ -19,6 +19,11 @@ use twopc_model::Storage;
 /// Default floor for compaction: the log is not compacted below this size.
 pub const COMPACT_MIN: u64 = 4 << 20;
 
+/// The synced-length marker is written after every log sync but
+/// `fdatasync`ed only after every this many (and at compaction): see the
+/// storage essay, "Lost data is not a torn tail".
+pub const MARKER_SYNC_EVERY: u64 = 64;
+
 /// The log-and-snapshot store of one data directory.
 #[derive(Debug)]
 pub struct LogStore {
@@ -31,6 +36,8 @@ pub struct LogStore {
     buf: Vec<u8>,
     log_len: u64,
     marker: Marker,
+    /// Marker writes since its last `fdatasync`.
+    marker_unsynced: u64,
     snapshot_len: u64,
     compact_min: u64,
     stats: StoreStats,
@@ -114,6 +121,7 @@ impl LogStore {
             buf: Vec::new(),
             log_len,
             marker,
+            marker_unsynced: 0,
             snapshot_len,
             compact_min,
             stats,
@@ -159,8 +167,9 @@ impl LogStore {
         // The marker moves to the new log, whose header is durable; until
         // it does, it names the old generation, which replay reads as
         // "nothing known" (see `replay::synced_len`).
-        if self.marker.write(generation, log_len)? {
+        if self.marker.write(generation, log_len, true)? {
             self.stats.fsyncs += 1;
+            self.marker_unsynced = 0;
         }
         let old = std::mem::replace(&mut self.log_path, new_path);
         fs::remove_file(&old).map_err(io_err(&old))?;
@@ -250,8 +259,17 @@ impl Store for LogStore {
         self.buf.clear();
         // Only now, the log's bytes durable, may the marker say so: it never
         // claims more than the log holds. Not counted in `bytes_written`.
-        if self.marker.write(self.generation, self.log_len)? {
-            self.stats.fsyncs += 1;
+        let sync_marker = self.marker_unsynced + 1 >= MARKER_SYNC_EVERY;
+        if self
+            .marker
+            .write(self.generation, self.log_len, sync_marker)?
+        {
+            if sync_marker {
+                self.stats.fsyncs += 1;
+                self.marker_unsynced = 0;
+            } else {
+                self.marker_unsynced += 1;
+            }
         }
         if self.log_len >= self.snapshot_len.max(self.compact_min) {
             self.compact()?;

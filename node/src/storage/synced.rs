@@ -119,9 +119,13 @@ impl Marker {
     }
 
     /// Records that `len` bytes of `log.<generation>` are durable: writes the
-    /// older slot and `fdatasync`s it. Call only after the log's own sync.
-    /// Returns whether it wrote (it does not when nothing changed).
-    pub fn write(&mut self, generation: u64, len: u64) -> Result<bool> {
+    /// older slot, and `fdatasync`s it if `sync`. Call only after the log's
+    /// own sync. Returns whether it wrote (not when nothing changed).
+    ///
+    /// Unsynced, the slot is still safe: it only ever claims bytes already
+    /// durable in the log, so if a power loss keeps an older slot instead,
+    /// that older length is true too (just less of the log is protected).
+    pub fn write(&mut self, generation: u64, len: u64, sync: bool) -> Result<bool> {
         if self
             .last
             .is_some_and(|s| s.generation == generation && s.len == len)
@@ -137,8 +141,10 @@ impl Marker {
         let offset = SLOT as u64 * (seq % 2);
         self.file
             .write_all_at(&new.encode(), offset)
-            .and_then(|()| self.file.sync_data())
             .map_err(io_err(&self.path))?;
+        if sync {
+            self.file.sync_data().map_err(io_err(&self.path))?;
+        }
         self.last = Some(new);
         Ok(true)
     }
@@ -154,9 +160,9 @@ mod tests {
         assert_eq!(read(dir.path()).unwrap(), None, "no file: nothing known");
         let (mut m, created) = Marker::open(dir.path(), None).unwrap();
         assert!(created);
-        assert!(m.write(0, 100).unwrap());
-        assert!(!m.write(0, 100).unwrap(), "unchanged: no write");
-        assert!(m.write(0, 150).unwrap());
+        assert!(m.write(0, 100, true).unwrap());
+        assert!(!m.write(0, 100, true).unwrap(), "unchanged: no write");
+        assert!(m.write(0, 150, false).unwrap());
         let got = read(dir.path()).unwrap().unwrap();
         assert_eq!((got.seq, got.generation, got.len), (1, 0, 150));
         // Tear the newest slot (sequence 1, at offset 32): the older one counts.
@@ -169,7 +175,7 @@ mod tests {
         // Reopened from what was read, the next write goes over the torn slot.
         let (mut m, created) = Marker::open(dir.path(), Some(got)).unwrap();
         assert!(!created);
-        assert!(m.write(1, 16).unwrap());
+        assert!(m.write(1, 16, true).unwrap());
         let got = read(dir.path()).unwrap().unwrap();
         assert_eq!((got.seq, got.generation, got.len), (1, 1, 16));
         // Nothing valid at all (a crash during the first write): unknown.

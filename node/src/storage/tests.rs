@@ -373,14 +373,14 @@ fn compaction_moves_the_marker_to_the_new_log() {
     // A marker of an older generation (a compaction crashed before it
     // moved the marker) says nothing about this log.
     let mut stale = synced::Marker::open(dir.path(), Some(m)).unwrap().0;
-    stale.write(generation - 1, 1 << 20).unwrap();
+    stale.write(generation - 1, 1 << 20, true).unwrap();
     let (_, loaded) = LogStore::open_with(dir.path(), 500).unwrap();
     assert!(loaded.is_some());
     // One of a later generation than the snapshot: the snapshot it followed is gone.
     fs::write(&live, &good).unwrap();
     let m = synced::read(dir.path()).unwrap();
     let mut later = synced::Marker::open(dir.path(), m).unwrap().0;
-    later.write(generation + 1, 16).unwrap();
+    later.write(generation + 1, 16, true).unwrap();
     let err = replay(dir.path()).unwrap_err();
     assert!(matches!(err, Error::StorageLost { .. }), "{err}");
 }
