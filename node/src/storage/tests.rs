@@ -384,3 +384,21 @@ fn compaction_moves_the_marker_to_the_new_log() {
     let err = replay(dir.path()).unwrap_err();
     assert!(matches!(err, Error::StorageLost { .. }), "{err}");
 }
+
+#[test]
+fn the_marker_is_written_every_batch_and_synced_every_marker_sync_every() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = LogStore::open_with(dir.path(), u64::MAX).unwrap();
+    let before = store.stats().fsyncs;
+    let mut s = wallet(5);
+    for n in 0..MARKER_SYNC_EVERY {
+        prepare(&mut s, n);
+        store.stage(Storage::Participant(s.clone())).unwrap();
+        store.sync().unwrap();
+        // Written (if not yet synced) after every batch: what a restart reads.
+        let m = synced::read(dir.path()).unwrap().unwrap();
+        assert_eq!(m.len, fs::metadata(store.log_path()).unwrap().len());
+    }
+    // One fdatasync of the log per batch, one of the marker per MARKER_SYNC_EVERY.
+    assert_eq!(store.stats().fsyncs - before, MARKER_SYNC_EVERY + 1);
+}
