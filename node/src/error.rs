@@ -92,6 +92,31 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A storage log is shorter than what the store recorded as durable:
+    /// acknowledged data is gone (not a torn tail, which is only ever the
+    /// last, unsynced write).
+    #[error(
+        "storage file {path} lost data that was synced: {reason}; {synced} bytes of it were \
+         durable (recorded in {marker}) but only {valid} bytes of whole records remain (the file \
+         holds {len} bytes). A crash can only tear the last, unsynced write, so this is lost \
+         acknowledged data, not a torn tail. Refusing to start and changing nothing: restore the \
+         data directory from a backup, or move it away to start this node empty (which forgets \
+         its balances, stock or decisions)"
+    )]
+    StorageLost {
+        /// The log file.
+        path: PathBuf,
+        /// The synced-length marker (`DIR/synced`).
+        marker: PathBuf,
+        /// Bytes of the log the marker records as durable.
+        synced: u64,
+        /// Bytes of complete, valid records found.
+        valid: u64,
+        /// Bytes the file holds (0 if it is missing).
+        len: u64,
+        /// What was found, in words.
+        reason: String,
+    },
     /// Another process holds the data directory.
     #[error("data directory {dir} is in use by another process (the lock on {lock} is held); run one node per data directory")]
     Locked {

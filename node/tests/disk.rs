@@ -334,3 +334,96 @@ fn a_full_disk_stops_the_node_and_the_partial_record_is_cut_at_restart() {
     assert_eq!(c.levels("order")["widget"], 9);
     std::thread::sleep(Duration::from_millis(10));
 }
+
+/// `twopc inspect` of `dir`: its exit code and what it printed.
+fn inspect_dir(dir: &Path) -> (i32, String) {
+    let out = std::process::Command::new(BIN)
+        .arg("inspect")
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap(), text)
+}
+
+fn sorted(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = backup(dir);
+    files.sort();
+    files
+}
+
+#[test]
+fn a_log_cut_inside_synced_records_is_refused_and_a_torn_tail_beyond_them_is_cut() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start_all();
+    for _ in 0..3 {
+        let (r, _) = c.purchase("alice", "widget", 1, 10);
+        assert_eq!(r["outcome"], "committed", "{r}");
+    }
+    c.settle();
+    assert!(c.terminate("wallet").success(), "a clean stop");
+    let dir = c.data_dir("wallet");
+    let log = log_in(&dir);
+    let good = backup(&dir);
+    let whole = read(&log);
+    assert_eq!(inspect_dir(&dir).0, 0, "clean after a clean stop");
+
+    // Cut in the middle of synced records: acknowledged purchases are gone.
+    let cut = whole.len() / 2;
+    std::fs::write(&log, &whole[..cut]).unwrap();
+    let before = sorted(&dir);
+    let text = refuses(&c, "wallet", "a log cut inside its synced records");
+    let line = last_line_with(&text, "twopc:");
+    assert!(
+        line.contains("lost data that was synced") && line.contains(&log.display().to_string()),
+        "names the file: {line}"
+    );
+    assert!(
+        line.contains(&format!("{} bytes", whole.len())) && line.contains(&format!("{cut} bytes")),
+        "says the lengths: {line}"
+    );
+    assert!(
+        !text.contains("truncating"),
+        "not cut as a torn tail: {text}"
+    );
+    assert_eq!(sorted(&dir), before, "every file left byte-identical");
+    let (code, out) = inspect_dir(&dir);
+    assert_eq!(code, 1, "inspect reports what a node would refuse: {out}");
+    assert!(out.contains("lost data that was synced"), "{out}");
+    assert_eq!(sorted(&dir), before, "inspect changes nothing");
+    println!("cut at {cut} of {}: {line}", whole.len());
+
+    // A torn tail after the synced records (a crash during an unsynced
+    // write): inspect says a node would cut it, and the node does and starts.
+    let tails: [&[u8]; 2] = [&[0xA7, 40, 0, 0, 0, 9, 9, 9, 9, 1, 2], &[0; 64]];
+    for tail in tails {
+        restore(&dir, &good);
+        let mut torn = whole.clone();
+        torn.extend_from_slice(tail);
+        std::fs::write(&log, &torn).unwrap();
+        let (code, out) = inspect_dir(&dir);
+        assert_eq!(code, 5, "a repair to make: {out}");
+        assert!(
+            out.contains("torn tail") && out.contains(&log.display().to_string()),
+            "{out}"
+        );
+        c.start("wallet", &[]);
+        assert_eq!(c.levels("wallet")["alice"], 70);
+        assert!(c.terminate("wallet").success());
+        assert_eq!(read(&log), whole, "the torn tail cut");
+        assert_eq!(inspect_dir(&dir).0, 0, "clean again");
+    }
+    let warn = std::fs::read_to_string(c.log_file("wallet")).unwrap();
+    assert!(warn.contains("torn tail"), "{warn}");
+    // And it goes on committing.
+    c.start("wallet", &[]);
+    let (r, _) = c.purchase("alice", "widget", 1, 10);
+    assert_eq!(r["outcome"], "committed", "{r}");
+    c.settle();
+    assert_eq!(c.levels("wallet")["alice"], 60);
+}

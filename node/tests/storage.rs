@@ -7,11 +7,7 @@ use common::*;
 use std::io::Write;
 
 fn last_log(c: &TestCluster, name: &str) -> std::path::PathBuf {
-    std::fs::read_dir(c.data_dir(name))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("log."))
-        .expect("a log file")
+    log_in(&c.data_dir(name))
 }
 
 #[test]

@@ -26,6 +26,8 @@ pub enum Exit {
     Aborted,
     /// No outcome (purchase) or not every answer (status) before the timeout.
     NoAnswer,
+    /// `inspect`: a node would repair the data directory at start.
+    Repair,
 }
 
 impl From<Exit> for ExitCode {
@@ -35,6 +37,7 @@ impl From<Exit> for ExitCode {
             Exit::Error => ExitCode::FAILURE,
             Exit::Aborted => ExitCode::from(3),
             Exit::NoAnswer => ExitCode::from(4),
+            Exit::Repair => ExitCode::from(5),
         }
     }
 }
@@ -232,11 +235,22 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
             bench::run(&opts).await.map(|_| Exit::Ok)
         }
         Command::Inspect { data_dir } => {
-            match storage::inspect(&data_dir)? {
+            // What a node would refuse (damage, lost synced data) is an
+            // error: printed by `main`, exit 1.
+            let replayed = storage::replay(&data_dir)?;
+            let repairs = storage::repairs(&data_dir, &replayed)?;
+            match &replayed.state {
                 Some(state) => println!("{state:#?}"),
                 None => println!("{}: no saved state", data_dir.display()),
             }
-            Ok(Exit::Ok)
+            for line in &repairs {
+                eprintln!("twopc inspect: {line}");
+            }
+            Ok(if repairs.is_empty() {
+                Exit::Ok
+            } else {
+                Exit::Repair
+            })
         }
         Command::Keygen => {
             println!("{}", hex::encode(rand::random::<[u8; 32]>()));

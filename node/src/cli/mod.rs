@@ -74,8 +74,16 @@ Example:
     Keygen,
     /// Print the last durable state in a data directory (read-only; checks
     /// every checksum, so it also tells whether a node could start from it).
-    #[command(after_help = "Example:
-  twopc inspect --data-dir /var/lib/twopc/wallet")]
+    #[command(
+        after_help = "Exit status: 0 if the directory is clean (a node would start on it \
+changing nothing); 1 if a node would refuse it (damage, or lost data that was synced: the log \
+is shorter than the synced length recorded in DIR/synced), the error on stderr; 5 if a node \
+would repair it at start (cut a torn tail beyond the synced length, delete what a crashed \
+compaction left), each repair on stderr naming the file.
+
+Example:
+  twopc inspect --data-dir /var/lib/twopc/wallet"
+    )]
     Inspect {
         /// The node's data directory.
         #[arg(long, value_name = "DIR")]

@@ -8,6 +8,7 @@ use super::dir::{io_err, sync_dir, DataDir};
 use super::faulty::DiskFaults;
 use super::record::{encode_record, log_header, snapshot};
 use super::replay::{log_path, replay, Replayed};
+use super::synced::Marker;
 use super::{Store, StoreStats};
 use crate::error::Result;
 use std::fs::{self, File, OpenOptions};
@@ -17,6 +18,11 @@ use twopc_model::Storage;
 
 /// Default floor for compaction: the log is not compacted below this size.
 pub const COMPACT_MIN: u64 = 4 << 20;
+
+/// The synced-length marker is written after every log sync but
+/// `fdatasync`ed only after every this many (and at compaction): see the
+/// storage essay, "Lost data is not a torn tail".
+pub const MARKER_SYNC_EVERY: u64 = 64;
 
 /// The log-and-snapshot store of one data directory.
 #[derive(Debug)]
@@ -29,6 +35,9 @@ pub struct LogStore {
     pending: Option<Storage>,
     buf: Vec<u8>,
     log_len: u64,
+    marker: Marker,
+    /// Marker writes since its last `fdatasync`.
+    marker_unsynced: u64,
     snapshot_len: u64,
     compact_min: u64,
     stats: StoreStats,
@@ -63,6 +72,7 @@ impl LogStore {
             state,
             snapshot_len,
             log,
+            synced,
         } = replayed;
         dir.record_owner()?;
         let mut stats = dir.stats;
@@ -93,7 +103,8 @@ impl LogStore {
                 removed = true;
             }
         }
-        if removed {
+        let (marker, created) = Marker::open(&path, synced)?;
+        if removed || created {
             sync_dir(&path, &mut stats)?;
         }
         let log = OpenOptions::new()
@@ -109,6 +120,8 @@ impl LogStore {
             pending: None,
             buf: Vec::new(),
             log_len,
+            marker,
+            marker_unsynced: 0,
             snapshot_len,
             compact_min,
             stats,
@@ -151,6 +164,13 @@ impl LogStore {
             .append(true)
             .open(&new_path)
             .map_err(io_err(&new_path))?;
+        // The marker moves to the new log, whose header is durable; until
+        // it does, it names the old generation, which replay reads as
+        // "nothing known" (see `replay::synced_len`).
+        if self.marker.write(generation, log_len, true)? {
+            self.stats.fsyncs += 1;
+            self.marker_unsynced = 0;
+        }
         let old = std::mem::replace(&mut self.log_path, new_path);
         fs::remove_file(&old).map_err(io_err(&old))?;
         self.log = log;
@@ -237,6 +257,20 @@ impl Store for LogStore {
         self.stats.bytes_written += self.buf.len() as u64;
         self.log_len += self.buf.len() as u64;
         self.buf.clear();
+        // Only now, the log's bytes durable, may the marker say so: it never
+        // claims more than the log holds. Not counted in `bytes_written`.
+        let sync_marker = self.marker_unsynced + 1 >= MARKER_SYNC_EVERY;
+        if self
+            .marker
+            .write(self.generation, self.log_len, sync_marker)?
+        {
+            if sync_marker {
+                self.stats.fsyncs += 1;
+                self.marker_unsynced = 0;
+            } else {
+                self.marker_unsynced += 1;
+            }
+        }
         if self.log_len >= self.snapshot_len.max(self.compact_min) {
             self.compact()?;
         }

@@ -5,6 +5,7 @@
 use super::delta::apply;
 use super::dir::io_err;
 use super::record::{parse_snapshot, scan_log};
+use super::synced::{self, synced_path, Synced};
 use crate::error::{Error, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ pub struct Replayed {
     pub snapshot_len: u64,
     /// The log of `generation`, if it exists.
     pub log: Option<LogTail>,
+    /// The synced-length marker (`DIR/synced`), if it has a valid slot.
+    pub synced: Option<Synced>,
 }
 
 /// How far the log of a replay is valid.
@@ -30,6 +33,8 @@ pub struct LogTail {
     pub path: PathBuf,
     /// Bytes of complete, valid records (header included).
     pub valid_len: u64,
+    /// Bytes of the file.
+    pub len: u64,
     /// Why the bytes after `valid_len` are a torn tail, if there are any.
     pub torn: Option<String>,
 }
@@ -41,8 +46,11 @@ pub fn log_path(dir: &Path, generation: u64) -> PathBuf {
 
 /// Replays `dir`: reads its snapshot and log, checks that they fit together
 /// and every checksum, and returns the last durable state. Corruption is an
-/// error naming the file and offset; a torn tail is reported, not cut.
+/// error naming the file and offset; so is a log shorter than the bytes the
+/// synced-length marker records as durable (lost data). A torn tail after
+/// them is reported, not cut.
 pub fn replay(dir: &Path) -> Result<Replayed> {
+    let marker = synced::read(dir)?;
     let snap_path = dir.join("snapshot");
     let (generation, mut state, snapshot_len) = if snap_path.exists() {
         let bytes = fs::read(&snap_path).map_err(io_err(&snap_path))?;
@@ -53,16 +61,37 @@ pub fn replay(dir: &Path) -> Result<Replayed> {
     };
     let path = log_path(dir, generation);
     check_generations(dir, generation, state.is_some(), &path)?;
+    let known = synced_len(dir, generation, marker, &path)?;
     if !path.exists() {
+        if known > 0 {
+            return Err(lost(dir, &path, known, 0, 0, "the log is missing".into()));
+        }
         return Ok(Replayed {
             generation,
             state,
             snapshot_len,
             log: None,
+            synced: marker,
         });
     }
     let bytes = fs::read(&path).map_err(io_err(&path))?;
     let scan = scan_log(&bytes, generation, &path)?;
+    if scan.valid_len < known {
+        let reason = match &scan.torn {
+            Some(why) if (bytes.len() as u64) >= known => {
+                format!("{why} at byte {}, before the synced length", scan.valid_len)
+            }
+            _ => format!("the file was cut to {} bytes", bytes.len()),
+        };
+        return Err(lost(
+            dir,
+            &path,
+            known,
+            scan.valid_len,
+            bytes.len() as u64,
+            reason,
+        ));
+    }
     for (i, delta) in scan.deltas.into_iter().enumerate() {
         state = Some(apply(state, delta).map_err(|reason| Error::StorageCorrupt {
             path: path.clone(),
@@ -77,15 +106,96 @@ pub fn replay(dir: &Path) -> Result<Replayed> {
         log: Some(LogTail {
             path,
             valid_len: scan.valid_len,
+            len: bytes.len() as u64,
             torn: scan.torn,
         }),
+        synced: marker,
     })
+}
+
+/// Bytes of the log of `generation` known durable. A marker of an older
+/// generation is stale (a compaction that crashed before it rewrote the
+/// marker; the new log was created whole): nothing is known, as without a
+/// marker. One of a later generation means the snapshot it followed is gone.
+fn synced_len(dir: &Path, generation: u64, marker: Option<Synced>, log: &Path) -> Result<u64> {
+    match marker {
+        None => Ok(0),
+        Some(m) if m.generation < generation => Ok(0),
+        Some(m) if m.generation == generation => Ok(m.len),
+        Some(m) => Err(lost(
+            dir,
+            log,
+            m.len,
+            0,
+            0,
+            format!(
+                "the marker records log.{} as synced, but the snapshot is of generation {generation}",
+                m.generation
+            ),
+        )),
+    }
+}
+
+fn lost(dir: &Path, path: &Path, synced: u64, valid: u64, len: u64, reason: String) -> Error {
+    Error::StorageLost {
+        path: path.to_path_buf(),
+        marker: synced_path(dir),
+        synced,
+        valid,
+        len,
+        reason,
+    }
 }
 
 /// The last durable state of a data directory, read without locking it
 /// (`twopc inspect`, and tests; never while a node writes to it).
 pub fn inspect(dir: &Path) -> Result<Option<Storage>> {
     replay(dir).map(|r| r.state)
+}
+
+/// What a node starting on `dir` would repair (the directory replayed as
+/// `r`), one line each, naming the file: a torn tail it would cut, the
+/// leftovers of a crashed compaction or log creation it would delete, a
+/// log it would create. Empty: the directory is clean. (What it would
+/// refuse is `replay`'s error.)
+pub fn repairs(dir: &Path, r: &Replayed) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let live = log_path(dir, r.generation);
+    match &r.log {
+        Some(tail) => {
+            if let Some(why) = &tail.torn {
+                found.push(format!(
+                    "{}: torn tail after byte {} of {} ({why}; beyond the synced length {}): a node would cut it",
+                    tail.path.display(),
+                    tail.valid_len,
+                    tail.len,
+                    r.synced
+                        .filter(|s| s.generation == r.generation)
+                        .map_or(0, |s| s.len),
+                ));
+            }
+        }
+        None => found.push(format!(
+            "{}: missing after a crashed compaction: a node would create it",
+            live.display()
+        )),
+    }
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "snapshot.tmp" || (name.starts_with("log.") && entry.path() != live) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    for name in names {
+        found.push(format!(
+            "{}: left by an interrupted compaction or log creation: a node would delete it",
+            dir.join(name).display()
+        ));
+    }
+    Ok(found)
 }
 
 /// A participant's storage (for inspection).

@@ -1,7 +1,8 @@
 //! The log store end to end: replay, compaction, torn and corrupt tails,
 //! bytes per save.
 
-use super::record::REC_MAGIC;
+use super::record::{self, REC_MAGIC};
+use super::synced;
 use super::*;
 use crate::error::Error;
 use std::fs;
@@ -224,4 +225,180 @@ fn a_data_dir_is_locked_by_one_store() {
     let (_store, _) = LogStore::open(dir.path()).unwrap();
     let err = LogStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Locked { .. }), "{err}");
+}
+
+/// Three prepares synced in `dir`; returns the state and the log's bytes.
+fn three_synced(dir: &std::path::Path) -> (PartStorage, Vec<u8>) {
+    let mut s = wallet(5);
+    let (mut store, _) = LogStore::open(dir).unwrap();
+    for n in 0..3 {
+        prepare(&mut s, n);
+        store.stage(Storage::Participant(s.clone())).unwrap();
+        store.sync().unwrap();
+        // The marker follows every sync, and never claims more than the log.
+        let m = synced::read(dir).unwrap().unwrap();
+        let len = fs::metadata(store.log_path()).unwrap().len();
+        assert_eq!((m.generation, m.len), (0, len));
+    }
+    drop(store);
+    (s, fs::read(dir.join("log.0")).unwrap())
+}
+
+fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("LOCK"))
+        .map(|p| (p.display().to_string(), fs::read(&p).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_log_cut_inside_synced_records_is_lost_data_refused_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, good) = three_synced(dir.path());
+    let log = dir.path().join("log.0");
+    // Cut in the middle of the synced records: not a torn tail.
+    let cut = good.len() / 2;
+    fs::write(&log, &good[..cut]).unwrap();
+    let before = files(dir.path());
+    for err in [
+        LogStore::open(dir.path()).unwrap_err(),
+        replay(dir.path()).unwrap_err(),
+    ] {
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Error::StorageLost { synced, len, .. }
+                if synced == good.len() as u64 && len == cut as u64),
+            "{msg}"
+        );
+        assert!(msg.contains("log.0") && msg.contains("synced"), "{msg}");
+    }
+    assert_eq!(files(dir.path()), before, "nothing changed on disk");
+    // Cut to a record boundary before the end: the same.
+    let (_, first) = {
+        let d2 = tempfile::tempdir().unwrap();
+        let (mut store, _) = LogStore::open(d2.path()).unwrap();
+        let mut s = wallet(5);
+        prepare(&mut s, 0);
+        store.stage(Storage::Participant(s.clone())).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        ((), fs::read(d2.path().join("log.0")).unwrap())
+    };
+    assert_eq!(&good[..first.len()], &first[..]);
+    fs::write(&log, &first).unwrap();
+    let err = LogStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::StorageLost { .. }), "{err}");
+    // Zeros in place of the last synced records (a filesystem kept the
+    // length but lost their data): the same, not a zero-filled torn tail.
+    let mut zeroed = first.clone();
+    zeroed.resize(good.len(), 0);
+    fs::write(&log, &zeroed).unwrap();
+    let err = LogStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::StorageLost { .. }), "{err}");
+    // The log deleted (no snapshot): lost too, not a fresh start.
+    fs::remove_file(&log).unwrap();
+    let err = LogStore::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::StorageLost { len: 0, .. }), "{err}");
+    assert!(!log.exists(), "not recreated");
+}
+
+#[test]
+fn a_torn_tail_beyond_the_synced_length_is_still_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, good) = three_synced(dir.path());
+    let log = dir.path().join("log.0");
+    let mut torn = good.clone();
+    torn.extend_from_slice(&[REC_MAGIC, 50, 0, 0, 0, 1, 2, 3, 4, 5, 6]);
+    fs::write(&log, &torn).unwrap();
+    let r = replay(dir.path()).unwrap();
+    assert_eq!(repairs(dir.path(), &r).unwrap().len(), 1);
+    let (_, loaded) = LogStore::open(dir.path()).unwrap();
+    assert_eq!(loaded, Some(Storage::Participant(s)));
+    assert_eq!(fs::read(&log).unwrap(), good);
+    let r = replay(dir.path()).unwrap();
+    assert_eq!(repairs(dir.path(), &r).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn without_a_marker_a_cut_log_is_a_torn_tail_as_before() {
+    // A directory written before the marker existed: nothing is known
+    // synced, so a cut record is cut (the behaviour of older versions).
+    let dir = tempfile::tempdir().unwrap();
+    let (_, good) = three_synced(dir.path());
+    fs::remove_file(dir.path().join("synced")).unwrap();
+    let log = dir.path().join("log.0");
+    fs::write(&log, &good[..good.len() - 3]).unwrap();
+    let (mut store, loaded) = LogStore::open(dir.path()).unwrap();
+    assert!(loaded.is_some());
+    // The marker is back from the next sync on.
+    let mut s = wallet(5);
+    prepare(&mut s, 9);
+    store.stage(Storage::Participant(s)).unwrap();
+    store.sync().unwrap();
+    let m = synced::read(dir.path()).unwrap().unwrap();
+    assert_eq!(m.len, fs::metadata(&log).unwrap().len());
+}
+
+#[test]
+fn compaction_moves_the_marker_to_the_new_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = wallet(10);
+    let (mut store, _) = LogStore::open_with(dir.path(), 500).unwrap();
+    while store.stats().compactions < 2 {
+        let n = store.stats().bytes_written;
+        prepare(&mut s, n);
+        commit(&mut s, n);
+        store.stage(Storage::Participant(s.clone())).unwrap();
+        store.sync().unwrap();
+    }
+    // One more save into the new log, then a clean stop.
+    prepare(&mut s, u64::MAX);
+    store.stage(Storage::Participant(s.clone())).unwrap();
+    store.sync().unwrap();
+    let live = store.log_path().to_path_buf();
+    drop(store);
+    let generation: u64 = live.extension().unwrap().to_str().unwrap().parse().unwrap();
+    let m = synced::read(dir.path()).unwrap().unwrap();
+    assert_eq!(m.generation, generation);
+    assert_eq!(m.len, fs::metadata(&live).unwrap().len());
+    assert!(m.len > record::LOG_HEADER as u64);
+    let good = fs::read(&live).unwrap();
+    fs::write(&live, &good[..record::LOG_HEADER]).unwrap();
+    let err = LogStore::open_with(dir.path(), 500).unwrap_err();
+    assert!(matches!(err, Error::StorageLost { .. }), "{err}");
+    // A marker of an older generation (a compaction crashed before it
+    // moved the marker) says nothing about this log.
+    let mut stale = synced::Marker::open(dir.path(), Some(m)).unwrap().0;
+    stale.write(generation - 1, 1 << 20, true).unwrap();
+    let (_, loaded) = LogStore::open_with(dir.path(), 500).unwrap();
+    assert!(loaded.is_some());
+    // One of a later generation than the snapshot: the snapshot it followed is gone.
+    fs::write(&live, &good).unwrap();
+    let m = synced::read(dir.path()).unwrap();
+    let mut later = synced::Marker::open(dir.path(), m).unwrap().0;
+    later.write(generation + 1, 16, true).unwrap();
+    let err = replay(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::StorageLost { .. }), "{err}");
+}
+
+#[test]
+fn the_marker_is_written_every_batch_and_synced_every_marker_sync_every() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = LogStore::open_with(dir.path(), u64::MAX).unwrap();
+    let before = store.stats().fsyncs;
+    let mut s = wallet(5);
+    for n in 0..MARKER_SYNC_EVERY {
+        prepare(&mut s, n);
+        store.stage(Storage::Participant(s.clone())).unwrap();
+        store.sync().unwrap();
+        // Written (if not yet synced) after every batch: what a restart reads.
+        let m = synced::read(dir.path()).unwrap().unwrap();
+        assert_eq!(m.len, fs::metadata(store.log_path()).unwrap().len());
+    }
+    // One fdatasync of the log per batch, one of the marker per MARKER_SYNC_EVERY.
+    assert_eq!(store.stats().fsyncs - before, MARKER_SYNC_EVERY + 1);
 }

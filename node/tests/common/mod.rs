@@ -298,6 +298,15 @@ impl Drop for TestCluster {
     }
 }
 
+/// The log file (`log.<gen>`) in a data directory.
+pub fn log_in(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("log."))
+        .expect("a log file")
+}
+
 /// Reads a file (for corrupting storage).
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
