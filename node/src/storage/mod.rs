@@ -39,7 +39,7 @@
 //! ## Cost per save
 //!
 //! `Save` hands over the actor's whole durable state (every balance, every
-//! finished transaction). Writing it whole would cost O(accounts + history)
+//! finished transaction not yet settled by the coordinator's floor). Writing it whole would cost O(accounts + history)
 //! bytes per save. Instead `diff` compares it with the last state written,
 //! map entry by map entry, and writes only the entries that changed or went
 //! away: a prepare at a wallet of a million accounts writes one hold, a few
@@ -49,8 +49,9 @@
 //! fresh empty log. Snapshots are thus written at most once per as many bytes
 //! of deltas as they hold, so their amortised cost per save is at most the
 //! delta's own: bytes written per save do not grow with accounts or history.
-//! (Diffing itself costs CPU linear in the size of the maps; the model's
-//! `Save` already clones them, so this does not change the order of cost.)
+//! Diffing costs what changed, too: the model's maps are persistent
+//! (`imbl::OrdMap`), the last state written and the new one share every
+//! subtree the step did not touch, and `OrdMap::diff` skips shared subtrees.
 //!
 //! ## Durability and the torn-tail rule
 //!
