@@ -220,7 +220,7 @@ impl Mutant {
                 ..one
             },
             // A hold of the old epoch when the new epoch's prepare arrives.
-            Mutant::KeepDeadHolds => crashing(Role::Coordinator),
+            Mutant::KeepDeadHolds | Mutant::FloorKeepsHolds => crashing(Role::Coordinator),
             Mutant::NeverAsk | Mutant::RestartForgetsToAsk => Config {
                 max_crashes: 1,
                 ..one

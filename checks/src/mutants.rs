@@ -51,6 +51,9 @@ pub enum Mutant {
     /// counts the dead holds of the old epoch and refuses purchases that the
     /// money or stock covers.
     KeepDeadHolds,
+    /// A participant raises its floor but releases none of the holds it
+    /// settles, so a hold below its floor lingers.
+    FloorKeepsHolds,
 }
 
 impl Mutant {
@@ -266,6 +269,27 @@ impl Checked {
                     floor,
                 };
                 self.node.on_msg(id, state, src, msg, &mut out);
+            }
+            (Node::Participant(_), Some(Mutant::FloorKeepsHolds), Msg::Prepare { .. }) => {
+                let before = match &**state {
+                    State::Participant(s) => s.data.holds.clone(),
+                    _ => unreachable!("a participant's state"),
+                };
+                self.node.on_msg(id, state, src, msg, &mut out);
+                let released: Vec<_> = match &**state {
+                    State::Participant(s) => before
+                        .iter()
+                        .filter(|(t, _)| !s.data.holds.contains_key(t))
+                        .map(|(t, h)| (*t, h.clone()))
+                        .collect(),
+                    _ => unreachable!("a participant's state"),
+                };
+                if !released.is_empty() {
+                    if let State::Participant(s) = state.to_mut() {
+                        s.data.holds.extend(released);
+                        out.save(Storage::Participant(s.data.clone()));
+                    }
+                }
             }
             (Node::Participant(_), Some(Mutant::ForgetOnCommit), Msg::Commit { txn }) => {
                 let txn = *txn;

@@ -68,6 +68,7 @@ impl Mutant {
                 CONSERVED
             }
             Mutant::KeepDeadHolds => REFUSAL_IS_TRUE,
+            Mutant::FloorKeepsHolds => SETTLED_HOLDS_NOTHING,
         }
     }
 }
@@ -223,11 +224,12 @@ fn charged_at_most_once(_: &TwopcModel, s: &SysState) -> bool {
 /// the coordinator still owes: what the floor settles is released, and a
 /// prepare arriving below it (late, duplicated) creates nothing.
 fn settled_holds_nothing(_: &TwopcModel, s: &SysState) -> bool {
-    let owed = |t: &TxnId| match s.actor_storages[COORDINATOR].as_deref() {
-        Some(Storage::Coordinator(c)) => c.commits.contains_key(t),
-        _ => false,
-    };
-    participants(s).all(|(_, p)| p.data.holds.range(..p.data.floor).all(|(t, _)| owed(t)))
+    participants(s).all(|(_, p)| {
+        p.data
+            .holds
+            .range(..p.data.floor)
+            .all(|(t, _)| owed_commit(s, t))
+    })
 }
 
 fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {

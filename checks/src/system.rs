@@ -114,10 +114,16 @@ pub fn coordinator(state: &SysState) -> &CoordState {
 pub fn participants(state: &SysState) -> impl Iterator<Item = (usize, &PartState)> {
     [WALLET, ORDER]
         .into_iter()
-        .map(move |i| match &**state.actor_states[i] {
-            State::Participant(s) => (i, s),
-            _ => unreachable!("actors 1 and 2 are participants"),
-        })
+        .map(move |i| (i, part(state, i)))
+}
+
+/// Whether `txn` is a commit the coordinator still owes: in its durable log
+/// (what survives a crash), not yet acknowledged by every participant.
+pub fn owed_commit(state: &SysState, txn: &TxnId) -> bool {
+    match state.actor_storages[COORDINATOR].as_deref() {
+        Some(Storage::Coordinator(c)) => c.commits.contains_key(txn),
+        _ => false,
+    }
 }
 
 fn part(state: &SysState, i: usize) -> &PartState {
@@ -164,10 +170,6 @@ impl TwopcModel {
         if !was_refused {
             return;
         }
-        let owed = |t: &TxnId| match next.actor_storages[COORDINATOR].as_deref() {
-            Some(Storage::Coordinator(c)) => c.commits.contains_key(t),
-            _ => false,
-        };
         let counted: Vec<&TxnId> = after
             .data
             .holds
@@ -175,7 +177,9 @@ impl TwopcModel {
             .filter(|(_, h)| h.op.key == key)
             .map(|(t, _)| t)
             .collect();
-        let dead = counted.iter().any(|t| t.epoch < txn.epoch && !owed(t));
+        let dead = counted
+            .iter()
+            .any(|t| t.epoch < txn.epoch && !owed_commit(next, t));
         let h = &next.history;
         let (false_refusal, live) = (
             h.false_refusal || dead,

@@ -142,6 +142,11 @@ fn keep_dead_holds_is_caught() {
 }
 
 #[test]
+fn floor_keeps_holds_is_caught() {
+    assert_caught(Mutant::FloorKeepsHolds);
+}
+
+#[test]
 fn never_ask_is_caught_by_liveness_with_every_role_crashable() {
     assert_caught(Mutant::NeverAsk);
 }

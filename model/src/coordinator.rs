@@ -79,9 +79,7 @@ impl CoordState {
             commits: self.commits.iter().map(|(t, c)| (*t, c.req)).collect(),
         }
     }
-}
 
-impl CoordState {
     /// What this coordinator knows to be settled (see [`Floor`]): every
     /// attempt below the oldest one still collecting votes (or below the next
     /// attempt) is decided, and the commits among them that are not yet

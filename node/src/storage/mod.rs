@@ -39,10 +39,10 @@
 //! ## Cost per save
 //!
 //! `Save` hands over the actor's whole durable state (every balance, every
-//! finished transaction not yet settled by the coordinator's floor). Writing it whole would cost O(accounts + history)
-//! bytes per save. Instead `diff` compares it with the last state written,
-//! map entry by map entry, and writes only the entries that changed or went
-//! away: a prepare at a wallet of a million accounts writes one hold, a few
+//! finished transaction not yet settled by the coordinator's floor). Writing
+//! it whole would cost O(accounts) bytes per save. Instead `diff` compares it
+//! with the last state written and writes only the entries that changed or
+//! went away: a prepare at a wallet of a million accounts writes one hold, a few
 //! dozen bytes. When the log has grown past the size of the last snapshot
 //! (and at least `compact_min` bytes) it is compacted: the full state goes to
 //! `snapshot.tmp`, fsync, rename over `snapshot`, fsync the directory, then a
