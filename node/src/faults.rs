@@ -64,6 +64,9 @@ pub struct Faults {
     /// Storage: writes fail with "no space left on device" once this many
     /// bytes have been appended to the log by this process.
     pub disk_full_after: Option<u64>,
+    /// A deliberately broken runtime rule (the simulation's mutants; see
+    /// `crate::mutant`). `None` in every deployment.
+    pub mutant: Option<crate::mutant::RuntimeMutant>,
 }
 
 impl Faults {

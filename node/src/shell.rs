@@ -152,6 +152,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
             sync,
             sends_after_sync,
             timers: _, // applied to the deadlines by the core already
+            fired: _,
         } = self.core.ready(Instant::now());
         for out in sends {
             self.send(out).await;

@@ -129,6 +129,8 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
             capture: args.fault_capture,
             fsync_fail_after: args.fault_fsync_fail_after,
             disk_full_after: args.fault_disk_full_after,
+            // Runtime mutants exist for the simulation only.
+            mutant: None,
         },
         batch_max: args.batch_max,
     };

@@ -48,8 +48,11 @@ use timers::{pick, Timers};
 
 use crate::admin::{Counters, NodeView};
 use crate::faults::{Faults, Injector, Outgoing};
+use crate::mutant::RuntimeMutant;
 use crate::storage::StoreStats;
 use crate::wire::{msg_txn, Codec, MsgKind, Payload, Reject, MAX_DATAGRAM};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -128,6 +131,9 @@ pub struct Ready {
     pub sends_after_sync: Vec<Outgoing>,
     /// The timer commands of the batch, in emitted order.
     pub timers: Vec<TimerCmd>,
+    /// The timers that fired in the batch, in order (the simulation checks
+    /// each was set and not cancelled, as the model requires).
+    pub fired: Vec<Timer>,
 }
 
 /// One actor, its state, its timers and its counters.
@@ -139,6 +145,9 @@ pub struct Core {
     codec: Codec,
     state: Option<State>,
     timers: Timers,
+    /// Picks timer durations (seeded by `Faults::seed` when given).
+    rng: StdRng,
+    mutant: Option<RuntimeMutant>,
     injector: Injector,
     counters: Counters,
     /// The batch in progress.
@@ -160,6 +169,12 @@ impl Core {
             codec: cfg.codec.clone(),
             state: None,
             timers: Timers::default(),
+            // Its own stream, apart from the fault injector's.
+            rng: match cfg.faults.seed {
+                Some(seed) => StdRng::seed_from_u64(seed ^ 0x7143_5eed),
+                None => StdRng::from_rng(&mut rand::rng()),
+            },
+            mutant: cfg.faults.mutant,
             injector: Injector::new(cfg.faults.clone()),
             counters: Counters::default(),
             ready: Ready::default(),
@@ -181,6 +196,7 @@ impl Core {
                 while let Some(timer) = self.timers.pop_due(now) {
                     self.counters.timers_fired += 1;
                     tracing::debug!(node = %self.name, ?timer, "timer");
+                    self.ready.fired.push(timer.clone());
                     let mut out = Out::new();
                     let mut state = Cow::Borrowed(self.state());
                     self.actor.on_timeout(self.id, &mut state, &timer, &mut out);
@@ -207,6 +223,10 @@ impl Core {
         if !self.queued.is_empty() {
             ready.sync = self.unsynced;
             self.unsynced = false;
+        }
+        if self.mutant == Some(RuntimeMutant::SendBeforeFsync) {
+            // Broken on purpose: everything leaves before the save is staged.
+            ready.sends.append(&mut self.queued);
         }
         for out in std::mem::take(&mut self.queued) {
             // Injected faults (off by default) may hold a datagram back or
@@ -264,11 +284,15 @@ impl Core {
                 // Queued, not sent: it leaves after the batch's fsync.
                 Command::Send(dst, msg) => self.queue(dst, msg),
                 Command::SetTimer(timer, range) => {
-                    self.timers.set(timer.clone(), now + pick(&range));
+                    self.timers
+                        .set(timer.clone(), now + pick(&mut self.rng, &range));
                     self.ready.timers.push(TimerCmd::Set(timer, range));
                 }
                 Command::CancelTimer(timer) => {
-                    self.timers.cancel(&timer);
+                    // The mutant keeps a cancelled timer armed.
+                    if self.mutant != Some(RuntimeMutant::TimerAfterCancel) {
+                        self.timers.cancel(&timer);
+                    }
                     self.ready.timers.push(TimerCmd::Cancel(timer));
                 }
                 Command::ChooseRandom(key, _) => {

@@ -127,6 +127,7 @@ fn a_batch_whose_saves_hold_back_every_send() {
             timers: (0..10)
                 .map(|n| TimerCmd::Set(Timer::Query(txn(n)), timeouts::QUERY))
                 .collect(),
+            fired: vec![],
         }
     );
     assert_eq!(core.counters().msgs_handled, 10);

@@ -49,12 +49,13 @@ impl Timers {
 
 /// A random duration in `range` (its start if it is empty): the model lets
 /// any set timer fire at any time, so a runtime may pick anywhere in it.
-pub fn pick(range: &Range<Duration>) -> Duration {
-    use rand::Rng;
+/// The RNG is the core's, seeded by `Faults::seed` when one is given (the
+/// simulation), so a seed picks the same durations every time.
+pub fn pick(rng: &mut impl rand::Rng, range: &Range<Duration>) -> Duration {
     if range.is_empty() {
         range.start
     } else {
-        rand::rng().random_range(range.clone())
+        rng.random_range(range.clone())
     }
 }
 
@@ -81,9 +82,10 @@ mod tests {
 
     #[test]
     fn an_empty_range_picks_its_start() {
+        let mut rng = rand::rng();
         let d = Duration::from_millis(7);
-        assert_eq!(pick(&(d..d)), d);
+        assert_eq!(pick(&mut rng, &(d..d)), d);
         let r = Duration::from_millis(1)..Duration::from_millis(3);
-        assert!(r.contains(&pick(&r)));
+        assert!(r.contains(&pick(&mut rng, &r)));
     }
 }
