@@ -33,6 +33,7 @@ pub mod node;
 pub mod promises;
 pub mod role;
 pub mod shell;
+pub mod sim;
 pub mod storage;
 pub mod transport;
 pub mod wire;
