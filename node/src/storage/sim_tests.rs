@@ -1,0 +1,1 @@
+//! Storage on a simulated disk: power cuts at any point.
