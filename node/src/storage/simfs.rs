@@ -18,6 +18,10 @@
 //!   unsynced write elsewhere in the file (`pwrite`) or `set_len` survives
 //!   or not, as a coin falls. Locks are released, and every file handle of
 //!   before the cut fails from then on (its process is gone).
+//! - [`SimFs::cut_power_after`] arms a fuse: the power is cut right after
+//!   the n-th next change (a write, `set_len`, fsync, create, rename,
+//!   remove), and that call fails — a cut in the middle of a sync or a
+//!   compaction, with the write just made possibly torn.
 //!
 //! The same calls and the same seeds give the same disk, byte for byte.
 
@@ -63,6 +67,8 @@ struct Disk {
     next_lock: u64,
     /// Power cuts so far: handles of an earlier boot are dead.
     boot: u64,
+    /// Changes left before the power is cut, and the seed of that cut.
+    fuse: Option<(u64, u64)>,
     stats: SimStats,
 }
 
@@ -107,7 +113,29 @@ fn parent(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// The error of the call during which the power was cut.
+fn power_lost() -> io::Error {
+    io::Error::other("power cut (simulated disk)")
+}
+
 impl Disk {
+    /// Counts a change made; cuts the power if it was the fuse's last.
+    fn changed(&mut self) -> io::Result<()> {
+        match &mut self.fuse {
+            Some((0, seed)) | Some((1, seed)) => {
+                let seed = *seed;
+                self.fuse = None;
+                self.power_cut(&mut StdRng::seed_from_u64(seed));
+                Err(power_lost())
+            }
+            Some((left, _)) => {
+                *left -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
     fn dir_exists(&self, dir: &Path) -> bool {
         dir.as_os_str().is_empty() || dir == Path::new("/") || self.dirs.contains(dir)
     }
@@ -216,7 +244,9 @@ impl Disk {
                     } => {
                         let n = keep.min(data.len());
                         keep -= n;
-                        write_at(&mut contents, offset, &data[..n]);
+                        if n > 0 {
+                            write_at(&mut contents, offset, &data[..n]);
+                        }
                     }
                     Pending::Write { offset, data, .. } => {
                         if rng.random_bool(0.5) {
@@ -257,6 +287,18 @@ impl SimFs {
     /// [`SimFs::power_cut`] drawing from the simulator's own generator.
     pub fn power_cut_with(&self, rng: &mut impl Rng) {
         self.disk().power_cut(rng);
+    }
+
+    /// Arms the fuse: the power is cut (with `seed`) right after the
+    /// `changes`-th next change to the disk, and that call fails. Replaces
+    /// a fuse armed before; `changes` 0 counts as 1.
+    pub fn cut_power_after(&self, changes: u64, seed: u64) {
+        self.disk().fuse = Some((changes, seed));
+    }
+
+    /// Disarms the fuse; returns whether one was armed.
+    pub fn disarm(&self) -> bool {
+        self.disk().fuse.take().is_some()
     }
 
     /// Counters.
@@ -320,7 +362,7 @@ impl Fs for SimFs {
                 disk.dirs.insert(d.to_path_buf());
             }
         }
-        Ok(())
+        disk.changed()
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -331,6 +373,7 @@ impl Fs for SimFs {
             inode.current.clear();
             inode.pending.push(Pending::SetLen(0));
         }
+        disk.changed()?;
         Ok(disk.open(&self.disk, ino, Some(0)))
     }
 
@@ -346,6 +389,9 @@ impl Fs for SimFs {
             true => disk.create_if_missing(path)?,
             false => disk.inode(path)?,
         };
+        if create {
+            disk.changed()?;
+        }
         Ok(disk.open(&self.disk, ino, Some(0)))
     }
 
@@ -357,14 +403,14 @@ impl Fs for SimFs {
         let ino = disk.files.remove(from).ok_or_else(|| not_found(from))?;
         disk.files.insert(to.to_path_buf(), ino);
         disk.collect();
-        Ok(())
+        disk.changed()
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut disk = self.disk();
         disk.files.remove(path).ok_or_else(|| not_found(path))?;
         disk.collect();
-        Ok(())
+        disk.changed()
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
@@ -386,7 +432,7 @@ impl Fs for SimFs {
         durable_dirs.extend(dirs.iter().filter(|p| here(p)).cloned());
         disk.stats.fsyncs += 1;
         disk.collect();
-        Ok(())
+        disk.changed()
     }
 
     fn lock(&self, path: &Path) -> io::Result<Box<dyn LockGuard>> {
@@ -435,7 +481,7 @@ impl SimFile {
         inode.durable = inode.current.clone();
         inode.pending.clear();
         disk.stats.fsyncs += 1;
-        Ok(())
+        disk.changed()
     }
 }
 
@@ -445,6 +491,7 @@ impl FsFile for SimFile {
         let end = disk.inodes[&self.ino].current.len() as u64;
         let offset = self.pos.unwrap_or(end);
         disk.write(self.ino, offset, buf);
+        disk.changed()?;
         drop(disk);
         if let Some(pos) = &mut self.pos {
             *pos += buf.len() as u64;
@@ -453,8 +500,9 @@ impl FsFile for SimFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.disk()?.write(self.ino, offset, buf);
-        Ok(())
+        let mut disk = self.disk()?;
+        disk.write(self.ino, offset, buf);
+        disk.changed()
     }
 
     fn sync_data(&self) -> io::Result<()> {
@@ -470,7 +518,7 @@ impl FsFile for SimFile {
         let inode = disk.inodes.get_mut(&self.ino).expect("an open inode exists");
         inode.current.resize(len as usize, 0);
         inode.pending.push(Pending::SetLen(len));
-        Ok(())
+        disk.changed()
     }
 }
 
