@@ -25,10 +25,11 @@ use twopc_model::Storage;
 ///    [`Error::NotOwner`], this name in another role [`Error::WrongRole`];
 /// 2. replay it read-only: damage is [`Error::StorageCorrupt`], a log
 ///    shorter than the synced-length marker [`Error::StorageLost`];
-/// 3. check the node its log and snapshot headers name (which survive a
-///    deleted `NODE`): another name is [`Error::NotOwner`] naming that file
-///    and both names, another role [`Error::WrongRole`]; so is a replayed
-///    state another role cannot keep (a coordinator's for a participant);
+/// 3. refuse a replayed state `role` cannot keep (a coordinator's for a
+///    participant) with [`Error::WrongRole`]; then check the node its log
+///    and snapshot headers name (which survive a deleted `NODE`): another
+///    name is [`Error::NotOwner`] naming that file and both names, another
+///    role [`Error::WrongRole`];
 /// 4. if nothing was ever saved, call `initial` (a participant's first
 ///    levels, say); its error stops the start here;
 /// 5. open the store: write `NODE` if it was missing, cut a torn tail,
@@ -48,6 +49,12 @@ pub fn open_store(
 ) -> Result<(LogStore, Option<Storage>)> {
     let data = DataDir::claim_in(fs, dir, name, role)?;
     let replayed = replay_in(&**data.fs(), dir)?;
+    if replayed.state.as_ref().is_some_and(|s| !role.keeps(s)) {
+        return Err(Error::WrongRole {
+            dir: dir.to_path_buf(),
+            role,
+        });
+    }
     if let Some((owner, file)) = &replayed.owner {
         if owner.name != name {
             return Err(Error::NotOwner {
@@ -63,12 +70,6 @@ pub fn open_store(
                 role,
             });
         }
-    }
-    if replayed.state.as_ref().is_some_and(|s| !role.keeps(s)) {
-        return Err(Error::WrongRole {
-            dir: dir.to_path_buf(),
-            role,
-        });
     }
     let first = match replayed.state {
         None => initial()?,

@@ -92,10 +92,16 @@ fn read_owner(bytes: &[u8], path: &Path) -> Result<(Option<Identity>, usize)> {
     let crc = u32::from_le_bytes(head[5..9].try_into().expect("4 bytes"));
     let payload = match bytes.get(REC_HEADER..REC_HEADER.saturating_add(len)) {
         Some(p) if head[0] == REC_MAGIC && len <= MAX_RECORD => p,
-        _ => return Err(corrupt("the header's owner record is cut short or bad".into())),
+        _ => {
+            return Err(corrupt(
+                "the header's owner record is cut short or bad".into(),
+            ))
+        }
     };
     if crc32fast::hash(payload) != crc {
-        return Err(corrupt("the header's owner record: checksum mismatch".into()));
+        return Err(corrupt(
+            "the header's owner record: checksum mismatch".into(),
+        ));
     }
     let owner = bincode_opts()
         .deserialize(payload)

@@ -40,7 +40,9 @@ fn state(n: u64) -> Storage {
             s.holds.insert(txn, Hold { req, op });
         } else {
             s.holds.remove(&TxnId { epoch: 1, n: k - 1 });
-            *s.levels.get_mut(&format!("user{:02}", (k - 1) % 20)).unwrap() -= 1;
+            *s.levels
+                .get_mut(&format!("user{:02}", (k - 1) % 20))
+                .unwrap() -= 1;
         }
     }
     Storage::Participant(s)
@@ -170,7 +172,10 @@ fn a_log_that_is_never_fsynced_loses_acknowledged_data_and_it_is_detected() {
             Err(e) => panic!("seed {seed}: {e}"),
         }
     }
-    assert!(lost >= 10, "lost acknowledged data detected in {lost} of 30 runs");
+    assert!(
+        lost >= 10,
+        "lost acknowledged data detected in {lost} of 30 runs"
+    );
 }
 
 #[test]
@@ -209,7 +214,10 @@ fn simfs_keeps_what_was_synced_and_loses_the_rest() {
     assert_eq!(names, ["a", "kept"]);
     assert_eq!(fs.read(&file("kept")).unwrap(), b"kept");
     assert_eq!(fs.read(&file("a")).unwrap(), b"a");
-    assert!(f.write_all(b"x").is_err(), "a handle of before the cut is dead");
+    assert!(
+        f.write_all(b"x").is_err(),
+        "a handle of before the cut is dead"
+    );
     drop((f, g, h, lock));
     drop(fs.lock(&file("LOCK")).unwrap()); // released by the cut
 }
@@ -237,7 +245,10 @@ fn simfs_tears_unsynced_appends_by_seed_and_replays_the_same_seed_exactly() {
         let got = cut(seed);
         assert_eq!(got, cut(seed), "seed {seed}: deterministic");
         let whole = b"durable;0123456789abcdefghij";
-        assert!(whole[1..].starts_with(&got[1..]) && got.len() >= 8, "{got:?}");
+        assert!(
+            whole[1..].starts_with(&got[1..]) && got.len() >= 8,
+            "{got:?}"
+        );
         pwrite += u64::from(got[0] == b'D');
         match got.len() {
             8 => none += 1,

@@ -104,7 +104,10 @@ fn write_at(buf: &mut Vec<u8>, offset: u64, data: &[u8]) {
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
-        format!("{}: no such file or directory (simulated disk)", path.display()),
+        format!(
+            "{}: no such file or directory (simulated disk)",
+            path.display()
+        ),
     )
 }
 
@@ -166,7 +169,10 @@ impl Disk {
     }
 
     fn open(&mut self, disk: &Arc<Mutex<Disk>>, ino: u64, pos: Option<u64>) -> Box<dyn FsFile> {
-        self.inodes.get_mut(&ino).expect("a listed inode exists").open += 1;
+        self.inodes
+            .get_mut(&ino)
+            .expect("a listed inode exists")
+            .open += 1;
         Box::new(SimFile {
             disk: disk.clone(),
             ino,
@@ -427,7 +433,12 @@ impl Fs for SimFs {
             ..
         } = &mut *disk;
         durable_files.retain(|p, _| !here(p));
-        durable_files.extend(files.iter().filter(|(p, _)| here(p)).map(|(p, i)| (p.clone(), *i)));
+        durable_files.extend(
+            files
+                .iter()
+                .filter(|(p, _)| here(p))
+                .map(|(p, i)| (p.clone(), *i)),
+        );
         durable_dirs.retain(|p| !here(p));
         durable_dirs.extend(dirs.iter().filter(|p| here(p)).cloned());
         disk.stats.fsyncs += 1;
@@ -477,7 +488,10 @@ impl SimFile {
 
     fn sync(&self) -> io::Result<()> {
         let mut disk = self.disk()?;
-        let inode = disk.inodes.get_mut(&self.ino).expect("an open inode exists");
+        let inode = disk
+            .inodes
+            .get_mut(&self.ino)
+            .expect("an open inode exists");
         inode.durable = inode.current.clone();
         inode.pending.clear();
         disk.stats.fsyncs += 1;
@@ -515,7 +529,10 @@ impl FsFile for SimFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut disk = self.disk()?;
-        let inode = disk.inodes.get_mut(&self.ino).expect("an open inode exists");
+        let inode = disk
+            .inodes
+            .get_mut(&self.ino)
+            .expect("an open inode exists");
         inode.current.resize(len as usize, 0);
         inode.pending.push(Pending::SetLen(len));
         disk.changed()

@@ -151,7 +151,11 @@ mod tests {
     #[test]
     fn slots_alternate_and_a_torn_slot_falls_back_to_the_other() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read(&RealFs, dir.path()).unwrap(), None, "no file: nothing known");
+        assert_eq!(
+            read(&RealFs, dir.path()).unwrap(),
+            None,
+            "no file: nothing known"
+        );
         let (mut m, created) = Marker::open(&RealFs, dir.path(), None).unwrap();
         assert!(created);
         assert!(m.write(0, 100, true).unwrap());
