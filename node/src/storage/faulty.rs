@@ -35,6 +35,12 @@ impl DiskFaults {
         }
     }
 
+    /// These faults, with every log fsync skipped (`skip_fsync`) or not.
+    pub fn with_skip_fsync(mut self, skip: bool) -> Self {
+        self.skip_fsync = skip;
+        self
+    }
+
     /// Writes `buf` to `file`, or as much as the "disk" has room for.
     pub fn write_all(&mut self, file: &mut dyn FsFile, buf: &[u8]) -> io::Result<()> {
         if let Some(limit) = self.disk_full_after {

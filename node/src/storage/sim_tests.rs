@@ -147,9 +147,7 @@ fn a_log_that_is_never_fsynced_loses_acknowledged_data_and_it_is_detected() {
     let run = |skip_fsync: bool, seed: u64| {
         let fs = SimFs::new();
         let (store, _) = open(&fs, u64::MAX).unwrap();
-        let mut faults = DiskFaults::default();
-        faults.skip_fsync = skip_fsync;
-        let mut store = store.with_faults(faults);
+        let mut store = store.with_faults(DiskFaults::default().with_skip_fsync(skip_fsync));
         for n in 0..MARKER_SYNC_EVERY {
             store.stage(state(n)).unwrap();
             store.sync().unwrap(); // Acknowledged: the runtime sends now.
@@ -258,4 +256,21 @@ fn simfs_tears_unsynced_appends_by_seed_and_replays_the_same_seed_exactly() {
     }
     assert!(none > 20 && all > 20 && part > 20, "{none} {all} {part}");
     assert!(pwrite > 50 && pwrite < 150, "{pwrite}");
+}
+
+#[test]
+fn a_latent_sector_error_stops_the_open_naming_the_file() {
+    let fs = SimFs::new();
+    let (mut store, _) = open(&fs, u64::MAX).unwrap();
+    store.stage(state(3)).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    fs.latent_read_errors(1_000_000, 1);
+    let err = open(&fs, u64::MAX).unwrap_err();
+    assert!(matches!(err, Error::StorageIo { .. }), "{err}");
+    assert!(err.to_string().contains("latent sector error"), "{err}");
+    assert!(fs.stats().read_errors >= 1);
+    // Nothing on the disk changed: with the errors gone, it opens.
+    fs.latent_read_errors(0, 0);
+    assert_eq!(open(&fs, u64::MAX).unwrap().1, Some(state(3)));
 }

@@ -23,6 +23,10 @@
 //!   remove), and that call fails — a cut in the middle of a sync or a
 //!   compaction, with the write just made possibly torn.
 //!
+//! - [`SimFs::latent_read_errors`] (optional, off by default): each read
+//!   of a whole file fails with a seeded chance, as a latent sector error
+//!   does; what is on the disk is unchanged.
+//!
 //! The same calls and the same seeds give the same disk, byte for byte.
 
 use super::fs::{Fs, FsFile, LockGuard};
@@ -48,6 +52,8 @@ pub struct SimStats {
     pub bytes_written: u64,
     /// Power cuts.
     pub power_cuts: u64,
+    /// Reads failed by a latent sector error.
+    pub read_errors: u64,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +75,9 @@ struct Disk {
     boot: u64,
     /// Changes left before the power is cut, and the seed of that cut.
     fuse: Option<(u64, u64)>,
+    /// Latent sector errors: the chance per read, in millionths, and the
+    /// generator that draws them.
+    read_errors: Option<(u32, StdRng)>,
     stats: SimStats,
 }
 
@@ -302,6 +311,13 @@ impl SimFs {
         self.disk().fuse = Some((changes, seed));
     }
 
+    /// Makes each read of a file fail with a chance of `per_million`
+    /// millionths, drawn from `seed` (0 turns it off).
+    pub fn latent_read_errors(&self, per_million: u32, seed: u64) {
+        self.disk().read_errors =
+            (per_million > 0).then(|| (per_million, StdRng::seed_from_u64(seed)));
+    }
+
     /// Disarms the fuse; returns whether one was armed.
     pub fn disarm(&self) -> bool {
         self.disk().fuse.take().is_some()
@@ -331,6 +347,15 @@ impl Fs for SimFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let mut disk = self.disk();
         let ino = disk.inode(path)?;
+        if let Some((per_million, rng)) = &mut disk.read_errors {
+            if rng.random_range(0..1_000_000) < *per_million {
+                disk.stats.read_errors += 1;
+                return Err(io::Error::other(format!(
+                    "{}: latent sector error (simulated disk)",
+                    path.display()
+                )));
+            }
+        }
         Ok(disk.inodes[&ino].current.clone())
     }
 
