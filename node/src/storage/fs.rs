@@ -1,6 +1,6 @@
 //! The file operations storage does, behind one trait, so the same storage
 //! code runs on the real disk ([`RealFs`]) and on a simulated one
-//! ([`SimFs`](super::SimFs), `simfs.rs`) that loses unsynced writes on a
+//! ([`SimFs`](super::SimFs), `simfs/`) that loses unsynced writes on a
 //! power cut.
 //!
 //! Storage holds its disk as an `Arc<dyn Fs>`, not as a type parameter:

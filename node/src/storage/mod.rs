@@ -6,7 +6,7 @@
 //! | `record.rs` | the bytes of records, log headers and snapshots (pure) |
 //! | `delta.rs` | a record's contents: how one state differs from the last |
 //! | `fs.rs` | [`Fs`]: every file operation storage does; [`RealFs`] is `std::fs` |
-//! | `simfs.rs` | [`SimFs`]: a disk in memory that loses unsynced writes on a power cut |
+//! | `simfs/` | [`SimFs`]: a disk in memory that loses unsynced writes on a power cut |
 //! | `dir.rs` | the directory's lock and owner (`LOCK`, `NODE`), checked first |
 //! | `replay.rs` | the one replay (read-only), for a node's start and `inspect` |
 //! | `open.rs` | [`open_store`]: claim, replay, check the owner, repair, open |
@@ -153,6 +153,8 @@ mod replay;
 mod simfs;
 mod synced;
 
+#[cfg(test)]
+mod owner_tests;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]

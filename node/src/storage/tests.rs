@@ -10,7 +10,7 @@ use twopc_model::participant::Finished;
 use twopc_model::{AbortReason, Hold, Op, Outcome, RequestId, TxnId, Verdict};
 use twopc_model::{ClientState, CoordStorage, PartStorage};
 
-fn wallet(accounts: usize) -> PartStorage {
+pub(super) fn wallet(accounts: usize) -> PartStorage {
     PartStorage {
         levels: (0..accounts)
             .map(|i| (format!("user{i:07}"), 1_000_000u64))
@@ -19,7 +19,7 @@ fn wallet(accounts: usize) -> PartStorage {
     }
 }
 
-fn prepare(s: &mut PartStorage, n: u64) {
+pub(super) fn prepare(s: &mut PartStorage, n: u64) {
     let txn = TxnId { epoch: 1, n };
     let req = RequestId { client: 9, seq: n };
     let op = Op {
@@ -29,7 +29,7 @@ fn prepare(s: &mut PartStorage, n: u64) {
     s.holds.insert(txn, Hold { req, op });
 }
 
-fn commit(s: &mut PartStorage, n: u64) {
+pub(super) fn commit(s: &mut PartStorage, n: u64) {
     let txn = TxnId { epoch: 1, n };
     let hold = s.holds.remove(&txn).unwrap();
     *s.levels.get_mut(&hold.op.key).unwrap() -= hold.op.amount;
@@ -244,7 +244,7 @@ fn three_synced(dir: &std::path::Path) -> (PartStorage, Vec<u8>) {
     (s, fs::read(dir.join("log.0")).unwrap())
 }
 
-fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+pub(super) fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -404,114 +404,4 @@ fn the_marker_is_written_every_batch_and_synced_every_marker_sync_every() {
     }
     // One fdatasync of the log per batch, one of the marker per MARKER_SYNC_EVERY.
     assert_eq!(store.stats().fsyncs - before, MARKER_SYNC_EVERY + 1);
-}
-
-/// A wallet's directory, opened as node `name` in `role`.
-fn open_as(
-    dir: &std::path::Path,
-    name: &str,
-    role: crate::role::Role,
-) -> crate::error::Result<(LogStore, Option<Storage>)> {
-    let fs = std::sync::Arc::new(RealFs);
-    open_store(fs, dir, name, role, 2_000, || Ok(None))
-}
-
-#[test]
-fn a_wallets_directory_without_its_node_file_is_refused_to_order_and_opens_as_wallet() {
-    use crate::role::Role;
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = wallet(5);
-    {
-        let (mut store, _) = open_as(dir.path(), "wallet", Role::Wallet).unwrap();
-        for n in 0..3 {
-            prepare(&mut s, n);
-            store.stage(Storage::Participant(s.clone())).unwrap();
-            store.sync().unwrap();
-        }
-    }
-    let node = dir.path().join("NODE");
-    fs::remove_file(&node).unwrap();
-    let before = files(dir.path());
-    let err = open_as(dir.path(), "order", Role::Order).unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        matches!(err, Error::NotOwner { ref owner, ref name, ref file, .. }
-            if owner == "wallet" && name == "order" && file.ends_with("log.0")),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("\"wallet\"") && msg.contains("\"order\""),
-        "{msg}"
-    );
-    assert!(msg.contains("log.0"), "names the file: {msg}");
-    assert_eq!(files(dir.path()), before, "nothing changed on disk");
-    // The same name in another role is refused too.
-    let err = open_as(dir.path(), "wallet", Role::Order).unwrap_err();
-    assert!(matches!(err, Error::WrongRole { .. }), "{err}");
-    // Its owner opens it, and `NODE` is written again from the claim.
-    let (_, loaded) = open_as(dir.path(), "wallet", Role::Wallet).unwrap();
-    assert_eq!(loaded, Some(Storage::Participant(s)));
-    let text = fs::read_to_string(&node).unwrap();
-    assert_eq!(text, "name = \"wallet\"\nrole = \"wallet\"\n");
-}
-
-#[test]
-fn after_a_compaction_the_snapshot_names_the_owner() {
-    use crate::role::Role;
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = wallet(20);
-    let (mut store, _) = open_as(dir.path(), "wallet", Role::Wallet).unwrap();
-    while store.stats().compactions < 2 {
-        let n = store.stats().bytes_written;
-        prepare(&mut s, n);
-        commit(&mut s, n);
-        store.stage(Storage::Participant(s.clone())).unwrap();
-        store.sync().unwrap();
-    }
-    drop(store);
-    fs::remove_file(dir.path().join("NODE")).unwrap();
-    let err = open_as(dir.path(), "order", Role::Order).unwrap_err();
-    assert!(
-        matches!(err, Error::NotOwner { ref file, .. } if file.ends_with("snapshot")),
-        "{err}"
-    );
-    // An edited `NODE` does not override the headers either.
-    fs::write(dir.path().join("NODE"), "order\n").unwrap();
-    let err = open_as(dir.path(), "order", Role::Order).unwrap_err();
-    assert!(
-        matches!(err, Error::NotOwner { ref owner, .. } if owner == "wallet"),
-        "{err}"
-    );
-    fs::remove_file(dir.path().join("NODE")).unwrap();
-    let (_, loaded) = open_as(dir.path(), "wallet", Role::Wallet).unwrap();
-    assert_eq!(loaded, Some(Storage::Participant(s)));
-}
-
-#[test]
-fn a_log_of_the_previous_format_is_read_and_its_owner_unknown() {
-    use crate::role::Role;
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = wallet(5);
-    prepare(&mut s, 1);
-    let mut bytes = b"TPCLOG02".to_vec();
-    bytes.extend_from_slice(&0u64.to_le_bytes());
-    record::encode_record(
-        &super::delta::Delta::Full(Storage::Participant(s.clone())),
-        &mut bytes,
-    );
-    fs::write(dir.path().join("log.0"), &bytes).unwrap();
-    fs::write(dir.path().join("NODE"), "wallet\n").unwrap();
-    let r = replay(dir.path()).unwrap();
-    assert!(r.owner.is_none());
-    // Only `NODE` to go by, as before.
-    let err = open_as(dir.path(), "order", Role::Order).unwrap_err();
-    assert!(matches!(err, Error::NotOwner { .. }), "{err}");
-    let (mut store, loaded) = open_as(dir.path(), "wallet", Role::Wallet).unwrap();
-    assert_eq!(loaded, Some(Storage::Participant(s.clone())));
-    // Appended to as it is.
-    prepare(&mut s, 2);
-    store.stage(Storage::Participant(s.clone())).unwrap();
-    store.sync().unwrap();
-    drop(store);
-    assert_eq!(inspect(dir.path()).unwrap(), Some(Storage::Participant(s)));
 }
