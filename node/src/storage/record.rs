@@ -77,35 +77,26 @@ pub fn snapshot(generation: u64, owner: Option<&Identity>, state: &Storage) -> V
 /// Reads the owner's record at the start of `bytes` (after a header's
 /// magic and generation): the owner and the record's length. A header is
 /// written whole and fsynced before it is renamed into place, so anything
-/// but one complete, valid record is corruption.
-fn read_owner(bytes: &[u8], path: &Path) -> Result<(Option<Identity>, usize)> {
+/// but one complete, valid record is corruption (the error says why).
+fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), String> {
     use bincode::Options;
-    let corrupt = |reason: String| Error::StorageCorrupt {
-        path: path.to_path_buf(),
-        offset: LOG_HEADER as u64,
-        reason,
-    };
     let Some(head) = bytes.get(..REC_HEADER) else {
-        return Err(corrupt("the header's owner record is cut short".into()));
+        return Err("is cut short".into());
     };
+    if head[0] != REC_MAGIC {
+        return Err(format!("has a bad record marker {:#04x}", head[0]));
+    }
     let len = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
     let crc = u32::from_le_bytes(head[5..9].try_into().expect("4 bytes"));
-    let payload = match bytes.get(REC_HEADER..REC_HEADER.saturating_add(len)) {
-        Some(p) if head[0] == REC_MAGIC && len <= MAX_RECORD => p,
-        _ => {
-            return Err(corrupt(
-                "the header's owner record is cut short or bad".into(),
-            ))
-        }
+    let Some(payload) = bytes.get(REC_HEADER..REC_HEADER.saturating_add(len)) else {
+        return Err("is cut short".into());
     };
     if crc32fast::hash(payload) != crc {
-        return Err(corrupt(
-            "the header's owner record: checksum mismatch".into(),
-        ));
+        return Err("fails its checksum".into());
     }
     let owner = bincode_opts()
         .deserialize(payload)
-        .map_err(|e| corrupt(format!("the header's owner record is undecodable: {e}")))?;
+        .map_err(|e| format!("is undecodable: {e}"))?;
     Ok((owner, REC_HEADER + len))
 }
 
@@ -203,7 +194,12 @@ pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<LogScan> {
     }
     let (owner, header) = match &bytes[..8] {
         m if m == LOG_MAGIC => {
-            let (owner, len) = read_owner(&bytes[LOG_HEADER..], path)?;
+            let (owner, len) =
+                read_owner(&bytes[LOG_HEADER..]).map_err(|why| Error::StorageCorrupt {
+                    path: path.to_path_buf(),
+                    offset: LOG_HEADER as u64,
+                    reason: format!("the header's owner record {why}"),
+                })?;
             (owner, LOG_HEADER + len)
         }
         m if m == LOG_MAGIC_2 => (None, LOG_HEADER),
@@ -253,7 +249,12 @@ pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<Snapshot> {
     };
     let (owner, header) = match bytes.get(..8) {
         Some(m) if m == SNAP_MAGIC && bytes.len() >= 16 => {
-            let (owner, len) = read_owner(&bytes[16..], path)?;
+            let (owner, len) = read_owner(&bytes[16..]).map_err(|why| {
+                corrupt(&format!(
+                    "snapshot is not exactly one complete owner record and one complete \
+                     full-state record: the owner record {why}"
+                ))
+            })?;
             (owner, 16 + len)
         }
         Some(m) if m == SNAP_MAGIC_2 && bytes.len() >= 16 => (None, 16),
@@ -302,6 +303,11 @@ mod tests {
         assert!(cut.torn.unwrap().contains("incomplete record"));
         let err = scan_log(&bytes, 1, path).unwrap_err().to_string();
         assert!(err.contains("expected 1"), "{err}");
+        let err = scan_log(&bytes[..LOG_HEADER + 4], 0, path).unwrap_err();
+        assert!(
+            err.to_string().contains("owner record is cut short"),
+            "{err}"
+        );
         let snap = snapshot(4, Some(&owner), &state);
         let expected = Snapshot {
             generation: 4,
@@ -309,5 +315,10 @@ mod tests {
             state,
         };
         assert_eq!(parse_snapshot(&snap, path).unwrap(), expected);
+        let err = parse_snapshot(&snap[..20], path).unwrap_err().to_string();
+        assert!(
+            err.contains("not exactly one complete owner record"),
+            "{err}"
+        );
     }
 }
