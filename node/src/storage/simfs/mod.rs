@@ -22,7 +22,6 @@
 //!   the n-th next change (a write, `set_len`, fsync, create, rename,
 //!   remove), and that call fails — a cut in the middle of a sync or a
 //!   compaction, with the write just made possibly torn.
-//!
 //! - [`SimFs::latent_read_errors`] (optional, off by default): each read
 //!   of a whole file fails with a seeded chance, as a latent sector error
 //!   does; what is on the disk is unchanged.
