@@ -139,16 +139,17 @@ pub enum Error {
     /// A datagram could not be encoded (too large for UDP, say).
     #[error("cannot encode datagram: {0}")]
     Encode(String),
-    /// The data directory was claimed by another node (its `NODE` file).
+    /// The data directory was claimed by another node (its `NODE` file, or
+    /// the header of its log or snapshot).
     #[error("data directory {dir} belongs to node {owner:?}, not {name:?} (see {file})")]
     NotOwner {
         /// The data directory.
         dir: PathBuf,
-        /// The node named in its `NODE` file.
+        /// The node named in that file.
         owner: String,
         /// The node that tried to start on it.
         name: String,
-        /// The `NODE` file.
+        /// The file naming the owner: `NODE`, a log or the snapshot.
         file: PathBuf,
     },
     /// The data directory holds the state of another role.

@@ -1,26 +1,26 @@
 //! The one way to start a node of a cluster, for `twopc node` and for the
 //! in-process clusters of `twopc demo` and `twopc bench` alike:
 //!
-//! 1. claim the data directory (`LOCK`, `NODE`): another process, another
-//!    node or another role is refused before anything in it is touched;
-//! 2. replay it, read-only, and refuse a state of another role;
-//! 3. on a participant's first start (nothing saved yet), read its initial
-//!    levels (cluster-file table and CSV file): a bad file stops the start
-//!    here, before anything is written;
-//! 4. open the store (only now is a torn tail cut or an old log deleted),
-//!    and make a first start's levels durable at once, so they are read
-//!    exactly once;
-//! 5. bind the socket, and hand everything to a [`Shell`].
+//! 1. open the data directory with [`open_store`] (`storage/open.rs`, the
+//!    same function the simulator calls): claim it (`LOCK`, `NODE`), replay
+//!    it read-only, refuse another node's (by `NODE` or by the owner in its
+//!    headers) or another role's state before anything in it is touched; on
+//!    a participant's first start read its initial levels (cluster-file
+//!    table and CSV file: a bad file stops the start before anything is
+//!    written); only then cut a torn tail or delete an old log, and make a
+//!    first start's levels durable at once, so they are read exactly once;
+//! 2. bind the socket, and hand everything to a [`Shell`].
 
 use crate::cluster::Cluster;
 use crate::core::Config;
 use crate::error::{Error, Result};
 use crate::shell::Shell;
-use crate::storage::{replay, DataDir, DiskFaults, LogStore, Store, COMPACT_MIN};
+use crate::storage::{open_store, DiskFaults, LogStore, RealFs, COMPACT_MIN};
 use crate::transport::UdpTransport;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use twopc_model::{PartStorage, State, Storage};
 
 /// A node ready to run.
@@ -45,37 +45,35 @@ pub async fn start(
     socket: Socket,
 ) -> Result<NodeShell> {
     let spec = cluster.node(name)?;
-    let dir = DataDir::claim(data_dir, name, spec.role)?;
-    let replayed = replay(dir.path())?;
-    if replayed.state.as_ref().is_some_and(|s| !spec.role.keeps(s)) {
-        return Err(Error::WrongRole {
-            dir: data_dir.to_path_buf(),
-            role: spec.role,
-        });
-    }
     let started = std::time::Instant::now();
-    let first_levels = match replayed.state {
-        None => cluster.initial_levels(spec.role)?,
-        Some(_) => None,
+    let mut first_keys = None;
+    // On a first start, the state `on_start` would build from the actor's
+    // `initial`, made durable before the node runs: a restart replays it
+    // rather than read the files again (and the first purchase does not
+    // pay for writing every balance). Before the fault injection below:
+    // this is not the node's traffic.
+    let initial = || {
+        let levels = cluster.initial_levels(spec.role)?;
+        Ok(levels.map(|levels| {
+            first_keys = Some(levels.len());
+            Storage::Participant(PartStorage {
+                levels: levels.into_iter().collect(),
+                ..PartStorage::default()
+            })
+        }))
     };
-    let (mut store, mut stored) = LogStore::open_replayed(dir, replayed, COMPACT_MIN)?;
-    if let Some(levels) = first_levels {
-        // The state `on_start` would build from the actor's `initial`, made
-        // durable before the node runs: a restart replays it rather than
-        // read the files again (and the first purchase does not pay for
-        // writing every balance). Before the fault injection below: this is
-        // not the node's traffic.
-        let count = levels.len();
-        let first = Storage::Participant(PartStorage {
-            levels: levels.into_iter().collect(),
-            ..PartStorage::default()
-        });
-        store.stage(first.clone())?;
-        store.sync()?;
-        stored = Some(first);
+    let (store, stored) = open_store(
+        Arc::new(RealFs),
+        data_dir,
+        name,
+        spec.role,
+        COMPACT_MIN,
+        initial,
+    )?;
+    if let Some(keys) = first_keys {
         tracing::info!(
             node = name,
-            keys = count,
+            keys,
             seconds = started.elapsed().as_secs_f64(),
             "first start: initial levels read and made durable"
         );

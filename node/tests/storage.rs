@@ -96,6 +96,43 @@ fn a_node_refuses_another_nodes_data_dir() {
 }
 
 #[test]
+fn a_deleted_node_file_does_not_let_order_start_on_the_wallets_data() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start("wallet", &[]);
+    assert!(c.terminate("wallet").success());
+    let wallet = c.data_dir("wallet");
+    std::fs::remove_file(wallet.join("NODE")).unwrap();
+    // The wallet's data, NODE gone, where the order service keeps its own.
+    let order = c.data_dir("order");
+    std::fs::create_dir_all(&order).unwrap();
+    for entry in std::fs::read_dir(&wallet).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, order.join(path.file_name().unwrap())).unwrap();
+    }
+    let out = c.node_command("order", &[]).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "order must not start on the wallet's data"
+    );
+    let text = std::fs::read_to_string(c.log_file("order")).unwrap();
+    assert!(
+        text.contains("belongs to node \"wallet\", not \"order\""),
+        "{text}"
+    );
+    let log = last_log(&c, "order");
+    assert!(
+        text.contains(&log.display().to_string()),
+        "names the file: {text}"
+    );
+    assert!(!order.join("NODE").exists(), "nothing written");
+    // The wallet starts on its own directory, and NODE is back.
+    c.start("wallet", &[]);
+    assert_eq!(c.levels("wallet")["alice"], 100);
+    let node = std::fs::read_to_string(wallet.join("NODE")).unwrap();
+    assert!(node.contains("wallet"), "{node}");
+}
+
+#[test]
 fn bytes_written_per_purchase_do_not_grow_with_accounts() {
     let names: Vec<String> = (0..50_000).map(|i| format!("user{i:05}")).collect();
     let accounts: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1_000)).collect();

@@ -241,6 +241,14 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
             // error: printed by `main`, exit 1.
             let replayed = storage::replay(&data_dir)?;
             let repairs = storage::repairs(&data_dir, &replayed)?;
+            if let Some((owner, file)) = &replayed.owner {
+                println!(
+                    "owner: node {:?} ({}), named in {}",
+                    owner.name,
+                    owner.role,
+                    file.display()
+                );
+            }
             match &replayed.state {
                 Some(state) => println!("{state:#?}"),
                 None => println!("{}: no saved state", data_dir.display()),

@@ -15,24 +15,44 @@
 //! belongs to someone else. A directory without a `NODE` file is recorded
 //! as the claimant's only when the store is opened (`log.rs`), after the
 //! replay showed that its state fits the role.
+//!
+//! `NODE` is one deletable file, so it is not the only record: the header
+//! of every log and snapshot names its node too ([`Identity`],
+//! `record.rs`), and [`super::open_store`] checks that against the
+//! claimant after the replay. With `NODE` deleted, the headers still refuse
+//! another node (naming the file and both names), and `NODE` is written
+//! again from the claimant when they agree.
 
+use super::fs::{Fs, LockGuard, RealFs};
 use super::StoreStats;
 use crate::error::{Error, Result};
 use crate::role::Role;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A data directory this process holds the lock of.
 #[derive(Debug)]
 pub struct DataDir {
+    fs: Arc<dyn Fs>,
     path: PathBuf,
-    _lock: File,
+    _lock: Box<dyn LockGuard>,
     /// fsyncs done while creating it.
     pub(super) stats: StoreStats,
+    /// The node that claimed it (`None`: locked without a claim).
+    claimant: Option<Identity>,
     /// The owner to record in `NODE`, if it is not recorded yet.
     unrecorded: Option<Owner>,
+}
+
+/// A node's identity: its name and role, as the `NODE` file and the header
+/// of every log and snapshot record it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The node's name in the cluster file.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
 }
 
 /// The `NODE` file.
@@ -62,10 +82,8 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 /// fsyncs a directory, so that files created or renamed in it stay.
-pub(super) fn sync_dir(dir: &Path, stats: &mut StoreStats) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))?;
+pub(super) fn sync_dir(fs: &dyn Fs, dir: &Path, stats: &mut StoreStats) -> Result<()> {
+    fs.sync_dir(dir).map_err(io_err(dir))?;
     stats.fsyncs += 1;
     Ok(())
 }
@@ -74,29 +92,32 @@ impl DataDir {
     /// Creates `dir` if needed and locks it, without asking who owns it (for
     /// tests and tools that fill a directory through the storage API).
     pub fn lock(dir: &Path) -> Result<DataDir> {
+        DataDir::lock_in(Arc::new(RealFs), dir)
+    }
+
+    /// [`DataDir::lock`] on the disk `fs`.
+    pub fn lock_in(fs: Arc<dyn Fs>, dir: &Path) -> Result<DataDir> {
         let mut stats = StoreStats::default();
-        if !dir.exists() {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
+        if !fs.exists(dir) {
+            fs.create_dir_all(dir).map_err(io_err(dir))?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent, &mut stats)?;
+                sync_dir(&*fs, parent, &mut stats)?;
             }
         }
         let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        fs2::FileExt::try_lock_exclusive(&lock).map_err(|_| Error::Locked {
-            dir: dir.to_path_buf(),
-            lock: lock_path.clone(),
+        let lock = fs.lock(&lock_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::Locked {
+                dir: dir.to_path_buf(),
+                lock: lock_path.clone(),
+            },
+            _ => io_err(&lock_path)(e),
         })?;
         Ok(DataDir {
+            fs,
             path: dir.to_path_buf(),
             _lock: lock,
             stats,
+            claimant: None,
             unrecorded: None,
         })
     }
@@ -106,11 +127,21 @@ impl DataDir {
     /// only; the owner of an unclaimed directory is recorded by
     /// [`DataDir::record_owner`].
     pub fn claim(dir: &Path, name: &str, role: Role) -> Result<DataDir> {
-        let mut data = DataDir::lock(dir)?;
+        DataDir::claim_in(Arc::new(RealFs), dir, name, role)
+    }
+
+    /// [`DataDir::claim`] on the disk `fs`. (The identity in the headers of
+    /// its logs and snapshot is checked after the replay: `open_store`.)
+    pub fn claim_in(fs: Arc<dyn Fs>, dir: &Path, name: &str, role: Role) -> Result<DataDir> {
+        let mut data = DataDir::lock_in(fs, dir)?;
+        data.claimant = Some(Identity {
+            name: name.to_string(),
+            role,
+        });
         let file = dir.join("NODE");
-        match fs::read_to_string(&file) {
-            Ok(text) => {
-                let owner = Owner::parse(&text);
+        match data.fs.read(&file) {
+            Ok(bytes) => {
+                let owner = Owner::parse(&String::from_utf8_lossy(&bytes));
                 if owner.name != name {
                     return Err(Error::NotOwner {
                         dir: dir.to_path_buf(),
@@ -144,23 +175,34 @@ impl DataDir {
         };
         let file = self.path.join("NODE");
         let text = toml::to_string(&owner).expect("an owner serializes");
-        let mut f = File::create(&file).map_err(io_err(&file))?;
+        let mut f = self.fs.create(&file).map_err(io_err(&file))?;
         f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
             .map_err(io_err(&file))?;
         // Not counted: the node's counters count its storage's fsyncs.
-        sync_dir(&self.path, &mut StoreStats::default())
+        sync_dir(&*self.fs, &self.path, &mut StoreStats::default())
     }
 
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The disk it is on.
+    pub fn fs(&self) -> &Arc<dyn Fs> {
+        &self.fs
+    }
+
+    /// The node that claimed it, if it was claimed (not only locked).
+    pub fn claimant(&self) -> Option<&Identity> {
+        self.claimant.as_ref()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn a_data_dir_belongs_to_one_node_in_one_role() {

@@ -4,16 +4,16 @@
 //! directory was claimed and replayed.
 
 use super::delta::{diff, Delta};
-use super::dir::{io_err, sync_dir, DataDir};
+use super::dir::{io_err, sync_dir, DataDir, Identity};
 use super::faulty::DiskFaults;
+use super::fs::{Fs, FsFile, RealFs};
 use super::record::{encode_record, log_header, snapshot};
-use super::replay::{log_path, replay, Replayed};
+use super::replay::{log_path, replay_in, Replayed};
 use super::synced::Marker;
 use super::{Store, StoreStats};
 use crate::error::Result;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use twopc_model::Storage;
 
 /// Default floor for compaction: the log is not compacted below this size.
@@ -28,8 +28,10 @@ pub const MARKER_SYNC_EVERY: u64 = 64;
 #[derive(Debug)]
 pub struct LogStore {
     dir: DataDir,
-    log: File,
+    log: Box<dyn FsFile>,
     log_path: PathBuf,
+    /// The node named in the headers of the logs and snapshots it writes.
+    owner: Option<Identity>,
     generation: u64,
     last: Option<Storage>,
     pending: Option<Storage>,
@@ -53,15 +55,27 @@ impl LogStore {
 
     /// [`LogStore::open`] with a chosen compaction floor (tests use a small one).
     pub fn open_with(dir: &Path, compact_min: u64) -> Result<(LogStore, Option<Storage>)> {
-        let dir = DataDir::lock(dir)?;
-        let replayed = replay(dir.path())?;
+        Self::open_in(Arc::new(RealFs), dir, compact_min)
+    }
+
+    /// [`LogStore::open_with`] on the disk `fs`.
+    pub fn open_in(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        compact_min: u64,
+    ) -> Result<(LogStore, Option<Storage>)> {
+        let dir = DataDir::lock_in(fs, dir)?;
+        let replayed = replay_in(&**dir.fs(), dir.path())?;
         Self::open_replayed(dir, replayed, compact_min)
     }
 
     /// Opens the store in `dir`, claimed and replayed already: records the
     /// directory's owner if it is new, cuts a torn tail, discards what a
     /// crashed compaction left, and returns the store with the replayed
-    /// state. Every write at start happens here.
+    /// state. Every write at start happens here. The node the directory's
+    /// headers name must be its claimant, if it was claimed (checked by
+    /// [`super::open_store`]); new headers name the claimant, or else keep
+    /// naming the node the old ones named.
     pub fn open_replayed(
         mut dir: DataDir,
         replayed: Replayed,
@@ -73,48 +87,48 @@ impl LogStore {
             snapshot_len,
             log,
             synced,
+            owner,
         } = replayed;
         dir.record_owner()?;
+        let owner = dir.claimant().cloned().or(owner.map(|(o, _)| o));
+        let fs = dir.fs().clone();
         let mut stats = dir.stats;
         let path = dir.path().to_path_buf();
         let tmp = path.join("snapshot.tmp");
-        if tmp.exists() {
+        if fs.exists(&tmp) {
             // A compaction that crashed before its rename: the old snapshot
             // and log are intact and authoritative.
-            fs::remove_file(&tmp).map_err(io_err(&tmp))?;
+            fs.remove_file(&tmp).map_err(io_err(&tmp))?;
         }
         let log_path = log_path(&path, generation);
         let log_len = match log {
             Some(tail) => {
                 if let Some(why) = tail.torn {
-                    cut_torn_tail(&tail.path, tail.valid_len, &why, &mut stats)?;
+                    cut_torn_tail(&*fs, &tail.path, tail.valid_len, &why, &mut stats)?;
                 }
                 tail.valid_len
             }
-            None => create_log(&path, generation, &mut stats)?,
+            None => create_log(&*fs, &path, generation, owner.as_ref(), &mut stats)?,
         };
         // Logs of older generations are leftovers of a finished compaction.
         let mut removed = false;
-        for entry in fs::read_dir(&path).map_err(io_err(&path))? {
-            let entry = entry.map_err(io_err(&path))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("log.") && entry.path() != log_path {
-                fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+        for name in fs.read_dir(&path).map_err(io_err(&path))? {
+            let entry = path.join(&name);
+            if name.starts_with("log.") && entry != log_path {
+                fs.remove_file(&entry).map_err(io_err(&entry))?;
                 removed = true;
             }
         }
-        let (marker, created) = Marker::open(&path, synced)?;
+        let (marker, created) = Marker::open(&*fs, &path, synced)?;
         if removed || created {
-            sync_dir(&path, &mut stats)?;
+            sync_dir(&*fs, &path, &mut stats)?;
         }
-        let log = OpenOptions::new()
-            .append(true)
-            .open(&log_path)
-            .map_err(io_err(&log_path))?;
+        let log = fs.open_append(&log_path).map_err(io_err(&log_path))?;
         let store = LogStore {
             dir,
             log,
             log_path,
+            owner,
             generation,
             last: state.clone(),
             pending: None,
@@ -147,23 +161,22 @@ impl LogStore {
             return Ok(());
         };
         let generation = self.generation + 1;
-        let bytes = snapshot(generation, state);
+        let bytes = snapshot(generation, self.owner.as_ref(), state);
+        let fs = self.dir.fs().clone();
         let dir = self.dir.path().to_path_buf();
         let tmp = dir.join("snapshot.tmp");
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut f = fs.create(&tmp).map_err(io_err(&tmp))?;
         f.write_all(&bytes).map_err(io_err(&tmp))?;
         f.sync_all().map_err(io_err(&tmp))?;
+        drop(f);
         self.stats.fsyncs += 1;
         let snap = dir.join("snapshot");
-        fs::rename(&tmp, &snap).map_err(io_err(&snap))?;
-        sync_dir(&dir, &mut self.stats)?;
+        fs.rename(&tmp, &snap).map_err(io_err(&snap))?;
+        sync_dir(&*fs, &dir, &mut self.stats)?;
         // From here the snapshot is the truth; the new log starts empty.
-        let log_len = create_log(&dir, generation, &mut self.stats)?;
+        let log_len = create_log(&*fs, &dir, generation, self.owner.as_ref(), &mut self.stats)?;
         let new_path = log_path(&dir, generation);
-        let log = OpenOptions::new()
-            .append(true)
-            .open(&new_path)
-            .map_err(io_err(&new_path))?;
+        let log = fs.open_append(&new_path).map_err(io_err(&new_path))?;
         // The marker moves to the new log, whose header is durable; until
         // it does, it names the old generation, which replay reads as
         // "nothing known" (see `replay::synced_len`).
@@ -172,7 +185,7 @@ impl LogStore {
             self.marker_unsynced = 0;
         }
         let old = std::mem::replace(&mut self.log_path, new_path);
-        fs::remove_file(&old).map_err(io_err(&old))?;
+        fs.remove_file(&old).map_err(io_err(&old))?;
         self.log = log;
         self.generation = generation;
         self.log_len = log_len;
@@ -186,17 +199,20 @@ impl LogStore {
 /// Cuts the torn tail of `path` after `valid_len`: the write never
 /// completed, so its fsync never returned and nothing depending on it was
 /// sent; the state before it is what every peer may have seen.
-fn cut_torn_tail(path: &Path, valid_len: u64, why: &str, stats: &mut StoreStats) -> Result<()> {
+fn cut_torn_tail(
+    fs: &dyn Fs,
+    path: &Path,
+    valid_len: u64,
+    why: &str,
+    stats: &mut StoreStats,
+) -> Result<()> {
     tracing::warn!(
         file = %path.display(),
         offset = valid_len,
         "torn tail in storage log: {why}; this write never completed, so its fsync \
          never returned and nothing depending on it was sent: truncating it"
     );
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io_err(path))?;
+    let f = fs.open_write(path, false).map_err(io_err(path))?;
     f.set_len(valid_len).map_err(io_err(path))?;
     f.sync_all().map_err(io_err(path))?;
     stats.fsyncs += 1;
@@ -205,16 +221,23 @@ fn cut_torn_tail(path: &Path, valid_len: u64, why: &str, stats: &mut StoreStats)
 
 /// Creates `DIR/log.<generation>` whole: header to a temporary file, fsync,
 /// rename, fsync the directory. Returns its length.
-fn create_log(dir: &Path, generation: u64, stats: &mut StoreStats) -> Result<u64> {
+fn create_log(
+    fs: &dyn Fs,
+    dir: &Path,
+    generation: u64,
+    owner: Option<&Identity>,
+    stats: &mut StoreStats,
+) -> Result<u64> {
     let path = log_path(dir, generation);
     let tmp = dir.join(format!("log.{generation}.tmp"));
-    let header = log_header(generation);
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let header = log_header(generation, owner);
+    let mut f = fs.create(&tmp).map_err(io_err(&tmp))?;
     f.write_all(&header).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
     stats.fsyncs += 1;
-    fs::rename(&tmp, &path).map_err(io_err(&path))?;
-    sync_dir(dir, stats)?;
+    fs.rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(fs, dir, stats)?;
     stats.bytes_written += header.len() as u64;
     Ok(header.len() as u64)
 }
@@ -250,9 +273,9 @@ impl Store for LogStore {
         // sync: that is the group commit.
         let path = &self.log_path;
         self.faults
-            .write_all(&mut self.log, &self.buf)
+            .write_all(&mut *self.log, &self.buf)
             .map_err(io_err(path))?;
-        self.faults.sync_data(&self.log).map_err(io_err(path))?;
+        self.faults.sync_data(&*self.log).map_err(io_err(path))?;
         self.stats.fsyncs += 1;
         self.stats.bytes_written += self.buf.len() as u64;
         self.log_len += self.buf.len() as u64;

@@ -4,12 +4,21 @@
 //! ```text
 //! record     0xA7, payload length (u32 LE), crc32 of payload (u32 LE), payload
 //!            (a bincode `Delta`)
-//! log.<gen>  "TPCLOG02", generation (u64 LE), records
-//! snapshot   "TPCSNAP2", generation (u64 LE), one record: `Delta::Full`
+//! log.<gen>  "TPCLOG03", generation (u64 LE), one record: the owner (a
+//!            bincode `Option<Identity>`), then records
+//! snapshot   "TPCSNAP3", generation (u64 LE), one record: the owner, one
+//!            record: `Delta::Full`
 //! ```
+//!
+//! The owner in every header is what makes a directory's identity survive
+//! a deleted `NODE` file (`dir.rs`). Files of the previous format
+//! (`TPCLOG02`, `TPCSNAP2`: the same without the owner record) are read,
+//! their owner unknown; new logs and snapshots are written in the new one.
 
 use super::delta::Delta;
+use super::dir::Identity;
 use crate::error::{Error, Result};
+use serde::Serialize;
 use std::path::Path;
 use twopc_model::Storage;
 
@@ -17,9 +26,13 @@ use twopc_model::Storage;
 pub const REC_MAGIC: u8 = 0xA7;
 const REC_HEADER: usize = 9;
 const MAX_RECORD: usize = 1 << 30;
-const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP2";
-const LOG_MAGIC: &[u8; 8] = b"TPCLOG02";
-/// Bytes of a log file's header: magic and generation.
+const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP3";
+const LOG_MAGIC: &[u8; 8] = b"TPCLOG03";
+/// The magics of the previous format, read still (owner unknown).
+const SNAP_MAGIC_2: &[u8; 8] = b"TPCSNAP2";
+const LOG_MAGIC_2: &[u8; 8] = b"TPCLOG02";
+/// Bytes of a log file's fixed header: magic and generation (the owner's
+/// record follows it).
 pub const LOG_HEADER: usize = 16;
 
 fn bincode_opts() -> impl bincode::Options + Copy {
@@ -28,9 +41,14 @@ fn bincode_opts() -> impl bincode::Options + Copy {
 
 /// Appends the record holding `delta` to `buf`.
 pub fn encode_record(delta: &Delta, buf: &mut Vec<u8>) {
+    encode_value(delta, buf);
+}
+
+/// Appends a record holding `value` to `buf`.
+fn encode_value(value: &impl Serialize, buf: &mut Vec<u8>) {
     use bincode::Options;
     let payload = bincode_opts()
-        .serialize(delta)
+        .serialize(value)
         .expect("storage types always serialize");
     buf.push(REC_MAGIC);
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -38,19 +56,48 @@ pub fn encode_record(delta: &Delta, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&payload);
 }
 
-/// The header of the log of `generation`.
-pub fn log_header(generation: u64) -> Vec<u8> {
+/// The header of the log of `generation` of the node `owner` (`None`: a
+/// store opened without an owner, by tests and tools).
+pub fn log_header(generation: u64, owner: Option<&Identity>) -> Vec<u8> {
     let mut header = LOG_MAGIC.to_vec();
     header.extend_from_slice(&generation.to_le_bytes());
+    encode_value(&owner, &mut header);
     header
 }
 
-/// The bytes of a snapshot of `state` as `generation`.
-pub fn snapshot(generation: u64, state: &Storage) -> Vec<u8> {
+/// The bytes of a snapshot of `state` as `generation`, of node `owner`.
+pub fn snapshot(generation: u64, owner: Option<&Identity>, state: &Storage) -> Vec<u8> {
     let mut bytes = SNAP_MAGIC.to_vec();
     bytes.extend_from_slice(&generation.to_le_bytes());
+    encode_value(&owner, &mut bytes);
     encode_record(&Delta::Full(state.clone()), &mut bytes);
     bytes
+}
+
+/// Reads the owner's record at the start of `bytes` (after a header's
+/// magic and generation): the owner and the record's length. A header is
+/// written whole and fsynced before it is renamed into place, so anything
+/// but one complete, valid record is corruption (the error says why).
+fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), String> {
+    use bincode::Options;
+    let Some(head) = bytes.get(..REC_HEADER) else {
+        return Err("is cut short".into());
+    };
+    if head[0] != REC_MAGIC {
+        return Err(format!("has a bad record marker {:#04x}", head[0]));
+    }
+    let len = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(head[5..9].try_into().expect("4 bytes"));
+    let Some(payload) = bytes.get(REC_HEADER..REC_HEADER.saturating_add(len)) else {
+        return Err("is cut short".into());
+    };
+    if crc32fast::hash(payload) != crc {
+        return Err("fails its checksum".into());
+    }
+    let owner = bincode_opts()
+        .deserialize(payload)
+        .map_err(|e| format!("is undecodable: {e}"))?;
+    Ok((owner, REC_HEADER + len))
 }
 
 /// The result of scanning records.
@@ -121,9 +168,19 @@ pub fn scan(bytes: &[u8], path: &Path) -> Result<Scan> {
     })
 }
 
+/// A scanned log file.
+#[derive(Debug)]
+pub struct LogScan {
+    /// The node its header names (`None`: none was recorded, or the file
+    /// is of the previous format).
+    pub owner: Option<Identity>,
+    /// Its records (offsets count from the start of the file).
+    pub scan: Scan,
+}
+
 /// Scans a whole log file: its header, then its records (offsets in errors
 /// and `valid_len` count from the start of the file).
-pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<Scan> {
+pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<LogScan> {
     let corrupt = |reason: String| Error::StorageCorrupt {
         path: path.to_path_buf(),
         offset: 0,
@@ -135,19 +192,29 @@ pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<Scan> {
             bytes.len()
         )));
     }
-    if &bytes[..8] != LOG_MAGIC {
-        return Err(corrupt("not a twopc log (bad header)".into()));
-    }
+    let (owner, header) = match &bytes[..8] {
+        m if m == LOG_MAGIC => {
+            let (owner, len) =
+                read_owner(&bytes[LOG_HEADER..]).map_err(|why| Error::StorageCorrupt {
+                    path: path.to_path_buf(),
+                    offset: LOG_HEADER as u64,
+                    reason: format!("the header's owner record {why}"),
+                })?;
+            (owner, LOG_HEADER + len)
+        }
+        m if m == LOG_MAGIC_2 => (None, LOG_HEADER),
+        _ => return Err(corrupt("not a twopc log (bad header)".into())),
+    };
     let found = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
     if found != generation {
         return Err(corrupt(format!(
             "header says generation {found}, expected {generation}"
         )));
     }
-    match scan(&bytes[LOG_HEADER..], path) {
-        Ok(mut s) => {
-            s.valid_len += LOG_HEADER as u64;
-            Ok(s)
+    match scan(&bytes[header..], path) {
+        Ok(mut scan) => {
+            scan.valid_len += header as u64;
+            Ok(LogScan { owner, scan })
         }
         Err(Error::StorageCorrupt {
             path,
@@ -155,30 +222,55 @@ pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<Scan> {
             reason,
         }) => Err(Error::StorageCorrupt {
             path,
-            offset: offset + LOG_HEADER as u64,
+            offset: offset + header as u64,
             reason,
         }),
         Err(e) => Err(e),
     }
 }
 
-/// The generation and state of a snapshot file's bytes.
-pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<(u64, Storage)> {
+/// A snapshot file's contents.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Its generation.
+    pub generation: u64,
+    /// The node it names (`None`: unrecorded, or the previous format).
+    pub owner: Option<Identity>,
+    /// The full state.
+    pub state: Storage,
+}
+
+/// The contents of a snapshot file's bytes.
+pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<Snapshot> {
     let corrupt = |reason: &str| Error::StorageCorrupt {
         path: path.to_path_buf(),
         offset: 0,
         reason: reason.to_string(),
     };
-    if bytes.len() < 16 || &bytes[..8] != SNAP_MAGIC {
-        return Err(corrupt("not a twopc snapshot"));
-    }
+    let (owner, header) = match bytes.get(..8) {
+        Some(m) if m == SNAP_MAGIC && bytes.len() >= 16 => {
+            let (owner, len) = read_owner(&bytes[16..]).map_err(|why| {
+                corrupt(&format!(
+                    "snapshot is not exactly one complete owner record and one complete \
+                     full-state record: the owner record {why}"
+                ))
+            })?;
+            (owner, 16 + len)
+        }
+        Some(m) if m == SNAP_MAGIC_2 && bytes.len() >= 16 => (None, 16),
+        _ => return Err(corrupt("not a twopc snapshot")),
+    };
     let generation = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-    let mut scan = scan(&bytes[16..], path)?;
+    let mut scan = scan(&bytes[header..], path)?;
     // A snapshot is fsync'd before it is renamed into place: it is whole or
     // it is not there. Anything else is corruption, torn or not. (Moved
     // out, not cloned: a snapshot may hold a million balances.)
     match (scan.torn, scan.deltas.len(), scan.deltas.pop()) {
-        (None, 1, Some(Delta::Full(s))) => Ok((generation, s)),
+        (None, 1, Some(Delta::Full(state))) => Ok(Snapshot {
+            generation,
+            owner,
+            state,
+        }),
         _ => Err(corrupt(
             "snapshot is not exactly one complete full-state record",
         )),
@@ -194,19 +286,39 @@ mod tests {
     fn records_scan_back_and_a_cut_record_is_a_torn_tail() {
         let path = Path::new("log.0");
         let state = Storage::Client(ClientState::default());
-        let mut bytes = log_header(0);
+        let owner = Identity {
+            name: "wallet".into(),
+            role: crate::role::Role::Wallet,
+        };
+        let mut bytes = log_header(0, Some(&owner));
         encode_record(&Delta::Full(state.clone()), &mut bytes);
         let whole = bytes.len();
         encode_record(&Delta::Full(state.clone()), &mut bytes);
-        let scan = scan_log(&bytes, 0, path).unwrap();
+        let LogScan { owner: found, scan } = scan_log(&bytes, 0, path).unwrap();
+        assert_eq!(found.as_ref(), Some(&owner));
         assert_eq!(scan.deltas.len(), 2);
         assert_eq!((scan.valid_len, scan.torn), (bytes.len() as u64, None));
-        let cut = scan_log(&bytes[..bytes.len() - 1], 0, path).unwrap();
+        let cut = scan_log(&bytes[..bytes.len() - 1], 0, path).unwrap().scan;
         assert_eq!((cut.deltas.len(), cut.valid_len), (1, whole as u64));
         assert!(cut.torn.unwrap().contains("incomplete record"));
         let err = scan_log(&bytes, 1, path).unwrap_err().to_string();
         assert!(err.contains("expected 1"), "{err}");
-        let snap = snapshot(4, &state);
-        assert_eq!(parse_snapshot(&snap, path).unwrap(), (4, state));
+        let err = scan_log(&bytes[..LOG_HEADER + 4], 0, path).unwrap_err();
+        assert!(
+            err.to_string().contains("owner record is cut short"),
+            "{err}"
+        );
+        let snap = snapshot(4, Some(&owner), &state);
+        let expected = Snapshot {
+            generation: 4,
+            owner: Some(owner),
+            state,
+        };
+        assert_eq!(parse_snapshot(&snap, path).unwrap(), expected);
+        let err = parse_snapshot(&snap[..20], path).unwrap_err().to_string();
+        assert!(
+            err.contains("not exactly one complete owner record"),
+            "{err}"
+        );
     }
 }

@@ -3,11 +3,11 @@
 //! is claimed), so a node's start and `twopc inspect` share it.
 
 use super::delta::apply;
-use super::dir::io_err;
-use super::record::{parse_snapshot, scan_log};
+use super::dir::{io_err, Identity};
+use super::fs::{Fs, RealFs};
+use super::record::{parse_snapshot, scan_log, LogScan, Snapshot};
 use super::synced::{self, synced_path, Synced};
 use crate::error::{Error, Result};
-use std::fs;
 use std::path::{Path, PathBuf};
 use twopc_model::{CoordStorage, PartStorage, Storage};
 
@@ -24,6 +24,10 @@ pub struct Replayed {
     pub log: Option<LogTail>,
     /// The synced-length marker (`DIR/synced`), if it has a valid slot.
     pub synced: Option<Synced>,
+    /// The node the headers name, and the file that names it (the snapshot
+    /// if there is one, else the log). `None`: no file names one (a new
+    /// directory, a store opened without an owner, or the previous format).
+    pub owner: Option<(Identity, PathBuf)>,
 }
 
 /// How far the log of a replay is valid.
@@ -50,19 +54,29 @@ pub fn log_path(dir: &Path, generation: u64) -> PathBuf {
 /// synced-length marker records as durable (lost data). A torn tail after
 /// them is reported, not cut.
 pub fn replay(dir: &Path) -> Result<Replayed> {
-    let marker = synced::read(dir)?;
+    replay_in(&RealFs, dir)
+}
+
+/// [`replay`] on the disk `fs`.
+pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
+    let marker = synced::read(fs, dir)?;
     let snap_path = dir.join("snapshot");
-    let (generation, mut state, snapshot_len) = if snap_path.exists() {
-        let bytes = fs::read(&snap_path).map_err(io_err(&snap_path))?;
-        let (g, s) = parse_snapshot(&bytes, &snap_path)?;
-        (g, Some(s), bytes.len() as u64)
+    let (generation, mut state, snapshot_len, mut owner) = if fs.exists(&snap_path) {
+        let bytes = fs.read(&snap_path).map_err(io_err(&snap_path))?;
+        let Snapshot {
+            generation,
+            owner,
+            state,
+        } = parse_snapshot(&bytes, &snap_path)?;
+        let owner = owner.map(|o| (o, snap_path.clone()));
+        (generation, Some(state), bytes.len() as u64, owner)
     } else {
-        (0, None, 0)
+        (0, None, 0, None)
     };
     let path = log_path(dir, generation);
-    check_generations(dir, generation, state.is_some(), &path)?;
+    check_generations(fs, dir, generation, state.is_some(), &path)?;
     let known = synced_len(dir, generation, marker, &path)?;
-    if !path.exists() {
+    if !fs.exists(&path) {
         if known > 0 {
             return Err(lost(dir, &path, known, 0, 0, "the log is missing".into()));
         }
@@ -72,10 +86,32 @@ pub fn replay(dir: &Path) -> Result<Replayed> {
             snapshot_len,
             log: None,
             synced: marker,
+            owner,
         });
     }
-    let bytes = fs::read(&path).map_err(io_err(&path))?;
-    let scan = scan_log(&bytes, generation, &path)?;
+    let bytes = fs.read(&path).map_err(io_err(&path))?;
+    let LogScan {
+        owner: log_owner,
+        scan,
+    } = scan_log(&bytes, generation, &path)?;
+    match (&owner, log_owner) {
+        (Some((snap, snap_path)), Some(log)) if *snap != log => {
+            return Err(Error::StorageCorrupt {
+                path: path.clone(),
+                offset: 0,
+                reason: format!(
+                    "its header names node {:?} ({}), but {} names {:?} ({})",
+                    log.name,
+                    log.role,
+                    snap_path.display(),
+                    snap.name,
+                    snap.role
+                ),
+            });
+        }
+        (None, Some(log)) => owner = Some((log, path.clone())),
+        _ => {}
+    }
     if scan.valid_len < known {
         let reason = match &scan.torn {
             Some(why) if (bytes.len() as u64) >= known => {
@@ -110,6 +146,7 @@ pub fn replay(dir: &Path) -> Result<Replayed> {
             torn: scan.torn,
         }),
         synced: marker,
+        owner,
     })
 }
 
@@ -150,7 +187,12 @@ fn lost(dir: &Path, path: &Path, synced: u64, valid: u64, len: u64, reason: Stri
 /// The last durable state of a data directory, read without locking it
 /// (`twopc inspect`, and tests; never while a node writes to it).
 pub fn inspect(dir: &Path) -> Result<Option<Storage>> {
-    replay(dir).map(|r| r.state)
+    inspect_in(&RealFs, dir)
+}
+
+/// [`inspect`] on the disk `fs`.
+pub fn inspect_in(fs: &dyn Fs, dir: &Path) -> Result<Option<Storage>> {
+    replay_in(fs, dir).map(|r| r.state)
 }
 
 /// What a node starting on `dir` would repair (the directory replayed as
@@ -159,6 +201,11 @@ pub fn inspect(dir: &Path) -> Result<Option<Storage>> {
 /// log it would create. Empty: the directory is clean. (What it would
 /// refuse is `replay`'s error.)
 pub fn repairs(dir: &Path, r: &Replayed) -> Result<Vec<String>> {
+    repairs_in(&RealFs, dir, r)
+}
+
+/// [`repairs`] on the disk `fs`.
+pub fn repairs_in(fs: &dyn Fs, dir: &Path, r: &Replayed) -> Result<Vec<String>> {
     let mut found = Vec::new();
     let live = log_path(dir, r.generation);
     match &r.log {
@@ -181,10 +228,8 @@ pub fn repairs(dir: &Path, r: &Replayed) -> Result<Vec<String>> {
         )),
     }
     let mut names = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "snapshot.tmp" || (name.starts_with("log.") && entry.path() != live) {
+    for name in fs.read_dir(dir).map_err(io_err(dir))? {
+        if name == "snapshot.tmp" || (name.starts_with("log.") && dir.join(&name) != live) {
             names.push(name);
         }
     }
@@ -218,15 +263,14 @@ pub fn as_coordinator(s: &Storage) -> Option<&CoordStorage> {
 /// later generation than the snapshot (the snapshot was lost), or a snapshot
 /// without its log when no interrupted compaction explains it.
 fn check_generations(
+    fs: &dyn Fs,
     dir: &Path,
     generation: u64,
     has_snapshot: bool,
     log_path: &Path,
 ) -> Result<()> {
     let mut gens = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let name = entry.map_err(io_err(dir))?.file_name();
-        let name = name.to_string_lossy();
+    for name in fs.read_dir(dir).map_err(io_err(dir))? {
         if let Some(g) = name
             .strip_prefix("log.")
             .and_then(|g| g.parse::<u64>().ok())

@@ -14,9 +14,8 @@
 //! more than what is durable in the log.
 
 use super::dir::io_err;
+use super::fs::{Fs, FsFile};
 use crate::error::Result;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const SLOT: usize = 32;
@@ -75,9 +74,9 @@ impl Synced {
 /// or one written by a version before the marker) or no valid slot (a crash
 /// during the very first write of it). Either way nothing is known to be
 /// synced, which is the behaviour before the marker existed.
-pub fn read(dir: &Path) -> Result<Option<Synced>> {
+pub fn read(fs: &dyn Fs, dir: &Path) -> Result<Option<Synced>> {
     let path = synced_path(dir);
-    match std::fs::read(&path) {
+    match fs.read(&path) {
         Ok(bytes) => {
             let found = Synced::parse(&bytes);
             if found.is_none() {
@@ -96,7 +95,7 @@ pub fn read(dir: &Path) -> Result<Option<Synced>> {
 /// The open marker file of a log store.
 #[derive(Debug)]
 pub struct Marker {
-    file: File,
+    file: Box<dyn FsFile>,
     path: PathBuf,
     last: Option<Synced>,
 }
@@ -105,16 +104,10 @@ impl Marker {
     /// Opens (creating if needed) the marker of `dir`, whose newest valid
     /// slot is `last`. Returns whether the file was created (its directory
     /// entry then needs an fsync of `dir`).
-    pub fn open(dir: &Path, last: Option<Synced>) -> Result<(Marker, bool)> {
+    pub fn open(fs: &dyn Fs, dir: &Path, last: Option<Synced>) -> Result<(Marker, bool)> {
         let path = synced_path(dir);
-        let created = !path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let created = !fs.exists(&path);
+        let file = fs.open_write(&path, true).map_err(io_err(&path))?;
         Ok((Marker { file, path, last }, created))
     }
 
@@ -153,34 +146,39 @@ impl Marker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::fs::RealFs;
 
     #[test]
     fn slots_alternate_and_a_torn_slot_falls_back_to_the_other() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read(dir.path()).unwrap(), None, "no file: nothing known");
-        let (mut m, created) = Marker::open(dir.path(), None).unwrap();
+        assert_eq!(
+            read(&RealFs, dir.path()).unwrap(),
+            None,
+            "no file: nothing known"
+        );
+        let (mut m, created) = Marker::open(&RealFs, dir.path(), None).unwrap();
         assert!(created);
         assert!(m.write(0, 100, true).unwrap());
         assert!(!m.write(0, 100, true).unwrap(), "unchanged: no write");
         assert!(m.write(0, 150, false).unwrap());
-        let got = read(dir.path()).unwrap().unwrap();
+        let got = read(&RealFs, dir.path()).unwrap().unwrap();
         assert_eq!((got.seq, got.generation, got.len), (1, 0, 150));
         // Tear the newest slot (sequence 1, at offset 32): the older one counts.
         let path = synced_path(dir.path());
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[40] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let got = read(dir.path()).unwrap().unwrap();
+        let got = read(&RealFs, dir.path()).unwrap().unwrap();
         assert_eq!((got.seq, got.len), (0, 100));
         // Reopened from what was read, the next write goes over the torn slot.
-        let (mut m, created) = Marker::open(dir.path(), Some(got)).unwrap();
+        let (mut m, created) = Marker::open(&RealFs, dir.path(), Some(got)).unwrap();
         assert!(!created);
         assert!(m.write(1, 16, true).unwrap());
-        let got = read(dir.path()).unwrap().unwrap();
+        let got = read(&RealFs, dir.path()).unwrap().unwrap();
         assert_eq!((got.seq, got.generation, got.len), (1, 1, 16));
         // Nothing valid at all (a crash during the first write): unknown.
         std::fs::write(&path, [0x5a; 20]).unwrap();
-        assert_eq!(read(dir.path()).unwrap(), None);
+        assert_eq!(read(&RealFs, dir.path()).unwrap(), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use twopc_model::participant::Finished;
 use twopc_model::{AbortReason, Hold, Op, Outcome, RequestId, TxnId, Verdict};
 use twopc_model::{ClientState, CoordStorage, PartStorage};
 
-fn wallet(accounts: usize) -> PartStorage {
+pub(super) fn wallet(accounts: usize) -> PartStorage {
     PartStorage {
         levels: (0..accounts)
             .map(|i| (format!("user{i:07}"), 1_000_000u64))
@@ -19,7 +19,7 @@ fn wallet(accounts: usize) -> PartStorage {
     }
 }
 
-fn prepare(s: &mut PartStorage, n: u64) {
+pub(super) fn prepare(s: &mut PartStorage, n: u64) {
     let txn = TxnId { epoch: 1, n };
     let req = RequestId { client: 9, seq: n };
     let op = Op {
@@ -29,7 +29,7 @@ fn prepare(s: &mut PartStorage, n: u64) {
     s.holds.insert(txn, Hold { req, op });
 }
 
-fn commit(s: &mut PartStorage, n: u64) {
+pub(super) fn commit(s: &mut PartStorage, n: u64) {
     let txn = TxnId { epoch: 1, n };
     let hold = s.holds.remove(&txn).unwrap();
     *s.levels.get_mut(&hold.op.key).unwrap() -= hold.op.amount;
@@ -236,7 +236,7 @@ fn three_synced(dir: &std::path::Path) -> (PartStorage, Vec<u8>) {
         store.stage(Storage::Participant(s.clone())).unwrap();
         store.sync().unwrap();
         // The marker follows every sync, and never claims more than the log.
-        let m = synced::read(dir).unwrap().unwrap();
+        let m = synced::read(&RealFs, dir).unwrap().unwrap();
         let len = fs::metadata(store.log_path()).unwrap().len();
         assert_eq!((m.generation, m.len), (0, len));
     }
@@ -244,7 +244,7 @@ fn three_synced(dir: &std::path::Path) -> (PartStorage, Vec<u8>) {
     (s, fs::read(dir.join("log.0")).unwrap())
 }
 
-fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+pub(super) fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -339,7 +339,7 @@ fn without_a_marker_a_cut_log_is_a_torn_tail_as_before() {
     prepare(&mut s, 9);
     store.stage(Storage::Participant(s)).unwrap();
     store.sync().unwrap();
-    let m = synced::read(dir.path()).unwrap().unwrap();
+    let m = synced::read(&RealFs, dir.path()).unwrap().unwrap();
     assert_eq!(m.len, fs::metadata(&log).unwrap().len());
 }
 
@@ -362,24 +362,27 @@ fn compaction_moves_the_marker_to_the_new_log() {
     let live = store.log_path().to_path_buf();
     drop(store);
     let generation: u64 = live.extension().unwrap().to_str().unwrap().parse().unwrap();
-    let m = synced::read(dir.path()).unwrap().unwrap();
+    let m = synced::read(&RealFs, dir.path()).unwrap().unwrap();
     assert_eq!(m.generation, generation);
     assert_eq!(m.len, fs::metadata(&live).unwrap().len());
-    assert!(m.len > record::LOG_HEADER as u64);
+    let header = record::log_header(generation, None).len();
+    assert!(m.len > header as u64);
     let good = fs::read(&live).unwrap();
-    fs::write(&live, &good[..record::LOG_HEADER]).unwrap();
+    fs::write(&live, &good[..header]).unwrap();
     let err = LogStore::open_with(dir.path(), 500).unwrap_err();
     assert!(matches!(err, Error::StorageLost { .. }), "{err}");
     // A marker of an older generation (a compaction crashed before it
     // moved the marker) says nothing about this log.
-    let mut stale = synced::Marker::open(dir.path(), Some(m)).unwrap().0;
+    let mut stale = synced::Marker::open(&RealFs, dir.path(), Some(m))
+        .unwrap()
+        .0;
     stale.write(generation - 1, 1 << 20, true).unwrap();
     let (_, loaded) = LogStore::open_with(dir.path(), 500).unwrap();
     assert!(loaded.is_some());
     // One of a later generation than the snapshot: the snapshot it followed is gone.
     fs::write(&live, &good).unwrap();
-    let m = synced::read(dir.path()).unwrap();
-    let mut later = synced::Marker::open(dir.path(), m).unwrap().0;
+    let m = synced::read(&RealFs, dir.path()).unwrap();
+    let mut later = synced::Marker::open(&RealFs, dir.path(), m).unwrap().0;
     later.write(generation + 1, 16, true).unwrap();
     let err = replay(dir.path()).unwrap_err();
     assert!(matches!(err, Error::StorageLost { .. }), "{err}");
@@ -396,7 +399,7 @@ fn the_marker_is_written_every_batch_and_synced_every_marker_sync_every() {
         store.stage(Storage::Participant(s.clone())).unwrap();
         store.sync().unwrap();
         // Written (if not yet synced) after every batch: what a restart reads.
-        let m = synced::read(dir.path()).unwrap().unwrap();
+        let m = synced::read(&RealFs, dir.path()).unwrap().unwrap();
         assert_eq!(m.len, fs::metadata(store.log_path()).unwrap().len());
     }
     // One fdatasync of the log per batch, one of the marker per MARKER_SYNC_EVERY.
