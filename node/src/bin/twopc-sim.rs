@@ -5,7 +5,7 @@
 use clap::Parser;
 use std::time::{Duration, Instant};
 use twopc_node::mutant::RuntimeMutant;
-use twopc_node::sim::{run, SimConfig, SimReport};
+use twopc_node::sim::{run, DiskKind, SimConfig, SimReport};
 
 /// Runs the twopc runtime (core, wire codec, persist-before-send, timers)
 /// with a simulated network, clock and disk: loss, duplication, delay,
@@ -54,6 +54,12 @@ struct Args {
     /// Mean simulated milliseconds between partitions (0: none).
     #[arg(long, default_value_t = 3000)]
     partition_every_ms: u64,
+    /// The servers' disk: `log` runs the node's storage code (log, snapshots,
+    /// synced-length marker, repair at open) on a simulated disk whose
+    /// unsynced writes vanish or tear on a power cut; `mem` keeps whole
+    /// states (the durability contract alone; faster).
+    #[arg(long, value_enum, default_value_t = DiskKind::Log)]
+    disk: DiskKind,
     /// Run a deliberately broken runtime (the simulation must catch it).
     #[arg(long, value_enum)]
     mutant: Option<RuntimeMutant>,
@@ -88,6 +94,7 @@ fn main() {
         crash_in_flush: args.crash_in_flush,
         partition_every: Duration::from_millis(args.partition_every_ms),
         mutant: args.mutant,
+        disk: args.disk,
         trace: args.trace,
         ..SimConfig::default()
     };

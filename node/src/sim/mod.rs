@@ -42,6 +42,7 @@
 pub mod disk;
 mod world;
 
+pub use disk::DiskKind;
 pub use world::{SKUS, USERS};
 
 use crate::mutant::RuntimeMutant;
@@ -73,6 +74,9 @@ pub struct SimConfig {
     pub partition_every: Duration,
     /// Most datagrams handled in one batch (one fsync).
     pub batch_max: usize,
+    /// The servers' disk: the real log code on a simulated disk, or whole
+    /// states in memory.
+    pub disk: DiskKind,
     /// A deliberately broken runtime (`crate::mutant`).
     pub mutant: Option<RuntimeMutant>,
     /// Print every event.
@@ -95,6 +99,7 @@ impl Default for SimConfig {
             crash_in_flush: 0.01,
             partition_every: Duration::from_secs(3),
             batch_max: 64,
+            disk: DiskKind::Log,
             mutant: None,
             trace: false,
             max_time: Duration::from_secs(3600),

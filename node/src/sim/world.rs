@@ -2,11 +2,12 @@
 //! seeded RNG through one queue of timed events. Nothing here reads a real
 //! clock or touches a socket; the nodes are the runtime's own [`Core`]s.
 
-use super::disk::{Crash, MemDisk, SimDisk};
+use super::disk::{Crash, DiskKind, LogDisk, MemDisk, SimDisk};
 use super::{SimConfig, SimReport};
 use crate::core::{Config as CoreConfig, Core, Event, TimerCmd};
 use crate::faults::{Faults, Outgoing};
 use crate::promises::{verify, Initial, Seen};
+use crate::role::Role;
 use crate::storage::Store;
 use crate::wire::{msg_txn, ClusterKey, Codec, Format, MsgKind, Payload};
 use bytes::Bytes;
@@ -68,6 +69,8 @@ enum Ev {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum CutAt {
     AfterStage,
+    /// The power fails in the middle of the sync's writes.
+    DuringSync,
     AfterSync,
     BeforeSend(usize),
 }
@@ -136,6 +139,8 @@ pub struct World<'c> {
     /// FNV-1a over every event: two runs of one seed must agree on it.
     digest: u64,
     reported: BTreeSet<String>,
+    /// A node refused to start: nothing more can happen.
+    halted: bool,
 }
 
 impl<'c> World<'c> {
@@ -165,8 +170,13 @@ impl<'c> World<'c> {
             ("order", participant(Resource::Order, SKUS)),
         ];
         let mut slots = Vec::new();
+        let roles = [Role::Coordinator, Role::Wallet, Role::Order];
         for (i, (name, actor)) in servers.into_iter().enumerate() {
-            slots.push(Slot::new(name.to_string(), addr(i), actor, cfg));
+            let disk: Box<dyn SimDisk> = match cfg.disk {
+                DiskKind::Log => Box::new(LogDisk::new(name, roles[i], cfg.mutant)),
+                DiskKind::Mem => Box::new(MemDisk::new(cfg.mutant)),
+            };
+            slots.push(Slot::new(name.to_string(), addr(i), actor, disk));
         }
         for c in 0..cfg.clients {
             let i = SERVERS + c;
@@ -176,7 +186,10 @@ impl<'c> World<'c> {
                 id: 0,
                 purchases: Vec::new(),
             });
-            slots.push(Slot::new(format!("client{c}"), addr(i), actor, cfg));
+            // A client's outcomes are whole states in memory (`twopc
+            // purchase` keeps them in memory too).
+            let disk = Box::new(MemDisk::new(None));
+            slots.push(Slot::new(format!("client{c}"), addr(i), actor, disk));
         }
         let by_addr = slots
             .iter()
@@ -202,6 +215,7 @@ impl<'c> World<'c> {
             },
             digest: 0xcbf2_9ce4_8422_2325,
             reported: BTreeSet::new(),
+            halted: false,
         };
         for i in 0..SERVERS {
             world.start(i);
@@ -234,6 +248,9 @@ impl<'c> World<'c> {
             self.now = t;
             self.report.events += 1;
             self.step(ev);
+            if self.halted {
+                break;
+            }
             if self.phase != Phase::Chaos && self.quiescent() {
                 if self.phase == Phase::Settle {
                     self.final_power_cut();
@@ -392,20 +409,35 @@ impl<'c> World<'c> {
             }
         }
         if cut == Some(CutAt::AfterStage) {
-            return self.crash_in_flush(node);
+            let kind = self.crash_kind();
+            return self.crash_in_flush(node, kind);
+        }
+        if cut == Some(CutAt::DuringSync) {
+            self.slots[node]
+                .disk
+                .cut_power_during_next_sync(&mut self.rng);
         }
         if ready.sync {
             let store = self.slots[node].store.as_mut().expect("up");
             if let Err(e) = store.sync() {
+                if cut == Some(CutAt::DuringSync) {
+                    return self.crash_in_flush(node, Crash::PowerCut);
+                }
                 return self.storage_failed(node, e);
             }
         }
-        if cut == Some(CutAt::AfterSync) {
-            return self.crash_in_flush(node);
+        match cut {
+            Some(CutAt::DuringSync) => return self.crash_in_flush(node, Crash::PowerCut),
+            Some(CutAt::AfterSync) => {
+                let kind = self.crash_kind();
+                return self.crash_in_flush(node, kind);
+            }
+            _ => {}
         }
         for (k, out) in ready.sends_after_sync.into_iter().enumerate() {
             if cut == Some(CutAt::BeforeSend(k)) {
-                return self.crash_in_flush(node);
+                let kind = self.crash_kind();
+                return self.crash_in_flush(node, kind);
             }
             self.send(node, out);
         }
@@ -420,16 +452,16 @@ impl<'c> World<'c> {
         {
             return None;
         }
-        Some(match self.rng.random_range(0..sends + 2) {
+        Some(match self.rng.random_range(0..sends + 3) {
             0 => CutAt::AfterStage,
-            1 => CutAt::AfterSync,
-            k => CutAt::BeforeSend(k - 2),
+            1 => CutAt::DuringSync,
+            2 => CutAt::AfterSync,
+            k => CutAt::BeforeSend(k - 3),
         })
     }
 
-    fn crash_in_flush(&mut self, node: usize) {
+    fn crash_in_flush(&mut self, node: usize, kind: Crash) {
         self.report.crashes_in_flush += 1;
-        let kind = self.crash_kind();
         self.crash(node, kind);
     }
 
@@ -487,8 +519,7 @@ impl<'c> World<'c> {
             if let Some(g) = o.finished.get(txn) {
                 if f.committed != g.committed {
                     self.violation(format!(
-                        "txn {txn} is committed at one participant and aborted at the other (wallet {f:?}, order {g:?}) at {} µs",
-                        self.now
+                        "txn {txn} is committed at one participant and aborted at the other (wallet {f:?}, order {g:?})"
                     ));
                 }
             }
@@ -560,6 +591,8 @@ impl<'c> World<'c> {
             Err(e) => {
                 let name = slot.name.clone();
                 self.report.refused_starts += 1;
+                // It would stay down for good: the run ends here.
+                self.halted = true;
                 return self.violation(format!("{name} refused to start: {e}"));
             }
         };
@@ -794,14 +827,14 @@ impl<'c> World<'c> {
 }
 
 impl Slot {
-    fn new(name: String, addr: SocketAddrV4, actor: Node, cfg: &SimConfig) -> Self {
+    fn new(name: String, addr: SocketAddrV4, actor: Node, disk: Box<dyn SimDisk>) -> Self {
         Slot {
             name,
             addr,
             actor,
             core: None,
             store: None,
-            disk: Box::new(MemDisk::new(cfg.mutant)),
+            disk,
             inc: 0,
             inbox: VecDeque::new(),
             process_at: None,

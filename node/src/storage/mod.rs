@@ -181,7 +181,7 @@ pub use log::{LogStore, COMPACT_MIN, MARKER_SYNC_EVERY};
 pub use open::open_store;
 pub use replay::{
     as_coordinator, as_participant, inspect, inspect_in, repairs, repairs_in, replay, replay_in,
-    LogTail, Replayed,
+    snapshot_in, LogTail, Replayed,
 };
 pub use simfs::{SimFs, SimStats};
 pub use synced::Synced;

@@ -184,6 +184,17 @@ fn lost(dir: &Path, path: &Path, synced: u64, valid: u64, len: u64, reason: Stri
     }
 }
 
+/// The state in `dir`'s snapshot alone, ignoring the log (`None`: no
+/// snapshot). Only the runtime mutant `restart-from-snapshot` starts from it.
+pub fn snapshot_in(fs: &dyn Fs, dir: &Path) -> Result<Option<Storage>> {
+    let path = dir.join("snapshot");
+    if !fs.exists(&path) {
+        return Ok(None);
+    }
+    let bytes = fs.read(&path).map_err(io_err(&path))?;
+    Ok(Some(parse_snapshot(&bytes, &path)?.state))
+}
+
 /// The last durable state of a data directory, read without locking it
 /// (`twopc inspect`, and tests; never while a node writes to it).
 pub fn inspect(dir: &Path) -> Result<Option<Storage>> {
