@@ -26,7 +26,7 @@ fn env_u64(name: &str) -> Option<u64> {
 /// `TWOPC_SIM_SEEDS=N` runs more (or fewer) seeds on each disk.
 #[test]
 fn many_seeds_keep_every_promise() {
-    let n = env_u64("TWOPC_SIM_SEEDS").unwrap_or(300);
+    let n = env_u64("TWOPC_SIM_SEEDS").unwrap_or(1000);
     for disk in [DiskKind::Log, DiskKind::Mem] {
         keep_every_promise(seeds(1, n, None, disk), n);
     }

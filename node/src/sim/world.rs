@@ -101,6 +101,15 @@ struct Slot {
     armed: BTreeSet<Timer>,
     /// Cut off from the network until then.
     cut_until: Micros,
+    /// The newest save handed to the store and not yet synced.
+    staged: Option<Storage>,
+    /// The newest save a completed sync made durable: what a restart must
+    /// find (a save staged but never synced may be lost: nothing that
+    /// depends on it was sent).
+    durable: Option<Storage>,
+    /// A save whose sync a power cut interrupted: a restart may find it
+    /// instead (its record was written whole before the power failed).
+    torn: Option<Storage>,
     client: Option<ClientRun>,
 }
 
@@ -403,6 +412,7 @@ impl<'c> World<'c> {
             self.send(node, out);
         }
         if let Some(save) = ready.save {
+            self.slots[node].staged = Some(save.clone());
             let store = self.slots[node].store.as_mut().expect("up");
             if let Err(e) = store.stage(save) {
                 return self.storage_failed(node, e);
@@ -421,9 +431,13 @@ impl<'c> World<'c> {
             let store = self.slots[node].store.as_mut().expect("up");
             if let Err(e) = store.sync() {
                 if cut == Some(CutAt::DuringSync) {
+                    self.slots[node].torn = self.slots[node].staged.take();
                     return self.crash_in_flush(node, Crash::PowerCut);
                 }
                 return self.storage_failed(node, e);
+            }
+            if let Some(saved) = self.slots[node].staged.take() {
+                self.slots[node].durable = Some(saved);
             }
         }
         match cut {
@@ -566,6 +580,8 @@ impl<'c> World<'c> {
         });
         self.slots[node].client = Some(ClientRun { id, purchases });
         self.slots[node].disk = Box::new(MemDisk::new(None));
+        self.slots[node].durable = None;
+        self.slots[node].torn = None;
         self.start(node);
     }
 
@@ -596,6 +612,29 @@ impl<'c> World<'c> {
                 return self.violation(format!("{name} refused to start: {e}"));
             }
         };
+        // Storage at a restart is the last durable save (or the one a power
+        // cut interrupted), never older: a peer may have seen it.
+        let torn = slot.torn.take();
+        if stored != slot.durable && (torn.is_none() || stored != torn) {
+            let name = slot.name.clone();
+            let what = if stored.is_none() {
+                "nothing"
+            } else {
+                "another state"
+            };
+            self.violation(format!(
+                "{name} restarted from {what}, not from its last durable save"
+            ));
+            if self.cfg.trace {
+                println!(
+                    "    found   {stored:?}\n    durable {:?}",
+                    self.slots[node].durable
+                );
+            }
+            // Go on from what it found, so the run shows what follows.
+        }
+        let slot = &mut self.slots[node];
+        slot.durable = stored.clone();
         let cfg = CoreConfig {
             name: slot.name.clone(),
             codec: self.codec.clone(),
@@ -627,6 +666,7 @@ impl<'c> World<'c> {
         let slot = &mut self.slots[node];
         slot.core = None;
         slot.store = None;
+        slot.staged = None;
         slot.inbox.clear();
         slot.inc += 1;
         slot.disk.crash(kind, &mut self.rng);
@@ -841,6 +881,9 @@ impl Slot {
             wake_at: None,
             armed: BTreeSet::new(),
             cut_until: 0,
+            staged: None,
+            durable: None,
+            torn: None,
             client: None,
         }
     }

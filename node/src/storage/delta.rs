@@ -236,6 +236,31 @@ mod tests {
     use super::*;
     use twopc_model::{Op, Verdict};
 
+    /// The diff of persistent maps finds every change, wherever it sits
+    /// among shared subtrees. imbl 6.1's `OrdMap::diff` (and its `==`)
+    /// skipped the entry right after a run of shared nodes (imbl #161,
+    /// fixed in 7.0.2): a coordinator's changed outcome was then missing
+    /// from its log record, and a restart brought back the older outcome.
+    /// The simulation (`twopc-sim`, seed 103023 with 500 purchases) found
+    /// it as "coordinator restarted from another state".
+    #[test]
+    fn a_change_after_a_shared_run_of_nodes_is_in_the_record() {
+        for n in [10u64, 100, 1000, 5000] {
+            let mut old = PartStorage::default();
+            for i in 0..n {
+                old.levels.insert(format!("k{i:05}"), i);
+            }
+            for i in 0..n {
+                let mut new = old.clone();
+                new.levels.insert(format!("k{i:05}"), i + 1);
+                let (a, b) = (Storage::Participant(old.clone()), Storage::Participant(new));
+                assert_ne!(a, b, "{n} keys, key {i} changed");
+                let delta = diff(&a, &b).expect("a change");
+                assert_eq!(apply(Some(a), delta).unwrap(), b, "{n} keys, key {i}");
+            }
+        }
+    }
+
     fn part(seed: u64) -> PartStorage {
         let mut s = PartStorage::default();
         for i in 0..20u64 {
