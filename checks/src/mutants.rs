@@ -279,7 +279,7 @@ impl Checked {
                 let released: Vec<_> = match &**state {
                     State::Participant(s) => before
                         .iter()
-                        .filter(|(t, _)| !s.data.holds.contains_key(t))
+                        .filter(|(t, _)| !s.data.holds.contains_key(*t))
                         .map(|(t, h)| (*t, h.clone()))
                         .collect(),
                     _ => unreachable!("a participant's state"),
