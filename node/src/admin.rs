@@ -45,6 +45,40 @@ pub struct Counters {
     pub compactions: u64,
     /// Loop iterations that ended in a flush (several messages may share one).
     pub batches: u64,
+    /// Participants: `Commit`s for a transaction this node has no record of
+    /// (not held, not finished, not below its floor): lost acknowledged
+    /// data, or a bug. Each is logged at error level; `twopc status` shows
+    /// them as an alarm.
+    #[serde(default)]
+    pub unknown_decisions: u64,
+    /// The last few of those (at most [`RECENT_ALARMS`]), oldest first.
+    #[serde(default)]
+    pub recent_unknown_decisions: Vec<UnknownDecision>,
+}
+
+/// How many unknown decisions `status` lists (the count covers them all).
+pub const RECENT_ALARMS: usize = 8;
+
+/// A decision for a transaction a participant has no record of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownDecision {
+    /// The transaction, `epoch.n`.
+    pub txn: String,
+    /// Who sent the decision (an authenticated datagram's source address).
+    pub from: String,
+}
+
+impl Counters {
+    /// Counts a decision for an unknown transaction and remembers it among
+    /// the last [`RECENT_ALARMS`].
+    pub fn unknown_decision(&mut self, txn: String, from: String) {
+        self.unknown_decisions += 1;
+        if self.recent_unknown_decisions.len() == RECENT_ALARMS {
+            self.recent_unknown_decisions.remove(0);
+        }
+        self.recent_unknown_decisions
+            .push(UnknownDecision { txn, from });
+    }
 }
 
 /// Why a datagram was dropped, without the details (the wire's `Reject`
@@ -157,6 +191,10 @@ pub struct NodeView {
     pub clients: usize,
     /// Counters since start.
     pub counters: Counters,
+    /// What needs a person's attention, one sentence each (empty when all
+    /// is well): shown first by `twopc status`.
+    #[serde(default)]
+    pub alarms: Vec<String>,
 }
 
 impl NodeView {
@@ -178,6 +216,7 @@ impl NodeView {
             unacked_commits: Vec::new(),
             clients: 0,
             counters: counters.clone(),
+            alarms: alarms(counters),
         };
         match state {
             State::Coordinator(c) => {
@@ -220,6 +259,9 @@ impl NodeView {
         use std::fmt::Write;
         let mut s = String::new();
         let _ = writeln!(s, "{} ({})", self.name, self.role);
+        for alarm in &self.alarms {
+            let _ = writeln!(s, "  ALARM: {alarm}");
+        }
         if self.role == ActorKind::Coordinator {
             let _ = writeln!(
                 s,
@@ -274,6 +316,25 @@ impl NodeView {
         );
         s
     }
+}
+
+/// The alarms `counters` raise.
+fn alarms(counters: &Counters) -> Vec<String> {
+    let mut alarms = Vec::new();
+    if counters.unknown_decisions > 0 {
+        let recent: Vec<String> = counters
+            .recent_unknown_decisions
+            .iter()
+            .map(|d| format!("{} from {}", d.txn, d.from))
+            .collect();
+        alarms.push(format!(
+            "{} commit decision(s) for transactions this node has no record of \
+             (lost acknowledged data, or a bug); last: {}",
+            counters.unknown_decisions,
+            recent.join(", ")
+        ));
+    }
+    alarms
 }
 
 #[cfg(test)]
