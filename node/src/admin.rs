@@ -177,8 +177,12 @@ pub struct NodeView {
     pub levels: BTreeMap<String, u64>,
     /// Participants: how many accounts or skus there are.
     pub levels_total: usize,
-    /// Participants: prepared transactions awaiting a decision (in doubt).
+    /// Participants: prepared transactions awaiting a decision (in doubt),
+    /// the first [`MAX_LISTED`] of them.
     pub holds: Vec<HoldView>,
+    /// Participants: how many transactions are in doubt (listed or not).
+    #[serde(default)]
+    pub holds_total: usize,
     /// Participants: transactions decided here (kept forever by the model).
     pub finished: usize,
     /// Coordinator: current incarnation.
@@ -210,6 +214,7 @@ impl NodeView {
             levels: BTreeMap::new(),
             levels_total: 0,
             holds: Vec::new(),
+            holds_total: 0,
             finished: 0,
             epoch: 0,
             voting: 0,
@@ -234,6 +239,7 @@ impl NodeView {
                     .take(MAX_LISTED)
                     .map(|(k, v)| (k.to_string(), *v))
                     .collect();
+                view.holds_total = data.holds.len();
                 view.holds = data
                     .holds
                     .iter()
@@ -290,13 +296,19 @@ impl NodeView {
                 .iter()
                 .map(|h| format!("txn {} holds {} of {}", h.txn, h.amount, h.key))
                 .collect();
+            let more = self.holds_total.saturating_sub(self.holds.len());
             let _ = writeln!(
                 s,
-                "  in doubt: {}",
+                "  in doubt: {}{}",
                 if holds.is_empty() {
                     "none".to_string()
                 } else {
                     holds.join(", ")
+                },
+                if more > 0 {
+                    format!(" (+{more} more, {} in all)", self.holds_total)
+                } else {
+                    String::new()
                 }
             );
             let _ = writeln!(s, "  finished transactions: {}", self.finished);
@@ -390,5 +402,38 @@ mod tests {
             text.contains(r#"rejected {"bad_mac": 3, "missing_mac": 1} send errors 0"#),
             "{text}"
         );
+    }
+
+    /// More in-doubt transactions than a reply lists: the view says how
+    /// many there are, and the text says how many it left out, as it does
+    /// for balances.
+    #[test]
+    fn in_doubt_beyond_the_listed_ones_are_counted() {
+        use twopc_model::{Hold, Op, PartStorage, RequestId, TxnId};
+        let mut data = PartStorage::default();
+        data.levels.insert("alice".into(), 1_000);
+        for n in 0..250 {
+            let hold = Hold {
+                req: RequestId { client: 1, seq: n },
+                op: Op {
+                    key: "alice".into(),
+                    amount: 1,
+                },
+            };
+            data.holds.insert(TxnId { epoch: 1, n }, hold);
+        }
+        let state = State::Participant(twopc_model::PartState {
+            data,
+            recovered_holds: false,
+        });
+        let view = NodeView::of("wallet", &state, &Counters::default());
+        assert_eq!(view.holds.len(), MAX_LISTED);
+        assert_eq!(view.holds_total, 250);
+        let text = view.render();
+        assert!(
+            text.contains("txn 1.199 holds 1 of alice (+50 more, 250 in all)\n"),
+            "{text}"
+        );
+        assert_eq!(serde_json::to_value(&view).unwrap()["holds_total"], 250);
     }
 }

@@ -118,6 +118,7 @@ pub fn parse(
         if key.is_empty() {
             return Err(bad(line, "empty key".into()));
         }
+        crate::wire::check_name("key", key).map_err(|msg| bad(line, msg))?;
         if key.starts_with('"') {
             return Err(bad(
                 line,
@@ -197,6 +198,13 @@ mod tests {
         assert!(err("a,1\nb,ten").starts_with("line 2: amount \"ten\""));
         assert!(err("a,1\nb,").starts_with("line 2: amount \"\""));
         assert_eq!(err("a,1\n,5\n"), "line 2: empty key");
+        let long = format!("a,1\n{},5\n", "u".repeat(65));
+        assert!(
+            err(&long).starts_with("line 2: key (\"uuuu"),
+            "{}",
+            err(&long)
+        );
+        assert!(err(&long).contains("65 bytes; user names and skus are at most 64"));
         assert_eq!(err("a,1\n  ,5\n"), "line 2: empty key");
         assert_eq!(
             err("alice,1\nbob,2\n\nalice,3\n"),

@@ -290,7 +290,7 @@ fn a_rejected_datagram_is_counted_and_changes_nothing() {
     }
     // A key this node does not have.
     let signed = Codec::new(
-        Some(crate::wire::ClusterKey::new("0123456789abcdef").unwrap()),
+        Some(crate::wire::ClusterKey::new(&"0123456789abcdef".repeat(4)).unwrap()),
         Format::Bincode,
     )
     .encode(&Payload::Protocol(prepare(1)))
@@ -375,7 +375,10 @@ fn a_commit_for_an_unknown_transaction_raises_the_alarm() {
     );
     let view = NodeView::of("wallet", core.state(), core.counters());
     assert_eq!(view.alarms.len(), 1, "{view:?}");
-    assert!(view.alarms[0].contains("1.7 from 127.0.0.1:7001"), "{view:?}");
+    assert!(
+        view.alarms[0].contains("1.7 from 127.0.0.1:7001"),
+        "{view:?}"
+    );
     assert!(view.render().contains("ALARM: 1 commit decision(s)"));
 
     // Only the last few are listed; the count covers them all.
