@@ -241,7 +241,7 @@ fn settled_holds_nothing(_: &TwopcModel, s: &SysState) -> bool {
 /// for a transaction that participant knows: the runtime's alarm for a
 /// decision on an unknown transaction is never a false alarm.
 fn commits_are_known(_: &TwopcModel, s: &SysState) -> bool {
-    s.network.iter_deliverable().all(|e| match e.msg {
+    s.network.iter_deliverable().all(|e| match &**e.msg {
         Msg::Commit { txn } => {
             participants(s).all(|(i, p)| e.dst != Id::from(i) || s.crashed[i] || p.data.knows(txn))
         }

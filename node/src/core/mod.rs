@@ -366,13 +366,18 @@ impl Core {
 
     /// A commit for a transaction this participant cannot account for:
     /// lost acknowledged data, or a bug. The actor ignores it (as the model
-    /// does); the runtime counts it, logs it and shows it in `status`.
+    /// does); the runtime counts it, logs it and shows it in `status`. The
+    /// log shows the first few and then every power of two, as for rejects:
+    /// a coordinator re-sends its commit until acknowledged, forever.
     fn unknown_decision(&mut self, txn: String, src: SocketAddr) {
-        tracing::error!(
-            node = %self.name, %txn, from = %src,
-            "ALARM: commit for a transaction this node has no record of \
-             (not held, not finished, not below its floor): lost acknowledged data, or a bug"
-        );
+        let count = self.counters.unknown_decisions + 1;
+        if count <= 8 || count.is_power_of_two() {
+            tracing::error!(
+                node = %self.name, %txn, from = %src, count,
+                "ALARM: commit for a transaction this node has no record of \
+                 (not held, not finished, not below its floor): lost acknowledged data, or a bug"
+            );
+        }
         self.counters.unknown_decision(txn, src.to_string());
     }
 
