@@ -14,8 +14,9 @@
 //! commas; there is no quoting (a key starting with `"` is refused rather
 //! than kept with its quotes). Spaces around key and amount, a `\r` before
 //! the newline and empty lines are ignored. A bad row — an amount that is
-//! not a whole number from 0 to 2^64-1, an empty key, a key given twice, a
-//! key that the TOML table also gives — stops the node's start with the file
+//! not a whole number from 0 to 2^64-1, an empty key, a key longer than
+//! [`crate::wire::MAX_NAME`] bytes, a key given twice, a key that the TOML
+//! table also gives — stops the node's start with the file
 //! and line number, before its data directory is written: fix the file and
 //! start the node again.
 //!
