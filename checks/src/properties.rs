@@ -27,6 +27,10 @@ pub const CLIENT_TOLD_THE_TRUTH: &str = "client told the truth";
 pub const DURABLE: &str = "durable";
 /// What the coordinator's floor settles holds nothing at a participant.
 pub const SETTLED_HOLDS_NOTHING: &str = "a settled transaction holds nothing";
+/// A commit a participant can receive is for a transaction it has a record
+/// of (held, finished or below its floor): the node's "unknown decision"
+/// alarm (`PartStorage::knows`) never fires in a correct run.
+pub const COMMITS_ARE_KNOWN: &str = "a commit reaches only a participant that knows it";
 /// A refusal for want of funds or stock counted only live holds.
 pub const REFUSAL_IS_TRUE: &str = "a refusal is true";
 /// Reached: a refusal for want of funds or stock because of a live hold.
@@ -86,6 +90,7 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         Property::always(BOUNDED, |m, s| exceeds_limits(&m.cfg, s) == 0),
         Property::always(SETTLED_HOLDS_NOTHING, settled_holds_nothing),
         Property::always(REFUSAL_IS_TRUE, |_, s: &SysState| !s.history.false_refusal),
+        Property::always(COMMITS_ARE_KNOWN, commits_are_known),
         Property::sometimes(SOME_TIMEOUT_ABORT, |_, s| {
             seen(s).any(|o| o.verdict == Verdict::Aborted(AbortReason::VoteTimeout))
         }),
@@ -229,6 +234,18 @@ fn settled_holds_nothing(_: &TwopcModel, s: &SysState) -> bool {
             .holds
             .range(..p.data.floor)
             .all(|(t, _)| owed_commit(s, t))
+    })
+}
+
+/// Every `Commit` the network may still deliver to a running participant is
+/// for a transaction that participant knows: the runtime's alarm for a
+/// decision on an unknown transaction is never a false alarm.
+fn commits_are_known(_: &TwopcModel, s: &SysState) -> bool {
+    s.network.iter_deliverable().all(|e| match &**e.msg {
+        Msg::Commit { txn } => {
+            participants(s).all(|(i, p)| e.dst != Id::from(i) || s.crashed[i] || p.data.knows(txn))
+        }
+        _ => true,
     })
 }
 

@@ -78,6 +78,18 @@ impl PartStorage {
             .map(|h| h.op.amount)
             .sum()
     }
+
+    /// Whether this participant can account for a decision on `txn`: it
+    /// holds it (prepared), has finished it, or its floor settled it (a
+    /// commit below the floor was applied and forgotten). A `Commit` for a
+    /// transaction it cannot account for never comes from a correct
+    /// coordinator talking to this participant's durable state (a commit
+    /// needs our yes, and our yes needs a durable hold): it means
+    /// acknowledged data was lost, or a bug. A pure query for the runtime's
+    /// alarm; `on_msg` ignores such a commit either way.
+    pub fn knows(&self, txn: &TxnId) -> bool {
+        *txn < self.floor || self.holds.contains_key(txn) || self.finished.contains_key(txn)
+    }
 }
 
 /// The participant's whole state.
@@ -510,6 +522,40 @@ mod tests {
             expect(|o| o.send(Id::from(COORD), Msg::Ack { txn: txn(0) }))
         );
         assert_eq!(after.data.levels["alice"], 4, "applied once");
+    }
+
+    /// `knows` accounts for a decision on every transaction the participant
+    /// held, finished or settled below its floor, and for nothing else; a
+    /// commit it cannot account for changes nothing (the runtime alarms).
+    #[test]
+    fn knows_what_it_held_finished_or_settled_and_nothing_else() {
+        let fresh = start();
+        assert!(!fresh.data.knows(&txn(0)), "never prepared");
+        let (held, _) = deliver(&fresh, prepare(0, 6));
+        assert!(held.data.knows(&txn(0)), "held");
+        assert!(!held.data.knows(&txn(1)));
+        let (done, _) = deliver(&held, Msg::Commit { txn: txn(0) });
+        assert!(done.data.knows(&txn(0)), "finished");
+        let (refused, _) = deliver(&done, prepare(1, 60));
+        assert!(refused.data.knows(&txn(1)), "finished by a refusal");
+        let floor = Floor {
+            below: txn(2),
+            owed: vec![],
+        };
+        let (settled, _) = deliver_prepare(&refused, txn(5), 1, floor);
+        assert!(
+            settled.data.finished.is_empty(),
+            "forgotten below the floor"
+        );
+        assert!(settled.data.knows(&txn(0)) && settled.data.knows(&txn(1)));
+        assert!(
+            !settled.data.knows(&txn(3)),
+            "at or above the floor, unseen"
+        );
+        // The runtime's alarm case: the actor changes nothing and sends nothing.
+        let (after, out) = deliver(&settled, Msg::Commit { txn: txn(3) });
+        assert_eq!(after, settled);
+        assert!(out.is_empty());
     }
 
     #[test]

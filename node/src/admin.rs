@@ -45,6 +45,40 @@ pub struct Counters {
     pub compactions: u64,
     /// Loop iterations that ended in a flush (several messages may share one).
     pub batches: u64,
+    /// Participants: `Commit`s for a transaction this node has no record of
+    /// (not held, not finished, not below its floor): lost acknowledged
+    /// data, or a bug. Each is logged at error level; `twopc status` shows
+    /// them as an alarm.
+    #[serde(default)]
+    pub unknown_decisions: u64,
+    /// The last few of those (at most [`RECENT_ALARMS`]), oldest first.
+    #[serde(default)]
+    pub recent_unknown_decisions: Vec<UnknownDecision>,
+}
+
+/// How many unknown decisions `status` lists (the count covers them all).
+pub const RECENT_ALARMS: usize = 8;
+
+/// A decision for a transaction a participant has no record of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnknownDecision {
+    /// The transaction, `epoch.n`.
+    pub txn: String,
+    /// Who sent the decision (an authenticated datagram's source address).
+    pub from: String,
+}
+
+impl Counters {
+    /// Counts a decision for an unknown transaction and remembers it among
+    /// the last [`RECENT_ALARMS`].
+    pub fn unknown_decision(&mut self, txn: String, from: String) {
+        self.unknown_decisions += 1;
+        if self.recent_unknown_decisions.len() == RECENT_ALARMS {
+            self.recent_unknown_decisions.remove(0);
+        }
+        self.recent_unknown_decisions
+            .push(UnknownDecision { txn, from });
+    }
 }
 
 /// Why a datagram was dropped, without the details (the wire's `Reject`
@@ -143,8 +177,12 @@ pub struct NodeView {
     pub levels: BTreeMap<String, u64>,
     /// Participants: how many accounts or skus there are.
     pub levels_total: usize,
-    /// Participants: prepared transactions awaiting a decision (in doubt).
+    /// Participants: prepared transactions awaiting a decision (in doubt),
+    /// the first [`MAX_LISTED`] of them.
     pub holds: Vec<HoldView>,
+    /// Participants: how many transactions are in doubt (listed or not).
+    #[serde(default)]
+    pub holds_total: usize,
     /// Participants: transactions decided here (kept forever by the model).
     pub finished: usize,
     /// Coordinator: current incarnation.
@@ -157,6 +195,10 @@ pub struct NodeView {
     pub clients: usize,
     /// Counters since start.
     pub counters: Counters,
+    /// What needs a person's attention, one sentence each (empty when all
+    /// is well): shown first by `twopc status`.
+    #[serde(default)]
+    pub alarms: Vec<String>,
 }
 
 impl NodeView {
@@ -172,12 +214,14 @@ impl NodeView {
             levels: BTreeMap::new(),
             levels_total: 0,
             holds: Vec::new(),
+            holds_total: 0,
             finished: 0,
             epoch: 0,
             voting: 0,
             unacked_commits: Vec::new(),
             clients: 0,
             counters: counters.clone(),
+            alarms: alarms(counters),
         };
         match state {
             State::Coordinator(c) => {
@@ -195,6 +239,7 @@ impl NodeView {
                     .take(MAX_LISTED)
                     .map(|(k, v)| (k.to_string(), *v))
                     .collect();
+                view.holds_total = data.holds.len();
                 view.holds = data
                     .holds
                     .iter()
@@ -220,6 +265,9 @@ impl NodeView {
         use std::fmt::Write;
         let mut s = String::new();
         let _ = writeln!(s, "{} ({})", self.name, self.role);
+        for alarm in &self.alarms {
+            let _ = writeln!(s, "  ALARM: {alarm}");
+        }
         if self.role == ActorKind::Coordinator {
             let _ = writeln!(
                 s,
@@ -248,13 +296,19 @@ impl NodeView {
                 .iter()
                 .map(|h| format!("txn {} holds {} of {}", h.txn, h.amount, h.key))
                 .collect();
+            let more = self.holds_total.saturating_sub(self.holds.len());
             let _ = writeln!(
                 s,
-                "  in doubt: {}",
+                "  in doubt: {}{}",
                 if holds.is_empty() {
                     "none".to_string()
                 } else {
                     holds.join(", ")
+                },
+                if more > 0 {
+                    format!(" (+{more} more, {} in all)", self.holds_total)
+                } else {
+                    String::new()
                 }
             );
             let _ = writeln!(s, "  finished transactions: {}", self.finished);
@@ -274,6 +328,25 @@ impl NodeView {
         );
         s
     }
+}
+
+/// The alarms `counters` raise.
+fn alarms(counters: &Counters) -> Vec<String> {
+    let mut alarms = Vec::new();
+    if counters.unknown_decisions > 0 {
+        let recent: Vec<String> = counters
+            .recent_unknown_decisions
+            .iter()
+            .map(|d| format!("{} from {}", d.txn, d.from))
+            .collect();
+        alarms.push(format!(
+            "{} commit decision(s) for transactions this node has no record of \
+             (lost acknowledged data, or a bug); last: {}",
+            counters.unknown_decisions,
+            recent.join(", ")
+        ));
+    }
+    alarms
 }
 
 #[cfg(test)]
@@ -329,5 +402,38 @@ mod tests {
             text.contains(r#"rejected {"bad_mac": 3, "missing_mac": 1} send errors 0"#),
             "{text}"
         );
+    }
+
+    /// More in-doubt transactions than a reply lists: the view says how
+    /// many there are, and the text says how many it left out, as it does
+    /// for balances.
+    #[test]
+    fn in_doubt_beyond_the_listed_ones_are_counted() {
+        use twopc_model::{Hold, Op, PartStorage, RequestId, TxnId};
+        let mut data = PartStorage::default();
+        data.levels.insert("alice".into(), 1_000);
+        for n in 0..250 {
+            let hold = Hold {
+                req: RequestId { client: 1, seq: n },
+                op: Op {
+                    key: "alice".into(),
+                    amount: 1,
+                },
+            };
+            data.holds.insert(TxnId { epoch: 1, n }, hold);
+        }
+        let state = State::Participant(twopc_model::PartState {
+            data,
+            recovered_holds: false,
+        });
+        let view = NodeView::of("wallet", &state, &Counters::default());
+        assert_eq!(view.holds.len(), MAX_LISTED);
+        assert_eq!(view.holds_total, 250);
+        let text = view.render();
+        assert!(
+            text.contains("txn 1.199 holds 1 of alice (+50 more, 250 in all)\n"),
+            "{text}"
+        );
+        assert_eq!(serde_json::to_value(&view).unwrap()["holds_total"], 250);
     }
 }

@@ -52,6 +52,10 @@ pub struct PurchaseReport {
     pub req: Option<String>,
     /// Seconds from start to outcome.
     pub seconds: f64,
+    /// On a timeout: what the client could tell about why (see
+    /// [`timeout_hint`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// The snake_case name of an abort reason.
@@ -86,6 +90,7 @@ impl PurchaseReport {
                 txn: None,
                 req: None,
                 seconds,
+                hint: None,
             },
             Some(o) => PurchaseReport {
                 outcome: match o.verdict {
@@ -99,6 +104,7 @@ impl PurchaseReport {
                 txn: o.txn.map(|t| t.to_string()),
                 req: Some(o.req.to_string()),
                 seconds,
+                hint: None,
             },
         }
     }
@@ -114,9 +120,38 @@ impl PurchaseReport {
             (PurchaseOutcome::Aborted, Some(r)) => {
                 format!("aborted: {}{txn}", reason_name(r).replace('_', " "))
             }
-            (o, _) => format!("{o}{txn}"),
+            (o, _) => match &self.hint {
+                Some(hint) => format!("{o}{txn}: {hint}"),
+                None => format!("{o}{txn}"),
+            },
         }
     }
+}
+
+/// Why a purchase may have had no outcome, as far as a client can tell: it
+/// asks the coordinator for its status, which a node answers only to a
+/// datagram signed with its own key (a node answers a wrong or missing key
+/// with nothing, so that a stranger learns nothing and changes nothing).
+/// An answer means the coordinator runs and shares our key: the purchase is
+/// merely slow and may still complete. No answer leaves the likely causes.
+pub async fn timeout_hint(coordinator: SocketAddrV4, codec: &Codec) -> Result<String> {
+    let answered = status(coordinator, codec, Duration::from_secs(2)).await?;
+    Ok(match (answered, codec.is_authenticated()) {
+        (Some(_), _) => "the coordinator answers (same key) but no outcome came in time; \
+             the purchase may still complete"
+            .to_string(),
+        (None, true) => format!(
+            "no authenticated reply from the coordinator at {coordinator}: is it running and \
+             reachable, and is this client's cluster key (--key-file, TWOPC_KEY_FILE, \
+             TWOPC_KEY) the same as the nodes'? A node silently drops datagrams signed with \
+             another key. The purchase may still complete if the coordinator got it"
+        ),
+        (None, false) => format!(
+            "no reply from the coordinator at {coordinator}: is it running and reachable, and \
+             does the cluster use a key? This client has none (--key-file, TWOPC_KEY_FILE, \
+             TWOPC_KEY), and a node with a key silently drops unsigned datagrams"
+        ),
+    })
 }
 
 /// A socket for talking to `peer`: bound to the unspecified address, or to

@@ -173,6 +173,11 @@ impl Cluster {
                 ));
             }
         }
+        for (table, levels) in [("[accounts]", &raw.accounts), ("[stock]", &raw.stock)] {
+            for key in levels.keys() {
+                crate::wire::check_name(&format!("a key in {table}"), key)?;
+            }
+        }
         Ok(Cluster {
             nodes,
             accounts: InitialLevels {
@@ -286,6 +291,15 @@ mod tests {
             panic!("wallet is a participant")
         };
         assert_eq!(p.coordinator, c.with_role(Role::Coordinator).id());
+    }
+
+    #[test]
+    fn a_name_too_long_for_a_datagram_is_refused() {
+        let long = "w".repeat(crate::wire::MAX_NAME + 1);
+        let text = EXAMPLE.replacen("[stock]\n", &format!("[stock]\n{long} = 1\n"), 1);
+        let err = Cluster::parse(&text).unwrap_err();
+        assert!(err.starts_with("a key in [stock] (\"wwww"), "{err}");
+        assert!(err.contains("at most 64 bytes"), "{err}");
     }
 
     #[test]

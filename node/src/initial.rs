@@ -14,8 +14,9 @@
 //! commas; there is no quoting (a key starting with `"` is refused rather
 //! than kept with its quotes). Spaces around key and amount, a `\r` before
 //! the newline and empty lines are ignored. A bad row — an amount that is
-//! not a whole number from 0 to 2^64-1, an empty key, a key given twice, a
-//! key that the TOML table also gives — stops the node's start with the file
+//! not a whole number from 0 to 2^64-1, an empty key, a key longer than
+//! [`crate::wire::MAX_NAME`] bytes, a key given twice, a key that the TOML
+//! table also gives — stops the node's start with the file
 //! and line number, before its data directory is written: fix the file and
 //! start the node again.
 //!
@@ -118,6 +119,7 @@ pub fn parse(
         if key.is_empty() {
             return Err(bad(line, "empty key".into()));
         }
+        crate::wire::check_name("key", key).map_err(|msg| bad(line, msg))?;
         if key.starts_with('"') {
             return Err(bad(
                 line,
@@ -197,6 +199,13 @@ mod tests {
         assert!(err("a,1\nb,ten").starts_with("line 2: amount \"ten\""));
         assert!(err("a,1\nb,").starts_with("line 2: amount \"\""));
         assert_eq!(err("a,1\n,5\n"), "line 2: empty key");
+        let long = format!("a,1\n{},5\n", "u".repeat(65));
+        assert!(
+            err(&long).starts_with("line 2: key (\"uuuu"),
+            "{}",
+            err(&long)
+        );
+        assert!(err(&long).contains("65 bytes; user names and skus are at most 64"));
         assert_eq!(err("a,1\n  ,5\n"), "line 2: empty key");
         assert_eq!(
             err("alice,1\nbob,2\n\nalice,3\n"),

@@ -35,6 +35,26 @@ pub const VERSION: u8 = 2;
 /// Largest datagram sent or accepted. Below UDP's 65507-byte limit, with
 /// room to spare; protocol messages are a few dozen bytes.
 pub const MAX_DATAGRAM: usize = 60 * 1024;
+/// Longest user name or sku, in bytes of UTF-8. A status reply lists up to
+/// [`crate::admin::MAX_LISTED`] balances and as many in-doubt holds in one
+/// datagram, so a name must be short enough for all of them to fit (a test
+/// below encodes the largest such reply); a purchase carries two names.
+pub const MAX_NAME: usize = 64;
+
+/// Checks a user name or sku against [`MAX_NAME`]; `what` names it in the
+/// error (`--user`, `key "..." in [accounts]`).
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.len() <= MAX_NAME {
+        return Ok(());
+    }
+    let start: String = name.chars().take(16).collect();
+    Err(format!(
+        "{what} ({start:?}...) is {} bytes; user names and skus are at most {MAX_NAME} bytes \
+         (UTF-8), so that every message and status reply naming them fits in one datagram",
+        name.len()
+    ))
+}
+
 const HEADER_LEN: usize = 5;
 const MAC_LEN: usize = 32;
 const FLAG_MAC: u8 = 1;
@@ -221,26 +241,52 @@ pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
 }
 
 /// The cluster's shared secret. Its `Debug` never prints it.
+///
+/// Its format, checked wherever a key is read: exactly [`KEY_HEX_LEN`]
+/// hexadecimal characters (32 random bytes, as `twopc keygen` prints them),
+/// with surrounding whitespace (a trailing newline) ignored and nothing else
+/// in the file or variable. Upper- and lower-case digits are the same key.
+/// The HMAC is keyed by the 64 lower-case hex characters, as before the
+/// format was enforced, so keys from `twopc keygen` keep working unchanged.
 #[derive(Clone)]
 pub struct ClusterKey(Vec<u8>);
 
+/// How many hexadecimal characters a cluster key has (32 bytes).
+pub const KEY_HEX_LEN: usize = 64;
+
 impl ClusterKey {
-    /// A key from its text (surrounding whitespace ignored). At least 16 bytes.
+    /// A key from its text, or why the text is not one. The error describes
+    /// the text without quoting it (it may be a secret).
     pub fn new(text: &str) -> Result<Self, String> {
-        let key = text.trim().as_bytes().to_vec();
-        if key.len() < 16 {
+        const EXPECTED: &str = "a cluster key is exactly 64 hexadecimal characters \
+            (32 bytes, as `twopc keygen` prints them) and nothing else";
+        let key = text.trim();
+        if key.lines().nth(1).is_some() {
             return Err(format!(
-                "a cluster key must be at least 16 characters, got {}",
-                key.len()
+                "{EXPECTED}; got {} lines (a comment or a second key?)",
+                key.lines().count()
             ));
         }
-        Ok(ClusterKey(key))
+        if let Some((at, _)) = key.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{EXPECTED}; got a character that is not a hexadecimal digit at byte {}",
+                at + 1
+            ));
+        }
+        if key.len() != KEY_HEX_LEN {
+            return Err(format!("{EXPECTED}; got {} characters", key.len()));
+        }
+        Ok(ClusterKey(key.to_ascii_lowercase().into_bytes()))
     }
 
     /// A fresh random key (the demo uses one).
     pub fn random() -> Self {
-        let bytes: [u8; 32] = rand::random();
-        ClusterKey(hex::encode(bytes).into_bytes())
+        ClusterKey(Self::generate().into_bytes())
+    }
+
+    /// The text of a fresh random key, as `twopc keygen` prints it.
+    pub fn generate() -> String {
+        hex::encode(rand::random::<[u8; 32]>())
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -387,7 +433,9 @@ mod tests {
 
     #[test]
     fn round_trips_in_every_format_with_and_without_key() {
-        let key = ClusterKey::new("0123456789abcdef0123").unwrap();
+        let key =
+            ClusterKey::new("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+                .unwrap();
         for format in [Format::Bincode, Format::Json] {
             for key in [None, Some(key.clone())] {
                 let codec = Codec::new(key, format);
@@ -460,8 +508,8 @@ mod tests {
 
     #[test]
     fn authentication_rejects_strangers_and_tampering() {
-        let key = ClusterKey::new("the cluster key, shared").unwrap();
-        let other = ClusterKey::new("someone else's key......").unwrap();
+        let key = ClusterKey::new(&"ab".repeat(32)).unwrap();
+        let other = ClusterKey::new(&"cd".repeat(32)).unwrap();
         let node = Codec::new(Some(key.clone()), Format::Bincode);
         let stranger = Codec::new(Some(other), Format::Bincode);
         let open = Codec::new(None, Format::Bincode);
@@ -483,5 +531,94 @@ mod tests {
         assert_eq!(node.decode(&tampered), Err(Reject::BadMac));
         assert!(ClusterKey::new("short").is_err());
         assert_eq!(format!("{key:?}"), "ClusterKey(<redacted>)");
+    }
+
+    /// A key is 64 hex digits and nothing else: a trailing newline or
+    /// spaces are ignored, case does not matter, and anything else — any
+    /// 16-character string, a comment line, a key one digit short — is
+    /// refused, with an error that does not quote the text.
+    #[test]
+    fn a_key_is_64_hex_digits_and_nothing_else() {
+        let hex = "0123456789abcdef".repeat(4);
+        let same = |text: &str| {
+            let a = Codec::new(Some(ClusterKey::new(&hex).unwrap()), Format::Bincode);
+            let b = Codec::new(Some(ClusterKey::new(text).unwrap()), Format::Bincode);
+            let payload = msgs()[0].clone();
+            assert_eq!(
+                a.decode(&b.encode(&payload).unwrap()),
+                Ok(payload),
+                "{text:?}"
+            );
+        };
+        same(&format!("{hex}\n"));
+        same(&format!("  {hex}\r\n\n"));
+        same(&hex.to_uppercase());
+        for bad in [
+            "0123456789abcdef".to_string(),
+            "sixteen chars!!!".to_string(),
+            format!("{hex}\n# the production key"),
+            format!("# the production key\n{hex}"),
+            hex[1..].to_string(),
+            format!("{hex}0"),
+            format!("{}g", &hex[1..]),
+            format!("{} {}", &hex[..32], &hex[32..]),
+            String::new(),
+        ] {
+            let err = ClusterKey::new(&bad).unwrap_err();
+            assert!(
+                err.starts_with("a cluster key is exactly 64 hexadecimal"),
+                "{err}"
+            );
+            assert!(bad.is_empty() || !err.contains(bad.trim()), "{err}");
+        }
+        assert_eq!(ClusterKey::generate().len(), KEY_HEX_LEN);
+        assert!(ClusterKey::new(&ClusterKey::generate()).is_ok());
+    }
+
+    /// The largest status reply the names allow — [`crate::admin::MAX_LISTED`]
+    /// balances and as many holds, every name [`MAX_NAME`] bytes, every
+    /// number its largest — fits in one datagram in either format; names
+    /// one byte longer are refused.
+    #[test]
+    fn the_largest_status_reply_fits_in_a_datagram() {
+        use crate::admin::{Counters, HoldView, NodeView, MAX_LISTED};
+        let mut view = NodeView::of(
+            "wallet",
+            &twopc_model::State::Participant(twopc_model::PartState {
+                data: Default::default(),
+                recovered_holds: false,
+            }),
+            &Counters::default(),
+        );
+        let name = |i: usize| format!("{i:0>width$}", width = MAX_NAME);
+        for i in 0..MAX_LISTED {
+            view.levels.insert(name(i), u64::MAX);
+            view.holds.push(HoldView {
+                txn: format!("{}.{}", u64::MAX, u64::MAX),
+                req: format!("{}#{}", u64::MAX, u64::MAX),
+                key: name(i),
+                amount: u64::MAX,
+            });
+        }
+        for format in [Format::Bincode, Format::Json] {
+            let codec = Codec::new(Some(ClusterKey::random()), format);
+            let reply = Payload::StatusReply {
+                nonce: u64::MAX,
+                view: Box::new(view.clone()),
+            };
+            let bytes = codec.encode(&reply);
+            assert!(bytes.is_ok(), "{format:?}: {bytes:?}");
+        }
+        assert!(check_name("--user", &name(0)).is_ok());
+        let err = check_name("--user", &"x".repeat(70_000)).unwrap_err();
+        assert!(
+            err.contains("--user") && err.contains("70000 bytes"),
+            "{err}"
+        );
+        assert!(err.contains("at most 64 bytes") && err.len() < 300, "{err}");
+        assert!(
+            check_name("--sku", &"é".repeat(33)).is_err(),
+            "bytes, not chars"
+        );
     }
 }

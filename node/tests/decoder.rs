@@ -180,7 +180,7 @@ fn random_and_mutated_datagrams_never_panic_the_decoder() {
         .unwrap_or(150_000);
     println!("decoder: seed {seed}, {cases} cases (TWOPC_DECODER_SEED={seed} to repeat)");
     let mut rng = StdRng::seed_from_u64(seed);
-    let key = ClusterKey::new("decoder-test-cluster-key-0123456789").unwrap();
+    let key = ClusterKey::new(&"dec0de00".repeat(8)).unwrap();
     let codecs = [
         Codec::new(None, Format::Bincode),
         Codec::new(None, Format::Json),

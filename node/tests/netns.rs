@@ -252,7 +252,7 @@ fn partitioned_participant_on_another_host_keeps_every_promise() {
         text += &format!("{s} = {v}\n");
     }
     std::fs::write(hosts.cluster_file(), text).unwrap();
-    std::fs::write(hosts.key_file(), "netns-test-cluster-key-0123456789\n").unwrap();
+    std::fs::write(hosts.key_file(), format!("{}\n", "7e57".repeat(16))).unwrap();
     for n in NODES {
         hosts.start(n);
     }

@@ -12,7 +12,7 @@ use twopc_node::wire::{ClusterKey, Codec, Format};
 fn codecs() -> &'static [Codec; 3] {
     static CODECS: OnceLock<[Codec; 3]> = OnceLock::new();
     CODECS.get_or_init(|| {
-        let key = ClusterKey::new("fuzz-cluster-key-0123456789abcdef").unwrap();
+        let key = ClusterKey::new(&"f0".repeat(32)).unwrap();
         [
             Codec::new(None, Format::Bincode),
             Codec::new(None, Format::Json),

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::node::{self, Socket};
 use crate::storage;
-use crate::wire::{ClusterKey, Codec, Format, MsgKind};
+use crate::wire::{check_name, ClusterKey, Codec, Format, MsgKind};
 use crate::{bench, demo};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +22,9 @@ pub enum Exit {
     Ok,
     /// An error (printed on stderr).
     Error,
+    /// Bad usage or input: an unknown flag, a missing argument (clap's
+    /// convention), a user name or sku too long for a datagram.
+    Usage,
     /// The purchase aborted.
     Aborted,
     /// No outcome (purchase) or not every answer (status) before the timeout.
@@ -35,6 +38,7 @@ impl From<Exit> for ExitCode {
         match exit {
             Exit::Ok => ExitCode::SUCCESS,
             Exit::Error => ExitCode::FAILURE,
+            Exit::Usage => ExitCode::from(2),
             Exit::Aborted => ExitCode::from(3),
             Exit::NoAnswer => ExitCode::from(4),
             Exit::Repair => ExitCode::from(5),
@@ -61,9 +65,12 @@ fn load_key(key_file: Option<&Path>) -> Result<Option<ClusterKey>> {
     if let Some(path) = key_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Key(format!("cannot read {}: {e}", path.display())))?;
-        return ClusterKey::new(&text)
-            .map(Some)
-            .map_err(|e| Error::Key(format!("{}: {e}", path.display())));
+        return ClusterKey::new(&text).map(Some).map_err(|e| {
+            Error::Key(format!(
+                "key file {}: {e}; make one with `twopc keygen > FILE`",
+                path.display()
+            ))
+        });
     }
     match std::env::var("TWOPC_KEY") {
         Ok(text) => ClusterKey::new(&text)
@@ -140,8 +147,15 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
 }
 
 async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    for (what, name) in [("--user", &args.user), ("--sku", &args.sku)] {
+        if let Err(msg) = check_name(what, name) {
+            eprintln!("twopc: {msg}");
+            return Ok(Exit::Usage);
+        }
+    }
     let cluster = Cluster::load(&args.cluster)?;
     let coordinator = cluster.with_role(Role::Coordinator).address;
+    let codec = Codec::new(key, Format::Bincode);
     let p = twopc_model::Purchase {
         user: args.user,
         sku: args.sku,
@@ -152,13 +166,16 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     let seen = client::run_client(
         coordinator,
         vec![p],
-        Codec::new(key, Format::Bincode),
+        codec.clone(),
         Duration::from_secs_f64(args.timeout.max(0.0)),
         |_| {},
     )
     .await?;
     let outcome = seen.first();
-    let report = client::PurchaseReport::of(outcome, started.elapsed().as_secs_f64());
+    let mut report = client::PurchaseReport::of(outcome, started.elapsed().as_secs_f64());
+    if report.outcome == PurchaseOutcome::Timeout {
+        report.hint = Some(client::timeout_hint(coordinator, &codec).await?);
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("serializes"));
     } else {
@@ -263,7 +280,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
             })
         }
         Command::Keygen => {
-            println!("{}", hex::encode(rand::random::<[u8; 32]>()));
+            println!("{}", ClusterKey::generate());
             Ok(Exit::Ok)
         }
     }

@@ -30,7 +30,11 @@ Start here:  twopc demo",
 
 Environment:
   TWOPC_KEY        the cluster key itself (or use --key-file / TWOPC_KEY_FILE)
-  RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug"
+  RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug
+
+Exit status: 0 success, 1 error (on stderr), 2 bad usage or input (every command); `purchase`,
+`status` and `inspect` add their own (see their --help). A command whose output pipe closes
+(`twopc status | head -1`) stops quietly, as `cat` does."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,7 +42,8 @@ pub struct Cli {
     /// Log as JSON lines (to stderr) instead of human-readable text.
     #[arg(long, global = true)]
     log_json: bool,
-    /// File holding the shared cluster key (HMAC-SHA256 on every datagram).
+    /// File holding the shared cluster key (HMAC-SHA256 on every datagram):
+    /// exactly 64 hexadecimal characters, as `twopc keygen` prints them.
     /// Never pass the key itself on the command line; TWOPC_KEY also works.
     #[arg(long, global = true, env = "TWOPC_KEY_FILE", value_name = "FILE")]
     key_file: Option<PathBuf>,
@@ -52,7 +57,9 @@ pub enum Command {
     Node(NodeArgs),
     /// Make one purchase and wait for its outcome.
     #[command(
-        after_help = "Exit status: 0 committed, 3 aborted, 4 no outcome before --timeout, 1 error.
+        after_help = "Exit status: 0 committed, 3 aborted, 4 no outcome before --timeout (with what \
+the client can tell about why), 2 bad usage or input (a missing or unknown flag, a --user or \
+--sku longer than 64 bytes), 1 any other error.
 
 Example:
   twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10 --json"
@@ -60,7 +67,9 @@ Example:
     Purchase(PurchaseArgs),
     /// Show each node's balances or stock, in-doubt transactions and counters.
     #[command(
-        after_help = "Exit status: 0 if every asked node answered, 4 otherwise.
+        after_help = "Exit status: 0 if every asked node answered, 4 otherwise, 2 bad usage, 1 any \
+other error. A node that got a commit for a transaction it has no record of (lost acknowledged \
+data, or a bug) shows an ALARM line (`alarms` in --json).
 
 Example:
   twopc status --cluster cluster.toml --name wallet"
@@ -70,7 +79,9 @@ Example:
     Demo,
     /// Measure purchases/s and latency on loopback with fsync on.
     Bench(BenchArgs),
-    /// Print a fresh random cluster key.
+    /// Print a fresh random cluster key: 64 hexadecimal characters (32
+    /// bytes). A key file holds exactly that (a trailing newline is fine);
+    /// anything else is refused.
     Keygen,
     /// Print the last durable state in a data directory (read-only; checks
     /// every checksum, so it also tells whether a node could start from it).
@@ -79,7 +90,7 @@ Example:
 changing nothing); 1 if a node would refuse it (damage, or lost data that was synced: the log \
 is shorter than the synced length recorded in DIR/synced), the error on stderr; 5 if a node \
 would repair it at start (cut a torn tail beyond the synced length, delete what a crashed \
-compaction left), each repair on stderr naming the file.
+compaction left), each repair on stderr naming the file; 2 bad usage.
 
 Example:
   twopc inspect --data-dir /var/lib/twopc/wallet"
@@ -229,6 +240,9 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Node(_) => "info",
         _ => "warn",
     };
+    if !matches!(cli.command, Command::Node(_)) {
+        exit_quietly_on_broken_pipe();
+    }
     commands::init_logging(cli.log_json, default_log);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -246,5 +260,19 @@ pub fn main(cli: Cli) -> ExitCode {
             eprintln!("twopc: {e}");
             Exit::Error.into()
         }
+    }
+}
+
+/// Lets a command that prints (`status`, `purchase`, `keygen`, `inspect`,
+/// `bench`, `demo`) stop quietly when its reader goes away (`twopc status |
+/// head -1`), as `cat` does, rather than panic in `println!` on EPIPE: Rust
+/// programs ignore SIGPIPE unless told otherwise, and this restores the
+/// default action. A node keeps ignoring it: a closed log pipe must not stop
+/// a node (its sockets are UDP, which never raise SIGPIPE).
+fn exit_quietly_on_broken_pipe() {
+    // SAFETY: sets SIGPIPE's disposition back to the default, installing no
+    // handler; called from `main` before the runtime starts any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -373,6 +373,11 @@ impl Core {
             _ => tracing::debug!(node = %self.name, "received"),
         }
         self.counters.msgs_handled += 1;
+        if let (Msg::Commit { txn }, State::Participant(p)) = (&msg, self.state()) {
+            if !p.data.knows(txn) {
+                self.unknown_decision(txn.to_string(), src);
+            }
+        }
         let mut out = Out::new();
         let mut state = Cow::Borrowed(self.state());
         self.actor
@@ -381,6 +386,23 @@ impl Core {
             self.state = Some(s);
         }
         self.apply(now, out);
+    }
+
+    /// A commit for a transaction this participant cannot account for:
+    /// lost acknowledged data, or a bug. The actor ignores it (as the model
+    /// does); the runtime counts it, logs it and shows it in `status`. The
+    /// log shows the first few and then every power of two, as for rejects:
+    /// a coordinator re-sends its commit until acknowledged, forever.
+    fn unknown_decision(&mut self, txn: String, src: SocketAddr) {
+        let count = self.counters.unknown_decisions + 1;
+        if count <= 8 || count.is_power_of_two() {
+            tracing::error!(
+                node = %self.name, %txn, from = %src, count,
+                "ALARM: commit for a transaction this node has no record of \
+                 (not held, not finished, not below its floor): lost acknowledged data, or a bug"
+            );
+        }
+        self.counters.unknown_decision(txn, src.to_string());
     }
 
     /// Answers a status request with this node's view.

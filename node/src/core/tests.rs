@@ -291,7 +291,7 @@ fn a_rejected_datagram_is_counted_and_changes_nothing() {
     }
     // A key this node does not have.
     let signed = Codec::new(
-        Some(crate::wire::ClusterKey::new("0123456789abcdef").unwrap()),
+        Some(crate::wire::ClusterKey::new(&"0123456789abcdef".repeat(4)).unwrap()),
         Format::Bincode,
     )
     .encode(&Payload::Protocol(prepare(1)))
@@ -340,4 +340,57 @@ fn a_due_timer_fires_and_its_sends_follow_the_sync() {
         }
     );
     assert_eq!(core.counters().timers_fired, 1);
+}
+
+/// A commit for a transaction the wallet has no record of (not held, not
+/// finished, not below its floor) raises the alarm: counted, remembered
+/// with its source, shown in the status view; the actor still changes
+/// nothing and sends nothing. Commits it can account for raise nothing.
+#[test]
+fn a_commit_for_an_unknown_transaction_raises_the_alarm() {
+    let mut core = wallet(10);
+    let now = Instant::now();
+    // Known: held, then finished (its duplicate is acked again).
+    from_coordinator(&mut core, prepare(0));
+    from_coordinator(&mut core, Msg::Commit { txn: txn(0) });
+    from_coordinator(&mut core, Msg::Commit { txn: txn(0) });
+    let _ = core.ready(now);
+    assert_eq!(core.counters().unknown_decisions, 0);
+    let before = core.state().clone();
+
+    from_coordinator(&mut core, Msg::Commit { txn: txn(7) });
+    assert_eq!(
+        core.ready(now),
+        Ready::default(),
+        "the actor ignores it, as the model does"
+    );
+    assert_eq!(*core.state(), before, "and changes nothing");
+    let c = core.counters();
+    assert_eq!(c.unknown_decisions, 1);
+    assert_eq!(
+        c.recent_unknown_decisions,
+        vec![crate::admin::UnknownDecision {
+            txn: "1.7".into(),
+            from: COORD.into(),
+        }]
+    );
+    let view = NodeView::of("wallet", core.state(), core.counters());
+    assert_eq!(view.alarms.len(), 1, "{view:?}");
+    assert!(
+        view.alarms[0].contains("1.7 from 127.0.0.1:7001"),
+        "{view:?}"
+    );
+    assert!(view.render().contains("ALARM: 1 commit decision(s)"));
+
+    // Only the last few are listed; the count covers them all.
+    for n in 100..120 {
+        from_coordinator(&mut core, Msg::Commit { txn: txn(n) });
+    }
+    let c = core.counters();
+    assert_eq!(c.unknown_decisions, 21);
+    assert_eq!(
+        c.recent_unknown_decisions.len(),
+        crate::admin::RECENT_ALARMS
+    );
+    assert_eq!(c.recent_unknown_decisions.last().unwrap().txn, "1.119");
 }

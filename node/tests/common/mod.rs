@@ -92,7 +92,7 @@ impl TestCluster {
         // ports independently, and a port a killed node left may be taken by
         // another test's node; with a shared key the two clusters would
         // accept each other's datagrams (status, purchases) and mix.
-        let key = format!("e2e-test-cluster-key-{:016x}\n", rand::random::<u64>());
+        let key = format!("{}\n", hex::encode(rand::random::<[u8; 32]>()));
         std::fs::write(&key_file, key).unwrap();
         TestCluster {
             dir,
