@@ -505,6 +505,15 @@ impl<'c> World<'c> {
         }
         if node == WALLET || node == ORDER {
             self.check_atomic();
+            // The model proves a commit only reaches a participant that
+            // knows the transaction: the alarm is never a false one.
+            let counters = self.slots[node].core.as_ref().expect("up").counters();
+            if let Some(d) = counters.recent_unknown_decisions.last() {
+                let (name, d) = (self.slots[node].name.clone(), d.clone());
+                self.violation(format!(
+                    "{name} raised the unknown-decision alarm: a commit for {d:?}, which it has no record of"
+                ));
+            }
         }
         if node >= SERVERS {
             let State::Client(c) = self.slots[node].core.as_ref().expect("up").state() else {
