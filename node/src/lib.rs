@@ -32,5 +32,6 @@ pub mod node;
 pub mod role;
 pub mod shell;
 pub mod storage;
+pub mod trace;
 pub mod transport;
 pub mod wire;

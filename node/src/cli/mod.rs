@@ -108,6 +108,10 @@ pub struct NodeArgs {
     /// Most datagrams sharing one fsync (group commit).
     #[arg(long, default_value_t = 64)]
     pub(super) batch_max: usize,
+    /// Record every actor step to FILE as JSON lines (appended across
+    /// restarts), for `twopc-check replay`. Off by default.
+    #[arg(long, value_name = "FILE")]
+    pub(super) trace: Option<PathBuf>,
     /// Testing: drop received messages of these kinds (comma-separated:
     /// purchase,outcome,prepare,vote,commit,abort,ack,query).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
