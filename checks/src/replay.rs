@@ -391,7 +391,10 @@ fn nodes(traces: Vec<NodeTrace>) -> Result<Vec<Replayed>, Rejection> {
         let mut header: Option<(String, u64, Node)> = None;
         let mut records = Vec::new();
         for r in t.records {
-            if let Record::Node { name, id, actor, .. } = &r {
+            if let Record::Node {
+                name, id, actor, ..
+            } = &r
+            {
                 if let Some((n, i, _)) = &header {
                     if n != name || i != id {
                         return Err(Rejection::Malformed(format!(
@@ -468,7 +471,11 @@ fn describe(event: &Event) -> String {
     match event {
         Event::Start { storage } => format!(
             "start from {}",
-            if storage.is_some() { "storage" } else { "nothing" }
+            if storage.is_some() {
+                "storage"
+            } else {
+                "nothing"
+            }
         ),
         Event::Msg { src, msg } => format!("{msg:?} from {}", trace::id(*src)),
         Event::Timer { timer } => format!("timer {timer:?}"),
@@ -496,12 +503,21 @@ fn take_step(
                 let sends = sent.get(&(src, dst, msg.clone()));
                 let sender = &nodes[from];
                 let ok = |s: &Sent| {
-                    s.needs
-                        .is_none_or(|need| sender.durable_by_run.get(s.run - 1).is_some_and(|d| *d >= need))
+                    s.needs.is_none_or(|need| {
+                        sender
+                            .durable_by_run
+                            .get(s.run - 1)
+                            .is_some_and(|d| *d >= need)
+                    })
                 };
                 match sends {
                     None => {
-                        return Err(reject(&nodes[i], step.seq, &what, Why::NeverSent(format!("{msg:?}"))))
+                        return Err(reject(
+                            &nodes[i],
+                            step.seq,
+                            &what,
+                            Why::NeverSent(format!("{msg:?}")),
+                        ))
                     }
                     Some(v) if !v.iter().any(ok) => {
                         let s = &v[0];
@@ -535,7 +551,8 @@ fn take_step(
                 }
                 allowed.extend(n.pending.iter().map(|(_, s)| Some(s.clone())));
                 if !allowed.contains(&storage) {
-                    let show = |s: &Option<Storage>| s.as_ref().map_or("none".into(), trace::digest);
+                    let show =
+                        |s: &Option<Storage>| s.as_ref().map_or("none".into(), trace::digest);
                     return Err(reject(
                         n,
                         step.seq,
@@ -564,7 +581,8 @@ fn take_step(
                 return Err(reject(n, step.seq, &what, Why::NotStarted));
             };
             let mut cow = Cow::Borrowed(state);
-            n.actor.on_msg_(n.id, &mut cow, trace::id(*src), msg.clone(), &mut out);
+            n.actor
+                .on_msg_(n.id, &mut cow, trace::id(*src), msg.clone(), &mut out);
             n.state = Some(cow.into_owned());
         }
         Event::Timer { timer } => {
@@ -572,7 +590,12 @@ fn take_step(
                 return Err(reject(n, step.seq, &what, Why::NotStarted));
             };
             if !n.timers.remove(timer) {
-                return Err(reject(n, step.seq, &what, Why::TimerNotSet(format!("{timer:?}"))));
+                return Err(reject(
+                    n,
+                    step.seq,
+                    &what,
+                    Why::TimerNotSet(format!("{timer:?}")),
+                ));
             }
             acc.timers += 1;
             let mut cow = Cow::Borrowed(state);
@@ -698,7 +721,9 @@ impl Judge {
                     _ => None,
                 }) {
                     Some(Some(Storage::Participant(s)))
-                        if s.holds.is_empty() && s.finished.is_empty() && s.floor == Default::default() =>
+                        if s.holds.is_empty()
+                            && s.finished.is_empty()
+                            && s.floor == Default::default() =>
                     {
                         p.initial = s.levels.iter().map(|(k, v)| (k.clone(), *v)).collect();
                     }
@@ -760,7 +785,13 @@ impl Judge {
         };
         let n = &nodes[i];
         let me = Id::from(n.index);
-        let prepare = matches!(&step.event, Event::Msg { msg: Msg::Prepare { .. }, .. });
+        let prepare = matches!(
+            &step.event,
+            Event::Msg {
+                msg: Msg::Prepare { .. },
+                ..
+            }
+        );
         // Only a prepare's refusal is judged against the state before it.
         let last = prepare.then(|| state.clone());
         let mut history = state.history.clone();
@@ -769,7 +800,15 @@ impl Judge {
                 let others = index.len();
                 let dst = Id::from(*index.entry(trace::id(*dst)).or_insert(1000 + others));
                 let msg = Shared::new(msg.clone());
-                if let Some(h) = record_out(&m.cfg, &history, Envelope { src: me, dst, msg: &msg }) {
+                if let Some(h) = record_out(
+                    &m.cfg,
+                    &history,
+                    Envelope {
+                        src: me,
+                        dst,
+                        msg: &msg,
+                    },
+                ) {
                     history = h;
                 }
             }

@@ -11,11 +11,11 @@
 //!   trace the replay rejects, while the same harness run correctly is
 //!   accepted.
 
+use stateright::actor::Id;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::OnceLock;
 use std::time::Duration;
-use stateright::actor::Id;
 use tokio::time::Instant;
 use twopc_checks::replay::{self, Accepted, NodeTrace, Options, Rejection, Why};
 use twopc_model::trace::{Cmd, Event, Record};
@@ -227,6 +227,11 @@ enum Shell {
     /// Correct, then restarts the wallet from its first durable save
     /// instead of its last.
     RestartsFromOldSnapshot,
+    /// Correct, but the coordinator and the wallet start (their first start
+    /// in the trace, which the replay takes as given) from storage that
+    /// claims a commit nobody voted for: every step is one the actors take,
+    /// and only the properties can tell.
+    ForgedStorage,
 }
 
 fn addr(port: u16) -> SocketAddrV4 {
@@ -287,11 +292,11 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
     let mut t = origin;
     // Ends a batch of `at` as the shell under test does.
     let flush = |core: &mut Core,
-                     at: SocketAddrV4,
-                     now: Instant,
-                     net: &mut VecDeque<_>,
-                     saves: &mut HashMap<SocketAddrV4, Vec<Storage>>,
-                     owed: &mut Vec<SocketAddrV4>| {
+                 at: SocketAddrV4,
+                 now: Instant,
+                 net: &mut VecDeque<_>,
+                 saves: &mut HashMap<SocketAddrV4, Vec<Storage>>,
+                 owed: &mut Vec<SocketAddrV4>| {
         let ready = core.ready(now);
         if let Some(s) = ready.save {
             saves.entry(at).or_default().push(s);
@@ -303,9 +308,37 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             }
         }
         for out in ready.sends.into_iter().chain(ready.sends_after_sync) {
-            let SocketAddr::V4(to) = out.to else { panic!("v4") };
+            let SocketAddr::V4(to) = out.to else {
+                panic!("v4")
+            };
             net.push_back((at, to, out.bytes.to_vec()));
         }
+    };
+    let forged = TxnId { epoch: 9, n: 0 };
+    let req = RequestId { client: 8, seq: 1 };
+    let forged_storage = |a: SocketAddrV4| match shell {
+        Shell::ForgedStorage if a == c => Some(Storage::Coordinator(CoordStorage {
+            epoch: 9,
+            clients: Default::default(),
+            commits: [(forged, req)].into_iter().collect(),
+        })),
+        Shell::ForgedStorage if a == w => Some(Storage::Participant(PartStorage {
+            levels: [("alice".to_string(), 100u64)].into_iter().collect(),
+            holds: [(
+                forged,
+                Hold {
+                    req,
+                    op: Op {
+                        key: "alice".into(),
+                        amount: 50,
+                    },
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..PartStorage::default()
+        })),
+        _ => None,
     };
     for (name, a, actor) in actors {
         let mut core = Core::new(actor, Id::from(a), &cfg(name));
@@ -313,7 +346,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
         core.set_tracer(Box::new(tracer.clone()));
         tracers.push((name, tracer));
         t += Duration::from_millis(1);
-        core.handle(t, CoreEvent::Start(None));
+        core.handle(t, CoreEvent::Start(forged_storage(a)));
         flush(&mut core, a, t, &mut net, &mut saves, &mut owed_sync);
         cores.insert(a, core);
     }
@@ -360,7 +393,10 @@ fn a_correct_shell_over_the_core_is_accepted() {
 #[test]
 fn a_shell_that_sends_before_fsync_is_rejected() {
     let (node, why) = reason(harness(Shell::SendsBeforeFsync));
-    assert!(matches!(why, Why::SentBeforeDurable { .. }), "{node}: {why}");
+    assert!(
+        matches!(why, Why::SentBeforeDurable { .. }),
+        "{node}: {why}"
+    );
 }
 
 #[test]
@@ -368,4 +404,19 @@ fn a_restart_from_an_older_snapshot_is_rejected() {
     let (node, why) = reason(harness(Shell::RestartsFromOldSnapshot));
     assert_eq!(node, "wallet");
     assert!(matches!(why, Why::StartNotFromDurable { .. }), "{why}");
+}
+
+#[test]
+fn a_property_violated_by_steps_the_actors_allow_is_rejected() {
+    let result = replay::replay(harness(Shell::ForgedStorage), &Options::default());
+    eprintln!("{}", twopc_checks::report::replay(&result));
+    match result {
+        Err(Rejection::Property { name, .. }) => {
+            assert!(
+                ["atomic", "commit needs every yes"].contains(&name),
+                "{name}"
+            )
+        }
+        other => panic!("not rejected by a property: {other:?}"),
+    }
 }
