@@ -102,7 +102,7 @@ fn accept(traces: Vec<NodeTrace>) -> Accepted {
 fn reason(traces: Vec<NodeTrace>) -> (String, Why) {
     match replay::replay(traces, &Options::default()) {
         Ok(a) => panic!("accepted: {a:?}"),
-        Err(Rejection::Step { node, why, .. }) => (node, why),
+        Err(Rejection::Step { node, why, .. }) => (node, *why),
         Err(r) => panic!("rejected for another reason: {r}"),
     }
 }
