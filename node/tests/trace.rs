@@ -385,7 +385,20 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
 
 #[test]
 fn a_correct_shell_over_the_core_is_accepted() {
-    let a = accept(harness(Shell::Correct));
+    let traces = harness(Shell::Correct);
+    // `TWOPC_TRACE_FIXTURE=DIR` writes these traces as files (the fixture of
+    // `checks/tests/replay.rs` was made so).
+    if let Ok(dir) = std::env::var("TWOPC_TRACE_FIXTURE") {
+        for t in &traces {
+            let lines: Vec<String> = t
+                .records
+                .iter()
+                .map(|r| serde_json::to_string(r).unwrap() + "\n")
+                .collect();
+            std::fs::write(std::path::Path::new(&dir).join(&t.source), lines.concat()).unwrap();
+        }
+    }
+    let a = accept(traces);
     assert_eq!(a.nodes.len(), 4);
     assert!(a.delivered >= 8, "{a:?}");
 }
