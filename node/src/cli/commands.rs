@@ -239,6 +239,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
                     false => None,
                 },
                 json: args.json,
+                trace_dir: args.trace_dir,
             };
             bench::run(&opts).await.map(|_| Exit::Ok)
         }

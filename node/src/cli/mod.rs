@@ -225,6 +225,11 @@ pub struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,
+    /// Record every node's steps (see `twopc-check replay`) under
+    /// DIR/run-N/NAME.jsonl, one directory per measured run (in-process
+    /// nodes only).
+    #[arg(long, value_name = "DIR", conflicts_with = "processes")]
+    pub(super) trace_dir: Option<PathBuf>,
 }
 
 /// Runs the parsed command line: logging, a tokio runtime, the subcommand.
