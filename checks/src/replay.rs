@@ -33,7 +33,7 @@ use crate::mutants::Checked;
 use crate::properties::{self, BOUNDED};
 use crate::shared::Shared;
 use crate::system::{SysState, TwopcModel};
-use stateright::actor::{ActorModel, Envelope, Id, Network, Out};
+use stateright::actor::{Actor, ActorModel, Envelope, Id, Network, Out};
 use stateright::{Expectation, Model};
 
 use std::borrow::Cow;
@@ -574,7 +574,7 @@ fn take_step(
             n.pending.clear();
             n.timers.clear();
             n.saved = storage.clone();
-            n.state = Some(n.actor_start(&storage, &mut out));
+            n.state = Some(n.actor.on_start(n.id, &storage, &mut out));
         }
         Event::Msg { src, msg } => {
             let Some(state) = &n.state else {
@@ -582,7 +582,7 @@ fn take_step(
             };
             let mut cow = Cow::Borrowed(state);
             n.actor
-                .on_msg_(n.id, &mut cow, trace::id(*src), msg.clone(), &mut out);
+                .on_msg(n.id, &mut cow, trace::id(*src), msg.clone(), &mut out);
             n.state = Some(cow.into_owned());
         }
         Event::Timer { timer } => {
@@ -599,7 +599,7 @@ fn take_step(
             }
             acc.timers += 1;
             let mut cow = Cow::Borrowed(state);
-            n.actor.on_timeout_(n.id, &mut cow, timer, &mut out);
+            n.actor.on_timeout(n.id, &mut cow, timer, &mut out);
             n.state = Some(cow.into_owned());
         }
     }
@@ -653,28 +653,6 @@ fn take_step(
         }
     }
     Ok(sends)
-}
-
-/// The `Actor` calls, named apart from the trait so the borrow of the
-/// node's state and its actor stay separate.
-impl Replayed {
-    fn actor_start(&self, storage: &Option<Storage>, out: &mut Out<Node>) -> State {
-        stateright::actor::Actor::on_start(&self.actor, self.id, storage, out)
-    }
-}
-
-trait Calls {
-    fn on_msg_(&self, id: Id, s: &mut Cow<State>, src: Id, m: Msg, o: &mut Out<Node>);
-    fn on_timeout_(&self, id: Id, s: &mut Cow<State>, t: &Timer, o: &mut Out<Node>);
-}
-
-impl Calls for Node {
-    fn on_msg_(&self, id: Id, s: &mut Cow<State>, src: Id, m: Msg, o: &mut Out<Node>) {
-        stateright::actor::Actor::on_msg(self, id, s, src, m, o)
-    }
-    fn on_timeout_(&self, id: Id, s: &mut Cow<State>, t: &Timer, o: &mut Out<Node>) {
-        stateright::actor::Actor::on_timeout(self, id, s, t, o)
-    }
 }
 
 /// The global state the properties are judged on, kept up to date step by
