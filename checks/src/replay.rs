@@ -309,14 +309,9 @@ pub fn replay(traces: Vec<NodeTrace>, opts: &Options) -> Result<Accepted, Reject
     let mut judge = Judge::new(&nodes, &mut acc);
     let mut sent: HashMap<(Id, Id, Msg), Vec<Sent>> = HashMap::new();
     let mut since = 0;
-    loop {
-        // The node whose next record comes first: by time, then step number.
-        let pick = nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.records.get(n.next).map(|(_, r)| (key(r), i)))
-            .min();
-        let Some((_, i)) = pick else { break };
+    let mut last = None;
+    while let Some(i) = pick(&nodes, &by_id, &sent) {
+        last = Some(i);
         let (run, record) = {
             let n = &mut nodes[i];
             n.next += 1;
@@ -367,10 +362,71 @@ pub fn replay(traces: Vec<NodeTrace>, opts: &Options) -> Result<Accepted, Reject
             }
         }
     }
-    if let Some(last) = nodes.iter().max_by_key(|n| n.records.len()) {
-        judge.judge(last, last.seq, &mut acc)?;
+    if let Some(last) = last {
+        judge.judge(&nodes[last], nodes[last].seq, &mut acc)?;
     }
     Ok(acc)
+}
+
+/// The node whose next record comes first: by time, then step number. Among
+/// records of the same time (a simulation's clock may not advance between
+/// a send, its fsync and its delivery) one that can be taken now goes
+/// first: a receive waits for its send and the sender's fsync.
+fn pick(
+    nodes: &[Replayed],
+    by_id: &HashMap<Id, usize>,
+    sent: &HashMap<(Id, Id, Msg), Vec<Sent>>,
+) -> Option<usize> {
+    let mut next: Vec<((u64, u64), usize)> = nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.records.get(n.next).map(|(_, r)| (key(r), i)))
+        .collect();
+    next.sort();
+    let first = next.first()?;
+    let now = first.0 .0;
+    next.iter()
+        .take_while(|(k, _)| k.0 == now)
+        .find(|(_, i)| can_take(nodes, *i, by_id, sent))
+        .or(Some(first))
+        .map(|(_, i)| *i)
+}
+
+/// Whether node `i`'s next record, if a receive from a traced node, has a
+/// matching send whose saves are durable.
+fn can_take(
+    nodes: &[Replayed],
+    i: usize,
+    by_id: &HashMap<Id, usize>,
+    sent: &HashMap<(Id, Id, Msg), Vec<Sent>>,
+) -> bool {
+    let n = &nodes[i];
+    let Some((
+        _,
+        Record::Step(Step {
+            event: Event::Msg { src, msg },
+            ..
+        }),
+    )) = n.records.get(n.next)
+    else {
+        return true;
+    };
+    let src = trace::id(*src);
+    let Some(&from) = by_id.get(&src) else {
+        return true;
+    };
+    sent.get(&(src, n.id, msg.clone()))
+        .is_some_and(|v| v.iter().any(|s| durable(&nodes[from], s)))
+}
+
+/// Whether every save the sender made up to send `s` is durable.
+fn durable(sender: &Replayed, s: &Sent) -> bool {
+    s.needs.is_none_or(|need| {
+        sender
+            .durable_by_run
+            .get(s.run - 1)
+            .is_some_and(|d| *d >= need)
+    })
 }
 
 /// The merge key of a record: its time and step number (a `node` record
@@ -501,15 +557,7 @@ fn take_step(
             Some(&from) => {
                 let dst = nodes[i].id;
                 let sends = sent.get(&(src, dst, msg.clone()));
-                let sender = &nodes[from];
-                let ok = |s: &Sent| {
-                    s.needs.is_none_or(|need| {
-                        sender
-                            .durable_by_run
-                            .get(s.run - 1)
-                            .is_some_and(|d| *d >= need)
-                    })
-                };
+                let ok = |s: &Sent| durable(&nodes[from], s);
                 match sends {
                     None => {
                         return Err(reject(

@@ -81,3 +81,26 @@ fn a_file_that_is_not_a_trace_exits_two() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("order.jsonl:7: not a trace record"), "{text}");
 }
+
+/// Every record at the same time, as a simulation whose clock did not
+/// advance would write them: the replay orders them by cause (a receive
+/// after its send and the sender's fsync) and still accepts.
+#[test]
+fn records_of_equal_times_are_ordered_by_cause() {
+    let dir = edited("sametime", |_, text| {
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                for kind in ["step", "durable"] {
+                    if let Some(t) = v.get_mut(kind).and_then(|r| r.get_mut("t")) {
+                        *t = 0.into();
+                    }
+                }
+                format!("{v}\n")
+            })
+            .collect()
+    });
+    let (code, text) = replay(&[&dir]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(0), "{text}");
+}
