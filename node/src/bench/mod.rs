@@ -416,6 +416,7 @@ mod tests {
             dir: PathBuf::from("/tmp"),
             processes: None,
             json: true,
+            trace_dir: None,
         }
     }
 
