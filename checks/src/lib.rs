@@ -9,6 +9,7 @@
 //! - [`shared`]: messages, states and storage shared and hashed once.
 //! - [`report`]: counterexamples in plain words.
 //! - [`run`]: exhaustive runs and their verdicts.
+//! - [`replay`]: traces of running nodes checked step by step against the model.
 //! - [`matrix`]: the configurations CI checks exhaustively, with pinned counts.
 
 pub mod config;
@@ -17,6 +18,7 @@ pub mod liveness;
 pub mod matrix;
 pub mod mutants;
 pub mod properties;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod shared;

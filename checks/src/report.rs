@@ -391,3 +391,39 @@ pub fn matrix_row(entry: &Entry, run: &CheckRun) -> String {
     }
     s
 }
+
+/// The verdict of `twopc-check replay`.
+pub fn replay(result: &Result<crate::replay::Accepted, crate::replay::Rejection>) -> String {
+    let mut s = String::new();
+    match result {
+        Ok(a) => {
+            let _ = writeln!(
+                s,
+                "Accepted: {} steps of {} ({} restarts, {} messages from traced nodes, {} from others, {} timers, {} durable records)",
+                thousands(a.steps),
+                a.nodes.join(", "),
+                a.starts,
+                thousands(a.delivered),
+                thousands(a.external),
+                thousands(a.timers),
+                thousands(a.durables)
+            );
+            let _ = writeln!(
+                s,
+                "Properties held on {} global states: {}",
+                thousands(a.judged),
+                a.properties.join(", ")
+            );
+            for n in &a.notes {
+                let _ = writeln!(s, "Note: {n}");
+            }
+        }
+        Err(crate::replay::Rejection::Malformed(m)) => {
+            let _ = writeln!(s, "Cannot replay: {m}");
+        }
+        Err(r) => {
+            let _ = writeln!(s, "Rejected: {r}");
+        }
+    }
+    s
+}

@@ -89,6 +89,7 @@ pub mod client;
 pub mod coordinator;
 pub mod msg;
 pub mod participant;
+pub mod trace;
 
 pub use client::{Client, ClientState};
 pub use coordinator::{CoordState, CoordStorage, Coordinator};

@@ -70,6 +70,14 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// A trace file (`--trace`) could not be opened.
+    #[error("cannot open trace file {path}: {source}")]
+    TraceOpen {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// A storage file could not be read, written or synced.
     #[error("storage I/O failed on {path}: {source}")]
     StorageIo {

@@ -14,7 +14,8 @@
 //! cluster file, with the [`role`] names in one place and a participant's
 //! [`initial`] levels (a table, or a CSV file for a million keys); [`client`] makes
 //! purchases and asks for status ([`admin`] is what a node reports);
-//! [`faults`] misbehaves on purpose for tests. [`cli`] is the command line;
+//! [`faults`] misbehaves on purpose for tests; [`trace`] records every
+//! actor step for `twopc-check replay` (off by default). [`cli`] is the command line;
 //! the binary `twopc` (`main.rs`) only parses it.
 
 pub mod admin;
@@ -35,5 +36,6 @@ pub mod role;
 pub mod shell;
 pub mod sim;
 pub mod storage;
+pub mod trace;
 pub mod transport;
 pub mod wire;

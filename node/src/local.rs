@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::initial::{self, InitialLevels};
 use crate::node::{self, Socket};
+use crate::trace::FileTracer;
 use crate::wire::{ClusterKey, Codec, Format};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -60,6 +61,17 @@ impl LocalCluster {
         accounts: BTreeMap<String, u64>,
         stock: BTreeMap<String, u64>,
     ) -> Result<LocalCluster> {
+        Self::start_traced(parent, accounts, stock, None).await
+    }
+
+    /// [`LocalCluster::start_in`], each node recording its steps to
+    /// `TRACE_DIR/NAME.jsonl` when `trace_dir` is given (see [`crate::trace`]).
+    pub async fn start_traced(
+        parent: &std::path::Path,
+        accounts: BTreeMap<String, u64>,
+        stock: BTreeMap<String, u64>,
+        trace_dir: Option<&std::path::Path>,
+    ) -> Result<LocalCluster> {
         let dir = cluster_dir(parent)?;
         let mut sockets = Vec::new();
         let mut nodes = Vec::new();
@@ -87,8 +99,14 @@ impl LocalCluster {
                 batch_max: 64,
             };
             let data_dir = dir.path().join(&spec.name);
-            let started =
+            let mut started =
                 node::start(&cluster, &spec.name, &data_dir, cfg, Socket::Bound(socket)).await?;
+            if let Some(trace_dir) = trace_dir {
+                let path = trace_dir.join(format!("{}.jsonl", spec.name));
+                let tracer =
+                    FileTracer::open(&path).map_err(|source| Error::TraceOpen { path, source })?;
+                started = started.trace(Box::new(tracer));
+            }
             let mut stopped = stopped.clone();
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;

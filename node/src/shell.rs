@@ -78,6 +78,12 @@ impl<T: Transport, S: Store> Shell<T, S> {
         self
     }
 
+    /// Records every actor step into `tracer` (see [`crate::trace`]).
+    pub fn trace(mut self, tracer: Box<dyn crate::trace::Tracer>) -> Self {
+        self.core.set_tracer(tracer);
+        self
+    }
+
     /// Runs until `shutdown` resolves, the observer says stop, or storage
     /// fails (fatal: the node stops rather than run with unknown durability).
     /// Returns the final state.
@@ -180,6 +186,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
             }
             _ => store.sync()?,
         }
+        self.core.synced(Instant::now());
         self.core.storage_stats(self.store.stats());
         Ok(())
     }

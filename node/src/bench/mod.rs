@@ -52,6 +52,8 @@ pub struct Options {
     pub processes: Option<PathBuf>,
     /// Print JSON instead of a table.
     pub json: bool,
+    /// Record every node's steps under `DIR/run-N/` (in-process nodes).
+    pub trace_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -357,13 +359,32 @@ pub async fn run(opts: &Options) -> Result<Vec<BenchResult>> {
     Ok(results)
 }
 
+/// A fresh `DIR/run-N` for one run's traces.
+fn trace_run_dir(dir: &std::path::Path) -> Result<PathBuf> {
+    for n in 1.. {
+        let run = dir.join(format!("run-{n}"));
+        if !run.exists() {
+            std::fs::create_dir_all(&run)
+                .map_err(|e| Error::Other(format!("cannot create {}: {e}", run.display())))?;
+            return Ok(run);
+        }
+    }
+    unreachable!("some run-N is free")
+}
+
 /// One run on a fresh cluster: the model keeps every finished transaction,
 /// so a run would otherwise pay for the history of the runs before it.
 async fn run_one(opts: &Options, workload: &Workload, clients: usize) -> Result<BenchResult> {
     let (accounts, stock) = (workload.accounts.clone(), workload.stock.clone());
     let cluster = match &opts.processes {
         Some(exe) => LocalCluster::spawn_in(&opts.dir, exe, accounts, stock).await?,
-        None => LocalCluster::start_in(&opts.dir, accounts, stock).await?,
+        None => {
+            let traces = match &opts.trace_dir {
+                Some(dir) => Some(trace_run_dir(dir)?),
+                None => None,
+            };
+            LocalCluster::start_traced(&opts.dir, accounts, stock, traces.as_deref()).await?
+        }
     };
     // A short warm-up, not measured.
     measure(&cluster, workload, 1, 20.min(opts.purchases), None).await?;
@@ -395,6 +416,7 @@ mod tests {
             dir: PathBuf::from("/tmp"),
             processes: None,
             json: true,
+            trace_dir: None,
         }
     }
 

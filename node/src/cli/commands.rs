@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::node::{self, Socket};
 use crate::storage;
+use crate::trace::FileTracer;
 use crate::wire::{check_name, ClusterKey, Codec, Format, MsgKind};
 use crate::{bench, demo};
 use std::path::{Path, PathBuf};
@@ -141,7 +142,14 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         },
         batch_max: args.batch_max,
     };
-    let started = node::start(&cluster, &args.name, &data_dir, cfg, Socket::Bind).await?;
+    let mut started = node::start(&cluster, &args.name, &data_dir, cfg, Socket::Bind).await?;
+    if let Some(path) = &args.trace {
+        let tracer = FileTracer::open(path).map_err(|source| Error::TraceOpen {
+            path: path.clone(),
+            source,
+        })?;
+        started = started.trace(Box::new(tracer));
+    }
     node::run(started, args.name, shutdown_signal()).await?;
     Ok(Exit::Ok)
 }
@@ -250,6 +258,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
                     false => None,
                 },
                 json: args.json,
+                trace_dir: args.trace_dir,
             };
             bench::run(&opts).await.map(|_| Exit::Ok)
         }

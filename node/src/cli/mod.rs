@@ -119,6 +119,10 @@ pub struct NodeArgs {
     /// Most datagrams sharing one fsync (group commit).
     #[arg(long, default_value_t = 64)]
     pub(super) batch_max: usize,
+    /// Record every actor step to FILE as JSON lines (appended across
+    /// restarts), for `twopc-check replay`. Off by default.
+    #[arg(long, value_name = "FILE")]
+    pub(super) trace: Option<PathBuf>,
     /// Testing: drop received messages of these kinds (comma-separated:
     /// purchase,outcome,prepare,vote,commit,abort,ack,query).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
@@ -232,6 +236,11 @@ pub struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,
+    /// Record every node's steps (see `twopc-check replay`) under
+    /// DIR/run-N/NAME.jsonl, one directory per measured run (in-process
+    /// nodes only).
+    #[arg(long, value_name = "DIR", conflicts_with = "processes")]
+    pub(super) trace_dir: Option<PathBuf>,
 }
 
 /// Runs the parsed command line: logging, a tokio runtime, the subcommand.

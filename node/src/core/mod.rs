@@ -50,6 +50,7 @@ use crate::admin::{Counters, NodeView};
 use crate::faults::{Faults, Injector, Outgoing};
 use crate::mutant::RuntimeMutant;
 use crate::storage::StoreStats;
+use crate::trace::Tracer;
 use crate::wire::{msg_txn, Codec, MsgKind, Payload, Reject, MAX_DATAGRAM};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -59,6 +60,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::ops::Range;
 use std::time::Duration;
 use tokio::time::Instant;
+use twopc_model::trace::{self, Record};
 use twopc_model::{Msg, Node, State, Storage, Timer};
 
 /// How a runtime behaves.
@@ -156,6 +158,22 @@ pub struct Core {
     queued: Vec<Outgoing>,
     /// Saves handed out by an earlier batch that sent nothing, not durable yet.
     unsynced: bool,
+    /// Where steps are recorded (`None`, the default: nothing is built).
+    trace: Option<Trace>,
+}
+
+/// A tracer and the number of the last step it recorded.
+struct Trace {
+    tracer: Box<dyn Tracer>,
+    seq: u64,
+    /// The last step recorded durable.
+    durable: u64,
+}
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Trace {{ seq: {} }}", self.seq)
+    }
 }
 
 impl Core {
@@ -180,7 +198,52 @@ impl Core {
             ready: Ready::default(),
             queued: Vec::new(),
             unsynced: false,
+            trace: None,
         }
+    }
+
+    /// Records every actor step from now on into `tracer` (see
+    /// [`crate::trace`]), starting with a [`Record::Node`] that says who this
+    /// is; set it before [`Event::Start`]. Step numbers count from 1 again.
+    pub fn set_tracer(&mut self, mut tracer: Box<dyn Tracer>) {
+        tracer.record(&Record::Node {
+            name: self.name.clone(),
+            role: self.actor.name(),
+            id: usize::from(self.id) as u64,
+            actor: self.actor.clone(),
+        });
+        self.trace = Some(Trace {
+            tracer,
+            seq: 0,
+            durable: 0,
+        });
+    }
+
+    /// Tells the tracer (if any) that every save handed out by [`Core::ready`]
+    /// so far is durable: the shell calls it after each fsync.
+    pub fn synced(&mut self, now: Instant) {
+        if let Some(t) = &mut self.trace {
+            if t.durable < t.seq {
+                t.durable = t.seq;
+                let at = t.tracer.time(now);
+                t.tracer.record(&Record::Durable { seq: t.seq, t: at });
+            }
+        }
+    }
+
+    /// Records one step (if tracing): `event` and the commands `out`, and the
+    /// digest of the state after it.
+    fn trace_step(&mut self, now: Instant, event: impl FnOnce() -> trace::Event, out: &Out<Node>) {
+        let Some(t) = &mut self.trace else { return };
+        t.seq += 1;
+        let step = trace::Step {
+            seq: t.seq,
+            t: t.tracer.time(now),
+            event: event(),
+            cmds: trace::cmds(out),
+            state: trace::digest(self.state.as_ref().expect("a step follows the start")),
+        };
+        t.tracer.record(&Record::Step(step));
     }
 
     /// Handles one event at time `now`; its outputs join the batch.
@@ -189,6 +252,13 @@ impl Core {
             Event::Start(stored) => {
                 let mut out = Out::new();
                 self.state = Some(self.actor.on_start(self.id, &stored, &mut out));
+                self.trace_step(
+                    now,
+                    || trace::Event::Start {
+                        storage: stored.as_ref().map(Into::into),
+                    },
+                    &out,
+                );
                 self.apply(now, out);
             }
             Event::Datagram { from, bytes } => self.on_datagram(now, from, bytes),
@@ -203,6 +273,7 @@ impl Core {
                     if let Cow::Owned(s) = state {
                         self.state = Some(s);
                     }
+                    self.trace_step(now, || trace::Event::Timer { timer }, &out);
                     self.apply(now, out);
                 }
             }
@@ -380,10 +451,15 @@ impl Core {
         }
         let mut out = Out::new();
         let mut state = Cow::Borrowed(self.state());
-        self.actor
-            .on_msg(self.id, &mut state, Id::from(src4), msg, &mut out);
+        let traced = self.trace.is_some().then(|| msg.clone());
+        let src = Id::from(src4);
+        self.actor.on_msg(self.id, &mut state, src, msg, &mut out);
         if let Cow::Owned(s) = state {
             self.state = Some(s);
+        }
+        if let Some(msg) = traced {
+            let src = usize::from(src) as u64;
+            self.trace_step(now, || trace::Event::Msg { src, msg }, &out);
         }
         self.apply(now, out);
     }

@@ -1,0 +1,189 @@
+//! The safety properties of [`crate::properties`], judged on the global state
+//! rebuilt from the replayed nodes.
+
+use super::{Accepted, Rejection, Replayed};
+use crate::config::{Config, COORDINATOR, FIRST_CLIENT, ORDER, WALLET};
+use crate::history::{record_out, History};
+use crate::mutants::Checked;
+use crate::properties::{self, BOUNDED};
+use crate::shared::Shared;
+use crate::system::{SysState, TwopcModel};
+use stateright::actor::{ActorModel, Envelope, Id, Network};
+use stateright::{Expectation, Model};
+use std::collections::HashMap;
+use std::sync::Arc;
+use twopc_model::trace::{self, Cmd, Event, Record, Step};
+use twopc_model::{Msg, Node, Storage};
+
+/// The global state the properties are judged on, kept up to date step by
+/// step, and the model they are judged against.
+pub(super) struct Judge {
+    /// `None` when the traces lack a coordinator, wallet or order.
+    model: Option<TwopcModel>,
+    state: Option<SysState>,
+    /// Runtime `Id`s as the checker's indices; others (clients without a
+    /// trace) get indices past every actor.
+    index: HashMap<Id, usize>,
+    props: Vec<stateright::Property<TwopcModel>>,
+}
+
+impl Judge {
+    pub(super) fn new(nodes: &[Replayed], acc: &mut Accepted) -> Judge {
+        let index: HashMap<Id, usize> = nodes.iter().map(|n| (n.id, n.index)).collect();
+        let roles = [COORDINATOR, WALLET, ORDER];
+        if !roles.iter().all(|r| nodes.iter().any(|n| n.index == *r)) {
+            acc.notes.push(
+                "properties not judged: the traces lack the coordinator, the wallet or the order service"
+                    .into(),
+            );
+            return Judge {
+                model: None,
+                state: None,
+                index,
+                props: Vec::new(),
+            };
+        }
+        let count = nodes.len();
+        let mut actors: Vec<Option<Node>> = vec![None; count];
+        let mut conserved = true;
+        for n in nodes {
+            let mut actor = n.actor.clone();
+            // The runtime writes a participant's initial levels as its first
+            // save; a trace that starts from a fresh storage gives them.
+            if let Node::Participant(p) = &mut actor {
+                match n.records.iter().find_map(|(_, r)| match r {
+                    Record::Step(Step {
+                        event: Event::Start { storage },
+                        ..
+                    }) => Some(storage.clone().map(Storage::from)),
+                    _ => None,
+                }) {
+                    Some(Some(Storage::Participant(s)))
+                        if s.holds.is_empty()
+                            && s.finished.is_empty()
+                            && s.floor == Default::default() =>
+                    {
+                        p.initial = s.levels.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                    }
+                    Some(None) | None => {}
+                    Some(Some(_)) => conserved = false,
+                }
+            }
+            actors[n.index] = Some(actor);
+        }
+        let model = Config {
+            clients: count - FIRST_CLIENT,
+            ..Config::default()
+        };
+        let mut m = model.into_model();
+        m.inner = ActorModel::new(m.cfg.clone(), Shared::new(History::default()))
+            .actors(actors.into_iter().map(|a| Checked {
+                node: a.expect("every index is filled"),
+                mutant: None,
+            }))
+            .init_network(Network::new_unordered_duplicating([]))
+            .record_msg_out(record_out);
+        let mut state = m.inner.init_states().remove(0);
+        state.history = Shared::new(History::default());
+        state.network = Network::new_unordered_duplicating([]);
+        state.actor_storages = vec![None; count];
+        let props: Vec<_> = properties::for_config(&m.cfg)
+            .into_iter()
+            .filter(|p| p.expectation == Expectation::Always && p.name != BOUNDED)
+            .filter(|p| conserved || p.name != properties::CONSERVED)
+            .collect();
+        if !conserved {
+            acc.notes.push(format!(
+                "\"{}\" not judged: a participant's trace begins after it had committed (its initial levels are unknown)",
+                properties::CONSERVED
+            ));
+        }
+        acc.notes.push(format!(
+            "\"{BOUNDED}\" not judged: its bounds are those of a checker configuration"
+        ));
+        acc.properties = props.iter().map(|p| p.name).collect();
+        Judge {
+            model: Some(m),
+            state: Some(state),
+            index,
+            props,
+        }
+    }
+
+    /// Brings the global state up to date after node `i` took `step`.
+    pub(super) fn after(&mut self, nodes: &[Replayed], i: usize, step: &Step) {
+        let Judge {
+            model: Some(m),
+            state: Some(state),
+            index,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let n = &nodes[i];
+        let me = Id::from(n.index);
+        let prepare = matches!(
+            &step.event,
+            Event::Msg {
+                msg: Msg::Prepare { .. },
+                ..
+            }
+        );
+        // Only a prepare's refusal is judged against the state before it.
+        let last = prepare.then(|| state.clone());
+        let mut history = state.history.clone();
+        for c in &step.cmds {
+            if let Cmd::Send { dst, msg } = c {
+                let others = index.len();
+                let dst = Id::from(*index.entry(trace::id(*dst)).or_insert(1000 + others));
+                let msg = Shared::new(msg.clone());
+                if let Some(h) = record_out(
+                    &m.cfg,
+                    &history,
+                    Envelope {
+                        src: me,
+                        dst,
+                        msg: &msg,
+                    },
+                ) {
+                    history = h;
+                }
+            }
+        }
+        state.history = history;
+        state.actor_states[n.index] = Arc::new(Shared::new(n.state.clone().expect("started")));
+        state.actor_storages[n.index] = n.saved.clone().map(Shared::new);
+        if let Event::Msg {
+            msg: Msg::Prepare { txn, op, .. },
+            ..
+        } = &step.event
+        {
+            if let Some(last) = &last {
+                m.judge_refusal(last, (me, *txn, &op.key), state);
+            }
+        }
+    }
+
+    pub(super) fn judge(
+        &self,
+        n: &Replayed,
+        seq: u64,
+        acc: &mut Accepted,
+    ) -> Result<(), Rejection> {
+        let (Some(m), Some(state)) = (&self.model, &self.state) else {
+            return Ok(());
+        };
+        acc.judged += 1;
+        for p in &self.props {
+            if !(p.condition)(m, state) {
+                return Err(Rejection::Property {
+                    name: p.name,
+                    after: (n.name.clone(), n.run, seq),
+                    state: crate::report::summarize(m, state),
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! Traces: what a runtime records of each actor step, so that `twopc-check
+//! replay` can run the same step through the same actor and compare.
+//!
+//! Pure data (serde) and pure functions; the runtime writes these as JSON
+//! lines (one [`Record`] per line) and the checker reads them. The format is
+//! described in `docs/trace.md`.
+//!
+//! Saves and states are recorded as [`digest`]s, not in full: a
+//! participant's storage holds every balance, and the replay recomputes the
+//! storage anyway. Only a start records its storage in full (the replay
+//! must start from it). JSON maps need string keys, and the storage's maps
+//! are keyed by transaction, so storage is carried as [`StorageJson`].
+
+use crate::*;
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Command, Id, Out};
+use std::hash::{Hash, Hasher};
+
+/// One line of a trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Record {
+    /// A node starts recording (written before its first step, again after
+    /// each process restart): who it is.
+    Node {
+        /// Its name in the cluster.
+        name: String,
+        /// Its role (`coordinator`, `wallet`, `order`, `client<N>`).
+        role: String,
+        /// Its stateright `Id` (from its address).
+        id: u64,
+        /// The actor it runs, as configured.
+        actor: Node,
+    },
+    /// One actor step.
+    Step(Step),
+    /// Every save of this node's steps up to `seq` is durable (fsync'd).
+    Durable {
+        /// The last step whose save is now durable.
+        seq: u64,
+        /// When (microseconds, see [`Step::t`]).
+        t: u64,
+    },
+}
+
+/// One actor step: the event, the commands out, the state after.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Increases by one per step of this node, across restarts.
+    pub seq: u64,
+    /// When: microseconds since the Unix epoch for real runs, simulated time
+    /// in a simulation. Orders the steps of all nodes.
+    pub t: u64,
+    /// What the actor was given.
+    pub event: Event,
+    /// The commands it emitted, in order.
+    pub cmds: Vec<Cmd>,
+    /// [`digest`] of its state after the step.
+    pub state: String,
+}
+
+/// What an actor step was given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// `on_start` from this storage (`None`: nothing saved).
+    Start {
+        /// The storage the node started from.
+        storage: Option<StorageJson>,
+    },
+    /// `on_msg`.
+    Msg {
+        /// The sender's `Id`.
+        src: u64,
+        /// The decoded message.
+        msg: Msg,
+    },
+    /// `on_timeout`.
+    Timer {
+        /// The timer that fired.
+        timer: Timer,
+    },
+}
+
+/// One command, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cmd {
+    /// `Send(dst, msg)`.
+    Send {
+        /// The destination's `Id`.
+        dst: u64,
+        /// The message.
+        msg: Msg,
+    },
+    /// `SetTimer(timer, range)`, the range in milliseconds.
+    SetTimer {
+        /// The timer.
+        timer: Timer,
+        /// Shortest duration.
+        min_ms: u64,
+        /// Longest duration (exclusive).
+        max_ms: u64,
+    },
+    /// `CancelTimer(timer)`.
+    CancelTimer {
+        /// The timer.
+        timer: Timer,
+    },
+    /// `ChooseRandom` (not used by twopc).
+    ChooseRandom {
+        /// Its key.
+        key: String,
+    },
+    /// `Save(storage)`: the [`digest`] of the storage.
+    Save {
+        /// The storage's digest.
+        digest: String,
+    },
+}
+
+/// The recorded form of an actor's commands.
+pub fn cmds(out: &Out<Node>) -> Vec<Cmd> {
+    out.iter()
+        .map(|c| match c {
+            Command::Send(dst, msg) => Cmd::Send {
+                dst: usize::from(*dst) as u64,
+                msg: msg.clone(),
+            },
+            Command::SetTimer(timer, range) => Cmd::SetTimer {
+                timer: timer.clone(),
+                min_ms: range.start.as_millis() as u64,
+                max_ms: range.end.as_millis() as u64,
+            },
+            Command::CancelTimer(timer) => Cmd::CancelTimer {
+                timer: timer.clone(),
+            },
+            Command::ChooseRandom(key, _) => Cmd::ChooseRandom { key: key.clone() },
+            Command::Save(storage) => Cmd::Save {
+                digest: digest(storage),
+            },
+        })
+        .collect()
+}
+
+/// A stable 64-bit digest (FNV-1a over the value's `Hash` feed: maps are
+/// ordered, so equal values give equal digests in every build of this
+/// code), as 16 hex digits. Costs one pass over the value.
+pub fn digest<T: Hash>(value: &T) -> String {
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    value.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.write(&n.to_le_bytes());
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// [`Storage`] in a form JSON can carry: maps keyed by transaction become
+/// lists of pairs. Converts both ways without loss.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageJson {
+    /// [`Storage::Coordinator`].
+    Coordinator {
+        /// [`CoordStorage::epoch`].
+        epoch: u64,
+        /// [`CoordStorage::clients`].
+        clients: Vec<(ClientId, Outcome)>,
+        /// [`CoordStorage::commits`].
+        commits: Vec<(TxnId, RequestId)>,
+    },
+    /// [`Storage::Participant`].
+    Participant {
+        /// [`PartStorage::levels`].
+        levels: Vec<(Key, Amount)>,
+        /// [`PartStorage::holds`].
+        holds: Vec<(TxnId, Hold)>,
+        /// [`PartStorage::finished`].
+        finished: Vec<(TxnId, participant::Finished)>,
+        /// [`PartStorage::floor`].
+        floor: TxnId,
+    },
+    /// [`Storage::Client`].
+    Client(ClientState),
+}
+
+fn pairs<K: Clone + Ord, V: Clone>(m: &Map<K, V>) -> Vec<(K, V)> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+impl From<&Storage> for StorageJson {
+    fn from(s: &Storage) -> Self {
+        match s {
+            Storage::Coordinator(CoordStorage {
+                epoch,
+                clients,
+                commits,
+            }) => StorageJson::Coordinator {
+                epoch: *epoch,
+                clients: pairs(clients),
+                commits: pairs(commits),
+            },
+            Storage::Participant(PartStorage {
+                levels,
+                holds,
+                finished,
+                floor,
+            }) => StorageJson::Participant {
+                levels: pairs(levels),
+                holds: pairs(holds),
+                finished: pairs(finished),
+                floor: *floor,
+            },
+            Storage::Client(c) => StorageJson::Client(c.clone()),
+        }
+    }
+}
+
+impl From<StorageJson> for Storage {
+    fn from(s: StorageJson) -> Self {
+        match s {
+            StorageJson::Coordinator {
+                epoch,
+                clients,
+                commits,
+            } => Storage::Coordinator(CoordStorage {
+                epoch,
+                clients: clients.into_iter().collect(),
+                commits: commits.into_iter().collect(),
+            }),
+            StorageJson::Participant {
+                levels,
+                holds,
+                finished,
+                floor,
+            } => Storage::Participant(PartStorage {
+                levels: levels.into_iter().collect(),
+                holds: holds.into_iter().collect(),
+                finished: finished.into_iter().collect(),
+                floor,
+            }),
+            StorageJson::Client(c) => Storage::Client(c),
+        }
+    }
+}
+
+/// The `Id` a recorded number stands for.
+pub fn id(n: u64) -> Id {
+    Id::from(n as usize)
+}
