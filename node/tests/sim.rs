@@ -139,3 +139,59 @@ fn every_runtime_mutant_is_caught() {
             .all(|r| r.violations.is_empty()));
     }
 }
+
+fn replay(
+    traces: Vec<twopc_node::sim::ServerTrace>,
+) -> Result<twopc_checks::replay::Accepted, twopc_checks::replay::Rejection> {
+    let traces = traces
+        .into_iter()
+        .map(|(source, records)| twopc_checks::replay::NodeTrace { source, records })
+        .collect();
+    twopc_checks::replay::replay(traces, &twopc_checks::replay::Options { every: 200 })
+}
+
+/// The simulation's traces go through `twopc-check replay`: every step of
+/// every server, over every kill and power cut, is one the model allows,
+/// and the safety properties hold on the rebuilt global states.
+#[test]
+fn simulated_traces_are_accepted_by_the_replay() {
+    for seed in 1..=env_u64("TWOPC_SIM_REPLAY_SEEDS").unwrap_or(20) {
+        let cfg = SimConfig {
+            seed,
+            purchases: 60,
+            ..SimConfig::default()
+        };
+        let (report, traces) = twopc_node::sim::run_traced(&cfg);
+        assert!(report.violations.is_empty(), "seed {seed}: {report:?}");
+        assert_eq!(report, run(&cfg), "seed {seed}: tracing changed the run");
+        let accepted = replay(traces).unwrap_or_else(|r| panic!("seed {seed}: rejected: {r}"));
+        assert!(accepted.starts > 3, "seed {seed}: restarts replayed");
+    }
+}
+
+/// A broken runtime's simulated traces are rejected by the replay, each
+/// for its own reason, in some seed of the first twenty.
+#[test]
+fn the_replay_rejects_every_runtime_mutant() {
+    for mutant in RuntimeMutant::ALL {
+        let reasons: Vec<String> = (1..=20)
+            .filter_map(|seed| {
+                let cfg = SimConfig {
+                    seed,
+                    purchases: 60,
+                    mutant: Some(mutant),
+                    ..SimConfig::default()
+                };
+                replay(twopc_node::sim::run_traced(&cfg).1)
+                    .err()
+                    .map(|r| r.to_string())
+            })
+            .collect();
+        assert!(!reasons.is_empty(), "{mutant}: every trace accepted");
+        println!(
+            "{mutant}: {} of 20 rejected, e.g. {}",
+            reasons.len(),
+            reasons[0]
+        );
+    }
+}

@@ -25,6 +25,19 @@ pub(super) struct Judge {
     /// trace) get indices past every actor.
     index: HashMap<Id, usize>,
     props: Vec<stateright::Property<TwopcModel>>,
+    /// Sends that cannot have left yet: the runtime holds a datagram back
+    /// until every save before it is durable, and a crash first means it
+    /// never left. (node, run, the save it waits for, destination, message)
+    held: Vec<Held>,
+}
+
+/// A send recorded in a step whose saves were not durable yet.
+struct Held {
+    node: usize,
+    run: usize,
+    needs: u64,
+    dst: Id,
+    msg: Shared<Msg>,
 }
 
 impl Judge {
@@ -41,6 +54,7 @@ impl Judge {
                 state: None,
                 index,
                 props: Vec::new(),
+                held: Vec::new(),
             };
         }
         let count = nodes.len();
@@ -107,7 +121,41 @@ impl Judge {
             state: Some(state),
             index,
             props,
+            held: Vec::new(),
         }
+    }
+
+    /// Node `i` declared its saves durable: what it held back leaves now
+    /// (into the history the properties read); what an earlier run of it
+    /// held back never left.
+    pub(super) fn durable(&mut self, nodes: &[Replayed], i: usize) {
+        let (Some(m), Some(state)) = (&self.model, &mut self.state) else {
+            return;
+        };
+        let n = &nodes[i];
+        let done = n.durable_by_run.last().copied().unwrap_or(0);
+        let me = Id::from(n.index);
+        let mut history = state.history.clone();
+        self.held.retain(|h| {
+            if h.node != i {
+                return true;
+            }
+            if h.run == n.run && h.needs > done {
+                return true;
+            }
+            if h.run == n.run {
+                let env = Envelope {
+                    src: me,
+                    dst: h.dst,
+                    msg: &h.msg,
+                };
+                if let Some(next) = record_out(&m.cfg, &history, env) {
+                    history = next;
+                }
+            }
+            false
+        });
+        state.history = history;
     }
 
     /// Brings the global state up to date after node `i` took `step`.
@@ -116,6 +164,7 @@ impl Judge {
             model: Some(m),
             state: Some(state),
             index,
+            held,
             ..
         } = self
         else {
@@ -138,6 +187,18 @@ impl Judge {
                 let others = index.len();
                 let dst = Id::from(*index.entry(trace::id(*dst)).or_insert(1000 + others));
                 let msg = Shared::new(msg.clone());
+                // Held back until the saves before it are durable.
+                let durable = n.durable_by_run.last().copied().unwrap_or(0);
+                if let Some(needs) = n.last_save.filter(|s| *s > durable) {
+                    held.push(Held {
+                        node: i,
+                        run: n.run,
+                        needs,
+                        dst,
+                        msg,
+                    });
+                    continue;
+                }
                 if let Some(h) = record_out(
                     &m.cfg,
                     &history,

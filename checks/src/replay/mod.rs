@@ -162,6 +162,7 @@ pub fn replay(traces: Vec<NodeTrace>, opts: &Options) -> Result<Accepted, Reject
                     n.pending.drain(..=pos);
                 }
                 acc.durables += 1;
+                judge.durable(&nodes, i);
             }
             Record::Step(step) => {
                 let sends = take_step(&mut nodes, i, &by_id, &sent, &step, &mut acc)?;

@@ -5,7 +5,7 @@
 use clap::Parser;
 use std::time::{Duration, Instant};
 use twopc_node::mutant::RuntimeMutant;
-use twopc_node::sim::{run, DiskKind, SimConfig, SimReport};
+use twopc_node::sim::{run, run_traced, DiskKind, ServerTrace, SimConfig, SimReport};
 
 /// Runs the twopc runtime (core, wire codec, persist-before-send, timers)
 /// with a simulated network, clock and disk: loss, duplication, delay,
@@ -66,6 +66,10 @@ struct Args {
     /// Print every event of every run (use with --seeds 1).
     #[arg(long)]
     trace: bool,
+    /// Record every server step and write each run's traces to
+    /// DIR/seed-N/NAME.jsonl, for `twopc-check replay DIR/seed-N`.
+    #[arg(long, value_name = "DIR")]
+    trace_dir: Option<std::path::PathBuf>,
     /// Stop at the first run that breaks a promise.
     #[arg(long)]
     stop_at_first: bool,
@@ -110,7 +114,17 @@ fn main() {
             seed: args.seed + n,
             ..base.clone()
         };
-        let r = run(&cfg);
+        let r = match &args.trace_dir {
+            None => run(&cfg),
+            Some(dir) => {
+                let (r, traces) = run_traced(&cfg);
+                if let Err(e) = write_traces(&dir.join(format!("seed-{}", cfg.seed)), &traces) {
+                    eprintln!("twopc-sim: cannot write traces to {}: {e}", dir.display());
+                    std::process::exit(2);
+                }
+                r
+            }
+        };
         if args.seeds == 1 || !r.violations.is_empty() {
             print_run(&r);
         }
@@ -173,6 +187,23 @@ fn main() {
         total.purchases as f64 / wall.max(1e-9)
     );
     std::process::exit(if failed.is_empty() { 0 } else { 1 });
+}
+
+/// Writes each server's trace as JSON lines (the format `twopc node
+/// --trace` writes).
+fn write_traces(dir: &std::path::Path, traces: &[ServerTrace]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    for (name, records) in traces {
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(dir.join(format!("{name}.jsonl")))?);
+        for r in records {
+            serde_json::to_writer(&mut out, r)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+    }
+    Ok(())
 }
 
 /// Sums a run into the total (`seed` counts the runs).

@@ -81,6 +81,8 @@ pub struct SimConfig {
     pub mutant: Option<RuntimeMutant>,
     /// Print every event.
     pub trace: bool,
+    /// Record every server step (`crate::trace`) for `twopc-check replay`.
+    pub traces: bool,
     /// A run that has not settled by then is a violation.
     pub max_time: Duration,
 }
@@ -102,6 +104,7 @@ impl Default for SimConfig {
             disk: DiskKind::Log,
             mutant: None,
             trace: false,
+            traces: false,
             max_time: Duration::from_secs(3600),
         }
     }
@@ -153,4 +156,17 @@ pub struct SimReport {
 /// Runs one simulation.
 pub fn run(cfg: &SimConfig) -> SimReport {
     world::World::new(cfg).run()
+}
+
+/// A server's name and every step it took, over all its incarnations.
+pub type ServerTrace = (String, Vec<twopc_model::trace::Record>);
+
+/// Runs one simulation recording every server step (for `twopc-check
+/// replay`, which checks each against the model).
+pub fn run_traced(cfg: &SimConfig) -> (SimReport, Vec<ServerTrace>) {
+    let cfg = SimConfig {
+        traces: true,
+        ..cfg.clone()
+    };
+    world::World::new(&cfg).run_traced()
 }

@@ -9,6 +9,7 @@ use crate::faults::{Faults, Outgoing};
 use crate::promises::{verify, Initial, Seen};
 use crate::role::Role;
 use crate::storage::Store;
+use crate::trace::MemTracer;
 use crate::wire::{msg_txn, ClusterKey, Codec, Format, MsgKind, Payload};
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -111,6 +112,8 @@ struct Slot {
     /// instead (its record was written whole before the power failed).
     torn: Option<Storage>,
     client: Option<ClientRun>,
+    /// Every step of every incarnation, when the run records traces.
+    tracer: Option<MemTracer>,
 }
 
 impl Slot {
@@ -205,11 +208,23 @@ impl<'c> World<'c> {
             .enumerate()
             .map(|(i, s)| (SocketAddr::V4(s.addr), i))
             .collect();
+        if cfg.traces {
+            // Servers only: a client slot runs one client after another
+            // at the same address, which is not one node's history.
+            let origin = Instant::now();
+            for slot in &mut slots[..SERVERS] {
+                slot.tracer = Some(MemTracer::new(origin));
+            }
+        }
+        let base = slots[0]
+            .tracer
+            .as_ref()
+            .map_or_else(Instant::now, |t| t.origin);
         let mut world = World {
             cfg,
             rng,
             now: 0,
-            base: Instant::now(),
+            base,
             seq: 0,
             queue: BTreeMap::new(),
             slots,
@@ -243,8 +258,21 @@ impl<'c> World<'c> {
         world
     }
 
+    /// Each server's name and trace (empty unless `SimConfig::traces`).
+    pub fn traces(&self) -> Vec<super::ServerTrace> {
+        self.slots
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.tracer.as_ref()?.records())))
+            .collect()
+    }
+
     /// Runs to the end and judges the run.
-    pub fn run(mut self) -> SimReport {
+    pub fn run(self) -> SimReport {
+        self.run_traced().0
+    }
+
+    /// Runs to the end, judges the run, and returns the servers' traces.
+    pub fn run_traced(mut self) -> (SimReport, Vec<super::ServerTrace>) {
         let deadline = us(self.cfg.max_time);
         while let Some(((t, _), ev)) = self.queue.pop_first() {
             if t > deadline {
@@ -271,7 +299,8 @@ impl<'c> World<'c> {
         self.judge();
         self.report.sim_time = Duration::from_micros(self.now);
         self.report.digest = self.digest;
-        self.report
+        let traces = self.traces();
+        (self.report, traces)
     }
 
     fn step(&mut self, ev: Ev) {
@@ -439,6 +468,7 @@ impl<'c> World<'c> {
             if let Some(saved) = self.slots[node].staged.take() {
                 self.slots[node].durable = Some(saved);
             }
+            self.slots[node].core.as_mut().expect("up").synced(now);
         }
         match cut {
             Some(CutAt::DuringSync) => return self.crash_in_flush(node, Crash::PowerCut),
@@ -655,6 +685,9 @@ impl<'c> World<'c> {
             batch_max: self.cfg.batch_max,
         };
         let mut core = Core::new(slot.actor.clone(), Id::from(slot.addr), &cfg);
+        if let Some(tracer) = &slot.tracer {
+            core.set_tracer(Box::new(tracer.clone()));
+        }
         core.handle(now, Event::Start(stored));
         slot.core = Some(core);
         slot.store = Some(store);
@@ -894,6 +927,7 @@ impl Slot {
             durable: None,
             torn: None,
             client: None,
+            tracer: None,
         }
     }
 }
