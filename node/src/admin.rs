@@ -54,6 +54,12 @@ pub struct Counters {
     /// The last few of those (at most [`RECENT_ALARMS`]), oldest first.
     #[serde(default)]
     pub recent_unknown_decisions: Vec<UnknownDecision>,
+    /// Coordinator: purchases decided by this incarnation, by outcome
+    /// (`committed`, or the abort reason: `insufficient_funds`, ...). An
+    /// outcome counts when the step that sent it also saved it (a decision);
+    /// answers to retries of decided requests are not counted again.
+    #[serde(default)]
+    pub decided: BTreeMap<String, u64>,
 }
 
 /// How many unknown decisions `status` lists (the count covers them all).

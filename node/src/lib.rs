@@ -27,6 +27,7 @@ pub mod core;
 pub mod demo;
 pub mod error;
 pub mod faults;
+pub mod http;
 pub mod initial;
 pub mod local;
 pub mod mutant;

@@ -15,6 +15,7 @@
 use crate::core::{Config, Core, Event, Ready};
 use crate::error::Result;
 use crate::faults::{Capture, Outgoing};
+use crate::http::metrics::{Telemetry, ViewAsk};
 use crate::storage::Store;
 use crate::transport::Transport;
 use stateright::actor::Id;
@@ -22,7 +23,9 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use twopc_model::{Node, State, Storage};
 
@@ -35,6 +38,14 @@ enum Wake {
     Timer,
     HeldBack,
     Datagram(io::Result<(usize, SocketAddr)>),
+    /// The HTTP server asks for this node's view (`/metrics`).
+    View(ViewAsk),
+}
+
+/// The HTTP server's line to the loop: asks for views, and what to measure.
+struct Served {
+    asks: mpsc::Receiver<ViewAsk>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// One actor, its socket and its storage.
@@ -47,6 +58,7 @@ pub struct Shell<T: Transport, S: Store> {
     batch_max: usize,
     capture: Capture,
     observer: Option<Observer>,
+    served: Option<Served>,
 }
 
 impl<T: Transport, S: Store> Shell<T, S> {
@@ -69,7 +81,17 @@ impl<T: Transport, S: Store> Shell<T, S> {
             batch_max: cfg.batch_max.max(1),
             capture: Capture::open(cfg.faults.capture.as_deref()),
             observer: None,
+            served: None,
         }
+    }
+
+    /// Answers the HTTP server's asks for this node's view (between
+    /// batches, like a status datagram) and records batch sizes and decision
+    /// latencies into `telemetry`.
+    pub fn serve_views(mut self, asks: mpsc::Receiver<ViewAsk>, telemetry: Arc<Telemetry>) -> Self {
+        self.core.measure_latency();
+        self.served = Some(Served { asks, telemetry });
+        self
     }
 
     /// Calls `observer` after every batch; it may stop the runtime.
@@ -110,12 +132,23 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 _ = tokio::time::sleep_until(held_back.unwrap_or_else(Instant::now)),
                     if held_back.is_some() => Wake::HeldBack,
                 r = self.transport.recv(&mut buf) => Wake::Datagram(r),
+                Some(ask) = next_ask(&mut self.served) => Wake::View(ask),
             };
+            let mut datagrams = 0;
             match wake {
                 Wake::Shutdown => break,
                 Wake::Timer => self.core.handle(Instant::now(), Event::TimerDue),
                 Wake::HeldBack => self.core.handle(Instant::now(), Event::HeldBackDue),
-                Wake::Datagram(Ok((n, from))) => self.on_datagram(from, &buf[..n]),
+                Wake::Datagram(Ok((n, from))) => {
+                    datagrams += 1;
+                    self.on_datagram(from, &buf[..n])
+                }
+                Wake::View(ask) => {
+                    // The view may show staged state; it is only counted
+                    // and measured, never a protocol answer.
+                    let _ = ask.send(self.core.view());
+                    continue;
+                }
                 Wake::Datagram(Err(e)) => {
                     tracing::warn!(node = %self.name, "receive failed: {e}");
                     // Never spin on a socket that keeps failing.
@@ -125,7 +158,10 @@ impl<T: Transport, S: Store> Shell<T, S> {
             // Group commit: datagrams already waiting join this batch.
             for _ in 1..self.batch_max {
                 match self.transport.try_recv(&mut buf) {
-                    Ok((n, from)) => self.on_datagram(from, &buf[..n]),
+                    Ok((n, from)) => {
+                        datagrams += 1;
+                        self.on_datagram(from, &buf[..n])
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => {
                         tracing::warn!(node = %self.name, "receive failed: {e}");
@@ -134,6 +170,17 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 }
             }
             self.flush().await?;
+            if let Some(served) = &self.served {
+                if datagrams > 0 {
+                    served.telemetry.batch_size.observe(datagrams as f64);
+                }
+                for latency in self.core.take_latencies() {
+                    served
+                        .telemetry
+                        .decision_seconds
+                        .observe(latency.as_secs_f64());
+                }
+            }
         }
         // Saves left staged by batches that sent nothing become durable now.
         if self.store.needs_sync() {
@@ -201,5 +248,17 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 tracing::warn!(node = %self.name, %to, errors, "send failed: {e}");
             }
         }
+    }
+}
+
+/// The next ask for a view, or never when no HTTP server is attached (or
+/// it has gone).
+async fn next_ask(served: &mut Option<Served>) -> Option<ViewAsk> {
+    match served {
+        Some(s) => match s.asks.recv().await {
+            Some(ask) => Some(ask),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }

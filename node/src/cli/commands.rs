@@ -11,7 +11,7 @@ use crate::node::{self, Socket};
 use crate::storage;
 use crate::trace::FileTracer;
 use crate::wire::{check_name, ClusterKey, Codec, Format, MsgKind};
-use crate::{bench, demo};
+use crate::{bench, demo, http};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -142,7 +142,49 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         },
         batch_max: args.batch_max,
     };
+    // The HTTP API's settings are checked before the node starts.
+    let http = match args.http {
+        Some(addr) => {
+            let token_file = args.http_token_file.as_deref().expect("clap requires it");
+            let cfg = http::HttpConfig {
+                addr,
+                public: args.http_public,
+                token: http::Token::load(token_file).map_err(Error::Other)?,
+                metrics_public: args.http_metrics_public,
+                wait: Duration::from_millis(args.http_wait_ms),
+            };
+            cfg.check().map_err(Error::Other)?;
+            Some(cfg)
+        }
+        None => None,
+    };
+    let codec = cfg.codec.clone();
     let mut started = node::start(&cluster, &args.name, &data_dir, cfg, Socket::Bind).await?;
+    let mut server = None;
+    if let Some(http_cfg) = http {
+        let listener = tokio::net::TcpListener::bind(http_cfg.addr)
+            .await
+            .map_err(|e| Error::Other(format!("cannot listen on --http {}: {e}", http_cfg.addr)))?;
+        let (views, asks) = tokio::sync::mpsc::channel(16);
+        let telemetry = std::sync::Arc::new(http::metrics::Telemetry::default());
+        started = started.serve_views(asks, telemetry.clone());
+        let state = http::AppState {
+            views,
+            telemetry,
+            purchases: Default::default(),
+            coordinator: cluster.with_role(Role::Coordinator).address,
+            codec,
+            wait: http_cfg.wait,
+        };
+        let router = http::router(state, http_cfg.token, http_cfg.metrics_public);
+        tracing::info!(
+            node = args.name,
+            http = %http_cfg.addr,
+            metrics_public = http_cfg.metrics_public,
+            "HTTP API listening"
+        );
+        server = Some(tokio::spawn(http::serve(listener, router)));
+    }
     if let Some(path) = &args.trace {
         let tracer = FileTracer::open(path).map_err(|source| Error::TraceOpen {
             path: path.clone(),
@@ -150,7 +192,11 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         })?;
         started = started.trace(Box::new(tracer));
     }
-    node::run(started, args.name, shutdown_signal()).await?;
+    let result = node::run(started, args.name, shutdown_signal()).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    result?;
     Ok(Exit::Ok)
 }
 
@@ -241,7 +287,7 @@ async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
 pub(super) async fn run(cli: Cli) -> Result<Exit> {
     let key = || load_key(cli.key_file.as_deref());
     match cli.command {
-        Command::Node(args) => node(args, key()?).await,
+        Command::Node(args) => node(*args, key()?).await,
         Command::Purchase(args) => purchase(args, key()?).await,
         Command::Status(args) => status(args, key()?).await,
         Command::Demo => demo::run().await.map(|()| Exit::Ok),

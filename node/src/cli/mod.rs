@@ -54,7 +54,7 @@ pub enum Command {
     /// Run one node of a cluster (until SIGINT or SIGTERM).
     #[command(after_help = "Example:
   twopc node --cluster cluster.toml --name coordinator --data-dir /var/lib/twopc/coordinator")]
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Make one purchase and wait for its outcome.
     #[command(
         after_help = "Exit status: 0 committed, 3 aborted, 4 no outcome before --timeout (with what \
@@ -123,6 +123,27 @@ pub struct NodeArgs {
     /// restarts), for `twopc-check replay`. Off by default.
     #[arg(long, value_name = "FILE")]
     pub(super) trace: Option<PathBuf>,
+    /// Serve the HTTP/JSON API (purchases, /metrics) on ADDR, e.g.
+    /// 127.0.0.1:8080. Off by default. Needs --http-token-file; a
+    /// non-loopback ADDR also needs --http-public. See docs/node.md.
+    #[arg(long, value_name = "ADDR", requires = "http_token_file")]
+    pub(super) http: Option<std::net::SocketAddr>,
+    /// Let --http listen on a non-loopback address (put TLS in front: the
+    /// API speaks plain HTTP).
+    #[arg(long, requires = "http")]
+    pub(super) http_public: bool,
+    /// File holding the HTTP API's bearer token: exactly 64 hexadecimal
+    /// characters (`twopc keygen > FILE`), like a cluster key file. Use a
+    /// token of its own, not the cluster key.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub(super) http_token_file: Option<PathBuf>,
+    /// Serve /metrics without the token (the purchase endpoints still need it).
+    #[arg(long, requires = "http")]
+    pub(super) http_metrics_public: bool,
+    /// How long POST /purchases waits for an outcome before it answers 202
+    /// (the purchase goes on; GET its Location, or POST again with the same key).
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub(super) http_wait_ms: u64,
     /// Testing: drop received messages of these kinds (comma-separated:
     /// purchase,outcome,prepare,vote,commit,abort,ack,query).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]

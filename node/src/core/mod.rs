@@ -160,6 +160,12 @@ pub struct Core {
     unsynced: bool,
     /// Where steps are recorded (`None`, the default: nothing is built).
     trace: Option<Trace>,
+    /// Coordinator, when measured (`--http` metrics): when each attempt
+    /// still collecting votes sent its prepares. Bounded by the attempts in
+    /// flight: every attempt is decided (commit, no vote or vote timeout).
+    started: Option<std::collections::HashMap<twopc_model::TxnId, Instant>>,
+    /// Decision latencies measured since the shell last took them.
+    latencies: Vec<Duration>,
 }
 
 /// A tracer and the number of the last step it recorded.
@@ -199,7 +205,21 @@ impl Core {
             queued: Vec::new(),
             unsynced: false,
             trace: None,
+            started: None,
+            latencies: Vec::new(),
         }
+    }
+
+    /// Measures, from now on, how long each purchase takes from its
+    /// prepares to its decision (a coordinator's; see [`Core::take_latencies`]).
+    pub fn measure_latency(&mut self) {
+        self.started.get_or_insert_with(Default::default);
+    }
+
+    /// The decision latencies measured since the last call (empty unless
+    /// [`Core::measure_latency`] was called).
+    pub fn take_latencies(&mut self) -> Vec<Duration> {
+        std::mem::take(&mut self.latencies)
     }
 
     /// Records every actor step from now on into `tracer` (see
@@ -330,6 +350,11 @@ impl Core {
         &self.counters
     }
 
+    /// This node's view, as `twopc status` shows it.
+    pub fn view(&self) -> NodeView {
+        NodeView::of(&self.name, self.state(), &self.counters)
+    }
+
     /// The shell reports storage's counters (after opening and every sync).
     pub fn storage_stats(&mut self, stats: StoreStats) {
         self.counters.fsyncs = stats.fsyncs;
@@ -350,10 +375,16 @@ impl Core {
     /// Interprets the actor's commands, in emitted order. Every variant is
     /// named: a new one in stateright must be decided on here.
     fn apply(&mut self, now: Instant, out: Out<Node>) {
+        // Whether this step saved: an outcome sent by a step that saved it
+        // is a decision; one sent without a save answers a retry.
+        let mut saved = false;
         for command in out {
             match command {
                 // Queued, not sent: it leaves after the batch's fsync.
-                Command::Send(dst, msg) => self.queue(dst, msg),
+                Command::Send(dst, msg) => {
+                    self.measure(now, saved, &msg);
+                    self.queue(dst, msg)
+                }
                 Command::SetTimer(timer, range) => {
                     self.timers
                         .set(timer.clone(), now + pick(&mut self.rng, &range));
@@ -371,11 +402,37 @@ impl Core {
                     tracing::warn!(node = %self.name, key, "ChooseRandom is not used by twopc; ignored");
                 }
                 Command::Save(storage) => {
+                    saved = true;
                     self.counters.saves += 1;
                     // Replaces (frees) the batch's earlier save at once.
                     self.ready.save = Some(storage);
                 }
             }
+        }
+    }
+
+    /// Counts a decided outcome by verdict and, when measuring, notes when
+    /// an attempt's prepares left and how long its decision took.
+    fn measure(&mut self, now: Instant, saved: bool, msg: &Msg) {
+        match msg {
+            Msg::Outcome(o) if saved => {
+                let name = match o.verdict {
+                    twopc_model::Verdict::Committed => "committed",
+                    twopc_model::Verdict::Aborted(r) => crate::client::reason_name(r),
+                };
+                *self.counters.decided.entry(name.to_string()).or_default() += 1;
+                if let (Some(started), Some(txn)) = (&mut self.started, &o.txn) {
+                    if let Some(at) = started.remove(txn) {
+                        self.latencies.push(now.saturating_duration_since(at));
+                    }
+                }
+            }
+            Msg::Prepare { txn, .. } => {
+                if let Some(started) = &mut self.started {
+                    started.entry(*txn).or_insert(now);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -483,7 +540,7 @@ impl Core {
 
     /// Answers a status request with this node's view.
     fn on_status(&mut self, to: SocketAddr, nonce: u64) {
-        let view = NodeView::of(&self.name, self.state(), &self.counters);
+        let view = self.view();
         // Queued like any send: the view may reveal staged state.
         let reply = Payload::StatusReply {
             nonce,

@@ -1,0 +1,269 @@
+//! `GET /metrics`: the node's counters and gauges in the Prometheus text
+//! format, encoded by `prometheus-client`.
+//!
+//! The counters are the ones `twopc status` shows: on each scrape the
+//! handler asks the node's loop for its view (answered between two
+//! batches), and a [`Collector`] encodes it. Histograms are recorded as
+//! things happen: batch sizes and decision latencies by the loop, purchase
+//! latencies by `POST /purchases`.
+
+use super::{ApiError, AppState};
+use crate::admin::NodeView;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// An ask for the node's view, answered by the node's loop.
+pub type ViewAsk = oneshot::Sender<NodeView>;
+
+/// How long a scrape waits for the loop (which may be inside an fsync).
+const VIEW_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Histograms recorded as things happen.
+#[derive(Debug)]
+pub struct Telemetry {
+    /// Datagrams handled per batch (one fsync at most per batch).
+    pub batch_size: Histogram,
+    /// Coordinator: seconds from an attempt's prepares to its decision.
+    pub decision_seconds: Histogram,
+    /// `POST /purchases` answered with an outcome: seconds from the request
+    /// to the answer.
+    pub http_purchase_seconds: Histogram,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+            decision_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            http_purchase_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+        }
+    }
+}
+
+/// `GET /metrics`.
+pub async fn scrape(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let busy = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "node_unavailable",
+            "the node's loop did not answer in time (stopping, or stuck in storage)",
+        )
+    };
+    let (tx, rx) = oneshot::channel();
+    app.views.send(tx).await.map_err(|_| busy())?;
+    let view = tokio::time::timeout(VIEW_PATIENCE, rx)
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+    let text = encode(view, &app.telemetry).map_err(|_| busy())?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// The text of one scrape.
+pub fn encode(view: NodeView, telemetry: &Telemetry) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::with_prefix("twopc");
+    registry.register(
+        "batch_size",
+        "Datagrams handled per batch (a batch shares one fsync)",
+        telemetry.batch_size.clone(),
+    );
+    registry.register(
+        "purchase_decision_seconds",
+        "Coordinator: seconds from an attempt's prepares to its decision",
+        telemetry.decision_seconds.clone(),
+    );
+    registry.register(
+        "http_purchase_seconds",
+        "POST /purchases answered with an outcome: seconds from request to answer",
+        telemetry.http_purchase_seconds.clone(),
+    );
+    registry.register_collector(Box::new(ViewCollector(view)));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+/// Encodes one view: what `twopc status` shows, as counters and gauges.
+#[derive(Debug)]
+struct ViewCollector(NodeView);
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(v);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> std::fmt::Result {
+    let g = ConstGauge::new(v);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+fn as_gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Collector for ViewCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let v = &self.0;
+        let c = &v.counters;
+        let info = [("node", v.name.as_str()), ("role", &v.role.to_string())];
+        let mut m = e.encode_descriptor("node", "This node", None, MetricType::Info)?;
+        m.encode_info(&info)?;
+        for (name, help, value) in [
+            (
+                "datagrams_in",
+                "Datagrams received, accepted or not",
+                c.datagrams_in,
+            ),
+            ("datagrams_out", "Datagrams sent", c.datagrams_out),
+            ("send_errors", "Sends the OS refused", c.send_errors),
+            (
+                "msgs_handled",
+                "Protocol messages handed to the actor",
+                c.msgs_handled,
+            ),
+            ("timers_fired", "Timers fired", c.timers_fired),
+            (
+                "fault_dropped",
+                "Messages dropped on purpose by --fault-*",
+                c.fault_dropped,
+            ),
+            ("saves", "Save commands run", c.saves),
+            (
+                "fsyncs",
+                "fsyncs (data and directory) done by storage",
+                c.fsyncs,
+            ),
+            ("bytes_written", "Bytes written to storage", c.bytes_written),
+            (
+                "compactions",
+                "Snapshots written by log compaction",
+                c.compactions,
+            ),
+            (
+                "batches",
+                "Loop iterations that ended in a flush",
+                c.batches,
+            ),
+            (
+                "unknown_decisions",
+                "Commits for transactions this node has no record of (an alarm)",
+                c.unknown_decisions,
+            ),
+        ] {
+            counter(&mut e, name, help, value)?;
+        }
+        let mut m = e.encode_descriptor(
+            "datagrams_rejected",
+            "Datagrams dropped, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, n) in &c.rejected {
+            ConstCounter::new(*n).encode(m.encode_family(&[("reason", reason.as_str())])?)?;
+        }
+        let mut m = e.encode_descriptor(
+            "purchases_decided",
+            "Coordinator: purchases decided by this incarnation, by outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in &c.decided {
+            ConstCounter::new(*n).encode(m.encode_family(&[("outcome", outcome.as_str())])?)?;
+        }
+        gauge(
+            &mut e,
+            "in_doubt",
+            "Participant: prepared transactions awaiting a decision (holds)",
+            as_gauge(v.holds_total),
+        )?;
+        gauge(
+            &mut e,
+            "voting",
+            "Coordinator: transactions collecting votes",
+            as_gauge(v.voting),
+        )?;
+        gauge(
+            &mut e,
+            "unacked_commits",
+            "Coordinator: commit decisions not yet acknowledged by every participant",
+            as_gauge(v.unacked_commits.len()),
+        )?;
+        gauge(
+            &mut e,
+            "epoch",
+            "Coordinator: current incarnation",
+            i64::try_from(v.epoch).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            &mut e,
+            "levels",
+            "Participant: accounts or skus held",
+            as_gauge(v.levels_total),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::{Counters, RejectReason};
+
+    #[test]
+    fn a_view_encodes_as_prometheus_text() {
+        let counters = Counters {
+            datagrams_in: 7,
+            rejected: [(RejectReason::BadMac, 3)].into(),
+            decided: [
+                ("committed".to_string(), 2),
+                ("insufficient_funds".to_string(), 1),
+            ]
+            .into(),
+            ..Counters::default()
+        };
+        let view = NodeView::of(
+            "coordinator",
+            &twopc_model::State::Coordinator(twopc_model::CoordState {
+                epoch: 4,
+                next_txn: 0,
+                clients: Default::default(),
+                voting: Default::default(),
+                commits: Default::default(),
+                recovered_commits: false,
+            }),
+            &counters,
+        );
+        let telemetry = Telemetry::default();
+        telemetry.batch_size.observe(3.0);
+        let text = encode(view, &telemetry).unwrap();
+        for line in [
+            "twopc_datagrams_in_total 7",
+            "twopc_datagrams_rejected_total{reason=\"bad_mac\"} 3",
+            "twopc_purchases_decided_total{outcome=\"committed\"} 2",
+            "twopc_purchases_decided_total{outcome=\"insufficient_funds\"} 1",
+            "twopc_epoch 4",
+            "twopc_node_info{node=\"coordinator\",role=\"coordinator\"} 1",
+            "twopc_batch_size_count 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
