@@ -395,3 +395,69 @@ fn a_commit_for_an_unknown_transaction_raises_the_alarm() {
     );
     assert_eq!(c.recent_unknown_decisions.last().unwrap().txn, "1.119");
 }
+
+/// A coordinator counts a purchase's outcome once, when it decides (the
+/// step saves it), not again when it answers a retry from its log; when
+/// measuring, it records one decision latency per decided attempt.
+#[test]
+fn a_decision_is_counted_once_and_its_latency_measured() {
+    const WALLET: &str = "127.0.0.1:7101";
+    const ORDER: &str = "127.0.0.1:7102";
+    const CLIENT: &str = "127.0.0.1:7103";
+    let actor = Node::Coordinator(twopc_model::Coordinator {
+        wallet: id(WALLET),
+        order: id(ORDER),
+    });
+    let cfg = Config {
+        name: "coordinator".into(),
+        codec: codec(),
+        faults: Faults::default(),
+        batch_max: 64,
+    };
+    let mut core = Core::new(actor, id(COORD), &cfg);
+    core.measure_latency();
+    let now = Instant::now();
+    core.handle(now, Event::Start(None));
+    let _ = core.ready(now);
+    let send = |core: &mut Core, from: &str, msg: Msg| {
+        let bytes = datagram(&Payload::Protocol(msg));
+        core.handle(
+            Instant::now(),
+            Event::Datagram {
+                from: addr(from),
+                bytes: &bytes,
+            },
+        );
+        let _ = core.ready(Instant::now());
+    };
+    let purchase = || Msg::Purchase {
+        req: RequestId { client: 9, seq: 1 },
+        purchase: twopc_model::Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: 1,
+            price: 5,
+        },
+    };
+    send(&mut core, CLIENT, purchase());
+    let attempt = TxnId { epoch: 1, n: 0 };
+    for voter in [WALLET, ORDER] {
+        let vote = Msg::Vote {
+            txn: attempt,
+            ballot: Ballot::Yes,
+        };
+        send(&mut core, voter, vote);
+    }
+    assert_eq!(
+        core.counters().decided,
+        [("committed".to_string(), 1)].into()
+    );
+    assert_eq!(core.take_latencies().len(), 1);
+    // A retry: answered from the log, not a second decision.
+    send(&mut core, CLIENT, purchase());
+    assert_eq!(
+        core.counters().decided,
+        [("committed".to_string(), 1)].into()
+    );
+    assert!(core.take_latencies().is_empty());
+}
