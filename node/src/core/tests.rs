@@ -336,6 +336,7 @@ fn a_due_timer_fires_and_its_sends_follow_the_sync() {
         Ready {
             sends_after_sync: vec![to_coordinator(Msg::QueryDecision { txn: txn(1) })],
             timers: vec![TimerCmd::Set(Timer::Query(txn(1)), timeouts::QUERY)],
+            fired: vec![Timer::Query(txn(1))],
             ..Ready::default()
         }
     );
