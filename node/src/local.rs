@@ -75,6 +75,7 @@ impl LocalCluster {
             nodes,
             accounts: InitialLevels::table(accounts),
             stock: InitialLevels::table(stock),
+            retention: crate::cluster::DEFAULT_RETENTION,
         };
         let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
         let (stop, stopped) = watch::channel(false);
@@ -125,6 +126,7 @@ impl LocalCluster {
             nodes,
             accounts: InitialLevels::default(),
             stock: InitialLevels::default(),
+            retention: crate::cluster::DEFAULT_RETENTION,
         };
         for (name, levels, initial) in [
             ("accounts.csv", &accounts, &mut cluster.accounts),

@@ -128,7 +128,10 @@ fn run_clients(
                 let seen = seen.clone();
                 let mut rng = StdRng::seed_from_u64(seed ^ (0xC11E_u64 << 16) ^ c as u64);
                 tasks.push(tokio::spawn(async move {
+                    // One number per `run_client` call (one client each).
+                    let mut round = 0u64;
                     while Instant::now() < stop_at {
+                        round += 1;
                         let purchases: Vec<Purchase> = (0..rng.random_range(1..=4))
                             .map(|_| random_purchase(&mut rng))
                             .collect();
@@ -144,12 +147,12 @@ fn run_clients(
                         )
                         .await
                         .expect("client runs");
-                        let client = outcomes.first().map(|o| o.req.client).unwrap_or(0);
+                        let client = ((c as u64) << 32) | round;
                         let mut seen = seen.lock().unwrap();
                         for (i, purchase) in purchases.into_iter().enumerate() {
                             seen.push(Seen {
                                 purchase,
-                                outcome: outcomes.get(i).copied(),
+                                outcome: outcomes.get(i).cloned(),
                                 client,
                                 seq: i as u64 + 1,
                             });
@@ -180,7 +183,7 @@ fn verify(
         for (txn, f) in &p.finished {
             if f.committed {
                 by_req
-                    .entry(f.req.expect("a committed txn knows its request"))
+                    .entry(f.req.clone().expect("a committed txn knows its request"))
                     .or_default()
                     .push((*txn, f.clone()));
             }
@@ -190,14 +193,14 @@ fn verify(
     let (wc, oc) = (committed(wallet), committed(order));
     let mut known = BTreeSet::new();
     for s in seen {
-        let Some(o) = s.outcome else {
+        let Some(o) = &s.outcome else {
             bad.push(format!(
                 "request {}#{} ({:?}) got no outcome within the client's 600 s",
                 s.client, s.seq, s.purchase
             ));
             continue;
         };
-        known.insert(o.req);
+        known.insert(o.req.clone());
         let w = wc.get(&o.req).map(Vec::as_slice).unwrap_or(&[]);
         let r = oc.get(&o.req).map(Vec::as_slice).unwrap_or(&[]);
         if w.len() > 1 || r.len() > 1 {
@@ -244,6 +247,11 @@ fn verify(
                     ));
                 }
             }
+            // Every purchase here has a fresh random id and the default
+            // retention: neither can happen.
+            Verdict::Refused(_) | Verdict::Unknown => {
+                bad.push(format!("client saw {} {:?}", o.req, o.verdict))
+            }
         }
     }
     // Atomic: a transaction committed at one participant is committed at the
@@ -275,7 +283,11 @@ fn verify(
             // participants forget settled transactions, clients do not.
             let spent: u64 = seen
                 .iter()
-                .filter(|s| s.outcome.is_some_and(|o| o.verdict == Verdict::Committed))
+                .filter(|s| {
+                    s.outcome
+                        .as_ref()
+                        .is_some_and(|o| o.verdict == Verdict::Committed)
+                })
                 .map(|s| match name {
                     "wallet" if s.purchase.user == *key => s.purchase.qty * s.purchase.price,
                     "order" if s.purchase.sku == *key => s.purchase.qty,
@@ -439,7 +451,7 @@ fn verify_reports_each_kind_of_violation() {
         qty: 2,
         price: 3,
     };
-    let req = |seq| RequestId { client: 7, seq };
+    let req = |seq| RequestId::new(format!("{}#{}", 7, seq));
     let txn = |n| TxnId { epoch: 1, n };
     let fin = |seq, key: &str, amount, committed| Finished {
         req: Some(req(seq)),

@@ -109,7 +109,7 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 64)]
     pub(super) batch_max: usize,
     /// Testing: drop received messages of these kinds (comma-separated:
-    /// purchase,outcome,prepare,vote,commit,abort,ack,query).
+    /// purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
     pub(super) fault_drop_in: Vec<String>,
     /// Testing: drop sent messages of these kinds.
