@@ -51,11 +51,12 @@
 //! - **Lost message**: every message that matters is re-sent by a timer
 //!   (purchase, commit, query) or replaced by a timeout (votes → abort).
 //! - **Duplicate or stale message**: every handler is idempotent. A retry of a
-//!   decided request gets the saved outcome; a retry of a request whose
-//!   outcome was forgotten carries a ticket older than what was forgotten
-//!   and is answered "unknown", never started; a prepare after the decision changes nothing; a
-//!   duplicate commit is acked and not applied again; votes, acks and queries
-//!   about older attempts are answered from the log or by presumed abort.
+//!   decided request gets the saved outcome; a stale copy of a purchase
+//!   whose outcome was forgotten carries a ticket older than what was
+//!   forgotten and is answered "unknown", never started; a prepare after the
+//!   decision changes nothing; a duplicate commit is acked and not applied
+//!   again; votes, acks and queries about older attempts are answered from
+//!   the log or by presumed abort.
 //! - **Participant crash**: holds and finished transactions are durable; on
 //!   restart each hold asks the coordinator for its decision.
 //! - **Coordinator crash before deciding**: the vote collection is forgotten;
