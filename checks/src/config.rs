@@ -62,6 +62,10 @@ pub enum Reuse {
     Different,
     /// Asks what became of the id, without purchasing.
     Lookup,
+    /// A second caller makes the same purchase under the same id as a new
+    /// purchase (it may start it, with a ticket, if the id is unknown): what
+    /// a caller that re-runs its purchase with its own id after a crash does.
+    New,
 }
 
 /// Everything that defines one checked configuration.
@@ -168,6 +172,7 @@ impl Config {
                 Reuse::Same => (self.qty, Mode::Retry),
                 Reuse::Different => (self.qty + 1, Mode::Retry),
                 Reuse::Lookup => (self.qty, Mode::Lookup),
+                Reuse::New => (self.qty, Mode::New),
             };
             Request {
                 req: Self::req(0, 0),

@@ -153,7 +153,7 @@ struct SysArgs {
     retention: usize,
     /// Extra clients re-using the first request's id (comma-separated):
     /// same (a fresh incarnation retries it), different (other contents),
-    /// lookup (only asks).
+    /// lookup (only asks), new (makes the same purchase as a new one).
     #[arg(long, value_enum, value_delimiter = ',')]
     reuse: Vec<Reuse>,
     /// Requests the first client makes after its purchases, re-using its
