@@ -124,7 +124,7 @@ pub struct NodeArgs {
     #[arg(long, value_name = "FILE")]
     pub(super) trace: Option<PathBuf>,
     /// Testing: drop received messages of these kinds (comma-separated:
-    /// purchase,outcome,prepare,vote,commit,abort,ack,query).
+    /// purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
     pub(super) fault_drop_in: Vec<String>,
     /// Testing: drop sent messages of these kinds.

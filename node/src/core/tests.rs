@@ -74,7 +74,7 @@ fn txn(n: u64) -> TxnId {
 
 fn hold(n: u64) -> Hold {
     Hold {
-        req: RequestId { client: 1, seq: n },
+        req: RequestId::new(format!("{}#{}", 1, n)),
         op: Op {
             key: "alice".into(),
             amount: 1,
