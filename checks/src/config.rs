@@ -51,6 +51,23 @@ pub enum Role {
     Client,
 }
 
+/// A client that re-uses the first client's first request id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]
+pub enum Reuse {
+    /// A fresh incarnation of the caller (it lost its memory) re-sends the
+    /// purchase, same contents, from another client: it must get the first
+    /// attempt's outcome, or "unknown", and never start it again.
+    Same,
+    /// The id re-sent with other contents (one more unit): refused.
+    Different,
+    /// Asks what became of the id, without purchasing.
+    Lookup,
+    /// A second caller makes the same purchase under the same id as a new
+    /// purchase (it may start it, with a ticket, if the id is unknown): what
+    /// a caller that re-runs its purchase with its own id after a crash does.
+    New,
+}
+
 /// Everything that defines one checked configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -82,6 +99,15 @@ pub struct Config {
     /// send, the most messages in flight explored (timers re-send forever, so
     /// the space is infinite without a bound). `udp` needs no bound.
     pub max_in_flight: usize,
+    /// How many outcomes the coordinator remembers.
+    pub retention: usize,
+    /// Extra clients, one per entry, that re-use the first request's id
+    /// while the first client makes its purchases.
+    pub reuse: Vec<Reuse>,
+    /// Requests the first client makes after its own purchases, re-using its
+    /// first id as a caller that forgot it would (never with a ticket): a
+    /// fresh incarnation, without the interleavings of another actor.
+    pub afterwards: Vec<Reuse>,
     /// A deliberately broken protocol variant to check instead.
     pub mutant: Option<Mutant>,
 }
@@ -102,6 +128,9 @@ impl Default for Config {
             never_recover: BTreeSet::new(),
             max_restarts: 1,
             max_in_flight: 10,
+            retention: 4,
+            reuse: Vec::new(),
+            afterwards: Vec::new(),
             mutant: None,
         }
     }
@@ -127,24 +156,65 @@ impl Config {
             Node::Coordinator(Coordinator {
                 wallet: Id::from(WALLET),
                 order: Id::from(ORDER),
+                retention: self.retention,
             }),
             participant(Resource::Wallet, USER, self.balance),
             participant(Resource::Order, SKU, self.stock),
         ];
-        for c in 0..self.clients {
-            let purchase = Purchase {
-                user: USER.into(),
-                sku: SKU.into(),
-                qty: self.qty,
-                price: self.price,
+        let purchase = |qty| Purchase {
+            user: USER.into(),
+            sku: SKU.into(),
+            qty,
+            price: self.price,
+        };
+        let reuse = |r: &Reuse| {
+            let (qty, mode) = match r {
+                Reuse::Same => (self.qty, Mode::Retry),
+                Reuse::Different => (self.qty + 1, Mode::Retry),
+                Reuse::Lookup => (self.qty, Mode::Lookup),
+                Reuse::New => (self.qty, Mode::New),
             };
+            Request {
+                req: Self::req(0, 0),
+                purchase: purchase(qty),
+                mode,
+            }
+        };
+        for c in 0..self.clients {
+            let mut requests: Vec<Request> = (0..self.purchases)
+                .map(|i| Request {
+                    req: Self::req(c, i),
+                    purchase: purchase(self.qty),
+                    mode: Mode::New,
+                })
+                .collect();
+            if c == 0 {
+                requests.extend(self.afterwards.iter().map(reuse));
+            }
             nodes.push(Node::Client(Client {
                 coordinator,
                 id: (FIRST_CLIENT + c) as ClientId,
-                purchases: vec![purchase; self.purchases],
+                requests,
+            }));
+        }
+        for (k, r) in self.reuse.iter().enumerate() {
+            nodes.push(Node::Client(Client {
+                coordinator,
+                id: (FIRST_CLIENT + self.clients + k) as ClientId,
+                requests: vec![reuse(r)],
             }));
         }
         nodes
+    }
+
+    /// The id of client `c`'s `i`-th purchase (both from 0).
+    pub fn req(c: usize, i: usize) -> RequestId {
+        RequestId::new(format!("c{c}p{i}"))
+    }
+
+    /// How many distinct request ids the clients use.
+    pub fn ids(&self) -> usize {
+        self.clients * self.purchases
     }
 
     /// The role of actor `index`.
@@ -196,7 +266,31 @@ impl Mutant {
             | Mutant::DoubleApplyCommit
             | Mutant::PresumeCommit => one,
             // Enough money for the purchase to be charged twice.
-            Mutant::RetryStartsNewAttempt => Config { balance: 20, ..one },
+            Mutant::RetryWithKeyStartsNewAttempt => Config { balance: 20, ..one },
+            // Two purchases and a retention of one: the first one's outcome
+            // is forgotten when the second is decided; then a stale copy of
+            // the first arrives. Enough money and stock for three. (The
+            // `expired-id` entry of the CI matrix, which also retries the
+            // first id afterwards.)
+            Mutant::ExpiredKeyAnsweredAsNew => Config {
+                purchases: 2,
+                retention: 1,
+                balance: 20,
+                stock: 3,
+                afterwards: vec![Reuse::Same],
+                ..one
+            },
+            // The id re-sent with one more unit.
+            Mutant::KeyContentsNotCompared => Config {
+                reuse: vec![Reuse::Different],
+                ..one
+            },
+            // The coordinator restarts having forgotten the decided purchase;
+            // enough money for it to be charged twice.
+            Mutant::OutcomesNotDurable => Config {
+                balance: 20,
+                ..crashing(Role::Coordinator)
+            },
             Mutant::ForgetHoldsOnRestart => crashing(Role::Wallet),
             Mutant::UnsavedAbortOutcome | Mutant::ReuseTxnIds => crashing(Role::Coordinator),
             // Two requests, so a duplicate of the first can answer the second.

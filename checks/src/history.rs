@@ -5,18 +5,20 @@
 //! participant applied.
 //!
 //! The history is part of every state the checker stores, hashes and clones,
-//! so its sets are bit sets: a promise about a small transaction or request
-//! id is one bit of a `u128`, and only ids too large for that (configurations
-//! beyond the CI matrix) fall back to an ordinary set, empty otherwise. A
-//! clone is a copy of a few words instead of four tree allocations.
+//! so its sets of transactions are bit sets: a promise about a small
+//! transaction is one bit of a `u128`, and only ids too large for that
+//! (configurations beyond the CI matrix) fall back to an ordinary set, empty
+//! otherwise. (Request ids are caller-chosen strings: the few decided ones
+//! are an ordinary set.) The history itself is shared: a clone is a
+//! reference count.
 
-use crate::config::{Config, FIRST_CLIENT, WALLET};
+use crate::config::{Config, WALLET};
 use crate::shared::Shared;
 use serde::Serialize;
 use stateright::actor::{Envelope, Id};
 use std::collections::{BTreeMap, BTreeSet};
 
-use twopc_model::{Ballot, Msg, Op, RequestId, TxnId};
+use twopc_model::{Ballot, Msg, Op, RequestId, TxnId, Verdict};
 
 /// Something that has a place in a 128-bit set when it is small enough.
 pub trait Slot: Ord + Copy {
@@ -111,23 +113,6 @@ impl Slot for ByParticipant {
     }
 }
 
-// Requests: 16 clients, request numbers 1..=8.
-const REQ_SEQS: u64 = 8;
-
-impl Slot for RequestId {
-    fn slot(&self) -> Option<u32> {
-        let c = self.client.checked_sub(FIRST_CLIENT as u64)?;
-        let s = self.seq.checked_sub(1)?;
-        (c < 16 && s < REQ_SEQS).then(|| (c * REQ_SEQS + s) as u32)
-    }
-    fn from_slot(slot: u32) -> Self {
-        RequestId {
-            client: FIRST_CLIENT as u64 + slot as u64 / REQ_SEQS,
-            seq: slot as u64 % REQ_SEQS + 1,
-        }
-    }
-}
-
 /// What actors promised on the wire, and what the checker judged at a step
 /// (a refusal) that no later state could show.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
@@ -140,8 +125,9 @@ pub struct History {
     pub acks: BitSet<ByParticipant>,
     /// Every transaction whose commit the coordinator revealed.
     pub commits_sent: BitSet<TxnId>,
-    /// Every request whose outcome the coordinator revealed.
-    pub outcomes_sent: BitSet<RequestId>,
+    /// Every request id whose decision (committed or aborted) the
+    /// coordinator revealed.
+    pub outcomes_sent: BTreeSet<RequestId>,
     /// What each participant was asked to hold for each transaction (the
     /// request and the amount), so that what it applied can still be summed
     /// after it forgot the transaction.
@@ -153,6 +139,12 @@ pub struct History {
     /// A participant refused a prepare for want of funds or stock because of
     /// a live hold (the `sometimes` that keeps the refusal property honest).
     pub live_hold_refusal: bool,
+}
+
+/// Whether `o` tells a decision (committed or aborted), which the
+/// coordinator must have made durable, rather than a refusal or "unknown".
+fn decided(o: &twopc_model::Outcome) -> bool {
+    matches!(o.verdict, Verdict::Committed | Verdict::Aborted(_))
 }
 
 /// stateright's `record_msg_out` hook: the history after `env` was sent, or
@@ -172,7 +164,7 @@ pub fn record_out(
         } => !h.yes_votes.contains(&by(txn)),
         Msg::Ack { txn } => !h.acks.contains(&by(txn)),
         Msg::Commit { txn } => !h.commits_sent.contains(txn),
-        Msg::Outcome(o) => !h.outcomes_sent.contains(&o.req),
+        Msg::Outcome(o) => decided(o) && !h.outcomes_sent.contains(&o.req),
         Msg::Prepare { txn, .. } => !h.prepared.contains_key(&ByParticipant(env.dst, *txn)),
         _ => false,
     };
@@ -184,10 +176,12 @@ pub fn record_out(
         Msg::Vote { txn, .. } => next.yes_votes.insert(by(txn)),
         Msg::Ack { txn } => next.acks.insert(by(txn)),
         Msg::Commit { txn } => next.commits_sent.insert(*txn),
-        Msg::Outcome(o) => next.outcomes_sent.insert(o.req),
+        Msg::Outcome(o) => {
+            next.outcomes_sent.insert(o.req.clone());
+        }
         Msg::Prepare { txn, req, op, .. } => {
             next.prepared
-                .insert(ByParticipant(env.dst, *txn), (*req, op.clone()));
+                .insert(ByParticipant(env.dst, *txn), (req.clone(), op.clone()));
         }
         _ => unreachable!("only new promises reach here"),
     }
@@ -215,11 +209,5 @@ mod tests {
         p.insert(vote);
         assert_eq!(p.iter().collect::<Vec<_>>(), vec![vote]);
         assert!(p.overflow.is_empty());
-
-        let mut r = BitSet::default();
-        let req = RequestId { client: 5, seq: 2 };
-        r.insert(req);
-        assert_eq!(r.iter().collect::<Vec<_>>(), vec![req]);
-        assert!(r.overflow.is_empty());
     }
 }

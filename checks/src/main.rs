@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use stateright::{Checker, Expectation, Model};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use twopc_checks::config::{Config, NetworkKind, Role};
+use twopc_checks::config::{Config, NetworkKind, Reuse, Role};
 use twopc_checks::mutants::Mutant;
 use twopc_checks::report::{self, Search};
 use twopc_checks::system::TwopcModel;
@@ -172,6 +172,18 @@ struct SysArgs {
     /// On ordered/unordered networks: most messages in flight to explore.
     #[arg(long, default_value_t = 10)]
     max_in_flight: usize,
+    /// How many outcomes the coordinator remembers (it forgets the oldest).
+    #[arg(long, default_value_t = 4)]
+    retention: usize,
+    /// Extra clients re-using the first request's id (comma-separated):
+    /// same (a fresh incarnation retries it), different (other contents),
+    /// lookup (only asks), new (makes the same purchase as a new one).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    reuse: Vec<Reuse>,
+    /// Requests the first client makes after its purchases, re-using its
+    /// first id as a caller that forgot it (comma-separated, same kinds).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    afterwards: Vec<Reuse>,
     /// Check a deliberately broken protocol variant instead.
     #[arg(long, value_enum)]
     mutant: Option<Mutant>,
@@ -210,6 +222,17 @@ impl SysArgs {
             never_recover: self.never_recover.iter().copied().collect(),
             max_restarts: pick!(max_restarts),
             max_in_flight: pick!(max_in_flight),
+            retention: pick!(retention),
+            reuse: if given("reuse") {
+                self.reuse.clone()
+            } else {
+                base.reuse.clone()
+            },
+            afterwards: if given("afterwards") {
+                self.afterwards.clone()
+            } else {
+                base.afterwards.clone()
+            },
             mutant: self.mutant,
         };
         Self::validate(&cfg)?;
@@ -224,6 +247,12 @@ impl SysArgs {
             return Err(
                 "more than 6 clients or purchases cannot be exhausted; use `simulate`".into(),
             );
+        }
+        if cfg.retention == 0 {
+            return Err("--retention must be at least 1".into());
+        }
+        if cfg.reuse.len() > 3 || cfg.afterwards.len() > 3 {
+            return Err("at most 3 --reuse clients and 3 --afterwards requests".into());
         }
         if cfg.qty.checked_mul(cfg.price).is_none() {
             return Err("--qty times --price overflows".into());

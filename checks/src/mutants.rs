@@ -27,8 +27,19 @@ pub enum Mutant {
     UnsavedAbortOutcome,
     /// The coordinator does not bump its epoch on restart (transaction ids reused).
     ReuseTxnIds,
-    /// The coordinator starts a new attempt for a retry of a decided request.
-    RetryStartsNewAttempt,
+    /// The coordinator starts a new attempt for a re-send of an id it has
+    /// decided (as if it forgot the outcome at once).
+    RetryWithKeyStartsNewAttempt,
+    /// The coordinator starts an id it does not know whatever the ticket says:
+    /// a stale copy of a purchase whose outcome has expired starts it again.
+    ExpiredKeyAnsweredAsNew,
+    /// The coordinator answers an id with its outcome without comparing the
+    /// contents: a purchase re-using the id for something else is told the
+    /// first purchase's outcome as its own.
+    KeyContentsNotCompared,
+    /// The coordinator keeps its outcomes in memory only: a restart forgets
+    /// them (and the tickets' count).
+    OutcomesNotDurable,
     /// A client files any outcome from the coordinator as the answer to its
     /// current request (a duplicate of an earlier one included), and keeps
     /// filing them after its last request.
@@ -191,6 +202,9 @@ impl Checked {
         match (&mut storage, self.mutant) {
             (Some(Storage::Participant(s)), Some(Mutant::ForgetHoldsOnRestart)) => s.holds.clear(),
             (Some(Storage::Coordinator(s)), Some(Mutant::ReuseTxnIds)) => s.epoch = 0,
+            (Some(Storage::Coordinator(s)), Some(Mutant::OutcomesNotDurable)) => {
+                s.outcomes = Default::default()
+            }
             _ => {}
         }
         let mut out = Out::new();
@@ -231,16 +245,50 @@ impl Checked {
             }
             (
                 Node::Coordinator(_),
-                Some(Mutant::RetryStartsNewAttempt),
-                Msg::Purchase { req, .. },
+                Some(
+                    Mutant::RetryWithKeyStartsNewAttempt
+                    | Mutant::ExpiredKeyAnsweredAsNew
+                    | Mutant::KeyContentsNotCompared,
+                ),
+                Msg::Purchase { .. },
             ) => {
+                let Msg::Purchase {
+                    req,
+                    mut purchase,
+                    mut ticket,
+                } = msg
+                else {
+                    unreachable!("matched above")
+                };
                 if let State::Coordinator(s) = &**state {
-                    if s.clients.get(&req.client).is_some_and(|t| t.req == *req) {
-                        if let State::Coordinator(s) = state.to_mut() {
-                            s.clients.remove(&req.client);
+                    match self.mutant {
+                        Some(Mutant::RetryWithKeyStartsNewAttempt)
+                            if s.outcomes.by_id.contains_key(&req) =>
+                        {
+                            if let State::Coordinator(s) = state.to_mut() {
+                                let told = s.outcomes.by_id.remove(&req).expect("checked");
+                                s.outcomes.by_age.remove(&told.number);
+                            }
                         }
+                        Some(Mutant::ExpiredKeyAnsweredAsNew) => {
+                            ticket = ticket.map(|t| t.max(s.outcomes.forgotten_below));
+                        }
+                        Some(Mutant::KeyContentsNotCompared) => {
+                            if let twopc_model::Known::Decided(told) = s.known(&req) {
+                                purchase = told.purchase.clone();
+                            }
+                            if let twopc_model::Known::InProgress(Some(asked)) = s.known(&req) {
+                                purchase = asked.clone();
+                            }
+                        }
+                        _ => {}
                     }
                 }
+                let msg = Msg::Purchase {
+                    req,
+                    purchase,
+                    ticket,
+                };
                 self.node.on_msg(id, state, src, msg, &mut out);
             }
             (
@@ -333,7 +381,7 @@ impl Checked {
                 if src == c.coordinator =>
             {
                 if let State::Client(s) = state.to_mut() {
-                    s.seen.push(*outcome);
+                    s.seen.push(outcome.clone());
                     out.save(Storage::Client(s.clone()));
                     if c.is_done(s) {
                         out.cancel_timer(Timer::Retry);

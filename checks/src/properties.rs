@@ -47,6 +47,14 @@ pub const SOME_COMMIT: &str = "a commit";
 pub const SOME_SHORTAGE_ABORT: &str = "an abort for insufficient funds or stock";
 /// Reached: a client saw an abort by vote timeout.
 pub const SOME_TIMEOUT_ABORT: &str = "an abort by vote timeout";
+/// Reached: a fresh incarnation's retry of an id (from another client, same
+/// contents) got the first attempt's decision.
+pub const SOME_RETRY_ANSWERED: &str = "a fresh incarnation's retry answered with the first outcome";
+/// Reached: an id re-sent with other contents was refused.
+pub const SOME_KEY_REUSED: &str = "an id reused with different contents refused";
+/// Reached: a caller asked about an id whose decision had been told and then
+/// forgotten, and was answered "unknown" (not started again).
+pub const SOME_EXPIRED_UNKNOWN: &str = "an expired id answered unknown";
 /// Reached: a participant restarted with prepared holds.
 pub const PREPARED_RECOVERY: &str = "a crashed prepared participant recovers";
 /// Reached: a coordinator restarted with commit decisions and finished them.
@@ -65,7 +73,10 @@ impl Mutant {
             Mutant::PresumeCommit => ATOMIC,
             Mutant::UnsavedAbortOutcome => CLIENT_TOLD_THE_TRUTH,
             Mutant::ReuseTxnIds => CLIENT_TOLD_THE_TRUTH,
-            Mutant::RetryStartsNewAttempt => CHARGED_AT_MOST_ONCE,
+            Mutant::RetryWithKeyStartsNewAttempt => CHARGED_AT_MOST_ONCE,
+            Mutant::ExpiredKeyAnsweredAsNew => CHARGED_AT_MOST_ONCE,
+            Mutant::KeyContentsNotCompared => CLIENT_TOLD_THE_TRUTH,
+            Mutant::OutcomesNotDurable => CHARGED_AT_MOST_ONCE,
             Mutant::ClientAcceptsAnyOutcome => CLIENT_TOLD_THE_TRUTH,
             Mutant::NeverAsk | Mutant::RestartForgetsToAsk => LIVE,
             Mutant::ForgetOnCommit | Mutant::FloorIgnoresOwed | Mutant::FloorIgnoresVoting => {
@@ -112,11 +123,38 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
             })
         }));
     }
-    if cfg.can_run_short() && cfg.clients * cfg.purchases > 1 {
+    if cfg.can_run_short() && cfg.ids() > 1 {
         props.push(Property::sometimes(
             SOME_LIVE_HOLD_REFUSAL,
             |_, s: &SysState| s.history.live_hold_refusal,
         ));
+    }
+    let reused = |r| cfg.reuse.contains(&r) || cfg.afterwards.contains(&r);
+    // A retry after the first client's own purchases finds the first
+    // outcome only if it is still remembered.
+    if cfg.reuse.contains(&Reuse::Same)
+        || (cfg.afterwards.contains(&Reuse::Same) && cfg.retention >= cfg.ids())
+    {
+        props.push(Property::sometimes(SOME_RETRY_ANSWERED, |m, s| {
+            requests_seen(m, s).any(|(r, o)| {
+                r.mode == Mode::Retry
+                    && matches!(o.verdict, Verdict::Committed | Verdict::Aborted(_))
+            })
+        }));
+    }
+    if reused(Reuse::Different) {
+        props.push(Property::sometimes(SOME_KEY_REUSED, |_, s| {
+            seen(s).any(|o| o.verdict == Verdict::Refused(Rejection::KeyReused))
+        }));
+    }
+    if cfg.retention < cfg.ids() && (reused(Reuse::Same) || reused(Reuse::Lookup)) {
+        props.push(Property::sometimes(SOME_EXPIRED_UNKNOWN, |_, s| {
+            seen(s).any(|o| {
+                o.verdict == Verdict::Unknown
+                    && s.history.outcomes_sent.contains(&o.req)
+                    && !coordinator(s).outcomes.by_id.contains_key(&o.req)
+            })
+        }));
     }
     if cfg.may_crash(Role::Wallet) || cfg.may_crash(Role::Order) {
         props.push(Property::sometimes(PREPARED_RECOVERY, |_, s| {
@@ -134,6 +172,31 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
 
 fn seen(s: &SysState) -> impl Iterator<Item = &Outcome> {
     clients(s).flat_map(|c| c.seen.iter())
+}
+
+/// Every outcome a client has, with the request it made.
+fn requests_seen<'a>(
+    m: &'a TwopcModel,
+    s: &'a SysState,
+) -> impl Iterator<Item = (&'a Request, &'a Outcome)> {
+    m.client_configs()
+        .zip(clients(s))
+        .flat_map(|(cfg, c)| cfg.requests.iter().zip(c.seen.iter()))
+}
+
+/// What participant `i` is asked to hold for `purchase`.
+fn op_for(i: usize, purchase: &Purchase) -> Op {
+    if i == WALLET {
+        Op {
+            key: purchase.user.clone(),
+            amount: purchase.qty * purchase.price,
+        }
+    } else {
+        Op {
+            key: purchase.sku.clone(),
+            amount: purchase.qty,
+        }
+    }
 }
 
 /// A transaction a participant applied: its request and what was taken.
@@ -155,7 +218,7 @@ fn applied<'a>(s: &'a SysState, i: usize, p: &'a PartState) -> impl Iterator<Ite
         .filter(|(_, f)| f.committed)
         .map(|(t, f)| Applied {
             txn: *t,
-            req: f.req,
+            req: f.req.clone(),
             op: f.op.clone(),
         });
     let forgotten = s
@@ -169,7 +232,7 @@ fn applied<'a>(s: &'a SysState, i: usize, p: &'a PartState) -> impl Iterator<Ite
             let asked = s.history.prepared.get(&ByParticipant(id, t));
             Applied {
                 txn: t,
-                req: asked.map(|(r, _)| *r),
+                req: asked.map(|(r, _)| r.clone()),
                 op: asked.map(|(_, op)| op.clone()),
             }
         });
@@ -249,25 +312,42 @@ fn commits_are_known(_: &TwopcModel, s: &SysState) -> bool {
     })
 }
 
+/// What a client was told matches what the participants did, for the
+/// contents it asked: "committed" means both participants hold or applied
+/// that attempt, of this id, for these contents; "aborted" that no attempt of
+/// the id is applied anywhere; a refusal that nothing with these contents is
+/// applied under the id. ("Unknown" promises nothing about the future.)
 fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {
     // The i-th outcome a client holds answers its i-th request, not another.
-    let in_order = m
-        .client_configs()
-        .zip(clients(s))
-        .all(|(cfg, c)| c.seen.iter().enumerate().all(|(i, o)| o.req == cfg.req(i)));
+    let in_order = m.client_configs().zip(clients(s)).all(|(cfg, c)| {
+        c.seen
+            .iter()
+            .enumerate()
+            .all(|(i, o)| cfg.requests.get(i).is_some_and(|r| r.req == o.req))
+    });
+    let applied_as = |i: usize, p: &PartState, req: &RequestId, txn: Option<TxnId>, op: &Op| {
+        let held = txn
+            .and_then(|t| p.data.holds.get(&t))
+            .is_some_and(|h| &h.req == req && &h.op == op);
+        held || applied(s, i, p).any(|a| {
+            txn.is_none_or(|t| a.txn == t)
+                && a.req.as_ref() == Some(req)
+                && a.op.as_ref() == Some(op)
+        })
+    };
     in_order
-        && seen(s).all(|o| match (o.verdict, o.txn) {
-            // Committed: the attempt is applied, or still held and bound to
-            // be, at both participants, and it is an attempt of this request.
-            (Verdict::Committed, Some(txn)) => participants(s).all(|(i, p)| {
-                p.data.holds.get(&txn).is_some_and(|h| h.req == o.req)
-                    || applied(s, i, p).any(|a| a.txn == txn && a.req == Some(o.req))
-            }),
+        && requests_seen(m, s).all(|(r, o)| match (o.verdict, o.txn) {
+            (Verdict::Committed, Some(txn)) => participants(s)
+                .all(|(i, p)| applied_as(i, p, &o.req, Some(txn), &op_for(i, &r.purchase))),
             (Verdict::Committed, None) => false,
-            // Aborted: no attempt of the request is applied anywhere.
-            (Verdict::Aborted(_), _) => {
-                participants(s).all(|(i, p)| applied(s, i, p).all(|a| a.req != Some(o.req)))
-            }
+            (Verdict::Aborted(_), _) => participants(s)
+                .all(|(i, p)| applied(s, i, p).all(|a| a.req.as_ref() != Some(&o.req))),
+            (Verdict::Refused(_), _) => participants(s).all(|(i, p)| {
+                !applied(s, i, p).any(|a| {
+                    a.req.as_ref() == Some(&o.req) && a.op.as_ref() == Some(&op_for(i, &r.purchase))
+                })
+            }),
+            (Verdict::Unknown, _) => true,
         })
 }
 
@@ -306,8 +386,9 @@ fn durable(_: &TwopcModel, s: &SysState) -> bool {
         coord.is_some_and(|c| c.commits.contains_key(&txn))
             || [WALLET, ORDER].iter().all(|p| part(*p).is_some_and(|d| applied_durably(d, &txn)))
     })
-    // A revealed outcome is durable (or superseded by a later one).
+    // A revealed decision is durable, or forgotten by the retention rule
+    // (which has forgotten something, durably).
     && h.outcomes_sent.iter().all(|req| {
-        coord.is_some_and(|c| c.clients.get(&req.client).is_some_and(|o| o.req.seq >= req.seq))
+        coord.is_some_and(|c| c.outcomes.by_id.contains_key(req) || c.outcomes.forgotten_below > 0)
     })
 }

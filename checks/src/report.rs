@@ -14,15 +14,30 @@ use twopc_model::*;
 
 fn msg(m: &Msg) -> String {
     match m {
-        Msg::Purchase { req, purchase } => format!(
-            "Purchase {req} ({} x {} at {} for {})",
-            purchase.qty, purchase.sku, purchase.price, purchase.user
+        Msg::Purchase {
+            req,
+            purchase,
+            ticket,
+        } => format!(
+            "Purchase {req} ({} x {} at {} for {}), {}",
+            purchase.qty,
+            purchase.sku,
+            purchase.price,
+            purchase.user,
+            ticket.map_or("no ticket".into(), |t| format!("ticket {t}"))
         ),
+        Msg::Lookup { req } => format!("Lookup {req}"),
+        Msg::Status { req, status } => match status {
+            Status::InProgress => format!("Status {req} in progress"),
+            Status::Unknown { ticket } => format!("Status {req} unknown (ticket {ticket})"),
+        },
         Msg::Outcome(o) => match (o.verdict, o.txn) {
             (Verdict::Committed, t) => format!("Outcome {} committed (txn {})", o.req, txn(t)),
             (Verdict::Aborted(r), t) => {
                 format!("Outcome {} aborted: {r:?} (txn {})", o.req, txn(t))
             }
+            (Verdict::Refused(r), _) => format!("Outcome {} refused: {r:?}", o.req),
+            (Verdict::Unknown, _) => format!("Outcome {} unknown (not started)", o.req),
         },
         Msg::Prepare {
             txn,
@@ -190,7 +205,11 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
         );
     }
     for (k, cl) in clients(state).enumerate() {
-        let seen: Vec<String> = cl.seen.iter().map(|o| msg(&Msg::Outcome(*o))).collect();
+        let seen: Vec<String> = cl
+            .seen
+            .iter()
+            .map(|o| msg(&Msg::Outcome(o.clone())))
+            .collect();
         let _ = writeln!(
             s,
             "    {}{}: seen [{}]",
@@ -237,14 +256,27 @@ pub fn describe(cfg: &Config) -> String {
             cfg.max_restarts
         )
     };
+    let reuse = if cfg.reuse.is_empty() {
+        String::new()
+    } else {
+        let r: Vec<String> = cfg.reuse.iter().map(|r| lower(r)).collect();
+        format!(", the first id re-used: [{}]", r.join(", "))
+    };
+    let reuse = if cfg.afterwards.is_empty() {
+        reuse
+    } else {
+        let r: Vec<String> = cfg.afterwards.iter().map(|r| lower(r)).collect();
+        format!("{reuse}, then by the first client: [{}]", r.join(", "))
+    };
     format!(
-        "{} client(s) x {} purchase(s) of {} x widget at {} (balance {}, stock {}), {} network, {}{}",
+        "{} client(s) x {} purchase(s) of {} x widget at {} (balance {}, stock {}){reuse}, {} outcome(s) remembered, {} network, {}{}",
         cfg.clients,
         cfg.purchases,
         cfg.qty,
         cfg.price,
         cfg.balance,
         cfg.stock,
+        cfg.retention,
         lower(&cfg.network),
         crashes,
         cfg.mutant

@@ -69,22 +69,25 @@ impl Config {
 /// protocol's memory, as the largest excess over any one limit (0: within).
 ///
 /// Every actor's memory is bounded by the configuration: a client holds one
-/// outcome per purchase; the coordinator makes at most one attempt per request
-/// in an epoch, so its counter, its votes in progress and its unacknowledged
-/// commits are bounded by the requests (times the epochs explored); a
+/// outcome per request; the coordinator makes at most one attempt per request
+/// id in an epoch, so its counter, its votes in progress and its unacknowledged
+/// commits are bounded by the ids (times the epochs explored); it records an
+/// outcome at most once per id and remembers at most `retention` of them; a
 /// participant records at most one hold or finished entry per attempt. A
 /// variant whose memory grows past these (a client that files every
 /// duplicate, a coordinator that re-attempts decided requests) fails the
 /// `bounded` property instead of running until the machine runs out of memory.
 pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
-    let requests = cfg.clients * cfg.purchases;
+    let requests = cfg.ids();
     let epochs = 1 + cfg.max_restarts as usize;
     let over = |value: usize, limit: usize| value.saturating_sub(limit);
     let c = coordinator(state);
     let coord = over(c.next_txn as usize, requests)
         .max(over(c.voting.len(), requests))
         .max(over(c.commits.len(), requests * epochs))
-        .max(over(c.clients.len(), cfg.clients))
+        .max(over(c.outcomes.by_id.len(), cfg.retention.min(requests)))
+        .max(over(c.outcomes.by_age.len(), cfg.retention.min(requests)))
+        .max(over(c.outcomes.next as usize, requests))
         .max(over(c.epoch as usize, epochs));
     let parts = participants(state)
         .map(|(_, p)| {
@@ -96,7 +99,7 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
         .max()
         .unwrap_or(0);
     let clients = clients(state)
-        .map(|c| over(c.seen.len(), cfg.purchases))
+        .map(|c| over(c.seen.len(), cfg.purchases + cfg.afterwards.len()))
         .max()
         .unwrap_or(0);
     coord.max(parts).max(clients)
@@ -201,7 +204,7 @@ impl TwopcModel {
     /// an answer is not done.
     pub fn is_done(&self, state: &SysState) -> bool {
         self.client_configs().zip(clients(state)).all(|(cfg, c)| {
-            (0..cfg.purchases.len()).all(|i| c.seen.iter().any(|o| o.req == cfg.req(i)))
+            (0..cfg.requests.len()).all(|i| c.seen.iter().any(|o| &o.req == cfg.req(i)))
         }) && participants(state).all(|(_, p)| p.data.holds.is_empty())
     }
 

@@ -22,7 +22,7 @@ fn a_passing_check_prints_counts_and_verdicts_and_exits_zero() {
     let out = twopc_check(&["check", "--clients", "1"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("Explored 1,153 unique states"), "{text}");
+    assert!(text.contains("Explored 1,350 unique states"), "{text}");
     assert!(text.contains("ok   atomic"), "{text}");
     assert!(text.contains("sometimes: reached"), "{text}");
     assert!(text.contains("All properties hold."), "{text}");

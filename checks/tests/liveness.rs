@@ -2,7 +2,7 @@
 //! recovery included) and finds 2PC's blocking when the coordinator never
 //! recovers.
 
-use twopc_checks::config::{Config, NetworkKind, Role, COORDINATOR};
+use twopc_checks::config::{Config, NetworkKind, Reuse, Role, COORDINATOR};
 use twopc_checks::liveness::analyze;
 use twopc_checks::system::participants;
 
@@ -34,6 +34,21 @@ fn live_when_crashed_actors_recover() {
     assert_eq!(result.cut_off, 0);
     assert_eq!(result.stuck_beyond_bounds, 0);
     assert!(result.done > 0 && result.states > result.done);
+}
+
+/// A fresh incarnation retrying the id, and a lookup after the purchase,
+/// each get an answer: a retry that is told "unknown" is done, and nothing
+/// waits on an id that will never start.
+#[test]
+fn live_with_a_retried_and_looked_up_id() {
+    let cfg = Config {
+        reuse: vec![Reuse::Same],
+        afterwards: vec![Reuse::Lookup],
+        ..one_client()
+    };
+    let result = analyze(&cfg.into_model(), |_| {});
+    assert!(result.holds(), "{} stuck states", result.stuck);
+    assert_eq!(result.cut_off, 0);
 }
 
 /// The coordinator's restarts are explored up to the budget, and no further:

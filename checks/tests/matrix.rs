@@ -43,3 +43,13 @@ fn matrix_two_purchases_one_crash() {
 fn matrix_two_purchases_coordinator_crash() {
     check_entry("two-purchases-coordinator-crash");
 }
+
+#[test]
+fn matrix_reused_id() {
+    check_entry("reused-id");
+}
+
+#[test]
+fn matrix_expired_id() {
+    check_entry("expired-id");
+}

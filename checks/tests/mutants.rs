@@ -102,8 +102,23 @@ fn reuse_txn_ids_is_caught() {
 }
 
 #[test]
-fn retry_starts_new_attempt_is_caught() {
-    assert_caught(Mutant::RetryStartsNewAttempt);
+fn retry_with_key_starts_new_attempt_is_caught() {
+    assert_caught(Mutant::RetryWithKeyStartsNewAttempt);
+}
+
+#[test]
+fn expired_key_answered_as_new_is_caught() {
+    assert_caught(Mutant::ExpiredKeyAnsweredAsNew);
+}
+
+#[test]
+fn key_contents_not_compared_is_caught() {
+    assert_caught(Mutant::KeyContentsNotCompared);
+}
+
+#[test]
+fn outcomes_not_durable_is_caught() {
+    assert_caught(Mutant::OutcomesNotDurable);
 }
 
 #[test]

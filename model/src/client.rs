@@ -1,5 +1,15 @@
-//! The client: issues its purchases one after another and retries each until
+//! The client: makes its requests one after another and retries each until
 //! it learns the outcome.
+//!
+//! A request is a purchase under an id the caller chose, made in one of three
+//! ways ([`Mode`]). A *new* purchase first asks with no ticket; the
+//! coordinator, not knowing the id, answers with a ticket, which the client
+//! saves and then sends with every re-send of the purchase, so that the
+//! purchase starts at most once however the network, the coordinator or the
+//! client fail. A *retry* re-sends a purchase that a caller may have made
+//! before and forgotten (a fresh incarnation): it never carries a ticket, so
+//! it can only learn the first attempt's outcome, or that the id is unknown.
+//! A *lookup* only asks.
 
 use crate::msg::*;
 use crate::{Node, Storage};
@@ -7,65 +17,126 @@ use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 
+/// How a client makes a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    /// A purchase this caller makes: it may start it (with a ticket).
+    New,
+    /// A purchase a caller may have made before and forgotten: it learns the
+    /// outcome of the first attempt, or that the id is unknown; never starts.
+    Retry,
+    /// Only asks what became of the id.
+    Lookup,
+}
+
+/// One request of a client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Request {
+    /// The id the caller chose.
+    pub req: RequestId,
+    /// What to buy.
+    pub purchase: Purchase,
+    /// How.
+    pub mode: Mode,
+}
+
 /// A client's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Client {
     /// The coordinator to ask.
     pub coordinator: Id,
-    /// This client's identity in request ids.
+    /// This client's identity (only names it; ids are per request).
     pub id: ClientId,
-    /// The purchases to make, in order; the i-th has request number i + 1.
-    pub purchases: Vec<Purchase>,
+    /// The requests to make, in order.
+    pub requests: Vec<Request>,
 }
 
-/// The client's state, all of it durable: the outcomes it has seen.
+/// The client's state, all of it durable.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ClientState {
-    /// The outcomes seen so far, one per finished purchase, in order.
+    /// The outcomes seen so far, one per finished request, in order.
     pub seen: Vec<Outcome>,
+    /// The ticket of the current (new) purchase, once the coordinator gave
+    /// one. Saved before the purchase goes out with it: a restarted client
+    /// re-sends the same ticket, never a newer one.
+    pub ticket: Option<Ticket>,
 }
 
 impl Client {
-    /// The request id of the `index`-th purchase.
-    pub fn req(&self, index: usize) -> RequestId {
-        RequestId {
-            client: self.id,
-            seq: index as u64 + 1,
-        }
+    /// The request id of the `index`-th request.
+    pub fn req(&self, index: usize) -> &RequestId {
+        &self.requests[index].req
     }
 
-    /// Whether every purchase has an outcome.
+    /// Whether every request has an outcome.
     pub fn is_done(&self, state: &ClientState) -> bool {
-        state.seen.len() >= self.purchases.len()
+        state.seen.len() >= self.requests.len()
     }
 
     fn send_current(&self, state: &ClientState, o: &mut Out<Node>) {
-        let index = state.seen.len();
-        if let Some(purchase) = self.purchases.get(index) {
-            let req = self.req(index);
-            let purchase = purchase.clone();
-            o.send(self.coordinator, Msg::Purchase { req, purchase });
-            o.set_timer(Timer::Retry, crate::timeouts::RETRY);
-        }
+        let Some(r) = self.requests.get(state.seen.len()) else {
+            return;
+        };
+        let req = r.req.clone();
+        let msg = match r.mode {
+            Mode::Lookup => Msg::Lookup { req },
+            Mode::New | Mode::Retry => Msg::Purchase {
+                req,
+                purchase: r.purchase.clone(),
+                ticket: state.ticket,
+            },
+        };
+        o.send(self.coordinator, msg);
+        o.set_timer(Timer::Retry, crate::timeouts::RETRY);
     }
 
-    /// Start or restart: (re)send the first purchase without an outcome.
+    /// Start or restart: (re)send the first request without an outcome.
     pub fn on_start(&self, storage: Option<&ClientState>, o: &mut Out<Node>) -> ClientState {
         let state = storage.cloned().unwrap_or_default();
         self.send_current(&state, o);
         state
     }
 
-    /// Handle one message: only the outcome of the current request matters.
+    /// Handle one message: only answers about the current request matter.
     pub fn on_msg(&self, state: &mut Cow<ClientState>, src: Id, msg: Msg, o: &mut Out<Node>) {
-        let Msg::Outcome(outcome) = msg else {
-            return; // Not for clients: ignored deliberately.
+        let Some(current) = self.requests.get(state.seen.len()) else {
+            return; // Done: everything else is a duplicate.
         };
-        if src != self.coordinator || outcome.req != self.req(state.seen.len()) {
-            return; // A duplicate of an outcome already seen, or not ours.
+        if src != self.coordinator {
+            return; // Not from our coordinator: ignored deliberately.
         }
+        let outcome = match msg {
+            Msg::Outcome(outcome) if outcome.req == current.req => outcome,
+            Msg::Status {
+                req,
+                status: Status::Unknown { ticket },
+            } if req == current.req => match (current.mode, state.ticket) {
+                // The coordinator does not know the id: make the purchase,
+                // with this ticket from now on (saved first).
+                (Mode::New, None) => {
+                    let state = state.to_mut();
+                    state.ticket = Some(ticket);
+                    o.save(Storage::Client(state.clone()));
+                    return self.send_current(state, o);
+                }
+                // A late answer to a re-send made before we had a ticket:
+                // our ticketed purchase speaks for itself.
+                (Mode::New, Some(_)) => return,
+                // A retry or a lookup of an id the coordinator does not
+                // know: that is the answer.
+                (Mode::Retry | Mode::Lookup, _) => Outcome {
+                    req,
+                    txn: None,
+                    verdict: Verdict::Unknown,
+                },
+            },
+            // In progress (a lookup asks again), a duplicate of an answer
+            // already filed, or not ours.
+            _ => return,
+        };
         let state = state.to_mut();
         state.seen.push(outcome);
+        state.ticket = None;
         o.save(Storage::Client(state.clone()));
         if self.is_done(state) {
             o.cancel_timer(Timer::Retry);
@@ -89,17 +160,25 @@ mod tests {
     use super::*;
     use crate::test_util::*;
 
-    fn client() -> Client {
-        let purchase = Purchase {
+    fn purchase() -> Purchase {
+        Purchase {
             user: "alice".into(),
             sku: "widget".into(),
             qty: 1,
             price: 6,
+        }
+    }
+
+    fn client(mode: Mode) -> Client {
+        let request = |seq| Request {
+            req: req(seq),
+            purchase: purchase(),
+            mode,
         };
         Client {
             coordinator: Id::from(0),
             id: 9,
-            purchases: vec![purchase; 2],
+            requests: vec![request(1), request(2)],
         }
     }
 
@@ -111,72 +190,136 @@ mod tests {
         }
     }
 
-    #[test]
-    fn start_sends_the_first_purchase_with_a_retry_timer() {
+    fn deliver(c: &Client, state: &ClientState, msg: Msg) -> (ClientState, Out<Node>) {
+        let mut cow = Cow::Borrowed(state);
         let mut o = Out::new();
-        client().on_start(None, &mut o);
+        c.on_msg(&mut cow, Id::from(0), msg, &mut o);
+        (cow.into_owned(), o)
+    }
+
+    fn sends_purchase(o: &mut Out<Node>, seq: u64, ticket: Option<Ticket>) {
+        let purchase = purchase();
+        let req = req(seq);
+        o.send(
+            Id::from(0),
+            Msg::Purchase {
+                req,
+                purchase,
+                ticket,
+            },
+        );
+        o.set_timer(Timer::Retry, crate::timeouts::RETRY);
+    }
+
+    fn unknown(seq: u64, ticket: Ticket) -> Msg {
+        Msg::Status {
+            req: req(seq),
+            status: Status::Unknown { ticket },
+        }
+    }
+
+    #[test]
+    fn a_new_purchase_asks_without_a_ticket_then_saves_the_one_it_gets() {
+        let c = client(Mode::New);
+        let mut o = Out::new();
+        let state = c.on_start(None, &mut o);
+        assert_eq!(cmds(&o), expect(|o| sends_purchase(o, 1, None)));
+        let (with_ticket, out) = deliver(&c, &state, unknown(1, 4));
+        assert_eq!(with_ticket.ticket, Some(4));
         assert_eq!(
-            cmds(&o),
+            cmds(&out),
             expect(|o| {
-                let purchase = client().purchases[0].clone();
-                o.send(
-                    Id::from(0),
-                    Msg::Purchase {
-                        req: req(1),
-                        purchase,
-                    },
-                );
-                o.set_timer(Timer::Retry, crate::timeouts::RETRY);
+                o.save(Storage::Client(with_ticket.clone()));
+                sends_purchase(o, 1, Some(4));
             })
         );
+        // A later "unknown" (an answer to an early re-send) changes nothing:
+        // the ticket is never replaced.
+        let (same, out) = deliver(&c, &with_ticket, unknown(1, 7));
+        assert_eq!(same, with_ticket);
+        assert!(out.is_empty());
+        // A restart re-sends the saved ticket.
+        let mut o = Out::new();
+        c.on_start(Some(&with_ticket), &mut o);
+        assert_eq!(cmds(&o), expect(|o| sends_purchase(o, 1, Some(4))));
     }
 
     #[test]
     fn an_outcome_is_saved_then_the_next_purchase_goes_out() {
-        let state = client().on_start(None, &mut Out::new());
-        let mut cow = Cow::Borrowed(&state);
-        let mut o = Out::new();
-        client().on_msg(&mut cow, Id::from(0), Msg::Outcome(outcome(1)), &mut o);
-        let next = cow.into_owned();
+        let c = client(Mode::New);
+        let state = ClientState {
+            seen: vec![],
+            ticket: Some(4),
+        };
+        let (next, out) = deliver(&c, &state, Msg::Outcome(outcome(1)));
         assert_eq!(next.seen, vec![outcome(1)]);
+        assert_eq!(next.ticket, None, "a ticket is for one purchase only");
         assert_eq!(
-            cmds(&o),
+            cmds(&out),
             expect(|o| {
                 o.save(Storage::Client(next.clone()));
-                let purchase = client().purchases[1].clone();
-                o.send(
-                    Id::from(0),
-                    Msg::Purchase {
-                        req: req(2),
-                        purchase,
-                    },
-                );
-                o.set_timer(Timer::Retry, crate::timeouts::RETRY);
+                sends_purchase(o, 2, None);
             })
         );
         // A duplicate of the first outcome changes nothing.
-        let mut cow = Cow::Borrowed(&next);
-        let mut o = Out::new();
-        client().on_msg(&mut cow, Id::from(0), Msg::Outcome(outcome(1)), &mut o);
-        assert!(matches!(cow, Cow::Borrowed(_)) && o.is_empty());
+        let (same, out) = deliver(&c, &next, Msg::Outcome(outcome(1)));
+        assert_eq!(same, next);
+        assert!(out.is_empty());
     }
 
     #[test]
     fn the_last_outcome_stops_the_retries() {
+        let c = client(Mode::New);
         let state = ClientState {
             seen: vec![outcome(1)],
+            ticket: None,
         };
-        let mut cow = Cow::Borrowed(&state);
-        let mut o = Out::new();
-        client().on_msg(&mut cow, Id::from(0), Msg::Outcome(outcome(2)), &mut o);
-        let done = cow.into_owned();
-        assert!(client().is_done(&done));
+        let (done, out) = deliver(&c, &state, Msg::Outcome(outcome(2)));
+        assert!(c.is_done(&done));
         assert_eq!(
-            cmds(&o),
+            cmds(&out),
             expect(|o| {
                 o.save(Storage::Client(done.clone()));
                 o.cancel_timer(Timer::Retry);
             })
         );
+    }
+
+    #[test]
+    fn a_retry_never_takes_a_ticket_and_files_unknown_as_the_answer() {
+        let c = client(Mode::Retry);
+        let (next, _) = deliver(&c, &ClientState::default(), unknown(1, 4));
+        assert_eq!(next.ticket, None);
+        assert_eq!(
+            next.seen,
+            vec![Outcome {
+                req: req(1),
+                txn: None,
+                verdict: Verdict::Unknown,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_lookup_asks_until_there_is_an_answer() {
+        let c = client(Mode::Lookup);
+        let mut o = Out::new();
+        let state = c.on_start(None, &mut o);
+        assert_eq!(
+            cmds(&o),
+            expect(|o| {
+                o.send(Id::from(0), Msg::Lookup { req: req(1) });
+                o.set_timer(Timer::Retry, crate::timeouts::RETRY);
+            })
+        );
+        let in_progress = Msg::Status {
+            req: req(1),
+            status: Status::InProgress,
+        };
+        let (same, out) = deliver(&c, &state, in_progress);
+        assert_eq!(same, state);
+        assert!(out.is_empty());
+        let (next, _) = deliver(&c, &state, Msg::Outcome(outcome(1)));
+        assert_eq!(next.seen, vec![outcome(1)]);
     }
 }

@@ -8,13 +8,94 @@ use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-/// The coordinator's configuration: who the two participants are.
+/// The coordinator's configuration: who the two participants are, and how
+/// many outcomes it remembers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Coordinator {
     /// The wallet participant (debited `qty * price` of the user's balance).
     pub wallet: Id,
     /// The order participant (takes `qty` of the sku's stock).
     pub order: Id,
+    /// How many outcomes to remember (at least 1): recording one more
+    /// forgets the oldest.
+    pub retention: usize,
+}
+
+/// What the coordinator remembers about a decided request.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Told {
+    /// Its place in the order outcomes were recorded (see [`Ticket`]).
+    pub number: u64,
+    /// What was asked, so that the id re-sent with other contents is refused.
+    pub purchase: Purchase,
+    /// The attempt that decided it (`None` when refused before any attempt).
+    pub txn: Option<TxnId>,
+    /// Committed or aborted, and why.
+    pub verdict: Verdict,
+}
+
+impl Told {
+    /// The outcome to tell about `req`.
+    pub fn outcome(&self, req: &RequestId) -> Outcome {
+        Outcome {
+            req: req.clone(),
+            txn: self.txn,
+            verdict: self.verdict,
+        }
+    }
+}
+
+/// The outcomes the coordinator remembers: the last `retention` recorded,
+/// by id and by age. Durable: saved before any of them is told.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Outcomes {
+    /// The remembered outcomes, by id.
+    pub by_id: Map<RequestId, Told>,
+    /// The same ids by number, oldest first (what to forget next).
+    pub by_age: Map<u64, RequestId>,
+    /// The number the next outcome gets: also the ticket handed out now.
+    pub next: u64,
+    /// Every outcome numbered below this has been forgotten (one past the
+    /// highest number forgotten, 0 if none): a ticket below it may be about
+    /// an id whose outcome is forgotten, so it starts nothing.
+    pub forgotten_below: u64,
+}
+
+impl Outcomes {
+    /// Records `told` for `req` (numbering it) and forgets the oldest
+    /// outcomes beyond `retention`.
+    pub fn record(
+        &mut self,
+        req: RequestId,
+        purchase: Purchase,
+        txn: Option<TxnId>,
+        verdict: Verdict,
+        retention: usize,
+    ) -> Outcome {
+        let number = self.next;
+        self.next += 1;
+        if let Some(old) = self.by_id.get(&req) {
+            self.by_age.remove(&old.number);
+        }
+        self.by_age.insert(number, req.clone());
+        let told = Told {
+            number,
+            purchase,
+            txn,
+            verdict,
+        };
+        let outcome = told.outcome(&req);
+        self.by_id.insert(req, told);
+        while self.by_id.len() > retention.max(1) {
+            let Some((number, oldest)) = self.by_age.get_min().cloned() else {
+                break;
+            };
+            self.by_age.remove(&number);
+            self.by_id.remove(&oldest);
+            self.forgotten_below = self.forgotten_below.max(number + 1);
+        }
+        outcome
+    }
 }
 
 /// The coordinator's durable state: exactly what survives a crash.
@@ -23,9 +104,10 @@ pub struct CoordStorage {
     /// Incarnation number, bumped and saved at every start, so transaction ids
     /// of different incarnations never collide.
     pub epoch: u64,
-    /// The last outcome told (or about to be told) to each client. Saved before
-    /// the client can see it, so a stale retry never gets a different answer.
-    pub clients: Map<ClientId, Outcome>,
+    /// The outcomes told (or about to be told), the last `retention` of
+    /// them. Saved before a caller can see one, so a re-sent purchase never
+    /// gets a different answer and never starts again.
+    pub outcomes: Outcomes,
     /// Commit decisions not yet acknowledged by every participant.
     pub commits: Map<TxnId, RequestId>,
 }
@@ -36,6 +118,8 @@ pub struct CoordStorage {
 pub struct Voting {
     /// The request being attempted.
     pub req: RequestId,
+    /// What it asks (a re-send with other contents is refused).
+    pub purchase: Purchase,
     /// Where to send the outcome.
     pub reply_to: Id,
     /// Participants that voted yes so far.
@@ -59,8 +143,8 @@ pub struct CoordState {
     pub epoch: u64,
     /// Next attempt number in this incarnation (volatile).
     pub next_txn: u64,
-    /// Last outcome per client (durable).
-    pub clients: Map<ClientId, Outcome>,
+    /// The outcomes remembered (durable).
+    pub outcomes: Outcomes,
     /// Undecided transactions (volatile).
     pub voting: Map<TxnId, Voting>,
     /// Decided-commit transactions not fully acknowledged (durable, minus acks).
@@ -75,8 +159,12 @@ impl CoordState {
     pub fn storage(&self) -> CoordStorage {
         CoordStorage {
             epoch: self.epoch,
-            clients: self.clients.clone(),
-            commits: self.commits.iter().map(|(t, c)| (*t, c.req)).collect(),
+            outcomes: self.outcomes.clone(),
+            commits: self
+                .commits
+                .iter()
+                .map(|(t, c)| (*t, c.req.clone()))
+                .collect(),
         }
     }
 
@@ -109,7 +197,7 @@ impl Coordinator {
         let state = CoordState {
             epoch: stored.epoch + 1,
             next_txn: 0,
-            clients: stored.clients,
+            outcomes: stored.outcomes,
             voting: Map::new(),
             commits: stored
                 .commits
@@ -132,7 +220,27 @@ impl Coordinator {
     /// Handle one message.
     pub fn on_msg(&self, state: &mut Cow<CoordState>, src: Id, msg: Msg, o: &mut Out<Node>) {
         match msg {
-            Msg::Purchase { req, purchase } => self.on_purchase(state, src, req, purchase, o),
+            Msg::Purchase {
+                req,
+                purchase,
+                ticket,
+            } => self.on_purchase(state, src, req, purchase, ticket, o),
+            Msg::Lookup { req } => {
+                let reply = match state.known(&req) {
+                    Known::Decided(told) => Msg::Outcome(told.outcome(&req)),
+                    Known::InProgress(_) => Msg::Status {
+                        req,
+                        status: Status::InProgress,
+                    },
+                    Known::Unknown => Msg::Status {
+                        req,
+                        status: Status::Unknown {
+                            ticket: state.outcomes.next,
+                        },
+                    },
+                };
+                o.send(src, reply);
+            }
             Msg::Vote { txn, ballot } => self.on_vote(state, src, txn, ballot, o),
             Msg::Ack { txn } => self.on_ack(state, src, txn, o),
             Msg::QueryDecision { txn } => {
@@ -148,7 +256,11 @@ impl Coordinator {
             }
             // Messages meant for other roles are ignored deliberately: only a
             // confused or hostile peer sends them here.
-            Msg::Outcome(_) | Msg::Prepare { .. } | Msg::Commit { .. } | Msg::Abort { .. } => {}
+            Msg::Outcome(_)
+            | Msg::Status { .. }
+            | Msg::Prepare { .. }
+            | Msg::Commit { .. }
+            | Msg::Abort { .. } => {}
         }
     }
 
@@ -158,35 +270,64 @@ impl Coordinator {
         src: Id,
         req: RequestId,
         purchase: Purchase,
+        ticket: Option<Ticket>,
         o: &mut Out<Node>,
     ) {
-        if let Some(told) = state.clients.get(&req.client) {
-            if told.req.seq == req.seq {
-                // A retry of a decided request: the same answer, from the log.
-                o.send(src, Msg::Outcome(*told));
-                return;
-            }
-            if told.req.seq > req.seq {
-                return; // Stale: the client has already moved past it.
-            }
+        let refuse = |req, why| {
+            Msg::Outcome(Outcome {
+                req,
+                txn: None,
+                verdict: Verdict::Refused(why),
+            })
+        };
+        if !req.is_valid() {
+            // Refused and not remembered: an id that long is not stored.
+            return o.send(src, refuse(req, Rejection::InvalidId));
         }
-        if state.voting.values().any(|v| v.req == req)
-            || state.commits.values().any(|c| c.req == req)
-        {
-            return; // In progress: the outcome goes out when it is decided.
+        match state.known(&req) {
+            Known::Decided(told) if told.purchase == purchase => {
+                // A re-send of a decided request: the same answer, from the log.
+                return o.send(src, Msg::Outcome(told.outcome(&req)));
+            }
+            Known::InProgress(Some(asked)) if *asked != purchase => {
+                // The id belongs to another purchase: this one is not made.
+                return o.send(src, refuse(req, Rejection::KeyReused));
+            }
+            Known::Decided(_) => return o.send(src, refuse(req, Rejection::KeyReused)),
+            // In progress: the outcome goes out when it is decided (a commit
+            // still being delivered whose outcome was forgotten: never again).
+            Known::InProgress(_) => return,
+            Known::Unknown => {}
+        }
+        // Unknown: never seen, or its outcome forgotten. Only a ticket no
+        // older than anything forgotten since may start it: a stale copy of
+        // a purchase decided and forgotten since carries an older ticket.
+        match ticket {
+            None => {
+                let ticket = state.outcomes.next;
+                let status = Status::Unknown { ticket };
+                return o.send(src, Msg::Status { req, status });
+            }
+            Some(t) if t < state.outcomes.forgotten_below => {
+                let outcome = Outcome {
+                    req,
+                    txn: None,
+                    verdict: Verdict::Unknown,
+                };
+                return o.send(src, Msg::Outcome(outcome));
+            }
+            Some(_) => {}
         }
         let Some(debit) = purchase
             .qty
             .checked_mul(purchase.price)
             .filter(|_| purchase.qty > 0)
         else {
-            let outcome = Outcome {
-                req,
-                txn: None,
-                verdict: Verdict::Aborted(AbortReason::InvalidRequest),
-            };
+            let verdict = Verdict::Aborted(AbortReason::InvalidRequest);
             let state = state.to_mut();
-            state.clients.insert(req.client, outcome);
+            let outcome = state
+                .outcomes
+                .record(req, purchase, None, verdict, self.retention);
             o.save(Storage::Coordinator(state.storage()));
             o.send(src, Msg::Outcome(outcome));
             return;
@@ -200,7 +341,8 @@ impl Coordinator {
         state.voting.insert(
             txn,
             Voting {
-                req,
+                req: req.clone(),
+                purchase: purchase.clone(),
                 reply_to: src,
                 yes: BTreeSet::new(),
             },
@@ -218,7 +360,7 @@ impl Coordinator {
             self.wallet,
             Msg::Prepare {
                 txn,
-                req,
+                req: req.clone(),
                 op: wallet_op,
                 floor: floor.clone(),
             },
@@ -284,12 +426,13 @@ impl Coordinator {
     /// Every participant voted yes: make the decision durable, then reveal it.
     fn commit(&self, state: &mut CoordState, txn: TxnId, o: &mut Out<Node>) {
         let voting = state.voting.remove(&txn).expect("caller checked");
-        let outcome = Outcome {
-            req: voting.req,
-            txn: Some(txn),
-            verdict: Verdict::Committed,
-        };
-        state.clients.insert(voting.req.client, outcome);
+        let outcome = state.outcomes.record(
+            voting.req.clone(),
+            voting.purchase,
+            Some(txn),
+            Verdict::Committed,
+            self.retention,
+        );
         state.commits.insert(
             txn,
             Committing {
@@ -312,12 +455,13 @@ impl Coordinator {
     /// what the client was told had failed.
     fn abort(&self, state: &mut CoordState, txn: TxnId, reason: AbortReason, o: &mut Out<Node>) {
         let voting = state.voting.remove(&txn).expect("caller checked");
-        let outcome = Outcome {
-            req: voting.req,
-            txn: Some(txn),
-            verdict: Verdict::Aborted(reason),
-        };
-        state.clients.insert(voting.req.client, outcome);
+        let outcome = state.outcomes.record(
+            voting.req,
+            voting.purchase,
+            Some(txn),
+            Verdict::Aborted(reason),
+            self.retention,
+        );
         o.save(Storage::Coordinator(state.storage()));
         o.cancel_timer(Timer::Votes(txn));
         // Only yes-voters hold anything; a participant that has not voted yet
@@ -384,6 +528,36 @@ fn reason_blames(reason: AbortReason, is_wallet: bool) -> bool {
     }
 }
 
+/// What the coordinator knows about an id.
+pub enum Known<'a> {
+    /// Decided, and the outcome still remembered.
+    Decided(&'a Told),
+    /// An attempt is collecting votes (what it asks), or a commit decided
+    /// for it is still being delivered (`None`: its outcome was forgotten
+    /// already, which only a retention shorter than the commits in flight
+    /// allows).
+    InProgress(Option<&'a Purchase>),
+    /// Never seen, or forgotten.
+    Unknown,
+}
+
+impl CoordState {
+    /// What this coordinator knows about `req`. Costs O(log remembered +
+    /// attempts in flight).
+    pub fn known(&self, req: &RequestId) -> Known<'_> {
+        if let Some(told) = self.outcomes.by_id.get(req) {
+            return Known::Decided(told);
+        }
+        if let Some(v) = self.voting.values().find(|v| &v.req == req) {
+            return Known::InProgress(Some(&v.purchase));
+        }
+        if self.commits.values().any(|c| &c.req == req) {
+            return Known::InProgress(None);
+        }
+        Known::Unknown
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,18 +571,25 @@ mod tests {
         Coordinator {
             wallet: Id::from(WALLET),
             order: Id::from(ORDER),
+            retention: 2,
         }
     }
 
+    fn contents(qty: u64) -> Purchase {
+        Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty,
+            price: 6,
+        }
+    }
+
+    /// A purchase with a ticket no older than anything forgotten.
     fn purchase(seq: u64, qty: u64) -> Msg {
         Msg::Purchase {
             req: req(seq),
-            purchase: Purchase {
-                user: "alice".into(),
-                sku: "widget".into(),
-                qty,
-                price: 6,
-            },
+            purchase: contents(qty),
+            ticket: Some(0),
         }
     }
 
@@ -487,7 +668,7 @@ mod tests {
             txn: Some(txn(0)),
             verdict: Verdict::Committed,
         };
-        assert_eq!(s.clients[&9], outcome);
+        assert_eq!(s.outcomes.by_id[&req(1)].outcome(&req(1)), outcome);
         assert_eq!(
             cmds(&out),
             expect(|o| {
@@ -495,7 +676,7 @@ mod tests {
                 o.cancel_timer(Timer::Votes(txn(0)));
                 o.send(Id::from(WALLET), Msg::Commit { txn: txn(0) });
                 o.send(Id::from(ORDER), Msg::Commit { txn: txn(0) });
-                o.send(Id::from(CLIENT), Msg::Outcome(outcome));
+                o.send(Id::from(CLIENT), Msg::Outcome(outcome.clone()));
                 o.set_timer(Timer::Resend(txn(0)), crate::timeouts::RESEND);
             })
         );
@@ -526,7 +707,7 @@ mod tests {
                 o.save(Storage::Coordinator(s.storage()));
                 o.cancel_timer(Timer::Votes(txn(0)));
                 o.send(Id::from(ORDER), Msg::Abort { txn: txn(0) });
-                o.send(Id::from(CLIENT), Msg::Outcome(outcome));
+                o.send(Id::from(CLIENT), Msg::Outcome(outcome.clone()));
             })
         );
     }
@@ -596,5 +777,150 @@ mod tests {
                 o.send(Id::from(CLIENT), Msg::Outcome(outcome));
             })
         );
+    }
+
+    /// Decides `seq` (committed, every ack in) on top of `s`.
+    fn commit_all(s: &CoordState, seq: u64) -> CoordState {
+        let (s, out) = deliver(s, CLIENT, purchase(seq, 1));
+        let txn = out
+            .iter()
+            .find_map(|c| match c {
+                stateright::actor::Command::Send(_, Msg::Prepare { txn, .. }) => Some(*txn),
+                _ => None,
+            })
+            .expect("an attempt");
+        let vote = |txn| Msg::Vote {
+            txn,
+            ballot: Ballot::Yes,
+        };
+        let (s, _) = deliver(&s, WALLET, vote(txn));
+        let (s, _) = deliver(&s, ORDER, vote(txn));
+        let (s, _) = deliver(&s, WALLET, Msg::Ack { txn });
+        deliver(&s, ORDER, Msg::Ack { txn }).0
+    }
+
+    #[test]
+    fn an_unknown_id_without_a_ticket_gets_one_and_starts_nothing() {
+        let ask = Msg::Purchase {
+            req: req(1),
+            purchase: contents(1),
+            ticket: None,
+        };
+        let (s, out) = deliver(&started(), CLIENT, ask);
+        assert_eq!(s, started());
+        let status = Status::Unknown { ticket: 0 };
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(
+                Id::from(CLIENT),
+                Msg::Status {
+                    req: req(1),
+                    status
+                }
+            ))
+        );
+    }
+
+    #[test]
+    fn an_id_with_other_contents_is_refused_in_progress_and_decided() {
+        let other = || Msg::Purchase {
+            req: req(1),
+            purchase: contents(2),
+            ticket: Some(0),
+        };
+        let refused = Msg::Outcome(Outcome {
+            req: req(1),
+            txn: None,
+            verdict: Verdict::Refused(Rejection::KeyReused),
+        });
+        let (voting, _) = deliver(&started(), CLIENT, purchase(1, 1));
+        let (s, out) = deliver(&voting, CLIENT, other());
+        assert_eq!(s, voting, "nothing remembered");
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(Id::from(CLIENT), refused.clone()))
+        );
+        let decided = commit_all(&started(), 1);
+        let (s, out) = deliver(&decided, CLIENT, other());
+        assert_eq!(s, decided);
+        assert_eq!(cmds(&out), expect(|o| o.send(Id::from(CLIENT), refused)));
+    }
+
+    #[test]
+    fn retention_forgets_the_oldest_and_a_stale_ticket_starts_nothing() {
+        // Retention 2: the third outcome forgets the first.
+        let mut s = started();
+        for seq in 1..=3 {
+            s = commit_all(&s, seq);
+        }
+        assert_eq!(s.outcomes.by_id.len(), 2);
+        assert!(!s.outcomes.by_id.contains_key(&req(1)));
+        assert_eq!(s.outcomes.forgotten_below, 1);
+        assert_eq!(s.outcomes.next, 3);
+        // A stale copy of the first purchase (ticket 0): not started again.
+        let (after, out) = deliver(&s, CLIENT, purchase(1, 1));
+        assert_eq!(after, s);
+        let unknown = Outcome {
+            req: req(1),
+            txn: None,
+            verdict: Verdict::Unknown,
+        };
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(Id::from(CLIENT), Msg::Outcome(unknown)))
+        );
+        // Asked, it is unknown, with a ticket that can start it anew.
+        let (_, out) = deliver(&s, CLIENT, Msg::Lookup { req: req(1) });
+        let status = Status::Unknown { ticket: 3 };
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(
+                Id::from(CLIENT),
+                Msg::Status {
+                    req: req(1),
+                    status
+                }
+            ))
+        );
+        // Outcomes survive a restart, forgotten ones stay forgotten.
+        let r = coord().on_start(Some(&s.storage()), &mut Out::new());
+        assert_eq!(r.outcomes, s.outcomes);
+    }
+
+    #[test]
+    fn a_lookup_tells_in_progress_and_decided_and_starts_nothing() {
+        let (voting, _) = deliver(&started(), CLIENT, purchase(1, 1));
+        let (s, out) = deliver(&voting, CLIENT, Msg::Lookup { req: req(1) });
+        assert_eq!(s, voting);
+        let status = Status::InProgress;
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(
+                Id::from(CLIENT),
+                Msg::Status {
+                    req: req(1),
+                    status
+                }
+            ))
+        );
+        let decided = commit_all(&started(), 1);
+        let (_, out) = deliver(&decided, CLIENT, Msg::Lookup { req: req(1) });
+        let outcome = decided.outcomes.by_id[&req(1)].outcome(&req(1));
+        assert_eq!(
+            cmds(&out),
+            expect(|o| o.send(Id::from(CLIENT), Msg::Outcome(outcome)))
+        );
+    }
+
+    #[test]
+    fn an_overlong_id_is_refused_and_not_remembered() {
+        let long = Msg::Purchase {
+            req: RequestId::new("x".repeat(RequestId::MAX_LEN + 1)),
+            purchase: contents(1),
+            ticket: Some(0),
+        };
+        let (s, out) = deliver(&started(), CLIENT, long);
+        assert_eq!(s, started());
+        assert!(format!("{out:?}").contains("InvalidId"));
     }
 }

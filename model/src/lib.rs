@@ -10,8 +10,13 @@
 //!
 //! 1. **Request.** A [`client::Client`] sends `Purchase { req, .. }` to the
 //!    coordinator and re-sends it on a timer until it gets an `Outcome`. `req`
-//!    is (client id, request number); numbers increase by one per client, so
-//!    the coordinator remembers just the last outcome per client.
+//!    is an id the caller chose (an idempotency key: a shop's order number,
+//!    or a random one): every copy of the purchase, from any process, is the
+//!    same purchase. An id the coordinator does not know is not started at
+//!    once: it answers `Status::Unknown { ticket }`, and the client saves the
+//!    ticket and re-sends the purchase with it (see *What the coordinator
+//!    remembers* below for why). An id it knows gets its outcome; the same
+//!    id with other contents gets `Refused(KeyReused)`.
 //! 2. **Prepare.** The [`coordinator::Coordinator`] gives the attempt a fresh
 //!    [`TxnId`] (its epoch, bumped durably at every start, plus a counter) and
 //!    sends `Prepare` to the wallet and to the order service. Every prepare
@@ -46,10 +51,12 @@
 //! - **Lost message**: every message that matters is re-sent by a timer
 //!   (purchase, commit, query) or replaced by a timeout (votes → abort).
 //! - **Duplicate or stale message**: every handler is idempotent. A retry of a
-//!   decided request gets the saved outcome; a stale request older than the
-//!   client's last is ignored; a prepare after the decision changes nothing; a
-//!   duplicate commit is acked and not applied again; votes, acks and queries
-//!   about older attempts are answered from the log or by presumed abort.
+//!   decided request gets the saved outcome; a stale copy of a purchase
+//!   whose outcome was forgotten carries a ticket older than what was
+//!   forgotten and is answered "unknown", never started; a prepare after the
+//!   decision changes nothing; a duplicate commit is acked and not applied
+//!   again; votes, acks and queries about older attempts are answered from
+//!   the log or by presumed abort.
 //! - **Participant crash**: holds and finished transactions are durable; on
 //!   restart each hold asks the coordinator for its decision.
 //! - **Coordinator crash before deciding**: the vote collection is forgotten;
@@ -62,8 +69,15 @@
 //!   attempt's hold.
 //! - **Coordinator crash after deciding**: the decision is durable and is
 //!   re-sent on restart until every participant acked.
-//! - **Client crash**: the outcomes it saw are durable; it resumes retrying its
-//!   current request, which the coordinator answers idempotently.
+//! - **Client crash**: the outcomes it saw and its ticket are durable; it
+//!   resumes retrying its current request with the same ticket, which the
+//!   coordinator answers idempotently.
+//! - **Caller that lost its memory** (a shop whose server crashed between
+//!   sending and hearing): it re-sends the id *without* a ticket (a
+//!   [`client::Mode::Retry`]) or asks with `Lookup`. It gets the first
+//!   attempt's outcome, or "in progress" (a lookup), or "unknown: never seen
+//!   or expired", and never starts a second purchase. Starting anew after
+//!   "unknown" is the caller's explicit choice: the ticket in that answer.
 //!
 //! ## The known limit
 //!
@@ -71,6 +85,37 @@
 //! decision. While a coordinator that may have decided stays down, prepared
 //! participants keep their holds and keep asking, forever. `twopc-check
 //! liveness --never-recover coordinator` shows the path to that state.
+//!
+//! ## What the coordinator remembers, and for how long
+//!
+//! Durably, the outcomes of the last `retention` decided purchases (a
+//! count, from the configuration; the node's cluster file says `retention`,
+//! default 100,000), each with the purchase's contents and a number in the
+//! order they were decided. Recording one more forgets the oldest and
+//! raises `forgotten_below` past its number. The table no longer grows with
+//! each caller: it is bounded by `retention`, whoever asks.
+//!
+//! Forgetting is where duplicates become dangerous: the network may deliver
+//! a copy of a purchase long after its outcome is forgotten, and a
+//! coordinator that took it as new would charge twice. Hence the **ticket**:
+//! the count of outcomes recorded when the coordinator said "unknown". A
+//! purchase starts only if its id is unknown (not remembered, no attempt
+//! collecting votes, no commit still being delivered) *and* its ticket is
+//! at least `forgotten_below`. Why that is enough: if the id was decided
+//! (number `a`) and then forgotten, `forgotten_below > a`; every ticket the
+//! caller was given before the decision is at most `a`, so every copy of
+//! its purchase is refused with `Verdict::Unknown`. Only a ticket handed
+//! out after the id was forgotten, that is, a caller that asked, heard
+//! "unknown", and chose to buy again, can start it a second time. An id
+//! with an attempt in flight is never unknown: the attempt is found first.
+//! Both the outcomes and the counters are saved before any outcome or
+//! ticket based on them is sent, and survive a coordinator crash; the
+//! attempts a crash forgets were presumed aborted, so starting their id
+//! again (with a fresh transaction id) charges nothing twice.
+//!
+//! Lookups (`Lookup { req }`) answer from the same state: the outcome,
+//! `Status::InProgress`, or `Status::Unknown { ticket }`; they start
+//! nothing and save nothing.
 //!
 //! ## What it costs, what it remembers
 //!
@@ -82,8 +127,9 @@
 //! Why forgetting is safe: below the floor a prepare is ignored (it cannot
 //! create a hold for a decided attempt), a commit is acknowledged without
 //! being applied again (it was applied before the coordinator could settle
-//! it), and an abort changes nothing. The coordinator still remembers one
-//! outcome per client id (the seam for bounded request-id retention).
+//! it), and an abort changes nothing. The coordinator remembers at most
+//! `retention` outcomes (above). A new purchase costs one more round trip
+//! than before (the ticketless ask), with no forced write.
 
 pub mod client;
 pub mod coordinator;
@@ -91,8 +137,8 @@ pub mod msg;
 pub mod participant;
 pub mod trace;
 
-pub use client::{Client, ClientState};
-pub use coordinator::{CoordState, CoordStorage, Coordinator};
+pub use client::{Client, ClientState, Mode, Request};
+pub use coordinator::{CoordState, CoordStorage, Coordinator, Known, Outcomes, Told};
 pub use msg::*;
 pub use participant::{Hold, PartState, PartStorage, Participant, Resource};
 
@@ -271,6 +317,6 @@ pub(crate) mod test_util {
     }
 
     pub fn req(seq: u64) -> RequestId {
-        RequestId { client: 9, seq }
+        RequestId::new(format!("order-{seq}"))
     }
 }

@@ -21,15 +21,41 @@ pub type Map<K, V> = imbl::OrdMap<K, V>;
 /// An amount of money (wallet) or a number of units (order service).
 pub type Amount = u64;
 
-/// A client request: unique per client, numbered 1, 2, 3... in the order the
-/// client issues them. Retries of a request carry the same id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RequestId {
-    /// Who asked.
-    pub client: ClientId,
-    /// The client's request number, starting at 1, increasing by one.
-    pub seq: u64,
+/// A request's id, chosen by the caller (an idempotency key: a shop's order
+/// number, or a random string when the caller has none). Every message about
+/// a purchase carries it: a re-send with the same id, from the same process
+/// or from a fresh one that lost its memory, is the same purchase.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// The longest id the coordinator accepts, in bytes. Longer ids are
+    /// refused ([`Rejection::InvalidId`]) and never remembered.
+    pub const MAX_LEN: usize = 64;
+
+    /// An id from its text.
+    pub fn new(id: impl Into<String>) -> Self {
+        RequestId(id.into())
+    }
+
+    /// Whether the coordinator accepts it: 1 to [`Self::MAX_LEN`] bytes.
+    pub fn is_valid(&self) -> bool {
+        !self.0.is_empty() && self.0.len() <= Self::MAX_LEN
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
+
+/// The coordinator's count of outcomes recorded so far, handed to a caller
+/// that asks about an id the coordinator does not know. A purchase that
+/// carries a ticket may start a new attempt only if the coordinator has
+/// forgotten no outcome recorded at or after the ticket (see
+/// [`Msg::Purchase`]): a stale copy of a purchase whose outcome has expired
+/// can never start it again.
+pub type Ticket = u64;
 
 /// One attempt at committing a request. Fresh for every attempt: the epoch is
 /// bumped and persisted at every coordinator start, the counter is volatile.
@@ -52,7 +78,7 @@ impl std::fmt::Display for TxnId {
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}#{}", self.client, self.seq)
+        f.write_str(&self.0)
     }
 }
 
@@ -114,18 +140,35 @@ pub enum AbortReason {
     InvalidRequest,
 }
 
-/// The outcome of a request, as the client learns it.
+/// Why the coordinator refused a request without deciding anything about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Rejection {
+    /// The id is already taken by a purchase with different contents (user,
+    /// sku, quantity or price): that purchase goes on; this one is not made.
+    KeyReused,
+    /// The id is empty or longer than [`RequestId::MAX_LEN`].
+    InvalidId,
+}
+
+/// The outcome of a request, as the caller learns it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Verdict {
     /// Both participants will apply (or have applied) the purchase.
     Committed,
     /// Neither participant applies it.
     Aborted(AbortReason),
+    /// This caller's purchase is not made, and says nothing of the id's own
+    /// purchase (not remembered by the coordinator).
+    Refused(Rejection),
+    /// The coordinator does not know the id (never seen, or its outcome has
+    /// expired) and did not start it: a caller that retried an id, or whose
+    /// ticket is older than what the coordinator has forgotten since.
+    Unknown,
 }
 
-/// What a client has been told about one of its requests. Also what the
-/// coordinator remembers durably per client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// What a caller has been told about one of its requests. Also what a
+/// client remembers durably.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Outcome {
     /// The request.
     pub req: RequestId,
@@ -162,13 +205,41 @@ impl Floor {
     }
 }
 
+/// What the coordinator says about an id that has no outcome to give.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Status {
+    /// An attempt is collecting votes, or a commit is still being delivered
+    /// (answers a lookup; a purchase re-sent meanwhile gets no answer until
+    /// the outcome is known).
+    InProgress,
+    /// Never seen, or its outcome expired. To make it as a new purchase, send
+    /// it again with this ticket.
+    Unknown { ticket: Ticket },
+}
+
 /// Every message of the protocol.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
-    /// Client → coordinator: please do this purchase (sent again until answered).
-    Purchase { req: RequestId, purchase: Purchase },
-    /// Coordinator → client: the request's outcome (durable at the coordinator).
+    /// Client → coordinator: the purchase with id `req` (sent again until
+    /// answered). A known id gets its outcome (or a refusal if the contents
+    /// differ), an id in progress gets the outcome once decided. An unknown
+    /// id is started only with a `ticket` (from a `Status::Unknown`) not
+    /// older than anything the coordinator has forgotten since; without a
+    /// ticket it is answered `Status::Unknown`, with a stale one
+    /// `Verdict::Unknown`.
+    Purchase {
+        req: RequestId,
+        purchase: Purchase,
+        ticket: Option<Ticket>,
+    },
+    /// Anyone → coordinator: what became of `req`? Answered with its
+    /// `Outcome` or a `Status`; starts nothing.
+    Lookup { req: RequestId },
+    /// Coordinator → caller: the request's outcome (durable at the coordinator
+    /// when committed or aborted).
     Outcome(Outcome),
+    /// Coordinator → caller: `req` has no outcome to give (yet).
+    Status { req: RequestId, status: Status },
     /// Coordinator → participant: hold `op` for `txn`, then vote. The floor
     /// says what is settled (see [`Floor`]).
     Prepare {

@@ -175,6 +175,8 @@ impl Participant {
             }
             // Messages meant for other roles: ignored deliberately.
             Msg::Purchase { .. }
+            | Msg::Lookup { .. }
+            | Msg::Status { .. }
             | Msg::Outcome(_)
             | Msg::Vote { .. }
             | Msg::Ack { .. }
@@ -291,7 +293,7 @@ fn settled<V: Clone>(m: &Map<TxnId, V>, floor: &Floor) -> Vec<TxnId> {
 
 fn finished(hold: Option<Hold>, committed: bool) -> Finished {
     Finished {
-        req: hold.as_ref().map(|h| h.req),
+        req: hold.as_ref().map(|h| h.req.clone()),
         op: hold.map(|h| h.op),
         committed,
     }

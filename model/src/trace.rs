@@ -181,8 +181,9 @@ pub enum StorageJson {
     Coordinator {
         /// [`CoordStorage::epoch`].
         epoch: u64,
-        /// [`CoordStorage::clients`].
-        clients: Vec<(ClientId, Outcome)>,
+        /// [`CoordStorage::outcomes`] (its maps are keyed by strings and
+        /// numbers, which JSON takes as keys).
+        outcomes: crate::coordinator::Outcomes,
         /// [`CoordStorage::commits`].
         commits: Vec<(TxnId, RequestId)>,
     },
@@ -210,11 +211,11 @@ impl From<&Storage> for StorageJson {
         match s {
             Storage::Coordinator(CoordStorage {
                 epoch,
-                clients,
+                outcomes,
                 commits,
             }) => StorageJson::Coordinator {
                 epoch: *epoch,
-                clients: pairs(clients),
+                outcomes: outcomes.clone(),
                 commits: pairs(commits),
             },
             Storage::Participant(PartStorage {
@@ -238,11 +239,11 @@ impl From<StorageJson> for Storage {
         match s {
             StorageJson::Coordinator {
                 epoch,
-                clients,
+                outcomes,
                 commits,
             } => Storage::Coordinator(CoordStorage {
                 epoch,
-                clients: clients.into_iter().collect(),
+                outcomes,
                 commits: commits.into_iter().collect(),
             }),
             StorageJson::Participant {

@@ -197,7 +197,8 @@ pub struct NodeView {
     pub voting: usize,
     /// Coordinator: commit decisions not yet acknowledged by every participant.
     pub unacked_commits: Vec<String>,
-    /// Coordinator: clients whose last outcome is remembered.
+    /// Coordinator: purchase outcomes remembered (at most the cluster's
+    /// `retention`). Client: outcomes seen.
     pub clients: usize,
     /// Counters since start.
     pub counters: Counters,
@@ -234,7 +235,7 @@ impl NodeView {
                 view.epoch = c.epoch;
                 view.voting = c.voting.len();
                 view.unacked_commits = c.commits.keys().map(|t| t.to_string()).collect();
-                view.clients = c.clients.len();
+                view.clients = c.outcomes.by_id.len();
             }
             State::Participant(p) => {
                 let data = &p.data;
@@ -277,7 +278,7 @@ impl NodeView {
         if self.role == ActorKind::Coordinator {
             let _ = writeln!(
                 s,
-                "  epoch {}, voting {}, unacknowledged commits {:?}, clients remembered {}",
+                "  epoch {}, voting {}, unacknowledged commits {:?}, outcomes remembered {}",
                 self.epoch, self.voting, self.unacked_commits, self.clients
             );
         } else {
@@ -420,7 +421,7 @@ mod tests {
         data.levels.insert("alice".into(), 1_000);
         for n in 0..250 {
             let hold = Hold {
-                req: RequestId { client: 1, seq: n },
+                req: RequestId::new(format!("1#{n}")),
                 op: Op {
                     key: "alice".into(),
                     amount: 1,

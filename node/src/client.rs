@@ -14,7 +14,10 @@ use stateright::actor::Id;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::ops::ControlFlow;
 use std::time::Duration;
-use twopc_model::{AbortReason, Client, Node, Outcome, Purchase, State, Verdict};
+use twopc_model::{
+    AbortReason, Client, Mode, Node, Outcome, Purchase, Rejection, Request, RequestId, State,
+    Verdict,
+};
 
 /// How a purchase ended, as `twopc purchase` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -24,6 +27,11 @@ pub enum PurchaseOutcome {
     Committed,
     /// Nothing changed (see the reason).
     Aborted,
+    /// Not made: the id belongs to a different purchase, or is invalid.
+    Refused,
+    /// The coordinator does not know the id (never seen, or its outcome
+    /// expired) and did not start it.
+    Unknown,
     /// No outcome arrived in time (the purchase may still complete).
     Timeout,
 }
@@ -33,6 +41,8 @@ impl std::fmt::Display for PurchaseOutcome {
         f.write_str(match self {
             PurchaseOutcome::Committed => "committed",
             PurchaseOutcome::Aborted => "aborted",
+            PurchaseOutcome::Refused => "refused",
+            PurchaseOutcome::Unknown => "unknown",
             PurchaseOutcome::Timeout => "timeout",
         })
     }
@@ -46,9 +56,15 @@ pub struct PurchaseReport {
     /// Why it aborted (`insufficient_funds`, ...), if it did.
     #[serde(serialize_with = "serialize_reason")]
     pub reason: Option<AbortReason>,
+    /// Why it was refused (`key_reused`, `invalid_id`), if it was.
+    #[serde(
+        serialize_with = "serialize_refusal",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub refusal: Option<Rejection>,
     /// The transaction, `epoch.n`, if one was attempted.
     pub txn: Option<String>,
-    /// The request, `client#seq`.
+    /// The request's id.
     pub req: Option<String>,
     /// Seconds from start to outcome.
     pub seconds: f64,
@@ -70,6 +86,24 @@ pub fn reason_name(r: AbortReason) -> &'static str {
     }
 }
 
+/// The snake_case name of a refusal.
+pub fn refusal_name(r: Rejection) -> &'static str {
+    match r {
+        Rejection::KeyReused => "key_reused",
+        Rejection::InvalidId => "invalid_id",
+    }
+}
+
+fn serialize_refusal<S: serde::Serializer>(
+    refusal: &Option<Rejection>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match refusal {
+        Some(r) => s.serialize_some(refusal_name(*r)),
+        None => s.serialize_none(),
+    }
+}
+
 fn serialize_reason<S: serde::Serializer>(
     reason: &Option<AbortReason>,
     s: S,
@@ -87,6 +121,7 @@ impl PurchaseReport {
             None => PurchaseReport {
                 outcome: PurchaseOutcome::Timeout,
                 reason: None,
+                refusal: None,
                 txn: None,
                 req: None,
                 seconds,
@@ -96,10 +131,16 @@ impl PurchaseReport {
                 outcome: match o.verdict {
                     Verdict::Committed => PurchaseOutcome::Committed,
                     Verdict::Aborted(_) => PurchaseOutcome::Aborted,
+                    Verdict::Refused(_) => PurchaseOutcome::Refused,
+                    Verdict::Unknown => PurchaseOutcome::Unknown,
                 },
                 reason: match o.verdict {
-                    Verdict::Committed => None,
                     Verdict::Aborted(r) => Some(r),
+                    Verdict::Committed | Verdict::Refused(_) | Verdict::Unknown => None,
+                },
+                refusal: match o.verdict {
+                    Verdict::Refused(r) => Some(r),
+                    _ => None,
                 },
                 txn: o.txn.map(|t| t.to_string()),
                 req: Some(o.req.to_string()),
@@ -116,11 +157,14 @@ impl PurchaseReport {
             .as_ref()
             .map(|t| format!(" (txn {t})"))
             .unwrap_or_default();
-        match (self.outcome, self.reason) {
-            (PurchaseOutcome::Aborted, Some(r)) => {
+        match (self.outcome, self.reason, self.refusal) {
+            (PurchaseOutcome::Aborted, Some(r), _) => {
                 format!("aborted: {}{txn}", reason_name(r).replace('_', " "))
             }
-            (o, _) => match &self.hint {
+            (PurchaseOutcome::Refused, _, Some(r)) => {
+                format!("refused: {}", refusal_name(r).replace('_', " "))
+            }
+            (o, _, _) => match &self.hint {
                 Some(hint) => format!("{o}{txn}: {hint}"),
                 None => format!("{o}{txn}"),
             },
@@ -165,12 +209,41 @@ async fn socket_towards(peer: SocketAddrV4) -> Result<UdpTransport> {
     UdpTransport::bind(SocketAddr::V4(SocketAddrV4::new(ip, 0))).await
 }
 
+/// A fresh random request id (128 random bits, 32 hex digits): what a
+/// purchase gets when its caller chose none.
+pub fn random_request_id() -> RequestId {
+    RequestId::new(format!("{:032x}", rand::random::<u128>()))
+}
+
 /// Runs the model's client actor making `purchases` in order against the
-/// coordinator at `coordinator`, until all have an outcome or `timeout`
-/// passes. `on_outcome` sees each outcome as it arrives. Returns the outcomes.
+/// coordinator at `coordinator`, each a new purchase under a fresh random id,
+/// until all have an outcome or `timeout` passes. `on_outcome` sees each
+/// outcome as it arrives. Returns the outcomes.
 pub async fn run_client(
     coordinator: SocketAddrV4,
     purchases: Vec<Purchase>,
+    codec: Codec,
+    timeout: Duration,
+    on_outcome: impl FnMut(&Outcome) + Send + 'static,
+) -> Result<Vec<Outcome>> {
+    let requests = purchases
+        .into_iter()
+        .map(|purchase| Request {
+            req: random_request_id(),
+            purchase,
+            mode: Mode::New,
+        })
+        .collect();
+    run_requests(coordinator, requests, codec, timeout, on_outcome).await
+}
+
+/// Runs the model's client actor making `requests` (each under the id its
+/// caller chose, as a new purchase, a retry or a lookup) in order against
+/// the coordinator at `coordinator`, until all have an outcome or `timeout`
+/// passes. `on_outcome` sees each outcome as it arrives. Returns the outcomes.
+pub async fn run_requests(
+    coordinator: SocketAddrV4,
+    requests: Vec<Request>,
     codec: Codec,
     timeout: Duration,
     mut on_outcome: impl FnMut(&Outcome) + Send + 'static,
@@ -180,11 +253,11 @@ pub async fn run_client(
         Some(a) => a,
         None => return Err(Error::Other("client socket is not IPv4".into())),
     };
-    let wanted = purchases.len();
+    let wanted = requests.len();
     let actor = Node::Client(Client {
         coordinator: Id::from(coordinator),
         id: rand::random(),
-        purchases,
+        requests,
     });
     let cfg = Config {
         name: "client".into(),
@@ -221,6 +294,65 @@ pub async fn run_client(
         State::Client(c) => Ok(c.seen),
         _ => unreachable!("a client runtime has client state"),
     }
+}
+
+/// What the coordinator says about a request id when asked ([`lookup`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Decided (or refused): its outcome, the same on every ask.
+    Outcome(Outcome),
+    /// An attempt is collecting votes, or its commit is being delivered.
+    InProgress,
+    /// Never seen, or its outcome expired (retention): nothing was started.
+    Unknown,
+}
+
+/// Asks the coordinator at `coordinator` what became of `req`
+/// (`Msg::Lookup`, which starts nothing), re-asking every 300 ms until an
+/// answer or `timeout` (`None`: no answer).
+pub async fn lookup(
+    coordinator: SocketAddrV4,
+    req: &RequestId,
+    codec: &Codec,
+    timeout: Duration,
+) -> Result<Option<Lookup>> {
+    use crate::transport::Transport;
+    use twopc_model::{Msg, Status};
+    let transport = socket_towards(coordinator).await?;
+    let ask = codec
+        .encode(&Payload::Protocol(Msg::Lookup { req: req.clone() }))
+        .map_err(Error::Encode)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; 65536];
+    while tokio::time::Instant::now() < deadline {
+        let _ = transport.send(&ask, SocketAddr::V4(coordinator)).await;
+        let retry = (tokio::time::Instant::now() + Duration::from_millis(300)).min(deadline);
+        while let Ok(received) = tokio::time::timeout_at(retry, transport.recv(&mut buf)).await {
+            let Ok((n, from)) = received else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                break;
+            };
+            if from != SocketAddr::V4(coordinator) {
+                continue; // Only the coordinator's answer counts.
+            }
+            match codec.decode(&buf[..n]) {
+                Ok(Payload::Protocol(Msg::Outcome(o))) if &o.req == req => {
+                    return Ok(Some(match o.verdict {
+                        Verdict::Unknown => Lookup::Unknown,
+                        _ => Lookup::Outcome(o),
+                    }));
+                }
+                Ok(Payload::Protocol(Msg::Status { req: r, status })) if &r == req => {
+                    return Ok(Some(match status {
+                        Status::InProgress => Lookup::InProgress,
+                        Status::Unknown { .. } => Lookup::Unknown,
+                    }));
+                }
+                _ => {} // Not an answer to this ask.
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Asks the node at `addr` for its view, retrying until `timeout`.
@@ -263,12 +395,12 @@ pub async fn status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twopc_model::{RequestId, TxnId};
+    use twopc_model::TxnId;
 
     #[test]
     fn reports_print_as_they_did_when_outcomes_were_strings() {
         let o = Outcome {
-            req: RequestId { client: 7, seq: 1 },
+            req: RequestId::new("7#1"),
             txn: Some(TxnId { epoch: 1, n: 1 }),
             verdict: Verdict::Aborted(AbortReason::InsufficientFunds),
         };
@@ -277,6 +409,17 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"outcome":"aborted","reason":"insufficient_funds","txn":"1.1","req":"7#1","seconds":0.5}"#
+        );
+        let refused = Outcome {
+            req: RequestId::new("order-1"),
+            txn: None,
+            verdict: Verdict::Refused(Rejection::KeyReused),
+        };
+        let r = PurchaseReport::of(Some(&refused), 0.5);
+        assert_eq!(r.render(), "refused: key reused");
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"outcome":"refused","reason":null,"refusal":"key_reused","txn":null,"req":"order-1","seconds":0.5}"#
         );
         let t = PurchaseReport::of(None, 2.0);
         assert_eq!(t.render(), "timeout");

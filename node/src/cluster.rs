@@ -35,6 +35,11 @@
 //!
 //! Initial data is used only on a participant's first start, which makes it
 //! durable: after that its own storage is the truth.
+//!
+//! `retention = 100000` at the top of the file sets how many purchase
+//! outcomes the coordinator remembers (default [`DEFAULT_RETENTION`]): a
+//! purchase re-sent with the same id gets the first one's outcome while it
+//! is remembered, and is answered "unknown" (never started again) after.
 
 use crate::error::{Error, Result};
 use crate::initial::{InitialLevels, Levels};
@@ -44,6 +49,10 @@ use stateright::actor::Id;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use twopc_model::{Coordinator, Node, Participant, Resource};
+
+/// How many purchase outcomes the coordinator remembers unless the cluster
+/// file says otherwise.
+pub const DEFAULT_RETENTION: usize = 100_000;
 
 /// A node as the file spells it (addresses unresolved).
 #[derive(Serialize, Deserialize)]
@@ -64,6 +73,8 @@ struct RawCluster {
     accounts_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stock_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retention: Option<usize>,
     #[serde(default)]
     node: Vec<RawNode>,
     #[serde(default)]
@@ -102,6 +113,8 @@ pub struct Cluster {
     pub accounts: InitialLevels,
     /// The order service's initial stock (`[stock]`, `stock_file`).
     pub stock: InitialLevels,
+    /// How many purchase outcomes the coordinator remembers (`retention`).
+    pub retention: usize,
 }
 
 fn resolve(text: &str) -> std::result::Result<SocketAddrV4, String> {
@@ -178,8 +191,13 @@ impl Cluster {
                 crate::wire::check_name(&format!("a key in {table}"), key)?;
             }
         }
+        let retention = raw.retention.unwrap_or(DEFAULT_RETENTION);
+        if retention == 0 {
+            return Err("retention must be at least 1 (outcomes remembered)".into());
+        }
         Ok(Cluster {
             nodes,
+            retention,
             accounts: InitialLevels {
                 table: raw.accounts,
                 file: raw.accounts_file,
@@ -196,6 +214,7 @@ impl Cluster {
         let raw = RawCluster {
             accounts_file: self.accounts.file.clone(),
             stock_file: self.stock.file.clone(),
+            retention: (self.retention != DEFAULT_RETENTION).then_some(self.retention),
             node: self
                 .nodes
                 .iter()
@@ -260,6 +279,7 @@ impl Cluster {
             Role::Coordinator => Node::Coordinator(Coordinator {
                 wallet: self.with_role(Role::Wallet).id(),
                 order: self.with_role(Role::Order).id(),
+                retention: self.retention,
             }),
             Role::Wallet => Node::Participant(Participant {
                 resource: Resource::Wallet,

@@ -41,7 +41,7 @@ async fn one(cluster: &LocalCluster, p: Purchase) -> Result<Option<Outcome>> {
         |_| {},
     )
     .await?;
-    let outcome = seen.first().copied();
+    let outcome = seen.first().cloned();
     let report = PurchaseReport::of(outcome.as_ref(), started.elapsed().as_secs_f64());
     println!(
         "  {:<32} -> {}  [{:.1} ms]",

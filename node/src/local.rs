@@ -87,6 +87,7 @@ impl LocalCluster {
             nodes,
             accounts: InitialLevels::table(accounts),
             stock: InitialLevels::table(stock),
+            retention: crate::cluster::DEFAULT_RETENTION,
         };
         let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
         let (stop, stopped) = watch::channel(false);
@@ -143,6 +144,7 @@ impl LocalCluster {
             nodes,
             accounts: InitialLevels::default(),
             stock: InitialLevels::default(),
+            retention: crate::cluster::DEFAULT_RETENTION,
         };
         for (name, levels, initial) in [
             ("accounts.csv", &accounts, &mut cluster.accounts),

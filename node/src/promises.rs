@@ -65,7 +65,7 @@ pub fn verify(
         for (txn, f) in &p.finished {
             if f.committed {
                 by_req
-                    .entry(f.req.expect("a committed txn knows its request"))
+                    .entry(f.req.clone().expect("a committed txn knows its request"))
                     .or_default()
                     .push((*txn, f.clone()));
             }
@@ -75,14 +75,14 @@ pub fn verify(
     let (wc, oc) = (committed(wallet), committed(order));
     let mut known = BTreeSet::new();
     for s in seen {
-        let Some(o) = s.outcome else {
+        let Some(o) = &s.outcome else {
             bad.push(format!(
                 "request {}#{} ({:?}) got no outcome",
                 s.client, s.seq, s.purchase
             ));
             continue;
         };
-        known.insert(o.req);
+        known.insert(o.req.clone());
         let w = wc.get(&o.req).map(Vec::as_slice).unwrap_or(&[]);
         let r = oc.get(&o.req).map(Vec::as_slice).unwrap_or(&[]);
         if w.len() > 1 || r.len() > 1 {
@@ -129,6 +129,11 @@ pub fn verify(
                     ));
                 }
             }
+            // The chaos test and the simulation use fresh ids and never
+            // reuse one: neither answer is expected.
+            Verdict::Refused(_) | Verdict::Unknown => {
+                bad.push(format!("client saw {} {:?}", o.req, o.verdict))
+            }
         }
     }
     // Atomic: a transaction committed at one participant is committed at the
@@ -160,7 +165,11 @@ pub fn verify(
             // participants forget settled transactions, clients do not.
             let spent: u64 = seen
                 .iter()
-                .filter(|s| s.outcome.is_some_and(|o| o.verdict == Verdict::Committed))
+                .filter(|s| {
+                    s.outcome
+                        .as_ref()
+                        .is_some_and(|o| o.verdict == Verdict::Committed)
+                })
                 .map(|s| match name {
                     "wallet" if s.purchase.user == *key => s.purchase.qty * s.purchase.price,
                     "order" if s.purchase.sku == *key => s.purchase.qty,
@@ -211,7 +220,7 @@ mod tests {
             qty: 2,
             price: 3,
         };
-        let req = |seq| RequestId { client: 7, seq };
+        let req = |seq| RequestId::new(format!("{}#{}", 7, seq));
         let txn = |n| TxnId { epoch: 1, n };
         let fin = |seq, key: &str, amount, committed| Finished {
             req: Some(req(seq)),

@@ -31,7 +31,7 @@ use twopc_model::{Msg, TxnId};
 /// The envelope's magic bytes.
 pub const MAGIC: [u8; 2] = *b"2P";
 /// The envelope version this build speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Largest datagram sent or accepted. Below UDP's 65507-byte limit, with
 /// room to spare; protocol messages are a few dozen bytes.
 pub const MAX_DATAGRAM: usize = 60 * 1024;
@@ -150,6 +150,10 @@ pub enum MsgKind {
     Purchase,
     /// [`Msg::Outcome`].
     Outcome,
+    /// [`Msg::Lookup`].
+    Lookup,
+    /// [`Msg::Status`].
+    Status,
     /// [`Msg::Prepare`].
     Prepare,
     /// [`Msg::Vote`].
@@ -166,9 +170,11 @@ pub enum MsgKind {
 
 impl MsgKind {
     /// Every kind, in protocol order.
-    pub const ALL: [MsgKind; 8] = [
+    pub const ALL: [MsgKind; 10] = [
         MsgKind::Purchase,
         MsgKind::Outcome,
+        MsgKind::Lookup,
+        MsgKind::Status,
         MsgKind::Prepare,
         MsgKind::Vote,
         MsgKind::Commit,
@@ -182,6 +188,8 @@ impl MsgKind {
         match msg {
             Msg::Purchase { .. } => MsgKind::Purchase,
             Msg::Outcome(_) => MsgKind::Outcome,
+            Msg::Lookup { .. } => MsgKind::Lookup,
+            Msg::Status { .. } => MsgKind::Status,
             Msg::Prepare { .. } => MsgKind::Prepare,
             Msg::Vote { .. } => MsgKind::Vote,
             Msg::Commit { .. } => MsgKind::Commit,
@@ -196,6 +204,8 @@ impl MsgKind {
         match self {
             MsgKind::Purchase => "purchase",
             MsgKind::Outcome => "outcome",
+            MsgKind::Lookup => "lookup",
+            MsgKind::Status => "status",
             MsgKind::Prepare => "prepare",
             MsgKind::Vote => "vote",
             MsgKind::Commit => "commit",
@@ -229,7 +239,7 @@ impl std::str::FromStr for MsgKind {
 /// The transaction `msg` is about, if any (for logs).
 pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
     match msg {
-        Msg::Purchase { .. } => None,
+        Msg::Purchase { .. } | Msg::Lookup { .. } | Msg::Status { .. } => None,
         Msg::Outcome(o) => o.txn,
         Msg::Prepare { txn, .. }
         | Msg::Vote { txn, .. }
@@ -408,7 +418,7 @@ mod tests {
 
     fn msgs() -> Vec<Payload> {
         let txn = TxnId { epoch: 3, n: 9 };
-        let req = RequestId { client: 42, seq: 1 };
+        let req = RequestId::new(format!("{}#{}", 42, 1));
         vec![
             Payload::Protocol(Msg::Prepare {
                 txn,
@@ -457,7 +467,7 @@ mod tests {
         let err = "commits".parse::<MsgKind>().unwrap_err();
         assert_eq!(
             err,
-            "unknown message kind \"commits\" (kinds: purchase,outcome,prepare,vote,commit,abort,ack,query)"
+            "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query)"
         );
         assert_eq!(
             MsgKind::of(&Msg::QueryDecision {

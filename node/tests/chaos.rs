@@ -123,7 +123,9 @@ fn run_clients(
                 let seen = seen.clone();
                 let mut rng = StdRng::seed_from_u64(seed ^ (0xC11E_u64 << 16) ^ c as u64);
                 tasks.push(tokio::spawn(async move {
+                    let mut round = 0u64;
                     while Instant::now() < stop_at {
+                        round += 1;
                         let purchases: Vec<Purchase> = (0..rng.random_range(1..=4))
                             .map(|_| random_purchase(&mut rng))
                             .collect();
@@ -139,12 +141,12 @@ fn run_clients(
                         )
                         .await
                         .expect("client runs");
-                        let client = outcomes.first().map(|o| o.req.client).unwrap_or(0);
+                        let client = ((c as u64) << 32) | round;
                         let mut seen = seen.lock().unwrap();
                         for (i, purchase) in purchases.into_iter().enumerate() {
                             seen.push(Seen {
                                 purchase,
-                                outcome: outcomes.get(i).copied(),
+                                outcome: outcomes.get(i).cloned(),
                                 client,
                                 seq: i as u64 + 1,
                             });

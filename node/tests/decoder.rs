@@ -12,7 +12,8 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use twopc_model::{
-    AbortReason, Ballot, Msg, Op, Outcome, Purchase, Refusal, RequestId, TxnId, Verdict,
+    AbortReason, Ballot, Msg, Op, Outcome, Purchase, Refusal, Rejection, RequestId, Status, TxnId,
+    Verdict,
 };
 use twopc_node::admin::{Counters, NodeView};
 use twopc_node::wire::{ClusterKey, Codec, Format, Payload, MAX_DATAGRAM};
@@ -43,10 +44,7 @@ fn txn(rng: &mut StdRng) -> TxnId {
 }
 
 fn req(rng: &mut StdRng) -> RequestId {
-    RequestId {
-        client: num(rng),
-        seq: num(rng),
-    }
+    RequestId::new(text(rng))
 }
 
 fn verdict(rng: &mut StdRng) -> Verdict {
@@ -58,16 +56,17 @@ fn verdict(rng: &mut StdRng) -> Verdict {
         AbortReason::VoteTimeout,
         AbortReason::InvalidRequest,
     ];
-    if rng.random_bool(0.3) {
-        Verdict::Committed
-    } else {
-        Verdict::Aborted(reasons[rng.random_range(0..reasons.len())])
+    match rng.random_range(0..10) {
+        0..=2 => Verdict::Committed,
+        3 => Verdict::Refused(Rejection::KeyReused),
+        4 => Verdict::Unknown,
+        _ => Verdict::Aborted(reasons[rng.random_range(0..reasons.len())]),
     }
 }
 
 /// A random payload of any kind.
 fn payload(rng: &mut StdRng) -> Payload {
-    let msg = match rng.random_range(0..10) {
+    let msg = match rng.random_range(0..12) {
         0 => Msg::Purchase {
             req: req(rng),
             purchase: Purchase {
@@ -75,6 +74,16 @@ fn payload(rng: &mut StdRng) -> Payload {
                 sku: text(rng),
                 qty: num(rng),
                 price: num(rng),
+            },
+            ticket: rng.random_bool(0.5).then(|| num(rng)),
+        },
+        10 => Msg::Lookup { req: req(rng) },
+        11 => Msg::Status {
+            req: req(rng),
+            status: if rng.random_bool(0.5) {
+                Status::InProgress
+            } else {
+                Status::Unknown { ticket: num(rng) }
             },
         },
         1 => Msg::Outcome(Outcome {

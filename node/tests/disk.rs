@@ -39,7 +39,7 @@ fn wallet_with_snapshot(c: &TestCluster) -> (PathBuf, u64) {
     };
     for n in 0..20 {
         let txn = TxnId { epoch: 1, n };
-        let req = RequestId { client: 1, seq: n };
+        let req = RequestId::new(format!("{}#{}", 1, n));
         let op = Op {
             key: "alice".into(),
             amount: 1,
@@ -273,9 +273,15 @@ fn a_failed_fsync_at_the_coordinator_stops_it_before_anyone_hears_the_decision()
         line.contains("storage I/O failed") && line.contains("fsync failed"),
         "{line}"
     );
-    // It sent its prepares, got the votes, and nothing after: neither a
-    // commit nor the client's outcome left.
-    let sent = protocol_msgs(&c, &capture, "out ");
+    // It answered the client's first ask (the id is unknown: here is a
+    // ticket), sent its prepares, got the votes, and nothing after: neither
+    // a commit nor the client's outcome left.
+    let mut sent = protocol_msgs(&c, &capture, "out ");
+    assert!(
+        matches!(sent.first(), Some(Msg::Status { .. })),
+        "the ticket first: {sent:?}"
+    );
+    sent.remove(0);
     assert!(
         sent.len() == 2 && sent.iter().all(|m| matches!(m, Msg::Prepare { .. })),
         "only the two prepares left: {sent:?}"

@@ -4,9 +4,9 @@
 //! `/metrics` parsed by a Prometheus text parser.
 //!
 //! The tests hold the API to its contract — a key names one purchase; a
-//! retry with it gets the same outcome and never buys twice; 202 means
-//! "ask again" — and not to how the node keeps keys, so they hold for the
-//! placeholder backend and for the coordinator's own request ids alike.
+//! retry with it gets the same outcome and never buys twice, across a
+//! coordinator `kill -9`; 202 means "ask again" — and not to timing: a
+//! loaded machine may answer 202 where an idle one answers 200.
 
 mod common;
 
@@ -630,16 +630,12 @@ fn a_retry_after_a_coordinator_kill_9_in_flight_gets_one_outcome_and_one_debit()
 }
 
 /// The retry that only durable request ids make safe: the coordinator
-/// decided (committed, durably) and was killed before the caller heard the
-/// outcome; the caller retries with the same key after the restart and must
-/// get that outcome, not a second purchase.
-///
-/// IGNORED until caller-chosen request ids land (issue 11, items 1–2, branch
-/// `reqid`): today the API's keys live in the serving process (the
-/// placeholder in `http/api.rs`), here the coordinator, so a `kill -9`
-/// forgets the key and the retry is a second purchase (alice pays 40).
+/// decided (durably) and was killed before the caller heard the outcome; the
+/// caller retries with the same key after the restart and gets that
+/// outcome from the coordinator's outcome table, not a second purchase.
+/// (Against the first, in-process placeholder backend this test failed:
+/// the key died with the process and alice paid 40.)
 #[test]
-#[ignore = "waits for caller-chosen request ids (branch reqid): keys are not durable yet"]
 fn a_retry_after_a_coordinator_kill_9_gets_the_decided_outcome_not_a_second_debit() {
     let (mut c, api) = cluster_with_api(
         &[("alice", 100)],

@@ -331,7 +331,7 @@ fn partitioned_participant_on_another_host_keeps_every_promise() {
         p.finished
             .range(floor..)
             .filter(|(_, f)| f.committed)
-            .map(|(t, f)| (f.req.unwrap().to_string(), t.to_string()))
+            .map(|(t, f)| (f.req.as_ref().unwrap().to_string(), t.to_string()))
             .collect()
     };
     let (wc, oc) = (committed(&wallet), committed(&order));

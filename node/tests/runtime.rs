@@ -164,6 +164,7 @@ async fn persist_before_send() {
     let actor = Node::Coordinator(Coordinator {
         wallet: Id::from(addr(wallet)),
         order: Id::from(addr(order)),
+        retention: 10,
     });
     let (coord_id, stop_tx, task) = spawn_recorded(actor, "coordinator", coord_sock, &codec, &log);
     let coord_addr = SocketAddr::V4(SocketAddrV4::from(coord_id));
@@ -171,14 +172,22 @@ async fn persist_before_send() {
         let bytes = codec.encode(&Payload::Protocol(msg)).unwrap();
         s.send_to(&bytes, to).await.unwrap();
     }
-    let req = RequestId { client: 1, seq: 1 };
+    let req = RequestId::new(format!("{}#{}", 1, 1));
     let purchase = Purchase {
         user: "alice".into(),
         sku: "widget".into(),
         qty: 1,
         price: 5,
     };
-    send(client, &codec, coord_addr, Msg::Purchase { req, purchase }).await;
+    // A ticket no older than anything forgotten (nothing is): the purchase
+    // starts at once.
+    let ticket = Some(0);
+    let msg = Msg::Purchase {
+        req,
+        purchase,
+        ticket,
+    };
+    send(client, &codec, coord_addr, msg).await;
     let Msg::Prepare { txn, .. } = recv_msg(wallet, &codec).await else {
         panic!("expected a prepare")
     };
@@ -232,7 +241,7 @@ async fn hold_is_durable_before_the_vote() {
     });
     let (my_id, stop_tx, task) = spawn_recorded(actor, "wallet", sock, &codec, &log);
     let txn = TxnId { epoch: 1, n: 0 };
-    let req = RequestId { client: 1, seq: 1 };
+    let req = RequestId::new(format!("{}#{}", 1, 1));
     let op = twopc_model::Op {
         key: "alice".into(),
         amount: 4,
@@ -277,7 +286,7 @@ async fn group_commit_shares_one_fsync_and_holds_back_every_vote() {
     for n in 0..N {
         let msg = Msg::Prepare {
             txn: TxnId { epoch: 1, n },
-            req: RequestId { client: 1, seq: n },
+            req: RequestId::new(format!("{}#{}", 1, n)),
             op: twopc_model::Op {
                 key: "alice".into(),
                 amount: 1,
@@ -340,7 +349,7 @@ async fn saves_nobody_depends_on_wait_for_the_next_send() {
     // A prepare: its vote leaves only after both saves are durable.
     let prepare = send(Msg::Prepare {
         txn: TxnId { epoch: 1, n: 8 },
-        req: RequestId { client: 1, seq: 1 },
+        req: RequestId::new(format!("{}#{}", 1, 1)),
         op: twopc_model::Op {
             key: "alice".into(),
             amount: 4,

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::time::Instant;
 use twopc_checks::replay::{self, Accepted, NodeTrace, Options, Rejection, Why};
+use twopc_model::client::{Mode, Request};
 use twopc_model::trace::{Cmd, Event, Record};
 use twopc_model::*;
 use twopc_node::client;
@@ -259,6 +260,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             Node::Coordinator(Coordinator {
                 wallet: Id::from(w),
                 order: Id::from(o),
+                retention: 100,
             }),
         ),
         ("wallet", w, wallet.clone()),
@@ -269,11 +271,15 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             Node::Client(Client {
                 coordinator: Id::from(c),
                 id: 7,
-                purchases: vec![Purchase {
-                    user: "alice".into(),
-                    sku: "widget".into(),
-                    qty: 1,
-                    price: 10,
+                requests: vec![Request {
+                    req: RequestId::new("order-1"),
+                    purchase: Purchase {
+                        user: "alice".into(),
+                        sku: "widget".into(),
+                        qty: 1,
+                        price: 10,
+                    },
+                    mode: Mode::New,
                 }],
             }),
         ),
@@ -315,19 +321,19 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
         }
     };
     let forged = TxnId { epoch: 9, n: 0 };
-    let req = RequestId { client: 8, seq: 1 };
+    let req = RequestId::new("order-8");
     let forged_storage = |a: SocketAddrV4| match shell {
         Shell::ForgedStorage if a == c => Some(Storage::Coordinator(CoordStorage {
             epoch: 9,
-            clients: Default::default(),
-            commits: [(forged, req)].into_iter().collect(),
+            outcomes: Default::default(),
+            commits: [(forged, req.clone())].into_iter().collect(),
         })),
         Shell::ForgedStorage if a == w => Some(Storage::Participant(PartStorage {
             levels: [("alice".to_string(), 100u64)].into_iter().collect(),
             holds: [(
                 forged,
                 Hold {
-                    req,
+                    req: req.clone(),
                     op: Op {
                         key: "alice".into(),
                         amount: 50,

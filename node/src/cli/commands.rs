@@ -237,8 +237,11 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     }
     Ok(match report.outcome {
         PurchaseOutcome::Committed => Exit::Ok,
-        PurchaseOutcome::Aborted => Exit::Aborted,
-        PurchaseOutcome::Timeout => Exit::NoAnswer,
+        // Refused: nothing changed, as for an abort. Unknown: no outcome is
+        // known (with a fresh random id, only if more than `retention`
+        // outcomes were recorded between asking and purchasing).
+        PurchaseOutcome::Aborted | PurchaseOutcome::Refused => Exit::Aborted,
+        PurchaseOutcome::Timeout | PurchaseOutcome::Unknown => Exit::NoAnswer,
     })
 }
 

@@ -147,7 +147,7 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub(super) http_wait_ms: u64,
     /// Testing: drop received messages of these kinds (comma-separated:
-    /// purchase,outcome,prepare,vote,commit,abort,ack,query).
+    /// purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
     pub(super) fault_drop_in: Vec<String>,
     /// Testing: drop sent messages of these kinds.

@@ -419,6 +419,8 @@ impl Core {
                 let name = match o.verdict {
                     twopc_model::Verdict::Committed => "committed",
                     twopc_model::Verdict::Aborted(r) => crate::client::reason_name(r),
+                    // Not a purchase decided: an id refused or unknown.
+                    twopc_model::Verdict::Refused(_) | twopc_model::Verdict::Unknown => return,
                 };
                 *self.counters.decided.entry(name.to_string()).or_default() += 1;
                 if let (Some(started), Some(txn)) = (&mut self.started, &o.txn) {

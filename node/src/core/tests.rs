@@ -74,7 +74,7 @@ fn txn(n: u64) -> TxnId {
 
 fn hold(n: u64) -> Hold {
     Hold {
-        req: RequestId { client: 1, seq: n },
+        req: RequestId::new(format!("{}#{}", 1, n)),
         op: Op {
             key: "alice".into(),
             amount: 1,
@@ -407,6 +407,7 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
     let actor = Node::Coordinator(twopc_model::Coordinator {
         wallet: id(WALLET),
         order: id(ORDER),
+        retention: 100,
     });
     let cfg = Config {
         name: "coordinator".into(),
@@ -430,16 +431,18 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
         );
         let _ = core.ready(Instant::now());
     };
-    let purchase = || Msg::Purchase {
-        req: RequestId { client: 9, seq: 1 },
+    let purchase = |ticket| Msg::Purchase {
+        req: RequestId::new("order-1"),
         purchase: twopc_model::Purchase {
             user: "alice".into(),
             sku: "widget".into(),
             qty: 1,
             price: 5,
         },
+        ticket,
     };
-    send(&mut core, CLIENT, purchase());
+    // With a ticket (as a client sends it once the coordinator gave one).
+    send(&mut core, CLIENT, purchase(Some(0)));
     let attempt = TxnId { epoch: 1, n: 0 };
     for voter in [WALLET, ORDER] {
         let vote = Msg::Vote {
@@ -453,8 +456,9 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
         [("committed".to_string(), 1)].into()
     );
     assert_eq!(core.take_latencies().len(), 1);
-    // A retry: answered from the log, not a second decision.
-    send(&mut core, CLIENT, purchase());
+    // A retry (a fresh caller, no ticket): answered from the outcome
+    // table, not a second decision.
+    send(&mut core, CLIENT, purchase(None));
     assert_eq!(
         core.counters().decided,
         [("committed".to_string(), 1)].into()

@@ -1,23 +1,30 @@
 //! `POST /purchases` and `GET /purchases/{id}`: checking a request, and
 //! running it through the coordinator.
 //!
-//! ## Backend: a placeholder until caller-chosen request ids land
+//! ## Backend: the coordinator's request ids
 //!
-//! The protocol does not yet carry the caller's id (issue 11, items 1–2,
-//! are under way on another branch). Until then [`Purchases`] is an
-//! **in-process placeholder**: a map from `Idempotency-Key` to the
-//! purchase and its outcome, each purchase run by one client actor that
-//! retries its one request until the coordinator answers. It gives the
-//! API's contract within one life of this process — a retry with the same
-//! key returns the same outcome and never starts a second purchase, the same
-//! key with another body is refused — but the map is volatile and
-//! unbounded: after this node restarts, a key is unknown again and a retry
-//! would buy again. The tests are written against the contract, not this
-//! map, so they keep passing when the backend becomes the coordinator's
-//! own durable record of request ids.
+//! The `Idempotency-Key` is the purchase's request id in the protocol
+//! (`twopc_model::RequestId`, chosen by the caller; see the essay in
+//! `model/src/lib.rs`). `POST` runs the model's client actor with that id as
+//! a new purchase ([`Mode::New`]): it asks the coordinator first, and the
+//! coordinator starts the purchase only if it has never seen the id (with a
+//! ticket, so that a stale copy can never start it twice); a known id gets
+//! its recorded outcome, a known id with other contents is refused. `GET`
+//! sends a lookup, which starts nothing. So the answers come from the
+//! coordinator's durable outcome table, and a retry after any crash — of the
+//! coordinator, of this node, of the caller — never buys twice.
+//!
+//! [`InFlight`] only remembers which purchases this process is driving right
+//! now, so that repeated `POST`s while one is in flight share one client
+//! actor; an entry goes when its client actor finishes. It is never asked
+//! for an outcome the coordinator has not given.
+//!
+//! The coordinator remembers the last `retention` outcomes (cluster file,
+//! default 100,000). A `POST` with a key older than that is a new purchase;
+//! a `GET` of it answers `unknown`.
 
 use super::{ApiError, AppState};
-use crate::client::{self, reason_name};
+use crate::client::{self, reason_name, refusal_name, Lookup};
 use crate::wire::{check_name, MAX_NAME};
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -29,14 +36,18 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use twopc_model::{Outcome, Purchase, Verdict};
+use twopc_model::{Mode, Outcome, Purchase, Rejection, Request, RequestId, Verdict};
 
 /// The header naming a purchase (the IETF draft "The Idempotency-Key HTTP
 /// Header Field").
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// How long the placeholder's client actor keeps asking for an outcome.
-const CLIENT_PATIENCE: Duration = Duration::from_secs(24 * 3600);
+/// How long a `POST`'s client actor keeps asking for an outcome after the
+/// `POST` was answered 202 (the caller's retries take over after that).
+const CLIENT_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long `GET` waits for the coordinator's answer.
+const LOOKUP_PATIENCE: Duration = Duration::from_secs(3);
 
 /// A purchase as an application sends it. Amounts are read as any JSON
 /// number, so that a negative, fractional or oversized one gets its own
@@ -134,25 +145,65 @@ pub struct PurchaseView {
 }
 
 impl PurchaseView {
-    fn of(id: &str, outcome: Option<&Outcome>) -> Self {
-        let (status, reason) = match outcome.map(|o| o.verdict) {
-            None => ("in_progress", None),
-            Some(Verdict::Committed) => ("committed", None),
-            Some(Verdict::Aborted(r)) => ("aborted", Some(reason_name(r))),
-        };
+    fn in_progress(id: &str) -> Self {
         PurchaseView {
             id: id.to_string(),
-            status,
-            reason,
-            txn: outcome.and_then(|o| o.txn).map(|t| t.to_string()),
+            status: "in_progress",
+            reason: None,
+            txn: None,
         }
     }
 }
 
-/// PLACEHOLDER (see the module's doc): purchases started through this
-/// process's API, by key. Volatile and unbounded.
+/// The answer for an outcome from the coordinator: 200 with a final
+/// outcome, or the refusal it stands for.
+fn answer(id: &str, o: &Outcome) -> Result<PurchaseView, ApiError> {
+    let (status, reason) = match o.verdict {
+        Verdict::Committed => ("committed", None),
+        Verdict::Aborted(r) => ("aborted", Some(reason_name(r))),
+        Verdict::Refused(Rejection::KeyReused) => return Err(key_reused(id)),
+        Verdict::Refused(r @ Rejection::InvalidId) => {
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                format!("the coordinator refused the key: {}", refusal_name(r)),
+            ))
+        }
+        Verdict::Unknown => return Err(unknown(id)),
+    };
+    Ok(PurchaseView {
+        id: id.to_string(),
+        status,
+        reason,
+        txn: o.txn.map(|t| t.to_string()),
+    })
+}
+
+fn key_reused(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        format!(
+            "Idempotency-Key {id:?} was used for a different purchase; \
+             use a new key for a new purchase"
+        ),
+    )
+}
+
+fn unknown(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown",
+        format!(
+            "the coordinator knows no purchase with Idempotency-Key {id:?}: never made, or \
+             its outcome expired (the coordinator keeps the last `retention` outcomes)"
+        ),
+    )
+}
+
+/// The purchases this process is driving now, by key (see the module's
+/// doc): never the source of an outcome the coordinator has not given.
 #[derive(Debug, Default)]
-pub struct Purchases {
+pub struct InFlight {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
@@ -233,9 +284,9 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<PurchaseBody, ApiE
     })
 }
 
-/// `POST /purchases`: starts the purchase named by `Idempotency-Key`, or
-/// finds the one started before with that key; answers its outcome (200),
-/// or 202 with `Location: /purchases/{id}` if none came within the wait.
+/// `POST /purchases`: makes the purchase named by `Idempotency-Key`, or
+/// finds the one made before with that key; answers its outcome (200), or
+/// 202 with `Location: /purchases/{id}` if none came within the wait.
 pub async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -247,16 +298,9 @@ pub async fn create(
     let mut outcome = {
         let mut entries = app.purchases.entries.lock().expect("not poisoned");
         match entries.get(&key) {
-            Some(entry) if entry.purchase != purchase => {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "idempotency_key_reused",
-                    format!(
-                        "Idempotency-Key {key:?} was used for a different purchase; \
-                         use a new key for a new purchase"
-                    ),
-                ));
-            }
+            // Refused here already: the coordinator would refuse it too once
+            // the first is decided (`key_reused`).
+            Some(entry) if entry.purchase != purchase => return Err(key_reused(&key)),
             Some(entry) => entry.outcome.clone(),
             None => {
                 let (tx, rx) = watch::channel(None);
@@ -274,68 +318,117 @@ pub async fn create(
     };
     let decided = tokio::time::timeout(app.wait, outcome.wait_for(Option::is_some)).await;
     let decided = match decided {
-        Ok(Ok(o)) => *o,
+        Ok(Ok(o)) => o.clone(),
         _ => None,
     };
-    Ok(match decided {
+    match decided {
+        Some(Outcome {
+            verdict: Verdict::Unknown,
+            ..
+        }) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "try_again",
+            "the coordinator forgot this key's ticket before the purchase reached it \
+             (many purchases at once); nothing was bought: send the same request again",
+        )),
         Some(o) => {
+            let view = answer(&key, &o)?;
             app.telemetry
                 .http_purchase_seconds
                 .observe(started.elapsed().as_secs_f64());
-            (StatusCode::OK, Json(PurchaseView::of(&key, Some(&o)))).into_response()
+            Ok((StatusCode::OK, Json(view)).into_response())
         }
         None => {
             let location = HeaderValue::from_str(&format!("/purchases/{key}"))
                 .expect("a checked key is a valid header value");
-            (
+            Ok((
                 StatusCode::ACCEPTED,
                 [(header::LOCATION, location)],
-                Json(PurchaseView::of(&key, None)),
+                Json(PurchaseView::in_progress(&key)),
             )
-                .into_response()
+                .into_response())
         }
-    })
-}
-
-/// Runs one purchase to its outcome with a client actor that retries its
-/// one request until the coordinator answers.
-async fn run(app: AppState, key: String, purchase: Purchase, tx: watch::Sender<Option<Outcome>>) {
-    let result = client::run_client(
-        app.coordinator,
-        vec![purchase],
-        app.codec.clone(),
-        CLIENT_PATIENCE,
-        move |o| {
-            let _ = tx.send(Some(*o));
-        },
-    )
-    .await;
-    let done = matches!(&result, Ok(seen) if !seen.is_empty());
-    if !done {
-        // Never started (no socket) or never answered: forget the key so
-        // that a retry starts again rather than wait forever.
-        tracing::warn!(key, ?result, "HTTP purchase ended without an outcome");
-        app.purchases
-            .entries
-            .lock()
-            .expect("not poisoned")
-            .remove(&key);
     }
 }
 
-/// `GET /purchases/{id}`: the purchase's outcome (or `in_progress`), or
-/// 404 `unknown`.
+/// Drives one purchase with the model's client actor, under the caller's
+/// key, as a new purchase; then forgets it here (the coordinator keeps it).
+async fn run(app: AppState, key: String, purchase: Purchase, tx: watch::Sender<Option<Outcome>>) {
+    let request = Request {
+        req: RequestId::new(key.clone()),
+        purchase,
+        mode: Mode::New,
+    };
+    let result = client::run_requests(
+        app.coordinator,
+        vec![request],
+        app.codec.clone(),
+        CLIENT_PATIENCE,
+        move |o| {
+            let _ = tx.send(Some(o.clone()));
+        },
+    )
+    .await;
+    if !matches!(&result, Ok(seen) if !seen.is_empty()) {
+        tracing::warn!(
+            key,
+            ?result,
+            "HTTP purchase: no outcome yet; the caller's retry asks again"
+        );
+    }
+    app.purchases
+        .entries
+        .lock()
+        .expect("not poisoned")
+        .remove(&key);
+}
+
+/// `GET /purchases/{id}`: asks the coordinator (a lookup, which starts
+/// nothing): the outcome, `in_progress`, or 404 `unknown`.
 pub async fn lookup(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PurchaseView>, ApiError> {
-    let entries = app.purchases.entries.lock().expect("not poisoned");
-    match entries.get(&id) {
-        Some(entry) => Ok(Json(PurchaseView::of(&id, entry.outcome.borrow().as_ref()))),
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert(IDEMPOTENCY_KEY, v);
+    }
+    // No valid key was ever made: nothing to ask.
+    let key = check_key(&headers).map_err(|_| unknown(&id))?;
+    let asked = client::lookup(
+        app.coordinator,
+        &RequestId::new(key.clone()),
+        &app.codec,
+        LOOKUP_PATIENCE,
+    )
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "coordinator_unavailable",
+            format!("cannot ask the coordinator: {e}"),
+        )
+    })?;
+    let driving = app
+        .purchases
+        .entries
+        .lock()
+        .expect("not poisoned")
+        .contains_key(&key);
+    match asked {
+        Some(Lookup::Outcome(o)) => answer(&key, &o).map(Json),
+        Some(Lookup::InProgress) => Ok(Json(PurchaseView::in_progress(&key))),
+        // Asked, ticket in hand, not at the coordinator yet.
+        Some(Lookup::Unknown) if driving => Ok(Json(PurchaseView::in_progress(&key))),
+        Some(Lookup::Unknown) => Err(unknown(&key)),
         None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown",
-            format!("no purchase with Idempotency-Key {id:?}: never made here, or forgotten"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "coordinator_unavailable",
+            format!(
+                "no answer from the coordinator at {} within {}s; ask again",
+                app.coordinator,
+                LOOKUP_PATIENCE.as_secs()
+            ),
         )),
     }
 }

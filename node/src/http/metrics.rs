@@ -243,7 +243,7 @@ mod tests {
             &twopc_model::State::Coordinator(twopc_model::CoordState {
                 epoch: 4,
                 next_txn: 0,
-                clients: Default::default(),
+                outcomes: Default::default(),
                 voting: Default::default(),
                 commits: Default::default(),
                 recovered_commits: false,

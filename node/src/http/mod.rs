@@ -73,8 +73,8 @@ pub struct AppState {
     pub views: mpsc::Sender<ViewAsk>,
     /// Histograms the node's loop and the handlers record into.
     pub telemetry: Arc<Telemetry>,
-    /// Purchases started through the API.
-    pub purchases: Arc<api::Purchases>,
+    /// Purchases this process is driving now.
+    pub purchases: Arc<api::InFlight>,
     /// The coordinator's address (purchases go there).
     pub coordinator: SocketAddrV4,
     /// The cluster's codec (key), as a client uses it.

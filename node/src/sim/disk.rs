@@ -244,8 +244,10 @@ mod tests {
     use twopc_model::ClientState;
 
     fn client(n: usize) -> Storage {
+        // Told apart by the ticket: whole states, compared as values.
         Storage::Client(ClientState {
-            seen: Vec::with_capacity(n),
+            seen: Vec::new(),
+            ticket: Some(n as u64),
         })
     }
 

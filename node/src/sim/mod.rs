@@ -74,6 +74,8 @@ pub struct SimConfig {
     pub partition_every: Duration,
     /// Most datagrams handled in one batch (one fsync).
     pub batch_max: usize,
+    /// Outcomes the coordinator remembers (the cluster file's `retention`).
+    pub retention: usize,
     /// The servers' disk: the real log code on a simulated disk, or whole
     /// states in memory.
     pub disk: DiskKind,
@@ -101,6 +103,7 @@ impl Default for SimConfig {
             crash_in_flush: 0.01,
             partition_every: Duration::from_secs(3),
             batch_max: 64,
+            retention: 1000,
             disk: DiskKind::Log,
             mutant: None,
             trace: false,

@@ -19,8 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 use tokio::time::Instant;
+use twopc_model::client::{Mode, Request};
 use twopc_model::{
-    Client, Coordinator, Node, Participant, Purchase, Resource, State, Storage, Timer,
+    Client, Coordinator, Node, Participant, Purchase, RequestId, Resource, State, Storage, Timer,
 };
 
 /// The users and their money (dan's runs out early, so purchases compete).
@@ -176,6 +177,7 @@ impl<'c> World<'c> {
                 Node::Coordinator(Coordinator {
                     wallet: Id::from(addr(WALLET)),
                     order: Id::from(addr(ORDER)),
+                    retention: cfg.retention,
                 }),
             ),
             ("wallet", participant(Resource::Wallet, USERS)),
@@ -196,7 +198,7 @@ impl<'c> World<'c> {
             let actor = Node::Client(Client {
                 coordinator,
                 id: 0,
-                purchases: Vec::new(),
+                requests: Vec::new(),
             });
             // A client's outcomes are whole states in memory (`twopc
             // purchase` keeps them in memory too).
@@ -585,7 +587,7 @@ impl<'c> World<'c> {
         for (i, purchase) in run.purchases.into_iter().enumerate() {
             self.seen.push(Seen {
                 purchase,
-                outcome: seen.get(i).copied(),
+                outcome: seen.get(i).cloned(),
                 client: run.id,
                 seq: i as u64 + 1,
             });
@@ -615,7 +617,15 @@ impl<'c> World<'c> {
         self.slots[node].actor = Node::Client(Client {
             coordinator: Id::from(self.slots[COORDINATOR].addr),
             id,
-            purchases: purchases.clone(),
+            requests: purchases
+                .iter()
+                .map(|purchase| Request {
+                    // A fresh id per purchase, as `twopc purchase` makes.
+                    req: RequestId::new(format!("sim-{:016x}", self.rng.random::<u64>())),
+                    purchase: purchase.clone(),
+                    mode: Mode::New,
+                })
+                .collect(),
         });
         self.slots[node].client = Some(ClientRun { id, purchases });
         self.slots[node].disk = Box::new(MemDisk::new(None));

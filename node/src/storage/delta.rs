@@ -14,8 +14,8 @@ use imbl::ordmap::DiffItem;
 use serde::{Deserialize, Serialize};
 use twopc_model::participant::Finished;
 use twopc_model::{
-    ClientId, ClientState, CoordStorage, Hold, Key, Map, Outcome, PartStorage, RequestId, Storage,
-    TxnId,
+    ClientState, CoordStorage, Hold, Key, Map, Outcome, Outcomes, PartStorage, RequestId, Storage,
+    Ticket, Told, TxnId,
 };
 
 /// Changes to one map: entries set (added or changed) and keys removed.
@@ -51,8 +51,13 @@ pub enum Delta {
     Coordinator {
         /// The epoch (always written: 8 bytes).
         epoch: u64,
-        /// Changed client outcomes.
-        clients: MapDelta<ClientId, Outcome>,
+        /// The outcomes' counters, `next` and `forgotten_below` (always
+        /// written: 16 bytes).
+        numbers: (u64, u64),
+        /// Changed outcomes by id (recorded or forgotten).
+        outcomes: MapDelta<RequestId, Told>,
+        /// The same changes by age.
+        ages: MapDelta<u64, RequestId>,
         /// Changed pending commits.
         commits: MapDelta<TxnId, RequestId>,
     },
@@ -73,6 +78,8 @@ pub enum Delta {
         keep: u64,
         /// New outcomes.
         append: Vec<Outcome>,
+        /// The current purchase's ticket (always written).
+        ticket: Option<Ticket>,
     },
 }
 
@@ -105,23 +112,37 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
         (Storage::Coordinator(a), Storage::Coordinator(b)) => {
             let CoordStorage {
                 epoch: old_epoch,
-                clients: old_clients,
+                outcomes: old_outcomes,
                 commits: old_commits,
             } = a;
             let CoordStorage {
                 epoch,
-                clients,
+                outcomes,
                 commits,
             } = b;
-            let clients = diff_map(old_clients, clients);
+            let Outcomes {
+                by_id,
+                by_age,
+                next,
+                forgotten_below,
+            } = outcomes;
+            let numbers = (*next, *forgotten_below);
+            let old_numbers = (old_outcomes.next, old_outcomes.forgotten_below);
+            let ids = diff_map(&old_outcomes.by_id, by_id);
+            let ages = diff_map(&old_outcomes.by_age, by_age);
             let commits = diff_map(old_commits, commits);
-            (old_epoch != epoch || !clients.is_empty() || !commits.is_empty()).then_some(
-                Delta::Coordinator {
-                    epoch: *epoch,
-                    clients,
-                    commits,
-                },
-            )
+            (old_epoch != epoch
+                || old_numbers != numbers
+                || !ids.is_empty()
+                || !ages.is_empty()
+                || !commits.is_empty())
+            .then_some(Delta::Coordinator {
+                epoch: *epoch,
+                numbers,
+                outcomes: ids,
+                ages,
+                commits,
+            })
         }
         (Storage::Participant(a), Storage::Participant(b)) => {
             let PartStorage {
@@ -148,16 +169,22 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
                 })
         }
         (Storage::Client(a), Storage::Client(b)) => {
-            let ClientState { seen: old_seen } = a;
-            let ClientState { seen } = b;
+            let ClientState {
+                seen: old_seen,
+                ticket: old_ticket,
+            } = a;
+            let ClientState { seen, ticket } = b;
             let keep = old_seen
                 .iter()
                 .zip(seen)
                 .take_while(|(x, y)| x == y)
                 .count();
-            (keep != old_seen.len() || keep != seen.len()).then(|| Delta::Client {
-                keep: keep as u64,
-                append: seen[keep..].to_vec(),
+            (keep != old_seen.len() || keep != seen.len() || old_ticket != ticket).then(|| {
+                Delta::Client {
+                    keep: keep as u64,
+                    append: seen[keep..].to_vec(),
+                    ticket: *ticket,
+                }
             })
         }
         _ => Some(Delta::Full(new.clone())),
@@ -172,20 +199,34 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
             Some(Storage::Coordinator(s)),
             Delta::Coordinator {
                 epoch: new_epoch,
-                clients: clients_delta,
+                numbers: (next, forgotten_below),
+                outcomes: ids_delta,
+                ages: ages_delta,
                 commits: commits_delta,
             },
         ) => {
             let CoordStorage {
                 epoch: _,
-                mut clients,
+                outcomes:
+                    Outcomes {
+                        mut by_id,
+                        mut by_age,
+                        next: _,
+                        forgotten_below: _,
+                    },
                 mut commits,
             } = s;
-            clients_delta.apply(&mut clients);
+            ids_delta.apply(&mut by_id);
+            ages_delta.apply(&mut by_age);
             commits_delta.apply(&mut commits);
             Ok(Storage::Coordinator(CoordStorage {
                 epoch: new_epoch,
-                clients,
+                outcomes: Outcomes {
+                    by_id,
+                    by_age,
+                    next,
+                    forgotten_below,
+                },
                 commits,
             }))
         }
@@ -214,8 +255,18 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
                 floor: new_floor,
             }))
         }
-        (Some(Storage::Client(s)), Delta::Client { keep, append }) => {
-            let ClientState { mut seen } = s;
+        (
+            Some(Storage::Client(s)),
+            Delta::Client {
+                keep,
+                append,
+                ticket,
+            },
+        ) => {
+            let ClientState {
+                mut seen,
+                ticket: _,
+            } = s;
             if keep as usize > seen.len() {
                 return Err(format!(
                     "client delta keeps {keep} outcomes of {}",
@@ -224,7 +275,7 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
             }
             seen.truncate(keep as usize);
             seen.extend(append);
-            Ok(Storage::Client(ClientState { seen }))
+            Ok(Storage::Client(ClientState { seen, ticket }))
         }
         (None, _) => Err("a delta record with no state before it".into()),
         (Some(_), _) => Err("a delta record for a different role".into()),
@@ -234,7 +285,7 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
 #[cfg(test)]
 mod tests {
     use super::*;
-    use twopc_model::{Op, Verdict};
+    use twopc_model::{Op, Purchase, Verdict};
 
     /// The diff of persistent maps finds every change, wherever it sits
     /// among shared subtrees. imbl 6.1's `OrdMap::diff` (and its `==`)
@@ -269,7 +320,7 @@ mod tests {
                 s.levels.insert(format!("k{i}"), x * 10);
             }
             let txn = TxnId { epoch: 1, n: i };
-            let req = RequestId { client: 1, seq: i };
+            let req = RequestId::new(format!("order-{i}"));
             let op = Op {
                 key: format!("k{i}"),
                 amount: x,
@@ -297,9 +348,15 @@ mod tests {
     #[test]
     fn apply_of_diff_gives_the_new_state() {
         let outcome = |seq| Outcome {
-            req: RequestId { client: 2, seq },
+            req: RequestId::new(format!("order-{seq}")),
             txn: None,
             verdict: Verdict::Committed,
+        };
+        let contents = Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: 1,
+            price: 6,
         };
         let mut states = Vec::new();
         for seed in 0..6 {
@@ -309,13 +366,19 @@ mod tests {
                 ..Default::default()
             };
             for i in 0..seed {
-                c.clients.insert(i, outcome(i + seed));
-                c.commits
-                    .insert(TxnId { epoch: seed, n: i }, RequestId { client: i, seq: 1 });
+                // Retention 3: the later seeds forget their first outcomes.
+                let o = outcome(i + seed);
+                c.outcomes
+                    .record(o.req, contents.clone(), None, o.verdict, 3);
+                c.commits.insert(
+                    TxnId { epoch: seed, n: i },
+                    RequestId::new(format!("order-{i}")),
+                );
             }
             states.push(Storage::Coordinator(c));
             states.push(Storage::Client(ClientState {
                 seen: (0..seed).map(outcome).collect(),
+                ticket: seed.checked_sub(3),
             }));
         }
         for old in &states {

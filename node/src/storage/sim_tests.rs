@@ -32,7 +32,7 @@ fn state(n: u64) -> Storage {
     for k in 0..n {
         if k % 2 == 0 {
             let txn = TxnId { epoch: 1, n: k };
-            let req = RequestId { client: 1, seq: k };
+            let req = RequestId::new(format!("1#{k}"));
             let op = Op {
                 key: format!("user{:02}", k % 20),
                 amount: 1,

@@ -21,7 +21,7 @@ pub(super) fn wallet(accounts: usize) -> PartStorage {
 
 pub(super) fn prepare(s: &mut PartStorage, n: u64) {
     let txn = TxnId { epoch: 1, n };
-    let req = RequestId { client: 9, seq: n };
+    let req = RequestId::new(format!("{}#{}", 9, n));
     let op = Op {
         key: "user0000003".into(),
         amount: 5,
@@ -116,7 +116,7 @@ fn replay_returns_exactly_the_last_saved_state() {
 fn coordinator_and_client_deltas_replay() {
     let dir = tempfile::tempdir().unwrap();
     let outcome = |client, seq| Outcome {
-        req: RequestId { client, seq },
+        req: RequestId::new(format!("{}#{}", client, seq)),
         txn: None,
         verdict: Verdict::Aborted(AbortReason::InvalidRequest),
     };
@@ -124,9 +124,19 @@ fn coordinator_and_client_deltas_replay() {
     let (mut store, _) = LogStore::open(dir.path()).unwrap();
     for i in 0..10 {
         c.epoch = i / 3;
-        c.clients.insert(i % 4, outcome(i % 4, i));
-        c.commits
-            .insert(TxnId { epoch: 0, n: i }, RequestId { client: 1, seq: i });
+        let o = outcome(i % 4, i);
+        let contents = twopc_model::Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: i,
+            price: 1,
+        };
+        // Retention 3: the later ones forget the first.
+        c.outcomes.record(o.req, contents, None, o.verdict, 3);
+        c.commits.insert(
+            TxnId { epoch: 0, n: i },
+            RequestId::new(format!("{}#{}", 1, i)),
+        );
         if i > 2 {
             c.commits.remove(&TxnId { epoch: 0, n: i - 2 });
         }
@@ -139,10 +149,12 @@ fn coordinator_and_client_deltas_replay() {
     // A change of role writes a full record.
     let client = ClientState {
         seen: vec![outcome(1, 1), outcome(1, 2)],
+        ticket: Some(7),
     };
     store.stage(Storage::Client(client.clone())).unwrap();
     let mut more = client.clone();
     more.seen.push(outcome(1, 3));
+    more.ticket = None;
     store.stage(Storage::Client(more.clone())).unwrap();
     store.sync().unwrap();
     drop(store);
