@@ -25,7 +25,7 @@
 
 use super::{ApiError, AppState};
 use crate::client::{self, reason_name, refusal_name, Lookup};
-use crate::wire::{check_name, MAX_NAME};
+use crate::wire::check_name;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -55,9 +55,9 @@ const LOOKUP_PATIENCE: Duration = Duration::from_secs(3);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseBody {
-    /// The paying user (a wallet account), 1 to [`MAX_NAME`] bytes.
+    /// The paying user (a wallet account), 1 to [`crate::wire::MAX_NAME`] bytes.
     pub user: String,
-    /// The product, 1 to [`MAX_NAME`] bytes.
+    /// The product, 1 to [`crate::wire::MAX_NAME`] bytes.
     pub sku: String,
     /// Units to buy: a whole number, at least 1.
     pub qty: serde_json::Number,
@@ -213,8 +213,8 @@ struct Entry {
     outcome: watch::Receiver<Option<Outcome>>,
 }
 
-/// Checks an `Idempotency-Key`: 1 to [`MAX_NAME`] characters from
-/// `A-Z a-z 0-9 - _ . : ~` (so that it is a path segment as it is).
+/// Checks an `Idempotency-Key`: 1 to [`RequestId::MAX_LEN`] characters
+/// from `A-Z a-z 0-9 - _ . : ~` (so that it is a path segment as it is).
 pub fn check_key(headers: &HeaderMap) -> Result<String, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Err(ApiError::bad_request(
@@ -223,15 +223,22 @@ pub fn check_key(headers: &HeaderMap) -> Result<String, ApiError> {
              and the same one on every retry",
         ));
     };
-    let ok = |c: u8| c.is_ascii_alphanumeric() || b"-_.:~".contains(&c);
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > MAX_NAME || !bytes.iter().all(|&c| ok(c)) {
-        return Err(ApiError::bad_request(
+    match value.to_str() {
+        Ok(key) if is_key(key) => Ok(key.to_string()),
+        _ => Err(ApiError::bad_request(
             "invalid_idempotency_key",
-            format!("an Idempotency-Key is 1 to {MAX_NAME} characters from A-Z a-z 0-9 - _ . : ~"),
-        ));
+            format!(
+                "an Idempotency-Key is 1 to {} characters from A-Z a-z 0-9 - _ . : ~",
+                RequestId::MAX_LEN
+            ),
+        )),
     }
-    Ok(String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// Whether `key` is a valid `Idempotency-Key` (see [`check_key`]).
+fn is_key(key: &str) -> bool {
+    let ok = |c: u8| c.is_ascii_alphanumeric() || b"-_.:~".contains(&c);
+    !key.is_empty() && key.len() <= RequestId::MAX_LEN && key.bytes().all(ok)
 }
 
 /// Reads and checks a body: at most [`super::MAX_BODY`] bytes of JSON
@@ -389,12 +396,10 @@ pub async fn lookup(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PurchaseView>, ApiError> {
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        headers.insert(IDEMPOTENCY_KEY, v);
+    if !is_key(&id) {
+        return Err(unknown(&id)); // No purchase was ever made with it.
     }
-    // No valid key was ever made: nothing to ask.
-    let key = check_key(&headers).map_err(|_| unknown(&id))?;
+    let key = id;
     let asked = client::lookup(
         app.coordinator,
         &RequestId::new(key.clone()),
@@ -436,6 +441,7 @@ pub async fn lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::MAX_NAME;
 
     fn body(
         qty: impl Into<serde_json::Number>,
@@ -500,7 +506,7 @@ mod tests {
         assert_eq!(with("a/b"), Err("invalid_idempotency_key"));
         assert_eq!(with(""), Err("invalid_idempotency_key"));
         assert_eq!(
-            with(&"k".repeat(MAX_NAME + 1)),
+            with(&"k".repeat(RequestId::MAX_LEN + 1)),
             Err("invalid_idempotency_key")
         );
         assert_eq!(
