@@ -11,6 +11,11 @@
 //!    in [`Core::ready`]), then send the rest.
 //!
 //! At shutdown, saves that no send has forced to disk yet are made durable.
+//!
+//! With `--http`, the HTTP server may also ask for the node's view
+//! (`/metrics`): answered at once between two batches, changing nothing;
+//! and each batch's size and the coordinator's decision latencies are
+//! recorded into its histograms ([`Shell::serve_views`]).
 
 use crate::core::{Config, Core, Event, Ready};
 use crate::error::Result;
