@@ -15,8 +15,8 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::ops::ControlFlow;
 use std::time::Duration;
 use twopc_model::{
-    AbortReason, Client, Mode, Node, Outcome, Purchase, Rejection, Request, RequestId, State,
-    Verdict,
+    AbortReason, Client, Mode, Msg, Node, Outcome, Purchase, Rejection, Request, RequestId, State,
+    Status, Verdict,
 };
 
 /// How a purchase ended, as `twopc purchase` reports it.
@@ -32,6 +32,10 @@ pub enum PurchaseOutcome {
     /// The coordinator does not know the id (never seen, or its outcome
     /// expired) and did not start it.
     Unknown,
+    /// `twopc outcome`: an attempt is still deciding, or its commit is
+    /// being delivered.
+    #[serde(rename = "in_progress")]
+    InProgress,
     /// No outcome arrived in time (the purchase may still complete).
     Timeout,
 }
@@ -43,6 +47,7 @@ impl std::fmt::Display for PurchaseOutcome {
             PurchaseOutcome::Aborted => "aborted",
             PurchaseOutcome::Refused => "refused",
             PurchaseOutcome::Unknown => "unknown",
+            PurchaseOutcome::InProgress => "in progress",
             PurchaseOutcome::Timeout => "timeout",
         })
     }
@@ -164,6 +169,9 @@ impl PurchaseReport {
             (PurchaseOutcome::Refused, _, Some(r)) => {
                 format!("refused: {}", refusal_name(r).replace('_', " "))
             }
+            (PurchaseOutcome::Unknown, _, _) => {
+                "unknown: the coordinator never saw this id, or its outcome expired".into()
+            }
             (o, _, _) => match &self.hint {
                 Some(hint) => format!("{o}{txn}: {hint}"),
                 None => format!("{o}{txn}"),
@@ -224,14 +232,8 @@ pub async fn run_client(
     purchases: Vec<Purchase>,
     codec: Codec,
     timeout: Duration,
-    mut on_outcome: impl FnMut(&Outcome) + Send + 'static,
+    on_outcome: impl FnMut(&Outcome) + Send + 'static,
 ) -> Result<Vec<Outcome>> {
-    let transport = socket_towards(coordinator).await?;
-    let me = match transport.local_addr_v4() {
-        Some(a) => a,
-        None => return Err(Error::Other("client socket is not IPv4".into())),
-    };
-    let wanted = purchases.len();
     let requests = purchases
         .into_iter()
         .map(|purchase| Request {
@@ -240,6 +242,24 @@ pub async fn run_client(
             mode: Mode::New,
         })
         .collect();
+    run_requests(coordinator, requests, codec, timeout, on_outcome).await
+}
+
+/// Runs the model's client actor making `requests` (ids and modes as the
+/// caller chose) in order, until all have an outcome or `timeout` passes.
+pub async fn run_requests(
+    coordinator: SocketAddrV4,
+    requests: Vec<Request>,
+    codec: Codec,
+    timeout: Duration,
+    mut on_outcome: impl FnMut(&Outcome) + Send + 'static,
+) -> Result<Vec<Outcome>> {
+    let transport = socket_towards(coordinator).await?;
+    let me = match transport.local_addr_v4() {
+        Some(a) => a,
+        None => return Err(Error::Other("client socket is not IPv4".into())),
+    };
+    let wanted = requests.len();
     let actor = Node::Client(Client {
         coordinator: Id::from(coordinator),
         id: rand::random(),
@@ -280,6 +300,60 @@ pub async fn run_client(
         State::Client(c) => Ok(c.seen),
         _ => unreachable!("a client runtime has client state"),
     }
+}
+
+/// What the coordinator says of a request id (`twopc outcome`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Decided (committed, aborted) or refused: the outcome it keeps.
+    Decided(Outcome),
+    /// An attempt is collecting votes, or its commit is being delivered.
+    InProgress,
+    /// Never seen, or its outcome expired (retention).
+    Unknown,
+}
+
+/// Asks the coordinator at `coordinator` what became of `req`, retrying
+/// until `timeout` (`None`: no answer). Asking changes nothing.
+pub async fn lookup(
+    coordinator: SocketAddrV4,
+    req: &RequestId,
+    codec: &Codec,
+    timeout: Duration,
+) -> Result<Option<Lookup>> {
+    use crate::transport::Transport;
+    let transport = socket_towards(coordinator).await?;
+    let ask = codec
+        .encode(&Payload::Protocol(Msg::Lookup { req: req.clone() }))
+        .map_err(Error::Encode)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; 65536];
+    while tokio::time::Instant::now() < deadline {
+        let _ = transport.send(&ask, SocketAddr::V4(coordinator)).await;
+        let retry = (tokio::time::Instant::now() + Duration::from_millis(300)).min(deadline);
+        while let Ok(received) = tokio::time::timeout_at(retry, transport.recv(&mut buf)).await {
+            let Ok((n, from)) = received else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                break;
+            };
+            if from != SocketAddr::V4(coordinator) {
+                continue;
+            }
+            match codec.decode(&buf[..n]) {
+                Ok(Payload::Protocol(Msg::Outcome(o))) if &o.req == req => {
+                    return Ok(Some(Lookup::Decided(o)))
+                }
+                Ok(Payload::Protocol(Msg::Status { req: r, status })) if &r == req => {
+                    return Ok(Some(match status {
+                        Status::InProgress => Lookup::InProgress,
+                        Status::Unknown { .. } => Lookup::Unknown,
+                    }))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Asks the node at `addr` for its view, retrying until `timeout`.
