@@ -15,8 +15,8 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::ops::ControlFlow;
 use std::time::Duration;
 use twopc_model::{
-    AbortReason, Client, Mode, Node, Outcome, Purchase, Rejection, Request, RequestId, State,
-    Verdict,
+    AbortReason, Client, Mode, Msg, Node, Outcome, Purchase, Rejection, Request, RequestId, State,
+    Status, Verdict,
 };
 
 /// How a purchase ended, as `twopc purchase` reports it.
@@ -32,6 +32,10 @@ pub enum PurchaseOutcome {
     /// The coordinator does not know the id (never seen, or its outcome
     /// expired) and did not start it.
     Unknown,
+    /// `twopc outcome`: an attempt is still deciding, or its commit is
+    /// being delivered.
+    #[serde(rename = "in_progress")]
+    InProgress,
     /// No outcome arrived in time (the purchase may still complete).
     Timeout,
 }
@@ -43,6 +47,7 @@ impl std::fmt::Display for PurchaseOutcome {
             PurchaseOutcome::Aborted => "aborted",
             PurchaseOutcome::Refused => "refused",
             PurchaseOutcome::Unknown => "unknown",
+            PurchaseOutcome::InProgress => "in progress",
             PurchaseOutcome::Timeout => "timeout",
         })
     }
@@ -164,6 +169,9 @@ impl PurchaseReport {
             (PurchaseOutcome::Refused, _, Some(r)) => {
                 format!("refused: {}", refusal_name(r).replace('_', " "))
             }
+            (PurchaseOutcome::Unknown, _, _) => {
+                "unknown: the coordinator never saw this id, or its outcome expired".into()
+            }
             (o, _, _) => match &self.hint {
                 Some(hint) => format!("{o}{txn}: {hint}"),
                 None => format!("{o}{txn}"),
@@ -237,10 +245,8 @@ pub async fn run_client(
     run_requests(coordinator, requests, codec, timeout, on_outcome).await
 }
 
-/// Runs the model's client actor making `requests` (each under the id its
-/// caller chose, as a new purchase, a retry or a lookup) in order against
-/// the coordinator at `coordinator`, until all have an outcome or `timeout`
-/// passes. `on_outcome` sees each outcome as it arrives. Returns the outcomes.
+/// Runs the model's client actor making `requests` (ids and modes as the
+/// caller chose) in order, until all have an outcome or `timeout` passes.
 pub async fn run_requests(
     coordinator: SocketAddrV4,
     requests: Vec<Request>,
@@ -296,20 +302,19 @@ pub async fn run_requests(
     }
 }
 
-/// What the coordinator says about a request id when asked ([`lookup`]).
+/// What the coordinator says of a request id (`twopc outcome`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {
-    /// Decided (or refused): its outcome, the same on every ask.
-    Outcome(Outcome),
+    /// Decided (committed, aborted) or refused: the outcome it keeps.
+    Decided(Outcome),
     /// An attempt is collecting votes, or its commit is being delivered.
     InProgress,
-    /// Never seen, or its outcome expired (retention): nothing was started.
+    /// Never seen, or its outcome expired (retention).
     Unknown,
 }
 
-/// Asks the coordinator at `coordinator` what became of `req`
-/// (`Msg::Lookup`, which starts nothing), re-asking every 300 ms until an
-/// answer or `timeout` (`None`: no answer).
+/// Asks the coordinator at `coordinator` what became of `req`, retrying
+/// until `timeout` (`None`: no answer). Asking changes nothing.
 pub async fn lookup(
     coordinator: SocketAddrV4,
     req: &RequestId,
@@ -317,7 +322,6 @@ pub async fn lookup(
     timeout: Duration,
 ) -> Result<Option<Lookup>> {
     use crate::transport::Transport;
-    use twopc_model::{Msg, Status};
     let transport = socket_towards(coordinator).await?;
     let ask = codec
         .encode(&Payload::Protocol(Msg::Lookup { req: req.clone() }))
@@ -333,22 +337,19 @@ pub async fn lookup(
                 break;
             };
             if from != SocketAddr::V4(coordinator) {
-                continue; // Only the coordinator's answer counts.
+                continue;
             }
             match codec.decode(&buf[..n]) {
                 Ok(Payload::Protocol(Msg::Outcome(o))) if &o.req == req => {
-                    return Ok(Some(match o.verdict {
-                        Verdict::Unknown => Lookup::Unknown,
-                        _ => Lookup::Outcome(o),
-                    }));
+                    return Ok(Some(Lookup::Decided(o)))
                 }
                 Ok(Payload::Protocol(Msg::Status { req: r, status })) if &r == req => {
                     return Ok(Some(match status {
                         Status::InProgress => Lookup::InProgress,
                         Status::Unknown { .. } => Lookup::Unknown,
-                    }));
+                    }))
                 }
-                _ => {} // Not an answer to this ask.
+                _ => {}
             }
         }
     }

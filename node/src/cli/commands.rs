@@ -1,7 +1,7 @@
 //! One function per subcommand, and what they share: the cluster key,
 //! logging, the shutdown signal, exit codes.
 
-use super::{Cli, Command, NodeArgs, PurchaseArgs, StatusArgs};
+use super::{Cli, Command, NodeArgs, OutcomeArgs, PurchaseArgs, StatusArgs};
 use crate::client::{self, PurchaseOutcome};
 use crate::cluster::{Cluster, Role};
 use crate::core::Config;
@@ -32,6 +32,12 @@ pub enum Exit {
     NoAnswer,
     /// `inspect`: a node would repair the data directory at start.
     Repair,
+    /// The id was used for a different purchase (or is invalid): refused.
+    Refused,
+    /// The coordinator never saw the id, or its outcome expired.
+    Unknown,
+    /// `outcome`: an attempt is still deciding or being delivered.
+    InProgress,
 }
 
 impl From<Exit> for ExitCode {
@@ -43,6 +49,9 @@ impl From<Exit> for ExitCode {
             Exit::Aborted => ExitCode::from(3),
             Exit::NoAnswer => ExitCode::from(4),
             Exit::Repair => ExitCode::from(5),
+            Exit::Refused => ExitCode::from(6),
+            Exit::Unknown => ExitCode::from(7),
+            Exit::InProgress => ExitCode::from(8),
         }
     }
 }
@@ -207,6 +216,13 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
             return Ok(Exit::Usage);
         }
     }
+    let req = match &args.id {
+        Some(id) => match request_id(id) {
+            Some(req) => req,
+            None => return Ok(Exit::Usage),
+        },
+        None => client::random_request_id(),
+    };
     let cluster = Cluster::load(&args.cluster)?;
     let coordinator = cluster.with_role(Role::Coordinator).address;
     let codec = Codec::new(key, Format::Bincode);
@@ -216,10 +232,18 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
         qty: args.qty,
         price: args.price,
     };
+    let request = twopc_model::Request {
+        req: req.clone(),
+        purchase: p,
+        mode: match args.retry {
+            true => twopc_model::Mode::Retry,
+            false => twopc_model::Mode::New,
+        },
+    };
     let started = std::time::Instant::now();
-    let seen = client::run_client(
+    let seen = client::run_requests(
         coordinator,
-        vec![p],
+        vec![request],
         codec.clone(),
         Duration::from_secs_f64(args.timeout.max(0.0)),
         |_| {},
@@ -227,6 +251,7 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     .await?;
     let outcome = seen.first();
     let mut report = client::PurchaseReport::of(outcome, started.elapsed().as_secs_f64());
+    report.req = Some(req.to_string());
     if report.outcome == PurchaseOutcome::Timeout {
         report.hint = Some(client::timeout_hint(coordinator, &codec).await?);
     }
@@ -235,14 +260,72 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     } else {
         println!("{}", report.render());
     }
-    Ok(match report.outcome {
+    Ok(exit_of(report.outcome))
+}
+
+/// The exit status of an outcome (`purchase` and `outcome` agree).
+fn exit_of(outcome: PurchaseOutcome) -> Exit {
+    match outcome {
         PurchaseOutcome::Committed => Exit::Ok,
-        // Refused: nothing changed, as for an abort. Unknown: no outcome is
-        // known (with a fresh random id, only if more than `retention`
-        // outcomes were recorded between asking and purchasing).
-        PurchaseOutcome::Aborted | PurchaseOutcome::Refused => Exit::Aborted,
-        PurchaseOutcome::Timeout | PurchaseOutcome::Unknown => Exit::NoAnswer,
-    })
+        PurchaseOutcome::Aborted => Exit::Aborted,
+        PurchaseOutcome::Refused => Exit::Refused,
+        PurchaseOutcome::Unknown => Exit::Unknown,
+        PurchaseOutcome::InProgress => Exit::InProgress,
+        PurchaseOutcome::Timeout => Exit::NoAnswer,
+    }
+}
+
+/// A caller's id, or `None` after saying why it is not one.
+fn request_id(id: &str) -> Option<twopc_model::RequestId> {
+    let req = twopc_model::RequestId::new(id);
+    if req.is_valid() {
+        Some(req)
+    } else {
+        eprintln!(
+            "twopc: --id must be 1 to {} bytes, this one is {} bytes",
+            twopc_model::RequestId::MAX_LEN,
+            id.len()
+        );
+        None
+    }
+}
+
+async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    let Some(req) = request_id(&args.id) else {
+        return Ok(Exit::Usage);
+    };
+    let cluster = Cluster::load(&args.cluster)?;
+    let coordinator = cluster.with_role(Role::Coordinator).address;
+    let codec = Codec::new(key, Format::Bincode);
+    let started = std::time::Instant::now();
+    let answer = client::lookup(
+        coordinator,
+        &req,
+        &codec,
+        Duration::from_secs_f64(args.timeout.max(0.0)),
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut report = match &answer {
+        Some(client::Lookup::Decided(o)) => client::PurchaseReport::of(Some(o), seconds),
+        _ => client::PurchaseReport::of(None, seconds),
+    };
+    report.outcome = match answer {
+        Some(client::Lookup::Decided(_)) => report.outcome,
+        Some(client::Lookup::InProgress) => PurchaseOutcome::InProgress,
+        Some(client::Lookup::Unknown) => PurchaseOutcome::Unknown,
+        None => PurchaseOutcome::Timeout,
+    };
+    report.req = Some(req.to_string());
+    if report.outcome == PurchaseOutcome::Timeout {
+        report.hint = Some(client::timeout_hint(coordinator, &codec).await?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report).expect("serializes"));
+    } else {
+        println!("{}", report.render());
+    }
+    Ok(exit_of(report.outcome))
 }
 
 async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
@@ -292,6 +375,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Node(args) => node(*args, key()?).await,
         Command::Purchase(args) => purchase(args, key()?).await,
+        Command::Outcome(args) => outcome(args, key()?).await,
         Command::Status(args) => status(args, key()?).await,
         Command::Demo => demo::run().await.map(|()| Exit::Ok),
         Command::Bench(args) => {

@@ -33,7 +33,7 @@ Environment:
   RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug
 
 Exit status: 0 success, 1 error (on stderr), 2 bad usage or input (every command); `purchase`,
-`status` and `inspect` add their own (see their --help). A command whose output pipe closes
+`outcome`, `status` and `inspect` add their own (see their --help). A command whose output pipe closes
 (`twopc status | head -1`) stops quietly, as `cat` does."
 )]
 pub struct Cli {
@@ -60,13 +60,29 @@ pub enum Command {
     /// Make one purchase and wait for its outcome.
     #[command(
         after_help = "Exit status: 0 committed, 3 aborted, 4 no outcome before --timeout (with what \
-the client can tell about why), 2 bad usage or input (a missing or unknown flag, a --user or \
---sku longer than 64 bytes), 1 any other error.
+the client can tell about why), 6 refused (the id was used for a different purchase), 7 unknown \
+(--retry: the coordinator never saw the id, or its outcome expired), 2 bad usage or input (a \
+missing or unknown flag, a --user or --sku longer than 64 bytes, an --id empty or longer than 64 \
+bytes), 1 any other error.
+
+A retry that can never buy twice: send the same --id again until an outcome comes (exit 0, 3, 6);
+after a crash of the caller, `--retry` only asks and never starts the purchase.
 
 Example:
-  twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10 --json"
+  twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10 --id ORDER-123 --json"
     )]
     Purchase(PurchaseArgs),
+    /// What became of the purchase with this id: committed, aborted (with
+    /// the reason), refused, in progress, or unknown (never seen, or its
+    /// outcome expired). Asking changes nothing.
+    #[command(
+        after_help = "Exit status: 0 committed, 3 aborted, 4 no answer before --timeout, 6 refused, \
+7 unknown (never seen, or expired), 8 in progress, 2 bad usage or input, 1 any other error.
+
+Example:
+  twopc outcome --cluster cluster.toml --id ORDER-123 --json"
+    )]
+    Outcome(OutcomeArgs),
     /// Show each node's balances or stock, in-doubt transactions and counters.
     #[command(
         after_help = "Exit status: 0 if every asked node answered, 4 otherwise, 2 bad usage, 1 any \
@@ -204,11 +220,40 @@ pub struct PurchaseArgs {
     /// Price per unit.
     #[arg(long)]
     pub(super) price: u64,
+    /// The purchase's id, chosen by the caller (e.g. the shop's order
+    /// number; 1 to 64 bytes). Sending the same id again, from this process
+    /// or another, never buys twice: it gets the first purchase's outcome,
+    /// or "refused: key reused" if the contents differ. Without --id a
+    /// fresh random id is used (and printed).
+    #[arg(long, value_name = "ID")]
+    pub(super) id: Option<String>,
+    /// Only learn what became of a purchase made before under --id: never
+    /// start it. Answers its outcome, or "unknown" if the coordinator never
+    /// saw the id or its outcome expired (see the cluster file's retention).
+    #[arg(long, requires = "id")]
+    pub(super) retry: bool,
     /// Print the outcome as JSON.
     #[arg(long)]
     pub(super) json: bool,
-    /// Give up after this many seconds (the purchase may still complete).
+    /// Give up after this many seconds (the purchase may still complete:
+    /// ask `twopc outcome --id ID`, or send it again with the same id).
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub(super) timeout: f64,
+}
+
+#[derive(Args)]
+pub struct OutcomeArgs {
+    /// The cluster file.
+    #[arg(long, value_name = "FILE")]
+    pub(super) cluster: PathBuf,
+    /// The purchase's id.
+    #[arg(long, value_name = "ID")]
+    pub(super) id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(super) json: bool,
+    /// Seconds to wait for the coordinator's answer.
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
     pub(super) timeout: f64,
 }
 

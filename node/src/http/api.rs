@@ -421,7 +421,7 @@ pub async fn lookup(
         .expect("not poisoned")
         .contains_key(&key);
     match asked {
-        Some(Lookup::Outcome(o)) => answer(&key, &o).map(Json),
+        Some(Lookup::Decided(o)) => answer(&key, &o).map(Json),
         Some(Lookup::InProgress) => Ok(Json(PurchaseView::in_progress(&key))),
         // Asked, ticket in hand, not at the coordinator yet.
         Some(Lookup::Unknown) if driving => Ok(Json(PurchaseView::in_progress(&key))),

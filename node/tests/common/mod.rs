@@ -227,6 +227,18 @@ impl TestCluster {
         });
     }
 
+    /// `twopc ARGS --cluster FILE`, with this cluster's key (not started).
+    pub fn twopc(&self, args: &[&str]) -> Command {
+        let mut c = self.command();
+        c.args(args)
+            .arg("--cluster")
+            .arg(&self.cluster_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
     /// The `twopc purchase` command (not started).
     pub fn purchase_command(&self, user: &str, sku: &str, qty: u64, price: u64) -> Command {
         let mut c = self.command();
