@@ -33,6 +33,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twopc_model::Verdict;
 
+/// Purchases one bench client actor makes before a fresh one takes over
+/// (see `run`: one actor per thousands of purchases would measure itself).
+const CLIENT_PURCHASES: usize = 100;
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -162,28 +166,44 @@ async fn measure(
             .iter()
             .map(|(_, pid)| pid.clone())
             .collect();
-        let mut last = Instant::now();
-        tasks.push(tokio::spawn(crate::client::run_client(
-            cluster.addr(Role::Coordinator),
-            workload.purchases(c, each),
-            cluster.codec.clone(),
-            Duration::from_secs(600),
-            move |o| {
-                let now = Instant::now();
-                let mut r = record.lock().unwrap();
-                r.completions.push(Completion {
-                    at: now - started,
-                    latency: now - last,
-                });
-                last = now;
-                if o.verdict != Verdict::Committed {
-                    r.not_committed += 1;
-                }
-                if r.completions.len() == first_tenth {
-                    r.first_tenth_rss = pids.iter().map(|p| age::rss_kib(p)).collect();
-                }
-            },
-        )));
+        let (addr, codec) = (cluster.addr(Role::Coordinator), cluster.codec.clone());
+        let purchases = workload.purchases(c, each);
+        tasks.push(tokio::spawn(async move {
+            // A client actor saves its whole list of outcomes with each one,
+            // so one actor making thousands of purchases would cost more per
+            // purchase as the run ages: the bench would measure itself. Each
+            // bench client is a series of actors of `CLIENT_PURCHASES` each,
+            // as callers making one purchase at a time (`twopc purchase`, the
+            // HTTP API) are.
+            let last = Arc::new(Mutex::new(Instant::now()));
+            for chunk in purchases.chunks(CLIENT_PURCHASES) {
+                let (record, pids, last) = (record.clone(), pids.clone(), last.clone());
+                crate::client::run_client(
+                    addr,
+                    chunk.to_vec(),
+                    codec.clone(),
+                    Duration::from_secs(600),
+                    move |o| {
+                        let now = Instant::now();
+                        let mut last = last.lock().unwrap();
+                        let mut r = record.lock().unwrap();
+                        r.completions.push(Completion {
+                            at: now - started,
+                            latency: now - *last,
+                        });
+                        *last = now;
+                        if o.verdict != Verdict::Committed {
+                            r.not_committed += 1;
+                        }
+                        if r.completions.len() == first_tenth {
+                            r.first_tenth_rss = pids.iter().map(|p| age::rss_kib(p)).collect();
+                        }
+                    },
+                )
+                .await?;
+            }
+            Ok::<(), Error>(())
+        }));
     }
     for t in tasks {
         t.await
