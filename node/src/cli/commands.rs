@@ -250,12 +250,24 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     )
     .await?;
     let outcome = seen.first();
-    let mut report = client::PurchaseReport::of(outcome, started.elapsed().as_secs_f64());
+    let report = client::PurchaseReport::of(outcome, started.elapsed().as_secs_f64());
+    finish(report, &req, coordinator, &codec, args.json).await
+}
+
+/// Names the id, explains a timeout, prints the report (`purchase` and
+/// `outcome` alike), and gives its exit status.
+async fn finish(
+    mut report: client::PurchaseReport,
+    req: &twopc_model::RequestId,
+    coordinator: std::net::SocketAddrV4,
+    codec: &Codec,
+    json: bool,
+) -> Result<Exit> {
     report.req = Some(req.to_string());
     if report.outcome == PurchaseOutcome::Timeout {
-        report.hint = Some(client::timeout_hint(coordinator, &codec).await?);
+        report.hint = Some(client::timeout_hint(coordinator, codec).await?);
     }
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string(&report).expect("serializes"));
     } else {
         println!("{}", report.render());
@@ -316,16 +328,7 @@ async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         Some(client::Lookup::Unknown) => PurchaseOutcome::Unknown,
         None => PurchaseOutcome::Timeout,
     };
-    report.req = Some(req.to_string());
-    if report.outcome == PurchaseOutcome::Timeout {
-        report.hint = Some(client::timeout_hint(coordinator, &codec).await?);
-    }
-    if args.json {
-        println!("{}", serde_json::to_string(&report).expect("serializes"));
-    } else {
-        println!("{}", report.render());
-    }
-    Ok(exit_of(report.outcome))
+    finish(report, &req, coordinator, &codec, args.json).await
 }
 
 async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
