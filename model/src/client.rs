@@ -43,8 +43,9 @@ pub struct Request {
 /// A client's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Client {
-    /// The coordinator to ask.
-    pub coordinator: Id,
+    /// The coordinator to ask, or every replica of a replicated coordinator
+    /// (each request goes to all of them; whichever leads answers).
+    pub coordinators: Vec<Id>,
     /// This client's identity (only names it; ids are per request).
     pub id: ClientId,
     /// The requests to make, in order.
@@ -86,7 +87,7 @@ impl Client {
                 ticket: state.ticket,
             },
         };
-        o.send(self.coordinator, msg);
+        o.broadcast(&self.coordinators, &msg);
         o.set_timer(Timer::Retry, crate::timeouts::RETRY);
     }
 
@@ -102,7 +103,7 @@ impl Client {
         let Some(current) = self.requests.get(state.seen.len()) else {
             return; // Done: everything else is a duplicate.
         };
-        if src != self.coordinator {
+        if !self.coordinators.contains(&src) {
             return; // Not from our coordinator: ignored deliberately.
         }
         let outcome = match msg {
@@ -150,7 +151,7 @@ impl Client {
         match timer {
             Timer::Retry => self.send_current(state, o),
             // Other roles' timers are never set by a client.
-            Timer::Votes(_) | Timer::Resend(_) | Timer::Query(_) => {}
+            Timer::Votes(_) | Timer::Resend(_) | Timer::Query(_) | Timer::Replica => {}
         }
     }
 }
@@ -176,7 +177,7 @@ mod tests {
             mode,
         };
         Client {
-            coordinator: Id::from(0),
+            coordinators: vec![Id::from(0)],
             id: 9,
             requests: vec![request(1), request(2)],
         }

@@ -22,7 +22,7 @@ pub struct Coordinator {
 }
 
 /// What the coordinator remembers about a decided request.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Told {
     /// Its place in the order outcomes were recorded (see [`Ticket`]).
     pub number: u64,
@@ -47,7 +47,7 @@ impl Told {
 
 /// The outcomes the coordinator remembers: the last `retention` recorded,
 /// by id and by age. Durable: saved before any of them is told.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Outcomes {
     /// The remembered outcomes, by id.
     pub by_id: Map<RequestId, Told>,
@@ -99,7 +99,7 @@ impl Outcomes {
 }
 
 /// The coordinator's durable state: exactly what survives a crash.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CoordStorage {
     /// Incarnation number, bumped and saved at every start, so transaction ids
     /// of different incarnations never collide.
@@ -246,13 +246,16 @@ impl Coordinator {
             Msg::QueryDecision { txn } => {
                 if state.commits.contains_key(&txn) {
                     o.send(src, Msg::Commit { txn });
-                } else if !state.voting.contains_key(&txn) {
+                } else if !state.voting.contains_key(&txn) && txn.epoch <= state.epoch {
                     // Presumed abort: a transaction this coordinator does not know
                     // was never decided commit (commit decisions are durable
                     // until every participant acked), so it is aborted.
                     o.send(src, Msg::Abort { txn });
                 }
                 // Still voting: the decision is not made yet; the asker retries.
+                // An attempt of a later epoch is not ours to presume: with a
+                // replicated coordinator, a newer leader made it (the one
+                // asked is deposed and does not know it yet).
             }
             // Messages meant for other roles are ignored deliberately: only a
             // confused or hostile peer sends them here.
@@ -260,7 +263,12 @@ impl Coordinator {
             | Msg::Status { .. }
             | Msg::Prepare { .. }
             | Msg::Commit { .. }
-            | Msg::Abort { .. } => {}
+            | Msg::Abort { .. }
+            | Msg::Campaign { .. }
+            | Msg::Promise { .. }
+            | Msg::Accept { .. }
+            | Msg::Accepted { .. }
+            | Msg::Nack { .. } => {}
         }
     }
 
@@ -392,7 +400,7 @@ impl Coordinator {
             if state.commits.contains_key(&txn) {
                 // The participant lost our decision; tell it again.
                 o.send(src, Msg::Commit { txn });
-            } else if ballot == Ballot::Yes {
+            } else if ballot == Ballot::Yes && txn.epoch <= state.epoch {
                 // A late yes for an attempt that is aborted or forgotten:
                 // presumed abort lets the voter release its hold now.
                 o.send(src, Msg::Abort { txn });
@@ -513,7 +521,7 @@ impl Coordinator {
                 }
             }
             // Other roles' timers are never set by a coordinator.
-            Timer::Retry | Timer::Query(_) => {}
+            Timer::Retry | Timer::Query(_) | Timer::Replica => {}
         }
     }
 }

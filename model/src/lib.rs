@@ -135,12 +135,14 @@ pub mod client;
 pub mod coordinator;
 pub mod msg;
 pub mod participant;
+pub mod replica;
 pub mod trace;
 
 pub use client::{Client, ClientState, Mode, Request};
 pub use coordinator::{CoordState, CoordStorage, Coordinator, Known, Outcomes, Told};
 pub use msg::*;
 pub use participant::{Hold, PartState, PartStorage, Participant, Resource};
+pub use replica::{Accepted, Leading, Replica, ReplicaState, ReplicaStorage, Standing};
 
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
@@ -163,6 +165,11 @@ pub mod timeouts {
     pub const RESEND: Range<Duration> = ms(200)..ms(400);
     /// Participant: ask about a prepared transaction with no decision.
     pub const QUERY: Range<Duration> = ms(500)..ms(1000);
+    /// Replica leader: re-send the latest state (the heartbeat).
+    pub const HEARTBEAT: Range<Duration> = ms(50)..ms(100);
+    /// Replica follower: campaign after a period without hearing the leader
+    /// (several heartbeats); candidate: re-send the campaign.
+    pub const ELECTION: Range<Duration> = ms(300)..ms(600);
 }
 
 /// The one actor type of a twopc system: every node plays one role.
@@ -174,6 +181,8 @@ pub enum Node {
     Participant(Participant),
     /// Makes purchases.
     Client(Client),
+    /// One replica of a replicated coordinator.
+    Replica(Replica),
 }
 
 /// The state of any node.
@@ -185,6 +194,8 @@ pub enum State {
     Participant(PartState),
     /// A client's state.
     Client(ClientState),
+    /// A coordinator replica's state.
+    Replica(ReplicaState),
 }
 
 /// The durable state of any node: what `Save` writes and `on_start` reads.
@@ -196,6 +207,8 @@ pub enum Storage {
     Participant(PartStorage),
     /// A client's seen outcomes.
     Client(ClientState),
+    /// A coordinator replica's promise and accepted state.
+    Replica(ReplicaStorage),
 }
 
 impl State {
@@ -205,6 +218,7 @@ impl State {
             State::Coordinator(s) => Storage::Coordinator(s.storage()),
             State::Participant(s) => Storage::Participant(s.data.clone()),
             State::Client(s) => Storage::Client(s.clone()),
+            State::Replica(s) => Storage::Replica(s.acceptor.clone()),
         }
     }
 }
@@ -231,7 +245,7 @@ impl Actor for Node {
     type Random = ();
     type Storage = Storage;
 
-    fn on_start(&self, _id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> State {
+    fn on_start(&self, id: Id, storage: &Option<Storage>, o: &mut Out<Self>) -> State {
         match self {
             Node::Coordinator(c) => {
                 let stored = match storage {
@@ -254,10 +268,17 @@ impl Actor for Node {
                 };
                 State::Client(c.on_start(stored, o))
             }
+            Node::Replica(r) => {
+                let stored = match storage {
+                    Some(Storage::Replica(s)) => Some(s),
+                    _ => None,
+                };
+                State::Replica(r.on_start(id, stored, o))
+            }
         }
     }
 
-    fn on_msg(&self, _id: Id, state: &mut Cow<State>, src: Id, msg: Msg, o: &mut Out<Self>) {
+    fn on_msg(&self, id: Id, state: &mut Cow<State>, src: Id, msg: Msg, o: &mut Out<Self>) {
         match self {
             Node::Coordinator(c) => {
                 with_role_state!(state, Coordinator, |s| c.on_msg(&mut s, src, msg, o))
@@ -266,10 +287,11 @@ impl Actor for Node {
                 with_role_state!(state, Participant, |s| p.on_msg(&mut s, src, msg, o))
             }
             Node::Client(c) => with_role_state!(state, Client, |s| c.on_msg(&mut s, src, msg, o)),
+            Node::Replica(r) => replica_step(state, |s| r.on_msg(id, s, src, msg, o)),
         }
     }
 
-    fn on_timeout(&self, _id: Id, state: &mut Cow<State>, timer: &Timer, o: &mut Out<Self>) {
+    fn on_timeout(&self, id: Id, state: &mut Cow<State>, timer: &Timer, o: &mut Out<Self>) {
         match self {
             Node::Coordinator(c) => {
                 with_role_state!(state, Coordinator, |s| c.on_timeout(&mut s, timer, o))
@@ -280,6 +302,7 @@ impl Actor for Node {
             Node::Client(c) => {
                 with_role_state!(state, Client, |s| c.on_timeout(&mut s, timer, o))
             }
+            Node::Replica(r) => replica_step(state, |s| r.on_timeout(id, s, timer, o)),
         }
     }
 
@@ -291,7 +314,21 @@ impl Actor for Node {
                 Resource::Order => "order".into(),
             },
             Node::Client(c) => format!("client{}", c.id),
+            Node::Replica(r) => format!("replica{}", r.index),
         }
+    }
+}
+
+/// Runs a replica's step on its state inside a `Cow<State>` (a replica's
+/// handlers take their own `Cow`, to keep no-op steps borrowed).
+fn replica_step(state: &mut Cow<State>, f: impl FnOnce(&mut Cow<ReplicaState>)) {
+    let State::Replica(inner) = &**state else {
+        unreachable!("a node's state always matches its role")
+    };
+    let mut inner = Cow::Borrowed(inner);
+    f(&mut inner);
+    if let Cow::Owned(owned) = inner {
+        *state = Cow::Owned(State::Replica(owned));
     }
 }
 

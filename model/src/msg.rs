@@ -218,6 +218,23 @@ pub enum Status {
 }
 
 /// Every message of the protocol.
+/// A replica's leadership term: terms are totally ordered, and each belongs
+/// to the one replica that campaigned for it (`leader`), so two replicas never
+/// lead the same term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Term {
+    /// The term's number: a campaign takes one more than the highest promised.
+    pub n: u64,
+    /// The replica it belongs to.
+    pub leader: stateright::actor::Id,
+}
+
+impl std::fmt::Display for Term {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.n, self.leader)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Msg {
     /// Client → coordinator: the purchase with id `req` (sent again until
@@ -258,6 +275,28 @@ pub enum Msg {
     Ack { txn: TxnId },
     /// Participant → coordinator: I hold `txn` and have heard no decision.
     QueryDecision { txn: TxnId },
+
+    // --- Between the replicas of a replicated coordinator (see `replica`) ---
+    /// A replica asks to lead from `term` on: promise to ignore lower terms,
+    /// and tell me what you accepted.
+    Campaign { term: Term },
+    /// The answer to a campaign: promised `term`; the highest state accepted
+    /// so far (none if none).
+    Promise {
+        term: Term,
+        accepted: Option<crate::replica::Accepted>,
+    },
+    /// The leader of `term` asks every replica to accept `storage`, its
+    /// coordinator's durable state, as version `version` of that term.
+    Accept {
+        term: Term,
+        version: u64,
+        storage: crate::coordinator::CoordStorage,
+    },
+    /// A replica accepted (durably) version `version` of `term`, or later.
+    Accepted { term: Term, version: u64 },
+    /// A replica refused a campaign or an accept: it has promised `promised`.
+    Nack { promised: Term },
 }
 
 /// Every timer of the protocol. In the model any set timer may fire at any
@@ -272,4 +311,8 @@ pub enum Timer {
     Resend(TxnId),
     /// Participant: ask the coordinator about prepared `txn`.
     Query(TxnId),
+    /// Replica: a follower that heard nothing from its leader for a whole
+    /// period campaigns; a candidate re-sends its campaign; a leader re-sends
+    /// its latest state (its heartbeat).
+    Replica,
 }

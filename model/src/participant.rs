@@ -23,8 +23,10 @@ pub enum Resource {
 pub struct Participant {
     /// Wallet or order service.
     pub resource: Resource,
-    /// The coordinator to ask about in-doubt transactions.
-    pub coordinator: Id,
+    /// The coordinator, or every replica of a replicated coordinator: who
+    /// may drive this participant, and whom to ask about in-doubt
+    /// transactions (all of them: whichever leads answers).
+    pub coordinators: Vec<Id>,
     /// Levels on first start (no storage yet): balances or stock.
     pub initial: BTreeMap<Key, Amount>,
 }
@@ -121,7 +123,7 @@ impl Participant {
 
     /// Handle one message.
     pub fn on_msg(&self, state: &mut Cow<PartState>, src: Id, msg: Msg, o: &mut Out<Node>) {
-        if src != self.coordinator {
+        if !self.coordinators.contains(&src) {
             // Only the coordinator drives a participant; anything else is
             // ignored deliberately.
             return;
@@ -132,7 +134,7 @@ impl Participant {
                 req,
                 op,
                 floor,
-            } => self.on_prepare(state, txn, req, op, &floor, o),
+            } => self.on_prepare(state, src, txn, req, op, &floor, o),
             Msg::Commit { txn } => {
                 if let Some(done) = state.data.finished.get(&txn) {
                     if done.committed {
@@ -180,7 +182,12 @@ impl Participant {
             | Msg::Outcome(_)
             | Msg::Vote { .. }
             | Msg::Ack { .. }
-            | Msg::QueryDecision { .. } => {}
+            | Msg::QueryDecision { .. }
+            | Msg::Campaign { .. }
+            | Msg::Promise { .. }
+            | Msg::Accept { .. }
+            | Msg::Accepted { .. }
+            | Msg::Nack { .. } => {}
         }
     }
 
@@ -209,9 +216,11 @@ impl Participant {
         true
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_prepare(
         &self,
         state: &mut Cow<PartState>,
+        src: Id,
         txn: TxnId,
         req: RequestId,
         op: Op,
@@ -235,7 +244,7 @@ impl Participant {
                 o.save(Storage::Participant(state.data.clone()));
             }
             o.send(
-                self.coordinator,
+                src,
                 Msg::Vote {
                     txn,
                     ballot: Ballot::Yes,
@@ -265,7 +274,8 @@ impl Participant {
         };
         // Persist before send: the hold is durable before the yes vote leaves.
         o.save(Storage::Participant(data.clone()));
-        o.send(self.coordinator, Msg::Vote { txn, ballot });
+        // To whoever asked: with a replicated coordinator, the replica leading.
+        o.send(src, Msg::Vote { txn, ballot });
     }
 
     /// Handle a timer.
@@ -273,12 +283,12 @@ impl Participant {
         match timer {
             Timer::Query(txn) => {
                 if state.data.holds.contains_key(txn) {
-                    o.send(self.coordinator, Msg::QueryDecision { txn: *txn });
+                    o.broadcast(&self.coordinators, &Msg::QueryDecision { txn: *txn });
                     o.set_timer(Timer::Query(*txn), crate::timeouts::QUERY);
                 }
             }
             // Other roles' timers are never set by a participant.
-            Timer::Retry | Timer::Votes(_) | Timer::Resend(_) => {}
+            Timer::Retry | Timer::Votes(_) | Timer::Resend(_) | Timer::Replica => {}
         }
     }
 }
@@ -309,7 +319,7 @@ mod tests {
     fn wallet() -> Participant {
         Participant {
             resource: Resource::Wallet,
-            coordinator: Id::from(COORD),
+            coordinators: vec![Id::from(COORD)],
             initial: BTreeMap::from([("alice".to_string(), 10)]),
         }
     }

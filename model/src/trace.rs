@@ -200,6 +200,14 @@ pub enum StorageJson {
     },
     /// [`Storage::Client`].
     Client(ClientState),
+    /// [`Storage::Replica`]: the promise, and the accepted version with its
+    /// coordinator storage written as a coordinator's.
+    Replica {
+        /// [`ReplicaStorage::promised`].
+        promised: Term,
+        /// [`ReplicaStorage::accepted`]: term, version, storage.
+        accepted: Option<(Term, u64, Box<StorageJson>)>,
+    },
 }
 
 fn pairs<K: Clone + Ord, V: Clone>(m: &Map<K, V>) -> Vec<(K, V)> {
@@ -230,6 +238,13 @@ impl From<&Storage> for StorageJson {
                 floor: *floor,
             },
             Storage::Client(c) => StorageJson::Client(c.clone()),
+            Storage::Replica(ReplicaStorage { promised, accepted }) => StorageJson::Replica {
+                promised: *promised,
+                accepted: accepted.as_ref().map(|a| {
+                    let storage = Storage::Coordinator(a.storage.clone());
+                    (a.term, a.version, Box::new(StorageJson::from(&storage)))
+                }),
+            },
         }
     }
 }
@@ -258,6 +273,19 @@ impl From<StorageJson> for Storage {
                 floor,
             }),
             StorageJson::Client(c) => Storage::Client(c),
+            StorageJson::Replica { promised, accepted } => Storage::Replica(ReplicaStorage {
+                promised,
+                accepted: accepted.and_then(|(term, version, storage)| {
+                    match Storage::from(*storage) {
+                        Storage::Coordinator(storage) => Some(crate::replica::Accepted {
+                            term,
+                            version,
+                            storage,
+                        }),
+                        _ => None,
+                    }
+                }),
+            }),
         }
     }
 }

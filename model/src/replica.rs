@@ -1,0 +1,527 @@
+//! A replicated coordinator: the same [`Coordinator`], run by whichever of
+//! 2F+1 replicas leads, whose every save is accepted by a majority of the
+//! replicas before anything that depends on it is sent.
+//!
+//! Each replica is an *acceptor* of one register, the coordinator's durable
+//! state ([`CoordStorage`]), and at most one of them at a time *leads*: it runs
+//! the coordinator. The register is written with Paxos ballots ([`Term`]s):
+//!
+//! - **Leading.** The leader of term `t` turns each `Save` of its coordinator
+//!   into version `v` of the register and sends `Accept { t, v, storage }` to
+//!   every replica. An acceptor that has promised nothing above `t` accepts
+//!   (saves it, then answers `Accepted`). Version `v` is *chosen* once a
+//!   majority has accepted `v` (or a later version) of `t`. Every message the
+//!   coordinator produced after that save is held until it is chosen: this is
+//!   "persist before send", with a majority of replicas in place of one disk.
+//! - **Taking over.** A follower that hears nothing from its leader for a
+//!   whole timer period campaigns for a higher term. Acceptors promise it
+//!   (durably) and report the state they accepted last. With a majority of
+//!   promises the candidate adopts the highest reported state by (term,
+//!   version) and starts the coordinator from it exactly as a restart does:
+//!   `on_start` bumps the epoch (a save, replicated like any other) and
+//!   re-sends every commit still owed. A new leader is a restart of the one
+//!   coordinator, on another machine, from the last state a majority holds.
+//! - **Why that state is right.** A chosen version was accepted by a
+//!   majority before any of them promised a higher term, and every majority
+//!   shares an acceptor with every other: the candidate hears of that version
+//!   or of a later one (each leader only ever writes states that extend the
+//!   ones before them). So whatever a leader revealed survives every change of
+//!   leader, and a deposed leader can no longer get a save chosen: it can
+//!   reveal nothing new.
+//! - **What the old leader may still say.** A deposed leader that has not
+//!   heard of its successor still answers from its state, and all of it was
+//!   chosen (or is held). The one answer that is not read from the state is
+//!   presumed abort; the coordinator never presumes abort for an attempt of a
+//!   later epoch than its own (those belong to a newer leader).
+//!
+//! Participants and clients send to every replica and accept from any:
+//! followers ignore them, the leader answers. A participant votes to
+//! whichever replica sent the prepare.
+
+use crate::coordinator::{CoordState, CoordStorage, Coordinator};
+use crate::msg::*;
+use crate::{Node, Storage};
+use serde::{Deserialize, Serialize};
+use stateright::actor::{Command, Id, Out};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// A replica's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Replica {
+    /// The coordinator it runs while it leads.
+    pub coordinator: Coordinator,
+    /// Every replica, itself included. The first leads the first term.
+    pub peers: Vec<Id>,
+    /// Its own place in `peers` (names it).
+    pub index: usize,
+}
+
+/// A version of the coordinator's durable state that an acceptor accepted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The term of the leader that wrote it.
+    pub term: Term,
+    /// Its number within that term.
+    pub version: u64,
+    /// The coordinator's durable state.
+    pub storage: CoordStorage,
+}
+
+impl Accepted {
+    fn rank(&self) -> (Term, u64) {
+        (self.term, self.version)
+    }
+}
+
+/// A replica's durable state: its acceptor's promise and what it accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplicaStorage {
+    /// The highest term it promised (it accepts nothing from a lower one).
+    pub promised: Term,
+    /// The latest state it accepted.
+    pub accepted: Option<Accepted>,
+}
+
+/// An output of the leader's coordinator waiting for a save to be chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Held {
+    /// The version that must be chosen first.
+    pub version: u64,
+    /// Where it goes.
+    pub dst: Id,
+    /// What.
+    pub msg: Msg,
+}
+
+/// A leader's state (volatile: a restarted replica follows).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Leading {
+    /// The term it leads.
+    pub term: Term,
+    /// The coordinator it runs.
+    pub coord: CoordState,
+    /// The latest version it wrote.
+    pub version: u64,
+    /// The highest version of this term each replica acknowledged.
+    pub acks: BTreeMap<Id, u64>,
+    /// The highest version a majority accepted.
+    pub chosen: u64,
+    /// Outputs waiting for their version to be chosen, in order.
+    pub held: Vec<Held>,
+}
+
+/// What a replica is doing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Standing {
+    /// Follows the leader of its promised term. `heard`: heard from it (or
+    /// promised a campaign) since its timer last fired.
+    Follower {
+        /// Heard from the leader this period.
+        heard: bool,
+    },
+    /// Campaigns for `term`, collecting promises.
+    Candidate {
+        /// The term it asks for.
+        term: Term,
+        /// The promises so far, with what each replica had accepted.
+        promises: BTreeMap<Id, Option<Accepted>>,
+    },
+    /// Leads.
+    Leader(Box<Leading>),
+}
+
+/// A replica's whole state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ReplicaState {
+    /// The acceptor (durable).
+    pub acceptor: ReplicaStorage,
+    /// Follower, candidate or leader (volatile).
+    pub standing: Standing,
+}
+
+impl ReplicaState {
+    /// The coordinator this replica runs, if it leads.
+    pub fn leading(&self) -> Option<&Leading> {
+        match &self.standing {
+            Standing::Leader(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The term it leads or campaigns for.
+    fn own_term(&self) -> Option<Term> {
+        match &self.standing {
+            Standing::Follower { .. } => None,
+            Standing::Candidate { term, .. } => Some(*term),
+            Standing::Leader(l) => Some(l.term),
+        }
+    }
+
+    /// Promise `term` (higher than any before): a leader or candidate of a
+    /// lower term steps down.
+    fn promise(&mut self, term: Term) {
+        self.acceptor.promised = term;
+        if self.own_term().is_some_and(|t| t < term) || self.own_term().is_none() {
+            self.standing = Standing::Follower { heard: true };
+        }
+    }
+}
+
+impl Replica {
+    /// How many replicas make a majority.
+    pub fn quorum(&self) -> usize {
+        self.peers.len() / 2 + 1
+    }
+
+    fn others(&self, me: Id) -> Vec<Id> {
+        self.peers.iter().copied().filter(|p| *p != me).collect()
+    }
+
+    /// The term every replica has promised before anything happened: it
+    /// belongs to the first replica, which leads it without campaigning
+    /// (nobody can have accepted anything from a lower term).
+    pub fn first_term(&self) -> Term {
+        Term {
+            n: 0,
+            leader: self.peers[0],
+        }
+    }
+
+    /// Start or restart. A restarted replica follows; only the first replica,
+    /// on its very first start, leads (the first term).
+    pub fn on_start(
+        &self,
+        me: Id,
+        storage: Option<&ReplicaStorage>,
+        o: &mut Out<Node>,
+    ) -> ReplicaState {
+        o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
+        match storage {
+            Some(s) => ReplicaState {
+                acceptor: s.clone(),
+                standing: Standing::Follower { heard: false },
+            },
+            None => {
+                let mut state = ReplicaState {
+                    acceptor: ReplicaStorage {
+                        promised: self.first_term(),
+                        accepted: None,
+                    },
+                    standing: Standing::Follower { heard: false },
+                };
+                if me == self.peers[0] {
+                    self.lead(me, &mut state, self.first_term(), None, o);
+                }
+                state
+            }
+        }
+    }
+
+    /// Become the leader of `term`, starting the coordinator from `adopted`.
+    fn lead(
+        &self,
+        me: Id,
+        state: &mut ReplicaState,
+        term: Term,
+        adopted: Option<Accepted>,
+        o: &mut Out<Node>,
+    ) {
+        let mut inner = Out::new();
+        let storage = adopted.map(|a| a.storage);
+        let coord = self.coordinator.on_start(storage.as_ref(), &mut inner);
+        state.standing = Standing::Leader(Box::new(Leading {
+            term,
+            coord,
+            version: 0,
+            acks: BTreeMap::new(),
+            chosen: 0,
+            held: Vec::new(),
+        }));
+        self.absorb(me, state, inner, o);
+    }
+
+    /// Turn the leader's coordinator's commands into the replica's: a save
+    /// becomes the next version, accepted here and sent to the others; a
+    /// send waits until the latest version is chosen; timers pass through.
+    fn absorb(&self, me: Id, state: &mut ReplicaState, inner: Out<Node>, o: &mut Out<Node>) {
+        for command in inner {
+            let Standing::Leader(l) = &mut state.standing else {
+                unreachable!("only a leader runs the coordinator")
+            };
+            match command {
+                Command::Save(Storage::Coordinator(storage)) => {
+                    l.version += 1;
+                    let (term, version) = (l.term, l.version);
+                    l.acks.insert(me, version);
+                    state.acceptor.accepted = Some(Accepted {
+                        term,
+                        version,
+                        storage: storage.clone(),
+                    });
+                    o.save(Storage::Replica(state.acceptor.clone()));
+                    let accept = Msg::Accept {
+                        term,
+                        version,
+                        storage,
+                    };
+                    o.broadcast(&self.others(me), &accept);
+                    self.release(state, o);
+                }
+                Command::Send(dst, msg) => {
+                    if l.version > l.chosen {
+                        let version = l.version;
+                        l.held.push(Held { version, dst, msg });
+                    } else {
+                        o.send(dst, msg);
+                    }
+                }
+                Command::SetTimer(timer, range) => o.set_timer(timer, range),
+                Command::CancelTimer(timer) => o.cancel_timer(timer),
+                Command::Save(_) | Command::ChooseRandom(..) => {
+                    unreachable!("a coordinator saves its own storage and chooses nothing")
+                }
+            }
+        }
+    }
+
+    /// Recompute what a majority accepted and send what waited for it.
+    fn release(&self, state: &mut ReplicaState, o: &mut Out<Node>) {
+        let Standing::Leader(l) = &mut state.standing else {
+            return;
+        };
+        let mut acked: Vec<u64> = l.acks.values().copied().collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(&chosen) = acked.get(self.quorum() - 1) else {
+            return;
+        };
+        if chosen <= l.chosen {
+            return;
+        }
+        l.chosen = chosen;
+        let ready = l.held.iter().take_while(|h| h.version <= chosen).count();
+        for h in l.held.drain(..ready) {
+            o.send(h.dst, h.msg);
+        }
+    }
+
+    /// Handle one message.
+    pub fn on_msg(
+        &self,
+        me: Id,
+        state: &mut Cow<ReplicaState>,
+        src: Id,
+        msg: Msg,
+        o: &mut Out<Node>,
+    ) {
+        match msg {
+            Msg::Campaign { term } => {
+                if !self.peers.contains(&src) || term.leader != src {
+                    return;
+                }
+                if term > state.acceptor.promised {
+                    let s = state.to_mut();
+                    s.promise(term);
+                    o.save(Storage::Replica(s.acceptor.clone()));
+                } else if term < state.acceptor.promised {
+                    let promised = state.acceptor.promised;
+                    return o.send(src, Msg::Nack { promised });
+                }
+                let accepted = state.acceptor.accepted.clone();
+                o.send(src, Msg::Promise { term, accepted });
+            }
+            Msg::Promise { term, accepted } => {
+                let Standing::Candidate {
+                    term: mine,
+                    promises,
+                } = &state.standing
+                else {
+                    return;
+                };
+                if *mine != term || !self.peers.contains(&src) || promises.contains_key(&src) {
+                    return;
+                }
+                let s = state.to_mut();
+                let Standing::Candidate { promises, .. } = &mut s.standing else {
+                    unreachable!("checked above")
+                };
+                promises.insert(src, accepted);
+                if promises.len() >= self.quorum() {
+                    let adopted = promises
+                        .values()
+                        .flatten()
+                        .max_by_key(|a| a.rank())
+                        .cloned();
+                    self.lead(me, s, term, adopted, o);
+                }
+            }
+            Msg::Accept {
+                term,
+                version,
+                storage,
+            } => {
+                if !self.peers.contains(&src) || term.leader != src {
+                    return;
+                }
+                if term < state.acceptor.promised {
+                    let promised = state.acceptor.promised;
+                    return o.send(src, Msg::Nack { promised });
+                }
+                let newer = state
+                    .acceptor
+                    .accepted
+                    .as_ref()
+                    .is_none_or(|a| a.rank() < (term, version));
+                let higher = term > state.acceptor.promised;
+                let deaf = matches!(state.standing, Standing::Follower { heard: false });
+                if newer || higher || deaf {
+                    let s = state.to_mut();
+                    if higher {
+                        s.promise(term);
+                    }
+                    if let Standing::Follower { heard } = &mut s.standing {
+                        *heard = true;
+                    }
+                    if newer {
+                        s.acceptor.accepted = Some(Accepted {
+                            term,
+                            version,
+                            storage,
+                        });
+                    }
+                    if newer || higher {
+                        o.save(Storage::Replica(s.acceptor.clone()));
+                    }
+                }
+                let version = state.acceptor.accepted.as_ref().map_or(0, |a| a.version);
+                o.send(src, Msg::Accepted { term, version });
+            }
+            Msg::Accepted { term, version } => {
+                let Some(l) = state.leading() else { return };
+                if l.term != term || !self.peers.contains(&src) {
+                    return;
+                }
+                if l.acks.get(&src).is_some_and(|v| *v >= version) {
+                    return;
+                }
+                let s = state.to_mut();
+                let Standing::Leader(l) = &mut s.standing else {
+                    unreachable!("checked above")
+                };
+                l.acks.insert(src, version);
+                self.release(s, o);
+            }
+            Msg::Nack { promised } => {
+                // Someone promised a higher term: follow it (and promise it
+                // too, so that a later campaign of ours goes above it).
+                if self.peers.contains(&src) && promised > state.acceptor.promised {
+                    let s = state.to_mut();
+                    s.promise(promised);
+                    o.save(Storage::Replica(s.acceptor.clone()));
+                }
+            }
+            // The coordinator's own traffic: the leader runs it, followers
+            // and candidates ignore it (the sender asked every replica).
+            msg => {
+                let Some(l) = state.leading() else { return };
+                let mut inner = Out::new();
+                let mut coord = Cow::Borrowed(&l.coord);
+                self.coordinator.on_msg(&mut coord, src, msg, &mut inner);
+                let changed = owned(coord);
+                self.run(me, state, changed, inner, o);
+            }
+        }
+    }
+
+    /// Apply the coordinator's step to the leader (keeping a no-op borrowed).
+    fn run(
+        &self,
+        me: Id,
+        state: &mut Cow<ReplicaState>,
+        changed: Option<CoordState>,
+        inner: Out<Node>,
+        o: &mut Out<Node>,
+    ) {
+        if changed.is_none() && inner.is_empty() {
+            return;
+        }
+        let s = state.to_mut();
+        if let (Some(c), Standing::Leader(l)) = (changed, &mut s.standing) {
+            l.coord = c;
+        }
+        self.absorb(me, s, inner, o);
+    }
+
+    /// Handle a timer.
+    pub fn on_timeout(
+        &self,
+        me: Id,
+        state: &mut Cow<ReplicaState>,
+        timer: &Timer,
+        o: &mut Out<Node>,
+    ) {
+        if *timer != Timer::Replica {
+            let Some(l) = state.leading() else { return };
+            let mut inner = Out::new();
+            let mut coord = Cow::Borrowed(&l.coord);
+            self.coordinator.on_timeout(&mut coord, timer, &mut inner);
+            let changed = owned(coord);
+            return self.run(me, state, changed, inner, o);
+        }
+        match &state.standing {
+            Standing::Follower { heard: true } => {
+                o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
+                state.to_mut().standing = Standing::Follower { heard: false };
+            }
+            Standing::Follower { heard: false } => {
+                o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
+                let s = state.to_mut();
+                let term = Term {
+                    n: s.acceptor.promised.n + 1,
+                    leader: me,
+                };
+                s.acceptor.promised = term;
+                o.save(Storage::Replica(s.acceptor.clone()));
+                let promises = BTreeMap::from([(me, s.acceptor.accepted.clone())]);
+                s.standing = Standing::Candidate { term, promises };
+                o.broadcast(&self.others(me), &Msg::Campaign { term });
+                if self.quorum() == 1 {
+                    let adopted = s.acceptor.accepted.clone();
+                    self.lead(me, s, term, adopted, o);
+                }
+            }
+            Standing::Candidate { term, promises } => {
+                o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
+                let missing: Vec<Id> = self
+                    .others(me)
+                    .into_iter()
+                    .filter(|p| !promises.contains_key(p))
+                    .collect();
+                o.broadcast(&missing, &Msg::Campaign { term: *term });
+            }
+            Standing::Leader(l) => {
+                // The heartbeat: the latest state again, to every replica
+                // (those that have it just acknowledge it).
+                o.set_timer(Timer::Replica, crate::timeouts::HEARTBEAT);
+                if let Some(a) = &state.acceptor.accepted {
+                    if a.term == l.term {
+                        let accept = Msg::Accept {
+                            term: l.term,
+                            version: a.version,
+                            storage: a.storage.clone(),
+                        };
+                        o.broadcast(&self.others(me), &accept);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The coordinator's new state, if its step changed it.
+fn owned(coord: Cow<CoordState>) -> Option<CoordState> {
+    match coord {
+        Cow::Owned(c) => Some(c),
+        Cow::Borrowed(_) => None,
+    }
+}
