@@ -41,6 +41,59 @@
 //! Participants and clients send to every replica and accept from any:
 //! followers ignore them, the leader answers. A participant votes to
 //! whichever replica sent the prepare.
+//!
+//! ## Why this shape, and not Paxos Commit
+//!
+//! Gray and Lamport's Paxos Commit runs one consensus instance per
+//! participant's vote, with the participants sending their votes to the
+//! acceptors directly; with F=0 it is 2PC. It saves a message delay on the
+//! critical path, but it would have changed the participants (they would
+//! send votes to every acceptor and trust a decision learned from a
+//! majority) and it decides only commit/abort: the coordinator's other
+//! durable state, the outcomes it tells callers and the request ids behind
+//! them (what makes a retry after failover safe), would still need a
+//! replicated log of its own. Replicating the coordinator's whole durable
+//! state with one ballot-numbered register covers both with one mechanism,
+//! leaves the coordinator's code and the participants' code unchanged, and
+//! makes a failover *exactly* a coordinator restart on another machine: the
+//! recovery that two-phase commit already has and the checker already
+//! explores (epoch bump, presumed abort of what was voting, re-sending owed
+//! commits, the floor releasing dead holds).
+//!
+//! ## What it costs on the critical path
+//!
+//! A new purchase under 2PC: ask (2 one-way delays), purchase with the
+//! ticket (1), prepare (1), vote (1), decision forced to the coordinator's
+//! disk, outcome and commit (1): 6 delays, forced writes in sequence at the
+//! client (ticket), the participants (prepare, in parallel) and the
+//! coordinator (decision). Replicated, the decision's forced write becomes
+//! `Accept` to the other replicas, their forced write (in parallel with the
+//! leader's own), and `Accepted` back: **2 more one-way delays**, and the
+//! decision is on disk at a majority. The answers before the decision
+//! (ticket, prepare) need no write and go out at once, unless an earlier
+//! save of the leader is still waiting for its majority: outputs are
+//! released in order, so under load a purchase can wait for another one's
+//! decision to be accepted (the leader's saves are not pipelined per
+//! purchase; a leader that is behind sends nothing new). Every other
+//! purchase's extra cost is that wait.
+//!
+//! ## How a new leader finishes what the old one started
+//!
+//! It starts the coordinator from the highest state its majority reported:
+//! owed commits are re-sent until acknowledged; attempts that were still
+//! collecting votes are gone (volatile), so prepared participants learn
+//! *abort* when they ask (presumed abort, now answered by the new leader)
+//! or from the first prepare of the new epoch, whose floor settles them; a
+//! client re-sending its purchase with its ticket either finds the outcome
+//! (if the old leader's decision was chosen) or starts a new attempt under
+//! the new epoch, which can never collide with the old one.
+//!
+//! ## What participants and clients must now remember
+//!
+//! Nothing more: the same holds, floor and finished transactions; the same
+//! seen outcomes and ticket. They know every replica's address instead of
+//! one, accept a coordinator's message from any of them, and vote to the
+//! replica that sent the prepare.
 
 use crate::coordinator::{CoordState, CoordStorage, Coordinator};
 use crate::msg::*;
