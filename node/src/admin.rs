@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use twopc_model::State;
+use twopc_model::{CoordState, ReplicaState, State};
 
 /// At most this many balances or skus are listed in one reply (it must fit
 /// in a datagram); `levels_total` says how many there are.
@@ -146,6 +146,8 @@ pub enum ActorKind {
     Participant,
     /// A client (`twopc purchase`).
     Client,
+    /// One replica of a replicated coordinator.
+    Replica,
 }
 
 impl std::fmt::Display for ActorKind {
@@ -154,6 +156,7 @@ impl std::fmt::Display for ActorKind {
             ActorKind::Coordinator => "coordinator",
             ActorKind::Participant => "participant",
             ActorKind::Client => "client",
+            ActorKind::Replica => "replica",
         })
     }
 }
@@ -206,6 +209,91 @@ pub struct NodeView {
     /// is well): shown first by `twopc status`.
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// Replicas: where this one stands (the coordinator fields above are
+    /// its coordinator's while it leads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaView>,
+}
+
+/// Where a replica stands, for `twopc status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaView {
+    /// Following, campaigning or leading.
+    pub standing: Standing,
+    /// The highest term it promised, `n/leader`.
+    pub promised: String,
+    /// The term it campaigns for or leads, `n/leader`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    /// The state it accepted last: its term and version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<(String, u64)>,
+    /// Leader: the highest version a majority accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<u64>,
+    /// Leader: the latest version it wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Leader: outputs of its coordinator waiting for their version to be
+    /// chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<usize>,
+}
+
+/// A replica's standing, as `twopc status` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Standing {
+    /// Follows the leader of its promised term.
+    Follower,
+    /// Campaigns for a term.
+    Candidate,
+    /// Leads: runs the coordinator.
+    Leader,
+}
+
+impl std::fmt::Display for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Standing::Follower => "follower",
+            Standing::Candidate => "candidate",
+            Standing::Leader => "leader",
+        })
+    }
+}
+
+impl ReplicaView {
+    /// The view of replica state `r`.
+    pub fn of(r: &ReplicaState) -> ReplicaView {
+        let mut view = ReplicaView {
+            standing: Standing::Follower,
+            promised: r.acceptor.promised.to_string(),
+            term: None,
+            accepted: r
+                .acceptor
+                .accepted
+                .as_ref()
+                .map(|a| (a.term.to_string(), a.version)),
+            chosen: None,
+            version: None,
+            held: None,
+        };
+        match &r.standing {
+            twopc_model::Standing::Follower { .. } => {}
+            twopc_model::Standing::Candidate { term, .. } => {
+                view.standing = Standing::Candidate;
+                view.term = Some(term.to_string());
+            }
+            twopc_model::Standing::Leader(l) => {
+                view.standing = Standing::Leader;
+                view.term = Some(l.term.to_string());
+                view.chosen = Some(l.chosen);
+                view.version = Some(l.version);
+                view.held = Some(l.held.len());
+            }
+        }
+        view
+    }
 }
 
 impl NodeView {
@@ -217,6 +305,7 @@ impl NodeView {
                 State::Coordinator(_) => ActorKind::Coordinator,
                 State::Participant(_) => ActorKind::Participant,
                 State::Client(_) => ActorKind::Client,
+                State::Replica(_) => ActorKind::Replica,
             },
             levels: BTreeMap::new(),
             levels_total: 0,
@@ -229,13 +318,21 @@ impl NodeView {
             clients: 0,
             counters: counters.clone(),
             alarms: alarms(counters),
+            replica: None,
+        };
+        let coordinator = |view: &mut NodeView, c: &CoordState| {
+            view.epoch = c.epoch;
+            view.voting = c.voting.len();
+            view.unacked_commits = c.commits.keys().map(|t| t.to_string()).collect();
+            view.clients = c.outcomes.by_id.len();
         };
         match state {
-            State::Coordinator(c) => {
-                view.epoch = c.epoch;
-                view.voting = c.voting.len();
-                view.unacked_commits = c.commits.keys().map(|t| t.to_string()).collect();
-                view.clients = c.outcomes.by_id.len();
+            State::Coordinator(c) => coordinator(&mut view, c),
+            State::Replica(r) => {
+                if let Some(l) = r.leading() {
+                    coordinator(&mut view, &l.coord);
+                }
+                view.replica = Some(ReplicaView::of(r));
             }
             State::Participant(p) => {
                 let data = &p.data;
@@ -275,7 +372,13 @@ impl NodeView {
         for alarm in &self.alarms {
             let _ = writeln!(s, "  ALARM: {alarm}");
         }
-        if self.role == ActorKind::Coordinator {
+        if let Some(r) = &self.replica {
+            let _ = writeln!(s, "  {}", r.render());
+        }
+        let leads = self.replica.as_ref().map(|r| r.standing) == Some(Standing::Leader);
+        if self.role == ActorKind::Replica && !leads {
+            // A follower runs no coordinator: nothing more to say.
+        } else if matches!(self.role, ActorKind::Coordinator | ActorKind::Replica) {
             let _ = writeln!(
                 s,
                 "  epoch {}, voting {}, unacknowledged commits {:?}, outcomes remembered {}",
@@ -333,6 +436,26 @@ impl NodeView {
             c.datagrams_in, c.datagrams_out, c.msgs_handled, c.timers_fired, c.saves, c.fsyncs,
             c.bytes_written, rejected.join(", "), c.send_errors
         );
+        s
+    }
+}
+
+impl ReplicaView {
+    /// One line: `leader of term 2/127.0.0.1:7001, promised 2/..., accepted
+    /// 2/...#14, chosen 14, held 0`.
+    pub fn render(&self) -> String {
+        let mut s = match &self.term {
+            Some(t) => format!("{} of term {t}", self.standing),
+            None => self.standing.to_string(),
+        };
+        s += &format!(", promised {}", self.promised);
+        match &self.accepted {
+            Some((t, v)) => s += &format!(", accepted {t} version {v}"),
+            None => s += ", accepted nothing",
+        }
+        if let (Some(chosen), Some(held)) = (self.chosen, self.held) {
+            s += &format!(", chosen version {chosen}, held outputs {held}");
+        }
         s
     }
 }

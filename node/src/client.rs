@@ -261,7 +261,7 @@ pub async fn run_requests(
     };
     let wanted = requests.len();
     let actor = Node::Client(Client {
-        coordinator: Id::from(coordinator),
+        coordinators: vec![Id::from(coordinator)],
         id: rand::random(),
         requests,
     });

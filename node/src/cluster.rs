@@ -283,12 +283,12 @@ impl Cluster {
             }),
             Role::Wallet => Node::Participant(Participant {
                 resource: Resource::Wallet,
-                coordinator,
+                coordinators: vec![coordinator],
                 initial: Default::default(),
             }),
             Role::Order => Node::Participant(Participant {
                 resource: Resource::Order,
-                coordinator,
+                coordinators: vec![coordinator],
                 initial: Default::default(),
             }),
         }
@@ -310,7 +310,7 @@ mod tests {
         let Node::Participant(p) = c.actor(wallet) else {
             panic!("wallet is a participant")
         };
-        assert_eq!(p.coordinator, c.with_role(Role::Coordinator).id());
+        assert_eq!(p.coordinators, vec![c.with_role(Role::Coordinator).id()]);
     }
 
     #[test]

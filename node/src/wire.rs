@@ -166,11 +166,21 @@ pub enum MsgKind {
     Ack,
     /// [`Msg::QueryDecision`].
     Query,
+    /// [`Msg::Campaign`] (between replicas).
+    Campaign,
+    /// [`Msg::Promise`] (between replicas).
+    Promise,
+    /// [`Msg::Accept`] (between replicas).
+    Accept,
+    /// [`Msg::Accepted`] (between replicas).
+    Accepted,
+    /// [`Msg::Nack`] (between replicas).
+    Nack,
 }
 
 impl MsgKind {
     /// Every kind, in protocol order.
-    pub const ALL: [MsgKind; 10] = [
+    pub const ALL: [MsgKind; 15] = [
         MsgKind::Purchase,
         MsgKind::Outcome,
         MsgKind::Lookup,
@@ -181,6 +191,11 @@ impl MsgKind {
         MsgKind::Abort,
         MsgKind::Ack,
         MsgKind::Query,
+        MsgKind::Campaign,
+        MsgKind::Promise,
+        MsgKind::Accept,
+        MsgKind::Accepted,
+        MsgKind::Nack,
     ];
 
     /// The kind of `msg`.
@@ -196,6 +211,11 @@ impl MsgKind {
             Msg::Abort { .. } => MsgKind::Abort,
             Msg::Ack { .. } => MsgKind::Ack,
             Msg::QueryDecision { .. } => MsgKind::Query,
+            Msg::Campaign { .. } => MsgKind::Campaign,
+            Msg::Promise { .. } => MsgKind::Promise,
+            Msg::Accept { .. } => MsgKind::Accept,
+            Msg::Accepted { .. } => MsgKind::Accepted,
+            Msg::Nack { .. } => MsgKind::Nack,
         }
     }
 
@@ -212,6 +232,11 @@ impl MsgKind {
             MsgKind::Abort => "abort",
             MsgKind::Ack => "ack",
             MsgKind::Query => "query",
+            MsgKind::Campaign => "campaign",
+            MsgKind::Promise => "promise",
+            MsgKind::Accept => "accept",
+            MsgKind::Accepted => "accepted",
+            MsgKind::Nack => "nack",
         }
     }
 }
@@ -239,7 +264,14 @@ impl std::str::FromStr for MsgKind {
 /// The transaction `msg` is about, if any (for logs).
 pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
     match msg {
-        Msg::Purchase { .. } | Msg::Lookup { .. } | Msg::Status { .. } => None,
+        Msg::Purchase { .. }
+        | Msg::Lookup { .. }
+        | Msg::Status { .. }
+        | Msg::Campaign { .. }
+        | Msg::Promise { .. }
+        | Msg::Accept { .. }
+        | Msg::Accepted { .. }
+        | Msg::Nack { .. } => None,
         Msg::Outcome(o) => o.txn,
         Msg::Prepare { txn, .. }
         | Msg::Vote { txn, .. }
@@ -467,7 +499,7 @@ mod tests {
         let err = "commits".parse::<MsgKind>().unwrap_err();
         assert_eq!(
             err,
-            "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query)"
+            "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query,campaign,promise,accept,accepted,nack)"
         );
         assert_eq!(
             MsgKind::of(&Msg::QueryDecision {

@@ -236,7 +236,7 @@ async fn hold_is_durable_before_the_vote() {
     });
     let actor = Node::Participant(Participant {
         resource: Resource::Wallet,
-        coordinator: coord_id,
+        coordinators: vec![coord_id],
         initial: [("alice".to_string(), 10)].into(),
     });
     let (my_id, stop_tx, task) = spawn_recorded(actor, "wallet", sock, &codec, &log);

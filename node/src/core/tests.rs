@@ -30,7 +30,7 @@ fn codec() -> Codec {
 fn wallet(balance: u64) -> Core {
     let actor = Node::Participant(Participant {
         resource: Resource::Wallet,
-        coordinator: id(COORD),
+        coordinators: vec![id(COORD)],
         initial: [("alice".into(), balance)].into(),
     });
     let cfg = Config {
