@@ -34,7 +34,7 @@ fn describe(p: &Purchase) -> String {
 async fn one(cluster: &LocalCluster, p: Purchase) -> Result<Option<Outcome>> {
     let started = Instant::now();
     let seen = client::run_client(
-        cluster.addr(Role::Coordinator),
+        &cluster.cluster.coordinator_addresses(),
         vec![p.clone()],
         cluster.codec.clone(),
         Duration::from_secs(30),

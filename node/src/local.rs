@@ -6,7 +6,7 @@
 //! `twopc node` child process.
 
 use crate::client;
-use crate::cluster::{Cluster, NodeSpec, Role};
+use crate::cluster::{Cluster, NodeSpec, Protocol, Role};
 use crate::core::Config;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
@@ -84,6 +84,7 @@ impl LocalCluster {
             sockets.push(socket);
         }
         let cluster = Cluster {
+            protocol: Protocol::TwoPc,
             nodes,
             accounts: InitialLevels::table(accounts),
             stock: InitialLevels::table(stock),
@@ -141,6 +142,7 @@ impl LocalCluster {
             nodes.push(loopback_node(role, address)?);
         }
         let mut cluster = Cluster {
+            protocol: Protocol::TwoPc,
             nodes,
             accounts: InitialLevels::default(),
             stock: InitialLevels::default(),

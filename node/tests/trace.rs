@@ -60,7 +60,7 @@ fn recorded() -> &'static (Vec<NodeTrace>, usize, u64) {
             };
             let run = |ps: Vec<Purchase>| {
                 client::run_client(
-                    coordinator,
+                    &[coordinator],
                     ps,
                     cluster.codec.clone(),
                     Duration::from_secs(30),
@@ -248,7 +248,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
     let participant = |resource, key: &str| {
         Node::Participant(Participant {
             resource,
-            coordinator: Id::from(c),
+            coordinators: vec![Id::from(c)],
             initial: [(key.to_string(), 100)].into(),
         })
     };
@@ -269,7 +269,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             "client",
             cl,
             Node::Client(Client {
-                coordinator: Id::from(c),
+                coordinators: vec![Id::from(c)],
                 id: 7,
                 requests: vec![Request {
                     req: RequestId::new("order-1"),

@@ -166,7 +166,10 @@ async fn measure(
             .iter()
             .map(|(_, pid)| pid.clone())
             .collect();
-        let (addr, codec) = (cluster.addr(Role::Coordinator), cluster.codec.clone());
+        let (coordinators, codec) = (
+            cluster.cluster.coordinator_addresses(),
+            cluster.codec.clone(),
+        );
         let purchases = workload.purchases(c, each);
         tasks.push(tokio::spawn(async move {
             // A client actor saves its whole list of outcomes with each one,
@@ -179,7 +182,7 @@ async fn measure(
             for chunk in purchases.chunks(CLIENT_PURCHASES) {
                 let (record, pids, last) = (record.clone(), pids.clone(), last.clone());
                 crate::client::run_client(
-                    addr,
+                    &coordinators,
                     chunk.to_vec(),
                     codec.clone(),
                     Duration::from_secs(600),
