@@ -1,7 +1,8 @@
 //! The configuration people pass on the command line: how many clients and
 //! purchases, the balance and stock, the network, which roles may crash.
 //!
-//! Actor layout: 0 = coordinator, 1 = wallet, 2 = order, 3.. = clients.
+//! Actor layout: 0 = coordinator (with the replicated protocol: the first
+//! replica), 1 = wallet, 2 = order, 3.. = clients, then the other replicas.
 
 use crate::mutants::Mutant;
 use serde::Serialize;
@@ -38,10 +39,34 @@ pub enum NetworkKind {
     Udp,
 }
 
+/// Which commit protocol the coordinator runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+pub enum Protocol {
+    /// Presumed-abort two-phase commit with one coordinator (it blocks while
+    /// the coordinator is down).
+    #[default]
+    #[value(name = "2pc")]
+    #[serde(rename = "2pc")]
+    TwoPc,
+    /// The same coordinator replicated on 2F+1 replicas (Paxos ballots on its
+    /// durable state): losing any F of them blocks nothing.
+    Replicated,
+}
+
+impl Protocol {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::TwoPc => "2pc",
+            Protocol::Replicated => "replicated",
+        }
+    }
+}
+
 /// A role, for choosing which actors may crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]
 pub enum Role {
-    /// The coordinator.
+    /// The coordinator (with the replicated protocol: every replica).
     Coordinator,
     /// The wallet participant.
     Wallet,
@@ -110,6 +135,15 @@ pub struct Config {
     pub afterwards: Vec<Reuse>,
     /// A deliberately broken protocol variant to check instead.
     pub mutant: Option<Mutant>,
+    /// The commit protocol.
+    pub protocol: Protocol,
+    /// Coordinator replicas (the replicated protocol only; odd, at least 3).
+    pub replicas: usize,
+    /// Campaigns the environment may start while the leader is up and
+    /// leading (a timer that fires early: competing leaders). Campaigns when
+    /// a follower's leader is down or not leading are always possible. Each
+    /// campaign raises the term, so without a bound the space is infinite.
+    pub elections: u64,
 }
 
 impl Default for Config {
@@ -132,6 +166,9 @@ impl Default for Config {
             reuse: Vec::new(),
             afterwards: Vec::new(),
             mutant: None,
+            protocol: Protocol::TwoPc,
+            replicas: 3,
+            elections: 1,
         }
     }
 }
@@ -144,20 +181,29 @@ pub const SKU: &str = "widget";
 impl Config {
     /// The production actors of this configuration, in actor-index order.
     pub fn nodes(&self) -> Vec<Node> {
-        let coordinator = Id::from(COORDINATOR);
+        let coordinators: Vec<Id> = self.replica_indices().into_iter().map(Id::from).collect();
         let participant = |resource, key: &str, level| {
             Node::Participant(Participant {
                 resource,
-                coordinator,
+                coordinators: coordinators.clone(),
                 initial: BTreeMap::from([(key.to_string(), level)]),
             })
         };
-        let mut nodes = vec![
-            Node::Coordinator(Coordinator {
-                wallet: Id::from(WALLET),
-                order: Id::from(ORDER),
-                retention: self.retention,
+        let coordinator = Coordinator {
+            wallet: Id::from(WALLET),
+            order: Id::from(ORDER),
+            retention: self.retention,
+        };
+        let replica = |index| match self.protocol {
+            Protocol::TwoPc => Node::Coordinator(coordinator.clone()),
+            Protocol::Replicated => Node::Replica(Replica {
+                coordinator: coordinator.clone(),
+                peers: coordinators.clone(),
+                index,
             }),
+        };
+        let mut nodes = vec![
+            replica(0),
             participant(Resource::Wallet, USER, self.balance),
             participant(Resource::Order, SKU, self.stock),
         ];
@@ -192,19 +238,41 @@ impl Config {
                 requests.extend(self.afterwards.iter().map(reuse));
             }
             nodes.push(Node::Client(Client {
-                coordinator,
+                coordinators: coordinators.clone(),
                 id: (FIRST_CLIENT + c) as ClientId,
                 requests,
             }));
         }
         for (k, r) in self.reuse.iter().enumerate() {
             nodes.push(Node::Client(Client {
-                coordinator,
+                coordinators: coordinators.clone(),
                 id: (FIRST_CLIENT + self.clients + k) as ClientId,
                 requests: vec![reuse(r)],
             }));
         }
+        for index in 1..coordinators.len() {
+            nodes.push(replica(index));
+        }
         nodes
+    }
+
+    /// The clients' actor indices.
+    pub fn client_indices(&self) -> std::ops::Range<usize> {
+        FIRST_CLIENT..FIRST_CLIENT + self.clients + self.reuse.len()
+    }
+
+    /// The coordinator's actor indices: 0, and with the replicated protocol
+    /// the other replicas after the clients.
+    pub fn replica_indices(&self) -> Vec<usize> {
+        match self.protocol {
+            Protocol::TwoPc => vec![COORDINATOR],
+            Protocol::Replicated => {
+                let first_other = self.client_indices().end;
+                std::iter::once(COORDINATOR)
+                    .chain(first_other..first_other + self.replicas - 1)
+                    .collect()
+            }
+        }
     }
 
     /// The id of client `c`'s `i`-th purchase (both from 0).
@@ -218,12 +286,25 @@ impl Config {
     }
 
     /// The role of actor `index`.
-    pub fn role(index: usize) -> Role {
+    pub fn role(&self, index: usize) -> Role {
         match index {
-            COORDINATOR => Role::Coordinator,
             WALLET => Role::Wallet,
             ORDER => Role::Order,
+            i if self.replica_indices().contains(&i) => Role::Coordinator,
             _ => Role::Client,
+        }
+    }
+
+    /// The most coordinator epochs a run can reach beyond the first: one per
+    /// restart, or with the replicated protocol one per leader, and every
+    /// term can have one (the budget of restarts and early campaigns, plus a
+    /// campaign by each replica after the last of them).
+    pub fn max_epochs(&self) -> u64 {
+        match self.protocol {
+            Protocol::TwoPc => self.max_restarts,
+            Protocol::Replicated => {
+                (self.max_restarts + self.elections + 2) * self.replicas as u64
+            }
         }
     }
 

@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use stateright::{Checker, Expectation, Model};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use twopc_checks::config::{Config, NetworkKind, Reuse, Role};
+use twopc_checks::config::{Config, NetworkKind, Protocol, Reuse, Role};
 use twopc_checks::mutants::Mutant;
 use twopc_checks::report::{self, Search};
 use twopc_checks::system::TwopcModel;
@@ -187,6 +187,19 @@ struct SysArgs {
     /// Check a deliberately broken protocol variant instead.
     #[arg(long, value_enum)]
     mutant: Option<Mutant>,
+    /// The commit protocol: 2pc (one coordinator; blocks while it is down)
+    /// or replicated (the coordinator on --replicas replicas, Paxos ballots
+    /// on its durable state; losing a minority of them blocks nothing).
+    #[arg(long, value_enum, default_value = "2pc")]
+    protocol: Protocol,
+    /// With --protocol replicated: how many coordinator replicas (odd, 3 or more).
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// With --protocol replicated: campaigns the environment may start while
+    /// the leader is up (competing leaders); campaigns against a leader that
+    /// is down are always possible.
+    #[arg(long, default_value_t = 1)]
+    elections: u64,
 }
 
 impl SysArgs {
@@ -234,6 +247,9 @@ impl SysArgs {
                 base.afterwards.clone()
             },
             mutant: self.mutant,
+            protocol: pick!(protocol),
+            replicas: pick!(replicas),
+            elections: pick!(elections),
         };
         Self::validate(&cfg)?;
         Ok(cfg)
@@ -250,6 +266,12 @@ impl SysArgs {
         }
         if cfg.retention == 0 {
             return Err("--retention must be at least 1".into());
+        }
+        if cfg.protocol == Protocol::Replicated && (cfg.replicas < 3 || cfg.replicas % 2 == 0) {
+            return Err("--replicas must be odd and at least 3 (2F+1 survives F down)".into());
+        }
+        if cfg.replicas > 5 {
+            return Err("more than 5 replicas cannot be exhausted".into());
         }
         if cfg.reuse.len() > 3 || cfg.afterwards.len() > 3 {
             return Err("at most 3 --reuse clients and 3 --afterwards requests".into());

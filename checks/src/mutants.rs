@@ -378,7 +378,7 @@ impl Checked {
                 }
             }
             (Node::Client(c), Some(Mutant::ClientAcceptsAnyOutcome), Msg::Outcome(outcome))
-                if src == c.coordinator =>
+                if c.coordinators.contains(&src) =>
             {
                 if let State::Client(s) = state.to_mut() {
                     s.seen.push(outcome.clone());

@@ -102,18 +102,18 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         Property::always(SETTLED_HOLDS_NOTHING, settled_holds_nothing),
         Property::always(REFUSAL_IS_TRUE, |_, s: &SysState| !s.history.false_refusal),
         Property::always(COMMITS_ARE_KNOWN, commits_are_known),
-        Property::sometimes(SOME_TIMEOUT_ABORT, |_, s| {
-            seen(s).any(|o| o.verdict == Verdict::Aborted(AbortReason::VoteTimeout))
+        Property::sometimes(SOME_TIMEOUT_ABORT, |m, s| {
+            seen(m, s).any(|o| o.verdict == Verdict::Aborted(AbortReason::VoteTimeout))
         }),
     ];
     if cfg.can_commit() {
-        props.push(Property::sometimes(SOME_COMMIT, |_, s| {
-            seen(s).any(|o| o.verdict == Verdict::Committed)
+        props.push(Property::sometimes(SOME_COMMIT, |m, s| {
+            seen(m, s).any(|o| o.verdict == Verdict::Committed)
         }));
     }
     if cfg.can_run_short() {
-        props.push(Property::sometimes(SOME_SHORTAGE_ABORT, |_, s| {
-            seen(s).any(|o| {
+        props.push(Property::sometimes(SOME_SHORTAGE_ABORT, |m, s| {
+            seen(m, s).any(|o| {
                 matches!(
                     o.verdict,
                     Verdict::Aborted(
@@ -143,16 +143,16 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         }));
     }
     if reused(Reuse::Different) {
-        props.push(Property::sometimes(SOME_KEY_REUSED, |_, s| {
-            seen(s).any(|o| o.verdict == Verdict::Refused(Rejection::KeyReused))
+        props.push(Property::sometimes(SOME_KEY_REUSED, |m, s| {
+            seen(m, s).any(|o| o.verdict == Verdict::Refused(Rejection::KeyReused))
         }));
     }
     if cfg.retention < cfg.ids() && (reused(Reuse::Same) || reused(Reuse::Lookup)) {
-        props.push(Property::sometimes(SOME_EXPIRED_UNKNOWN, |_, s| {
-            seen(s).any(|o| {
+        props.push(Property::sometimes(SOME_EXPIRED_UNKNOWN, |m, s| {
+            seen(m, s).any(|o| {
                 o.verdict == Verdict::Unknown
                     && s.history.outcomes_sent.contains(&o.req)
-                    && !coordinator(s).outcomes.by_id.contains_key(&o.req)
+                    && coordinators(&m.cfg, s).all(|(_, c)| !c.outcomes.by_id.contains_key(&o.req))
             })
         }));
     }
@@ -162,16 +162,16 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         }));
     }
     if cfg.may_crash(Role::Coordinator) && cfg.can_commit() {
-        props.push(Property::sometimes(DECIDED_RECOVERY, |_, s| {
-            let c = coordinator(s);
-            c.recovered_commits && c.commits.is_empty() && !s.crashed[COORDINATOR]
+        props.push(Property::sometimes(DECIDED_RECOVERY, |m, s| {
+            coordinators(&m.cfg, s)
+                .any(|(i, c)| c.recovered_commits && c.commits.is_empty() && !s.crashed[i])
         }));
     }
     props
 }
 
-fn seen(s: &SysState) -> impl Iterator<Item = &Outcome> {
-    clients(s).flat_map(|c| c.seen.iter())
+fn seen<'a>(m: &TwopcModel, s: &'a SysState) -> impl Iterator<Item = &'a Outcome> {
+    clients(&m.cfg, s).flat_map(|c| c.seen.iter())
 }
 
 /// Every outcome a client has, with the request it made.
@@ -180,7 +180,7 @@ fn requests_seen<'a>(
     s: &'a SysState,
 ) -> impl Iterator<Item = (&'a Request, &'a Outcome)> {
     m.client_configs()
-        .zip(clients(s))
+        .zip(clients(&m.cfg, s))
         .flat_map(|(cfg, c)| cfg.requests.iter().zip(c.seen.iter()))
 }
 
@@ -319,7 +319,7 @@ fn commits_are_known(_: &TwopcModel, s: &SysState) -> bool {
 /// applied under the id. ("Unknown" promises nothing about the future.)
 fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {
     // The i-th outcome a client holds answers its i-th request, not another.
-    let in_order = m.client_configs().zip(clients(s)).all(|(cfg, c)| {
+    let in_order = m.client_configs().zip(clients(&m.cfg, s)).all(|(cfg, c)| {
         c.seen
             .iter()
             .enumerate()
@@ -351,16 +351,14 @@ fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {
         })
 }
 
-fn durable(_: &TwopcModel, s: &SysState) -> bool {
+fn durable(m: &TwopcModel, s: &SysState) -> bool {
     let stored = |i: usize| s.actor_storages[i].as_deref();
     let part = |i: usize| match stored(i) {
         Some(Storage::Participant(p)) => Some(p),
         _ => None,
     };
-    let coord = match stored(COORDINATOR) {
-        Some(Storage::Coordinator(c)) => Some(c),
-        _ => None,
-    };
+    // Every state a restarted (or newly elected) coordinator may start from.
+    let restarts = durable_coordinator(&m.cfg, s);
     let h = &s.history;
     // A committed transaction is durably applied: remembered as committed,
     // or settled by the durable floor (applied and acknowledged everywhere,
@@ -383,12 +381,14 @@ fn durable(_: &TwopcModel, s: &SysState) -> bool {
     // A revealed commit stays durable at the coordinator until every
     // participant's commit is durable.
     && h.commits_sent.iter().all(|txn| {
-        coord.is_some_and(|c| c.commits.contains_key(&txn))
-            || [WALLET, ORDER].iter().all(|p| part(*p).is_some_and(|d| applied_durably(d, &txn)))
+        [WALLET, ORDER].iter().all(|p| part(*p).is_some_and(|d| applied_durably(d, &txn)))
+            || restarts.iter().all(|c| c.as_ref().is_some_and(|c| c.commits.contains_key(&txn)))
     })
     // A revealed decision is durable, or forgotten by the retention rule
     // (which has forgotten something, durably).
     && h.outcomes_sent.iter().all(|req| {
-        coord.is_some_and(|c| c.outcomes.by_id.contains_key(req) || c.outcomes.forgotten_below > 0)
+        restarts.iter().all(|c| c.as_ref().is_some_and(|c| {
+            c.outcomes.by_id.contains_key(req) || c.outcomes.forgotten_below > 0
+        }))
     })
 }

@@ -1,7 +1,7 @@
 //! Counterexamples in plain words: each step says which actor did what, what it
 //! sent and whether it saved.
 
-use crate::config::{Config, COORDINATOR, FIRST_CLIENT};
+use crate::config::{Config, COORDINATOR};
 use crate::liveness::Liveness;
 use crate::matrix::Entry;
 use crate::run::{self, CheckRun};
@@ -61,6 +61,24 @@ fn msg(m: &Msg) -> String {
         Msg::Abort { txn } => format!("Abort txn {txn}"),
         Msg::Ack { txn } => format!("Ack txn {txn}"),
         Msg::QueryDecision { txn } => format!("QueryDecision txn {txn}"),
+        Msg::Campaign { term } => format!("Campaign for term {term}"),
+        Msg::Promise { term, accepted } => format!(
+            "Promise term {term}, accepted {}",
+            accepted
+                .as_ref()
+                .map_or("nothing".into(), |a| format!("v{} of term {}", a.version, a.term))
+        ),
+        Msg::Accept {
+            term,
+            version,
+            storage,
+        } => format!(
+            "Accept v{version} of term {term} (epoch {}, commits {:?})",
+            storage.epoch,
+            storage.commits.keys().map(|t| t.to_string()).collect::<Vec<_>>()
+        ),
+        Msg::Accepted { term, version } => format!("Accepted v{version} of term {term}"),
+        Msg::Nack { promised } => format!("Nack: promised term {promised}"),
     }
 }
 
@@ -74,6 +92,7 @@ fn timer(t: &Timer) -> String {
         Timer::Votes(t) => format!("vote timer of txn {t}"),
         Timer::Resend(t) => format!("resend timer of txn {t}"),
         Timer::Query(t) => format!("query timer of txn {t}"),
+        Timer::Replica => "replica timer (heartbeat or campaign)".into(),
     }
 }
 
@@ -172,16 +191,42 @@ pub fn format_steps(m: &TwopcModel, steps: &[(SysState, Option<Step>)]) -> Strin
 /// The interesting part of a state: levels, holds, decisions, what clients saw.
 pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
     let mut s = String::new();
-    let c = coordinator(state);
     let down = |i: usize| if state.crashed[i] { " (down)" } else { "" };
-    let _ = writeln!(
-        s,
-        "    coordinator{}: epoch {}, voting {:?}, unacked commits {:?}",
-        down(COORDINATOR),
-        c.epoch,
-        c.voting.keys().map(|t| t.to_string()).collect::<Vec<_>>(),
-        c.commits.keys().map(|t| t.to_string()).collect::<Vec<_>>()
-    );
+    let coord = |c: &CoordState| {
+        format!(
+            "epoch {}, voting {:?}, unacked commits {:?}",
+            c.epoch,
+            c.voting.keys().map(|t| t.to_string()).collect::<Vec<_>>(),
+            c.commits.keys().map(|t| t.to_string()).collect::<Vec<_>>()
+        )
+    };
+    if let State::Coordinator(c) = &**state.actor_states[COORDINATOR] {
+        let _ = writeln!(s, "    coordinator{}: {}", down(COORDINATOR), coord(c));
+    }
+    for (i, r) in replicas(&m.cfg, state) {
+        let accepted = r.acceptor.accepted.as_ref().map_or("nothing".into(), |a| {
+            format!("v{} of term {} (epoch {})", a.version, a.term, a.storage.epoch)
+        });
+        let standing = match &r.standing {
+            Standing::Follower => "follower".to_string(),
+            Standing::Candidate { term, .. } => format!("candidate for term {term}"),
+            Standing::Leader(l) => format!(
+                "leader of term {}, chosen v{} of v{}, {} held, {}",
+                l.term,
+                l.chosen,
+                l.version,
+                l.held.len(),
+                coord(&l.coord)
+            ),
+        };
+        let _ = writeln!(
+            s,
+            "    {}{}: promised {}, accepted {accepted}; {standing}",
+            m.actor_name(Id::from(i)),
+            down(i),
+            r.acceptor.promised
+        );
+    }
     for (i, p) in participants(state) {
         let fin: Vec<String> = p
             .data
@@ -204,7 +249,7 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
             fin.join(", ")
         );
     }
-    for (k, cl) in clients(state).enumerate() {
+    for (k, cl) in clients(&m.cfg, state).enumerate() {
         let seen: Vec<String> = cl
             .seen
             .iter()
@@ -213,8 +258,8 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
         let _ = writeln!(
             s,
             "    {}{}: seen [{}]",
-            m.actor_name(Id::from(FIRST_CLIENT + k)),
-            down(FIRST_CLIENT + k),
+            m.actor_name(Id::from(m.cfg.client_indices().start + k)),
+            down(m.cfg.client_indices().start + k),
             seen.join("; ")
         );
     }

@@ -3,7 +3,7 @@
 //! The `stateright::Model` impl that ties it to the properties and the
 //! readable reports is in the crate root.
 
-use crate::config::{Config, NetworkKind, Role, COORDINATOR, FIRST_CLIENT, ORDER, WALLET};
+use crate::config::{Config, NetworkKind, Protocol, Role, COORDINATOR, ORDER, WALLET};
 use crate::history::{record_out, History};
 use crate::mutants::Checked;
 use crate::shared::Shared;
@@ -79,16 +79,20 @@ impl Config {
 /// `bounded` property instead of running until the machine runs out of memory.
 pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
     let requests = cfg.ids();
-    let epochs = 1 + cfg.max_restarts as usize;
+    let epochs = 1 + cfg.max_epochs() as usize;
     let over = |value: usize, limit: usize| value.saturating_sub(limit);
-    let c = coordinator(state);
-    let coord = over(c.next_txn as usize, requests)
-        .max(over(c.voting.len(), requests))
-        .max(over(c.commits.len(), requests * epochs))
-        .max(over(c.outcomes.by_id.len(), cfg.retention.min(requests)))
-        .max(over(c.outcomes.by_age.len(), cfg.retention.min(requests)))
-        .max(over(c.outcomes.next as usize, requests))
-        .max(over(c.epoch as usize, epochs));
+    let coord = coordinators(cfg, state)
+        .map(|(_, c)| {
+            over(c.next_txn as usize, requests)
+                .max(over(c.voting.len(), requests))
+                .max(over(c.commits.len(), requests * epochs))
+                .max(over(c.outcomes.by_id.len(), cfg.retention.min(requests)))
+                .max(over(c.outcomes.by_age.len(), cfg.retention.min(requests)))
+                .max(over(c.outcomes.next as usize, requests))
+                .max(over(c.epoch as usize, epochs))
+        })
+        .max()
+        .unwrap_or(0);
     let parts = participants(state)
         .map(|(_, p)| {
             over(
@@ -98,18 +102,85 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
         })
         .max()
         .unwrap_or(0);
-    let clients = clients(state)
+    let clients = clients(cfg, state)
         .map(|c| over(c.seen.len(), cfg.purchases + cfg.afterwards.len()))
         .max()
         .unwrap_or(0);
     coord.max(parts).max(clients)
 }
 
-/// The coordinator's state in a system state.
+/// The coordinator's state in a system state (two-phase commit: there is
+/// exactly one; see [`coordinators`] for either protocol).
 pub fn coordinator(state: &SysState) -> &CoordState {
     match &**state.actor_states[COORDINATOR] {
         State::Coordinator(s) => s,
         _ => unreachable!("actor 0 is the coordinator"),
+    }
+}
+
+/// Every running coordinator, with its actor index: the one of two-phase
+/// commit; with the replicated protocol, that of each replica that believes
+/// it leads (a deposed one included, until it learns) and is not down.
+pub fn coordinators<'a>(
+    cfg: &Config,
+    state: &'a SysState,
+) -> impl Iterator<Item = (usize, &'a CoordState)> + 'a {
+    cfg.replica_indices()
+        .into_iter()
+        .filter_map(move |i| match &**state.actor_states[i] {
+            State::Coordinator(c) => Some((i, c)),
+            State::Replica(r) if !state.crashed[i] => r.leading().map(|l| (i, &l.coord)),
+            _ => None,
+        })
+}
+
+/// The replicas' states, with their actor indices (replicated protocol).
+pub fn replicas<'a>(
+    cfg: &Config,
+    state: &'a SysState,
+) -> impl Iterator<Item = (usize, &'a ReplicaState)> + 'a {
+    cfg.replica_indices()
+        .into_iter()
+        .filter_map(move |i| match &**state.actor_states[i] {
+            State::Replica(r) => Some((i, r)),
+            _ => None,
+        })
+}
+
+/// The coordinator's durable state as a restart would find it, for every
+/// way a restart can find it: two-phase commit, the coordinator's storage;
+/// replicated, for each majority of replicas, the highest state its members
+/// durably accepted (what a leader elected by that majority adopts). What
+/// is durable must be in all of them.
+pub fn durable_coordinator(cfg: &Config, state: &SysState) -> Vec<Option<CoordStorage>> {
+    let stored = |i: usize| state.actor_storages[i].as_deref();
+    match cfg.protocol {
+        Protocol::TwoPc => vec![match stored(COORDINATOR) {
+            Some(Storage::Coordinator(c)) => Some(c.clone()),
+            _ => None,
+        }],
+        Protocol::Replicated => {
+            let accepted: Vec<Option<&Accepted>> = cfg
+                .replica_indices()
+                .into_iter()
+                .map(|i| match stored(i) {
+                    Some(Storage::Replica(r)) => r.accepted.as_ref(),
+                    _ => None,
+                })
+                .collect();
+            let n = accepted.len();
+            let quorum = n / 2 + 1;
+            (0u32..1 << n)
+                .filter(|set| set.count_ones() as usize == quorum)
+                .map(|set| {
+                    (0..n)
+                        .filter(|i| set & (1 << i) != 0)
+                        .filter_map(|i| accepted[i])
+                        .max_by_key(|a| (a.term, a.version))
+                        .map(|a| a.storage.clone())
+                })
+                .collect()
+        }
     }
 }
 
@@ -123,10 +194,17 @@ pub fn participants(state: &SysState) -> impl Iterator<Item = (usize, &PartState
 /// Whether `txn` is a commit the coordinator still owes: in its durable log
 /// (what survives a crash), not yet acknowledged by every participant.
 pub fn owed_commit(state: &SysState, txn: &TxnId) -> bool {
-    match state.actor_storages[COORDINATOR].as_deref() {
-        Some(Storage::Coordinator(c)) => c.commits.contains_key(txn),
-        _ => false,
-    }
+    state
+        .actor_storages
+        .iter()
+        .any(|s| match s.as_deref() {
+            Some(Storage::Coordinator(c)) => c.commits.contains_key(txn),
+            Some(Storage::Replica(r)) => r
+                .accepted
+                .as_ref()
+                .is_some_and(|a| a.storage.commits.contains_key(txn)),
+            _ => false,
+        })
 }
 
 fn part(state: &SysState, i: usize) -> &PartState {
@@ -137,8 +215,8 @@ fn part(state: &SysState, i: usize) -> &PartState {
 }
 
 /// The clients' states.
-pub fn clients(state: &SysState) -> impl Iterator<Item = &ClientState> {
-    state.actor_states[FIRST_CLIENT..]
+pub fn clients<'a>(cfg: &Config, state: &'a SysState) -> impl Iterator<Item = &'a ClientState> {
+    state.actor_states[cfg.client_indices()]
         .iter()
         .map(|s| match &***s {
             State::Client(c) => c,
@@ -203,14 +281,14 @@ impl TwopcModel {
     /// that very request: a client that filed another request's outcome as
     /// an answer is not done.
     pub fn is_done(&self, state: &SysState) -> bool {
-        self.client_configs().zip(clients(state)).all(|(cfg, c)| {
+        self.client_configs().zip(clients(&self.cfg, state)).all(|(cfg, c)| {
             (0..cfg.requests.len()).all(|i| c.seen.iter().any(|o| &o.req == cfg.req(i)))
         }) && participants(state).all(|(_, p)| p.data.holds.is_empty())
     }
 
     /// The clients' configurations, in actor order.
     pub fn client_configs(&self) -> impl Iterator<Item = &Client> {
-        self.inner.actors[FIRST_CLIENT..]
+        self.inner.actors[self.cfg.client_indices()]
             .iter()
             .map(|a| match &a.node {
                 Node::Client(c) => c,
@@ -226,20 +304,66 @@ impl TwopcModel {
     /// offers no further coordinator crash. Every reachable state is then
     /// explored and judged; nothing is cut off and counted as a success.
     /// (A coordinator that never recovers may always crash: it never restarts.)
+    ///
+    /// With the replicated protocol the budget counts terms instead (a
+    /// leader that goes down makes the others campaign), and a follower's
+    /// campaign timer fires only when it should: its leader (the owner of the
+    /// term it promised) is down, or is not leading or campaigning for that
+    /// term, or early, while the highest term is below the `elections`
+    /// budget. This is the eventual leader detector every consensus protocol
+    /// needs to make progress (none can without some timing assumption); the
+    /// safety properties are checked with early campaigns too.
     pub(crate) fn allowed(&self, state: &SysState, action: &SysAction) -> bool {
         match action {
             ActorModelAction::Crash(id) => {
-                let role = Config::role((*id).into());
+                let role = self.cfg.role((*id).into());
                 self.cfg.crashable.contains(&role)
                     && (role != Role::Coordinator
                         || self.cfg.never_recover.contains(&role)
-                        || coordinator(state).epoch <= self.cfg.max_restarts)
+                        || match self.cfg.protocol {
+                            Protocol::TwoPc => coordinator(state).epoch <= self.cfg.max_restarts,
+                            Protocol::Replicated => {
+                                self.highest_term(state) <= self.cfg.max_restarts
+                            }
+                        })
             }
             ActorModelAction::Recover(id) => {
-                !self.cfg.never_recover.contains(&Config::role((*id).into()))
+                !self.cfg.never_recover.contains(&self.cfg.role((*id).into()))
             }
+            ActorModelAction::Timeout(id, Timer::Replica) => self.may_campaign(state, (*id).into()),
             _ => true,
         }
+    }
+
+    /// The highest term any replica promised.
+    fn highest_term(&self, state: &SysState) -> u64 {
+        replicas(&self.cfg, state)
+            .map(|(_, r)| r.acceptor.promised.n)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether replica `i`'s timer may fire (see [`TwopcModel::allowed`]):
+    /// always, unless it would start a campaign while its leader leads.
+    fn may_campaign(&self, state: &SysState, i: usize) -> bool {
+        let State::Replica(r) = &**state.actor_states[i] else {
+            return true;
+        };
+        if !matches!(r.standing, Standing::Follower) {
+            return true;
+        }
+        let term = r.acceptor.promised;
+        let leader = usize::from(term.leader);
+        let leads = !state.crashed[leader]
+            && match &**state.actor_states[leader] {
+                State::Replica(l) => match &l.standing {
+                    Standing::Leader(x) => x.term == term,
+                    Standing::Candidate { term: t, .. } => *t == term,
+                    Standing::Follower => false,
+                },
+                _ => false,
+            };
+        !leads || self.highest_term(state) < self.cfg.elections
     }
 
     /// A one-line name for actor `id`.

@@ -13,8 +13,12 @@
 //!   majority has accepted `v` (or a later version) of `t`. Every message the
 //!   coordinator produced after that save is held until it is chosen: this is
 //!   "persist before send", with a majority of replicas in place of one disk.
-//! - **Taking over.** A follower that hears nothing from its leader for a
-//!   whole timer period campaigns for a higher term. Acceptors promise it
+//! - **Taking over.** A follower whose timer fires campaigns for a higher
+//!   term. *When* it fires is the runtime's failure detector, not part of
+//!   the protocol: the node fires it only after a whole period without
+//!   hearing from the leader; the checker lets it fire at any time up to a
+//!   budget (safety must hold whatever the timing) and, for liveness,
+//!   whenever the follower's leader is down or not leading. Acceptors promise it
 //!   (durably) and report the state they accepted last. With a majority of
 //!   promises the candidate adopts the highest reported state by (term,
 //!   version) and starts the coordinator from it exactly as a restart does:
@@ -114,12 +118,8 @@ pub struct Leading {
 /// What a replica is doing.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Standing {
-    /// Follows the leader of its promised term. `heard`: heard from it (or
-    /// promised a campaign) since its timer last fired.
-    Follower {
-        /// Heard from the leader this period.
-        heard: bool,
-    },
+    /// Follows the leader of its promised term.
+    Follower,
     /// Campaigns for `term`, collecting promises.
     Candidate {
         /// The term it asks for.
@@ -152,7 +152,7 @@ impl ReplicaState {
     /// The term it leads or campaigns for.
     fn own_term(&self) -> Option<Term> {
         match &self.standing {
-            Standing::Follower { .. } => None,
+            Standing::Follower => None,
             Standing::Candidate { term, .. } => Some(*term),
             Standing::Leader(l) => Some(l.term),
         }
@@ -163,7 +163,7 @@ impl ReplicaState {
     fn promise(&mut self, term: Term) {
         self.acceptor.promised = term;
         if self.own_term().is_some_and(|t| t < term) || self.own_term().is_none() {
-            self.standing = Standing::Follower { heard: true };
+            self.standing = Standing::Follower;
         }
     }
 }
@@ -200,7 +200,7 @@ impl Replica {
         match storage {
             Some(s) => ReplicaState {
                 acceptor: s.clone(),
-                standing: Standing::Follower { heard: false },
+                standing: Standing::Follower,
             },
             None => {
                 let mut state = ReplicaState {
@@ -208,7 +208,7 @@ impl Replica {
                         promised: self.first_term(),
                         accepted: None,
                     },
-                    standing: Standing::Follower { heard: false },
+                    standing: Standing::Follower,
                 };
                 if me == self.peers[0] {
                     self.lead(me, &mut state, self.first_term(), None, o);
@@ -270,8 +270,12 @@ impl Replica {
                 }
                 Command::Send(dst, msg) => {
                     if l.version > l.chosen {
-                        let version = l.version;
-                        l.held.push(Held { version, dst, msg });
+                        // The same message already waiting goes out once
+                        // (a duplicate request, answered again, adds nothing).
+                        if !l.held.iter().any(|h| h.dst == dst && h.msg == msg) {
+                            let version = l.version;
+                            l.held.push(Held { version, dst, msg });
+                        }
                     } else {
                         o.send(dst, msg);
                     }
@@ -373,14 +377,10 @@ impl Replica {
                     .as_ref()
                     .is_none_or(|a| a.rank() < (term, version));
                 let higher = term > state.acceptor.promised;
-                let deaf = matches!(state.standing, Standing::Follower { heard: false });
-                if newer || higher || deaf {
+                if newer || higher {
                     let s = state.to_mut();
                     if higher {
                         s.promise(term);
-                    }
-                    if let Standing::Follower { heard } = &mut s.standing {
-                        *heard = true;
                     }
                     if newer {
                         s.acceptor.accepted = Some(Accepted {
@@ -389,9 +389,7 @@ impl Replica {
                             storage,
                         });
                     }
-                    if newer || higher {
-                        o.save(Storage::Replica(s.acceptor.clone()));
-                    }
+                    o.save(Storage::Replica(s.acceptor.clone()));
                 }
                 let version = state.acceptor.accepted.as_ref().map_or(0, |a| a.version);
                 o.send(src, Msg::Accepted { term, version });
@@ -469,11 +467,7 @@ impl Replica {
             return self.run(me, state, changed, inner, o);
         }
         match &state.standing {
-            Standing::Follower { heard: true } => {
-                o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
-                state.to_mut().standing = Standing::Follower { heard: false };
-            }
-            Standing::Follower { heard: false } => {
+            Standing::Follower => {
                 o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
                 let s = state.to_mut();
                 let term = Term {

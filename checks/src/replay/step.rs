@@ -77,6 +77,12 @@ pub(super) fn nodes(traces: Vec<NodeTrace>) -> Result<Vec<Replayed>, Rejection> 
                 clients += 1;
                 clients - 1
             }
+            Node::Replica(_) => {
+                return Err(Rejection::Malformed(format!(
+                    "{}: traces of replicated coordinators are not replayed yet",
+                    n.name
+                )))
+            }
         };
     }
     Ok(nodes)
