@@ -279,7 +279,7 @@ impl ReplicaView {
             held: None,
         };
         match &r.standing {
-            twopc_model::Standing::Follower { .. } => {}
+            twopc_model::Standing::Follower => {}
             twopc_model::Standing::Candidate { term, .. } => {
                 view.standing = Standing::Candidate;
                 view.term = Some(term.to_string());

@@ -522,7 +522,10 @@ mod tests {
         assert_eq!(c.coordinator_addresses().len(), 3);
         for n in [1, 2, 4] {
             let err = Cluster::parse(&text(Some("replicated"), n)).unwrap_err();
-            assert!(err.contains("odd number") && err.contains("at least 3"), "{err}");
+            assert!(
+                err.contains("odd number") && err.contains("at least 3"),
+                "{err}"
+            );
             assert!(err.contains(&format!("lists {n}")), "{err}");
         }
         for protocol in [None, Some("2pc")] {
@@ -533,7 +536,10 @@ mod tests {
             );
             let c = Cluster::parse(&text(protocol, 1)).unwrap();
             assert_eq!(c.protocol, Protocol::TwoPc);
-            assert!(!c.to_toml().contains("protocol"), "the default is not written");
+            assert!(
+                !c.to_toml().contains("protocol"),
+                "the default is not written"
+            );
         }
         let err = Cluster::parse(&text(Some("paxos"), 3)).unwrap_err();
         assert!(err.contains("paxos"), "{err}");
