@@ -14,8 +14,12 @@ pub const MAX_LISTED: usize = 200;
 pub struct Counters {
     /// Datagrams received (accepted or not).
     pub datagrams_in: u64,
-    /// Datagrams sent.
+    /// Datagrams sent (and, at a replica, messages handed to its links
+    /// to the other replicas).
     pub datagrams_out: u64,
+    /// Replicas: messages received from the other replicas (TCP).
+    #[serde(default)]
+    pub peer_msgs_in: u64,
     /// Sends the OS refused (logged at warn).
     pub send_errors: u64,
     /// Datagrams dropped, by reason (`bad_magic`, `bad_mac`, `undecodable`, ...).

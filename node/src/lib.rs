@@ -33,6 +33,7 @@ pub mod local;
 pub mod mutant;
 pub mod node;
 pub mod promises;
+pub mod replication;
 pub mod role;
 pub mod shell;
 pub mod sim;

@@ -379,17 +379,7 @@ impl Codec {
                 Serializer::serialize(Pin::new(&mut codec), payload).map_err(|e| e.to_string())
             }
         }?;
-        let flags = if self.key.is_some() { FLAG_MAC } else { 0 };
-        let mut out = Vec::with_capacity(HEADER_LEN + MAC_LEN + body.len());
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&[VERSION, self.format.byte(), flags]);
-        if let Some(key) = &self.key {
-            let mut mac = key.mac();
-            mac.update(&out[..HEADER_LEN]);
-            mac.update(&body);
-            out.extend_from_slice(&mac.finalize().into_bytes());
-        }
-        out.extend_from_slice(&body);
+        let out = self.seal(&body);
         if out.len() > MAX_DATAGRAM {
             return Err(format!(
                 "datagram of {} bytes exceeds the {MAX_DATAGRAM}-byte limit",
@@ -399,15 +389,32 @@ impl Codec {
         Ok(out.into())
     }
 
-    /// The payload of `datagram`, or why it must be dropped.
-    pub fn decode(&self, datagram: &[u8]) -> Result<Payload, Reject> {
-        if datagram.len() > MAX_DATAGRAM {
-            return Err(Reject::Oversized(datagram.len()));
+    /// The envelope around `body`: header, MAC if keyed, body.
+    fn seal(&self, body: &[u8]) -> Vec<u8> {
+        let flags = if self.key.is_some() { FLAG_MAC } else { 0 };
+        let mut out = Vec::with_capacity(HEADER_LEN + MAC_LEN + body.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&[VERSION, self.format.byte(), flags]);
+        if let Some(key) = &self.key {
+            let mut mac = key.mac();
+            mac.update(&out[..HEADER_LEN]);
+            mac.update(body);
+            out.extend_from_slice(&mac.finalize().into_bytes());
         }
-        if datagram.len() < HEADER_LEN || datagram[..2] != MAGIC {
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The body of an envelope of at most `limit` bytes and its format
+    /// byte, once the header and the MAC are checked.
+    fn open<'a>(&self, envelope: &'a [u8], limit: usize) -> Result<(u8, &'a [u8]), Reject> {
+        if envelope.len() > limit {
+            return Err(Reject::Oversized(envelope.len()));
+        }
+        if envelope.len() < HEADER_LEN || envelope[..2] != MAGIC {
             return Err(Reject::BadMagic);
         }
-        let (version, format, flags) = (datagram[2], datagram[3], datagram[4]);
+        let (version, format, flags) = (envelope[2], envelope[3], envelope[4]);
         if version != VERSION {
             return Err(Reject::BadVersion(version));
         }
@@ -418,19 +425,25 @@ impl Codec {
         let body = match (&self.key, has_mac) {
             (Some(_), false) => return Err(Reject::MissingMac),
             (None, true) => return Err(Reject::UnexpectedMac),
-            (None, false) => &datagram[HEADER_LEN..],
+            (None, false) => &envelope[HEADER_LEN..],
             (Some(key), true) => {
-                if datagram.len() < HEADER_LEN + MAC_LEN {
+                if envelope.len() < HEADER_LEN + MAC_LEN {
                     return Err(Reject::BadMac);
                 }
-                let (tag, body) = datagram[HEADER_LEN..].split_at(MAC_LEN);
+                let (tag, body) = envelope[HEADER_LEN..].split_at(MAC_LEN);
                 let mut mac = key.mac();
-                mac.update(&datagram[..HEADER_LEN]);
+                mac.update(&envelope[..HEADER_LEN]);
                 mac.update(body);
                 mac.verify_slice(tag).map_err(|_| Reject::BadMac)?;
                 body
             }
         };
+        Ok((format, body))
+    }
+
+    /// The payload of `datagram`, or why it must be dropped.
+    pub fn decode(&self, datagram: &[u8]) -> Result<Payload, Reject> {
+        let (format, body) = self.open(datagram, MAX_DATAGRAM)?;
         let body = BytesMut::from(body);
         let decoded = if format == 0 {
             let mut codec = Bincode::<Payload, Payload, _>::from(bincode_options());
@@ -441,6 +454,51 @@ impl Codec {
         };
         decoded.map_err(Reject::Undecodable)
     }
+
+    /// One frame of a TCP stream between replicas (`replication.rs`): the
+    /// same envelope as a datagram (header, MAC), up to [`MAX_FRAME`] bytes.
+    pub fn encode_frame<T: Serialize>(&self, frame: &T) -> Result<Vec<u8>, String> {
+        use bincode::Options;
+        let body = match self.format {
+            Format::Bincode => frame_options()
+                .serialize(frame)
+                .map_err(|e| e.to_string())?,
+            Format::Json => serde_json::to_vec(frame).map_err(|e| e.to_string())?,
+        };
+        let out = self.seal(&body);
+        if out.len() > MAX_FRAME {
+            return Err(format!(
+                "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The value a frame carries, or why it must be dropped.
+    pub fn decode_frame<T: serde::de::DeserializeOwned>(&self, frame: &[u8]) -> Result<T, Reject> {
+        use bincode::Options;
+        let (format, body) = self.open(frame, MAX_FRAME)?;
+        if format == 0 {
+            frame_options()
+                .deserialize(body)
+                .map_err(|e| Reject::Undecodable(e.to_string()))
+        } else {
+            serde_json::from_slice(body).map_err(|e| Reject::Undecodable(e.to_string()))
+        }
+    }
+}
+
+/// Largest frame between replicas: an `Accept` or a `Promise` carries a
+/// whole coordinator state (`retention` outcomes, megabytes) when it is not
+/// a delta.
+pub const MAX_FRAME: usize = 1 << 30;
+
+fn frame_options() -> impl bincode::Options + Copy {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_limit(MAX_FRAME as u64)
+        .reject_trailing_bytes()
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ use timers::{pick, Timers};
 use crate::admin::{Counters, NodeView};
 use crate::faults::{Faults, Injector, Outgoing};
 use crate::mutant::RuntimeMutant;
+use crate::replication::between_replicas;
 use crate::storage::StoreStats;
 use crate::trace::Tracer;
 use crate::wire::{msg_txn, Codec, MsgKind, Payload, Reject, MAX_DATAGRAM};
@@ -99,6 +100,14 @@ pub enum Event<'a> {
     },
     /// Datagrams held back by an injected fault whose time has come leave.
     HeldBackDue,
+    /// A peer replica's message, decoded and authenticated by the TCP link
+    /// (`replication.rs`).
+    Peer {
+        /// The sending replica (its UDP address: its `Id`).
+        from: SocketAddrV4,
+        /// The message.
+        msg: Msg,
+    },
 }
 
 /// A timer command as the actor emitted it (already applied to the core's
@@ -299,6 +308,17 @@ impl Core {
             }
             Event::StatusAsk { from, nonce } => self.on_status(from, nonce),
             Event::HeldBackDue => self.ready.sends.extend(self.injector.due(now)),
+            Event::Peer { from, msg } => {
+                self.counters.peer_msgs_in += 1;
+                if !between_replicas(&msg) {
+                    // The link lets only replica messages through.
+                    return self.reject(
+                        SocketAddr::V4(from),
+                        Reject::Undecodable("not a replica message".into()),
+                    );
+                }
+                self.deliver(now, from, msg)
+            }
         }
     }
 
@@ -448,6 +468,16 @@ impl Core {
             tracing::debug!(node = %self.name, %kind, txn, %to, "fault: dropped outgoing");
             return;
         }
+        if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
+            // To a peer replica, over TCP: encoded by the link, as a delta.
+            tracing::trace!(node = %self.name, %kind, %to, "to peer");
+            return self.queued.push(Outgoing {
+                to,
+                bytes: Default::default(),
+                protocol: true,
+                peer: Some(Box::new(msg)),
+            });
+        }
         match &msg {
             Msg::Outcome(o) => {
                 tracing::info!(node = %self.name, txn, req = %o.req, verdict = ?o.verdict, %to, "outcome")
@@ -465,6 +495,7 @@ impl Core {
                 to,
                 bytes,
                 protocol,
+                peer: None,
             }),
             Err(e) => tracing::error!(node = %self.name, %to, "cannot encode: {e}"),
         }
@@ -487,6 +518,17 @@ impl Core {
         let SocketAddr::V4(src4) = src else {
             return self.reject(src, Reject::Undecodable("IPv6 source".into()));
         };
+        if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
+            // Replicas talk over their authenticated TCP links only.
+            return self.reject(src, Reject::Undecodable("replica message by UDP".into()));
+        }
+        self.deliver(now, src4, msg)
+    }
+
+    /// A protocol message from `src4` (by datagram or from a peer replica's
+    /// link): counted, faults applied, handed to the actor.
+    fn deliver(&mut self, now: Instant, src4: SocketAddrV4, msg: Msg) {
+        let src = SocketAddr::V4(src4);
         let kind = MsgKind::of(&msg);
         let txn = msg_txn(&msg).map(|t| t.to_string());
         let span = tracing::debug_span!("msg", %kind, txn, from = %src);
@@ -521,6 +563,24 @@ impl Core {
             self.trace_step(now, || trace::Event::Msg { src, msg }, &out);
         }
         self.apply(now, out);
+        self.heard_from_leader(now, src);
+    }
+
+    /// The failure detector of a follower replica: its `Timer::Replica`
+    /// (campaign) fires only after a whole period in which it heard nothing
+    /// from the leader of the term it promised. The model lets the timer
+    /// fire at any time (safety holds whatever the timing); when it does is
+    /// the runtime's choice, made here: a step that leaves the replica a
+    /// follower of a term whose leader `src` is, pushes the timer back.
+    fn heard_from_leader(&mut self, now: Instant, src: Id) {
+        let State::Replica(r) = self.state() else {
+            return;
+        };
+        if r.standing == twopc_model::Standing::Follower && r.acceptor.promised.leader == src {
+            let range = twopc_model::timeouts::ELECTION;
+            self.timers
+                .set(Timer::Replica, now + pick(&mut self.rng, &range));
+        }
     }
 
     /// A commit for a transaction this participant cannot account for:

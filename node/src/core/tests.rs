@@ -65,6 +65,7 @@ fn to_coordinator(msg: Msg) -> Outgoing {
         to: addr(COORD),
         bytes: codec().encode(&Payload::Protocol(msg)).unwrap(),
         protocol: true,
+        peer: None,
     }
 }
 
@@ -231,6 +232,7 @@ fn a_status_request_is_answered_with_the_view() {
                 to: client,
                 bytes: reply.bytes.clone(),
                 protocol: false,
+                peer: None,
             }],
             ..Ready::default()
         }

@@ -817,6 +817,7 @@ impl<'c> World<'c> {
 
     /// A datagram leaves `from`: lost, duplicated, delayed or cut off.
     fn send(&mut self, from: usize, out: Outgoing) {
+        debug_assert!(out.peer.is_none(), "the simulated cluster has no replicas");
         self.report.datagrams += 1;
         let Some(&to) = self.by_addr.get(&out.to) else {
             self.report.dropped += 1;
