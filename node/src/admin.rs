@@ -214,8 +214,9 @@ pub struct NodeView {
     #[serde(default)]
     pub alarms: Vec<String>,
     /// Replicas: where this one stands (the coordinator fields above are
-    /// its coordinator's while it leads).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// its coordinator's while it leads). Always written (bincode, the
+    /// datagrams' format, cannot skip a field).
+    #[serde(default)]
     pub replica: Option<ReplicaView>,
 }
 
@@ -227,20 +228,15 @@ pub struct ReplicaView {
     /// The highest term it promised, `n/leader`.
     pub promised: String,
     /// The term it campaigns for or leads, `n/leader`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<String>,
     /// The state it accepted last: its term and version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted: Option<(String, u64)>,
     /// Leader: the highest version a majority accepted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chosen: Option<u64>,
     /// Leader: the latest version it wrote.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// Leader: outputs of its coordinator waiting for their version to be
     /// chosen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<usize>,
 }
 
@@ -464,6 +460,42 @@ impl ReplicaView {
     }
 }
 
+/// Which of the replicas that answered (`(name, view)`) leads, in one
+/// line for `twopc status`. A deposed leader that has not heard of its
+/// successor still says it leads: the one of the highest term does.
+pub fn who_leads(replicas: &[(String, ReplicaView)]) -> String {
+    let mut leaders: Vec<&(String, ReplicaView)> = replicas
+        .iter()
+        .filter(|(_, r)| r.standing == Standing::Leader)
+        .collect();
+    // Terms print as `n/address`: order by the number.
+    let n = |r: &ReplicaView| -> u64 {
+        let term = r.term.as_deref().unwrap_or("0");
+        term.split('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    leaders.sort_by_key(|(_, r)| std::cmp::Reverse(n(r)));
+    match leaders.as_slice() {
+        [] => format!(
+            "no replica leads (of {} that answered): an election is under way, or too few \
+             replicas are up to elect one",
+            replicas.len()
+        ),
+        [(name, r), rest @ ..] => {
+            let mut line = format!("leader: {name} (term {})", r.term.as_deref().unwrap_or("?"));
+            for (old, r) in rest {
+                line += &format!(
+                    "; {old} still thinks it leads term {} (deposed: it cannot get a save chosen)",
+                    r.term.as_deref().unwrap_or("?")
+                );
+            }
+            line
+        }
+    }
+}
+
 /// The alarms `counters` raise.
 fn alarms(counters: &Counters) -> Vec<String> {
     let mut alarms = Vec::new();
@@ -569,5 +601,63 @@ mod tests {
             "{text}"
         );
         assert_eq!(serde_json::to_value(&view).unwrap()["holds_total"], 250);
+    }
+
+    /// A replica's view says where it stands and what it accepted; the
+    /// leader's adds its chosen version and held outputs; `who_leads`
+    /// names the leader of the highest term.
+    #[test]
+    fn replicas_show_their_standing_and_who_leads() {
+        use stateright::actor::{Id, Out};
+        use twopc_model::{Coordinator, Node, Replica};
+        let peers: Vec<Id> = (0..3).map(Id::from).collect();
+        let replica = |index| Replica {
+            coordinator: Coordinator {
+                wallet: Id::from(7),
+                order: Id::from(8),
+                retention: 10,
+            },
+            peers: peers.clone(),
+            index,
+        };
+        let mut o: Out<Node> = Out::new();
+        let leader = replica(0).on_start(peers[0], None, &mut o);
+        let follower = replica(1).on_start(peers[1], None, &mut o);
+        let view = |s: ReplicaState| NodeView::of("c", &State::Replica(s), &Counters::default());
+        let (l, f) = (view(leader), view(follower));
+        let (lr, fr) = (l.replica.clone().unwrap(), f.replica.clone().unwrap());
+        assert_eq!(l.role, ActorKind::Replica);
+        assert_eq!(lr.standing, Standing::Leader);
+        // Its first save (the epoch) waits for a majority.
+        assert_eq!(
+            (lr.version, lr.chosen, lr.held),
+            (Some(1), Some(0), Some(0))
+        );
+        assert_eq!(lr.accepted.as_ref().map(|a| a.1), Some(1));
+        assert_eq!(l.epoch, 1, "the leader shows its coordinator");
+        assert_eq!(fr.standing, Standing::Follower);
+        assert_eq!((fr.accepted.clone(), fr.chosen), (None, None));
+        assert!(l.render().contains("leader of term 0/"), "{}", l.render());
+        assert!(
+            f.render().contains("follower, promised 0/"),
+            "{}",
+            f.render()
+        );
+        assert!(!f.render().contains("epoch"), "{}", f.render());
+        let line = who_leads(&[("c-2".into(), fr.clone()), ("c-1".into(), lr.clone())]);
+        assert!(line.starts_with("leader: c-1 (term 0/"), "{line}");
+        // A replica's view travels in a status reply, in either format.
+        for format in [crate::wire::Format::Bincode, crate::wire::Format::Json] {
+            let codec = crate::wire::Codec::new(None, format);
+            for view in [&l, &f] {
+                let reply = crate::wire::Payload::StatusReply {
+                    nonce: 1,
+                    view: Box::new(view.clone()),
+                };
+                assert_eq!(codec.decode(&codec.encode(&reply).unwrap()), Ok(reply));
+            }
+        }
+        let line = who_leads(&[("c-2".into(), fr)]);
+        assert!(line.starts_with("no replica leads"), "{line}");
     }
 }

@@ -434,6 +434,15 @@ mod tests {
     }
 
     #[test]
+    fn the_replicated_example_parses() {
+        let text = include_str!("../examples/cluster-replicated.toml");
+        let c = Cluster::parse(text).unwrap();
+        assert_eq!(c.protocol, Protocol::Replicated);
+        let names: Vec<&str> = c.coordinators().iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["coordinator-1", "coordinator-2", "coordinator-3"]);
+    }
+
+    #[test]
     fn a_name_too_long_for_a_datagram_is_refused() {
         let long = "w".repeat(crate::wire::MAX_NAME + 1);
         let text = EXAMPLE.replacen("[stock]\n", &format!("[stock]\n{long} = 1\n"), 1);

@@ -340,10 +340,14 @@ async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
     };
     let mut all = true;
     let mut views = serde_json::Map::new();
+    let mut replicas = Vec::new();
     for n in nodes {
         let view = client::status(n.address, &codec, Duration::from_secs_f64(args.timeout)).await?;
         match view {
             Some(v) => {
+                if let Some(r) = &v.replica {
+                    replicas.push((n.name.clone(), r.clone()));
+                }
                 if args.json {
                     views.insert(
                         n.name.clone(),
@@ -368,6 +372,8 @@ async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
     }
     if args.json {
         println!("{}", serde_json::Value::Object(views));
+    } else if cluster.protocol == crate::cluster::Protocol::Replicated && args.name.is_none() {
+        println!("{}", crate::admin::who_leads(&replicas));
     }
     Ok(if all { Exit::Ok } else { Exit::NoAnswer })
 }

@@ -1,0 +1,218 @@
+//! A replicated coordinator, as real processes: three `twopc node` replicas
+//! of the coordinator, a wallet and an order service on loopback. The
+//! leading replica is killed with SIGKILL while clients make purchases, and
+//! never comes back: every purchase still gets an outcome from the replicas
+//! left, nothing stays held, and money and stock add up.
+//!
+//! Nothing here asserts on timing: every wait polls with a generous
+//! deadline (`common::PATIENCE`, and purchases' own `--timeout`).
+
+mod common;
+
+use common::{signal, wait_for, TestCluster};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+const REPLICAS: [&str; 3] = ["coordinator-1", "coordinator-2", "coordinator-3"];
+const ACCOUNTS: [(&str, u64); 4] = [("u0", 400), ("u1", 400), ("u2", 400), ("u3", 30)];
+const STOCK: [(&str, u64); 2] = [("s0", 150), ("s1", 12)];
+
+/// The replica that says it leads, of those in `alive` (the one of the
+/// highest term if a deposed one has not heard yet).
+fn leader(c: &TestCluster, alive: &[&str]) -> Option<String> {
+    let mut best: Option<(u64, String)> = None;
+    for name in alive {
+        let Some(v) = c.status(name) else { continue };
+        let r = &v["replica"];
+        if r["standing"] == "leader" {
+            let term = r["term"].as_str().unwrap_or("0/");
+            let n: u64 = term.split('/').next().unwrap().parse().unwrap();
+            if best.as_ref().is_none_or(|(m, _)| n > *m) {
+                best = Some((n, name.to_string()));
+            }
+        }
+    }
+    best.map(|(_, name)| name)
+}
+
+/// One purchase made by a client thread: what it asked and what it got.
+struct Made {
+    user: String,
+    sku: String,
+    qty: u64,
+    price: u64,
+    report: Value,
+}
+
+#[test]
+fn purchases_complete_when_the_leading_replica_is_killed() {
+    let mut c = TestCluster::replicated(3, &ACCOUNTS, &STOCK);
+    for name in REPLICAS.iter().chain(&["wallet", "order"]) {
+        c.start(name, &[]);
+    }
+    // The first replica leads the first term, without an election.
+    let first = wait_for("a leader", || leader(&c, &REPLICAS));
+    assert_eq!(first, "coordinator-1");
+    let first_pid = c.pid(&first);
+
+    const CLIENTS: usize = 4;
+    const EACH: usize = 10;
+    let done = AtomicUsize::new(0);
+    let made = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for client in 0..CLIENTS {
+            let (c, done, made) = (&c, &done, &made);
+            s.spawn(move || {
+                for i in 0..EACH {
+                    let user = format!("u{}", (client + i) % ACCOUNTS.len());
+                    let sku = format!("s{}", (client * 3 + i) % STOCK.len());
+                    let (qty, price) = (1 + (i as u64 % 3), 1 + (client as u64 * 7 + i as u64) % 9);
+                    let id = format!("replicas-{client}-{i}");
+                    let out = c
+                        .twopc(&["purchase", "--id", &id, "--user", &user, "--sku", &sku])
+                        .args(["--qty", &qty.to_string(), "--price", &price.to_string()])
+                        .args(["--json", "--timeout", "300"])
+                        .output()
+                        .unwrap();
+                    let (report, _) = common::parse_purchase(out);
+                    made.lock().unwrap().push(Made {
+                        user,
+                        sku,
+                        qty,
+                        price,
+                        report,
+                    });
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        // In the middle of the purchases: kill -9 the leader, for good.
+        wait_for("a quarter of the purchases", || {
+            (done.load(Ordering::SeqCst) >= CLIENTS * EACH / 4).then_some(())
+        });
+        signal(first_pid, "KILL");
+    });
+    let made = made.into_inner().unwrap();
+    assert_eq!(made.len(), CLIENTS * EACH);
+
+    // Every purchase has an outcome: committed or aborted, none lost.
+    for m in &made {
+        let outcome = m.report["outcome"].as_str().unwrap_or_default();
+        assert!(
+            outcome == "committed" || outcome == "aborted",
+            "purchase {} got {}",
+            m.report["req"],
+            m.report
+        );
+    }
+    let committed: Vec<&Made> = made
+        .iter()
+        .filter(|m| m.report["outcome"] == "committed")
+        .collect();
+    assert!(!committed.is_empty(), "some purchases commit");
+
+    // Another replica leads now, and everything settles: no vote
+    // collection, no unacknowledged commit, no hold at either participant.
+    let alive = ["coordinator-2", "coordinator-3"];
+    let next = wait_for("a new leader", || leader(&c, &alive));
+    assert_ne!(next, first);
+    wait_for("nothing in doubt", || {
+        let coordinator = c.status(&next)?;
+        let (w, o) = (c.status("wallet")?, c.status("order")?);
+        let quiet = coordinator["voting"] == 0
+            && coordinator["unacked_commits"]
+                .as_array()
+                .is_some_and(|a| a.is_empty())
+            && w["holds_total"] == 0
+            && o["holds_total"] == 0;
+        quiet.then_some(())
+    });
+
+    // Conserved, key by key: initial = level now + committed amounts.
+    let mut spent: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sold: BTreeMap<String, u64> = BTreeMap::new();
+    for m in &committed {
+        *spent.entry(m.user.clone()).or_default() += m.qty * m.price;
+        *sold.entry(m.sku.clone()).or_default() += m.qty;
+    }
+    let balances = c.levels("wallet");
+    for (user, initial) in ACCOUNTS {
+        let spent = spent.get(user).copied().unwrap_or(0);
+        assert_eq!(balances[user] + spent, initial, "money of {user}");
+    }
+    let stock = c.levels("order");
+    for (sku, initial) in STOCK {
+        let sold = sold.get(sku).copied().unwrap_or(0);
+        assert_eq!(stock[sku] + sold, initial, "stock of {sku}");
+    }
+}
+
+/// `twopc node` as node `name` of `c`: its exit code and what it printed. The data directory must stay untouched (not even created).
+fn refused(c: &TestCluster, name: &str) -> (Option<i32>, String) {
+    let out = c.node_command(name, &[]).output().unwrap();
+    let log = std::fs::read_to_string(c.log_file(name)).unwrap_or_default();
+    assert!(!c.data_dir(name).exists(), "nothing written for {name}");
+    (out.status.code(), log)
+}
+
+fn coordinators(n: usize) -> Vec<(String, u16)> {
+    (1..=n)
+        .map(|i| {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            (format!("coordinator-{i}"), port)
+        })
+        .collect()
+}
+
+fn cluster_with(header: &str, n: usize) -> TestCluster {
+    let coords = coordinators(n);
+    let mut nodes: Vec<(&str, &str, &str, u16)> = coords
+        .iter()
+        .map(|(name, port)| (name.as_str(), "coordinator", "127.0.0.1", *port))
+        .collect();
+    nodes.push(("wallet", "wallet", "127.0.0.1", 1));
+    nodes.push(("order", "order", "127.0.0.1", 2));
+    TestCluster::with_nodes(header, &nodes, &ACCOUNTS, &STOCK)
+}
+
+#[test]
+fn two_phase_commit_refuses_several_coordinators() {
+    for header in ["", "protocol = \"2pc\"\n"] {
+        let c = cluster_with(header, 3);
+        for name in ["coordinator-1", "wallet"] {
+            let (code, stderr) = refused(&c, name);
+            assert_ne!(code, Some(0), "{name} refused");
+            let file = c.cluster_file.display().to_string();
+            assert!(stderr.contains(&file), "names the file: {stderr}");
+            assert!(
+                stderr.contains("exactly one coordinator node, this file lists 3")
+                    && stderr.contains("protocol = \"replicated\""),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_replicated_coordinator_of_two_replicas_is_refused() {
+    let c = cluster_with("protocol = \"replicated\"\n", 2);
+    for name in ["coordinator-1", "coordinator-2", "order"] {
+        let (code, stderr) = refused(&c, name);
+        assert_ne!(code, Some(0), "{name} refused");
+        assert!(
+            stderr.contains(&c.cluster_file.display().to_string()),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("odd number of coordinator nodes, at least 3")
+                && stderr.contains("lists 2"),
+            "{stderr}"
+        );
+    }
+}
