@@ -46,6 +46,21 @@ pub async fn start(
     socket: Socket,
 ) -> Result<NodeShell> {
     let spec = cluster.node(name)?;
+    // A replica accepts the coordinator's whole state from the others: only
+    // the key tells a replica from a stranger (and a forged state's lengths
+    // could exhaust memory as it is read). Refused before anything is
+    // touched.
+    if cluster.protocol == Protocol::Replicated
+        && spec.role == crate::role::Role::Coordinator
+        && !cfg.codec.is_authenticated()
+    {
+        return Err(Error::Other(format!(
+            "{name} is a coordinator replica and needs the cluster key (TWOPC_KEY, \
+             TWOPC_KEY_FILE or --key-file; `twopc keygen` makes one): replicas send each \
+             other the coordinator's whole state over TCP, and only the key tells a \
+             replica from a stranger"
+        )));
+    }
     let started = std::time::Instant::now();
     let mut first_keys = None;
     // On a first start, the state `on_start` would build from the actor's

@@ -444,6 +444,11 @@ impl Codec {
     /// The payload of `datagram`, or why it must be dropped.
     pub fn decode(&self, datagram: &[u8]) -> Result<Payload, Reject> {
         let (format, body) = self.open(datagram, MAX_DATAGRAM)?;
+        if format == 0 && carries_coordinator_state(body) {
+            return Err(Reject::Undecodable(
+                "a replica's state by datagram (replicas send it over TCP)".into(),
+            ));
+        }
         let body = BytesMut::from(body);
         let decoded = if format == 0 {
             let mut codec = Bincode::<Payload, Payload, _>::from(bincode_options());
@@ -487,6 +492,44 @@ impl Codec {
             serde_json::from_slice(body).map_err(|e| Reject::Undecodable(e.to_string()))
         }
     }
+}
+
+/// Whether a bincode datagram body is a `Promise` or an `Accept`: the
+/// messages that carry a coordinator's state, whose persistent maps
+/// (imbl) reserve room for as many entries as the length prefix claims
+/// before reading any: a forged length of 2^40 aborts the process. They
+/// travel between replicas over TCP, never by datagram, so a datagram
+/// holding one is refused from its first two bytes (the payload's and the
+/// message's variant), before anything is allocated.
+fn carries_coordinator_state(body: &[u8]) -> bool {
+    use bincode::Options;
+    static PREFIXES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    let prefixes = PREFIXES.get_or_init(|| {
+        let term = twopc_model::Term {
+            n: 0,
+            leader: stateright::actor::Id::from(0),
+        };
+        let msgs = [
+            Msg::Promise {
+                term,
+                accepted: None,
+            },
+            Msg::Accept {
+                term,
+                version: 0,
+                storage: Default::default(),
+            },
+        ];
+        msgs.into_iter()
+            .map(|msg| {
+                let bytes = bincode_options()
+                    .serialize(&Payload::Protocol(msg))
+                    .expect("serializes");
+                bytes[..2].to_vec()
+            })
+            .collect()
+    });
+    prefixes.iter().any(|p| body.starts_with(p))
 }
 
 /// Largest frame between replicas: an `Accept` or a `Promise` carries a
@@ -604,6 +647,39 @@ mod tests {
         let mut huge = [b"2P".as_slice(), &[VERSION, 0, 0, 0]].concat();
         huge.extend_from_slice(&[0xfc, 0xff, 0xff, 0xff, 0xff]);
         assert!(codec.decode(&huge).is_err());
+    }
+
+    /// A datagram holding a replica's state (`Accept`, `Promise`) is
+    /// refused before it is deserialized: its maps' forged lengths would
+    /// reserve terabytes. (The decoder fuzz test found it.)
+    #[test]
+    fn a_replica_state_by_datagram_is_refused_unread() {
+        let codec = Codec::new(None, Format::Bincode);
+        let term = twopc_model::Term {
+            n: 1,
+            leader: stateright::actor::Id::from(3),
+        };
+        let accept = Payload::Protocol(Msg::Accept {
+            term,
+            version: 2,
+            storage: Default::default(),
+        });
+        let mut bytes = codec.encode(&accept).unwrap().to_vec();
+        assert!(matches!(codec.decode(&bytes), Err(Reject::Undecodable(_))));
+        // A length of 2^40 entries in place of the first map's.
+        bytes.truncate(bytes.len() - 1);
+        bytes.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert!(matches!(codec.decode(&bytes), Err(Reject::Undecodable(_))));
+        let promise = Payload::Protocol(Msg::Promise {
+            term,
+            accepted: None,
+        });
+        let bytes = codec.encode(&promise).unwrap();
+        assert!(matches!(codec.decode(&bytes), Err(Reject::Undecodable(_))));
+        // Other replica messages carry no map, and decode.
+        let accepted = Payload::Protocol(Msg::Accepted { term, version: 2 });
+        let bytes = codec.encode(&accepted).unwrap();
+        assert_eq!(codec.decode(&bytes), Ok(accepted));
     }
 
     #[test]

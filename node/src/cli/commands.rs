@@ -1,9 +1,9 @@
 //! One function per subcommand, and what they share: the cluster key,
 //! logging, the shutdown signal, exit codes.
 
-use super::{Cli, Command, NodeArgs, OutcomeArgs, PurchaseArgs, StatusArgs};
+use super::{BenchProtocol, Cli, Command, NodeArgs, OutcomeArgs, PurchaseArgs, StatusArgs};
 use crate::client::{self, PurchaseOutcome};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Protocol};
 use crate::core::Config;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
@@ -401,6 +401,11 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
                 },
                 json: args.json,
                 trace_dir: args.trace_dir,
+                protocols: match args.protocol {
+                    BenchProtocol::TwoPc => vec![Protocol::TwoPc],
+                    BenchProtocol::Replicated => vec![Protocol::Replicated],
+                    BenchProtocol::Both => vec![Protocol::TwoPc, Protocol::Replicated],
+                },
             };
             bench::run(&opts).await.map(|_| Exit::Ok)
         }
