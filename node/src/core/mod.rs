@@ -42,6 +42,8 @@
 mod timers;
 
 #[cfg(test)]
+mod replica_tests;
+#[cfg(test)]
 mod tests;
 
 use timers::{pick, Timers};
