@@ -291,6 +291,7 @@ impl Core {
                     &out,
                 );
                 self.apply(now, out);
+                self.pace_replica(now, None);
             }
             Event::Datagram { from, bytes } => self.on_datagram(now, from, bytes),
             Event::TimerDue => {
@@ -306,6 +307,7 @@ impl Core {
                     }
                     self.trace_step(now, || trace::Event::Timer { timer }, &out);
                     self.apply(now, out);
+                    self.pace_replica(now, None);
                 }
             }
             Event::StatusAsk { from, nonce } => self.on_status(from, nonce),
@@ -565,24 +567,41 @@ impl Core {
             self.trace_step(now, || trace::Event::Msg { src, msg }, &out);
         }
         self.apply(now, out);
-        self.heard_from_leader(now, src);
+        self.pace_replica(now, Some(src));
     }
 
-    /// The failure detector of a follower replica: its `Timer::Replica`
-    /// (campaign) fires only after a whole period in which it heard nothing
-    /// from the leader of the term it promised. The model lets the timer
+    /// When a replica's `Timer::Replica` fires. The model lets a set timer
     /// fire at any time (safety holds whatever the timing); when it does is
-    /// the runtime's choice, made here: a step that leaves the replica a
-    /// follower of a term whose leader `src` is, pushes the timer back.
-    fn heard_from_leader(&mut self, now: Instant, src: Id) {
+    /// the runtime's choice, made here after each step:
+    ///
+    /// - a *follower* campaigns only after a whole period in which it heard
+    ///   nothing from the leader of the term it promised: a message from
+    ///   that leader (`src`) pushes the timer a period back (the failure
+    ///   detector);
+    /// - a *leader* sends its heartbeat within a heartbeat period: one that
+    ///   has just won an election (or started leading the first term)
+    ///   still has the campaign period set, and its followers, whose
+    ///   timers its campaign pushed back, would campaign before hearing
+    ///   from it; so its timer is brought forward.
+    fn pace_replica(&mut self, now: Instant, src: Option<Id>) {
         let State::Replica(r) = self.state() else {
             return;
         };
-        if r.standing == twopc_model::Standing::Follower && r.acceptor.promised.leader == src {
-            let range = twopc_model::timeouts::ELECTION;
-            self.timers
-                .set(Timer::Replica, now + pick(&mut self.rng, &range));
-        }
+        let range = match &r.standing {
+            twopc_model::Standing::Follower if src == Some(r.acceptor.promised.leader) => {
+                twopc_model::timeouts::ELECTION
+            }
+            twopc_model::Standing::Leader(_) => {
+                let heartbeat = twopc_model::timeouts::HEARTBEAT;
+                match self.timers.deadline(&Timer::Replica) {
+                    Some(at) if at > now + heartbeat.end => heartbeat,
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        self.timers
+            .set(Timer::Replica, now + pick(&mut self.rng, &range));
     }
 
     /// A commit for a transaction this participant cannot account for:

@@ -49,6 +49,9 @@ fn first_term() -> Term {
 fn a_leaders_accepts_leave_after_the_sync_as_messages_for_the_links() {
     let now = Instant::now();
     let mut leader = replica(0, Faults::default(), now);
+    // Its heartbeat comes within a heartbeat period, not a campaign's.
+    let heartbeat = leader.next_timer().expect("the replica timer");
+    assert!(heartbeat <= now + timeouts::HEARTBEAT.end);
     let ready = leader.ready(now);
     let Some(Storage::Replica(saved)) = &ready.save else {
         panic!("a replica's save: {ready:?}")
@@ -147,4 +150,40 @@ fn a_follower_puts_off_its_campaign_while_it_hears_its_leader() {
         Some(&1)
     );
     assert_eq!(follower.next_timer(), Some(pushed));
+}
+
+/// A follower that hears nothing campaigns; with a majority of promises it
+/// leads, and its heartbeat is brought forward from the campaign period it
+/// had set to a heartbeat period.
+#[test]
+fn a_new_leader_sends_its_heartbeat_within_a_heartbeat_period() {
+    let t0 = Instant::now();
+    let mut r = replica(1, Faults::default(), t0);
+    let _ = r.ready(t0);
+    let t1 = t0 + Duration::from_secs(2);
+    r.handle(t1, Event::TimerDue);
+    let ready = r.ready(t1);
+    let term = Term {
+        n: 1,
+        leader: id(R[1]),
+    };
+    let campaigns: Vec<_> = ready
+        .sends_after_sync
+        .iter()
+        .map(|o| o.peer.as_deref().cloned())
+        .collect();
+    assert_eq!(campaigns, vec![Some(Msg::Campaign { term }); 2]);
+    assert!(r.next_timer().unwrap() >= t1 + timeouts::ELECTION.start);
+    let t2 = t1 + Duration::from_millis(10);
+    let promise = Msg::Promise {
+        term,
+        accepted: None,
+    };
+    let from = R[2].parse().unwrap();
+    r.handle(t2, Event::Peer { from, msg: promise });
+    let State::Replica(s) = r.state() else {
+        unreachable!()
+    };
+    assert!(s.leading().is_some(), "leads with two promises of three");
+    assert!(r.next_timer().unwrap() <= t2 + timeouts::HEARTBEAT.end);
 }
