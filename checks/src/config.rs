@@ -66,8 +66,11 @@ impl Protocol {
 /// A role, for choosing which actors may crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]
 pub enum Role {
-    /// The coordinator (with the replicated protocol: every replica).
+    /// The coordinator (with the replicated protocol: the first replica,
+    /// which leads the first term).
     Coordinator,
+    /// With the replicated protocol: the other coordinator replicas.
+    Backup,
     /// The wallet participant.
     Wallet,
     /// The order participant.
@@ -158,7 +161,14 @@ impl Default for Config {
             price: 6,
             network: NetworkKind::Udp,
             max_crashes: 0,
-            crashable: [Role::Coordinator, Role::Wallet, Role::Order, Role::Client].into(),
+            crashable: [
+                Role::Coordinator,
+                Role::Backup,
+                Role::Wallet,
+                Role::Order,
+                Role::Client,
+            ]
+            .into(),
             never_recover: BTreeSet::new(),
             max_restarts: 1,
             max_in_flight: 10,
@@ -290,7 +300,8 @@ impl Config {
         match index {
             WALLET => Role::Wallet,
             ORDER => Role::Order,
-            i if self.replica_indices().contains(&i) => Role::Coordinator,
+            COORDINATOR => Role::Coordinator,
+            i if self.replica_indices().contains(&i) => Role::Backup,
             _ => Role::Client,
         }
     }

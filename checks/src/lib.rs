@@ -56,9 +56,16 @@ impl Model for TwopcModel {
             },
             _ => None,
         };
+        let crash = match &action {
+            stateright::actor::ActorModelAction::Crash(id) => Some(*id),
+            _ => None,
+        };
         let mut next = self.inner.next_state(state, action)?;
         if let Some((dst, txn, key)) = &prepare {
             self.judge_refusal(state, (*dst, *txn, key), &mut next);
+        }
+        if let Some(id) = crash {
+            self.bury(id, &mut next);
         }
         Some(next)
     }

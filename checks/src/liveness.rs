@@ -4,7 +4,9 @@
 //! stateright's `eventually` only judges acyclic paths, and timers and retries
 //! make cycles, so a livelock would go unreported. Instead this module explores
 //! the graph itself (breadth-first, so the first stuck state found has a
-//! shortest path), keeps every edge, walks backwards from the done states, and
+//! shortest path; depth-first for the replicated protocol, whose graph is
+//! too big for a breadth-first frontier, so its paths are not the shortest),
+//! keeps every edge, walks backwards from the done states, and
 //! reports any reachable state that cannot get there.
 //!
 //! Bounds: the restart budget restricts the environment (no coordinator crash
@@ -93,7 +95,15 @@ pub fn analyze(model: &TwopcModel, mut progress: impl FnMut(usize)) -> Liveness 
     }
     let lossy = model.cfg.network == NetworkKind::Udp;
     let mut actions = Vec::new();
-    while let Some((id, state)) = queue.pop_front() {
+    // Breadth-first (shortest paths to report) unless the graph is too big to
+    // hold its frontier in memory: then depth-first, whose frontier is the
+    // current path's unexplored siblings (every state is still explored).
+    let depth_first = model.cfg.protocol == crate::config::Protocol::Replicated;
+    while let Some((id, state)) = if depth_first {
+        queue.pop_back()
+    } else {
+        queue.pop_front()
+    } {
         if model.is_done(&state) {
             live[id as usize] = true;
             done += 1;

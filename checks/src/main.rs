@@ -153,12 +153,14 @@ struct SysArgs {
     /// How many actors may be down at the same time.
     #[arg(long, default_value_t = 0)]
     max_crashes: usize,
-    /// Which roles may crash (comma-separated).
+    /// Which roles may crash (comma-separated). With --protocol replicated,
+    /// "coordinator" is the first replica (the first leader) and "backup"
+    /// the others.
     #[arg(
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "coordinator,wallet,order,client"
+        default_value = "coordinator,backup,wallet,order,client"
     )]
     crashable: Vec<Role>,
     /// Roles that never recover once crashed (shows 2PC blocking).

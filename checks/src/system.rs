@@ -309,8 +309,9 @@ impl TwopcModel {
     /// leader that goes down makes the others campaign), and a follower's
     /// campaign timer fires only when it should: its leader (the owner of the
     /// term it promised) is down, or is not leading or campaigning for that
-    /// term, or early, while the highest term is below the `elections`
-    /// budget. This is the eventual leader detector every consensus protocol
+    /// term and it is the first replica up, or early, while the highest term
+    /// is below the `elections` budget. This is the eventual leader detector
+    /// (Ω) every consensus protocol
     /// needs to make progress (none can without some timing assumption); the
     /// safety properties are checked with early campaigns too.
     pub(crate) fn allowed(&self, state: &SysState, action: &SysAction) -> bool {
@@ -318,7 +319,7 @@ impl TwopcModel {
             ActorModelAction::Crash(id) => {
                 let role = self.cfg.role((*id).into());
                 self.cfg.crashable.contains(&role)
-                    && (role != Role::Coordinator
+                    && (!matches!(role, Role::Coordinator | Role::Backup)
                         || self.cfg.never_recover.contains(&role)
                         || match self.cfg.protocol {
                             Protocol::TwoPc => coordinator(state).epoch <= self.cfg.max_restarts,
@@ -335,6 +336,41 @@ impl TwopcModel {
         }
     }
 
+    /// A replica that crashed never to recover no longer matters to the
+    /// future: forget the volatile state it crashed in (it is rebuilt from
+    /// its storage, as if it had restarted and stopped) and the messages on
+    /// their way to it (they can never be delivered). Sound, since nothing
+    /// reads them again, and it folds together the many states that differ
+    /// only in what a dead replica was doing when it died. (Replicated
+    /// protocol only: two-phase commit's reports show the dead coordinator's
+    /// last state, which explains why it blocks.)
+    pub(crate) fn bury(&self, id: Id, state: &mut SysState) {
+        let i = usize::from(id);
+        if self.cfg.protocol != Protocol::Replicated
+            || !self.cfg.never_recover.contains(&self.cfg.role(i))
+            || !matches!(self.cfg.role(i), Role::Coordinator | Role::Backup)
+        {
+            return;
+        }
+        let mut out = stateright::actor::Out::new();
+        let fresh = stateright::actor::Actor::on_start(
+            &self.inner.actors[i],
+            id,
+            &state.actor_storages[i],
+            &mut out,
+        );
+        state.actor_states[i] = std::sync::Arc::new(fresh);
+        if self.cfg.network == NetworkKind::Udp {
+            let kept: Vec<_> = state
+                .network
+                .iter_all()
+                .filter(|e| e.dst != id)
+                .map(|e| e.to_cloned_msg())
+                .collect();
+            state.network = Network::new_unordered_duplicating(kept);
+        }
+    }
+
     /// The highest term any replica promised.
     fn highest_term(&self, state: &SysState) -> u64 {
         replicas(&self.cfg, state)
@@ -344,13 +380,20 @@ impl TwopcModel {
     }
 
     /// Whether replica `i`'s timer may fire (see [`TwopcModel::allowed`]):
-    /// always, unless it would start a campaign while its leader leads.
+    /// always, unless it would start a campaign. A campaign may start early
+    /// while the highest term is within the `elections` budget; after that
+    /// only when the follower's leader is down or not leading its term, and
+    /// only by the replica an eventual leader detector (Ω) trusts: the first
+    /// one that is up.
     fn may_campaign(&self, state: &SysState, i: usize) -> bool {
         let State::Replica(r) = &**state.actor_states[i] else {
             return true;
         };
         if !matches!(r.standing, Standing::Follower) {
             return true;
+        }
+        if self.highest_term(state) < self.cfg.elections {
+            return true; // An early campaign, within the budget.
         }
         let term = r.acceptor.promised;
         let leader = usize::from(term.leader);
@@ -363,7 +406,14 @@ impl TwopcModel {
                 },
                 _ => false,
             };
-        !leads || self.highest_term(state) < self.cfg.elections
+        // The trusted one: the first replica that is up (the detector
+        // eventually points every replica at the same live one).
+        let trusted = self
+            .cfg
+            .replica_indices()
+            .into_iter()
+            .find(|j| !state.crashed[*j]);
+        !leads && trusted == Some(i)
     }
 
     /// A one-line name for actor `id`.

@@ -107,7 +107,8 @@ pub struct Leading {
     pub coord: CoordState,
     /// The latest version it wrote.
     pub version: u64,
-    /// The highest version of this term each replica acknowledged.
+    /// The highest version of this term each replica acknowledged, for
+    /// those above `chosen` (older acks count for nothing more).
     pub acks: BTreeMap<Id, u64>,
     /// The highest version a majority accepted.
     pub chosen: u64,
@@ -303,6 +304,9 @@ impl Replica {
             return;
         }
         l.chosen = chosen;
+        // What is chosen needs no more counting: remember only acks above it
+        // (the leader's own latest included).
+        l.acks.retain(|_, v| *v > chosen);
         let ready = l.held.iter().take_while(|h| h.version <= chosen).count();
         for h in l.held.drain(..ready) {
             o.send(h.dst, h.msg);
@@ -399,7 +403,7 @@ impl Replica {
                 if l.term != term || !self.peers.contains(&src) {
                     return;
                 }
-                if l.acks.get(&src).is_some_and(|v| *v >= version) {
+                if version <= l.chosen || l.acks.get(&src).is_some_and(|v| *v >= version) {
                     return;
                 }
                 let s = state.to_mut();
