@@ -265,7 +265,12 @@ async fn measure(
 /// Prints the table's heading.
 fn print_heading(opts: &Options, spreads: &[Spread]) {
     println!(
-        "twopc bench: 3 nodes {}, loopback UDP, fsync on, data under {}",
+        "twopc bench: {} {}, loopback UDP, fsync on, data under {}",
+        if opts.protocols == [Protocol::TwoPc] {
+            "3 nodes"
+        } else {
+            "the cluster's nodes (a replicated one: 3 coordinator replicas, wallet, order)"
+        },
         if opts.processes.is_some() {
             "as separate processes"
         } else {
@@ -278,13 +283,18 @@ fn print_heading(opts: &Options, spreads: &[Spread]) {
         println!("purchases: {}", all.join("; "));
     }
     println!(
-        "{}{:>8} {:>10} {:>12} {:>9} {:>9}   per purchase at coordinator / wallet / order",
+        "{}{:>8} {:>10} {:>12} {:>9} {:>9}   per purchase at coordinator{} / wallet / order",
         accounts_cell(opts, Some("accounts")),
         "clients",
         "purchases",
         "purchases/s",
         "p50 ms",
-        "p99 ms"
+        "p99 ms",
+        if opts.protocols == [Protocol::TwoPc] {
+            ""
+        } else {
+            " (each replica)"
+        }
     );
 }
 
@@ -298,23 +308,30 @@ fn accounts_cell(opts: &Options, text: Option<&str>) -> String {
 }
 
 fn print_row(opts: &Options, r: &BenchResult) {
-    let [f, b] = [&r.fsyncs_per_purchase, &r.bytes_per_purchase]
-        .map(|m| Role::ALL.map(|role| m[role.as_str()]));
+    // Per node: the coordinator (each replica's, space-separated), wallet, order.
+    let cells = |m: &BTreeMap<String, f64>, digits: usize| {
+        let coordinators: Vec<String> = m
+            .iter()
+            .filter(|(name, _)| name.starts_with(Role::Coordinator.as_str()))
+            .map(|(_, v)| format!("{v:.digits$}"))
+            .collect();
+        let mut all = vec![coordinators.join(" ")];
+        for role in [Role::Wallet, Role::Order] {
+            all.push(format!("{:.digits$}", m[role.as_str()]));
+        }
+        all.join(" / ")
+    };
     let accounts = r.accounts.map(|a| a.to_string());
     println!(
-        "{}{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   fsyncs {:.2} / {:.2} / {:.2}, bytes written {:.0} / {:.0} / {:.0}{}",
+        "{}{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   fsyncs {}, bytes written {}{}",
         accounts_cell(opts, accounts.as_deref()),
         r.clients,
         r.purchases,
         r.per_second,
         r.p50_ms,
         r.p99_ms,
-        f[0],
-        f[1],
-        f[2],
-        b[0],
-        b[1],
-        b[2],
+        cells(&r.fsyncs_per_purchase, 2),
+        cells(&r.bytes_per_purchase, 0),
         if r.not_committed > 0 {
             format!("   ({} did not commit)", r.not_committed)
         } else {
