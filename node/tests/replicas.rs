@@ -242,3 +242,100 @@ fn a_replicated_coordinator_of_two_replicas_is_refused() {
         );
     }
 }
+
+/// At scale, run by hand (`cargo nextest run -p twopc-node --release
+/// --run-ignored only -E 'test(full_outcome_table)'`; a few minutes): the
+/// coordinator remembers its full `retention` of 100,000 outcomes, so an
+/// `Accept` or a `Promise` that goes whole carries about as many outcomes;
+/// the leading replica is killed, another takes over from that state, and
+/// purchases go on. Prints how long the last purchases took.
+#[test]
+#[ignore = "minutes of purchases: run by hand"]
+fn a_leader_with_a_full_outcome_table_is_replaced() {
+    use std::time::{Duration, Instant};
+    use twopc_model::{Purchase, Verdict};
+    use twopc_node::cluster::Protocol;
+    use twopc_node::local::LocalCluster;
+    const CLIENTS: usize = 32;
+    const FILL: usize = 105_000;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let users: BTreeMap<String, u64> = (0..CLIENTS)
+            .map(|c| (format!("u{c}"), u64::MAX / 64))
+            .collect();
+        let stock: BTreeMap<String, u64> = [("s".to_string(), u64::MAX / 2)].into();
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_twopc"));
+        let cluster = LocalCluster::spawn_in(
+            &std::env::temp_dir(),
+            bin,
+            Protocol::Replicated,
+            users,
+            stock,
+        )
+        .await
+        .unwrap();
+        let buy = |c: usize, n: usize| -> Vec<Purchase> {
+            (0..n)
+                .map(|_| Purchase {
+                    user: format!("u{c}"),
+                    sku: "s".into(),
+                    qty: 1,
+                    price: 1,
+                })
+                .collect()
+        };
+        let run = |each: usize| {
+            let mut tasks = Vec::new();
+            for c in 0..CLIENTS {
+                let addrs = cluster.cluster.coordinator_addresses();
+                let codec = cluster.codec.clone();
+                let purchases = buy(c, each);
+                tasks.push(tokio::spawn(async move {
+                    let mut committed = 0;
+                    // A fresh client actor per 100 (as the bench does).
+                    for chunk in purchases.chunks(100) {
+                        let seen = twopc_node::client::run_client(
+                            &addrs,
+                            chunk.to_vec(),
+                            codec.clone(),
+                            Duration::from_secs(600),
+                            |_| {},
+                        )
+                        .await
+                        .unwrap();
+                        assert_eq!(seen.len(), chunk.len(), "every purchase has an outcome");
+                        committed += seen
+                            .iter()
+                            .filter(|o| o.verdict == Verdict::Committed)
+                            .count();
+                    }
+                    committed
+                }));
+            }
+            tasks
+        };
+        let started = Instant::now();
+        let mut filled = 0;
+        for t in run(FILL / CLIENTS) {
+            filled += t.await.unwrap();
+        }
+        eprintln!("filled: {filled} committed in {:.1?}", started.elapsed());
+        let (leader, view) = cluster.leader().await.unwrap().expect("a leader");
+        assert_eq!(view.clients, 100_000, "the outcome table is full");
+        let killed_at = Instant::now();
+        cluster.kill9(&leader).unwrap();
+        let mut after = 0;
+        for t in run(10) {
+            after += t.await.unwrap();
+        }
+        eprintln!(
+            "killed {leader}; {after} purchases after it, all answered within {:.1?}",
+            killed_at.elapsed()
+        );
+        // (The killed replica answers nothing: whoever leads is another.)
+        let (_, view) = cluster.leader().await.unwrap().expect("a new leader");
+        assert_eq!(view.clients, 100_000, "the new leader has every outcome");
+        assert!(cluster.settle(Duration::from_secs(120)).await.unwrap());
+        cluster.stop().await.unwrap();
+    });
+}
