@@ -313,9 +313,7 @@ impl Config {
     pub fn max_epochs(&self) -> u64 {
         match self.protocol {
             Protocol::TwoPc => self.max_restarts,
-            Protocol::Replicated => {
-                (self.max_restarts + self.elections + 2) * self.replicas as u64
-            }
+            Protocol::Replicated => (self.max_restarts + self.elections + 2) * self.replicas as u64,
         }
     }
 
@@ -345,6 +343,10 @@ impl Mutant {
             clients: 1,
             mutant: Some(self),
             ..Config::default()
+        };
+        let replicated = Config {
+            protocol: Protocol::Replicated,
+            ..one.clone()
         };
         let crashing = |role: Role| Config {
             max_crashes: 1,
@@ -410,6 +412,27 @@ impl Mutant {
             Mutant::NeverAsk | Mutant::RestartForgetsToAsk => Config {
                 max_crashes: 1,
                 ..one
+            },
+            // The replicated protocol: decisions revealed on one replica's
+            // word, with every replica up.
+            Mutant::DecideWithoutMajority => Config {
+                elections: 0,
+                ..replicated
+            },
+            // A backup restarts (the `replicated-backup-crash` matrix entry).
+            Mutant::ForgetAcceptedOnRestart => Config {
+                elections: 0,
+                max_crashes: 1,
+                crashable: [Role::Backup].into(),
+                ..replicated
+            },
+            // The first leader dies for good; the next adopts its own state.
+            Mutant::LeaderIgnoresPromises => Config {
+                elections: 0,
+                max_crashes: 1,
+                crashable: [Role::Coordinator].into(),
+                never_recover: [Role::Coordinator].into(),
+                ..replicated
             },
         }
     }

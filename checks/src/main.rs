@@ -91,11 +91,16 @@ enum Command {
     /// Explores the whole graph and walks back from the done states. Prints a
     /// shortest path to a state from which done is unreachable, if any.
     #[command(
-        after_help = "Examples:\n  twopc-check liveness\n  twopc-check liveness --clients 1 --max-crashes 1\n  # 2PC blocks while a coordinator that decided stays down:\n  twopc-check liveness --clients 1 --max-crashes 1 --crashable coordinator --never-recover coordinator"
+        after_help = "Examples:\n  twopc-check liveness\n  twopc-check liveness --clients 1 --max-crashes 1\n  # 2PC blocks while a coordinator that decided stays down:\n  twopc-check liveness --clients 1 --max-crashes 1 --crashable coordinator --never-recover coordinator\n  # ... the replicated coordinator does not (its first leader never recovers):\n  twopc-check liveness --clients 1 --max-crashes 1 --crashable coordinator --never-recover coordinator --elections 0 --compare"
     )]
     Liveness {
         #[command(flatten)]
         sys: SysArgs,
+        /// Analyse the same configuration under both protocols (2pc and
+        /// replicated) and print the two verdicts side by side. Exits 0 when
+        /// the replicated protocol's holds.
+        #[arg(long)]
+        compare: bool,
     },
     /// Check traces recorded by running nodes (`twopc node --trace FILE`)
     /// against the model.
@@ -322,12 +327,15 @@ fn main() -> ExitCode {
             strategy,
         }) => with_config(&sys, |m| run_check(m, strategy, threads)),
         Some(Command::Matrix { threads }) => run_matrix(threads),
-        Some(Command::Liveness { sys }) => with_config(&sys, |m| {
+        Some(Command::Liveness { sys, compare }) => with_config(&sys, |m| {
             if m.cfg.network != NetworkKind::Udp {
                 // One copy per send: retransmissions fill the network, and the
                 // in-flight bound would cut futures off, which never count as live.
                 eprintln!("twopc-check: liveness is analysed on the udp network only (the ordered and unordered networks need an in-flight bound, and futures cut off by it cannot be judged)");
                 return false;
+            }
+            if compare {
+                return run_liveness_compared(m);
             }
             run_liveness(&m)
         }),
@@ -414,6 +422,52 @@ fn run_liveness(model: &TwopcModel) -> bool {
     });
     print!("{}", report::liveness(model, &result));
     result.holds()
+}
+
+/// The same configuration under both protocols, side by side.
+fn run_liveness_compared(model: TwopcModel) -> bool {
+    let mut rows = Vec::new();
+    for protocol in [Protocol::TwoPc, Protocol::Replicated] {
+        let cfg = Config {
+            protocol,
+            ..model.cfg.clone()
+        };
+        let m = cfg.into_model();
+        println!(
+            "Liveness (AG EF done), {}: {}",
+            protocol.name(),
+            report::describe(&m.cfg)
+        );
+        let result = liveness::analyze(&m, |n| {
+            eprintln!("  ... {} states explored", report::thousands(n))
+        });
+        print!("{}", report::liveness(&m, &result));
+        println!();
+        rows.push((protocol, result));
+    }
+    println!(
+        "{:<12} {:>12} {:>12} {:>10}  verdict",
+        "protocol", "states", "done", "stuck"
+    );
+    for (protocol, r) in &rows {
+        let verdict = if r.holds() {
+            "holds: every request gets its outcome, no hold is left"
+        } else if r.blocked_path.is_some() {
+            "FAILS: blocks while the coordinator is down"
+        } else {
+            "FAILS"
+        };
+        println!(
+            "{:<12} {:>12} {:>12} {:>10}  {verdict}",
+            protocol.name(),
+            report::thousands(r.states),
+            report::thousands(r.done),
+            report::thousands(r.stuck)
+        );
+    }
+    rows.iter()
+        .find(|(p, _)| *p == Protocol::Replicated)
+        .is_some_and(|(_, r)| r.holds())
 }
 
 fn run_simulate(model: TwopcModel, seed: u64, states: usize, depth: usize) -> bool {

@@ -1,7 +1,7 @@
 //! The configurations CI checks exhaustively. Each pins its unique state count
 //! so that any change to the protocol's reachable behaviour shows up in review.
 
-use crate::config::{Config, Reuse, Role};
+use crate::config::{Config, Protocol, Reuse, Role};
 use crate::run::Strategy;
 
 /// One CI configuration.
@@ -97,5 +97,34 @@ pub fn entries() -> Vec<Entry> {
             unique_states: 952_134,
             strategy: Strategy::Dfs,
         },
+        Entry {
+            name: "replicated",
+            about: "the replicated coordinator (3 replicas, Paxos ballots on its state): one purchase; udp; no crashes, no early campaign",
+            config: replicated(),
+            unique_states: 75_302,
+            strategy: Strategy::Dfs,
+        },
+        Entry {
+            name: "replicated-backup-crash",
+            about: "the replicated coordinator: one purchase; udp; a backup replica crashes and restarts, any number of times",
+            config: Config {
+                max_crashes: 1,
+                crashable: [Role::Backup].into(),
+                ..replicated()
+            },
+            unique_states: 225_906,
+            strategy: Strategy::Dfs,
+        },
     ]
+}
+
+/// One client, one purchase, the replicated protocol, campaigns only when a
+/// leader is down.
+pub fn replicated() -> Config {
+    Config {
+        clients: 1,
+        protocol: Protocol::Replicated,
+        elections: 0,
+        ..Config::default()
+    }
 }

@@ -65,6 +65,17 @@ pub enum Mutant {
     /// A participant raises its floor but releases none of the holds it
     /// settles, so a hold below its floor lingers.
     FloorKeepsHolds,
+    /// Replicated: the leader counts an acceptance it never received (it
+    /// decides with its own vote and one imagined), so a save is "chosen"
+    /// that no majority holds.
+    DecideWithoutMajority,
+    /// Replicated: a replica restarts without what it accepted (kept only its
+    /// promise): a chosen state can lose its majority.
+    ForgetAcceptedOnRestart,
+    /// Replicated: a new leader starts from its own state instead of the
+    /// highest one its majority of promises reported, so it can propose (and
+    /// make chosen) a state without the decisions the old leader revealed.
+    LeaderIgnoresPromises,
 }
 
 impl Mutant {
@@ -205,10 +216,14 @@ impl Checked {
             (Some(Storage::Coordinator(s)), Some(Mutant::OutcomesNotDurable)) => {
                 s.outcomes = Default::default()
             }
+            (Some(Storage::Replica(s)), Some(Mutant::ForgetAcceptedOnRestart)) => s.accepted = None,
             _ => {}
         }
         let mut out = Out::new();
         let state = self.node.on_start(id, &storage, &mut out);
+        let mut state = Cow::Owned(state);
+        self.imagine_acceptance(id, &mut state, &mut out);
+        let state = state.into_owned();
         if is(self.mutant, Mutant::RestartForgetsToAsk) {
             out = out
                 .into_iter()
@@ -391,9 +406,41 @@ impl Checked {
                     }
                 }
             }
+            (Node::Replica(_), Some(Mutant::LeaderIgnoresPromises), Msg::Promise { term, .. }) => {
+                let msg = Msg::Promise {
+                    term: *term,
+                    accepted: None,
+                };
+                self.node.on_msg(id, state, src, msg, &mut out);
+            }
             _ => self.node.on_msg(id, state, src, msg, &mut out),
         }
+        self.imagine_acceptance(id, state, &mut out);
         self.mutate_out(out, o);
+    }
+
+    /// `DecideWithoutMajority`: for every version a leader sends out to be
+    /// accepted, it hears at once that the first other replica accepted it.
+    fn imagine_acceptance(&self, id: Id, state: &mut Cow<State>, out: &mut Out<Node>) {
+        if !is(self.mutant, Mutant::DecideWithoutMajority) {
+            return;
+        }
+        let accepts: Vec<(Id, Msg)> = out
+            .iter()
+            .filter_map(|c| match c {
+                Command::Send(dst, Msg::Accept { term, version, .. }) => Some((
+                    *dst,
+                    Msg::Accepted {
+                        term: *term,
+                        version: *version,
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        if let Some((from, ack)) = accepts.into_iter().next() {
+            self.node.on_msg(id, state, from, ack, out);
+        }
     }
 
     fn fire(&self, id: Id, state: &mut Cow<State>, timer: &Timer, o: &mut Out<Self>) {
@@ -416,6 +463,7 @@ impl Checked {
             }
             _ => self.node.on_timeout(id, state, timer, &mut out),
         }
+        self.imagine_acceptance(id, state, &mut out);
         self.mutate_out(out, o);
     }
 }

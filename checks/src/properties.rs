@@ -84,6 +84,9 @@ impl Mutant {
             }
             Mutant::KeepDeadHolds => REFUSAL_IS_TRUE,
             Mutant::FloorKeepsHolds => SETTLED_HOLDS_NOTHING,
+            Mutant::DecideWithoutMajority
+            | Mutant::ForgetAcceptedOnRestart
+            | Mutant::LeaderIgnoresPromises => DURABLE,
         }
     }
 }

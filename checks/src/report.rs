@@ -64,9 +64,10 @@ fn msg(m: &Msg) -> String {
         Msg::Campaign { term } => format!("Campaign for term {term}"),
         Msg::Promise { term, accepted } => format!(
             "Promise term {term}, accepted {}",
-            accepted
-                .as_ref()
-                .map_or("nothing".into(), |a| format!("v{} of term {}", a.version, a.term))
+            accepted.as_ref().map_or("nothing".into(), |a| format!(
+                "v{} of term {}",
+                a.version, a.term
+            ))
         ),
         Msg::Accept {
             term,
@@ -75,7 +76,11 @@ fn msg(m: &Msg) -> String {
         } => format!(
             "Accept v{version} of term {term} (epoch {}, commits {:?})",
             storage.epoch,
-            storage.commits.keys().map(|t| t.to_string()).collect::<Vec<_>>()
+            storage
+                .commits
+                .keys()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
         ),
         Msg::Accepted { term, version } => format!("Accepted v{version} of term {term}"),
         Msg::Nack { promised } => format!("Nack: promised term {promised}"),
@@ -205,7 +210,10 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
     }
     for (i, r) in replicas(&m.cfg, state) {
         let accepted = r.acceptor.accepted.as_ref().map_or("nothing".into(), |a| {
-            format!("v{} of term {} (epoch {})", a.version, a.term, a.storage.epoch)
+            format!(
+                "v{} of term {} (epoch {})",
+                a.version, a.term, a.storage.epoch
+            )
         });
         let standing = match &r.standing {
             Standing::Follower => "follower".to_string(),

@@ -111,14 +111,24 @@ pub fn check_with(
 /// space is exhausted. Shows a bug is caught without exploring everything
 /// after it; the verdicts of the other properties are then incomplete.
 pub fn find(model: TwopcModel, threads: usize, property: &'static str) -> CheckRun {
+    find_with(model, threads, property, Strategy::Bfs)
+}
+
+/// [`find`], searching with `strategy` (depth-first finds a deep
+/// counterexample long before breadth-first has finished the levels above).
+pub fn find_with(
+    model: TwopcModel,
+    threads: usize,
+    property: &'static str,
+    strategy: Strategy,
+) -> CheckRun {
     let until = HasDiscoveries::AnyOf([property].into());
     let builder = model.clone().checker().threads(threads).finish_when(until);
-    finish(
-        model,
-        builder.spawn_bfs(),
-        Duration::from_secs(3600),
-        |_, _, _| {},
-    )
+    let every = Duration::from_secs(3600);
+    match strategy {
+        Strategy::Bfs => finish(model, builder.spawn_bfs(), every, |_, _, _| {}),
+        Strategy::Dfs => finish(model, builder.spawn_dfs(), every, |_, _, _| {}),
+    }
 }
 
 fn finish(

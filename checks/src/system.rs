@@ -194,17 +194,14 @@ pub fn participants(state: &SysState) -> impl Iterator<Item = (usize, &PartState
 /// Whether `txn` is a commit the coordinator still owes: in its durable log
 /// (what survives a crash), not yet acknowledged by every participant.
 pub fn owed_commit(state: &SysState, txn: &TxnId) -> bool {
-    state
-        .actor_storages
-        .iter()
-        .any(|s| match s.as_deref() {
-            Some(Storage::Coordinator(c)) => c.commits.contains_key(txn),
-            Some(Storage::Replica(r)) => r
-                .accepted
-                .as_ref()
-                .is_some_and(|a| a.storage.commits.contains_key(txn)),
-            _ => false,
-        })
+    state.actor_storages.iter().any(|s| match s.as_deref() {
+        Some(Storage::Coordinator(c)) => c.commits.contains_key(txn),
+        Some(Storage::Replica(r)) => r
+            .accepted
+            .as_ref()
+            .is_some_and(|a| a.storage.commits.contains_key(txn)),
+        _ => false,
+    })
 }
 
 fn part(state: &SysState, i: usize) -> &PartState {
@@ -281,9 +278,12 @@ impl TwopcModel {
     /// that very request: a client that filed another request's outcome as
     /// an answer is not done.
     pub fn is_done(&self, state: &SysState) -> bool {
-        self.client_configs().zip(clients(&self.cfg, state)).all(|(cfg, c)| {
-            (0..cfg.requests.len()).all(|i| c.seen.iter().any(|o| &o.req == cfg.req(i)))
-        }) && participants(state).all(|(_, p)| p.data.holds.is_empty())
+        self.client_configs()
+            .zip(clients(&self.cfg, state))
+            .all(|(cfg, c)| {
+                (0..cfg.requests.len()).all(|i| c.seen.iter().any(|o| &o.req == cfg.req(i)))
+            })
+            && participants(state).all(|(_, p)| p.data.holds.is_empty())
     }
 
     /// The clients' configurations, in actor order.
@@ -328,9 +328,10 @@ impl TwopcModel {
                             }
                         })
             }
-            ActorModelAction::Recover(id) => {
-                !self.cfg.never_recover.contains(&self.cfg.role((*id).into()))
-            }
+            ActorModelAction::Recover(id) => !self
+                .cfg
+                .never_recover
+                .contains(&self.cfg.role((*id).into())),
             ActorModelAction::Timeout(id, Timer::Replica) => self.may_campaign(state, (*id).into()),
             _ => true,
         }

@@ -53,3 +53,13 @@ fn matrix_reused_id() {
 fn matrix_expired_id() {
     check_entry("expired-id");
 }
+
+#[test]
+fn matrix_replicated() {
+    check_entry("replicated");
+}
+
+#[test]
+fn matrix_replicated_backup_crash() {
+    check_entry("replicated-backup-crash");
+}
