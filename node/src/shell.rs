@@ -3,12 +3,15 @@
 //! only this:
 //!
 //! 1. wait for the first of: shutdown, the next timer deadline, a datagram
-//!    held back by an injected fault, a datagram;
+//!    held back by an injected fault, a datagram, or (a coordinator
+//!    replica) a message from another replica's TCP link
+//!    (`replication.rs`);
 //! 2. feed that event, and every datagram already waiting (up to
 //!    `batch_max`), to the core: one batch;
 //! 3. run the batch's [`Ready`] in order: send what may leave at once, stage
 //!    the save, fsync if the core says so (persist before send is decided
-//!    in [`Core::ready`]), then send the rest.
+//!    in [`Core::ready`]), then send the rest (a message to another replica
+//!    is handed to its link, after the same fsync).
 //!
 //! At shutdown, saves that no send has forced to disk yet are made durable.
 //!

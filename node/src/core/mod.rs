@@ -19,6 +19,14 @@
 //! set here. At the end of the batch the shell calls [`Core::ready`],
 //! stages the save, fsyncs if told to, and sends.
 //!
+//! A coordinator replica's messages to the other replicas (`Campaign`,
+//! `Promise`, `Accept`, `Accepted`, `Nack`) travel over TCP links instead
+//! (`replication.rs`): they come in as [`Event::Peer`], already decoded, and
+//! go out as an [`Outgoing`] carrying the message itself, in the same
+//! batch, behind the same fsync and through the same injected faults as a
+//! datagram. When a replica's timer fires is decided in
+//! `Core::pace_replica`.
+//!
 //! ## Persist before send, with group commit
 //!
 //! A *batch* is every event the shell feeds between two calls of
