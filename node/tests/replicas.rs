@@ -175,6 +175,54 @@ fn kill_the_leader_under_load(node_args: &[&str]) {
     }
 }
 
+/// A follower killed with SIGKILL while purchases go on (the two others
+/// are a majority) restarts from its data directory: it replays its
+/// promise and what it accepted (log records that are diffs of the
+/// coordinator's state), and catches up with the leader's latest version.
+#[test]
+fn a_killed_follower_restarts_from_its_log_and_catches_up() {
+    let mut c = TestCluster::replicated(3, &ACCOUNTS, &STOCK);
+    for name in REPLICAS.iter().chain(&["wallet", "order"]) {
+        c.start(name, &[]);
+    }
+    let buy = |c: &TestCluster, i: usize| {
+        let (r, _) = c.purchase("u0", "s0", 1, 1 + i as u64 % 3);
+        assert_eq!(r["outcome"], "committed", "{r}");
+    };
+    for i in 0..5 {
+        buy(&c, i);
+    }
+    let first = wait_for("a leader", || leader(&c, &REPLICAS));
+    let follower = *REPLICAS.iter().find(|r| **r != first).unwrap();
+    // What it accepted so far (beyond the first version, the epoch).
+    let before = wait_for("the follower to accept the purchases", || {
+        let accepted = c.status(follower)?["replica"]["accepted"].clone();
+        (accepted[1].as_u64()? > 1).then_some(accepted)
+    });
+    c.kill9(follower);
+    for i in 5..15 {
+        buy(&c, i);
+    }
+    c.start(follower, &[]);
+    // It follows the leader's term again and holds its latest version
+    // (whichever replica leads by then).
+    wait_for("the follower to catch up", || {
+        let l = c.status(&leader(&c, &REPLICAS)?)?;
+        let f = c.status(follower)?;
+        let (l, f) = (&l["replica"], &f["replica"]);
+        let caught_up = f["standing"] == "follower"
+            && l["standing"] == "leader"
+            && f["accepted"] == l["accepted"]
+            && f["promised"] == l["term"];
+        caught_up.then_some(())
+    });
+    // The leader's state moved on while it was down, and so did its own.
+    let after = c.status(follower).unwrap()["replica"]["accepted"].clone();
+    assert_ne!(after, before);
+    let balances = c.levels("wallet");
+    assert!(balances["u0"] < 400);
+}
+
 /// `twopc node` as node `name` of `c`: its exit code and what it printed. The data directory must stay untouched (not even created).
 fn refused(c: &TestCluster, name: &str) -> (Option<i32>, String) {
     let out = c.node_command(name, &[]).output().unwrap();
