@@ -440,6 +440,25 @@ mod tests {
         );
     }
 
+    /// A node started with `--wire json` still sends its frames in bincode:
+    /// JSON cannot write the pending commits (keyed by transaction).
+    #[test]
+    fn frames_are_bincode_whatever_the_wire_format() {
+        let me: SocketAddrV4 = "127.0.0.1:7001".parse().unwrap();
+        let mut s = state(3);
+        s.commits.insert(
+            twopc_model::TxnId { epoch: 2, n: 7 },
+            RequestId::new("order-1"),
+        );
+        let key = ClusterKey::random();
+        let json = Codec::new(Some(key.clone()), Format::Json);
+        let bin = Codec::new(Some(key), Format::Bincode);
+        let frame = Encoder::default().encode(me, accept(1, &s));
+        let bytes = json.encode_frame(&frame).unwrap();
+        assert_eq!(bin.decode_frame::<Frame>(&bytes), Ok(frame.clone()));
+        assert_eq!(json.decode_frame::<Frame>(&bytes), Ok(frame));
+    }
+
     /// A delta with no whole accept before it on the connection (a
     /// receiver that missed the start) is an error, never a wrong state.
     #[test]

@@ -462,15 +462,19 @@ impl Codec {
 
     /// One frame of a TCP stream between replicas (`replication.rs`): the
     /// same envelope as a datagram (header, MAC), up to [`MAX_FRAME`] bytes.
+    /// Always bincode, whatever `--wire` says: JSON cannot write the
+    /// coordinator's pending commits (a map keyed by transaction, not by
+    /// text), and these frames are not for reading in tcpdump anyway.
     pub fn encode_frame<T: Serialize>(&self, frame: &T) -> Result<Vec<u8>, String> {
         use bincode::Options;
-        let body = match self.format {
-            Format::Bincode => frame_options()
-                .serialize(frame)
-                .map_err(|e| e.to_string())?,
-            Format::Json => serde_json::to_vec(frame).map_err(|e| e.to_string())?,
+        let body = frame_options()
+            .serialize(frame)
+            .map_err(|e| e.to_string())?;
+        let bincode = Codec {
+            key: self.key.clone(),
+            format: Format::Bincode,
         };
-        let out = self.seal(&body);
+        let out = bincode.seal(&body);
         if out.len() > MAX_FRAME {
             return Err(format!(
                 "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
@@ -484,13 +488,12 @@ impl Codec {
     pub fn decode_frame<T: serde::de::DeserializeOwned>(&self, frame: &[u8]) -> Result<T, Reject> {
         use bincode::Options;
         let (format, body) = self.open(frame, MAX_FRAME)?;
-        if format == 0 {
-            frame_options()
-                .deserialize(body)
-                .map_err(|e| Reject::Undecodable(e.to_string()))
-        } else {
-            serde_json::from_slice(body).map_err(|e| Reject::Undecodable(e.to_string()))
+        if format != Format::Bincode.byte() {
+            return Err(Reject::BadFormat(format)); // Frames are bincode.
         }
+        frame_options()
+            .deserialize(body)
+            .map_err(|e| Reject::Undecodable(e.to_string()))
     }
 }
 
