@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use twopc_model::State;
+use twopc_model::{CoordState, ReplicaState, State};
 
 /// At most this many balances or skus are listed in one reply (it must fit
 /// in a datagram); `levels_total` says how many there are.
@@ -14,8 +14,12 @@ pub const MAX_LISTED: usize = 200;
 pub struct Counters {
     /// Datagrams received (accepted or not).
     pub datagrams_in: u64,
-    /// Datagrams sent.
+    /// Datagrams sent (and, at a replica, messages handed to its links
+    /// to the other replicas).
     pub datagrams_out: u64,
+    /// Replicas: messages received from the other replicas (TCP).
+    #[serde(default)]
+    pub peer_msgs_in: u64,
     /// Sends the OS refused (logged at warn).
     pub send_errors: u64,
     /// Datagrams dropped, by reason (`bad_magic`, `bad_mac`, `undecodable`, ...).
@@ -146,6 +150,8 @@ pub enum ActorKind {
     Participant,
     /// A client (`twopc purchase`).
     Client,
+    /// One replica of a replicated coordinator.
+    Replica,
 }
 
 impl std::fmt::Display for ActorKind {
@@ -154,6 +160,7 @@ impl std::fmt::Display for ActorKind {
             ActorKind::Coordinator => "coordinator",
             ActorKind::Participant => "participant",
             ActorKind::Client => "client",
+            ActorKind::Replica => "replica",
         })
     }
 }
@@ -206,6 +213,87 @@ pub struct NodeView {
     /// is well): shown first by `twopc status`.
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// Replicas: where this one stands (the coordinator fields above are
+    /// its coordinator's while it leads). Always written (bincode, the
+    /// datagrams' format, cannot skip a field).
+    #[serde(default)]
+    pub replica: Option<ReplicaView>,
+}
+
+/// Where a replica stands, for `twopc status`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaView {
+    /// Following, campaigning or leading.
+    pub standing: Standing,
+    /// The highest term it promised, `n/leader`.
+    pub promised: String,
+    /// The term it campaigns for or leads, `n/leader`.
+    pub term: Option<String>,
+    /// The state it accepted last: its term and version.
+    pub accepted: Option<(String, u64)>,
+    /// Leader: the highest version a majority accepted.
+    pub chosen: Option<u64>,
+    /// Leader: the latest version it wrote.
+    pub version: Option<u64>,
+    /// Leader: outputs of its coordinator waiting for their version to be
+    /// chosen.
+    pub held: Option<usize>,
+}
+
+/// A replica's standing, as `twopc status` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Standing {
+    /// Follows the leader of its promised term.
+    Follower,
+    /// Campaigns for a term.
+    Candidate,
+    /// Leads: runs the coordinator.
+    Leader,
+}
+
+impl std::fmt::Display for Standing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Standing::Follower => "follower",
+            Standing::Candidate => "candidate",
+            Standing::Leader => "leader",
+        })
+    }
+}
+
+impl ReplicaView {
+    /// The view of replica state `r`.
+    pub fn of(r: &ReplicaState) -> ReplicaView {
+        let mut view = ReplicaView {
+            standing: Standing::Follower,
+            promised: r.acceptor.promised.to_string(),
+            term: None,
+            accepted: r
+                .acceptor
+                .accepted
+                .as_ref()
+                .map(|a| (a.term.to_string(), a.version)),
+            chosen: None,
+            version: None,
+            held: None,
+        };
+        match &r.standing {
+            twopc_model::Standing::Follower => {}
+            twopc_model::Standing::Candidate { term, .. } => {
+                view.standing = Standing::Candidate;
+                view.term = Some(term.to_string());
+            }
+            twopc_model::Standing::Leader(l) => {
+                view.standing = Standing::Leader;
+                view.term = Some(l.term.to_string());
+                view.chosen = Some(l.chosen);
+                view.version = Some(l.version);
+                view.held = Some(l.held.len());
+            }
+        }
+        view
+    }
 }
 
 impl NodeView {
@@ -217,6 +305,7 @@ impl NodeView {
                 State::Coordinator(_) => ActorKind::Coordinator,
                 State::Participant(_) => ActorKind::Participant,
                 State::Client(_) => ActorKind::Client,
+                State::Replica(_) => ActorKind::Replica,
             },
             levels: BTreeMap::new(),
             levels_total: 0,
@@ -229,13 +318,21 @@ impl NodeView {
             clients: 0,
             counters: counters.clone(),
             alarms: alarms(counters),
+            replica: None,
+        };
+        let coordinator = |view: &mut NodeView, c: &CoordState| {
+            view.epoch = c.epoch;
+            view.voting = c.voting.len();
+            view.unacked_commits = c.commits.keys().map(|t| t.to_string()).collect();
+            view.clients = c.outcomes.by_id.len();
         };
         match state {
-            State::Coordinator(c) => {
-                view.epoch = c.epoch;
-                view.voting = c.voting.len();
-                view.unacked_commits = c.commits.keys().map(|t| t.to_string()).collect();
-                view.clients = c.outcomes.by_id.len();
+            State::Coordinator(c) => coordinator(&mut view, c),
+            State::Replica(r) => {
+                if let Some(l) = r.leading() {
+                    coordinator(&mut view, &l.coord);
+                }
+                view.replica = Some(ReplicaView::of(r));
             }
             State::Participant(p) => {
                 let data = &p.data;
@@ -275,7 +372,13 @@ impl NodeView {
         for alarm in &self.alarms {
             let _ = writeln!(s, "  ALARM: {alarm}");
         }
-        if self.role == ActorKind::Coordinator {
+        if let Some(r) = &self.replica {
+            let _ = writeln!(s, "  {}", r.render());
+        }
+        let leads = self.replica.as_ref().map(|r| r.standing) == Some(Standing::Leader);
+        if self.role == ActorKind::Replica && !leads {
+            // A follower runs no coordinator: nothing more to say.
+        } else if matches!(self.role, ActorKind::Coordinator | ActorKind::Replica) {
             let _ = writeln!(
                 s,
                 "  epoch {}, voting {}, unacknowledged commits {:?}, outcomes remembered {}",
@@ -334,6 +437,62 @@ impl NodeView {
             c.bytes_written, rejected.join(", "), c.send_errors
         );
         s
+    }
+}
+
+impl ReplicaView {
+    /// One line: `leader of term 2/127.0.0.1:7001, promised 2/..., accepted
+    /// 2/...#14, chosen 14, held 0`.
+    pub fn render(&self) -> String {
+        let mut s = match &self.term {
+            Some(t) => format!("{} of term {t}", self.standing),
+            None => self.standing.to_string(),
+        };
+        s += &format!(", promised {}", self.promised);
+        match &self.accepted {
+            Some((t, v)) => s += &format!(", accepted {t} version {v}"),
+            None => s += ", accepted nothing",
+        }
+        if let (Some(chosen), Some(held)) = (self.chosen, self.held) {
+            s += &format!(", chosen version {chosen}, held outputs {held}");
+        }
+        s
+    }
+}
+
+/// Which of the replicas that answered (`(name, view)`) leads, in one
+/// line for `twopc status`. A deposed leader that has not heard of its
+/// successor still says it leads: the one of the highest term does.
+pub fn who_leads(replicas: &[(String, ReplicaView)]) -> String {
+    let mut leaders: Vec<&(String, ReplicaView)> = replicas
+        .iter()
+        .filter(|(_, r)| r.standing == Standing::Leader)
+        .collect();
+    // Terms print as `n/address`: order by the number.
+    let n = |r: &ReplicaView| -> u64 {
+        let term = r.term.as_deref().unwrap_or("0");
+        term.split('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    leaders.sort_by_key(|(_, r)| std::cmp::Reverse(n(r)));
+    match leaders.as_slice() {
+        [] => format!(
+            "no replica leads (of {} that answered): an election is under way, or too few \
+             replicas are up to elect one",
+            replicas.len()
+        ),
+        [(name, r), rest @ ..] => {
+            let mut line = format!("leader: {name} (term {})", r.term.as_deref().unwrap_or("?"));
+            for (old, r) in rest {
+                line += &format!(
+                    "; {old} still thinks it leads term {} (deposed: it cannot get a save chosen)",
+                    r.term.as_deref().unwrap_or("?")
+                );
+            }
+            line
+        }
     }
 }
 
@@ -442,5 +601,63 @@ mod tests {
             "{text}"
         );
         assert_eq!(serde_json::to_value(&view).unwrap()["holds_total"], 250);
+    }
+
+    /// A replica's view says where it stands and what it accepted; the
+    /// leader's adds its chosen version and held outputs; `who_leads`
+    /// names the leader of the highest term.
+    #[test]
+    fn replicas_show_their_standing_and_who_leads() {
+        use stateright::actor::{Id, Out};
+        use twopc_model::{Coordinator, Node, Replica};
+        let peers: Vec<Id> = (0..3).map(Id::from).collect();
+        let replica = |index| Replica {
+            coordinator: Coordinator {
+                wallet: Id::from(7),
+                order: Id::from(8),
+                retention: 10,
+            },
+            peers: peers.clone(),
+            index,
+        };
+        let mut o: Out<Node> = Out::new();
+        let leader = replica(0).on_start(peers[0], None, &mut o);
+        let follower = replica(1).on_start(peers[1], None, &mut o);
+        let view = |s: ReplicaState| NodeView::of("c", &State::Replica(s), &Counters::default());
+        let (l, f) = (view(leader), view(follower));
+        let (lr, fr) = (l.replica.clone().unwrap(), f.replica.clone().unwrap());
+        assert_eq!(l.role, ActorKind::Replica);
+        assert_eq!(lr.standing, Standing::Leader);
+        // Its first save (the epoch) waits for a majority.
+        assert_eq!(
+            (lr.version, lr.chosen, lr.held),
+            (Some(1), Some(0), Some(0))
+        );
+        assert_eq!(lr.accepted.as_ref().map(|a| a.1), Some(1));
+        assert_eq!(l.epoch, 1, "the leader shows its coordinator");
+        assert_eq!(fr.standing, Standing::Follower);
+        assert_eq!((fr.accepted.clone(), fr.chosen), (None, None));
+        assert!(l.render().contains("leader of term 0/"), "{}", l.render());
+        assert!(
+            f.render().contains("follower, promised 0/"),
+            "{}",
+            f.render()
+        );
+        assert!(!f.render().contains("epoch"), "{}", f.render());
+        let line = who_leads(&[("c-2".into(), fr.clone()), ("c-1".into(), lr.clone())]);
+        assert!(line.starts_with("leader: c-1 (term 0/"), "{line}");
+        // A replica's view travels in a status reply, in either format.
+        for format in [crate::wire::Format::Bincode, crate::wire::Format::Json] {
+            let codec = crate::wire::Codec::new(None, format);
+            for view in [&l, &f] {
+                let reply = crate::wire::Payload::StatusReply {
+                    nonce: 1,
+                    view: Box::new(view.clone()),
+                };
+                assert_eq!(codec.decode(&codec.encode(&reply).unwrap()), Ok(reply));
+            }
+        }
+        let line = who_leads(&[("c-2".into(), fr)]);
+        assert!(line.starts_with("no replica leads"), "{line}");
     }
 }

@@ -181,13 +181,17 @@ impl PurchaseReport {
 }
 
 /// Why a purchase may have had no outcome, as far as a client can tell: it
-/// asks the coordinator for its status, which a node answers only to a
+/// asks the coordinator (each replica of a replicated one) for its status, which a node answers only to a
 /// datagram signed with its own key (a node answers a wrong or missing key
 /// with nothing, so that a stranger learns nothing and changes nothing).
 /// An answer means the coordinator runs and shares our key: the purchase is
 /// merely slow and may still complete. No answer leaves the likely causes.
-pub async fn timeout_hint(coordinator: SocketAddrV4, codec: &Codec) -> Result<String> {
-    let answered = status(coordinator, codec, Duration::from_secs(2)).await?;
+pub async fn timeout_hint(coordinators: &[SocketAddrV4], codec: &Codec) -> Result<String> {
+    let mut answered = None;
+    for addr in coordinators {
+        answered = answered.or(status(*addr, codec, Duration::from_secs(2)).await?);
+    }
+    let coordinator = addresses(coordinators);
     Ok(match (answered, codec.is_authenticated()) {
         (Some(_), _) => "the coordinator answers (same key) but no outcome came in time; \
              the purchase may still complete"
@@ -204,6 +208,15 @@ pub async fn timeout_hint(coordinator: SocketAddrV4, codec: &Codec) -> Result<St
              TWOPC_KEY), and a node with a key silently drops unsigned datagrams"
         ),
     })
+}
+
+/// `a`, or `a, b and c`: the coordinator's addresses in a sentence.
+fn addresses(addrs: &[SocketAddrV4]) -> String {
+    let all: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    match all.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => all.join(""),
+    }
 }
 
 /// A socket for talking to `peer`: bound to the unspecified address, or to
@@ -224,11 +237,11 @@ pub fn random_request_id() -> RequestId {
 }
 
 /// Runs the model's client actor making `purchases` in order against the
-/// coordinator at `coordinator`, each a new purchase under a fresh random id,
+/// coordinator at `coordinators` (every replica of a replicated one), each a new purchase under a fresh random id,
 /// until all have an outcome or `timeout` passes. `on_outcome` sees each
 /// outcome as it arrives. Returns the outcomes.
 pub async fn run_client(
-    coordinator: SocketAddrV4,
+    coordinators: &[SocketAddrV4],
     purchases: Vec<Purchase>,
     codec: Codec,
     timeout: Duration,
@@ -242,26 +255,30 @@ pub async fn run_client(
             mode: Mode::New,
         })
         .collect();
-    run_requests(coordinator, requests, codec, timeout, on_outcome).await
+    run_requests(coordinators, requests, codec, timeout, on_outcome).await
 }
 
 /// Runs the model's client actor making `requests` (ids and modes as the
 /// caller chose) in order, until all have an outcome or `timeout` passes.
+/// Each request goes to every address in `coordinators`; any may answer.
 pub async fn run_requests(
-    coordinator: SocketAddrV4,
+    coordinators: &[SocketAddrV4],
     requests: Vec<Request>,
     codec: Codec,
     timeout: Duration,
     mut on_outcome: impl FnMut(&Outcome) + Send + 'static,
 ) -> Result<Vec<Outcome>> {
-    let transport = socket_towards(coordinator).await?;
+    let Some(first) = coordinators.first() else {
+        return Err(Error::Other("no coordinator to send purchases to".into()));
+    };
+    let transport = socket_towards(*first).await?;
     let me = match transport.local_addr_v4() {
         Some(a) => a,
         None => return Err(Error::Other("client socket is not IPv4".into())),
     };
     let wanted = requests.len();
     let actor = Node::Client(Client {
-        coordinator: Id::from(coordinator),
+        coordinators: coordinators.iter().map(|a| Id::from(*a)).collect(),
         id: rand::random(),
         requests,
     });
@@ -313,30 +330,37 @@ pub enum Lookup {
     Unknown,
 }
 
-/// Asks the coordinator at `coordinator` what became of `req`, retrying
-/// until `timeout` (`None`: no answer). Asking changes nothing.
+/// Asks the coordinator at `coordinators` (every replica; the leader
+/// answers) what became of `req`, retrying until `timeout` (`None`: no
+/// answer). Asking changes nothing.
 pub async fn lookup(
-    coordinator: SocketAddrV4,
+    coordinators: &[SocketAddrV4],
     req: &RequestId,
     codec: &Codec,
     timeout: Duration,
 ) -> Result<Option<Lookup>> {
     use crate::transport::Transport;
-    let transport = socket_towards(coordinator).await?;
+    let Some(first) = coordinators.first() else {
+        return Err(Error::Other("no coordinator to ask".into()));
+    };
+    let transport = socket_towards(*first).await?;
     let ask = codec
         .encode(&Payload::Protocol(Msg::Lookup { req: req.clone() }))
         .map_err(Error::Encode)?;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buf = vec![0u8; 65536];
     while tokio::time::Instant::now() < deadline {
-        let _ = transport.send(&ask, SocketAddr::V4(coordinator)).await;
+        for coordinator in coordinators {
+            let _ = transport.send(&ask, SocketAddr::V4(*coordinator)).await;
+        }
         let retry = (tokio::time::Instant::now() + Duration::from_millis(300)).min(deadline);
         while let Ok(received) = tokio::time::timeout_at(retry, transport.recv(&mut buf)).await {
             let Ok((n, from)) = received else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 break;
             };
-            if from != SocketAddr::V4(coordinator) {
+            let SocketAddr::V4(from) = from else { continue };
+            if !coordinators.contains(&from) {
                 continue;
             }
             match codec.decode(&buf[..n]) {

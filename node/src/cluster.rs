@@ -40,6 +40,41 @@
 //! outcomes the coordinator remembers (default [`DEFAULT_RETENTION`]): a
 //! purchase re-sent with the same id gets the first one's outcome while it
 //! is remembered, and is answered "unknown" (never started again) after.
+//!
+//! ## A replicated coordinator
+//!
+//! `protocol = "2pc"` (the default) runs one coordinator: the file lists
+//! exactly one node with `role = "coordinator"`. With `protocol =
+//! "replicated"` at the top, the coordinator is a group of 2F+1 replicas
+//! (`twopc_model::Replica`) that survives the loss of F of them: the file
+//! lists an odd number of coordinator nodes, at least 3, and their order in
+//! the file is the group's order (the first one leads the first term).
+//!
+//! ```toml
+//! protocol = "replicated"
+//!
+//! [[node]]
+//! name = "coordinator-1"
+//! role = "coordinator"
+//! address = "10.0.0.1:7000"
+//!
+//! [[node]]
+//! name = "coordinator-2"
+//! role = "coordinator"
+//! address = "10.0.0.4:7000"
+//!
+//! [[node]]
+//! name = "coordinator-3"
+//! role = "coordinator"
+//! address = "10.0.0.5:7000"
+//!
+//! # ... wallet and order as above
+//! ```
+//!
+//! Participants and clients (`twopc purchase`, `twopc outcome`, the HTTP
+//! API) send to every coordinator replica and take the answer of any: only
+//! the leader answers. The replicas also talk among themselves over TCP, on
+//! the same port number as their UDP address (`replication.rs`): open both.
 
 use crate::error::{Error, Result};
 use crate::initial::{InitialLevels, Levels};
@@ -48,7 +83,7 @@ use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use twopc_model::{Coordinator, Node, Participant, Resource};
+use twopc_model::{Coordinator, Node, Participant, Replica, Resource};
 
 /// How many purchase outcomes the coordinator remembers unless the cluster
 /// file says otherwise.
@@ -65,10 +100,40 @@ struct RawNode {
     bind: Option<String>,
 }
 
+/// How the coordinator is run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    /// One coordinator (two-phase commit as such).
+    #[default]
+    #[serde(rename = "2pc")]
+    TwoPc,
+    /// 2F+1 coordinator replicas, one leading (`twopc_model::Replica`).
+    #[serde(rename = "replicated")]
+    Replicated,
+}
+
+impl Protocol {
+    /// Its name in the cluster file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::TwoPc => "2pc",
+            Protocol::Replicated => "replicated",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The file as written.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCluster {
+    #[serde(default, skip_serializing_if = "is_default")]
+    protocol: Protocol,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     accounts_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +172,8 @@ impl NodeSpec {
 /// A parsed, validated cluster file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
+    /// One coordinator, or a replicated one (`protocol`).
+    pub protocol: Protocol,
     /// Every node.
     pub nodes: Vec<NodeSpec>,
     /// The wallet's initial balances (`[accounts]`, `accounts_file`).
@@ -115,6 +182,10 @@ pub struct Cluster {
     pub stock: InitialLevels,
     /// How many purchase outcomes the coordinator remembers (`retention`).
     pub retention: usize,
+}
+
+fn is_default(p: &Protocol) -> bool {
+    *p == Protocol::default()
 }
 
 fn resolve(text: &str) -> std::result::Result<SocketAddrV4, String> {
@@ -178,13 +249,34 @@ impl Cluster {
                 bind,
             });
         }
-        for role in Role::ALL {
+        for role in [Role::Wallet, Role::Order] {
             let count = nodes.iter().filter(|n| n.role == role).count();
             if count != 1 {
                 return Err(format!(
                     "a cluster has exactly one {role:?} node, this one has {count}"
                 ));
             }
+        }
+        let coordinators = nodes.iter().filter(|n| n.role == Role::Coordinator).count();
+        match raw.protocol {
+            Protocol::TwoPc if coordinators > 1 => {
+                return Err(format!(
+                    "protocol \"2pc\" runs exactly one coordinator node, this file lists \
+                     {coordinators}; for a replicated coordinator put protocol = \"replicated\" \
+                     at the top of the file"
+                ))
+            }
+            Protocol::TwoPc if coordinators == 0 => {
+                return Err("a cluster has exactly one Coordinator node, this one has 0".into())
+            }
+            Protocol::Replicated if coordinators < 3 || coordinators % 2 == 0 => {
+                return Err(format!(
+                    "protocol \"replicated\" needs an odd number of coordinator nodes, at \
+                     least 3 (2F+1 replicas survive the loss of F), this file lists \
+                     {coordinators}"
+                ))
+            }
+            Protocol::TwoPc | Protocol::Replicated => {}
         }
         for (table, levels) in [("[accounts]", &raw.accounts), ("[stock]", &raw.stock)] {
             for key in levels.keys() {
@@ -196,6 +288,7 @@ impl Cluster {
             return Err("retention must be at least 1 (outcomes remembered)".into());
         }
         Ok(Cluster {
+            protocol: raw.protocol,
             nodes,
             retention,
             accounts: InitialLevels {
@@ -212,6 +305,7 @@ impl Cluster {
     /// The cluster file for this cluster (`parse` reads it back as it is).
     pub fn to_toml(&self) -> String {
         let raw = RawCluster {
+            protocol: self.protocol,
             accounts_file: self.accounts.file.clone(),
             stock_file: self.stock.file.clone(),
             retention: (self.retention != DEFAULT_RETENTION).then_some(self.retention),
@@ -247,12 +341,29 @@ impl Cluster {
             })
     }
 
-    /// The node with `role` (validation guarantees there is exactly one).
+    /// The node with `role` (validation guarantees there is exactly one
+    /// participant of each kind; for the coordinator, this is the first of
+    /// [`Cluster::coordinators`]).
     pub fn with_role(&self, role: Role) -> &NodeSpec {
         self.nodes
             .iter()
             .find(|n| n.role == role)
             .expect("validated: one node per role")
+    }
+
+    /// The coordinator, or every coordinator replica in the file's order
+    /// (the replicas' `peers`).
+    pub fn coordinators(&self) -> Vec<&NodeSpec> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role == Role::Coordinator)
+            .collect()
+    }
+
+    /// Where purchases, lookups and questions go: every coordinator
+    /// (replica); any of them may answer.
+    pub fn coordinator_addresses(&self) -> Vec<SocketAddrV4> {
+        self.coordinators().iter().map(|n| n.address).collect()
     }
 
     /// The initial levels of a participant with `role` (`None` for the
@@ -274,21 +385,30 @@ impl Cluster {
     /// so `on_start` always finds them in storage, and the actor does not
     /// keep a second copy of a million balances for as long as it runs.
     pub fn actor(&self, node: &NodeSpec) -> Node {
-        let coordinator = self.with_role(Role::Coordinator).id();
-        match node.role {
-            Role::Coordinator => Node::Coordinator(Coordinator {
-                wallet: self.with_role(Role::Wallet).id(),
-                order: self.with_role(Role::Order).id(),
-                retention: self.retention,
-            }),
-            Role::Wallet => Node::Participant(Participant {
-                resource: Resource::Wallet,
+        let coordinators: Vec<Id> = self.coordinators().iter().map(|n| n.id()).collect();
+        let coordinator = Coordinator {
+            wallet: self.with_role(Role::Wallet).id(),
+            order: self.with_role(Role::Order).id(),
+            retention: self.retention,
+        };
+        match (node.role, self.protocol) {
+            (Role::Coordinator, Protocol::TwoPc) => Node::Coordinator(coordinator),
+            (Role::Coordinator, Protocol::Replicated) => Node::Replica(Replica {
                 coordinator,
+                index: coordinators
+                    .iter()
+                    .position(|id| *id == node.id())
+                    .expect("a coordinator node is among the coordinators"),
+                peers: coordinators,
+            }),
+            (Role::Wallet, _) => Node::Participant(Participant {
+                resource: Resource::Wallet,
+                coordinators,
                 initial: Default::default(),
             }),
-            Role::Order => Node::Participant(Participant {
+            (Role::Order, _) => Node::Participant(Participant {
                 resource: Resource::Order,
-                coordinator,
+                coordinators,
                 initial: Default::default(),
             }),
         }
@@ -310,7 +430,16 @@ mod tests {
         let Node::Participant(p) = c.actor(wallet) else {
             panic!("wallet is a participant")
         };
-        assert_eq!(p.coordinator, c.with_role(Role::Coordinator).id());
+        assert_eq!(p.coordinators, vec![c.with_role(Role::Coordinator).id()]);
+    }
+
+    #[test]
+    fn the_replicated_example_parses() {
+        let text = include_str!("../examples/cluster-replicated.toml");
+        let c = Cluster::parse(text).unwrap();
+        assert_eq!(c.protocol, Protocol::Replicated);
+        let names: Vec<&str> = c.coordinators().iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["coordinator-1", "coordinator-2", "coordinator-3"]);
     }
 
     #[test]
@@ -352,6 +481,77 @@ mod tests {
         let v6 = "[[node]]\nname='c'\nrole='coordinator'\naddress='[::1]:5'";
         assert!(Cluster::parse(v6).unwrap_err().contains("IPv4"));
         assert!(Cluster::parse("[[node]]\nnam='x'").is_err());
+    }
+
+    /// The example with its coordinator replaced by `n` coordinators, under
+    /// `protocol` (none: the default).
+    fn with_coordinators(protocol: Option<&str>, n: usize) -> String {
+        let mut text = String::new();
+        if let Some(p) = protocol {
+            text += &format!("protocol = \"{p}\"\n");
+        }
+        for i in 0..n {
+            text += &format!(
+                "[[node]]\nname = \"coordinator-{i}\"\nrole = \"coordinator\"\n\
+                 address = \"127.0.0.1:{}\"\n\n",
+                7100 + i
+            );
+        }
+        text + &participants_only()
+    }
+
+    fn participants_only() -> String {
+        // The example's coordinator node, cut out.
+        let start = EXAMPLE.find("[[node]]\nname = \"coordinator\"").unwrap();
+        let end = start + EXAMPLE[start..].find("\n\n").unwrap();
+        format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..])
+    }
+
+    #[test]
+    fn a_replicated_cluster_lists_an_odd_number_of_coordinators_in_order() {
+        let text = with_coordinators;
+        let c = Cluster::parse(&text(Some("replicated"), 3)).unwrap();
+        assert_eq!(c.protocol, Protocol::Replicated);
+        let ids: Vec<Id> = c.coordinators().iter().map(|n| n.id()).collect();
+        assert_eq!(ids.len(), 3);
+        for (i, name) in ["coordinator-0", "coordinator-1", "coordinator-2"]
+            .iter()
+            .enumerate()
+        {
+            let Node::Replica(r) = c.actor(c.node(name).unwrap()) else {
+                panic!("a replica")
+            };
+            assert_eq!((r.index, &r.peers), (i, &ids));
+        }
+        let Node::Participant(p) = c.actor(c.node("wallet").unwrap()) else {
+            panic!("a participant")
+        };
+        assert_eq!(p.coordinators, ids);
+        assert_eq!(Cluster::parse(&c.to_toml()), Ok(c.clone()));
+        assert_eq!(c.coordinator_addresses().len(), 3);
+        for n in [1, 2, 4] {
+            let err = Cluster::parse(&text(Some("replicated"), n)).unwrap_err();
+            assert!(
+                err.contains("odd number") && err.contains("at least 3"),
+                "{err}"
+            );
+            assert!(err.contains(&format!("lists {n}")), "{err}");
+        }
+        for protocol in [None, Some("2pc")] {
+            let err = Cluster::parse(&text(protocol, 3)).unwrap_err();
+            assert!(
+                err.contains("exactly one coordinator") && err.contains("replicated"),
+                "{err}"
+            );
+            let c = Cluster::parse(&text(protocol, 1)).unwrap();
+            assert_eq!(c.protocol, Protocol::TwoPc);
+            assert!(
+                !c.to_toml().contains("protocol"),
+                "the default is not written"
+            );
+        }
+        let err = Cluster::parse(&text(Some("paxos"), 3)).unwrap_err();
+        assert!(err.contains("paxos"), "{err}");
     }
 
     #[test]

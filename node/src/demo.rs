@@ -1,13 +1,16 @@
 //! `twopc demo`: a newcomer's first command. Brings up a whole cluster on
 //! loopback, makes a few purchases (commits and every kind of abort, and a
 //! race for the last unit), prints what happened and the final balances and
-//! stock, and shuts down.
+//! stock, and shuts down. Then a replicated coordinator: three replicas as
+//! `twopc node` processes, the leader killed with SIGKILL in the middle of
+//! the purchases, which all complete.
 
 use crate::client::{self, PurchaseReport};
-use crate::cluster::Role;
+use crate::cluster::{Protocol, Role};
 use crate::error::{Error, Result};
 use crate::local::LocalCluster;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use twopc_model::{Outcome, Purchase, Verdict};
 
@@ -34,7 +37,7 @@ fn describe(p: &Purchase) -> String {
 async fn one(cluster: &LocalCluster, p: Purchase) -> Result<Option<Outcome>> {
     let started = Instant::now();
     let seen = client::run_client(
-        cluster.addr(Role::Coordinator),
+        &cluster.cluster.coordinator_addresses(),
         vec![p.clone()],
         cluster.codec.clone(),
         Duration::from_secs(30),
@@ -153,5 +156,119 @@ pub async fn run() -> Result<()> {
     if !conserved {
         return Err(Error::Other("money or stock not conserved".into()));
     }
+    println!();
+    replicated().await
+}
+
+/// The replicated scene: kill -9 the leader mid-purchases; purchases
+/// complete.
+async fn replicated() -> Result<()> {
+    let accounts: BTreeMap<String, u64> = [("alice", 100), ("bob", 100), ("carol", 100)]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
+    let stock: BTreeMap<String, u64> = [("widget", 50)].map(|(k, v)| (k.to_string(), v)).into();
+    let exe = crate::bench::this_executable()?;
+    let cluster = LocalCluster::spawn_in(
+        &std::env::temp_dir(),
+        &exe,
+        Protocol::Replicated,
+        accounts.clone(),
+        stock.clone(),
+    )
+    .await?;
+    println!(
+        "replicated: three coordinator replicas, a wallet and an order service, each a \
+         `twopc node` process (protocol = \"replicated\")"
+    );
+    for n in &cluster.cluster.nodes {
+        println!("  {:<14} {:<22}", n.name, n.address.to_string());
+    }
+    let first = wait_leader(&cluster).await?;
+    println!("  {first} leads; three clients buy a widget each, four times, concurrently;");
+    println!("  the leader is killed with SIGKILL after the first three outcomes:");
+    let done = AtomicUsize::new(0);
+    let client = |user: &'static str| {
+        let (cluster, done) = (&cluster, &done);
+        async move {
+            let mut committed = Vec::new();
+            for _ in 0..4 {
+                let p = buy(user, "widget", 1, 5);
+                let Some(o) = one(cluster, p.clone()).await? else {
+                    return Err(Error::Other(format!("{} got no outcome", describe(&p))));
+                };
+                if o.verdict == Verdict::Committed {
+                    committed.push(p);
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok::<_, Error>(committed)
+        }
+    };
+    let killer = async {
+        while done.load(Ordering::SeqCst) < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cluster.kill9(&first)?;
+        println!("  -- kill -9 {first} --");
+        Ok::<_, Error>(())
+    };
+    let (a, b, c, killed) = tokio::join!(client("alice"), client("bob"), client("carol"), killer);
+    killed?;
+    let committed: Vec<Purchase> = [a?, b?, c?].concat();
+    let next = wait_leader(&cluster).await?;
+    println!("  {next} leads now; {first} stays down");
+    if !cluster.settle(Duration::from_secs(60)).await? {
+        return Err(Error::Other(
+            "the replicated cluster did not settle within 60s".into(),
+        ));
+    }
+    let wallet = cluster.status(Role::Wallet).await?;
+    let order = cluster.status(Role::Order).await?;
+    let spent: u64 = committed.iter().map(|p| p.qty * p.price).sum();
+    let sold: u64 = committed.iter().map(|p| p.qty).sum();
+    let money = (
+        accounts.values().sum::<u64>(),
+        wallet.levels.values().sum::<u64>(),
+    );
+    let units = (
+        stock.values().sum::<u64>(),
+        order.levels.values().sum::<u64>(),
+    );
+    let conserved = money.0 == money.1 + spent && units.0 == units.1 + sold;
+    println!(
+        "  purchases committed: {} of 12; nothing in doubt at the wallet or the order service",
+        committed.len()
+    );
+    println!(
+        "  conserved:      money {} = {} + {} spent; stock {} = {} + {} sold: {}",
+        money.0,
+        money.1,
+        spent,
+        units.0,
+        units.1,
+        sold,
+        if conserved { "yes" } else { "NO" }
+    );
+    cluster.stop().await?;
+    println!("replicated cluster stopped cleanly");
+    if !conserved {
+        return Err(Error::Other("money or stock not conserved".into()));
+    }
     Ok(())
+}
+
+/// The replica that leads, once one does (an election takes under a second).
+async fn wait_leader(cluster: &LocalCluster) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some((name, _)) = cluster.leader().await? {
+            return Ok(name);
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Other(
+                "no coordinator replica leads after 60s".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -168,6 +168,21 @@ pub enum Error {
         /// The role of the node that tried to start on it.
         role: Role,
     },
+    /// A coordinator's data directory holds the state of the other
+    /// protocol: a single coordinator's under a replicated cluster, or a
+    /// replica's under a 2pc one.
+    #[error(
+        "data directory {dir} holds {found}, but the cluster file says protocol = \"{protocol}\"; \
+         refusing to start (starting on it would ignore that state)"
+    )]
+    WrongProtocol {
+        /// The data directory.
+        dir: PathBuf,
+        /// The cluster file's protocol.
+        protocol: crate::cluster::Protocol,
+        /// What the directory holds, in words.
+        found: &'static str,
+    },
     /// A node stopped on an error it must not continue after: storage
     /// failed, so what is durable is unknown.
     #[error("node {node} stopped: {source}")]

@@ -90,6 +90,10 @@ pub struct Outgoing {
     pub bytes: Bytes,
     /// A protocol message (faults apply) rather than an admin reply.
     pub protocol: bool,
+    /// A message to a peer replica: it leaves over TCP, encoded there
+    /// (`replication.rs`), and `bytes` is empty. Faults act on it here, as
+    /// on a datagram: on the whole message, before any delta encoding.
+    pub peer: Option<Box<Msg>>,
 }
 
 /// The network faults of one runtime core: its RNG and the datagrams it
@@ -163,6 +167,7 @@ impl Injector {
                 to: o.to,
                 bytes: o.bytes.clone(),
                 protocol: true,
+                peer: o.peer.clone(),
             });
         }
         let mut now_list = Vec::new();
@@ -256,6 +261,7 @@ mod tests {
             to: "127.0.0.1:9".parse().unwrap(),
             bytes: Bytes::from(vec![n]),
             protocol: true,
+            peer: None,
         }
     }
 

@@ -8,6 +8,10 @@
 //! them; the shell stages, fsyncs once per batch, and sends. Nothing climbs
 //! back up.
 //!
+//! The replicas of a replicated coordinator also talk among themselves
+//! over TCP ([`replication`]: an `Accept` of the coordinator's whole state
+//! goes as its changes since the previous one).
+//!
 //! [`node`] is the one way to start a node (claim the data directory, replay
 //! it, bind, run) for `twopc node` and for the in-process clusters of
 //! [`local`] ([`demo`], [`mod@bench`]). [`cluster`] reads and writes the
@@ -33,6 +37,7 @@ pub mod local;
 pub mod mutant;
 pub mod node;
 pub mod promises;
+pub mod replication;
 pub mod role;
 pub mod shell;
 pub mod sim;

@@ -5,8 +5,9 @@
 //! boundary is missing. Or, with [`LocalCluster::spawn_in`], each node is a
 //! `twopc node` child process.
 
+use crate::admin::Standing;
 use crate::client;
-use crate::cluster::{Cluster, NodeSpec, Role};
+use crate::cluster::{Cluster, NodeSpec, Protocol, Role};
 use crate::core::Config;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
@@ -32,6 +33,8 @@ pub struct LocalCluster {
     /// The data directories' parent.
     pub dir: tempfile::TempDir,
     nodes: Nodes,
+    /// Node processes killed on purpose ([`LocalCluster::kill9`]).
+    killed: std::sync::Mutex<Vec<String>>,
 }
 
 /// How the nodes run.
@@ -72,18 +75,28 @@ impl LocalCluster {
         stock: BTreeMap<String, u64>,
         trace_dir: Option<&std::path::Path>,
     ) -> Result<LocalCluster> {
+        Self::start_with(parent, Protocol::TwoPc, accounts, stock, trace_dir).await
+    }
+
+    /// [`LocalCluster::start_traced`] with one coordinator or three
+    /// coordinator replicas (`coordinator-1`, ...).
+    pub async fn start_with(
+        parent: &std::path::Path,
+        protocol: Protocol,
+        accounts: BTreeMap<String, u64>,
+        stock: BTreeMap<String, u64>,
+        trace_dir: Option<&std::path::Path>,
+    ) -> Result<LocalCluster> {
         let dir = cluster_dir(parent)?;
         let mut sockets = Vec::new();
         let mut nodes = Vec::new();
-        for role in Role::ALL {
-            let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|source| Error::Net {
-                addr: "127.0.0.1:0".into(),
-                source,
-            })?;
-            nodes.push(loopback_node(role, socket.local_addr())?);
+        for (name, role) in members(protocol) {
+            let socket = free_socket()?;
+            nodes.push(loopback_node(name, role, socket.local_addr())?);
             sockets.push(socket);
         }
         let cluster = Cluster {
+            protocol,
             nodes,
             accounts: InitialLevels::table(accounts),
             stock: InitialLevels::table(stock),
@@ -120,6 +133,7 @@ impl LocalCluster {
             codec,
             dir,
             nodes: Nodes::Tasks { stop, tasks },
+            killed: Default::default(),
         })
     }
 
@@ -130,17 +144,19 @@ impl LocalCluster {
     pub async fn spawn_in(
         parent: &std::path::Path,
         exe: &std::path::Path,
+        protocol: Protocol,
         accounts: BTreeMap<String, u64>,
         stock: BTreeMap<String, u64>,
     ) -> Result<LocalCluster> {
         let dir = cluster_dir(parent)?;
         let mut nodes = Vec::new();
-        for role in Role::ALL {
+        for (name, role) in members(protocol) {
             // A free port: bound, read, released for the child to bind.
-            let address = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr());
-            nodes.push(loopback_node(role, address)?);
+            let address = free_socket()?.local_addr();
+            nodes.push(loopback_node(name, role, address)?);
         }
         let mut cluster = Cluster {
+            protocol,
             nodes,
             accounts: InitialLevels::default(),
             stock: InitialLevels::default(),
@@ -185,6 +201,7 @@ impl LocalCluster {
             codec,
             dir,
             nodes: Nodes::Processes(children),
+            killed: Default::default(),
         };
         if let Err(e) = local.wait_started().await {
             // Leave no node of a cluster that failed to start running.
@@ -204,8 +221,13 @@ impl LocalCluster {
     /// than [`STARTUP`].
     async fn wait_started(&mut self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + STARTUP;
-        for role in Role::ALL {
-            let addr = self.addr(role);
+        let all: Vec<(String, SocketAddrV4)> = self
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.address))
+            .collect();
+        for (name, addr) in all {
             loop {
                 let answer = client::status(addr, &self.codec, Duration::from_secs(1)).await?;
                 if answer.is_some() {
@@ -222,7 +244,7 @@ impl LocalCluster {
                 }
                 if tokio::time::Instant::now() > deadline {
                     return Err(Error::Other(format!(
-                        "{role} did not answer status within {}s of its start",
+                        "{name} did not answer status within {}s of its start",
                         STARTUP.as_secs()
                     )));
                 }
@@ -245,16 +267,84 @@ impl LocalCluster {
         }
     }
 
-    /// The address of the node with `role`.
+    /// The address of the node with `role` (the first coordinator replica
+    /// for the coordinator).
     pub fn addr(&self, role: Role) -> SocketAddrV4 {
         self.cluster.with_role(role).address
     }
 
-    /// The view of the node with `role`.
+    /// The view of the node with `role`; for the coordinator of a
+    /// replicated cluster, of the replica that leads.
     pub async fn status(&self, role: Role) -> Result<crate::admin::NodeView> {
-        client::status(self.addr(role), &self.codec, Duration::from_secs(10))
+        if role == Role::Coordinator && self.cluster.protocol == Protocol::Replicated {
+            return self
+                .leader()
+                .await?
+                .map(|(_, v)| v)
+                .ok_or_else(|| Error::Other("no coordinator replica leads".into()));
+        }
+        self.status_of(self.addr(role), role.as_str()).await
+    }
+
+    /// The view of the node at `addr` (named `name` in errors).
+    pub async fn status_of(
+        &self,
+        addr: SocketAddrV4,
+        name: &str,
+    ) -> Result<crate::admin::NodeView> {
+        client::status(addr, &self.codec, Duration::from_secs(10))
             .await?
-            .ok_or_else(|| Error::Other(format!("{role:?} did not answer status")))
+            .ok_or_else(|| Error::Other(format!("{name} did not answer status")))
+    }
+
+    /// The coordinator replica that leads (of the highest term, if a
+    /// deposed one still thinks it does), by name, and its view; `None`
+    /// if none that answers leads.
+    pub async fn leader(&self) -> Result<Option<(String, crate::admin::NodeView)>> {
+        let mut best: Option<(u64, String, crate::admin::NodeView)> = None;
+        for n in self.cluster.coordinators() {
+            let Some(v) = client::status(n.address, &self.codec, Duration::from_secs(1)).await?
+            else {
+                continue;
+            };
+            let Some(r) = v
+                .replica
+                .as_ref()
+                .filter(|r| r.standing == Standing::Leader)
+            else {
+                continue;
+            };
+            let term = r.term.as_deref().and_then(|t| t.split('/').next());
+            let term: u64 = term.and_then(|t| t.parse().ok()).unwrap_or(0);
+            if best.as_ref().is_none_or(|(b, _, _)| term > *b) {
+                best = Some((term, n.name.clone(), v));
+            }
+        }
+        Ok(best.map(|(_, name, v)| (name, v)))
+    }
+
+    /// Kills node `name` with SIGKILL (child processes only): no shutdown,
+    /// nothing flushed. It is not restarted, and `stop` only reaps it.
+    pub fn kill9(&self, name: &str) -> Result<()> {
+        let Some(pid) = self
+            .pids()
+            .and_then(|p| p.into_iter().find(|(n, _)| n == name))
+            .map(|(_, pid)| pid)
+        else {
+            return Err(Error::Other(format!("no node process named {name}")));
+        };
+        // Our own child, not reaped yet: its pid cannot have been reused.
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        if !killed.is_ok_and(|s| s.success()) {
+            return Err(Error::Other(format!("cannot kill {name} (pid {pid})")));
+        }
+        self.killed
+            .lock()
+            .expect("not poisoned")
+            .push(name.to_string());
+        Ok(())
     }
 
     /// Waits (up to `timeout`) until no participant holds anything in doubt
@@ -262,7 +352,11 @@ impl LocalCluster {
     pub async fn settle(&self, timeout: Duration) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
-            let c = self.status(Role::Coordinator).await?;
+            let Ok(c) = self.status(Role::Coordinator).await else {
+                // No replica leads yet: an election is under way.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
             let w = self.status(Role::Wallet).await?;
             let o = self.status(Role::Order).await?;
             if c.unacked_commits.is_empty()
@@ -292,7 +386,12 @@ impl LocalCluster {
                 }
             }
             Nodes::Processes(children) => {
+                let killed = self.killed.into_inner().expect("not poisoned");
                 for (name, mut child) in children {
+                    if killed.contains(&name) {
+                        let _ = child.wait();
+                        continue;
+                    }
                     let _ = std::process::Command::new("kill")
                         .args(["-TERM", &child.id().to_string()])
                         .status();
@@ -324,12 +423,48 @@ impl LocalCluster {
     }
 }
 
-/// The node of a local cluster playing `role`, named after it, at the
+/// The nodes of a local cluster, by name and role: the three roles, or
+/// three coordinator replicas (`coordinator-1`, ...) and the participants.
+fn members(protocol: Protocol) -> Vec<(String, Role)> {
+    let coordinators = match protocol {
+        Protocol::TwoPc => vec![Role::Coordinator.as_str().to_string()],
+        Protocol::Replicated => (1..=3).map(|i| format!("coordinator-{i}")).collect(),
+    };
+    let mut all: Vec<(String, Role)> = coordinators
+        .into_iter()
+        .map(|n| (n, Role::Coordinator))
+        .collect();
+    for role in [Role::Wallet, Role::Order] {
+        all.push((role.as_str().to_string(), role));
+    }
+    all
+}
+
+/// A UDP socket on a free loopback port whose TCP port is free too (a
+/// coordinator replica listens on both).
+fn free_socket() -> Result<std::net::UdpSocket> {
+    loop {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|source| Error::Net {
+            addr: "127.0.0.1:0".into(),
+            source,
+        })?;
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(socket);
+        }
+    }
+}
+
+/// The node of a local cluster named `name` playing `role`, at the
 /// loopback `address` picked by the OS.
-fn loopback_node(role: Role, address: std::io::Result<SocketAddr>) -> Result<NodeSpec> {
+fn loopback_node(
+    name: String,
+    role: Role,
+    address: std::io::Result<SocketAddr>,
+) -> Result<NodeSpec> {
     match address {
         Ok(SocketAddr::V4(address)) => Ok(NodeSpec {
-            name: role.as_str().into(),
+            name,
             role,
             address,
             bind: address,

@@ -11,9 +11,10 @@
 //!    first start's levels durable at once, so they are read exactly once;
 //! 2. bind the socket, and hand everything to a [`Shell`].
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Protocol};
 use crate::core::Config;
 use crate::error::{Error, Result};
+use crate::replication::PeerLink;
 use crate::shell::Shell;
 use crate::storage::{open_store, DiskFaults, LogStore, RealFs, COMPACT_MIN};
 use crate::transport::UdpTransport;
@@ -21,7 +22,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use twopc_model::{PartStorage, State, Storage};
+use twopc_model::{Node, PartStorage, State, Storage};
 
 /// A node ready to run.
 pub type NodeShell = Shell<UdpTransport, LogStore>;
@@ -45,6 +46,21 @@ pub async fn start(
     socket: Socket,
 ) -> Result<NodeShell> {
     let spec = cluster.node(name)?;
+    // A replica accepts the coordinator's whole state from the others: only
+    // the key tells a replica from a stranger (and a forged state's lengths
+    // could exhaust memory as it is read). Refused before anything is
+    // touched.
+    if cluster.protocol == Protocol::Replicated
+        && spec.role == crate::role::Role::Coordinator
+        && !cfg.codec.is_authenticated()
+    {
+        return Err(Error::Other(format!(
+            "{name} is a coordinator replica and needs the cluster key (TWOPC_KEY, \
+             TWOPC_KEY_FILE or --key-file; `twopc keygen` makes one): replicas send each \
+             other the coordinator's whole state over TCP, and only the key tells a \
+             replica from a stranger"
+        )));
+    }
     let started = std::time::Instant::now();
     let mut first_keys = None;
     // On a first start, the state `on_start` would build from the actor's
@@ -70,6 +86,22 @@ pub async fn start(
         COMPACT_MIN,
         initial,
     )?;
+    // A coordinator's state under the other protocol would be read as no
+    // state at all (`on_start` takes only its own kind): refuse it.
+    let found = match (&stored, cluster.protocol) {
+        (Some(Storage::Coordinator(_)), Protocol::Replicated) => {
+            Some("a single coordinator's state")
+        }
+        (Some(Storage::Replica(_)), Protocol::TwoPc) => Some("a coordinator replica's state"),
+        _ => None,
+    };
+    if let Some(found) = found {
+        return Err(Error::WrongProtocol {
+            dir: data_dir.to_path_buf(),
+            protocol: cluster.protocol,
+            found,
+        });
+    }
     if let Some(keys) = first_keys {
         tracing::info!(
             node = name,
@@ -116,14 +148,32 @@ pub async fn start(
              anyone who can reach this port can forge protocol messages"
         );
     }
-    Ok(Shell::new(
-        cluster.actor(spec),
-        spec.id(),
-        transport,
-        store,
-        stored,
-        cfg,
-    ))
+    let actor = cluster.actor(spec);
+    let link = match &actor {
+        // A replica also listens on TCP, same address, for the others.
+        Node::Replica(_) => {
+            let bind = SocketAddr::V4(spec.bind);
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|source| Error::Net {
+                    addr: format!("{bind} (TCP, for the other coordinator replicas)"),
+                    source,
+                })?;
+            let peers = cluster.coordinator_addresses();
+            Some(PeerLink::start(
+                listener,
+                spec.address,
+                &peers,
+                cfg.codec.clone(),
+            ))
+        }
+        Node::Coordinator(_) | Node::Participant(_) | Node::Client(_) => None,
+    };
+    let shell = Shell::new(actor, spec.id(), transport, store, stored, cfg);
+    Ok(match link {
+        Some(link) => shell.with_peers(link),
+        None => shell,
+    })
 }
 
 /// Runs a started node until `shutdown` resolves. A storage failure stops

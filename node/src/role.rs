@@ -34,10 +34,16 @@ impl Role {
     /// order service's look alike: both are a participant's).
     pub fn keeps(self, storage: &Storage) -> bool {
         match (self, storage) {
-            (Role::Coordinator, Storage::Coordinator(_)) => true,
+            // A coordinator's node keeps a coordinator's state, or a
+            // replica's in a replicated cluster (which one it must be is the
+            // cluster's protocol: `storage/open.rs`).
+            (Role::Coordinator, Storage::Coordinator(_) | Storage::Replica(_)) => true,
             (Role::Wallet | Role::Order, Storage::Participant(_)) => true,
             (Role::Coordinator, Storage::Participant(_) | Storage::Client(_))
-            | (Role::Wallet | Role::Order, Storage::Coordinator(_) | Storage::Client(_)) => false,
+            | (
+                Role::Wallet | Role::Order,
+                Storage::Coordinator(_) | Storage::Client(_) | Storage::Replica(_),
+            ) => false,
         }
     }
 }

@@ -3,12 +3,15 @@
 //! only this:
 //!
 //! 1. wait for the first of: shutdown, the next timer deadline, a datagram
-//!    held back by an injected fault, a datagram;
+//!    held back by an injected fault, a datagram, or (a coordinator
+//!    replica) a message from another replica's TCP link
+//!    (`replication.rs`);
 //! 2. feed that event, and every datagram already waiting (up to
 //!    `batch_max`), to the core: one batch;
 //! 3. run the batch's [`Ready`] in order: send what may leave at once, stage
 //!    the save, fsync if the core says so (persist before send is decided
-//!    in [`Core::ready`]), then send the rest.
+//!    in [`Core::ready`]), then send the rest (a message to another replica
+//!    is handed to its link, after the same fsync).
 //!
 //! At shutdown, saves that no send has forced to disk yet are made durable.
 //!
@@ -21,18 +24,19 @@ use crate::core::{Config, Core, Event, Ready};
 use crate::error::Result;
 use crate::faults::{Capture, Outgoing};
 use crate::http::metrics::{Telemetry, ViewAsk};
+use crate::replication::PeerLink;
 use crate::storage::Store;
 use crate::transport::Transport;
 use stateright::actor::Id;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use twopc_model::{Node, State, Storage};
+use twopc_model::{Msg, Node, State, Storage};
 
 /// Called with the state after every batch; `Break` stops the runtime.
 pub type Observer = Box<dyn FnMut(&State) -> ControlFlow<()> + Send>;
@@ -43,6 +47,8 @@ enum Wake {
     Timer,
     HeldBack,
     Datagram(io::Result<(usize, SocketAddr)>),
+    /// A peer replica's message (`replication.rs`).
+    Peer(SocketAddrV4, Msg),
     /// The HTTP server asks for this node's view (`/metrics`).
     View(ViewAsk),
 }
@@ -64,6 +70,8 @@ pub struct Shell<T: Transport, S: Store> {
     capture: Capture,
     observer: Option<Observer>,
     served: Option<Served>,
+    /// A replica's links to the other replicas.
+    peers: Option<PeerLink>,
 }
 
 impl<T: Transport, S: Store> Shell<T, S> {
@@ -87,7 +95,15 @@ impl<T: Transport, S: Store> Shell<T, S> {
             capture: Capture::open(cfg.faults.capture.as_deref()),
             observer: None,
             served: None,
+            peers: None,
         }
+    }
+
+    /// A replica's links to the other replicas: their messages come in
+    /// through it, and the core's messages to them go out through it.
+    pub fn with_peers(mut self, link: PeerLink) -> Self {
+        self.peers = Some(link);
+        self
     }
 
     /// Answers the HTTP server's asks for this node's view (between
@@ -138,6 +154,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
                     if held_back.is_some() => Wake::HeldBack,
                 r = self.transport.recv(&mut buf) => Wake::Datagram(r),
                 Some(ask) = next_ask(&mut self.served) => Wake::View(ask),
+                Some((from, msg)) = next_peer(&mut self.peers) => Wake::Peer(from, msg),
             };
             let mut datagrams = 0;
             match wake {
@@ -147,6 +164,17 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 Wake::Datagram(Ok((n, from))) => {
                     datagrams += 1;
                     self.on_datagram(from, &buf[..n])
+                }
+                Wake::Peer(from, msg) => {
+                    self.core.handle(Instant::now(), Event::Peer { from, msg });
+                    // Peer messages already waiting join this batch.
+                    for _ in 1..self.batch_max {
+                        let Some((from, msg)) = self.peers.as_mut().and_then(|p| p.try_recv())
+                        else {
+                            break;
+                        };
+                        self.core.handle(Instant::now(), Event::Peer { from, msg });
+                    }
                 }
                 Wake::View(ask) => {
                     // The view may show staged state; it is only counted
@@ -243,8 +271,22 @@ impl<T: Transport, S: Store> Shell<T, S> {
         Ok(())
     }
 
-    /// Sends one datagram whose saves are durable.
-    async fn send(&mut self, Outgoing { to, bytes, .. }: Outgoing) {
+    /// Sends one datagram whose saves are durable (or hands a message to
+    /// a peer replica's link).
+    async fn send(
+        &mut self,
+        Outgoing {
+            to, bytes, peer, ..
+        }: Outgoing,
+    ) {
+        if let Some(msg) = peer {
+            match &self.peers {
+                Some(link) => link.send(to, *msg),
+                None => tracing::error!(node = %self.name, %to, "a replica message with no link"),
+            }
+            self.core.sent(true);
+            return;
+        }
         self.capture.record("out", to, &bytes);
         let result = self.transport.send(&bytes, to).await;
         let errors = self.core.sent(result.is_ok());
@@ -253,6 +295,17 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 tracing::warn!(node = %self.name, %to, errors, "send failed: {e}");
             }
         }
+    }
+}
+
+/// The next message from a peer replica, or never when this node has none.
+async fn next_peer(peers: &mut Option<PeerLink>) -> Option<(SocketAddrV4, Msg)> {
+    match peers {
+        Some(link) => match link.recv().await {
+            Some(m) => Some(m),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 

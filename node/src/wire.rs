@@ -166,11 +166,21 @@ pub enum MsgKind {
     Ack,
     /// [`Msg::QueryDecision`].
     Query,
+    /// [`Msg::Campaign`] (between replicas).
+    Campaign,
+    /// [`Msg::Promise`] (between replicas).
+    Promise,
+    /// [`Msg::Accept`] (between replicas).
+    Accept,
+    /// [`Msg::Accepted`] (between replicas).
+    Accepted,
+    /// [`Msg::Nack`] (between replicas).
+    Nack,
 }
 
 impl MsgKind {
     /// Every kind, in protocol order.
-    pub const ALL: [MsgKind; 10] = [
+    pub const ALL: [MsgKind; 15] = [
         MsgKind::Purchase,
         MsgKind::Outcome,
         MsgKind::Lookup,
@@ -181,6 +191,11 @@ impl MsgKind {
         MsgKind::Abort,
         MsgKind::Ack,
         MsgKind::Query,
+        MsgKind::Campaign,
+        MsgKind::Promise,
+        MsgKind::Accept,
+        MsgKind::Accepted,
+        MsgKind::Nack,
     ];
 
     /// The kind of `msg`.
@@ -196,6 +211,11 @@ impl MsgKind {
             Msg::Abort { .. } => MsgKind::Abort,
             Msg::Ack { .. } => MsgKind::Ack,
             Msg::QueryDecision { .. } => MsgKind::Query,
+            Msg::Campaign { .. } => MsgKind::Campaign,
+            Msg::Promise { .. } => MsgKind::Promise,
+            Msg::Accept { .. } => MsgKind::Accept,
+            Msg::Accepted { .. } => MsgKind::Accepted,
+            Msg::Nack { .. } => MsgKind::Nack,
         }
     }
 
@@ -212,6 +232,11 @@ impl MsgKind {
             MsgKind::Abort => "abort",
             MsgKind::Ack => "ack",
             MsgKind::Query => "query",
+            MsgKind::Campaign => "campaign",
+            MsgKind::Promise => "promise",
+            MsgKind::Accept => "accept",
+            MsgKind::Accepted => "accepted",
+            MsgKind::Nack => "nack",
         }
     }
 }
@@ -239,7 +264,14 @@ impl std::str::FromStr for MsgKind {
 /// The transaction `msg` is about, if any (for logs).
 pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
     match msg {
-        Msg::Purchase { .. } | Msg::Lookup { .. } | Msg::Status { .. } => None,
+        Msg::Purchase { .. }
+        | Msg::Lookup { .. }
+        | Msg::Status { .. }
+        | Msg::Campaign { .. }
+        | Msg::Promise { .. }
+        | Msg::Accept { .. }
+        | Msg::Accepted { .. }
+        | Msg::Nack { .. } => None,
         Msg::Outcome(o) => o.txn,
         Msg::Prepare { txn, .. }
         | Msg::Vote { txn, .. }
@@ -347,17 +379,7 @@ impl Codec {
                 Serializer::serialize(Pin::new(&mut codec), payload).map_err(|e| e.to_string())
             }
         }?;
-        let flags = if self.key.is_some() { FLAG_MAC } else { 0 };
-        let mut out = Vec::with_capacity(HEADER_LEN + MAC_LEN + body.len());
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&[VERSION, self.format.byte(), flags]);
-        if let Some(key) = &self.key {
-            let mut mac = key.mac();
-            mac.update(&out[..HEADER_LEN]);
-            mac.update(&body);
-            out.extend_from_slice(&mac.finalize().into_bytes());
-        }
-        out.extend_from_slice(&body);
+        let out = self.seal(&body);
         if out.len() > MAX_DATAGRAM {
             return Err(format!(
                 "datagram of {} bytes exceeds the {MAX_DATAGRAM}-byte limit",
@@ -367,15 +389,32 @@ impl Codec {
         Ok(out.into())
     }
 
-    /// The payload of `datagram`, or why it must be dropped.
-    pub fn decode(&self, datagram: &[u8]) -> Result<Payload, Reject> {
-        if datagram.len() > MAX_DATAGRAM {
-            return Err(Reject::Oversized(datagram.len()));
+    /// The envelope around `body`: header, MAC if keyed, body.
+    fn seal(&self, body: &[u8]) -> Vec<u8> {
+        let flags = if self.key.is_some() { FLAG_MAC } else { 0 };
+        let mut out = Vec::with_capacity(HEADER_LEN + MAC_LEN + body.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&[VERSION, self.format.byte(), flags]);
+        if let Some(key) = &self.key {
+            let mut mac = key.mac();
+            mac.update(&out[..HEADER_LEN]);
+            mac.update(body);
+            out.extend_from_slice(&mac.finalize().into_bytes());
         }
-        if datagram.len() < HEADER_LEN || datagram[..2] != MAGIC {
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The body of an envelope of at most `limit` bytes and its format
+    /// byte, once the header and the MAC are checked.
+    fn open<'a>(&self, envelope: &'a [u8], limit: usize) -> Result<(u8, &'a [u8]), Reject> {
+        if envelope.len() > limit {
+            return Err(Reject::Oversized(envelope.len()));
+        }
+        if envelope.len() < HEADER_LEN || envelope[..2] != MAGIC {
             return Err(Reject::BadMagic);
         }
-        let (version, format, flags) = (datagram[2], datagram[3], datagram[4]);
+        let (version, format, flags) = (envelope[2], envelope[3], envelope[4]);
         if version != VERSION {
             return Err(Reject::BadVersion(version));
         }
@@ -386,19 +425,30 @@ impl Codec {
         let body = match (&self.key, has_mac) {
             (Some(_), false) => return Err(Reject::MissingMac),
             (None, true) => return Err(Reject::UnexpectedMac),
-            (None, false) => &datagram[HEADER_LEN..],
+            (None, false) => &envelope[HEADER_LEN..],
             (Some(key), true) => {
-                if datagram.len() < HEADER_LEN + MAC_LEN {
+                if envelope.len() < HEADER_LEN + MAC_LEN {
                     return Err(Reject::BadMac);
                 }
-                let (tag, body) = datagram[HEADER_LEN..].split_at(MAC_LEN);
+                let (tag, body) = envelope[HEADER_LEN..].split_at(MAC_LEN);
                 let mut mac = key.mac();
-                mac.update(&datagram[..HEADER_LEN]);
+                mac.update(&envelope[..HEADER_LEN]);
                 mac.update(body);
                 mac.verify_slice(tag).map_err(|_| Reject::BadMac)?;
                 body
             }
         };
+        Ok((format, body))
+    }
+
+    /// The payload of `datagram`, or why it must be dropped.
+    pub fn decode(&self, datagram: &[u8]) -> Result<Payload, Reject> {
+        let (format, body) = self.open(datagram, MAX_DATAGRAM)?;
+        if format == 0 && carries_coordinator_state(body) {
+            return Err(Reject::Undecodable(
+                "a replica's state by datagram (replicas send it over TCP)".into(),
+            ));
+        }
         let body = BytesMut::from(body);
         let decoded = if format == 0 {
             let mut codec = Bincode::<Payload, Payload, _>::from(bincode_options());
@@ -409,6 +459,92 @@ impl Codec {
         };
         decoded.map_err(Reject::Undecodable)
     }
+
+    /// One frame of a TCP stream between replicas (`replication.rs`): the
+    /// same envelope as a datagram (header, MAC), up to [`MAX_FRAME`] bytes.
+    /// Always bincode, whatever `--wire` says: JSON cannot write the
+    /// coordinator's pending commits (a map keyed by transaction, not by
+    /// text), and these frames are not for reading in tcpdump anyway.
+    pub fn encode_frame<T: Serialize>(&self, frame: &T) -> Result<Vec<u8>, String> {
+        use bincode::Options;
+        let body = frame_options()
+            .serialize(frame)
+            .map_err(|e| e.to_string())?;
+        let bincode = Codec {
+            key: self.key.clone(),
+            format: Format::Bincode,
+        };
+        let out = bincode.seal(&body);
+        if out.len() > MAX_FRAME {
+            return Err(format!(
+                "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The value a frame carries, or why it must be dropped.
+    pub fn decode_frame<T: serde::de::DeserializeOwned>(&self, frame: &[u8]) -> Result<T, Reject> {
+        use bincode::Options;
+        let (format, body) = self.open(frame, MAX_FRAME)?;
+        if format != Format::Bincode.byte() {
+            return Err(Reject::BadFormat(format)); // Frames are bincode.
+        }
+        frame_options()
+            .deserialize(body)
+            .map_err(|e| Reject::Undecodable(e.to_string()))
+    }
+}
+
+/// Whether a bincode datagram body is a `Promise` or an `Accept`: the
+/// messages that carry a coordinator's state, whose persistent maps
+/// (imbl) reserve room for as many entries as the length prefix claims
+/// before reading any: a forged length of 2^40 aborts the process. They
+/// travel between replicas over TCP, never by datagram, so a datagram
+/// holding one is refused from its first two bytes (the payload's and the
+/// message's variant), before anything is allocated.
+fn carries_coordinator_state(body: &[u8]) -> bool {
+    use bincode::Options;
+    static PREFIXES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    let prefixes = PREFIXES.get_or_init(|| {
+        let term = twopc_model::Term {
+            n: 0,
+            leader: stateright::actor::Id::from(0),
+        };
+        let msgs = [
+            Msg::Promise {
+                term,
+                accepted: None,
+            },
+            Msg::Accept {
+                term,
+                version: 0,
+                storage: Default::default(),
+            },
+        ];
+        msgs.into_iter()
+            .map(|msg| {
+                let bytes = bincode_options()
+                    .serialize(&Payload::Protocol(msg))
+                    .expect("serializes");
+                bytes[..2].to_vec()
+            })
+            .collect()
+    });
+    prefixes.iter().any(|p| body.starts_with(p))
+}
+
+/// Largest frame between replicas: an `Accept` or a `Promise` carries a
+/// whole coordinator state (`retention` outcomes, megabytes) when it is not
+/// a delta.
+pub const MAX_FRAME: usize = 1 << 30;
+
+fn frame_options() -> impl bincode::Options + Copy {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_limit(MAX_FRAME as u64)
+        .reject_trailing_bytes()
 }
 
 #[cfg(test)]
@@ -467,7 +603,7 @@ mod tests {
         let err = "commits".parse::<MsgKind>().unwrap_err();
         assert_eq!(
             err,
-            "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query)"
+            "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query,campaign,promise,accept,accepted,nack)"
         );
         assert_eq!(
             MsgKind::of(&Msg::QueryDecision {
@@ -514,6 +650,39 @@ mod tests {
         let mut huge = [b"2P".as_slice(), &[VERSION, 0, 0, 0]].concat();
         huge.extend_from_slice(&[0xfc, 0xff, 0xff, 0xff, 0xff]);
         assert!(codec.decode(&huge).is_err());
+    }
+
+    /// A datagram holding a replica's state (`Accept`, `Promise`) is
+    /// refused before it is deserialized: its maps' forged lengths would
+    /// reserve terabytes. (The decoder fuzz test found it.)
+    #[test]
+    fn a_replica_state_by_datagram_is_refused_unread() {
+        let codec = Codec::new(None, Format::Bincode);
+        let term = twopc_model::Term {
+            n: 1,
+            leader: stateright::actor::Id::from(3),
+        };
+        let accept = Payload::Protocol(Msg::Accept {
+            term,
+            version: 2,
+            storage: Default::default(),
+        });
+        let mut bytes = codec.encode(&accept).unwrap().to_vec();
+        assert!(matches!(codec.decode(&bytes), Err(Reject::Undecodable(_))));
+        // A length of 2^40 entries in place of the first map's.
+        bytes.truncate(bytes.len() - 1);
+        bytes.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert!(matches!(codec.decode(&bytes), Err(Reject::Undecodable(_))));
+        let promise = Payload::Protocol(Msg::Promise {
+            term,
+            accepted: None,
+        });
+        let bytes = codec.encode(&promise).unwrap();
+        assert!(matches!(codec.decode(&bytes), Err(Reject::Undecodable(_))));
+        // Other replica messages carry no map, and decode.
+        let accepted = Payload::Protocol(Msg::Accepted { term, version: 2 });
+        let bytes = codec.encode(&accepted).unwrap();
+        assert_eq!(codec.decode(&bytes), Ok(accepted));
     }
 
     #[test]

@@ -130,7 +130,7 @@ fn run_clients(
                             .map(|_| random_purchase(&mut rng))
                             .collect();
                         let outcomes = twopc_node::client::run_client(
-                            coordinator,
+                            &[coordinator],
                             purchases.clone(),
                             codec.clone(),
                             // Generous: the coordinator may be down and back

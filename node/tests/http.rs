@@ -668,3 +668,53 @@ fn a_retry_after_a_coordinator_kill_9_gets_the_decided_outcome_not_a_second_debi
         _ => assert_eq!(debited, 0, "an abort debits nothing: {first}"),
     }
 }
+
+/// With a replicated coordinator, the API (here on the wallet) sends every
+/// purchase and lookup to all the replicas: after the leading replica is
+/// killed with SIGKILL, a lookup still gets the outcome (the new leader
+/// took over the outcome table) and a new purchase commits.
+#[test]
+fn the_api_asks_every_coordinator_replica() {
+    let mut c = TestCluster::replicated(3, &[("alice", 100)], &[("widget", 10)]);
+    let (path, token) = token_file(&c);
+    let port = free_tcp_port();
+    let addr = format!("127.0.0.1:{port}");
+    for name in ["coordinator-1", "coordinator-2", "coordinator-3", "order"] {
+        c.start(name, &[]);
+    }
+    let api_args = ["--http", &addr, "--http-token-file", path.to_str().unwrap()];
+    c.start("wallet", &api_args);
+    let api = Api::new(port, &token);
+    let first = api.buy("order-1", &purchase("alice", "widget", 2, 10));
+    if first["reason"] == "vote_timeout" {
+        eprintln!("aborted by vote timeout; skipping the rest");
+        return;
+    }
+    assert_eq!(first["status"], "committed", "{first}");
+    let leader = wait_for("a leader", || {
+        ["coordinator-1", "coordinator-2", "coordinator-3"]
+            .into_iter()
+            .find(|n| {
+                c.status(n)
+                    .is_some_and(|v| v["replica"]["standing"] == "leader")
+            })
+    });
+    c.kill9(leader);
+    let looked_up = wait_for("the outcome from another replica", || {
+        let r = api.get("/purchases/order-1");
+        (r.status == StatusCode::OK).then(|| r.json())
+    });
+    assert_eq!(looked_up, first);
+    let second = api.buy("order-2", &purchase("alice", "widget", 1, 10));
+    assert_ne!(second["status"], "in_progress");
+    wait_for("nothing held", || {
+        let (w, o) = (c.status("wallet")?, c.status("order")?);
+        (w["holds_total"] == 0 && o["holds_total"] == 0).then_some(())
+    });
+    let committed = if second["status"] == "committed" {
+        3
+    } else {
+        2
+    };
+    assert_eq!(c.levels("order")["widget"], 10 - committed);
+}

@@ -192,6 +192,13 @@ fn demo_runs_and_exits_zero() {
         "{stdout}"
     );
     assert!(stdout.contains("cluster stopped cleanly"), "{stdout}");
+    // The replicated scene: the leader killed, every purchase completes.
+    assert!(stdout.contains("-- kill -9 coordinator-1 --"), "{stdout}");
+    assert_eq!(stdout.matches(": yes").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("replicated cluster stopped cleanly"),
+        "{stdout}"
+    );
 }
 
 /// The runs `twopc bench --json ARGS` prints (it must succeed).

@@ -236,7 +236,7 @@ async fn hold_is_durable_before_the_vote() {
     });
     let actor = Node::Participant(Participant {
         resource: Resource::Wallet,
-        coordinator: coord_id,
+        coordinators: vec![coord_id],
         initial: [("alice".to_string(), 10)].into(),
     });
     let (my_id, stop_tx, task) = spawn_recorded(actor, "wallet", sock, &codec, &log);
@@ -298,7 +298,7 @@ async fn group_commit_shares_one_fsync_and_holds_back_every_vote() {
     }
     let actor = Node::Participant(Participant {
         resource: Resource::Wallet,
-        coordinator: coord_id,
+        coordinators: vec![coord_id],
         initial: [("alice".to_string(), 100)].into(),
     });
     coord.set_nonblocking(true).unwrap();
@@ -330,7 +330,7 @@ async fn saves_nobody_depends_on_wait_for_the_next_send() {
     let coord = tokio::net::UdpSocket::from_std(coord).unwrap();
     let actor = Node::Participant(Participant {
         resource: Resource::Wallet,
-        coordinator: coord_id,
+        coordinators: vec![coord_id],
         initial: [("alice".to_string(), 10)].into(),
     });
     let (my_id, stop_tx, task) = spawn_recorded(actor, "wallet", sock, &codec, &log);

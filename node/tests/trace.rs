@@ -22,7 +22,6 @@ use twopc_model::client::{Mode, Request};
 use twopc_model::trace::{Cmd, Event, Record};
 use twopc_model::*;
 use twopc_node::client;
-use twopc_node::cluster::Role;
 use twopc_node::core::{Config, Core, Event as CoreEvent};
 use twopc_node::faults::Faults;
 use twopc_node::local::LocalCluster;
@@ -51,7 +50,7 @@ fn recorded() -> &'static (Vec<NodeTrace>, usize, u64) {
             )
             .await
             .unwrap();
-            let coordinator = cluster.addr(Role::Coordinator);
+            let coordinators = cluster.cluster.coordinator_addresses();
             let buy = |user: &str, sku: &str, qty, price| Purchase {
                 user: user.into(),
                 sku: sku.into(),
@@ -60,7 +59,7 @@ fn recorded() -> &'static (Vec<NodeTrace>, usize, u64) {
             };
             let run = |ps: Vec<Purchase>| {
                 client::run_client(
-                    coordinator,
+                    &coordinators,
                     ps,
                     cluster.codec.clone(),
                     Duration::from_secs(30),
@@ -248,7 +247,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
     let participant = |resource, key: &str| {
         Node::Participant(Participant {
             resource,
-            coordinator: Id::from(c),
+            coordinators: vec![Id::from(c)],
             initial: [(key.to_string(), 100)].into(),
         })
     };
@@ -269,7 +268,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             "client",
             cl,
             Node::Client(Client {
-                coordinator: Id::from(c),
+                coordinators: vec![Id::from(c)],
                 id: 7,
                 requests: vec![Request {
                     req: RequestId::new("order-1"),

@@ -22,7 +22,7 @@ mod workload;
 pub use age::{Rss, Tenth};
 pub use workload::{Spread, Workload};
 
-use crate::cluster::Role;
+use crate::cluster::{Protocol, Role};
 use crate::error::{Error, Result};
 use crate::local::LocalCluster;
 use age::Completion;
@@ -56,6 +56,8 @@ pub struct Options {
     pub processes: Option<PathBuf>,
     /// Print JSON instead of a table.
     pub json: bool,
+    /// One coordinator, three replicas, or each in turn (`--protocol`).
+    pub protocols: Vec<Protocol>,
     /// Record every node's steps under `DIR/run-N/` (in-process nodes).
     pub trace_dir: Option<PathBuf>,
 }
@@ -83,6 +85,8 @@ impl Options {
 /// One measured run.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchResult {
+    /// One coordinator or three replicas.
+    pub protocol: Protocol,
     /// Concurrent clients.
     pub clients: usize,
     /// Users (and skus) the purchases were spread over (`--accounts`).
@@ -121,12 +125,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-/// (fsyncs, bytes written) per node, by role name.
+/// (fsyncs, bytes written) per node, by name (every coordinator replica).
 async fn fsyncs(cluster: &LocalCluster) -> Result<BTreeMap<String, (u64, u64)>> {
     let mut m = BTreeMap::new();
-    for role in Role::ALL {
-        m.insert(role.as_str().to_string(), {
-            let c = cluster.status(role).await?.counters;
+    for n in &cluster.cluster.nodes {
+        m.insert(n.name.clone(), {
+            let c = cluster.status_of(n.address, &n.name).await?.counters;
             (c.fsyncs, c.bytes_written)
         });
     }
@@ -166,7 +170,10 @@ async fn measure(
             .iter()
             .map(|(_, pid)| pid.clone())
             .collect();
-        let (addr, codec) = (cluster.addr(Role::Coordinator), cluster.codec.clone());
+        let (coordinators, codec) = (
+            cluster.cluster.coordinator_addresses(),
+            cluster.codec.clone(),
+        );
         let purchases = workload.purchases(c, each);
         tasks.push(tokio::spawn(async move {
             // A client actor saves its whole list of outcomes with each one,
@@ -179,7 +186,7 @@ async fn measure(
             for chunk in purchases.chunks(CLIENT_PURCHASES) {
                 let (record, pids, last) = (record.clone(), pids.clone(), last.clone());
                 crate::client::run_client(
-                    addr,
+                    &coordinators,
                     chunk.to_vec(),
                     codec.clone(),
                     Duration::from_secs(600),
@@ -230,6 +237,7 @@ async fn measure(
             .collect()
     };
     Ok(BenchResult {
+        protocol: Protocol::TwoPc, // Set by the caller, which knows.
         clients,
         accounts: workload.spread.accounts(),
         hot: matches!(workload.spread, Spread::Hot(_)),
@@ -257,7 +265,12 @@ async fn measure(
 /// Prints the table's heading.
 fn print_heading(opts: &Options, spreads: &[Spread]) {
     println!(
-        "twopc bench: 3 nodes {}, loopback UDP, fsync on, data under {}",
+        "twopc bench: {} {}, loopback UDP, fsync on, data under {}",
+        if opts.protocols == [Protocol::TwoPc] {
+            "3 nodes"
+        } else {
+            "the cluster's nodes (a replicated one: 3 coordinator replicas, wallet, order)"
+        },
         if opts.processes.is_some() {
             "as separate processes"
         } else {
@@ -270,13 +283,18 @@ fn print_heading(opts: &Options, spreads: &[Spread]) {
         println!("purchases: {}", all.join("; "));
     }
     println!(
-        "{}{:>8} {:>10} {:>12} {:>9} {:>9}   per purchase at coordinator / wallet / order",
+        "{}{:>8} {:>10} {:>12} {:>9} {:>9}   per purchase at coordinator{} / wallet / order",
         accounts_cell(opts, Some("accounts")),
         "clients",
         "purchases",
         "purchases/s",
         "p50 ms",
-        "p99 ms"
+        "p99 ms",
+        if opts.protocols == [Protocol::TwoPc] {
+            ""
+        } else {
+            " (each replica)"
+        }
     );
 }
 
@@ -290,23 +308,30 @@ fn accounts_cell(opts: &Options, text: Option<&str>) -> String {
 }
 
 fn print_row(opts: &Options, r: &BenchResult) {
-    let [f, b] = [&r.fsyncs_per_purchase, &r.bytes_per_purchase]
-        .map(|m| Role::ALL.map(|role| m[role.as_str()]));
+    // Per node: the coordinator (each replica's, space-separated), wallet, order.
+    let cells = |m: &BTreeMap<String, f64>, digits: usize| {
+        let coordinators: Vec<String> = m
+            .iter()
+            .filter(|(name, _)| name.starts_with(Role::Coordinator.as_str()))
+            .map(|(_, v)| format!("{v:.digits$}"))
+            .collect();
+        let mut all = vec![coordinators.join(" ")];
+        for role in [Role::Wallet, Role::Order] {
+            all.push(format!("{:.digits$}", m[role.as_str()]));
+        }
+        all.join(" / ")
+    };
     let accounts = r.accounts.map(|a| a.to_string());
     println!(
-        "{}{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   fsyncs {:.2} / {:.2} / {:.2}, bytes written {:.0} / {:.0} / {:.0}{}",
+        "{}{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   fsyncs {}, bytes written {}{}",
         accounts_cell(opts, accounts.as_deref()),
         r.clients,
         r.purchases,
         r.per_second,
         r.p50_ms,
         r.p99_ms,
-        f[0],
-        f[1],
-        f[2],
-        b[0],
-        b[1],
-        b[2],
+        cells(&r.fsyncs_per_purchase, 2),
+        cells(&r.bytes_per_purchase, 0),
         if r.not_committed > 0 {
             format!("   ({} did not commit)", r.not_committed)
         } else {
@@ -355,18 +380,26 @@ pub async fn run(opts: &Options) -> Result<Vec<BenchResult>> {
         print_heading(opts, &spreads);
     }
     let mut results = Vec::new();
-    for &spread in &spreads {
-        let workload = Workload::new(spread, max_clients, opts.purchases);
-        for &clients in &opts.clients {
-            let r = run_one(opts, &workload, clients).await?;
-            if !opts.json {
-                print_row(opts, &r);
-                if let (Some(tenths), Some(rss)) = (&r.tenths, &r.rss) {
-                    age::print(tenths, rss);
-                }
-            }
-            results.push(r);
+    for &protocol in &opts.protocols {
+        if !opts.json && opts.protocols.len() > 1 {
+            println!("protocol {protocol}:");
         }
+        for &spread in &spreads {
+            let workload = Workload::new(spread, max_clients, opts.purchases);
+            for &clients in &opts.clients {
+                let r = run_one(opts, protocol, &workload, clients).await?;
+                if !opts.json {
+                    print_row(opts, &r);
+                    if let (Some(tenths), Some(rss)) = (&r.tenths, &r.rss) {
+                        age::print(tenths, rss);
+                    }
+                }
+                results.push(r);
+            }
+        }
+    }
+    if !opts.json && opts.protocols.len() > 1 {
+        print_protocols(&results);
     }
     if opts.json {
         println!(
@@ -377,6 +410,36 @@ pub async fn run(opts: &Options) -> Result<Vec<BenchResult>> {
         print_ratios(&results);
     }
     Ok(results)
+}
+
+/// Each protocol's commit latency (p50) with the fewest clients and
+/// throughput with the most, side by side.
+fn print_protocols(results: &[BenchResult]) {
+    let (Some(few), Some(many)) = (
+        results.iter().map(|r| r.clients).min(),
+        results.iter().map(|r| r.clients).max(),
+    ) else {
+        return;
+    };
+    println!();
+    println!(
+        "{:<12} {:>22} {:>26}",
+        "protocol",
+        format!("p50 ms @ {few} client(s)"),
+        format!("purchases/s @ {many} clients")
+    );
+    let mut protocols: Vec<Protocol> = results.iter().map(|r| r.protocol).collect();
+    protocols.dedup();
+    for p in protocols {
+        let of = |clients| {
+            results
+                .iter()
+                .find(|r| r.protocol == p && r.clients == clients)
+        };
+        let p50 = of(few).map_or("-".to_string(), |r| format!("{:.2}", r.p50_ms));
+        let rate = of(many).map_or("-".to_string(), |r| format!("{:.0}", r.per_second));
+        println!("{:<12} {p50:>22} {rate:>26}", p.to_string());
+    }
 }
 
 /// A fresh `DIR/run-N` for one run's traces.
@@ -394,16 +457,22 @@ fn trace_run_dir(dir: &std::path::Path) -> Result<PathBuf> {
 
 /// One run on a fresh cluster: the model keeps every finished transaction,
 /// so a run would otherwise pay for the history of the runs before it.
-async fn run_one(opts: &Options, workload: &Workload, clients: usize) -> Result<BenchResult> {
+async fn run_one(
+    opts: &Options,
+    protocol: Protocol,
+    workload: &Workload,
+    clients: usize,
+) -> Result<BenchResult> {
     let (accounts, stock) = (workload.accounts.clone(), workload.stock.clone());
     let cluster = match &opts.processes {
-        Some(exe) => LocalCluster::spawn_in(&opts.dir, exe, accounts, stock).await?,
+        Some(exe) => LocalCluster::spawn_in(&opts.dir, exe, protocol, accounts, stock).await?,
         None => {
             let traces = match &opts.trace_dir {
                 Some(dir) => Some(trace_run_dir(dir)?),
                 None => None,
             };
-            LocalCluster::start_traced(&opts.dir, accounts, stock, traces.as_deref()).await?
+            LocalCluster::start_with(&opts.dir, protocol, accounts, stock, traces.as_deref())
+                .await?
         }
     };
     // A short warm-up, not measured.
@@ -411,8 +480,9 @@ async fn run_one(opts: &Options, workload: &Workload, clients: usize) -> Result<
     let clients = clients.max(1);
     let each = (opts.purchases / clients).max(1);
     let watch = opts.tenths.then(|| age::watched(cluster.pids()));
-    let r = measure(&cluster, workload, clients, each, watch.as_deref()).await?;
+    let mut r = measure(&cluster, workload, clients, each, watch.as_deref()).await?;
     cluster.stop().await?;
+    r.protocol = protocol;
     Ok(r)
 }
 
@@ -437,6 +507,7 @@ mod tests {
             processes: None,
             json: true,
             trace_dir: None,
+            protocols: vec![Protocol::TwoPc],
         }
     }
 

@@ -1,9 +1,9 @@
 //! One function per subcommand, and what they share: the cluster key,
 //! logging, the shutdown signal, exit codes.
 
-use super::{Cli, Command, NodeArgs, OutcomeArgs, PurchaseArgs, StatusArgs};
+use super::{BenchProtocol, Cli, Command, NodeArgs, OutcomeArgs, PurchaseArgs, StatusArgs};
 use crate::client::{self, PurchaseOutcome};
-use crate::cluster::{Cluster, Role};
+use crate::cluster::{Cluster, Protocol};
 use crate::core::Config;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
@@ -181,7 +181,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
             views,
             telemetry,
             purchases: Default::default(),
-            coordinator: cluster.with_role(Role::Coordinator).address,
+            coordinators: cluster.coordinator_addresses(),
             codec,
             wait: http_cfg.wait,
         };
@@ -224,7 +224,7 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
         None => client::random_request_id(),
     };
     let cluster = Cluster::load(&args.cluster)?;
-    let coordinator = cluster.with_role(Role::Coordinator).address;
+    let coordinators = cluster.coordinator_addresses();
     let codec = Codec::new(key, Format::Bincode);
     let p = twopc_model::Purchase {
         user: args.user,
@@ -242,7 +242,7 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     };
     let started = std::time::Instant::now();
     let seen = client::run_requests(
-        coordinator,
+        &coordinators,
         vec![request],
         codec.clone(),
         Duration::from_secs_f64(args.timeout.max(0.0)),
@@ -251,7 +251,7 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     .await?;
     let outcome = seen.first();
     let report = client::PurchaseReport::of(outcome, started.elapsed().as_secs_f64());
-    finish(report, &req, coordinator, &codec, args.json).await
+    finish(report, &req, &coordinators, &codec, args.json).await
 }
 
 /// Names the id, explains a timeout, prints the report (`purchase` and
@@ -259,13 +259,13 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
 async fn finish(
     mut report: client::PurchaseReport,
     req: &twopc_model::RequestId,
-    coordinator: std::net::SocketAddrV4,
+    coordinators: &[std::net::SocketAddrV4],
     codec: &Codec,
     json: bool,
 ) -> Result<Exit> {
     report.req = Some(req.to_string());
     if report.outcome == PurchaseOutcome::Timeout {
-        report.hint = Some(client::timeout_hint(coordinator, codec).await?);
+        report.hint = Some(client::timeout_hint(coordinators, codec).await?);
     }
     if json {
         println!("{}", serde_json::to_string(&report).expect("serializes"));
@@ -307,11 +307,11 @@ async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         return Ok(Exit::Usage);
     };
     let cluster = Cluster::load(&args.cluster)?;
-    let coordinator = cluster.with_role(Role::Coordinator).address;
+    let coordinators = cluster.coordinator_addresses();
     let codec = Codec::new(key, Format::Bincode);
     let started = std::time::Instant::now();
     let answer = client::lookup(
-        coordinator,
+        &coordinators,
         &req,
         &codec,
         Duration::from_secs_f64(args.timeout.max(0.0)),
@@ -328,7 +328,7 @@ async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         Some(client::Lookup::Unknown) => PurchaseOutcome::Unknown,
         None => PurchaseOutcome::Timeout,
     };
-    finish(report, &req, coordinator, &codec, args.json).await
+    finish(report, &req, &coordinators, &codec, args.json).await
 }
 
 async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
@@ -340,10 +340,14 @@ async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
     };
     let mut all = true;
     let mut views = serde_json::Map::new();
+    let mut replicas = Vec::new();
     for n in nodes {
         let view = client::status(n.address, &codec, Duration::from_secs_f64(args.timeout)).await?;
         match view {
             Some(v) => {
+                if let Some(r) = &v.replica {
+                    replicas.push((n.name.clone(), r.clone()));
+                }
                 if args.json {
                     views.insert(
                         n.name.clone(),
@@ -368,6 +372,8 @@ async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
     }
     if args.json {
         println!("{}", serde_json::Value::Object(views));
+    } else if cluster.protocol == crate::cluster::Protocol::Replicated && args.name.is_none() {
+        println!("{}", crate::admin::who_leads(&replicas));
     }
     Ok(if all { Exit::Ok } else { Exit::NoAnswer })
 }
@@ -395,6 +401,11 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
                 },
                 json: args.json,
                 trace_dir: args.trace_dir,
+                protocols: match args.protocol {
+                    BenchProtocol::TwoPc => vec![Protocol::TwoPc],
+                    BenchProtocol::Replicated => vec![Protocol::Replicated],
+                    BenchProtocol::Both => vec![Protocol::TwoPc, Protocol::Replicated],
+                },
             };
             bench::run(&opts).await.map(|_| Exit::Ok)
         }

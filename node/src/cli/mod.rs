@@ -309,6 +309,23 @@ pub struct BenchArgs {
     /// nodes only).
     #[arg(long, value_name = "DIR", conflicts_with = "processes")]
     pub(super) trace_dir: Option<PathBuf>,
+    /// One coordinator (`2pc`), three coordinator replicas (`replicated`),
+    /// or each in turn with their commit latency and throughput side by
+    /// side (`both`).
+    #[arg(long, value_enum, default_value = "2pc")]
+    pub(super) protocol: BenchProtocol,
+}
+
+/// `twopc bench --protocol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum BenchProtocol {
+    /// One coordinator.
+    #[value(name = "2pc")]
+    TwoPc,
+    /// Three coordinator replicas.
+    Replicated,
+    /// Each in turn.
+    Both,
 }
 
 /// Runs the parsed command line: logging, a tokio runtime, the subcommand.

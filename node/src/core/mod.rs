@@ -19,6 +19,14 @@
 //! set here. At the end of the batch the shell calls [`Core::ready`],
 //! stages the save, fsyncs if told to, and sends.
 //!
+//! A coordinator replica's messages to the other replicas (`Campaign`,
+//! `Promise`, `Accept`, `Accepted`, `Nack`) travel over TCP links instead
+//! (`replication.rs`): they come in as [`Event::Peer`], already decoded, and
+//! go out as an [`Outgoing`] carrying the message itself, in the same
+//! batch, behind the same fsync and through the same injected faults as a
+//! datagram. When a replica's timer fires is decided in
+//! `Core::pace_replica`.
+//!
 //! ## Persist before send, with group commit
 //!
 //! A *batch* is every event the shell feeds between two calls of
@@ -42,6 +50,8 @@
 mod timers;
 
 #[cfg(test)]
+mod replica_tests;
+#[cfg(test)]
 mod tests;
 
 use timers::{pick, Timers};
@@ -49,6 +59,7 @@ use timers::{pick, Timers};
 use crate::admin::{Counters, NodeView};
 use crate::faults::{Faults, Injector, Outgoing};
 use crate::mutant::RuntimeMutant;
+use crate::replication::between_replicas;
 use crate::storage::StoreStats;
 use crate::trace::Tracer;
 use crate::wire::{msg_txn, Codec, MsgKind, Payload, Reject, MAX_DATAGRAM};
@@ -99,6 +110,14 @@ pub enum Event<'a> {
     },
     /// Datagrams held back by an injected fault whose time has come leave.
     HeldBackDue,
+    /// A peer replica's message, decoded and authenticated by the TCP link
+    /// (`replication.rs`).
+    Peer {
+        /// The sending replica (its UDP address: its `Id`).
+        from: SocketAddrV4,
+        /// The message.
+        msg: Msg,
+    },
 }
 
 /// A timer command as the actor emitted it (already applied to the core's
@@ -280,6 +299,7 @@ impl Core {
                     &out,
                 );
                 self.apply(now, out);
+                self.pace_replica(now, None);
             }
             Event::Datagram { from, bytes } => self.on_datagram(now, from, bytes),
             Event::TimerDue => {
@@ -295,10 +315,22 @@ impl Core {
                     }
                     self.trace_step(now, || trace::Event::Timer { timer }, &out);
                     self.apply(now, out);
+                    self.pace_replica(now, None);
                 }
             }
             Event::StatusAsk { from, nonce } => self.on_status(from, nonce),
             Event::HeldBackDue => self.ready.sends.extend(self.injector.due(now)),
+            Event::Peer { from, msg } => {
+                self.counters.peer_msgs_in += 1;
+                if !between_replicas(&msg) {
+                    // The link lets only replica messages through.
+                    return self.reject(
+                        SocketAddr::V4(from),
+                        Reject::Undecodable("not a replica message".into()),
+                    );
+                }
+                self.deliver(now, from, msg)
+            }
         }
     }
 
@@ -448,6 +480,16 @@ impl Core {
             tracing::debug!(node = %self.name, %kind, txn, %to, "fault: dropped outgoing");
             return;
         }
+        if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
+            // To a peer replica, over TCP: encoded by the link, as a delta.
+            tracing::trace!(node = %self.name, %kind, %to, "to peer");
+            return self.queued.push(Outgoing {
+                to,
+                bytes: Default::default(),
+                protocol: true,
+                peer: Some(Box::new(msg)),
+            });
+        }
         match &msg {
             Msg::Outcome(o) => {
                 tracing::info!(node = %self.name, txn, req = %o.req, verdict = ?o.verdict, %to, "outcome")
@@ -465,6 +507,7 @@ impl Core {
                 to,
                 bytes,
                 protocol,
+                peer: None,
             }),
             Err(e) => tracing::error!(node = %self.name, %to, "cannot encode: {e}"),
         }
@@ -487,6 +530,17 @@ impl Core {
         let SocketAddr::V4(src4) = src else {
             return self.reject(src, Reject::Undecodable("IPv6 source".into()));
         };
+        if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
+            // Replicas talk over their authenticated TCP links only.
+            return self.reject(src, Reject::Undecodable("replica message by UDP".into()));
+        }
+        self.deliver(now, src4, msg)
+    }
+
+    /// A protocol message from `src4` (by datagram or from a peer replica's
+    /// link): counted, faults applied, handed to the actor.
+    fn deliver(&mut self, now: Instant, src4: SocketAddrV4, msg: Msg) {
+        let src = SocketAddr::V4(src4);
         let kind = MsgKind::of(&msg);
         let txn = msg_txn(&msg).map(|t| t.to_string());
         let span = tracing::debug_span!("msg", %kind, txn, from = %src);
@@ -521,6 +575,41 @@ impl Core {
             self.trace_step(now, || trace::Event::Msg { src, msg }, &out);
         }
         self.apply(now, out);
+        self.pace_replica(now, Some(src));
+    }
+
+    /// When a replica's `Timer::Replica` fires. The model lets a set timer
+    /// fire at any time (safety holds whatever the timing); when it does is
+    /// the runtime's choice, made here after each step:
+    ///
+    /// - a *follower* campaigns only after a whole period in which it heard
+    ///   nothing from the leader of the term it promised: a message from
+    ///   that leader (`src`) pushes the timer a period back (the failure
+    ///   detector);
+    /// - a *leader* sends its heartbeat within a heartbeat period: one that
+    ///   has just won an election (or started leading the first term)
+    ///   still has the campaign period set, and its followers, whose
+    ///   timers its campaign pushed back, would campaign before hearing
+    ///   from it; so its timer is brought forward.
+    fn pace_replica(&mut self, now: Instant, src: Option<Id>) {
+        let State::Replica(r) = self.state() else {
+            return;
+        };
+        let range = match &r.standing {
+            twopc_model::Standing::Follower if src == Some(r.acceptor.promised.leader) => {
+                twopc_model::timeouts::ELECTION
+            }
+            twopc_model::Standing::Leader(_) => {
+                let heartbeat = twopc_model::timeouts::HEARTBEAT;
+                match self.timers.deadline(&Timer::Replica) {
+                    Some(at) if at > now + heartbeat.end => heartbeat,
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        self.timers
+            .set(Timer::Replica, now + pick(&mut self.rng, &range));
     }
 
     /// A commit for a transaction this participant cannot account for:

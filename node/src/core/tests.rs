@@ -30,7 +30,7 @@ fn codec() -> Codec {
 fn wallet(balance: u64) -> Core {
     let actor = Node::Participant(Participant {
         resource: Resource::Wallet,
-        coordinator: id(COORD),
+        coordinators: vec![id(COORD)],
         initial: [("alice".into(), balance)].into(),
     });
     let cfg = Config {
@@ -65,6 +65,7 @@ fn to_coordinator(msg: Msg) -> Outgoing {
         to: addr(COORD),
         bytes: codec().encode(&Payload::Protocol(msg)).unwrap(),
         protocol: true,
+        peer: None,
     }
 }
 
@@ -231,6 +232,7 @@ fn a_status_request_is_answered_with_the_view() {
                 to: client,
                 bytes: reply.bytes.clone(),
                 protocol: false,
+                peer: None,
             }],
             ..Ready::default()
         }

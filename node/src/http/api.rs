@@ -367,7 +367,7 @@ async fn run(app: AppState, key: String, purchase: Purchase, tx: watch::Sender<O
         mode: Mode::New,
     };
     let result = client::run_requests(
-        app.coordinator,
+        &app.coordinators,
         vec![request],
         app.codec.clone(),
         CLIENT_PATIENCE,
@@ -401,7 +401,7 @@ pub async fn lookup(
     }
     let key = id;
     let asked = client::lookup(
-        app.coordinator,
+        &app.coordinators,
         &RequestId::new(key.clone()),
         &app.codec,
         LOOKUP_PATIENCE,
@@ -431,7 +431,11 @@ pub async fn lookup(
             "coordinator_unavailable",
             format!(
                 "no answer from the coordinator at {} within {}s; ask again",
-                app.coordinator,
+                app.coordinators
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 LOOKUP_PATIENCE.as_secs()
             ),
         )),

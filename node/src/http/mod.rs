@@ -75,8 +75,9 @@ pub struct AppState {
     pub telemetry: Arc<Telemetry>,
     /// Purchases this process is driving now.
     pub purchases: Arc<api::InFlight>,
-    /// The coordinator's address (purchases go there).
-    pub coordinator: SocketAddrV4,
+    /// The coordinator's address, or every replica's (purchases go to all
+    /// of them; the leader answers).
+    pub coordinators: Vec<SocketAddrV4>,
     /// The cluster's codec (key), as a client uses it.
     pub codec: Codec,
     /// How long a POST waits for an outcome.

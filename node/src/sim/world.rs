@@ -167,7 +167,7 @@ impl<'c> World<'c> {
         let participant = |resource, initial: &[(&str, u64)]| {
             Node::Participant(Participant {
                 resource,
-                coordinator,
+                coordinators: vec![coordinator],
                 initial: initial.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             })
         };
@@ -196,7 +196,7 @@ impl<'c> World<'c> {
             let i = SERVERS + c;
             // A placeholder until the slot's first client is chosen.
             let actor = Node::Client(Client {
-                coordinator,
+                coordinators: vec![coordinator],
                 id: 0,
                 requests: Vec::new(),
             });
@@ -615,7 +615,7 @@ impl<'c> World<'c> {
         let purchases: Vec<Purchase> = (0..n).map(|_| self.random_purchase()).collect();
         let id = self.rng.random();
         self.slots[node].actor = Node::Client(Client {
-            coordinator: Id::from(self.slots[COORDINATOR].addr),
+            coordinators: vec![Id::from(self.slots[COORDINATOR].addr)],
             id,
             requests: purchases
                 .iter()
@@ -817,6 +817,7 @@ impl<'c> World<'c> {
 
     /// A datagram leaves `from`: lost, duplicated, delayed or cut off.
     fn send(&mut self, from: usize, out: Outgoing) {
+        debug_assert!(out.peer.is_none(), "the simulated cluster has no replicas");
         self.report.datagrams += 1;
         let Some(&to) = self.by_addr.get(&out.to) else {
             self.report.dropped += 1;

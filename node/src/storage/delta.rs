@@ -7,15 +7,17 @@
 //! there are. [`apply`] replays a record onto the previous state.
 //!
 //! Both destructure the storage types without `..`: a field added to
-//! `PartStorage`, `CoordStorage` or `ClientState` in the model stops this
+//! `PartStorage`, `CoordStorage`, `ClientState` or `ReplicaStorage` in the
+//! model stops this
 //! file from compiling until it is written to and read from the log.
 
 use imbl::ordmap::DiffItem;
 use serde::{Deserialize, Serialize};
 use twopc_model::participant::Finished;
+use twopc_model::replica::{Accepted, ReplicaStorage};
 use twopc_model::{
     ClientState, CoordStorage, Hold, Key, Map, Outcome, Outcomes, PartStorage, RequestId, Storage,
-    Ticket, Told, TxnId,
+    Term, Ticket, Told, TxnId,
 };
 
 /// Changes to one map: entries set (added or changed) and keys removed.
@@ -48,19 +50,7 @@ pub enum Delta {
     /// The whole state (first record, snapshots, or a change of role).
     Full(Storage),
     /// A coordinator's changes.
-    Coordinator {
-        /// The epoch (always written: 8 bytes).
-        epoch: u64,
-        /// The outcomes' counters, `next` and `forgotten_below` (always
-        /// written: 16 bytes).
-        numbers: (u64, u64),
-        /// Changed outcomes by id (recorded or forgotten).
-        outcomes: MapDelta<RequestId, Told>,
-        /// The same changes by age.
-        ages: MapDelta<u64, RequestId>,
-        /// Changed pending commits.
-        commits: MapDelta<TxnId, RequestId>,
-    },
+    Coordinator(CoordDelta),
     /// A participant's changes.
     Participant {
         /// The coordinator's floor as last heard (always written: 16 bytes).
@@ -81,6 +71,118 @@ pub enum Delta {
         /// The current purchase's ticket (always written).
         ticket: Option<Ticket>,
     },
+    /// A replica's changes: its promise (always written), and what it
+    /// accepted, its coordinator's state diffed against the one it had
+    /// accepted before (or against an empty one).
+    Replica {
+        /// The promised term.
+        promised: Term,
+        /// The accepted state; `None` if it has accepted nothing yet.
+        accepted: Option<AcceptedDelta>,
+    },
+}
+
+/// A replica's newly accepted state, as changes to the one before.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AcceptedDelta {
+    /// Its term.
+    pub term: Term,
+    /// Its version.
+    pub version: u64,
+    /// The coordinator's state, as changes (`None`: the same state).
+    pub storage: Option<CoordDelta>,
+}
+
+/// A coordinator's changes from one durable state to the next. Also what a
+/// replica's `Accept` carries over TCP (`replication.rs`): the changes from
+/// the previous `Accept` on the same connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoordDelta {
+    /// The epoch (always written: 8 bytes).
+    epoch: u64,
+    /// The outcomes' counters, `next` and `forgotten_below` (always
+    /// written: 16 bytes).
+    numbers: (u64, u64),
+    /// Changed outcomes by id (recorded or forgotten).
+    outcomes: MapDelta<RequestId, Told>,
+    /// The same changes by age.
+    ages: MapDelta<u64, RequestId>,
+    /// Changed pending commits.
+    commits: MapDelta<TxnId, RequestId>,
+}
+
+impl CoordDelta {
+    /// The changes from `a` to `b`, or `None` if they are equal.
+    pub fn diff(a: &CoordStorage, b: &CoordStorage) -> Option<CoordDelta> {
+        let CoordStorage {
+            epoch: old_epoch,
+            outcomes: old_outcomes,
+            commits: old_commits,
+        } = a;
+        let CoordStorage {
+            epoch,
+            outcomes,
+            commits,
+        } = b;
+        let Outcomes {
+            by_id,
+            by_age,
+            next,
+            forgotten_below,
+        } = outcomes;
+        let numbers = (*next, *forgotten_below);
+        let old_numbers = (old_outcomes.next, old_outcomes.forgotten_below);
+        let ids = diff_map(&old_outcomes.by_id, by_id);
+        let ages = diff_map(&old_outcomes.by_age, by_age);
+        let commits = diff_map(old_commits, commits);
+        (old_epoch != epoch
+            || old_numbers != numbers
+            || !ids.is_empty()
+            || !ages.is_empty()
+            || !commits.is_empty())
+        .then_some(CoordDelta {
+            epoch: *epoch,
+            numbers,
+            outcomes: ids,
+            ages,
+            commits,
+        })
+    }
+
+    /// `base` with these changes applied.
+    pub fn apply(self, base: CoordStorage) -> CoordStorage {
+        let CoordDelta {
+            epoch: new_epoch,
+            numbers: (next, forgotten_below),
+            outcomes: ids_delta,
+            ages: ages_delta,
+            commits: commits_delta,
+        } = self;
+        let CoordStorage {
+            epoch: _,
+            outcomes:
+                Outcomes {
+                    mut by_id,
+                    mut by_age,
+                    next: _,
+                    forgotten_below: _,
+                },
+            mut commits,
+        } = base;
+        ids_delta.apply(&mut by_id);
+        ages_delta.apply(&mut by_age);
+        commits_delta.apply(&mut commits);
+        CoordStorage {
+            epoch: new_epoch,
+            outcomes: Outcomes {
+                by_id,
+                by_age,
+                next,
+                forgotten_below,
+            },
+            commits,
+        }
+    }
 }
 
 /// The changes from `old` to `new` for one map, by merging the sorted keys.
@@ -110,38 +212,42 @@ fn diff_map<K: Ord + Clone, V: PartialEq + Clone>(
 pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
     match (old, new) {
         (Storage::Coordinator(a), Storage::Coordinator(b)) => {
-            let CoordStorage {
-                epoch: old_epoch,
-                outcomes: old_outcomes,
-                commits: old_commits,
+            CoordDelta::diff(a, b).map(Delta::Coordinator)
+        }
+        (Storage::Replica(a), Storage::Replica(b)) => {
+            let ReplicaStorage {
+                promised: old_promised,
+                accepted: old_accepted,
             } = a;
-            let CoordStorage {
-                epoch,
-                outcomes,
-                commits,
-            } = b;
-            let Outcomes {
-                by_id,
-                by_age,
-                next,
-                forgotten_below,
-            } = outcomes;
-            let numbers = (*next, *forgotten_below);
-            let old_numbers = (old_outcomes.next, old_outcomes.forgotten_below);
-            let ids = diff_map(&old_outcomes.by_id, by_id);
-            let ages = diff_map(&old_outcomes.by_age, by_age);
-            let commits = diff_map(old_commits, commits);
-            (old_epoch != epoch
-                || old_numbers != numbers
-                || !ids.is_empty()
-                || !ages.is_empty()
-                || !commits.is_empty())
-            .then_some(Delta::Coordinator {
-                epoch: *epoch,
-                numbers,
-                outcomes: ids,
-                ages,
-                commits,
+            let ReplicaStorage { promised, accepted } = b;
+            let accepted = match (old_accepted, accepted) {
+                (_, None) if old_accepted.is_some() => return Some(Delta::Full(new.clone())),
+                (_, None) => None,
+                (old, Some(new)) => {
+                    let Accepted {
+                        term,
+                        version,
+                        storage,
+                    } = new;
+                    let empty = CoordStorage::default();
+                    let base = old.as_ref().map_or(&empty, |a| &a.storage);
+                    Some(AcceptedDelta {
+                        term: *term,
+                        version: *version,
+                        storage: CoordDelta::diff(base, storage),
+                    })
+                }
+            };
+            let same_accepted = match (old_accepted, &accepted) {
+                (None, None) => true,
+                (Some(o), Some(n)) => {
+                    (o.term, o.version) == (n.term, n.version) && n.storage.is_none()
+                }
+                _ => false,
+            };
+            (old_promised != promised || !same_accepted).then_some(Delta::Replica {
+                promised: *promised,
+                accepted,
             })
         }
         (Storage::Participant(a), Storage::Participant(b)) => {
@@ -195,40 +301,37 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
 pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage, String> {
     match (base, delta) {
         (_, Delta::Full(s)) => Ok(s),
-        (
-            Some(Storage::Coordinator(s)),
-            Delta::Coordinator {
-                epoch: new_epoch,
-                numbers: (next, forgotten_below),
-                outcomes: ids_delta,
-                ages: ages_delta,
-                commits: commits_delta,
-            },
-        ) => {
-            let CoordStorage {
-                epoch: _,
-                outcomes:
-                    Outcomes {
-                        mut by_id,
-                        mut by_age,
-                        next: _,
-                        forgotten_below: _,
-                    },
-                mut commits,
+        (Some(Storage::Coordinator(s)), Delta::Coordinator(d)) => {
+            Ok(Storage::Coordinator(d.apply(s)))
+        }
+        (Some(Storage::Replica(s)), Delta::Replica { promised, accepted }) => {
+            let ReplicaStorage {
+                promised: _,
+                accepted: old,
             } = s;
-            ids_delta.apply(&mut by_id);
-            ages_delta.apply(&mut by_age);
-            commits_delta.apply(&mut commits);
-            Ok(Storage::Coordinator(CoordStorage {
-                epoch: new_epoch,
-                outcomes: Outcomes {
-                    by_id,
-                    by_age,
-                    next,
-                    forgotten_below,
-                },
-                commits,
-            }))
+            let accepted = match accepted {
+                None if old.is_some() => {
+                    return Err("a replica delta that forgets the accepted state".into())
+                }
+                None => None,
+                Some(AcceptedDelta {
+                    term,
+                    version,
+                    storage,
+                }) => {
+                    let base = old.map(|a| a.storage).unwrap_or_default();
+                    let storage = match storage {
+                        Some(d) => d.apply(base),
+                        None => base,
+                    };
+                    Some(Accepted {
+                        term,
+                        version,
+                        storage,
+                    })
+                }
+            };
+            Ok(Storage::Replica(ReplicaStorage { promised, accepted }))
         }
         (
             Some(Storage::Participant(s)),
@@ -375,6 +478,20 @@ mod tests {
                     RequestId::new(format!("order-{i}")),
                 );
             }
+            // Replicas: promised terms, with and without an accepted state
+            // (the coordinator's, diffed against the previous one's).
+            let term = Term {
+                n: seed / 2,
+                leader: stateright::actor::Id::from(seed as usize % 3),
+            };
+            states.push(Storage::Replica(ReplicaStorage {
+                promised: term,
+                accepted: (seed > 0).then(|| Accepted {
+                    term,
+                    version: seed % 4,
+                    storage: c.clone(),
+                }),
+            }));
             states.push(Storage::Coordinator(c));
             states.push(Storage::Client(ClientState {
                 seen: (0..seed).map(outcome).collect(),
@@ -389,7 +506,57 @@ mod tests {
                 };
                 assert_eq!(&next, new);
                 assert_eq!(diff(old, new).is_none(), old == new);
+                if let (Storage::Replica(_), Storage::Replica(b)) = (old, new) {
+                    // Between replicas, only the accepted state's changes
+                    // are written, never a whole state.
+                    let whole = matches!(diff(old, new), Some(Delta::Full(_)));
+                    assert!(!whole || b.accepted.is_none(), "{old:?} -> {new:?}");
+                }
             }
         }
+    }
+
+    /// A replica that accepted a coordinator's state of many outcomes, then
+    /// the next version with one more: the record is that one outcome (and
+    /// the numbers), not the state.
+    #[test]
+    fn a_replicas_record_is_what_its_accepted_state_gained() {
+        let contents = Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: 1,
+            price: 6,
+        };
+        let mut c = CoordStorage::default();
+        for i in 0..20_000 {
+            let req = RequestId::new(format!("order-{i}"));
+            c.outcomes
+                .record(req, contents.clone(), None, Verdict::Committed, 100_000);
+        }
+        let term = Term {
+            n: 3,
+            leader: stateright::actor::Id::from(1),
+        };
+        let replica = |version, storage: &CoordStorage| {
+            Storage::Replica(ReplicaStorage {
+                promised: term,
+                accepted: Some(Accepted {
+                    term,
+                    version,
+                    storage: storage.clone(),
+                }),
+            })
+        };
+        let old = replica(7, &c);
+        let mut next = c.clone();
+        let req = RequestId::new("order-new");
+        next.outcomes
+            .record(req, contents, None, Verdict::Committed, 100_000);
+        let new = replica(8, &next);
+        let delta = diff(&old, &new).expect("a change");
+        let mut bytes = Vec::new();
+        super::super::record::encode_record(&delta, &mut bytes);
+        assert!(bytes.len() < 300, "{} bytes", bytes.len());
+        assert_eq!(apply(Some(old), delta).unwrap(), new);
     }
 }

@@ -174,6 +174,7 @@ mod sim_tests;
 #[cfg(test)]
 mod tests;
 
+pub use delta::CoordDelta;
 pub use dir::{DataDir, Identity};
 pub use faulty::DiskFaults;
 pub use fs::{Fs, FsFile, LockGuard, RealFs};

@@ -258,7 +258,7 @@ pub fn repairs_in(fs: &dyn Fs, dir: &Path, r: &Replayed) -> Result<Vec<String>> 
 pub fn as_participant(s: &Storage) -> Option<&PartStorage> {
     match s {
         Storage::Participant(p) => Some(p),
-        Storage::Coordinator(_) | Storage::Client(_) => None,
+        Storage::Coordinator(_) | Storage::Client(_) | Storage::Replica(_) => None,
     }
 }
 
@@ -266,6 +266,8 @@ pub fn as_participant(s: &Storage) -> Option<&PartStorage> {
 pub fn as_coordinator(s: &Storage) -> Option<&CoordStorage> {
     match s {
         Storage::Coordinator(c) => Some(c),
+        // A replica keeps the coordinator's state it accepted last.
+        Storage::Replica(r) => r.accepted.as_ref().map(|a| &a.storage),
         Storage::Participant(_) | Storage::Client(_) => None,
     }
 }

@@ -25,9 +25,16 @@ pub struct TestCluster {
     procs: HashMap<String, Child>,
 }
 
+/// A loopback port free for UDP and for TCP (a coordinator replica listens
+/// on both).
 fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
+    loop {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `f` until it returns `Some`, or panics after [`PATIENCE`].
@@ -65,16 +72,49 @@ impl TestCluster {
         accounts: &[(&str, u64)],
         stock: &[(&str, u64)],
     ) -> TestCluster {
+        let nodes: Vec<(&str, &str, &str, u16)> = hosts
+            .iter()
+            .map(|(name, ip, port)| (*name, *name, *ip, *port))
+            .collect();
+        Self::with_nodes("", &nodes, accounts, stock)
+    }
+
+    /// A replicated cluster: `replicas` coordinator replicas named
+    /// `coordinator-1`, ..., then a wallet and an order service, on loopback.
+    pub fn replicated(
+        replicas: usize,
+        accounts: &[(&str, u64)],
+        stock: &[(&str, u64)],
+    ) -> TestCluster {
+        let names: Vec<String> = (1..=replicas).map(|i| format!("coordinator-{i}")).collect();
+        let mut nodes: Vec<(&str, &str, &str, u16)> = names
+            .iter()
+            .map(|n| (n.as_str(), "coordinator", "127.0.0.1", free_port()))
+            .collect();
+        for role in ["wallet", "order"] {
+            nodes.push((role, role, "127.0.0.1", free_port()));
+        }
+        Self::with_nodes("protocol = \"replicated\"\n\n", &nodes, accounts, stock)
+    }
+
+    /// Writes a cluster file starting with `header`, with the given (name,
+    /// role, ip, port) nodes, and a key file.
+    pub fn with_nodes(
+        header: &str,
+        nodes: &[(&str, &str, &str, u16)],
+        accounts: &[(&str, u64)],
+        stock: &[(&str, u64)],
+    ) -> TestCluster {
         let dir = tempfile::Builder::new()
             .prefix("twopc-e2e-")
             .tempdir()
             .unwrap();
         let mut ports = HashMap::new();
-        let mut text = String::new();
-        for (name, ip, port) in hosts {
+        let mut text = header.to_string();
+        for (name, role, ip, port) in nodes {
             ports.insert(name.to_string(), *port);
             text += &format!(
-                "[[node]]\nname = \"{name}\"\nrole = \"{name}\"\naddress = \"{ip}:{port}\"\n\n"
+                "[[node]]\nname = \"{name}\"\nrole = \"{role}\"\naddress = \"{ip}:{port}\"\n\n"
             );
         }
         text += "[accounts]\n";
@@ -297,7 +337,7 @@ impl Drop for TestCluster {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            for name in ["coordinator", "wallet", "order"] {
+            for name in self.ports.keys() {
                 if let Ok(log) = std::fs::read_to_string(self.log_file(name)) {
                     let tail: Vec<&str> = log.lines().rev().take(40).collect();
                     eprintln!("--- last lines of {name}.log ---");

@@ -1,0 +1,525 @@
+//! How the replicas of a replicated coordinator talk among themselves: TCP,
+//! not UDP, because an `Accept` or a `Promise` carries the coordinator's
+//! whole durable state (`retention` outcomes: megabytes), far beyond a
+//! datagram.
+//!
+//! - **Frames.** Each replica listens on TCP at the same address (port) as
+//!   its UDP socket. A frame is a 4-byte big-endian length, then the same
+//!   envelope as a datagram (`wire.rs`: version, format, HMAC with the
+//!   cluster key) around a [`Frame`]. The frame names its sender: a TCP
+//!   source port says nothing, the MAC vouches for the name.
+//! - **Deltas.** A leader sends `Accept` for every save and again as its
+//!   heartbeat (every 50-100 ms), each with the whole state. On a
+//!   connection, the stream is ordered and the receiver has every earlier
+//!   frame, so an `Accept` goes as the changes from the previous `Accept`
+//!   on the same connection ([`CoordDelta`], the diff the log writes), and
+//!   only the first on a new connection goes whole. A heartbeat with nothing
+//!   new is a few dozen bytes; a save, what it changed.
+//! - **Loss.** Connections are made lazily and remade after an error; a
+//!   message that cannot be written is dropped (with its connection, so the
+//!   next `Accept` goes whole on a new one). The protocol tolerates loss:
+//!   the leader re-sends its latest state as its heartbeat, candidates
+//!   re-send their campaigns.
+//! - **Faults.** The node's injected faults (`faults.rs`: loss, drops by
+//!   kind, duplicates, delays, reordering) act on these messages too, in the
+//!   core, on whole messages: before delta encoding, so a dropped message
+//!   never breaks the chain of deltas.
+//!
+//! The model is unchanged: what leaves and arrives is the very `Msg`; this
+//! file is only its encoding. [`Encoder`] and [`Decoder`] are pure; the
+//! tasks at the bottom own the sockets.
+
+use crate::storage::CoordDelta;
+use crate::wire::{Codec, Reject, MAX_FRAME};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use twopc_model::{CoordStorage, Msg, Term};
+
+/// Whether `msg` is one the replicas exchange among themselves (sent over
+/// TCP by a replica; every other message is a datagram).
+pub fn between_replicas(msg: &Msg) -> bool {
+    match msg {
+        Msg::Campaign { .. }
+        | Msg::Promise { .. }
+        | Msg::Accept { .. }
+        | Msg::Accepted { .. }
+        | Msg::Nack { .. } => true,
+        Msg::Purchase { .. }
+        | Msg::Lookup { .. }
+        | Msg::Outcome(_)
+        | Msg::Status { .. }
+        | Msg::Prepare { .. }
+        | Msg::Vote { .. }
+        | Msg::Commit { .. }
+        | Msg::Abort { .. }
+        | Msg::Ack { .. }
+        | Msg::QueryDecision { .. } => false,
+    }
+}
+
+/// What one frame carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Frame {
+    /// A message as it is: every kind but a delta-encoded `Accept`.
+    Whole {
+        /// The sender's (UDP) address: its `Id`.
+        from: SocketAddrV4,
+        /// The message.
+        msg: Msg,
+    },
+    /// An `Accept` whose state is the previous `Accept`'s on this
+    /// connection with `changes` applied (`None`: the same state).
+    AcceptDelta {
+        /// The sender.
+        from: SocketAddrV4,
+        /// The leader's term.
+        term: Term,
+        /// The version.
+        version: u64,
+        /// The changes from the previous `Accept`'s state.
+        changes: Option<CoordDelta>,
+    },
+}
+
+/// One connection's sending side: remembers the state of the last `Accept`
+/// it encoded. Start a new one with each connection.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    last: Option<CoordStorage>,
+}
+
+impl Encoder {
+    /// The frame for `msg` from `from`, as the next on this connection.
+    pub fn encode(&mut self, from: SocketAddrV4, msg: Msg) -> Frame {
+        match msg {
+            Msg::Accept {
+                term,
+                version,
+                storage,
+            } => {
+                let frame = match &self.last {
+                    Some(last) => Frame::AcceptDelta {
+                        from,
+                        term,
+                        version,
+                        changes: CoordDelta::diff(last, &storage),
+                    },
+                    None => Frame::Whole {
+                        from,
+                        msg: Msg::Accept {
+                            term,
+                            version,
+                            storage: storage.clone(),
+                        },
+                    },
+                };
+                self.last = Some(storage);
+                frame
+            }
+            msg => Frame::Whole { from, msg },
+        }
+    }
+}
+
+/// One connection's receiving side: remembers the state of the last
+/// `Accept` it decoded.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    last: Option<CoordStorage>,
+}
+
+impl Decoder {
+    /// The sender and message of `frame`, the next on this connection; an
+    /// error if it is not a replica's message or a delta has no base (the
+    /// connection is then closed).
+    pub fn decode(&mut self, frame: Frame) -> Result<(SocketAddrV4, Msg), String> {
+        match frame {
+            Frame::Whole { from, msg } => {
+                if !between_replicas(&msg) {
+                    return Err(format!(
+                        "{} from {from} on a replica connection",
+                        crate::wire::MsgKind::of(&msg)
+                    ));
+                }
+                if let Msg::Accept { storage, .. } = &msg {
+                    self.last = Some(storage.clone());
+                }
+                Ok((from, msg))
+            }
+            Frame::AcceptDelta {
+                from,
+                term,
+                version,
+                changes,
+            } => {
+                let Some(last) = &self.last else {
+                    return Err(format!(
+                        "an accept delta from {from} with no accept before it"
+                    ));
+                };
+                let storage = match changes {
+                    Some(d) => d.apply(last.clone()),
+                    None => last.clone(),
+                };
+                self.last = Some(storage.clone());
+                Ok((
+                    from,
+                    Msg::Accept {
+                        term,
+                        version,
+                        storage,
+                    },
+                ))
+            }
+        }
+    }
+}
+
+/// How long a connection attempt to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Messages waiting for one peer's connection; more are dropped.
+const QUEUE: usize = 256;
+
+/// The TCP links of one replica to the others: a listener, and a writer
+/// task per peer. Dropped, its tasks stop.
+#[derive(Debug)]
+pub struct PeerLink {
+    me: SocketAddrV4,
+    writers: HashMap<SocketAddrV4, mpsc::Sender<Msg>>,
+    incoming: mpsc::Receiver<(SocketAddrV4, Msg)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PeerLink {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl PeerLink {
+    /// Links replica `me` (its UDP address, which names it) to `peers`,
+    /// accepting their connections on `listener`.
+    pub fn start(
+        listener: TcpListener,
+        me: SocketAddrV4,
+        peers: &[SocketAddrV4],
+        codec: Codec,
+    ) -> PeerLink {
+        let (deliver, incoming) = mpsc::channel(QUEUE);
+        let mut tasks = vec![tokio::spawn(accept(listener, codec.clone(), deliver))];
+        let mut writers = HashMap::new();
+        for &peer in peers.iter().filter(|p| **p != me) {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            writers.insert(peer, tx);
+            tasks.push(tokio::spawn(write(me, peer, codec.clone(), rx)));
+        }
+        PeerLink {
+            me,
+            writers,
+            incoming,
+            tasks,
+        }
+    }
+
+    /// Hands `msg` to the connection to `to`; dropped if `to` is not a peer
+    /// or its queue is full (the protocol tolerates loss).
+    pub fn send(&self, to: SocketAddr, msg: Msg) {
+        let SocketAddr::V4(to) = to else { return };
+        match self.writers.get(&to) {
+            Some(w) => {
+                if w.try_send(msg).is_err() {
+                    tracing::debug!(me = %self.me, %to, "replica queue full: message dropped");
+                }
+            }
+            None => tracing::warn!(me = %self.me, %to, "not a peer replica: message dropped"),
+        }
+    }
+
+    /// The next message from a peer.
+    pub async fn recv(&mut self) -> Option<(SocketAddrV4, Msg)> {
+        self.incoming.recv().await
+    }
+
+    /// A message from a peer if one is waiting.
+    pub fn try_recv(&mut self) -> Option<(SocketAddrV4, Msg)> {
+        self.incoming.try_recv().ok()
+    }
+}
+
+/// Writes `peer`'s messages, connecting when needed; on an error the
+/// message and the connection are dropped.
+async fn write(me: SocketAddrV4, peer: SocketAddrV4, codec: Codec, mut rx: mpsc::Receiver<Msg>) {
+    let mut conn: Option<(TcpStream, Encoder)> = None;
+    while let Some(msg) = rx.recv().await {
+        if conn.is_none() {
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    conn = Some((stream, Encoder::default()));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%me, %peer, "cannot connect to replica: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::debug!(%me, %peer, "connecting to replica timed out");
+                    continue;
+                }
+            }
+        }
+        let Some((stream, encoder)) = &mut conn else {
+            continue;
+        };
+        let frame = encoder.encode(me, msg);
+        let bytes = match codec.encode_frame(&frame) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(%me, %peer, "cannot encode a replica frame: {e}");
+                conn = None; // The encoder counted it as sent: start over.
+                continue;
+            }
+        };
+        let len = (bytes.len() as u32).to_be_bytes();
+        let written = async {
+            stream.write_all(&len).await?;
+            stream.write_all(&bytes).await
+        };
+        if let Err(e) = written.await {
+            tracing::debug!(%me, %peer, "replica connection lost: {e}");
+            conn = None;
+        }
+    }
+}
+
+/// Accepts peers' connections, one reader task each.
+async fn accept(listener: TcpListener, codec: Codec, deliver: mpsc::Sender<(SocketAddrV4, Msg)>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(read(stream, from, codec.clone(), deliver.clone()));
+            }
+            Err(e) => {
+                tracing::warn!("accepting a replica connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Reads one connection's frames until it ends or a frame is bad (then it
+/// is closed: the sender starts a new one, whole).
+async fn read(
+    mut stream: TcpStream,
+    from: SocketAddr,
+    codec: Codec,
+    deliver: mpsc::Sender<(SocketAddrV4, Msg)>,
+) {
+    let mut decoder = Decoder::default();
+    loop {
+        let mut len = [0u8; 4];
+        if stream.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_FRAME {
+            let why = Reject::Oversized(len);
+            tracing::warn!(%from, "replica connection closed: {why}");
+            return;
+        }
+        // Grown as bytes arrive: a stranger's huge length allocates nothing.
+        let mut bytes = Vec::new();
+        match (&mut stream).take(len as u64).read_to_end(&mut bytes).await {
+            Ok(n) if n == len => {}
+            _ => return,
+        }
+        let decoded = codec
+            .decode_frame::<Frame>(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|frame| decoder.decode(frame));
+        match decoded {
+            Ok(m) => {
+                if deliver.send(m).await.is_err() {
+                    return; // The node stopped.
+                }
+            }
+            Err(why) => {
+                tracing::warn!(%from, "replica connection closed: {why}");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{ClusterKey, Format};
+    use twopc_model::{Purchase, RequestId, Verdict};
+
+    fn state(outcomes: usize) -> CoordStorage {
+        let mut c = CoordStorage::default();
+        let contents = Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: 1,
+            price: 6,
+        };
+        for i in 0..outcomes {
+            let req = RequestId::new(format!("order-{i}"));
+            c.outcomes
+                .record(req, contents.clone(), None, Verdict::Committed, 100_000);
+        }
+        c
+    }
+
+    fn accept(version: u64, storage: &CoordStorage) -> Msg {
+        Msg::Accept {
+            term: Term {
+                n: 1,
+                leader: stateright::actor::Id::from(0),
+            },
+            version,
+            storage: storage.clone(),
+        }
+    }
+
+    /// A stream of accepts of a growing state: the first frame is whole,
+    /// the others are the changes (small), and the receiver rebuilds every
+    /// message exactly; other kinds pass as they are.
+    #[test]
+    fn accepts_after_the_first_are_deltas_and_decode_to_the_same_messages() {
+        let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
+        let me: SocketAddrV4 = "127.0.0.1:7001".parse().unwrap();
+        let (mut enc, mut dec) = (Encoder::default(), Decoder::default());
+        let mut s = state(20_000);
+        let mut sizes = Vec::new();
+        for v in 1..=5u64 {
+            let msgs = [
+                accept(v, &s),
+                accept(v, &s), // a heartbeat: nothing new
+                Msg::Accepted {
+                    term: Term {
+                        n: 1,
+                        leader: stateright::actor::Id::from(0),
+                    },
+                    version: v,
+                },
+            ];
+            for msg in msgs {
+                let bytes = codec.encode_frame(&enc.encode(me, msg.clone())).unwrap();
+                sizes.push(bytes.len());
+                let frame = codec.decode_frame::<Frame>(&bytes).unwrap();
+                assert_eq!(dec.decode(frame).unwrap(), (me, msg));
+            }
+            let req = RequestId::new(format!("new-{v}"));
+            s.outcomes.record(
+                req,
+                Purchase {
+                    user: "bob".into(),
+                    sku: "gadget".into(),
+                    qty: 2,
+                    price: 3,
+                },
+                None,
+                Verdict::Committed,
+                100_000,
+            );
+        }
+        assert!(sizes[0] > 500_000, "the first accept is whole: {sizes:?}");
+        assert!(
+            sizes[1..].iter().all(|n| *n < 400),
+            "later accepts are deltas: {sizes:?}"
+        );
+    }
+
+    /// A node started with `--wire json` still sends its frames in bincode:
+    /// JSON cannot write the pending commits (keyed by transaction).
+    #[test]
+    fn frames_are_bincode_whatever_the_wire_format() {
+        let me: SocketAddrV4 = "127.0.0.1:7001".parse().unwrap();
+        let mut s = state(3);
+        s.commits.insert(
+            twopc_model::TxnId { epoch: 2, n: 7 },
+            RequestId::new("order-1"),
+        );
+        let key = ClusterKey::random();
+        let json = Codec::new(Some(key.clone()), Format::Json);
+        let bin = Codec::new(Some(key), Format::Bincode);
+        let frame = Encoder::default().encode(me, accept(1, &s));
+        let bytes = json.encode_frame(&frame).unwrap();
+        assert_eq!(bin.decode_frame::<Frame>(&bytes), Ok(frame.clone()));
+        assert_eq!(json.decode_frame::<Frame>(&bytes), Ok(frame));
+    }
+
+    /// A delta with no whole accept before it on the connection (a
+    /// receiver that missed the start) is an error, never a wrong state.
+    #[test]
+    fn a_delta_without_its_base_is_refused() {
+        let me: SocketAddrV4 = "127.0.0.1:7001".parse().unwrap();
+        let mut enc = Encoder::default();
+        let s = state(3);
+        let _first = enc.encode(me, accept(1, &s));
+        let second = enc.encode(me, accept(2, &s));
+        assert!(matches!(second, Frame::AcceptDelta { .. }));
+        let err = Decoder::default().decode(second).unwrap_err();
+        assert!(err.contains("no accept before it"), "{err}");
+        let purchase = Frame::Whole {
+            from: me,
+            msg: Msg::Lookup {
+                req: RequestId::new("x"),
+            },
+        };
+        assert!(Decoder::default().decode(purchase).is_err());
+    }
+
+    /// Three links on loopback: a message to a peer arrives, named by its
+    /// sender; a stranger's key is refused (its connection closed).
+    #[tokio::test]
+    async fn peers_exchange_messages_over_tcp() {
+        let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..3 {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let SocketAddr::V4(a) = l.local_addr().unwrap() else {
+                unreachable!()
+            };
+            addrs.push(a);
+            listeners.push(l);
+        }
+        let mut links: Vec<PeerLink> = listeners
+            .into_iter()
+            .zip(&addrs)
+            .map(|(l, a)| PeerLink::start(l, *a, &addrs, codec.clone()))
+            .collect();
+        let s = state(1_000);
+        for v in 1..=3 {
+            links[0].send(SocketAddr::V4(addrs[2]), accept(v, &s));
+        }
+        for v in 1..=3 {
+            let got = links[2].recv().await.unwrap();
+            assert_eq!(got, (addrs[0], accept(v, &s)));
+        }
+        let stranger = Codec::new(Some(ClusterKey::random()), Format::Bincode);
+        let bytes = stranger
+            .encode_frame(&Encoder::default().encode(addrs[0], accept(9, &s)))
+            .unwrap();
+        let mut conn = TcpStream::connect(addrs[1]).await.unwrap();
+        conn.write_all(&(bytes.len() as u32).to_be_bytes())
+            .await
+            .unwrap();
+        conn.write_all(&bytes).await.unwrap();
+        let mut rest = Vec::new();
+        // Closed by the receiver, nothing delivered.
+        let _ = conn.read_to_end(&mut rest).await;
+        assert!(links[1].try_recv().is_none());
+    }
+}
