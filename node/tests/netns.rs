@@ -329,7 +329,6 @@ fn partitioned_participant_on_another_host_keeps_every_promise() {
     assert!(commits > 0);
 }
 
-
 /// A replicated coordinator, each node on a host of its own. The leading
 /// replica's cable is pulled while purchases run: another replica takes
 /// over and purchases made meanwhile complete (the cable stays out until
@@ -401,7 +400,10 @@ fn partitioned_leading_replica_is_replaced_and_catches_up() {
     );
     hosts.set_cable(&leader, true);
     let cut_for = cut.elapsed();
-    println!("cable of {leader} back in after {:.1}s", cut_for.as_secs_f64());
+    println!(
+        "cable of {leader} back in after {:.1}s",
+        cut_for.as_secs_f64()
+    );
     buyers.extend((12..18).map(|i| buy(&hosts, i)));
     let mut seen = during;
     for (user, qty, price, child) in buyers {
@@ -463,7 +465,11 @@ fn hosts_or_skip(nodes: &[&str]) -> Option<Hosts> {
 impl Hosts {
     /// The nodes (every host but the client's).
     fn nodes(&self) -> Vec<String> {
-        self.names.iter().filter(|n| *n != CLIENT).cloned().collect()
+        self.names
+            .iter()
+            .filter(|n| *n != CLIENT)
+            .cloned()
+            .collect()
     }
 
     /// Writes the cluster file (starting with `header`; (name, role) nodes
@@ -584,6 +590,11 @@ fn check_promises(
             "{user}"
         );
     }
-    assert_eq!(order.levels[stock.0] + units, stock.1, "stock of {}", stock.0);
+    assert_eq!(
+        order.levels[stock.0] + units,
+        stock.1,
+        "stock of {}",
+        stock.0
+    );
     (commits, aborts)
 }
