@@ -374,20 +374,24 @@ fn chaos(protocol: Protocol) {
         commits,
         aborts,
     } = verify(&seen, &wallet, &order, initial, unacked);
+    let leaders = if replicated {
+        format!(
+            " ({} of the leading replica; {} leader outages with {} purchases completed meanwhile)",
+            k.leader_kills, k.outages, k.during_outages
+        )
+    } else {
+        String::new()
+    };
     println!(
         "chaos summary ({protocol:?}, seed {seed}): {} purchases by {} clients: {commits} committed, {} aborted {aborts:?}; \
-         {} kills (SIGKILL; {} of the leading replica), {} restarts, {} leader outages with {} purchases completed meanwhile; \
-         coordinator epoch {}; injected faults: \
+         {} kills (SIGKILL){leaders}, {} restarts, coordinator epoch {}; injected faults: \
          {} datagrams dropped, {} duplicated, {} delayed, {} reordered; clients finished {:.1}s after the \
          chaos, cluster settled {:.1}s after that; {} violations",
         seen.len(),
         seen.iter().map(|s| s.client).collect::<BTreeSet<_>>().len(),
         aborts.values().sum::<u64>(),
         k.kills,
-        k.leader_kills,
         k.restarts,
-        k.outages,
-        k.during_outages,
         coord.epoch,
         faults.dropped,
         faults.duplicated,

@@ -329,14 +329,20 @@ fn partitioned_participant_on_another_host_keeps_every_promise() {
     assert!(commits > 0);
 }
 
-/// A replicated coordinator, each node on a host of its own. The leading
-/// replica's cable is pulled while purchases run: another replica takes
-/// over and purchases made meanwhile complete (the cable stays out until
-/// they have, and at least five seconds). Plugged back in, the old leader
-/// follows and accepts the latest version; every purchase has an outcome,
-/// nothing is held, money and stock add up.
+/// A replicated coordinator, each node on a host of its own. First the
+/// leading replica's cable is pulled while purchases run: another replica
+/// takes over and purchases made meanwhile complete (the cable stays out
+/// until they have, and at least five seconds). Plugged back in, the old
+/// leader follows and accepts the latest version. Then the same with a
+/// follower's cable: the leader and the other follower go on. At the end
+/// every purchase has an outcome, nothing is held, money and stock add up.
+///
+/// Who leads at the end is not asserted: today a replica coming back from
+/// a cut usually deposes the leader, as it campaigned for ever higher terms
+/// while cut off and a replica promises any higher term (no pre-vote in
+/// `twopc_model::Replica`): safe, but one election more than needed.
 #[test]
-fn partitioned_leading_replica_is_replaced_and_catches_up() {
+fn partitioned_replicas_are_replaced_and_catch_up() {
     let Some(mut hosts) = hosts_or_skip(&REPLICATED) else {
         return;
     };
@@ -348,103 +354,148 @@ fn partitioned_leading_replica_is_replaced_and_catches_up() {
     });
     hosts.write_cluster("protocol = \"replicated\"\n\n", &roles, &users, stock);
     hosts.start_all();
-    let replicas = &REPLICATED[..3];
-    let status = |n: &str| hosts.status(n);
-    let leader = wait_for("a leader", 60, || leader_among(replicas, status));
-
-    let buy = |hosts: &Hosts, i: usize| {
-        let (user, _) = users[i % users.len()];
-        let (qty, price) = (1 + i as u64 % 2, 3 + i as u64 % 5);
-        (user, qty, price, hosts.purchase(user, stock.0, qty, price))
-    };
-    let mut buyers: Vec<_> = (0..6).map(|i| buy(&hosts, i)).collect();
+    let leader = wait_for("a leader", 60, || {
+        leader_among(&REPLICAS, |n| hosts.status(n))
+    });
+    let mut seen = Vec::new();
+    let mut buyers: Vec<_> = (0..6).map(|i| buy(&hosts, &users, stock.0, i)).collect();
     wait_for("purchases to reach the leader", 60, || {
         let v = hosts.status(&leader)?;
         (v["counters"]["msgs_handled"].as_u64()? > 2).then_some(())
     });
-    let before = hosts.status(&leader).expect("the leader answers")["replica"]["accepted"].clone();
-    hosts.set_cable(&leader, false);
+    let cut = cut_off(&hosts, &leader, &users, stock.0, 6, &mut seen);
+    buyers.extend((12..18).map(|i| buy(&hosts, &users, stock.0, i)));
+    for (user, qty, price, child) in buyers {
+        seen.push((user, qty, price, answered(child)));
+    }
+    let (second, _) = caught_up_and_settled(&hosts);
+    // Now a follower (one not cut off yet, if one follows): whoever leads
+    // goes on with the other one.
+    let follower = REPLICAS
+        .into_iter()
+        .filter(|r| *r != second)
+        .min_by_key(|r| *r == leader)
+        .unwrap();
+    let follower_cut = cut_off(&hosts, follower, &users, stock.0, 18, &mut seen);
+    let (last, view) = caught_up_and_settled(&hosts);
+    let old = hosts.status(&leader).expect("the old leader answers");
+    hosts.stop_all();
+    let (commits, aborts) = check_promises(&hosts, &users, stock, &seen, &REPLICAS);
+    println!(
+        "netns replicated: {} purchases across 6 hosts; leader {leader} cut off for {:.1}s \
+         ({} of the 6 purchases made meanwhile committed), then follower {follower} for {:.1}s \
+         ({} committed); {last} leads at the end (accepted {}), the first leader accepted {}; \
+         {commits} committed, aborted {aborts:?}; atomic, conserved, nothing in doubt",
+        seen.len(),
+        cut.down.as_secs_f64(),
+        cut.committed,
+        follower_cut.down.as_secs_f64(),
+        follower_cut.committed,
+        view["replica"]["accepted"],
+        old["replica"]["accepted"],
+    );
+    assert!(commits > 0);
+}
+
+const REPLICAS: [&str; 3] = ["coordinator-1", "coordinator-2", "coordinator-3"];
+
+/// Starts a purchase (number `i`: user, quantity and price vary with it).
+fn buy<'a>(
+    hosts: &Hosts,
+    users: &[(&'a str, u64)],
+    sku: &str,
+    i: usize,
+) -> (&'a str, u64, u64, Child) {
+    let (user, _) = users[i % users.len()];
+    let (qty, price) = (1 + i as u64 % 2, 3 + i as u64 % 5);
+    (user, qty, price, hosts.purchase(user, sku, qty, price))
+}
+
+/// A purchase's report, which must be an outcome.
+fn answered(child: Child) -> Value {
+    let r = outcome(child);
+    assert!(
+        r["outcome"] == "committed" || r["outcome"] == "aborted",
+        "every purchase gets an outcome: {r}"
+    );
+    r
+}
+
+/// What one cut did.
+struct Cut {
+    /// How long the cable was out.
+    down: Duration,
+    /// Purchases made while it was out that committed.
+    committed: usize,
+}
+
+/// Pulls `replica`'s cable; once a replica of the others leads, makes six
+/// purchases (numbers `first`..) and waits for their outcomes (pushed to
+/// `seen`; at least one must commit), keeps the cable out for at least
+/// five seconds, then plugs it back in. The replica must have accepted a
+/// later version when it caught up (see [`caught_up_and_settled`]).
+fn cut_off<'a>(
+    hosts: &Hosts,
+    replica: &str,
+    users: &[(&'a str, u64)],
+    sku: &str,
+    first: usize,
+    seen: &mut Vec<Bought<'a>>,
+) -> Cut {
+    let before = hosts.status(replica).expect("it answers")["replica"]["accepted"].clone();
+    hosts.set_cable(replica, false);
     let cut = Instant::now();
-    println!("leader {leader} cut off (it accepted {before})");
-    let others: Vec<&str> = replicas.iter().copied().filter(|r| *r != leader).collect();
-    let next = wait_for("another replica to take over", 120, || {
+    println!("{replica} cut off (it accepted {before})");
+    let others: Vec<&str> = REPLICAS.into_iter().filter(|r| *r != replica).collect();
+    let leader = wait_for("a leader among the others", 120, || {
         leader_among(&others, |n| hosts.status(n))
     });
-    println!("{next} leads");
-    // Purchases while the old leader is cut off: each gets its outcome
-    // before the cable goes back in.
-    let during: Vec<Bought> = (6..12)
-        .map(|i| buy(&hosts, i))
+    println!("{leader} leads");
+    let during: Vec<Bought> = (first..first + 6)
+        .map(|i| buy(hosts, users, sku, i))
         .collect::<Vec<_>>()
         .into_iter()
-        .map(|(u, q, p, child)| (u, q, p, outcome(child)))
+        .map(|(u, q, p, child)| (u, q, p, answered(child)))
         .collect();
-    for (_, _, _, r) in &during {
-        assert!(
-            r["outcome"] == "committed" || r["outcome"] == "aborted",
-            "a purchase made without the old leader gets an outcome: {r}"
-        );
-    }
-    let committed_during = during
+    let committed = during
         .iter()
         .filter(|(_, _, _, r)| r["outcome"] == "committed")
         .count();
     assert!(
-        committed_during > 0,
-        "purchases commit without the old leader: {during:?}"
+        committed > 0,
+        "purchases commit without {replica}: {during:?}"
     );
+    seen.extend(during);
     std::thread::sleep(Duration::from_secs(5).saturating_sub(cut.elapsed()));
-    assert!(
-        hosts.status(&leader).is_none(),
-        "the old leader is unreachable"
-    );
-    hosts.set_cable(&leader, true);
-    let cut_for = cut.elapsed();
+    assert!(hosts.status(replica).is_none(), "{replica} is unreachable");
+    hosts.set_cable(replica, true);
+    let down = cut.elapsed();
     println!(
-        "cable of {leader} back in after {:.1}s",
-        cut_for.as_secs_f64()
+        "cable of {replica} back in after {:.1}s",
+        down.as_secs_f64()
     );
-    buyers.extend((12..18).map(|i| buy(&hosts, i)));
-    let mut seen = during;
-    for (user, qty, price, child) in buyers {
-        let r = outcome(child);
-        assert!(
-            r["outcome"] == "committed" || r["outcome"] == "aborted",
-            "every purchase gets an outcome: {r}"
-        );
-        seen.push((user, qty, price, r));
-    }
-    // Everything settles, and every replica (the old leader included)
-    // accepted the leader's latest version.
-    let (last, view) = wait_for("the replicas to catch up and settle", 120, || {
-        let l = leader_among(replicas, |n| hosts.status(n))?;
+    wait_for(&format!("{replica} to accept a later version"), 120, || {
+        let now = hosts.status(replica)?["replica"]["accepted"].clone();
+        (now != before).then_some(())
+    });
+    Cut { down, committed }
+}
+
+/// Waits until a replica leads, every other replica accepted its latest
+/// version, and nothing is in doubt (no vote collection, no unacknowledged
+/// commit, no hold); returns the leader and its view.
+fn caught_up_and_settled(hosts: &Hosts) -> (String, Value) {
+    wait_for("the replicas to catch up and settle", 120, || {
+        let l = leader_among(&REPLICAS, |n| hosts.status(n))?;
         let lv = hosts.status(&l)?;
-        for r in replicas.iter().filter(|r| **r != l) {
+        for r in REPLICAS.iter().filter(|r| **r != l) {
             if !caught_up(&lv, &hosts.status(r)?) {
                 return None;
             }
         }
         let (w, o) = (hosts.status("wallet")?, hosts.status("order")?);
         common::settled(&lv, &w, &o).then_some((l, lv))
-    });
-    let old = hosts.status(&leader).expect("the old leader answers");
-    assert_ne!(
-        old["replica"]["accepted"], before,
-        "the old leader accepted what was written while it was cut off"
-    );
-    hosts.stop_all();
-    let (commits, aborts) = check_promises(&hosts, &users, stock, &seen, replicas);
-    println!(
-        "netns replicated: {} purchases across 6 hosts, leader {leader} cut off for {:.1}s \
-         ({committed_during} of the 6 purchases made meanwhile committed); {last} leads at the end \
-         (accepted {}), the old leader accepted {}; {commits} committed, aborted {aborts:?}; \
-         atomic, conserved, nothing in doubt",
-        seen.len(),
-        cut_for.as_secs_f64(),
-        view["replica"]["accepted"],
-        old["replica"]["accepted"],
-    );
-    assert!(commits > 0);
+    })
 }
 
 /// Hosts for `nodes` and a client, or None (and why, printed) where
