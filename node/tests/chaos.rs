@@ -384,7 +384,7 @@ fn chaos(protocol: Protocol) {
     };
     println!(
         "chaos summary ({protocol:?}, seed {seed}): {} purchases by {} clients: {commits} committed, {} aborted {aborts:?}; \
-         {} kills (SIGKILL){leaders}, {} restarts, coordinator epoch {}; injected faults: \
+         {} kills by SIGKILL{leaders}, {} restarts, coordinator epoch {}; injected faults: \
          {} datagrams dropped, {} duplicated, {} delayed, {} reordered; clients finished {:.1}s after the \
          chaos, cluster settled {:.1}s after that; {} violations",
         seen.len(),
