@@ -65,6 +65,7 @@ impl Protocol {
         nodes
     }
 }
+
 // Enough to go on committing for minutes, except dan's money and the pears,
 // which run out early: then purchases compete for the last of them.
 const USERS: [(&str, u64); 4] = [
@@ -216,7 +217,8 @@ fn chaos_replicated_coordinator_keeps_every_promise() {
 struct Kills {
     /// SIGKILLs sent, in all.
     kills: u64,
-    /// Of which to the replica leading at that moment.
+    /// Of which aimed at the replica leading at that moment (a random kill
+    /// may hit it too, uncounted).
     leader_kills: u64,
     restarts: u64,
     /// Leaders killed and kept down until another replica led.
