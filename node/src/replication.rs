@@ -274,9 +274,13 @@ pub fn coalesce(queue: Vec<Msg>) -> Vec<Msg> {
                     ..
                 },
             )
-            | (Msg::Accepted { term, version }, Msg::Accepted { term: t, version: v }) => {
-                t == term && v >= version
-            }
+            | (
+                Msg::Accepted { term, version },
+                Msg::Accepted {
+                    term: t,
+                    version: v,
+                },
+            ) => t == term && v >= version,
             _ => false,
         })
     };
