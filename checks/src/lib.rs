@@ -67,6 +67,7 @@ impl Model for TwopcModel {
         if let Some(id) = crash {
             self.bury(id, &mut next);
         }
+        self.drop_mail_of_the_dead(&mut next);
         Some(next)
     }
 

@@ -131,6 +131,23 @@ pub fn find_with(
     }
 }
 
+/// Seeded random walks (stateright's simulation), for configurations too big
+/// to exhaust: up to `states` states in walks of at most `depth` steps. A
+/// violation found is real; "holds" only means these walks found none.
+pub fn walk(model: TwopcModel, seed: u64, states: usize, depth: usize) -> CheckRun {
+    let builder = model
+        .clone()
+        .checker()
+        .target_state_count(states)
+        .target_max_depth(depth);
+    finish(
+        model,
+        builder.spawn_simulation(seed, stateright::UniformChooser),
+        Duration::from_secs(3600),
+        |_, _, _| {},
+    )
+}
+
 fn finish(
     model: TwopcModel,
     checker: impl Checker<TwopcModel>,

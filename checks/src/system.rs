@@ -372,6 +372,32 @@ impl TwopcModel {
         }
     }
 
+    /// Messages sent to a buried replica (see [`TwopcModel::bury`]) after it
+    /// died can never be delivered either: dropped as they are sent, so
+    /// that states do not differ by which of them were sent since.
+    pub(crate) fn drop_mail_of_the_dead(&self, state: &mut SysState) {
+        if self.cfg.protocol != Protocol::Replicated
+            || self.cfg.never_recover.is_empty()
+            || self.cfg.network != NetworkKind::Udp
+        {
+            return;
+        }
+        let dead: Vec<Id> = (0..state.crashed.len())
+            .filter(|i| state.crashed[*i] && self.cfg.never_recover.contains(&self.cfg.role(*i)))
+            .map(Id::from)
+            .collect();
+        if dead.is_empty() || !state.network.iter_all().any(|e| dead.contains(&e.dst)) {
+            return;
+        }
+        let kept: Vec<_> = state
+            .network
+            .iter_all()
+            .filter(|e| !dead.contains(&e.dst))
+            .map(|e| e.to_cloned_msg())
+            .collect();
+        state.network = Network::new_unordered_duplicating(kept);
+    }
+
     /// The highest term any replica promised.
     fn highest_term(&self, state: &SysState) -> u64 {
         replicas(&self.cfg, state)

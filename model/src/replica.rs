@@ -281,6 +281,9 @@ impl Replica {
         adopted: Option<Accepted>,
         o: &mut Out<Node>,
     ) {
+        // Heartbeats from now on: the followers' timers were just pushed back
+        // by the campaign, and must hear from the new leader before they fire.
+        o.set_timer(Timer::Replica, crate::timeouts::HEARTBEAT);
         let mut inner = Out::new();
         let storage = adopted.map(|a| a.storage);
         let coord = self.coordinator.on_start(storage.as_ref(), &mut inner);

@@ -309,7 +309,6 @@ impl Core {
                     &out,
                 );
                 self.apply(now, out);
-                self.pace_replica(now, None);
             }
             Event::Datagram { from, bytes } => self.on_datagram(now, from, bytes),
             Event::TimerDue => {
@@ -325,7 +324,6 @@ impl Core {
                     }
                     self.trace_step(now, || trace::Event::Timer { timer }, &out);
                     self.apply(now, out);
-                    self.pace_replica(now, None);
                 }
             }
             Event::StatusAsk { from, nonce } => self.on_status(from, nonce),
@@ -615,7 +613,7 @@ impl Core {
             self.trace_step(now, || trace::Event::Msg { src, msg }, &out);
         }
         self.apply(now, out);
-        self.pace_replica(now, Some(src));
+        self.pace_replica(now, src);
     }
 
     /// When a replica's `Timer::Replica` fires. The model lets a set timer
@@ -626,25 +624,15 @@ impl Core {
     ///   nothing from the leader of the term it promised: a message from
     ///   that leader (`src`) pushes the timer a period back (the failure
     ///   detector);
-    /// - a *leader* sends its heartbeat within a heartbeat period: one that
-    ///   has just won an election (or started leading the first term)
-    ///   still has the campaign period set, and its followers, whose
-    ///   timers its campaign pushed back, would campaign before hearing
-    ///   from it; so its timer is brought forward.
-    fn pace_replica(&mut self, now: Instant, src: Option<Id>) {
+    ///
+    /// (A new leader sets its heartbeat period itself: `Replica::lead`.)
+    fn pace_replica(&mut self, now: Instant, src: Id) {
         let State::Replica(r) = self.state() else {
             return;
         };
         let range = match &r.standing {
-            twopc_model::Standing::Follower if src == Some(r.acceptor.promised.leader) => {
+            twopc_model::Standing::Follower if src == r.acceptor.promised.leader => {
                 twopc_model::timeouts::ELECTION
-            }
-            twopc_model::Standing::Leader(_) => {
-                let heartbeat = twopc_model::timeouts::HEARTBEAT;
-                match self.timers.deadline(&Timer::Replica) {
-                    Some(at) if at > now + heartbeat.end => heartbeat,
-                    _ => return,
-                }
             }
             _ => return,
         };

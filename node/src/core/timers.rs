@@ -30,11 +30,6 @@ impl Timers {
         }
     }
 
-    /// When `timer` fires, if it is set.
-    pub fn deadline(&self, timer: &Timer) -> Option<Instant> {
-        self.deadlines.get(timer).copied()
-    }
-
     /// The earliest deadline.
     pub fn next(&self) -> Option<Instant> {
         self.order.first().map(|(at, _)| *at)
