@@ -274,7 +274,7 @@ impl SysArgs {
         if cfg.retention == 0 {
             return Err("--retention must be at least 1".into());
         }
-        if cfg.protocol == Protocol::Replicated && (cfg.replicas < 3 || cfg.replicas % 2 == 0) {
+        if cfg.protocol == Protocol::Replicated && (cfg.replicas < 3 || cfg.replicas.is_multiple_of(2)) {
             return Err("--replicas must be odd and at least 3 (2F+1 survives F down)".into());
         }
         if cfg.replicas > 5 {

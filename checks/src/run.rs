@@ -62,6 +62,18 @@ impl CheckRun {
         self.verdicts.iter().find(|v| v.name == name)
     }
 
+    /// Whether `property` does not hold, shown by a real path (one that
+    /// takes at least two steps from the initial state): how a mutant counts
+    /// as caught.
+    pub fn caught_by(&self, property: &str) -> bool {
+        self.verdict(property).is_some_and(|v| {
+            !v.holds()
+                && v.discovery
+                    .as_ref()
+                    .is_some_and(|path| path.clone().into_actions().len() > 1)
+        })
+    }
+
     /// States per second.
     pub fn rate(&self) -> f64 {
         self.unique as f64 / self.elapsed.as_secs_f64().max(1e-9)

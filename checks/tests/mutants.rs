@@ -21,17 +21,11 @@ fn assert_caught(mutant: Mutant) {
     }
     // Stop at the first counterexample to the property the mutant breaks.
     let run = twopc_checks::run::find(mutant.demo_config().into_model(), 2, mutant.breaks());
-    let verdict = run.verdict(mutant.breaks()).expect("the property exists");
     assert!(
-        !verdict.holds(),
+        run.caught_by(mutant.breaks()),
         "mutant {} was not caught by \"{}\"",
         mutant.name(),
         mutant.breaks()
-    );
-    let path = verdict.discovery.as_ref().expect("a counterexample path");
-    assert!(
-        path.clone().into_actions().len() > 1,
-        "a real path, not the initial state"
     );
 }
 

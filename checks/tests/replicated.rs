@@ -14,15 +14,12 @@ fn assert_caught(mutant: Mutant) {
     let cfg = mutant.demo_config();
     assert_eq!(cfg.protocol, Protocol::Replicated);
     let run = find_with(cfg.into_model(), 2, mutant.breaks(), Strategy::Dfs);
-    let verdict = run.verdict(mutant.breaks()).expect("the property exists");
     assert!(
-        !verdict.holds(),
+        run.caught_by(mutant.breaks()),
         "mutant {} was not caught by \"{}\"",
         mutant.name(),
         mutant.breaks()
     );
-    let path = verdict.discovery.as_ref().expect("a counterexample path");
-    assert!(path.clone().into_actions().len() > 1);
 }
 
 #[test]

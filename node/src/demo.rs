@@ -21,6 +21,32 @@ fn levels(m: &BTreeMap<String, u64>) -> String {
         .join(" ")
 }
 
+/// Prints whether money and stock are conserved: the initial totals equal
+/// the participants' levels plus what the committed purchases took.
+fn conservation(
+    indent: &str,
+    initial: (&BTreeMap<String, u64>, &BTreeMap<String, u64>),
+    now: (&BTreeMap<String, u64>, &BTreeMap<String, u64>),
+    committed: &[Purchase],
+) -> bool {
+    let spent: u64 = committed.iter().map(|p| p.qty * p.price).sum();
+    let sold: u64 = committed.iter().map(|p| p.qty).sum();
+    let money = (initial.0.values().sum::<u64>(), now.0.values().sum::<u64>());
+    let units = (initial.1.values().sum::<u64>(), now.1.values().sum::<u64>());
+    let conserved = money.0 == money.1 + spent && units.0 == units.1 + sold;
+    println!(
+        "{indent}conserved:      money {} = {} + {} spent; stock {} = {} + {} sold: {}",
+        money.0,
+        money.1,
+        spent,
+        units.0,
+        units.1,
+        sold,
+        if conserved { "yes" } else { "NO" }
+    );
+    conserved
+}
+
 fn buy(user: &str, sku: &str, qty: u64, price: u64) -> Purchase {
     Purchase {
         user: user.into(),
@@ -121,26 +147,11 @@ pub async fn run() -> Result<()> {
         "final stock:    {}   (as the order service reports them)",
         levels(&order.levels)
     );
-    let spent: u64 = committed.iter().map(|p| p.qty * p.price).sum();
-    let sold: u64 = committed.iter().map(|p| p.qty).sum();
-    let money = (
-        accounts.values().sum::<u64>(),
-        wallet.levels.values().sum::<u64>(),
-    );
-    let units = (
-        stock.values().sum::<u64>(),
-        order.levels.values().sum::<u64>(),
-    );
-    let conserved = money.0 == money.1 + spent && units.0 == units.1 + sold;
-    println!(
-        "conserved:      money {} = {} + {} spent; stock {} = {} + {} sold: {}",
-        money.0,
-        money.1,
-        spent,
-        units.0,
-        units.1,
-        sold,
-        if conserved { "yes" } else { "NO" }
+    let conserved = conservation(
+        "",
+        (&accounts, &stock),
+        (&wallet.levels, &order.levels),
+        &committed,
     );
     let fsyncs = (
         cluster.status(Role::Coordinator).await?.counters.fsyncs,
@@ -224,30 +235,15 @@ async fn replicated() -> Result<()> {
     }
     let wallet = cluster.status(Role::Wallet).await?;
     let order = cluster.status(Role::Order).await?;
-    let spent: u64 = committed.iter().map(|p| p.qty * p.price).sum();
-    let sold: u64 = committed.iter().map(|p| p.qty).sum();
-    let money = (
-        accounts.values().sum::<u64>(),
-        wallet.levels.values().sum::<u64>(),
+    let conserved = conservation(
+        "  ",
+        (&accounts, &stock),
+        (&wallet.levels, &order.levels),
+        &committed,
     );
-    let units = (
-        stock.values().sum::<u64>(),
-        order.levels.values().sum::<u64>(),
-    );
-    let conserved = money.0 == money.1 + spent && units.0 == units.1 + sold;
     println!(
         "  purchases committed: {} of 12; nothing in doubt at the wallet or the order service",
         committed.len()
-    );
-    println!(
-        "  conserved:      money {} = {} + {} spent; stock {} = {} + {} sold: {}",
-        money.0,
-        money.1,
-        spent,
-        units.0,
-        units.1,
-        sold,
-        if conserved { "yes" } else { "NO" }
     );
     cluster.stop().await?;
     println!("replicated cluster stopped cleanly");

@@ -19,22 +19,9 @@ const REPLICAS: [&str; 3] = ["coordinator-1", "coordinator-2", "coordinator-3"];
 const ACCOUNTS: [(&str, u64); 4] = [("u0", 400), ("u1", 400), ("u2", 400), ("u3", 30)];
 const STOCK: [(&str, u64); 2] = [("s0", 150), ("s1", 12)];
 
-/// The replica that says it leads, of those in `alive` (the one of the
-/// highest term if a deposed one has not heard yet).
+/// The replica that says it leads, of those in `alive`.
 fn leader(c: &TestCluster, alive: &[&str]) -> Option<String> {
-    let mut best: Option<(u64, String)> = None;
-    for name in alive {
-        let Some(v) = c.status(name) else { continue };
-        let r = &v["replica"];
-        if r["standing"] == "leader" {
-            let term = r["term"].as_str().unwrap_or("0/");
-            let n: u64 = term.split('/').next().unwrap().parse().unwrap();
-            if best.as_ref().is_none_or(|(m, _)| n > *m) {
-                best = Some((n, name.to_string()));
-            }
-        }
-    }
-    best.map(|(_, name)| name)
+    c.leader(alive)
 }
 
 /// One purchase made by a client thread: what it asked and what it got.
@@ -209,12 +196,7 @@ fn a_killed_follower_restarts_from_its_log_and_catches_up() {
     wait_for("the follower to catch up", || {
         let l = c.status(&leader(&c, &REPLICAS)?)?;
         let f = c.status(follower)?;
-        let (l, f) = (&l["replica"], &f["replica"]);
-        let caught_up = f["standing"] == "follower"
-            && l["standing"] == "leader"
-            && f["accepted"] == l["accepted"]
-            && f["promised"] == l["term"];
-        caught_up.then_some(())
+        common::caught_up(&l, &f).then_some(())
     });
     // The leader's state moved on while it was down, and so did its own.
     let after = c.status(follower).unwrap()["replica"]["accepted"].clone();

@@ -373,3 +373,39 @@ pub fn settled(coordinator: &Value, wallet: &Value, order: &Value) -> bool {
         && empty(wallet, "holds")
         && empty(order, "holds")
 }
+
+/// Of the replicas `alive`, the one whose `status --json` (from `status`)
+/// says it leads; the one of the highest term if a deposed leader has not
+/// heard of the next term yet.
+pub fn leader_among(alive: &[&str], status: impl Fn(&str) -> Option<Value>) -> Option<String> {
+    let mut best: Option<(u64, String)> = None;
+    for name in alive {
+        let Some(v) = status(name) else { continue };
+        let r = &v["replica"];
+        if r["standing"] == "leader" {
+            let term = r["term"].as_str().unwrap_or("0/");
+            let n: u64 = term.split('/').next().unwrap().parse().unwrap();
+            if best.as_ref().is_none_or(|(m, _)| n > *m) {
+                best = Some((n, name.to_string()));
+            }
+        }
+    }
+    best.map(|(_, name)| name)
+}
+
+/// Whether a follower's view shows it caught up with a leader's: it
+/// follows the leader's term and accepted the leader's latest version.
+pub fn caught_up(leader: &Value, follower: &Value) -> bool {
+    let (l, f) = (&leader["replica"], &follower["replica"]);
+    f["standing"] == "follower"
+        && l["standing"] == "leader"
+        && f["accepted"] == l["accepted"]
+        && f["promised"] == l["term"]
+}
+
+impl TestCluster {
+    /// The replica of `alive` that leads (see [`leader_among`]).
+    pub fn leader(&self, alive: &[&str]) -> Option<String> {
+        leader_among(alive, |n| self.status(n))
+    }
+}
