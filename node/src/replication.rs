@@ -184,6 +184,8 @@ impl Decoder {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Messages waiting for one peer's connection; more are dropped.
 const QUEUE: usize = 256;
+/// Bytes a replica connection's reader takes from the socket at a time.
+const READ_BUFFER: usize = 64 * 1024;
 
 /// The TCP links of one replica to the others: a listener, and a writer
 /// task per peer. Dropped, its tasks stop.
@@ -253,11 +255,59 @@ impl PeerLink {
     }
 }
 
-/// Writes `peer`'s messages, connecting when needed; on an error the
-/// message and the connection are dropped.
+/// Of messages waiting for one peer, those worth sending, in order: an
+/// `Accept` followed in the queue by an `Accept` of the same term and a
+/// version at least as high is dropped, and so is an `Accepted` followed by
+/// a higher one of the same term. Each `Accept` carries the whole state and
+/// an acknowledgement of version v counts for every version below it, so
+/// the later message says all the earlier one did; dropping the earlier one
+/// is a message loss, which the protocol tolerates (and the encoder diffs
+/// the next `Accept` against the last one it *sent*, so deltas stay whole).
+pub fn coalesce(queue: Vec<Msg>) -> Vec<Msg> {
+    let superseded = |i: usize, msg: &Msg| {
+        queue[i + 1..].iter().any(|later| match (msg, later) {
+            (
+                Msg::Accept { term, version, .. },
+                Msg::Accept {
+                    term: t,
+                    version: v,
+                    ..
+                },
+            )
+            | (
+                Msg::Accepted { term, version },
+                Msg::Accepted {
+                    term: t,
+                    version: v,
+                },
+            ) => t == term && v >= version,
+            _ => false,
+        })
+    };
+    let keep: Vec<bool> = queue
+        .iter()
+        .enumerate()
+        .map(|(i, m)| !superseded(i, m))
+        .collect();
+    queue
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(m, k)| k.then_some(m))
+        .collect()
+}
+
+/// Writes `peer`'s messages, connecting when needed: every message waiting
+/// is taken at once, coalesced ([`coalesce`]) and written with one write
+/// (the frames back to back). On an error the messages and the connection
+/// are dropped.
 async fn write(me: SocketAddrV4, peer: SocketAddrV4, codec: Codec, mut rx: mpsc::Receiver<Msg>) {
     let mut conn: Option<(TcpStream, Encoder)> = None;
-    while let Some(msg) = rx.recv().await {
+    let mut bytes = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut queue = vec![first];
+        while let Ok(msg) = rx.try_recv() {
+            queue.push(msg);
+        }
         if conn.is_none() {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
                 Ok(Ok(stream)) => {
@@ -277,21 +327,27 @@ async fn write(me: SocketAddrV4, peer: SocketAddrV4, codec: Codec, mut rx: mpsc:
         let Some((stream, encoder)) = &mut conn else {
             continue;
         };
-        let frame = encoder.encode(me, msg);
-        let bytes = match codec.encode_frame(&frame) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(%me, %peer, "cannot encode a replica frame: {e}");
-                conn = None; // The encoder counted it as sent: start over.
-                continue;
+        bytes.clear();
+        let mut broken = false;
+        for msg in coalesce(queue) {
+            let frame = encoder.encode(me, msg);
+            match codec.encode_frame(&frame) {
+                Ok(b) => {
+                    bytes.extend_from_slice(&(b.len() as u32).to_be_bytes());
+                    bytes.extend_from_slice(&b);
+                }
+                Err(e) => {
+                    tracing::error!(%me, %peer, "cannot encode a replica frame: {e}");
+                    broken = true; // The encoder counted it as sent: start over.
+                    break;
+                }
             }
-        };
-        let len = (bytes.len() as u32).to_be_bytes();
-        let written = async {
-            stream.write_all(&len).await?;
-            stream.write_all(&bytes).await
-        };
-        if let Err(e) = written.await {
+        }
+        if broken {
+            conn = None;
+            continue;
+        }
+        if let Err(e) = stream.write_all(&bytes).await {
             tracing::debug!(%me, %peer, "replica connection lost: {e}");
             conn = None;
         }
@@ -317,12 +373,15 @@ async fn accept(listener: TcpListener, codec: Codec, deliver: mpsc::Sender<(Sock
 /// Reads one connection's frames until it ends or a frame is bad (then it
 /// is closed: the sender starts a new one, whole).
 async fn read(
-    mut stream: TcpStream,
+    stream: TcpStream,
     from: SocketAddr,
     codec: Codec,
     deliver: mpsc::Sender<(SocketAddrV4, Msg)>,
 ) {
     let mut decoder = Decoder::default();
+    // Buffered: a frame's length and body (and the frames written with it)
+    // come in with one read, not one per field.
+    let mut stream = tokio::io::BufReader::with_capacity(READ_BUFFER, stream);
     loop {
         let mut len = [0u8; 4];
         if stream.read_exact(&mut len).await.is_err() {
@@ -440,6 +499,41 @@ mod tests {
         );
     }
 
+    /// Of a queue for one peer, only the newest `Accept` and the highest
+    /// `Accepted` of a term go; other kinds and other terms stay, in order.
+    #[test]
+    fn a_queue_keeps_only_the_newest_accept_and_the_highest_ack_per_term() {
+        let s = state(2);
+        let term = |n| Term {
+            n,
+            leader: stateright::actor::Id::from(0),
+        };
+        let acc = |n, version| Msg::Accept {
+            term: term(n),
+            version,
+            storage: s.clone(),
+        };
+        let ack = |n, version| Msg::Accepted {
+            term: term(n),
+            version,
+        };
+        let campaign = Msg::Campaign { term: term(2) };
+        let queue = vec![
+            acc(1, 1),
+            ack(1, 4),
+            acc(1, 2),
+            campaign.clone(),
+            ack(1, 5),
+            acc(1, 3),
+            acc(2, 1),
+            ack(2, 1),
+        ];
+        assert_eq!(
+            coalesce(queue),
+            vec![campaign, ack(1, 5), acc(1, 3), acc(2, 1), ack(2, 1)]
+        );
+    }
+
     /// A node started with `--wire json` still sends its frames in bincode:
     /// JSON cannot write the pending commits (keyed by transaction).
     #[test]
@@ -504,9 +598,17 @@ mod tests {
         for v in 1..=3 {
             links[0].send(SocketAddr::V4(addrs[2]), accept(v, &s));
         }
-        for v in 1..=3 {
-            let got = links[2].recv().await.unwrap();
-            assert_eq!(got, (addrs[0], accept(v, &s)));
+        // In order, ending with the last; earlier ones may have been
+        // coalesced away while queued behind the connection.
+        let mut last = 0;
+        while last < 3 {
+            let (from, got) = links[2].recv().await.unwrap();
+            let Msg::Accept { version, .. } = got else {
+                panic!("{got:?}")
+            };
+            assert_eq!((from, &got), (addrs[0], &accept(version, &s)));
+            assert!(version > last, "{version} after {last}");
+            last = version;
         }
         let stranger = Codec::new(Some(ClusterKey::random()), Format::Bincode);
         let bytes = stranger

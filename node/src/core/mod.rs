@@ -74,6 +74,10 @@ use tokio::time::Instant;
 use twopc_model::trace::{self, Record};
 use twopc_model::{Msg, Node, State, Storage, Timer};
 
+/// How long a replica may hold participants' `Ack`s waiting for a batch
+/// that saves (see [`Core::ready`]).
+pub const ACK_DELAY: Duration = Duration::from_millis(5);
+
 /// How a runtime behaves.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -185,6 +189,10 @@ pub struct Core {
     started: Option<std::collections::HashMap<twopc_model::TxnId, Instant>>,
     /// Decision latencies measured since the shell last took them.
     latencies: Vec<Duration>,
+    /// A replica's `Ack`s not delivered yet, and when they must be (see
+    /// [`Core::ready`]).
+    acks_held: Vec<(SocketAddrV4, Msg)>,
+    acks_due: Option<Instant>,
 }
 
 /// A tracer and the number of the last step it recorded.
@@ -226,6 +234,8 @@ impl Core {
             trace: None,
             started: None,
             latencies: Vec::new(),
+            acks_held: Vec::new(),
+            acks_due: None,
         }
     }
 
@@ -337,7 +347,29 @@ impl Core {
     /// **Persist before send is decided here**: `sync` is set when the batch
     /// queued a datagram while any save (this batch's or an earlier one's)
     /// is not durable; the shell fsyncs before it sends `sends_after_sync`.
+    ///
+    /// A replica delivers participants' `Ack`s here, after every other
+    /// message of the batch, and only in a batch that saved or once they
+    /// have waited [`ACK_DELAY`]. The ack that completes a commit makes
+    /// the leader forget it: a save, which costs a whole `Accept` round (an
+    /// fsync at the leader, then at a backup), and the leader holds every
+    /// later send until its latest save is chosen. Delivered at once, the
+    /// acks of the last purchase would hold the next purchase's ticket and
+    /// prepares, which do not depend on the forgetting, behind that round,
+    /// and its fsyncs would compete for the disk with the participants'.
+    /// Delivered with a batch that saves anyway (the next decision), the
+    /// forgetting rides on that batch's fsync and `Accept`. Delaying or
+    /// reordering a message is something the network may do (the model's
+    /// network is unordered); a participant re-sends nothing before the
+    /// coordinator's `Resend` timer (hundreds of ms), far above the delay.
     pub fn ready(&mut self, now: Instant) -> Ready {
+        let saved = self.ready.save.is_some();
+        if !self.acks_held.is_empty() && (saved || self.acks_due.is_some_and(|d| d <= now)) {
+            self.acks_due = None;
+            for (src, msg) in std::mem::take(&mut self.acks_held) {
+                self.deliver(now, src, msg);
+            }
+        }
         let mut ready = std::mem::take(&mut self.ready);
         self.counters.batches += 1;
         self.unsynced |= ready.save.is_some();
@@ -365,9 +397,12 @@ impl Core {
             .expect("the shell starts the core first")
     }
 
-    /// The earliest timer deadline.
+    /// The earliest timer deadline (or held acks' delivery, see `ready`).
     pub fn next_timer(&self) -> Option<Instant> {
-        self.timers.next()
+        match (self.timers.next(), self.acks_due) {
+            (Some(t), Some(a)) => Some(t.min(a)),
+            (t, a) => t.or(a),
+        }
     }
 
     /// When the next datagram held back by an injected fault is due.
@@ -531,6 +566,11 @@ impl Core {
         if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
             // Replicas talk over their authenticated TCP links only.
             return self.reject(src, Reject::Undecodable("replica message by UDP".into()));
+        }
+        if matches!(self.actor, Node::Replica(_)) && matches!(msg, Msg::Ack { .. }) {
+            // Delivered at the end of a batch that saves, or soon (`ready`).
+            self.acks_due.get_or_insert(now + ACK_DELAY);
+            return self.acks_held.push((src4, msg));
         }
         self.deliver(now, src4, msg)
     }

@@ -187,3 +187,35 @@ fn a_new_leader_sends_its_heartbeat_within_a_heartbeat_period() {
     assert!(s.leading().is_some(), "leads with two promises of three");
     assert!(r.next_timer().unwrap() <= t2 + timeouts::HEARTBEAT.end);
 }
+
+/// A participant's `Ack` waits for a batch that saves, or `ACK_DELAY`: the
+/// leader's forgetting would otherwise cost an `Accept` round of its own
+/// and hold the sends that follow it.
+#[test]
+fn a_leader_delivers_acks_with_a_batch_that_saves_or_after_a_short_delay() {
+    let now = Instant::now();
+    let mut leader = replica(0, Faults::default(), now);
+    let _ = leader.ready(now);
+    let wallet: SocketAddr = "127.0.0.1:7201".parse().unwrap();
+    let ack = Codec::new(None, Format::Bincode)
+        .encode(&Payload::Protocol(Msg::Ack {
+            txn: twopc_model::TxnId { epoch: 1, n: 0 },
+        }))
+        .unwrap();
+    let handled = leader.counters().msgs_handled;
+    leader.handle(
+        now,
+        Event::Datagram {
+            from: wallet,
+            bytes: &ack,
+        },
+    );
+    let _ = leader.ready(now);
+    assert_eq!(leader.counters().msgs_handled, handled, "held");
+    assert_eq!(leader.next_timer(), Some(now + ACK_DELAY));
+    let later = now + ACK_DELAY;
+    leader.handle(later, Event::TimerDue);
+    let _ = leader.ready(later);
+    assert_eq!(leader.counters().msgs_handled, handled + 1, "delivered");
+    assert!(leader.next_timer().unwrap() > later);
+}
