@@ -108,7 +108,11 @@ pub struct CoordStorage {
     /// them. Saved before a caller can see one, so a re-sent purchase never
     /// gets a different answer and never starts again.
     pub outcomes: Outcomes,
-    /// Commit decisions not yet acknowledged by every participant.
+    /// Commit decisions not yet acknowledged by every participant. Written
+    /// as a list of pairs, so that JSON (traces, `--wire json`) can carry it
+    /// (its keys are not strings); binary formats write a map and a list of
+    /// pairs alike.
+    #[serde(with = "pairs")]
     pub commits: Map<TxnId, RequestId>,
 }
 
@@ -930,5 +934,29 @@ mod tests {
         let (s, out) = deliver(&started(), CLIENT, long);
         assert_eq!(s, started());
         assert!(format!("{out:?}").contains("InvalidId"));
+    }
+}
+
+/// A map written as a list of `(key, value)` pairs.
+mod pairs {
+    use crate::msg::Map;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K, V, S>(m: &Map<K, V>, s: S) -> Result<S::Ok, S::Error>
+    where
+        K: Serialize + Ord + Clone,
+        V: Serialize + Clone,
+        S: Serializer,
+    {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<Map<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord + Clone,
+        V: Deserialize<'de> + Clone,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
     }
 }

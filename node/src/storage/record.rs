@@ -321,4 +321,41 @@ mod tests {
             "{err}"
         );
     }
+
+    /// A coordinator's unacknowledged commits are written as a list of
+    /// pairs (so that JSON can carry them): in the binary format that is the
+    /// very bytes the map was written as, so logs written before still read.
+    #[test]
+    fn commits_as_pairs_are_the_bytes_the_map_was() {
+        use bincode::Options;
+        use twopc_model::{CoordStorage, Map, Outcomes, RequestId, TxnId};
+        #[derive(serde::Serialize)]
+        struct Before {
+            epoch: u64,
+            outcomes: Outcomes,
+            commits: Map<TxnId, RequestId>,
+        }
+        let commits: Map<TxnId, RequestId> = [
+            (TxnId { epoch: 2, n: 7 }, RequestId::new("order-1")),
+            (TxnId { epoch: 3, n: 0 }, RequestId::new("order-2")),
+        ]
+        .into_iter()
+        .collect();
+        let now = CoordStorage {
+            epoch: 3,
+            outcomes: Outcomes::default(),
+            commits: commits.clone(),
+        };
+        let before = Before {
+            epoch: 3,
+            outcomes: Outcomes::default(),
+            commits,
+        };
+        let old_bytes = bincode_opts().serialize(&before).unwrap();
+        assert_eq!(bincode_opts().serialize(&now).unwrap(), old_bytes);
+        let read: CoordStorage = bincode_opts().deserialize(&old_bytes).unwrap();
+        assert_eq!(read, now);
+        let json = serde_json::to_string(&now).expect("JSON carries the commits");
+        assert_eq!(serde_json::from_str::<CoordStorage>(&json).unwrap(), now);
+    }
 }
