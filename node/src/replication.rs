@@ -534,8 +534,8 @@ mod tests {
         );
     }
 
-    /// A node started with `--wire json` still sends its frames in bincode:
-    /// JSON cannot write the pending commits (keyed by transaction).
+    /// A node started with `--wire json` still sends its frames in bincode
+    /// (whole coordinator states: compact in bincode).
     #[test]
     fn frames_are_bincode_whatever_the_wire_format() {
         let me: SocketAddrV4 = "127.0.0.1:7001".parse().unwrap();

@@ -462,9 +462,9 @@ impl Codec {
 
     /// One frame of a TCP stream between replicas (`replication.rs`): the
     /// same envelope as a datagram (header, MAC), up to [`MAX_FRAME`] bytes.
-    /// Always bincode, whatever `--wire` says: JSON cannot write the
-    /// coordinator's pending commits (a map keyed by transaction, not by
-    /// text), and these frames are not for reading in tcpdump anyway.
+    /// Always bincode, whatever `--wire` says: these frames carry whole
+    /// coordinator states (compact in bincode, several times larger in
+    /// JSON) and are not for reading in tcpdump anyway.
     pub fn encode_frame<T: Serialize>(&self, frame: &T) -> Result<Vec<u8>, String> {
         use bincode::Options;
         let body = frame_options()
