@@ -339,8 +339,9 @@ impl TwopcModel {
 
     /// A replica that crashed never to recover no longer matters to the
     /// future: forget the volatile state it crashed in (it is rebuilt from
-    /// its storage, as if it had restarted and stopped) and the messages on
-    /// their way to it (they can never be delivered). Sound, since nothing
+    /// its storage, as if it had restarted and stopped); the messages on
+    /// their way to it can never be delivered either (see
+    /// [`TwopcModel::drop_mail_of_the_dead`], applied after every step). Sound, since nothing
     /// reads them again, and it folds together the many states that differ
     /// only in what a dead replica was doing when it died. (Replicated
     /// protocol only: two-phase commit's reports show the dead coordinator's
@@ -361,20 +362,12 @@ impl TwopcModel {
             &mut out,
         );
         state.actor_states[i] = std::sync::Arc::new(fresh);
-        if self.cfg.network == NetworkKind::Udp {
-            let kept: Vec<_> = state
-                .network
-                .iter_all()
-                .filter(|e| e.dst != id)
-                .map(|e| e.to_cloned_msg())
-                .collect();
-            state.network = Network::new_unordered_duplicating(kept);
-        }
+        // Its mail goes in the same step: `drop_mail_of_the_dead`.
     }
 
-    /// Messages sent to a buried replica (see [`TwopcModel::bury`]) after it
-    /// died can never be delivered either: dropped as they are sent, so
-    /// that states do not differ by which of them were sent since.
+    /// Messages to a buried replica (see [`TwopcModel::bury`]) can never be
+    /// delivered: those in flight when it died and those sent since are
+    /// dropped, so that states do not differ by which of them were sent.
     pub(crate) fn drop_mail_of_the_dead(&self, state: &mut SysState) {
         if self.cfg.protocol != Protocol::Replicated
             || self.cfg.never_recover.is_empty()
