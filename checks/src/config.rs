@@ -426,6 +426,15 @@ impl Mutant {
                 crashable: [Role::Backup].into(),
                 ..replicated
             },
+            // A backup dies for good (the first one: the leader then has
+            // nobody it listens to).
+            Mutant::DeafToLastBackup => Config {
+                elections: 0,
+                max_crashes: 1,
+                crashable: [Role::Backup].into(),
+                never_recover: [Role::Backup].into(),
+                ..replicated
+            },
             // The first leader dies for good; the next adopts its own state.
             Mutant::LeaderIgnoresPromises => Config {
                 elections: 0,

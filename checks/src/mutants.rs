@@ -76,6 +76,10 @@ pub enum Mutant {
     /// highest one its majority of promises reported, so it can propose (and
     /// make chosen) a state without the decisions the old leader revealed.
     LeaderIgnoresPromises,
+    /// Replicated: the leader ignores the last backup's acceptances, so it
+    /// cannot do without the other backup: liveness only, when that one
+    /// never recovers.
+    DeafToLastBackup,
 }
 
 impl Mutant {
@@ -406,6 +410,8 @@ impl Checked {
                     }
                 }
             }
+            (Node::Replica(r), Some(Mutant::DeafToLastBackup), Msg::Accepted { .. })
+                if r.peers.last() == Some(&src) => {}
             (Node::Replica(_), Some(Mutant::LeaderIgnoresPromises), Msg::Promise { term, .. }) => {
                 let msg = Msg::Promise {
                     term: *term,

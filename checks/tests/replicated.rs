@@ -112,3 +112,30 @@ fn the_replicated_coordinator_stays_live_when_its_leader_never_recovers() {
     assert!(result.holds(), "{} stuck states", result.stuck);
     assert!(result.done > 0 && result.states > result.done);
 }
+
+/// One replica lost for good, a backup: from every reachable state every
+/// request still gets its outcome and no hold is left (small enough for CI).
+#[test]
+fn the_replicated_coordinator_stays_live_when_a_backup_never_recovers() {
+    let cfg = Config {
+        mutant: None,
+        ..Mutant::DeafToLastBackup.demo_config()
+    };
+    let result = analyze(&cfg.into_model(), |_| {});
+    assert_eq!(result.cut_off, 0, "nothing is cut off and excused");
+    assert!(result.holds(), "{} stuck states", result.stuck);
+    assert!(result.done > 0 && result.states > result.done);
+}
+
+/// ... and the same analysis fails for a leader that cannot do without one
+/// particular backup, when that backup is the one that dies.
+#[test]
+fn a_leader_deaf_to_one_backup_is_caught_by_liveness() {
+    let mutant = Mutant::DeafToLastBackup;
+    let model = mutant.demo_config().into_model();
+    let result = analyze(&model, |_| {});
+    assert!(!result.holds(), "mutant {} was not caught", mutant.name());
+    assert_eq!(result.cut_off, 0);
+    let path = result.stuck_path.expect("a path to a stuck state");
+    assert!(!model.is_done(&path.last().unwrap().0));
+}
