@@ -344,8 +344,10 @@ impl Mutant {
             mutant: Some(self),
             ..Config::default()
         };
+        // The replicated protocol, campaigns only when a leader is down.
         let replicated = Config {
             protocol: Protocol::Replicated,
+            elections: 0,
             ..one.clone()
         };
         let crashing = |role: Role| Config {
@@ -415,13 +417,9 @@ impl Mutant {
             },
             // The replicated protocol: decisions revealed on one replica's
             // word, with every replica up.
-            Mutant::DecideWithoutMajority => Config {
-                elections: 0,
-                ..replicated
-            },
+            Mutant::DecideWithoutMajority => replicated,
             // A backup restarts (the `replicated-backup-crash` matrix entry).
             Mutant::ForgetAcceptedOnRestart => Config {
-                elections: 0,
                 max_crashes: 1,
                 crashable: [Role::Backup].into(),
                 ..replicated
@@ -429,7 +427,6 @@ impl Mutant {
             // A backup dies for good (the first one: the leader then has
             // nobody it listens to).
             Mutant::DeafToLastBackup => Config {
-                elections: 0,
                 max_crashes: 1,
                 crashable: [Role::Backup].into(),
                 never_recover: [Role::Backup].into(),
@@ -437,7 +434,6 @@ impl Mutant {
             },
             // The first leader dies for good; the next adopts its own state.
             Mutant::LeaderIgnoresPromises => Config {
-                elections: 0,
                 max_crashes: 1,
                 crashable: [Role::Coordinator].into(),
                 never_recover: [Role::Coordinator].into(),

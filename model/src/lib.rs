@@ -287,7 +287,9 @@ impl Actor for Node {
                 with_role_state!(state, Participant, |s| p.on_msg(&mut s, src, msg, o))
             }
             Node::Client(c) => with_role_state!(state, Client, |s| c.on_msg(&mut s, src, msg, o)),
-            Node::Replica(r) => replica_step(state, |s| r.on_msg(id, s, src, msg, o)),
+            Node::Replica(r) => {
+                with_role_state!(state, Replica, |s| r.on_msg(id, &mut s, src, msg, o))
+            }
         }
     }
 
@@ -302,7 +304,9 @@ impl Actor for Node {
             Node::Client(c) => {
                 with_role_state!(state, Client, |s| c.on_timeout(&mut s, timer, o))
             }
-            Node::Replica(r) => replica_step(state, |s| r.on_timeout(id, s, timer, o)),
+            Node::Replica(r) => {
+                with_role_state!(state, Replica, |s| r.on_timeout(id, &mut s, timer, o))
+            }
         }
     }
 
@@ -316,19 +320,6 @@ impl Actor for Node {
             Node::Client(c) => format!("client{}", c.id),
             Node::Replica(r) => format!("replica{}", r.index),
         }
-    }
-}
-
-/// Runs a replica's step on its state inside a `Cow<State>` (a replica's
-/// handlers take their own `Cow`, to keep no-op steps borrowed).
-fn replica_step(state: &mut Cow<State>, f: impl FnOnce(&mut Cow<ReplicaState>)) {
-    let State::Replica(inner) = &**state else {
-        unreachable!("a node's state always matches its role")
-    };
-    let mut inner = Cow::Borrowed(inner);
-    f(&mut inner);
-    if let Cow::Owned(owned) = inner {
-        *state = Cow::Owned(State::Replica(owned));
     }
 }
 
