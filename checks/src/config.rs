@@ -432,8 +432,9 @@ impl Mutant {
                 never_recover: [Role::Backup].into(),
                 ..replicated
             },
-            // The first leader dies for good; the next adopts its own state.
-            Mutant::LeaderIgnoresPromises => Config {
+            // The first leader dies for good; the next adopts its own state,
+            // or loses its campaign and never asks again.
+            Mutant::LeaderIgnoresPromises | Mutant::CampaignNotResent => Config {
                 max_crashes: 1,
                 crashable: [Role::Coordinator].into(),
                 never_recover: [Role::Coordinator].into(),

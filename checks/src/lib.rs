@@ -47,26 +47,7 @@ impl Model for TwopcModel {
     }
 
     fn next_state(&self, state: &SysState, action: SysAction) -> Option<SysState> {
-        // A prepare delivered to a participant may be refused: judge the
-        // refusal on this very step (see `TwopcModel::judge_refusal`).
-        let prepare = match &action {
-            stateright::actor::ActorModelAction::Deliver { dst, msg, .. } => match &**msg {
-                twopc_model::Msg::Prepare { txn, op, .. } => Some((*dst, *txn, op.key.clone())),
-                _ => None,
-            },
-            _ => None,
-        };
-        let crash = match &action {
-            stateright::actor::ActorModelAction::Crash(id) => Some(*id),
-            _ => None,
-        };
-        let mut next = self.inner.next_state(state, action)?;
-        if let Some((dst, txn, key)) = &prepare {
-            self.judge_refusal(state, (*dst, *txn, key), &mut next);
-        }
-        if let Some(id) = crash {
-            self.bury(id, &mut next);
-        }
+        let mut next = self.next_unreduced(state, action)?;
         self.drop_mail_of_the_dead(&mut next);
         Some(next)
     }

@@ -9,6 +9,11 @@
 //! keeps every edge, walks backwards from the done states, and
 //! reports any reachable state that cannot get there.
 //!
+//! The graph is the model's own: when an actor is down for good, its states
+//! are already reduced by dropping messages that can change nothing now or
+//! later (`TwopcModel::drop_mail_of_the_dead`), which merges states with the
+//! same futures and leaves the verdict unchanged.
+//!
 //! Bounds: the restart budget restricts the environment (no coordinator crash
 //! once it is spent, see `TwopcModel::allowed`), so the real protocol is
 //! explored completely and nothing is cut off. Only variants whose memory

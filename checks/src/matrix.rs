@@ -115,6 +115,18 @@ pub fn entries() -> Vec<Entry> {
             unique_states: 225_906,
             strategy: Strategy::Dfs,
         },
+        Entry {
+            name: "replicated-leader-dies",
+            about: "the replicated coordinator: one purchase; udp; the first leader crashes at any moment and never recovers (where 2PC blocks)",
+            config: Config {
+                max_crashes: 1,
+                crashable: [Role::Coordinator].into(),
+                never_recover: [Role::Coordinator].into(),
+                ..replicated()
+            },
+            unique_states: 528_201,
+            strategy: Strategy::Dfs,
+        },
     ]
 }
 

@@ -80,6 +80,10 @@ pub enum Mutant {
     /// cannot do without the other backup: liveness only, when that one
     /// never recovers.
     DeafToLastBackup,
+    /// Replicated: a candidate never re-sends its campaign, so one whose
+    /// campaign was lost waits forever, and nobody else may campaign while
+    /// it does: liveness only, when the leader never recovers.
+    CampaignNotResent,
 }
 
 impl Mutant {
@@ -466,6 +470,13 @@ impl Checked {
                     self.node.on_msg(id, state, c.wallet, yes(*txn), &mut out);
                     self.node.on_msg(id, state, c.order, yes(*txn), &mut out);
                 }
+            }
+            (Node::Replica(_), Timer::Replica)
+                if is(self.mutant, Mutant::CampaignNotResent)
+                    && matches!(&**state, State::Replica(r)
+                        if matches!(r.standing, twopc_model::Standing::Candidate { .. })) =>
+            {
+                out.set_timer(Timer::Replica, twopc_model::timeouts::ELECTION);
             }
             _ => self.node.on_timeout(id, state, timer, &mut out),
         }

@@ -78,7 +78,10 @@ impl Mutant {
             Mutant::KeyContentsNotCompared => CLIENT_TOLD_THE_TRUTH,
             Mutant::OutcomesNotDurable => CHARGED_AT_MOST_ONCE,
             Mutant::ClientAcceptsAnyOutcome => CLIENT_TOLD_THE_TRUTH,
-            Mutant::NeverAsk | Mutant::RestartForgetsToAsk | Mutant::DeafToLastBackup => LIVE,
+            Mutant::NeverAsk
+            | Mutant::RestartForgetsToAsk
+            | Mutant::DeafToLastBackup
+            | Mutant::CampaignNotResent => LIVE,
             Mutant::ForgetOnCommit | Mutant::FloorIgnoresOwed | Mutant::FloorIgnoresVoting => {
                 CONSERVED
             }

@@ -8,6 +8,7 @@ use crate::history::{record_out, History};
 use crate::mutants::Checked;
 use crate::shared::Shared;
 use stateright::actor::{ActorModel, ActorModelAction, ActorModelState, Id, LossyNetwork, Network};
+use stateright::Model;
 use twopc_model::*;
 
 /// One global state of the checked system.
@@ -337,6 +338,32 @@ impl TwopcModel {
         }
     }
 
+    /// The state after `action`, before [`TwopcModel::drop_mail_of_the_dead`]
+    /// drops what can no longer matter (`Model::next_state` does both).
+    pub(crate) fn next_unreduced(&self, state: &SysState, action: SysAction) -> Option<SysState> {
+        // A prepare delivered to a participant may be refused: judge the
+        // refusal on this very step (see `TwopcModel::judge_refusal`).
+        let prepare = match &action {
+            ActorModelAction::Deliver { dst, msg, .. } => match &**msg {
+                Msg::Prepare { txn, op, .. } => Some((*dst, *txn, op.key.clone())),
+                _ => None,
+            },
+            _ => None,
+        };
+        let crash = match &action {
+            ActorModelAction::Crash(id) => Some(*id),
+            _ => None,
+        };
+        let mut next = self.inner.next_state(state, action)?;
+        if let Some((dst, txn, key)) = &prepare {
+            self.judge_refusal(state, (*dst, *txn, key), &mut next);
+        }
+        if let Some(id) = crash {
+            self.bury(id, &mut next);
+        }
+        Some(next)
+    }
+
     /// A replica that crashed never to recover no longer matters to the
     /// future: forget the volatile state it crashed in (it is rebuilt from
     /// its storage, as if it had restarted and stopped); the messages on
@@ -368,6 +395,10 @@ impl TwopcModel {
     /// Messages to a buried replica (see [`TwopcModel::bury`]) can never be
     /// delivered: those in flight when it died and those sent since are
     /// dropped, so that states do not differ by which of them were sent.
+    /// So are the replication messages whose delivery changes nothing, now
+    /// or ever (see [`TwopcModel::inert`]): a state with such a message in
+    /// flight and the same state without it have the same futures, so
+    /// dropping it merges states without losing any behaviour.
     pub(crate) fn drop_mail_of_the_dead(&self, state: &mut SysState) {
         if self.cfg.protocol != Protocol::Replicated
             || self.cfg.never_recover.is_empty()
@@ -375,20 +406,89 @@ impl TwopcModel {
         {
             return;
         }
-        let dead: Vec<Id> = (0..state.crashed.len())
-            .filter(|i| state.crashed[*i] && self.cfg.never_recover.contains(&self.cfg.role(*i)))
-            .map(Id::from)
-            .collect();
-        if dead.is_empty() || !state.network.iter_all().any(|e| dead.contains(&e.dst)) {
+        let dead = self.buried(state);
+        let inert = |e: &stateright::actor::Envelope<&Shared<Msg>>| {
+            dead.contains(&e.dst) || self.inert(state, &dead, e.src, e.dst, e.msg)
+        };
+        if !state.network.iter_all().any(|e| inert(&e)) {
             return;
         }
         let kept: Vec<_> = state
             .network
             .iter_all()
-            .filter(|e| !dead.contains(&e.dst))
+            .filter(|e| !inert(e))
             .map(|e| e.to_cloned_msg())
             .collect();
         state.network = Network::new_unordered_duplicating(kept);
+    }
+
+    /// The actors down for good.
+    fn buried(&self, state: &SysState) -> Vec<Id> {
+        (0..state.crashed.len())
+            .filter(|i| state.crashed[*i] && self.cfg.never_recover.contains(&self.cfg.role(*i)))
+            .map(Id::from)
+            .collect()
+    }
+
+    /// Whether delivering `msg` from `src` to replica `dst` is a no-op in
+    /// this state and in every state that follows (so the message can be
+    /// dropped). Each rule rests on what only grows: a replica's promised
+    /// term and accepted (term, version) (durable), a leader's chosen version
+    /// and acknowledgements; and on a replica never campaigning for, or
+    /// leading, a term again once it stopped (its next campaign is for a
+    /// higher term, and a restart follows). `dead` are the buried replicas:
+    /// what is sent to them is dropped.
+    fn inert(&self, state: &SysState, dead: &[Id], src: Id, dst: Id, msg: &Msg) -> bool {
+        let i = usize::from(dst);
+        let r = match state.actor_states.get(i).map(|a| &***a) {
+            Some(State::Replica(r)) => r,
+            Some(State::Participant(p)) => return part_inert(p, dead.contains(&src), msg),
+            // A client that has every outcome ignores everything (what it
+            // has seen only grows).
+            Some(State::Client(c)) => {
+                let cfg = self
+                    .client_configs()
+                    .nth(i - self.cfg.client_indices().start);
+                return cfg.is_some_and(|cfg| cfg.is_done(c));
+            }
+            _ => return false,
+        };
+        let down = state.crashed[i];
+        let promised = r.acceptor.promised;
+        match msg {
+            // Followed only if higher than what it promised.
+            Msg::Nack { promised: p } => *p <= promised,
+            // Counted only by the candidate for that term that lacks it.
+            Msg::Promise { term, .. } => {
+                down || !matches!(&r.standing, Standing::Candidate { term: t, promises }
+                    if t == term && !promises.contains_key(&src))
+            }
+            // Counted only by the leader of that term, above what is chosen
+            // and what that replica acknowledged before.
+            Msg::Accepted { term, version } => {
+                down || !r.leading().is_some_and(|l| {
+                    l.term == *term
+                        && *version > l.chosen
+                        && l.acks.get(&src).is_none_or(|v| v < version)
+                })
+            }
+            // From a buried replica, a campaign it already promised (or
+            // refused) only answers the dead.
+            Msg::Campaign { term } => dead.contains(&src) && *term <= promised,
+            // From a buried leader, an accept that neither raises the
+            // promise nor is newer than what was accepted only answers the
+            // dead.
+            Msg::Accept { term, version, .. } => {
+                dead.contains(&src)
+                    && (*term < promised
+                        || (*term == promised
+                            && r.acceptor
+                                .accepted
+                                .as_ref()
+                                .is_some_and(|a| (a.term, a.version) >= (*term, *version))))
+            }
+            _ => false,
+        }
     }
 
     /// The highest term any replica promised.
@@ -443,5 +543,154 @@ impl TwopcModel {
             Some(a) => stateright::actor::Actor::name(a),
             None => format!("{id:?}"),
         }
+    }
+}
+
+/// Whether delivering `msg` to a participant (from a buried replica if
+/// `from_dead`: its answer goes nowhere) changes nothing now or ever. What a
+/// participant decided stays decided: a transaction leaves `holds` only for
+/// `finished`, and leaves `finished` only when its floor passes it, after
+/// which no prepare holds it again; and the floor only rises.
+fn part_inert(p: &PartState, from_dead: bool, msg: &Msg) -> bool {
+    let data = &p.data;
+    let decided = |txn: &TxnId| *txn < data.floor || data.finished.contains_key(txn);
+    match msg {
+        // Ignored once decided (no answer at all).
+        Msg::Abort { txn } => decided(txn),
+        // Answered with an ack (to nobody, from the dead) unless it is held.
+        Msg::Commit { txn } => from_dead && decided(txn) && !data.holds.contains_key(txn),
+        // From the dead: a floor that settles nothing here now (so nothing
+        // later either: every later hold or decision is at or above this
+        // participant's floor), for an attempt already held or decided (a
+        // vote again, to nobody).
+        Msg::Prepare { txn, floor, .. } => {
+            from_dead
+                && floor.below <= data.floor
+                && data.holds.range(..floor.below).next().is_none()
+                && data.finished.range(..floor.below).next().is_none()
+                && (decided(txn) || data.holds.contains_key(txn))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    type Mail = stateright::actor::Envelope<Shared<Msg>>;
+
+    fn mail(state: &SysState) -> HashSet<Mail> {
+        state
+            .network
+            .iter_all()
+            .map(|e| e.to_cloned_msg())
+            .collect()
+    }
+
+    /// What the reduction would drop from `state` (but mail to the dead).
+    fn droppable(model: &TwopcModel, state: &SysState) -> Vec<Mail> {
+        let dead = model.buried(state);
+        state
+            .network
+            .iter_all()
+            .filter(|e| !dead.contains(&e.dst) && model.inert(state, &dead, e.src, e.dst, e.msg))
+            .map(|e| e.to_cloned_msg())
+            .collect()
+    }
+
+    /// Random walks through the model *without* the reduction. In every
+    /// state, each message the reduction would drop is delivered: it must
+    /// change nothing (the receiver's state, storage and timers, the
+    /// history) and send only to the dead. And it must still be judged
+    /// droppable in the next state if still in flight, so that it is a no-op
+    /// in every state that follows. Returns how many drops were judged.
+    fn judge_reduction(cfg: Config, walks: u64, steps: usize) -> usize {
+        let model = cfg.into_model();
+        let mut judged = 0;
+        for walk in 0..walks {
+            let mut rng = walk.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut state = model.init_states().swap_remove(0);
+            for _ in 0..steps {
+                let dead = model.buried(&state);
+                let drops = droppable(&model, &state);
+                for e in &drops {
+                    let i = usize::from(e.dst);
+                    let deliver = ActorModelAction::Deliver {
+                        src: e.src,
+                        dst: e.dst,
+                        msg: e.msg.clone(),
+                    };
+                    if let Some(after) = model.next_unreduced(&state, deliver) {
+                        let what = format!("{:?} to {i}", &*e.msg);
+                        assert!(after.actor_states[i] == state.actor_states[i], "{what}");
+                        assert!(after.actor_storages[i] == state.actor_storages[i], "{what}");
+                        assert!(after.timers_set[i] == state.timers_set[i], "{what}");
+                        assert!(after.history == state.history, "{what}");
+                        let before = mail(&state);
+                        for sent in mail(&after).difference(&before) {
+                            assert!(dead.contains(&sent.dst), "{what} sends {sent:?}");
+                        }
+                    }
+                    judged += 1;
+                }
+                let mut actions = Vec::new();
+                model.actions(&state, &mut actions);
+                if actions.is_empty() {
+                    break;
+                }
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let action = actions.swap_remove((rng % actions.len() as u64) as usize);
+                let Some(next) = model.next_unreduced(&state, action) else {
+                    continue;
+                };
+                let still = droppable(&model, &next);
+                let (in_flight, dead) = (mail(&next), model.buried(&next));
+                for e in drops.iter().filter(|e| in_flight.contains(*e)) {
+                    let gone = dead.contains(&e.dst) || still.contains(e);
+                    assert!(gone, "{:?} to {:?} became live", &*e.msg, e.dst);
+                }
+                state = next;
+            }
+        }
+        judged
+    }
+
+    fn replicated(dies: Role) -> Config {
+        Config {
+            clients: 1,
+            protocol: Protocol::Replicated,
+            elections: 0,
+            max_crashes: 1,
+            crashable: [dies].into(),
+            never_recover: [dies].into(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn what_the_reduction_drops_is_a_no_op_for_good_when_the_leader_dies() {
+        assert!(judge_reduction(replicated(Role::Coordinator), 3000, 120) > 10_000);
+    }
+
+    #[test]
+    fn what_the_reduction_drops_is_a_no_op_for_good_when_a_backup_dies() {
+        assert!(judge_reduction(replicated(Role::Backup), 3000, 120) > 10_000);
+    }
+
+    /// Two clients, a purchase that cannot be paid for, elections early:
+    /// other messages and other states.
+    #[test]
+    fn what_the_reduction_drops_is_a_no_op_for_good_with_two_clients_and_early_elections() {
+        let cfg = Config {
+            clients: 2,
+            elections: 2,
+            balance: 6,
+            ..replicated(Role::Coordinator)
+        };
+        assert!(judge_reduction(cfg, 3000, 150) > 10_000);
     }
 }

@@ -63,3 +63,8 @@ fn matrix_replicated() {
 fn matrix_replicated_backup_crash() {
     check_entry("replicated-backup-crash");
 }
+
+#[test]
+fn matrix_replicated_leader_dies() {
+    check_entry("replicated-leader-dies");
+}

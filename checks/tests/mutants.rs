@@ -187,10 +187,7 @@ fn demo_configs_pass_without_the_mutant() {
         // A matrix configuration is checked (with its count pinned) in
         // tests/matrix.rs; the others are checked here.
         let in_matrix = entries().iter().any(|e| e.config == cfg);
-        // The replicated protocol with its first leader dead for good: its
-        // liveness is analysed in tests/replicated.rs (AG EF, every state).
-        let leader_dies = mutant == Mutant::LeaderIgnoresPromises;
-        if seen.contains(&cfg) || in_matrix || leader_dies {
+        if seen.contains(&cfg) || in_matrix {
             continue;
         }
         let run = check(cfg.clone());
