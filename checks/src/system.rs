@@ -395,10 +395,15 @@ impl TwopcModel {
     /// Messages to a buried replica (see [`TwopcModel::bury`]) can never be
     /// delivered: those in flight when it died and those sent since are
     /// dropped, so that states do not differ by which of them were sent.
-    /// So are the replication messages whose delivery changes nothing, now
-    /// or ever (see [`TwopcModel::inert`]): a state with such a message in
-    /// flight and the same state without it have the same futures, so
-    /// dropping it merges states without losing any behaviour.
+    /// So are the messages whose delivery changes nothing, now or ever (see
+    /// [`TwopcModel::inert`]): a state with such a message in flight and the
+    /// same state without it have the same futures, so dropping it merges
+    /// states without losing any behaviour. (Only where an actor may die
+    /// for good: that is where the graphs outgrew the machine. Elsewhere the
+    /// pinned counts of the CI matrix stay those of the plain model; with
+    /// the rules on everywhere, `replicated` would have 18,350 states
+    /// instead of 75,302 and `replicated-backup-crash` 55,050 instead of
+    /// 225,906.)
     pub(crate) fn drop_mail_of_the_dead(&self, state: &mut SysState) {
         if self.cfg.protocol != Protocol::Replicated
             || self.cfg.never_recover.is_empty()
@@ -679,6 +684,19 @@ mod tests {
     #[test]
     fn what_the_reduction_drops_is_a_no_op_for_good_when_a_backup_dies() {
         assert!(judge_reduction(replicated(Role::Backup), 3000, 120) > 10_000);
+    }
+
+    /// Competing leaders, nobody dead: a deposed leader keeps acting.
+    #[test]
+    fn what_the_reduction_drops_is_a_no_op_for_good_with_competing_leaders() {
+        let cfg = Config {
+            elections: 2,
+            max_crashes: 0,
+            crashable: Default::default(),
+            never_recover: Default::default(),
+            ..replicated(Role::Coordinator)
+        };
+        assert!(judge_reduction(cfg, 3000, 150) > 10_000);
     }
 
     /// Two clients, a purchase that cannot be paid for, elections early:
