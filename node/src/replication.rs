@@ -33,11 +33,12 @@ use crate::storage::CoordDelta;
 use crate::wire::{Codec, Reject, MAX_FRAME};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use twopc_model::{CoordStorage, Msg, Term};
 
 /// Whether `msg` is one the replicas exchange among themselves (sent over
@@ -187,6 +188,33 @@ const QUEUE: usize = 256;
 /// Bytes a replica connection's reader takes from the socket at a time.
 const READ_BUFFER: usize = 64 * 1024;
 
+/// What an incoming connection must prove, and how many may be proving it
+/// at once. A peer writes its first frame as soon as it has connected, so
+/// a connection that has not delivered a valid frame (the cluster key's MAC
+/// over a peer's name) is a stranger's, or broken: it is closed after
+/// `first_frame`, and at most `unproven` such connections are open at once
+/// (more are closed as they arrive). A connection from an address that is no
+/// replica's is closed at once (each replica connects from its own address).
+/// Without these, idle connections from a stranger would each hold a task,
+/// a buffer and a file descriptor for as long as the stranger liked, until
+/// the node could accept no more, its peers' included.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// How long a new connection has to deliver its first valid frame.
+    pub first_frame: Duration,
+    /// Connections without a valid frame yet, at most.
+    pub unproven: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            first_frame: Duration::from_secs(5),
+            unproven: 16,
+        }
+    }
+}
+
 /// The TCP links of one replica to the others: a listener, and a writer
 /// task per peer. Dropped, its tasks stop.
 #[derive(Debug)]
@@ -214,8 +242,21 @@ impl PeerLink {
         peers: &[SocketAddrV4],
         codec: Codec,
     ) -> PeerLink {
+        Self::start_with(listener, me, peers, codec, Limits::default())
+    }
+
+    /// [`PeerLink::start`], with `limits` on incoming connections.
+    pub fn start_with(
+        listener: TcpListener,
+        me: SocketAddrV4,
+        peers: &[SocketAddrV4],
+        codec: Codec,
+        limits: Limits,
+    ) -> PeerLink {
         let (deliver, incoming) = mpsc::channel(QUEUE);
-        let mut tasks = vec![tokio::spawn(accept(listener, codec.clone(), deliver))];
+        let from: Vec<Ipv4Addr> = peers.iter().map(|p| *p.ip()).collect();
+        let incoming_side = accept(listener, from, limits, codec.clone(), deliver);
+        let mut tasks = vec![tokio::spawn(incoming_side)];
         let mut writers = HashMap::new();
         for &peer in peers.iter().filter(|p| **p != me) {
             let (tx, rx) = mpsc::channel(QUEUE);
@@ -309,7 +350,7 @@ async fn write(me: SocketAddrV4, peer: SocketAddrV4, codec: Codec, mut rx: mpsc:
             queue.push(msg);
         }
         if conn.is_none() {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(peer)).await {
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect(me, peer)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     conn = Some((stream, Encoder::default()));
@@ -354,13 +395,45 @@ async fn write(me: SocketAddrV4, peer: SocketAddrV4, codec: Codec, mut rx: mpsc:
     }
 }
 
-/// Accepts peers' connections, one reader task each.
-async fn accept(listener: TcpListener, codec: Codec, deliver: mpsc::Sender<(SocketAddrV4, Msg)>) {
+/// Connects to `peer` from replica `me`'s own address, so that the peer
+/// sees a connection from an address it knows (see [`Limits`]).
+async fn connect(me: SocketAddrV4, peer: SocketAddrV4) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::V4(SocketAddrV4::new(*me.ip(), 0)))?;
+    socket.connect(SocketAddr::V4(peer)).await
+}
+
+/// Accepts peers' connections, one reader task each, within [`Limits`]:
+/// only from a replica's address, and only `unproven` at once that have
+/// not yet delivered a valid frame.
+async fn accept(
+    listener: TcpListener,
+    replicas: Vec<Ipv4Addr>,
+    limits: Limits,
+    codec: Codec,
+    deliver: mpsc::Sender<(SocketAddrV4, Msg)>,
+) {
+    let unproven = Arc::new(Semaphore::new(limits.unproven));
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
+                let known = match from.ip() {
+                    IpAddr::V4(ip) => replicas.contains(&ip),
+                    IpAddr::V6(_) => false,
+                };
+                if !known {
+                    // Debug only: a stranger must not be able to fill the log.
+                    tracing::debug!(%from, "not a replica's address: connection closed");
+                    continue;
+                }
+                let Ok(permit) = unproven.clone().try_acquire_owned() else {
+                    tracing::debug!(%from, "too many connections still unproven: closed");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(read(stream, from, codec.clone(), deliver.clone()));
+                let deadline = tokio::time::Instant::now() + limits.first_frame;
+                let proving = Some((permit, deadline));
+                tokio::spawn(read(stream, from, proving, codec.clone(), deliver.clone()));
             }
             Err(e) => {
                 tracing::warn!("accepting a replica connection failed: {e}");
@@ -371,10 +444,13 @@ async fn accept(listener: TcpListener, codec: Codec, deliver: mpsc::Sender<(Sock
 }
 
 /// Reads one connection's frames until it ends or a frame is bad (then it
-/// is closed: the sender starts a new one, whole).
+/// is closed: the sender starts a new one, whole). While `proving`, the
+/// connection holds one of the unproven places until its first valid
+/// frame, which must be whole by the deadline.
 async fn read(
     stream: TcpStream,
     from: SocketAddr,
+    mut proving: Option<(OwnedSemaphorePermit, tokio::time::Instant)>,
     codec: Codec,
     deliver: mpsc::Sender<(SocketAddrV4, Msg)>,
 ) {
@@ -383,28 +459,26 @@ async fn read(
     // come in with one read, not one per field.
     let mut stream = tokio::io::BufReader::with_capacity(READ_BUFFER, stream);
     loop {
-        let mut len = [0u8; 4];
-        if stream.read_exact(&mut len).await.is_err() {
-            return;
-        }
-        let len = u32::from_be_bytes(len) as usize;
-        if len > MAX_FRAME {
-            let why = Reject::Oversized(len);
-            tracing::warn!(%from, "replica connection closed: {why}");
-            return;
-        }
-        // Grown as bytes arrive: a stranger's huge length allocates nothing.
-        let mut bytes = Vec::new();
-        match (&mut stream).take(len as u64).read_to_end(&mut bytes).await {
-            Ok(n) if n == len => {}
-            _ => return,
-        }
+        let bytes = match &proving {
+            Some((_, deadline)) => {
+                match tokio::time::timeout_at(*deadline, read_frame(&mut stream, from)).await {
+                    Ok(bytes) => bytes,
+                    Err(_) => {
+                        tracing::debug!(%from, "no valid frame in time: connection closed");
+                        return;
+                    }
+                }
+            }
+            None => read_frame(&mut stream, from).await,
+        };
+        let Some(bytes) = bytes else { return };
         let decoded = codec
             .decode_frame::<Frame>(&bytes)
             .map_err(|e| e.to_string())
             .and_then(|frame| decoder.decode(frame));
         match decoded {
             Ok(m) => {
+                proving = None; // A peer's: its place goes to the next.
                 if deliver.send(m).await.is_err() {
                     return; // The node stopped.
                 }
@@ -414,6 +488,28 @@ async fn read(
                 return;
             }
         }
+    }
+}
+
+/// One frame's bytes, or `None` when the connection ended or announced a
+/// frame too big.
+async fn read_frame(
+    stream: &mut tokio::io::BufReader<TcpStream>,
+    from: SocketAddr,
+) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.ok()?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        let why = Reject::Oversized(len);
+        tracing::warn!(%from, "replica connection closed: {why}");
+        return None;
+    }
+    // Grown as bytes arrive: a stranger's huge length allocates nothing.
+    let mut bytes = Vec::new();
+    match stream.take(len as u64).read_to_end(&mut bytes).await {
+        Ok(n) if n == len => Some(bytes),
+        _ => None,
     }
 }
 
@@ -623,5 +719,97 @@ mod tests {
         // Closed by the receiver, nothing delivered.
         let _ = conn.read_to_end(&mut rest).await;
         assert!(links[1].try_recv().is_none());
+    }
+
+    /// Three linked replicas on loopback, with `limits`.
+    async fn linked(limits: Limits) -> (Vec<PeerLink>, Vec<SocketAddrV4>) {
+        let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..3 {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let SocketAddr::V4(a) = l.local_addr().unwrap() else {
+                unreachable!()
+            };
+            addrs.push(a);
+            listeners.push(l);
+        }
+        let links = listeners
+            .into_iter()
+            .zip(&addrs)
+            .map(|(l, a)| PeerLink::start_with(l, *a, &addrs, codec.clone(), limits))
+            .collect();
+        (links, addrs)
+    }
+
+    /// Whether the other side closes `conn` within `within`.
+    async fn closed(conn: &mut TcpStream, within: Duration) -> bool {
+        let mut rest = Vec::new();
+        tokio::time::timeout(within, conn.read_to_end(&mut rest))
+            .await
+            .is_ok()
+    }
+
+    /// Idle connections cannot crowd the peers out. With a deadline far
+    /// away: one from an address that is no replica's is closed at once;
+    /// from a replica's address at most `unproven` are kept, the others are
+    /// closed at once.
+    #[tokio::test]
+    async fn strangers_are_refused_beyond_the_unproven_places() {
+        let limits = Limits {
+            first_frame: Duration::from_secs(120),
+            unproven: 4,
+        };
+        let (_links, addrs) = linked(limits).await;
+        let soon = Duration::from_secs(20);
+        // Not a replica's address (127.0.0.2 is loopback too).
+        let elsewhere = tokio::net::TcpSocket::new_v4().unwrap();
+        elsewhere.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut conn = elsewhere.connect(SocketAddr::V4(addrs[1])).await.unwrap();
+        assert!(
+            closed(&mut conn, soon).await,
+            "a stranger's address is refused"
+        );
+        let mut idle = Vec::new();
+        for _ in 0..10 {
+            idle.push(TcpStream::connect(addrs[1]).await.unwrap());
+        }
+        for conn in &mut idle[4..] {
+            assert!(closed(conn, soon).await, "beyond the places: closed");
+        }
+        for conn in &mut idle[..4] {
+            let kept = !closed(conn, Duration::from_millis(200)).await;
+            assert!(kept, "the first four wait for their deadline");
+        }
+    }
+
+    /// With a near deadline: idle connections are closed at it, then a peer
+    /// gets through, and its connection, proven by its first frame, stays
+    /// open past the deadline.
+    #[tokio::test]
+    async fn idle_connections_are_closed_at_the_deadline_and_peers_get_through() {
+        let limits = Limits {
+            first_frame: Duration::from_millis(300),
+            unproven: 4,
+        };
+        let (mut links, addrs) = linked(limits).await;
+        let soon = Duration::from_secs(20);
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            idle.push(TcpStream::connect(addrs[1]).await.unwrap());
+        }
+        for conn in &mut idle {
+            assert!(closed(conn, soon).await, "closed at the deadline");
+        }
+        let s = state(10);
+        for v in [1, 2] {
+            if v == 2 {
+                tokio::time::sleep(limits.first_frame * 3).await;
+            }
+            links[0].send(SocketAddr::V4(addrs[1]), accept(v, &s));
+            let got = tokio::time::timeout(soon, links[1].recv()).await;
+            let (from, msg) = got.expect("delivered").unwrap();
+            assert_eq!((from, msg), (addrs[0], accept(v, &s)));
+        }
     }
 }
