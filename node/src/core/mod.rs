@@ -67,22 +67,22 @@
 //!   waits for the backup's fsync).
 //! - The leader reports its own acceptance to nobody: it only counts in its
 //!   volatile ack table (`Leading::acks`), and counts there only for a
-//!   version that another replica has also accepted. With three replicas
-//!   (quorum two) that other acceptance arrives as an `Accepted`, which
-//!   can only be an answer to an `Accept` that has left; this batch's
-//!   `Accept`s leave in this batch's flush, so every `Accepted` the leader
-//!   handles in a batch answers an `Accept` of an *earlier* batch. The
-//!   shell handles a batch only after the previous flush returned, and a
-//!   batch that queued an `Accept` always has `sync` set when anything is
-//!   staged (it queued a message), so the earlier batch's save, the
-//!   leader's acceptance of that version, is on disk before anything is
-//!   released because of it. Within one batch the leader's own ack can
+//!   version that F other replicas of 2F+1 have also accepted. Their
+//!   acceptances arrive as `Accepted`s, each an answer to an `Accept` that
+//!   has left; this batch's `Accept`s leave in this batch's flush, so every
+//!   `Accepted` the leader handles in a batch answers an `Accept` of an
+//!   *earlier* batch. The shell handles a batch only after the previous
+//!   flush returned, and a batch that queued an `Accept` always has `sync`
+//!   set when anything is staged (it queued a message), so the earlier
+//!   batch's save, the leader's acceptance of that version, is on disk
+//!   before anything is released because of it. Within one batch the leader's own ack can
 //!   complete no quorum (checked against `Replica::absorb` and `release`:
 //!   the ack of a version just written is the only one at that version, and
 //!   a backup's `Accepted` always names a version of the same term it has
-//!   already received). A one-replica cluster (quorum one) releases in the
-//!   same step as the save; those outputs follow the save in the batch and
-//!   wait for the fsync like any other send.
+//!   already received). A one-replica group (quorum one; the model allows
+//!   it, `cluster.rs` refuses fewer than three) releases in the same step as
+//!   the save; those outputs follow the save in the batch and wait for the
+//!   fsync like any other send.
 //! - If the leader dies before its fsync, the backups may hold version `v`
 //!   while its disk holds `v - 1`: the state of a Paxos run in which the
 //!   leader's acceptor had not yet taken its own proposal when the leader
