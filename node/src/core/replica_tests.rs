@@ -1,7 +1,7 @@
 //! A coordinator replica's core: its messages to the other replicas leave
-//! through the same `Ready` as datagrams (after the fsync, through the
-//! same injected faults), and a follower's campaign waits while it hears
-//! from its leader.
+//! through the same `Ready` as datagrams (after the fsync, but a leader's
+//! `Accept`s before it; through the same injected faults), and a
+//! follower's campaign waits while it hears from its leader.
 
 use super::*;
 use crate::wire::Format;
@@ -43,10 +43,12 @@ fn first_term() -> Term {
 }
 
 /// The first replica leads the first term at once: its coordinator's first
-/// save (the epoch) is accepted here, staged, made durable, and only then
-/// do the `Accept`s leave, as whole messages for the TCP links.
+/// save (the epoch) is accepted here and staged, and the `Accept`s leave at
+/// once, as whole messages for the TCP links, ahead of the fsync that the
+/// batch still asks for (the leader's own acceptance is made durable before
+/// the next batch, in which a backup's answer can first count).
 #[test]
-fn a_leaders_accepts_leave_after_the_sync_as_messages_for_the_links() {
+fn a_leaders_accepts_leave_before_its_fsync_as_messages_for_the_links() {
     let now = Instant::now();
     let mut leader = replica(0, Faults::default(), now);
     // Its heartbeat comes within a heartbeat period, not a campaign's.
@@ -58,11 +60,11 @@ fn a_leaders_accepts_leave_after_the_sync_as_messages_for_the_links() {
     };
     let accepted = saved.accepted.clone().expect("version 1 accepted here");
     assert_eq!((accepted.term, accepted.version), (first_term(), 1));
-    assert!(ready.sync, "persist before send");
-    assert!(ready.sends.is_empty());
-    let to: Vec<SocketAddr> = ready.sends_after_sync.iter().map(|o| o.to).collect();
+    assert!(ready.sync, "the leader's own acceptance is still fsynced");
+    assert!(ready.sends_after_sync.is_empty());
+    let to: Vec<SocketAddr> = ready.sends.iter().map(|o| o.to).collect();
     assert_eq!(to, [R[1], R[2]].map(|r| r.parse().unwrap()));
-    for out in &ready.sends_after_sync {
+    for out in &ready.sends {
         assert!(out.bytes.is_empty() && out.protocol);
         assert_eq!(
             out.peer.as_deref(),
@@ -73,6 +75,215 @@ fn a_leaders_accepts_leave_after_the_sync_as_messages_for_the_links() {
             })
         );
     }
+}
+
+const WALLET: &str = "127.0.0.1:7201";
+const ORDER: &str = "127.0.0.1:7202";
+const CLIENT: &str = "127.0.0.1:7301";
+
+/// Feeds `msg` from `from` (a participant or a client) as a datagram.
+fn datagram(core: &mut Core, now: Instant, from: &str, msg: Msg) {
+    let bytes = Codec::new(None, Format::Bincode)
+        .encode(&Payload::Protocol(msg))
+        .unwrap();
+    let from = from.parse().unwrap();
+    core.handle(
+        now,
+        Event::Datagram {
+            from,
+            bytes: &bytes,
+        },
+    );
+}
+
+/// A backup's `Accepted` of `version` of the first term.
+fn accepted_by(core: &mut Core, now: Instant, backup: usize, version: u64) {
+    let msg = Msg::Accepted {
+        term: first_term(),
+        version,
+    };
+    let from = R[backup].parse().unwrap();
+    core.handle(now, Event::Peer { from, msg });
+}
+
+/// Purchase `n` (with a ticket) and both yes votes for its attempt, the
+/// `n`th of epoch 1: the leader decides commit, a save.
+fn purchase_and_votes(core: &mut Core, now: Instant, n: u64) {
+    let purchase = Msg::Purchase {
+        req: twopc_model::RequestId::new(format!("order-{n}")),
+        purchase: twopc_model::Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: 1,
+            price: 5,
+        },
+        ticket: Some(0),
+    };
+    datagram(core, now, CLIENT, purchase);
+    let txn = twopc_model::TxnId { epoch: 1, n };
+    for voter in [WALLET, ORDER] {
+        let ballot = twopc_model::Ballot::Yes;
+        datagram(core, now, voter, Msg::Vote { txn, ballot });
+    }
+}
+
+/// The messages of `outs`, peer messages and datagrams alike.
+fn msgs(outs: &[Outgoing]) -> Vec<Msg> {
+    let codec = Codec::new(None, Format::Bincode);
+    outs.iter()
+        .map(|o| match &o.peer {
+            Some(m) => (**m).clone(),
+            None => match codec.decode(&o.bytes) {
+                Ok(Payload::Protocol(m)) => m,
+                other => panic!("not a protocol message: {other:?}"),
+            },
+        })
+        .collect()
+}
+
+fn is_accept(m: &Msg) -> bool {
+    matches!(m, Msg::Accept { .. })
+}
+
+/// What the leader's coordinator reveals to participants and clients never
+/// rides ahead of the fsync with the `Accept`s: a decision is held until a
+/// backup has accepted it (in a later batch), and once released it leaves
+/// after the fsync of the batch it is released in, like every datagram.
+/// Were the split to move anything but `Accept`, or were the leader's own
+/// acceptance to release anything in the batch that wrote it, this fails.
+#[test]
+fn a_leaders_decision_waits_for_a_backup_and_then_for_the_fsync() {
+    let now = Instant::now();
+    let mut leader = replica(0, Faults::default(), now);
+    let _ = leader.ready(now);
+    accepted_by(&mut leader, now, 1, 1);
+    let _ = leader.ready(now);
+
+    // The first purchase's decision: version 2. Its `Accept`s leave before
+    // the fsync; its outcome and commits are held, in no list at all.
+    purchase_and_votes(&mut leader, now, 0);
+    let ready = leader.ready(now);
+    assert!(ready.sync && ready.save.is_some(), "{ready:?}");
+    let early = msgs(&ready.sends);
+    assert_eq!(early.len(), 2);
+    assert!(early
+        .iter()
+        .all(|m| matches!(m, Msg::Accept { version: 2, .. })));
+    let after = msgs(&ready.sends_after_sync);
+    assert!(
+        after.iter().all(|m| matches!(m, Msg::Prepare { .. })),
+        "only the prepares, which were sent before the decision: {after:?}"
+    );
+
+    // One batch: a backup accepts version 2, and the second purchase is
+    // decided (version 3). The first outcome and its commits are released
+    // behind this batch's fsync; the second decision's are held.
+    accepted_by(&mut leader, now, 2, 2);
+    purchase_and_votes(&mut leader, now, 1);
+    let ready = leader.ready(now);
+    assert!(ready.sync);
+    let early = msgs(&ready.sends);
+    assert_eq!(early.len(), 2);
+    assert!(early
+        .iter()
+        .all(|m| matches!(m, Msg::Accept { version: 3, .. })));
+    let after = msgs(&ready.sends_after_sync);
+    assert!(!after.iter().any(is_accept));
+    let first = twopc_model::TxnId { epoch: 1, n: 0 };
+    let second = twopc_model::TxnId { epoch: 1, n: 1 };
+    assert_eq!(
+        after
+            .iter()
+            .filter(|m| matches!(m, Msg::Commit { txn } if *txn == first))
+            .count(),
+        2
+    );
+    let outcomes: Vec<_> = after
+        .iter()
+        .filter_map(|m| match m {
+            Msg::Outcome(o) => Some(o.txn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes, [Some(first)]);
+    assert!(!after
+        .iter()
+        .any(|m| matches!(m, Msg::Commit { txn } if *txn == second)));
+}
+
+/// With one replica the leader's own acceptance is a majority: the outcome
+/// is released in the very step that saves the decision, and so it must
+/// wait for that batch's fsync (there is no `Accept` to send early).
+#[test]
+fn a_lone_leaders_own_acceptance_releases_nothing_before_the_fsync() {
+    let now = Instant::now();
+    let actor = Node::Replica(Replica {
+        coordinator: Coordinator {
+            wallet: id(WALLET),
+            order: id(ORDER),
+            retention: 100,
+        },
+        peers: vec![id(R[0])],
+        index: 0,
+    });
+    let cfg = Config {
+        name: "coordinator-1".into(),
+        codec: Codec::new(None, Format::Bincode),
+        faults: Faults::default(),
+        batch_max: 64,
+    };
+    let mut leader = Core::new(actor, id(R[0]), &cfg);
+    leader.handle(now, Event::Start(None));
+    let _ = leader.ready(now);
+    purchase_and_votes(&mut leader, now, 0);
+    let ready = leader.ready(now);
+    assert!(ready.sync && ready.save.is_some());
+    assert!(ready.sends.is_empty(), "{ready:?}");
+    let after = msgs(&ready.sends_after_sync);
+    assert!(after.iter().any(|m| matches!(m, Msg::Outcome(_))));
+}
+
+/// A datagram held back by an injected reorder leaves with the next one
+/// routed; when that one is an early `Accept`, the held datagram still
+/// waits for the fsync.
+#[test]
+fn a_reordered_datagram_never_rides_out_early_on_an_accept() {
+    let now = Instant::now();
+    let faults = Faults {
+        reorder: 1.0,
+        seed: Some(1),
+        ..Faults::default()
+    };
+    let mut leader = replica(0, faults, now);
+    // The start batch: the first `Accept` is held back, the second takes
+    // it along; both leave early.
+    let ready = leader.ready(now);
+    assert_eq!(msgs(&ready.sends).len(), 2);
+    accepted_by(&mut leader, now, 1, 1);
+    let _ = leader.ready(now);
+    // A lookup answered at once (nothing is waiting for a majority), then a
+    // purchase and its decision: the reorder holds back every other message
+    // queued (the status, a prepare, an `Accept`) and each leaves with the
+    // next one; the prepare held back leaves with the decision's first
+    // `Accept`, and still after the fsync.
+    let lookup = Msg::Lookup {
+        req: twopc_model::RequestId::new("order-9"),
+    };
+    datagram(&mut leader, now, CLIENT, lookup);
+    purchase_and_votes(&mut leader, now, 0);
+    let ready = leader.ready(now);
+    assert!(ready.sync);
+    assert_eq!(msgs(&ready.sends).len(), 1, "{ready:?}");
+    assert!(msgs(&ready.sends).iter().all(is_accept), "{ready:?}");
+    let after = msgs(&ready.sends_after_sync);
+    assert!(after.iter().any(|m| matches!(m, Msg::Status { .. })));
+    assert_eq!(
+        after
+            .iter()
+            .filter(|m| matches!(m, Msg::Prepare { .. }))
+            .count(),
+        2
+    );
 }
 
 /// Injected faults act on replica messages too, whole, in the core: an
@@ -115,6 +326,10 @@ fn a_follower_puts_off_its_campaign_while_it_hears_its_leader() {
     assert!(pushed >= t1 + timeouts::ELECTION.start, "pushed back");
     let ready = follower.ready(t1);
     assert!(ready.save.is_some() && ready.sync, "accepted durably");
+    assert!(
+        ready.sends.is_empty(),
+        "a backup reports only after its fsync"
+    );
     assert!(matches!(
         ready.sends_after_sync[0].peer.as_deref(),
         Some(Msg::Accepted { version: 1, .. })
