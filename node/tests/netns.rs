@@ -91,7 +91,11 @@ impl Hosts {
     /// A host for each of `nodes` (addresses [`ip_of`] in this order), and
     /// one for the clients.
     fn setup(nodes: &[&str]) -> Result<Hosts, String> {
-        let prefix = format!("tp{}", std::process::id());
+        // One set of namespaces per test: the tests of this file run in
+        // parallel threads of one process.
+        static SETUPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SETUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("tp{}x{n}", std::process::id());
         let mut names: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
         names.push(CLIENT.to_string());
         let hosts = Hosts {
@@ -503,6 +507,9 @@ fn caught_up_and_settled(hosts: &Hosts) -> (String, Value) {
 fn hosts_or_skip(nodes: &[&str]) -> Option<Hosts> {
     match Hosts::setup(nodes) {
         Ok(h) => Some(h),
+        Err(why) if std::env::var_os("CI").is_some() => {
+            panic!("CI must run this test, but network namespaces cannot be made: {why}")
+        }
         Err(why) => {
             println!(
                 "SKIPPED: cannot create network namespaces here ({why}); this test needs root \
