@@ -227,6 +227,9 @@ pub struct ReplicaView {
     pub standing: Standing,
     /// The highest term it promised, `n/leader`.
     pub promised: String,
+    /// Its number `n` (for `/metrics`).
+    #[serde(default)]
+    pub promised_number: u64,
     /// The term it campaigns for or leads, `n/leader`.
     pub term: Option<String>,
     /// The state it accepted last: its term and version.
@@ -268,6 +271,7 @@ impl ReplicaView {
         let mut view = ReplicaView {
             standing: Standing::Follower,
             promised: r.acceptor.promised.to_string(),
+            promised_number: r.acceptor.promised.n,
             term: None,
             accepted: r
                 .acceptor

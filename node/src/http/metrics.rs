@@ -8,7 +8,7 @@
 //! latencies by `POST /purchases`.
 
 use super::{ApiError, AppState};
-use crate::admin::NodeView;
+use crate::admin::{NodeView, ReplicaView, Standing};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -217,8 +217,63 @@ impl Collector for ViewCollector {
             "Participant: accounts or skus held",
             as_gauge(v.levels_total),
         )?;
+        if let Some(r) = &v.replica {
+            encode_replica(&mut e, r)?;
+        }
         Ok(())
     }
+}
+
+/// A coordinator replica's gauges: where it stands, what it promised and
+/// accepted, and as leader what a majority accepted and what waits for it.
+fn encode_replica(e: &mut DescriptorEncoder, r: &ReplicaView) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(
+        "replica_standing",
+        "Replica: 1 for what it does now (follower, candidate or leader), 0 for the others",
+        None,
+        MetricType::Gauge,
+    )?;
+    for standing in [Standing::Follower, Standing::Candidate, Standing::Leader] {
+        let now = i64::from(r.standing == standing);
+        let name = standing.to_string();
+        ConstGauge::new(now).encode(m.encode_family(&[("standing", name.as_str())])?)?;
+    }
+    let number = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    gauge(
+        e,
+        "replica_promised_term",
+        "Replica: the number of the highest term it promised",
+        number(r.promised_number),
+    )?;
+    if let Some((_, version)) = &r.accepted {
+        gauge(
+            e,
+            "replica_accepted_version",
+            "Replica: the version (within its term) of the state it accepted last",
+            number(*version),
+        )?;
+    }
+    if let (Some(chosen), Some(written), Some(held)) = (r.chosen, r.version, r.held) {
+        gauge(
+            e,
+            "replica_chosen_version",
+            "Leader: the highest version of its term a majority accepted",
+            number(chosen),
+        )?;
+        gauge(
+            e,
+            "replica_written_version",
+            "Leader: the latest version of its term it wrote",
+            number(written),
+        )?;
+        gauge(
+            e,
+            "replica_held",
+            "Leader: outputs waiting for their version to be accepted by a majority",
+            as_gauge(held),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -265,5 +320,73 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    /// A leading replica's gauges; a follower has no leader's gauges.
+    #[test]
+    fn a_replica_encodes_where_it_stands() {
+        use stateright::actor::Id;
+        use twopc_model::{Accepted, CoordStorage, Leading, ReplicaState, ReplicaStorage, Term};
+        let term = Term {
+            n: 3,
+            leader: Id::from(0),
+        };
+        let leading = Leading {
+            term,
+            coord: twopc_model::CoordState {
+                epoch: 4,
+                next_txn: 0,
+                outcomes: Default::default(),
+                voting: Default::default(),
+                commits: Default::default(),
+                recovered_commits: false,
+            },
+            version: 9,
+            acks: Default::default(),
+            chosen: 7,
+            held: vec![twopc_model::replica::Held {
+                version: 9,
+                dst: Id::from(1),
+                msg: twopc_model::Msg::Abort {
+                    txn: Default::default(),
+                },
+            }],
+        };
+        let acceptor = ReplicaStorage {
+            promised: term,
+            accepted: Some(Accepted {
+                term,
+                version: 9,
+                storage: CoordStorage::default(),
+            }),
+        };
+        let encoded = |standing| {
+            let state = twopc_model::State::Replica(ReplicaState {
+                acceptor: acceptor.clone(),
+                standing,
+            });
+            let view = NodeView::of("coordinator-1", &state, &Default::default());
+            encode(view, &Telemetry::default()).unwrap()
+        };
+        let leader = encoded(twopc_model::Standing::Leader(Box::new(leading)));
+        for line in [
+            "twopc_replica_standing{standing=\"leader\"} 1",
+            "twopc_replica_standing{standing=\"follower\"} 0",
+            "twopc_replica_promised_term 3",
+            "twopc_replica_accepted_version 9",
+            "twopc_replica_chosen_version 7",
+            "twopc_replica_written_version 9",
+            "twopc_replica_held 1",
+        ] {
+            assert!(leader.lines().any(|l| l == line), "{line:?} in\n{leader}");
+        }
+        let follower = encoded(twopc_model::Standing::Follower);
+        assert!(follower
+            .lines()
+            .any(|l| l == "twopc_replica_standing{standing=\"follower\"} 1"));
+        assert!(
+            !follower.contains("twopc_replica_chosen_version"),
+            "{follower}"
+        );
     }
 }
