@@ -674,22 +674,7 @@ mod tests {
     /// sender; a stranger's key is refused (its connection closed).
     #[tokio::test]
     async fn peers_exchange_messages_over_tcp() {
-        let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
-        let mut listeners = Vec::new();
-        let mut addrs = Vec::new();
-        for _ in 0..3 {
-            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let SocketAddr::V4(a) = l.local_addr().unwrap() else {
-                unreachable!()
-            };
-            addrs.push(a);
-            listeners.push(l);
-        }
-        let mut links: Vec<PeerLink> = listeners
-            .into_iter()
-            .zip(&addrs)
-            .map(|(l, a)| PeerLink::start(l, *a, &addrs, codec.clone()))
-            .collect();
+        let (mut links, addrs) = linked(Limits::default()).await;
         let s = state(1_000);
         for v in 1..=3 {
             links[0].send(SocketAddr::V4(addrs[2]), accept(v, &s));

@@ -281,6 +281,18 @@ mod tests {
     use super::*;
     use crate::admin::{Counters, RejectReason};
 
+    /// A coordinator of `epoch` with nothing in progress.
+    fn coordinator(epoch: u64) -> twopc_model::CoordState {
+        twopc_model::CoordState {
+            epoch,
+            next_txn: 0,
+            outcomes: Default::default(),
+            voting: Default::default(),
+            commits: Default::default(),
+            recovered_commits: false,
+        }
+    }
+
     #[test]
     fn a_view_encodes_as_prometheus_text() {
         let counters = Counters {
@@ -295,14 +307,7 @@ mod tests {
         };
         let view = NodeView::of(
             "coordinator",
-            &twopc_model::State::Coordinator(twopc_model::CoordState {
-                epoch: 4,
-                next_txn: 0,
-                outcomes: Default::default(),
-                voting: Default::default(),
-                commits: Default::default(),
-                recovered_commits: false,
-            }),
+            &twopc_model::State::Coordinator(coordinator(4)),
             &counters,
         );
         let telemetry = Telemetry::default();
@@ -333,14 +338,7 @@ mod tests {
         };
         let leading = Leading {
             term,
-            coord: twopc_model::CoordState {
-                epoch: 4,
-                next_txn: 0,
-                outcomes: Default::default(),
-                voting: Default::default(),
-                commits: Default::default(),
-                recovered_commits: false,
-            },
+            coord: coordinator(4),
             version: 9,
             acks: Default::default(),
             chosen: 7,
