@@ -338,10 +338,11 @@ pub fn main(cli: Cli) -> ExitCode {
         exit_quietly_on_broken_pipe();
     }
     commands::init_logging(cli.log_json, default_log);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = match cli.command {
+        Command::Node(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("twopc: cannot start the tokio runtime: {e}");
