@@ -287,7 +287,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
         }: Outgoing,
     ) {
         if let Some(msg) = peer {
-            match &self.peers {
+            match &mut self.peers {
                 Some(link) => link.send(to, *msg),
                 None => tracing::error!(node = %self.name, %to, "a replica message with no link"),
             }
@@ -307,7 +307,8 @@ impl<T: Transport, S: Store> Shell<T, S> {
 
 /// Whether this task runs on a one-thread runtime.
 fn current_thread() -> bool {
-    tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+    tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread
 }
 
 /// The next message from a peer replica, or never when this node has none.
