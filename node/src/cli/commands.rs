@@ -201,14 +201,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         })?;
         started = started.trace(Box::new(tracer));
     }
-    // On a worker of the runtime, not on this thread (`block_on`'s): a
-    // worker that wakes for a datagram, or for a message from a replica
-    // link's task, then runs the loop itself, instead of waking this
-    // thread to run it (two thread switches per wake-up instead of one).
-    let result = match tokio::spawn(node::run(started, args.name, shutdown_signal())).await {
-        Ok(result) => result,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
+    let result = node::run(started, args.name, shutdown_signal()).await;
     if let Some(server) = server {
         server.abort();
     }
