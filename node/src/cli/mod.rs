@@ -342,7 +342,7 @@ pub fn main(cli: Cli) -> ExitCode {
     // on this thread (`block_on`'s) while a worker polled the sockets and
     // ran the replica links' tasks: every datagram and every link message
     // cost a wake-up of another thread and two thread switches. On one
-    // thread the loop polls the sockets itself, and a node used 35-45% less
+    // thread the loop polls the sockets itself, and a node used 35-50% less
     // CPU per purchase (README, "Replicated coordinator"). Its fsync then
     // blocks that thread, which is what the loop waits for anyway
     // (`Shell::flush` yields to the links first).
