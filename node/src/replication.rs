@@ -14,7 +14,11 @@
 //!   frame, so an `Accept` goes as the changes from the previous `Accept`
 //!   on the same connection ([`CoordDelta`], the diff the log writes), and
 //!   only the first on a new connection goes whole. A heartbeat with nothing
-//!   new is a few dozen bytes; a save, what it changed.
+//!   new is a few dozen bytes; a save, what it changed. The leader hands
+//!   the same `Accept` to every other replica's connection, so the delta
+//!   from the previous `Accept` is diffed and encoded once, when it is
+//!   handed over ([`AcceptFrames`]); a connection that did not send that
+//!   previous one (new, or it was dropped) encodes its own.
 //! - **Loss.** Connections are made lazily and remade after an error; a
 //!   message that cannot be written is dropped (with its connection, so the
 //!   next `Accept` goes whole on a new one). The protocol tolerates loss:
@@ -87,14 +91,113 @@ pub enum Frame {
     },
 }
 
+/// One `Accept` as handed to the links, numbered, with its delta frame
+/// from the `Accept` handed to them before it, encoded once for every
+/// connection (see [`AcceptFrames`]).
+#[derive(Debug)]
+pub struct SharedAccept {
+    /// This `Accept`'s number among those handed to the links.
+    id: u64,
+    /// The number of the `Accept` its delta starts from, and the frame
+    /// (length prefix, envelope, MAC), ready to write; `None` for the first.
+    delta: Option<(u64, Vec<u8>)>,
+}
+
+/// Encodes each `Accept` once for all connections. A leader hands the same
+/// `Accept` to the link of every other replica, and each connection's
+/// [`Encoder`] would diff it against the previous one and encode the result,
+/// the same work each time: here it is done once, on the handing side, and
+/// a connection whose last `Accept` was that previous one writes the shared
+/// bytes. A connection that is not there (new, or an `Accept` dropped by
+/// coalescing or an error) encodes its own frame, as before.
+#[derive(Debug, Default)]
+pub struct AcceptFrames {
+    next_id: u64,
+    /// The last `Accept` handed out: its term, version, number and state.
+    last: Option<(Term, u64, u64, CoordStorage)>,
+    current: Option<Arc<SharedAccept>>,
+}
+
+impl AcceptFrames {
+    /// The shared frame of the `Accept` of `version` in `term`. A version is
+    /// written once per term, so the same term and version (the copy for the
+    /// next replica, a heartbeat repeating the latest) is the same state.
+    pub fn frame(
+        &mut self,
+        from: SocketAddrV4,
+        term: Term,
+        version: u64,
+        storage: &CoordStorage,
+        codec: &Codec,
+    ) -> Arc<SharedAccept> {
+        if let (Some((t, v, ..)), Some(current)) = (&self.last, &self.current) {
+            if (*t, *v) == (term, version) {
+                return current.clone();
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let delta = self.last.as_ref().and_then(|(_, _, base, last)| {
+            let frame = Frame::AcceptDelta {
+                from,
+                term,
+                version,
+                changes: CoordDelta::diff(last, storage),
+            };
+            let body = codec.encode_frame(&frame).ok()?;
+            let mut bytes = Vec::with_capacity(4 + body.len());
+            bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&body);
+            Some((*base, bytes))
+        });
+        self.last = Some((term, version, id, storage.clone()));
+        let shared = Arc::new(SharedAccept { id, delta });
+        self.current = Some(shared.clone());
+        shared
+    }
+}
+
+/// What a connection writes for one message: bytes shared with the other
+/// connections (length prefix included), or a frame of its own.
+#[derive(Debug)]
+pub enum Encoded<'a> {
+    /// A shared `Accept` frame, ready to write.
+    Shared(&'a [u8]),
+    /// This connection's own frame.
+    Own(Frame),
+}
+
 /// One connection's sending side: remembers the state of the last `Accept`
-/// it encoded. Start a new one with each connection.
+/// it encoded (and its number, if it was handed out as a [`SharedAccept`]).
+/// Start a new one with each connection.
 #[derive(Debug, Default)]
 pub struct Encoder {
     last: Option<CoordStorage>,
+    last_id: Option<u64>,
 }
 
 impl Encoder {
+    /// `msg`, an `Accept` handed out as `shared`, as the next on this
+    /// connection: the shared bytes if this connection's last `Accept` is
+    /// the one they are a delta from, else its own frame.
+    pub fn encode_accept<'a>(
+        &mut self,
+        from: SocketAddrV4,
+        msg: Msg,
+        shared: &'a SharedAccept,
+    ) -> Encoded<'a> {
+        if let (Msg::Accept { storage, .. }, Some((base, bytes))) = (&msg, &shared.delta) {
+            if self.last.is_some() && self.last_id == Some(*base) {
+                self.last = Some(storage.clone());
+                self.last_id = Some(shared.id);
+                return Encoded::Shared(bytes);
+            }
+        }
+        let frame = self.encode(from, msg);
+        self.last_id = Some(shared.id);
+        Encoded::Own(frame)
+    }
+
     /// The frame for `msg` from `from`, as the next on this connection.
     pub fn encode(&mut self, from: SocketAddrV4, msg: Msg) -> Frame {
         match msg {
@@ -120,6 +223,7 @@ impl Encoder {
                     },
                 };
                 self.last = Some(storage);
+                self.last_id = None;
                 frame
             }
             msg => Frame::Whole { from, msg },
@@ -220,7 +324,9 @@ impl Default for Limits {
 #[derive(Debug)]
 pub struct PeerLink {
     me: SocketAddrV4,
-    writers: HashMap<SocketAddrV4, mpsc::Sender<Msg>>,
+    codec: Codec,
+    accepts: AcceptFrames,
+    writers: HashMap<SocketAddrV4, mpsc::Sender<Outbound>>,
     incoming: mpsc::Receiver<(SocketAddrV4, Msg)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -265,6 +371,8 @@ impl PeerLink {
         }
         PeerLink {
             me,
+            codec,
+            accepts: AcceptFrames::default(),
             writers,
             incoming,
             tasks,
@@ -272,12 +380,24 @@ impl PeerLink {
     }
 
     /// Hands `msg` to the connection to `to`; dropped if `to` is not a peer
-    /// or its queue is full (the protocol tolerates loss).
-    pub fn send(&self, to: SocketAddr, msg: Msg) {
+    /// or its queue is full (the protocol tolerates loss). An `Accept` goes
+    /// with its frame encoded once for all connections ([`AcceptFrames`]).
+    pub fn send(&mut self, to: SocketAddr, msg: Msg) {
         let SocketAddr::V4(to) = to else { return };
         match self.writers.get(&to) {
             Some(w) => {
-                if w.try_send(msg).is_err() {
+                let shared = match &msg {
+                    Msg::Accept {
+                        term,
+                        version,
+                        storage,
+                    } => Some(
+                        self.accepts
+                            .frame(self.me, *term, *version, storage, &self.codec),
+                    ),
+                    _ => None,
+                };
+                if w.try_send(Outbound { msg, shared }).is_err() {
                     tracing::debug!(me = %self.me, %to, "replica queue full: message dropped");
                 }
             }
@@ -296,6 +416,14 @@ impl PeerLink {
     }
 }
 
+/// A message waiting for a peer's connection (with, for an `Accept`, its
+/// shared frame).
+#[derive(Debug)]
+struct Outbound {
+    msg: Msg,
+    shared: Option<Arc<SharedAccept>>,
+}
+
 /// Of messages waiting for one peer, those worth sending, in order: an
 /// `Accept` followed in the queue by an `Accept` of the same term and a
 /// version at least as high is dropped, and so is an `Accepted` followed by
@@ -305,6 +433,16 @@ impl PeerLink {
 /// is a message loss, which the protocol tolerates (and the encoder diffs
 /// the next `Accept` against the last one it *sent*, so deltas stay whole).
 pub fn coalesce(queue: Vec<Msg>) -> Vec<Msg> {
+    let keep = worth_sending(&queue.iter().collect::<Vec<_>>());
+    queue
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(m, k)| k.then_some(m))
+        .collect()
+}
+
+/// Which of `queue` [`coalesce`] keeps.
+fn worth_sending(queue: &[&Msg]) -> Vec<bool> {
     let superseded = |i: usize, msg: &Msg| {
         queue[i + 1..].iter().any(|later| match (msg, later) {
             (
@@ -325,15 +463,10 @@ pub fn coalesce(queue: Vec<Msg>) -> Vec<Msg> {
             _ => false,
         })
     };
-    let keep: Vec<bool> = queue
+    queue
         .iter()
         .enumerate()
         .map(|(i, m)| !superseded(i, m))
-        .collect();
-    queue
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(m, k)| k.then_some(m))
         .collect()
 }
 
@@ -341,7 +474,12 @@ pub fn coalesce(queue: Vec<Msg>) -> Vec<Msg> {
 /// is taken at once, coalesced ([`coalesce`]) and written with one write
 /// (the frames back to back). On an error the messages and the connection
 /// are dropped.
-async fn write(me: SocketAddrV4, peer: SocketAddrV4, codec: Codec, mut rx: mpsc::Receiver<Msg>) {
+async fn write(
+    me: SocketAddrV4,
+    peer: SocketAddrV4,
+    codec: Codec,
+    mut rx: mpsc::Receiver<Outbound>,
+) {
     let mut conn: Option<(TcpStream, Encoder)> = None;
     let mut bytes = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -370,8 +508,22 @@ async fn write(me: SocketAddrV4, peer: SocketAddrV4, codec: Codec, mut rx: mpsc:
         };
         bytes.clear();
         let mut broken = false;
-        for msg in coalesce(queue) {
-            let frame = encoder.encode(me, msg);
+        let keep = worth_sending(&queue.iter().map(|o| &o.msg).collect::<Vec<_>>());
+        let queue = queue
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(o, k)| k.then_some(o));
+        for Outbound { msg, shared } in queue {
+            let frame = match &shared {
+                Some(shared) => match encoder.encode_accept(me, msg, shared) {
+                    Encoded::Shared(b) => {
+                        bytes.extend_from_slice(b);
+                        continue;
+                    }
+                    Encoded::Own(frame) => frame,
+                },
+                None => encoder.encode(me, msg),
+            };
             match codec.encode_frame(&frame) {
                 Ok(b) => {
                     bytes.extend_from_slice(&(b.len() as u32).to_be_bytes());
@@ -593,6 +745,89 @@ mod tests {
             sizes[1..].iter().all(|n| *n < 400),
             "later accepts are deltas: {sizes:?}"
         );
+    }
+
+    /// What one connection writes for `msg` (an `Accept` handed out as
+    /// `shared`), and what its receiver makes of it.
+    fn over(
+        codec: &Codec,
+        (enc, dec): (&mut Encoder, &mut Decoder),
+        me: SocketAddrV4,
+        msg: Msg,
+        shared: &SharedAccept,
+    ) -> (Vec<u8>, Msg) {
+        let bytes = match enc.encode_accept(me, msg, shared) {
+            Encoded::Shared(b) => b.to_vec(),
+            Encoded::Own(frame) => {
+                let b = codec.encode_frame(&frame).unwrap();
+                [(b.len() as u32).to_be_bytes().to_vec(), b].concat()
+            }
+        };
+        let frame = codec.decode_frame::<Frame>(&bytes[4..]).unwrap();
+        let (from, got) = dec.decode(frame).unwrap();
+        assert_eq!(from, me);
+        (bytes, got)
+    }
+
+    /// An `Accept` handed to two connections is diffed and encoded once:
+    /// both write the same bytes, and each receiver rebuilds the very
+    /// message. A connection that missed an `Accept` (coalesced away, or
+    /// new) writes its own frame instead, and its receiver too rebuilds
+    /// every message exactly.
+    #[test]
+    fn an_accept_is_encoded_once_for_every_connection_that_had_the_one_before() {
+        let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
+        let me: SocketAddrV4 = "127.0.0.1:7001".parse().unwrap();
+        let mut frames = AcceptFrames::default();
+        let (mut enc_a, mut enc_b, mut enc_c) =
+            (Encoder::default(), Encoder::default(), Encoder::default());
+        let (mut da, mut db, mut dc) = (Decoder::default(), Decoder::default(), Decoder::default());
+        let mut s = state(1_000);
+        for v in 1..=6u64 {
+            let msg = accept(v, &s);
+            let shared = frames.frame(me, term1(), v, &s, &codec);
+            let again = frames.frame(me, term1(), v, &s, &codec);
+            assert!(Arc::ptr_eq(&shared, &again), "the copy for the next peer");
+            let (bytes_a, got_a) = over(&codec, (&mut enc_a, &mut da), me, msg.clone(), &shared);
+            assert_eq!(got_a, msg);
+            if v != 3 {
+                // Connection b missed version 3.
+                let (bytes_b, got_b) =
+                    over(&codec, (&mut enc_b, &mut db), me, msg.clone(), &shared);
+                assert_eq!(got_b, msg);
+                // Version 1 goes whole on both; 4 is b's own delta from 2.
+                assert_eq!(bytes_a == bytes_b, v != 4, "version {v}");
+            }
+            if v >= 4 {
+                // Connection c starts at version 4: whole, then shared.
+                let (bytes_c, got_c) =
+                    over(&codec, (&mut enc_c, &mut dc), me, msg.clone(), &shared);
+                assert_eq!(got_c, msg);
+                assert_eq!(bytes_a == bytes_c, v > 4, "version {v}");
+            }
+            // A heartbeat: the same version again, nothing new.
+            let (_, got) = over(&codec, (&mut enc_a, &mut da), me, msg.clone(), &shared);
+            assert_eq!(got, msg);
+            s.outcomes.record(
+                RequestId::new(format!("new-{v}")),
+                Purchase {
+                    user: "bob".into(),
+                    sku: "gadget".into(),
+                    qty: 2,
+                    price: 3,
+                },
+                None,
+                Verdict::Committed,
+                100_000,
+            );
+        }
+    }
+
+    fn term1() -> Term {
+        Term {
+            n: 1,
+            leader: stateright::actor::Id::from(0),
+        }
     }
 
     /// Of a queue for one peer, only the newest `Accept` and the highest

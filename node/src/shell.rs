@@ -240,8 +240,15 @@ impl<T: Transport, S: Store> Shell<T, S> {
             timers: _, // applied to the deadlines by the core already
             fired: _,
         } = self.core.ready(Instant::now());
+        let handed = !sends.is_empty();
         for out in sends {
             self.send(out).await;
+        }
+        if handed && sync && current_thread() {
+            // Let the links' tasks write the `Accept`s before this thread
+            // blocks in the fsync: on a one-thread runtime they run only
+            // when this task yields.
+            tokio::task::yield_now().await;
         }
         if let Some(storage) = save {
             self.store.stage(storage)?;
@@ -280,7 +287,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
         }: Outgoing,
     ) {
         if let Some(msg) = peer {
-            match &self.peers {
+            match &mut self.peers {
                 Some(link) => link.send(to, *msg),
                 None => tracing::error!(node = %self.name, %to, "a replica message with no link"),
             }
@@ -296,6 +303,12 @@ impl<T: Transport, S: Store> Shell<T, S> {
             }
         }
     }
+}
+
+/// Whether this task runs on a one-thread runtime.
+fn current_thread() -> bool {
+    tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread
 }
 
 /// The next message from a peer replica, or never when this node has none.

@@ -261,6 +261,9 @@ pub struct Core {
     /// [`Core::ready`]).
     acks_held: Vec<(SocketAddrV4, Msg)>,
     acks_due: Option<Instant>,
+    /// The last protocol message encoded and its datagram, so that the
+    /// copies of a broadcast are encoded (serialized, MAC'd) once.
+    encoded: Option<(Msg, bytes::Bytes)>,
 }
 
 /// A tracer and the number of the last step it recorded.
@@ -304,6 +307,7 @@ impl Core {
             latencies: Vec::new(),
             acks_held: Vec::new(),
             acks_due: None,
+            encoded: None,
         }
     }
 
@@ -609,19 +613,45 @@ impl Core {
             Msg::Vote { ballot, .. } => tracing::info!(node = %self.name, txn, ?ballot, "vote"),
             _ => tracing::debug!(node = %self.name, %kind, txn, %to, "send"),
         }
-        self.queue_payload(to, &Payload::Protocol(msg));
+        if let Some((last, bytes)) = &self.encoded {
+            if *last == msg {
+                // A broadcast (a client's request to every replica, a
+                // commit to both participants): the same bytes again, as
+                // encoding is a function of the message and the codec.
+                let bytes = bytes.clone();
+                return self.queued.push(Outgoing {
+                    to,
+                    bytes,
+                    protocol: true,
+                    peer: None,
+                });
+            }
+        }
+        let payload = Payload::Protocol(msg);
+        let encoded = self.queue_payload(to, &payload);
+        let Payload::Protocol(msg) = payload else {
+            unreachable!("built above")
+        };
+        self.encoded = encoded.map(|bytes| (msg, bytes));
     }
 
-    fn queue_payload(&mut self, to: SocketAddr, payload: &Payload) {
+    /// Encodes and queues `payload` to `to`; returns its bytes if it could.
+    fn queue_payload(&mut self, to: SocketAddr, payload: &Payload) -> Option<bytes::Bytes> {
         let protocol = matches!(payload, Payload::Protocol(_));
         match self.codec.encode(payload) {
-            Ok(bytes) => self.queued.push(Outgoing {
-                to,
-                bytes,
-                protocol,
-                peer: None,
-            }),
-            Err(e) => tracing::error!(node = %self.name, %to, "cannot encode: {e}"),
+            Ok(bytes) => {
+                self.queued.push(Outgoing {
+                    to,
+                    bytes: bytes.clone(),
+                    protocol,
+                    peer: None,
+                });
+                Some(bytes)
+            }
+            Err(e) => {
+                tracing::error!(node = %self.name, %to, "cannot encode: {e}");
+                None
+            }
         }
     }
 
@@ -744,7 +774,7 @@ impl Core {
             nonce,
             view: Box::new(view),
         };
-        self.queue_payload(to, &reply);
+        let _ = self.queue_payload(to, &reply);
     }
 
     /// Counts and drops a datagram. The log shows the first few of each

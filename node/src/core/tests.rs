@@ -467,3 +467,80 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
     );
     assert!(core.take_latencies().is_empty());
 }
+
+/// A client asks every replica: the copies of one broadcast are encoded
+/// once (the same bytes, each a datagram that decodes to the request), and
+/// the next, different message is encoded anew, not served from the copy.
+#[test]
+fn a_broadcast_is_encoded_once_and_each_copy_decodes_to_the_message() {
+    use twopc_model::{Client, Mode, Purchase, Request};
+    let replicas = ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"];
+    let req = |n: u32| Request {
+        req: RequestId::new(format!("order-{n}")),
+        purchase: Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: 1,
+            price: 6,
+        },
+        mode: Mode::New,
+    };
+    let actor = Node::Client(Client {
+        coordinators: replicas.iter().map(|r| id(r)).collect(),
+        id: 7,
+        requests: vec![req(1), req(2)],
+    });
+    let cfg = Config {
+        name: "client".into(),
+        codec: Codec::new(Some(crate::wire::ClusterKey::random()), Format::Bincode),
+        faults: Faults::default(),
+        batch_max: 64,
+    };
+    let key_codec = cfg.codec.clone();
+    let mut core = Core::new(actor, id(ME), &cfg);
+    let now = Instant::now();
+    core.handle(now, Event::Start(None));
+    let sent = core.ready(now).sends_after_sync;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let first = match key_codec.decode(&sent[0].bytes) {
+        Ok(Payload::Protocol(msg)) => msg,
+        other => panic!("{other:?}"),
+    };
+    let about = |msg: &Msg| match msg {
+        Msg::Purchase { req, .. } | Msg::Lookup { req } => req.clone(),
+        other => panic!("not a request: {other:?}"),
+    };
+    assert_eq!(about(&first), RequestId::new("order-1"));
+    for (out, to) in sent.iter().zip(replicas) {
+        assert_eq!(out.to, addr(to));
+        assert_eq!(out.bytes.as_ptr(), sent[0].bytes.as_ptr(), "encoded once");
+        assert_eq!(
+            key_codec.decode(&out.bytes),
+            Ok(Payload::Protocol(first.clone()))
+        );
+    }
+    // The leader's outcome for the first request: the client goes on to
+    // the second, a different message, freshly encoded.
+    let outcome = Msg::Outcome(twopc_model::Outcome {
+        req: about(&first),
+        txn: None,
+        verdict: twopc_model::Verdict::Committed,
+    });
+    let bytes = key_codec.encode(&Payload::Protocol(outcome)).unwrap();
+    let from = addr(replicas[0]);
+    core.handle(
+        now,
+        Event::Datagram {
+            from,
+            bytes: &bytes,
+        },
+    );
+    let sent = core.ready(now).sends_after_sync;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    for out in &sent {
+        match key_codec.decode(&out.bytes) {
+            Ok(Payload::Protocol(msg)) => assert_eq!(about(&msg), RequestId::new("order-2")),
+            other => panic!("{other:?}"),
+        }
+    }
+}
