@@ -726,19 +726,7 @@ mod tests {
                 let frame = codec.decode_frame::<Frame>(&bytes).unwrap();
                 assert_eq!(dec.decode(frame).unwrap(), (me, msg));
             }
-            let req = RequestId::new(format!("new-{v}"));
-            s.outcomes.record(
-                req,
-                Purchase {
-                    user: "bob".into(),
-                    sku: "gadget".into(),
-                    qty: 2,
-                    price: 3,
-                },
-                None,
-                Verdict::Committed,
-                100_000,
-            );
+            one_more_outcome(&mut s, v);
         }
         assert!(sizes[0] > 500_000, "the first accept is whole: {sizes:?}");
         assert!(
@@ -808,19 +796,21 @@ mod tests {
             // A heartbeat: the same version again, nothing new.
             let (_, got) = over(&codec, (&mut enc_a, &mut da), me, msg.clone(), &shared);
             assert_eq!(got, msg);
-            s.outcomes.record(
-                RequestId::new(format!("new-{v}")),
-                Purchase {
-                    user: "bob".into(),
-                    sku: "gadget".into(),
-                    qty: 2,
-                    price: 3,
-                },
-                None,
-                Verdict::Committed,
-                100_000,
-            );
+            one_more_outcome(&mut s, v);
         }
+    }
+
+    /// The state after one more purchase, named by `v`, was decided.
+    fn one_more_outcome(s: &mut CoordStorage, v: u64) {
+        let purchase = Purchase {
+            user: "bob".into(),
+            sku: "gadget".into(),
+            qty: 2,
+            price: 3,
+        };
+        let req = RequestId::new(format!("new-{v}"));
+        s.outcomes
+            .record(req, purchase, None, Verdict::Committed, 100_000);
     }
 
     fn term1() -> Term {
