@@ -174,7 +174,9 @@ fn a_leaders_accept_before_its_fsync_is_accepted_and_the_properties_judged() {
     assert!(a.judged > 20, "{a:?}");
     assert!(a.properties.contains(&crate::properties::DURABLE), "{a:?}");
     assert!(
-        !a.notes.iter().any(|n| n.starts_with("properties not judged")),
+        !a.notes
+            .iter()
+            .any(|n| n.starts_with("properties not judged")),
         "{a:?}"
     );
 }
