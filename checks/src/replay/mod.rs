@@ -15,6 +15,8 @@
 //! - **message**: a message received from a traced node was sent by it to
 //!   this node earlier (or is a duplicate of such a send), and **after every
 //!   save the sender made up to that send was durable**: persist before send.
+//!   One message is exempt, as in the runtime: a coordinator replica's
+//!   `Accept` to another replica (see [`leaves_before_fsync`]).
 //!
 //! The global order is a merge of the nodes' traces by time (each node's own
 //! order kept), ties taken in causal order; the message check above is the sanity
@@ -23,9 +25,14 @@
 //! Then the safety properties of [`crate::properties`] are judged on the
 //! global state rebuilt from the replayed actors: the same functions the
 //! checker uses, on a [`SysState`] whose actor states are the replayed ones
-//! (coordinator, wallet, order, clients at the checker's indices), whose
-//! storages are the last saves, and whose history is built from the sends
-//! by [`record_out`], as the checker builds it.
+//! (coordinator, wallet, order, clients at the checker's indices; a
+//! replicated coordinator's replicas where `--protocol replicated` puts
+//! them, the first at the coordinator's index and the others after the
+//! clients), whose storages are the last saves, and whose history is built
+//! from the sends by [`record_out`], as the checker builds it. With
+//! replicas the judge's configuration is the replicated protocol with the
+//! group's size, so `durable` reads the state every majority of replicas
+//! would hand a new leader, as in the checker.
 //!
 //! Files: [`read`] (trace files), [`step`] (one node's steps), [`judge`]
 //! (the properties), [`verdict`] (what is reported).
