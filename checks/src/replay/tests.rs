@@ -278,3 +278,46 @@ fn replayed_storage(trace: &NodeTrace, actor: &Node) -> Storage {
     }
     last.expect("the backup accepted something")
 }
+
+#[test]
+fn an_accept_from_a_follower_is_rejected() {
+    // A backup that passes on an `Accept` it received, as if it led: the
+    // model's follower never sends one, so its step is not the model's.
+    let mut traces = Driver::new(Shell::AcceptEarly).run();
+    let step = traces[BACKUP]
+        .records
+        .iter_mut()
+        .find_map(|r| match r {
+            Record::Step(s)
+                if matches!(
+                    &s.event,
+                    Event::Msg {
+                        msg: Msg::Accept { .. },
+                        ..
+                    }
+                ) =>
+            {
+                Some(s)
+            }
+            _ => None,
+        })
+        .expect("the backup received an Accept");
+    let Event::Msg { msg, .. } = &step.event else {
+        unreachable!("matched above")
+    };
+    step.cmds.push(trace::Cmd::Send {
+        dst: 5,
+        msg: msg.clone(),
+    });
+    let seq = step.seq;
+    let (node, at, why) = step_rejected(traces);
+    assert_eq!((node.as_str(), at), ("node4", seq), "{why}");
+    match &why {
+        Why::Commands {
+            recorded: Some(r),
+            replayed: None,
+            ..
+        } => assert!(r.contains("Accept {"), "{why}"),
+        _ => panic!("{why}"),
+    }
+}
