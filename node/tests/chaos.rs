@@ -513,10 +513,13 @@ fn replay_traces(dir: &std::path::Path, seed: u64, purchases: usize) {
         &[dir.to_path_buf()],
         &twopc_checks::replay::Options { every: 100 },
     );
-    let early = result.as_ref().map_or(0, |a| a.early_accepts);
+    // Replicas only: a leader's `Accept`s that arrived before its fsync.
+    let early = match result.as_ref().map_or(0, |a| a.early_accepts) {
+        0 => String::new(),
+        n => format!(" ({n} replica Accepts received before their leader's fsync)"),
+    };
     println!(
-        "chaos replay (seed {seed}): {bytes} bytes of traces ({} per purchase), replayed in {:.1}s \
-         ({early} replica Accepts received before their leader's fsync): {}",
+        "chaos replay (seed {seed}): {bytes} bytes of traces ({} per purchase), replayed in {:.1}s{early}: {}",
         bytes / purchases.max(1) as u64,
         started.elapsed().as_secs_f64(),
         twopc_checks::report::replay(&result).trim_end()
