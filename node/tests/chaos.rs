@@ -21,8 +21,10 @@
 //! (`protocol = "replicated"`: three coordinator replicas, a wallet and an
 //! order service): any node may be killed, the leading replica included,
 //! and once in each run the leader is killed and kept down until another
-//! replica leads and purchases complete without it. Its traces are not
-//! replayed: `twopc-check replay` does not take replica traces yet.
+//! replica leads and purchases complete without it. Its traces are replayed
+//! too (a leader's `Accept` may arrive before the leader's own fsync, the
+//! one message that may), and then replayed again tampered with, to show
+//! the replay rejects what a broken replica would record.
 
 mod common;
 
@@ -204,9 +206,9 @@ fn chaos_kill9_and_lossy_network_keep_every_promise() {
 /// The replicated coordinator under the same chaos: any of its five nodes
 /// killed at random instants (the leading replica on purpose now and then),
 /// and once the leader kept down until another replica leads and purchases
-/// complete without it. No trace replay (replica traces are not supported
-/// by `twopc-check replay` yet); the promises are checked as for 2PC, and
-/// every replica must have caught up with the leader at the end.
+/// complete without it. The promises are checked as for 2PC, every replica
+/// must have caught up with the leader at the end, and the traces of every
+/// node are replayed against the model (see `replica_traces_tampered`).
 #[test]
 fn chaos_replicated_coordinator_keeps_every_promise() {
     chaos(Protocol::Replicated);
@@ -255,13 +257,10 @@ fn chaos(protocol: Protocol) {
     };
     let traces = c.dir.path().join("traces");
     std::fs::create_dir(&traces).unwrap();
-    // Replica traces cannot be replayed yet: not recorded.
     let flags_for = |name: usize, seed: u64| {
         let mut flags = fault_flags(seed);
-        if !replicated {
-            let file = traces.join(format!("{}.jsonl", nodes[name]));
-            flags.extend(["--trace".to_string(), file.display().to_string()]);
-        }
+        let file = traces.join(format!("{}.jsonl", nodes[name]));
+        flags.extend(["--trace".to_string(), file.display().to_string()]);
         flags
     };
     for (i, n) in nodes.iter().enumerate() {
@@ -438,8 +437,9 @@ fn chaos(protocol: Protocol) {
         let alarm = log.lines().find(|l| l.contains("ALARM"));
         assert!(alarm.is_none(), "seed {seed}: {n} alarmed: {alarm:?}");
     }
-    if !replicated {
-        replay_traces(&traces, seed, seen.len());
+    replay_traces(&traces, seed, seen.len());
+    if replicated {
+        replica_traces_tampered(&traces, seed);
     }
 }
 
@@ -513,8 +513,13 @@ fn replay_traces(dir: &std::path::Path, seed: u64, purchases: usize) {
         &[dir.to_path_buf()],
         &twopc_checks::replay::Options { every: 100 },
     );
+    // Replicas only: a leader's `Accept`s that arrived before its fsync.
+    let early = match result.as_ref().map_or(0, |a| a.early_accepts) {
+        0 => String::new(),
+        n => format!(" ({n} replica Accepts received before their leader's fsync)"),
+    };
     println!(
-        "chaos replay (seed {seed}): {bytes} bytes of traces ({} per purchase), replayed in {:.1}s: {}",
+        "chaos replay (seed {seed}): {bytes} bytes of traces ({} per purchase), replayed in {:.1}s{early}: {}",
         bytes / purchases.max(1) as u64,
         started.elapsed().as_secs_f64(),
         twopc_checks::report::replay(&result).trim_end()
@@ -522,4 +527,141 @@ fn replay_traces(dir: &std::path::Path, seed: u64, purchases: usize) {
     if let Err(r) = result {
         panic!("seed {seed}: the traces are rejected: {r}");
     }
+}
+
+/// A copy of the traces in `dir`, each node's file the text `edit` returns
+/// for it (given the node's name and its text), or a hard link to the
+/// original where it returns `None`; returns its directory.
+fn tampered(
+    dir: &std::path::Path,
+    what: &str,
+    mut edit: impl FnMut(&str, &str) -> Option<String>,
+) -> std::path::PathBuf {
+    let copy = dir.with_file_name(format!("traces-{what}"));
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let to = copy.join(path.file_name().unwrap());
+        match edit(&name, &std::fs::read_to_string(&path).unwrap()) {
+            Some(text) => std::fs::write(to, text).unwrap(),
+            None => std::fs::hard_link(&path, to).unwrap(),
+        }
+    }
+    copy
+}
+
+/// The replay of `dir`'s traces must reject them: returns the rejected
+/// node, run, step and why.
+fn rejected(dir: &std::path::Path, seed: u64) -> (String, usize, u64, twopc_checks::replay::Why) {
+    let opts = twopc_checks::replay::Options { every: 0 };
+    match twopc_checks::replay::replay_paths(&[dir.to_path_buf()], &opts) {
+        Err(twopc_checks::replay::Rejection::Step {
+            node,
+            run,
+            seq,
+            why,
+            ..
+        }) => (node, run, seq, *why),
+        other => panic!(
+            "seed {seed}: tampered traces in {}: expected a rejected step, got {}",
+            dir.display(),
+            twopc_checks::report::replay(&other)
+        ),
+    }
+}
+
+/// The replay accepts the replicas' traces because they are right, not
+/// because it looks away: the same traces, tampered with as a broken
+/// replica would have written them, are rejected, each for its reason.
+///
+/// - Without the replicas' `durable` records (replicas that never fsync),
+///   the first message refused is one that is not an `Accept`: a leader's
+///   `Accept` may arrive before its fsync, nothing else may (a backup's
+///   `Accepted`, a `Promise`, the leader's `Prepare`s and decisions).
+/// - A replica that restarts having lost what it accepted (its restart's
+///   storage with the accepted state removed: an older state than its last
+///   durable save) lost acknowledged data: its start is refused.
+fn replica_traces_tampered(dir: &std::path::Path, seed: u64) {
+    use twopc_checks::replay::Why;
+    let started = Instant::now();
+    let is_replica = |name: &str| REPLICAS.contains(&name);
+
+    let nofsync = tampered(dir, "nofsync", |name, text| {
+        is_replica(name).then(|| {
+            text.lines()
+                .filter(|l| !l.starts_with("{\"durable\""))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        })
+    });
+    let (node, run, seq, why) = rejected(&nofsync, seed);
+    std::fs::remove_dir_all(&nofsync).unwrap();
+    println!("chaos tamper (replicas never fsync): {node} run {run} step {seq}: {why}");
+    match &why {
+        Why::SentBeforeDurable { msg, from, .. } => {
+            assert!(is_replica(from), "seed {seed}: {why}");
+            assert!(!msg.starts_with("Accept {"), "seed {seed}: {why}");
+        }
+        _ => panic!("seed {seed}: expected a send before fsync, got {why}"),
+    }
+
+    // The restart of a replica that had accepted the most (the leader kept
+    // down, usually): the one with the highest accepted version.
+    let starts = |text: &str| -> Vec<(usize, usize, Value)> {
+        let mut run = 0;
+        let mut found = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            run += usize::from(line.starts_with("{\"node\""));
+            if run > 1 && line.contains("{\"start\":{\"storage\":{\"replica\"") {
+                found.push((i, run, serde_json::from_str(line).unwrap()));
+            }
+        }
+        found
+    };
+    let accepted = "/step/event/start/storage/replica/accepted";
+    let version = |r: &Value| r.pointer(&format!("{accepted}/1"))?.as_u64();
+    let mut victim: Option<(String, usize, usize, u64)> = None;
+    for name in REPLICAS {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.jsonl"))).unwrap();
+        for (line, run, r) in starts(&text) {
+            if let Some(v) = version(&r) {
+                if victim.as_ref().is_none_or(|(.., best)| v > *best) {
+                    victim = Some((name.to_string(), line, run, v));
+                }
+            }
+        }
+    }
+    let (name, line, victim_run, version) =
+        victim.unwrap_or_else(|| panic!("seed {seed}: no replica restarted having accepted"));
+    let amnesia = tampered(dir, "amnesia", |n, text| {
+        (n == name).then(|| {
+            text.lines()
+                .enumerate()
+                .map(|(i, l)| {
+                    if i != line {
+                        return format!("{l}\n");
+                    }
+                    let mut r: Value = serde_json::from_str(l).unwrap();
+                    *r.pointer_mut(accepted).unwrap() = Value::Null;
+                    format!("{r}\n")
+                })
+                .collect()
+        })
+    });
+    let (node, run, seq, why) = rejected(&amnesia, seed);
+    std::fs::remove_dir_all(&amnesia).unwrap();
+    println!(
+        "chaos tamper ({name} restarts without the version {version} it accepted): \
+         {node} run {run} step {seq}: {why}"
+    );
+    assert!(
+        matches!(why, Why::StartNotFromDurable { .. }),
+        "seed {seed}: {why}"
+    );
+    assert_eq!((node, run, seq), (name, victim_run, 1), "seed {seed}");
+    println!(
+        "chaos tamper: both rejected in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }

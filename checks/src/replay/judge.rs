@@ -1,8 +1,8 @@
 //! The safety properties of [`crate::properties`], judged on the global state
 //! rebuilt from the replayed nodes.
 
-use super::{Accepted, Rejection, Replayed};
-use crate::config::{Config, COORDINATOR, FIRST_CLIENT, ORDER, WALLET};
+use super::{leaves_before_fsync, Accepted, Rejection, Replayed};
+use crate::config::{Config, Protocol, ORDER, WALLET};
 use crate::history::{record_out, History};
 use crate::mutants::Checked;
 use crate::properties::{self, BOUNDED};
@@ -43,12 +43,24 @@ struct Held {
 impl Judge {
     pub(super) fn new(nodes: &[Replayed], acc: &mut Accepted) -> Judge {
         let index: HashMap<Id, usize> = nodes.iter().map(|n| (n.id, n.index)).collect();
-        let roles = [COORDINATOR, WALLET, ORDER];
-        if !roles.iter().all(|r| nodes.iter().any(|n| n.index == *r)) {
-            acc.notes.push(
-                "properties not judged: the traces lack the coordinator, the wallet or the order service"
-                    .into(),
-            );
+        let cfg = layout(nodes);
+        // Every actor of the layout must be there: the properties read the
+        // coordinator's state (with replicas, every majority's), both
+        // participants' and every client's.
+        let missing: Vec<&str> = (0..cfg.client_indices().start)
+            .chain(cfg.replica_indices())
+            .filter(|i| !nodes.iter().any(|n| n.index == *i))
+            .map(|i| match i {
+                WALLET => "the wallet",
+                ORDER => "the order service",
+                _ if cfg.protocol == Protocol::Replicated => "a coordinator replica",
+                _ => "the coordinator",
+            })
+            .collect();
+        if let Some(what) = missing.first() {
+            acc.notes.push(format!(
+                "properties not judged: the traces lack {what} (the global state is incomplete)"
+            ));
             return Judge {
                 model: None,
                 state: None,
@@ -57,7 +69,7 @@ impl Judge {
                 held: Vec::new(),
             };
         }
-        let count = nodes.len();
+        let count = cfg.nodes().len();
         let mut actors: Vec<Option<Node>> = vec![None; count];
         let mut conserved = true;
         for n in nodes {
@@ -85,11 +97,7 @@ impl Judge {
             }
             actors[n.index] = Some(actor);
         }
-        let model = Config {
-            clients: count - FIRST_CLIENT,
-            ..Config::default()
-        };
-        let mut m = model.into_model();
+        let mut m = cfg.into_model();
         m.inner = ActorModel::new(m.cfg.clone(), Shared::new(History::default()))
             .actors(actors.into_iter().map(|a| Checked {
                 node: a.expect("every index is filled"),
@@ -184,12 +192,14 @@ impl Judge {
         let mut history = state.history.clone();
         for c in &step.cmds {
             if let Cmd::Send { dst, msg } = c {
+                // Held back until the saves before it are durable, except
+                // a replica's `Accept` (see `leaves_before_fsync`).
+                let early = leaves_before_fsync(&n.actor, trace::id(*dst), msg);
                 let others = index.len();
                 let dst = Id::from(*index.entry(trace::id(*dst)).or_insert(1000 + others));
                 let msg = Shared::new(msg.clone());
-                // Held back until the saves before it are durable.
                 let durable = n.durable_by_run.last().copied().unwrap_or(0);
-                if let Some(needs) = n.last_save.filter(|s| *s > durable) {
+                if let Some(needs) = n.last_save.filter(|s| *s > durable && !early) {
                     held.push(Held {
                         node: i,
                         run: n.run,
@@ -246,5 +256,27 @@ impl Judge {
             }
         }
         Ok(())
+    }
+}
+
+/// The checker's configuration whose actor layout the traced nodes take
+/// (see `step::place`): its clients are the traced ones; with replicas, the
+/// replicated protocol with their group's size, so that `durable` judges
+/// the state every majority of them would hand a new leader
+/// (`durable_coordinator`), as the checker does.
+fn layout(nodes: &[Replayed]) -> Config {
+    let clients = nodes
+        .iter()
+        .filter(|n| matches!(n.actor, Node::Client(_)))
+        .count();
+    let replicas = nodes.iter().find_map(|n| match &n.actor {
+        Node::Replica(r) => Some(r.peers.len()),
+        _ => None,
+    });
+    Config {
+        clients,
+        protocol: replicas.map_or(Protocol::TwoPc, |_| Protocol::Replicated),
+        replicas: replicas.unwrap_or(Config::default().replicas),
+        ..Config::default()
     }
 }

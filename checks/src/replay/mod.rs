@@ -15,6 +15,8 @@
 //! - **message**: a message received from a traced node was sent by it to
 //!   this node earlier (or is a duplicate of such a send), and **after every
 //!   save the sender made up to that send was durable**: persist before send.
+//!   One message is exempt, as in the runtime: a coordinator replica's
+//!   `Accept` to another replica (see [`leaves_before_fsync`]).
 //!
 //! The global order is a merge of the nodes' traces by time (each node's own
 //! order kept), ties taken in causal order; the message check above is the sanity
@@ -23,9 +25,14 @@
 //! Then the safety properties of [`crate::properties`] are judged on the
 //! global state rebuilt from the replayed actors: the same functions the
 //! checker uses, on a [`SysState`] whose actor states are the replayed ones
-//! (coordinator, wallet, order, clients at the checker's indices), whose
-//! storages are the last saves, and whose history is built from the sends
-//! by [`record_out`], as the checker builds it.
+//! (coordinator, wallet, order, clients at the checker's indices; a
+//! replicated coordinator's replicas where `--protocol replicated` puts
+//! them, the first at the coordinator's index and the others after the
+//! clients), whose storages are the last saves, and whose history is built
+//! from the sends by [`record_out`], as the checker builds it. With
+//! replicas the judge's configuration is the replicated protocol with the
+//! group's size, so `durable` reads the state every majority of replicas
+//! would hand a new leader, as in the checker.
 //!
 //! Files: [`read`] (trace files), [`step`] (one node's steps), [`judge`]
 //! (the properties), [`verdict`] (what is reported).
@@ -33,6 +40,8 @@
 mod judge;
 mod read;
 mod step;
+#[cfg(test)]
+mod tests;
 mod verdict;
 
 pub use read::{read, NodeTrace};
@@ -43,6 +52,7 @@ use stateright::actor::Id;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use step::{nodes, reject, take_step};
+
 use twopc_model::trace::{self, Event, Record, Step};
 use twopc_model::{Msg, Node, State, Storage, Timer};
 
@@ -59,6 +69,9 @@ pub struct Accepted {
     pub delivered: usize,
     /// Messages received from a node without a trace (a client).
     pub external: usize,
+    /// Of the messages from traced nodes, replicas' `Accept`s received
+    /// before the sender's save was durable (the one message allowed to be).
+    pub early_accepts: usize,
     /// Timers fired.
     pub timers: usize,
     /// Durable records.
@@ -91,6 +104,9 @@ struct Sent {
     run: usize,
     /// The sender's last save at or before the send (its step number).
     needs: Option<u64>,
+    /// It may be received before that save is durable (a replica's
+    /// `Accept`, see [`leaves_before_fsync`]).
+    early: bool,
 }
 
 /// A node during the replay.
@@ -168,10 +184,12 @@ pub fn replay(traces: Vec<NodeTrace>, opts: &Options) -> Result<Accepted, Reject
                 let sends = take_step(&mut nodes, i, &by_id, &sent, &step, &mut acc)?;
                 let n = &nodes[i];
                 for (dst, msg) in sends {
+                    let early = leaves_before_fsync(&n.actor, dst, &msg);
                     sent.entry((n.id, dst, msg)).or_default().push(Sent {
                         node: i,
                         run: n.run,
                         needs: n.last_save,
+                        early,
                     });
                 }
                 judge.after(&nodes, i, &step);
@@ -241,8 +259,34 @@ fn can_take(
         .is_some_and(|v| v.iter().any(|s| durable(&nodes[from], s)))
 }
 
-/// Whether every save the sender made up to send `s` is durable.
+/// Whether `msg`, sent by `sender` to `dst`, may leave before the saves
+/// `sender` made up to that send are durable. Only one message may: a
+/// coordinator replica's `Accept` to another replica (in the model only a
+/// leader sends `Accept`, and the commands check holds the trace to the
+/// model). The runtime sends a leader's `Accept`s ahead of the fsync of the
+/// batch that made the save they carry, so that the leader's fsync and the
+/// backups' overlap. That is safe because an `Accept` is the proposer's
+/// request, not a report of the leader's own acceptance: nothing the leader
+/// releases because of a majority leaves before its own save is durable
+/// (those releases are ordinary sends, checked as such). The whole argument:
+/// `node/src/core/mod.rs`, "The one exception". Every other message, a
+/// replica's `Accepted`, `Promise`, `Nack` and `Campaign` included, needs
+/// the sender's saves durable.
+pub(super) fn leaves_before_fsync(sender: &Node, dst: Id, msg: &Msg) -> bool {
+    match (sender, msg) {
+        (Node::Replica(r), Msg::Accept { .. }) => r.peers.contains(&dst),
+        _ => false,
+    }
+}
+
+/// Whether send `s` may be received now: every save the sender made up to
+/// it is durable, or it need not be.
 fn durable(sender: &Replayed, s: &Sent) -> bool {
+    s.early || saved(sender, s)
+}
+
+/// Whether every save the sender made up to send `s` is durable.
+fn saved(sender: &Replayed, s: &Sent) -> bool {
     s.needs.is_none_or(|need| {
         sender
             .durable_by_run

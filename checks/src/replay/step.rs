@@ -1,6 +1,6 @@
 //! One node's steps, replayed through its actor and compared with the trace.
 
-use super::{durable, Accepted, NodeTrace, Rejection, Replayed, Sent, Why};
+use super::{durable, saved, Accepted, NodeTrace, Rejection, Replayed, Sent, Why};
 use crate::config::{COORDINATOR, FIRST_CLIENT, ORDER, WALLET};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
@@ -66,26 +66,80 @@ pub(super) fn nodes(traces: Vec<NodeTrace>) -> Result<Vec<Replayed>, Rejection> 
             started_once: false,
         });
     }
-    // The checker's indices: coordinator, wallet, order, then clients.
-    let mut clients = FIRST_CLIENT;
-    for n in &mut nodes {
+    place(&mut nodes)?;
+    Ok(nodes)
+}
+
+/// Gives every node its actor index as the checker lays the actors out
+/// ([`crate::config::Config::nodes`]): coordinator (or the first replica),
+/// wallet, order, the clients, then the other replicas (`Replica::index`
+/// 1, 2, ...), so that the properties read each actor where they expect it.
+fn place(nodes: &mut [Replayed]) -> Result<(), Rejection> {
+    let clients = nodes
+        .iter()
+        .filter(|n| matches!(n.actor, Node::Client(_)))
+        .count();
+    let replicas = replica_group(nodes)?;
+    let mut next_client = FIRST_CLIENT;
+    for n in nodes.iter_mut() {
         n.index = match &n.actor {
             Node::Coordinator(_) => COORDINATOR,
             Node::Participant(p) if p.resource == twopc_model::Resource::Wallet => WALLET,
             Node::Participant(_) => ORDER,
             Node::Client(_) => {
-                clients += 1;
-                clients - 1
+                next_client += 1;
+                next_client - 1
             }
-            Node::Replica(_) => {
-                return Err(Rejection::Malformed(format!(
-                    "{}: traces of replicated coordinators are not replayed yet",
-                    n.name
-                )))
-            }
+            Node::Replica(r) if r.index == 0 => COORDINATOR,
+            Node::Replica(r) => FIRST_CLIENT + clients + r.index - 1,
         };
     }
-    Ok(nodes)
+    if let Some(peers) = replicas {
+        if nodes
+            .iter()
+            .any(|n| matches!(n.actor, Node::Coordinator(_)))
+        {
+            return Err(Rejection::Malformed(format!(
+                "traces of a coordinator and of {peers} coordinator replicas: two clusters"
+            )));
+        }
+    }
+    let mut taken: HashMap<usize, &str> = HashMap::new();
+    for n in nodes.iter() {
+        if let Some(other) = taken.insert(n.index, &n.name) {
+            return Err(Rejection::Malformed(format!(
+                "{other} and {} play the same part (actor index {})",
+                n.name, n.index
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The size of the replica group the replicas' traces describe (`None`: no
+/// replica), after checking they describe one group: the same peers, and
+/// each replica at its own place in them (its `Id` is `peers[index]`).
+fn replica_group(nodes: &[Replayed]) -> Result<Option<usize>, Rejection> {
+    let mut peers: Option<&Vec<Id>> = None;
+    for n in nodes {
+        let Node::Replica(r) = &n.actor else { continue };
+        if r.peers.get(r.index) != Some(&n.id) {
+            return Err(Rejection::Malformed(format!(
+                "{}: replica {} of {:?}, but its id is {:?}",
+                n.name, r.index, r.peers, n.id
+            )));
+        }
+        match peers {
+            Some(p) if p != &r.peers => {
+                return Err(Rejection::Malformed(format!(
+                    "{}: replicas of two groups ({:?} and {:?})",
+                    n.name, p, r.peers
+                )))
+            }
+            _ => peers = Some(&r.peers),
+        }
+    }
+    Ok(peers.map(Vec::len))
 }
 
 pub(super) fn reject(n: &Replayed, seq: u64, step: &str, why: Why) -> Rejection {
@@ -155,7 +209,12 @@ pub(super) fn take_step(
                             },
                         ));
                     }
-                    Some(_) => acc.delivered += 1,
+                    Some(v) => {
+                        acc.delivered += 1;
+                        if !v.iter().any(|s| saved(&nodes[from], s)) {
+                            acc.early_accepts += 1;
+                        }
+                    }
                 }
             }
         }
