@@ -493,6 +493,13 @@ pub fn replay(result: &Result<crate::replay::Accepted, crate::replay::Rejection>
                 thousands(a.timers),
                 thousands(a.durables)
             );
+            if a.early_accepts > 0 {
+                let _ = writeln!(
+                    s,
+                    "{} leader's Accepts arrived before their sender's fsync (the one exception to persist before send: a proposal reports nothing)",
+                    thousands(a.early_accepts)
+                );
+            }
             let _ = writeln!(
                 s,
                 "Properties held on {} global states: {}",
