@@ -14,7 +14,7 @@
 use crate::cluster::{Cluster, Protocol};
 use crate::core::Config;
 use crate::error::{Error, Result};
-use crate::replication::PeerLink;
+use crate::replication::{Limits, PeerLink, Sources};
 use crate::shell::Shell;
 use crate::storage::{open_store, DiskFaults, LogStore, RealFs, COMPACT_MIN};
 use crate::transport::UdpTransport;
@@ -160,11 +160,19 @@ pub async fn start(
                     source,
                 })?;
             let peers = cluster.coordinator_addresses();
-            Some(PeerLink::start(
+            let replicas: Vec<_> = cluster
+                .coordinators()
+                .iter()
+                .map(|n| (n.address, n.bind))
+                .collect();
+            let sources = Sources::of(*spec.bind.ip(), &replicas);
+            Some(PeerLink::start_with(
                 listener,
                 spec.address,
                 &peers,
                 cfg.codec.clone(),
+                sources,
+                Limits::default(),
             ))
         }
         Node::Coordinator(_) | Node::Participant(_) | Node::Client(_) => None,

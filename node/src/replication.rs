@@ -297,9 +297,8 @@ const READ_BUFFER: usize = 64 * 1024;
 /// a connection that has not delivered a valid frame (the cluster key's MAC
 /// over a peer's name) is a stranger's, or broken: it is closed after
 /// `first_frame`, and at most `unproven` such connections are open at once
-/// (more are closed as they arrive). A connection from an address that is no
-/// replica's is closed at once (each replica connects from its own address).
-/// Without these, idle connections from a stranger would each hold a task,
+/// (more are closed as they arrive). A connection from an address no
+/// replica connects from is closed at once (see [`Sources`]). Without these, idle connections from a stranger would each hold a task,
 /// a buffer and a file descriptor for as long as the stranger liked, until
 /// the node could accept no more, its peers' included.
 #[derive(Clone, Copy, Debug)]
@@ -315,6 +314,43 @@ impl Default for Limits {
         Limits {
             first_frame: Duration::from_secs(5),
             unproven: 16,
+        }
+    }
+}
+
+/// Where replicas connect from. Each replica connects from the address it
+/// listens on (its `bind` in the cluster file, which is its `address`
+/// unless that is a public address translated to it). So the others know
+/// where its connections come from, and close any other at once. A replica
+/// that listens on every address (`0.0.0.0`) connects from whichever the
+/// system picks: then nobody can know, and connections from anywhere are
+/// taken (within [`Limits`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sources {
+    /// The address this replica connects from (`None`: the system picks).
+    pub own: Option<Ipv4Addr>,
+    /// The addresses the other replicas may connect from (`None`: any).
+    pub peers: Option<Vec<Ipv4Addr>>,
+}
+
+impl Sources {
+    /// From every replica's `(address, bind)`, this one's `own_bind`
+    /// included: each connects from its bind address, and a peer whose
+    /// traffic is translated may also appear from its public address.
+    pub fn of(own_bind: Ipv4Addr, replicas: &[(SocketAddrV4, SocketAddrV4)]) -> Sources {
+        let known = |ip: &Ipv4Addr| !ip.is_unspecified();
+        let peers = replicas.iter().all(|(_, bind)| known(bind.ip())).then(|| {
+            let mut ips: Vec<Ipv4Addr> = replicas
+                .iter()
+                .flat_map(|(address, bind)| [*address.ip(), *bind.ip()])
+                .collect();
+            ips.sort_unstable();
+            ips.dedup();
+            ips
+        });
+        Sources {
+            own: known(&own_bind).then_some(own_bind),
+            peers,
         }
     }
 }
@@ -341,33 +377,40 @@ impl Drop for PeerLink {
 
 impl PeerLink {
     /// Links replica `me` (its UDP address, which names it) to `peers`,
-    /// accepting their connections on `listener`.
+    /// accepting their connections on `listener`; every replica listens on
+    /// the address it is known by.
     pub fn start(
         listener: TcpListener,
         me: SocketAddrV4,
         peers: &[SocketAddrV4],
         codec: Codec,
     ) -> PeerLink {
-        Self::start_with(listener, me, peers, codec, Limits::default())
+        let sources = Sources {
+            own: Some(*me.ip()),
+            peers: Some(peers.iter().map(|p| *p.ip()).collect()),
+        };
+        Self::start_with(listener, me, peers, codec, sources, Limits::default())
     }
 
-    /// [`PeerLink::start`], with `limits` on incoming connections.
+    /// [`PeerLink::start`], connecting and accepting connections as
+    /// `sources` says, with `limits` on incoming connections.
     pub fn start_with(
         listener: TcpListener,
         me: SocketAddrV4,
         peers: &[SocketAddrV4],
         codec: Codec,
+        sources: Sources,
         limits: Limits,
     ) -> PeerLink {
         let (deliver, incoming) = mpsc::channel(QUEUE);
-        let from: Vec<Ipv4Addr> = peers.iter().map(|p| *p.ip()).collect();
-        let incoming_side = accept(listener, from, limits, codec.clone(), deliver);
+        let incoming_side = accept(listener, sources.peers, limits, codec.clone(), deliver);
         let mut tasks = vec![tokio::spawn(incoming_side)];
         let mut writers = HashMap::new();
         for &peer in peers.iter().filter(|p| **p != me) {
             let (tx, rx) = mpsc::channel(QUEUE);
             writers.insert(peer, tx);
-            tasks.push(tokio::spawn(write(me, peer, codec.clone(), rx)));
+            let writer = write(me, sources.own, peer, codec.clone(), rx);
+            tasks.push(tokio::spawn(writer));
         }
         PeerLink {
             me,
@@ -476,6 +519,7 @@ fn worth_sending(queue: &[&Msg]) -> Vec<bool> {
 /// are dropped.
 async fn write(
     me: SocketAddrV4,
+    source: Option<Ipv4Addr>,
     peer: SocketAddrV4,
     codec: Codec,
     mut rx: mpsc::Receiver<Outbound>,
@@ -488,7 +532,7 @@ async fn write(
             queue.push(msg);
         }
         if conn.is_none() {
-            match tokio::time::timeout(CONNECT_TIMEOUT, connect(me, peer)).await {
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect(source, peer)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     conn = Some((stream, Encoder::default()));
@@ -547,20 +591,22 @@ async fn write(
     }
 }
 
-/// Connects to `peer` from replica `me`'s own address, so that the peer
-/// sees a connection from an address it knows (see [`Limits`]).
-async fn connect(me: SocketAddrV4, peer: SocketAddrV4) -> std::io::Result<TcpStream> {
+/// Connects to `peer` from `source`, if given, so that the peer sees a
+/// connection from an address it knows (see [`Sources`]).
+async fn connect(source: Option<Ipv4Addr>, peer: SocketAddrV4) -> std::io::Result<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::V4(SocketAddrV4::new(*me.ip(), 0)))?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::V4(SocketAddrV4::new(ip, 0)))?;
+    }
     socket.connect(SocketAddr::V4(peer)).await
 }
 
 /// Accepts peers' connections, one reader task each, within [`Limits`]:
-/// only from a replica's address, and only `unproven` at once that have
-/// not yet delivered a valid frame.
+/// only from where replicas connect from (`None`: anywhere), and only
+/// `unproven` at once that have not yet delivered a valid frame.
 async fn accept(
     listener: TcpListener,
-    replicas: Vec<Ipv4Addr>,
+    replicas: Option<Vec<Ipv4Addr>>,
     limits: Limits,
     codec: Codec,
     deliver: mpsc::Sender<(SocketAddrV4, Msg)>,
@@ -569,9 +615,10 @@ async fn accept(
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
-                let known = match from.ip() {
-                    IpAddr::V4(ip) => replicas.contains(&ip),
-                    IpAddr::V6(_) => false,
+                let known = match (from.ip(), &replicas) {
+                    (_, None) => true,
+                    (IpAddr::V4(ip), Some(replicas)) => replicas.contains(&ip),
+                    (IpAddr::V6(_), Some(_)) => false,
                 };
                 if !known {
                     // Debug only: a stranger must not be able to fill the log.
@@ -931,6 +978,36 @@ mod tests {
         assert!(links[1].try_recv().is_none());
     }
 
+    /// Where replicas connect from, read off the cluster file's addresses.
+    #[test]
+    fn sources_follow_the_bind_addresses() {
+        let at = |s: &str| -> SocketAddrV4 { s.parse().unwrap() };
+        let ip = |s: &str| -> Ipv4Addr { s.parse().unwrap() };
+        // Each listens on its address: connections come from those.
+        let plain = [
+            (at("10.0.0.1:7000"), at("10.0.0.1:7000")),
+            (at("10.0.0.2:7000"), at("10.0.0.2:7000")),
+            (at("10.0.0.3:7000"), at("10.0.0.3:7000")),
+        ];
+        let s = Sources::of(ip("10.0.0.1"), &plain);
+        assert_eq!(s.own, Some(ip("10.0.0.1")));
+        let peers = vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")];
+        assert_eq!(s.peers, Some(peers));
+        // A public address translated to a private one: both are taken,
+        // and it connects from the private one it can bind.
+        let mut nat = plain;
+        nat[1] = (at("203.0.113.5:7000"), at("10.0.0.2:7000"));
+        let s = Sources::of(ip("10.0.0.2"), &nat);
+        assert_eq!(s.own, Some(ip("10.0.0.2")));
+        let peers = s.peers.unwrap();
+        assert!(peers.contains(&ip("203.0.113.5")) && peers.contains(&ip("10.0.0.2")));
+        // One listens everywhere: nobody can know where it connects from.
+        let mut any = plain;
+        any[2] = (at("10.0.0.3:7000"), at("0.0.0.0:7000"));
+        assert_eq!(Sources::of(ip("10.0.0.1"), &any).peers, None);
+        assert_eq!(Sources::of(ip("0.0.0.0"), &any).own, None);
+    }
+
     /// Three linked replicas on loopback, with `limits`.
     async fn linked(limits: Limits) -> (Vec<PeerLink>, Vec<SocketAddrV4>) {
         let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
@@ -947,7 +1024,13 @@ mod tests {
         let links = listeners
             .into_iter()
             .zip(&addrs)
-            .map(|(l, a)| PeerLink::start_with(l, *a, &addrs, codec.clone(), limits))
+            .map(|(l, a)| {
+                let sources = Sources {
+                    own: Some(*a.ip()),
+                    peers: Some(vec![*a.ip()]),
+                };
+                PeerLink::start_with(l, *a, &addrs, codec.clone(), sources, limits)
+            })
             .collect();
         (links, addrs)
     }
