@@ -166,7 +166,7 @@ pub async fn start(
                 .map(|n| (n.address, n.bind))
                 .collect();
             let sources = Sources::of(*spec.bind.ip(), &replicas);
-            Some(PeerLink::start_with(
+            Some(PeerLink::start(
                 listener,
                 spec.address,
                 &peers,

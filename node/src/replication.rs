@@ -377,24 +377,9 @@ impl Drop for PeerLink {
 
 impl PeerLink {
     /// Links replica `me` (its UDP address, which names it) to `peers`,
-    /// accepting their connections on `listener`; every replica listens on
-    /// the address it is known by.
+    /// accepting their connections on `listener`, connecting and accepting
+    /// connections as `sources` says, with `limits` on incoming ones.
     pub fn start(
-        listener: TcpListener,
-        me: SocketAddrV4,
-        peers: &[SocketAddrV4],
-        codec: Codec,
-    ) -> PeerLink {
-        let sources = Sources {
-            own: Some(*me.ip()),
-            peers: Some(peers.iter().map(|p| *p.ip()).collect()),
-        };
-        Self::start_with(listener, me, peers, codec, sources, Limits::default())
-    }
-
-    /// [`PeerLink::start`], connecting and accepting connections as
-    /// `sources` says, with `limits` on incoming connections.
-    pub fn start_with(
         listener: TcpListener,
         me: SocketAddrV4,
         peers: &[SocketAddrV4],
@@ -1029,7 +1014,7 @@ mod tests {
                     own: Some(*a.ip()),
                     peers: Some(vec![*a.ip()]),
                 };
-                PeerLink::start_with(l, *a, &addrs, codec.clone(), sources, limits)
+                PeerLink::start(l, *a, &addrs, codec.clone(), sources, limits)
             })
             .collect();
         (links, addrs)
