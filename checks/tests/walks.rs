@@ -19,7 +19,7 @@ fn every_walk_in_every_matrix_configuration_rebuilds_state_by_state() {
     let mut protocols = std::collections::BTreeSet::new();
     for entry in matrix::entries() {
         let model = entry.config.clone().into_model();
-        let mut rng = Rng::new(0x7770_0c);
+        let mut rng = Rng::new(0x0077_700c);
         let (mut ignored, mut steps) = (0, 0);
         for _ in 0..WALKS {
             let walk = take(&model, &mut rng, DEPTH, |_, _| true);
