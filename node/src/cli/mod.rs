@@ -236,7 +236,9 @@ pub struct PurchaseArgs {
     #[arg(long)]
     pub(super) json: bool,
     /// Give up after this many seconds (the purchase may still complete:
-    /// ask `twopc outcome --id ID`, or send it again with the same id).
+    /// ask `twopc outcome --id ID`, or send it again with the same id). A
+    /// bound on the whole command, its explanation of a timeout included;
+    /// the printed seconds are the ones it took.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     pub(super) timeout: f64,
 }
@@ -252,7 +254,8 @@ pub struct OutcomeArgs {
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,
-    /// Seconds to wait for the coordinator's answer.
+    /// Seconds to wait for the coordinator's answer: a bound on the whole
+    /// command, its explanation of a timeout included.
     #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
     pub(super) timeout: f64,
 }
@@ -268,7 +271,8 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,
-    /// Seconds to wait for each node.
+    /// Seconds to wait for the answers: every node is asked at once, and
+    /// the whole command takes no longer.
     #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
     pub(super) timeout: f64,
 }
