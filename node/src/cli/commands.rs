@@ -8,7 +8,6 @@ use crate::core::Config;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::node::{self, Socket};
-use crate::storage;
 use crate::trace::FileTracer;
 use crate::wire::{check_name, ClusterKey, Codec, Format, MsgKind};
 use crate::{bench, demo, http};
@@ -161,6 +160,11 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
                 token: http::Token::load(token_file).map_err(Error::Other)?,
                 metrics_public: args.http_metrics_public,
                 wait: Duration::from_millis(args.http_wait_ms),
+                limits: http::server::Limits {
+                    max_connections: args.http_max_connections,
+                    header_timeout: Duration::from_millis(args.http_header_timeout_ms),
+                    idle_timeout: Duration::from_millis(args.http_idle_timeout_ms),
+                },
             };
             cfg.check().map_err(Error::Other)?;
             Some(cfg)
@@ -179,20 +183,26 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         started = started.serve_views(asks, telemetry.clone());
         let state = http::AppState {
             views,
-            telemetry,
+            telemetry: telemetry.clone(),
             purchases: Default::default(),
             coordinators: cluster.coordinator_addresses(),
             codec,
             wait: http_cfg.wait,
         };
         let router = http::router(state, http_cfg.token, http_cfg.metrics_public);
+        let limits = http_cfg.limits;
         tracing::info!(
             node = args.name,
             http = %http_cfg.addr,
             metrics_public = http_cfg.metrics_public,
+            max_connections = limits.max_connections,
+            header_timeout_ms = limits.header_timeout.as_millis(),
+            idle_timeout_ms = limits.idle_timeout.as_millis(),
             "HTTP API listening"
         );
-        server = Some(tokio::spawn(http::serve(listener, router)));
+        server = Some(tokio::spawn(http::serve(
+            listener, router, limits, telemetry,
+        )));
     }
     if let Some(path) = &args.trace {
         let tracer = FileTracer::open(path).map_err(|source| Error::TraceOpen {
@@ -477,32 +487,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
             };
             bench::run(&opts).await.map(|_| Exit::Ok)
         }
-        Command::Inspect { data_dir } => {
-            // What a node would refuse (damage, lost synced data) is an
-            // error: printed by `main`, exit 1.
-            let replayed = storage::replay(&data_dir)?;
-            let repairs = storage::repairs(&data_dir, &replayed)?;
-            if let Some((owner, file)) = &replayed.owner {
-                println!(
-                    "owner: node {:?} ({}), named in {}",
-                    owner.name,
-                    owner.role,
-                    file.display()
-                );
-            }
-            match &replayed.state {
-                Some(state) => println!("{state:#?}"),
-                None => println!("{}: no saved state", data_dir.display()),
-            }
-            for line in &repairs {
-                eprintln!("twopc inspect: {line}");
-            }
-            Ok(if repairs.is_empty() {
-                Exit::Ok
-            } else {
-                Exit::Repair
-            })
-        }
+        Command::Inspect { data_dir } => super::inspect::run(&data_dir),
         Command::Keygen => {
             println!("{}", ClusterKey::generate());
             Ok(Exit::Ok)

@@ -2,6 +2,7 @@
 //! subcommand (`commands.rs`). `main.rs` only parses and calls [`main`].
 
 mod commands;
+mod inspect;
 
 use crate::wire::Format;
 use clap::{Args, Parser, Subcommand};
@@ -162,6 +163,22 @@ pub struct NodeArgs {
     /// (the purchase goes on; GET its Location, or POST again with the same key).
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub(super) http_wait_ms: u64,
+    /// Most HTTP connections open at once. Beyond it a new connection takes
+    /// the place of the oldest one waiting for a request; if every one is in
+    /// a request, it gets 503 `too_many_connections` and is closed. Must fit
+    /// in the process's file descriptor limit (`ulimit -n`, LimitNOFILE)
+    /// with 128 to spare, or the node refuses to start.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub(super) http_max_connections: usize,
+    /// How long a request's headers may take to arrive (from the connection's
+    /// start, or from the first byte of a later request) before the
+    /// connection is closed.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub(super) http_header_timeout_ms: u64,
+    /// How long a kept-alive HTTP connection may wait for its next request
+    /// before it is closed.
+    #[arg(long, default_value_t = 60_000, value_name = "MS")]
+    pub(super) http_idle_timeout_ms: u64,
     /// Testing: drop received messages of these kinds (comma-separated:
     /// purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
