@@ -130,3 +130,36 @@ fn timeout_bounds_a_purchase_when_the_replicas_have_no_majority() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert_bounded("outcome", 2.0, took, None);
 }
+
+/// `twopc inspect` of an empty directory says it is empty, exit 0 (it
+/// said the log was "missing after a crashed compaction", exit 5).
+#[test]
+fn inspect_of_an_empty_directory_says_it_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .arg("inspect")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout} {stderr}");
+    assert!(
+        stdout.contains("empty: no node has saved anything here"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("crashed compaction"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let missing = dir.path().join("never-made");
+    let out = std::process::Command::new(common::BIN)
+        .arg("inspect")
+        .arg("--data-dir")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the data directory"));
+}
