@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -228,7 +228,7 @@ struct Conn {
     /// Requests being handled.
     busy: AtomicUsize,
     /// Whether a request was ever handled.
-    served: AtomicUsize,
+    served: AtomicBool,
     /// Milliseconds after `accepted` (plus 1; 0: none) when the bytes of a
     /// request not yet handled began to arrive.
     reading: AtomicU64,
@@ -251,7 +251,7 @@ impl Conn {
             changed: Notify::new(),
             accepted: Instant::now(),
             busy: AtomicUsize::new(0),
-            served: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
             reading: AtomicU64::new(0),
             idle: AtomicU64::new(0),
             close: Notify::new(),
@@ -299,7 +299,7 @@ impl Conn {
         }
         match self.reading.load(Ordering::SeqCst) {
             r if r > 0 => Some((self.at(r - 1) + limits.header_timeout, Close::HeaderTimeout)),
-            _ if self.served.load(Ordering::SeqCst) == 0 => {
+            _ if !self.served.load(Ordering::SeqCst) => {
                 Some((self.accepted + limits.header_timeout, Close::HeaderTimeout))
             }
             _ => Some((
@@ -512,7 +512,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         let conn = self.conn.clone();
         conn.busy.fetch_add(1, Ordering::SeqCst);
-        conn.served.store(1, Ordering::SeqCst);
+        conn.served.store(true, Ordering::SeqCst);
         conn.reading.store(0, Ordering::SeqCst);
         conn.changed.notify_one();
         let mut router = self.router.clone();
@@ -582,3 +582,7 @@ impl tokio::io::AsyncWrite for Watched {
         self.inner.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
