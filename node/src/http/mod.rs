@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 

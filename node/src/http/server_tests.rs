@@ -2,6 +2,7 @@
 //! watchdog closes one.
 
 use super::*;
+use crate::http::limits::open_files_limit;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 
