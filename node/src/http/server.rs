@@ -10,8 +10,9 @@
 //! - **Idle timeout**: a kept-alive connection with no request in progress is
 //!   closed after it.
 //! - **Cap**: at most `max_connections` open at once. A connection beyond it
-//!   takes the place of the oldest one that is waiting for a request (its
-//!   headers not started, or started longer than [`SLOW_HEADERS`] ago): an
+//!   takes the place of the oldest one that is waiting for a request (open
+//!   for [`SLOW_HEADERS`] at least, and its headers not started, or started
+//!   longer than that ago): an
 //!   idle connection holds nothing a client cannot get back by connecting
 //!   again, so a caller with work to do always gets in. Only when every
 //!   connection is in the middle of a request is the new one refused: `503`
@@ -40,9 +41,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
-/// How long a request's headers may have been arriving before its
-/// connection may be taken over by a new one: honest clients send their
-/// headers in one packet.
+/// How long a request's headers may have been arriving, or a new
+/// connection have sent nothing, before its place may be taken by a new
+/// one: honest clients send their request at once, in one packet.
 pub const SLOW_HEADERS: Duration = Duration::from_secs(1);
 
 /// Refusals (`503 too_many_connections`) being written at once; beyond
@@ -98,13 +99,17 @@ impl Conn {
 
     /// Whether it waits for a request and may give its place to a new
     /// connection: no request in progress, and none arriving (bytes in the
-    /// kernel not yet read, or headers started less than [`SLOW_HEADERS`]
-    /// ago).
+    /// kernel not yet read, headers started less than [`SLOW_HEADERS`]
+    /// ago, or a connection opened less than that ago whose client may not
+    /// have sent its request yet).
     fn evictable(&self) -> bool {
         if self.busy.load(Ordering::SeqCst) > 0 {
             return false;
         }
         match self.reading.load(Ordering::SeqCst) {
+            0 if !self.served.load(Ordering::SeqCst) && self.accepted.elapsed() < SLOW_HEADERS => {
+                false
+            }
             0 => !self.bytes_waiting(),
             r => self.at(r - 1).elapsed() >= SLOW_HEADERS,
         }

@@ -24,22 +24,27 @@ fn limits() -> Limits {
 #[test]
 fn at_the_cap_the_oldest_waiting_connection_gives_its_place() {
     let mut open = Open::default();
-    let ids: Vec<(u64, Arc<Conn>)> = (0..2)
-        .map(|_| match open.admit(2, -1) {
-            Admit::In { id, conn, evicted } => {
-                assert!(!evicted);
-                (id, conn)
-            }
-            Admit::Full => panic!("room"),
-        })
-        .collect();
-    // Both wait for a request: the oldest goes.
+    // Just opened: their requests may be on their way, so none gives its
+    // place yet.
+    for _ in 0..2 {
+        assert!(matches!(
+            open.admit(2, -1),
+            Admit::In { evicted: false, .. }
+        ));
+    }
+    assert!(matches!(open.admit(2, -1), Admit::Full));
+    // Silent for seconds: the oldest goes.
+    open.conns = [
+        (0, Arc::new(conn(Duration::from_secs(9)))),
+        (1, Arc::new(conn(Duration::from_secs(5)))),
+    ]
+    .into();
     match open.admit(2, -1) {
         Admit::In { evicted, .. } => assert!(evicted),
         Admit::Full => panic!("an idle one gives its place"),
     }
-    assert!(!open.conns.contains_key(&ids[0].0), "the oldest left");
-    assert!(open.conns.contains_key(&ids[1].0));
+    assert!(!open.conns.contains_key(&0), "the oldest left");
+    assert!(open.conns.contains_key(&1));
     // Every one in a request: refused.
     for c in open.conns.values() {
         c.busy.store(1, Ordering::SeqCst);
@@ -50,6 +55,7 @@ fn at_the_cap_the_oldest_waiting_connection_gives_its_place() {
 
 #[test]
 fn a_connection_whose_request_is_arriving_keeps_its_place() {
+    assert!(!conn(Duration::ZERO).evictable(), "just opened");
     let c = conn(Duration::from_secs(5));
     assert!(c.evictable(), "silent since it opened");
     // Headers began to arrive just now: not evictable; over a second ago:
@@ -62,8 +68,13 @@ fn a_connection_whose_request_is_arriving_keeps_its_place() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, _) = listener.accept().unwrap();
-    let sock = Conn::new(server.as_raw_fd());
-    assert!(sock.evictable());
+    let mut sock = Conn::new(server.as_raw_fd());
+    assert!(
+        !sock.evictable(),
+        "just opened: its request may be on its way"
+    );
+    sock.accepted = Instant::now() - Duration::from_secs(5);
+    assert!(sock.evictable(), "silent for seconds");
     client.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
     let waited = std::time::Instant::now();
     while !sock.bytes_waiting() {
