@@ -164,8 +164,9 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub(super) http_wait_ms: u64,
     /// Most HTTP connections open at once. Beyond it a new connection takes
-    /// the place of the oldest one waiting for a request; if every one is in
-    /// a request, it gets 503 `too_many_connections` and is closed. Must fit
+    /// the place of the oldest one waiting for a request (open over a
+    /// second, nothing unread); if none can give its place, it gets 503
+    /// `too_many_connections` and is closed. Must fit
     /// in the process's file descriptor limit (`ulimit -n`, LimitNOFILE)
     /// with 128 to spare, or the node refuses to start.
     #[arg(long, default_value_t = 512, value_name = "N")]
