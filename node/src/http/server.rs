@@ -11,12 +11,12 @@
 //!   closed after it.
 //! - **Cap**: at most `max_connections` open at once. A connection beyond it
 //!   takes the place of the oldest one that is waiting for a request (open
-//!   for [`SLOW_HEADERS`] at least, and its headers not started, or started
-//!   longer than that ago): an
-//!   idle connection holds nothing a client cannot get back by connecting
-//!   again, so a caller with work to do always gets in. Only when every
-//!   connection is in the middle of a request is the new one refused: `503`
-//!   with the JSON error `too_many_connections`, then closed.
+//!   for [`SLOW_HEADERS`] at least with nothing unread, or its headers
+//!   started longer than that ago): an idle connection holds nothing a
+//!   client cannot get back by connecting again, so a caller with work to do
+//!   gets in. When none may give its place (every one in a request, or
+//!   opened within [`SLOW_HEADERS`]) the new one is refused: `503` with the
+//!   JSON error `too_many_connections`, then closed.
 //!
 //! Every close and refusal is counted by reason in `/metrics`
 //! (`twopc_http_connections_closed_total{reason}`,
@@ -249,7 +249,7 @@ pub async fn serve(
                 connections.count(
                     Close::TooManyConnections,
                     &format!(
-                        "{} connections open, every one in a request: refused a new one (503)",
+                        "{} connections open, none waiting long enough to give its place: refused a new one (503)",
                         limits.max_connections
                     ),
                 );
@@ -265,7 +265,7 @@ pub async fn serve(
 }
 
 /// The body of a `503 too_many_connections`.
-pub const TOO_MANY: &str = r#"{"error":{"code":"too_many_connections","message":"the node serves as many HTTP connections as it may (--http-max-connections), every one in a request; try again"}}"#;
+pub const TOO_MANY: &str = r#"{"error":{"code":"too_many_connections","message":"the node serves as many HTTP connections as it may (--http-max-connections) and none is idle; try again"}}"#;
 
 /// Answers `503 too_many_connections` and closes, within a second.
 async fn refuse(mut stream: TcpStream) {
