@@ -38,6 +38,8 @@ pub struct Telemetry {
     /// `POST /purchases` answered with an outcome: seconds from the request
     /// to the answer.
     pub http_purchase_seconds: Histogram,
+    /// The HTTP server's connections: open, closed and refused by reason.
+    pub connections: std::sync::Arc<super::server::Connections>,
 }
 
 impl Default for Telemetry {
@@ -46,6 +48,7 @@ impl Default for Telemetry {
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             decision_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             http_purchase_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            connections: Default::default(),
         }
     }
 }
@@ -93,6 +96,22 @@ pub fn encode(view: NodeView, telemetry: &Telemetry) -> Result<String, std::fmt:
         "http_purchase_seconds",
         "POST /purchases answered with an outcome: seconds from request to answer",
         telemetry.http_purchase_seconds.clone(),
+    );
+    let connections = &telemetry.connections;
+    registry.register(
+        "http_connections_open",
+        "HTTP connections open now",
+        connections.open.clone(),
+    );
+    registry.register(
+        "http_connections_closed",
+        "HTTP connections the server closed, by reason (header_timeout, idle_timeout, evicted)",
+        connections.closed.clone(),
+    );
+    registry.register(
+        "http_connections_refused",
+        "HTTP connections refused, by reason (too_many_connections, accept_error)",
+        connections.refused.clone(),
     );
     registry.register_collector(Box::new(ViewCollector(view)));
     let mut text = String::new();
