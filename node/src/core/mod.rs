@@ -103,16 +103,24 @@
 //! not to; the replica tests beside this file pin the split itself
 //! (`replica_tests.rs`).
 
+pub mod drops;
+pub mod peers;
+mod status;
 mod timers;
 
 #[cfg(test)]
 mod replica_tests;
 #[cfg(test)]
+mod silent_tests;
+#[cfg(test)]
 mod tests;
 
+use drops::DropLog;
+pub use peers::Members;
+use peers::Peers;
 use timers::{pick, Timers};
 
-use crate::admin::{Counters, NodeView};
+use crate::admin::Counters;
 use crate::faults::{Faults, Injector, Outgoing};
 use crate::mutant::RuntimeMutant;
 use crate::replication::between_replicas;
@@ -129,6 +137,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use twopc_model::trace::{self, Record};
 use twopc_model::{Msg, Node, State, Storage, Timer};
+
+/// What the log of drops is rate-limited by: the reason, and the sender
+/// when it is a node of the cluster file.
+type DropKey = (&'static str, Option<SocketAddrV4>);
 
 /// How long a replica may hold participants' `Ack`s waiting for a batch
 /// that saves (see [`Core::ready`]).
@@ -264,6 +276,12 @@ pub struct Core {
     /// The last protocol message encoded and its datagram, so that the
     /// copies of a broadcast are encoded (serialized, MAC'd) once.
     encoded: Option<(Msg, bytes::Bytes)>,
+    /// The other nodes of the cluster file, as this one sees them.
+    peers: Peers,
+    /// Rate-limits the log lines of what is dropped.
+    drop_log: DropLog<DropKey>,
+    /// A replica's links' drop counters (`replication.rs`).
+    link: Option<std::sync::Arc<crate::replication::LinkStats>>,
 }
 
 /// A tracer and the number of the last step it recorded.
@@ -308,7 +326,23 @@ impl Core {
             acks_held: Vec::new(),
             acks_due: None,
             encoded: None,
+            peers: Peers::default(),
+            drop_log: DropLog::default(),
+            link: None,
         }
+    }
+
+    /// Tells the core the nodes of its cluster file (`node::start` does):
+    /// from then on a message only a node of the cluster sends, from an
+    /// address not in it, is dropped as `unknown_sender`, and `status`
+    /// shows when each node was last heard from (see `peers.rs`).
+    pub fn know(&mut self, members: Members) {
+        self.peers = Peers::new(members);
+    }
+
+    /// A replica's links count what they drop in `stats`; `status` shows it.
+    pub fn attach_link(&mut self, stats: std::sync::Arc<crate::replication::LinkStats>) {
+        self.link = Some(stats);
     }
 
     /// Measures, from now on, how long each purchase takes from its
@@ -398,13 +432,14 @@ impl Core {
                     self.apply(now, out);
                 }
             }
-            Event::StatusAsk { from, nonce } => self.on_status(from, nonce),
+            Event::StatusAsk { from, nonce } => self.on_status(now, from, nonce),
             Event::HeldBackDue => self.ready.sends.extend(self.injector.due(now)),
             Event::Peer { from, msg } => {
                 self.counters.peer_msgs_in += 1;
                 if !between_replicas(&msg) {
                     // The link lets only replica messages through.
                     return self.reject(
+                        now,
                         SocketAddr::V4(from),
                         Reject::Undecodable("not a replica message".into()),
                     );
@@ -498,11 +533,6 @@ impl Core {
         &self.counters
     }
 
-    /// This node's view, as `twopc status` shows it.
-    pub fn view(&self) -> NodeView {
-        NodeView::of(&self.name, self.state(), &self.counters)
-    }
-
     /// The shell reports storage's counters (after opening and every sync).
     pub fn storage_stats(&mut self, stats: StoreStats) {
         self.counters.fsyncs = stats.fsyncs;
@@ -590,7 +620,9 @@ impl Core {
     fn queue(&mut self, dst: Id, msg: Msg) {
         let kind = MsgKind::of(&msg);
         let txn = msg_txn(&msg).map(|t| t.to_string());
-        let to = SocketAddr::V4(SocketAddrV4::from(dst));
+        let to4 = SocketAddrV4::from(dst);
+        let to = SocketAddr::V4(to4);
+        self.peers.sent(to4, &msg);
         if self.injector.drops_out(&msg) {
             self.counters.fault_dropped += 1;
             tracing::debug!(node = %self.name, %kind, txn, %to, "fault: dropped outgoing");
@@ -659,22 +691,38 @@ impl Core {
     fn on_datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) {
         self.counters.datagrams_in += 1;
         if bytes.len() > MAX_DATAGRAM {
-            return self.reject(src, Reject::Oversized(bytes.len()));
+            return self.reject(now, src, Reject::Oversized(bytes.len()));
         }
         let msg = match self.codec.decode(bytes) {
             Ok(Payload::Protocol(msg)) => msg,
-            Ok(Payload::StatusRequest { nonce }) => return self.on_status(src, nonce),
+            Ok(Payload::StatusRequest { nonce }) => return self.on_status(now, src, nonce),
             Ok(Payload::StatusReply { .. }) => {
-                return self.reject(src, Reject::Undecodable("unsolicited status reply".into()))
+                return self.reject(
+                    now,
+                    src,
+                    Reject::Undecodable("unsolicited status reply".into()),
+                )
             }
-            Err(why) => return self.reject(src, why),
+            Ok(Payload::Unauthenticated { reason }) => {
+                return self.on_unauthenticated(now, src, reason)
+            }
+            Err(why) => return self.reject(now, src, why),
         };
         let SocketAddr::V4(src4) = src else {
-            return self.reject(src, Reject::Undecodable("IPv6 source".into()));
+            return self.reject(now, src, Reject::Undecodable("IPv6 source".into()));
         };
+        if self.peers.is_stranger(src4, &msg) {
+            // The actor would ignore it (it takes such messages only from
+            // the nodes of its cluster): dropped here, counted and logged.
+            return self.reject(now, src, Reject::UnknownSender(MsgKind::of(&msg)));
+        }
         if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
             // Replicas talk over their authenticated TCP links only.
-            return self.reject(src, Reject::Undecodable("replica message by UDP".into()));
+            return self.reject(
+                now,
+                src,
+                Reject::Undecodable("replica message by UDP".into()),
+            );
         }
         if matches!(self.actor, Node::Replica(_)) && matches!(msg, Msg::Ack { .. }) {
             // Delivered at the end of a batch that saves, or soon (`ready`).
@@ -697,6 +745,7 @@ impl Core {
             tracing::debug!(node = %self.name, "fault: dropped incoming");
             return;
         }
+        self.peers.heard(src4, now);
         match kind {
             MsgKind::Commit | MsgKind::Abort => {
                 tracing::info!(node = %self.name, txn, %kind, "decision received")
@@ -747,44 +796,5 @@ impl Core {
         };
         self.timers
             .set(Timer::Replica, now + pick(&mut self.rng, &range));
-    }
-
-    /// A commit for a transaction this participant cannot account for:
-    /// lost acknowledged data, or a bug. The actor ignores it (as the model
-    /// does); the runtime counts it, logs it and shows it in `status`. The
-    /// log shows the first few and then every power of two, as for rejects:
-    /// a coordinator re-sends its commit until acknowledged, forever.
-    fn unknown_decision(&mut self, txn: String, src: SocketAddr) {
-        let count = self.counters.unknown_decisions + 1;
-        if count <= 8 || count.is_power_of_two() {
-            tracing::error!(
-                node = %self.name, %txn, from = %src, count,
-                "ALARM: commit for a transaction this node has no record of \
-                 (not held, not finished, not below its floor): lost acknowledged data, or a bug"
-            );
-        }
-        self.counters.unknown_decision(txn, src.to_string());
-    }
-
-    /// Answers a status request with this node's view.
-    fn on_status(&mut self, to: SocketAddr, nonce: u64) {
-        let view = self.view();
-        // Queued like any send: the view may reveal staged state.
-        let reply = Payload::StatusReply {
-            nonce,
-            view: Box::new(view),
-        };
-        let _ = self.queue_payload(to, &reply);
-    }
-
-    /// Counts and drops a datagram. The log shows the first few of each
-    /// reason and then every power of two, so a flood cannot drown it.
-    fn reject(&mut self, src: SocketAddr, why: Reject) {
-        let reason = why.reason();
-        let count = self.counters.rejected.entry(reason).or_default();
-        *count += 1;
-        if *count <= 8 || count.is_power_of_two() {
-            tracing::warn!(node = %self.name, %src, %reason, count = *count, "dropped datagram: {why}");
-        }
     }
 }

@@ -1,0 +1,134 @@
+//! What a core shows and says about itself and what it drops: its view for
+//! `twopc status` and `/metrics`, and every dropped datagram counted by
+//! reason (and by sender, for a node of the cluster file) and logged at
+//! WARN, rate-limited (`drops.rs`).
+
+use super::{Core, DropKey};
+use crate::admin::{peer_alarms, remember, NodeView, RejectReason};
+use crate::wire::{Payload, Reject};
+use std::net::{SocketAddr, SocketAddrV4};
+use tokio::time::Instant;
+use twopc_model::{Node, Standing, State};
+
+impl Core {
+    /// This node's view at `now`, as `twopc status` shows it.
+    pub fn view(&self, now: Instant) -> NodeView {
+        let mut view = NodeView::of(&self.name, self.state(), &self.counters);
+        if let Some(link) = &self.link {
+            view.counters.link_dropped = link.snapshot();
+        }
+        view.peers = self.peers.view(now);
+        if let (State::Replica(r), Node::Replica(actor), Some(rv)) =
+            (self.state(), &self.actor, view.replica.as_mut())
+        {
+            let leader = match r.standing {
+                Standing::Follower => Some(SocketAddrV4::from(r.acceptor.promised.leader)),
+                Standing::Candidate { .. } | Standing::Leader(_) => None,
+            };
+            rv.group = self.peers.group(now, actor.quorum(), leader);
+        }
+        let group = view.replica.as_ref().and_then(|r| r.group.as_ref());
+        let more = peer_alarms(&view.counters, &view.peers, group);
+        view.alarms.extend(more);
+        view
+    }
+
+    /// Answers a status request with this node's view.
+    pub(super) fn on_status(&mut self, now: Instant, to: SocketAddr, nonce: u64) {
+        let view = self.view(now);
+        // Queued like any send: the view may reveal staged state.
+        let reply = Payload::StatusReply {
+            nonce,
+            view: Box::new(view),
+        };
+        let _ = self.queue_payload(to, &reply);
+    }
+
+    /// A commit for a transaction this participant cannot account for:
+    /// lost acknowledged data, or a bug. The actor ignores it (as the model
+    /// does); the runtime counts it, logs it and shows it in `status`. The
+    /// log shows the first few and then every power of two: a coordinator
+    /// re-sends its commit until acknowledged, forever.
+    pub(super) fn unknown_decision(&mut self, txn: String, src: SocketAddr) {
+        let count = self.counters.unknown_decisions + 1;
+        if count <= 8 || count.is_power_of_two() {
+            tracing::error!(
+                node = %self.name, %txn, from = %src, count,
+                "ALARM: commit for a transaction this node has no record of \
+                 (not held, not finished, not below its floor): lost acknowledged data, or a bug"
+            );
+        }
+        self.counters.unknown_decision(txn, src.to_string());
+    }
+
+    /// Counts and drops a datagram (or a replica link's message). Logged at
+    /// WARN: the first of each reason (and, from a node of the cluster file,
+    /// of each sender) at once, then at most one line per period with the
+    /// count since (`drops.rs`). A node of the cluster file whose datagram
+    /// fails authentication is told so, at most once per `NOTICE_EVERY`
+    /// (`Payload::Unauthenticated`, MAC'd with this node's key): if the
+    /// keys differ, it counts that notice as a datagram of ours that fails
+    /// authentication, so the misconfiguration shows on both sides.
+    pub(super) fn reject(&mut self, now: Instant, src: SocketAddr, why: Reject) {
+        let reason = why.reason();
+        let count = {
+            let count = self.counters.rejected.entry(reason).or_default();
+            *count += 1;
+            *count
+        };
+        let src4 = match src {
+            SocketAddr::V4(a) => Some(a),
+            SocketAddr::V6(_) => None,
+        };
+        if reason == RejectReason::UnknownSender {
+            remember(&mut self.counters.unknown_senders, src.to_string());
+        }
+        let member = src4.filter(|a| self.peers.is_member(*a));
+        let notice = member.is_some_and(|a| self.peers.rejected(a, reason, now));
+        if let Some(since) = self.drop_log.note((reason.as_str(), member), now) {
+            let from = src4.map_or_else(|| src.to_string(), |a| self.peers.label(a));
+            let node = &self.name;
+            match reason {
+                RejectReason::UnknownSender => tracing::warn!(
+                    node, reason = %reason, count, since,
+                    "dropped: datagram from {src}, which is not in the cluster file ({why}); \
+                     if a node moved, restart every node with the new cluster file"
+                ),
+                r if r.is_auth() && member.is_some() => tracing::warn!(
+                    node, reason = %reason, count, since,
+                    "dropped: from {from}: {why}; does it have the cluster key?"
+                ),
+                _ => tracing::warn!(
+                    node, reason = %reason, count, since,
+                    "dropped: datagram from {from}: {why}"
+                ),
+            }
+        }
+        if notice {
+            let _ = self.queue_payload(src, &Payload::Unauthenticated { reason });
+        }
+    }
+
+    /// A node says (authenticated by the cluster key) that it could not
+    /// authenticate a datagram of ours: tampered with on the way, most
+    /// likely, since the keys agree. Counted and logged; changes nothing.
+    pub(super) fn on_unauthenticated(&mut self, now: Instant, src: SocketAddr, why: RejectReason) {
+        let SocketAddr::V4(src4) = src else { return };
+        if !self.peers.is_member(src4) {
+            return self.reject(
+                now,
+                src,
+                Reject::Undecodable("notice from a stranger".into()),
+            );
+        }
+        self.peers.says_unauthenticated(src4);
+        let key: DropKey = ("says_unauthenticated", Some(src4));
+        if let Some(since) = self.drop_log.note(key, now) {
+            let from = self.peers.label(src4);
+            tracing::warn!(
+                node = %self.name, since,
+                "{from} says it could not authenticate a datagram of ours ({why})"
+            );
+        }
+    }
+}
