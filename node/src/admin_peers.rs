@@ -18,8 +18,8 @@ pub struct PeerView {
     /// Milliseconds since a valid message from it was handled (`None`:
     /// never, since this node started).
     pub heard_ms_ago: Option<u64>,
-    /// Messages sent to it that ask for an answer (prepares, commits, a
-    /// participant's queries) since it was last heard from.
+    /// Messages sent to it that ask for an answer (prepares and commits)
+    /// since it was last heard from.
     pub unanswered: u64,
     /// Datagrams from its address dropped here, by reason.
     pub rejected: BTreeMap<RejectReason, u64>,

@@ -71,13 +71,12 @@ fn from_anyone(msg: &Msg) -> bool {
     matches!(msg, Msg::Purchase { .. } | Msg::Lookup { .. })
 }
 
-/// Whether `msg` asks its receiver for an answer: a prepare (a vote), a
-/// commit (an ack), a participant's query (the decision, once made).
+/// Whether `msg` asks its receiver, that very node, for an answer: a
+/// prepare (a vote), a commit (an ack). Not a participant's query: with a
+/// replicated coordinator it goes to every replica and only the leader
+/// answers, so the followers' silence would be a false alarm.
 fn asks_for_answer(msg: &Msg) -> bool {
-    matches!(
-        msg,
-        Msg::Prepare { .. } | Msg::Commit { .. } | Msg::QueryDecision { .. }
-    )
+    matches!(msg, Msg::Prepare { .. } | Msg::Commit { .. })
 }
 
 impl Peers {

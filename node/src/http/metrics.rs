@@ -250,7 +250,7 @@ fn encode_peers(e: &mut DescriptorEncoder, v: &NodeView) -> std::fmt::Result {
     }
     let mut m = e.encode_descriptor(
         "peer_unanswered",
-        "Requests (prepares, commits, queries) sent to each node since it was last heard from",
+        "Requests (prepares, commits) sent to each node since it was last heard from",
         None,
         MetricType::Gauge,
     )?;
