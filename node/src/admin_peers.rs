@@ -4,7 +4,7 @@
 //! runtime's core (`core/peers.rs`); rendered here, with the alarms it
 //! raises.
 
-use super::{Counters, RejectReason};
+use super::{Counters, RejectReason, ReplicaView, Standing};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -212,4 +212,69 @@ pub fn remember(list: &mut Vec<String>, what: String) {
         list.remove(0);
     }
     list.push(what);
+}
+
+/// Which of the replicas that answered (`(name, view)`) leads, in one
+/// line for `twopc status`. A deposed leader that has not heard of its
+/// successor still says it leads: the one of the highest term does.
+pub fn who_leads(replicas: &[(String, ReplicaView)]) -> String {
+    let mut leaders: Vec<&(String, ReplicaView)> = replicas
+        .iter()
+        .filter(|(_, r)| r.standing == Standing::Leader)
+        .collect();
+    // Terms print as `n/address`: order by the number.
+    let n = |r: &ReplicaView| -> u64 {
+        let term = r.term.as_deref().unwrap_or("0");
+        term.split('/')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    leaders.sort_by_key(|(_, r)| std::cmp::Reverse(n(r)));
+    let group = replicas.iter().find_map(|(_, r)| r.group.as_ref());
+    let answered = match group {
+        Some(g) if replicas.len() < g.quorum => format!(
+            "; only {} of {} replicas answered, {} needed for a quorum",
+            replicas.len(),
+            g.replicas,
+            g.quorum
+        ),
+        _ => String::new(),
+    };
+    let line = match leaders.as_slice() {
+        [] => {
+            let mut line = format!(
+                "no replica leads (of {} that answered): an election is under way, or too few \
+                 replicas are up to elect one",
+                replicas.len()
+            );
+            if let Some(g) = replicas
+                .iter()
+                .filter_map(|(_, r)| r.group.as_ref())
+                .find(|g| !g.has_quorum())
+            {
+                line += &format!("; {}", g.render());
+            }
+            line
+        }
+        [(name, r), rest @ ..] => {
+            let mut line = match r.group.as_ref().filter(|g| !g.has_quorum()) {
+                // It leads in name only: it cannot get a save chosen.
+                Some(g) => format!(
+                    "{name} says it leads term {}, but it has {}",
+                    r.term.as_deref().unwrap_or("?"),
+                    g.render()
+                ),
+                None => format!("leader: {name} (term {})", r.term.as_deref().unwrap_or("?")),
+            };
+            for (old, r) in rest {
+                line += &format!(
+                    "; {old} still thinks it leads term {} (deposed: it cannot get a save chosen)",
+                    r.term.as_deref().unwrap_or("?")
+                );
+            }
+            line
+        }
+    };
+    line + &answered
 }

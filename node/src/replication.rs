@@ -600,6 +600,7 @@ async fn write(
         bytes.clear();
         let mut broken = false;
         let keep = worth_sending(&queue.iter().map(|o| &o.msg).collect::<Vec<_>>());
+        let written = keep.iter().filter(|k| **k).count() as u64;
         let queue = queue
             .into_iter()
             .zip(keep)
@@ -621,7 +622,11 @@ async fn write(
                     bytes.extend_from_slice(&b);
                 }
                 Err(e) => {
-                    tracing::error!(%me, %peer, "cannot encode a replica frame: {e}");
+                    stats.dropped("unencodable", written, || {
+                        format!(
+                            "{me}: cannot encode a frame to replica {peer} ({e}): messages dropped"
+                        )
+                    });
                     broken = true; // The encoder counted it as sent: start over.
                     break;
                 }
@@ -632,7 +637,7 @@ async fn write(
             continue;
         }
         if let Err(e) = stream.write_all(&bytes).await {
-            stats.dropped("unsent", 1, || {
+            stats.dropped("unsent", written, || {
                 format!("{me}: connection to replica {peer} lost ({e}): messages dropped")
             });
             conn = None;
