@@ -481,7 +481,10 @@ fn replayed_traffic_changes_nothing_even_from_the_senders_addresses_after_restar
                 .contains("from addresses that are not in the cluster file")),
             "{n}: {v}"
         );
-        assert!(v["counters"]["rejected"]["unknown_sender"].as_u64() > Some(0), "{n}: {v}");
+        assert!(
+            v["counters"]["rejected"]["unknown_sender"].as_u64() > Some(0),
+            "{n}: {v}"
+        );
     }
     for n in names {
         assert!(c.terminate(n).success());

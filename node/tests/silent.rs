@@ -149,7 +149,7 @@ fn a_wallet_without_the_cluster_key_is_named_by_the_coordinator() {
     // The wallet's own log says who sent what it dropped, at WARN.
     let coordinator_port = c.ports["coordinator"];
     let wanted = format!(
-        "dropped: from coordinator (127.0.0.1:{coordinator_port}): bad MAC (wrong cluster key or \
+        "dropped datagram from coordinator (127.0.0.1:{coordinator_port}): bad MAC (wrong cluster key or \
          tampered datagram); does it have the cluster key?"
     );
     let log = log_text(&c, "wallet");
@@ -205,7 +205,7 @@ fn a_moved_coordinator_is_named_by_the_participants_that_drop_it() {
             "{participant}: {text}"
         );
         let wanted =
-            format!("dropped: datagram from 127.0.0.1:{new}, which is not in the cluster file");
+            format!("dropped datagram from 127.0.0.1:{new}, which is not in the cluster file");
         let log = log_text(&c, participant);
         assert!(
             log.lines()

@@ -91,16 +91,16 @@ impl Core {
             match reason {
                 RejectReason::UnknownSender => tracing::warn!(
                     node, reason = %reason, count, since,
-                    "dropped: datagram from {src}, which is not in the cluster file ({why}); \
+                    "dropped datagram from {src}, which is not in the cluster file ({why}); \
                      if a node moved, restart every node with the new cluster file"
                 ),
                 r if r.is_auth() && member.is_some() => tracing::warn!(
                     node, reason = %reason, count, since,
-                    "dropped: from {from}: {why}; does it have the cluster key?"
+                    "dropped datagram from {from}: {why}; does it have the cluster key?"
                 ),
                 _ => tracing::warn!(
                     node, reason = %reason, count, since,
-                    "dropped: datagram from {from}: {why}"
+                    "dropped datagram from {from}: {why}"
                 ),
             }
         }
