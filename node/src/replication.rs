@@ -1057,9 +1057,10 @@ mod tests {
             .unwrap();
         conn.write_all(&bytes).await.unwrap();
         let mut rest = Vec::new();
-        // Closed by the receiver, nothing delivered.
+        // Closed by the receiver, nothing delivered; counted by reason.
         let _ = conn.read_to_end(&mut rest).await;
         assert!(links[1].try_recv().is_none());
+        assert_eq!(links[1].stats().snapshot().get("bad_mac"), Some(&1));
     }
 
     /// Where replicas connect from, read off the cluster file's addresses.
@@ -1137,7 +1138,7 @@ mod tests {
             first_frame: Duration::from_secs(120),
             unproven: 4,
         };
-        let (_links, addrs) = linked(limits).await;
+        let (links, addrs) = linked(limits).await;
         let soon = Duration::from_secs(20);
         // Not a replica's address (127.0.0.2 is loopback too).
         let elsewhere = tokio::net::TcpSocket::new_v4().unwrap();
@@ -1158,6 +1159,10 @@ mod tests {
             let kept = !closed(conn, Duration::from_millis(200)).await;
             assert!(kept, "the first four wait for their deadline");
         }
+        // Every refusal is counted, by reason.
+        let dropped = links[1].stats().snapshot();
+        assert_eq!(dropped.get("stranger"), Some(&1), "{dropped:?}");
+        assert_eq!(dropped.get("unproven_limit"), Some(&6), "{dropped:?}");
     }
 
     /// With a near deadline: idle connections are closed at it, then a peer
