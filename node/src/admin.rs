@@ -26,6 +26,9 @@ pub struct Counters {
     pub peer_msgs_in: u64,
     /// Sends the OS refused (logged at warn).
     pub send_errors: u64,
+    /// Receives the OS failed (logged at warn, rate-limited).
+    #[serde(default)]
+    pub receive_errors: u64,
     /// Datagrams dropped, by reason (`bad_magic`, `bad_mac`, `undecodable`, ...).
     pub rejected: BTreeMap<RejectReason, u64>,
     /// Protocol messages handed to the actor.

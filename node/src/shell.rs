@@ -191,7 +191,9 @@ impl<T: Transport, S: Store> Shell<T, S> {
                     continue;
                 }
                 Wake::Datagram(Err(e)) => {
-                    tracing::warn!(node = %self.name, "receive failed: {e}");
+                    if let Some(since) = self.core.receive_failed(Instant::now()) {
+                        tracing::warn!(node = %self.name, since, "receive failed: {e}");
+                    }
                     // Never spin on a socket that keeps failing.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -205,7 +207,9 @@ impl<T: Transport, S: Store> Shell<T, S> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => {
-                        tracing::warn!(node = %self.name, "receive failed: {e}");
+                        if let Some(since) = self.core.receive_failed(Instant::now()) {
+                            tracing::warn!(node = %self.name, since, "receive failed: {e}");
+                        }
                         break;
                     }
                 }

@@ -109,6 +109,13 @@ impl Core {
         }
     }
 
+    /// The shell's receive failed: counted; returns `Some(n)` when a line
+    /// should be logged now, for `n` failures (rate-limited as drops are).
+    pub fn receive_failed(&mut self, now: Instant) -> Option<u64> {
+        self.counters.receive_errors += 1;
+        self.drop_log.note(("receive_error", None), now)
+    }
+
     /// A node says (authenticated by the cluster key) that it could not
     /// authenticate a datagram of ours: tampered with on the way, most
     /// likely, since the keys agree. Counted and logged; changes nothing.

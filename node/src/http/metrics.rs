@@ -133,6 +133,7 @@ impl Collector for ViewCollector {
             ),
             ("datagrams_out", "Datagrams sent", c.datagrams_out),
             ("send_errors", "Sends the OS refused", c.send_errors),
+            ("receive_errors", "Receives the OS failed", c.receive_errors),
             (
                 "msgs_handled",
                 "Protocol messages handed to the actor",
