@@ -6,7 +6,7 @@
 
 use super::peers::{Peers, HEARD_WITHIN, NOTICE_EVERY};
 use super::*;
-use crate::admin::{peer_alarms, who_leads, RejectReason, ReplicaView, Standing};
+use crate::admin::{peer_alarms, who_leads, Counters, RejectReason, ReplicaView, Standing};
 use crate::wire::{ClusterKey, Format};
 use twopc_model::{Op, Participant, RequestId, Resource, TxnId};
 
@@ -316,4 +316,64 @@ fn metrics_name_peers_reasons_and_the_quorum() {
     ] {
         assert!(text.contains(line), "{line} in\n{text}");
     }
+}
+
+/// A status reply that would not fit in a datagram (the largest listing
+/// the names allow, in JSON, and a node with much to say about its peers)
+/// still answers: with fewer balances and holds listed, all still counted.
+#[test]
+fn a_status_reply_too_big_for_a_datagram_lists_less_and_still_answers() {
+    use crate::admin::{HoldView, NodeView, PeerView, MAX_LISTED};
+    let mut view = NodeView::of(
+        "wallet",
+        &State::Participant(twopc_model::PartState {
+            data: Default::default(),
+            recovered_holds: false,
+        }),
+        &Counters::default(),
+    );
+    let name = |i: usize| format!("{i:0>64}");
+    for i in 0..MAX_LISTED {
+        view.levels.insert(name(i), u64::MAX);
+        view.holds.push(HoldView {
+            txn: format!("{}.{}", u64::MAX, u64::MAX),
+            req: format!("{}#{}", u64::MAX, u64::MAX),
+            key: name(i),
+            amount: u64::MAX,
+        });
+    }
+    view.levels_total = MAX_LISTED;
+    view.holds_total = MAX_LISTED;
+    for i in 0..8 {
+        view.peers.push(PeerView {
+            name: name(i),
+            address: "255.255.255.255:65535".into(),
+            heard_ms_ago: Some(u64::MAX),
+            unanswered: u64::MAX,
+            rejected: [
+                (RejectReason::BadMac, u64::MAX),
+                (RejectReason::MissingMac, u64::MAX),
+            ]
+            .into(),
+            says_unauthenticated: u64::MAX,
+        });
+    }
+    view.alarms = peer_alarms(&view.counters, &view.peers, None);
+    let codec = Codec::new(Some(ClusterKey::random()), Format::Json);
+    let whole = Payload::StatusReply {
+        nonce: 1,
+        view: Box::new(view.clone()),
+    };
+    assert!(codec.encode(&whole).is_err(), "too big as it is");
+    let reply = status::fit(&codec, 1, view);
+    assert!(codec.encode(&reply).is_ok());
+    let Payload::StatusReply { view: fitted, .. } = reply else {
+        panic!()
+    };
+    assert!(fitted.levels.len() < MAX_LISTED && !fitted.levels.is_empty());
+    assert_eq!(
+        (fitted.levels_total, fitted.holds_total),
+        (MAX_LISTED, MAX_LISTED)
+    );
+    assert_eq!(fitted.peers.len(), 8, "what it says of its peers is kept");
 }

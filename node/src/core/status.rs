@@ -35,12 +35,8 @@ impl Core {
 
     /// Answers a status request with this node's view.
     pub(super) fn on_status(&mut self, now: Instant, to: SocketAddr, nonce: u64) {
-        let view = self.view(now);
+        let reply = fit(&self.codec, nonce, self.view(now));
         // Queued like any send: the view may reveal staged state.
-        let reply = Payload::StatusReply {
-            nonce,
-            view: Box::new(view),
-        };
         let _ = self.queue_payload(to, &reply);
     }
 
@@ -137,5 +133,36 @@ impl Core {
                 "{from} says it could not authenticate a datagram of ours ({why})"
             );
         }
+    }
+}
+
+/// The status reply of `view`, made to fit in a datagram. The largest
+/// view the names allow fits with little room to spare in JSON (the wire
+/// test `the_largest_status_reply_fits_in_a_datagram`); what a node says
+/// about its peers and alarms comes on top. Rather than not answer at
+/// all, the listed balances and in-doubt transactions are halved until it
+/// fits (`levels_total`, `holds_total` still count them all, and the text
+/// says how many are left out).
+pub fn fit(codec: &crate::wire::Codec, nonce: u64, mut view: NodeView) -> Payload {
+    loop {
+        let reply = Payload::StatusReply {
+            nonce,
+            view: Box::new(view),
+        };
+        let shrinkable = matches!(&reply, Payload::StatusReply { view, .. }
+            if !view.levels.is_empty() || !view.holds.is_empty());
+        if codec.encode(&reply).is_ok() || !shrinkable {
+            return reply;
+        }
+        let Payload::StatusReply { view: big, .. } = reply else {
+            unreachable!("built above")
+        };
+        view = *big;
+        let keep = view.levels.len() / 2;
+        view.levels = std::mem::take(&mut view.levels)
+            .into_iter()
+            .take(keep)
+            .collect();
+        view.holds.truncate(view.holds.len() / 2);
     }
 }
