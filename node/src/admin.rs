@@ -417,7 +417,8 @@ impl NodeView {
         }
         if let Some(r) = &self.replica {
             let _ = writeln!(s, "  {}", r.render());
-            if let Some(g) = &r.group {
+            // (Without a quorum it is an alarm, shown above.)
+            if let Some(g) = r.group.as_ref().filter(|g| g.has_quorum()) {
                 let _ = writeln!(s, "  {}", g.render());
             }
         }

@@ -110,10 +110,14 @@ impl GroupView {
         } else {
             format!(" (silent: {})", self.silent.join(", "))
         };
-        if self.heard >= self.quorum {
+        if self.follows_live_leader {
+            // It hears no other follower: their silence says nothing.
+            format!(
+                "{counted}: it follows a leader it hears, whose status says whether the group \
+                 has a quorum"
+            )
+        } else if self.heard >= self.quorum {
             format!("quorum: {counted}{silent}")
-        } else if self.follows_live_leader {
-            format!("{counted}{silent}; a follower hears only its leader, whose status says whether the group has a quorum")
         } else {
             format!(
                 "NO QUORUM: {counted}{silent}, {} needed: nothing can be decided until a majority is back",

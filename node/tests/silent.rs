@@ -141,6 +141,23 @@ fn a_wallet_without_the_cluster_key_is_named_by_the_coordinator() {
     let w = peer(&view, "wallet").expect("the wallet is listed");
     assert!(w["rejected"]["bad_mac"].as_u64() >= Some(1), "{w}");
     assert!(w["heard_ms_ago"].is_null(), "never heard from: {w}");
+    // What an operator reads: the alarm under the node's name, the peer.
+    let out = c
+        .twopc(&["status", "--name", "coordinator"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    println!("{shown}");
+    assert!(
+        shown.contains(&format!("  ALARM: from wallet (127.0.0.1:{wallet_port}): ")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "  peer wallet (127.0.0.1:{wallet_port}): never heard from"
+        )),
+        "{shown}"
+    );
     let scrape = wait_for("/metrics", || metrics(http));
     assert!(
         scrape.contains("twopc_peer_rejected_total{peer=\"wallet\",reason=\"bad_mac\"}"),
@@ -229,6 +246,19 @@ fn a_moved_coordinator_is_named_by_the_participants_that_drop_it() {
 /// well.
 #[test]
 fn a_replica_that_lost_the_majority_says_there_is_no_quorum() {
+    lose_the_majority(true);
+}
+
+/// The same when the leader is one of the two killed: the follower left
+/// campaigns in vain, and says there is no quorum.
+#[test]
+fn a_follower_that_lost_the_majority_says_there_is_no_quorum() {
+    lose_the_majority(false);
+}
+
+/// Kills two of three replicas: the followers if `leader_survives`, else
+/// the leader and one follower.
+fn lose_the_majority(leader_survives: bool) {
     const REPLICAS: [&str; 3] = ["coordinator-1", "coordinator-2", "coordinator-3"];
     let mut c = TestCluster::replicated(3, &[("alice", 100)], &[("widget", 10)]);
     for name in REPLICAS.iter().chain(&["wallet", "order"]) {
@@ -249,11 +279,15 @@ fn a_replica_that_lost_the_majority_says_there_is_no_quorum() {
         before.contains(&format!("leader: {leader} (term")),
         "{before}"
     );
-    for name in REPLICAS.iter().filter(|n| **n != leader) {
+    let survivor = match leader_survives {
+        true => leader.clone(),
+        false => REPLICAS.iter().find(|n| **n != leader).unwrap().to_string(),
+    };
+    for name in REPLICAS.iter().filter(|n| **n != survivor) {
         c.kill9(name);
     }
     let view = wait_for("the survivor to say there is no quorum", || {
-        let v = c.status(&leader)?;
+        let v = c.status(&survivor)?;
         alarms(&v).contains("NO QUORUM").then_some(v)
     });
     assert_eq!(view["replica"]["group"]["heard"], 1, "{view}");
@@ -263,6 +297,7 @@ fn a_replica_that_lost_the_majority_says_there_is_no_quorum() {
         "{text}"
     );
     let after = whole(&c);
+    println!("{before}\n---\n{after}");
     assert!(!after.contains("leader: "), "{after}");
     assert!(after.contains("NO QUORUM"), "{after}");
     assert!(
