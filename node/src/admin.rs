@@ -152,6 +152,17 @@ impl RejectReason {
         }
     }
 
+    /// What to ask about a node whose datagrams fail authentication for
+    /// this reason.
+    pub fn auth_hint(self) -> &'static str {
+        match self {
+            RejectReason::UnexpectedMac => {
+                "it has a cluster key and this node has none: give every node the same key"
+            }
+            _ => "does it have the cluster key?",
+        }
+    }
+
     /// Whether the datagram failed authentication (a wrong or missing
     /// cluster key, or tampering).
     pub fn is_auth(self) -> bool {

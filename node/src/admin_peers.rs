@@ -139,17 +139,17 @@ pub fn peer_alarms(
     for p in peers {
         let failed = p.auth_failures();
         if failed > 0 {
-            let reasons: Vec<&str> = p
-                .rejected
-                .keys()
-                .filter(|r| r.is_auth())
-                .map(|r| r.as_str())
-                .collect();
+            let reasons: Vec<RejectReason> =
+                p.rejected.keys().filter(|r| r.is_auth()).copied().collect();
+            let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+            let hint = match reasons.as_slice() {
+                [only] => only.auth_hint(),
+                _ => "does it have the cluster key?",
+            };
             alarms.push(format!(
-                "from {}: {failed} datagram(s) failed authentication ({}); does it have the \
-                 cluster key?",
+                "from {}: {failed} datagram(s) failed authentication ({}); {hint}",
                 p.label(),
-                reasons.join(", ")
+                names.join(", ")
             ));
         }
         if p.says_unauthenticated > 0 {

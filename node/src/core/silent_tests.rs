@@ -377,3 +377,31 @@ fn a_status_reply_too_big_for_a_datagram_lists_less_and_still_answers() {
     );
     assert_eq!(fitted.peers.len(), 8, "what it says of its peers is kept");
 }
+
+/// A node without a key that gets authenticated datagrams from a node of
+/// the cluster: the question is the other way round.
+#[test]
+fn a_node_without_the_key_says_the_other_one_has_it() {
+    let none = Codec::new(None, Format::Bincode);
+    let keyed = Codec::new(Some(ClusterKey::random()), Format::Bincode);
+    let mut core = wallet(&none);
+    let bytes = keyed.encode(&Payload::Protocol(prepare())).unwrap();
+    let ready = receive(&mut core, Instant::now(), COORD, &bytes);
+    let [notice] = ready.sends_after_sync.as_slice() else {
+        panic!("one notice: {ready:?}")
+    };
+    // Unauthenticated, as this node has no key: a missing MAC there.
+    assert_eq!(
+        keyed.decode(&notice.bytes),
+        Err(crate::wire::Reject::MissingMac)
+    );
+    let view = core.view(Instant::now());
+    assert!(
+        view.alarms.iter().any(|a| a.ends_with(
+            "(unexpected_mac); it has a cluster key and this node has none: give every node \
+             the same key"
+        )),
+        "{:?}",
+        view.alarms
+    );
+}

@@ -92,7 +92,7 @@ impl Core {
                 ),
                 r if r.is_auth() && member.is_some() => tracing::warn!(
                     node, reason = %reason, count, since,
-                    "dropped datagram from {from}: {why}; does it have the cluster key?"
+                    "dropped datagram from {from}: {why}; {}", r.auth_hint()
                 ),
                 _ => tracing::warn!(
                     node, reason = %reason, count, since,
