@@ -221,8 +221,10 @@ fn a_moved_coordinator_is_named_by_the_participants_that_drop_it() {
             )),
             "{participant}: {text}"
         );
-        let wanted =
-            format!("dropped datagram from 127.0.0.1:{new}, which is not in the cluster file");
+        let wanted = format!(
+            "dropped datagram from 127.0.0.1:{new}, which is not in the cluster file \
+                 (prepare); if a node moved, restart every node with the new cluster file"
+        );
         let log = log_text(&c, participant);
         assert!(
             log.lines()

@@ -85,11 +85,17 @@ impl Core {
             let from = src4.map_or_else(|| src.to_string(), |a| self.peers.label(a));
             let node = &self.name;
             match reason {
-                RejectReason::UnknownSender => tracing::warn!(
-                    node, reason = %reason, count, since,
-                    "dropped datagram from {src}, which is not in the cluster file ({why}); \
-                     if a node moved, restart every node with the new cluster file"
-                ),
+                RejectReason::UnknownSender => {
+                    let kind = match &why {
+                        Reject::UnknownSender(kind) => kind.to_string(),
+                        other => other.to_string(),
+                    };
+                    tracing::warn!(
+                        node, reason = %reason, count, since,
+                        "dropped datagram from {src}, which is not in the cluster file ({kind}); \
+                         if a node moved, restart every node with the new cluster file"
+                    )
+                }
                 r if r.is_auth() && member.is_some() => tracing::warn!(
                     node, reason = %reason, count, since,
                     "dropped datagram from {from}: {why}; {}", r.auth_hint()
