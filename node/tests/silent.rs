@@ -307,3 +307,49 @@ fn lose_the_majority(leader_survives: bool) {
         "{after}"
     );
 }
+
+/// A coordinator replica started with another key: its frames fail
+/// authentication on the others' links, which count them by reason and
+/// raise an alarm; the two with the key still lead and follow.
+#[test]
+fn a_replica_with_another_key_is_counted_by_the_others_links() {
+    let mut c = TestCluster::replicated(3, &[("alice", 100)], &[("widget", 10)]);
+    for name in ["coordinator-1", "coordinator-2", "wallet", "order"] {
+        c.start(name, &[]);
+    }
+    let other_key = c.dir.path().join("other-key");
+    std::fs::write(&other_key, format!("{}\n", "cd".repeat(32))).unwrap();
+    let log = std::fs::File::create(c.log_file("coordinator-3")).unwrap();
+    let stray = Command::new(BIN)
+        .arg("--key-file")
+        .arg(&other_key)
+        .arg("node")
+        .arg("--cluster")
+        .arg(&c.cluster_file)
+        .args(["--name", "coordinator-3", "--data-dir"])
+        .arg(c.data_dir("coordinator-3"))
+        .env_remove("TWOPC_KEY")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _stray = Reaped(stray);
+    let view = wait_for("a link to count the stray replica's frames", || {
+        ["coordinator-1", "coordinator-2"].iter().find_map(|n| {
+            let v = c.status(n)?;
+            (v["counters"]["link_dropped"]["bad_mac"].as_u64() >= Some(1)).then_some(v)
+        })
+    });
+    let text = alarms(&view);
+    assert!(
+        text.contains("replica connection(s) closed on a frame that failed authentication: does every coordinator replica have the cluster key?"),
+        "{text}"
+    );
+    let (report, _) = c.purchase("alice", "widget", 1, 10);
+    assert_eq!(
+        report["outcome"], "committed",
+        "two of three still decide: {report}"
+    );
+}
