@@ -152,6 +152,7 @@ impl Collector for ViewCollector {
             ),
             ("datagrams_out", "Datagrams sent", c.datagrams_out),
             ("send_errors", "Sends the OS refused", c.send_errors),
+            ("receive_errors", "Receives the OS failed", c.receive_errors),
             (
                 "msgs_handled",
                 "Protocol messages handed to the actor",
@@ -239,8 +240,82 @@ impl Collector for ViewCollector {
         if let Some(r) = &v.replica {
             encode_replica(&mut e, r)?;
         }
+        encode_peers(&mut e, v)?;
         Ok(())
     }
+}
+
+/// What this node sees of the others and of itself going wrong: alarms,
+/// each peer's last word and what was dropped from it, the replica links'
+/// drops, a replica group's quorum.
+fn encode_peers(e: &mut DescriptorEncoder, v: &NodeView) -> std::fmt::Result {
+    gauge(
+        e,
+        "alarms",
+        "Alarms raised (twopc status lists them): 0 when all is well",
+        as_gauge(v.alarms.len()),
+    )?;
+    let mut m = e.encode_descriptor(
+        "peer_heard_seconds_ago",
+        "Seconds since a valid message from each node of the cluster file was handled \
+         (absent: never since this node started)",
+        None,
+        MetricType::Gauge,
+    )?;
+    for p in &v.peers {
+        if let Some(ms) = p.heard_ms_ago {
+            let labels = [("peer", p.name.as_str())];
+            ConstGauge::new(ms as f64 / 1000.0).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    let mut m = e.encode_descriptor(
+        "peer_unanswered",
+        "Requests (prepares, commits) sent to each node since it was last heard from",
+        None,
+        MetricType::Gauge,
+    )?;
+    for p in &v.peers {
+        let labels = [("peer", p.name.as_str())];
+        ConstGauge::new(i64::try_from(p.unanswered).unwrap_or(i64::MAX))
+            .encode(m.encode_family(&labels)?)?;
+    }
+    let mut m = e.encode_descriptor(
+        "peer_rejected",
+        "Datagrams from each node of the cluster file dropped, by reason",
+        None,
+        MetricType::Counter,
+    )?;
+    for p in &v.peers {
+        for (reason, n) in &p.rejected {
+            let labels = [("peer", p.name.as_str()), ("reason", reason.as_str())];
+            ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    let mut m = e.encode_descriptor(
+        "replica_link_dropped",
+        "Replica: messages and connections the TCP links to the other replicas dropped, by reason",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in &v.counters.link_dropped {
+        ConstCounter::new(*n).encode(m.encode_family(&[("reason", reason.as_str())])?)?;
+    }
+    if let Some(g) = v.replica.as_ref().and_then(|r| r.group.as_ref()) {
+        gauge(
+            e,
+            "replica_heard",
+            "Replica: replicas heard from lately, itself included",
+            as_gauge(g.heard),
+        )?;
+        gauge(
+            e,
+            "replica_quorum",
+            "Replica: 1 if the replicas it heard from lately are a majority (or, a follower, \
+             it hears its leader), 0 if not: then nothing can be decided",
+            i64::from(g.has_quorum()),
+        )?;
+    }
+    Ok(())
 }
 
 /// A coordinator replica's gauges: where it stands, what it promised and
