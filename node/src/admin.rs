@@ -64,6 +64,12 @@ pub struct Counters {
     /// answers to retries of decided requests are not counted again.
     #[serde(default)]
     pub decided: BTreeMap<String, u64>,
+    /// Participants: why this node stopped handing its coordinator's
+    /// messages to the actor — its history is behind what the coordinator
+    /// heard from it (`crate::history`). `twopc status` shows it as an
+    /// alarm; it stays until the node restarts.
+    #[serde(default)]
+    pub rolled_back: Option<String>,
 }
 
 /// How many unknown decisions `status` lists (the count covers them all).
@@ -111,6 +117,9 @@ pub enum RejectReason {
     MissingMac,
     /// Larger than the datagram limit.
     Oversized,
+    /// A participant's history is behind what its coordinator heard from
+    /// it (a restored backup, a lost log): nothing reaches its actor.
+    RolledBack,
     /// A body that does not deserialize (or an unsolicited reply, or an IPv6 source).
     Undecodable,
     /// A MAC, at a node without a key to check it.
@@ -129,6 +138,7 @@ impl RejectReason {
             RejectReason::BadMac => "bad_mac",
             RejectReason::UnexpectedMac => "unexpected_mac",
             RejectReason::Undecodable => "undecodable",
+            RejectReason::RolledBack => "rolled_back",
         }
     }
 }
@@ -516,6 +526,9 @@ fn alarms(counters: &Counters) -> Vec<String> {
             recent.join(", ")
         ));
     }
+    if let Some(why) = &counters.rolled_back {
+        alarms.push(why.clone());
+    }
     alarms
 }
 
@@ -551,6 +564,7 @@ mod tests {
             BadVersion,
             MissingMac,
             Oversized,
+            RolledBack,
             Undecodable,
             UnexpectedMac,
         ];

@@ -115,6 +115,15 @@ impl<T: Transport, S: Store> Shell<T, S> {
         self
     }
 
+    /// Takes part in the rollback check (`crate::history`): a participant
+    /// reports its store's durable position, a coordinator keeps what it
+    /// heard beside its store (`Store::keep_heard`), now and then and at
+    /// shutdown.
+    pub fn with_history(mut self, history: crate::history::History) -> Self {
+        self.core.set_history(history);
+        self
+    }
+
     /// Calls `observer` after every batch; it may stop the runtime.
     pub fn observe(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -132,6 +141,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
     /// Returns the final state.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<State> {
         self.core.storage_stats(self.store.stats());
+        self.core.durable_position(self.store.position());
         let stored = self.stored.take();
         self.core.handle(Instant::now(), Event::Start(stored));
         self.flush().await?;
@@ -203,6 +213,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 }
             }
             self.flush().await?;
+            self.keep_heard(false);
             if let Some(served) = &self.served {
                 if datagrams > 0 {
                     served.telemetry.batch_size.observe(datagrams as f64);
@@ -219,6 +230,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
         if self.store.needs_sync() {
             self.sync()?;
         }
+        self.keep_heard(true);
         tracing::debug!(node = %self.name, "runtime stopped");
         Ok(self.core.state().clone())
     }
@@ -275,7 +287,20 @@ impl<T: Transport, S: Store> Shell<T, S> {
         }
         self.core.synced(Instant::now());
         self.core.storage_stats(self.store.stats());
+        self.core.durable_position(self.store.position());
         Ok(())
+    }
+
+    /// Writes a coordinator's positions heard from participants when due
+    /// (never on a purchase's path: every few seconds at most). A failure
+    /// is only logged: a stale table weakens the rollback check and never
+    /// raises a false alarm (`storage/position.rs`).
+    fn keep_heard(&mut self, at_shutdown: bool) {
+        if let Some(heard) = self.core.heard_to_keep(Instant::now(), at_shutdown) {
+            if let Err(e) = self.store.keep_heard(&heard) {
+                tracing::warn!(node = %self.name, "cannot write the positions heard from participants: {e}");
+            }
+        }
     }
 
     /// Sends one datagram whose saves are durable (or hands a message to

@@ -133,7 +133,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         .unwrap_or_else(|| PathBuf::from("twopc-data").join(&args.name));
     let cfg = Config {
         name: args.name.clone(),
-        codec: Codec::new(key, args.wire),
+        codec: cluster.codec(key, args.wire),
         faults: Faults {
             drop_in,
             drop_out,
@@ -225,7 +225,7 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     };
     let cluster = Cluster::load(&args.cluster)?;
     let coordinators = cluster.coordinator_addresses();
-    let codec = Codec::new(key, Format::Bincode);
+    let codec = cluster.codec(key, Format::Bincode);
     let p = twopc_model::Purchase {
         user: args.user,
         sku: args.sku,
@@ -308,7 +308,7 @@ async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
     };
     let cluster = Cluster::load(&args.cluster)?;
     let coordinators = cluster.coordinator_addresses();
-    let codec = Codec::new(key, Format::Bincode);
+    let codec = cluster.codec(key, Format::Bincode);
     let started = std::time::Instant::now();
     let answer = client::lookup(
         &coordinators,
@@ -333,7 +333,7 @@ async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
 
 async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
     let cluster = Cluster::load(&args.cluster)?;
-    let codec = Codec::new(key, Format::Bincode);
+    let codec = cluster.codec(key, Format::Bincode);
     let nodes: Vec<_> = match &args.name {
         Some(name) => vec![cluster.node(name)?.clone()],
         None => cluster.nodes.clone(),

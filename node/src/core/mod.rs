@@ -114,9 +114,10 @@ use timers::{pick, Timers};
 
 use crate::admin::{Counters, NodeView};
 use crate::faults::{Faults, Injector, Outgoing};
+use crate::history::History;
 use crate::mutant::RuntimeMutant;
 use crate::replication::between_replicas;
-use crate::storage::StoreStats;
+use crate::storage::{Heard, StoreStats};
 use crate::trace::Tracer;
 use crate::wire::{msg_txn, Codec, MsgKind, Payload, Reject, MAX_DATAGRAM};
 use rand::rngs::StdRng;
@@ -261,9 +262,12 @@ pub struct Core {
     /// [`Core::ready`]).
     acks_held: Vec<(SocketAddrV4, Msg)>,
     acks_due: Option<Instant>,
-    /// The last protocol message encoded and its datagram, so that the
-    /// copies of a broadcast are encoded (serialized, MAC'd) once.
-    encoded: Option<(Msg, bytes::Bytes)>,
+    /// The last protocol message encoded, its history stamp and its
+    /// datagram, so that the copies of a broadcast are encoded
+    /// (serialized, MAC'd) once.
+    encoded: Option<(Msg, Option<u64>, bytes::Bytes)>,
+    /// This node's part in the rollback check (`crate::history`).
+    history: History,
 }
 
 /// A tracer and the number of the last step it recorded.
@@ -308,7 +312,26 @@ impl Core {
             acks_held: Vec::new(),
             acks_due: None,
             encoded: None,
+            history: History::Off,
         }
+    }
+
+    /// Takes part in the rollback check (`crate::history`); set before
+    /// [`Event::Start`].
+    pub fn set_history(&mut self, history: History) {
+        self.history = history;
+    }
+
+    /// The shell reports the store's durable history position (after it
+    /// opened and after every sync).
+    pub fn durable_position(&mut self, position: Option<u64>) {
+        self.history.durable(position);
+    }
+
+    /// A coordinator's positions heard from participants, when they are due
+    /// to be written to `DIR/heard` (see [`History::to_keep`]).
+    pub fn heard_to_keep(&mut self, now: Instant, at_shutdown: bool) -> Option<Heard> {
+        self.history.to_keep(now, at_shutdown)
     }
 
     /// Measures, from now on, how long each purchase takes from its
@@ -613,8 +636,9 @@ impl Core {
             Msg::Vote { ballot, .. } => tracing::info!(node = %self.name, txn, ?ballot, "vote"),
             _ => tracing::debug!(node = %self.name, %kind, txn, %to, "send"),
         }
-        if let Some((last, bytes)) = &self.encoded {
-            if *last == msg {
+        let stamp = self.history.stamp(SocketAddrV4::from(dst));
+        if let Some((last, last_stamp, bytes)) = &self.encoded {
+            if *last == msg && *last_stamp == stamp {
                 // A broadcast (a client's request to every replica, a
                 // commit to both participants): the same bytes again, as
                 // encoding is a function of the message and the codec.
@@ -628,17 +652,23 @@ impl Core {
             }
         }
         let payload = Payload::Protocol(msg);
-        let encoded = self.queue_payload(to, &payload);
+        let encoded = self.queue_payload(to, &payload, stamp);
         let Payload::Protocol(msg) = payload else {
             unreachable!("built above")
         };
-        self.encoded = encoded.map(|bytes| (msg, bytes));
+        self.encoded = encoded.map(|bytes| (msg, stamp, bytes));
     }
 
-    /// Encodes and queues `payload` to `to`; returns its bytes if it could.
-    fn queue_payload(&mut self, to: SocketAddr, payload: &Payload) -> Option<bytes::Bytes> {
+    /// Encodes and queues `payload` to `to`, its history field `stamp`;
+    /// returns its bytes if it could.
+    fn queue_payload(
+        &mut self,
+        to: SocketAddr,
+        payload: &Payload,
+        stamp: Option<u64>,
+    ) -> Option<bytes::Bytes> {
         let protocol = matches!(payload, Payload::Protocol(_));
-        match self.codec.encode(payload) {
+        match self.codec.encode_stamped(payload, stamp) {
             Ok(bytes) => {
                 self.queued.push(Outgoing {
                     to,
@@ -661,10 +691,10 @@ impl Core {
         if bytes.len() > MAX_DATAGRAM {
             return self.reject(src, Reject::Oversized(bytes.len()));
         }
-        let msg = match self.codec.decode(bytes) {
-            Ok(Payload::Protocol(msg)) => msg,
-            Ok(Payload::StatusRequest { nonce }) => return self.on_status(src, nonce),
-            Ok(Payload::StatusReply { .. }) => {
+        let (msg, stamp) = match self.codec.decode_stamped(bytes) {
+            Ok((Payload::Protocol(msg), stamp)) => (msg, stamp),
+            Ok((Payload::StatusRequest { nonce }, _)) => return self.on_status(src, nonce),
+            Ok((Payload::StatusReply { .. }, _)) => {
                 return self.reject(src, Reject::Undecodable("unsolicited status reply".into()))
             }
             Err(why) => return self.reject(src, why),
@@ -672,6 +702,12 @@ impl Core {
         let SocketAddr::V4(src4) = src else {
             return self.reject(src, Reject::Undecodable("IPv6 source".into()));
         };
+        if let Err(why) = self.history.heard(src4, stamp) {
+            // A participant behind what its coordinator heard: nothing
+            // reaches the actor (`crate::history`).
+            self.counters.rolled_back = self.history.alarm();
+            return self.reject(src, why);
+        }
         if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
             // Replicas talk over their authenticated TCP links only.
             return self.reject(src, Reject::Undecodable("replica message by UDP".into()));
@@ -774,7 +810,7 @@ impl Core {
             nonce,
             view: Box::new(view),
         };
-        let _ = self.queue_payload(to, &reply);
+        let _ = self.queue_payload(to, &reply, None);
     }
 
     /// Counts and drops a datagram. The log shows the first few of each
