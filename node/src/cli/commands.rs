@@ -422,6 +422,10 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
                     file.display()
                 );
             }
+            if let Some(id) = storage::cluster_of(&storage::RealFs, &data_dir)? {
+                println!("cluster: {id:?} (CLUSTER)");
+            }
+            println!("history position: {}", replayed.position);
             match &replayed.state {
                 Some(state) => println!("{state:#?}"),
                 None => println!("{}: no saved state", data_dir.display()),
@@ -434,6 +438,9 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
             } else {
                 Exit::Repair
             })
+        }
+        Command::AcceptRollback { data_dir, position } => {
+            super::rollback::accept(&data_dir, position)
         }
         Command::Keygen => {
             println!("{}", ClusterKey::generate());
