@@ -141,19 +141,11 @@ fn cluster_b_refuses_to_start_on_cluster_a_directories() {
     a.start_all();
     committed(&a, 1);
     stop_all(&mut a);
-    // An existing directory without a stamp (an older version's) is
-    // stamped at its first start.
-    std::fs::remove_file(a.data_dir("order").join("CLUSTER")).unwrap();
-    a.start("order", &[]);
-    assert!(a.terminate("order").success());
-    let stamp = std::fs::read_to_string(a.data_dir("order").join("CLUSTER")).unwrap();
-    assert!(stamp.starts_with("cluster_id = \"k-"), "{stamp}");
-
     let b = TestCluster::new(&[("bob", 50)], &[("gadget", 5)]);
     for name in ["coordinator", "wallet", "order"] {
         let dir = a.data_dir(name);
         let before = files(&dir);
-        let out = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .arg("--key-file")
             .arg(&b.key_file)
             .env_remove("TWOPC_KEY")
@@ -164,18 +156,37 @@ fn cluster_b_refuses_to_start_on_cluster_a_directories() {
             .arg("--data-dir")
             .arg(&dir)
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("cluster B's {name} runs on cluster A's data directory");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name} refused: {stderr}");
+        assert_eq!(status.code(), Some(1), "{name} refused: {stderr}");
         assert!(stderr.contains("belongs to cluster \"k-"), "{stderr}");
         assert!(stderr.contains("cluster_id = "), "what to do: {stderr}");
         assert_eq!(files(&dir), before, "{name}'s directory unchanged");
     }
-    // A's own nodes still start on them.
+    // A's own nodes still start on them; a directory without a stamp (an
+    // older version's) is stamped at its first start.
+    std::fs::remove_file(a.data_dir("order").join("CLUSTER")).unwrap();
     a.start_all();
     committed(&a, 1);
     assert_eq!(a.levels("wallet")["alice"], 86);
+    let stamp = std::fs::read_to_string(a.data_dir("order").join("CLUSTER")).unwrap();
+    assert!(stamp.starts_with("cluster_id = \"k-"), "{stamp}");
 }
 
 #[test]
@@ -191,11 +202,12 @@ fn a_wallet_restored_from_a_copy_ten_commits_old_alarms_before_it_votes() {
     committed(&c, 10);
     c.settle();
     stop_all(&mut c);
-    let heard = std::fs::read_to_string(c.data_dir("coordinator").join("heard")).unwrap();
-    assert!(heard.contains("wallet = "), "{heard}");
     replace_dir(&c.data_dir("wallet"), &backup);
     start_all(&mut c);
     let position = refused_before_it_votes(&c, 1000 - 3 * 7);
+    // What the coordinator heard was kept at its shutdown.
+    let heard = std::fs::read_to_string(c.data_dir("coordinator").join("heard")).unwrap();
+    assert!(heard.contains(&format!("wallet = {position}")), "{heard}");
     accept_and_buy(&mut c, position, Some(1000 - 3 * 7));
 }
 
