@@ -253,3 +253,32 @@ fn no_alarm_after_a_kill_9_or_with_a_coordinator_on_an_empty_directory() {
     let _ = c.purchase_once("alice", "widget", 1, 7);
     assert_eq!(rolled_back(&c), (vec![], 0));
 }
+
+/// With a replicated coordinator, the leader stamps what it heard: a wallet
+/// restored from an old copy while the replicas keep running alarms too.
+#[test]
+fn a_restored_wallet_alarms_under_a_replicated_coordinator() {
+    let mut c = TestCluster::replicated(3, &[("alice", 1000)], &[("widget", 1000)]);
+    for n in [
+        "coordinator-1",
+        "coordinator-2",
+        "coordinator-3",
+        "wallet",
+        "order",
+    ] {
+        c.start(n, &[]);
+    }
+    wait_for("a leader", || {
+        c.leader(&["coordinator-1", "coordinator-2", "coordinator-3"])
+    });
+    committed(&c, 3);
+    assert!(c.terminate("wallet").success());
+    let backup = c.dir.path().join("wallet-backup");
+    copy_dir(&c.data_dir("wallet"), &backup);
+    c.start("wallet", &[]);
+    committed(&c, 10);
+    assert!(c.terminate("wallet").success());
+    replace_dir(&c.data_dir("wallet"), &backup);
+    c.start("wallet", &[]);
+    refused_before_it_votes(&c, 1000 - 3 * 7);
+}
