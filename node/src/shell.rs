@@ -297,7 +297,15 @@ impl<T: Transport, S: Store> Shell<T, S> {
     /// raises a false alarm (`storage/position.rs`).
     fn keep_heard(&mut self, at_shutdown: bool) {
         if let Some(heard) = self.core.heard_to_keep(Instant::now(), at_shutdown) {
-            if let Err(e) = self.store.keep_heard(&heard) {
+            let store = &mut self.store;
+            // Its fsyncs block, as `sync`'s do.
+            let kept = match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| store.keep_heard(&heard))
+                }
+                _ => store.keep_heard(&heard),
+            };
+            if let Err(e) = kept {
                 tracing::warn!(node = %self.name, "cannot write the positions heard from participants: {e}");
             }
         }

@@ -114,14 +114,23 @@ fn refused_before_it_votes(c: &TestCluster, old_balance: u64) -> u64 {
 /// `twopc accept-rollback` on the stopped wallet; then it votes again (and
 /// alice's balance is `balance` less the purchase, if given).
 fn accept_and_buy(c: &mut TestCluster, position: u64, balance: Option<u64>) {
+    let accept = |c: &TestCluster| {
+        Command::new(BIN)
+            .arg("accept-rollback")
+            .arg("--data-dir")
+            .arg(c.data_dir("wallet"))
+            .args(["--position", &position.to_string()])
+            .output()
+            .unwrap()
+    };
+    // Refused while the node runs (its lock), changing nothing.
+    let before = files(&c.data_dir("wallet"));
+    let out = accept(c);
+    assert_eq!(out.status.code(), Some(1), "refused while running");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("LOCK"));
+    assert_eq!(files(&c.data_dir("wallet")), before);
     assert!(c.terminate("wallet").success());
-    let out = Command::new(BIN)
-        .arg("accept-rollback")
-        .arg("--data-dir")
-        .arg(c.data_dir("wallet"))
-        .args(["--position", &position.to_string()])
-        .output()
-        .unwrap();
+    let out = accept(c);
     assert!(
         out.status.success(),
         "{}",
