@@ -11,6 +11,7 @@
 //! - [`run`]: exhaustive runs and their verdicts.
 //! - [`replay`]: traces of running nodes checked step by step against the model.
 //! - [`matrix`]: the configurations CI checks exhaustively, with pinned counts.
+//! - [`walk`]: seeded random walks whose paths rebuild exactly.
 
 pub mod config;
 pub mod history;
@@ -23,6 +24,7 @@ pub mod report;
 pub mod run;
 pub mod shared;
 pub mod system;
+pub mod walk;
 
 pub use run::{check, check_with, CheckRun, Strategy, Verdict};
 

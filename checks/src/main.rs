@@ -1,14 +1,14 @@
 //! `twopc-check`: model-check the twopc purchase protocol.
 
 use clap::{Args, Parser, Subcommand};
-use stateright::{Checker, Expectation, Model};
+use stateright::{Expectation, Model};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use twopc_checks::config::{Config, NetworkKind, Protocol, Reuse, Role};
 use twopc_checks::mutants::Mutant;
 use twopc_checks::report::{self, Search};
 use twopc_checks::system::TwopcModel;
-use twopc_checks::{liveness, replay, Strategy, Verdict};
+use twopc_checks::{liveness, replay, Strategy};
 
 const FURTHER: &str = "\
 Go further:
@@ -63,6 +63,18 @@ enum Command {
         addr: String,
     },
     /// Random walks (seeded, reproducible) for configurations too large to exhaust.
+    ///
+    /// Each walk starts from the initial state and takes random steps that
+    /// lead somewhere new, judging every property at every state, until the
+    /// state budget is spent or every property is decided. A violated
+    /// `always` prints the walk that broke it, step by step, with the action
+    /// index path the explorer opens (walks record only the steps they took,
+    /// so the path rebuilds exactly); the exit code is then 1. An unreached
+    /// `sometimes` proves nothing and does not fail the run. The same seed
+    /// takes the same walks on every machine.
+    #[command(
+        after_help = "Examples:\n  twopc-check simulate --seed 7 --clients 3 --purchases 2\n  twopc-check simulate --protocol replicated --clients 1 --elections 2 --states 3000000 --max-depth 80\n  twopc-check simulate --clients 1 --max-crashes 1 --states 2000000 --max-depth 80"
+    )]
     Simulate {
         #[command(flatten)]
         sys: SysArgs,
@@ -477,32 +489,37 @@ fn run_simulate(model: TwopcModel, seed: u64, states: usize, depth: usize) -> bo
         "Simulating (seed {seed}, up to {states} states, walks of at most {depth} steps): {}",
         report::describe(&model.cfg)
     );
-    let shown = model.clone();
-    let props = model.properties();
-    let start = Instant::now();
-    let checker = model
-        .checker()
-        .target_state_count(states)
-        .target_max_depth(depth)
-        .spawn_simulation(seed, stateright::UniformChooser)
-        .join();
+    let limits = twopc_checks::walk::Limits {
+        seed,
+        states,
+        max_depth: depth,
+    };
+    let run = twopc_checks::walk::simulate(&model, limits, Duration::from_secs(5), |r| {
+        eprintln!(
+            "  ... {} states in {} walks, longest {}, {:.0} states/s",
+            report::thousands(r.states),
+            report::thousands(r.walks),
+            r.depth,
+            r.states as f64 / r.elapsed.as_secs_f64().max(1e-9)
+        )
+    });
     println!(
-        "Generated {} states in {:.2}s",
-        report::thousands(checker.state_count()),
-        start.elapsed().as_secs_f64()
+        "Visited {} states in {} walks (longest {} steps; {} tries changed nothing) in {:.2}s",
+        report::thousands(run.states),
+        report::thousands(run.walks),
+        run.depth,
+        report::thousands(run.ignored),
+        run.elapsed.as_secs_f64()
     );
-    let verdicts: Vec<Verdict> = props
-        .iter()
-        .map(|p| Verdict {
-            name: p.name,
-            expectation: p.expectation.clone(),
-            discovery: checker.discovery(p.name),
-        })
-        .collect();
-    print!("{}", report::verdicts(&shown, &verdicts, Search::Walks));
+    let checked = twopc_checks::run::walk_verdicts(&model, &run);
+    print!(
+        "{}",
+        report::verdicts(&model, &checked.verdicts, Search::Walks)
+    );
     // Random walks cannot prove a `sometimes` unreachable: only a found
     // violation fails the run.
-    !verdicts
+    !checked
+        .verdicts
         .iter()
         .any(|v| v.expectation == Expectation::Always && v.discovery.is_some())
 }

@@ -1,7 +1,7 @@
 //! Counterexamples in plain words: each step says which actor did what, what it
 //! sent and whether it saved.
 
-use crate::config::{Config, COORDINATOR};
+use crate::config::{Config, Protocol, COORDINATOR};
 use crate::liveness::Liveness;
 use crate::matrix::Entry;
 use crate::run::{self, CheckRun};
@@ -321,8 +321,15 @@ pub fn describe(cfg: &Config) -> String {
         let r: Vec<String> = cfg.afterwards.iter().map(|r| lower(r)).collect();
         format!("{reuse}, then by the first client: [{}]", r.join(", "))
     };
+    let protocol = match cfg.protocol {
+        Protocol::TwoPc => String::new(),
+        Protocol::Replicated => format!(
+            "replicated coordinator ({} replicas, {} early campaign(s)), ",
+            cfg.replicas, cfg.elections
+        ),
+    };
     format!(
-        "{} client(s) x {} purchase(s) of {} x widget at {} (balance {}, stock {}){reuse}, {} outcome(s) remembered, {} network, {}{}",
+        "{protocol}{} client(s) x {} purchase(s) of {} x widget at {} (balance {}, stock {}){reuse}, {} outcome(s) remembered, {} network, {}{}",
         cfg.clients,
         cfg.purchases,
         cfg.qty,

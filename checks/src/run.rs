@@ -143,21 +143,43 @@ pub fn find_with(
     }
 }
 
-/// Seeded random walks (stateright's simulation), for configurations too big
-/// to exhaust: up to `states` states in walks of at most `depth` steps. A
-/// violation found is real; "holds" only means these walks found none.
+/// Seeded random walks ([`crate::walk`]), for configurations too big to
+/// exhaust: up to `states` states in walks of at most `depth` steps. A
+/// violation found is real, and its path is the one the walk took; "holds"
+/// only means these walks found none.
 pub fn walk(model: TwopcModel, seed: u64, states: usize, depth: usize) -> CheckRun {
-    let builder = model
-        .clone()
-        .checker()
-        .target_state_count(states)
-        .target_max_depth(depth);
-    finish(
-        model,
-        builder.spawn_simulation(seed, stateright::UniformChooser),
-        Duration::from_secs(3600),
-        |_, _, _| {},
-    )
+    let limits = crate::walk::Limits {
+        seed,
+        states,
+        max_depth: depth,
+    };
+    let run = crate::walk::simulate(&model, limits, Duration::from_secs(3600), |_| {});
+    walk_verdicts(&model, &run)
+}
+
+/// The verdicts of a run of walks, each discovery rebuilt into its path.
+/// Panics if a walk does not rebuild: that would be a bug in the walker,
+/// and a counterexample printed from it would be false.
+pub fn walk_verdicts(model: &TwopcModel, run: &crate::walk::WalkRun) -> CheckRun {
+    CheckRun {
+        unique: run.states,
+        total: run.states,
+        depth: run.depth,
+        elapsed: run.elapsed,
+        verdicts: model
+            .properties()
+            .iter()
+            .map(|p| Verdict {
+                name: p.name,
+                expectation: p.expectation.clone(),
+                discovery: run.discoveries.get(p.name).map(|w| {
+                    crate::walk::rebuild(model, w).unwrap_or_else(|m| {
+                        panic!("the walk that found \"{}\" does not rebuild: {m:?}", p.name)
+                    })
+                }),
+            })
+            .collect(),
+    }
 }
 
 fn finish(

@@ -161,7 +161,7 @@ fn simulation_is_seeded_and_reproducible_and_finds_a_mutant() {
     let second = stdout(&twopc_check(&args));
     let strip = |t: &str| -> Vec<String> {
         t.lines()
-            .filter(|l| !l.starts_with("Generated"))
+            .filter(|l| !l.starts_with("Visited"))
             .map(String::from)
             .collect()
     };
@@ -176,4 +176,43 @@ fn simulation_is_seeded_and_reproducible_and_finds_a_mutant() {
         "2",
     ]);
     assert!(correct.status.success(), "{}", stdout(&correct));
+}
+
+/// The two walks that used to panic inside stateright ("Unable to
+/// reconstruct a `Path` ... no action has the next index") now finish.
+#[test]
+fn long_random_walks_with_ignored_tries_finish_and_judge_every_state() {
+    for args in [
+        &[
+            "simulate",
+            "--protocol",
+            "replicated",
+            "--clients",
+            "1",
+            "--elections",
+            "2",
+            "--states",
+            "3000000",
+            "--max-depth",
+            "80",
+        ][..],
+        &[
+            "simulate",
+            "--clients",
+            "1",
+            "--max-crashes",
+            "1",
+            "--states",
+            "2000000",
+            "--max-depth",
+            "80",
+        ][..],
+    ] {
+        let out = twopc_check(args);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(text.contains("Visited "), "{text}");
+        assert!(text.contains("ok   a commit "), "{text}");
+        assert!(!text.contains("FAIL"), "{text}");
+    }
 }

@@ -57,7 +57,10 @@ fn a_new_leader_that_ignores_the_promises_is_caught_by_random_walks() {
             .collect()
     };
     let caught = walk(cfg.clone().into_model(), 1, 3_000_000, 80);
-    assert_eq!(violated(&caught), vec![mutant.breaks()]);
+    // The walks reach the state it breaks ("durable"), and with them
+    // what follows from it (an atomicity failure, a client told wrong).
+    let found = violated(&caught);
+    assert!(found.contains(&mutant.breaks()), "found: {found:?}");
     let clean = walk(
         Config {
             mutant: None,

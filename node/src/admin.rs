@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use twopc_model::{CoordState, ReplicaState, State};
 
+#[path = "admin_peers.rs"]
+mod peers;
+use peers::alarms;
+pub use peers::{peer_alarms, remember, who_leads, GroupView, PeerView, UNANSWERED_ALARM};
+
 /// At most this many balances or skus are listed in one reply (it must fit
 /// in a datagram); `levels_total` says how many there are.
 pub const MAX_LISTED: usize = 200;
@@ -22,6 +27,9 @@ pub struct Counters {
     pub peer_msgs_in: u64,
     /// Sends the OS refused (logged at warn).
     pub send_errors: u64,
+    /// Receives the OS failed (logged at warn, rate-limited).
+    #[serde(default)]
+    pub receive_errors: u64,
     /// Datagrams dropped, by reason (`bad_magic`, `bad_mac`, `undecodable`, ...).
     pub rejected: BTreeMap<RejectReason, u64>,
     /// Protocol messages handed to the actor.
@@ -70,6 +78,15 @@ pub struct Counters {
     /// alarm; it stays until the node restarts.
     #[serde(default)]
     pub rolled_back: Option<String>,
+    /// The last few addresses (at most [`RECENT_ALARMS`]) whose messages
+    /// were dropped as `unknown_sender`: not in the cluster file.
+    #[serde(default)]
+    pub unknown_senders: Vec<String>,
+    /// Replicas: messages and connections to or from the other replicas
+    /// dropped by the TCP links (`replication.rs`), by reason
+    /// (`queue_full`, `bad_mac`, `stranger`, ...).
+    #[serde(default)]
+    pub link_dropped: BTreeMap<String, u64>,
 }
 
 /// How many unknown decisions `status` lists (the count covers them all).
@@ -124,6 +141,9 @@ pub enum RejectReason {
     Undecodable,
     /// A MAC, at a node without a key to check it.
     UnexpectedMac,
+    /// A message only a node of the cluster sends, from an address not in
+    /// the cluster file (a node that moved?).
+    UnknownSender,
 }
 
 impl RejectReason {
@@ -139,7 +159,28 @@ impl RejectReason {
             RejectReason::UnexpectedMac => "unexpected_mac",
             RejectReason::Undecodable => "undecodable",
             RejectReason::RolledBack => "rolled_back",
+            RejectReason::UnknownSender => "unknown_sender",
         }
+    }
+
+    /// What to ask about a node whose datagrams fail authentication for
+    /// this reason.
+    pub fn auth_hint(self) -> &'static str {
+        match self {
+            RejectReason::UnexpectedMac => {
+                "it has a cluster key and this node has none: give every node the same key"
+            }
+            _ => "does it have the cluster key?",
+        }
+    }
+
+    /// Whether the datagram failed authentication (a wrong or missing
+    /// cluster key, or tampering).
+    pub fn is_auth(self) -> bool {
+        matches!(
+            self,
+            RejectReason::BadMac | RejectReason::MissingMac | RejectReason::UnexpectedMac
+        )
     }
 }
 
@@ -228,6 +269,10 @@ pub struct NodeView {
     /// datagrams' format, cannot skip a field).
     #[serde(default)]
     pub replica: Option<ReplicaView>,
+    /// The nodes of the cluster file this one talks to (or dropped
+    /// datagrams from): when it last heard from each, and what it dropped.
+    #[serde(default)]
+    pub peers: Vec<PeerView>,
 }
 
 /// Where a replica stands, for `twopc status`.
@@ -251,6 +296,10 @@ pub struct ReplicaView {
     /// Leader: outputs of its coordinator waiting for their version to be
     /// chosen.
     pub held: Option<usize>,
+    /// Which replicas it heard from lately, and whether that is a majority
+    /// (`None` when the runtime does not know the group).
+    #[serde(default)]
+    pub group: Option<GroupView>,
 }
 
 /// A replica's standing, as `twopc status` names it.
@@ -291,6 +340,7 @@ impl ReplicaView {
             chosen: None,
             version: None,
             held: None,
+            group: None,
         };
         match &r.standing {
             twopc_model::Standing::Follower => {}
@@ -333,6 +383,7 @@ impl NodeView {
             counters: counters.clone(),
             alarms: alarms(counters),
             replica: None,
+            peers: Vec::new(),
         };
         let coordinator = |view: &mut NodeView, c: &CoordState| {
             view.epoch = c.epoch;
@@ -388,6 +439,13 @@ impl NodeView {
         }
         if let Some(r) = &self.replica {
             let _ = writeln!(s, "  {}", r.render());
+            // (Without a quorum it is an alarm, shown above.)
+            if let Some(g) = r.group.as_ref().filter(|g| g.has_quorum()) {
+                let _ = writeln!(s, "  {}", g.render());
+            }
+        }
+        for p in &self.peers {
+            let _ = writeln!(s, "  peer {}", p.render());
         }
         let leads = self.replica.as_ref().map(|r| r.standing) == Some(Standing::Leader);
         if self.role == ActorKind::Replica && !leads {
@@ -474,208 +532,6 @@ impl ReplicaView {
     }
 }
 
-/// Which of the replicas that answered (`(name, view)`) leads, in one
-/// line for `twopc status`. A deposed leader that has not heard of its
-/// successor still says it leads: the one of the highest term does.
-pub fn who_leads(replicas: &[(String, ReplicaView)]) -> String {
-    let mut leaders: Vec<&(String, ReplicaView)> = replicas
-        .iter()
-        .filter(|(_, r)| r.standing == Standing::Leader)
-        .collect();
-    // Terms print as `n/address`: order by the number.
-    let n = |r: &ReplicaView| -> u64 {
-        let term = r.term.as_deref().unwrap_or("0");
-        term.split('/')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    leaders.sort_by_key(|(_, r)| std::cmp::Reverse(n(r)));
-    match leaders.as_slice() {
-        [] => format!(
-            "no replica leads (of {} that answered): an election is under way, or too few \
-             replicas are up to elect one",
-            replicas.len()
-        ),
-        [(name, r), rest @ ..] => {
-            let mut line = format!("leader: {name} (term {})", r.term.as_deref().unwrap_or("?"));
-            for (old, r) in rest {
-                line += &format!(
-                    "; {old} still thinks it leads term {} (deposed: it cannot get a save chosen)",
-                    r.term.as_deref().unwrap_or("?")
-                );
-            }
-            line
-        }
-    }
-}
-
-/// The alarms `counters` raise.
-fn alarms(counters: &Counters) -> Vec<String> {
-    let mut alarms = Vec::new();
-    if counters.unknown_decisions > 0 {
-        let recent: Vec<String> = counters
-            .recent_unknown_decisions
-            .iter()
-            .map(|d| format!("{} from {}", d.txn, d.from))
-            .collect();
-        alarms.push(format!(
-            "{} commit decision(s) for transactions this node has no record of \
-             (lost acknowledged data, or a bug); last: {}",
-            counters.unknown_decisions,
-            recent.join(", ")
-        ));
-    }
-    if let Some(why) = &counters.rolled_back {
-        alarms.push(why.clone());
-    }
-    alarms
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `twopc status --json` and the text rendering name reject reasons and
-    /// roles in snake_case, as they did when they were strings.
-    #[test]
-    fn reasons_and_roles_keep_their_names_in_json_and_text() {
-        let counters = Counters {
-            rejected: [(RejectReason::BadMac, 3), (RejectReason::MissingMac, 1)].into(),
-            ..Counters::default()
-        };
-        let view = NodeView::of(
-            "wallet",
-            &State::Participant(twopc_model::PartState {
-                data: Default::default(),
-                recovered_holds: false,
-            }),
-            &counters,
-        );
-        let json = serde_json::to_value(&view).unwrap();
-        assert_eq!(json["role"], "participant");
-        assert_eq!(json["counters"]["rejected"]["bad_mac"], 3);
-        assert_eq!(serde_json::from_value::<NodeView>(json).unwrap(), view);
-        use RejectReason::*;
-        let reasons = [
-            BadFormat,
-            BadMac,
-            BadMagic,
-            BadVersion,
-            MissingMac,
-            Oversized,
-            RolledBack,
-            Undecodable,
-            UnexpectedMac,
-        ];
-        for (i, why) in reasons.into_iter().enumerate() {
-            let name = serde_json::to_value(why).unwrap();
-            assert_eq!(name, why.as_str(), "serde and as_str agree");
-            assert!(reasons[..i].iter().all(|r| r.as_str() < why.as_str()));
-        }
-        for kind in [
-            ActorKind::Coordinator,
-            ActorKind::Participant,
-            ActorKind::Client,
-        ] {
-            assert_eq!(serde_json::to_value(kind).unwrap(), kind.to_string());
-        }
-        let text = view.render();
-        assert!(text.starts_with("wallet (participant)\n"), "{text}");
-        assert!(
-            text.contains(r#"rejected {"bad_mac": 3, "missing_mac": 1} send errors 0"#),
-            "{text}"
-        );
-    }
-
-    /// More in-doubt transactions than a reply lists: the view says how
-    /// many there are, and the text says how many it left out, as it does
-    /// for balances.
-    #[test]
-    fn in_doubt_beyond_the_listed_ones_are_counted() {
-        use twopc_model::{Hold, Op, PartStorage, RequestId, TxnId};
-        let mut data = PartStorage::default();
-        data.levels.insert("alice".into(), 1_000);
-        for n in 0..250 {
-            let hold = Hold {
-                req: RequestId::new(format!("1#{n}")),
-                op: Op {
-                    key: "alice".into(),
-                    amount: 1,
-                },
-            };
-            data.holds.insert(TxnId { epoch: 1, n }, hold);
-        }
-        let state = State::Participant(twopc_model::PartState {
-            data,
-            recovered_holds: false,
-        });
-        let view = NodeView::of("wallet", &state, &Counters::default());
-        assert_eq!(view.holds.len(), MAX_LISTED);
-        assert_eq!(view.holds_total, 250);
-        let text = view.render();
-        assert!(
-            text.contains("txn 1.199 holds 1 of alice (+50 more, 250 in all)\n"),
-            "{text}"
-        );
-        assert_eq!(serde_json::to_value(&view).unwrap()["holds_total"], 250);
-    }
-
-    /// A replica's view says where it stands and what it accepted; the
-    /// leader's adds its chosen version and held outputs; `who_leads`
-    /// names the leader of the highest term.
-    #[test]
-    fn replicas_show_their_standing_and_who_leads() {
-        use stateright::actor::{Id, Out};
-        use twopc_model::{Coordinator, Node, Replica};
-        let peers: Vec<Id> = (0..3).map(Id::from).collect();
-        let replica = |index| Replica {
-            coordinator: Coordinator {
-                wallet: Id::from(7),
-                order: Id::from(8),
-                retention: 10,
-            },
-            peers: peers.clone(),
-            index,
-        };
-        let mut o: Out<Node> = Out::new();
-        let leader = replica(0).on_start(peers[0], None, &mut o);
-        let follower = replica(1).on_start(peers[1], None, &mut o);
-        let view = |s: ReplicaState| NodeView::of("c", &State::Replica(s), &Counters::default());
-        let (l, f) = (view(leader), view(follower));
-        let (lr, fr) = (l.replica.clone().unwrap(), f.replica.clone().unwrap());
-        assert_eq!(l.role, ActorKind::Replica);
-        assert_eq!(lr.standing, Standing::Leader);
-        // Its first save (the epoch) waits for a majority.
-        assert_eq!(
-            (lr.version, lr.chosen, lr.held),
-            (Some(1), Some(0), Some(0))
-        );
-        assert_eq!(lr.accepted.as_ref().map(|a| a.1), Some(1));
-        assert_eq!(l.epoch, 1, "the leader shows its coordinator");
-        assert_eq!(fr.standing, Standing::Follower);
-        assert_eq!((fr.accepted.clone(), fr.chosen), (None, None));
-        assert!(l.render().contains("leader of term 0/"), "{}", l.render());
-        assert!(
-            f.render().contains("follower, promised 0/"),
-            "{}",
-            f.render()
-        );
-        assert!(!f.render().contains("epoch"), "{}", f.render());
-        let line = who_leads(&[("c-2".into(), fr.clone()), ("c-1".into(), lr.clone())]);
-        assert!(line.starts_with("leader: c-1 (term 0/"), "{line}");
-        // A replica's view travels in a status reply, in either format.
-        for format in [crate::wire::Format::Bincode, crate::wire::Format::Json] {
-            let codec = crate::wire::Codec::new(None, format);
-            for view in [&l, &f] {
-                let reply = crate::wire::Payload::StatusReply {
-                    nonce: 1,
-                    view: Box::new(view.clone()),
-                };
-                assert_eq!(codec.decode(&codec.encode(&reply).unwrap()), Ok(reply));
-            }
-        }
-        let line = who_leads(&[("c-2".into(), fr)]);
-        assert!(line.starts_with("no replica leads"), "{line}");
-    }
-}
+#[path = "admin_tests.rs"]
+mod tests;

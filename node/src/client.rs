@@ -180,34 +180,47 @@ impl PurchaseReport {
     }
 }
 
-/// Why a purchase may have had no outcome, as far as a client can tell: it
-/// asks the coordinator (each replica of a replicated one) for its status, which a node answers only to a
-/// datagram signed with its own key (a node answers a wrong or missing key
-/// with nothing, so that a stranger learns nothing and changes nothing).
+/// Why a purchase may have had no outcome, as far as a client can tell:
+/// `answered` says whether the coordinator (any replica of a replicated
+/// one) answered a status request ([`probe`]), which a node answers only to
+/// a datagram signed with its own key (a node answers a wrong or missing
+/// key with nothing, so that a stranger learns nothing and changes nothing).
 /// An answer means the coordinator runs and shares our key: the purchase is
 /// merely slow and may still complete. No answer leaves the likely causes.
-pub async fn timeout_hint(coordinators: &[SocketAddrV4], codec: &Codec) -> Result<String> {
-    let mut answered = None;
-    for addr in coordinators {
-        answered = answered.or(status(*addr, codec, Duration::from_secs(2)).await?);
-    }
+pub fn timeout_hint(coordinators: &[SocketAddrV4], answered: bool, authenticated: bool) -> String {
     let coordinator = addresses(coordinators);
-    Ok(match (answered, codec.is_authenticated()) {
-        (Some(_), _) => "the coordinator answers (same key) but no outcome came in time; \
+    match (answered, authenticated) {
+        (true, _) => "the coordinator answers (same key) but no outcome came in time; \
              the purchase may still complete"
             .to_string(),
-        (None, true) => format!(
+        (false, true) => format!(
             "no authenticated reply from the coordinator at {coordinator}: is it running and \
              reachable, and is this client's cluster key (--key-file, TWOPC_KEY_FILE, \
              TWOPC_KEY) the same as the nodes'? A node silently drops datagrams signed with \
              another key. The purchase may still complete if the coordinator got it"
         ),
-        (None, false) => format!(
+        (false, false) => format!(
             "no reply from the coordinator at {coordinator}: is it running and reachable, and \
              does the cluster use a key? This client has none (--key-file, TWOPC_KEY_FILE, \
              TWOPC_KEY), and a node with a key silently drops unsigned datagrams"
         ),
-    })
+    }
+}
+
+/// Whether any of `coordinators` answers a status request before
+/// `deadline`, asking from `start` on (not before: a command that gets its
+/// outcome at once never asks). Runs beside a purchase or a lookup, so that
+/// a command that times out can say why at its deadline rather than after
+/// it: `--timeout` bounds the whole command.
+pub async fn probe(
+    coordinators: Vec<SocketAddrV4>,
+    codec: Codec,
+    start: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+) -> Result<bool> {
+    tokio::time::sleep_until(start.min(deadline)).await;
+    let views = status_all(&coordinators, &codec, deadline, true).await?;
+    Ok(views.iter().any(Option::is_some))
 }
 
 /// `a`, or `a, b and c`: the coordinator's addresses in a sentence.
@@ -356,7 +369,8 @@ pub async fn lookup(
         let retry = (tokio::time::Instant::now() + Duration::from_millis(300)).min(deadline);
         while let Ok(received) = tokio::time::timeout_at(retry, transport.recv(&mut buf)).await {
             let Ok((n, from)) = received else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                let pause = tokio::time::Instant::now() + Duration::from_millis(50);
+                tokio::time::sleep_until(pause.min(retry)).await;
                 break;
             };
             let SocketAddr::V4(from) = from else { continue };
@@ -386,35 +400,75 @@ pub async fn status(
     codec: &Codec,
     timeout: Duration,
 ) -> Result<Option<NodeView>> {
-    use crate::transport::Transport;
-    let transport = socket_towards(addr).await?;
-    let nonce: u64 = rand::random();
-    let request = codec
-        .encode(&Payload::StatusRequest { nonce })
-        .map_err(Error::Encode)?;
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut views = status_all(&[addr], codec, deadline, false).await?;
+    Ok(views.pop().flatten())
+}
+
+/// Asks every node at `addrs` for its view at once, retrying those that
+/// have not answered every 300 ms until all have, or until `deadline` (so
+/// that asking many nodes takes no longer than asking one). With `any`,
+/// the first answer ends the asking. The views, in the order of `addrs`
+/// (`None`: no answer).
+pub async fn status_all(
+    addrs: &[SocketAddrV4],
+    codec: &Codec,
+    deadline: tokio::time::Instant,
+    any: bool,
+) -> Result<Vec<Option<NodeView>>> {
+    use crate::transport::Transport;
+    let mut views: Vec<Option<NodeView>> = vec![None; addrs.len()];
+    let Some(first) = addrs
+        .iter()
+        .find(|a| !a.ip().is_loopback())
+        .or(addrs.first())
+    else {
+        return Ok(views);
+    };
+    let transport = socket_towards(*first).await?;
+    // One nonce per node: a reply names its request, whatever address it
+    // comes from.
+    let nonces: Vec<u64> = addrs.iter().map(|_| rand::random()).collect();
+    let mut requests = Vec::with_capacity(addrs.len());
+    for nonce in &nonces {
+        let request = codec
+            .encode(&Payload::StatusRequest { nonce: *nonce })
+            .map_err(Error::Encode)?;
+        requests.push(request);
+    }
     let mut buf = vec![0u8; 65536];
-    while tokio::time::Instant::now() < deadline {
-        let _ = transport.send(&request, SocketAddr::V4(addr)).await;
-        let retry = tokio::time::Instant::now() + Duration::from_millis(300);
-        while tokio::time::Instant::now() < retry.min(deadline) {
-            match tokio::time::timeout_at(retry.min(deadline), transport.recv(&mut buf)).await {
+    let done = |views: &[Option<NodeView>]| match any {
+        true => views.iter().any(Option::is_some),
+        false => views.iter().all(Option::is_some),
+    };
+    while tokio::time::Instant::now() < deadline && !done(&views) {
+        for (i, addr) in addrs.iter().enumerate() {
+            if views[i].is_none() {
+                let _ = transport.send(&requests[i], SocketAddr::V4(*addr)).await;
+            }
+        }
+        let retry = (tokio::time::Instant::now() + Duration::from_millis(300)).min(deadline);
+        while !done(&views) {
+            match tokio::time::timeout_at(retry, transport.recv(&mut buf)).await {
                 Ok(Ok((n, _))) => {
-                    if let Ok(Payload::StatusReply { nonce: got, view }) = codec.decode(&buf[..n]) {
-                        if got == nonce {
-                            return Ok(Some(*view));
+                    if let Ok(Payload::StatusReply { nonce, view }) = codec.decode(&buf[..n]) {
+                        if let Some(i) = nonces.iter().position(|&m| m == nonce) {
+                            views[i] = Some(*view);
                         }
                     }
                 }
                 Ok(Err(_)) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // An ICMP "port unreachable" from a stopped node: wait a
+                    // little (within the deadline) before asking again.
+                    let pause = tokio::time::Instant::now() + Duration::from_millis(50);
+                    tokio::time::sleep_until(pause.min(retry)).await;
                     break;
                 }
                 Err(_) => break,
             }
         }
     }
-    Ok(None)
+    Ok(views)
 }
 
 #[cfg(test)]

@@ -218,7 +218,21 @@ pub async fn start(
         }
         Node::Coordinator(_) | Node::Participant(_) | Node::Client(_) => None,
     };
-    let shell = Shell::new(actor, spec.id(), transport, store, stored, cfg).with_history(history);
+    let members = crate::core::Members {
+        me: Some(spec.address),
+        nodes: cluster
+            .nodes
+            .iter()
+            .map(|n| (n.address, n.name.clone()))
+            .collect(),
+        replicas: match &actor {
+            Node::Replica(_) => cluster.coordinator_addresses(),
+            Node::Coordinator(_) | Node::Participant(_) | Node::Client(_) => Vec::new(),
+        },
+    };
+    let shell = Shell::new(actor, spec.id(), transport, store, stored, cfg)
+        .know(members)
+        .with_history(history);
     Ok(match link {
         Some(link) => shell.with_peers(link),
         None => shell,

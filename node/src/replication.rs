@@ -33,12 +33,13 @@
 //! file is only its encoding. [`Encoder`] and [`Decoder`] are pure; the
 //! tasks at the bottom own the sockets.
 
+use crate::core::drops::DropLog;
 use crate::storage::CoordDelta;
 use crate::wire::{Codec, Reject, MAX_FRAME};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -285,6 +286,39 @@ impl Decoder {
     }
 }
 
+/// What the links drop, by reason, for `twopc status` and `/metrics`
+/// (`link_dropped`); each drop is also logged at WARN, rate-limited per
+/// reason (the first at once, then one line per period with the count
+/// since: `core/drops.rs`). Shared by the link's tasks.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    inner: Mutex<(BTreeMap<&'static str, u64>, DropLog<&'static str>)>,
+}
+
+impl LinkStats {
+    /// Counts `n` drops for `reason` and logs `what` (rate-limited).
+    pub fn dropped(&self, reason: &'static str, n: u64, what: impl FnOnce() -> String) {
+        let logged = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            *inner.0.entry(reason).or_default() += n;
+            let count = inner.0[reason];
+            inner
+                .1
+                .note(reason, tokio::time::Instant::now())
+                .map(|since| (count, since))
+        };
+        if let Some((count, since)) = logged {
+            tracing::warn!(reason, count, since, "replica link dropped: {}", what());
+        }
+    }
+
+    /// The counts so far, by reason.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.0.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+}
+
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Messages waiting for one peer's connection; more are dropped.
@@ -365,6 +399,7 @@ pub struct PeerLink {
     writers: HashMap<SocketAddrV4, mpsc::Sender<Outbound>>,
     incoming: mpsc::Receiver<(SocketAddrV4, Msg)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    stats: Arc<LinkStats>,
 }
 
 impl Drop for PeerLink {
@@ -388,13 +423,21 @@ impl PeerLink {
         limits: Limits,
     ) -> PeerLink {
         let (deliver, incoming) = mpsc::channel(QUEUE);
-        let incoming_side = accept(listener, sources.peers, limits, codec.clone(), deliver);
+        let stats = Arc::new(LinkStats::default());
+        let incoming_side = accept(
+            listener,
+            sources.peers,
+            limits,
+            codec.clone(),
+            deliver,
+            stats.clone(),
+        );
         let mut tasks = vec![tokio::spawn(incoming_side)];
         let mut writers = HashMap::new();
         for &peer in peers.iter().filter(|p| **p != me) {
             let (tx, rx) = mpsc::channel(QUEUE);
             writers.insert(peer, tx);
-            let writer = write(me, sources.own, peer, codec.clone(), rx);
+            let writer = write(me, sources.own, peer, codec.clone(), rx, stats.clone());
             tasks.push(tokio::spawn(writer));
         }
         PeerLink {
@@ -404,7 +447,13 @@ impl PeerLink {
             writers,
             incoming,
             tasks,
+            stats,
         }
+    }
+
+    /// What the links dropped so far (shared with their tasks).
+    pub fn stats(&self) -> Arc<LinkStats> {
+        self.stats.clone()
     }
 
     /// Hands `msg` to the connection to `to`; dropped if `to` is not a peer
@@ -426,10 +475,18 @@ impl PeerLink {
                     _ => None,
                 };
                 if w.try_send(Outbound { msg, shared }).is_err() {
-                    tracing::debug!(me = %self.me, %to, "replica queue full: message dropped");
+                    let me = self.me;
+                    self.stats.dropped("queue_full", 1, || {
+                        format!("{me}: the queue to replica {to} is full: message dropped")
+                    });
                 }
             }
-            None => tracing::warn!(me = %self.me, %to, "not a peer replica: message dropped"),
+            None => {
+                let me = self.me;
+                self.stats.dropped("not_a_peer", 1, || {
+                    format!("{me}: {to} is not a peer replica: message dropped")
+                });
+            }
         }
     }
 
@@ -508,6 +565,7 @@ async fn write(
     peer: SocketAddrV4,
     codec: Codec,
     mut rx: mpsc::Receiver<Outbound>,
+    stats: Arc<LinkStats>,
 ) {
     let mut conn: Option<(TcpStream, Encoder)> = None;
     let mut bytes = Vec::new();
@@ -523,11 +581,15 @@ async fn write(
                     conn = Some((stream, Encoder::default()));
                 }
                 Ok(Err(e)) => {
-                    tracing::debug!(%me, %peer, "cannot connect to replica: {e}");
+                    stats.dropped("unsent", queue.len() as u64, || {
+                        format!("{me}: cannot connect to replica {peer} ({e}): messages dropped")
+                    });
                     continue;
                 }
                 Err(_) => {
-                    tracing::debug!(%me, %peer, "connecting to replica timed out");
+                    stats.dropped("unsent", queue.len() as u64, || {
+                        format!("{me}: connecting to replica {peer} timed out: messages dropped")
+                    });
                     continue;
                 }
             }
@@ -538,6 +600,7 @@ async fn write(
         bytes.clear();
         let mut broken = false;
         let keep = worth_sending(&queue.iter().map(|o| &o.msg).collect::<Vec<_>>());
+        let written = keep.iter().filter(|k| **k).count() as u64;
         let queue = queue
             .into_iter()
             .zip(keep)
@@ -559,7 +622,11 @@ async fn write(
                     bytes.extend_from_slice(&b);
                 }
                 Err(e) => {
-                    tracing::error!(%me, %peer, "cannot encode a replica frame: {e}");
+                    stats.dropped("unencodable", written, || {
+                        format!(
+                            "{me}: cannot encode a frame to replica {peer} ({e}): messages dropped"
+                        )
+                    });
                     broken = true; // The encoder counted it as sent: start over.
                     break;
                 }
@@ -570,7 +637,9 @@ async fn write(
             continue;
         }
         if let Err(e) = stream.write_all(&bytes).await {
-            tracing::debug!(%me, %peer, "replica connection lost: {e}");
+            stats.dropped("unsent", written, || {
+                format!("{me}: connection to replica {peer} lost ({e}): messages dropped")
+            });
             conn = None;
         }
     }
@@ -595,6 +664,7 @@ async fn accept(
     limits: Limits,
     codec: Codec,
     deliver: mpsc::Sender<(SocketAddrV4, Msg)>,
+    stats: Arc<LinkStats>,
 ) {
     let unproven = Arc::new(Semaphore::new(limits.unproven));
     loop {
@@ -606,18 +676,32 @@ async fn accept(
                     (IpAddr::V6(_), Some(_)) => false,
                 };
                 if !known {
-                    // Debug only: a stranger must not be able to fill the log.
-                    tracing::debug!(%from, "not a replica's address: connection closed");
+                    // Rate-limited: a stranger must not be able to fill the log.
+                    stats.dropped("stranger", 1, || {
+                        format!("a connection from {from}, not a replica's address: closed")
+                    });
                     continue;
                 }
                 let Ok(permit) = unproven.clone().try_acquire_owned() else {
-                    tracing::debug!(%from, "too many connections still unproven: closed");
+                    stats.dropped("unproven_limit", 1, || {
+                        format!(
+                            "a connection from {from}: too many connections still unproven: closed"
+                        )
+                    });
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let deadline = tokio::time::Instant::now() + limits.first_frame;
                 let proving = Some((permit, deadline));
-                tokio::spawn(read(stream, from, proving, codec.clone(), deliver.clone()));
+                let stats = stats.clone();
+                tokio::spawn(read(
+                    stream,
+                    from,
+                    proving,
+                    codec.clone(),
+                    deliver.clone(),
+                    stats,
+                ));
             }
             Err(e) => {
                 tracing::warn!("accepting a replica connection failed: {e}");
@@ -637,6 +721,7 @@ async fn read(
     mut proving: Option<(OwnedSemaphorePermit, tokio::time::Instant)>,
     codec: Codec,
     deliver: mpsc::Sender<(SocketAddrV4, Msg)>,
+    stats: Arc<LinkStats>,
 ) {
     let mut decoder = Decoder::default();
     // Buffered: a frame's length and body (and the frames written with it)
@@ -645,21 +730,25 @@ async fn read(
     loop {
         let bytes = match &proving {
             Some((_, deadline)) => {
-                match tokio::time::timeout_at(*deadline, read_frame(&mut stream, from)).await {
+                match tokio::time::timeout_at(*deadline, read_frame(&mut stream, from, &stats))
+                    .await
+                {
                     Ok(bytes) => bytes,
                     Err(_) => {
-                        tracing::debug!(%from, "no valid frame in time: connection closed");
+                        stats.dropped("no_frame_in_time", 1, || {
+                            format!("a connection from {from}: no valid frame in time: closed")
+                        });
                         return;
                     }
                 }
             }
-            None => read_frame(&mut stream, from).await,
+            None => read_frame(&mut stream, from, &stats).await,
         };
         let Some(bytes) = bytes else { return };
-        let decoded = codec
-            .decode_frame::<Frame>(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|frame| decoder.decode(frame));
+        let decoded = match codec.decode_frame::<Frame>(&bytes) {
+            Ok(frame) => decoder.decode(frame).map_err(|e| ("bad_frame", e)),
+            Err(e) => Err((e.reason().as_str(), e.to_string())),
+        };
         match decoded {
             Ok(m) => {
                 proving = None; // A peer's: its place goes to the next.
@@ -667,8 +756,15 @@ async fn read(
                     return; // The node stopped.
                 }
             }
-            Err(why) => {
-                tracing::warn!(%from, "replica connection closed: {why}");
+            Err((reason, why)) => {
+                let hint = if reason.ends_with("_mac") {
+                    "; does every replica have the cluster key?"
+                } else {
+                    ""
+                };
+                stats.dropped(reason, 1, || {
+                    format!("replica connection from {from} closed: {why}{hint}")
+                });
                 return;
             }
         }
@@ -680,13 +776,16 @@ async fn read(
 async fn read_frame(
     stream: &mut tokio::io::BufReader<TcpStream>,
     from: SocketAddr,
+    stats: &LinkStats,
 ) -> Option<Vec<u8>> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await.ok()?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
         let why = Reject::Oversized(len);
-        tracing::warn!(%from, "replica connection closed: {why}");
+        stats.dropped("oversized", 1, || {
+            format!("replica connection from {from} closed: {why}")
+        });
         return None;
     }
     // Grown as bytes arrive: a stranger's huge length allocates nothing.
@@ -958,9 +1057,10 @@ mod tests {
             .unwrap();
         conn.write_all(&bytes).await.unwrap();
         let mut rest = Vec::new();
-        // Closed by the receiver, nothing delivered.
+        // Closed by the receiver, nothing delivered; counted by reason.
         let _ = conn.read_to_end(&mut rest).await;
         assert!(links[1].try_recv().is_none());
+        assert_eq!(links[1].stats().snapshot().get("bad_mac"), Some(&1));
     }
 
     /// Where replicas connect from, read off the cluster file's addresses.
@@ -1038,7 +1138,7 @@ mod tests {
             first_frame: Duration::from_secs(120),
             unproven: 4,
         };
-        let (_links, addrs) = linked(limits).await;
+        let (links, addrs) = linked(limits).await;
         let soon = Duration::from_secs(20);
         // Not a replica's address (127.0.0.2 is loopback too).
         let elsewhere = tokio::net::TcpSocket::new_v4().unwrap();
@@ -1059,6 +1159,10 @@ mod tests {
             let kept = !closed(conn, Duration::from_millis(200)).await;
             assert!(kept, "the first four wait for their deadline");
         }
+        // Every refusal is counted, by reason.
+        let dropped = links[1].stats().snapshot();
+        assert_eq!(dropped.get("stranger"), Some(&1), "{dropped:?}");
+        assert_eq!(dropped.get("unproven_limit"), Some(&6), "{dropped:?}");
     }
 
     /// With a near deadline: idle connections are closed at it, then a peer

@@ -102,7 +102,15 @@ impl<T: Transport, S: Store> Shell<T, S> {
     /// A replica's links to the other replicas: their messages come in
     /// through it, and the core's messages to them go out through it.
     pub fn with_peers(mut self, link: PeerLink) -> Self {
+        self.core.attach_link(link.stats());
         self.peers = Some(link);
+        self
+    }
+
+    /// The nodes of the cluster file: the core tells them from strangers
+    /// and shows when it last heard from each (`core/peers.rs`).
+    pub fn know(mut self, members: crate::core::Members) -> Self {
+        self.core.know(members);
         self
     }
 
@@ -189,11 +197,13 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 Wake::View(ask) => {
                     // The view may show staged state; it is only counted
                     // and measured, never a protocol answer.
-                    let _ = ask.send(self.core.view());
+                    let _ = ask.send(self.core.view(Instant::now()));
                     continue;
                 }
                 Wake::Datagram(Err(e)) => {
-                    tracing::warn!(node = %self.name, "receive failed: {e}");
+                    if let Some(since) = self.core.receive_failed(Instant::now()) {
+                        tracing::warn!(node = %self.name, since, "receive failed: {e}");
+                    }
                     // Never spin on a socket that keeps failing.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
@@ -207,7 +217,9 @@ impl<T: Transport, S: Store> Shell<T, S> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => {
-                        tracing::warn!(node = %self.name, "receive failed: {e}");
+                        if let Some(since) = self.core.receive_failed(Instant::now()) {
+                            tracing::warn!(node = %self.name, since, "receive failed: {e}");
+                        }
                         break;
                     }
                 }

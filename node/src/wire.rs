@@ -88,6 +88,17 @@ pub enum Payload {
         /// The view.
         view: Box<NodeView>,
     },
+    /// Runtime to runtime: "a datagram from you failed authentication here
+    /// (`reason`)". Sent, rate-limited, to a node of the cluster file whose
+    /// datagram a node could not authenticate, MAC'd with the sender's own
+    /// key: if the keys differ, the receiver counts it as a datagram from
+    /// that node that fails authentication, so a coordinator learns that a
+    /// participant without the cluster key drops its prepares (it would
+    /// otherwise only see votes time out). Changes no protocol state.
+    Unauthenticated {
+        /// Why the datagram was dropped.
+        reason: RejectReason,
+    },
 }
 
 /// The body's serialization format.
@@ -147,6 +158,11 @@ pub enum Reject {
         /// This node's durable position.
         durable: u64,
     },
+    /// An authenticated protocol message that only a node of the cluster
+    /// sends, from an address that is not in this node's cluster file (a
+    /// node that moved, or a cluster file that differs between nodes).
+    #[error("{0} from an address that is not in the cluster file")]
+    UnknownSender(MsgKind),
 }
 
 impl Reject {
@@ -162,6 +178,7 @@ impl Reject {
             Reject::UnexpectedMac => RejectReason::UnexpectedMac,
             Reject::Undecodable(_) => RejectReason::Undecodable,
             Reject::RolledBack { .. } => RejectReason::RolledBack,
+            Reject::UnknownSender(_) => RejectReason::UnknownSender,
         }
     }
 }

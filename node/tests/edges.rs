@@ -47,7 +47,11 @@ fn a_commit_for_an_unknown_transaction_shows_as_an_alarm_in_status() {
             txn: TxnId { epoch: 999, n: 7 },
         }))
         .unwrap();
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // From the coordinator's address (it is stopped to free it): a
+    // participant takes decisions from no other, and drops one from an
+    // address not in its cluster file as `unknown_sender`.
+    assert!(c.terminate("coordinator").success());
+    let sock = UdpSocket::bind(("127.0.0.1", c.ports["coordinator"])).unwrap();
     let from = sock.local_addr().unwrap();
     let wallet = SocketAddr::from(([127, 0, 0, 1], c.ports["wallet"]));
     sock.send_to(&commit, wallet).unwrap();

@@ -3,7 +3,7 @@
 
 use super::{leaves_before_fsync, Accepted, Rejection, Replayed};
 use crate::config::{Config, Protocol, ORDER, WALLET};
-use crate::history::{record_out, History};
+use crate::history::{record_out, ByParticipant, History};
 use crate::mutants::Checked;
 use crate::properties::{self, BOUNDED};
 use crate::shared::Shared;
@@ -13,7 +13,7 @@ use stateright::{Expectation, Model};
 use std::collections::HashMap;
 use std::sync::Arc;
 use twopc_model::trace::{self, Cmd, Event, Record, Step};
-use twopc_model::{Msg, Node, Storage};
+use twopc_model::{Msg, Node, Storage, TxnId};
 
 /// The global state the properties are judged on, kept up to date step by
 /// step, and the model they are judged against.
@@ -106,9 +106,20 @@ impl Judge {
             .init_network(Network::new_unordered_duplicating([]))
             .record_msg_out(record_out);
         let mut state = m.inner.init_states().remove(0);
-        state.history = Shared::new(History::default());
+        state.history = Shared::new(given(nodes));
         state.network = Network::new_unordered_duplicating([]);
         state.actor_storages = vec![None; count];
+        // Every node as its trace begins: a node restarted on an existing
+        // data directory is judged from that directory's state, not from a
+        // fresh one, even before its first step is replayed.
+        for n in nodes {
+            if let Some(stored) = first_start(n) {
+                let mut out = stateright::actor::Out::new();
+                let began = stateright::actor::Actor::on_start(&n.actor, n.id, &stored, &mut out);
+                state.actor_states[n.index] = Arc::new(Shared::new(began));
+                state.actor_storages[n.index] = stored.map(Shared::new);
+            }
+        }
         let props: Vec<_> = properties::for_config(&m.cfg)
             .into_iter()
             .filter(|p| p.expectation == Expectation::Always && p.name != BOUNDED)
@@ -279,4 +290,59 @@ fn layout(nodes: &[Replayed]) -> Config {
         replicas: replicas.unwrap_or(Config::default().replicas),
         ..Config::default()
     }
+}
+
+/// What the nodes had promised before their traces began, as far as the
+/// storage each trace first starts from shows it (a node restarted on an
+/// existing data directory: its first start is taken as given, see
+/// docs/trace.md). A hold is there only after its yes vote was due; a
+/// commit a participant applied, or a commit decision the coordinator (or
+/// a replica's accepted state) still owes, was decided on every
+/// participant's yes. Without these, a run that resumes a cluster's life
+/// would read as a commit nobody voted for.
+fn given(nodes: &[Replayed]) -> History {
+    let mut h = History::default();
+    let both = |h: &mut History, txn: TxnId| {
+        for p in [WALLET, ORDER] {
+            h.yes_votes.insert(ByParticipant(Id::from(p), txn));
+        }
+    };
+    for n in nodes {
+        match first_start(n).flatten() {
+            Some(Storage::Participant(d)) => {
+                for (txn, hold) in &d.holds {
+                    let me = ByParticipant(Id::from(n.index), *txn);
+                    h.yes_votes.insert(me);
+                    h.prepared.insert(me, (hold.req.clone(), hold.op.clone()));
+                }
+                for (txn, f) in d.finished.iter().filter(|(_, f)| f.committed) {
+                    both(&mut h, *txn);
+                    if let (Some(req), Some(op)) = (&f.req, &f.op) {
+                        let me = ByParticipant(Id::from(n.index), *txn);
+                        h.prepared.insert(me, (req.clone(), op.clone()));
+                    }
+                }
+            }
+            Some(Storage::Coordinator(c)) => c.commits.keys().for_each(|t| both(&mut h, *t)),
+            Some(Storage::Replica(r)) => {
+                if let Some(a) = &r.accepted {
+                    a.storage.commits.keys().for_each(|t| both(&mut h, *t));
+                }
+            }
+            Some(Storage::Client(_)) | None => {}
+        }
+    }
+    h
+}
+
+/// The storage node `n`'s trace first starts from (`Some(None)`: a fresh
+/// one), if its trace has a start.
+fn first_start(n: &Replayed) -> Option<Option<Storage>> {
+    n.records.iter().find_map(|(_, r)| match r {
+        Record::Step(Step {
+            event: Event::Start { storage },
+            ..
+        }) => Some(storage.clone().map(Storage::from)),
+        _ => None,
+    })
 }

@@ -44,6 +44,12 @@ struct Driver {
 
 impl Driver {
     fn new(shell: Shell) -> Driver {
+        Driver::starting_from(shell, None)
+    }
+
+    /// A driver whose nodes start from `storages` (one per node; `None`:
+    /// fresh ones), as nodes restarted on existing data directories.
+    fn starting_from(shell: Shell, storages: Option<Vec<Option<Storage>>>) -> Driver {
         let cfg = Config {
             protocol: Protocol::Replicated,
             clients: 1,
@@ -69,11 +75,13 @@ impl Driver {
             t: 0,
             shell,
         };
-        for i in 0..n {
+        let storages = storages.unwrap_or_else(|| vec![None; n]);
+        for (i, storage) in storages.into_iter().enumerate() {
             let mut out = Out::new();
-            let state = d.actors[i].on_start(Id::from(i), &None, &mut out);
+            let state = d.actors[i].on_start(Id::from(i), &storage, &mut out);
             d.states.push(state);
-            d.record(i, Event::Start { storage: None }, out);
+            let storage = storage.as_ref().map(StorageJson::from);
+            d.record(i, Event::Start { storage }, out);
         }
         d
     }
@@ -118,7 +126,12 @@ impl Driver {
     }
 
     /// Delivers everything in order (no timer fires: none is needed).
-    fn run(mut self) -> Vec<NodeTrace> {
+    fn run(self) -> Vec<NodeTrace> {
+        self.run_keeping().0
+    }
+
+    /// [`Driver::run`], also giving what each node last saved.
+    fn run_keeping(mut self) -> (Vec<NodeTrace>, Vec<Option<Storage>>) {
         while let Some(item) = self.queue.pop_front() {
             match item {
                 Item::Durable { node, seq } => {
@@ -139,14 +152,17 @@ impl Driver {
                 }
             }
         }
-        self.records
+        let saved = self.states.iter().map(|s| Some(s.storage())).collect();
+        let traces = self
+            .records
             .into_iter()
             .enumerate()
             .map(|(i, records)| NodeTrace {
                 source: format!("node{i}"),
                 records,
             })
-            .collect()
+            .collect();
+        (traces, saved)
     }
 }
 
@@ -325,4 +341,22 @@ fn an_accept_from_a_follower_is_rejected() {
         } => assert!(r.contains("Accept {"), "{why}"),
         _ => panic!("{why}"),
     }
+}
+
+/// A cluster restarted on its existing data directories, traced from then
+/// on: its participants start with a commit applied before the trace, and
+/// the replay takes that start as given (docs/trace.md) rather than reading
+/// it as a commit nobody voted for.
+#[test]
+fn traces_that_begin_on_existing_data_directories_are_accepted() {
+    let (_, saved) = Driver::new(Shell::AcceptEarly).run_keeping();
+    let committed = |s: &Option<Storage>| matches!(s, Some(Storage::Participant(p)) if p.finished.values().any(|f| f.committed));
+    assert!(saved.iter().any(committed), "the first run committed");
+    let a = accepted(Driver::starting_from(Shell::AcceptEarly, Some(saved)).run());
+    assert!(a.judged > 0, "{a:?}");
+    assert!(
+        a.properties
+            .contains(&crate::properties::COMMIT_NEEDS_EVERY_YES),
+        "{a:?}"
+    );
 }

@@ -8,7 +8,6 @@ use crate::core::Config;
 use crate::error::{Error, Result};
 use crate::faults::Faults;
 use crate::node::{self, Socket};
-use crate::storage;
 use crate::trace::FileTracer;
 use crate::wire::{check_name, ClusterKey, Codec, Format, MsgKind};
 use crate::{bench, demo, http};
@@ -161,6 +160,11 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
                 token: http::Token::load(token_file).map_err(Error::Other)?,
                 metrics_public: args.http_metrics_public,
                 wait: Duration::from_millis(args.http_wait_ms),
+                limits: http::server::Limits {
+                    max_connections: args.http_max_connections,
+                    header_timeout: Duration::from_millis(args.http_header_timeout_ms),
+                    idle_timeout: Duration::from_millis(args.http_idle_timeout_ms),
+                },
             };
             cfg.check().map_err(Error::Other)?;
             Some(cfg)
@@ -179,20 +183,26 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         started = started.serve_views(asks, telemetry.clone());
         let state = http::AppState {
             views,
-            telemetry,
+            telemetry: telemetry.clone(),
             purchases: Default::default(),
             coordinators: cluster.coordinator_addresses(),
             codec,
             wait: http_cfg.wait,
         };
         let router = http::router(state, http_cfg.token, http_cfg.metrics_public);
+        let limits = http_cfg.limits;
         tracing::info!(
             node = args.name,
             http = %http_cfg.addr,
             metrics_public = http_cfg.metrics_public,
+            max_connections = limits.max_connections,
+            header_timeout_ms = limits.header_timeout.as_millis(),
+            idle_timeout_ms = limits.idle_timeout.as_millis(),
             "HTTP API listening"
         );
-        server = Some(tokio::spawn(http::serve(listener, router)));
+        server = Some(tokio::spawn(http::serve(
+            listener, router, limits, telemetry,
+        )));
     }
     if let Some(path) = &args.trace {
         let tracer = FileTracer::open(path).map_err(|source| Error::TraceOpen {
@@ -209,7 +219,42 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// The bound `--timeout SECONDS` sets on a whole command, from its start:
+/// waiting for an outcome, finding out why none came, printing.
+struct Deadline {
+    started: std::time::Instant,
+    at: tokio::time::Instant,
+}
+
+impl Deadline {
+    fn after(seconds: f64) -> Deadline {
+        let timeout = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
+        let now = tokio::time::Instant::now();
+        Deadline {
+            started: std::time::Instant::now(),
+            at: now
+                .checked_add(timeout)
+                .unwrap_or(now + Duration::from_secs(86400 * 365)),
+        }
+    }
+
+    /// What is left of the bound.
+    fn left(&self) -> Duration {
+        self.at
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// When a command still waiting should start asking the coordinator
+    /// whether it answers at all (for the hint of a timeout): halfway, and
+    /// at most a second in (the ask is one round trip).
+    fn probe_from(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        now + (self.left() / 2).min(Duration::from_secs(1))
+    }
+}
+
 async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    let deadline = Deadline::after(args.timeout);
     for (what, name) in [("--user", &args.user), ("--sku", &args.sku)] {
         if let Err(msg) = check_name(what, name) {
             eprintln!("twopc: {msg}");
@@ -240,33 +285,69 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
             false => twopc_model::Mode::New,
         },
     };
-    let started = std::time::Instant::now();
+    let probe = Probe::start(&coordinators, &codec, &deadline);
     let seen = client::run_requests(
         &coordinators,
         vec![request],
         codec.clone(),
-        Duration::from_secs_f64(args.timeout.max(0.0)),
+        deadline.left(),
         |_| {},
     )
     .await?;
     let outcome = seen.first();
-    let report = client::PurchaseReport::of(outcome, started.elapsed().as_secs_f64());
-    finish(report, &req, &coordinators, &codec, args.json).await
+    let report = client::PurchaseReport::of(outcome, 0.0);
+    finish(report, &req, &coordinators, probe, &deadline, args.json).await
+}
+
+/// Asks the coordinator whether it answers at all, beside a purchase or a
+/// lookup, so that a timeout's hint is ready at the deadline.
+struct Probe {
+    task: tokio::task::JoinHandle<Result<bool>>,
+    authenticated: bool,
+}
+
+impl Probe {
+    fn start(coordinators: &[std::net::SocketAddrV4], codec: &Codec, deadline: &Deadline) -> Probe {
+        Probe {
+            task: tokio::spawn(client::probe(
+                coordinators.to_vec(),
+                codec.clone(),
+                deadline.probe_from(),
+                deadline.at,
+            )),
+            authenticated: codec.is_authenticated(),
+        }
+    }
 }
 
 /// Names the id, explains a timeout, prints the report (`purchase` and
-/// `outcome` alike), and gives its exit status.
+/// `outcome` alike) with the seconds the command took, and gives its exit
+/// status. Returns by the deadline (plus printing).
 async fn finish(
     mut report: client::PurchaseReport,
     req: &twopc_model::RequestId,
     coordinators: &[std::net::SocketAddrV4],
-    codec: &Codec,
+    probe: Probe,
+    deadline: &Deadline,
     json: bool,
 ) -> Result<Exit> {
     report.req = Some(req.to_string());
     if report.outcome == PurchaseOutcome::Timeout {
-        report.hint = Some(client::timeout_hint(coordinators, codec).await?);
+        // The probe ends by the deadline; never wait past it for the hint.
+        let answered = match tokio::time::timeout_at(deadline.at, probe.task).await {
+            Ok(Ok(answered)) => answered?,
+            Ok(Err(join)) => return Err(Error::Other(format!("status probe: {join}"))),
+            Err(_) => false,
+        };
+        report.hint = Some(client::timeout_hint(
+            coordinators,
+            answered,
+            probe.authenticated,
+        ));
+    } else {
+        probe.task.abort();
     }
+    report.seconds = deadline.started.elapsed().as_secs_f64();
     if json {
         println!("{}", serde_json::to_string(&report).expect("serializes"));
     } else {
@@ -303,24 +384,18 @@ fn request_id(id: &str) -> Option<twopc_model::RequestId> {
 }
 
 async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    let deadline = Deadline::after(args.timeout);
     let Some(req) = request_id(&args.id) else {
         return Ok(Exit::Usage);
     };
     let cluster = Cluster::load(&args.cluster)?;
     let coordinators = cluster.coordinator_addresses();
     let codec = cluster.codec(key, Format::Bincode);
-    let started = std::time::Instant::now();
-    let answer = client::lookup(
-        &coordinators,
-        &req,
-        &codec,
-        Duration::from_secs_f64(args.timeout.max(0.0)),
-    )
-    .await?;
-    let seconds = started.elapsed().as_secs_f64();
+    let probe = Probe::start(&coordinators, &codec, &deadline);
+    let answer = client::lookup(&coordinators, &req, &codec, deadline.left()).await?;
     let mut report = match &answer {
-        Some(client::Lookup::Decided(o)) => client::PurchaseReport::of(Some(o), seconds),
-        _ => client::PurchaseReport::of(None, seconds),
+        Some(client::Lookup::Decided(o)) => client::PurchaseReport::of(Some(o), 0.0),
+        _ => client::PurchaseReport::of(None, 0.0),
     };
     report.outcome = match answer {
         Some(client::Lookup::Decided(_)) => report.outcome,
@@ -328,10 +403,11 @@ async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         Some(client::Lookup::Unknown) => PurchaseOutcome::Unknown,
         None => PurchaseOutcome::Timeout,
     };
-    finish(report, &req, &coordinators, &codec, args.json).await
+    finish(report, &req, &coordinators, probe, &deadline, args.json).await
 }
 
 async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    let deadline = Deadline::after(args.timeout);
     let cluster = Cluster::load(&args.cluster)?;
     let codec = cluster.codec(key, Format::Bincode);
     let nodes: Vec<_> = match &args.name {
@@ -341,8 +417,10 @@ async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
     let mut all = true;
     let mut views = serde_json::Map::new();
     let mut replicas = Vec::new();
-    for n in nodes {
-        let view = client::status(n.address, &codec, Duration::from_secs_f64(args.timeout)).await?;
+    // Every node is asked at once: --timeout bounds the whole command.
+    let addrs: Vec<_> = nodes.iter().map(|n| n.address).collect();
+    let answers = client::status_all(&addrs, &codec, deadline.at, false).await?;
+    for (n, view) in nodes.into_iter().zip(answers) {
         match view {
             Some(v) => {
                 if let Some(r) = &v.replica {
@@ -409,36 +487,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
             };
             bench::run(&opts).await.map(|_| Exit::Ok)
         }
-        Command::Inspect { data_dir } => {
-            // What a node would refuse (damage, lost synced data) is an
-            // error: printed by `main`, exit 1.
-            let replayed = storage::replay(&data_dir)?;
-            let repairs = storage::repairs(&data_dir, &replayed)?;
-            if let Some((owner, file)) = &replayed.owner {
-                println!(
-                    "owner: node {:?} ({}), named in {}",
-                    owner.name,
-                    owner.role,
-                    file.display()
-                );
-            }
-            if let Some(id) = storage::cluster_of(&storage::RealFs, &data_dir)? {
-                println!("cluster: {id:?} (CLUSTER)");
-            }
-            println!("history position: {}", replayed.position);
-            match &replayed.state {
-                Some(state) => println!("{state:#?}"),
-                None => println!("{}: no saved state", data_dir.display()),
-            }
-            for line in &repairs {
-                eprintln!("twopc inspect: {line}");
-            }
-            Ok(if repairs.is_empty() {
-                Exit::Ok
-            } else {
-                Exit::Repair
-            })
-        }
+        Command::Inspect { data_dir } => super::inspect::run(&data_dir),
         Command::AcceptRollback { data_dir, position } => {
             super::rollback::accept(&data_dir, position)
         }

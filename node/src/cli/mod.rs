@@ -2,6 +2,7 @@
 //! subcommand (`commands.rs`). `main.rs` only parses and calls [`main`].
 
 mod commands;
+mod inspect;
 mod rollback;
 
 use crate::wire::Format;
@@ -183,6 +184,23 @@ pub struct NodeArgs {
     /// (the purchase goes on; GET its Location, or POST again with the same key).
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub(super) http_wait_ms: u64,
+    /// Most HTTP connections open at once. Beyond it a new connection takes
+    /// the place of the oldest one waiting for a request (open over a
+    /// second, nothing unread); if none can give its place, it gets 503
+    /// `too_many_connections` and is closed. Must fit
+    /// in the process's file descriptor limit (`ulimit -n`, LimitNOFILE)
+    /// with 128 to spare, or the node refuses to start.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub(super) http_max_connections: usize,
+    /// How long a request's headers may take to arrive (from the connection's
+    /// start, or from the first byte of a later request) before the
+    /// connection is closed.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub(super) http_header_timeout_ms: u64,
+    /// How long a kept-alive HTTP connection may wait for its next request
+    /// before it is closed.
+    #[arg(long, default_value_t = 60_000, value_name = "MS")]
+    pub(super) http_idle_timeout_ms: u64,
     /// Testing: drop received messages of these kinds (comma-separated:
     /// purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query).
     #[arg(long, value_delimiter = ',', value_name = "KINDS")]
@@ -257,7 +275,9 @@ pub struct PurchaseArgs {
     #[arg(long)]
     pub(super) json: bool,
     /// Give up after this many seconds (the purchase may still complete:
-    /// ask `twopc outcome --id ID`, or send it again with the same id).
+    /// ask `twopc outcome --id ID`, or send it again with the same id). A
+    /// bound on the whole command, its explanation of a timeout included;
+    /// the printed seconds are the ones it took.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     pub(super) timeout: f64,
 }
@@ -273,7 +293,8 @@ pub struct OutcomeArgs {
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,
-    /// Seconds to wait for the coordinator's answer.
+    /// Seconds to wait for the coordinator's answer: a bound on the whole
+    /// command, its explanation of a timeout included.
     #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
     pub(super) timeout: f64,
 }
@@ -289,7 +310,8 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,
-    /// Seconds to wait for each node.
+    /// Seconds to wait for the answers: every node is asked at once, and
+    /// the whole command takes no longer.
     #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
     pub(super) timeout: f64,
 }

@@ -103,16 +103,27 @@
 //! not to; the replica tests beside this file pin the split itself
 //! (`replica_tests.rs`).
 
+pub mod drops;
+mod inbound;
+mod outbound;
+pub mod peers;
+mod status;
 mod timers;
+mod traced;
 
 #[cfg(test)]
 mod replica_tests;
 #[cfg(test)]
+mod silent_tests;
+#[cfg(test)]
 mod tests;
 
+use drops::DropLog;
+pub use peers::Members;
+use peers::Peers;
 use timers::{pick, Timers};
 
-use crate::admin::{Counters, NodeView};
+use crate::admin::Counters;
 use crate::faults::{Faults, Injector, Outgoing};
 use crate::history::History;
 use crate::mutant::RuntimeMutant;
@@ -130,6 +141,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use twopc_model::trace::{self, Record};
 use twopc_model::{Msg, Node, State, Storage, Timer};
+
+/// What the log of drops is rate-limited by: the reason, and the sender
+/// when it is a node of the cluster file.
+type DropKey = (&'static str, Option<SocketAddrV4>);
 
 /// How long a replica may hold participants' `Ack`s waiting for a batch
 /// that saves (see [`Core::ready`]).
@@ -268,6 +283,12 @@ pub struct Core {
     encoded: Option<(Msg, Option<u64>, bytes::Bytes)>,
     /// This node's part in the rollback check (`crate::history`).
     history: History,
+    /// The other nodes of the cluster file, as this one sees them.
+    peers: Peers,
+    /// Rate-limits the log lines of what is dropped.
+    drop_log: DropLog<DropKey>,
+    /// A replica's links' drop counters (`replication.rs`).
+    link: Option<std::sync::Arc<crate::replication::LinkStats>>,
 }
 
 /// A tracer and the number of the last step it recorded.
@@ -313,6 +334,9 @@ impl Core {
             acks_due: None,
             encoded: None,
             history: History::Off,
+            peers: Peers::default(),
+            drop_log: DropLog::default(),
+            link: None,
         }
     }
 
@@ -334,6 +358,19 @@ impl Core {
         self.history.to_keep(now, at_shutdown)
     }
 
+    /// Tells the core the nodes of its cluster file (`node::start` does):
+    /// from then on a message only a node of the cluster sends, from an
+    /// address not in it, is dropped as `unknown_sender`, and `status`
+    /// shows when each node was last heard from (see `peers.rs`).
+    pub fn know(&mut self, members: Members) {
+        self.peers = Peers::new(members);
+    }
+
+    /// A replica's links count what they drop in `stats`; `status` shows it.
+    pub fn attach_link(&mut self, stats: std::sync::Arc<crate::replication::LinkStats>) {
+        self.link = Some(stats);
+    }
+
     /// Measures, from now on, how long each purchase takes from its
     /// prepares to its decision (a coordinator's; see [`Core::take_latencies`]).
     pub fn measure_latency(&mut self) {
@@ -344,50 +381,6 @@ impl Core {
     /// [`Core::measure_latency`] was called).
     pub fn take_latencies(&mut self) -> Vec<Duration> {
         std::mem::take(&mut self.latencies)
-    }
-
-    /// Records every actor step from now on into `tracer` (see
-    /// [`crate::trace`]), starting with a [`Record::Node`] that says who this
-    /// is; set it before [`Event::Start`]. Step numbers count from 1 again.
-    pub fn set_tracer(&mut self, mut tracer: Box<dyn Tracer>) {
-        tracer.record(&Record::Node {
-            name: self.name.clone(),
-            role: self.actor.name(),
-            id: usize::from(self.id) as u64,
-            actor: self.actor.clone(),
-        });
-        self.trace = Some(Trace {
-            tracer,
-            seq: 0,
-            durable: 0,
-        });
-    }
-
-    /// Tells the tracer (if any) that every save handed out by [`Core::ready`]
-    /// so far is durable: the shell calls it after each fsync.
-    pub fn synced(&mut self, now: Instant) {
-        if let Some(t) = &mut self.trace {
-            if t.durable < t.seq {
-                t.durable = t.seq;
-                let at = t.tracer.time(now);
-                t.tracer.record(&Record::Durable { seq: t.seq, t: at });
-            }
-        }
-    }
-
-    /// Records one step (if tracing): `event` and the commands `out`, and the
-    /// digest of the state after it.
-    fn trace_step(&mut self, now: Instant, event: impl FnOnce() -> trace::Event, out: &Out<Node>) {
-        let Some(t) = &mut self.trace else { return };
-        t.seq += 1;
-        let step = trace::Step {
-            seq: t.seq,
-            t: t.tracer.time(now),
-            event: event(),
-            cmds: trace::cmds(out),
-            state: trace::digest(self.state.as_ref().expect("a step follows the start")),
-        };
-        t.tracer.record(&Record::Step(step));
     }
 
     /// Handles one event at time `now`; its outputs join the batch.
@@ -421,13 +414,14 @@ impl Core {
                     self.apply(now, out);
                 }
             }
-            Event::StatusAsk { from, nonce } => self.on_status(from, nonce),
+            Event::StatusAsk { from, nonce } => self.on_status(now, from, nonce),
             Event::HeldBackDue => self.ready.sends.extend(self.injector.due(now)),
             Event::Peer { from, msg } => {
                 self.counters.peer_msgs_in += 1;
                 if !between_replicas(&msg) {
                     // The link lets only replica messages through.
                     return self.reject(
+                        now,
                         SocketAddr::V4(from),
                         Reject::Undecodable("not a replica message".into()),
                     );
@@ -521,11 +515,6 @@ impl Core {
         &self.counters
     }
 
-    /// This node's view, as `twopc status` shows it.
-    pub fn view(&self) -> NodeView {
-        NodeView::of(&self.name, self.state(), &self.counters)
-    }
-
     /// The shell reports storage's counters (after opening and every sync).
     pub fn storage_stats(&mut self, stats: StoreStats) {
         self.counters.fsyncs = stats.fsyncs;
@@ -541,286 +530,5 @@ impl Core {
             self.counters.send_errors += 1;
         }
         self.counters.send_errors
-    }
-
-    /// Interprets the actor's commands, in emitted order. Every variant is
-    /// named: a new one in stateright must be decided on here.
-    fn apply(&mut self, now: Instant, out: Out<Node>) {
-        // Whether this step saved: an outcome sent by a step that saved it
-        // is a decision; one sent without a save answers a retry.
-        let mut saved = false;
-        for command in out {
-            match command {
-                // Queued, not sent: it leaves after the batch's fsync.
-                Command::Send(dst, msg) => {
-                    self.measure(now, saved, &msg);
-                    self.queue(dst, msg)
-                }
-                Command::SetTimer(timer, range) => {
-                    self.timers
-                        .set(timer.clone(), now + pick(&mut self.rng, &range));
-                    self.ready.timers.push(TimerCmd::Set(timer, range));
-                }
-                Command::CancelTimer(timer) => {
-                    // The mutant keeps a cancelled timer armed.
-                    if self.mutant != Some(RuntimeMutant::TimerAfterCancel) {
-                        self.timers.cancel(&timer);
-                    }
-                    self.ready.timers.push(TimerCmd::Cancel(timer));
-                }
-                Command::ChooseRandom(key, _) => {
-                    // The protocol never chooses randomly; log in case it starts to.
-                    tracing::warn!(node = %self.name, key, "ChooseRandom is not used by twopc; ignored");
-                }
-                Command::Save(storage) => {
-                    saved = true;
-                    self.counters.saves += 1;
-                    // Replaces (frees) the batch's earlier save at once.
-                    self.ready.save = Some(storage);
-                }
-            }
-        }
-    }
-
-    /// Counts a decided outcome by verdict and, when measuring, notes when
-    /// an attempt's prepares left and how long its decision took.
-    fn measure(&mut self, now: Instant, saved: bool, msg: &Msg) {
-        match msg {
-            Msg::Outcome(o) if saved => {
-                let name = match o.verdict {
-                    twopc_model::Verdict::Committed => "committed",
-                    twopc_model::Verdict::Aborted(r) => crate::client::reason_name(r),
-                    // Not a purchase decided: an id refused or unknown.
-                    twopc_model::Verdict::Refused(_) | twopc_model::Verdict::Unknown => return,
-                };
-                *self.counters.decided.entry(name.to_string()).or_default() += 1;
-                if let (Some(started), Some(txn)) = (&mut self.started, &o.txn) {
-                    if let Some(at) = started.remove(txn) {
-                        self.latencies.push(now.saturating_duration_since(at));
-                    }
-                }
-            }
-            Msg::Prepare { txn, .. } => {
-                if let Some(started) = &mut self.started {
-                    started.entry(*txn).or_insert(now);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Queues a protocol message to `dst`.
-    fn queue(&mut self, dst: Id, msg: Msg) {
-        let kind = MsgKind::of(&msg);
-        let txn = msg_txn(&msg).map(|t| t.to_string());
-        let to = SocketAddr::V4(SocketAddrV4::from(dst));
-        if self.injector.drops_out(&msg) {
-            self.counters.fault_dropped += 1;
-            tracing::debug!(node = %self.name, %kind, txn, %to, "fault: dropped outgoing");
-            return;
-        }
-        if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
-            // To a peer replica, over TCP: encoded by the link, as a delta.
-            tracing::trace!(node = %self.name, %kind, %to, "to peer");
-            return self.queued.push(Outgoing {
-                to,
-                bytes: Default::default(),
-                protocol: true,
-                peer: Some(Box::new(msg)),
-            });
-        }
-        match &msg {
-            Msg::Outcome(o) => {
-                tracing::info!(node = %self.name, txn, req = %o.req, verdict = ?o.verdict, %to, "outcome")
-            }
-            Msg::Vote { ballot, .. } => tracing::info!(node = %self.name, txn, ?ballot, "vote"),
-            _ => tracing::debug!(node = %self.name, %kind, txn, %to, "send"),
-        }
-        let stamp = self.history.stamp(SocketAddrV4::from(dst));
-        if let Some((last, last_stamp, bytes)) = &self.encoded {
-            if *last == msg && *last_stamp == stamp {
-                // A broadcast (a client's request to every replica, a
-                // commit to both participants): the same bytes again, as
-                // encoding is a function of the message and the codec.
-                let bytes = bytes.clone();
-                return self.queued.push(Outgoing {
-                    to,
-                    bytes,
-                    protocol: true,
-                    peer: None,
-                });
-            }
-        }
-        let payload = Payload::Protocol(msg);
-        let encoded = self.queue_payload(to, &payload, stamp);
-        let Payload::Protocol(msg) = payload else {
-            unreachable!("built above")
-        };
-        self.encoded = encoded.map(|bytes| (msg, stamp, bytes));
-    }
-
-    /// Encodes and queues `payload` to `to`, its history field `stamp`;
-    /// returns its bytes if it could.
-    fn queue_payload(
-        &mut self,
-        to: SocketAddr,
-        payload: &Payload,
-        stamp: Option<u64>,
-    ) -> Option<bytes::Bytes> {
-        let protocol = matches!(payload, Payload::Protocol(_));
-        match self.codec.encode_stamped(payload, stamp) {
-            Ok(bytes) => {
-                self.queued.push(Outgoing {
-                    to,
-                    bytes: bytes.clone(),
-                    protocol,
-                    peer: None,
-                });
-                Some(bytes)
-            }
-            Err(e) => {
-                tracing::error!(node = %self.name, %to, "cannot encode: {e}");
-                None
-            }
-        }
-    }
-
-    /// A datagram: decoded, then handed to the actor or answered here.
-    fn on_datagram(&mut self, now: Instant, src: SocketAddr, bytes: &[u8]) {
-        self.counters.datagrams_in += 1;
-        if bytes.len() > MAX_DATAGRAM {
-            return self.reject(src, Reject::Oversized(bytes.len()));
-        }
-        let (msg, stamp) = match self.codec.decode_stamped(bytes) {
-            Ok((Payload::Protocol(msg), stamp)) => (msg, stamp),
-            Ok((Payload::StatusRequest { nonce }, _)) => return self.on_status(src, nonce),
-            Ok((Payload::StatusReply { .. }, _)) => {
-                return self.reject(src, Reject::Undecodable("unsolicited status reply".into()))
-            }
-            Err(why) => return self.reject(src, why),
-        };
-        let SocketAddr::V4(src4) = src else {
-            return self.reject(src, Reject::Undecodable("IPv6 source".into()));
-        };
-        if let Err(why) = self.history.heard(src4, stamp) {
-            // A participant behind what its coordinator heard: nothing
-            // reaches the actor (`crate::history`).
-            self.counters.rolled_back = self.history.alarm();
-            return self.reject(src, why);
-        }
-        if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
-            // Replicas talk over their authenticated TCP links only.
-            return self.reject(src, Reject::Undecodable("replica message by UDP".into()));
-        }
-        if matches!(self.actor, Node::Replica(_)) && matches!(msg, Msg::Ack { .. }) {
-            // Delivered at the end of a batch that saves, or soon (`ready`).
-            self.acks_due.get_or_insert(now + ACK_DELAY);
-            return self.acks_held.push((src4, msg));
-        }
-        self.deliver(now, src4, msg)
-    }
-
-    /// A protocol message from `src4` (by datagram or from a peer replica's
-    /// link): counted, faults applied, handed to the actor.
-    fn deliver(&mut self, now: Instant, src4: SocketAddrV4, msg: Msg) {
-        let src = SocketAddr::V4(src4);
-        let kind = MsgKind::of(&msg);
-        let txn = msg_txn(&msg).map(|t| t.to_string());
-        let span = tracing::debug_span!("msg", %kind, txn, from = %src);
-        let _enter = span.enter();
-        if self.injector.drops_in(&msg) {
-            self.counters.fault_dropped += 1;
-            tracing::debug!(node = %self.name, "fault: dropped incoming");
-            return;
-        }
-        match kind {
-            MsgKind::Commit | MsgKind::Abort => {
-                tracing::info!(node = %self.name, txn, %kind, "decision received")
-            }
-            _ => tracing::debug!(node = %self.name, "received"),
-        }
-        self.counters.msgs_handled += 1;
-        if let (Msg::Commit { txn }, State::Participant(p)) = (&msg, self.state()) {
-            if !p.data.knows(txn) {
-                self.unknown_decision(txn.to_string(), src);
-            }
-        }
-        let mut out = Out::new();
-        let mut state = Cow::Borrowed(self.state());
-        let traced = self.trace.is_some().then(|| msg.clone());
-        let src = Id::from(src4);
-        self.actor.on_msg(self.id, &mut state, src, msg, &mut out);
-        if let Cow::Owned(s) = state {
-            self.state = Some(s);
-        }
-        if let Some(msg) = traced {
-            let src = usize::from(src) as u64;
-            self.trace_step(now, || trace::Event::Msg { src, msg }, &out);
-        }
-        self.apply(now, out);
-        self.pace_replica(now, src);
-    }
-
-    /// When a replica's `Timer::Replica` fires. The model lets a set timer
-    /// fire at any time (safety holds whatever the timing); when it does is
-    /// the runtime's choice, made here after each step:
-    ///
-    /// - a *follower* campaigns only after a whole period in which it heard
-    ///   nothing from the leader of the term it promised: a message from
-    ///   that leader (`src`) pushes the timer a period back (the failure
-    ///   detector);
-    ///
-    /// (A new leader sets its heartbeat period itself: `Replica::lead`.)
-    fn pace_replica(&mut self, now: Instant, src: Id) {
-        let State::Replica(r) = self.state() else {
-            return;
-        };
-        let range = match &r.standing {
-            twopc_model::Standing::Follower if src == r.acceptor.promised.leader => {
-                twopc_model::timeouts::ELECTION
-            }
-            _ => return,
-        };
-        self.timers
-            .set(Timer::Replica, now + pick(&mut self.rng, &range));
-    }
-
-    /// A commit for a transaction this participant cannot account for:
-    /// lost acknowledged data, or a bug. The actor ignores it (as the model
-    /// does); the runtime counts it, logs it and shows it in `status`. The
-    /// log shows the first few and then every power of two, as for rejects:
-    /// a coordinator re-sends its commit until acknowledged, forever.
-    fn unknown_decision(&mut self, txn: String, src: SocketAddr) {
-        let count = self.counters.unknown_decisions + 1;
-        if count <= 8 || count.is_power_of_two() {
-            tracing::error!(
-                node = %self.name, %txn, from = %src, count,
-                "ALARM: commit for a transaction this node has no record of \
-                 (not held, not finished, not below its floor): lost acknowledged data, or a bug"
-            );
-        }
-        self.counters.unknown_decision(txn, src.to_string());
-    }
-
-    /// Answers a status request with this node's view.
-    fn on_status(&mut self, to: SocketAddr, nonce: u64) {
-        let view = self.view();
-        // Queued like any send: the view may reveal staged state.
-        let reply = Payload::StatusReply {
-            nonce,
-            view: Box::new(view),
-        };
-        let _ = self.queue_payload(to, &reply, None);
-    }
-
-    /// Counts and drops a datagram. The log shows the first few of each
-    /// reason and then every power of two, so a flood cannot drown it.
-    fn reject(&mut self, src: SocketAddr, why: Reject) {
-        let reason = why.reason();
-        let count = self.counters.rejected.entry(reason).or_default();
-        *count += 1;
-        if *count <= 8 || count.is_power_of_two() {
-            tracing::warn!(node = %self.name, %src, %reason, count = *count, "dropped datagram: {why}");
-        }
     }
 }

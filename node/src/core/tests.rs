@@ -1,7 +1,7 @@
 //! The core without sockets: feed events, assert the exact [`Ready`] out.
 
 use super::*;
-use crate::admin::RejectReason;
+use crate::admin::{NodeView, RejectReason};
 use crate::wire::Format;
 use twopc_model::participant::Finished;
 use twopc_model::{

@@ -58,13 +58,18 @@ impl Token {
         })
     }
 
-    /// Whether `header` (the `Authorization` value) carries this token.
-    /// Compared in constant time: how long a refusal takes tells nothing
-    /// about how much of a guess was right.
+    /// Whether `header` (the `Authorization` value) carries this token,
+    /// under the scheme `Bearer` in any case (`bearer`, `BEARER`: HTTP
+    /// schemes are case-insensitive, RFC 9110 section 11.1). Compared in
+    /// constant time: how long a refusal takes tells nothing about how much
+    /// of a guess was right.
     pub fn admits(&self, header: Option<&str>) -> bool {
-        let Some(given) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        let Some((scheme, given)) = header.and_then(|h| h.trim_start().split_once(' ')) else {
             return false;
         };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return false;
+        }
         let given = given.trim().to_ascii_lowercase();
         if given.len() != self.0.len() {
             return false;
@@ -126,5 +131,21 @@ mod tests {
         assert!(!t.admits(Some(&format!("Basic {HEX}"))));
         assert!(!t.admits(Some(&format!("Bearer {}", &HEX[..63]))));
         assert!(!t.admits(Some(&format!("Bearer {}1", &HEX[..63]))));
+    }
+
+    /// HTTP's auth schemes are case-insensitive: `bearer` was refused.
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        let t = Token::new(HEX).unwrap();
+        for scheme in ["bearer", "BEARER", "bEaReR"] {
+            assert!(t.admits(Some(&format!("{scheme} {HEX}"))), "{scheme}");
+        }
+        assert!(
+            t.admits(Some(&format!("Bearer   {HEX}"))),
+            "spaces after it"
+        );
+        assert!(!t.admits(Some(&format!("Bearers {HEX}"))));
+        assert!(!t.admits(Some(&format!("Bearer{HEX}"))));
+        assert!(!t.admits(Some("bearer")));
     }
 }

@@ -38,6 +38,8 @@ pub struct Telemetry {
     /// `POST /purchases` answered with an outcome: seconds from the request
     /// to the answer.
     pub http_purchase_seconds: Histogram,
+    /// The HTTP server's connections: open, closed and refused by reason.
+    pub connections: std::sync::Arc<super::server::Connections>,
 }
 
 impl Default for Telemetry {
@@ -46,6 +48,7 @@ impl Default for Telemetry {
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             decision_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             http_purchase_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            connections: Default::default(),
         }
     }
 }
@@ -94,6 +97,22 @@ pub fn encode(view: NodeView, telemetry: &Telemetry) -> Result<String, std::fmt:
         "POST /purchases answered with an outcome: seconds from request to answer",
         telemetry.http_purchase_seconds.clone(),
     );
+    let connections = &telemetry.connections;
+    registry.register(
+        "http_connections_open",
+        "HTTP connections open now",
+        connections.open.clone(),
+    );
+    registry.register(
+        "http_connections_closed",
+        "HTTP connections the server closed, by reason (header_timeout, idle_timeout, evicted)",
+        connections.closed.clone(),
+    );
+    registry.register(
+        "http_connections_refused",
+        "HTTP connections refused, by reason (too_many_connections, accept_error)",
+        connections.refused.clone(),
+    );
     registry.register_collector(Box::new(ViewCollector(view)));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)?;
@@ -133,6 +152,7 @@ impl Collector for ViewCollector {
             ),
             ("datagrams_out", "Datagrams sent", c.datagrams_out),
             ("send_errors", "Sends the OS refused", c.send_errors),
+            ("receive_errors", "Receives the OS failed", c.receive_errors),
             (
                 "msgs_handled",
                 "Protocol messages handed to the actor",
@@ -220,8 +240,82 @@ impl Collector for ViewCollector {
         if let Some(r) = &v.replica {
             encode_replica(&mut e, r)?;
         }
+        encode_peers(&mut e, v)?;
         Ok(())
     }
+}
+
+/// What this node sees of the others and of itself going wrong: alarms,
+/// each peer's last word and what was dropped from it, the replica links'
+/// drops, a replica group's quorum.
+fn encode_peers(e: &mut DescriptorEncoder, v: &NodeView) -> std::fmt::Result {
+    gauge(
+        e,
+        "alarms",
+        "Alarms raised (twopc status lists them): 0 when all is well",
+        as_gauge(v.alarms.len()),
+    )?;
+    let mut m = e.encode_descriptor(
+        "peer_heard_seconds_ago",
+        "Seconds since a valid message from each node of the cluster file was handled \
+         (absent: never since this node started)",
+        None,
+        MetricType::Gauge,
+    )?;
+    for p in &v.peers {
+        if let Some(ms) = p.heard_ms_ago {
+            let labels = [("peer", p.name.as_str())];
+            ConstGauge::new(ms as f64 / 1000.0).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    let mut m = e.encode_descriptor(
+        "peer_unanswered",
+        "Requests (prepares, commits) sent to each node since it was last heard from",
+        None,
+        MetricType::Gauge,
+    )?;
+    for p in &v.peers {
+        let labels = [("peer", p.name.as_str())];
+        ConstGauge::new(i64::try_from(p.unanswered).unwrap_or(i64::MAX))
+            .encode(m.encode_family(&labels)?)?;
+    }
+    let mut m = e.encode_descriptor(
+        "peer_rejected",
+        "Datagrams from each node of the cluster file dropped, by reason",
+        None,
+        MetricType::Counter,
+    )?;
+    for p in &v.peers {
+        for (reason, n) in &p.rejected {
+            let labels = [("peer", p.name.as_str()), ("reason", reason.as_str())];
+            ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    let mut m = e.encode_descriptor(
+        "replica_link_dropped",
+        "Replica: messages and connections the TCP links to the other replicas dropped, by reason",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in &v.counters.link_dropped {
+        ConstCounter::new(*n).encode(m.encode_family(&[("reason", reason.as_str())])?)?;
+    }
+    if let Some(g) = v.replica.as_ref().and_then(|r| r.group.as_ref()) {
+        gauge(
+            e,
+            "replica_heard",
+            "Replica: replicas heard from lately, itself included",
+            as_gauge(g.heard),
+        )?;
+        gauge(
+            e,
+            "replica_quorum",
+            "Replica: 1 if the replicas it heard from lately are a majority (or, a follower, \
+             it hears its leader), 0 if not: then nothing can be decided",
+            i64::from(g.has_quorum()),
+        )?;
+    }
+    Ok(())
 }
 
 /// A coordinator replica's gauges: where it stands, what it promised and

@@ -16,7 +16,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod limits;
 pub mod metrics;
+pub mod server;
 
 use crate::wire::Codec;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -49,6 +51,8 @@ pub struct HttpConfig {
     pub metrics_public: bool,
     /// How long `POST /purchases` waits for an outcome before answering 202.
     pub wait: Duration,
+    /// The connection cap and timeouts.
+    pub limits: server::Limits,
 }
 
 impl HttpConfig {
@@ -62,7 +66,7 @@ impl HttpConfig {
                 self.addr
             ));
         }
-        Ok(())
+        self.limits.check()
     }
 }
 
@@ -104,9 +108,15 @@ pub fn router(state: AppState, token: Token, metrics_public: bool) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router).await
+/// Serves `router` on `listener` within `limits` (see `server.rs`), until
+/// the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: server::Limits,
+    telemetry: Arc<Telemetry>,
+) -> std::io::Result<()> {
+    server::serve(listener, router, limits, telemetry.connections.clone()).await
 }
 
 async fn not_found() -> ApiError {
@@ -197,6 +207,7 @@ mod tests {
             token: token.clone(),
             metrics_public: false,
             wait: Duration::from_secs(1),
+            limits: server::Limits::default(),
         };
         assert!(cfg("127.0.0.1:8080", false).check().is_ok());
         assert!(cfg("[::1]:8080", false).check().is_ok());

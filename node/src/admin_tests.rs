@@ -1,0 +1,147 @@
+//! Tests of `admin.rs`: what `twopc status` shows.
+
+use super::*;
+
+/// `twopc status --json` and the text rendering name reject reasons and
+/// roles in snake_case, as they did when they were strings.
+#[test]
+fn reasons_and_roles_keep_their_names_in_json_and_text() {
+    let counters = Counters {
+        rejected: [(RejectReason::BadMac, 3), (RejectReason::MissingMac, 1)].into(),
+        ..Counters::default()
+    };
+    let view = NodeView::of(
+        "wallet",
+        &State::Participant(twopc_model::PartState {
+            data: Default::default(),
+            recovered_holds: false,
+        }),
+        &counters,
+    );
+    let json = serde_json::to_value(&view).unwrap();
+    assert_eq!(json["role"], "participant");
+    assert_eq!(json["counters"]["rejected"]["bad_mac"], 3);
+    assert_eq!(serde_json::from_value::<NodeView>(json).unwrap(), view);
+    use RejectReason::*;
+    let reasons = [
+        BadFormat,
+        BadMac,
+        BadMagic,
+        BadVersion,
+        MissingMac,
+        Oversized,
+        RolledBack,
+        Undecodable,
+        UnexpectedMac,
+        UnknownSender,
+    ];
+    for (i, why) in reasons.into_iter().enumerate() {
+        let name = serde_json::to_value(why).unwrap();
+        assert_eq!(name, why.as_str(), "serde and as_str agree");
+        assert!(reasons[..i].iter().all(|r| r.as_str() < why.as_str()));
+    }
+    for kind in [
+        ActorKind::Coordinator,
+        ActorKind::Participant,
+        ActorKind::Client,
+    ] {
+        assert_eq!(serde_json::to_value(kind).unwrap(), kind.to_string());
+    }
+    let text = view.render();
+    assert!(text.starts_with("wallet (participant)\n"), "{text}");
+    assert!(
+        text.contains(r#"rejected {"bad_mac": 3, "missing_mac": 1} send errors 0"#),
+        "{text}"
+    );
+}
+
+/// More in-doubt transactions than a reply lists: the view says how
+/// many there are, and the text says how many it left out, as it does
+/// for balances.
+#[test]
+fn in_doubt_beyond_the_listed_ones_are_counted() {
+    use twopc_model::{Hold, Op, PartStorage, RequestId, TxnId};
+    let mut data = PartStorage::default();
+    data.levels.insert("alice".into(), 1_000);
+    for n in 0..250 {
+        let hold = Hold {
+            req: RequestId::new(format!("1#{n}")),
+            op: Op {
+                key: "alice".into(),
+                amount: 1,
+            },
+        };
+        data.holds.insert(TxnId { epoch: 1, n }, hold);
+    }
+    let state = State::Participant(twopc_model::PartState {
+        data,
+        recovered_holds: false,
+    });
+    let view = NodeView::of("wallet", &state, &Counters::default());
+    assert_eq!(view.holds.len(), MAX_LISTED);
+    assert_eq!(view.holds_total, 250);
+    let text = view.render();
+    assert!(
+        text.contains("txn 1.199 holds 1 of alice (+50 more, 250 in all)\n"),
+        "{text}"
+    );
+    assert_eq!(serde_json::to_value(&view).unwrap()["holds_total"], 250);
+}
+
+/// A replica's view says where it stands and what it accepted; the
+/// leader's adds its chosen version and held outputs; `who_leads`
+/// names the leader of the highest term.
+#[test]
+fn replicas_show_their_standing_and_who_leads() {
+    use stateright::actor::{Id, Out};
+    use twopc_model::{Coordinator, Node, Replica};
+    let peers: Vec<Id> = (0..3).map(Id::from).collect();
+    let replica = |index| Replica {
+        coordinator: Coordinator {
+            wallet: Id::from(7),
+            order: Id::from(8),
+            retention: 10,
+        },
+        peers: peers.clone(),
+        index,
+    };
+    let mut o: Out<Node> = Out::new();
+    let leader = replica(0).on_start(peers[0], None, &mut o);
+    let follower = replica(1).on_start(peers[1], None, &mut o);
+    let view = |s: ReplicaState| NodeView::of("c", &State::Replica(s), &Counters::default());
+    let (l, f) = (view(leader), view(follower));
+    let (lr, fr) = (l.replica.clone().unwrap(), f.replica.clone().unwrap());
+    assert_eq!(l.role, ActorKind::Replica);
+    assert_eq!(lr.standing, Standing::Leader);
+    // Its first save (the epoch) waits for a majority.
+    assert_eq!(
+        (lr.version, lr.chosen, lr.held),
+        (Some(1), Some(0), Some(0))
+    );
+    assert_eq!(lr.accepted.as_ref().map(|a| a.1), Some(1));
+    assert_eq!(l.epoch, 1, "the leader shows its coordinator");
+    assert_eq!(fr.standing, Standing::Follower);
+    assert_eq!((fr.accepted.clone(), fr.chosen), (None, None));
+    assert!(l.render().contains("leader of term 0/"), "{}", l.render());
+    assert!(
+        f.render().contains("follower, promised 0/"),
+        "{}",
+        f.render()
+    );
+    assert!(!f.render().contains("epoch"), "{}", f.render());
+    let line = who_leads(&[("c-2".into(), fr.clone()), ("c-1".into(), lr.clone())]);
+    assert!(line.starts_with("leader: c-1 (term 0/"), "{line}");
+    // A replica's view travels in a status reply, in either format.
+    for format in [crate::wire::Format::Bincode, crate::wire::Format::Json] {
+        let codec = crate::wire::Codec::new(None, format);
+        for view in [&l, &f] {
+            let reply = crate::wire::Payload::StatusReply {
+                nonce: 1,
+                view: Box::new(view.clone()),
+            };
+            assert_eq!(codec.decode(&codec.encode(&reply).unwrap()), Ok(reply));
+        }
+    }
+    let line = who_leads(&[("c-2".into(), fr)]);
+    assert!(line.starts_with("no replica leads"), "{line}");
+}
