@@ -7,6 +7,7 @@ use twopc_model::{CoordState, ReplicaState, State};
 
 #[path = "admin_peers.rs"]
 mod peers;
+use peers::alarms;
 pub use peers::{peer_alarms, remember, who_leads, GroupView, PeerView, UNANSWERED_ALARM};
 
 /// At most this many balances or skus are listed in one reply (it must fit
@@ -71,6 +72,12 @@ pub struct Counters {
     /// answers to retries of decided requests are not counted again.
     #[serde(default)]
     pub decided: BTreeMap<String, u64>,
+    /// Participants: why this node stopped handing its coordinator's
+    /// messages to the actor — its history is behind what the coordinator
+    /// heard from it (`crate::history`). `twopc status` shows it as an
+    /// alarm; it stays until the node restarts.
+    #[serde(default)]
+    pub rolled_back: Option<String>,
     /// The last few addresses (at most [`RECENT_ALARMS`]) whose messages
     /// were dropped as `unknown_sender`: not in the cluster file.
     #[serde(default)]
@@ -127,6 +134,9 @@ pub enum RejectReason {
     MissingMac,
     /// Larger than the datagram limit.
     Oversized,
+    /// A participant's history is behind what its coordinator heard from
+    /// it (a restored backup, a lost log): nothing reaches its actor.
+    RolledBack,
     /// A body that does not deserialize (or an unsolicited reply, or an IPv6 source).
     Undecodable,
     /// A MAC, at a node without a key to check it.
@@ -148,6 +158,7 @@ impl RejectReason {
             RejectReason::BadMac => "bad_mac",
             RejectReason::UnexpectedMac => "unexpected_mac",
             RejectReason::Undecodable => "undecodable",
+            RejectReason::RolledBack => "rolled_back",
             RejectReason::UnknownSender => "unknown_sender",
         }
     }
@@ -519,25 +530,6 @@ impl ReplicaView {
         }
         s
     }
-}
-
-/// The alarms `counters` raise.
-fn alarms(counters: &Counters) -> Vec<String> {
-    let mut alarms = Vec::new();
-    if counters.unknown_decisions > 0 {
-        let recent: Vec<String> = counters
-            .recent_unknown_decisions
-            .iter()
-            .map(|d| format!("{} from {}", d.txn, d.from))
-            .collect();
-        alarms.push(format!(
-            "{} commit decision(s) for transactions this node has no record of \
-             (lost acknowledged data, or a bug); last: {}",
-            counters.unknown_decisions,
-            recent.join(", ")
-        ));
-    }
-    alarms
 }
 
 #[cfg(test)]

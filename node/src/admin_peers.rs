@@ -2,7 +2,7 @@
 //! when it last heard from each, what it dropped from each and why, and for
 //! a coordinator replica whether its group has a quorum. Built by the
 //! runtime's core (`core/peers.rs`); rendered here, with the alarms it
-//! raises.
+//! raises, and the alarms this node raises about itself.
 
 use super::{Counters, RejectReason, ReplicaView, Standing};
 use serde::{Deserialize, Serialize};
@@ -281,4 +281,26 @@ pub fn who_leads(replicas: &[(String, ReplicaView)]) -> String {
         }
     };
     line + &answered
+}
+
+/// The alarms `counters` raise.
+pub(super) fn alarms(counters: &Counters) -> Vec<String> {
+    let mut alarms = Vec::new();
+    if counters.unknown_decisions > 0 {
+        let recent: Vec<String> = counters
+            .recent_unknown_decisions
+            .iter()
+            .map(|d| format!("{} from {}", d.txn, d.from))
+            .collect();
+        alarms.push(format!(
+            "{} commit decision(s) for transactions this node has no record of \
+             (lost acknowledged data, or a bug); last: {}",
+            counters.unknown_decisions,
+            recent.join(", ")
+        ));
+    }
+    if let Some(why) = &counters.rolled_back {
+        alarms.push(why.clone());
+    }
+    alarms
 }

@@ -30,6 +30,7 @@ fn reasons_and_roles_keep_their_names_in_json_and_text() {
         BadVersion,
         MissingMac,
         Oversized,
+        RolledBack,
         Undecodable,
         UnexpectedMac,
         UnknownSender,

@@ -96,6 +96,7 @@ impl LocalCluster {
             sockets.push(socket);
         }
         let cluster = Cluster {
+            cluster_id: None,
             protocol,
             nodes,
             accounts: InitialLevels::table(accounts),
@@ -156,6 +157,7 @@ impl LocalCluster {
             nodes.push(loopback_node(name, role, address)?);
         }
         let mut cluster = Cluster {
+            cluster_id: None,
             protocol,
             nodes,
             accounts: InitialLevels::default(),

@@ -9,14 +9,22 @@
 //!    table and CSV file: a bad file stops the start before anything is
 //!    written); only then cut a torn tail or delete an old log, and make a
 //!    first start's levels durable at once, so they are read exactly once;
-//! 2. bind the socket, and hand everything to a [`Shell`].
+//! 2. before (1), refuse a directory stamped with another cluster's id
+//!    (`cluster_id.rs`, `storage/stamp.rs`), touching nothing; after (1),
+//!    stamp a directory that has no stamp yet;
+//! 3. bind the socket, and hand everything to a [`Shell`], with its part
+//!    in the rollback check (`history.rs`): a coordinator reads the
+//!    positions it heard from participants (`DIR/heard`).
 
 use crate::cluster::{Cluster, Protocol};
 use crate::core::Config;
 use crate::error::{Error, Result};
+use crate::history::History;
 use crate::replication::{Limits, PeerLink, Sources};
 use crate::shell::Shell;
-use crate::storage::{open_store, DiskFaults, LogStore, RealFs, COMPACT_MIN};
+use crate::storage::{
+    check_cluster, open_store, stamp_cluster, DiskFaults, Heard, LogStore, RealFs, COMPACT_MIN,
+};
 use crate::transport::UdpTransport;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -61,6 +69,11 @@ pub async fn start(
              replica from a stranger"
         )));
     }
+    let identity = cluster.identity(&cfg.codec);
+    let unstamped = match &identity {
+        Some(c) => check_cluster(&RealFs, data_dir, &c.id, c.source)?,
+        None => false,
+    };
     let started = std::time::Instant::now();
     let mut first_keys = None;
     // On a first start, the state `on_start` would build from the actor's
@@ -102,6 +115,10 @@ pub async fn start(
             found,
         });
     }
+    if let (true, Some(c)) = (unstamped, &identity) {
+        stamp_cluster(&RealFs, data_dir, &c.id)?;
+        tracing::info!(node = name, cluster_id = %c.id, source = c.source, "data directory stamped with its cluster");
+    }
     if let Some(keys) = first_keys {
         tracing::info!(
             node = name,
@@ -139,6 +156,8 @@ pub async fn start(
         data_dir = %data_dir.display(),
         recovered = stored.is_some(),
         authenticated = cfg.codec.is_authenticated(),
+        cluster_id = identity.as_ref().map_or("none", |c| c.id.as_str()),
+        history = store.durable_position(),
         "node starting"
     );
     if !cfg.codec.is_authenticated() {
@@ -148,6 +167,28 @@ pub async fn start(
              anyone who can reach this port can forge protocol messages"
         );
     }
+    if identity.is_none() {
+        tracing::warn!(
+            node = name,
+            "the cluster has no identity (no cluster key and no cluster_id in the cluster \
+             file): its data directories are not stamped, so nothing stops another cluster's \
+             node from starting on them"
+        );
+    }
+    let history = match spec.role {
+        crate::role::Role::Wallet | crate::role::Role::Order => {
+            History::participant(name, &data_dir.display().to_string())
+        }
+        crate::role::Role::Coordinator => {
+            let names = cluster
+                .nodes
+                .iter()
+                .filter(|n| n.role != crate::role::Role::Coordinator)
+                .map(|n| (n.address, n.name.clone()))
+                .collect();
+            History::coordinator(names, Heard::read(&RealFs, data_dir))
+        }
+    };
     let actor = cluster.actor(spec);
     let link = match &actor {
         // A replica also listens on TCP, same address, for the others.
@@ -189,7 +230,9 @@ pub async fn start(
             Node::Coordinator(_) | Node::Participant(_) | Node::Client(_) => Vec::new(),
         },
     };
-    let shell = Shell::new(actor, spec.id(), transport, store, stored, cfg).know(members);
+    let shell = Shell::new(actor, spec.id(), transport, store, stored, cfg)
+        .know(members)
+        .with_history(history);
     Ok(match link {
         Some(link) => shell.with_peers(link),
         None => shell,

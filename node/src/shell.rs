@@ -123,6 +123,15 @@ impl<T: Transport, S: Store> Shell<T, S> {
         self
     }
 
+    /// Takes part in the rollback check (`crate::history`): a participant
+    /// reports its store's durable position, a coordinator keeps what it
+    /// heard beside its store (`Store::keep_heard`), now and then and at
+    /// shutdown.
+    pub fn with_history(mut self, history: crate::history::History) -> Self {
+        self.core.set_history(history);
+        self
+    }
+
     /// Calls `observer` after every batch; it may stop the runtime.
     pub fn observe(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -140,6 +149,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
     /// Returns the final state.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<State> {
         self.core.storage_stats(self.store.stats());
+        self.core.durable_position(self.store.position());
         let stored = self.stored.take();
         self.core.handle(Instant::now(), Event::Start(stored));
         self.flush().await?;
@@ -215,6 +225,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 }
             }
             self.flush().await?;
+            self.keep_heard(false);
             if let Some(served) = &self.served {
                 if datagrams > 0 {
                     served.telemetry.batch_size.observe(datagrams as f64);
@@ -231,6 +242,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
         if self.store.needs_sync() {
             self.sync()?;
         }
+        self.keep_heard(true);
         tracing::debug!(node = %self.name, "runtime stopped");
         Ok(self.core.state().clone())
     }
@@ -287,7 +299,28 @@ impl<T: Transport, S: Store> Shell<T, S> {
         }
         self.core.synced(Instant::now());
         self.core.storage_stats(self.store.stats());
+        self.core.durable_position(self.store.position());
         Ok(())
+    }
+
+    /// Writes a coordinator's positions heard from participants when due
+    /// (never on a purchase's path: every few seconds at most). A failure
+    /// is only logged: a stale table weakens the rollback check and never
+    /// raises a false alarm (`storage/position.rs`).
+    fn keep_heard(&mut self, at_shutdown: bool) {
+        if let Some(heard) = self.core.heard_to_keep(Instant::now(), at_shutdown) {
+            let store = &mut self.store;
+            // Its fsyncs block, as `sync`'s do.
+            let kept = match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| store.keep_heard(&heard))
+                }
+                _ => store.keep_heard(&heard),
+            };
+            if let Err(e) = kept {
+                tracing::warn!(node = %self.name, "cannot write the positions heard from participants: {e}");
+            }
+        }
     }
 
     /// Sends one datagram whose saves are durable (or hands a message to

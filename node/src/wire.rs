@@ -2,15 +2,25 @@
 //! serialized [`Payload`] per UDP datagram. Pure: bytes in, values out.
 //!
 //! ```text
-//! +-------+---------+--------+-------+------------------+----------------------+
-//! | "2P"  | version | format | flags | HMAC-SHA256 (32) | body (tokio-serde)   |
-//! | 2 B   | 1 B     | 1 B    | 1 B   | if flags & 1     | Bincode or Json      |
-//! +-------+---------+--------+-------+------------------+----------------------+
+//! +------+---------+--------+-------+------------------+--------------+-------------------+
+//! | "2P" | version | format | flags | HMAC-SHA256 (32) | history (8)  | body (tokio-serde)|
+//! | 2 B  | 1 B     | 1 B    | 1 B   | if flags & 1     | if flags & 2 | Bincode or Json   |
+//! +------+---------+--------+-------+------------------+--------------+-------------------+
 //! ```
 //!
-//! The MAC covers the header and the body, keyed by the cluster's shared key,
-//! so a stranger on the network cannot forge a vote, a commit or an abort. It
-//! does not stop replays; the protocol is idempotent to duplicates by design.
+//! The MAC covers the header, the history field and the body, keyed by the
+//! cluster's shared key, so a stranger on the network cannot forge a vote, a
+//! commit or an abort. It does not stop replays; the protocol is idempotent
+//! to duplicates by design. A cluster file that names a `cluster_id` keys
+//! the MAC with a key derived from the cluster key and that id
+//! ([`ClusterKey::for_cluster`]), so two clusters sharing a key still never
+//! count each other's datagrams; without one, the cluster's id is the key's
+//! fingerprint ([`ClusterKey::fingerprint`]) and the key alone separates
+//! clusters.
+//!
+//! The history field (u64 LE, `crate::history`): from a participant, its
+//! durable history position; from a coordinator to a participant, the
+//! highest position it has heard from that participant.
 //! The body is serialized with tokio-serde's format types, one datagram at a
 //! time (tokio-serde's `Framed` needs a byte stream, which UDP is not).
 //! Bincode is the default for speed; Json is accepted from any peer and can be
@@ -31,7 +41,7 @@ use twopc_model::{Msg, TxnId};
 /// The envelope's magic bytes.
 pub const MAGIC: [u8; 2] = *b"2P";
 /// The envelope version this build speaks.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// Largest datagram sent or accepted. Below UDP's 65507-byte limit, with
 /// room to spare; protocol messages are a few dozen bytes.
 pub const MAX_DATAGRAM: usize = 60 * 1024;
@@ -58,6 +68,8 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 const HEADER_LEN: usize = 5;
 const MAC_LEN: usize = 32;
 const FLAG_MAC: u8 = 1;
+const FLAG_HISTORY: u8 = 2;
+const HISTORY_LEN: usize = 8;
 
 /// What a datagram carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,6 +146,18 @@ pub enum Reject {
     /// The body does not deserialize.
     #[error("undecodable body: {0}")]
     Undecodable(String),
+    /// A participant whose history is behind what its coordinator heard
+    /// from it (`crate::history`) hands nothing to its actor.
+    #[error(
+        "this participant's history is at position {durable}, behind the {heard} its \
+         coordinator heard from it (restored backup or lost log?): not handed to the actor"
+    )]
+    RolledBack {
+        /// What the sender heard from this node.
+        heard: u64,
+        /// This node's durable position.
+        durable: u64,
+    },
     /// An authenticated protocol message that only a node of the cluster
     /// sends, from an address that is not in this node's cluster file (a
     /// node that moved, or a cluster file that differs between nodes).
@@ -153,6 +177,7 @@ impl Reject {
             Reject::BadMac => RejectReason::BadMac,
             Reject::UnexpectedMac => RejectReason::UnexpectedMac,
             Reject::Undecodable(_) => RejectReason::Undecodable,
+            Reject::RolledBack { .. } => RejectReason::RolledBack,
             Reject::UnknownSender(_) => RejectReason::UnknownSender,
         }
     }
@@ -351,6 +376,27 @@ impl ClusterKey {
     fn mac(&self) -> Hmac<Sha256> {
         Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length")
     }
+
+    /// The key datagrams of cluster `id` are authenticated with: an HMAC
+    /// of the id under this key (hex, like a key), so that clusters sharing
+    /// a key but not an id never accept each other's datagrams.
+    pub fn for_cluster(&self, id: &str) -> ClusterKey {
+        let mut mac = self.mac();
+        mac.update(b"twopc cluster id\0");
+        mac.update(id.as_bytes());
+        ClusterKey(hex::encode(mac.finalize().into_bytes()).into_bytes())
+    }
+
+    /// The key's public fingerprint: a cluster's id when its file names
+    /// none ("k-" and 16 hex digits of a hash; the key cannot be recovered
+    /// from it).
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut hash = Sha256::new();
+        hash.update(b"twopc cluster fingerprint\0");
+        hash.update(&self.0);
+        format!("k-{}", &hex::encode(hash.finalize())[..16])
+    }
 }
 
 impl std::fmt::Debug for ClusterKey {
@@ -384,8 +430,19 @@ impl Codec {
         self.key.is_some()
     }
 
+    /// Its key's fingerprint ([`ClusterKey::fingerprint`]), if it has one.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.key.as_ref().map(ClusterKey::fingerprint)
+    }
+
     /// The datagram carrying `payload`.
     pub fn encode(&self, payload: &Payload) -> Result<Bytes, String> {
+        self.encode_stamped(payload, None)
+    }
+
+    /// The datagram carrying `payload` and, if given, a history position
+    /// (`crate::history`).
+    pub fn encode_stamped(&self, payload: &Payload, history: Option<u64>) -> Result<Bytes, String> {
         let body: Bytes = match self.format {
             Format::Bincode => {
                 let mut codec = Bincode::<Payload, Payload, _>::from(bincode_options());
@@ -396,7 +453,7 @@ impl Codec {
                 Serializer::serialize(Pin::new(&mut codec), payload).map_err(|e| e.to_string())
             }
         }?;
-        let out = self.seal(&body);
+        let out = self.seal(&body, history);
         if out.len() > MAX_DATAGRAM {
             return Err(format!(
                 "datagram of {} bytes exceeds the {MAX_DATAGRAM}-byte limit",
@@ -406,25 +463,37 @@ impl Codec {
         Ok(out.into())
     }
 
-    /// The envelope around `body`: header, MAC if keyed, body.
-    fn seal(&self, body: &[u8]) -> Vec<u8> {
-        let flags = if self.key.is_some() { FLAG_MAC } else { 0 };
-        let mut out = Vec::with_capacity(HEADER_LEN + MAC_LEN + body.len());
+    /// The envelope around `body`: header, MAC if keyed, history if
+    /// given, body.
+    fn seal(&self, body: &[u8], history: Option<u64>) -> Vec<u8> {
+        let mut flags = if self.key.is_some() { FLAG_MAC } else { 0 };
+        if history.is_some() {
+            flags |= FLAG_HISTORY;
+        }
+        let history = history.map(u64::to_le_bytes);
+        let history: &[u8] = history.as_ref().map_or(&[], |h| &h[..]);
+        let mut out = Vec::with_capacity(HEADER_LEN + MAC_LEN + HISTORY_LEN + body.len());
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&[VERSION, self.format.byte(), flags]);
         if let Some(key) = &self.key {
             let mut mac = key.mac();
             mac.update(&out[..HEADER_LEN]);
+            mac.update(history);
             mac.update(body);
             out.extend_from_slice(&mac.finalize().into_bytes());
         }
+        out.extend_from_slice(history);
         out.extend_from_slice(body);
         out
     }
 
-    /// The body of an envelope of at most `limit` bytes and its format
-    /// byte, once the header and the MAC are checked.
-    fn open<'a>(&self, envelope: &'a [u8], limit: usize) -> Result<(u8, &'a [u8]), Reject> {
+    /// The body of an envelope of at most `limit` bytes, its format byte
+    /// and its history field, once the header and the MAC are checked.
+    fn open<'a>(
+        &self,
+        envelope: &'a [u8],
+        limit: usize,
+    ) -> Result<(u8, Option<u64>, &'a [u8]), Reject> {
         if envelope.len() > limit {
             return Err(Reject::Oversized(envelope.len()));
         }
@@ -455,12 +524,24 @@ impl Codec {
                 body
             }
         };
-        Ok((format, body))
+        if flags & FLAG_HISTORY == 0 {
+            return Ok((format, None, body));
+        }
+        let Some((history, body)) = body.split_first_chunk::<HISTORY_LEN>() else {
+            return Err(Reject::Undecodable("history field cut short".into()));
+        };
+        Ok((format, Some(u64::from_le_bytes(*history)), body))
     }
 
     /// The payload of `datagram`, or why it must be dropped.
     pub fn decode(&self, datagram: &[u8]) -> Result<Payload, Reject> {
-        let (format, body) = self.open(datagram, MAX_DATAGRAM)?;
+        self.decode_stamped(datagram).map(|(payload, _)| payload)
+    }
+
+    /// The payload of `datagram` and its history field, or why it must be
+    /// dropped.
+    pub fn decode_stamped(&self, datagram: &[u8]) -> Result<(Payload, Option<u64>), Reject> {
+        let (format, history, body) = self.open(datagram, MAX_DATAGRAM)?;
         if format == 0 && carries_coordinator_state(body) {
             return Err(Reject::Undecodable(
                 "a replica's state by datagram (replicas send it over TCP)".into(),
@@ -474,7 +555,9 @@ impl Codec {
             let mut codec = Json::<Payload, Payload>::default();
             Deserializer::deserialize(Pin::new(&mut codec), &body).map_err(|e| e.to_string())
         };
-        decoded.map_err(Reject::Undecodable)
+        decoded
+            .map(|payload| (payload, history))
+            .map_err(Reject::Undecodable)
     }
 
     /// One frame of a TCP stream between replicas (`replication.rs`): the
@@ -491,7 +574,7 @@ impl Codec {
             key: self.key.clone(),
             format: Format::Bincode,
         };
-        let out = bincode.seal(&body);
+        let out = bincode.seal(&body, None);
         if out.len() > MAX_FRAME {
             return Err(format!(
                 "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
@@ -504,7 +587,7 @@ impl Codec {
     /// The value a frame carries, or why it must be dropped.
     pub fn decode_frame<T: serde::de::DeserializeOwned>(&self, frame: &[u8]) -> Result<T, Reject> {
         use bincode::Options;
-        let (format, body) = self.open(frame, MAX_FRAME)?;
+        let (format, _history, body) = self.open(frame, MAX_FRAME)?;
         if format != Format::Bincode.byte() {
             return Err(Reject::BadFormat(format)); // Frames are bincode.
         }

@@ -132,7 +132,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         .unwrap_or_else(|| PathBuf::from("twopc-data").join(&args.name));
     let cfg = Config {
         name: args.name.clone(),
-        codec: Codec::new(key, args.wire),
+        codec: cluster.codec(key, args.wire),
         faults: Faults {
             drop_in,
             drop_out,
@@ -270,7 +270,7 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     };
     let cluster = Cluster::load(&args.cluster)?;
     let coordinators = cluster.coordinator_addresses();
-    let codec = Codec::new(key, Format::Bincode);
+    let codec = cluster.codec(key, Format::Bincode);
     let p = twopc_model::Purchase {
         user: args.user,
         sku: args.sku,
@@ -390,7 +390,7 @@ async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
     };
     let cluster = Cluster::load(&args.cluster)?;
     let coordinators = cluster.coordinator_addresses();
-    let codec = Codec::new(key, Format::Bincode);
+    let codec = cluster.codec(key, Format::Bincode);
     let probe = Probe::start(&coordinators, &codec, &deadline);
     let answer = client::lookup(&coordinators, &req, &codec, deadline.left()).await?;
     let mut report = match &answer {
@@ -409,7 +409,7 @@ async fn outcome(args: OutcomeArgs, key: Option<ClusterKey>) -> Result<Exit> {
 async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
     let deadline = Deadline::after(args.timeout);
     let cluster = Cluster::load(&args.cluster)?;
-    let codec = Codec::new(key, Format::Bincode);
+    let codec = cluster.codec(key, Format::Bincode);
     let nodes: Vec<_> = match &args.name {
         Some(name) => vec![cluster.node(name)?.clone()],
         None => cluster.nodes.clone(),
@@ -488,6 +488,9 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
             bench::run(&opts).await.map(|_| Exit::Ok)
         }
         Command::Inspect { data_dir } => super::inspect::run(&data_dir),
+        Command::AcceptRollback { data_dir, position } => {
+            super::rollback::accept(&data_dir, position)
+        }
         Command::Keygen => {
             println!("{}", ClusterKey::generate());
             Ok(Exit::Ok)

@@ -37,6 +37,10 @@ pub(super) fn run(data_dir: &Path) -> Result<Exit> {
             file.display()
         );
     }
+    if let Some(id) = storage::cluster_of(&storage::RealFs, data_dir)? {
+        println!("cluster: {id:?} (CLUSTER)");
+    }
+    println!("history position: {}", replayed.position);
     match &replayed.state {
         Some(state) => println!("{state:#?}"),
         None => println!("{}: no saved state", data_dir.display()),

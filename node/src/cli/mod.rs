@@ -3,6 +3,7 @@
 
 mod commands;
 mod inspect;
+mod rollback;
 
 use crate::wire::Format;
 use clap::{Args, Parser, Subcommand};
@@ -118,6 +119,26 @@ Example:
         /// The node's data directory.
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+    },
+    /// Accept that a participant's data directory lost history its
+    /// coordinator had heard (its ROLLED BACK alarm), so that it votes
+    /// again on what the directory holds. Run with the node stopped.
+    #[command(
+        after_help = "Only when no newer copy of the directory exists: restoring the newest \
+backup (or the lost files) loses nothing, this loses what the missing records held: balances and \
+stock go back to what the directory holds (see docs/hostile.md). The position is the one the \
+alarm names (what the coordinator heard).
+
+Example:
+  twopc accept-rollback --data-dir /var/lib/twopc/wallet --position 1234"
+    )]
+    AcceptRollback {
+        /// The participant's data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The position its coordinator heard, as the alarm names it.
+        #[arg(long)]
+        position: u64,
     },
 }
 

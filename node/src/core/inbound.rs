@@ -11,17 +11,17 @@ impl Core {
         if bytes.len() > MAX_DATAGRAM {
             return self.reject(now, src, Reject::Oversized(bytes.len()));
         }
-        let msg = match self.codec.decode(bytes) {
-            Ok(Payload::Protocol(msg)) => msg,
-            Ok(Payload::StatusRequest { nonce }) => return self.on_status(now, src, nonce),
-            Ok(Payload::StatusReply { .. }) => {
+        let (msg, stamp) = match self.codec.decode_stamped(bytes) {
+            Ok((Payload::Protocol(msg), stamp)) => (msg, stamp),
+            Ok((Payload::StatusRequest { nonce }, _)) => return self.on_status(now, src, nonce),
+            Ok((Payload::StatusReply { .. }, _)) => {
                 return self.reject(
                     now,
                     src,
                     Reject::Undecodable("unsolicited status reply".into()),
                 )
             }
-            Ok(Payload::Unauthenticated { reason }) => {
+            Ok((Payload::Unauthenticated { reason }, _)) => {
                 return self.on_unauthenticated(now, src, reason)
             }
             Err(why) => return self.reject(now, src, why),
@@ -33,6 +33,12 @@ impl Core {
             // The actor would ignore it (it takes such messages only from
             // the nodes of its cluster): dropped here, counted and logged.
             return self.reject(now, src, Reject::UnknownSender(MsgKind::of(&msg)));
+        }
+        if let Err(why) = self.history.heard(src4, stamp) {
+            // A participant behind what its coordinator heard: nothing
+            // reaches the actor (`crate::history`).
+            self.counters.rolled_back = self.history.alarm();
+            return self.reject(now, src, why);
         }
         if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
             // Replicas talk over their authenticated TCP links only.

@@ -125,9 +125,10 @@ use timers::{pick, Timers};
 
 use crate::admin::Counters;
 use crate::faults::{Faults, Injector, Outgoing};
+use crate::history::History;
 use crate::mutant::RuntimeMutant;
 use crate::replication::between_replicas;
-use crate::storage::StoreStats;
+use crate::storage::{Heard, StoreStats};
 use crate::trace::Tracer;
 use crate::wire::{msg_txn, Codec, MsgKind, Payload, Reject, MAX_DATAGRAM};
 use rand::rngs::StdRng;
@@ -276,9 +277,12 @@ pub struct Core {
     /// [`Core::ready`]).
     acks_held: Vec<(SocketAddrV4, Msg)>,
     acks_due: Option<Instant>,
-    /// The last protocol message encoded and its datagram, so that the
-    /// copies of a broadcast are encoded (serialized, MAC'd) once.
-    encoded: Option<(Msg, bytes::Bytes)>,
+    /// The last protocol message encoded, its history stamp and its
+    /// datagram, so that the copies of a broadcast are encoded
+    /// (serialized, MAC'd) once.
+    encoded: Option<(Msg, Option<u64>, bytes::Bytes)>,
+    /// This node's part in the rollback check (`crate::history`).
+    history: History,
     /// The other nodes of the cluster file, as this one sees them.
     peers: Peers,
     /// Rate-limits the log lines of what is dropped.
@@ -329,10 +333,29 @@ impl Core {
             acks_held: Vec::new(),
             acks_due: None,
             encoded: None,
+            history: History::Off,
             peers: Peers::default(),
             drop_log: DropLog::default(),
             link: None,
         }
+    }
+
+    /// Takes part in the rollback check (`crate::history`); set before
+    /// [`Event::Start`].
+    pub fn set_history(&mut self, history: History) {
+        self.history = history;
+    }
+
+    /// The shell reports the store's durable history position (after it
+    /// opened and after every sync).
+    pub fn durable_position(&mut self, position: Option<u64>) {
+        self.history.durable(position);
+    }
+
+    /// A coordinator's positions heard from participants, when they are due
+    /// to be written to `DIR/heard` (see [`History::to_keep`]).
+    pub fn heard_to_keep(&mut self, now: Instant, at_shutdown: bool) -> Option<Heard> {
+        self.history.to_keep(now, at_shutdown)
     }
 
     /// Tells the core the nodes of its cluster file (`node::start` does):

@@ -101,8 +101,9 @@ impl Core {
             Msg::Vote { ballot, .. } => tracing::info!(node = %self.name, txn, ?ballot, "vote"),
             _ => tracing::debug!(node = %self.name, %kind, txn, %to, "send"),
         }
-        if let Some((last, bytes)) = &self.encoded {
-            if *last == msg {
+        let stamp = self.history.stamp(to4);
+        if let Some((last, last_stamp, bytes)) = &self.encoded {
+            if *last == msg && *last_stamp == stamp {
                 // A broadcast (a client's request to every replica, a
                 // commit to both participants): the same bytes again, as
                 // encoding is a function of the message and the codec.
@@ -116,21 +117,23 @@ impl Core {
             }
         }
         let payload = Payload::Protocol(msg);
-        let encoded = self.queue_payload(to, &payload);
+        let encoded = self.queue_payload(to, &payload, stamp);
         let Payload::Protocol(msg) = payload else {
             unreachable!("built above")
         };
-        self.encoded = encoded.map(|bytes| (msg, bytes));
+        self.encoded = encoded.map(|bytes| (msg, stamp, bytes));
     }
 
-    /// Encodes and queues `payload` to `to`; returns its bytes if it could.
+    /// Encodes and queues `payload` to `to`, its history field `stamp`;
+    /// returns its bytes if it could.
     pub(super) fn queue_payload(
         &mut self,
         to: SocketAddr,
         payload: &Payload,
+        stamp: Option<u64>,
     ) -> Option<bytes::Bytes> {
         let protocol = matches!(payload, Payload::Protocol(_));
-        match self.codec.encode(payload) {
+        match self.codec.encode_stamped(payload, stamp) {
             Ok(bytes) => {
                 self.queued.push(Outgoing {
                     to,

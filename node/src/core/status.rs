@@ -37,7 +37,7 @@ impl Core {
     pub(super) fn on_status(&mut self, now: Instant, to: SocketAddr, nonce: u64) {
         let reply = fit(&self.codec, nonce, self.view(now));
         // Queued like any send: the view may reveal staged state.
-        let _ = self.queue_payload(to, &reply);
+        let _ = self.queue_payload(to, &reply, None);
     }
 
     /// A commit for a transaction this participant cannot account for:
@@ -107,7 +107,7 @@ impl Core {
             }
         }
         if notice {
-            let _ = self.queue_payload(src, &Payload::Unauthenticated { reason });
+            let _ = self.queue_payload(src, &Payload::Unauthenticated { reason }, None);
         }
     }
 

@@ -6,9 +6,10 @@ use super::disk::{Crash, DiskKind, LogDisk, MemDisk, SimDisk};
 use super::{SimConfig, SimReport};
 use crate::core::{Config as CoreConfig, Core, Event, TimerCmd};
 use crate::faults::{Faults, Outgoing};
+use crate::history::History;
 use crate::promises::{verify, Initial, Seen};
 use crate::role::Role;
-use crate::storage::Store;
+use crate::storage::{Heard, Store};
 use crate::trace::MemTracer;
 use crate::wire::{msg_txn, ClusterKey, Codec, Format, MsgKind, Payload};
 use bytes::Bytes;
@@ -86,6 +87,9 @@ struct ClientRun {
 
 /// One node: its address, its actor, its runtime (when up) and its disk.
 struct Slot {
+    /// A coordinator's `DIR/heard` (`crate::history`): what it last kept
+    /// of the positions heard from participants; survives its crashes.
+    heard: Heard,
     name: String,
     addr: SocketAddrV4,
     actor: Node,
@@ -470,7 +474,10 @@ impl<'c> World<'c> {
             if let Some(saved) = self.slots[node].staged.take() {
                 self.slots[node].durable = Some(saved);
             }
-            self.slots[node].core.as_mut().expect("up").synced(now);
+            let position = self.slots[node].store.as_ref().expect("up").position();
+            let core = self.slots[node].core.as_mut().expect("up");
+            core.synced(now);
+            core.durable_position(position);
         }
         match cut {
             Some(CutAt::DuringSync) => return self.crash_in_flush(node, Crash::PowerCut),
@@ -520,6 +527,22 @@ impl<'c> World<'c> {
     /// After a batch: arm the wake-up, check what can be checked at once,
     /// and let a client slot move on.
     fn after_batch(&mut self, node: usize) {
+        let now = self.instant();
+        let core = self.slots[node].core.as_mut().expect("up");
+        if let Some(heard) = core.heard_to_keep(now, false) {
+            self.slots[node].heard = heard;
+        }
+        if let Some(alarm) = self.slots[node]
+            .core
+            .as_ref()
+            .expect("up")
+            .counters()
+            .rolled_back
+            .clone()
+        {
+            let name = self.slots[node].name.clone();
+            self.violation(format!("{name}: rollback alarm: {alarm}"));
+        }
         let slot = &self.slots[node];
         let core = slot.core.as_ref().expect("up");
         if let Some(next) = core.next_timer() {
@@ -682,6 +705,20 @@ impl<'c> World<'c> {
             }
             // Go on from what it found, so the run shows what follows.
         }
+        // The rollback check, as `node.rs` wires it: a false alarm is a
+        // violation (`after_batch`).
+        let history = match &self.slots[node].actor {
+            Node::Participant(_) => History::participant(&self.slots[node].name, "/data"),
+            Node::Coordinator(_) | Node::Replica(_) => History::coordinator(
+                self.slots
+                    .iter()
+                    .filter(|s| matches!(s.actor, Node::Participant(_)))
+                    .map(|s| (s.addr, s.name.clone()))
+                    .collect(),
+                self.slots[node].heard.clone(),
+            ),
+            Node::Client(_) => History::Off,
+        };
         let slot = &mut self.slots[node];
         slot.durable = stored.clone();
         let cfg = CoreConfig {
@@ -698,6 +735,9 @@ impl<'c> World<'c> {
         if let Some(tracer) = &slot.tracer {
             core.set_tracer(Box::new(tracer.clone()));
         }
+        core.set_history(history);
+        core.durable_position(store.position());
+        let slot = &mut self.slots[node];
         core.handle(now, Event::Start(stored));
         slot.core = Some(core);
         slot.store = Some(store);
@@ -939,6 +979,7 @@ impl Slot {
             torn: None,
             client: None,
             tracer: None,
+            heard: Heard::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::delta::{diff, Delta};
 use super::dir::{io_err, sync_dir, DataDir, Identity};
 use super::faulty::DiskFaults;
 use super::fs::{Fs, FsFile, RealFs};
+use super::position::Heard;
 use super::record::{encode_record, log_header, snapshot};
 use super::replay::{log_path, replay_in, Replayed};
 use super::synced::Marker;
@@ -44,6 +45,13 @@ pub struct LogStore {
     compact_min: u64,
     stats: StoreStats,
     faults: DiskFaults,
+    /// The history's position the snapshot folds in (`super::position`).
+    base: u64,
+    /// Complete records in the current log: durable ones, and those in
+    /// `buf` once it is synced.
+    records: u64,
+    /// Records encoded into `buf`, not durable yet.
+    buffered: u64,
 }
 
 impl LogStore {
@@ -88,6 +96,8 @@ impl LogStore {
             log,
             synced,
             owner,
+            base,
+            position,
         } = replayed;
         dir.record_owner()?;
         let owner = dir.claimant().cloned().or(owner.map(|(o, _)| o));
@@ -140,6 +150,9 @@ impl LogStore {
             compact_min,
             stats,
             faults: DiskFaults::default(),
+            base,
+            records: position - base,
+            buffered: 0,
         };
         Ok((store, state))
     }
@@ -155,13 +168,32 @@ impl LogStore {
         &self.log_path
     }
 
-    /// Replaces log and snapshot by a snapshot of the current state.
-    fn compact(&mut self) -> Result<()> {
+    /// The history's position: every record ever synced to this
+    /// directory's logs, compactions included (`super::position`).
+    pub fn durable_position(&self) -> u64 {
+        self.base + self.records
+    }
+
+    /// `twopc accept-rollback`: makes the history's position at least
+    /// `at_least` (a compaction whose snapshot says so) and returns it.
+    /// The state is not changed. Refused with nothing staged but unsynced.
+    pub fn restamp(&mut self, at_least: u64) -> Result<u64> {
+        self.sync()?;
+        let base = at_least.max(self.durable_position());
+        if self.last.is_some() {
+            self.compact(base)?;
+        }
+        Ok(self.durable_position())
+    }
+
+    /// Replaces log and snapshot by a snapshot of the current state, which
+    /// folds in a history of `base` records.
+    fn compact(&mut self, base: u64) -> Result<()> {
         let Some(state) = &self.last else {
             return Ok(());
         };
         let generation = self.generation + 1;
-        let bytes = snapshot(generation, self.owner.as_ref(), state);
+        let bytes = snapshot(generation, base, self.owner.as_ref(), state);
         let fs = self.dir.fs().clone();
         let dir = self.dir.path().to_path_buf();
         let tmp = dir.join("snapshot.tmp");
@@ -188,6 +220,8 @@ impl LogStore {
         fs.remove_file(&old).map_err(io_err(&old))?;
         self.log = log;
         self.generation = generation;
+        self.base = base;
+        self.records = 0;
         self.log_len = log_len;
         self.snapshot_len = bytes.len() as u64;
         self.stats.bytes_written += bytes.len() as u64;
@@ -263,6 +297,7 @@ impl Store for LogStore {
             };
             if let Some(delta) = delta {
                 encode_record(&delta, &mut self.buf);
+                self.buffered += 1;
             }
             self.last = Some(new);
         }
@@ -280,6 +315,7 @@ impl Store for LogStore {
         self.stats.bytes_written += self.buf.len() as u64;
         self.log_len += self.buf.len() as u64;
         self.buf.clear();
+        self.records += std::mem::take(&mut self.buffered);
         // Only now, the log's bytes durable, may the marker say so: it never
         // claims more than the log holds. Not counted in `bytes_written`.
         let sync_marker = self.marker_unsynced + 1 >= MARKER_SYNC_EVERY;
@@ -295,12 +331,20 @@ impl Store for LogStore {
             }
         }
         if self.log_len >= self.snapshot_len.max(self.compact_min) {
-            self.compact()?;
+            self.compact(self.durable_position())?;
         }
         Ok(())
     }
 
     fn stats(&self) -> StoreStats {
         self.stats
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.durable_position())
+    }
+
+    fn keep_heard(&mut self, heard: &Heard) -> Result<()> {
+        heard.write(&**self.dir.fs(), self.dir.path())
     }
 }

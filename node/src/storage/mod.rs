@@ -11,6 +11,8 @@
 //! | `replay.rs` | the one replay (read-only), for a node's start and `inspect` |
 //! | `open.rs` | [`open_store`]: claim, replay, check the owner, repair, open |
 //! | `synced.rs` | the synced-length marker: how much of the log is known durable |
+//! | `position.rs` | the history's position, and the coordinator's `heard` sidecar |
+//! | `stamp.rs` | the cluster a directory belongs to (`CLUSTER`) |
 //! | `log.rs` | [`LogStore`]: repair at open, append, sync, compaction |
 //! | `faulty.rs` | disk faults injected into the log (testing aids) |
 //!
@@ -23,7 +25,11 @@
 //! ```text
 //! DIR/LOCK          flock'ed for the life of the process: one node per directory
 //! DIR/NODE          the node (name and role) the directory belongs to
-//! DIR/snapshot      "TPCSNAP3", generation (u64 LE), one record: the owner
+//! DIR/CLUSTER       the cluster it belongs to (`stamp.rs`)
+//! DIR/heard         a coordinator's positions heard from participants
+//!                   (`position.rs`; written now and then, off the commit path)
+//! DIR/snapshot      "TPCSNAP4", generation (u64 LE), the history position
+//!                   it folds in (u64 LE), one record: the owner
 //!                   (name and role), one record: the full Storage
 //! DIR/log.<gen>     "TPCLOG03", generation (u64 LE), one record: the owner,
 //!                   then records since that snapshot, each a delta of the
@@ -162,9 +168,11 @@ mod faulty;
 mod fs;
 mod log;
 mod open;
+mod position;
 mod record;
 mod replay;
 mod simfs;
+mod stamp;
 mod synced;
 
 #[cfg(test)]
@@ -180,11 +188,13 @@ pub use faulty::DiskFaults;
 pub use fs::{Fs, FsFile, LockGuard, RealFs};
 pub use log::{LogStore, COMPACT_MIN, MARKER_SYNC_EVERY};
 pub use open::open_store;
+pub use position::{heard_path, Heard};
 pub use replay::{
     as_coordinator, as_participant, inspect, inspect_in, repairs, repairs_in, replay, replay_in,
     snapshot_in, LogTail, Replayed,
 };
 pub use simfs::{SimFs, SimStats};
+pub use stamp::{check_cluster, cluster_of, stamp_cluster};
 pub use synced::Synced;
 
 use crate::error::Result;
@@ -216,6 +226,16 @@ pub trait Store: Send {
     fn sync(&mut self) -> Result<()>;
     /// Counters.
     fn stats(&self) -> StoreStats;
+    /// The history's durable position (`position.rs`), if this store
+    /// keeps one: it is what a participant reports to its coordinator.
+    fn position(&self) -> Option<u64> {
+        None
+    }
+    /// Writes a coordinator's table of positions heard from participants
+    /// beside the store (`position.rs`), if this store has a place for it.
+    fn keep_heard(&mut self, _heard: &Heard) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A store that keeps nothing across processes: for `twopc purchase`, whose

@@ -6,14 +6,18 @@
 //!            (a bincode `Delta`)
 //! log.<gen>  "TPCLOG03", generation (u64 LE), one record: the owner (a
 //!            bincode `Option<Identity>`), then records
-//! snapshot   "TPCSNAP3", generation (u64 LE), one record: the owner, one
-//!            record: `Delta::Full`
+//! snapshot   "TPCSNAP4", generation (u64 LE), base position (u64 LE), one
+//!            record: the owner, one record: `Delta::Full`
 //! ```
 //!
 //! The owner in every header is what makes a directory's identity survive
-//! a deleted `NODE` file (`dir.rs`). Files of the previous format
-//! (`TPCLOG02`, `TPCSNAP2`: the same without the owner record) are read,
-//! their owner unknown; new logs and snapshots are written in the new one.
+//! a deleted `NODE` file (`dir.rs`). Files of the previous formats
+//! (`TPCLOG02`, `TPCSNAP2`: the same without the owner record; `TPCSNAP3`:
+//! without the base position) are read, their owner unknown or their base
+//! position 0; new logs and snapshots are written in the new one.
+//!
+//! The base position is the history's position (`super::position`) the
+//! snapshot folds in: every record ever synced before its log began.
 
 use super::delta::Delta;
 use super::dir::Identity;
@@ -26,7 +30,9 @@ use twopc_model::Storage;
 pub const REC_MAGIC: u8 = 0xA7;
 const REC_HEADER: usize = 9;
 const MAX_RECORD: usize = 1 << 30;
-const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP3";
+const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP4";
+/// Snapshots without the base position, read still (base 0).
+const SNAP_MAGIC_3: &[u8; 8] = b"TPCSNAP3";
 const LOG_MAGIC: &[u8; 8] = b"TPCLOG03";
 /// The magics of the previous format, read still (owner unknown).
 const SNAP_MAGIC_2: &[u8; 8] = b"TPCSNAP2";
@@ -65,10 +71,12 @@ pub fn log_header(generation: u64, owner: Option<&Identity>) -> Vec<u8> {
     header
 }
 
-/// The bytes of a snapshot of `state` as `generation`, of node `owner`.
-pub fn snapshot(generation: u64, owner: Option<&Identity>, state: &Storage) -> Vec<u8> {
+/// The bytes of a snapshot of `state` as `generation`, of node `owner`,
+/// folding in a history of `base` records.
+pub fn snapshot(generation: u64, base: u64, owner: Option<&Identity>, state: &Storage) -> Vec<u8> {
     let mut bytes = SNAP_MAGIC.to_vec();
     bytes.extend_from_slice(&generation.to_le_bytes());
+    bytes.extend_from_slice(&base.to_le_bytes());
     encode_value(&owner, &mut bytes);
     encode_record(&Delta::Full(state.clone()), &mut bytes);
     bytes
@@ -234,6 +242,8 @@ pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<LogScan> {
 pub struct Snapshot {
     /// Its generation.
     pub generation: u64,
+    /// The history's position it folds in (0 in older formats).
+    pub base: u64,
     /// The node it names (`None`: unrecorded, or the previous format).
     pub owner: Option<Identity>,
     /// The full state.
@@ -247,17 +257,25 @@ pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<Snapshot> {
         offset: 0,
         reason: reason.to_string(),
     };
-    let (owner, header) = match bytes.get(..8) {
-        Some(m) if m == SNAP_MAGIC && bytes.len() >= 16 => {
-            let (owner, len) = read_owner(&bytes[16..]).map_err(|why| {
-                corrupt(&format!(
-                    "snapshot is not exactly one complete owner record and one complete \
-                     full-state record: the owner record {why}"
-                ))
-            })?;
-            (owner, 16 + len)
+    let owned = |at: usize| {
+        read_owner(&bytes[at..]).map_err(|why| {
+            corrupt(&format!(
+                "snapshot is not exactly one complete owner record and one complete \
+                 full-state record: the owner record {why}"
+            ))
+        })
+    };
+    let (owner, header, base) = match bytes.get(..8) {
+        Some(m) if m == SNAP_MAGIC && bytes.len() >= 24 => {
+            let (owner, len) = owned(24)?;
+            let base = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+            (owner, 24 + len, base)
         }
-        Some(m) if m == SNAP_MAGIC_2 && bytes.len() >= 16 => (None, 16),
+        Some(m) if m == SNAP_MAGIC_3 && bytes.len() >= 16 => {
+            let (owner, len) = owned(16)?;
+            (owner, 16 + len, 0)
+        }
+        Some(m) if m == SNAP_MAGIC_2 && bytes.len() >= 16 => (None, 16, 0),
         _ => return Err(corrupt("not a twopc snapshot")),
     };
     let generation = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
@@ -268,6 +286,7 @@ pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<Snapshot> {
     match (scan.torn, scan.deltas.len(), scan.deltas.pop()) {
         (None, 1, Some(Delta::Full(state))) => Ok(Snapshot {
             generation,
+            base,
             owner,
             state,
         }),
@@ -308,14 +327,21 @@ mod tests {
             err.to_string().contains("owner record is cut short"),
             "{err}"
         );
-        let snap = snapshot(4, Some(&owner), &state);
+        let snap = snapshot(4, 17, Some(&owner), &state);
         let expected = Snapshot {
             generation: 4,
+            base: 17,
             owner: Some(owner),
             state,
         };
         assert_eq!(parse_snapshot(&snap, path).unwrap(), expected);
-        let err = parse_snapshot(&snap[..20], path).unwrap_err().to_string();
+        // The previous format, without the base position, reads as base 0.
+        let mut old = SNAP_MAGIC_3.to_vec();
+        old.extend_from_slice(&snap[8..16]);
+        old.extend_from_slice(&snap[24..]);
+        let read = parse_snapshot(&old, path).unwrap();
+        assert_eq!((read.generation, read.base), (4, 0));
+        let err = parse_snapshot(&snap[..28], path).unwrap_err().to_string();
         assert!(
             err.contains("not exactly one complete owner record"),
             "{err}"

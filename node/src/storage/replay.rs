@@ -28,6 +28,11 @@ pub struct Replayed {
     /// if there is one, else the log). `None`: no file names one (a new
     /// directory, a store opened without an owner, or the previous format).
     pub owner: Option<(Identity, PathBuf)>,
+    /// The snapshot's base position (0 without one).
+    pub base: u64,
+    /// The history's position: the snapshot's base plus the log's complete
+    /// records (see `super::position`).
+    pub position: u64,
 }
 
 /// How far the log of a replay is valid.
@@ -61,17 +66,18 @@ pub fn replay(dir: &Path) -> Result<Replayed> {
 pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
     let marker = synced::read(fs, dir)?;
     let snap_path = dir.join("snapshot");
-    let (generation, mut state, snapshot_len, mut owner) = if fs.exists(&snap_path) {
+    let (generation, mut state, snapshot_len, mut owner, base) = if fs.exists(&snap_path) {
         let bytes = fs.read(&snap_path).map_err(io_err(&snap_path))?;
         let Snapshot {
             generation,
+            base,
             owner,
             state,
         } = parse_snapshot(&bytes, &snap_path)?;
         let owner = owner.map(|o| (o, snap_path.clone()));
-        (generation, Some(state), bytes.len() as u64, owner)
+        (generation, Some(state), bytes.len() as u64, owner, base)
     } else {
-        (0, None, 0, None)
+        (0, None, 0, None, 0)
     };
     let path = log_path(dir, generation);
     check_generations(fs, dir, generation, state.is_some(), &path)?;
@@ -87,6 +93,8 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
             log: None,
             synced: marker,
             owner,
+            base,
+            position: base,
         });
     }
     let bytes = fs.read(&path).map_err(io_err(&path))?;
@@ -128,6 +136,7 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
             reason,
         ));
     }
+    let position = base + scan.deltas.len() as u64;
     for (i, delta) in scan.deltas.into_iter().enumerate() {
         state = Some(apply(state, delta).map_err(|reason| Error::StorageCorrupt {
             path: path.clone(),
@@ -147,6 +156,8 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
         }),
         synced: marker,
         owner,
+        base,
+        position,
     })
 }
 
