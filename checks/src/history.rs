@@ -132,6 +132,14 @@ pub struct History {
     /// request and the amount), so that what it applied can still be summed
     /// after it forgot the transaction.
     pub prepared: BTreeMap<ByParticipant, (RequestId, Op)>,
+    /// The decisions revealed before the coordinator lost its disk: gone
+    /// with it, so `durable` no longer asks the coordinator for them (the
+    /// participants still must hold what they promised).
+    pub outcomes_lost: BTreeSet<RequestId>,
+    /// How many times the coordinator has lost its disk (the restart
+    /// budget of a configuration where every crash loses it: a coordinator
+    /// on an empty disk starts its epochs again, so they cannot count).
+    pub disk_losses: u8,
     /// A participant refused a prepare for want of funds or stock while
     /// counting a hold that was dead: of an older epoch and not a commit the
     /// coordinator still owes (see `TwopcModel::judge_refusal`).

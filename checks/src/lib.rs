@@ -40,7 +40,15 @@ impl Model for TwopcModel {
     type Action = SysAction;
 
     fn init_states(&self) -> Vec<SysState> {
-        self.inner.init_states()
+        self.inner
+            .init_states()
+            .into_iter()
+            .map(|s| {
+                let mut s = self.bootstrapped(s);
+                self.drop_spent_questions(&mut s);
+                s
+            })
+            .collect()
     }
 
     fn actions(&self, state: &SysState, actions: &mut Vec<SysAction>) {
@@ -51,6 +59,7 @@ impl Model for TwopcModel {
     fn next_state(&self, state: &SysState, action: SysAction) -> Option<SysState> {
         let mut next = self.next_unreduced(state, action)?;
         self.drop_mail_of_the_dead(&mut next);
+        self.drop_spent_questions(&mut next);
         Some(next)
     }
 

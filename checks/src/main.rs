@@ -206,6 +206,12 @@ struct SysArgs {
     /// Check a deliberately broken protocol variant instead.
     #[arg(long, value_enum)]
     mutant: Option<Mutant>,
+    /// Every coordinator crash loses its disk: the coordinator restarts on
+    /// an empty data directory (2pc; while it owes no commit) and must learn
+    /// the epoch the participants granted. Needs --max-crashes and a
+    /// crashable coordinator.
+    #[arg(long)]
+    lose_disk: bool,
     /// The commit protocol: 2pc (one coordinator; blocks while it is down)
     /// or replicated (the coordinator on --replicas replicas, Paxos ballots
     /// on its durable state; losing a minority of them blocks nothing).
@@ -266,6 +272,7 @@ impl SysArgs {
                 base.afterwards.clone()
             },
             mutant: self.mutant,
+            lose_disk: pick!(lose_disk),
             protocol: pick!(protocol),
             replicas: pick!(replicas),
             elections: pick!(elections),
@@ -299,6 +306,16 @@ impl SysArgs {
         }
         if cfg.qty.checked_mul(cfg.price).is_none() {
             return Err("--qty times --price overflows".into());
+        }
+        if cfg.lose_disk
+            && (cfg.protocol != Protocol::TwoPc
+                || cfg.network != NetworkKind::Udp
+                || cfg.max_crashes == 0
+                || !cfg.crashable.contains(&Role::Coordinator))
+        {
+            return Err(
+                "--lose-disk needs --protocol 2pc, the udp network, --max-crashes at least 1 and a crashable coordinator".into(),
+            );
         }
         if !cfg.never_recover.is_subset(&cfg.crashable)
             || (!cfg.never_recover.is_empty() && cfg.max_crashes == 0)

@@ -71,6 +71,20 @@ pub fn entries() -> Vec<Entry> {
             strategy: Strategy::Dfs,
         },
         Entry {
+            name: "coordinator-disk-lost",
+            about: "one client, two purchases; udp; the coordinator crashes once and restarts on an empty disk (while it owes no commit), learns the participants' epoch and starts a new generation of tickets",
+            config: Config {
+                clients: 1,
+                purchases: 2,
+                max_crashes: 1,
+                crashable: [Role::Coordinator].into(),
+                lose_disk: true,
+                ..Config::default()
+            },
+            unique_states: 567_692,
+            strategy: Strategy::Dfs,
+        },
+        Entry {
             name: "reused-id",
             about: "one purchase; meanwhile a fresh incarnation retries its id and another client re-uses it with other contents; then the first client looks it up; udp; no crashes",
             config: Config {
@@ -101,7 +115,7 @@ pub fn entries() -> Vec<Entry> {
             name: "replicated",
             about: "the replicated coordinator (3 replicas, Paxos ballots on its state): one purchase; udp; no crashes, no early campaign",
             config: replicated(),
-            unique_states: 75_302,
+            unique_states: 75_310,
             strategy: Strategy::Dfs,
         },
         Entry {
@@ -112,7 +126,7 @@ pub fn entries() -> Vec<Entry> {
                 crashable: [Role::Backup].into(),
                 ..replicated()
             },
-            unique_states: 225_906,
+            unique_states: 225_930,
             strategy: Strategy::Dfs,
         },
         Entry {
@@ -124,7 +138,7 @@ pub fn entries() -> Vec<Entry> {
                 never_recover: [Role::Coordinator].into(),
                 ..replicated()
             },
-            unique_states: 528_201,
+            unique_states: 528_391,
             strategy: Strategy::Dfs,
         },
     ]

@@ -69,6 +69,19 @@ pub enum Mutant {
     /// decides with its own vote and one imagined), so a save is "chosen"
     /// that no majority holds.
     DecideWithoutMajority,
+    /// A coordinator that starts without a log does not learn the epoch the
+    /// participants have seen (it takes every answer as 0): after its disk
+    /// is replaced it starts its epochs again from 1.
+    EpochNotLearned,
+    /// A coordinator that moves past the participants' epoch keeps handing
+    /// out tickets from where its (empty) log counts: a caller's ticket from
+    /// the lost log still starts its purchase again.
+    TicketsNotRenewed,
+    /// A coordinator that starts without a log asks the participants their
+    /// epoch once and never again: if a question or an answer is lost, it
+    /// waits forever and no purchase starts (liveness only, when its disk
+    /// can be lost).
+    LearnNotRetried,
     /// Replicated: a replica restarts without what it accepted (kept only its
     /// promise): a chosen state can lose its majority.
     ForgetAcceptedOnRestart,
@@ -238,6 +251,12 @@ impl Checked {
                 .filter(|c| !matches!(c, Command::SetTimer(Timer::Query(_), _)))
                 .collect();
         }
+        if is(self.mutant, Mutant::LearnNotRetried) {
+            out = out
+                .into_iter()
+                .filter(|c| !matches!(c, Command::SetTimer(Timer::Learn, _)))
+                .collect();
+        }
         self.mutate_out(out, o);
         state
     }
@@ -245,6 +264,36 @@ impl Checked {
     fn receive(&self, id: Id, state: &mut Cow<State>, src: Id, msg: Msg, o: &mut Out<Self>) {
         let mut out = Out::new();
         match (&self.node, self.mutant, &msg) {
+            (Node::Coordinator(_), Some(Mutant::EpochNotLearned), Msg::Epoch { asked, .. }) => {
+                let msg = Msg::Epoch {
+                    asked: *asked,
+                    highest: 0,
+                };
+                self.node.on_msg(id, state, src, msg, &mut out);
+            }
+            (Node::Coordinator(_), Some(Mutant::TicketsNotRenewed), Msg::Epoch { .. }) => {
+                let before = match &**state {
+                    State::Coordinator(c) => (c.outcomes.next, c.outcomes.forgotten_below),
+                    _ => unreachable!("a coordinator's state"),
+                };
+                self.node.on_msg(id, state, src, msg, &mut out);
+                if let State::Coordinator(c) = &**state {
+                    if (c.outcomes.next, c.outcomes.forgotten_below) != before {
+                        let State::Coordinator(c) = state.to_mut() else {
+                            unreachable!("matched above")
+                        };
+                        (c.outcomes.next, c.outcomes.forgotten_below) = before;
+                        let saved = Storage::Coordinator(c.storage());
+                        out = out
+                            .into_iter()
+                            .map(|cmd| match cmd {
+                                Command::Save(_) => Command::Save(saved.clone()),
+                                other => other,
+                            })
+                            .collect();
+                    }
+                }
+            }
             (Node::Coordinator(_), Some(Mutant::PresumeCommit), Msg::QueryDecision { txn }) => {
                 if let State::Coordinator(s) = &**state {
                     if !s.commits.contains_key(txn) && !s.voting.contains_key(txn) {

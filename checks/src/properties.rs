@@ -41,6 +41,10 @@ pub const BOUNDED: &str = "memory bounded by the configuration";
 /// property, but mutants name it as what they break.
 pub const LIVE: &str = "every request gets its outcome and no hold is left (AG EF done)";
 
+/// Reached: a purchase committed by a coordinator that started on an empty
+/// disk, under an epoch it learned from the participants.
+pub const COMMIT_AFTER_DISK_LOSS: &str =
+    "a commit after the coordinator's disk was replaced, under a learned epoch";
 /// Reached: a client saw a commit.
 pub const SOME_COMMIT: &str = "a commit";
 /// Reached: a client saw an abort for insufficient funds or stock.
@@ -70,6 +74,8 @@ impl Mutant {
             Mutant::CommitOnVoteTimeout => COMMIT_NEEDS_EVERY_YES,
             Mutant::DoubleApplyCommit => CONSERVED,
             Mutant::ForgetHoldsOnRestart => CLIENT_TOLD_THE_TRUTH,
+            Mutant::EpochNotLearned => CLIENT_TOLD_THE_TRUTH,
+            Mutant::TicketsNotRenewed => CHARGED_AT_MOST_ONCE,
             Mutant::PresumeCommit => ATOMIC,
             Mutant::UnsavedAbortOutcome => CLIENT_TOLD_THE_TRUTH,
             Mutant::ReuseTxnIds => CLIENT_TOLD_THE_TRUTH,
@@ -80,6 +86,7 @@ impl Mutant {
             Mutant::ClientAcceptsAnyOutcome => CLIENT_TOLD_THE_TRUTH,
             Mutant::NeverAsk
             | Mutant::RestartForgetsToAsk
+            | Mutant::LearnNotRetried
             | Mutant::DeafToLastBackup
             | Mutant::CampaignNotResent => LIVE,
             Mutant::ForgetOnCommit | Mutant::FloorIgnoresOwed | Mutant::FloorIgnoresVoting => {
@@ -167,7 +174,23 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
             participants(s).any(|(i, p)| p.recovered_holds && !s.crashed[i])
         }));
     }
-    if cfg.may_crash(Role::Coordinator) && cfg.can_commit() {
+    // (Reached by a purchase made after the loss. With a single request,
+    // one begun before the loss is either answered "unknown" (its ticket is
+    // of the lost log's generation) or committed under epoch 1, when the
+    // participants had seen nothing to learn.)
+    if cfg.lose_disk && cfg.can_commit() && cfg.ids() > 1 {
+        props.push(Property::sometimes(
+            COMMIT_AFTER_DISK_LOSS,
+            |m, s: &SysState| {
+                s.history.disk_losses > 0
+                    && seen(m, s).any(|o| {
+                        o.verdict == Verdict::Committed && o.txn.is_some_and(|t| t.epoch > 1)
+                    })
+            },
+        ));
+    }
+    // (A lost disk forgets every decision: nothing is recovered from it.)
+    if cfg.may_crash(Role::Coordinator) && cfg.can_commit() && !cfg.lose_disk {
         props.push(Property::sometimes(DECIDED_RECOVERY, |m, s| {
             coordinators(&m.cfg, s)
                 .any(|(i, c)| c.recovered_commits && c.commits.is_empty() && !s.crashed[i])

@@ -61,6 +61,12 @@ fn msg(m: &Msg) -> String {
         Msg::Abort { txn } => format!("Abort txn {txn}"),
         Msg::Ack { txn } => format!("Ack txn {txn}"),
         Msg::QueryDecision { txn } => format!("QueryDecision txn {txn}"),
+        Msg::AskEpoch { epoch } => {
+            format!("AskEpoch (asker's {epoch}): which epoch have you seen?")
+        }
+        Msg::Epoch { asked, highest } => {
+            format!("Epoch (asked by {asked}): the highest seen is {highest}")
+        }
         Msg::Campaign { term } => format!("Campaign for term {term}"),
         Msg::Promise { term, accepted } => format!(
             "Promise term {term}, accepted {}",
@@ -97,6 +103,7 @@ fn timer(t: &Timer) -> String {
         Timer::Votes(t) => format!("vote timer of txn {t}"),
         Timer::Resend(t) => format!("resend timer of txn {t}"),
         Timer::Query(t) => format!("query timer of txn {t}"),
+        Timer::Learn => "learn timer".into(),
         Timer::Replica => "replica timer (heartbeat or campaign)".into(),
     }
 }

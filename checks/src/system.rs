@@ -89,7 +89,11 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
                 .max(over(c.commits.len(), requests * epochs))
                 .max(over(c.outcomes.by_id.len(), cfg.retention.min(requests)))
                 .max(over(c.outcomes.by_age.len(), cfg.retention.min(requests)))
-                .max(over(c.outcomes.next as usize, requests))
+                // (Counted within its generation: see `move_past`.)
+                .max(over(
+                    (c.outcomes.next % (1 << TICKET_GENERATION_BITS)) as usize,
+                    requests,
+                ))
                 .max(over(c.epoch as usize, epochs))
         })
         .max()
@@ -297,6 +301,85 @@ impl TwopcModel {
             })
     }
 
+    /// The system once the first epoch is learned: every `AskEpoch` and
+    /// `Epoch` in flight delivered, in a fixed order, until delivering them
+    /// changes nothing. The checker starts here rather than at the very
+    /// first step: on a fresh cluster every participant answers 0 and the
+    /// coordinator keeps epoch 1, so the interleavings of that first
+    /// question with the rest (purchases ignored until it is answered) only
+    /// multiply the states without a behaviour of their own. Every later
+    /// start (a restart, a new leader, a coordinator on an empty disk) asks
+    /// under every interleaving.
+    pub(crate) fn bootstrapped(&self, mut state: SysState) -> SysState {
+        let handshake = |a: &SysAction| {
+            matches!(a, ActorModelAction::Deliver { msg, .. }
+                if matches!(&**msg, Msg::AskEpoch { .. } | Msg::Epoch { .. }))
+        };
+        loop {
+            let mut actions = Vec::new();
+            self.inner.actions(&state, &mut actions);
+            // (The duplicating network also remembers the last message it
+            // delivered: a delivery that changed nothing else is no change.)
+            let changed = |n: &SysState| {
+                n.actor_states != state.actor_states
+                    || n.actor_storages != state.actor_storages
+                    || n.network.len() != state.network.len()
+            };
+            let next = actions
+                .into_iter()
+                .filter(handshake)
+                .find_map(|a| self.inner.next_state(&state, a).filter(changed));
+            match next {
+                Some(n) => state = n,
+                None => return state,
+            }
+        }
+    }
+
+    /// Two-phase commit: once the coordinator has learned its epoch, the
+    /// questions about it (`AskEpoch`) and their answers (`Epoch`) still in
+    /// flight can change nothing, now or ever: this incarnation ignores
+    /// answers (it has learned), every later one starts from the log this
+    /// one saved and asks nothing, and a lost disk drains the network of
+    /// the coordinator's datagrams (see [`TwopcModel::lose_disk`]) before an
+    /// incarnation that asks again starts. Dropping them merges states that
+    /// differ only by which answers a participant gave as its floor rose
+    /// (four times the states of one purchase, measured, otherwise).
+    pub(crate) fn drop_spent_questions(&self, state: &mut SysState) {
+        if self.cfg.network != NetworkKind::Udp {
+            return;
+        }
+        let spent = match self.cfg.protocol {
+            Protocol::TwoPc => coordinator(state).learning == Learning::Learned,
+            // Replicas: a new leader starts from the highest state its
+            // majority accepted, and asks only if there is none; once a
+            // majority has accepted a state, none ever will (what a replica
+            // accepted only grows), so no incarnation asks again once every
+            // leading one has learned.
+            Protocol::Replicated => {
+                let accepted = replicas(&self.cfg, state)
+                    .filter(|(_, r)| r.acceptor.accepted.is_some())
+                    .count();
+                accepted > self.cfg.replicas / 2
+                    && coordinators(&self.cfg, state).all(|(_, c)| c.learning == Learning::Learned)
+            }
+        };
+        if !spent {
+            return;
+        }
+        let spent = |m: &Msg| matches!(m, Msg::AskEpoch { .. } | Msg::Epoch { .. });
+        if !state.network.iter_all().any(|e| spent(e.msg)) {
+            return;
+        }
+        let kept: Vec<_> = state
+            .network
+            .iter_all()
+            .filter(|e| !spent(e.msg))
+            .map(|e| e.to_cloned_msg())
+            .collect();
+        state.network = Network::new_unordered_duplicating(kept);
+    }
+
     /// Whether an action is allowed by the crash rules of the configuration.
     ///
     /// The restart budget restricts the *environment*: once the coordinator
@@ -323,6 +406,10 @@ impl TwopcModel {
                     && (!matches!(role, Role::Coordinator | Role::Backup)
                         || self.cfg.never_recover.contains(&role)
                         || match self.cfg.protocol {
+                            Protocol::TwoPc if self.cfg.lose_disk => {
+                                u64::from(state.history.disk_losses) < self.cfg.max_restarts
+                                    && coordinator(state).commits.is_empty()
+                            }
                             Protocol::TwoPc => coordinator(state).epoch <= self.cfg.max_restarts,
                             Protocol::Replicated => {
                                 self.highest_term(state) <= self.cfg.max_restarts
@@ -360,8 +447,36 @@ impl TwopcModel {
         }
         if let Some(id) = crash {
             self.bury(id, &mut next);
+            if self.cfg.lose_disk && self.cfg.role(id.into()) == Role::Coordinator {
+                self.lose_disk(id, &mut next);
+            }
         }
         Some(next)
+    }
+
+    /// The crashed coordinator's disk is replaced by an empty one: it will
+    /// restart from no storage. What it had revealed is gone with it, and so
+    /// is every datagram to or from it still in flight: replacing a machine
+    /// takes longer than a datagram lives (an assumption, see *Epochs are
+    /// learned* in the crate docs of twopc-model; the node does not enforce
+    /// it).
+    /// Without it, an answer the participants gave the lost incarnation
+    /// could pass for an answer to the new one, which would then reuse an
+    /// epoch whose prepares are still in flight.
+    fn lose_disk(&self, id: Id, state: &mut SysState) {
+        state.actor_storages[usize::from(id)] = None;
+        let kept: Vec<_> = state
+            .network
+            .iter_all()
+            .filter(|e| e.src != id && e.dst != id)
+            .map(|e| e.to_cloned_msg())
+            .collect();
+        state.network = Network::new_unordered_duplicating(kept);
+        let mut h = (*state.history).clone();
+        let revealed = std::mem::take(&mut h.outcomes_sent);
+        h.outcomes_lost.extend(revealed);
+        h.disk_losses += 1;
+        state.history = Shared::new(h);
     }
 
     /// A replica that crashed never to recover no longer matters to the

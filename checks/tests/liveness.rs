@@ -134,3 +134,19 @@ fn loss_is_explored() {
     assert!(bounded.stuck_beyond_bounds > 0);
     assert!(!bounded.holds());
 }
+
+/// The coordinator's disk replaced by an empty one (while it owes no
+/// commit): every request still gets its outcome, a purchase after the loss
+/// included, and no hold is left. (`learn-not-retried` shows this analysis
+/// failing in this very configuration: tests/mutants.rs.)
+#[test]
+fn live_when_the_coordinator_disk_is_replaced() {
+    let cfg = twopc_checks::matrix::entries()
+        .into_iter()
+        .find(|e| e.name == "coordinator-disk-lost")
+        .expect("the matrix entry")
+        .config;
+    let result = twopc_checks::liveness::analyze(&cfg.into_model(), |_| {});
+    assert!(result.holds(), "stuck: {}", result.stuck);
+    assert_eq!(result.cut_off, 0);
+}

@@ -68,3 +68,8 @@ fn matrix_replicated_backup_crash() {
 fn matrix_replicated_leader_dies() {
     check_entry("replicated-leader-dies");
 }
+
+#[test]
+fn matrix_coordinator_disk_lost() {
+    check_entry("coordinator-disk-lost");
+}

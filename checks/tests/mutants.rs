@@ -165,6 +165,40 @@ fn floor_keeps_holds_is_caught() {
 }
 
 #[test]
+fn epoch_not_learned_is_caught() {
+    assert_caught(Mutant::EpochNotLearned);
+}
+
+#[test]
+fn tickets_not_renewed_is_caught() {
+    assert_caught(Mutant::TicketsNotRenewed);
+}
+
+/// In the `coordinator-disk-lost` configuration CI checks: every safety
+/// property holds with the mutant, and the liveness analysis that holds
+/// without it (tests/liveness.rs) finds the coordinator stuck asking.
+#[test]
+fn learn_not_retried_is_caught_by_liveness_where_the_disk_is_lost() {
+    let cfg = Mutant::LearnNotRetried.demo_config();
+    assert!(entries().iter().any(|e| e.config
+        == Config {
+            mutant: None,
+            ..cfg.clone()
+        }));
+    let run = twopc_checks::check_with(
+        cfg.clone().into_model(),
+        twopc_checks::Strategy::Dfs,
+        2,
+        Duration::from_secs(3600),
+        |_, _, _| {},
+    );
+    assert!(run.all_hold(), "safety only, yet fails {:?}", run.failing());
+    let result = analyze(&cfg.into_model(), |_| {});
+    assert!(!result.holds(), "learn-not-retried was not caught");
+    assert_eq!(result.cut_off, 0, "nothing is cut off and excused");
+}
+
+#[test]
 fn never_ask_is_caught_by_liveness_with_every_role_crashable() {
     assert_caught(Mutant::NeverAsk);
 }

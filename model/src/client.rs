@@ -151,7 +151,11 @@ impl Client {
         match timer {
             Timer::Retry => self.send_current(state, o),
             // Other roles' timers are never set by a client.
-            Timer::Votes(_) | Timer::Resend(_) | Timer::Query(_) | Timer::Replica => {}
+            Timer::Votes(_)
+            | Timer::Resend(_)
+            | Timer::Query(_)
+            | Timer::Learn
+            | Timer::Replica => {}
         }
     }
 }

@@ -21,6 +21,11 @@ pub struct Coordinator {
     pub retention: usize,
 }
 
+/// Tickets of a coordinator log that had to move past the participants'
+/// epoch start at that epoch times 2^this (see `Coordinator::move_past`): a
+/// log hands out fewer than 2^32 tickets per epoch it starts from.
+pub const TICKET_GENERATION_BITS: u32 = 32;
+
 /// What the coordinator remembers about a decided request.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Told {
@@ -140,11 +145,25 @@ pub struct Committing {
     pub acked: BTreeSet<Id>,
 }
 
+/// Whether a coordinator knows its epoch is above every epoch the
+/// participants have seen (see *Epochs are learned* in the crate docs).
+/// Volatile: every start asks again.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Learning {
+    /// Asking every participant: the answers heard so far.
+    Asking(Map<Id, u64>),
+    /// Every participant answered, and the epoch is above what they saw:
+    /// attempts may start.
+    Learned,
+}
+
 /// The coordinator's whole state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CoordState {
     /// Current incarnation (durable).
     pub epoch: u64,
+    /// Whether the epoch is known to be above the participants' (volatile).
+    pub learning: Learning,
     /// Next attempt number in this incarnation (volatile).
     pub next_txn: u64,
     /// The outcomes remembered (durable).
@@ -194,12 +213,22 @@ impl Coordinator {
         [self.wallet, self.order]
     }
 
-    /// Start or restart: bump the epoch (durably, before anything is sent) and
-    /// resume sending every commit decision that is not known to be acknowledged.
+    /// Start or restart: bump the epoch (durably, before anything is sent)
+    /// and resume sending every commit decision that is not known to be
+    /// acknowledged. Started without a log (a new cluster, or a disk
+    /// replaced by an empty one), it first asks the participants what epoch
+    /// they have seen: no attempt starts until its epoch is above it.
     pub fn on_start(&self, storage: Option<&CoordStorage>, o: &mut Out<Node>) -> CoordState {
         let stored = storage.cloned().unwrap_or_default();
+        // A log of its own: its epoch is above every epoch it ever used,
+        // hence every epoch the participants saw. No log: ask them.
+        let learning = match storage {
+            Some(_) => Learning::Learned,
+            None => Learning::Asking(Map::new()),
+        };
         let state = CoordState {
             epoch: stored.epoch + 1,
+            learning,
             next_txn: 0,
             outcomes: stored.outcomes,
             voting: Map::new(),
@@ -213,6 +242,12 @@ impl Coordinator {
                 .collect(),
             recovered_commits: storage.is_some_and(|s| !s.commits.is_empty()),
         };
+        if storage.is_none() {
+            // The question reveals nothing: it need not wait for the save
+            // (with replicas, for the new leader's first state to be chosen).
+            o.broadcast(&self.participants(), &Msg::AskEpoch { epoch: state.epoch });
+            o.set_timer(Timer::Learn, crate::timeouts::LEARN);
+        }
         o.save(Storage::Coordinator(state.storage()));
         for txn in state.commits.keys() {
             o.broadcast(&self.participants(), &Msg::Commit { txn: *txn });
@@ -221,9 +256,67 @@ impl Coordinator {
         state
     }
 
+    /// A participant's answer to `AskEpoch`.
+    fn on_epoch(
+        &self,
+        state: &mut Cow<CoordState>,
+        src: Id,
+        asked: u64,
+        highest: u64,
+        o: &mut Out<Node>,
+    ) {
+        if !self.participants().contains(&src) || asked != state.epoch {
+            // Not a participant of this cluster, or an answer to another
+            // incarnation's question: ignored deliberately.
+            return;
+        }
+        let Learning::Asking(heard) = &state.learning else {
+            return; // Learned already: a duplicate, or a late answer.
+        };
+        if heard.contains_key(&src) {
+            return;
+        }
+        let state = state.to_mut();
+        let Learning::Asking(heard) = &mut state.learning else {
+            unreachable!("matched above")
+        };
+        heard.insert(src, highest);
+        if heard.len() < self.participants().len() {
+            return;
+        }
+        let learned = heard.values().copied().max().unwrap_or(0);
+        state.learning = Learning::Learned;
+        o.cancel_timer(Timer::Learn);
+        if learned >= state.epoch {
+            // The participants have seen an epoch this log never reached:
+            // it is not the cluster's latest (an empty directory, a restored
+            // backup). Move past it, durably, before anything is prepared.
+            self.move_past(state, learned);
+            o.save(Storage::Coordinator(state.storage()));
+        }
+    }
+
+    /// Take the epoch after `learned`, with a new generation of tickets:
+    /// every ticket this log handed out before is older than what it now
+    /// treats as forgotten, and so is every ticket a lost log handed out
+    /// (each generation starts at its epoch times 2^32, above every ticket
+    /// of an earlier one, which counted from a lower epoch).
+    fn move_past(&self, state: &mut CoordState, learned: u64) {
+        state.epoch = learned + 1;
+        let generation = state.epoch << TICKET_GENERATION_BITS;
+        state.outcomes.next = state.outcomes.next.max(generation);
+        state.outcomes.forgotten_below = state.outcomes.forgotten_below.max(generation);
+    }
+
     /// Handle one message.
     pub fn on_msg(&self, state: &mut Cow<CoordState>, src: Id, msg: Msg, o: &mut Out<Node>) {
         match msg {
+            Msg::Purchase { .. } | Msg::Lookup { .. } if state.learning != Learning::Learned => {
+                // No attempt may start, and no ticket be handed out (a new
+                // generation may make it stale), before the epoch is
+                // learned: ignored deliberately; the caller asks again.
+            }
+            Msg::Epoch { asked, highest } => self.on_epoch(state, src, asked, highest, o),
             Msg::Purchase {
                 req,
                 purchase,
@@ -268,6 +361,7 @@ impl Coordinator {
             | Msg::Prepare { .. }
             | Msg::Commit { .. }
             | Msg::Abort { .. }
+            | Msg::AskEpoch { .. }
             | Msg::Campaign { .. }
             | Msg::Promise { .. }
             | Msg::Accept { .. }
@@ -524,6 +618,17 @@ impl Coordinator {
                     o.set_timer(Timer::Resend(*txn), crate::timeouts::RESEND);
                 }
             }
+            Timer::Learn => {
+                let Learning::Asking(heard) = &state.learning else {
+                    return;
+                };
+                for p in self.participants() {
+                    if !heard.contains_key(&p) {
+                        o.send(p, Msg::AskEpoch { epoch: state.epoch });
+                    }
+                }
+                o.set_timer(Timer::Learn, crate::timeouts::LEARN);
+            }
             // Other roles' timers are never set by a coordinator.
             Timer::Retry | Timer::Query(_) | Timer::Replica => {}
         }
@@ -619,21 +724,126 @@ mod tests {
         }
     }
 
+    /// An answer to the question of the coordinator at epoch 1.
+    fn epoch(highest: u64) -> Msg {
+        Msg::Epoch { asked: 1, highest }
+    }
+
+    /// Started on a fresh cluster, its epoch learned from both participants.
     fn started() -> CoordState {
-        coord().on_start(None, &mut Out::new())
+        let mut s = coord().on_start(None, &mut Out::new());
+        for p in [WALLET, ORDER] {
+            s = deliver(&s, p, epoch(0)).0;
+        }
+        assert_eq!(s.learning, Learning::Learned);
+        s
     }
 
     #[test]
-    fn start_bumps_the_epoch_durably() {
+    fn start_without_a_log_asks_the_participants_then_bumps_the_epoch_durably() {
         let mut o = Out::new();
         let s = coord().on_start(None, &mut o);
         assert_eq!(s.epoch, 1);
+        let participants = [Id::from(WALLET), Id::from(ORDER)];
         assert_eq!(
             cmds(&o),
-            expect(|o| o.save(Storage::Coordinator(s.storage())))
+            expect(|o| {
+                o.broadcast(&participants, &Msg::AskEpoch { epoch: 1 });
+                o.set_timer(Timer::Learn, crate::timeouts::LEARN);
+                o.save(Storage::Coordinator(s.storage()));
+            })
         );
-        let s2 = coord().on_start(Some(&s.storage()), &mut Out::new());
-        assert_eq!(s2.epoch, 2);
+        // With a log of its own it asks nothing.
+        let mut o = Out::new();
+        let s2 = coord().on_start(Some(&s.storage()), &mut o);
+        assert_eq!((s2.epoch, &s2.learning), (2, &Learning::Learned));
+        assert_eq!(
+            cmds(&o),
+            expect(|o| o.save(Storage::Coordinator(s2.storage())))
+        );
+    }
+
+    #[test]
+    fn nothing_starts_until_both_participants_have_answered() {
+        let s = coord().on_start(None, &mut Out::new());
+        let (s, out) = deliver(&s, WALLET, epoch(0));
+        assert!(out.is_empty(), "one answer is not enough");
+        // Before both answered, a purchase starts nothing and gets no ticket.
+        let (same, out) = deliver(&s, CLIENT, purchase(1, 2));
+        assert_eq!((same, out.is_empty()), (s.clone(), true));
+        let (same, out) = deliver(&s, WALLET, epoch(5));
+        assert_eq!((same, out.is_empty()), (s.clone(), true), "one answer each");
+        let stale = Msg::Epoch {
+            asked: 0,
+            highest: 0,
+        };
+        let (same, out) = deliver(&s, ORDER, stale);
+        assert_eq!(
+            (same, out.is_empty()),
+            (s.clone(), true),
+            "another incarnation's"
+        );
+        let (s, out) = deliver(&s, ORDER, epoch(0));
+        assert_eq!(s.learning, Learning::Learned);
+        assert_eq!(s.epoch, 1, "nothing seen above epoch 1: it stays");
+        assert_eq!(cmds(&out), expect(|o| o.cancel_timer(Timer::Learn)));
+        assert!(deliver(&s, CLIENT, purchase(1, 2))
+            .0
+            .voting
+            .contains_key(&txn(0)));
+        // Late answers change nothing.
+        let (same, out) = deliver(&s, ORDER, epoch(9));
+        assert_eq!((same, out.is_empty()), (s.clone(), true));
+    }
+
+    #[test]
+    fn an_empty_log_learns_the_participants_epoch_and_moves_past_it() {
+        // The directory was replaced: the participants have seen epoch 3.
+        let s = coord().on_start(None, &mut Out::new());
+        let (s, _) = deliver(&s, WALLET, epoch(3));
+        let (s, out) = deliver(&s, ORDER, epoch(2));
+        assert_eq!(s.epoch, 4);
+        // Every ticket of the lost log is stale: a new generation.
+        assert_eq!(s.outcomes.next, 4 << TICKET_GENERATION_BITS);
+        assert_eq!(s.outcomes.forgotten_below, s.outcomes.next);
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.cancel_timer(Timer::Learn);
+                o.save(Storage::Coordinator(s.storage()));
+            })
+        );
+        let fresh = Msg::Purchase {
+            req: req(1),
+            purchase: contents(2),
+            ticket: Some(s.outcomes.next),
+        };
+        let (s, _) = deliver(&s, CLIENT, fresh);
+        assert!(s.voting.contains_key(&TxnId { epoch: 4, n: 0 }));
+        // A ticket of the lost log starts nothing.
+        let (s, out) = deliver(&s, CLIENT, purchase(2, 2));
+        assert!(!s.voting.values().any(|v| v.req == req(2)));
+        assert!(format!("{out:?}").contains("Unknown"), "{out:?}");
+    }
+
+    #[test]
+    fn the_learn_timer_asks_again_only_who_has_not_answered() {
+        let s = coord().on_start(None, &mut Out::new());
+        let (s, _) = deliver(&s, WALLET, epoch(0));
+        let mut cow = Cow::Borrowed(&s);
+        let mut o = Out::new();
+        coord().on_timeout(&mut cow, &Timer::Learn, &mut o);
+        assert_eq!(
+            cmds(&o),
+            expect(|o| {
+                o.send(Id::from(ORDER), Msg::AskEpoch { epoch: 1 });
+                o.set_timer(Timer::Learn, crate::timeouts::LEARN);
+            })
+        );
+        let mut cow = Cow::Borrowed(&started());
+        let mut o = Out::new();
+        coord().on_timeout(&mut cow, &Timer::Learn, &mut o);
+        assert!(o.is_empty(), "learned: nothing to ask");
     }
 
     #[test]

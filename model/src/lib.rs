@@ -86,6 +86,42 @@
 //! participants keep their holds and keep asking, forever. `twopc-check
 //! liveness --never-recover coordinator` shows the path to that state.
 //!
+//! ## Epochs are learned, not assumed
+//!
+//! A coordinator with a log of its own bumps the epoch it saved: every
+//! epoch it ever used is below the new one, so every epoch the participants
+//! saw is too. A coordinator that starts **without a log** (a new cluster;
+//! a disk replaced by an empty one, as an operator does with a damaged
+//! directory; a replica group taking over from 2PC on empty directories)
+//! cannot know that: the participants' floors may be epochs ahead, and a
+//! prepare below a floor is ignored. So before it prepares anything (and
+//! before it hands out a ticket) it sends `AskEpoch` to every participant,
+//! again on a timer until each has answered `Epoch { highest }`: the
+//! highest epoch of its durable floor, holds and finished transactions. If
+//! any is at or above its own, it moves to the epoch after the highest,
+//! saves it, and starts a new *generation* of tickets (`next` and
+//! `forgotten_below` jump to the epoch times 2^32): every ticket the lost
+//! log handed out is older than that, so a caller's retry with one is
+//! answered "unknown" and never starts its purchase a second time. Until
+//! both have answered, purchases and lookups are ignored (callers retry).
+//! Questions and answers carry the asker's epoch, so an answer to another
+//! incarnation's question is ignored.
+//!
+//! What this assumes, and what it does not yet cover:
+//!
+//! - **Datagrams of the lost incarnation are gone** when the new one starts
+//!   (replacing a machine's disk takes longer than a datagram lives). The
+//!   checker's `--lose-disk` drains them; with them still in flight, an old
+//!   answer could pass for a new one and an epoch whose prepares are still
+//!   on their way could be used twice (the checker found exactly that).
+//!   The node does not enforce it.
+//! - **A lost log that still owed a commit** is not handled: the new
+//!   coordinator presumes abort for what it does not know, and a participant
+//!   still holding that commit would be told abort while the other applied
+//!   it. The checker loses the disk only while no commit is owed.
+//! - **A restored backup of the coordinator's own log** (storage behind the
+//!   participants) is not detected: only an empty log asks.
+//!
 //! ## What the coordinator remembers, and for how long
 //!
 //! Durably, the outcomes of the last `retention` decided purchases (a
@@ -139,7 +175,9 @@ pub mod replica;
 pub mod trace;
 
 pub use client::{Client, ClientState, Mode, Request};
-pub use coordinator::{CoordState, CoordStorage, Coordinator, Known, Outcomes, Told};
+pub use coordinator::{
+    CoordState, CoordStorage, Coordinator, Known, Learning, Outcomes, Told, TICKET_GENERATION_BITS,
+};
 pub use msg::*;
 pub use participant::{Hold, PartState, PartStorage, Participant, Resource};
 pub use replica::{Accepted, Leading, Replica, ReplicaState, ReplicaStorage, Standing};
@@ -165,6 +203,8 @@ pub mod timeouts {
     pub const RESEND: Range<Duration> = ms(200)..ms(400);
     /// Participant: ask about a prepared transaction with no decision.
     pub const QUERY: Range<Duration> = ms(500)..ms(1000);
+    /// Coordinator: ask a silent participant again what epoch it has seen.
+    pub const LEARN: Range<Duration> = ms(100)..ms(200);
     /// Replica leader: re-send the latest state (the heartbeat).
     pub const HEARTBEAT: Range<Duration> = ms(50)..ms(100);
     /// Replica follower: campaign after a period without hearing the leader

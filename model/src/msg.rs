@@ -275,6 +275,13 @@ pub enum Msg {
     Ack { txn: TxnId },
     /// Participant → coordinator: I hold `txn` and have heard no decision.
     QueryDecision { txn: TxnId },
+    /// Coordinator → participant, at every start, before any prepare: what
+    /// is the highest coordinator epoch you have seen? `epoch` is the
+    /// asker's own (its answer is for that epoch only). See *Epochs are
+    /// learned* in the crate docs.
+    AskEpoch { epoch: u64 },
+    /// Participant → coordinator: the answer to `AskEpoch { epoch: asked }`.
+    Epoch { asked: u64, highest: u64 },
 
     // --- Between the replicas of a replicated coordinator (see `replica`) ---
     /// A replica asks to lead from `term` on: promise to ignore lower terms,
@@ -311,6 +318,9 @@ pub enum Timer {
     Resend(TxnId),
     /// Participant: ask the coordinator about prepared `txn`.
     Query(TxnId),
+    /// Coordinator: ask the participants that have not answered what epoch
+    /// they have seen.
+    Learn,
     /// Replica: a follower that heard nothing from its leader for a whole
     /// period campaigns; a candidate re-sends its campaign; a leader re-sends
     /// its latest state (its heartbeat).

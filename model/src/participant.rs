@@ -72,6 +72,17 @@ pub struct PartStorage {
 }
 
 impl PartStorage {
+    /// The highest coordinator epoch this participant has a durable trace
+    /// of: its floor's, or that of a transaction it holds or finished.
+    /// O(1): the maps are ordered by transaction.
+    pub fn highest_epoch(&self) -> u64 {
+        let last = |m: Option<TxnId>| m.map_or(0, |t| t.epoch);
+        self.floor
+            .epoch
+            .max(last(self.holds.keys().next_back().copied()))
+            .max(last(self.finished.keys().next_back().copied()))
+    }
+
     /// What is held on `key` by prepared transactions.
     pub fn held(&self, key: &str) -> Amount {
         self.holds
@@ -164,6 +175,12 @@ impl Participant {
                 o.cancel_timer(Timer::Query(txn));
                 o.send(src, Msg::Ack { txn });
             }
+            Msg::AskEpoch { epoch: asked } => {
+                // Read from what is durable: the floor (raised by every
+                // prepare acted on), the holds and the finished transactions.
+                let highest = state.data.highest_epoch();
+                o.send(src, Msg::Epoch { asked, highest });
+            }
             Msg::Abort { txn } => {
                 if state.data.finished.contains_key(&txn) || txn < state.data.floor {
                     return; // Decided already (a duplicate), or settled.
@@ -183,6 +200,7 @@ impl Participant {
             | Msg::Vote { .. }
             | Msg::Ack { .. }
             | Msg::QueryDecision { .. }
+            | Msg::Epoch { .. }
             | Msg::Campaign { .. }
             | Msg::Promise { .. }
             | Msg::Accept { .. }
@@ -288,7 +306,7 @@ impl Participant {
                 }
             }
             // Other roles' timers are never set by a participant.
-            Timer::Retry | Timer::Votes(_) | Timer::Resend(_) | Timer::Replica => {}
+            Timer::Retry | Timer::Votes(_) | Timer::Resend(_) | Timer::Learn | Timer::Replica => {}
         }
     }
 }
@@ -349,6 +367,28 @@ mod tests {
         let mut o = Out::new();
         wallet().on_msg(&mut cow, Id::from(COORD), msg, &mut o);
         (cow.into_owned(), o)
+    }
+
+    #[test]
+    fn asked_its_epoch_it_tells_the_highest_it_has_a_durable_trace_of() {
+        let ask = |s: &PartState| {
+            let (same, out) = deliver(s, Msg::AskEpoch { epoch: 7 });
+            assert_eq!(&same, s, "a question changes nothing");
+            out
+        };
+        let answer =
+            |highest| expect(|o| o.send(Id::from(COORD), Msg::Epoch { asked: 7, highest }));
+        assert_eq!(cmds(&ask(&start())), answer(0));
+        // A hold of epoch 3, under a floor of epoch 2.
+        let floor = Floor {
+            below: t(2, 0),
+            owed: vec![],
+        };
+        let (held, _) = deliver_prepare(&start(), t(3, 1), 1, floor);
+        assert_eq!(cmds(&ask(&held)), answer(3));
+        // Finished at epoch 4.
+        let (done, _) = deliver(&held, Msg::Abort { txn: t(4, 0) });
+        assert_eq!(cmds(&ask(&done)), answer(4));
     }
 
     #[test]

@@ -64,7 +64,9 @@ pub fn between_replicas(msg: &Msg) -> bool {
         | Msg::Commit { .. }
         | Msg::Abort { .. }
         | Msg::Ack { .. }
-        | Msg::QueryDecision { .. } => false,
+        | Msg::QueryDecision { .. }
+        | Msg::AskEpoch { .. }
+        | Msg::Epoch { .. } => false,
     }
 }
 

@@ -208,6 +208,10 @@ pub enum MsgKind {
     Ack,
     /// [`Msg::QueryDecision`].
     Query,
+    /// [`Msg::AskEpoch`].
+    AskEpoch,
+    /// [`Msg::Epoch`].
+    Epoch,
     /// [`Msg::Campaign`] (between replicas).
     Campaign,
     /// [`Msg::Promise`] (between replicas).
@@ -222,7 +226,7 @@ pub enum MsgKind {
 
 impl MsgKind {
     /// Every kind, in protocol order.
-    pub const ALL: [MsgKind; 15] = [
+    pub const ALL: [MsgKind; 17] = [
         MsgKind::Purchase,
         MsgKind::Outcome,
         MsgKind::Lookup,
@@ -233,6 +237,8 @@ impl MsgKind {
         MsgKind::Abort,
         MsgKind::Ack,
         MsgKind::Query,
+        MsgKind::AskEpoch,
+        MsgKind::Epoch,
         MsgKind::Campaign,
         MsgKind::Promise,
         MsgKind::Accept,
@@ -253,6 +259,8 @@ impl MsgKind {
             Msg::Abort { .. } => MsgKind::Abort,
             Msg::Ack { .. } => MsgKind::Ack,
             Msg::QueryDecision { .. } => MsgKind::Query,
+            Msg::AskEpoch { .. } => MsgKind::AskEpoch,
+            Msg::Epoch { .. } => MsgKind::Epoch,
             Msg::Campaign { .. } => MsgKind::Campaign,
             Msg::Promise { .. } => MsgKind::Promise,
             Msg::Accept { .. } => MsgKind::Accept,
@@ -274,6 +282,8 @@ impl MsgKind {
             MsgKind::Abort => "abort",
             MsgKind::Ack => "ack",
             MsgKind::Query => "query",
+            MsgKind::AskEpoch => "ask_epoch",
+            MsgKind::Epoch => "epoch",
             MsgKind::Campaign => "campaign",
             MsgKind::Promise => "promise",
             MsgKind::Accept => "accept",
@@ -309,6 +319,8 @@ pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
         Msg::Purchase { .. }
         | Msg::Lookup { .. }
         | Msg::Status { .. }
+        | Msg::AskEpoch { .. }
+        | Msg::Epoch { .. }
         | Msg::Campaign { .. }
         | Msg::Promise { .. }
         | Msg::Accept { .. }

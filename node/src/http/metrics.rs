@@ -379,6 +379,7 @@ mod tests {
     fn coordinator(epoch: u64) -> twopc_model::CoordState {
         twopc_model::CoordState {
             epoch,
+            learning: twopc_model::Learning::Learned,
             next_txn: 0,
             outcomes: Default::default(),
             voting: Default::default(),
