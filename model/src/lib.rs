@@ -169,7 +169,9 @@
 
 pub mod client;
 pub mod coordinator;
+pub mod learning;
 pub mod msg;
+pub mod outcomes;
 pub mod participant;
 pub mod replica;
 pub mod trace;
