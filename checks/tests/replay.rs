@@ -62,7 +62,7 @@ fn a_wallet_that_never_fsyncs_is_rejected_with_exit_one() {
         "{text}"
     );
     assert!(
-        text.contains("before wallet's save of step 2 was durable: sent before fsync"),
+        text.contains("before wallet's save of step 3 was durable: sent before fsync"),
         "{text}"
     );
 }
@@ -79,7 +79,7 @@ fn a_file_that_is_not_a_trace_exits_two() {
     let (code, text) = replay(&[&dir]);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(code, Some(2), "{text}");
-    assert!(text.contains("order.jsonl:7: not a trace record"), "{text}");
+    assert!(text.contains("order.jsonl:8: not a trace record"), "{text}");
 }
 
 /// Every record at the same time, as a simulation whose clock did not

@@ -715,7 +715,7 @@ mod tests {
         let err = "commits".parse::<MsgKind>().unwrap_err();
         assert_eq!(
             err,
-            "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query,campaign,promise,accept,accepted,nack)"
+            "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query,ask_epoch,epoch,campaign,promise,accept,accepted,nack)"
         );
         assert_eq!(
             MsgKind::of(&Msg::QueryDecision {

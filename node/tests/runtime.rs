@@ -187,6 +187,20 @@ async fn persist_before_send() {
         purchase,
         ticket,
     };
+    // Started on an empty log, the coordinator first asks both participants
+    // the epoch they have seen (none: a new cluster).
+    for p in [wallet, order] {
+        let Msg::AskEpoch { epoch } = recv_msg(p, &codec).await else {
+            panic!("expected AskEpoch")
+        };
+        let answer = Msg::Epoch {
+            asked: epoch,
+            highest: 0,
+        };
+        send(p, &codec, coord_addr, answer).await;
+    }
+    // (Let the answers arrive first: a purchase before them is ignored.)
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     send(client, &codec, coord_addr, msg).await;
     let Msg::Prepare { txn, .. } = recv_msg(wallet, &codec).await else {
         panic!("expected a prepare")

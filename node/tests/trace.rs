@@ -345,27 +345,32 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
         })),
         _ => None,
     };
-    for (name, a, actor) in actors {
-        let mut core = Core::new(actor, Id::from(a), &cfg(name));
-        let tracer = MemTracer::new(origin);
-        core.set_tracer(Box::new(tracer.clone()));
-        tracers.push((name, tracer));
-        t += Duration::from_millis(1);
-        core.handle(t, CoreEvent::Start(forged_storage(a)));
-        flush(&mut core, a, t, &mut net, &mut saves, &mut owed_sync);
-        cores.insert(a, core);
-    }
-    while let Some((from, to, bytes)) = net.pop_front() {
-        t += Duration::from_millis(1);
-        let core = cores.get_mut(&to).expect("a node");
-        core.handle(
-            t,
-            CoreEvent::Datagram {
-                from: SocketAddr::V4(from),
-                bytes: &bytes,
-            },
-        );
-        flush(core, to, t, &mut net, &mut saves, &mut owed_sync);
+    // The client starts once the others have settled: the coordinator first
+    // learns the participants' epoch, and no timer fires here to re-send a
+    // purchase it ignored meanwhile.
+    for clients in [false, true] {
+        for (name, a, actor) in actors.iter().filter(|x| (x.0 == "client") == clients) {
+            let mut core = Core::new(actor.clone(), Id::from(*a), &cfg(name));
+            let tracer = MemTracer::new(origin);
+            core.set_tracer(Box::new(tracer.clone()));
+            tracers.push((*name, tracer));
+            t += Duration::from_millis(1);
+            core.handle(t, CoreEvent::Start(forged_storage(*a)));
+            flush(&mut core, *a, t, &mut net, &mut saves, &mut owed_sync);
+            cores.insert(*a, core);
+        }
+        while let Some((from, to, bytes)) = net.pop_front() {
+            t += Duration::from_millis(1);
+            let core = cores.get_mut(&to).expect("a node");
+            core.handle(
+                t,
+                CoreEvent::Datagram {
+                    from: SocketAddr::V4(from),
+                    bytes: &bytes,
+                },
+            );
+            flush(core, to, t, &mut net, &mut saves, &mut owed_sync);
+        }
     }
     for a in owed_sync {
         t += Duration::from_millis(1);

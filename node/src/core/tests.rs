@@ -433,6 +433,14 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
         );
         let _ = core.ready(Instant::now());
     };
+    // Started without a log: both participants answer its question first.
+    for p in [WALLET, ORDER] {
+        let answer = Msg::Epoch {
+            asked: 1,
+            highest: 0,
+        };
+        send(&mut core, p, answer);
+    }
     let purchase = |ticket| Msg::Purchase {
         req: RequestId::new("order-1"),
         purchase: twopc_model::Purchase {
