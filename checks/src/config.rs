@@ -407,6 +407,11 @@ impl Mutant {
                 lose_disk: true,
                 ..crashing(Role::Coordinator)
             },
+            // The disk lost after the commit reached one participant only.
+            Mutant::PresumeAbortForLostLog => Config {
+                lose_disk: true,
+                ..crashing(Role::Coordinator)
+            },
             // The disk lost after the purchase committed, before its client
             // heard; money for two: its ticket must not start it again.
             Mutant::TicketsNotRenewed => Config {

@@ -77,6 +77,10 @@ pub enum Mutant {
     /// out tickets from where its (empty) log counts: a caller's ticket from
     /// the lost log still starts its purchase again.
     TicketsNotRenewed,
+    /// A coordinator that starts without a log learns the participants'
+    /// epoch but not what they hold: it presumes abort for what its lost log
+    /// decided, so a commit one participant applied is aborted at the other.
+    PresumeAbortForLostLog,
     /// A coordinator that starts without a log asks the participants their
     /// epoch once and never again: if a question or an answer is lost, it
     /// waits forever and no purchase starts (liveness only, when its disk
@@ -264,10 +268,27 @@ impl Checked {
     fn receive(&self, id: Id, state: &mut Cow<State>, src: Id, msg: Msg, o: &mut Out<Self>) {
         let mut out = Out::new();
         match (&self.node, self.mutant, &msg) {
-            (Node::Coordinator(_), Some(Mutant::EpochNotLearned), Msg::Epoch { asked, .. }) => {
+            (
+                Node::Coordinator(_),
+                Some(Mutant::EpochNotLearned),
+                Msg::Epoch { asked, fates, .. },
+            ) => {
                 let msg = Msg::Epoch {
                     asked: *asked,
                     highest: 0,
+                    fates: fates.clone(),
+                };
+                self.node.on_msg(id, state, src, msg, &mut out);
+            }
+            (
+                Node::Coordinator(_),
+                Some(Mutant::PresumeAbortForLostLog),
+                Msg::Epoch { asked, highest, .. },
+            ) => {
+                let msg = Msg::Epoch {
+                    asked: *asked,
+                    highest: *highest,
+                    fates: vec![],
                 };
                 self.node.on_msg(id, state, src, msg, &mut out);
             }

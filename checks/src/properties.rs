@@ -45,6 +45,13 @@ pub const LIVE: &str = "every request gets its outcome and no hold is left (AG E
 /// disk, under an epoch it learned from the participants.
 pub const COMMIT_AFTER_DISK_LOSS: &str =
     "a commit after the coordinator's disk was replaced, under a learned epoch";
+/// Reached: a commit the lost log decided, recovered from the participant
+/// that applied it and owed to the one that still held it.
+pub const COMMIT_RECOVERED_FROM_PARTICIPANT: &str =
+    "a commit of a lost log recovered from a participant that applied it";
+/// Reached: a transaction of a lost log that both participants hold, left
+/// in doubt (never presumed).
+pub const SOME_IN_DOUBT: &str = "a transaction of a lost log left in doubt";
 /// Reached: a client saw a commit.
 pub const SOME_COMMIT: &str = "a commit";
 /// Reached: a client saw an abort for insufficient funds or stock.
@@ -76,6 +83,7 @@ impl Mutant {
             Mutant::ForgetHoldsOnRestart => CLIENT_TOLD_THE_TRUTH,
             Mutant::EpochNotLearned => CLIENT_TOLD_THE_TRUTH,
             Mutant::TicketsNotRenewed => CHARGED_AT_MOST_ONCE,
+            Mutant::PresumeAbortForLostLog => ATOMIC,
             Mutant::PresumeCommit => ATOMIC,
             Mutant::UnsavedAbortOutcome => CLIENT_TOLD_THE_TRUTH,
             Mutant::ReuseTxnIds => CLIENT_TOLD_THE_TRUTH,
@@ -188,6 +196,19 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
                     })
             },
         ));
+    }
+    if cfg.lose_disk && cfg.can_commit() {
+        props.push(Property::sometimes(
+            COMMIT_RECOVERED_FROM_PARTICIPANT,
+            |m, s: &SysState| {
+                s.history.disk_losses > 0
+                    && coordinators(&m.cfg, s)
+                        .any(|(_, c)| c.commits.keys().any(|t| t.epoch < c.epoch))
+            },
+        ));
+        props.push(Property::sometimes(SOME_IN_DOUBT, |m, s: &SysState| {
+            coordinators(&m.cfg, s).any(|(_, c)| !c.doubts.is_empty())
+        }));
     }
     // (A lost disk forgets every decision: nothing is recovered from it.)
     if cfg.may_crash(Role::Coordinator) && cfg.can_commit() && !cfg.lose_disk {
@@ -320,13 +341,15 @@ fn charged_at_most_once(_: &TwopcModel, s: &SysState) -> bool {
 /// No participant holds a transaction below its floor unless it is a commit
 /// the coordinator still owes: what the floor settles is released, and a
 /// prepare arriving below it (late, duplicated) creates nothing.
-fn settled_holds_nothing(_: &TwopcModel, s: &SysState) -> bool {
-    participants(s).all(|(_, p)| {
-        p.data
-            .holds
-            .range(..p.data.floor)
-            .all(|(t, _)| owed_commit(s, t))
-    })
+fn settled_holds_nothing(m: &TwopcModel, s: &SysState) -> bool {
+    // A coordinator that lost its log has not yet said what it owes: the
+    // holds its floors kept (owed commits of the lost log) await its
+    // answers (see *A lost log is never presumed* in twopc-model's docs).
+    let lost = |i: usize| s.crashed[i] && s.actor_storages[i].is_none();
+    if coordinators(&m.cfg, s).any(|(i, c)| c.learning != Learning::Learned || lost(i)) {
+        return true;
+    }
+    participants(s).all(|(_, p)| p.data.holds.range(..p.data.floor).all(|(t, _)| owed(s, t)))
 }
 
 /// Every `Commit` the network may still deliver to a running participant is

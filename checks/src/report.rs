@@ -64,8 +64,25 @@ fn msg(m: &Msg) -> String {
         Msg::AskEpoch { epoch } => {
             format!("AskEpoch (asker's {epoch}): which epoch have you seen?")
         }
-        Msg::Epoch { asked, highest } => {
-            format!("Epoch (asked by {asked}): the highest seen is {highest}")
+        Msg::Epoch {
+            asked,
+            highest,
+            fates,
+        } => {
+            let fates: Vec<String> = fates
+                .iter()
+                .map(|(txn, fate)| match fate {
+                    Fate::Held(req) => format!("{txn} held for {req}"),
+                    Fate::Committed => format!("{txn} committed"),
+                    Fate::Aborted => format!("{txn} aborted"),
+                })
+                .collect();
+            let fates = if fates.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", fates.join(", "))
+            };
+            format!("Epoch (asked by {asked}): the highest seen is {highest}{fates}")
         }
         Msg::Campaign { term } => format!("Campaign for term {term}"),
         Msg::Promise { term, accepted } => format!(
@@ -205,12 +222,18 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
     let mut s = String::new();
     let down = |i: usize| if state.crashed[i] { " (down)" } else { "" };
     let coord = |c: &CoordState| {
-        format!(
+        let ids =
+            |m: &mut dyn Iterator<Item = &TxnId>| m.map(|t| t.to_string()).collect::<Vec<_>>();
+        let mut line = format!(
             "epoch {}, voting {:?}, unacked commits {:?}",
             c.epoch,
-            c.voting.keys().map(|t| t.to_string()).collect::<Vec<_>>(),
-            c.commits.keys().map(|t| t.to_string()).collect::<Vec<_>>()
-        )
+            ids(&mut c.voting.keys()),
+            ids(&mut c.commits.keys())
+        );
+        if !c.doubts.is_empty() {
+            let _ = write!(line, ", in doubt {:?}", ids(&mut c.doubts.keys()));
+        }
+        line
     };
     if let State::Coordinator(c) = &**state.actor_states[COORDINATOR] {
         let _ = writeln!(s, "    coordinator{}: {}", down(COORDINATOR), coord(c));
@@ -451,6 +474,9 @@ pub fn liveness(m: &TwopcModel, result: &Liveness) -> String {
     }
     let Some(path) = &result.stuck_path else {
         s.push_str("  ok   every reachable state can reach one where every request has its outcome and no hold remains\n");
+        if m.cfg.lose_disk {
+            s.push_str("       (but for what a lost log left in doubt: an operator decides those, and their client waits)\n");
+        }
         return s;
     };
     let _ = writeln!(

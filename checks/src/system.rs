@@ -196,15 +196,14 @@ pub fn participants(state: &SysState) -> impl Iterator<Item = (usize, &PartState
         .map(move |i| (i, part(state, i)))
 }
 
-/// Whether `txn` is a commit the coordinator still owes: in its durable log
-/// (what survives a crash), not yet acknowledged by every participant.
-pub fn owed_commit(state: &SysState, txn: &TxnId) -> bool {
+/// Whether the coordinator's durable log (what survives a crash) keeps
+/// `txn` unsettled: a commit not yet acknowledged by every participant, or
+/// a transaction of a lost log in doubt.
+pub fn owed(state: &SysState, txn: &TxnId) -> bool {
+    let keeps = |c: &CoordStorage| c.commits.contains_key(txn) || c.doubts.contains_key(txn);
     state.actor_storages.iter().any(|s| match s.as_deref() {
-        Some(Storage::Coordinator(c)) => c.commits.contains_key(txn),
-        Some(Storage::Replica(r)) => r
-            .accepted
-            .as_ref()
-            .is_some_and(|a| a.storage.commits.contains_key(txn)),
+        Some(Storage::Coordinator(c)) => keeps(c),
+        Some(Storage::Replica(r)) => r.accepted.as_ref().is_some_and(|a| keeps(&a.storage)),
         _ => false,
     })
 }
@@ -262,7 +261,7 @@ impl TwopcModel {
             .collect();
         let dead = counted
             .iter()
-            .any(|t| t.epoch < txn.epoch && !owed_commit(next, t));
+            .any(|t| t.epoch < txn.epoch && !owed(next, t));
         let h = &next.history;
         let (false_refusal, live) = (
             h.false_refusal || dead,
@@ -277,18 +276,35 @@ impl TwopcModel {
     }
 
     /// The "done" predicate of the liveness analysis: every client has all its
-    /// outcomes, and no participant holds anything.
+    /// outcomes, and no participant holds anything, but for what a
+    /// coordinator that lost its log holds in doubt: an operator decides
+    /// those (see *A lost log is never presumed* in twopc-model's docs), and
+    /// a client whose request is in doubt waits for that decision (its
+    /// later requests with it: a client asks one at a time).
     ///
     /// "All its outcomes" means each of its requests has an outcome about
     /// that very request: a client that filed another request's outcome as
     /// an answer is not done.
     pub fn is_done(&self, state: &SysState) -> bool {
+        let doubts: Vec<(&TxnId, &RequestId)> = coordinators(&self.cfg, state)
+            .flat_map(|(_, c)| c.doubts.iter())
+            .collect();
+        let in_doubt = |req: &RequestId| doubts.iter().any(|(_, r)| *r == req);
         self.client_configs()
             .zip(clients(&self.cfg, state))
             .all(|(cfg, c)| {
-                (0..cfg.requests.len()).all(|i| c.seen.iter().any(|o| &o.req == cfg.req(i)))
+                let answered = |i: usize| c.seen.iter().any(|o| &o.req == cfg.req(i));
+                match (0..cfg.requests.len()).find(|&i| !answered(i)) {
+                    None => true,
+                    Some(i) => in_doubt(cfg.req(i)),
+                }
             })
-            && participants(state).all(|(_, p)| p.data.holds.is_empty())
+            && participants(state).all(|(_, p)| {
+                p.data
+                    .holds
+                    .keys()
+                    .all(|t| doubts.iter().any(|(d, _)| *d == t))
+            })
     }
 
     /// The clients' configurations, in actor order.
@@ -408,7 +424,6 @@ impl TwopcModel {
                         || match self.cfg.protocol {
                             Protocol::TwoPc if self.cfg.lose_disk => {
                                 u64::from(state.history.disk_losses) < self.cfg.max_restarts
-                                    && coordinator(state).commits.is_empty()
                             }
                             Protocol::TwoPc => coordinator(state).epoch <= self.cfg.max_restarts,
                             Protocol::Replicated => {
@@ -475,6 +490,11 @@ impl TwopcModel {
         let mut h = (*state.history).clone();
         let revealed = std::mem::take(&mut h.outcomes_sent);
         h.outcomes_lost.extend(revealed);
+        // The commits it revealed are no longer durable there: what is
+        // left of them is at the participants, and the new coordinator
+        // recovers them from there (a commit it re-sends is revealed anew,
+        // and must then be durable in its own log).
+        h.commits_sent = Default::default();
         h.disk_losses += 1;
         state.history = Shared::new(h);
     }

@@ -135,9 +135,10 @@ fn loss_is_explored() {
     assert!(!bounded.holds());
 }
 
-/// The coordinator's disk replaced by an empty one (while it owes no
-/// commit): every request still gets its outcome, a purchase after the loss
-/// included, and no hold is left. (`learn-not-retried` shows this analysis
+/// The coordinator's disk replaced by an empty one, whatever it owed: every
+/// request still gets its outcome, a purchase after the loss included, and
+/// no hold is left, but for what both participants held when the log was
+/// lost: in doubt, it waits for an operator (and so does its client). (`learn-not-retried` shows this analysis
 /// failing in this very configuration: tests/mutants.rs.)
 #[test]
 fn live_when_the_coordinator_disk_is_replaced() {

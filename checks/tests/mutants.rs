@@ -170,6 +170,11 @@ fn epoch_not_learned_is_caught() {
 }
 
 #[test]
+fn presume_abort_for_lost_log_is_caught() {
+    assert_caught(Mutant::PresumeAbortForLostLog);
+}
+
+#[test]
 fn tickets_not_renewed_is_caught() {
     assert_caught(Mutant::TicketsNotRenewed);
 }

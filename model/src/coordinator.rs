@@ -38,8 +38,13 @@ pub struct CoordStorage {
     /// as a list of pairs, so that JSON (traces, `--wire json`) can carry it
     /// (its keys are not strings); binary formats write a map and a list of
     /// pairs alike.
-    #[serde(with = "pairs")]
+    #[serde(with = "crate::pairs")]
     pub commits: Map<TxnId, RequestId>,
+    /// Transactions of a lost log that both participants hold with no
+    /// decision anyone knows: never presumed, they wait for an operator
+    /// (see *A lost log is never presumed* in the crate docs).
+    #[serde(with = "crate::pairs")]
+    pub doubts: Map<TxnId, RequestId>,
 }
 
 /// A transaction still collecting votes. Volatile: a crash forgets it, and
@@ -81,6 +86,8 @@ pub struct CoordState {
     pub voting: Map<TxnId, Voting>,
     /// Decided-commit transactions not fully acknowledged (durable, minus acks).
     pub commits: Map<TxnId, Committing>,
+    /// Transactions of a lost log whose outcome is in doubt (durable).
+    pub doubts: Map<TxnId, RequestId>,
     /// Set when this incarnation started from storage holding commit decisions
     /// (lets the checker prove that recovery path is exercised).
     pub recovered_commits: bool,
@@ -97,6 +104,7 @@ impl CoordState {
                 .iter()
                 .map(|(t, c)| (*t, c.req.clone()))
                 .collect(),
+            doubts: self.doubts.clone(),
         }
     }
 
@@ -112,7 +120,11 @@ impl CoordState {
             n: self.next_txn,
         };
         let below = self.voting.keys().next().copied().unwrap_or(next).min(next);
-        let owed = self.commits.range(..below).map(|(t, _)| *t).collect();
+        let mut owed: Vec<TxnId> = self.commits.range(..below).map(|(t, _)| *t).collect();
+        if !self.doubts.is_empty() {
+            owed.extend(self.doubts.range(..below).map(|(t, _)| *t));
+            owed.sort();
+        }
         Floor { below, owed }
     }
 }
@@ -149,6 +161,7 @@ impl Coordinator {
                     (txn, Committing { req, acked })
                 })
                 .collect(),
+            doubts: stored.doubts,
             recovered_commits: storage.is_some_and(|s| !s.commits.is_empty()),
         };
         if storage.is_none() {
@@ -168,12 +181,18 @@ impl Coordinator {
     /// Handle one message.
     pub fn on_msg(&self, state: &mut Cow<CoordState>, src: Id, msg: Msg, o: &mut Out<Node>) {
         match msg {
-            Msg::Purchase { .. } | Msg::Lookup { .. } if state.learning != Learning::Learned => {
+            Msg::Epoch {
+                asked,
+                highest,
+                fates,
+            } => self.on_epoch(state, src, asked, highest, fates, o),
+            _ if state.learning != Learning::Learned => {
                 // No attempt may start, and no ticket be handed out (a new
                 // generation may make it stale), before the epoch is
-                // learned: ignored deliberately; the caller asks again.
+                // learned; and nothing is presumed about a transaction
+                // before the participants said what they know of it:
+                // ignored deliberately, every sender asks again.
             }
-            Msg::Epoch { asked, highest } => self.on_epoch(state, src, asked, highest, o),
             Msg::Purchase {
                 req,
                 purchase,
@@ -200,13 +219,14 @@ impl Coordinator {
             Msg::QueryDecision { txn } => {
                 if state.commits.contains_key(&txn) {
                     o.send(src, Msg::Commit { txn });
-                } else if !state.voting.contains_key(&txn) && txn.epoch <= state.epoch {
+                } else if state.presumes_abort(&txn) {
                     // Presumed abort: a transaction this coordinator does not know
                     // was never decided commit (commit decisions are durable
                     // until every participant acked), so it is aborted.
                     o.send(src, Msg::Abort { txn });
                 }
                 // Still voting: the decision is not made yet; the asker retries.
+                // In doubt: no decision is known; the asker keeps its hold.
                 // An attempt of a later epoch is not ours to presume: with a
                 // replicated coordinator, a newer leader made it (the one
                 // asked is deposed and does not know it yet).
@@ -355,7 +375,7 @@ impl Coordinator {
             if state.commits.contains_key(&txn) {
                 // The participant lost our decision; tell it again.
                 o.send(src, Msg::Commit { txn });
-            } else if ballot == Ballot::Yes && txn.epoch <= state.epoch {
+            } else if ballot == Ballot::Yes && state.presumes_abort(&txn) {
                 // A late yes for an attempt that is aborted or forgotten:
                 // presumed abort lets the voter release its hold now.
                 o.send(src, Msg::Abort { txn });
@@ -503,6 +523,13 @@ fn reason_blames(reason: AbortReason, is_wallet: bool) -> bool {
 }
 
 impl CoordState {
+    /// Whether an attempt this coordinator has no decision for is aborted by
+    /// presumption: not voting, not in doubt, and not of a later epoch (with
+    /// a replicated coordinator, those belong to a newer leader).
+    fn presumes_abort(&self, txn: &TxnId) -> bool {
+        !self.voting.contains_key(txn) && !self.doubts.contains_key(txn) && txn.epoch <= self.epoch
+    }
+
     /// What this coordinator knows about `req`. Costs O(log remembered +
     /// attempts in flight).
     pub fn known(&self, req: &RequestId) -> Known<'_> {
@@ -512,7 +539,7 @@ impl CoordState {
         if let Some(v) = self.voting.values().find(|v| &v.req == req) {
             return Known::InProgress(Some(&v.purchase));
         }
-        if self.commits.values().any(|c| &c.req == req) {
+        if self.commits.values().any(|c| &c.req == req) || self.doubts.values().any(|r| r == req) {
             return Known::InProgress(None);
         }
         Known::Unknown
@@ -521,28 +548,4 @@ impl CoordState {
 
 #[cfg(test)]
 #[path = "coordinator_tests.rs"]
-mod tests;
-
-/// A map written as a list of `(key, value)` pairs.
-mod pairs {
-    use crate::msg::Map;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<K, V, S>(m: &Map<K, V>, s: S) -> Result<S::Ok, S::Error>
-    where
-        K: Serialize + Ord + Clone,
-        V: Serialize + Clone,
-        S: Serializer,
-    {
-        s.collect_seq(m.iter())
-    }
-
-    pub fn deserialize<'de, K, V, D>(d: D) -> Result<Map<K, V>, D::Error>
-    where
-        K: Deserialize<'de> + Ord + Clone,
-        V: Deserialize<'de> + Clone,
-        D: Deserializer<'de>,
-    {
-        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
-    }
-}
+pub(crate) mod tests;

@@ -3,11 +3,11 @@
 use super::*;
 use crate::test_util::*;
 
-const WALLET: usize = 1;
-const ORDER: usize = 2;
-const CLIENT: usize = 3;
+pub(crate) const WALLET: usize = 1;
+pub(crate) const ORDER: usize = 2;
+pub(crate) const CLIENT: usize = 3;
 
-fn coord() -> Coordinator {
+pub(crate) fn coord() -> Coordinator {
     Coordinator {
         wallet: Id::from(WALLET),
         order: Id::from(ORDER),
@@ -15,7 +15,7 @@ fn coord() -> Coordinator {
     }
 }
 
-fn contents(qty: u64) -> Purchase {
+pub(crate) fn contents(qty: u64) -> Purchase {
     Purchase {
         user: "alice".into(),
         sku: "widget".into(),
@@ -25,7 +25,7 @@ fn contents(qty: u64) -> Purchase {
 }
 
 /// A purchase with a ticket no older than anything forgotten.
-fn purchase(seq: u64, qty: u64) -> Msg {
+pub(crate) fn purchase(seq: u64, qty: u64) -> Msg {
     Msg::Purchase {
         req: req(seq),
         purchase: contents(qty),
@@ -33,14 +33,14 @@ fn purchase(seq: u64, qty: u64) -> Msg {
     }
 }
 
-fn deliver(state: &CoordState, src: usize, msg: Msg) -> (CoordState, Out<Node>) {
+pub(crate) fn deliver(state: &CoordState, src: usize, msg: Msg) -> (CoordState, Out<Node>) {
     let mut cow = Cow::Borrowed(state);
     let mut o = Out::new();
     coord().on_msg(&mut cow, Id::from(src), msg, &mut o);
     (cow.into_owned(), o)
 }
 
-fn yes(n: u64) -> Msg {
+pub(crate) fn yes(n: u64) -> Msg {
     Msg::Vote {
         txn: txn(n),
         ballot: Ballot::Yes,
@@ -48,125 +48,22 @@ fn yes(n: u64) -> Msg {
 }
 
 /// An answer to the question of the coordinator at epoch 1.
-fn epoch(highest: u64) -> Msg {
-    Msg::Epoch { asked: 1, highest }
+pub(crate) fn epoch(highest: u64) -> Msg {
+    Msg::Epoch {
+        asked: 1,
+        highest,
+        fates: vec![],
+    }
 }
 
 /// Started on a fresh cluster, its epoch learned from both participants.
-fn started() -> CoordState {
+pub(crate) fn started() -> CoordState {
     let mut s = coord().on_start(None, &mut Out::new());
     for p in [WALLET, ORDER] {
         s = deliver(&s, p, epoch(0)).0;
     }
     assert_eq!(s.learning, Learning::Learned);
     s
-}
-
-#[test]
-fn start_without_a_log_asks_the_participants_then_bumps_the_epoch_durably() {
-    let mut o = Out::new();
-    let s = coord().on_start(None, &mut o);
-    assert_eq!(s.epoch, 1);
-    let participants = [Id::from(WALLET), Id::from(ORDER)];
-    assert_eq!(
-        cmds(&o),
-        expect(|o| {
-            o.broadcast(&participants, &Msg::AskEpoch { epoch: 1 });
-            o.set_timer(Timer::Learn, crate::timeouts::LEARN);
-            o.save(Storage::Coordinator(s.storage()));
-        })
-    );
-    // With a log of its own it asks nothing.
-    let mut o = Out::new();
-    let s2 = coord().on_start(Some(&s.storage()), &mut o);
-    assert_eq!((s2.epoch, &s2.learning), (2, &Learning::Learned));
-    assert_eq!(
-        cmds(&o),
-        expect(|o| o.save(Storage::Coordinator(s2.storage())))
-    );
-}
-
-#[test]
-fn nothing_starts_until_both_participants_have_answered() {
-    let s = coord().on_start(None, &mut Out::new());
-    let (s, out) = deliver(&s, WALLET, epoch(0));
-    assert!(out.is_empty(), "one answer is not enough");
-    // Before both answered, a purchase starts nothing and gets no ticket.
-    let (same, out) = deliver(&s, CLIENT, purchase(1, 2));
-    assert_eq!((same, out.is_empty()), (s.clone(), true));
-    let (same, out) = deliver(&s, WALLET, epoch(5));
-    assert_eq!((same, out.is_empty()), (s.clone(), true), "one answer each");
-    let stale = Msg::Epoch {
-        asked: 0,
-        highest: 0,
-    };
-    let (same, out) = deliver(&s, ORDER, stale);
-    assert_eq!(
-        (same, out.is_empty()),
-        (s.clone(), true),
-        "another incarnation's"
-    );
-    let (s, out) = deliver(&s, ORDER, epoch(0));
-    assert_eq!(s.learning, Learning::Learned);
-    assert_eq!(s.epoch, 1, "nothing seen above epoch 1: it stays");
-    assert_eq!(cmds(&out), expect(|o| o.cancel_timer(Timer::Learn)));
-    assert!(deliver(&s, CLIENT, purchase(1, 2))
-        .0
-        .voting
-        .contains_key(&txn(0)));
-    // Late answers change nothing.
-    let (same, out) = deliver(&s, ORDER, epoch(9));
-    assert_eq!((same, out.is_empty()), (s.clone(), true));
-}
-
-#[test]
-fn an_empty_log_learns_the_participants_epoch_and_moves_past_it() {
-    // The directory was replaced: the participants have seen epoch 3.
-    let s = coord().on_start(None, &mut Out::new());
-    let (s, _) = deliver(&s, WALLET, epoch(3));
-    let (s, out) = deliver(&s, ORDER, epoch(2));
-    assert_eq!(s.epoch, 4);
-    // Every ticket of the lost log is stale: a new generation.
-    assert_eq!(s.outcomes.next, 4 << TICKET_GENERATION_BITS);
-    assert_eq!(s.outcomes.forgotten_below, s.outcomes.next);
-    assert_eq!(
-        cmds(&out),
-        expect(|o| {
-            o.cancel_timer(Timer::Learn);
-            o.save(Storage::Coordinator(s.storage()));
-        })
-    );
-    let fresh = Msg::Purchase {
-        req: req(1),
-        purchase: contents(2),
-        ticket: Some(s.outcomes.next),
-    };
-    let (s, _) = deliver(&s, CLIENT, fresh);
-    assert!(s.voting.contains_key(&TxnId { epoch: 4, n: 0 }));
-    // A ticket of the lost log starts nothing.
-    let (s, out) = deliver(&s, CLIENT, purchase(2, 2));
-    assert!(!s.voting.values().any(|v| v.req == req(2)));
-    assert!(format!("{out:?}").contains("Unknown"), "{out:?}");
-}
-
-#[test]
-fn the_learn_timer_asks_again_only_who_has_not_answered() {
-    let s = coord().on_start(None, &mut Out::new());
-    let (s, _) = deliver(&s, WALLET, epoch(0));
-    let mut cow = Cow::Borrowed(&s);
-    let mut o = Out::new();
-    coord().on_timeout(&mut cow, &Timer::Learn, &mut o);
-    assert_eq!(
-        cmds(&o),
-        expect(|o| {
-            o.send(Id::from(ORDER), Msg::AskEpoch { epoch: 1 });
-            o.set_timer(Timer::Learn, crate::timeouts::LEARN);
-        })
-    );
-    let mut cow = Cow::Borrowed(&started());
-    let mut o = Out::new();
-    coord().on_timeout(&mut cow, &Timer::Learn, &mut o);
-    assert!(o.is_empty(), "learned: nothing to ask");
 }
 
 #[test]

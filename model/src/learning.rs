@@ -1,24 +1,81 @@
 //! How a coordinator that starts without a log learns its epoch from the
-//! participants (see *Epochs are learned* in the crate docs).
+//! participants, and what the lost log may have decided (see *Epochs are
+//! learned* and *A lost log is never presumed* in the crate docs); and how
+//! an operator decides what stays in doubt.
 
-use crate::coordinator::{CoordState, Coordinator};
+use crate::coordinator::{Committing, CoordState, Coordinator};
 use crate::msg::*;
 use crate::outcomes::TICKET_GENERATION_BITS;
 use crate::{Node, Storage};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 /// Whether a coordinator knows its epoch is above every epoch the
 /// participants have seen (see *Epochs are learned* in the crate docs).
 /// Volatile: every start asks again.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Learning {
-    /// Asking every participant: the answers heard so far.
-    Asking(Map<Id, u64>),
+    /// Asking every participant: the answers heard so far (the highest
+    /// epoch each has seen, and what it knows of each transaction).
+    Asking(Map<Id, Heard>),
     /// Every participant answered, and the epoch is above what they saw:
     /// attempts may start.
     Learned,
+}
+
+/// One participant's answer: the highest epoch it has seen, and the fate of
+/// every transaction it holds or remembers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Heard {
+    pub highest: u64,
+    pub fates: Vec<(TxnId, Fate)>,
+}
+
+/// What the participants' answers say the lost log decided, for each
+/// transaction one of them holds (the rest are settled or not ours).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resolved {
+    /// Some participant committed it: the commit is owed to the others.
+    pub commit: Map<TxnId, RequestId>,
+    /// Every participant holds it: nobody knows the decision.
+    pub doubt: Map<TxnId, RequestId>,
+    /// Some participant aborted it or never prepared it: it cannot have
+    /// committed (a commit needs every yes, and a participant forgets a
+    /// commit only once every participant acknowledged it).
+    pub abort: Vec<TxnId>,
+}
+
+/// Sort the transactions the participants hold by what the others know.
+pub fn resolve(heard: &[&Heard]) -> Resolved {
+    let mut out = Resolved::default();
+    let fate = |h: &Heard, txn: &TxnId| {
+        h.fates
+            .binary_search_by(|(t, _)| t.cmp(txn))
+            .ok()
+            .map(|i| h.fates[i].1.clone())
+    };
+    for h in heard {
+        for (txn, f) in &h.fates {
+            let Fate::Held(req) = f else { continue };
+            if out.commit.contains_key(txn)
+                || out.doubt.contains_key(txn)
+                || out.abort.contains(txn)
+            {
+                continue;
+            }
+            let all: Vec<Option<Fate>> = heard.iter().map(|o| fate(o, txn)).collect();
+            if all.contains(&Some(Fate::Committed)) {
+                out.commit.insert(*txn, req.clone());
+            } else if all.iter().all(|f| matches!(f, Some(Fate::Held(_)))) {
+                out.doubt.insert(*txn, req.clone());
+            } else {
+                out.abort.push(*txn);
+            }
+        }
+    }
+    out
 }
 
 impl Coordinator {
@@ -29,6 +86,7 @@ impl Coordinator {
         src: Id,
         asked: u64,
         highest: u64,
+        fates: Vec<(TxnId, Fate)>,
         o: &mut Out<Node>,
     ) {
         if !self.participants().contains(&src) || asked != state.epoch {
@@ -46,20 +104,69 @@ impl Coordinator {
         let Learning::Asking(heard) = &mut state.learning else {
             unreachable!("matched above")
         };
-        heard.insert(src, highest);
+        heard.insert(src, Heard { highest, fates });
         if heard.len() < self.participants().len() {
             return;
         }
-        let learned = heard.values().copied().max().unwrap_or(0);
+        let answers: Vec<&Heard> = heard.values().collect();
+        let learned = answers.iter().map(|h| h.highest).max().unwrap_or(0);
+        let resolved = resolve(&answers);
         state.learning = Learning::Learned;
         o.cancel_timer(Timer::Learn);
-        if learned >= state.epoch {
+        let moved = learned >= state.epoch;
+        if moved {
             // The participants have seen an epoch this log never reached:
             // it is not the cluster's latest (an empty directory, a restored
             // backup). Move past it, durably, before anything is prepared.
             self.move_past(state, learned);
+        }
+        for (txn, req) in &resolved.commit {
+            let acked = BTreeSet::new();
+            let req = req.clone();
+            state.commits.insert(*txn, Committing { req, acked });
+        }
+        state.doubts.extend(resolved.doubt);
+        if moved || !resolved.commit.is_empty() || !state.doubts.is_empty() {
             o.save(Storage::Coordinator(state.storage()));
         }
+        // Persist before send: the owed commits go out once they are durable.
+        for txn in resolved.commit.keys() {
+            o.broadcast(&self.participants(), &Msg::Commit { txn: *txn });
+            o.set_timer(Timer::Resend(*txn), crate::timeouts::RESEND);
+        }
+        for txn in resolved.abort {
+            o.broadcast(&self.participants(), &Msg::Abort { txn });
+        }
+    }
+
+    /// An operator's decision on a transaction in doubt: commit or abort
+    /// it, *heuristically* (nobody knows what the lost log decided; a
+    /// caller may have been told the other outcome). Returns `false`, and
+    /// changes nothing, when `txn` is not in doubt. A commit becomes an
+    /// owed commit, delivered until acknowledged; an abort is sent to both
+    /// and settled by the next floor.
+    pub fn decide_in_doubt(
+        &self,
+        state: &mut CoordState,
+        txn: TxnId,
+        commit: bool,
+        o: &mut Out<Node>,
+    ) -> bool {
+        let Some(req) = state.doubts.remove(&txn) else {
+            return false;
+        };
+        if commit {
+            let acked = BTreeSet::new();
+            state.commits.insert(txn, Committing { req, acked });
+        }
+        o.save(Storage::Coordinator(state.storage()));
+        if commit {
+            o.broadcast(&self.participants(), &Msg::Commit { txn });
+            o.set_timer(Timer::Resend(txn), crate::timeouts::RESEND);
+        } else {
+            o.broadcast(&self.participants(), &Msg::Abort { txn });
+        }
+        true
     }
 
     /// Take the epoch after `learned`, with a new generation of tickets:
@@ -74,3 +181,7 @@ impl Coordinator {
         state.outcomes.forgotten_below = state.outcomes.forgotten_below.max(generation);
     }
 }
+
+#[cfg(test)]
+#[path = "learning_tests.rs"]
+mod tests;

@@ -115,12 +115,45 @@
 //!   answer could pass for a new one and an epoch whose prepares are still
 //!   on their way could be used twice (the checker found exactly that).
 //!   The node does not enforce it.
-//! - **A lost log that still owed a commit** is not handled: the new
-//!   coordinator presumes abort for what it does not know, and a participant
-//!   still holding that commit would be told abort while the other applied
-//!   it. The checker loses the disk only while no commit is owed.
 //! - **A restored backup of the coordinator's own log** (storage behind the
 //!   participants) is not detected: only an empty log asks.
+//!
+//! ## A lost log is never presumed
+//!
+//! Presumed abort is sound only for a coordinator that *has* its log: a
+//! transaction it does not find there was never decided commit. A lost log
+//! may have decided commit, told the caller, and delivered the commit to one
+//! participant before it was lost. So each `Epoch` answer also carries the
+//! participant's *fates*: every transaction it holds (voted yes, no
+//! decision), and every one it finished (committed or aborted) that no
+//! floor has settled yet. For each transaction some participant holds, the
+//! new coordinator decides from what the others know:
+//!
+//! - **Some participant committed it**: the lost log decided commit. It
+//!   becomes an owed commit of the new log (saved before it is sent),
+//!   delivered until every participant acknowledged it.
+//! - **Some participant aborted it, or has no trace of it**: it cannot have
+//!   committed. A commit needs every yes, a yes is a durable hold, and a
+//!   participant forgets a transaction only when a floor settles it, which
+//!   for a commit needs every participant's acknowledgement, and the holder
+//!   has not acknowledged. It is aborted (sent to both; the new epoch's
+//!   floor settles it).
+//! - **Every participant holds it**: nobody knows. The lost log may have
+//!   decided either way (and told the caller), so it stays *in doubt*,
+//!   durably (`CoordStorage::doubts`): never presumed, listed in every
+//!   floor as not settled (the holds stay and keep counting against the
+//!   level), answered to no query, its request id reported as in progress
+//!   (a retry never starts it again). An operator decides it with
+//!   [`Coordinator::decide_in_doubt`], recorded as a *heuristic* decision,
+//!   as XA's heuristic outcomes are: the only step where a human may pick
+//!   the wrong side, and the node says so when it is taken.
+//!
+//! Until both participants answered, the coordinator presumes nothing and
+//! answers no query, vote or acknowledgement: every sender asks again. The
+//! checker's `--lose-disk` loses the coordinator's log at any crash,
+//! including while commits are owed; every safety property holds, and a
+//! coordinator that presumes abort for a lost log is caught breaking
+//! atomicity (`--mutant presume-abort-for-lost-log`).
 //!
 //! ## What the coordinator remembers, and for how long
 //!
@@ -172,6 +205,7 @@ pub mod coordinator;
 pub mod learning;
 pub mod msg;
 pub mod outcomes;
+mod pairs;
 pub mod participant;
 pub mod replica;
 pub mod trace;

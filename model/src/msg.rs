@@ -182,8 +182,10 @@ pub struct Outcome {
 /// participants can forget and release without asking.
 ///
 /// Every transaction ordered below `below` is decided and, if committed,
-/// applied and acknowledged by every participant, except the commits listed
-/// in `owed` (decided, not yet acknowledged by everyone). So a participant
+/// applied and acknowledged by every participant, except those listed in
+/// `owed`: commits not yet acknowledged by everyone, and transactions of a
+/// lost log whose outcome is in doubt (see *A lost log is never presumed*
+/// in the crate docs). So a participant
 /// may forget what it finished below the floor, must release a hold below it
 /// that is not owed (presumed abort: nothing else below it can commit), and
 /// must ignore a prepare that arrives below it. `below` never decreases:
@@ -193,8 +195,8 @@ pub struct Outcome {
 pub struct Floor {
     /// Everything below this is settled, but for `owed`.
     pub below: TxnId,
-    /// Commits below `below` that some participant has not acknowledged yet,
-    /// in order.
+    /// Transactions below `below` that are not settled, in order: commits
+    /// some participant has not acknowledged yet, and transactions in doubt.
     pub owed: Vec<TxnId>,
 }
 
@@ -203,6 +205,19 @@ impl Floor {
     pub fn settles(&self, txn: &TxnId) -> bool {
         *txn < self.below && self.owed.binary_search(txn).is_err()
     }
+}
+
+/// What a participant knows of a transaction, told to a coordinator that
+/// started without a log (see *A lost log is never presumed* in the crate
+/// docs).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Fate {
+    /// Prepared (voted yes) for this request, no decision heard.
+    Held(RequestId),
+    /// Committed here.
+    Committed,
+    /// Aborted here (a no vote, or an abort heard).
+    Aborted,
 }
 
 /// What the coordinator says about an id that has no outcome to give.
@@ -280,8 +295,17 @@ pub enum Msg {
     /// asker's own (its answer is for that epoch only). See *Epochs are
     /// learned* in the crate docs.
     AskEpoch { epoch: u64 },
-    /// Participant → coordinator: the answer to `AskEpoch { epoch: asked }`.
-    Epoch { asked: u64, highest: u64 },
+    /// Participant → coordinator: the answer to `AskEpoch { epoch: asked }`:
+    /// the highest epoch seen, and the fate of every transaction this
+    /// participant still holds or remembers (what a lost log may have
+    /// decided is resolved from them).
+    Epoch {
+        asked: u64,
+        highest: u64,
+        /// (Absent from traces recorded before it: none.)
+        #[serde(default)]
+        fates: Vec<(TxnId, Fate)>,
+    },
 
     // --- Between the replicas of a replicated coordinator (see `replica`) ---
     /// A replica asks to lead from `term` on: promise to ignore lower terms,

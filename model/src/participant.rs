@@ -83,6 +83,27 @@ impl PartStorage {
             .max(last(self.finished.keys().next_back().copied()))
     }
 
+    /// What this participant knows of every transaction it holds or
+    /// remembers, in order: the answer to a coordinator that lost its log.
+    /// Costs O(holds + finished), which follow the transactions in flight.
+    pub fn fates(&self) -> Vec<(TxnId, Fate)> {
+        let held = self
+            .holds
+            .iter()
+            .map(|(t, h)| (*t, Fate::Held(h.req.clone())));
+        let finished = self.finished.iter().map(|(t, f)| {
+            let fate = if f.committed {
+                Fate::Committed
+            } else {
+                Fate::Aborted
+            };
+            (*t, fate)
+        });
+        let mut all: Vec<_> = held.chain(finished).collect();
+        all.sort();
+        all
+    }
+
     /// What is held on `key` by prepared transactions.
     pub fn held(&self, key: &str) -> Amount {
         self.holds
@@ -179,11 +200,23 @@ impl Participant {
                 // Read from what is durable: the floor (raised by every
                 // prepare acted on), the holds and the finished transactions.
                 let highest = state.data.highest_epoch();
-                o.send(src, Msg::Epoch { asked, highest });
+                let fates = state.data.fates();
+                o.send(
+                    src,
+                    Msg::Epoch {
+                        asked,
+                        highest,
+                        fates,
+                    },
+                );
             }
             Msg::Abort { txn } => {
-                if state.data.finished.contains_key(&txn) || txn < state.data.floor {
-                    return; // Decided already (a duplicate), or settled.
+                let held = state.data.holds.contains_key(&txn);
+                if state.data.finished.contains_key(&txn) || (txn < state.data.floor && !held) {
+                    // Decided already (a duplicate), or settled. (A hold
+                    // below the floor is one the floor listed as owed: a
+                    // transaction in doubt, which an operator may abort.)
+                    return;
                 }
                 let data = &mut state.to_mut().data;
                 let hold = data.holds.remove(&txn);

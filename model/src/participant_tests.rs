@@ -41,24 +41,74 @@ fn deliver(state: &PartState, msg: Msg) -> (PartState, Out<Node>) {
 }
 
 #[test]
-fn asked_its_epoch_it_tells_the_highest_it_has_a_durable_trace_of() {
+fn asked_its_epoch_it_tells_the_highest_it_has_a_durable_trace_of_and_every_fate() {
     let ask = |s: &PartState| {
         let (same, out) = deliver(s, Msg::AskEpoch { epoch: 7 });
         assert_eq!(&same, s, "a question changes nothing");
         out
     };
-    let answer = |highest| expect(|o| o.send(Id::from(COORD), Msg::Epoch { asked: 7, highest }));
-    assert_eq!(cmds(&ask(&start())), answer(0));
+    let answer = |highest, fates| {
+        expect(|o| {
+            o.send(
+                Id::from(COORD),
+                Msg::Epoch {
+                    asked: 7,
+                    highest,
+                    fates,
+                },
+            )
+        })
+    };
+    assert_eq!(cmds(&ask(&start())), answer(0, vec![]));
     // A hold of epoch 3, under a floor of epoch 2.
     let floor = Floor {
         below: t(2, 0),
         owed: vec![],
     };
     let (held, _) = deliver_prepare(&start(), t(3, 1), 1, floor);
-    assert_eq!(cmds(&ask(&held)), answer(3));
-    // Finished at epoch 4.
+    let holding = (t(3, 1), Fate::Held(req(7)));
+    assert_eq!(cmds(&ask(&held)), answer(3, vec![holding.clone()]));
+    // Finished (aborted) at epoch 4, still holding 3.1.
     let (done, _) = deliver(&held, Msg::Abort { txn: t(4, 0) });
-    assert_eq!(cmds(&ask(&done)), answer(4));
+    let aborted = (t(4, 0), Fate::Aborted);
+    assert_eq!(cmds(&ask(&done)), answer(4, vec![holding, aborted.clone()]));
+    // 3.1 committed: it is told as committed.
+    let (done, _) = deliver(&done, Msg::Commit { txn: t(3, 1) });
+    assert_eq!(
+        cmds(&ask(&done)),
+        answer(4, vec![(t(3, 1), Fate::Committed), aborted])
+    );
+}
+
+#[test]
+fn an_abort_of_a_hold_the_floor_keeps_as_owed_releases_it() {
+    // 3.1 is held; a floor of epoch 5 lists it as owed (in doubt at a
+    // coordinator that lost its log): the hold stays.
+    let floor = Floor {
+        below: t(2, 0),
+        owed: vec![],
+    };
+    let (held, _) = deliver_prepare(&start(), t(3, 1), 4, floor);
+    let owed = Floor {
+        below: t(5, 0),
+        owed: vec![t(3, 1)],
+    };
+    let (kept, _) = deliver_prepare(&held, t(5, 0), 1, owed);
+    assert!(kept.data.holds.contains_key(&t(3, 1)));
+    assert_eq!(kept.data.floor, t(5, 0));
+    // An operator aborts it: released although below the floor.
+    let (released, out) = deliver(&kept, Msg::Abort { txn: t(3, 1) });
+    assert!(!released.data.holds.contains_key(&t(3, 1)));
+    assert_eq!(
+        cmds(&out),
+        expect(|o| {
+            o.save(Storage::Participant(released.data.clone()));
+            o.cancel_timer(Timer::Query(t(3, 1)));
+        })
+    );
+    // Below the floor and not held: nothing to do.
+    let (same, out) = deliver(&released, Msg::Abort { txn: t(4, 9) });
+    assert_eq!((&same, out.is_empty()), (&released, true));
 }
 
 #[test]

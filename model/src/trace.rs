@@ -186,6 +186,9 @@ pub enum StorageJson {
         outcomes: crate::coordinator::Outcomes,
         /// [`CoordStorage::commits`].
         commits: Vec<(TxnId, RequestId)>,
+        /// [`CoordStorage::doubts`] (absent from traces recorded before it).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        doubts: Vec<(TxnId, RequestId)>,
     },
     /// [`Storage::Participant`].
     Participant {
@@ -221,10 +224,12 @@ impl From<&Storage> for StorageJson {
                 epoch,
                 outcomes,
                 commits,
+                doubts,
             }) => StorageJson::Coordinator {
                 epoch: *epoch,
                 outcomes: outcomes.clone(),
                 commits: pairs(commits),
+                doubts: pairs(doubts),
             },
             Storage::Participant(PartStorage {
                 levels,
@@ -256,10 +261,12 @@ impl From<StorageJson> for Storage {
                 epoch,
                 outcomes,
                 commits,
+                doubts,
             } => Storage::Coordinator(CoordStorage {
                 epoch,
                 outcomes,
                 commits: commits.into_iter().collect(),
+                doubts: doubts.into_iter().collect(),
             }),
             StorageJson::Participant {
                 levels,

@@ -162,6 +162,8 @@ impl AcceptFrames {
 
 /// What a connection writes for one message: bytes shared with the other
 /// connections (length prefix included), or a frame of its own.
+// (Lives for one write: boxing the frame would only add an allocation.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Encoded<'a> {
     /// A shared `Accept` frame, ready to write.

@@ -40,8 +40,11 @@ use twopc_model::{Msg, TxnId};
 
 /// The envelope's magic bytes.
 pub const MAGIC: [u8; 2] = *b"2P";
-/// The envelope version this build speaks.
-pub const VERSION: u8 = 4;
+/// The envelope version this build speaks (5: `Epoch` answers carry the
+/// participants' fates, and a coordinator's state its transactions in
+/// doubt; a node of version 4 and one of 5 do not understand each other,
+/// and say so: `rejected{reason="version"}`).
+pub const VERSION: u8 = 5;
 /// Largest datagram sent or accepted. Below UDP's 65507-byte limit, with
 /// room to spare; protocol messages are a few dozen bytes.
 pub const MAX_DATAGRAM: usize = 60 * 1024;

@@ -196,6 +196,7 @@ async fn persist_before_send() {
         let answer = Msg::Epoch {
             asked: epoch,
             highest: 0,
+            fates: vec![],
         };
         send(p, &codec, coord_addr, answer).await;
     }

@@ -326,6 +326,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             epoch: 9,
             outcomes: Default::default(),
             commits: [(forged, req.clone())].into_iter().collect(),
+            doubts: Default::default(),
         })),
         Shell::ForgedStorage if a == w => Some(Storage::Participant(PartStorage {
             levels: [("alice".to_string(), 100u64)].into_iter().collect(),

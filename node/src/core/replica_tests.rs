@@ -120,6 +120,7 @@ fn purchase_and_votes(core: &mut Core, now: Instant, n: u64) {
         let answer = Msg::Epoch {
             asked: 1,
             highest: 0,
+            fates: vec![],
         };
         datagram(core, now, p, answer);
     }
@@ -284,6 +285,7 @@ fn a_reordered_datagram_never_rides_out_early_on_an_accept() {
         let answer = Msg::Epoch {
             asked: 1,
             highest: 0,
+            fates: vec![],
         };
         datagram(&mut leader, now, p, answer);
     }

@@ -438,6 +438,7 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
         let answer = Msg::Epoch {
             asked: 1,
             highest: 0,
+            fates: vec![],
         };
         send(&mut core, p, answer);
     }

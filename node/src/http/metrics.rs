@@ -384,6 +384,7 @@ mod tests {
             outcomes: Default::default(),
             voting: Default::default(),
             commits: Default::default(),
+            doubts: Default::default(),
             recovered_commits: false,
         }
     }

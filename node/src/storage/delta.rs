@@ -109,6 +109,9 @@ pub struct CoordDelta {
     ages: MapDelta<u64, RequestId>,
     /// Changed pending commits.
     commits: MapDelta<TxnId, RequestId>,
+    /// Changed transactions in doubt. Last, so that a record written before
+    /// they existed reads as changing none (`record.rs`).
+    doubts: MapDelta<TxnId, RequestId>,
 }
 
 impl CoordDelta {
@@ -118,11 +121,13 @@ impl CoordDelta {
             epoch: old_epoch,
             outcomes: old_outcomes,
             commits: old_commits,
+            doubts: old_doubts,
         } = a;
         let CoordStorage {
             epoch,
             outcomes,
             commits,
+            doubts,
         } = b;
         let Outcomes {
             by_id,
@@ -135,17 +140,20 @@ impl CoordDelta {
         let ids = diff_map(&old_outcomes.by_id, by_id);
         let ages = diff_map(&old_outcomes.by_age, by_age);
         let commits = diff_map(old_commits, commits);
+        let doubts = diff_map(old_doubts, doubts);
         (old_epoch != epoch
             || old_numbers != numbers
             || !ids.is_empty()
             || !ages.is_empty()
-            || !commits.is_empty())
+            || !commits.is_empty()
+            || !doubts.is_empty())
         .then_some(CoordDelta {
             epoch: *epoch,
             numbers,
             outcomes: ids,
             ages,
             commits,
+            doubts,
         })
     }
 
@@ -157,6 +165,7 @@ impl CoordDelta {
             outcomes: ids_delta,
             ages: ages_delta,
             commits: commits_delta,
+            doubts: doubts_delta,
         } = self;
         let CoordStorage {
             epoch: _,
@@ -168,10 +177,12 @@ impl CoordDelta {
                     forgotten_below: _,
                 },
             mut commits,
+            mut doubts,
         } = base;
         ids_delta.apply(&mut by_id);
         ages_delta.apply(&mut by_age);
         commits_delta.apply(&mut commits);
+        doubts_delta.apply(&mut doubts);
         CoordStorage {
             epoch: new_epoch,
             outcomes: Outcomes {
@@ -181,6 +192,7 @@ impl CoordDelta {
                 forgotten_below,
             },
             commits,
+            doubts,
         }
     }
 }

@@ -108,6 +108,29 @@ fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), St
     Ok((owner, REC_HEADER + len))
 }
 
+/// Decodes a record's payload. A coordinator's state (and its changes) is
+/// always the last thing in a record, and its last field, the transactions
+/// in doubt, is younger than the format: a record written before it ends
+/// where that field would begin. Such a record reads as having none (one
+/// empty list in a state, two in a change, each one zero byte); the
+/// decoder takes a padded payload only if it reads it whole, and the crc
+/// has already vouched for the bytes.
+fn decode_delta(payload: &[u8]) -> std::result::Result<Delta, bincode::Error> {
+    use bincode::Options;
+    let first = match bincode_opts().deserialize(payload) {
+        Ok(delta) => return Ok(delta),
+        Err(e) => e,
+    };
+    for pad in 1..=2 {
+        let mut padded = payload.to_vec();
+        padded.resize(payload.len() + pad, 0);
+        if let Ok(delta) = bincode_opts().deserialize(&padded) {
+            return Ok(delta);
+        }
+    }
+    Err(first)
+}
+
 /// The result of scanning records.
 #[derive(Debug)]
 pub struct Scan {
@@ -121,7 +144,6 @@ pub struct Scan {
 
 /// Reads records from `bytes`; corrupt records are errors naming `path`.
 pub fn scan(bytes: &[u8], path: &Path) -> Result<Scan> {
-    use bincode::Options;
     let corrupt = |offset: usize, reason: String| Error::StorageCorrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -163,9 +185,8 @@ pub fn scan(bytes: &[u8], path: &Path) -> Result<Scan> {
         if crc32fast::hash(payload) != crc {
             return Err(corrupt(off, "checksum mismatch".into()));
         }
-        let delta: Delta = bincode_opts()
-            .deserialize(payload)
-            .map_err(|e| corrupt(off, format!("undecodable record: {e}")))?;
+        let delta =
+            decode_delta(payload).map_err(|e| corrupt(off, format!("undecodable record: {e}")))?;
         deltas.push(delta);
         off += REC_HEADER + len;
     }
@@ -351,6 +372,8 @@ mod tests {
     /// A coordinator's unacknowledged commits are written as a list of
     /// pairs (so that JSON can carry them): in the binary format that is the
     /// very bytes the map was written as, so logs written before still read.
+    /// And records written before the transactions in doubt existed read as
+    /// having none.
     #[test]
     fn commits_as_pairs_are_the_bytes_the_map_was() {
         use bincode::Options;
@@ -371,17 +394,87 @@ mod tests {
             epoch: 3,
             outcomes: Outcomes::default(),
             commits: commits.clone(),
+            doubts: Map::new(),
         };
         let before = Before {
             epoch: 3,
             outcomes: Outcomes::default(),
             commits,
         };
-        let old_bytes = bincode_opts().serialize(&before).unwrap();
-        assert_eq!(bincode_opts().serialize(&now).unwrap(), old_bytes);
-        let read: CoordStorage = bincode_opts().deserialize(&old_bytes).unwrap();
-        assert_eq!(read, now);
+        // A whole state, as the record of the format before doubts.
+        #[derive(serde::Serialize)]
+        enum OldStorage {
+            Coordinator(Before),
+        }
+        #[derive(serde::Serialize)]
+        enum OldDelta {
+            Full(OldStorage),
+        }
+        let old_bytes = bincode_opts()
+            .serialize(&OldDelta::Full(OldStorage::Coordinator(before)))
+            .unwrap();
+        let mut rec = Vec::new();
+        encode_value(
+            &Delta::Full(twopc_model::Storage::Coordinator(now.clone())),
+            &mut rec,
+        );
+        assert_eq!(&rec[REC_HEADER..], [old_bytes.as_slice(), &[0]].concat());
+        let mut old_rec = Vec::new();
+        encode_value(
+            &OldDelta::Full(OldStorage::Coordinator(Before {
+                epoch: 3,
+                outcomes: Outcomes::default(),
+                commits: now.commits.clone(),
+            })),
+            &mut old_rec,
+        );
+        let read = scan(&old_rec, Path::new("log")).unwrap().deltas;
+        assert_eq!(
+            read,
+            vec![Delta::Full(twopc_model::Storage::Coordinator(now.clone()))]
+        );
         let json = serde_json::to_string(&now).expect("JSON carries the commits");
         assert_eq!(serde_json::from_str::<CoordStorage>(&json).unwrap(), now);
+    }
+
+    /// A coordinator's change record of the format before doubts (the same
+    /// bytes without the trailing, empty change of doubts) reads as
+    /// changing none; a record cut anywhere else is still undecodable.
+    #[test]
+    fn a_change_record_from_before_doubts_reads_as_changing_none() {
+        use super::super::delta::CoordDelta;
+        use bincode::Options;
+        use twopc_model::{CoordStorage, RequestId, TxnId};
+        let a = CoordStorage::default();
+        let mut b = a.clone();
+        b.epoch = 2;
+        b.commits
+            .insert(TxnId { epoch: 1, n: 4 }, RequestId::new("order-9"));
+        let delta = Delta::Coordinator(CoordDelta::diff(&a, &b).expect("a change"));
+        let payload = bincode_opts().serialize(&delta).unwrap();
+        assert_eq!(&payload[payload.len() - 2..], &[0, 0], "two empty lists");
+        let mut old = Vec::new();
+        encode_value(&RawPayload(&payload[..payload.len() - 2]), &mut old);
+        let read = scan(&old, Path::new("log")).unwrap().deltas;
+        assert_eq!(read, vec![delta]);
+        let mut cut = Vec::new();
+        encode_value(&RawPayload(&payload[..payload.len() - 3]), &mut cut);
+        let err = scan(&cut, Path::new("log")).unwrap_err().to_string();
+        assert!(err.contains("undecodable record"), "{err}");
+    }
+
+    /// Bytes written as they are (serde's tuple of u8, which bincode writes
+    /// without a length).
+    struct RawPayload<'a>(&'a [u8]);
+
+    impl serde::Serialize for RawPayload<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            use serde::ser::SerializeTuple;
+            let mut t = s.serialize_tuple(self.0.len())?;
+            for b in self.0 {
+                t.serialize_element(b)?;
+            }
+            t.end()
+        }
     }
 }
