@@ -378,7 +378,7 @@ fn main() -> ExitCode {
         }) => with_config(&sys, |m| run_simulate(m, seed, states, max_depth)),
         Some(Command::Replay { traces, every }) => {
             let result = replay::replay_paths(&traces, &replay::Options { every });
-            print!("{}", report::replay(&result));
+            print!("{}", replay::report(&result));
             return match result {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(replay::Rejection::Malformed(_)) => ExitCode::from(2),

@@ -45,7 +45,7 @@ mod tests;
 mod verdict;
 
 pub use read::{read, NodeTrace};
-pub use verdict::{Rejection, Why};
+pub use verdict::{report, Rejection, Why};
 
 use judge::Judge;
 use stateright::actor::Id;

@@ -205,7 +205,7 @@ const BACKUP: usize = 4;
 fn a_leaders_accept_before_its_fsync_is_accepted_and_the_properties_judged() {
     let a = accepted(Driver::new(Shell::AcceptEarly).run());
     assert!(a.early_accepts > 0, "{a:?}");
-    let said = crate::report::replay(&Ok(a.clone()));
+    let said = super::report(&Ok(a.clone()));
     assert!(
         said.contains("Accepts arrived before their sender's fsync"),
         "{said}"

@@ -141,3 +141,48 @@ impl fmt::Display for Rejection {
         }
     }
 }
+
+/// The verdict of `twopc-check replay`.
+pub fn report(result: &Result<super::Accepted, Rejection>) -> String {
+    use crate::report::thousands;
+    use std::fmt::Write;
+    let mut s = String::new();
+    match result {
+        Ok(a) => {
+            let _ = writeln!(
+                s,
+                "Accepted: {} steps of {} ({} restarts, {} messages from traced nodes, {} from others, {} timers, {} durable records)",
+                thousands(a.steps),
+                a.nodes.join(", "),
+                a.starts,
+                thousands(a.delivered),
+                thousands(a.external),
+                thousands(a.timers),
+                thousands(a.durables)
+            );
+            if a.early_accepts > 0 {
+                let _ = writeln!(
+                    s,
+                    "{} leader's Accepts arrived before their sender's fsync (the one exception to persist before send: a proposal reports nothing)",
+                    thousands(a.early_accepts)
+                );
+            }
+            let _ = writeln!(
+                s,
+                "Properties held on {} global states: {}",
+                thousands(a.judged),
+                a.properties.join(", ")
+            );
+            for n in &a.notes {
+                let _ = writeln!(s, "Note: {n}");
+            }
+        }
+        Err(Rejection::Malformed(m)) => {
+            let _ = writeln!(s, "Cannot replay: {m}");
+        }
+        Err(r) => {
+            let _ = writeln!(s, "Rejected: {r}");
+        }
+    }
+    s
+}
