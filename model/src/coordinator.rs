@@ -8,7 +8,10 @@ use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-pub use crate::learning::Learning;
+pub use crate::durable::CoordStorage;
+pub use learning::{resolve, Heard, Learning, Resolved};
+
+mod learning;
 pub use crate::outcomes::{Known, Outcomes, Told, TICKET_GENERATION_BITS};
 
 /// The coordinator's configuration: who the two participants are, and how
@@ -22,29 +25,6 @@ pub struct Coordinator {
     /// How many outcomes to remember (at least 1): recording one more
     /// forgets the oldest.
     pub retention: usize,
-}
-
-/// The coordinator's durable state: exactly what survives a crash.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct CoordStorage {
-    /// Incarnation number, bumped and saved at every start, so transaction ids
-    /// of different incarnations never collide.
-    pub epoch: u64,
-    /// The outcomes told (or about to be told), the last `retention` of
-    /// them. Saved before a caller can see one, so a re-sent purchase never
-    /// gets a different answer and never starts again.
-    pub outcomes: Outcomes,
-    /// Commit decisions not yet acknowledged by every participant. Written
-    /// as a list of pairs, so that JSON (traces, `--wire json`) can carry it
-    /// (its keys are not strings); binary formats write a map and a list of
-    /// pairs alike.
-    #[serde(with = "crate::pairs")]
-    pub commits: Map<TxnId, RequestId>,
-    /// Transactions of a lost log that both participants hold with no
-    /// decision anyone knows: never presumed, they wait for an operator
-    /// (see *A lost log is never presumed* in the crate docs).
-    #[serde(with = "crate::pairs")]
-    pub doubts: Map<TxnId, RequestId>,
 }
 
 /// A transaction still collecting votes. Volatile: a crash forgets it, and

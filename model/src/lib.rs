@@ -202,13 +202,14 @@
 
 pub mod client;
 pub mod coordinator;
-pub mod learning;
+pub mod durable;
 pub mod msg;
 pub mod outcomes;
 mod pairs;
 pub mod participant;
 pub mod replica;
 pub mod trace;
+pub mod types;
 
 pub use client::{Client, ClientState, Mode, Request};
 pub use coordinator::{

@@ -2,7 +2,7 @@
 //! (the last `retention` of them, numbered), the tickets that guard against
 //! stale copies, and what it knows about an id.
 
-use crate::msg::*;
+use crate::types::*;
 use serde::{Deserialize, Serialize};
 
 /// Tickets of a coordinator log that had to move past the participants'

@@ -2,7 +2,7 @@
 //! json`) cannot write a map whose keys are not strings; binary formats write
 //! a map and a list of pairs alike.
 
-use crate::msg::Map;
+use crate::types::Map;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub fn serialize<K, V, S>(m: &Map<K, V>, s: S) -> Result<S::Ok, S::Error>

@@ -95,7 +95,8 @@
 //! one, accept a coordinator's message from any of them, and vote to the
 //! replica that sent the prepare.
 
-use crate::coordinator::{CoordState, CoordStorage, Coordinator};
+use crate::coordinator::{CoordState, Coordinator};
+pub use crate::durable::Accepted;
 use crate::msg::*;
 use crate::{Node, Storage};
 use serde::{Deserialize, Serialize};
@@ -112,23 +113,6 @@ pub struct Replica {
     pub peers: Vec<Id>,
     /// Its own place in `peers` (names it).
     pub index: usize,
-}
-
-/// A version of the coordinator's durable state that an acceptor accepted.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Accepted {
-    /// The term of the leader that wrote it.
-    pub term: Term,
-    /// Its number within that term.
-    pub version: u64,
-    /// The coordinator's durable state.
-    pub storage: CoordStorage,
-}
-
-impl Accepted {
-    fn rank(&self) -> (Term, u64) {
-        (self.term, self.version)
-    }
 }
 
 /// A replica's durable state: its acceptor's promise and what it accepted.

@@ -530,7 +530,7 @@ fn replay_traces(dir: &std::path::Path, seed: u64, purchases: usize) {
         "chaos replay (seed {seed}): {bytes} bytes of traces ({} per purchase), replayed in {:.1}s{early}: {}",
         bytes / purchases.max(1) as u64,
         started.elapsed().as_secs_f64(),
-        twopc_checks::report::replay(&result).trim_end()
+        twopc_checks::replay::report(&result).trim_end()
     );
     if let Err(r) = result {
         panic!("seed {seed}: the traces are rejected: {r}");
@@ -574,7 +574,7 @@ fn rejected(dir: &std::path::Path, seed: u64) -> (String, usize, u64, twopc_chec
         other => panic!(
             "seed {seed}: tampered traces in {}: expected a rejected step, got {}",
             dir.display(),
-            twopc_checks::report::replay(&other)
+            twopc_checks::replay::report(&other)
         ),
     }
 }

@@ -433,7 +433,7 @@ fn a_restart_from_an_older_snapshot_is_rejected() {
 #[test]
 fn a_property_violated_by_steps_the_actors_allow_is_rejected() {
     let result = replay::replay(harness(Shell::ForgedStorage), &Options::default());
-    eprintln!("{}", twopc_checks::report::replay(&result));
+    eprintln!("{}", twopc_checks::replay::report(&result));
     match result {
         Err(Rejection::Property { name, .. }) => {
             // The replay takes a trace's first start as given (docs/trace.md):

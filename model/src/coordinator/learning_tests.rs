@@ -3,8 +3,7 @@
 
 use crate::coordinator::tests::*;
 use crate::coordinator::*;
-use crate::learning::{resolve, Heard};
-use crate::msg::*;
+use crate::coordinator::{resolve, Heard};
 use crate::test_util::*;
 use crate::{Node, Storage};
 use stateright::actor::{Id, Out};

@@ -1,0 +1,47 @@
+//! The durable states that travel in messages: the coordinator's log, and a
+//! version of it as a replica accepted it. Below the actors that keep them,
+//! so that `msg` can carry them without depending on the actors.
+
+use crate::outcomes::Outcomes;
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+
+/// The coordinator's durable state: exactly what survives a crash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CoordStorage {
+    /// Incarnation number, bumped and saved at every start, so transaction ids
+    /// of different incarnations never collide.
+    pub epoch: u64,
+    /// The outcomes told (or about to be told), the last `retention` of
+    /// them. Saved before a caller can see one, so a re-sent purchase never
+    /// gets a different answer and never starts again.
+    pub outcomes: Outcomes,
+    /// Commit decisions not yet acknowledged by every participant. Written
+    /// as a list of pairs, so that JSON (traces, `--wire json`) can carry it
+    /// (its keys are not strings); binary formats write a map and a list of
+    /// pairs alike.
+    #[serde(with = "crate::pairs")]
+    pub commits: Map<TxnId, RequestId>,
+    /// Transactions of a lost log that both participants hold with no
+    /// decision anyone knows: never presumed, they wait for an operator
+    /// (see *A lost log is never presumed* in the crate docs).
+    #[serde(with = "crate::pairs")]
+    pub doubts: Map<TxnId, RequestId>,
+}
+
+/// A version of the coordinator's durable state that an acceptor accepted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The term of the leader that wrote it.
+    pub term: Term,
+    /// Its number within that term.
+    pub version: u64,
+    /// The coordinator's durable state.
+    pub storage: CoordStorage,
+}
+
+impl Accepted {
+    pub(crate) fn rank(&self) -> (Term, u64) {
+        (self.term, self.version)
+    }
+}
