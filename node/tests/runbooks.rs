@@ -1,0 +1,291 @@
+//! docs/node.md's runbooks, rehearsed with real `twopc node` processes: the
+//! `$ ` and `10.0.0.N$ ` lines of each runbook's console blocks run as
+//! written (see `common/rehearsal.rs` for the machines, `systemctl` and
+//! `scp`), and each command must print what the page shows, numbers aside.
+//! Each runbook is also run with a step left out, or against a state it
+//! must refuse, and the failure must show as the page says: a page that
+//! drifts from the program fails here.
+
+mod common;
+
+use common::docs::{console_blocks, node_md, Step};
+use common::rehearsal::{purchase, start, stop, Rehearsal};
+use common::{caught_up, leader_among, wait_for};
+use serde_json::Value;
+
+const RESTORE: &str = "### Runbook: restore from a backup";
+const REPLACE: &str = "### Runbook: replace a dead coordinator";
+const SWITCH: &str = "### Runbook: switch to the replicated coordinator";
+const MOVE: &str = "### Runbook: move a node to a new address";
+const REPLICA: &str = "### Runbook: replace a coordinator replica's disk";
+
+const SHOP: [&str; 3] = ["10.0.0.1", "10.0.0.2", "10.0.0.3"];
+
+/// The console blocks of the runbook under `heading`.
+fn runbook(heading: &str) -> Vec<Vec<Step>> {
+    console_blocks(&node_md(), heading)
+}
+
+/// A purchase that must commit (within `timeout` seconds).
+fn committing(timeout: u64) -> Step {
+    let mut s = purchase(timeout);
+    s.expected = vec!["committed (txn 1.0)".to_string()];
+    s
+}
+
+/// `n` purchases, each committed.
+fn committed(r: &Rehearsal, n: usize) {
+    r.ok(&vec![committing(10); n]);
+}
+
+/// Three runs of the 2PC shop, one purchase each (the coordinator's epoch,
+/// and the participants' floors, go up with each start); left running.
+fn three_runs(r: &Rehearsal) {
+    for _ in 0..3 {
+        committed(r, 1);
+        r.ok(&stop(&SHOP));
+        r.ok(&start(&SHOP));
+    }
+}
+
+/// `steps` without those whose command contains `text` on `host`.
+fn leaving_out(steps: &[Step], host: Option<&str>, text: &str) -> Vec<Step> {
+    let left: Vec<Step> = steps
+        .iter()
+        .filter(|s| !(s.host.as_deref() == host && s.cmd.contains(text)))
+        .cloned()
+        .collect();
+    assert!(left.len() < steps.len(), "a step {text:?} to leave out");
+    left
+}
+
+/// The epoch of a `committed (txn E.C)` line.
+fn epoch(line: &str) -> u64 {
+    let txn = line.split("(txn ").nth(1).expect("a txn");
+    txn.split('.').next().unwrap().parse().unwrap()
+}
+
+/// A node's balance or stock of `key`, from its status.
+fn level(r: &Rehearsal, name: &str, key: &str) -> u64 {
+    let v = wait_for(&format!("{name}'s status"), || r.status(name));
+    v["levels"][key].as_u64().unwrap()
+}
+
+/// Which replica of the rehearsal's replicated shop leads, of `alive`.
+fn leader(r: &Rehearsal, alive: &[&str]) -> String {
+    wait_for("a leader", || leader_among(alive, |n| r.status(n)))
+}
+
+#[test]
+fn restore_from_a_backup_alarms_with_a_copy_ten_commits_old_and_not_with_the_newest() {
+    let blocks = runbook(RESTORE);
+    let [backup, restore, behind] = &blocks[..] else {
+        panic!("the restore runbook has three console blocks: {blocks:?}")
+    };
+    // Stock for the fourteen purchases (the example has ten widgets).
+    let r = Rehearsal::shop_with(|t| t.replace("widget = 10", "widget = 100"));
+    committed(&r, 3);
+    r.ok(backup);
+    committed(&r, 10);
+    // The copy is ten commits old: the page's second block shows what the
+    // last two commands print then.
+    let checks = restore.len() - behind.len();
+    let got = r.run(restore);
+    for (i, step) in restore.iter().enumerate() {
+        let expected = match i.checked_sub(checks) {
+            None => &step.expected,
+            Some(j) => {
+                assert_eq!(step.cmd, behind[j].cmd, "the same commands");
+                &behind[j].expected
+            }
+        };
+        r.expect(step, &got[i], expected);
+    }
+    assert_eq!(level(&r, "wallet", "alice"), 100 - 3 * 5, "the backup's");
+    let log = r.log("10.0.0.2");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("ROLLED BACK")),
+        "an ERROR in the wallet's log:\n{log}"
+    );
+    // The newest copy: the directory moved aside, which lost nothing.
+    r.ok(&[Step::on(
+        "10.0.0.2",
+        "mkdir /tmp/newest && cp -a /var/lib/twopc/wallet.damaged-* /tmp/newest/wallet \
+         && tar -C /tmp/newest -czf /backup/wallet.tar.gz wallet",
+    )]);
+    r.ok(restore);
+    assert_eq!(level(&r, "wallet", "alice"), 100 - 14 * 5);
+}
+
+#[test]
+fn replace_a_dead_coordinator_commits_the_first_purchase_within_a_second() {
+    let blocks = runbook(REPLACE);
+    let [replace] = &blocks[..] else {
+        panic!("one console block: {blocks:?}")
+    };
+    assert!(
+        replace.last().unwrap().cmd.contains("--timeout 1"),
+        "the purchase is bounded by a second"
+    );
+    let r = Rehearsal::shop();
+    three_runs(&r);
+    let got = r.ok(replace);
+    let line = &got.last().unwrap()[0];
+    assert!(
+        epoch(line) > 3,
+        "past the epochs the participants saw: {line}"
+    );
+    assert_eq!(level(&r, "wallet", "alice"), 100 - 4 * 5);
+}
+
+#[test]
+fn switch_to_the_replicated_coordinator_commits_the_first_purchase_within_a_second() {
+    let blocks = runbook(SWITCH);
+    let [switch] = &blocks[..] else {
+        panic!("one console block: {blocks:?}")
+    };
+    let r = Rehearsal::shop();
+    three_runs(&r);
+    let got = r.ok(switch);
+    let line = &got.last().unwrap()[0];
+    assert!(
+        epoch(line) > 3,
+        "past the epochs the participants saw: {line}"
+    );
+    assert_eq!(level(&r, "wallet", "alice"), 100 - 4 * 5);
+    assert_eq!(level(&r, "order", "widget"), 10 - 4);
+}
+
+/// The order service left on the old cluster file: purchases commit while
+/// coordinator-1 (at the old coordinator's address) leads, and abort once
+/// another replica leads, with the order service naming its address.
+#[test]
+fn switch_to_the_replicated_coordinator_without_restarting_a_participant_shows() {
+    let blocks = runbook(SWITCH);
+    let switch = leaving_out(&blocks[0], Some("10.0.0.3"), "systemctl restart");
+    let r = Rehearsal::shop();
+    committed(&r, 1);
+    r.ok(&switch);
+    r.ok(&[Step::on("10.0.0.1", "systemctl stop twopc")]);
+    let new = leader(&r, &["coordinator-2", "coordinator-3"]);
+    let got = r.run(&[purchase(5)]);
+    assert!(
+        got[0][0].starts_with("aborted: vote timeout"),
+        "{new} leads: {got:?}"
+    );
+    let order = wait_for("the order service's status", || r.status("order"));
+    let alarms = order["alarms"].to_string();
+    assert!(
+        alarms.contains("not in the cluster file (last: 10.0.0.4:7000)")
+            || alarms.contains("not in the cluster file (last: 10.0.0.5:7000)"),
+        "{alarms}\n{}",
+        r.log("10.0.0.3")
+    );
+    assert!(order["counters"]["rejected"]["unknown_sender"].as_u64() > Some(0));
+    // Restarted with the new file (it has it): purchases commit again.
+    r.ok(&[
+        Step::on("10.0.0.3", "systemctl restart twopc"),
+        Step::op("twopc status --cluster cluster.toml --timeout 10 > /dev/null"),
+        committing(5),
+    ]);
+}
+
+#[test]
+fn move_the_coordinator_to_a_new_address() {
+    let blocks = runbook(MOVE);
+    let [moving, _forgot] = &blocks[..] else {
+        panic!("the move runbook has two console blocks: {blocks:?}")
+    };
+    let r = Rehearsal::shop();
+    committed(&r, 1);
+    r.ok(moving);
+    // Every node has the new file: no node counts a stranger.
+    for name in ["coordinator", "wallet", "order"] {
+        let v = wait_for(&format!("{name}'s status"), || r.status(name));
+        assert_eq!(v["counters"]["rejected"], serde_json::json!({}), "{name}");
+    }
+    assert_eq!(level(&r, "wallet", "alice"), 100 - 2 * 5);
+}
+
+/// The move with the wallet forgotten (neither given the new file nor
+/// restarted): purchases abort, and the wallet's status, counters and log
+/// say why, as the page shows; given the file and restarted, it works.
+#[test]
+fn move_the_coordinator_forgetting_a_node_shows_as_the_page_says() {
+    let blocks = runbook(MOVE);
+    let [moving, forgot] = &blocks[..] else {
+        panic!("the move runbook has two console blocks: {blocks:?}")
+    };
+    let scp = leaving_out(moving, None, "scp cluster.toml 10.0.0.2:");
+    let moving = leaving_out(&scp, Some("10.0.0.2"), "systemctl restart");
+    // Up to the purchase: it and what follows are the second block's.
+    let upto = moving
+        .iter()
+        .position(|s| s.cmd.starts_with("twopc purchase"))
+        .unwrap();
+    let r = Rehearsal::shop();
+    committed(&r, 1);
+    r.ok(&moving[..upto]);
+    r.ok(forgot);
+    let wallet = wait_for("the wallet's status", || r.status("wallet"));
+    assert!(
+        wallet["counters"]["rejected"]["unknown_sender"].as_u64() > Some(0),
+        "{wallet}"
+    );
+    let log = r.log("10.0.0.2");
+    assert!(
+        log.lines().any(|l| l.contains("WARN")
+            && l.contains("dropped datagram from 10.0.0.6:7000, which is not in the cluster file")),
+        "a WARN naming the address in the wallet's log:\n{log}"
+    );
+    assert_eq!(level(&r, "wallet", "alice"), 100 - 5, "nothing bought");
+    // The forgotten steps: then the next purchase commits.
+    r.ok(&[
+        Step::op("scp cluster.toml 10.0.0.2:/etc/twopc/"),
+        Step::on("10.0.0.2", "systemctl restart twopc"),
+        Step::op("twopc status --cluster cluster.toml --timeout 10 > /dev/null"),
+        committing(5),
+    ]);
+}
+
+#[test]
+fn replace_a_replica_disk_and_it_carries_the_groups_state() {
+    let blocks = runbook(REPLICA);
+    let [replace] = &blocks[..] else {
+        panic!("one console block: {blocks:?}")
+    };
+    let r = Rehearsal::replicated_shop();
+    committed(&r, 3);
+    // Dead: killed, its disk lost (the runbook stops it again: harmless).
+    r.ok(&[Step::on("10.0.0.5", "systemctl stop twopc")]);
+    committed(&r, 2);
+    r.ok(replace);
+    let leading = leader(&r, &["coordinator-1", "coordinator-2", "coordinator-3"]);
+    wait_for("the replaced replica to catch up", || {
+        let l = r.status(&leading)?;
+        let f = r.status("coordinator-3")?;
+        caught_up(&l, &f).then_some(())
+    });
+    // The replaced replica now holds what the group decided: with
+    // coordinator-2 down, a purchase is chosen by coordinator-1 and it;
+    // then coordinator-1 down and coordinator-2 back, the group's state is
+    // what coordinator-3 holds, the last purchase's outcome included.
+    r.ok(&[Step::on("10.0.0.4", "systemctl stop twopc")]);
+    let last = Step::op(
+        "twopc purchase --cluster cluster.toml --id last-before --user alice --sku widget --qty 1 --price 5 --timeout 10",
+    );
+    let got = r.run(std::slice::from_ref(&last));
+    assert!(got[0][0].starts_with("committed"), "{got:?}");
+    r.ok(&[
+        Step::on("10.0.0.1", "systemctl stop twopc"),
+        Step::on("10.0.0.4", "systemctl start twopc"),
+    ]);
+    leader(&r, &["coordinator-2", "coordinator-3"]);
+    let outcome = r.run(&[Step::op(
+        "twopc outcome --cluster cluster.toml --id last-before --timeout 10",
+    )]);
+    assert!(outcome[0][0].starts_with("committed"), "{outcome:?}");
+    let v: Value = wait_for("the wallet's status", || r.status("wallet"));
+    assert_eq!(v["levels"]["alice"], 100 - 6 * 5);
+}
