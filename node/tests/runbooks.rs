@@ -208,6 +208,77 @@ fn move_the_coordinator_to_a_new_address() {
     assert_eq!(level(&r, "wallet", "alice"), 100 - 2 * 5);
 }
 
+/// The move runbook for another node: the page's coordinator (10.0.0.1)
+/// is `name` on `from`, and what it does for the other nodes (10.0.0.2,
+/// 10.0.0.3) it does for each of `others`. The last check, every node and
+/// its alarms, is the test's: there must be no alarm.
+fn moving(block: &[Step], from: &str, name: &str, others: &[&str]) -> Vec<Step> {
+    let on = |s: &Step, h: &str| s.host.as_deref() == Some(h) || s.cmd.contains(&format!("{h}:/"));
+    let mut steps = Vec::new();
+    for s in block {
+        if on(s, "10.0.0.3") {
+            continue; // One of the others: 10.0.0.2's steps stand for them all.
+        } else if on(s, "10.0.0.2") {
+            for other in others {
+                let mut t = s.clone();
+                t.host = s.host.as_ref().map(|_| other.to_string());
+                t.cmd = s.cmd.replace("10.0.0.2", other);
+                steps.push(t);
+            }
+        } else {
+            let mut t = s.clone();
+            if t.host.as_deref() == Some("10.0.0.1") {
+                t.host = Some(from.to_string());
+            }
+            t.cmd = t.cmd.replace("10.0.0.1", from).replace("coordinator", name);
+            steps.push(t);
+        }
+    }
+    let last = steps.last_mut().unwrap();
+    assert!(last.cmd.contains("grep -e '^[a-z]' -e ALARM"), "{last:?}");
+    last.cmd = "twopc status --cluster cluster.toml | grep ALARM".into();
+    last.expected = Vec::new();
+    steps
+}
+
+/// The wallet moves from 10.0.0.2 to 10.0.0.6, as the runbook says a
+/// participant does.
+#[test]
+fn move_the_wallet_to_a_new_address() {
+    let blocks = runbook(MOVE);
+    let steps = moving(&blocks[0], "10.0.0.2", "wallet", &["10.0.0.1", "10.0.0.3"]);
+    let r = Rehearsal::shop();
+    committed(&r, 1);
+    r.ok(&steps);
+    assert_eq!(level(&r, "wallet", "alice"), 100 - 2 * 5);
+}
+
+/// coordinator-2 moves from 10.0.0.4 to 10.0.0.6, as the runbook says a
+/// coordinator replica does; then it is needed for a majority.
+#[test]
+fn move_a_coordinator_replica_to_a_new_address() {
+    let blocks = runbook(MOVE);
+    let others = ["10.0.0.1", "10.0.0.5", "10.0.0.2", "10.0.0.3"];
+    let steps = moving(&blocks[0], "10.0.0.4", "coordinator-2", &others);
+    let r = Rehearsal::replicated_shop();
+    committed(&r, 1);
+    r.ok(&steps);
+    let all = ["coordinator-1", "coordinator-2", "coordinator-3"];
+    let leading = leader(&r, &all);
+    wait_for("the moved replica to follow", || {
+        let l = r.status(&leading)?;
+        let f = r.status("coordinator-2")?;
+        (leading == "coordinator-2" || caught_up(&l, &f)).then_some(())
+    });
+    // The other two, one after the other, down: the moved one is in each
+    // majority left.
+    for host in ["10.0.0.1", "10.0.0.5"] {
+        r.ok(&[Step::on(host, "systemctl stop twopc"), committing(10)]);
+        r.ok(&[Step::on(host, "systemctl start twopc")]);
+    }
+    assert_eq!(level(&r, "wallet", "alice"), 100 - 4 * 5);
+}
+
 /// The move with the wallet forgotten (neither given the new file nor
 /// restarted): purchases abort, and the wallet's status, counters and log
 /// say why, as the page shows; given the file and restarted, it works.
@@ -219,7 +290,7 @@ fn move_the_coordinator_forgetting_a_node_shows_as_the_page_says() {
     };
     let scp = leaving_out(moving, None, "scp cluster.toml 10.0.0.2:");
     let moving = leaving_out(&scp, Some("10.0.0.2"), "systemctl restart");
-    // Up to the purchase: it and what follows are the second block's.
+    // Up to the purchase: the checks that follow are the second block's.
     let upto = moving
         .iter()
         .position(|s| s.cmd.starts_with("twopc purchase"))
@@ -247,6 +318,27 @@ fn move_the_coordinator_forgetting_a_node_shows_as_the_page_says() {
         Step::op("twopc status --cluster cluster.toml --timeout 10 > /dev/null"),
         committing(5),
     ]);
+}
+
+/// The wallet moves, and the coordinator is forgotten: the runbook's last
+/// check names it, before any purchase fails.
+#[test]
+fn move_the_wallet_forgetting_the_coordinator_shows_at_the_last_check() {
+    let blocks = runbook(MOVE);
+    let steps = moving(&blocks[0], "10.0.0.2", "wallet", &["10.0.0.1", "10.0.0.3"]);
+    let steps = leaving_out(&steps, None, "scp cluster.toml 10.0.0.1:");
+    let mut steps = leaving_out(&steps, Some("10.0.0.1"), "systemctl restart");
+    let purchase = steps
+        .iter()
+        .position(|s| s.cmd.starts_with("twopc purchase"))
+        .unwrap();
+    steps.remove(purchase);
+    let r = Rehearsal::shop();
+    committed(&r, 1);
+    let got = r.run(&steps);
+    let alarm = "ALARM: it has wallet at 10.0.0.2:7000, this cluster file at 10.0.0.6:7000: it \
+                 runs with another cluster file (a node moved?); give it this one and restart it";
+    assert_eq!(got.last().unwrap(), &vec![format!("  {alarm}")], "{got:?}");
 }
 
 #[test]
