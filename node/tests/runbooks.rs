@@ -167,6 +167,14 @@ fn switch_to_the_replicated_coordinator_without_restarting_a_participant_shows()
     let r = Rehearsal::shop();
     committed(&r, 1);
     r.ok(&switch);
+    // Named at once, as running with another cluster file.
+    let order = wait_for("the order service's status", || r.status("order"));
+    let alarms = order["alarms"].to_string();
+    assert!(
+        alarms
+            .contains("it has coordinator at 10.0.0.1:7000, which this cluster file does not name"),
+        "{alarms}"
+    );
     r.ok(&[Step::on("10.0.0.1", "systemctl stop twopc")]);
     let new = leader(&r, &["coordinator-2", "coordinator-3"]);
     let got = r.run(&[purchase(5)]);
