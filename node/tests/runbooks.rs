@@ -246,6 +246,11 @@ fn moving(block: &[Step], from: &str, name: &str, others: &[&str]) -> Vec<Step> 
                 t.cmd = s.cmd.replace("10.0.0.2", other);
                 steps.push(t);
             }
+        } else if s.cmd.starts_with("for h in 10.0.0.2 10.0.0.3 ") {
+            // The check of every machine's file: the others' and the new.
+            let mut t = s.clone();
+            t.cmd = s.cmd.replace("10.0.0.2 10.0.0.3", &others.join(" "));
+            steps.push(t);
         } else {
             let mut t = s.clone();
             if t.host.as_deref() == Some("10.0.0.1") {
@@ -311,10 +316,10 @@ fn move_the_coordinator_forgetting_a_node_shows_as_the_page_says() {
     };
     let scp = leaving_out(moving, None, "scp cluster.toml 10.0.0.2:");
     let moving = leaving_out(&scp, Some("10.0.0.2"), "systemctl restart");
-    // Up to the purchase: the checks that follow are the second block's.
+    // Up to the check of the files: the checks are the second block's.
     let upto = moving
         .iter()
-        .position(|s| s.cmd.starts_with("twopc purchase"))
+        .position(|s| s.cmd.starts_with("for h in"))
         .unwrap();
     let r = Rehearsal::shop();
     committed(&r, 1);
@@ -401,4 +406,67 @@ fn replace_a_replica_disk_and_it_carries_the_groups_state() {
     assert!(outcome[0][0].starts_with("committed"), "{outcome:?}");
     let v: Value = wait_for("the wallet's status", || r.status("wallet"));
     assert_eq!(v["levels"]["alice"], 100 - 6 * 5);
+}
+
+/// coordinator-2 moves, and coordinator-3 is forgotten: not given the
+/// new file, the runbook's check of every machine's file names it.
+#[test]
+fn move_a_replica_forgetting_another_shows_at_the_check_of_the_files() {
+    let blocks = runbook(MOVE);
+    let others = ["10.0.0.1", "10.0.0.5", "10.0.0.2", "10.0.0.3"];
+    let steps = moving(&blocks[0], "10.0.0.4", "coordinator-2", &others);
+    let steps = leaving_out(&steps, None, "scp cluster.toml 10.0.0.5:");
+    let steps = leaving_out(&steps, Some("10.0.0.5"), "systemctl restart");
+    let r = Rehearsal::replicated_shop();
+    committed(&r, 1);
+    let got = r.run(&steps);
+    let check = steps
+        .iter()
+        .position(|s| s.cmd.starts_with("for h in"))
+        .unwrap();
+    assert_eq!(
+        got[check],
+        vec!["10.0.0.5 has another cluster file"],
+        "{got:?}"
+    );
+}
+
+/// coordinator-2 moves, and coordinator-3 is given the file but not
+/// restarted: the file check passes, and no alarm but the one naming the
+/// old address shows (if an election made coordinator-3 look for
+/// coordinator-2); once coordinator-1 stops, the two cannot elect a
+/// leader, and `status` says so and names the file.
+#[test]
+fn move_a_replica_not_restarting_another_shows_at_the_next_election() {
+    let blocks = runbook(MOVE);
+    let others = ["10.0.0.1", "10.0.0.5", "10.0.0.2", "10.0.0.3"];
+    let steps = moving(&blocks[0], "10.0.0.4", "coordinator-2", &others);
+    let steps = leaving_out(&steps, Some("10.0.0.5"), "systemctl restart");
+    let r = Rehearsal::replicated_shop();
+    committed(&r, 1);
+    let got = r.run(&steps);
+    let named = "ALARM: it has coordinator-2 at 10.0.0.4:7000, this cluster file at 10.0.0.6:7000";
+    assert!(
+        got.iter()
+            .flatten()
+            .all(|line| !line.contains("ALARM") || line.contains(named)),
+        "{got:?}"
+    );
+    r.ok(&[Step::on("10.0.0.1", "systemctl stop twopc")]);
+    let got = r.run(&[purchase(3)]);
+    assert!(got[0].concat().starts_with("timeout"), "{got:?}");
+    let c3 = wait_for("coordinator-3 to say it lost the majority", || {
+        let v = r.status("coordinator-3")?;
+        v["alarms"].to_string().contains("NO QUORUM").then_some(v)
+    });
+    let alarms = c3["alarms"].to_string();
+    assert!(
+        alarms
+            .contains("it has coordinator-2 at 10.0.0.4:7000, this cluster file at 10.0.0.6:7000"),
+        "{alarms}"
+    );
+    // Restarted with its file: the two elect a leader, purchases commit.
+    r.ok(&[Step::on("10.0.0.5", "systemctl restart twopc")]);
+    leader(&r, &["coordinator-2", "coordinator-3"]);
+    r.ok(&[committing(10)]);
 }

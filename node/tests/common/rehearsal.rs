@@ -14,7 +14,8 @@
 //!   $TWOPC_NAME --data-dir /var/lib/twopc/$TWOPC_NAME` with the machine's
 //!   key, in the background (its log in `hosts/10.0.0.N/twopc.log`); stop
 //!   sends SIGTERM and waits for the exit. `scp FILE... HOST:PATH` copies
-//!   into that machine's directory.
+//!   into that machine's directory; `ssh HOST CMD ARGS...` runs the command
+//!   there (no remote shell: its words as they are).
 //! - An address `10.0.0.N:7000`, in a command or a file the test writes,
 //!   is a free loopback port, and back again in what is compared.
 //! - The operator's machine (`$ ...`) is `operator/`, holding `cluster.toml`
@@ -68,6 +69,17 @@ stop_node() {
         sleep 0.05
     done
     rm -f "$r/pid"
+}
+ssh() {
+    local h="$1" a p args=()
+    shift
+    for a in "$@"; do
+        for p in /etc/twopc /var/lib/twopc /backup /tmp; do
+            case "$a" in "$p"*) a="$ROOT/hosts/$h$a"; break ;; esac
+        done
+        args+=("$a")
+    done
+    ( HOST="$h"; cd "$ROOT/hosts/$h" && "${args[@]}" )
 }
 scp() {
     local a files=()
