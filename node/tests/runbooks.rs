@@ -1,10 +1,15 @@
 //! docs/node.md's runbooks, rehearsed with real `twopc node` processes: the
 //! `$ ` and `10.0.0.N$ ` lines of each runbook's console blocks run as
-//! written (see `common/rehearsal.rs` for the machines, `systemctl` and
-//! `scp`), and each command must print what the page shows, numbers aside.
-//! Each runbook is also run with a step left out, or against a state it
-//! must refuse, and the failure must show as the page says: a page that
-//! drifts from the program fails here.
+//! written (see `common/rehearsal.rs` for the machines, `systemctl`, `scp`
+//! and `ssh`), and each command must print what the page shows, numbers
+//! aside. The move, written for the coordinator, is also run for the wallet
+//! and for a coordinator replica, "the same way" as the page says.
+//!
+//! The mistakes the page describes are made, and must show as it says: a
+//! restored copy that is behind; a move with a node forgotten (the wallet,
+//! the coordinator, a replica not given the file or not restarted); a
+//! switch to the replicated coordinator without restarting a participant.
+//! A page that drifts from the program fails here.
 
 mod common;
 
