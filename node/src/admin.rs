@@ -8,7 +8,9 @@ use twopc_model::{CoordState, ReplicaState, State};
 #[path = "admin_peers.rs"]
 mod peers;
 use peers::alarms;
-pub use peers::{peer_alarms, remember, who_leads, GroupView, PeerView, UNANSWERED_ALARM};
+pub use peers::{
+    file_disagreements, peer_alarms, remember, who_leads, GroupView, PeerView, UNANSWERED_ALARM,
+};
 
 /// At most this many balances or skus are listed in one reply (it must fit
 /// in a datagram); `levels_total` says how many there are.

@@ -206,6 +206,33 @@ pub fn peer_alarms(
     alarms
 }
 
+/// Alarms for the nodes that `peers` (one node's view) has at another
+/// address than `file` (the asking client's cluster file, name and
+/// address), or that `file` does not name: the node runs with another
+/// cluster file. It is what a move looks like when a node was not given the
+/// new file and restarted, seen before a purchase fails on it. A node lists
+/// only the peers it has talked to, so this sees the disagreement once
+/// they have.
+pub fn file_disagreements(peers: &[PeerView], file: &[(String, String)]) -> Vec<String> {
+    peers
+        .iter()
+        .filter_map(|p| {
+            let theirs = format!("it has {} at {}", p.name, p.address);
+            match file.iter().find(|(name, _)| *name == p.name) {
+                Some((_, here)) if *here == p.address => None,
+                Some((_, here)) => Some(format!("{theirs}, this cluster file at {here}")),
+                None => Some(format!("{theirs}, which this cluster file does not name")),
+            }
+        })
+        .map(|why| {
+            format!(
+                "{why}: it runs with another cluster file (a node moved?); give it this one and \
+                 restart it"
+            )
+        })
+        .collect()
+}
+
 /// Remembers `what` among the last [`super::RECENT_ALARMS`] of `list` (once).
 pub fn remember(list: &mut Vec<String>, what: String) {
     if list.last() == Some(&what) {

@@ -145,3 +145,41 @@ fn replicas_show_their_standing_and_who_leads() {
     let line = who_leads(&[("c-2".into(), fr)]);
     assert!(line.starts_with("no replica leads"), "{line}");
 }
+
+/// A node that lists a peer at another address than the asking client's
+/// cluster file, or a peer that file does not name, runs with another
+/// cluster file: `twopc status` says so. The same addresses say nothing.
+#[test]
+fn a_node_with_another_cluster_file_is_named() {
+    let peer = |name: &str, address: &str| PeerView {
+        name: name.into(),
+        address: address.into(),
+        heard_ms_ago: Some(10),
+        unanswered: 0,
+        rejected: Default::default(),
+        says_unauthenticated: 0,
+    };
+    let file: Vec<(String, String)> = [
+        ("coordinator", "10.0.0.6:7000"),
+        ("wallet", "10.0.0.2:7000"),
+    ]
+    .map(|(n, a)| (n.to_string(), a.to_string()))
+    .into();
+    let peers = [
+        peer("coordinator", "10.0.0.1:7000"),
+        peer("wallet", "10.0.0.2:7000"),
+        peer("coordinator-1", "10.0.0.1:7000"),
+    ];
+    assert_eq!(
+        file_disagreements(&peers, &file),
+        vec![
+            "it has coordinator at 10.0.0.1:7000, this cluster file at 10.0.0.6:7000: it runs \
+             with another cluster file (a node moved?); give it this one and restart it"
+                .to_string(),
+            "it has coordinator-1 at 10.0.0.1:7000, which this cluster file does not name: it \
+             runs with another cluster file (a node moved?); give it this one and restart it"
+                .to_string(),
+        ]
+    );
+    assert!(file_disagreements(&peers[1..2], &file).is_empty());
+}

@@ -6,45 +6,19 @@
 
 mod common;
 
+use common::docs::{console_blocks, free_port, node_md};
 use common::BIN;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// The console block after `### With curl`: (command, expected output
-/// lines) pairs.
-fn example(doc: &str) -> Vec<(String, Vec<String>)> {
-    let section = &doc[doc.find("### With curl").expect("the section")..];
-    let start = section.find("```console\n").expect("a console block") + "```console\n".len();
-    let block = &section[start..start + section[start..].find("```").unwrap()];
-    let mut steps: Vec<(String, Vec<String>)> = Vec::new();
-    for line in block.lines() {
-        match line.strip_prefix("$ ") {
-            Some(cmd) => steps.push((cmd.to_string(), Vec::new())),
-            None => steps
-                .last_mut()
-                .expect("output after a command")
-                .1
-                .push(line.to_string()),
-        }
-    }
-    steps
-}
-
-fn free_port() -> u16 {
-    loop {
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 #[test]
 fn the_http_example_starts_the_whole_cluster_and_answers_as_shown() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let doc = std::fs::read_to_string(root.join("docs/node.md")).unwrap();
-    let steps = example(&doc);
+    let steps: Vec<(String, Vec<String>)> = console_blocks(&node_md(), "### With curl")
+        .remove(0)
+        .into_iter()
+        .map(|s| (s.cmd, s.expected))
+        .collect();
     let starts: Vec<&String> = steps
         .iter()
         .map(|(c, _)| c)

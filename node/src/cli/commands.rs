@@ -420,9 +420,15 @@ async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
     // Every node is asked at once: --timeout bounds the whole command.
     let addrs: Vec<_> = nodes.iter().map(|n| n.address).collect();
     let answers = client::status_all(&addrs, &codec, deadline.at, false).await?;
+    let file: Vec<(String, String)> = (cluster.nodes.iter())
+        .map(|n| (n.name.clone(), n.address.to_string()))
+        .collect();
     for (n, view) in nodes.into_iter().zip(answers) {
         match view {
-            Some(v) => {
+            Some(mut v) => {
+                // Asked here, not by the node: it cannot know this file.
+                let differs = crate::admin::file_disagreements(&v.peers, &file);
+                v.alarms.extend(differs);
                 if let Some(r) = &v.replica {
                     replicas.push((n.name.clone(), r.clone()));
                 }

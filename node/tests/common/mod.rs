@@ -4,6 +4,11 @@
 
 #![allow(dead_code)]
 
+pub mod docs;
+pub mod rehearsal;
+
+pub use docs::free_port;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
@@ -23,18 +28,6 @@ pub struct TestCluster {
     /// Network namespace to run each node (or "client") in, if any.
     pub netns: HashMap<String, String>,
     procs: HashMap<String, Child>,
-}
-
-/// A loopback port free for UDP and for TCP (a coordinator replica listens
-/// on both).
-fn free_port() -> u16 {
-    loop {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = s.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// Polls `f` until it returns `Some`, or panics after [`PATIENCE`].
