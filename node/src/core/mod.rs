@@ -426,6 +426,13 @@ impl Core {
                         Reject::Undecodable("not a replica message".into()),
                     );
                 }
+                if self.peers.is_stranger(from, &msg) {
+                    // A replica at an address the cluster file does not
+                    // name (moved, and only it restarted with a new file):
+                    // counted and named, as a datagram from it would be.
+                    let kind = MsgKind::of(&msg);
+                    return self.reject(now, SocketAddr::V4(from), Reject::UnknownSender(kind));
+                }
                 self.deliver(now, from, msg)
             }
         }

@@ -4,6 +4,7 @@
 //! follower's campaign waits while it hears from its leader.
 
 use super::*;
+use crate::admin::RejectReason;
 use crate::wire::Format;
 use twopc_model::{timeouts, Coordinator, Replica, Term};
 
@@ -463,4 +464,51 @@ fn a_leader_delivers_acks_with_a_batch_that_saves_or_after_a_short_delay() {
     let _ = leader.ready(later);
     assert_eq!(leader.counters().msgs_handled, handled + 1, "delivered");
     assert!(leader.next_timer().unwrap() > later);
+}
+
+/// A replica message over a link from an address the cluster file does not
+/// name (a replica moved to a new port, and only it was given the new
+/// file) is counted as `unknown_sender`, never handed to the actor.
+#[test]
+fn a_link_message_from_an_address_not_in_the_cluster_is_counted_and_dropped() {
+    let t0 = Instant::now();
+    let mut follower = replica(1, Faults::default(), t0);
+    let replicas: Vec<SocketAddrV4> = R.iter().map(|r| r.parse().unwrap()).collect();
+    follower.know(super::peers::Members {
+        me: Some(replicas[1]),
+        nodes: replicas
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (*a, format!("coordinator-{}", i + 1)))
+            .collect(),
+        replicas: replicas.clone(),
+    });
+    let _ = follower.ready(t0);
+    let accept = || Msg::Accept {
+        term: first_term(),
+        version: 1,
+        storage: Default::default(),
+    };
+    // From the leader's address it is accepted.
+    follower.handle(
+        t0,
+        Event::Peer {
+            from: replicas[0],
+            msg: accept(),
+        },
+    );
+    assert!(follower.ready(t0).save.is_some(), "accepted from a member");
+    let moved: SocketAddrV4 = "127.0.0.1:9999".parse().unwrap();
+    follower.handle(
+        t0,
+        Event::Peer {
+            from: moved,
+            msg: accept(),
+        },
+    );
+    let ready = follower.ready(t0);
+    assert!(ready.save.is_none(), "not accepted: {ready:?}");
+    let c = follower.counters();
+    assert_eq!(c.rejected.get(&RejectReason::UnknownSender), Some(&1));
+    assert_eq!(c.unknown_senders, vec![moved.to_string()]);
 }
