@@ -107,3 +107,31 @@ pub enum Timer {
     /// its latest state (its heartbeat).
     Replica,
 }
+
+impl Msg {
+    /// Whether this is a message the replicas of a replicated coordinator
+    /// exchange among themselves (a runtime carries it on its links between
+    /// replicas; every other message goes to or from participants and
+    /// clients).
+    pub fn between_replicas(&self) -> bool {
+        match self {
+            Msg::Campaign { .. }
+            | Msg::Promise { .. }
+            | Msg::Accept { .. }
+            | Msg::Accepted { .. }
+            | Msg::Nack { .. } => true,
+            Msg::Purchase { .. }
+            | Msg::Lookup { .. }
+            | Msg::Outcome(_)
+            | Msg::Status { .. }
+            | Msg::Prepare { .. }
+            | Msg::Vote { .. }
+            | Msg::Commit { .. }
+            | Msg::Abort { .. }
+            | Msg::Ack { .. }
+            | Msg::QueryDecision { .. }
+            | Msg::AskEpoch { .. }
+            | Msg::Epoch { .. } => false,
+        }
+    }
+}

@@ -249,3 +249,27 @@ impl std::fmt::Display for Term {
         write!(f, "{}/{}", self.n, self.leader)
     }
 }
+
+impl AbortReason {
+    /// Its snake_case name: on the command line, in JSON, in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            AbortReason::InsufficientFunds => "insufficient_funds",
+            AbortReason::InsufficientStock => "insufficient_stock",
+            AbortReason::UnknownUser => "unknown_user",
+            AbortReason::UnknownSku => "unknown_sku",
+            AbortReason::VoteTimeout => "vote_timeout",
+            AbortReason::InvalidRequest => "invalid_request",
+        }
+    }
+}
+
+impl Rejection {
+    /// Its snake_case name: on the command line, in JSON, in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rejection::KeyReused => "key_reused",
+            Rejection::InvalidId => "invalid_id",
+        }
+    }
+}

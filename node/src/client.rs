@@ -79,32 +79,12 @@ pub struct PurchaseReport {
     pub hint: Option<String>,
 }
 
-/// The snake_case name of an abort reason.
-pub fn reason_name(r: AbortReason) -> &'static str {
-    match r {
-        AbortReason::InsufficientFunds => "insufficient_funds",
-        AbortReason::InsufficientStock => "insufficient_stock",
-        AbortReason::UnknownUser => "unknown_user",
-        AbortReason::UnknownSku => "unknown_sku",
-        AbortReason::VoteTimeout => "vote_timeout",
-        AbortReason::InvalidRequest => "invalid_request",
-    }
-}
-
-/// The snake_case name of a refusal.
-pub fn refusal_name(r: Rejection) -> &'static str {
-    match r {
-        Rejection::KeyReused => "key_reused",
-        Rejection::InvalidId => "invalid_id",
-    }
-}
-
 fn serialize_refusal<S: serde::Serializer>(
     refusal: &Option<Rejection>,
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     match refusal {
-        Some(r) => s.serialize_some(refusal_name(*r)),
+        Some(r) => s.serialize_some(r.name()),
         None => s.serialize_none(),
     }
 }
@@ -114,7 +94,7 @@ fn serialize_reason<S: serde::Serializer>(
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     match reason {
-        Some(r) => s.serialize_some(reason_name(*r)),
+        Some(r) => s.serialize_some(r.name()),
         None => s.serialize_none(),
     }
 }
@@ -164,10 +144,10 @@ impl PurchaseReport {
             .unwrap_or_default();
         match (self.outcome, self.reason, self.refusal) {
             (PurchaseOutcome::Aborted, Some(r), _) => {
-                format!("aborted: {}{txn}", reason_name(r).replace('_', " "))
+                format!("aborted: {}{txn}", r.name().replace('_', " "))
             }
             (PurchaseOutcome::Refused, _, Some(r)) => {
-                format!("refused: {}", refusal_name(r).replace('_', " "))
+                format!("refused: {}", r.name().replace('_', " "))
             }
             (PurchaseOutcome::Unknown, _, _) => {
                 "unknown: the coordinator never saw this id, or its outcome expired".into()

@@ -106,33 +106,7 @@ struct RawNode {
     bind: Option<String>,
 }
 
-/// How the coordinator is run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Protocol {
-    /// One coordinator (two-phase commit as such).
-    #[default]
-    #[serde(rename = "2pc")]
-    TwoPc,
-    /// 2F+1 coordinator replicas, one leading (`twopc_model::Replica`).
-    #[serde(rename = "replicated")]
-    Replicated,
-}
-
-impl Protocol {
-    /// Its name in the cluster file and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::TwoPc => "2pc",
-            Protocol::Replicated => "replicated",
-        }
-    }
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::role::Protocol;
 
 /// The file as written.
 #[derive(Serialize, Deserialize)]
@@ -299,7 +273,7 @@ impl Cluster {
             return Err("retention must be at least 1 (outcomes remembered)".into());
         }
         if let Some(id) = &raw.cluster_id {
-            crate::cluster_id::check(id)?;
+            check_cluster_id(id)?;
         }
         Ok(Cluster {
             cluster_id: raw.cluster_id,
@@ -434,3 +408,17 @@ impl Cluster {
 #[cfg(test)]
 #[path = "cluster_tests.rs"]
 mod tests;
+
+/// Longest `cluster_id`.
+pub const MAX_ID: usize = 64;
+
+/// Checks a `cluster_id` from a cluster file.
+pub fn check_cluster_id(id: &str) -> std::result::Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if id.is_empty() || id.len() > MAX_ID || !id.chars().all(ok) {
+        return Err(format!(
+            "cluster_id {id:?}: 1 to {MAX_ID} letters, digits, '.', '_' or '-'"
+        ));
+    }
+    Ok(())
+}

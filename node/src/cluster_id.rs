@@ -25,19 +25,7 @@
 use crate::cluster::Cluster;
 use crate::wire::{ClusterKey, Codec, Format};
 
-/// Longest `cluster_id`.
-pub const MAX_ID: usize = 64;
-
-/// Checks a `cluster_id` from a cluster file.
-pub fn check(id: &str) -> Result<(), String> {
-    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if id.is_empty() || id.len() > MAX_ID || !id.chars().all(ok) {
-        return Err(format!(
-            "cluster_id {id:?}: 1 to {MAX_ID} letters, digits, '.', '_' or '-'"
-        ));
-    }
-    Ok(())
-}
+pub use crate::cluster::{check_cluster_id as check, MAX_ID};
 
 /// A cluster's identity, as a node checks and stamps it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -179,7 +179,7 @@ pub enum Error {
         /// The data directory.
         dir: PathBuf,
         /// The cluster file's protocol.
-        protocol: crate::cluster::Protocol,
+        protocol: crate::role::Protocol,
         /// What the directory holds, in words.
         found: &'static str,
     },

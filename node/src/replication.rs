@@ -33,42 +33,18 @@
 //! file is only its encoding. [`Encoder`] and [`Decoder`] are pure; the
 //! tasks at the bottom own the sockets.
 
-use crate::core::drops::DropLog;
+pub use crate::core::drops::LinkStats;
 use crate::storage::CoordDelta;
 use crate::wire::{Codec, Reject, MAX_FRAME};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use twopc_model::{CoordStorage, Msg, Term};
-
-/// Whether `msg` is one the replicas exchange among themselves (sent over
-/// TCP by a replica; every other message is a datagram).
-pub fn between_replicas(msg: &Msg) -> bool {
-    match msg {
-        Msg::Campaign { .. }
-        | Msg::Promise { .. }
-        | Msg::Accept { .. }
-        | Msg::Accepted { .. }
-        | Msg::Nack { .. } => true,
-        Msg::Purchase { .. }
-        | Msg::Lookup { .. }
-        | Msg::Outcome(_)
-        | Msg::Status { .. }
-        | Msg::Prepare { .. }
-        | Msg::Vote { .. }
-        | Msg::Commit { .. }
-        | Msg::Abort { .. }
-        | Msg::Ack { .. }
-        | Msg::QueryDecision { .. }
-        | Msg::AskEpoch { .. }
-        | Msg::Epoch { .. } => false,
-    }
-}
 
 /// What one frame carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -250,7 +226,7 @@ impl Decoder {
     pub fn decode(&mut self, frame: Frame) -> Result<(SocketAddrV4, Msg), String> {
         match frame {
             Frame::Whole { from, msg } => {
-                if !between_replicas(&msg) {
+                if !msg.between_replicas() {
                     return Err(format!(
                         "{} from {from} on a replica connection",
                         crate::wire::MsgKind::of(&msg)
@@ -287,39 +263,6 @@ impl Decoder {
                 ))
             }
         }
-    }
-}
-
-/// What the links drop, by reason, for `twopc status` and `/metrics`
-/// (`link_dropped`); each drop is also logged at WARN, rate-limited per
-/// reason (the first at once, then one line per period with the count
-/// since: `core/drops.rs`). Shared by the link's tasks.
-#[derive(Debug, Default)]
-pub struct LinkStats {
-    inner: Mutex<(BTreeMap<&'static str, u64>, DropLog<&'static str>)>,
-}
-
-impl LinkStats {
-    /// Counts `n` drops for `reason` and logs `what` (rate-limited).
-    pub fn dropped(&self, reason: &'static str, n: u64, what: impl FnOnce() -> String) {
-        let logged = {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            *inner.0.entry(reason).or_default() += n;
-            let count = inner.0[reason];
-            inner
-                .1
-                .note(reason, tokio::time::Instant::now())
-                .map(|since| (count, since))
-        };
-        if let Some((count, since)) = logged {
-            tracing::warn!(reason, count, since, "replica link dropped: {}", what());
-        }
-    }
-
-    /// The counts so far, by reason.
-    pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.0.iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
 }
 

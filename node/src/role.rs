@@ -67,3 +67,31 @@ mod tests {
         }
     }
 }
+
+/// How the coordinator is run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    /// One coordinator (two-phase commit as such).
+    #[default]
+    #[serde(rename = "2pc")]
+    TwoPc,
+    /// 2F+1 coordinator replicas, one leading (`twopc_model::Replica`).
+    #[serde(rename = "replicated")]
+    Replicated,
+}
+
+impl Protocol {
+    /// Its name in the cluster file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::TwoPc => "2pc",
+            Protocol::Replicated => "replicated",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

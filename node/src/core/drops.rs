@@ -6,8 +6,9 @@
 //! `twopc status` and `/metrics` have every one. Pure bookkeeping: the time
 //! comes with each call.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -85,5 +86,38 @@ mod tests {
         assert_eq!(log.note("bad_mac", t0 + LOG_EVERY), Some(101));
         assert_eq!(log.note("bad_mac", t0 + LOG_EVERY), None);
         assert_eq!(log.note("bad_mac", t0 + LOG_EVERY * 3), Some(2));
+    }
+}
+
+/// What the links drop, by reason, for `twopc status` and `/metrics`
+/// (`link_dropped`); each drop is also logged at WARN, rate-limited per
+/// reason (the first at once, then one line per period with the count
+/// since: `core/drops.rs`). Shared by the link's tasks.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    inner: Mutex<(BTreeMap<&'static str, u64>, DropLog<&'static str>)>,
+}
+
+impl LinkStats {
+    /// Counts `n` drops for `reason` and logs `what` (rate-limited).
+    pub fn dropped(&self, reason: &'static str, n: u64, what: impl FnOnce() -> String) {
+        let logged = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            *inner.0.entry(reason).or_default() += n;
+            let count = inner.0[reason];
+            inner
+                .1
+                .note(reason, tokio::time::Instant::now())
+                .map(|since| (count, since))
+        };
+        if let Some((count, since)) = logged {
+            tracing::warn!(reason, count, since, "replica link dropped: {}", what());
+        }
+    }
+
+    /// The counts so far, by reason.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.0.iter().map(|(k, v)| (k.to_string(), *v)).collect()
     }
 }

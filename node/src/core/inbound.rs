@@ -40,7 +40,7 @@ impl Core {
             self.counters.rolled_back = self.history.alarm();
             return self.reject(now, src, why);
         }
-        if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
+        if matches!(self.actor, Node::Replica(_)) && msg.between_replicas() {
             // Replicas talk over their authenticated TCP links only.
             return self.reject(
                 now,

@@ -127,7 +127,6 @@ use crate::admin::Counters;
 use crate::faults::{Faults, Injector, Outgoing};
 use crate::history::History;
 use crate::mutant::RuntimeMutant;
-use crate::replication::between_replicas;
 use crate::storage::{Heard, StoreStats};
 use crate::trace::Tracer;
 use crate::wire::{msg_txn, Codec, MsgKind, Payload, Reject, MAX_DATAGRAM};
@@ -288,7 +287,7 @@ pub struct Core {
     /// Rate-limits the log lines of what is dropped.
     drop_log: DropLog<DropKey>,
     /// A replica's links' drop counters (`replication.rs`).
-    link: Option<std::sync::Arc<crate::replication::LinkStats>>,
+    link: Option<std::sync::Arc<drops::LinkStats>>,
 }
 
 /// A tracer and the number of the last step it recorded.
@@ -367,7 +366,7 @@ impl Core {
     }
 
     /// A replica's links count what they drop in `stats`; `status` shows it.
-    pub fn attach_link(&mut self, stats: std::sync::Arc<crate::replication::LinkStats>) {
+    pub fn attach_link(&mut self, stats: std::sync::Arc<drops::LinkStats>) {
         self.link = Some(stats);
     }
 
@@ -418,7 +417,7 @@ impl Core {
             Event::HeldBackDue => self.ready.sends.extend(self.injector.due(now)),
             Event::Peer { from, msg } => {
                 self.counters.peer_msgs_in += 1;
-                if !between_replicas(&msg) {
+                if !msg.between_replicas() {
                     // The link lets only replica messages through.
                     return self.reject(
                         now,

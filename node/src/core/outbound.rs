@@ -52,7 +52,7 @@ impl Core {
             Msg::Outcome(o) if saved => {
                 let name = match o.verdict {
                     twopc_model::Verdict::Committed => "committed",
-                    twopc_model::Verdict::Aborted(r) => crate::client::reason_name(r),
+                    twopc_model::Verdict::Aborted(r) => r.name(),
                     // Not a purchase decided: an id refused or unknown.
                     twopc_model::Verdict::Refused(_) | twopc_model::Verdict::Unknown => return,
                 };
@@ -84,7 +84,7 @@ impl Core {
             tracing::debug!(node = %self.name, %kind, txn, %to, "fault: dropped outgoing");
             return;
         }
-        if matches!(self.actor, Node::Replica(_)) && between_replicas(&msg) {
+        if matches!(self.actor, Node::Replica(_)) && msg.between_replicas() {
             // To a peer replica, over TCP: encoded by the link, as a delta.
             tracing::trace!(node = %self.name, %kind, %to, "to peer");
             return self.queued.push(Outgoing {

@@ -24,7 +24,7 @@
 //! a `GET` of it answers `unknown`.
 
 use super::{ApiError, AppState};
-use crate::client::{self, reason_name, refusal_name, Lookup};
+use crate::client::{self, Lookup};
 use crate::wire::check_name;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -170,12 +170,12 @@ impl PurchaseView {
 fn answer(id: &str, o: &Outcome) -> Result<PurchaseView, ApiError> {
     let (status, reason) = match o.verdict {
         Verdict::Committed => ("committed", None),
-        Verdict::Aborted(r) => ("aborted", Some(reason_name(r))),
+        Verdict::Aborted(r) => ("aborted", Some(r.name())),
         Verdict::Refused(Rejection::KeyReused) => return Err(key_reused(id)),
         Verdict::Refused(r @ Rejection::InvalidId) => {
             return Err(ApiError::bad_request(
                 "invalid_idempotency_key",
-                format!("the coordinator refused the key: {}", refusal_name(r)),
+                format!("the coordinator refused the key: {}", r.name()),
             ))
         }
         Verdict::Unknown => return Err(unknown(id)),
