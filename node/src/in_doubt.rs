@@ -133,9 +133,10 @@ impl std::fmt::Display for Decision {
     }
 }
 
-/// A coordinator's answer to `twopc decide`.
+/// A coordinator's answer to `twopc decide` (externally tagged: bincode,
+/// the datagrams' format, cannot read an internally tagged enum).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "answer")]
+#[serde(rename_all = "snake_case")]
 pub enum DecideAnswer {
     /// Decided, durably (a replicated coordinator: chosen by a majority);
     /// the decision is on its way to both participants.
@@ -209,6 +210,28 @@ pub fn parse_txn(s: &str) -> Result<TxnId, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_answer_crosses_the_wire() {
+        let codec = crate::wire::Codec::new(None, crate::wire::Format::Bincode);
+        let answers = [
+            DecideAnswer::Decided { req: "r".into() },
+            DecideAnswer::NotInDoubt {
+                in_doubt: DoubtsView::default(),
+            },
+            DecideAnswer::Learning,
+            DecideAnswer::NotLeader { leader: None },
+            DecideAnswer::Unsure {
+                leader: Some("c".into()),
+            },
+            DecideAnswer::NotCoordinator,
+        ];
+        for answer in answers {
+            let reply = crate::wire::Payload::DecideReply { nonce: 1, answer };
+            let bytes = codec.encode(&reply).unwrap();
+            assert_eq!(codec.decode(&bytes), Ok(reply));
+        }
+    }
 
     #[test]
     fn transaction_ids_parse_as_status_shows_them() {
