@@ -277,3 +277,7 @@ impl Core {
         std::mem::take(&mut self.desk.audit)
     }
 }
+
+#[cfg(test)]
+#[path = "doubts_tests.rs"]
+mod tests;
