@@ -285,3 +285,90 @@ fn a_commit_one_participant_applied_is_recovered_without_an_operator() {
         .is_empty());
     assert!(!c.data_dir("coordinator").join("heuristic.log").exists());
 }
+
+/// The same with a replicated coordinator whose every replica lost its log:
+/// the leader shows the doubt and takes the decision (replicated before it
+/// is sent); a follower names the leader and decides nothing.
+#[test]
+fn a_replicated_coordinators_leader_shows_and_decides_what_is_in_doubt() {
+    const REPLICAS: [&str; 3] = ["coordinator-1", "coordinator-2", "coordinator-3"];
+    let mut c = TestCluster::replicated(3, &[("alice", 100), ("bob", 100)], &[("widget", 10)]);
+    c.start("wallet", &[]);
+    c.start("order", &[]);
+    for r in REPLICAS {
+        c.start(r, &["--fault-drop-out", "commit,outcome"]);
+    }
+    let out = c
+        .twopc(&[
+            "purchase",
+            "--user",
+            "alice",
+            "--sku",
+            "widget",
+            "--qty",
+            "1",
+            "--price",
+            "5",
+            "--id",
+            "ORDER-1",
+            "--json",
+            "--timeout",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    let (r, code) = parse_purchase(out);
+    assert_eq!(code, 4, "no outcome reaches the buyer: {r}");
+    let txn = wait_for("both participants to hold ORDER-1", || {
+        let w = held_txn(&c, "wallet")?;
+        (held_txn(&c, "order")? == w).then_some(w)
+    });
+    for r in REPLICAS {
+        c.kill9(r);
+        let dir = c.data_dir(r);
+        std::fs::rename(&dir, dir.with_extension("lost")).unwrap();
+    }
+    for r in REPLICAS {
+        c.start(r, &[]);
+    }
+    let leader = wait_for("a leader", || c.leader(&REPLICAS));
+    let listed = wait_for("the leader to list the doubt", || {
+        let v = c.status(&leader)?;
+        let listed = v["doubts"]["listed"].as_array()?.clone();
+        (!listed.is_empty()).then_some(listed)
+    });
+    assert_eq!(
+        (listed.len(), listed[0]["txn"].as_str()),
+        (1, Some(txn.as_str()))
+    );
+    let (_, text, _) = run(&c, &["status", "--name", &leader]);
+    assert!(
+        text.contains(&format!("in doubt: {txn} (request ORDER-1)")),
+        "{text}"
+    );
+    let follower = REPLICAS.iter().find(|r| **r != leader).unwrap();
+    let (code, out, _) = run(
+        &c,
+        &["decide", "--txn", &txn, "--commit", "--name", follower],
+    );
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("does not lead") && out.contains(&leader),
+        "{out}"
+    );
+    let (r, code) = c.purchase("bob", "widget", 1, 5);
+    assert_eq!((code, r["outcome"].as_str()), (0, Some("committed")), "{r}");
+    let (code, out, err) = run(&c, &["decide", "--txn", &txn, "--commit"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains(&format!("at {leader}")), "{out}");
+    wait_for("both participants to apply it", || {
+        (c.holds("wallet") == 0 && c.holds("order") == 0).then_some(())
+    });
+    assert_eq!(c.levels("wallet")["alice"], 95);
+    assert_eq!(c.levels("order")["widget"], 8);
+    let v = c.status(&leader).unwrap();
+    assert_eq!(v["doubts"]["total"], 0, "{v}");
+    assert_eq!(v["counters"]["heuristic_decisions"]["commit"], 1, "{v}");
+    let audit = std::fs::read_to_string(c.data_dir(&leader).join("heuristic.log")).unwrap();
+    assert_eq!(audit.lines().count(), 1, "{audit}");
+}
