@@ -134,7 +134,13 @@ impl Core {
             }
             _ => false,
         };
-        assert!(decided, "checked in doubt at a coordinator that knows");
+        if !decided {
+            // Checked above; were it not so, nothing changed: say so.
+            let in_doubt = self.state.as_ref().and_then(coordinator);
+            let in_doubt =
+                in_doubt.map_or_else(DoubtsView::default, |c| DoubtsView::of(c.doubts.iter()));
+            return self.answer(to, nonce, DecideAnswer::NotInDoubt { in_doubt });
+        }
         tracing::warn!(
             node = %self.name, %txn, req = %req, %decision,
             "heuristic decision: an operator decided {decision} for transaction {txn} in doubt \

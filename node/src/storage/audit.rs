@@ -3,6 +3,11 @@
 //! decision leaves, for an auditor. Not part of the store's state: a node
 //! never reads it back, `twopc inspect` ignores it, and losing it loses no
 //! protocol state (the decision itself is in the log like any other save).
+//! The line is made durable before the batch's own fsync: a crash between
+//! the two leaves a line for a decision the log never kept, and the
+//! coordinator still lists the transaction in doubt (a second decision
+//! then adds a second line). A line says what an operator decided, not
+//! that it took effect: `twopc status` says that.
 
 use super::dir::{io_err, sync_dir};
 use super::fs::Fs;
