@@ -59,12 +59,52 @@ fn doubts(c: &TestCluster) -> Option<Vec<Value>> {
     v["doubts"]["listed"].as_array().cloned()
 }
 
-/// A cluster where alice's purchase (id ORDER-1) is held by both
+/// Alice buys from a coordinator whose commits (and, unless `tell_buyer`,
+/// outcomes) never leave, until an attempt is decided commit and both
+/// participants hold it: on a starved machine a vote may time out, which
+/// aborts it and changes nothing (then ORDER-2, ...). Its transaction and id.
+fn held_by_both(c: &TestCluster, tell_buyer: bool) -> (String, String) {
+    for attempt in 1..=5 {
+        let id = format!("ORDER-{attempt}");
+        let out = c
+            .twopc(&[
+                "purchase", "--user", "alice", "--sku", "widget", "--qty", "1",
+            ])
+            .args(["--price", "5", "--id", &id, "--json", "--timeout", "5"])
+            .output()
+            .unwrap();
+        let (r, code) = parse_purchase(out);
+        if r["reason"] == "vote_timeout" {
+            continue;
+        }
+        match tell_buyer {
+            true => assert_eq!((code, r["outcome"].as_str()), (0, Some("committed")), "{r}"),
+            false => assert_eq!(code, 4, "no outcome reaches the buyer: {r}"),
+        }
+        // The purchase is over (it committed, or its 5 s passed): both
+        // participants voted long ago, and hold it unless it aborted.
+        let held = wait_for(&format!("both participants to hold {id}"), || {
+            let (w, o) = (c.status("wallet")?, c.status("order")?);
+            if w["holds"].as_array()?.is_empty() && o["holds"].as_array()?.is_empty() {
+                return Some(None);
+            }
+            let w = held_txn(c, "wallet")?;
+            (held_txn(c, "order")? == w).then_some(Some(w))
+        });
+        match held {
+            Some(txn) => return (txn, id),
+            None => eprintln!("{id} aborted (a vote timed out); buying again"),
+        }
+    }
+    panic!("five attempts in a row aborted by vote timeout")
+}
+
+/// A cluster where alice's purchase (its id returned) is held by both
 /// participants and the coordinator that decided it lost its log; bob's
 /// purchases go on. The coordinator runs again on an empty directory, with
 /// the HTTP API (metrics public) on the returned port. `tell_buyer`: whether
 /// the old coordinator's outcome reached the buyer (it decided commit).
-fn in_doubt(tell_buyer: bool) -> (TestCluster, String, u16) {
+fn in_doubt(tell_buyer: bool) -> (TestCluster, String, String, u16) {
     let mut c = TestCluster::new(&[("alice", 100), ("bob", 100)], &[("widget", 10)]);
     c.start("wallet", &[]);
     c.start("order", &[]);
@@ -75,34 +115,7 @@ fn in_doubt(tell_buyer: bool) -> (TestCluster, String, u16) {
         false => "commit,outcome",
     };
     c.start("coordinator", &["--fault-drop-out", dropped]);
-    let out = c
-        .twopc(&[
-            "purchase",
-            "--user",
-            "alice",
-            "--sku",
-            "widget",
-            "--qty",
-            "1",
-            "--price",
-            "5",
-            "--id",
-            "ORDER-1",
-            "--json",
-            "--timeout",
-            "5",
-        ])
-        .output()
-        .unwrap();
-    let (r, code) = parse_purchase(out);
-    match tell_buyer {
-        true => assert_eq!((code, r["outcome"].as_str()), (0, Some("committed")), "{r}"),
-        false => assert_eq!(code, 4, "no outcome reaches the buyer: {r}"),
-    }
-    let txn = wait_for("both participants to hold ORDER-1", || {
-        let w = held_txn(&c, "wallet")?;
-        (held_txn(&c, "order")? == w).then_some(w)
-    });
+    let (txn, id) = held_by_both(&c, tell_buyer);
     // The coordinator's disk dies; the operator gives it an empty one.
     c.kill9("coordinator");
     let dir = c.data_dir("coordinator");
@@ -121,17 +134,17 @@ fn in_doubt(tell_buyer: bool) -> (TestCluster, String, u16) {
             "--http-metrics-public",
         ],
     );
-    (c, txn, port)
+    (c, txn, id, port)
 }
 
 /// What an operator sees before deciding, and what goes on meanwhile.
-fn shown_and_shop_goes_on(c: &TestCluster, txn: &str, port: u16) {
+fn shown_and_shop_goes_on(c: &TestCluster, txn: &str, id: &str, port: u16) {
     let listed = wait_for("the coordinator to list the doubt", || {
         doubts(c).filter(|d| !d.is_empty())
     });
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["txn"], txn);
-    assert_eq!(listed[0]["req"], "ORDER-1");
+    assert_eq!(listed[0]["req"], id);
     let v = c.status("coordinator").unwrap();
     let alarms = v["alarms"].to_string();
     assert!(
@@ -141,7 +154,7 @@ fn shown_and_shop_goes_on(c: &TestCluster, txn: &str, port: u16) {
     let (code, text, _) = run(c, &["status", "--name", "coordinator"]);
     assert_eq!(code, 0);
     assert!(
-        text.contains(&format!("in doubt: {txn} (request ORDER-1)")),
+        text.contains(&format!("in doubt: {txn} (request {id})")),
         "{text}"
     );
     assert!(text.contains("twopc decide"), "{text}");
@@ -158,7 +171,7 @@ fn shown_and_shop_goes_on(c: &TestCluster, txn: &str, port: u16) {
     let (r, code) = c.purchase("bob", "widget", 1, 5);
     assert_eq!((code, r["outcome"].as_str()), (0, Some("committed")), "{r}");
     // The purchase in doubt is in progress (exit 8), never started again.
-    let (code, text, _) = run(c, &["outcome", "--id", "ORDER-1", "--json"]);
+    let (code, text, _) = run(c, &["outcome", "--id", id, "--json"]);
     assert_eq!(code, 8, "{text}");
     // Its holds stay while it waits.
     assert_eq!(held_txn(c, "wallet").as_deref(), Some(txn));
@@ -232,8 +245,8 @@ fn decide(c: &TestCluster, txn: &str, port: u16, flag: &str) {
 
 #[test]
 fn a_transaction_in_doubt_waits_for_an_operator_who_commits_it() {
-    let (c, txn, port) = in_doubt(true);
-    shown_and_shop_goes_on(&c, &txn, port);
+    let (c, txn, id, port) = in_doubt(true);
+    shown_and_shop_goes_on(&c, &txn, &id, port);
     refusals(&c, &txn);
     decide(&c, &txn, port, "--commit");
     // Both applied it: alice paid once, two widgets left the stock (hers and bob's).
@@ -244,8 +257,8 @@ fn a_transaction_in_doubt_waits_for_an_operator_who_commits_it() {
 
 #[test]
 fn a_transaction_in_doubt_waits_for_an_operator_who_aborts_it() {
-    let (c, txn, port) = in_doubt(false);
-    shown_and_shop_goes_on(&c, &txn, port);
+    let (c, txn, id, port) = in_doubt(false);
+    shown_and_shop_goes_on(&c, &txn, &id, port);
     decide(&c, &txn, port, "--abort");
     // Both released it: only bob's purchase happened.
     assert_eq!(c.levels("wallet")["alice"], 100);
@@ -298,31 +311,7 @@ fn a_replicated_coordinators_leader_shows_and_decides_what_is_in_doubt() {
     for r in REPLICAS {
         c.start(r, &["--fault-drop-out", "commit,outcome"]);
     }
-    let out = c
-        .twopc(&[
-            "purchase",
-            "--user",
-            "alice",
-            "--sku",
-            "widget",
-            "--qty",
-            "1",
-            "--price",
-            "5",
-            "--id",
-            "ORDER-1",
-            "--json",
-            "--timeout",
-            "5",
-        ])
-        .output()
-        .unwrap();
-    let (r, code) = parse_purchase(out);
-    assert_eq!(code, 4, "no outcome reaches the buyer: {r}");
-    let txn = wait_for("both participants to hold ORDER-1", || {
-        let w = held_txn(&c, "wallet")?;
-        (held_txn(&c, "order")? == w).then_some(w)
-    });
+    let (txn, id) = held_by_both(&c, false);
     for r in REPLICAS {
         c.kill9(r);
         let dir = c.data_dir(r);
@@ -343,7 +332,7 @@ fn a_replicated_coordinators_leader_shows_and_decides_what_is_in_doubt() {
     );
     let (_, text, _) = run(&c, &["status", "--name", &leader]);
     assert!(
-        text.contains(&format!("in doubt: {txn} (request ORDER-1)")),
+        text.contains(&format!("in doubt: {txn} (request {id})")),
         "{text}"
     );
     let follower = REPLICAS.iter().find(|r| **r != leader).unwrap();
