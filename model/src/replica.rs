@@ -476,7 +476,7 @@ impl Replica {
     }
 
     /// Apply the coordinator's step to the leader (keeping a no-op borrowed).
-    fn run(
+    pub(crate) fn run(
         &self,
         me: Id,
         state: &mut Cow<ReplicaState>,

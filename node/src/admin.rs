@@ -1,6 +1,7 @@
 //! What `twopc status` shows: a node's view of its own state and counters,
 //! built by the runtime from the actor's state (never a protocol message).
 
+use crate::in_doubt::DoubtsView;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use twopc_model::{CoordState, ReplicaState, State};
@@ -89,6 +90,10 @@ pub struct Counters {
     /// (`queue_full`, `bad_mac`, `stranger`, ...).
     #[serde(default)]
     pub link_dropped: BTreeMap<String, u64>,
+    /// Coordinator: transactions in doubt decided by an operator
+    /// (`twopc decide`), by decision (`commit`, `abort`).
+    #[serde(default)]
+    pub heuristic_decisions: BTreeMap<String, u64>,
 }
 
 /// How many unknown decisions `status` lists (the count covers them all).
@@ -275,6 +280,10 @@ pub struct NodeView {
     /// datagrams from): when it last heard from each, and what it dropped.
     #[serde(default)]
     pub peers: Vec<PeerView>,
+    /// Coordinator: transactions of a lost log in doubt, waiting for an
+    /// operator (`crate::in_doubt`).
+    #[serde(default)]
+    pub doubts: DoubtsView,
 }
 
 /// Where a replica stands, for `twopc status`.
@@ -386,12 +395,15 @@ impl NodeView {
             alarms: alarms(counters),
             replica: None,
             peers: Vec::new(),
+            doubts: DoubtsView::default(),
         };
         let coordinator = |view: &mut NodeView, c: &CoordState| {
             view.epoch = c.epoch;
             view.voting = c.voting.len();
             view.unacked_commits = c.commits.keys().map(|t| t.to_string()).collect();
             view.clients = c.outcomes.by_id.len();
+            view.doubts = DoubtsView::of(c.doubts.iter());
+            view.alarms.extend(view.doubts.alarm());
         };
         match state {
             State::Coordinator(c) => coordinator(&mut view, c),
@@ -458,6 +470,7 @@ impl NodeView {
                 "  epoch {}, voting {}, unacknowledged commits {:?}, outcomes remembered {}",
                 self.epoch, self.voting, self.unacked_commits, self.clients
             );
+            s += &self.doubts.render();
         } else {
             let levels: Vec<String> = self
                 .levels

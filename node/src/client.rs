@@ -214,7 +214,7 @@ fn addresses(addrs: &[SocketAddrV4]) -> String {
 
 /// A socket for talking to `peer`: bound to the unspecified address, or to
 /// loopback when the peer is on loopback.
-async fn socket_towards(peer: SocketAddrV4) -> Result<UdpTransport> {
+pub(crate) async fn socket_towards(peer: SocketAddrV4) -> Result<UdpTransport> {
     let ip = if peer.ip().is_loopback() {
         std::net::Ipv4Addr::LOCALHOST
     } else {

@@ -34,6 +34,7 @@ pub mod error;
 pub mod faults;
 pub mod history;
 pub mod http;
+pub mod in_doubt;
 pub mod initial;
 pub mod local;
 pub mod mutant;

@@ -264,6 +264,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
             timers: _, // applied to the deadlines by the core already
             fired: _,
         } = self.core.ready(Instant::now());
+        self.record_heuristics();
         let handed = !sends.is_empty();
         for out in sends {
             self.send(out).await;
@@ -284,6 +285,22 @@ impl<T: Transport, S: Store> Shell<T, S> {
             self.send(out).await;
         }
         Ok(())
+    }
+
+    /// Appends the operators' decisions of the batch to `DIR/heuristic.log`
+    /// before anything of the batch leaves (`crate::in_doubt`). A failure is
+    /// logged: the decision itself is saved like any other, and the node's
+    /// WARN line names it too.
+    fn record_heuristics(&mut self) {
+        for (txn, req, decision) in self.core.take_heuristics() {
+            let unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let line = crate::in_doubt::audit_line(&self.name, txn, &req, decision, unix_ms);
+            if let Err(e) = self.store.record_heuristic(&line) {
+                tracing::error!(node = %self.name, %txn, "cannot record the heuristic decision: {e}");
+            }
+        }
     }
 
     /// Makes everything staged durable (fsync).

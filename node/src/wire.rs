@@ -29,6 +29,7 @@
 //! Decoding never panics: every malformed input is a [`Reject`] naming why.
 
 use crate::admin::{NodeView, RejectReason};
+use crate::in_doubt::{DecideAnswer, Decision};
 use bytes::{Bytes, BytesMut};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,24 @@ pub enum Payload {
     Unauthenticated {
         /// Why the datagram was dropped.
         reason: RejectReason,
+    },
+    /// Admin: "decide this transaction in doubt" (`twopc decide`), a
+    /// heuristic decision taken by the runtime's core (`core/doubts.rs`).
+    DecideRequest {
+        /// Echoed in the reply; a re-sent request (same nonce) is answered
+        /// again and decides nothing twice.
+        nonce: u64,
+        /// The transaction in doubt.
+        txn: TxnId,
+        /// Commit or abort.
+        decision: Decision,
+    },
+    /// Admin: the answer to a `DecideRequest`.
+    DecideReply {
+        /// The request's nonce.
+        nonce: u64,
+        /// What became of it.
+        answer: DecideAnswer,
     },
 }
 

@@ -2,6 +2,7 @@
 //! subcommand (`commands.rs`). `main.rs` only parses and calls [`main`].
 
 mod commands;
+mod decide;
 mod inspect;
 mod rollback;
 
@@ -26,6 +27,7 @@ Start here:  twopc demo",
   twopc node --cluster cluster.toml --name wallet --data-dir /var/lib/twopc
   twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10
   twopc status --cluster cluster.toml --json
+  twopc decide --cluster cluster.toml --txn 3.1 --commit   # a transaction in doubt (see --help)
   twopc bench
   twopc bench --processes --clients 32 --purchases 200000 --tenths
   twopc bench --processes --clients 1 --accounts 1000,1000000
@@ -35,7 +37,7 @@ Environment:
   RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug
 
 Exit status: 0 success, 1 error (on stderr), 2 bad usage or input (every command); `purchase`,
-`outcome`, `status` and `inspect` add their own (see their --help). A command whose output pipe closes
+`outcome`, `status`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
 (`twopc status | head -1`) stops quietly, as `cat` does."
 )]
 pub struct Cli {
@@ -95,6 +97,11 @@ Example:
   twopc status --cluster cluster.toml --name wallet"
     )]
     Status(StatusArgs),
+    /// Decide by hand a transaction in doubt: one that both participants
+    /// hold after the coordinator lost its log, which nobody knows the
+    /// decision of. A heuristic decision: read --help before using it.
+    #[command(after_help = decide::AFTER_HELP)]
+    Decide(decide::DecideArgs),
     /// Run a whole cluster on loopback and make a few purchases: start here.
     Demo,
     /// Measure purchases/s and latency on loopback with fsync on.

@@ -24,6 +24,21 @@ impl Core {
             Ok((Payload::Unauthenticated { reason }, _)) => {
                 return self.on_unauthenticated(now, src, reason)
             }
+            Ok((
+                Payload::DecideRequest {
+                    nonce,
+                    txn,
+                    decision,
+                },
+                _,
+            )) => return self.on_decide(now, src, nonce, txn, decision),
+            Ok((Payload::DecideReply { .. }, _)) => {
+                return self.reject(
+                    now,
+                    src,
+                    Reject::Undecodable("unsolicited decide reply".into()),
+                )
+            }
             Err(why) => return self.reject(now, src, why),
         };
         let SocketAddr::V4(src4) = src else {

@@ -103,6 +103,7 @@
 //! not to; the replica tests beside this file pin the split itself
 //! (`replica_tests.rs`).
 
+mod doubts;
 pub mod drops;
 mod inbound;
 mod outbound;
@@ -288,6 +289,8 @@ pub struct Core {
     drop_log: DropLog<DropKey>,
     /// A replica's links' drop counters (`replication.rs`).
     link: Option<std::sync::Arc<drops::LinkStats>>,
+    /// Transactions in doubt warned about, operators' decisions (`doubts.rs`).
+    desk: doubts::Desk,
 }
 
 /// A tracer and the number of the last step it recorded.
@@ -336,6 +339,7 @@ impl Core {
             peers: Peers::default(),
             drop_log: DropLog::default(),
             link: None,
+            desk: doubts::Desk::default(),
         }
     }
 
@@ -468,6 +472,7 @@ impl Core {
                 self.deliver(now, src, msg);
             }
         }
+        self.note_doubts(now);
         let mut ready = std::mem::take(&mut self.ready);
         self.counters.batches += 1;
         self.unsynced |= ready.save.is_some();

@@ -215,6 +215,22 @@ impl Collector for ViewCollector {
         )?;
         gauge(
             &mut e,
+            "coordinator_in_doubt",
+            "Coordinator: transactions of a lost log that both participants hold, kept in doubt \
+             until an operator decides them (twopc decide)",
+            as_gauge(v.doubts.total),
+        )?;
+        let mut m = e.encode_descriptor(
+            "heuristic_decisions",
+            "Coordinator: transactions in doubt decided by an operator (heuristic), by decision",
+            None,
+            MetricType::Counter,
+        )?;
+        for (decision, n) in &c.heuristic_decisions {
+            ConstCounter::new(*n).encode(m.encode_family(&[("decision", decision.as_str())])?)?;
+        }
+        gauge(
+            &mut e,
             "voting",
             "Coordinator: transactions collecting votes",
             as_gauge(v.voting),

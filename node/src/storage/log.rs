@@ -347,4 +347,8 @@ impl Store for LogStore {
     fn keep_heard(&mut self, heard: &Heard) -> Result<()> {
         heard.write(&**self.dir.fs(), self.dir.path())
     }
+
+    fn record_heuristic(&mut self, line: &str) -> Result<()> {
+        super::audit::append(&**self.dir.fs(), self.dir.path(), line)
+    }
 }

@@ -162,6 +162,7 @@
 //! (`DiskFaults::skip_fsync`) loses acknowledged data that the synced-length
 //! marker then refuses at open.
 
+mod audit;
 mod delta;
 mod dir;
 mod faulty;
@@ -234,6 +235,11 @@ pub trait Store: Send {
     /// Writes a coordinator's table of positions heard from participants
     /// beside the store (`position.rs`), if this store has a place for it.
     fn keep_heard(&mut self, _heard: &Heard) -> Result<()> {
+        Ok(())
+    }
+    /// Appends an operator's heuristic decision to `DIR/heuristic.log`
+    /// (`audit.rs`), durably, if this store has a place for it.
+    fn record_heuristic(&mut self, _line: &str) -> Result<()> {
         Ok(())
     }
 }
