@@ -97,6 +97,8 @@
 
 use crate::coordinator::{CoordState, Coordinator};
 pub use crate::durable::Accepted;
+
+mod doubts;
 use crate::msg::*;
 use crate::{Node, Storage};
 use serde::{Deserialize, Serialize};

@@ -23,7 +23,6 @@
 use crate::core::{Config, Core, Event, Ready};
 use crate::error::Result;
 use crate::faults::{Capture, Outgoing};
-use crate::http::metrics::{Telemetry, ViewAsk};
 use crate::replication::PeerLink;
 use crate::storage::Store;
 use crate::transport::Transport;
@@ -38,6 +37,28 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use twopc_model::{Msg, Node, State, Storage};
 
+/// An ask for the node's view (`twopc status`'s, `/metrics`'), answered by
+/// the node's loop between batches.
+pub type ViewAsk = tokio::sync::oneshot::Sender<crate::admin::NodeView>;
+
+/// Histograms the node's loop records as things happen (read by `/metrics`).
+#[derive(Debug)]
+pub struct RuntimeHistograms {
+    /// Datagrams handled per batch (one fsync at most per batch).
+    pub batch_size: prometheus_client::metrics::histogram::Histogram,
+    /// Coordinator: seconds from an attempt's prepares to its decision.
+    pub decision_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for RuntimeHistograms {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+        RuntimeHistograms {
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+            decision_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+        }
+    }
+}
 /// Called with the state after every batch; `Break` stops the runtime.
 pub type Observer = Box<dyn FnMut(&State) -> ControlFlow<()> + Send>;
 
@@ -56,7 +77,7 @@ enum Wake {
 /// The HTTP server's line to the loop: asks for views, and what to measure.
 struct Served {
     asks: mpsc::Receiver<ViewAsk>,
-    telemetry: Arc<Telemetry>,
+    histograms: Arc<RuntimeHistograms>,
 }
 
 /// One actor, its socket and its storage.
@@ -117,9 +138,13 @@ impl<T: Transport, S: Store> Shell<T, S> {
     /// Answers the HTTP server's asks for this node's view (between
     /// batches, like a status datagram) and records batch sizes and decision
     /// latencies into `telemetry`.
-    pub fn serve_views(mut self, asks: mpsc::Receiver<ViewAsk>, telemetry: Arc<Telemetry>) -> Self {
+    pub fn serve_views(
+        mut self,
+        asks: mpsc::Receiver<ViewAsk>,
+        histograms: Arc<RuntimeHistograms>,
+    ) -> Self {
         self.core.measure_latency();
-        self.served = Some(Served { asks, telemetry });
+        self.served = Some(Served { asks, histograms });
         self
     }
 
@@ -228,11 +253,11 @@ impl<T: Transport, S: Store> Shell<T, S> {
             self.keep_heard(false);
             if let Some(served) = &self.served {
                 if datagrams > 0 {
-                    served.telemetry.batch_size.observe(datagrams as f64);
+                    served.histograms.batch_size.observe(datagrams as f64);
                 }
                 for latency in self.core.take_latencies() {
                     served
-                        .telemetry
+                        .histograms
                         .decision_seconds
                         .observe(latency.as_secs_f64());
                 }

@@ -6,7 +6,6 @@
 use crate::coordinator::{Committing, CoordState, Coordinator};
 use crate::msg::*;
 use crate::outcomes::TICKET_GENERATION_BITS;
-use crate::replica::{Replica, ReplicaState};
 use crate::{Node, Storage};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
@@ -180,36 +179,6 @@ impl Coordinator {
         let generation = state.epoch << TICKET_GENERATION_BITS;
         state.outcomes.next = state.outcomes.next.max(generation);
         state.outcomes.forgotten_below = state.outcomes.forgotten_below.max(generation);
-    }
-}
-
-impl Replica {
-    /// An operator's decision on a transaction in doubt, taken by the
-    /// leader's coordinator ([`Coordinator::decide_in_doubt`]) and
-    /// replicated like any of its saves: what it sends waits until the new
-    /// version is chosen. Returns `false`, and changes nothing, when this
-    /// replica does not lead or `txn` is not in doubt.
-    pub fn decide_in_doubt(
-        &self,
-        me: Id,
-        state: &mut Cow<ReplicaState>,
-        txn: TxnId,
-        commit: bool,
-        o: &mut Out<Node>,
-    ) -> bool {
-        let Some(l) = state.leading() else {
-            return false;
-        };
-        if !l.coord.doubts.contains_key(&txn) {
-            return false;
-        }
-        let mut coord = l.coord.clone();
-        let mut inner = Out::new();
-        let decided = self
-            .coordinator
-            .decide_in_doubt(&mut coord, txn, commit, &mut inner);
-        self.run(me, state, Some(coord), inner, o);
-        decided
     }
 }
 

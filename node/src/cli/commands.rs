@@ -180,7 +180,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
             .map_err(|e| Error::Other(format!("cannot listen on --http {}: {e}", http_cfg.addr)))?;
         let (views, asks) = tokio::sync::mpsc::channel(16);
         let telemetry = std::sync::Arc::new(http::metrics::Telemetry::default());
-        started = started.serve_views(asks, telemetry.clone());
+        started = started.serve_views(asks, telemetry.runtime.clone());
         let state = http::AppState {
             views,
             telemetry: telemetry.clone(),

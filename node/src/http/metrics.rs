@@ -22,19 +22,17 @@ use prometheus_client::registry::Registry;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// An ask for the node's view, answered by the node's loop.
-pub type ViewAsk = oneshot::Sender<NodeView>;
+pub use crate::shell::{RuntimeHistograms, ViewAsk};
 
 /// How long a scrape waits for the loop (which may be inside an fsync).
 const VIEW_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Histograms recorded as things happen.
+/// Histograms recorded as things happen: the node loop's, and the HTTP
+/// server's own.
 #[derive(Debug)]
 pub struct Telemetry {
-    /// Datagrams handled per batch (one fsync at most per batch).
-    pub batch_size: Histogram,
-    /// Coordinator: seconds from an attempt's prepares to its decision.
-    pub decision_seconds: Histogram,
+    /// Recorded by the node's loop (`shell.rs`).
+    pub runtime: std::sync::Arc<RuntimeHistograms>,
     /// `POST /purchases` answered with an outcome: seconds from the request
     /// to the answer.
     pub http_purchase_seconds: Histogram,
@@ -45,8 +43,7 @@ pub struct Telemetry {
 impl Default for Telemetry {
     fn default() -> Self {
         Telemetry {
-            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
-            decision_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            runtime: Default::default(),
             http_purchase_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             connections: Default::default(),
         }
@@ -85,12 +82,12 @@ pub fn encode(view: NodeView, telemetry: &Telemetry) -> Result<String, std::fmt:
     registry.register(
         "batch_size",
         "Datagrams handled per batch (a batch shares one fsync)",
-        telemetry.batch_size.clone(),
+        telemetry.runtime.batch_size.clone(),
     );
     registry.register(
         "purchase_decision_seconds",
         "Coordinator: seconds from an attempt's prepares to its decision",
-        telemetry.decision_seconds.clone(),
+        telemetry.runtime.decision_seconds.clone(),
     );
     registry.register(
         "http_purchase_seconds",
@@ -423,7 +420,7 @@ mod tests {
             &counters,
         );
         let telemetry = Telemetry::default();
-        telemetry.batch_size.observe(3.0);
+        telemetry.runtime.batch_size.observe(3.0);
         let text = encode(view, &telemetry).unwrap();
         for line in [
             "twopc_datagrams_in_total 7",
