@@ -151,6 +151,9 @@ pub enum RejectReason {
     /// A message only a node of the cluster sends, from an address not in
     /// the cluster file (a node that moved?).
     UnknownSender,
+    /// A prepare below a participant's floor (a late duplicate, or a
+    /// coordinator behind the participants).
+    BelowFloor,
 }
 
 impl RejectReason {
@@ -167,6 +170,7 @@ impl RejectReason {
             RejectReason::Undecodable => "undecodable",
             RejectReason::RolledBack => "rolled_back",
             RejectReason::UnknownSender => "unknown_sender",
+            RejectReason::BelowFloor => "below_floor",
         }
     }
 

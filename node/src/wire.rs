@@ -185,6 +185,20 @@ pub enum Reject {
     /// node that moved, or a cluster file that differs between nodes).
     #[error("{0} from an address that is not in the cluster file")]
     UnknownSender(MsgKind),
+    /// A prepare below this participant's floor: an attempt of an epoch
+    /// its coordinator has settled since. A late duplicate now and then;
+    /// a stream of them means a coordinator behind the participants (its
+    /// log restored from a backup?), whose prepares are all ignored.
+    #[error(
+        "prepare of txn {txn} below this participant's floor {floor}: a late duplicate, or a \
+         coordinator behind what it settled before (a restored backup of its log?)"
+    )]
+    BelowFloor {
+        /// The prepare's attempt.
+        txn: twopc_model::TxnId,
+        /// The participant's floor.
+        floor: twopc_model::TxnId,
+    },
 }
 
 impl Reject {
@@ -198,6 +212,7 @@ impl Reject {
             Reject::MissingMac => RejectReason::MissingMac,
             Reject::BadMac => RejectReason::BadMac,
             Reject::UnexpectedMac => RejectReason::UnexpectedMac,
+            Reject::BelowFloor { .. } => RejectReason::BelowFloor,
             Reject::Undecodable(_) => RejectReason::Undecodable,
             Reject::RolledBack { .. } => RejectReason::RolledBack,
             Reject::UnknownSender(_) => RejectReason::UnknownSender,

@@ -63,12 +63,30 @@ impl Core {
                 Reject::Undecodable("replica message by UDP".into()),
             );
         }
+        if let Some(why) = self.below_floor(&msg) {
+            // The actor would ignore it; said here, counted and logged.
+            return self.reject(now, src, why);
+        }
         if matches!(self.actor, Node::Replica(_)) && matches!(msg, Msg::Ack { .. }) {
             // Delivered at the end of a batch that saves, or soon (`ready`).
             self.acks_due.get_or_insert(now + ACK_DELAY);
             return self.acks_held.push((src4, msg));
         }
         self.deliver(now, src4, msg)
+    }
+
+    /// A prepare a participant will ignore as below its floor (the model's
+    /// `on_prepare`: the prepare's own floor never settles its attempt, so
+    /// the floor it is judged by is the one the participant holds now).
+    fn below_floor(&self, msg: &Msg) -> Option<Reject> {
+        let (Msg::Prepare { txn, .. }, Some(State::Participant(p))) = (msg, &self.state) else {
+            return None;
+        };
+        let (txn, data) = (*txn, &p.data);
+        (txn < data.floor && !data.finished.contains_key(&txn)).then_some(Reject::BelowFloor {
+            txn,
+            floor: data.floor,
+        })
     }
 
     /// A protocol message from `src4` (by datagram or from a peer replica's

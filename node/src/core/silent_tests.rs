@@ -405,3 +405,39 @@ fn a_node_without_the_key_says_the_other_one_has_it() {
         view.alarms
     );
 }
+
+/// A prepare below the participant's floor (its coordinator settled that
+/// epoch since: a late duplicate, or a coordinator whose log was restored
+/// from a backup and is behind) is counted as `below_floor`, never handed
+/// to the actor; a prepare at the floor still is.
+#[test]
+fn a_prepare_below_the_floor_is_counted_not_silently_ignored() {
+    let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
+    let mut core = wallet(&codec);
+    let prepare_at = |epoch: u64, n: u64| Msg::Prepare {
+        txn: TxnId { epoch, n },
+        req: RequestId::new(format!("{epoch}#{n}")),
+        op: Op {
+            key: "alice".into(),
+            amount: 5,
+        },
+        floor: twopc_model::Floor {
+            below: TxnId { epoch, n },
+            owed: vec![],
+        },
+    };
+    let now = Instant::now();
+    let bytes = |m: Msg| codec.encode(&Payload::Protocol(m)).unwrap();
+    let ready = receive(&mut core, now, COORD, &bytes(prepare_at(3, 0)));
+    assert!(ready.save.is_some(), "held: {ready:?}");
+    assert_eq!(core.counters().msgs_handled, 1);
+    // An attempt of epoch 2: below the floor of epoch 3.
+    let ready = receive(&mut core, now, COORD, &bytes(prepare_at(2, 7)));
+    assert!(ready.save.is_none() && ready.sends_after_sync.is_empty());
+    let c = core.counters();
+    assert_eq!(c.rejected.get(&RejectReason::BelowFloor), Some(&1));
+    assert_eq!(c.msgs_handled, 1, "not handed to the actor");
+    // The same attempt again (a duplicate of one it holds) is handled.
+    let _ = receive(&mut core, now, COORD, &bytes(prepare_at(3, 0)));
+    assert_eq!(core.counters().msgs_handled, 2);
+}
