@@ -205,7 +205,9 @@ impl Participant {
             | Msg::Promise { .. }
             | Msg::Accept { .. }
             | Msg::Accepted { .. }
-            | Msg::Nack { .. } => {}
+            | Msg::Nack { .. }
+            | Msg::Recover { .. }
+            | Msg::RecoverReply { .. } => {}
         }
     }
 
