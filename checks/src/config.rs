@@ -144,6 +144,11 @@ pub struct Config {
     /// with a decision still owed is not handled yet (see *Epochs are
     /// learned* in the crate docs of twopc-model).
     pub lose_disk: bool,
+    /// A replica's crash loses its disk (an operator replacing a dead
+    /// replica's data directory by an empty one): it restarts without
+    /// storage and recovers from the others. The replicated protocol only;
+    /// one crash in all, the one that loses the disk.
+    pub lose_replica_disk: bool,
     /// The commit protocol.
     pub protocol: Protocol,
     /// Coordinator replicas (the replicated protocol only; odd, at least 3).
@@ -183,6 +188,7 @@ impl Default for Config {
             afterwards: Vec::new(),
             mutant: None,
             lose_disk: false,
+            lose_replica_disk: false,
             protocol: Protocol::TwoPc,
             replicas: 3,
             elections: 1,
@@ -217,6 +223,7 @@ impl Config {
                 coordinator: coordinator.clone(),
                 peers: coordinators.clone(),
                 index,
+                incarnation: 0,
             }),
         };
         let mut nodes = vec![
@@ -457,6 +464,12 @@ impl Mutant {
                 crashable: [Role::Backup].into(),
                 never_recover: [Role::Backup].into(),
                 ..replicated
+            },
+            // A replica's disk is replaced (the `replica-disk-lost` entry
+            // of the CI matrix).
+            Mutant::EmptyReplicaVotesAtOnce => Config {
+                mutant: Some(self),
+                ..crate::matrix::replica_disk_lost()
             },
             // The first leader dies for good; the next adopts its own state,
             // or loses its campaign and never asks again.

@@ -141,7 +141,25 @@ pub fn entries() -> Vec<Entry> {
             unique_states: 528_391,
             strategy: Strategy::Dfs,
         },
+        Entry {
+            name: "replica-disk-lost",
+            about: "the replicated coordinator: one purchase; udp; one replica (any) crashes once and restarts on an empty disk: it recovers from every other replica before it votes, and catches up",
+            config: replica_disk_lost(),
+            unique_states: 0,
+            strategy: Strategy::Dfs,
+        },
     ]
+}
+
+/// The replicated coordinator with one replica's disk lost: any replica may
+/// crash once, and that crash loses its disk.
+pub fn replica_disk_lost() -> Config {
+    Config {
+        max_crashes: 1,
+        crashable: [Role::Coordinator, Role::Backup].into(),
+        lose_replica_disk: true,
+        ..replicated()
+    }
 }
 
 /// One client, one purchase, the replicated protocol, campaigns only when a

@@ -45,6 +45,10 @@ pub const LIVE: &str = "every request gets its outcome and no hold is left (AG E
 /// disk, under an epoch it learned from the participants.
 pub const COMMIT_AFTER_DISK_LOSS: &str =
     "a commit after the coordinator's disk was replaced, under a learned epoch";
+/// Reached: a replica lost its disk, recovered, and holds a commit the group
+/// decided after the loss.
+pub const REPLICA_CAUGHT_UP: &str =
+    "a replica on an empty disk catches up and holds a commit decided after the loss";
 /// Reached: a client saw a commit.
 pub const SOME_COMMIT: &str = "a commit";
 /// Reached: a client saw an abort for insufficient funds or stock.
@@ -96,7 +100,8 @@ impl Mutant {
             Mutant::FloorKeepsHolds => SETTLED_HOLDS_NOTHING,
             Mutant::DecideWithoutMajority
             | Mutant::ForgetAcceptedOnRestart
-            | Mutant::LeaderIgnoresPromises => DURABLE,
+            | Mutant::LeaderIgnoresPromises
+            | Mutant::EmptyReplicaVotesAtOnce => DURABLE,
         }
     }
 }
@@ -187,6 +192,12 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
                         o.verdict == Verdict::Committed && o.txn.is_some_and(|t| t.epoch > 1)
                     })
             },
+        ));
+    }
+    if cfg.lose_replica_disk && cfg.can_commit() {
+        props.push(Property::sometimes(
+            REPLICA_CAUGHT_UP,
+            crate::recovery::caught_up,
         ));
     }
     // (A lost disk forgets every decision: nothing is recovered from it.)

@@ -90,6 +90,17 @@ fn msg(m: &Msg) -> String {
         ),
         Msg::Accepted { term, version } => format!("Accepted v{version} of term {term}"),
         Msg::Nack { promised } => format!("Nack: promised term {promised}"),
+        Msg::Recover { nonce } => format!("Recover (incarnation {nonce}): what do you hold?"),
+        Msg::RecoverReply { acceptor, .. } => match acceptor {
+            None => "RecoverReply: recovering too, holds nothing".to_string(),
+            Some(a) => format!(
+                "RecoverReply: promised term {}, accepted {}",
+                a.promised,
+                a.accepted
+                    .as_ref()
+                    .map_or("nothing".into(), |a| format!("v{} of term {}", a.version, a.term))
+            ),
+        },
     }
 }
 
@@ -224,6 +235,9 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
         });
         let standing = match &r.standing {
             Standing::Follower => "follower".to_string(),
+            Standing::Recovering { answered, .. } => {
+                format!("recovering ({} answered)", answered.len())
+            }
             Standing::Candidate { term, .. } => format!("candidate for term {term}"),
             Standing::Leader(l) => format!(
                 "leader of term {}, chosen v{} of v{}, {} held, {}",

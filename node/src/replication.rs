@@ -54,7 +54,9 @@ pub fn between_replicas(msg: &Msg) -> bool {
         | Msg::Promise { .. }
         | Msg::Accept { .. }
         | Msg::Accepted { .. }
-        | Msg::Nack { .. } => true,
+        | Msg::Nack { .. }
+        | Msg::Recover { .. }
+        | Msg::RecoverReply { .. } => true,
         Msg::Purchase { .. }
         | Msg::Lookup { .. }
         | Msg::Outcome(_)
