@@ -143,20 +143,21 @@ pub fn entries() -> Vec<Entry> {
         },
         Entry {
             name: "replica-disk-lost",
-            about: "the replicated coordinator: one purchase; udp; one replica (any) crashes once and restarts on an empty disk: it recovers from every other replica before it votes, and catches up",
+            about: "the replicated coordinator: one purchase; udp; a backup crashes once, while it holds the latest state and the other lags, and restarts on an empty disk: it recovers from every other replica before it votes, and catches up",
             config: replica_disk_lost(),
-            unique_states: 0,
+            unique_states: 1_049_910,
             strategy: Strategy::Dfs,
         },
     ]
 }
 
-/// The replicated coordinator with one replica's disk lost: any replica may
-/// crash once, and that crash loses its disk.
+/// The replicated coordinator with one replica's disk lost: a backup
+/// crashes once, and that crash loses its disk. (The leader's disk lost
+/// as well took more than 5 million states, and did not fit in CI time.)
 pub fn replica_disk_lost() -> Config {
     Config {
         max_crashes: 1,
-        crashable: [Role::Coordinator, Role::Backup].into(),
+        crashable: [Role::Backup].into(),
         lose_replica_disk: true,
         ..replicated()
     }

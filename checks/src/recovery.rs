@@ -7,6 +7,7 @@ use crate::system::clients;
 use crate::shared::Shared;
 use crate::system::{SysAction, SysState, TwopcModel};
 use stateright::actor::{ActorModelAction, Envelope, Id, Network};
+use stateright::Model;
 use twopc_model::*;
 
 /// Whether replica `i` can be counted in a majority now: it is not
@@ -125,18 +126,29 @@ impl TwopcModel {
         state.network = Network::new_unordered_duplicating(kept);
     }
 
-    /// The crashed replica's disk is replaced by an empty one, and it
-    /// restarts without storage (in the same step: a replica that is
-    /// recovering and has not been answered yet is as silent as one that is
-    /// down, so the time it is down adds no behaviour) and recovers. Every datagram to or from it
-    /// still in flight goes with it: replacing a machine takes longer than a
-    /// datagram lives (the assumption of the model's docs). Without it, a
-    /// promise or an acknowledgement of the lost incarnation could still be
-    /// counted after it recovered, and an answer to an earlier question
-    /// could pass for one to the new incarnation's (the node's nonce covers
-    /// the latter). Unlike a coordinator's lost disk, what the group
-    /// revealed is not lost: the others hold it.
-    pub(crate) fn lose_replica_disk(&self, id: Id, state: &mut SysState) {
+    /// The crashed replica's disk is replaced by an empty one; it restarts
+    /// without storage and asks every other replica what it holds, and
+    /// they answer, all in this one step. Then the answers travel (any
+    /// order, any delay) and it recovers when it has them all.
+    ///
+    /// - Every message *from* it that names a term it owns (its campaigns,
+    ///   and its accepts as a leader) goes with its disk: replacing a machine
+    ///   takes longer than a datagram lives (the assumption of the model's
+    ///   docs). Without it, its next life could own the same term again and
+    ///   write other states under the same (term, version). Its promises,
+    ///   acknowledgements and answers still in flight stay: whoever counts
+    ///   them answers its recovery question with at least what they said.
+    /// - Restarting at once loses nothing: a replica that is recovering and
+    ///   has no answer yet is as silent as one that is down.
+    /// - Answering at once gives the answers that hold the least any answer
+    ///   can (given after the loss; an acceptor's promise and accepted state
+    ///   only grow): later answers would make it adopt more. Its recovery
+    ///   timer asks again only after a loss (see
+    ///   [`TwopcModel::may_ask_again`]), and gets later answers then.
+    ///
+    /// Unlike a coordinator's lost disk, what the group revealed is not
+    /// lost: the others hold it.
+    pub(crate) fn lose_replica_disk(&self, id: Id, mut state: SysState) -> Option<SysState> {
         state.actor_storages[usize::from(id)] = None;
         let kept: Vec<_> = state
             .network
@@ -149,7 +161,26 @@ impl TwopcModel {
         state.network = Network::new_unordered_duplicating(kept);
         let mut h = (*state.history).clone();
         h.replica_disk_lost = Some((usize::from(id) as u8, h.outcomes_sent.clone()));
-        state.history = crate::shared::Shared::new(h);
+        state.history = Shared::new(h);
+        let mut state = self.inner.next_state(&state, ActorModelAction::Recover(id))?;
+        let questions: Vec<Envelope<Shared<Msg>>> = state
+            .network
+            .iter_all()
+            .filter(|e| e.src == id && matches!(&**e.msg, Msg::Recover { .. }))
+            .map(|e| e.to_cloned_msg())
+            .collect();
+        for q in questions {
+            let deliver = ActorModelAction::Deliver {
+                src: q.src,
+                dst: q.dst,
+                msg: q.msg.clone(),
+            };
+            if let Some(answered) = self.inner.next_state(&state, deliver) {
+                state = answered;
+            }
+            self.consume_recovery(Some(q), &mut state);
+        }
+        Some(state)
     }
 
     /// Recovery questions and answers that can change nothing, now or

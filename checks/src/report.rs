@@ -1,7 +1,7 @@
 //! Counterexamples in plain words: each step says which actor did what, what it
 //! sent and whether it saved.
 
-use crate::config::{Config, Protocol, COORDINATOR};
+use crate::config::{Config, Protocol, Role, COORDINATOR};
 use crate::liveness::Liveness;
 use crate::matrix::Entry;
 use crate::run::{self, CheckRun};
@@ -115,7 +115,7 @@ fn timer(t: &Timer) -> String {
         Timer::Resend(t) => format!("resend timer of txn {t}"),
         Timer::Query(t) => format!("query timer of txn {t}"),
         Timer::Learn => "learn timer".into(),
-        Timer::Replica => "replica timer (heartbeat or campaign)".into(),
+        Timer::Replica => "replica timer (heartbeat, campaign or recovery question)".into(),
     }
 }
 
@@ -135,6 +135,15 @@ pub fn format_action(m: &TwopcModel, action: &SysAction) -> String {
             )
         }
         ActorModelAction::Timeout(id, t) => format!("{}: {} fires", name(id), timer(t)),
+        ActorModelAction::Crash(id)
+            if m.cfg.lose_replica_disk
+                && matches!(m.cfg.role((*id).into()), Role::Coordinator | Role::Backup) =>
+        {
+            format!(
+                "{} crashes, restarts on an empty disk and asks the others what they hold (they answer)",
+                name(id)
+            )
+        }
         ActorModelAction::Crash(id) => format!("{} crashes", name(id)),
         ActorModelAction::Recover(id) => format!("{} restarts from storage", name(id)),
         ActorModelAction::SelectRandom { actor, .. } => format!("{}: random choice", name(actor)),

@@ -465,9 +465,9 @@ impl TwopcModel {
             if self.cfg.lose_replica_disk
                 && matches!(self.cfg.role(id.into()), Role::Coordinator | Role::Backup)
             {
-                self.lose_replica_disk(id, &mut next);
-                // Replaced and restarted in the same step (see there).
-                next = self.inner.next_state(&next, ActorModelAction::Recover(id))?;
+                // Replaced, restarted and answered in the same step (see
+                // there).
+                next = self.lose_replica_disk(id, next)?;
             }
         }
         Some(next)

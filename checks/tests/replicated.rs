@@ -32,6 +32,13 @@ fn a_replica_that_forgets_what_it_accepted_on_restart_is_caught() {
     assert_caught(Mutant::ForgetAcceptedOnRestart);
 }
 
+/// A replica on an empty disk that votes at once: caught in the
+/// `replica-disk-lost` entry of the CI matrix (which passes without it).
+#[test]
+fn a_replica_on_an_empty_disk_that_votes_at_once_is_caught() {
+    assert_caught(Mutant::EmptyReplicaVotesAtOnce);
+}
+
 /// A new leader that ignores what its majority accepted. Exhausting a
 /// configuration with a leader change did not fit in CI time (a depth-first
 /// search of the first leader dying for good ran 10 minutes without reaching
