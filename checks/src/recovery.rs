@@ -3,8 +3,8 @@
 //! (see *A replica that lost its disk* in the docs of `twopc_model::replica`).
 
 use crate::config::{NetworkKind, Protocol};
-use crate::system::clients;
 use crate::shared::Shared;
+use crate::system::clients;
 use crate::system::{SysAction, SysState, TwopcModel};
 use stateright::actor::{ActorModelAction, Envelope, Id, Network};
 use stateright::Model;
@@ -162,7 +162,9 @@ impl TwopcModel {
         let mut h = (*state.history).clone();
         h.replica_disk_lost = Some((usize::from(id) as u8, h.outcomes_sent.clone()));
         state.history = Shared::new(h);
-        let mut state = self.inner.next_state(&state, ActorModelAction::Recover(id))?;
+        let mut state = self
+            .inner
+            .next_state(&state, ActorModelAction::Recover(id))?;
         let questions: Vec<Envelope<Shared<Msg>>> = state
             .network
             .iter_all()

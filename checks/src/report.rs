@@ -96,9 +96,10 @@ fn msg(m: &Msg) -> String {
             Some(a) => format!(
                 "RecoverReply: promised term {}, accepted {}",
                 a.promised,
-                a.accepted
-                    .as_ref()
-                    .map_or("nothing".into(), |a| format!("v{} of term {}", a.version, a.term))
+                a.accepted.as_ref().map_or("nothing".into(), |a| format!(
+                    "v{} of term {}",
+                    a.version, a.term
+                ))
             ),
         },
     }

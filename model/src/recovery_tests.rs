@@ -100,8 +100,8 @@ fn a_replica_without_storage_asks_every_other_replica_and_votes_for_nobody() {
 }
 
 #[test]
-fn it_adopts_the_highest_promise_and_the_highest_accepted_state_once_every_other_replica_answered(
-) {
+fn it_adopts_the_highest_promise_and_the_highest_accepted_state_once_every_other_replica_answered()
+{
     let (state, _) = start(1);
     // The first answer is not enough (a majority of three counting itself
     // would be, but it counts for nothing: it forgot).
@@ -168,12 +168,7 @@ fn the_first_replica_leads_the_first_term_when_nobody_holds_anything() {
     let (state, _) = start(0);
     // One answers recovering itself, the other recovered with nothing.
     let (state, _) = deliver(0, &state, 1, reply(None));
-    let (state, o) = deliver(
-        0,
-        &state,
-        2,
-        reply(Some(acceptor(r.first_term(), None))),
-    );
+    let (state, o) = deliver(0, &state, 2, reply(Some(acceptor(r.first_term(), None))));
     let nothing = acceptor(r.first_term(), None);
     let mut leading = ReplicaState {
         acceptor: nothing.clone(),
@@ -183,7 +178,10 @@ fn the_first_replica_leads_the_first_term_when_nobody_holds_anything() {
     r.lead(id(0), &mut leading, r.first_term(), None, &mut lead);
     let mut expected = Out::new();
     expected.save(Storage::Replica(nothing));
-    assert_eq!(cmds(&o), format!("{}{}", cmds(&expected), cmds(&lead)).replace("][", ", "));
+    assert_eq!(
+        cmds(&o),
+        format!("{}{}", cmds(&expected), cmds(&lead)).replace("][", ", ")
+    );
     assert_eq!(state, leading);
     assert!(state.leading().is_some_and(|l| l.term == r.first_term()));
 }
@@ -274,5 +272,9 @@ fn a_replica_alone_has_nobody_to_ask() {
     let state = r.on_start(id(0), None, &mut o);
     assert!(state.leading().is_some_and(|l| l.term == r.first_term()));
     let save = expect(|o| o.save(Storage::Replica(acceptor(r.first_term(), None))));
-    assert!(cmds(&o).starts_with(save.trim_end_matches(']')), "{}", cmds(&o));
+    assert!(
+        cmds(&o).starts_with(save.trim_end_matches(']')),
+        "{}",
+        cmds(&o)
+    );
 }

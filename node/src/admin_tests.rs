@@ -112,9 +112,13 @@ fn replicas_show_their_standing_and_who_leads() {
     // A new cluster: each hears from the two others that they hold nothing.
     let started = |i: usize, o: &mut Out<Node>| {
         let r = replica(i);
-        let mut s: std::borrow::Cow<ReplicaState> = std::borrow::Cow::Owned(r.on_start(peers[i], None, o));
+        let mut s: std::borrow::Cow<ReplicaState> =
+            std::borrow::Cow::Owned(r.on_start(peers[i], None, o));
         let recovering = view(s.clone().into_owned());
-        assert_eq!(recovering.replica.as_ref().unwrap().standing, Standing::Recovering);
+        assert_eq!(
+            recovering.replica.as_ref().unwrap().standing,
+            Standing::Recovering
+        );
         assert!(recovering_line(&recovering).contains("recovering"));
         for j in (0..3).filter(|j| *j != i) {
             let nothing = twopc_model::Msg::RecoverReply {
