@@ -144,6 +144,11 @@ pub struct Config {
     /// with a decision still owed is not handled yet (see *Epochs are
     /// learned* in the crate docs of twopc-model).
     pub lose_disk: bool,
+    /// A replica's crash loses its disk (an operator replacing a dead
+    /// replica's data directory by an empty one): it restarts without
+    /// storage and recovers from the others. The replicated protocol only;
+    /// one crash in all, the one that loses the disk.
+    pub lose_replica_disk: bool,
     /// The commit protocol.
     pub protocol: Protocol,
     /// Coordinator replicas (the replicated protocol only; odd, at least 3).
@@ -183,6 +188,7 @@ impl Default for Config {
             afterwards: Vec::new(),
             mutant: None,
             lose_disk: false,
+            lose_replica_disk: false,
             protocol: Protocol::TwoPc,
             replicas: 3,
             elections: 1,
@@ -217,6 +223,7 @@ impl Config {
                 coordinator: coordinator.clone(),
                 peers: coordinators.clone(),
                 index,
+                incarnation: 0,
             }),
         };
         let mut nodes = vec![
@@ -463,6 +470,12 @@ impl Mutant {
                 never_recover: [Role::Backup].into(),
                 ..replicated
             },
+            // A replica's disk is replaced (the `replica-disk-lost` entry
+            // of the CI matrix).
+            Mutant::EmptyReplicaVotesAtOnce => Config {
+                mutant: Some(self),
+                ..replica_disk_lost()
+            },
             // The first leader dies for good; the next adopts its own state,
             // or loses its campaign and never asks again.
             Mutant::LeaderIgnoresPromises | Mutant::CampaignNotResent => Config {
@@ -472,5 +485,28 @@ impl Mutant {
                 ..replicated
             },
         }
+    }
+}
+
+/// The replicated coordinator with one replica's disk lost: a backup
+/// crashes once, and that crash loses its disk. (The leader's disk lost
+/// as well took more than 5 million states, and did not fit in CI time.)
+pub fn replica_disk_lost() -> Config {
+    Config {
+        max_crashes: 1,
+        crashable: [Role::Backup].into(),
+        lose_replica_disk: true,
+        ..replicated()
+    }
+}
+
+/// One client, one purchase, the replicated protocol, campaigns only when a
+/// leader is down.
+pub fn replicated() -> Config {
+    Config {
+        clients: 1,
+        protocol: Protocol::Replicated,
+        elections: 0,
+        ..Config::default()
     }
 }

@@ -147,6 +147,9 @@ pub struct History {
     /// A participant refused a prepare for want of funds or stock because of
     /// a live hold (the `sometimes` that keeps the refusal property honest).
     pub live_hold_refusal: bool,
+    /// The replica that lost its disk (`--lose-replica-disk`), by actor
+    /// index, with the decisions revealed before it did.
+    pub replica_disk_lost: Option<(u8, BTreeSet<RequestId>)>,
 }
 
 /// Whether `o` tells a decision (committed or aborted), which the

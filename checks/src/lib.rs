@@ -46,6 +46,7 @@ impl Model for TwopcModel {
             .map(|s| {
                 let mut s = self.bootstrapped(s);
                 self.drop_spent_questions(&mut s);
+                self.drop_spent_recovery(&mut s);
                 s
             })
             .collect()
@@ -57,9 +58,12 @@ impl Model for TwopcModel {
     }
 
     fn next_state(&self, state: &SysState, action: SysAction) -> Option<SysState> {
+        let delivered = crate::system::recovery::delivered_recovery(&action);
         let mut next = self.next_unreduced(state, action)?;
+        self.consume_recovery(delivered, &mut next);
         self.drop_mail_of_the_dead(&mut next);
         self.drop_spent_questions(&mut next);
+        self.drop_spent_recovery(&mut next);
         Some(next)
     }
 

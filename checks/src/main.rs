@@ -212,6 +212,13 @@ struct SysArgs {
     /// crashable coordinator.
     #[arg(long)]
     lose_disk: bool,
+    /// With --protocol replicated: the first replica crash loses that
+    /// replica's disk (its data directory replaced by an empty one), and no
+    /// replica crashes again. It restarts without storage and must catch up
+    /// from every other replica before it votes. Needs --max-crashes and a
+    /// crashable coordinator or backup.
+    #[arg(long)]
+    lose_replica_disk: bool,
     /// The commit protocol: 2pc (one coordinator; blocks while it is down)
     /// or replicated (the coordinator on --replicas replicas, Paxos ballots
     /// on its durable state; losing a minority of them blocks nothing).
@@ -273,6 +280,7 @@ impl SysArgs {
             },
             mutant: self.mutant,
             lose_disk: pick!(lose_disk),
+            lose_replica_disk: pick!(lose_replica_disk),
             protocol: pick!(protocol),
             replicas: pick!(replicas),
             elections: pick!(elections),
@@ -315,6 +323,18 @@ impl SysArgs {
         {
             return Err(
                 "--lose-disk needs --protocol 2pc, the udp network, --max-crashes at least 1 and a crashable coordinator".into(),
+            );
+        }
+        if cfg.lose_replica_disk
+            && (cfg.protocol != Protocol::Replicated
+                || cfg.network != NetworkKind::Udp
+                || cfg.max_crashes == 0
+                || !(cfg.crashable.contains(&Role::Coordinator)
+                    || cfg.crashable.contains(&Role::Backup))
+                || !cfg.never_recover.is_empty())
+        {
+            return Err(
+                "--lose-replica-disk needs --protocol replicated, the udp network, --max-crashes at least 1, a crashable coordinator or backup, and no --never-recover".into(),
             );
         }
         if !cfg.never_recover.is_subset(&cfg.crashable)

@@ -1,7 +1,7 @@
 //! The configurations CI checks exhaustively. Each pins its unique state count
 //! so that any change to the protocol's reachable behaviour shows up in review.
 
-use crate::config::{Config, Protocol, Reuse, Role};
+use crate::config::{Config, Reuse, Role};
 use crate::run::Strategy;
 
 /// One CI configuration.
@@ -141,16 +141,14 @@ pub fn entries() -> Vec<Entry> {
             unique_states: 528_391,
             strategy: Strategy::Dfs,
         },
+        Entry {
+            name: "replica-disk-lost",
+            about: "the replicated coordinator: one purchase; udp; a backup crashes once, while it holds the latest state and the other lags, and restarts on an empty disk: it recovers from every other replica before it votes, and catches up",
+            config: replica_disk_lost(),
+            unique_states: 1_049_910,
+            strategy: Strategy::Dfs,
+        },
     ]
 }
 
-/// One client, one purchase, the replicated protocol, campaigns only when a
-/// leader is down.
-pub fn replicated() -> Config {
-    Config {
-        clients: 1,
-        protocol: Protocol::Replicated,
-        elections: 0,
-        ..Config::default()
-    }
-}
+pub use crate::config::{replica_disk_lost, replicated};

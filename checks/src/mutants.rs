@@ -101,6 +101,12 @@ pub enum Mutant {
     /// campaign was lost waits forever, and nobody else may campaign while
     /// it does: liveness only, when the leader never recovers.
     CampaignNotResent,
+    /// Replicated: a replica that starts without storage (its disk
+    /// replaced) skips recovery: it adopts nothing and votes at once, as if
+    /// it had never promised or accepted anything (and the first replica
+    /// leads the first term again), so a majority can be counted that
+    /// remembers nothing of what the group revealed.
+    EmptyReplicaVotesAtOnce,
 }
 
 impl Mutant {
@@ -247,6 +253,29 @@ impl Checked {
         let mut out = Out::new();
         let state = self.node.on_start(id, &storage, &mut out);
         let mut state = Cow::Owned(state);
+        if let (Node::Replica(r), Some(Mutant::EmptyReplicaVotesAtOnce), None) =
+            (&self.node, self.mutant, &storage)
+        {
+            // It asks nobody, and hears at once from every other replica
+            // that nobody holds anything.
+            out = out
+                .into_iter()
+                .filter(|c| {
+                    !matches!(
+                        c,
+                        Command::Send(_, Msg::Recover { .. })
+                            | Command::SetTimer(Timer::Replica, _)
+                    )
+                })
+                .collect();
+            for p in r.peers.iter().filter(|p| **p != id) {
+                let nothing = Msg::RecoverReply {
+                    nonce: r.incarnation,
+                    acceptor: None,
+                };
+                self.node.on_msg(id, &mut state, *p, nothing, &mut out);
+            }
+        }
         self.imagine_acceptance(id, &mut state, &mut out);
         let state = state.into_owned();
         if is(self.mutant, Mutant::RestartForgetsToAsk) {

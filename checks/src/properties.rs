@@ -52,6 +52,10 @@ pub const COMMIT_RECOVERED_FROM_PARTICIPANT: &str =
 /// Reached: a transaction of a lost log that both participants hold, left
 /// in doubt (never presumed).
 pub const SOME_IN_DOUBT: &str = "a transaction of a lost log left in doubt";
+/// Reached: a replica lost its disk, recovered, and holds a commit the group
+/// decided after the loss.
+pub const REPLICA_CAUGHT_UP: &str =
+    "a replica on an empty disk catches up and holds a commit decided after the loss";
 /// Reached: a client saw a commit.
 pub const SOME_COMMIT: &str = "a commit";
 /// Reached: a client saw an abort for insufficient funds or stock.
@@ -104,7 +108,8 @@ impl Mutant {
             Mutant::FloorKeepsHolds => SETTLED_HOLDS_NOTHING,
             Mutant::DecideWithoutMajority
             | Mutant::ForgetAcceptedOnRestart
-            | Mutant::LeaderIgnoresPromises => DURABLE,
+            | Mutant::LeaderIgnoresPromises
+            | Mutant::EmptyReplicaVotesAtOnce => DURABLE,
         }
     }
 }
@@ -209,6 +214,12 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         props.push(Property::sometimes(SOME_IN_DOUBT, |m, s: &SysState| {
             coordinators(&m.cfg, s).any(|(_, c)| !c.doubts.is_empty())
         }));
+    }
+    if cfg.lose_replica_disk && cfg.can_commit() {
+        props.push(Property::sometimes(
+            REPLICA_CAUGHT_UP,
+            crate::system::recovery::caught_up,
+        ));
     }
     // (A lost disk forgets every decision: nothing is recovered from it.)
     if cfg.may_crash(Role::Coordinator) && cfg.can_commit() && !cfg.lose_disk {

@@ -1,7 +1,7 @@
 //! Counterexamples in plain words: each step says which actor did what, what it
 //! sent and whether it saved.
 
-use crate::config::{Config, Protocol, COORDINATOR};
+use crate::config::{Config, Protocol, Role, COORDINATOR};
 use crate::liveness::Liveness;
 use crate::matrix::Entry;
 use crate::run::{self, CheckRun};
@@ -107,6 +107,18 @@ fn msg(m: &Msg) -> String {
         ),
         Msg::Accepted { term, version } => format!("Accepted v{version} of term {term}"),
         Msg::Nack { promised } => format!("Nack: promised term {promised}"),
+        Msg::Recover { nonce } => format!("Recover (incarnation {nonce}): what do you hold?"),
+        Msg::RecoverReply { acceptor, .. } => match acceptor {
+            None => "RecoverReply: recovering too, holds nothing".to_string(),
+            Some(a) => format!(
+                "RecoverReply: promised term {}, accepted {}",
+                a.promised,
+                a.accepted.as_ref().map_or("nothing".into(), |a| format!(
+                    "v{} of term {}",
+                    a.version, a.term
+                ))
+            ),
+        },
     }
 }
 
@@ -121,7 +133,7 @@ fn timer(t: &Timer) -> String {
         Timer::Resend(t) => format!("resend timer of txn {t}"),
         Timer::Query(t) => format!("query timer of txn {t}"),
         Timer::Learn => "learn timer".into(),
-        Timer::Replica => "replica timer (heartbeat or campaign)".into(),
+        Timer::Replica => "replica timer (heartbeat, campaign or recovery question)".into(),
     }
 }
 
@@ -141,6 +153,15 @@ pub fn format_action(m: &TwopcModel, action: &SysAction) -> String {
             )
         }
         ActorModelAction::Timeout(id, t) => format!("{}: {} fires", name(id), timer(t)),
+        ActorModelAction::Crash(id)
+            if m.cfg.lose_replica_disk
+                && matches!(m.cfg.role((*id).into()), Role::Coordinator | Role::Backup) =>
+        {
+            format!(
+                "{} crashes, restarts on an empty disk and asks the others what they hold (they answer)",
+                name(id)
+            )
+        }
         ActorModelAction::Crash(id) => format!("{} crashes", name(id)),
         ActorModelAction::Recover(id) => format!("{} restarts from storage", name(id)),
         ActorModelAction::SelectRandom { actor, .. } => format!("{}: random choice", name(actor)),
@@ -247,6 +268,9 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
         });
         let standing = match &r.standing {
             Standing::Follower => "follower".to_string(),
+            Standing::Recovering { answered, .. } => {
+                format!("recovering ({} answered)", answered.len())
+            }
             Standing::Candidate { term, .. } => format!("candidate for term {term}"),
             Standing::Leader(l) => format!(
                 "leader of term {}, chosen v{} of v{}, {} held, {}",

@@ -3,6 +3,8 @@
 //! The `stateright::Model` impl that ties it to the properties and the
 //! readable reports is in the crate root.
 
+pub mod recovery;
+
 use crate::config::{Config, NetworkKind, Protocol, Role, COORDINATOR, ORDER, WALLET};
 use crate::history::{record_out, History};
 use crate::mutants::Checked;
@@ -165,16 +167,18 @@ pub fn durable_coordinator(cfg: &Config, state: &SysState) -> Vec<Option<CoordSt
             _ => None,
         }],
         Protocol::Replicated => {
+            // (A recovering replica is in no majority: it promises nothing.)
             let accepted: Vec<Option<&Accepted>> = cfg
                 .replica_indices()
                 .into_iter()
+                .filter(|i| recovery::votes(state, *i))
                 .map(|i| match stored(i) {
                     Some(Storage::Replica(r)) => r.accepted.as_ref(),
                     _ => None,
                 })
                 .collect();
             let n = accepted.len();
-            let quorum = n / 2 + 1;
+            let quorum = cfg.replicas / 2 + 1;
             (0u32..1 << n)
                 .filter(|set| set.count_ones() as usize == quorum)
                 .map(|set| {
@@ -325,11 +329,15 @@ impl TwopcModel {
     /// question with the rest (purchases ignored until it is answered) only
     /// multiply the states without a behaviour of their own. Every later
     /// start (a restart, a new leader, a coordinator on an empty disk) asks
-    /// under every interleaving.
+    /// under every interleaving. Likewise the replicas of a new cluster,
+    /// which all start without storage, recover from one another
+    /// (`Recover`, `RecoverReply`) before the first one leads the first term;
+    /// a replica whose disk is lost later recovers under every interleaving.
     pub(crate) fn bootstrapped(&self, mut state: SysState) -> SysState {
         let handshake = |a: &SysAction| {
             matches!(a, ActorModelAction::Deliver { msg, .. }
-                if matches!(&**msg, Msg::AskEpoch { .. } | Msg::Epoch { .. }))
+                if matches!(&**msg, Msg::AskEpoch { .. } | Msg::Epoch { .. }
+                    | Msg::Recover { .. } | Msg::RecoverReply { .. }))
         };
         loop {
             let mut actions = Vec::new();
@@ -426,6 +434,10 @@ impl TwopcModel {
                                 u64::from(state.history.disk_losses) < self.cfg.max_restarts
                             }
                             Protocol::TwoPc => coordinator(state).epoch <= self.cfg.max_restarts,
+                            // One crash, which loses the disk.
+                            Protocol::Replicated if self.cfg.lose_replica_disk => {
+                                self.may_lose_replica_disk(state, (*id).into())
+                            }
                             Protocol::Replicated => {
                                 self.highest_term(state) <= self.cfg.max_restarts
                             }
@@ -435,7 +447,9 @@ impl TwopcModel {
                 .cfg
                 .never_recover
                 .contains(&self.cfg.role((*id).into())),
-            ActorModelAction::Timeout(id, Timer::Replica) => self.may_campaign(state, (*id).into()),
+            ActorModelAction::Timeout(id, Timer::Replica) => {
+                self.may_campaign(state, (*id).into()) && self.may_ask_again(state, *id)
+            }
             _ => true,
         }
     }
@@ -464,6 +478,13 @@ impl TwopcModel {
             self.bury(id, &mut next);
             if self.cfg.lose_disk && self.cfg.role(id.into()) == Role::Coordinator {
                 self.lose_disk(id, &mut next);
+            }
+            if self.cfg.lose_replica_disk
+                && matches!(self.cfg.role(id.into()), Role::Coordinator | Role::Backup)
+            {
+                // Replaced, restarted and answered in the same step (see
+                // there).
+                next = self.lose_replica_disk(id, next)?;
             }
         }
         Some(next)
@@ -662,7 +683,7 @@ impl TwopcModel {
                 State::Replica(l) => match &l.standing {
                     Standing::Leader(x) => x.term == term,
                     Standing::Candidate { term: t, .. } => *t == term,
-                    Standing::Follower => false,
+                    Standing::Follower | Standing::Recovering { .. } => false,
                 },
                 _ => false,
             };

@@ -70,6 +70,11 @@ fn matrix_replicated_leader_dies() {
 }
 
 #[test]
+fn matrix_replica_disk_lost() {
+    check_entry("replica-disk-lost");
+}
+
+#[test]
 fn matrix_coordinator_disk_lost() {
     check_entry("coordinator-disk-lost");
 }

@@ -223,7 +223,9 @@ impl Coordinator {
             | Msg::Promise { .. }
             | Msg::Accept { .. }
             | Msg::Accepted { .. }
-            | Msg::Nack { .. } => {}
+            | Msg::Nack { .. }
+            | Msg::Recover { .. }
+            | Msg::RecoverReply { .. } => {}
         }
     }
 

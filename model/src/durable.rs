@@ -45,3 +45,12 @@ impl Accepted {
         (self.term, self.version)
     }
 }
+
+/// A replica's durable state: its acceptor's promise and what it accepted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReplicaStorage {
+    /// The highest term it promised (it accepts nothing from a lower one).
+    pub promised: Term,
+    /// The latest state it accepted.
+    pub accepted: Option<Accepted>,
+}

@@ -244,6 +244,9 @@ pub mod timeouts {
     pub const LEARN: Range<Duration> = ms(100)..ms(200);
     /// Replica leader: re-send the latest state (the heartbeat).
     pub const HEARTBEAT: Range<Duration> = ms(50)..ms(100);
+    /// Replica without its disk: ask again the replicas that have not
+    /// answered its recovery question.
+    pub const RECOVER: Range<Duration> = ms(100)..ms(200);
     /// Replica follower: campaign after a period without hearing the leader
     /// (several heartbeats); candidate: re-send the campaign.
     pub const ELECTION: Range<Duration> = ms(300)..ms(600);

@@ -85,6 +85,19 @@ pub enum Msg {
     Accepted { term: Term, version: u64 },
     /// A replica refused a campaign or an accept: it has promised `promised`.
     Nack { promised: Term },
+
+    // --- A replica that lost its disk catching up (see `recovery`) ---
+    /// A replica that started without its durable state asks every other
+    /// replica what it holds. `nonce` is the asker's incarnation: answers to
+    /// an earlier life's question do not count.
+    Recover { nonce: u64 },
+    /// The answer to `Recover { nonce }`: the answerer's acceptor (its
+    /// promise and what it accepted), or `None` if it is recovering itself
+    /// (it knows nothing, and promises nothing).
+    RecoverReply {
+        nonce: u64,
+        acceptor: Option<crate::durable::ReplicaStorage>,
+    },
 }
 
 /// Every timer of the protocol. In the model any set timer may fire at any
@@ -119,7 +132,9 @@ impl Msg {
             | Msg::Promise { .. }
             | Msg::Accept { .. }
             | Msg::Accepted { .. }
-            | Msg::Nack { .. } => true,
+            | Msg::Nack { .. }
+            | Msg::Recover { .. }
+            | Msg::RecoverReply { .. } => true,
             Msg::Purchase { .. }
             | Msg::Lookup { .. }
             | Msg::Outcome(_)

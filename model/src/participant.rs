@@ -238,7 +238,9 @@ impl Participant {
             | Msg::Promise { .. }
             | Msg::Accept { .. }
             | Msg::Accepted { .. }
-            | Msg::Nack { .. } => {}
+            | Msg::Nack { .. }
+            | Msg::Recover { .. }
+            | Msg::RecoverReply { .. } => {}
         }
     }
 

@@ -94,9 +94,68 @@
 //! seen outcomes and ticket. They know every replica's address instead of
 //! one, accept a coordinator's message from any of them, and vote to the
 //! replica that sent the prepare.
+//!
+//! ## A replica that lost its disk
+//!
+//! Everything above rests on an acceptor never forgetting what it promised
+//! or accepted: a majority that counted its promise or its acceptance must
+//! still hold it. A replica whose disk was replaced has forgotten both; if
+//! it promised a lower term or accepted an older state at once, a majority
+//! could be counted that remembers nothing of a chosen state (two replicas
+//! of three: the one that forgot, and one that never had it). So a replica
+//! that starts without storage is *recovering* (Viewstamped Replication's
+//! recovering state; Alagappan et al., "Protocol-Aware Recovery for
+//! Consensus-Based Storage", FAST 2018): it asks every other replica
+//! (`Recover { nonce }`, again on a timer), answers no campaign and no
+//! accept (not even with a refusal), runs no coordinator, and once **every
+//! other replica** has answered (`RecoverReply`) it adopts the highest
+//! promise and the highest accepted state (by term, version) among the
+//! answers, saves them, and becomes an acceptor again (a follower). A
+//! replica that is recovering itself answers too, with nothing.
+//!
+//! - **Why it forgets nothing that counted.** Whatever the replica did
+//!   before the loss that anyone counted was counted by a majority, and
+//!   the others in it still hold it (or something higher) when they
+//!   answer: promises and accepted states only grow, answers are given
+//!   after the loss (the nonce names this incarnation's question), and only
+//!   one replica is without its disk at a time (below). A promise it made
+//!   was made to a candidate, which promised its own term durably; an
+//!   acceptance it sent was sent to the leader that wrote that version
+//!   before the loss. Both answer, so it adopts at least that promise and
+//!   at least that (term, version); and a leader that counts its old
+//!   acknowledgement later (received before the loss) counts what the
+//!   replica holds again.
+//! - **Why every other replica, not F+1.** With three replicas it is the
+//!   same. With five, F+1 answers could all come from replicas that had
+//!   not yet accepted a version the replica acknowledged before the loss,
+//!   and a leader could then count that stale acknowledgement with one more
+//!   and call the version chosen while no majority holds it. The leader's
+//!   own answer closes that; waiting for every answer is the simplest way
+//!   to have it. The price: a replica on a new disk rejoins only when every
+//!   other replica is reachable (the group keeps committing meanwhile).
+//! - **A new cluster.** Every replica starts without storage and recovers:
+//!   each hears every other one say it holds nothing (recovering, or
+//!   recovered with nothing), adopts nothing and follows; the first replica,
+//!   having heard that nobody promised anything beyond the first term or
+//!   accepted anything, leads the first term as it always did. That
+//!   conclusion is right: if some replica had ever accepted a state or
+//!   promised a later term, it would have said so, unless it lost its disk
+//!   too, which is excluded below. It is the only way to lead the first
+//!   term: a replica that finds anything campaigns like any other.
+//! - **What it assumes.** One replica without its disk at a time: an
+//!   operator replaces a second disk only after `twopc status` shows the
+//!   first replica caught up (for three replicas this is F). And, as for a
+//!   coordinator's lost disk, replacing a disk takes longer than a message
+//!   lives: the replica's messages from before the loss (a promise, an
+//!   acknowledgement, an accept as the leader of the first term) are not
+//!   delivered after it has recovered. The checker drains them when a disk
+//!   is lost (`--lose-replica-disk`), and checks the rest: a replica that
+//!   votes at once on an empty disk breaks `durable`.
+//! - **Liveness.** Recovery needs every other replica to answer; a new
+//!   cluster comes up once every replica has started.
 
 use crate::coordinator::{CoordState, Coordinator};
-pub use crate::durable::Accepted;
+pub use crate::durable::{Accepted, ReplicaStorage};
 
 mod doubts;
 use crate::msg::*;
@@ -104,7 +163,10 @@ use crate::{Node, Storage};
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Command, Id, Out};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[path = "recovery.rs"]
+mod recovery;
 
 /// A replica's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,15 +177,13 @@ pub struct Replica {
     pub peers: Vec<Id>,
     /// Its own place in `peers` (names it).
     pub index: usize,
-}
-
-/// A replica's durable state: its acceptor's promise and what it accepted.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ReplicaStorage {
-    /// The highest term it promised (it accepts nothing from a lower one).
-    pub promised: Term,
-    /// The latest state it accepted.
-    pub accepted: Option<Accepted>,
+    /// This incarnation's mark, carried by its recovery question so that
+    /// answers to an earlier life's question do not count (see *A replica
+    /// that lost its disk* above). A runtime draws it at random at every
+    /// process start; the checker leaves it 0 (a replaced disk drains every
+    /// message to and from the replica there).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 /// An output of the leader's coordinator waiting for a save to be chosen.
@@ -169,6 +229,17 @@ pub enum Standing {
     },
     /// Leads.
     Leader(Box<Leading>),
+    /// Started without its durable state: neither promises, accepts, nor
+    /// campaigns until every other replica has told it what it holds (see
+    /// *A replica that lost its disk* above). Its `acceptor` meanwhile is a
+    /// placeholder, never saved.
+    Recovering {
+        /// The replicas that answered this incarnation's question.
+        answered: BTreeSet<Id>,
+        /// The highest promise and the highest accepted state among their
+        /// answers (what it will adopt).
+        learned: ReplicaStorage,
+    },
 }
 
 /// A replica's whole state.
@@ -192,7 +263,7 @@ impl ReplicaState {
     /// The term it leads or campaigns for.
     fn own_term(&self) -> Option<Term> {
         match &self.standing {
-            Standing::Follower => None,
+            Standing::Follower | Standing::Recovering { .. } => None,
             Standing::Candidate { term, .. } => Some(*term),
             Standing::Leader(l) => Some(l.term),
         }
@@ -228,33 +299,25 @@ impl Replica {
         }
     }
 
-    /// Start or restart. A restarted replica follows; only the first replica,
-    /// on its very first start, leads (the first term).
+    /// Start or restart. A restarted replica follows. One that finds no
+    /// storage (a new cluster, or its disk replaced) recovers first (see
+    /// [`Replica::start_recovering`]); the first replica leads the first
+    /// term once it has learned that nobody holds anything.
     pub fn on_start(
         &self,
         me: Id,
         storage: Option<&ReplicaStorage>,
         o: &mut Out<Node>,
     ) -> ReplicaState {
-        o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
         match storage {
-            Some(s) => ReplicaState {
-                acceptor: s.clone(),
-                standing: Standing::Follower,
-            },
-            None => {
-                let mut state = ReplicaState {
-                    acceptor: ReplicaStorage {
-                        promised: self.first_term(),
-                        accepted: None,
-                    },
+            Some(s) => {
+                o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
+                ReplicaState {
+                    acceptor: s.clone(),
                     standing: Standing::Follower,
-                };
-                if me == self.peers[0] {
-                    self.lead(me, &mut state, self.first_term(), None, o);
                 }
-                state
             }
+            None => self.start_recovering(me, o),
         }
     }
 
@@ -364,7 +427,13 @@ impl Replica {
         msg: Msg,
         o: &mut Out<Node>,
     ) {
+        if matches!(state.standing, Standing::Recovering { .. }) {
+            return self.on_msg_recovering(me, state, src, msg, o);
+        }
         match msg {
+            Msg::Recover { nonce } => self.answer_recovery(me, state, src, nonce, o),
+            // Answers to a question this replica no longer asks.
+            Msg::RecoverReply { .. } => {}
             Msg::Campaign { term } => {
                 if !self.peers.contains(&src) || term.leader != src {
                     return;
@@ -513,6 +582,10 @@ impl Replica {
             return self.run(me, state, changed, inner, o);
         }
         match &state.standing {
+            Standing::Recovering { answered, .. } => {
+                let answered = answered.clone();
+                self.ask_again(me, &answered, o)
+            }
             Standing::Follower => {
                 o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
                 let s = state.to_mut();

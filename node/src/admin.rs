@@ -311,6 +311,10 @@ pub struct ReplicaView {
     /// Leader: outputs of its coordinator waiting for their version to be
     /// chosen.
     pub held: Option<usize>,
+    /// Recovering: how many of the other replicas have answered its
+    /// recovery question (it votes once every one has).
+    #[serde(default)]
+    pub answered: Option<usize>,
     /// Which replicas it heard from lately, and whether that is a majority
     /// (`None` when the runtime does not know the group).
     #[serde(default)]
@@ -327,6 +331,10 @@ pub enum Standing {
     Candidate,
     /// Leads: runs the coordinator.
     Leader,
+    /// Started on an empty data directory: catching up from the other
+    /// replicas before it votes (`twopc_model::replica`, *A replica that
+    /// lost its disk*).
+    Recovering,
 }
 
 impl std::fmt::Display for Standing {
@@ -335,6 +343,7 @@ impl std::fmt::Display for Standing {
             Standing::Follower => "follower",
             Standing::Candidate => "candidate",
             Standing::Leader => "leader",
+            Standing::Recovering => "recovering",
         })
     }
 }
@@ -355,10 +364,15 @@ impl ReplicaView {
             chosen: None,
             version: None,
             held: None,
+            answered: None,
             group: None,
         };
         match &r.standing {
             twopc_model::Standing::Follower => {}
+            twopc_model::Standing::Recovering { answered, .. } => {
+                view.standing = Standing::Recovering;
+                view.answered = Some(answered.len());
+            }
             twopc_model::Standing::Candidate { term, .. } => {
                 view.standing = Standing::Candidate;
                 view.term = Some(term.to_string());
@@ -535,6 +549,12 @@ impl ReplicaView {
     /// One line: `leader of term 2/127.0.0.1:7001, promised 2/..., accepted
     /// 2/...#14, chosen 14, held 0`.
     pub fn render(&self) -> String {
+        if self.standing == Standing::Recovering {
+            return format!(
+                "recovering (empty data directory): {} other replica(s) answered; it votes once every other replica has",
+                self.answered.unwrap_or(0)
+            );
+        }
         let mut s = match &self.term {
             Some(t) => format!("{} of term {t}", self.standing),
             None => self.standing.to_string(),

@@ -96,6 +96,8 @@ fn replicas_show_their_standing_and_who_leads() {
     use stateright::actor::{Id, Out};
     use twopc_model::{Coordinator, Node, Replica};
     let peers: Vec<Id> = (0..3).map(Id::from).collect();
+    let view = |s: ReplicaState| NodeView::of("c", &State::Replica(s), &Counters::default());
+    let recovering_line = |v: &NodeView| v.render();
     let replica = |index| Replica {
         coordinator: Coordinator {
             wallet: Id::from(7),
@@ -104,11 +106,31 @@ fn replicas_show_their_standing_and_who_leads() {
         },
         peers: peers.clone(),
         index,
+        incarnation: 0,
     };
     let mut o: Out<Node> = Out::new();
-    let leader = replica(0).on_start(peers[0], None, &mut o);
-    let follower = replica(1).on_start(peers[1], None, &mut o);
-    let view = |s: ReplicaState| NodeView::of("c", &State::Replica(s), &Counters::default());
+    // A new cluster: each hears from the two others that they hold nothing.
+    let started = |i: usize, o: &mut Out<Node>| {
+        let r = replica(i);
+        let mut s: std::borrow::Cow<ReplicaState> =
+            std::borrow::Cow::Owned(r.on_start(peers[i], None, o));
+        let recovering = view(s.clone().into_owned());
+        assert_eq!(
+            recovering.replica.as_ref().unwrap().standing,
+            Standing::Recovering
+        );
+        assert!(recovering_line(&recovering).contains("recovering"));
+        for j in (0..3).filter(|j| *j != i) {
+            let nothing = twopc_model::Msg::RecoverReply {
+                nonce: 0,
+                acceptor: None,
+            };
+            r.on_msg(peers[i], &mut s, peers[j], nothing, o);
+        }
+        s.into_owned()
+    };
+    let leader = started(0, &mut o);
+    let follower = started(1, &mut o);
     let (l, f) = (view(leader), view(follower));
     let (lr, fr) = (l.replica.clone().unwrap(), f.replica.clone().unwrap());
     assert_eq!(l.role, ActorKind::Replica);

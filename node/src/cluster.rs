@@ -390,6 +390,8 @@ impl Cluster {
                     .position(|id| *id == node.id())
                     .expect("a coordinator node is among the coordinators"),
                 peers: coordinators,
+                // Drawn by the runtime at every process start (`node.rs`).
+                incarnation: 0,
             }),
             (Role::Wallet, _) => Node::Participant(Participant {
                 resource: Resource::Wallet,

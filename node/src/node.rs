@@ -189,7 +189,12 @@ pub async fn start(
             History::coordinator(names, Heard::read(&RealFs, data_dir))
         }
     };
-    let actor = cluster.actor(spec);
+    let mut actor = cluster.actor(spec);
+    if let Node::Replica(r) = &mut actor {
+        // This process's incarnation: a replica that starts on an empty
+        // directory counts only answers to this life's recovery question.
+        r.incarnation = rand::random();
+    }
     let link = match &actor {
         // A replica also listens on TCP, same address, for the others.
         Node::Replica(_) => {

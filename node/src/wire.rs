@@ -259,11 +259,15 @@ pub enum MsgKind {
     Accepted,
     /// [`Msg::Nack`] (between replicas).
     Nack,
+    /// [`Msg::Recover`] (between replicas).
+    Recover,
+    /// [`Msg::RecoverReply`] (between replicas).
+    RecoverReply,
 }
 
 impl MsgKind {
     /// Every kind, in protocol order.
-    pub const ALL: [MsgKind; 17] = [
+    pub const ALL: [MsgKind; 19] = [
         MsgKind::Purchase,
         MsgKind::Outcome,
         MsgKind::Lookup,
@@ -281,6 +285,8 @@ impl MsgKind {
         MsgKind::Accept,
         MsgKind::Accepted,
         MsgKind::Nack,
+        MsgKind::Recover,
+        MsgKind::RecoverReply,
     ];
 
     /// The kind of `msg`.
@@ -303,6 +309,8 @@ impl MsgKind {
             Msg::Accept { .. } => MsgKind::Accept,
             Msg::Accepted { .. } => MsgKind::Accepted,
             Msg::Nack { .. } => MsgKind::Nack,
+            Msg::Recover { .. } => MsgKind::Recover,
+            Msg::RecoverReply { .. } => MsgKind::RecoverReply,
         }
     }
 
@@ -326,6 +334,8 @@ impl MsgKind {
             MsgKind::Accept => "accept",
             MsgKind::Accepted => "accepted",
             MsgKind::Nack => "nack",
+            MsgKind::Recover => "recover",
+            MsgKind::RecoverReply => "recover_reply",
         }
     }
 }
@@ -362,7 +372,9 @@ pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
         | Msg::Promise { .. }
         | Msg::Accept { .. }
         | Msg::Accepted { .. }
-        | Msg::Nack { .. } => None,
+        | Msg::Nack { .. }
+        | Msg::Recover { .. }
+        | Msg::RecoverReply { .. } => None,
         Msg::Outcome(o) => o.txn,
         Msg::Prepare { txn, .. }
         | Msg::Vote { txn, .. }
@@ -752,7 +764,7 @@ mod tests {
         let err = "commits".parse::<MsgKind>().unwrap_err();
         assert_eq!(
             err,
-            "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query,ask_epoch,epoch,campaign,promise,accept,accepted,nack)"
+            "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query,ask_epoch,epoch,campaign,promise,accept,accepted,nack,recover,recover_reply)"
         );
         assert_eq!(
             MsgKind::of(&Msg::QueryDecision {

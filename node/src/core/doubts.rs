@@ -207,7 +207,7 @@ impl Core {
                 self.peers
                     .label(SocketAddrV4::from(r.acceptor.promised.leader)),
             ),
-            Standing::Candidate { .. } | Standing::Leader(_) => None,
+            Standing::Candidate { .. } | Standing::Leader(_) | Standing::Recovering { .. } => None,
         }
     }
 

@@ -179,6 +179,7 @@ fn replica(index: usize, now: Instant) -> Core {
         coordinator: coordinator(),
         peers: R.iter().map(|r| id(r)).collect(),
         index,
+        incarnation: 0,
     });
     let mut core = Core::new(
         actor,
@@ -186,6 +187,16 @@ fn replica(index: usize, now: Instant) -> Core {
         &cfg(&format!("coordinator-{}", index + 1)),
     );
     core.handle(now, Event::Start(None));
+    // A new cluster: the others answer that they hold nothing either.
+    let _ = core.ready(now);
+    for j in (0..R.len()).filter(|j| *j != index) {
+        let msg = Msg::RecoverReply {
+            nonce: 0,
+            acceptor: None,
+        };
+        let from = R[j].parse().unwrap();
+        core.handle(now, Event::Peer { from, msg });
+    }
     core
 }
 

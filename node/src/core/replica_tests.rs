@@ -14,7 +14,7 @@ fn id(s: &str) -> Id {
     Id::from(s.parse::<SocketAddrV4>().unwrap())
 }
 
-/// Replica `index` of three, started on an empty disk at `now`.
+/// Replica `index` of three, started on an empty disk at `now`, recovered.
 fn replica(index: usize, faults: Faults, now: Instant) -> Core {
     let actor = Node::Replica(Replica {
         coordinator: Coordinator {
@@ -24,6 +24,7 @@ fn replica(index: usize, faults: Faults, now: Instant) -> Core {
         },
         peers: R.iter().map(|r| id(r)).collect(),
         index,
+        incarnation: 0,
     });
     let cfg = Config {
         name: format!("coordinator-{}", index + 1),
@@ -33,6 +34,18 @@ fn replica(index: usize, faults: Faults, now: Instant) -> Core {
     };
     let mut core = Core::new(actor, id(R[index]), &cfg);
     core.handle(now, Event::Start(None));
+    // A new cluster: it asks the others what they hold, and both answer
+    // that they are recovering too (the first replica then leads the
+    // first term).
+    let _ = core.ready(now);
+    for j in (0..R.len()).filter(|j| *j != index) {
+        let msg = Msg::RecoverReply {
+            nonce: 0,
+            acceptor: None,
+        };
+        let from = R[j].parse().unwrap();
+        core.handle(now, Event::Peer { from, msg });
+    }
     core
 }
 
@@ -241,6 +254,7 @@ fn a_lone_leaders_own_acceptance_releases_nothing_before_the_fsync() {
         },
         peers: vec![id(R[0])],
         index: 0,
+        incarnation: 0,
     });
     let cfg = Config {
         name: "coordinator-1".into(),

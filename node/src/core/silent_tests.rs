@@ -273,6 +273,7 @@ fn a_replica_that_hears_no_majority_says_there_is_no_quorum() {
         chosen: Some(1),
         version: Some(1),
         held: Some(0),
+        answered: None,
         group: Some(g),
     };
     let line = who_leads(&[("c-1".into(), view.clone())]);

@@ -336,11 +336,16 @@ fn encode_peers(e: &mut DescriptorEncoder, v: &NodeView) -> std::fmt::Result {
 fn encode_replica(e: &mut DescriptorEncoder, r: &ReplicaView) -> std::fmt::Result {
     let mut m = e.encode_descriptor(
         "replica_standing",
-        "Replica: 1 for what it does now (follower, candidate or leader), 0 for the others",
+        "Replica: 1 for what it does now (follower, candidate, leader or recovering), 0 for the others",
         None,
         MetricType::Gauge,
     )?;
-    for standing in [Standing::Follower, Standing::Candidate, Standing::Leader] {
+    for standing in [
+        Standing::Follower,
+        Standing::Candidate,
+        Standing::Leader,
+        Standing::Recovering,
+    ] {
         let now = i64::from(r.standing == standing);
         let name = standing.to_string();
         ConstGauge::new(now).encode(m.encode_family(&[("standing", name.as_str())])?)?;
