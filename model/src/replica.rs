@@ -146,11 +146,20 @@
 //!   operator replaces a second disk only after `twopc status` shows the
 //!   first replica caught up (for three replicas this is F). And, as for a
 //!   coordinator's lost disk, replacing a disk takes longer than a message
-//!   lives: the replica's messages from before the loss (a promise, an
-//!   acknowledgement, an accept as the leader of the first term) are not
-//!   delivered after it has recovered. The checker drains them when a disk
-//!   is lost (`--lose-replica-disk`), and checks the rest: a replica that
-//!   votes at once on an empty disk breaks `durable`.
+//!   lives, for the messages that name a term the replica owns: its
+//!   campaigns, and its accepts as a leader (its next life may own the same
+//!   term again, the first one above all, and must not meet them). Its old
+//!   promises and acknowledgements may still arrive: whoever counts them
+//!   (the candidate, the leader that wrote that version) answers its
+//!   recovery question with at least what they said. Answers to an earlier
+//!   life's question are told apart by the nonce.
+//! - **What is checked.** `twopc-check --lose-replica-disk` (the
+//!   `replica-disk-lost` entry of the CI matrix): a backup's disk lost
+//!   while it alone with the leader holds the latest state; every safety
+//!   property holds, and it catches up with a commit decided after the
+//!   loss. A replica that votes at once on an empty disk breaks `durable`
+//!   there; with the leader's disk lost (random walks: too many states to
+//!   exhaust) it leads the first term again and breaks atomicity.
 //! - **Liveness.** Recovery needs every other replica to answer; a new
 //!   cluster comes up once every replica has started.
 

@@ -165,7 +165,8 @@ pub fn replay(traces: Vec<NodeTrace>, opts: &Options) -> Result<Accepted, Reject
             n.durable_by_run.push(0);
         }
         match record {
-            Record::Node { .. } => {}
+            // This run's actor, as the process configured it.
+            Record::Node { actor, .. } => nodes[i].actor = actor,
             Record::Durable { seq, .. } => {
                 let n = &mut nodes[i];
                 if seq > n.seq {

@@ -27,8 +27,12 @@ pub(super) fn nodes(traces: Vec<NodeTrace>) -> Result<Vec<Replayed>, Rejection> 
                             t.source
                         )));
                     }
+                } else {
+                    // The first run's actor; each later run's is taken up
+                    // when its `node` record is replayed (a replica draws
+                    // a new incarnation number at every process start).
+                    header = Some((name.clone(), *id, actor.clone()));
                 }
-                header = Some((name.clone(), *id, actor.clone()));
                 run += 1;
             } else if run == 0 {
                 return Err(Rejection::Malformed(format!(
