@@ -35,6 +35,10 @@ pub const COMMITS_ARE_KNOWN: &str = "a commit reaches only a participant that kn
 pub const REFUSAL_IS_TRUE: &str = "a refusal is true";
 /// Reached: a refusal for want of funds or stock because of a live hold.
 pub const SOME_LIVE_HOLD_REFUSAL: &str = "a shortage refusal caused by a live hold";
+/// A coordinator that has learned its epoch starts every attempt under a
+/// number no participant has seen: not below its floor (where a prepare is
+/// ignored as settled), not one it holds or finished (a reused number).
+pub const NEXT_ATTEMPT_IS_NEW: &str = "a learned coordinator's next attempt is new to every participant";
 /// Every actor's memory stays within what the configuration implies.
 pub const BOUNDED: &str = "memory bounded by the configuration";
 /// The name the liveness analysis (AG EF done) reports under; not a stateright
@@ -85,7 +89,7 @@ impl Mutant {
             Mutant::CommitOnVoteTimeout => COMMIT_NEEDS_EVERY_YES,
             Mutant::DoubleApplyCommit => CONSERVED,
             Mutant::ForgetHoldsOnRestart => CLIENT_TOLD_THE_TRUTH,
-            Mutant::EpochNotLearned => CLIENT_TOLD_THE_TRUTH,
+            Mutant::EpochNotLearned => NEXT_ATTEMPT_IS_NEW,
             Mutant::TicketsNotRenewed => CHARGED_AT_MOST_ONCE,
             Mutant::PresumeAbortForLostLog => ATOMIC,
             Mutant::PresumeCommit => ATOMIC,
@@ -128,6 +132,7 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         Property::always(SETTLED_HOLDS_NOTHING, settled_holds_nothing),
         Property::always(REFUSAL_IS_TRUE, |_, s: &SysState| !s.history.false_refusal),
         Property::always(COMMITS_ARE_KNOWN, commits_are_known),
+        Property::always(NEXT_ATTEMPT_IS_NEW, next_attempt_is_new),
         Property::sometimes(SOME_TIMEOUT_ABORT, |m, s| {
             seen(m, s).any(|o| o.verdict == Verdict::Aborted(AbortReason::VoteTimeout))
         }),
@@ -361,6 +366,45 @@ fn settled_holds_nothing(m: &TwopcModel, s: &SysState) -> bool {
         return true;
     }
     participants(s).all(|(_, p)| p.data.holds.range(..p.data.floor).all(|(t, _)| owed(s, t)))
+}
+
+/// The coordinator that prepares now (2PC: the running one; replicated: a
+/// running leader whose term no replica has promised to outrank), once it has
+/// learned its epoch, numbers its next attempt at or above every running
+/// participant's floor and above every attempt it holds or finished. This
+/// is why a participant never needs to answer a prepare below its floor:
+/// only a late duplicate of a settled attempt can be one (the node counts
+/// it as `below_floor`). A coordinator that did not move past what the
+/// participants saw (a replaced disk, a restored backup, a replica group
+/// taking over from 2PC) breaks it.
+fn next_attempt_is_new(m: &TwopcModel, s: &SysState) -> bool {
+    let promised = replicas(&m.cfg, s)
+        .map(|(i, r)| match s.actor_storages[i].as_deref() {
+            Some(Storage::Replica(d)) => d.promised.max(r.acceptor.promised),
+            _ => r.acceptor.promised,
+        })
+        .max();
+    let current = |i: usize, c: &CoordState| {
+        !s.crashed[i]
+            && c.learning == Learning::Learned
+            && match &**s.actor_states[i] {
+                State::Replica(r) => r.leading().is_some_and(|l| Some(l.term) >= promised),
+                _ => true,
+            }
+    };
+    coordinators(&m.cfg, s)
+        .filter(|(i, c)| current(*i, c))
+        .all(|(_, c)| {
+            let next = TxnId {
+                epoch: c.epoch,
+                n: c.next_txn,
+            };
+            participants(s).all(|(i, p)| {
+                let d = &p.data;
+                let seen = d.holds.keys().chain(d.finished.keys()).max();
+                s.crashed[i] || (next >= d.floor && seen.is_none_or(|t| next > *t))
+            })
+        })
 }
 
 /// Every `Commit` the network may still deliver to a running participant is

@@ -114,18 +114,33 @@ impl Coordinator {
         [self.wallet, self.order]
     }
 
-    /// Start or restart: bump the epoch (durably, before anything is sent)
-    /// and resume sending every commit decision that is not known to be
-    /// acknowledged. Started without a log (a new cluster, or a disk
-    /// replaced by an empty one), it first asks the participants what epoch
-    /// they have seen: no attempt starts until its epoch is above it.
+    /// Start or restart: bump the epoch (durably, before anything is sent),
+    /// resume sending every commit decision that is not known to be
+    /// acknowledged, and ask the participants what epoch they have seen: no
+    /// attempt starts until its epoch is above it. Its own log does not
+    /// prove that: a log restored from a backup is behind the epochs it
+    /// used since, and numbering attempts from it would reuse attempt
+    /// numbers the participants hold or finished (see *Epochs are learned*
+    /// in the crate docs).
     pub fn on_start(&self, storage: Option<&CoordStorage>, o: &mut Out<Node>) -> CoordState {
+        self.start(storage, true, o)
+    }
+
+    /// Start as the new leader of a replica group, from the state a
+    /// majority accepted (see [`crate::replica`]): that state is the
+    /// group's latest, so it asks only when there is none (a new group, or
+    /// one taking over from 2PC).
+    pub fn take_over(&self, adopted: Option<&CoordStorage>, o: &mut Out<Node>) -> CoordState {
+        self.start(adopted, false, o)
+    }
+
+    fn start(&self, storage: Option<&CoordStorage>, ask: bool, o: &mut Out<Node>) -> CoordState {
         let stored = storage.cloned().unwrap_or_default();
-        // A log of its own: its epoch is above every epoch it ever used,
-        // hence every epoch the participants saw. No log: ask them.
-        let learning = match storage {
-            Some(_) => Learning::Learned,
-            None => Learning::Asking(Map::new()),
+        let ask = ask || storage.is_none();
+        let learning = if ask {
+            Learning::Asking(Map::new())
+        } else {
+            Learning::Learned
         };
         let state = CoordState {
             epoch: stored.epoch + 1,
@@ -144,7 +159,7 @@ impl Coordinator {
             doubts: stored.doubts,
             recovered_commits: storage.is_some_and(|s| !s.commits.is_empty()),
         };
-        if storage.is_none() {
+        if ask {
             // The question reveals nothing: it need not wait for the save
             // (with replicas, for the new leader's first state to be chosen).
             o.broadcast(&self.participants(), &Msg::AskEpoch { epoch: state.epoch });

@@ -196,6 +196,11 @@ fn restart_resends_unacknowledged_commits() {
     assert_eq!(
         cmds(&o),
         expect(|o| {
+            o.broadcast(
+                &[Id::from(WALLET), Id::from(ORDER)],
+                &Msg::AskEpoch { epoch: 2 },
+            );
+            o.set_timer(Timer::Learn, crate::timeouts::LEARN);
             o.save(Storage::Coordinator(r.storage()));
             o.send(Id::from(WALLET), Msg::Commit { txn: txn(0) });
             o.send(Id::from(ORDER), Msg::Commit { txn: txn(0) });

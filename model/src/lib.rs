@@ -88,35 +88,45 @@
 //!
 //! ## Epochs are learned, not assumed
 //!
-//! A coordinator with a log of its own bumps the epoch it saved: every
-//! epoch it ever used is below the new one, so every epoch the participants
-//! saw is too. A coordinator that starts **without a log** (a new cluster;
-//! a disk replaced by an empty one, as an operator does with a damaged
-//! directory; a replica group taking over from 2PC on empty directories)
-//! cannot know that: the participants' floors may be epochs ahead, and a
-//! prepare below a floor is ignored. So before it prepares anything (and
-//! before it hands out a ticket) it sends `AskEpoch` to every participant,
-//! again on a timer until each has answered `Epoch { highest }`: the
-//! highest epoch of its durable floor, holds and finished transactions. If
-//! any is at or above its own, it moves to the epoch after the highest,
-//! saves it, and starts a new *generation* of tickets (`next` and
-//! `forgotten_below` jump to the epoch times 2^32): every ticket the lost
-//! log handed out is older than that, so a caller's retry with one is
-//! answered "unknown" and never starts its purchase a second time. Until
-//! both have answered, purchases and lookups are ignored (callers retry).
+//! A coordinator bumps the epoch it saved at every start. If its log is the
+//! cluster's latest, every epoch it ever used is below the new one, and so
+//! is every epoch the participants saw. But a log does not know that it is
+//! the latest: a disk replaced by an empty one (as an operator does with a
+//! damaged directory), a directory restored from a backup, a replica group
+//! taking over from 2PC on empty directories all start behind the
+//! participants, whose floors may be epochs ahead. A prepare below a floor
+//! is ignored; worse, an epoch the participants already saw would number
+//! attempts they hold or finished, and a reused number is a different
+//! purchase under an old vote. So at **every start**, before it prepares
+//! anything (and before it hands out a ticket), the coordinator sends
+//! `AskEpoch` to every participant, again on a timer until each has
+//! answered `Epoch { highest }`: the highest epoch of its durable floor,
+//! holds and finished transactions. If any is at or above its own, it moves
+//! to the epoch after the highest, saves it, and starts a new *generation*
+//! of tickets (`next` and `forgotten_below` jump to the epoch times 2^32):
+//! every ticket the lost or restored log handed out since is older than
+//! that, so a caller's retry with one is answered "unknown" and never
+//! starts its purchase a second time. Until both have answered, every
+//! message but the answers is ignored (callers and participants retry).
 //! Questions and answers carry the asker's epoch, so an answer to another
-//! incarnation's question is ignored.
+//! incarnation's question is ignored. The checker's property *a learned
+//! coordinator's next attempt is new to every participant* states the
+//! result; the mutant `epoch-not-learned` breaks it.
 //!
-//! What this assumes, and what it does not yet cover:
+//! A restart costs one round trip to the participants before the first
+//! purchase, and needs both to answer: a coordinator restarted while a
+//! participant is down serves nothing until it is back (no purchase could
+//! commit without it anyway; lookups wait too). A new leader of a replica
+//! group does not ask: it starts from the state a majority accepted, which
+//! is the group's latest unless a majority of replicas lost or rolled back
+//! their disks at once (see [`replica`]).
 //!
-//! - **Datagrams of the lost incarnation are gone** when the new one starts
-//!   (replacing a machine's disk takes longer than a datagram lives). The
-//!   checker's `--lose-disk` drains them; with them still in flight, an old
-//!   answer could pass for a new one and an epoch whose prepares are still
-//!   on their way could be used twice (the checker found exactly that).
-//!   The node does not enforce it.
-//! - **A restored backup of the coordinator's own log** (storage behind the
-//!   participants) is not detected: only an empty log asks.
+//! What this assumes: **datagrams of an earlier incarnation with the same
+//! epoch are gone** when a new one starts (replacing a disk or restoring a
+//! backup takes longer than a datagram lives). The checker's `--lose-disk`
+//! drains them; with them still in flight, an old answer could pass for a
+//! new one and an epoch whose prepares are still on their way could be used
+//! twice (the checker found exactly that). The node does not enforce it.
 //!
 //! ## A lost log is never presumed
 //!

@@ -344,7 +344,7 @@ impl Replica {
         o.set_timer(Timer::Replica, crate::timeouts::HEARTBEAT);
         let mut inner = Out::new();
         let storage = adopted.map(|a| a.storage);
-        let coord = self.coordinator.on_start(storage.as_ref(), &mut inner);
+        let coord = self.coordinator.take_over(storage.as_ref(), &mut inner);
         state.standing = Standing::Leader(Box::new(Leading {
             term,
             coord,

@@ -110,15 +110,38 @@ impl Coordinator {
         }
         let answers: Vec<&Heard> = heard.values().collect();
         let learned = answers.iter().map(|h| h.highest).max().unwrap_or(0);
-        let resolved = resolve(&answers);
+        // The participants have seen an epoch this log never reached (its
+        // start bumped the epoch past every one it used): it is not the
+        // cluster's latest (an empty directory, a restored backup). What it
+        // lacks is learned from them; a log that is the latest knows every
+        // decision, and what it does not know it presumes aborted.
+        let moved = learned >= state.epoch;
+        let mut resolved = if moved {
+            resolve(&answers)
+        } else {
+            Resolved::default()
+        };
         state.learning = Learning::Learned;
         o.cancel_timer(Timer::Learn);
-        let moved = learned >= state.epoch;
         if moved {
-            // The participants have seen an epoch this log never reached:
-            // it is not the cluster's latest (an empty directory, a restored
-            // backup). Move past it, durably, before anything is prepared.
+            // Move past it, durably, before anything is prepared.
             self.move_past(state, learned);
+            // A restored backup decided some of what they hold itself:
+            // its log's word stands (an owed commit, a recorded outcome).
+            let knows = |txn: &TxnId, req: &RequestId| {
+                state.commits.contains_key(txn)
+                    || state.doubts.contains_key(txn)
+                    || state
+                        .outcomes
+                        .by_id
+                        .get(req)
+                        .is_some_and(|t| t.txn == Some(*txn))
+            };
+            let unknown = |m: Map<TxnId, RequestId>| -> Map<TxnId, RequestId> {
+                m.into_iter().filter(|(t, r)| !knows(t, r)).collect()
+            };
+            resolved.commit = unknown(resolved.commit);
+            resolved.doubt = unknown(resolved.doubt);
         }
         for (txn, req) in &resolved.commit {
             let acked = BTreeSet::new();

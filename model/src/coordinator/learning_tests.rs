@@ -23,14 +23,99 @@ fn start_without_a_log_asks_the_participants_then_bumps_the_epoch_durably() {
             o.save(Storage::Coordinator(s.storage()));
         })
     );
-    // With a log of its own it asks nothing.
+    // With a log of its own it asks too: the log may be a restored backup.
     let mut o = Out::new();
     let s2 = coord().on_start(Some(&s.storage()), &mut o);
-    assert_eq!((s2.epoch, &s2.learning), (2, &Learning::Learned));
+    assert_eq!((s2.epoch, &s2.learning), (2, &Learning::Asking(Map::new())));
     assert_eq!(
         cmds(&o),
-        expect(|o| o.save(Storage::Coordinator(s2.storage())))
+        expect(|o| {
+            o.broadcast(&participants, &Msg::AskEpoch { epoch: 2 });
+            o.set_timer(Timer::Learn, crate::timeouts::LEARN);
+            o.save(Storage::Coordinator(s2.storage()));
+        })
     );
+    // A new leader of a replica group takes over from the state a majority
+    // accepted, the group's latest: it asks nothing.
+    let mut o = Out::new();
+    let s3 = coord().take_over(Some(&s.storage()), &mut o);
+    assert_eq!((s3.epoch, &s3.learning), (2, &Learning::Learned));
+    assert_eq!(
+        cmds(&o),
+        expect(|o| o.save(Storage::Coordinator(s3.storage())))
+    );
+}
+
+/// A log that is the latest (the participants saw no epoch above the one
+/// it used last) knows every decision: what both participants hold of its
+/// last epoch was still voting, and is presumed aborted, not left in doubt.
+#[test]
+fn a_restart_on_its_own_log_presumes_abort_for_what_it_does_not_know() {
+    let (s, _) = deliver(&started(), CLIENT, purchase(1, 1));
+    let held = vec![(txn(0), Fate::Held(req(1)))];
+    let r = coord().on_start(Some(&s.storage()), &mut Out::new());
+    assert_eq!(r.epoch, 2);
+    let (r, _) = deliver(&r, WALLET, answer_to(2, 1, held.clone()));
+    let (r, out) = deliver(&r, ORDER, answer_to(2, 1, held));
+    assert_eq!((r.epoch, r.doubts.len()), (2, 0), "not moved, nothing in doubt");
+    assert_eq!(cmds(&out), expect(|o| o.cancel_timer(Timer::Learn)));
+    let (_, out) = deliver(&r, WALLET, Msg::QueryDecision { txn: txn(0) });
+    assert_eq!(
+        cmds(&out),
+        expect(|o| o.send(Id::from(WALLET), Msg::Abort { txn: txn(0) }))
+    );
+}
+
+/// A log restored from a backup taken in epoch 1, while the participants
+/// have seen epoch 3 since: it moves past epoch 3 (numbering from its own
+/// log would reuse attempt numbers the participants hold). What it decided
+/// itself stands; what it never knew is learned from the participants.
+#[test]
+fn a_restored_backup_moves_past_the_participants_epoch_and_keeps_its_own_decisions() {
+    // The backup: epoch 1, the commit of txn 1.0 owed (decided, not acked).
+    let (s, _) = deliver(&started(), CLIENT, purchase(1, 1));
+    let (s, _) = deliver(&s, WALLET, yes(0));
+    let (backup, _) = deliver(&s, ORDER, yes(0));
+    assert!(backup.commits.contains_key(&txn(0)));
+    let r = coord().on_start(Some(&backup.storage()), &mut Out::new());
+    // Since the backup: 1.0 applied at the wallet, still held at the order
+    // service; 3.0 committed at the wallet only; 3.1 held by both.
+    let wallet = vec![
+        (t(1, 0), Fate::Committed),
+        (t(3, 0), Fate::Committed),
+        (t(3, 1), Fate::Held(req(7))),
+    ];
+    let order = vec![
+        (t(1, 0), Fate::Held(req(1))),
+        (t(3, 0), Fate::Held(req(6))),
+        (t(3, 1), Fate::Held(req(7))),
+    ];
+    let (r, _) = deliver(&r, WALLET, answer_to(2, 3, wallet));
+    let (r, _) = deliver(&r, ORDER, answer_to(2, 3, order));
+    assert_eq!(r.epoch, 4, "past what the participants saw");
+    assert_eq!(r.outcomes.next, 4 << TICKET_GENERATION_BITS);
+    let owed: Vec<TxnId> = r.commits.keys().copied().collect();
+    assert_eq!(owed, [t(1, 0), t(3, 0)], "its own commit and the learned one");
+    assert_eq!(r.commits[&t(1, 0)].req, req(1));
+    assert_eq!(r.doubts.keys().copied().collect::<Vec<_>>(), [t(3, 1)]);
+    let (r, _) = deliver(&r, CLIENT, fresh(8, 1, r.outcomes.next));
+    assert!(r.voting.contains_key(&t(4, 0)), "a number nobody has seen");
+}
+
+fn answer_to(asked: u64, highest: u64, fates: Vec<(TxnId, Fate)>) -> Msg {
+    Msg::Epoch {
+        asked,
+        highest,
+        fates,
+    }
+}
+
+fn fresh(id: u64, qty: u64, ticket: u64) -> Msg {
+    Msg::Purchase {
+        req: req(id),
+        purchase: contents(qty),
+        ticket: Some(ticket),
+    }
 }
 
 #[test]
