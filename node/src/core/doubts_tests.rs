@@ -60,9 +60,11 @@ fn feed(core: &mut Core, now: Instant, from: &str, payload: &Payload) {
 fn both_hold(core: &mut Core, now: Instant) {
     for p in [WALLET, ORDER] {
         let fates = vec![(TXN, Fate::Held(req()))];
+        // Seen epoch 1: the log that decided TXN was lost (an empty log
+        // learns what it lacks only when it is behind them).
         let msg = Msg::Epoch {
             asked: 1,
-            highest: 0,
+            highest: 1,
             fates,
         };
         feed(core, now, p, &Payload::Protocol(msg));
