@@ -39,7 +39,13 @@
 //! [`disk`] holds the simulated disks. [`crate::mutant`] lists the runtime
 //! mutants the simulation must catch (`node/tests/sim.rs`).
 
+mod clients;
 pub mod disk;
+mod flush;
+mod judge;
+mod lifecycle;
+mod net;
+mod record;
 mod world;
 
 pub use disk::DiskKind;
