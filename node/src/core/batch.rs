@@ -9,7 +9,8 @@
 //! and [`Core::ready`] is **the one place the rule is decided**: if the batch
 //! queued anything to send and any save — of this batch or of an earlier
 //! batch that sent nothing — is not durable yet, `Ready::sync` is set and the
-//! shell must make every staged save durable before any of
+//! shell (through the one executor, `ready::run`, whose order is
+//! `Ready::commands`) makes every staged save durable before any of
 //! `Ready::sends_after_sync` leaves. So a `Send` never leaves before a `Save`
 //! emitted before it (by the same handler or an earlier one, whose state it
 //! may reveal) is on disk, and a whole batch shares one fsync. There is one
