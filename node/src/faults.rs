@@ -255,6 +255,40 @@ mod tests {
         assert_eq!(c, Counters::default());
     }
 
+    /// Faults act on protocol messages, datagrams and peer replicas' alike,
+    /// never on an operator's reply.
+    #[tokio::test]
+    async fn faults_apply_to_protocol_messages_not_to_replies() {
+        let mut inj = Injector::new(Faults {
+            duplicate: 1.0,
+            seed: Some(1),
+            ..Faults::default()
+        });
+        let mut c = Counters::default();
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let reply = Outgoing::Reply {
+            to,
+            bytes: bytes::Bytes::from_static(b"r"),
+        };
+        let peer = Outgoing::Peer {
+            to,
+            msg: Box::new(Msg::AskEpoch { epoch: 1 }),
+        };
+        assert_eq!(
+            inj.route(reply.clone(), &mut c, Instant::now()),
+            vec![reply]
+        );
+        assert_eq!(
+            inj.route(out(1), &mut c, Instant::now()),
+            vec![out(1), out(1)]
+        );
+        assert_eq!(
+            inj.route(peer.clone(), &mut c, Instant::now()),
+            vec![peer.clone(), peer]
+        );
+        assert_eq!(c.fault_duplicated, 2);
+    }
+
     #[tokio::test]
     async fn every_datagram_leaves_exactly_as_often_as_chosen() {
         let faults = Faults {
