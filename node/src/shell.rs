@@ -8,7 +8,7 @@
 //!    (`replication.rs`);
 //! 2. feed that event, and every datagram already waiting (up to
 //!    `batch_max`), to the core: one batch;
-//! 3. run the batch's [`Ready`] through the one executor,
+//! 3. run the batch's [`Ready`](crate::core::Ready) through the one executor,
 //!    [`crate::core::ready::run`], against this shell's [`Effects`]: send
 //!    what may leave at once, stage the save, fsync if the core says so
 //!    (persist before send is decided in [`Core::ready`]), then send the
