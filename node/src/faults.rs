@@ -21,8 +21,8 @@
 //! earlier than the fsync of the `Save` it depends on.
 
 use crate::admin::Counters;
+use crate::core::Outgoing;
 use crate::wire::MsgKind;
-use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -79,21 +79,6 @@ impl Faults {
             || self.delay > 0.0
             || self.reorder > 0.0
     }
-}
-
-/// An encoded datagram on its way out.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outgoing {
-    /// Destination.
-    pub to: SocketAddr,
-    /// The encoded datagram.
-    pub bytes: Bytes,
-    /// A protocol message (faults apply) rather than an admin reply.
-    pub protocol: bool,
-    /// A message to a peer replica: it leaves over TCP, encoded there
-    /// (`replication.rs`), and `bytes` is empty. Faults act on it here, as
-    /// on a datagram: on the whole message, before any delta encoding.
-    pub peer: Option<Box<Msg>>,
 }
 
 /// The network faults of one runtime core: its RNG and the datagrams it
@@ -156,19 +141,13 @@ impl Injector {
     /// What to send now, in order, for `out` (which may be dropped into the
     /// delay queue, duplicated, or held back for the next datagram to pass).
     pub fn route(&mut self, out: Outgoing, counters: &mut Counters, now: Instant) -> Vec<Outgoing> {
-        if !out.protocol {
+        if !out.faults_apply() {
             return vec![out];
         }
         let mut copies = vec![out];
         if p(&mut self.rng, self.faults.duplicate) {
             counters.fault_duplicated += 1;
-            let o = &copies[0];
-            copies.push(Outgoing {
-                to: o.to,
-                bytes: o.bytes.clone(),
-                protocol: true,
-                peer: o.peer.clone(),
-            });
+            copies.push(copies[0].clone());
         }
         let mut now_list = Vec::new();
         for o in copies {
@@ -257,11 +236,9 @@ mod tests {
     use super::*;
 
     fn out(n: u8) -> Outgoing {
-        Outgoing {
+        Outgoing::Datagram {
             to: "127.0.0.1:9".parse().unwrap(),
-            bytes: Bytes::from(vec![n]),
-            protocol: true,
-            peer: None,
+            bytes: bytes::Bytes::from(vec![n]),
         }
     }
 
@@ -272,10 +249,44 @@ mod tests {
         for n in 0..50 {
             let sent = inj.route(out(n), &mut c, Instant::now());
             assert_eq!(sent.len(), 1);
-            assert_eq!(sent[0].bytes[0], n);
+            assert_eq!(sent[0].datagram().unwrap()[0], n);
         }
         assert_eq!(inj.next_deadline(), None);
         assert_eq!(c, Counters::default());
+    }
+
+    /// Faults act on protocol messages, datagrams and peer replicas' alike,
+    /// never on an operator's reply.
+    #[tokio::test]
+    async fn faults_apply_to_protocol_messages_not_to_replies() {
+        let mut inj = Injector::new(Faults {
+            duplicate: 1.0,
+            seed: Some(1),
+            ..Faults::default()
+        });
+        let mut c = Counters::default();
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let reply = Outgoing::Reply {
+            to,
+            bytes: bytes::Bytes::from_static(b"r"),
+        };
+        let peer = Outgoing::Peer {
+            to,
+            msg: Box::new(Msg::AskEpoch { epoch: 1 }),
+        };
+        assert_eq!(
+            inj.route(reply.clone(), &mut c, Instant::now()),
+            vec![reply]
+        );
+        assert_eq!(
+            inj.route(out(1), &mut c, Instant::now()),
+            vec![out(1), out(1)]
+        );
+        assert_eq!(
+            inj.route(peer.clone(), &mut c, Instant::now()),
+            vec![peer.clone(), peer]
+        );
+        assert_eq!(c.fault_duplicated, 2);
     }
 
     #[tokio::test]
@@ -295,14 +306,18 @@ mod tests {
             sent.extend(
                 inj.route(out(n), &mut c, Instant::now())
                     .into_iter()
-                    .map(|o| o.bytes[0]),
+                    .map(|o| o.datagram().unwrap()[0]),
             );
         }
         // Drain everything held back.
         let deadline = Instant::now() + Duration::from_secs(5);
         while inj.next_deadline().is_some() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;
-            sent.extend(inj.due(Instant::now()).into_iter().map(|o| o.bytes[0]));
+            sent.extend(
+                inj.due(Instant::now())
+                    .into_iter()
+                    .map(|o| o.datagram().unwrap()[0]),
+            );
         }
         assert_eq!(inj.next_deadline(), None);
         assert_eq!(sent.len() as u64, 200 + c.fault_duplicated);

@@ -5,8 +5,9 @@
 //! the socket ([`transport`]) and feeds it to the sans-IO [`mod@core`], which
 //! decodes it ([`wire`]), runs the actor and answers with a `Ready`: saves
 //! to make durable ([`storage`]) and datagrams that may leave only after
-//! them; the shell stages, fsyncs once per batch, and sends. Nothing climbs
-//! back up.
+//! them; the shell runs it through the one executor (`core::ready::run`,
+//! which the simulator, [`sim`], runs too): stage, fsync once per batch,
+//! send. Nothing climbs back up.
 //!
 //! The replicas of a replicated coordinator also talk among themselves
 //! over TCP ([`replication`]: an `Accept` of the coordinator's whole state

@@ -8,10 +8,12 @@
 //!    (`replication.rs`);
 //! 2. feed that event, and every datagram already waiting (up to
 //!    `batch_max`), to the core: one batch;
-//! 3. run the batch's [`Ready`] in order: send what may leave at once, stage
-//!    the save, fsync if the core says so (persist before send is decided
-//!    in [`Core::ready`]), then send the rest (a message to another replica
-//!    is handed to its link, after the same fsync).
+//! 3. run the batch's [`Ready`](crate::core::Ready) through the one executor,
+//!    [`crate::core::ready::run`], against this shell's [`Effects`]: send
+//!    what may leave at once, stage the save, fsync if the core says so
+//!    (persist before send is decided in [`Core::ready`]), then send the
+//!    rest (a message to another replica is handed to its link, after the
+//!    same fsync).
 //!
 //! At shutdown, saves that no send has forced to disk yet are made durable.
 //!
@@ -20,9 +22,9 @@
 //! and each batch's size and the coordinator's decision latencies are
 //! recorded into its histograms ([`Shell::serve_views`]).
 
-use crate::core::{Config, Core, Event, Ready};
-use crate::error::Result;
-use crate::faults::{Capture, Outgoing};
+use crate::core::{ready, Config, Core, Effects, Event, Outgoing};
+use crate::error::{Error, Result};
+use crate::faults::Capture;
 use crate::replication::PeerLink;
 use crate::storage::Store;
 use crate::transport::Transport;
@@ -278,38 +280,20 @@ impl<T: Transport, S: Store> Shell<T, S> {
             .handle(Instant::now(), Event::Datagram { from, bytes });
     }
 
-    /// Runs the batch's [`Ready`]: this is the only place datagrams leave,
-    /// and none of `sends_after_sync` before the fsync the core asked for.
+    /// Ends the batch: its [`Ready`](crate::core::Ready) run by the one
+    /// executor against this shell ([`Io`]). This is the only place
+    /// datagrams leave.
     async fn flush(&mut self) -> Result<()> {
-        let Ready {
-            sends,
-            save,
-            sync,
-            sends_after_sync,
-            timers: _, // applied to the deadlines by the core already
-            fired: _,
-        } = self.core.ready(Instant::now());
+        let ready = self.core.ready(Instant::now());
         self.record_heuristics();
-        let handed = !sends.is_empty();
-        for out in sends {
-            self.send(out).await;
-        }
-        if handed && sync && current_thread() {
-            // Let the links' tasks write the `Accept`s before this thread
-            // blocks in the fsync: on a one-thread runtime they run only
-            // when this task yields.
-            tokio::task::yield_now().await;
-        }
-        if let Some(storage) = save {
-            self.store.stage(storage)?;
-        }
-        if sync {
-            self.sync()?;
-        }
-        for out in sends_after_sync {
-            self.send(out).await;
-        }
-        Ok(())
+        ready::run(
+            ready,
+            &mut Io {
+                shell: self,
+                sent: false,
+            },
+        )
+        .await
     }
 
     /// Appends the operators' decisions of the batch to `DIR/heuristic.log`
@@ -367,20 +351,20 @@ impl<T: Transport, S: Store> Shell<T, S> {
 
     /// Sends one datagram whose saves are durable (or hands a message to
     /// a peer replica's link).
-    async fn send(
-        &mut self,
-        Outgoing {
-            to, bytes, peer, ..
-        }: Outgoing,
-    ) {
-        if let Some(msg) = peer {
-            match &mut self.peers {
-                Some(link) => link.send(to, *msg),
-                None => tracing::error!(node = %self.name, %to, "a replica message with no link"),
+    async fn send(&mut self, out: Outgoing) {
+        let (to, bytes) = match out {
+            Outgoing::Peer { to, msg } => {
+                match &mut self.peers {
+                    Some(link) => link.send(to, *msg),
+                    None => {
+                        tracing::error!(node = %self.name, %to, "a replica message with no link")
+                    }
+                }
+                self.core.sent(true);
+                return;
             }
-            self.core.sent(true);
-            return;
-        }
+            Outgoing::Datagram { to, bytes } | Outgoing::Reply { to, bytes } => (to, bytes),
+        };
         self.capture.record("out", to, &bytes);
         let result = self.transport.send(&bytes, to).await;
         let errors = self.core.sent(result.is_ok());
@@ -389,6 +373,36 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 tracing::warn!(node = %self.name, %to, errors, "send failed: {e}");
             }
         }
+    }
+}
+
+/// The shell's effects for one batch (see [`crate::core::ready`]).
+struct Io<'s, T: Transport, S: Store> {
+    shell: &'s mut Shell<T, S>,
+    /// Whether anything of the batch was sent yet.
+    sent: bool,
+}
+
+impl<T: Transport, S: Store> Effects for Io<'_, T, S> {
+    type Stop = Error;
+
+    async fn send(&mut self, out: Outgoing) {
+        self.sent = true;
+        self.shell.send(out).await
+    }
+
+    fn stage(&mut self, save: Storage) -> Result<()> {
+        self.shell.store.stage(save)
+    }
+
+    async fn sync(&mut self) -> Result<()> {
+        if self.sent && current_thread() {
+            // Let the links' tasks write the `Accept`s sent before the
+            // fsync before this thread blocks in it: on a one-thread
+            // runtime they run only when this task yields.
+            tokio::task::yield_now().await;
+        }
+        self.shell.sync()
     }
 }
 

@@ -313,10 +313,10 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             }
         }
         for out in ready.sends.into_iter().chain(ready.sends_after_sync) {
-            let SocketAddr::V4(to) = out.to else {
+            let SocketAddr::V4(to) = out.to() else {
                 panic!("v4")
             };
-            net.push_back((at, to, out.bytes.to_vec()));
+            net.push_back((at, to, out.datagram().expect("a datagram").to_vec()));
         }
     };
     let forged = TxnId { epoch: 9, n: 0 };

@@ -83,8 +83,8 @@ fn decide(core: &mut Core, now: Instant, nonce: u64, txn: TxnId, decision: Decis
 /// What a batch sends: protocol messages and decide answers, in order.
 fn sent(outs: &[Outgoing]) -> Vec<Result<Msg, (u64, DecideAnswer)>> {
     outs.iter()
-        .filter(|o| o.peer.is_none())
-        .map(|o| match codec().decode(&o.bytes) {
+        .filter_map(Outgoing::datagram)
+        .map(|bytes| match codec().decode(bytes) {
             Ok(Payload::Protocol(m)) => Ok(m),
             Ok(Payload::DecideReply { nonce, answer }) => Err((nonce, answer)),
             other => panic!("unexpected: {other:?}"),

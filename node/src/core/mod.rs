@@ -16,8 +16,9 @@
 //! (`on_msg`), a status request to `Core::on_status`. The actor's commands
 //! go through `Core::apply`: `Save` becomes `Ready::save` (replacing an
 //! earlier save of the batch), `Send` is encoded and queued, timers are
-//! set here. At the end of the batch the shell calls [`Core::ready`],
-//! stages the save, fsyncs if told to, and sends.
+//! set here. At the end of the batch the shell calls [`Core::ready`] and
+//! hands the [`Ready`] to [`ready::run`]: send what may go, stage the
+//! save, fsync if told to, send the rest.
 //!
 //! A coordinator replica's messages to the other replicas (`Campaign`,
 //! `Promise`, `Accept`, `Accepted`, `Nack`) travel over TCP links instead
@@ -27,91 +28,31 @@
 //! datagram. When a replica's timer fires is decided in
 //! `Core::pace_replica`.
 //!
-//! ## Persist before send, with group commit
+//! ## Persist before send
 //!
-//! A *batch* is every event the shell feeds between two calls of
-//! [`Core::ready`]: the event that woke it plus every datagram already
-//! waiting (up to `batch_max`). Commands run in the order the actor emitted
-//! them; no datagram queued in a batch leaves before the end of the batch,
-//! and [`Core::ready`] is **the one place the rule is decided**: if the batch
-//! queued anything to send and any save — of this batch or of an earlier
-//! batch that sent nothing — is not durable yet, `Ready::sync` is set and the
-//! shell must make every staged save durable before any of
-//! `Ready::sends_after_sync` leaves. So a `Send` never leaves before a `Save`
-//! emitted before it (by the same handler or an earlier one, whose state it
-//! may reveal) is on disk, and a whole batch shares one fsync. There is one
-//! exception, a leading replica's `Accept` (below).
-//!
-//! A batch that sends nothing leaves its saves staged (the coordinator
-//! forgetting an acknowledged commit, a participant recording an abort):
-//! nothing anyone saw depends on them, so losing them in a crash is the same
-//! as crashing before the batch, which the model checks. The next batch that
-//! sends anything, or shutdown, makes them durable first.
-//!
-//! ## The one exception: a leader's `Accept` leaves before its own fsync
-//!
-//! A leading replica turns each save of its coordinator into a version of
-//! the replicated register: it accepts the version itself (the save) and
-//! sends `Accept` to the other replicas; what the coordinator sent after
-//! that save is held (in the model's `Leading::held`) until a majority has
-//! accepted. [`Core::ready`] puts those `Accept`s in `Ready::sends`, which
-//! leave *before* the batch's fsync, so the leader's fsync and the
-//! backups' run at the same time instead of one after the other. Every
-//! other message still waits for the fsync. Why that is safe:
-//!
-//! - In Paxos the proposer and the acceptor are separate roles, and an
-//!   acceptor must make its acceptance durable only before it *reports* it.
-//!   The `Accept` reports nothing about the leader's disk: it is the
-//!   proposer's request, and a backup that accepts it makes its own
-//!   acceptance durable before answering `Accepted` (that answer still
-//!   waits for the backup's fsync).
-//! - The leader reports its own acceptance to nobody: it only counts in its
-//!   volatile ack table (`Leading::acks`), and counts there only for a
-//!   version that F other replicas of 2F+1 have also accepted. Their
-//!   acceptances arrive as `Accepted`s, each an answer to an `Accept` that
-//!   has left; this batch's `Accept`s leave in this batch's flush, so every
-//!   `Accepted` the leader handles in a batch answers an `Accept` of an
-//!   *earlier* batch. The shell handles a batch only after the previous
-//!   flush returned, and a batch that queued an `Accept` always has `sync`
-//!   set when anything is staged (it queued a message), so the earlier
-//!   batch's save, the leader's acceptance of that version, is on disk
-//!   before anything is released because of it. Within one batch the leader's own ack can
-//!   complete no quorum (checked against `Replica::absorb` and `release`:
-//!   the ack of a version just written is the only one at that version, and
-//!   a backup's `Accepted` always names a version of the same term it has
-//!   already received). A one-replica group (quorum one; the model allows
-//!   it, `cluster.rs` refuses fewer than three) releases in the same step as
-//!   the save; those outputs follow the save in the batch and wait for the
-//!   fsync like any other send.
-//! - If the leader dies before its fsync, the backups may hold version `v`
-//!   while its disk holds `v - 1`: the state of a Paxos run in which the
-//!   leader's acceptor had not yet taken its own proposal when the leader
-//!   crashed. Nothing that depends on `v` was released (that needed a later
-//!   batch), so whichever of `v - 1` or `v` the next leader adopts, no one
-//!   saw anything the adopted state contradicts. (A first leader that dies
-//!   before its very first fsync restarts with nothing and leads the first
-//!   term again: it writes the same version 1, `Coordinator::on_start` from
-//!   nothing being deterministic.)
-//! - Only `Accept` moves. A heartbeat's `Accept` carries the leader's latest
-//!   accepted state of its own term, the same request again. `Accepted`,
-//!   `Promise` and `Nack` report the sender's acceptor state, `Campaign`
-//!   follows the candidate's own promise, and datagrams to participants and
-//!   clients may reveal any save: all of them wait for the fsync.
-//!
-//! The model checker does not explore this split: in the model the leader's
-//! save and its `Accept`s are one step. The argument above is why it needs
-//! not to; the replica tests beside this file pin the split itself
-//! (`replica_tests.rs`).
+//! When a batch's messages may leave, relative to its save and fsync, is
+//! decided in [`Core::ready`] (`batch.rs`, whose doc gives the rule and
+//! its one exception, a leader's `Accept`); the order in which the
+//! shell or the simulator then carries the batch out is [`Ready::commands`],
+//! run by [`ready::run`] (`ready.rs`).
 
+mod batch;
 mod doubts;
 pub mod drops;
 mod inbound;
 mod outbound;
+mod outgoing;
 pub mod peers;
+pub mod ready;
+mod reports;
 mod status;
 mod timers;
 mod traced;
 
+#[cfg(test)]
+mod bookkeeping_tests;
+#[cfg(test)]
+mod ready_tests;
 #[cfg(test)]
 mod replica_tests;
 #[cfg(test)]
@@ -120,12 +61,14 @@ mod silent_tests;
 mod tests;
 
 use drops::DropLog;
+pub use outgoing::Outgoing;
 pub use peers::Members;
 use peers::Peers;
+pub use ready::{Effects, Point, Ready};
 use timers::{pick, Timers};
 
 use crate::admin::Counters;
-use crate::faults::{Faults, Injector, Outgoing};
+use crate::faults::{Faults, Injector};
 use crate::history::History;
 use crate::mutant::RuntimeMutant;
 use crate::storage::{Heard, StoreStats};
@@ -196,16 +139,6 @@ pub enum Event<'a> {
     },
 }
 
-/// Whether `out` may leave before the fsync of its batch: only a leader's
-/// `Accept` to another replica (only a leader sends `Accept`). See
-/// [`Core::ready`] for why this keeps a leader's decisions safe, and why
-/// nothing else moves: an `Accepted`, a `Promise` or a `Nack` reports what
-/// its sender promised or accepted, and every datagram to a participant or
-/// a client may reveal a save.
-fn leaves_before_sync(out: &Outgoing) -> bool {
-    matches!(out.peer.as_deref(), Some(Msg::Accept { .. }))
-}
-
 /// A timer command as the actor emitted it (already applied to the core's
 /// deadlines; listed for tests and logs).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,35 +147,6 @@ pub enum TimerCmd {
     Set(Timer, Range<Duration>),
     /// Cancelled.
     Cancel(Timer),
-}
-
-/// What one batch asks the shell to do, in this order: send `sends`; stage
-/// `save`; if `sync`, make everything staged durable (fsync); then send
-/// `sends_after_sync`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ready {
-    /// Messages that may leave at once: datagrams held back by an injected
-    /// fault after the saves they depend on were already durable, and a
-    /// leading replica's `Accept`s (see "the one exception" in this
-    /// module's doc).
-    pub sends: Vec<Outgoing>,
-    /// The durable state to stage: the newest `Save` of the batch. Each is the actor's whole
-    /// durable state, so it includes every earlier one, and nothing of the
-    /// batch is sent before it is durable. Keeping one rather than one per
-    /// message keeps a batch's memory at one copy of the state (a batch of
-    /// 64 prepares at a participant with a long history held 64 copies).
-    pub save: Option<Storage>,
-    /// Whether everything staged must be durable before `sends_after_sync`
-    /// leave: persist before send.
-    pub sync: bool,
-    /// Datagrams that may leave only once every save staged so far is
-    /// durable, in the order the actor emitted them.
-    pub sends_after_sync: Vec<Outgoing>,
-    /// The timer commands of the batch, in emitted order.
-    pub timers: Vec<TimerCmd>,
-    /// The timers that fired in the batch, in order (the simulation checks
-    /// each was set and not cancelled, as the model requires).
-    pub fired: Vec<Timer>,
 }
 
 /// One actor, its state, its timers and its counters.
@@ -349,18 +253,6 @@ impl Core {
         self.history = history;
     }
 
-    /// The shell reports the store's durable history position (after it
-    /// opened and after every sync).
-    pub fn durable_position(&mut self, position: Option<u64>) {
-        self.history.durable(position);
-    }
-
-    /// A coordinator's positions heard from participants, when they are due
-    /// to be written to `DIR/heard` (see [`History::to_keep`]).
-    pub fn heard_to_keep(&mut self, now: Instant, at_shutdown: bool) -> Option<Heard> {
-        self.history.to_keep(now, at_shutdown)
-    }
-
     /// Tells the core the nodes of its cluster file (`node::start` does):
     /// from then on a message only a node of the cluster sends, from an
     /// address not in it, is dropped as `unknown_sender`, and `status`
@@ -372,18 +264,6 @@ impl Core {
     /// A replica's links count what they drop in `stats`; `status` shows it.
     pub fn attach_link(&mut self, stats: std::sync::Arc<drops::LinkStats>) {
         self.link = Some(stats);
-    }
-
-    /// Measures, from now on, how long each purchase takes from its
-    /// prepares to its decision (a coordinator's; see [`Core::take_latencies`]).
-    pub fn measure_latency(&mut self) {
-        self.started.get_or_insert_with(Default::default);
-    }
-
-    /// The decision latencies measured since the last call (empty unless
-    /// [`Core::measure_latency`] was called).
-    pub fn take_latencies(&mut self) -> Vec<Duration> {
-        std::mem::take(&mut self.latencies)
     }
 
     /// Handles one event at time `now`; its outputs join the batch.
@@ -441,66 +321,6 @@ impl Core {
         }
     }
 
-    /// Ends the batch: what to stage, whether to fsync, what to send.
-    ///
-    /// **Persist before send is decided here**: `sync` is set when the batch
-    /// queued a datagram while any save (this batch's or an earlier one's)
-    /// is not durable; the shell fsyncs before it sends `sends_after_sync`.
-    /// A leader's `Accept`s go in `sends`, ahead of the fsync, and still
-    /// count as queued, so the batch that sends them fsyncs before the
-    /// shell runs the next one (why that is safe: this module's doc).
-    ///
-    /// A replica delivers participants' `Ack`s here, after every other
-    /// message of the batch, and only in a batch that saved or once they
-    /// have waited [`ACK_DELAY`]. The ack that completes a commit makes
-    /// the leader forget it: a save, which costs a whole `Accept` round (an
-    /// fsync at the leader, then at a backup), and the leader holds every
-    /// later send until its latest save is chosen. Delivered at once, the
-    /// acks of the last purchase would hold the next purchase's ticket and
-    /// prepares, which do not depend on the forgetting, behind that round,
-    /// and its fsyncs would compete for the disk with the participants'.
-    /// Delivered with a batch that saves anyway (the next decision), the
-    /// forgetting rides on that batch's fsync and `Accept`. Delaying or
-    /// reordering a message is something the network may do (the model's
-    /// network is unordered); a participant re-sends nothing before the
-    /// coordinator's `Resend` timer (hundreds of ms), far above the delay.
-    pub fn ready(&mut self, now: Instant) -> Ready {
-        let saved = self.ready.save.is_some();
-        if !self.acks_held.is_empty() && (saved || self.acks_due.is_some_and(|d| d <= now)) {
-            self.acks_due = None;
-            for (src, msg) in std::mem::take(&mut self.acks_held) {
-                self.deliver(now, src, msg);
-            }
-        }
-        self.note_doubts(now);
-        let mut ready = std::mem::take(&mut self.ready);
-        self.counters.batches += 1;
-        self.unsynced |= ready.save.is_some();
-        if !self.queued.is_empty() {
-            ready.sync = self.unsynced;
-            self.unsynced = false;
-        }
-        if self.mutant == Some(RuntimeMutant::SendBeforeFsync) {
-            // Broken on purpose: everything leaves before the save is staged.
-            ready.sends.append(&mut self.queued);
-        }
-        for out in std::mem::take(&mut self.queued) {
-            // Injected faults (off by default) may hold a datagram back or
-            // send it twice; never before the fsync it waits for. Each copy
-            // that comes out is sorted by what it is, not by what was routed:
-            // a datagram held back for reordering leaves with the next one
-            // routed, and may not ride out early on a leader's `Accept`.
-            for routed in self.injector.route(out, &mut self.counters, now) {
-                if leaves_before_sync(&routed) {
-                    ready.sends.push(routed);
-                } else {
-                    ready.sends_after_sync.push(routed);
-                }
-            }
-        }
-        ready
-    }
-
     /// The actor's state (after [`Event::Start`]).
     pub fn state(&self) -> &State {
         self.state
@@ -519,27 +339,5 @@ impl Core {
     /// When the next datagram held back by an injected fault is due.
     pub fn next_held_back(&self) -> Option<Instant> {
         self.injector.next_deadline()
-    }
-
-    /// The counters `twopc status` reports.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    /// The shell reports storage's counters (after opening and every sync).
-    pub fn storage_stats(&mut self, stats: StoreStats) {
-        self.counters.fsyncs = stats.fsyncs;
-        self.counters.bytes_written = stats.bytes_written;
-        self.counters.compactions = stats.compactions;
-    }
-
-    /// The shell reports one send; returns how many sends failed so far.
-    pub fn sent(&mut self, ok: bool) -> u64 {
-        if ok {
-            self.counters.datagrams_out += 1;
-        } else {
-            self.counters.send_errors += 1;
-        }
-        self.counters.send_errors
     }
 }

@@ -87,11 +87,9 @@ impl Core {
         if matches!(self.actor, Node::Replica(_)) && msg.between_replicas() {
             // To a peer replica, over TCP: encoded by the link, as a delta.
             tracing::trace!(node = %self.name, %kind, %to, "to peer");
-            return self.queued.push(Outgoing {
+            return self.queued.push(Outgoing::Peer {
                 to,
-                bytes: Default::default(),
-                protocol: true,
-                peer: Some(Box::new(msg)),
+                msg: Box::new(msg),
             });
         }
         match &msg {
@@ -108,12 +106,7 @@ impl Core {
                 // commit to both participants): the same bytes again, as
                 // encoding is a function of the message and the codec.
                 let bytes = bytes.clone();
-                return self.queued.push(Outgoing {
-                    to,
-                    bytes,
-                    protocol: true,
-                    peer: None,
-                });
+                return self.queued.push(Outgoing::Datagram { to, bytes });
             }
         }
         let payload = Payload::Protocol(msg);
@@ -135,11 +128,17 @@ impl Core {
         let protocol = matches!(payload, Payload::Protocol(_));
         match self.codec.encode_stamped(payload, stamp) {
             Ok(bytes) => {
-                self.queued.push(Outgoing {
-                    to,
-                    bytes: bytes.clone(),
-                    protocol,
-                    peer: None,
+                let bytes_out = bytes.clone();
+                self.queued.push(if protocol {
+                    Outgoing::Datagram {
+                        to,
+                        bytes: bytes_out,
+                    }
+                } else {
+                    Outgoing::Reply {
+                        to,
+                        bytes: bytes_out,
+                    }
                 });
                 Some(bytes)
             }

@@ -79,13 +79,17 @@ fn a_leaders_accepts_leave_before_its_fsync_as_messages_for_the_links() {
     let after = msgs(&ready.sends_after_sync);
     assert_eq!(after, vec![Msg::AskEpoch { epoch: 1 }; 2], "{ready:?}");
     // (Besides its question to the participants, a datagram each.)
-    let peers: Vec<&Outgoing> = ready.sends.iter().filter(|o| o.peer.is_some()).collect();
-    let to: Vec<SocketAddr> = peers.iter().map(|o| o.to).collect();
+    let peers: Vec<&Outgoing> = ready
+        .sends
+        .iter()
+        .filter(|o| o.peer_msg().is_some())
+        .collect();
+    let to: Vec<SocketAddr> = peers.iter().map(|o| o.to()).collect();
     assert_eq!(to, [R[1], R[2]].map(|r| r.parse().unwrap()));
     for out in peers {
-        assert!(out.bytes.is_empty() && out.protocol);
+        assert!(out.datagram().is_none() && out.faults_apply());
         assert_eq!(
-            out.peer.as_deref(),
+            out.peer_msg(),
             Some(&Msg::Accept {
                 term: first_term(),
                 version: 1,
@@ -160,12 +164,14 @@ fn purchase_and_votes(core: &mut Core, now: Instant, n: u64) {
 fn msgs(outs: &[Outgoing]) -> Vec<Msg> {
     let codec = Codec::new(None, Format::Bincode);
     outs.iter()
-        .map(|o| match &o.peer {
-            Some(m) => (**m).clone(),
-            None => match codec.decode(&o.bytes) {
-                Ok(Payload::Protocol(m)) => m,
-                other => panic!("not a protocol message: {other:?}"),
-            },
+        .map(|o| match o {
+            Outgoing::Peer { msg, .. } => (**msg).clone(),
+            Outgoing::Datagram { bytes, .. } | Outgoing::Reply { bytes, .. } => {
+                match codec.decode(bytes) {
+                    Ok(Payload::Protocol(m)) => m,
+                    other => panic!("not a protocol message: {other:?}"),
+                }
+            }
         })
         .collect()
 }
@@ -376,7 +382,7 @@ fn a_follower_puts_off_its_campaign_while_it_hears_its_leader() {
         "a backup reports only after its fsync"
     );
     assert!(matches!(
-        ready.sends_after_sync[0].peer.as_deref(),
+        ready.sends_after_sync[0].peer_msg(),
         Some(Msg::Accepted { version: 1, .. })
     ));
     // Another replica's message leaves the deadline where it is.
@@ -430,7 +436,7 @@ fn a_new_leader_sends_its_heartbeat_within_a_heartbeat_period() {
     let campaigns: Vec<_> = ready
         .sends_after_sync
         .iter()
-        .map(|o| o.peer.as_deref().cloned())
+        .map(|o| o.peer_msg().cloned())
         .collect();
     assert_eq!(campaigns, vec![Some(Msg::Campaign { term }); 2]);
     assert!(r.next_timer().unwrap() >= t1 + timeouts::ELECTION.start);

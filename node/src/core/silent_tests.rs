@@ -127,15 +127,15 @@ fn a_cluster_node_whose_datagram_fails_authentication_is_named_and_told() {
     let [notice] = ready.sends_after_sync.as_slice() else {
         panic!("one notice: {ready:?}")
     };
-    assert_eq!(notice.to, SocketAddr::V4(v4(COORD)));
+    assert_eq!(notice.to(), SocketAddr::V4(v4(COORD)));
     assert_eq!(
-        mine.decode(&notice.bytes),
+        mine.decode(notice.datagram().unwrap()),
         Ok(Payload::Unauthenticated {
             reason: RejectReason::BadMac
         })
     );
     assert_eq!(
-        theirs.decode(&notice.bytes),
+        theirs.decode(notice.datagram().unwrap()),
         Err(crate::wire::Reject::BadMac)
     );
     // More within the period: counted, not told again.
@@ -393,7 +393,7 @@ fn a_node_without_the_key_says_the_other_one_has_it() {
     };
     // Unauthenticated, as this node has no key: a missing MAC there.
     assert_eq!(
-        keyed.decode(&notice.bytes),
+        keyed.decode(notice.datagram().unwrap()),
         Err(crate::wire::Reject::MissingMac)
     );
     let view = core.view(Instant::now());

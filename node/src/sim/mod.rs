@@ -12,9 +12,10 @@
 //!   around the model's actor, fed the same events the shell feeds it
 //!   (datagrams, due timers, start from storage); its datagrams are encoded,
 //!   authenticated and decoded by the real [`crate::wire`] codec; each batch
-//!   ends exactly as in the shell: send what may go, stage the save, fsync
-//!   if the core says so, send the rest. Only the socket, the clock and the
-//!   disk are simulated.
+//!   ends through the shell's own executor ([`crate::core::ready::run`]):
+//!   send what may go, stage the save, fsync if the core says so, send the
+//!   rest. Only the socket, the clock and the disk are simulated (this
+//!   module's [`crate::core::Effects`], `flush.rs`).
 //! - **One seed.** One RNG drives everything: the network (loss,
 //!   duplication, delay up to `--delay-max-ms`, hence reordering;
 //!   partitions that cut a server off for up to 2 s), the crash schedule,
@@ -24,8 +25,9 @@
 //!   every time, and every run prints a digest of all its events.
 //! - **Crashes at any instant.** A node may be killed (its staged saves
 //!   lost, written data kept) or lose power (its unsynced writes lost) at
-//!   random times, and now and then in the middle of a batch: after staging,
-//!   after the fsync, or between two sends. Clients crash too, and resume
+//!   random times, and now and then in the middle of a batch, at one of the
+//!   executor's [`crate::core::Point`]s: after staging, during or after the
+//!   fsync, or between two sends. Clients crash too, and resume
 //!   from their own saved outcomes.
 //! - **Judged continuously and at the end.** At every instant: no
 //!   transaction is committed at one participant and aborted at the other,
@@ -36,10 +38,20 @@
 //!   an outcome, nothing charged twice, money and stock conserved, no hold
 //!   and no commit left.
 //!
-//! [`disk`] holds the simulated disks. [`crate::mutant`] lists the runtime
-//! mutants the simulation must catch (`node/tests/sim.rs`).
+//! One job per file: `world.rs` the nodes and the queue of timed events;
+//! `flush.rs` a batch's end and the crashes in it; `net.rs` the network;
+//! `lifecycle.rs` starts and crashes; `clients.rs` the workload; `judge.rs`
+//! the checks; `record.rs` the digest and the trace lines; [`disk`] the
+//! simulated disks. [`crate::mutant`] lists the runtime mutants the
+//! simulation must catch (`node/tests/sim.rs`).
 
+mod clients;
 pub mod disk;
+mod flush;
+mod judge;
+mod lifecycle;
+mod net;
+mod record;
 mod world;
 
 pub use disk::DiskKind;

@@ -2,16 +2,14 @@
 //! seeded RNG through one queue of timed events. Nothing here reads a real
 //! clock or touches a socket; the nodes are the runtime's own [`Core`]s.
 
-use super::disk::{Crash, DiskKind, LogDisk, MemDisk, SimDisk};
+use super::disk::{DiskKind, LogDisk, MemDisk, SimDisk};
 use super::{SimConfig, SimReport};
-use crate::core::{Config as CoreConfig, Core, Event, TimerCmd};
-use crate::faults::{Faults, Outgoing};
-use crate::history::History;
-use crate::promises::{verify, Initial, Seen};
+use crate::core::{Core, Event};
+use crate::promises::Seen;
 use crate::role::Role;
 use crate::storage::{Heard, Store};
 use crate::trace::MemTracer;
-use crate::wire::{msg_txn, ClusterKey, Codec, Format, MsgKind, Payload};
+use crate::wire::{ClusterKey, Codec, Format};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -20,10 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 use tokio::time::Instant;
-use twopc_model::client::{Mode, Request};
-use twopc_model::{
-    Client, Coordinator, Node, Participant, Purchase, RequestId, Resource, State, Storage, Timer,
-};
+use twopc_model::{Client, Coordinator, Node, Participant, Purchase, Resource, Storage, Timer};
 
 /// The users and their money (dan's runs out early, so purchases compete).
 pub const USERS: &[(&str, u64)] = &[
@@ -35,21 +30,21 @@ pub const USERS: &[(&str, u64)] = &[
 /// The skus and their stock (the pears run out early).
 pub const SKUS: &[(&str, u64)] = &[("apple", 4_000), ("pear", 30), ("plum", 10_000)];
 
-const COORDINATOR: usize = 0;
-const WALLET: usize = 1;
-const ORDER: usize = 2;
-const SERVERS: usize = 3;
+pub(super) const COORDINATOR: usize = 0;
+pub(super) const WALLET: usize = 1;
+pub(super) const ORDER: usize = 2;
+pub(super) const SERVERS: usize = 3;
 
 /// Simulated time in microseconds since the start.
-type Micros = u64;
+pub(super) type Micros = u64;
 
-fn us(d: Duration) -> Micros {
+pub(super) fn us(d: Duration) -> Micros {
     d.as_micros() as Micros
 }
 
 /// What happens at an instant.
 #[derive(Debug)]
-enum Ev {
+pub(super) enum Ev {
     /// A datagram arrives at `to`.
     Deliver {
         to: usize,
@@ -68,68 +63,58 @@ enum Ev {
     Partition,
 }
 
-/// Where a flush may be cut short by a crash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CutAt {
-    AfterStage,
-    /// The power fails in the middle of the sync's writes.
-    DuringSync,
-    AfterSync,
-    BeforeSend(usize),
-}
-
 /// What a client slot is doing.
 #[derive(Debug)]
-struct ClientRun {
-    id: u64,
-    purchases: Vec<Purchase>,
+pub(super) struct ClientRun {
+    pub(super) id: u64,
+    pub(super) purchases: Vec<Purchase>,
 }
 
 /// One node: its address, its actor, its runtime (when up) and its disk.
-struct Slot {
+pub(super) struct Slot {
     /// A coordinator's `DIR/heard` (`crate::history`): what it last kept
     /// of the positions heard from participants; survives its crashes.
-    heard: Heard,
-    name: String,
-    addr: SocketAddrV4,
-    actor: Node,
-    core: Option<Core>,
-    store: Option<Box<dyn Store>>,
-    disk: Box<dyn SimDisk>,
+    pub(super) heard: Heard,
+    pub(super) name: String,
+    pub(super) addr: SocketAddrV4,
+    pub(super) actor: Node,
+    pub(super) core: Option<Core>,
+    pub(super) store: Option<Box<dyn Store>>,
+    pub(super) disk: Box<dyn SimDisk>,
     /// Bumped at every crash: events of an older incarnation are ignored.
-    inc: u64,
-    inbox: VecDeque<(SocketAddr, Bytes)>,
-    process_at: Option<Micros>,
-    wake_at: Option<Micros>,
+    pub(super) inc: u64,
+    pub(super) inbox: VecDeque<(SocketAddr, Bytes)>,
+    pub(super) process_at: Option<Micros>,
+    pub(super) wake_at: Option<Micros>,
     /// The timers the actor has set and not cancelled, as the model sees
     /// them (from the batch's timer commands, not from the runtime's own
     /// bookkeeping): a timer may fire only if it is here.
-    armed: BTreeSet<Timer>,
+    pub(super) armed: BTreeSet<Timer>,
     /// Cut off from the network until then.
-    cut_until: Micros,
+    pub(super) cut_until: Micros,
     /// The newest save handed to the store and not yet synced.
-    staged: Option<Storage>,
+    pub(super) staged: Option<Storage>,
     /// The newest save a completed sync made durable: what a restart must
     /// find (a save staged but never synced may be lost: nothing that
     /// depends on it was sent).
-    durable: Option<Storage>,
+    pub(super) durable: Option<Storage>,
     /// A save whose sync a power cut interrupted: a restart may find it
     /// instead (its record was written whole before the power failed).
-    torn: Option<Storage>,
-    client: Option<ClientRun>,
+    pub(super) torn: Option<Storage>,
+    pub(super) client: Option<ClientRun>,
     /// Every step of every incarnation, when the run records traces.
-    tracer: Option<MemTracer>,
+    pub(super) tracer: Option<MemTracer>,
 }
 
 impl Slot {
-    fn up(&self) -> bool {
+    pub(super) fn up(&self) -> bool {
         self.core.is_some()
     }
 }
 
 /// Which phase the run is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// Faults on, clients buying.
     Chaos,
     /// Every purchase asked; faults off; waiting until nothing is in doubt.
@@ -140,24 +125,24 @@ enum Phase {
 
 /// The world of one run.
 pub struct World<'c> {
-    cfg: &'c SimConfig,
-    rng: StdRng,
-    now: Micros,
-    base: Instant,
-    seq: u64,
-    queue: BTreeMap<(Micros, u64), Ev>,
-    slots: Vec<Slot>,
-    by_addr: HashMap<SocketAddr, usize>,
-    codec: Codec,
-    phase: Phase,
-    issued: u64,
-    seen: Vec<Seen>,
-    report: SimReport,
+    pub(super) cfg: &'c SimConfig,
+    pub(super) rng: StdRng,
+    pub(super) now: Micros,
+    pub(super) base: Instant,
+    pub(super) seq: u64,
+    pub(super) queue: BTreeMap<(Micros, u64), Ev>,
+    pub(super) slots: Vec<Slot>,
+    pub(super) by_addr: HashMap<SocketAddr, usize>,
+    pub(super) codec: Codec,
+    pub(super) phase: Phase,
+    pub(super) issued: u64,
+    pub(super) seen: Vec<Seen>,
+    pub(super) report: SimReport,
     /// FNV-1a over every event: two runs of one seed must agree on it.
-    digest: u64,
-    reported: BTreeSet<String>,
+    pub(super) digest: u64,
+    pub(super) reported: BTreeSet<String>,
     /// A node refused to start: nothing more can happen.
-    halted: bool,
+    pub(super) halted: bool,
 }
 
 impl<'c> World<'c> {
@@ -309,7 +294,7 @@ impl<'c> World<'c> {
         (self.report, traces)
     }
 
-    fn step(&mut self, ev: Ev) {
+    pub(super) fn step(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver { to, from, bytes } => {
                 self.mix(&[1, to as u64, bytes.len() as u64]);
@@ -411,556 +396,29 @@ impl<'c> World<'c> {
         }
     }
 
-    /// Ends a batch at `node` exactly as the shell does — send what may go
-    /// at once, stage the save, fsync if told to, send the rest — with a
-    /// small chance of a crash at any point in between.
-    fn flush(&mut self, node: usize) {
-        let now = self.instant();
-        let ready = self.slots[node].core.as_mut().expect("up").ready(now);
-        // The model fires only timers that are set: one set earlier and not
-        // cancelled since, or set in this very batch.
-        let set_now: BTreeSet<&Timer> = ready
-            .timers
-            .iter()
-            .filter_map(|c| match c {
-                TimerCmd::Set(t, _) => Some(t),
-                TimerCmd::Cancel(_) => None,
-            })
-            .collect();
-        for timer in &ready.fired {
-            if !self.slots[node].armed.remove(timer) && !set_now.contains(timer) {
-                let name = self.slots[node].name.clone();
-                self.violation(format!(
-                    "{name}: timer {timer:?} fired at {} µs but was not set (cancelled or never set): no model step allows it",
-                    self.now
-                ));
-            }
-        }
-        for cmd in &ready.timers {
-            match cmd {
-                TimerCmd::Set(t, _) => self.slots[node].armed.insert(t.clone()),
-                TimerCmd::Cancel(t) => self.slots[node].armed.remove(t),
-            };
-        }
-        let cut = self.cut_point(node, ready.sends_after_sync.len());
-        for out in ready.sends {
-            self.send(node, out);
-        }
-        if let Some(save) = ready.save {
-            self.slots[node].staged = Some(save.clone());
-            let store = self.slots[node].store.as_mut().expect("up");
-            if let Err(e) = store.stage(save) {
-                return self.storage_failed(node, e);
-            }
-        }
-        if cut == Some(CutAt::AfterStage) {
-            let kind = self.crash_kind();
-            return self.crash_in_flush(node, kind);
-        }
-        if cut == Some(CutAt::DuringSync) {
-            self.slots[node]
-                .disk
-                .cut_power_during_next_sync(&mut self.rng);
-        }
-        if ready.sync {
-            let store = self.slots[node].store.as_mut().expect("up");
-            if let Err(e) = store.sync() {
-                if cut == Some(CutAt::DuringSync) {
-                    self.slots[node].torn = self.slots[node].staged.take();
-                    return self.crash_in_flush(node, Crash::PowerCut);
-                }
-                return self.storage_failed(node, e);
-            }
-            if let Some(saved) = self.slots[node].staged.take() {
-                self.slots[node].durable = Some(saved);
-            }
-            let position = self.slots[node].store.as_ref().expect("up").position();
-            let core = self.slots[node].core.as_mut().expect("up");
-            core.synced(now);
-            core.durable_position(position);
-        }
-        match cut {
-            Some(CutAt::DuringSync) => return self.crash_in_flush(node, Crash::PowerCut),
-            Some(CutAt::AfterSync) => {
-                let kind = self.crash_kind();
-                return self.crash_in_flush(node, kind);
-            }
-            _ => {}
-        }
-        for (k, out) in ready.sends_after_sync.into_iter().enumerate() {
-            if cut == Some(CutAt::BeforeSend(k)) {
-                let kind = self.crash_kind();
-                return self.crash_in_flush(node, kind);
-            }
-            self.send(node, out);
-        }
-        self.after_batch(node);
-    }
-
-    /// Whether (and where) this flush is cut short by a crash.
-    fn cut_point(&mut self, node: usize, sends: usize) -> Option<CutAt> {
-        if self.phase != Phase::Chaos
-            || node >= SERVERS
-            || !self.rng.random_bool(self.cfg.crash_in_flush)
-        {
-            return None;
-        }
-        Some(match self.rng.random_range(0..sends + 3) {
-            0 => CutAt::AfterStage,
-            1 => CutAt::DuringSync,
-            2 => CutAt::AfterSync,
-            k => CutAt::BeforeSend(k - 3),
-        })
-    }
-
-    fn crash_in_flush(&mut self, node: usize, kind: Crash) {
-        self.report.crashes_in_flush += 1;
-        self.crash(node, kind);
-    }
-
-    fn storage_failed(&mut self, node: usize, e: crate::error::Error) {
-        let name = self.slots[node].name.clone();
-        self.violation(format!("{name}: storage failed: {e}"));
-        self.crash(node, Crash::Kill);
-    }
-
-    /// After a batch: arm the wake-up, check what can be checked at once,
-    /// and let a client slot move on.
-    fn after_batch(&mut self, node: usize) {
-        let now = self.instant();
-        let core = self.slots[node].core.as_mut().expect("up");
-        if let Some(heard) = core.heard_to_keep(now, false) {
-            self.slots[node].heard = heard;
-        }
-        if let Some(alarm) = self.slots[node]
-            .core
-            .as_ref()
-            .expect("up")
-            .counters()
-            .rolled_back
-            .clone()
-        {
-            let name = self.slots[node].name.clone();
-            self.violation(format!("{name}: rollback alarm: {alarm}"));
-        }
-        let slot = &self.slots[node];
-        let core = slot.core.as_ref().expect("up");
-        if let Some(next) = core.next_timer() {
-            // Rounded up: a deadline between two microseconds is due at the later.
-            let at = (next
-                .saturating_duration_since(self.base)
-                .as_nanos()
-                .div_ceil(1000) as Micros)
-                .max(self.now);
-            if slot.wake_at.is_none_or(|w| at < w) {
-                let inc = slot.inc;
-                self.slots[node].wake_at = Some(at);
-                self.at(at, Ev::Wake { node, inc });
-            }
-        }
-        if node == WALLET || node == ORDER {
-            self.check_atomic();
-            // The model proves a commit only reaches a participant that
-            // knows the transaction: the alarm is never a false one.
-            let counters = self.slots[node].core.as_ref().expect("up").counters();
-            if let Some(d) = counters.recent_unknown_decisions.last() {
-                let (name, d) = (self.slots[node].name.clone(), d.clone());
-                self.violation(format!(
-                    "{name} raised the unknown-decision alarm: a commit for {d:?}, which it has no record of"
-                ));
-            }
-        }
-        if node >= SERVERS {
-            let State::Client(c) = self.slots[node].core.as_ref().expect("up").state() else {
-                unreachable!("a client slot runs a client");
-            };
-            let run = self.slots[node].client.as_ref().expect("a client");
-            if c.seen.len() >= run.purchases.len() {
-                let seen = c.seen.clone();
-                self.record_client(node, &seen);
-                self.next_client(node);
-            }
-        }
-    }
-
-    /// Atomic at every instant: no transaction is committed at one
-    /// participant and aborted at the other.
-    fn check_atomic(&mut self) {
-        let part = |s: &Slot| match s.core.as_ref().map(Core::state) {
-            Some(State::Participant(p)) => Some(p.data.clone()),
-            _ => None,
-        };
-        let (Some(w), Some(o)) = (part(&self.slots[WALLET]), part(&self.slots[ORDER])) else {
-            return;
-        };
-        for (txn, f) in &w.finished {
-            if let Some(g) = o.finished.get(txn) {
-                if f.committed != g.committed {
-                    self.violation(format!(
-                        "txn {txn} is committed at one participant and aborted at the other (wallet {f:?}, order {g:?})"
-                    ));
-                }
-            }
-        }
-    }
-
-    /// A client finished its purchases: note what it saw.
-    fn record_client(&mut self, node: usize, seen: &[twopc_model::Outcome]) {
-        let run = self.slots[node].client.take().expect("a client");
-        for (i, purchase) in run.purchases.into_iter().enumerate() {
-            self.seen.push(Seen {
-                purchase,
-                outcome: seen.get(i).cloned(),
-                client: run.id,
-                seq: i as u64 + 1,
-            });
-        }
-    }
-
-    /// Starts the slot's next client (a new process with a new id), if any
-    /// purchases are left to ask for; else the slot stays idle.
-    fn next_client(&mut self, node: usize) {
-        let left = self.cfg.purchases.saturating_sub(self.issued);
-        if let Some(core) = self.slots[node].core.take() {
-            drop(core);
-            self.slots[node].store = None;
-            self.slots[node].inc += 1;
-        }
-        if left == 0 {
-            self.slots[node].client = None;
-            if self.phase == Phase::Chaos && self.slots.iter().all(|s| s.client.is_none()) {
-                self.settle();
-            }
-            return;
-        }
-        let n = self.rng.random_range(1..=4).min(left);
-        self.issued += n;
-        let purchases: Vec<Purchase> = (0..n).map(|_| self.random_purchase()).collect();
-        let id = self.rng.random();
-        self.slots[node].actor = Node::Client(Client {
-            coordinators: vec![Id::from(self.slots[COORDINATOR].addr)],
-            id,
-            requests: purchases
-                .iter()
-                .map(|purchase| Request {
-                    // A fresh id per purchase, as `twopc purchase` makes.
-                    req: RequestId::new(format!("sim-{:016x}", self.rng.random::<u64>())),
-                    purchase: purchase.clone(),
-                    mode: Mode::New,
-                })
-                .collect(),
-        });
-        self.slots[node].client = Some(ClientRun { id, purchases });
-        self.slots[node].disk = Box::new(MemDisk::new(None));
-        self.slots[node].durable = None;
-        self.slots[node].torn = None;
-        self.start(node);
-    }
-
-    fn random_purchase(&mut self) -> Purchase {
-        let (user, _) = USERS[self.rng.random_range(0..USERS.len())];
-        let (sku, _) = SKUS[self.rng.random_range(0..SKUS.len())];
-        Purchase {
-            user: user.into(),
-            sku: sku.into(),
-            qty: self.rng.random_range(1..=3),
-            price: self.rng.random_range(1..=9),
-        }
-    }
-
-    /// Starts `node` from its disk.
-    fn start(&mut self, node: usize) {
-        let seed = self.rng.random();
-        let now = self.instant();
-        let slot = &mut self.slots[node];
-        slot.inc += 1;
-        let (store, stored) = match slot.disk.open() {
-            Ok(opened) => opened,
-            Err(e) => {
-                let name = slot.name.clone();
-                self.report.refused_starts += 1;
-                // It would stay down for good: the run ends here.
-                self.halted = true;
-                return self.violation(format!("{name} refused to start: {e}"));
-            }
-        };
-        // Storage at a restart is the last durable save (or the one a power
-        // cut interrupted), never older: a peer may have seen it.
-        let torn = slot.torn.take();
-        if stored != slot.durable && (torn.is_none() || stored != torn) {
-            let name = slot.name.clone();
-            let what = if stored.is_none() {
-                "nothing"
-            } else {
-                "another state"
-            };
-            self.violation(format!(
-                "{name} restarted from {what}, not from its last durable save"
-            ));
-            if self.cfg.trace {
-                println!(
-                    "    found   {stored:?}\n    durable {:?}",
-                    self.slots[node].durable
-                );
-            }
-            // Go on from what it found, so the run shows what follows.
-        }
-        // The rollback check, as `node.rs` wires it: a false alarm is a
-        // violation (`after_batch`).
-        let history = match &self.slots[node].actor {
-            Node::Participant(_) => History::participant(&self.slots[node].name, "/data"),
-            Node::Coordinator(_) | Node::Replica(_) => History::coordinator(
-                self.slots
-                    .iter()
-                    .filter(|s| matches!(s.actor, Node::Participant(_)))
-                    .map(|s| (s.addr, s.name.clone()))
-                    .collect(),
-                self.slots[node].heard.clone(),
-            ),
-            Node::Client(_) => History::Off,
-        };
-        let slot = &mut self.slots[node];
-        slot.durable = stored.clone();
-        let cfg = CoreConfig {
-            name: slot.name.clone(),
-            codec: self.codec.clone(),
-            faults: Faults {
-                seed: Some(seed),
-                mutant: self.cfg.mutant,
-                ..Faults::default()
-            },
-            batch_max: self.cfg.batch_max,
-        };
-        let mut core = Core::new(slot.actor.clone(), Id::from(slot.addr), &cfg);
-        if let Some(tracer) = &slot.tracer {
-            core.set_tracer(Box::new(tracer.clone()));
-        }
-        core.set_history(history);
-        core.durable_position(store.position());
-        let slot = &mut self.slots[node];
-        core.handle(now, Event::Start(stored));
-        slot.core = Some(core);
-        slot.store = Some(store);
-        slot.armed.clear();
-        slot.wake_at = None;
-        slot.process_at = None;
-        if node < SERVERS {
-            self.report.starts += 1;
-        }
-        if self.cfg.trace {
-            self.trace(node, "start");
-        }
-        self.flush(node);
-    }
-
-    /// Ends `node`'s incarnation; it restarts after a while.
-    fn crash(&mut self, node: usize, kind: Crash) {
-        let slot = &mut self.slots[node];
-        slot.core = None;
-        slot.store = None;
-        slot.staged = None;
-        slot.inbox.clear();
-        slot.inc += 1;
-        slot.disk.crash(kind, &mut self.rng);
-        match kind {
-            Crash::Kill => self.report.kills += 1,
-            Crash::PowerCut => self.report.power_cuts += 1,
-        }
-        if self.cfg.trace {
-            self.trace(node, &format!("crash ({kind:?})"));
-        }
-        let at = self.now + self.rng.random_range(1_000..500_000);
-        self.at(at, Ev::Restart { node });
-    }
-
-    fn crash_kind(&mut self) -> Crash {
-        if self.rng.random_bool(self.cfg.power_cut_share) {
-            Crash::PowerCut
-        } else {
-            Crash::Kill
-        }
-    }
-
-    /// Every purchase has been asked for: faults off, everyone back up.
-    fn settle(&mut self) {
-        self.phase = Phase::Settle;
-        self.report.chaos_time = Duration::from_micros(self.now);
-        for slot in &mut self.slots {
-            slot.cut_until = 0;
-        }
-        // Down nodes have a restart queued already.
-    }
-
-    /// Once settled: every node loses power at once and starts again; what
-    /// was acknowledged must still be there, and the run settles again.
-    fn final_power_cut(&mut self) {
-        self.phase = Phase::Final;
-        for node in 0..SERVERS {
-            if self.slots[node].up() {
-                self.crash(node, Crash::PowerCut);
-            }
-        }
-    }
-
-    /// Nothing in doubt: every client slot idle, every server up, no
-    /// coordinator attempt or unacknowledged commit, no hold, nothing in
-    /// flight.
-    fn quiescent(&self) -> bool {
-        if self.slots.iter().any(|s| s.client.is_some()) {
-            return false;
-        }
-        self.slots[..SERVERS].iter().all(|s| {
-            s.inbox.is_empty()
-                && match s.core.as_ref().map(Core::state) {
-                    Some(State::Coordinator(c)) => c.voting.is_empty() && c.commits.is_empty(),
-                    Some(State::Participant(p)) => p.data.holds.is_empty(),
-                    _ => false,
-                }
-        })
-    }
-
-    /// Judges the run by the promises (`crate::promises`).
-    fn judge(&mut self) {
-        // Clients still running never got (all) their outcomes.
-        for node in SERVERS..self.slots.len() {
-            if self.slots[node].client.is_some() {
-                let seen = match self.slots[node].core.as_ref().map(Core::state) {
-                    Some(State::Client(c)) => c.seen.clone(),
-                    _ => Vec::new(),
-                };
-                self.record_client(node, &seen);
-            }
-        }
-        let storage = |s: &Slot| s.core.as_ref().map(|c| c.state().storage());
-        let (Some(Storage::Participant(w)), Some(Storage::Participant(o))) =
-            (storage(&self.slots[WALLET]), storage(&self.slots[ORDER]))
-        else {
-            return self.violation("a participant is down at the end".into());
-        };
-        let commits = match storage(&self.slots[COORDINATOR]) {
-            Some(Storage::Coordinator(c)) => c.commits.len(),
-            _ => return self.violation("the coordinator is down at the end".into()),
-        };
-        let initial = Initial {
-            wallet: USERS,
-            order: SKUS,
-        };
-        let verified = verify(&self.seen, &w, &o, initial, commits);
-        self.report.purchases = self.seen.len() as u64;
-        self.report.commits = verified.commits;
-        self.report.aborts = verified.aborts;
-        self.report.fsyncs = self.slots.iter().map(|s| s.disk.fsyncs()).sum();
-        for v in verified.violations {
-            self.violation(v);
-        }
-    }
-
-    /// A datagram leaves `from`: lost, duplicated, delayed or cut off.
-    fn send(&mut self, from: usize, out: Outgoing) {
-        debug_assert!(out.peer.is_none(), "the simulated cluster has no replicas");
-        self.report.datagrams += 1;
-        let Some(&to) = self.by_addr.get(&out.to) else {
-            self.report.dropped += 1;
-            return;
-        };
-        if self.cfg.trace {
-            self.trace_out(from, to, &out.bytes);
-        }
-        let chaos = self.phase == Phase::Chaos;
-        if self.slots[from].cut_until > self.now || (chaos && self.rng.random_bool(self.cfg.loss)) {
-            self.report.dropped += 1;
-            return;
-        }
-        let copies = if chaos && self.rng.random_bool(self.cfg.duplicate) {
-            self.report.duplicated += 1;
-            2
-        } else {
-            1
-        };
-        let src = SocketAddr::V4(self.slots[from].addr);
-        for _ in 0..copies {
-            let delay = self.rng.random_range(50..=us(self.cfg.delay_max).max(51));
-            self.at(
-                self.now + delay,
-                Ev::Deliver {
-                    to,
-                    from: src,
-                    bytes: out.bytes.clone(),
-                },
-            );
-        }
-    }
-
-    fn violation(&mut self, what: String) {
-        // The same broken promise is seen again at every later instant.
-        if !self.reported.insert(what.clone()) {
-            return;
-        }
-        if self.cfg.trace {
-            println!("{:>12} VIOLATION {what}", self.now);
-        }
-        self.report.violations.push(what);
-    }
-
-    fn at(&mut self, t: Micros, ev: Ev) {
+    pub(super) fn at(&mut self, t: Micros, ev: Ev) {
         self.seq += 1;
         self.queue.insert((t, self.seq), ev);
     }
 
-    fn instant(&self) -> Instant {
+    pub(super) fn instant(&self) -> Instant {
         self.base + Duration::from_micros(self.now)
     }
 
     /// An exponentially distributed wait with the given mean.
-    fn exp(&mut self, mean: Duration) -> Micros {
+    pub(super) fn exp(&mut self, mean: Duration) -> Micros {
         let u: f64 = self.rng.random_range(f64::EPSILON..1.0);
         (-u.ln() * us(mean) as f64) as Micros + 1
-    }
-
-    fn mix(&mut self, words: &[u64]) {
-        for w in std::iter::once(self.now).chain(words.iter().copied()) {
-            self.mix_bytes(&w.to_le_bytes());
-        }
-    }
-
-    fn mix_bytes(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.digest ^= u64::from(*b);
-            self.digest = self.digest.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn trace(&self, node: usize, what: &str) {
-        println!("{:>12} {} {what}", self.now, self.slots[node].name);
-    }
-
-    fn describe(&self, bytes: &[u8]) -> String {
-        match self.codec.decode(bytes) {
-            Ok(Payload::Protocol(msg)) => match msg_txn(&msg) {
-                Some(txn) => format!("{} {txn}", MsgKind::of(&msg)),
-                None => format!("{}", MsgKind::of(&msg)),
-            },
-            Ok(_) => "admin".into(),
-            Err(e) => format!("undecodable ({e})"),
-        }
-    }
-
-    fn trace_in(&self, node: usize, from: SocketAddr, bytes: &[u8]) {
-        let from = self
-            .by_addr
-            .get(&from)
-            .map_or("?", |&i| &self.slots[i].name);
-        self.trace(node, &format!("<- {from}: {}", self.describe(bytes)));
-    }
-
-    fn trace_out(&self, node: usize, to: usize, bytes: &[u8]) {
-        let to = &self.slots[to].name;
-        self.trace(node, &format!("-> {to}: {}", self.describe(bytes)));
     }
 }
 
 impl Slot {
-    fn new(name: String, addr: SocketAddrV4, actor: Node, disk: Box<dyn SimDisk>) -> Self {
+    pub(super) fn new(
+        name: String,
+        addr: SocketAddrV4,
+        actor: Node,
+        disk: Box<dyn SimDisk>,
+    ) -> Self {
         Slot {
             name,
             addr,

@@ -84,7 +84,7 @@
 //! [`Store::stage`] only remembers the newest state; [`Store::sync`] diffs it
 //! against the last state written, appends the record in one `write` and
 //! `fdatasync`s the log. The runtime calls `sync` before any message emitted
-//! after a `Save` leaves (decided in `Core::ready`, `core/mod.rs`), so
+//! after a `Save` leaves (decided in `Core::ready`, `core/batch.rs`), so
 //! **nothing that depends on a record is ever sent before the record is
 //! durable**. At start the log is replayed (`replay.rs`), then repaired
 //! (`log.rs`):
