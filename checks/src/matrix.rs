@@ -41,7 +41,7 @@ pub fn entries() -> Vec<Entry> {
                 crashable: all,
                 ..Config::default()
             },
-            unique_states: 791_206,
+            unique_states: 1_223_110,
             strategy: Strategy::Dfs,
         },
         Entry {
@@ -67,7 +67,7 @@ pub fn entries() -> Vec<Entry> {
                 crashable: [Role::Coordinator].into(),
                 ..Config::default()
             },
-            unique_states: 5_502_025,
+            unique_states: 18_420_832,
             strategy: Strategy::Dfs,
         },
         Entry {
