@@ -472,7 +472,7 @@ impl Mutant {
             },
             // A replica's disk is replaced (the `replica-disk-lost` entry
             // of the CI matrix).
-            Mutant::EmptyReplicaVotesAtOnce => Config {
+            Mutant::EmptyReplicaVotesAtOnce | Mutant::LeaderNeverResends => Config {
                 mutant: Some(self),
                 ..replica_disk_lost()
             },

@@ -107,6 +107,11 @@ pub enum Mutant {
     /// leads the first term again), so a majority can be counted that
     /// remembers nothing of what the group revealed.
     EmptyReplicaVotesAtOnce,
+    /// Replicated: a leader never re-sends its latest state (its heartbeat
+    /// carries nothing): a replica that missed an `Accept`, lost or sent
+    /// while it was down, never gets it, and a save that needs its
+    /// acceptance waits forever: liveness only.
+    LeaderNeverResends,
 }
 
 impl Mutant {
@@ -576,6 +581,12 @@ impl Checked {
                         if matches!(r.standing, twopc_model::Standing::Candidate { .. })) =>
             {
                 out.set_timer(Timer::Replica, twopc_model::timeouts::ELECTION);
+            }
+            (Node::Replica(_), Timer::Replica)
+                if is(self.mutant, Mutant::LeaderNeverResends)
+                    && matches!(&**state, State::Replica(r) if r.leading().is_some()) =>
+            {
+                out.set_timer(Timer::Replica, twopc_model::timeouts::HEARTBEAT);
             }
             _ => self.node.on_timeout(id, state, timer, &mut out),
         }

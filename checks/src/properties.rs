@@ -104,7 +104,8 @@ impl Mutant {
             | Mutant::RestartForgetsToAsk
             | Mutant::LearnNotRetried
             | Mutant::DeafToLastBackup
-            | Mutant::CampaignNotResent => LIVE,
+            | Mutant::CampaignNotResent
+            | Mutant::LeaderNeverResends => LIVE,
             Mutant::ForgetOnCommit | Mutant::FloorIgnoresOwed | Mutant::FloorIgnoresVoting => {
                 CONSERVED
             }
