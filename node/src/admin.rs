@@ -86,7 +86,7 @@ pub struct Counters {
     #[serde(default)]
     pub unknown_senders: Vec<String>,
     /// Replicas: messages and connections to or from the other replicas
-    /// dropped by the TCP links (`replication.rs`), by reason
+    /// dropped by the TCP links (`replication/`), by reason
     /// (`queue_full`, `bad_mac`, `stranger`, ...).
     #[serde(default)]
     pub link_dropped: BTreeMap<String, u64>,
