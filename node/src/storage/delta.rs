@@ -94,7 +94,7 @@ pub struct AcceptedDelta {
 }
 
 /// A coordinator's changes from one durable state to the next. Also what a
-/// replica's `Accept` carries over TCP (`replication.rs`): the changes from
+/// replica's `Accept` carries over TCP (`replication/`): the changes from
 /// the previous `Accept` on the same connection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CoordDelta {
