@@ -262,12 +262,14 @@ pub async fn run_requests(
     mut on_outcome: impl FnMut(&Outcome) + Send + 'static,
 ) -> Result<Vec<Outcome>> {
     let Some(first) = coordinators.first() else {
-        return Err(Error::Other("no coordinator to send purchases to".into()));
+        return Err(Error::NoCoordinator {
+            to: "send purchases to",
+        });
     };
     let transport = socket_towards(*first).await?;
     let me = match transport.local_addr_v4() {
         Some(a) => a,
-        None => return Err(Error::Other("client socket is not IPv4".into())),
+        None => return Err(Error::ClientNotIpv4),
     };
     let wanted = requests.len();
     let actor = Node::Client(Client {
@@ -334,7 +336,7 @@ pub async fn lookup(
 ) -> Result<Option<Lookup>> {
     use crate::transport::Transport;
     let Some(first) = coordinators.first() else {
-        return Err(Error::Other("no coordinator to ask".into()));
+        return Err(Error::NoCoordinator { to: "ask" });
     };
     let transport = socket_towards(*first).await?;
     let ask = codec

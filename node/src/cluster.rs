@@ -80,7 +80,7 @@
 //! Participants and clients (`twopc purchase`, `twopc outcome`, the HTTP
 //! API) send to every coordinator replica and take the answer of any: only
 //! the leader answers. The replicas also talk among themselves over TCP, on
-//! the same port number as their UDP address (`replication.rs`): open both.
+//! the same port number as their UDP address (`replication/`): open both.
 
 use crate::error::{Error, Result};
 use crate::initial::{InitialLevels, Levels};

@@ -7,7 +7,7 @@
 
 use crate::client::{self, PurchaseReport};
 use crate::cluster::{Protocol, Role};
-use crate::error::{Error, Result};
+use crate::error::{DemoError, Error, Result};
 use crate::local::LocalCluster;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -134,7 +134,11 @@ pub async fn run() -> Result<()> {
         }
     }
     if !cluster.settle(Duration::from_secs(30)).await? {
-        return Err(Error::Other("the cluster did not settle within 30s".into()));
+        return Err(DemoError::NotSettled {
+            cluster: "the cluster",
+            secs: 30,
+        }
+        .into());
     }
     let wallet = cluster.status(Role::Wallet).await?;
     let order = cluster.status(Role::Order).await?;
@@ -165,7 +169,7 @@ pub async fn run() -> Result<()> {
     cluster.stop().await?;
     println!("cluster stopped cleanly");
     if !conserved {
-        return Err(Error::Other("money or stock not conserved".into()));
+        return Err(DemoError::NotConserved.into());
     }
     println!();
     replicated().await
@@ -205,7 +209,8 @@ async fn replicated() -> Result<()> {
             for _ in 0..4 {
                 let p = buy(user, "widget", 1, 5);
                 let Some(o) = one(cluster, p.clone()).await? else {
-                    return Err(Error::Other(format!("{} got no outcome", describe(&p))));
+                    let purchase = describe(&p);
+                    return Err(DemoError::NoOutcome { purchase }.into());
                 };
                 if o.verdict == Verdict::Committed {
                     committed.push(p);
@@ -229,9 +234,11 @@ async fn replicated() -> Result<()> {
     let next = wait_leader(&cluster).await?;
     println!("  {next} leads now; {first} stays down");
     if !cluster.settle(Duration::from_secs(60)).await? {
-        return Err(Error::Other(
-            "the replicated cluster did not settle within 60s".into(),
-        ));
+        return Err(DemoError::NotSettled {
+            cluster: "the replicated cluster",
+            secs: 60,
+        }
+        .into());
     }
     let wallet = cluster.status(Role::Wallet).await?;
     let order = cluster.status(Role::Order).await?;
@@ -248,7 +255,7 @@ async fn replicated() -> Result<()> {
     cluster.stop().await?;
     println!("replicated cluster stopped cleanly");
     if !conserved {
-        return Err(Error::Other("money or stock not conserved".into()));
+        return Err(DemoError::NotConserved.into());
     }
     Ok(())
 }
@@ -261,9 +268,7 @@ async fn wait_leader(cluster: &LocalCluster) -> Result<String> {
             return Ok(name);
         }
         if Instant::now() > deadline {
-            return Err(Error::Other(
-                "no coordinator replica leads after 60s".into(),
-            ));
+            return Err(DemoError::NoLeader { secs: 60 }.into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

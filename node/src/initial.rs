@@ -162,11 +162,27 @@ mod tests {
     use super::*;
 
     fn parse_str(text: &str) -> std::result::Result<Vec<(String, u64)>, String> {
-        parse(text.as_bytes(), |line, msg| {
-            Error::Other(format!("line {line}: {msg}"))
-        })
-        .map(|rows| rows.into_iter().map(|(k, (v, _))| (k, v)).collect())
-        .map_err(|e| e.to_string())
+        parse(text.as_bytes(), bad)
+            .map(|rows| rows.into_iter().map(|(k, (v, _))| (k, v)).collect())
+            .map_err(said)
+    }
+
+    /// A bad row, as a levels file's error.
+    fn bad(line: usize, msg: String) -> Error {
+        Error::LevelsInvalid {
+            setting: "accounts_file",
+            path: "accounts.csv".into(),
+            line,
+            msg,
+        }
+    }
+
+    /// What `parse` said about the row: `line N: ...`.
+    fn said(e: Error) -> String {
+        match e {
+            Error::LevelsInvalid { line, msg, .. } => format!("line {line}: {msg}"),
+            e => e.to_string(),
+        }
     }
 
     fn pairs(p: &[(&str, u64)]) -> Vec<(String, u64)> {
@@ -219,11 +235,7 @@ mod tests {
         // A header anywhere but the first line is a row with a bad amount.
         assert!(err("a,1\nkey,amount\n").starts_with("line 2: amount \"amount\""));
         assert_eq!(
-            parse(&b"a,1\n\xff,2\n"[..], |line, msg| Error::Other(format!(
-                "line {line}: {msg}"
-            )))
-            .unwrap_err()
-            .to_string(),
+            said(parse(&b"a,1\n\xff,2\n"[..], bad).unwrap_err()),
             "line 2: not UTF-8 text"
         );
     }

@@ -9,7 +9,7 @@ use crate::admin::Standing;
 use crate::client;
 use crate::cluster::{Cluster, NodeSpec, Protocol, Role};
 use crate::core::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, LocalClusterError, Result};
 use crate::faults::Faults;
 use crate::initial::{self, InitialLevels};
 use crate::node::{self, Socket};
@@ -173,8 +173,12 @@ impl LocalCluster {
             initial.file = Some(path);
         }
         let file = dir.path().join("cluster.toml");
-        std::fs::write(&file, cluster.to_toml())
-            .map_err(|e| Error::Other(format!("cannot write {}: {e}", file.display())))?;
+        std::fs::write(&file, cluster.to_toml()).map_err(|source| {
+            LocalClusterError::WriteClusterFile {
+                path: file.clone(),
+                source,
+            }
+        })?;
         let key = hex::encode(rand::random::<[u8; 32]>());
         let codec = Codec::new(
             Some(ClusterKey::new(&key).map_err(Error::Key)?),
@@ -195,7 +199,10 @@ impl LocalCluster {
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .spawn()
-                .map_err(|e| Error::Other(format!("cannot start {}: {e}", exe.display())))?;
+                .map_err(|source| LocalClusterError::Spawn {
+                    exe: exe.to_path_buf(),
+                    source,
+                })?;
             children.push((n.name.clone(), child));
         }
         let mut local = LocalCluster {
@@ -238,17 +245,14 @@ impl LocalCluster {
                 if let Nodes::Processes(children) = &mut self.nodes {
                     for (name, child) in children.iter_mut() {
                         if let Ok(Some(status)) = child.try_wait() {
-                            return Err(Error::Other(format!(
-                                "node {name} exited with {status} at its start"
-                            )));
+                            let name = name.clone();
+                            return Err(LocalClusterError::ExitedAtStart { name, status }.into());
                         }
                     }
                 }
                 if tokio::time::Instant::now() > deadline {
-                    return Err(Error::Other(format!(
-                        "{name} did not answer status within {}s of its start",
-                        STARTUP.as_secs()
-                    )));
+                    let secs = STARTUP.as_secs();
+                    return Err(LocalClusterError::SilentAtStart { name, secs }.into());
                 }
             }
         }
@@ -283,7 +287,7 @@ impl LocalCluster {
                 .leader()
                 .await?
                 .map(|(_, v)| v)
-                .ok_or_else(|| Error::Other("no coordinator replica leads".into()));
+                .ok_or_else(|| LocalClusterError::NoLeader.into());
         }
         self.status_of(self.addr(role), role.as_str()).await
     }
@@ -296,7 +300,10 @@ impl LocalCluster {
     ) -> Result<crate::admin::NodeView> {
         client::status(addr, &self.codec, Duration::from_secs(10))
             .await?
-            .ok_or_else(|| Error::Other(format!("{name} did not answer status")))
+            .ok_or_else(|| {
+                let name = name.to_string();
+                LocalClusterError::NoStatus { name }.into()
+            })
     }
 
     /// The coordinator replica that leads (of the highest term, if a
@@ -333,14 +340,16 @@ impl LocalCluster {
             .and_then(|p| p.into_iter().find(|(n, _)| n == name))
             .map(|(_, pid)| pid)
         else {
-            return Err(Error::Other(format!("no node process named {name}")));
+            let name = name.to_string();
+            return Err(LocalClusterError::NoSuchProcess { name }.into());
         };
         // Our own child, not reaped yet: its pid cannot have been reused.
         let killed = std::process::Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();
         if !killed.is_ok_and(|s| s.success()) {
-            return Err(Error::Other(format!("cannot kill {name} (pid {pid})")));
+            let name = name.to_string();
+            return Err(LocalClusterError::Kill { name, pid }.into());
         }
         self.killed
             .lock()
@@ -383,7 +392,10 @@ impl LocalCluster {
                         Ok(Ok(_)) => {}
                         // `node::run` names the node already.
                         Ok(Err(e)) => return Err(e),
-                        Err(e) => return Err(Error::Other(format!("node {name} panicked: {e}"))),
+                        Err(source) => {
+                            let task = format!("node {name}");
+                            return Err(Error::TaskFailed { task, source });
+                        }
                     }
                 }
             }
@@ -402,9 +414,7 @@ impl LocalCluster {
                         match child.try_wait() {
                             Ok(Some(status)) if status.success() => break,
                             Ok(Some(status)) => {
-                                return Err(Error::Other(format!(
-                                    "node {name} exited with {status}"
-                                )))
+                                return Err(LocalClusterError::Exited { name, status }.into())
                             }
                             Ok(None) if tokio::time::Instant::now() < deadline => {
                                 tokio::time::sleep(Duration::from_millis(20)).await
@@ -412,9 +422,7 @@ impl LocalCluster {
                             _ => {
                                 let _ = child.kill();
                                 let _ = child.wait();
-                                return Err(Error::Other(format!(
-                                    "node {name} did not stop on SIGTERM"
-                                )));
+                                return Err(LocalClusterError::DidNotStop { name }.into());
                             }
                         }
                     }
@@ -471,7 +479,7 @@ fn loopback_node(
             address,
             bind: address,
         }),
-        _ => Err(Error::Other("no free IPv4 loopback port".into())),
+        _ => Err(LocalClusterError::NoFreePort.into()),
     }
 }
 
@@ -480,10 +488,8 @@ fn cluster_dir(parent: &std::path::Path) -> Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix("twopc-")
         .tempdir_in(parent)
-        .map_err(|e| {
-            Error::Other(format!(
-                "cannot create a temporary directory in {}: {e}",
-                parent.display()
-            ))
+        .map_err(|source| {
+            let parent = parent.to_path_buf();
+            LocalClusterError::TempDir { parent, source }.into()
         })
 }

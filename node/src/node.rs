@@ -62,12 +62,8 @@ pub async fn start(
         && spec.role == crate::role::Role::Coordinator
         && !cfg.codec.is_authenticated()
     {
-        return Err(Error::Other(format!(
-            "{name} is a coordinator replica and needs the cluster key (TWOPC_KEY, \
-             TWOPC_KEY_FILE or --key-file; `twopc keygen` makes one): replicas send each \
-             other the coordinator's whole state over TCP, and only the key tells a \
-             replica from a stranger"
-        )));
+        let name = name.to_string();
+        return Err(Error::ReplicaNeedsKey { name });
     }
     let identity = cluster.identity(&cfg.codec);
     let unstamped = match &identity {

@@ -23,7 +23,7 @@ pub use age::{Rss, Tenth};
 pub use workload::{Spread, Workload};
 
 use crate::cluster::{Protocol, Role};
-use crate::error::{Error, Result};
+use crate::error::{BenchError, Error, Result};
 use crate::local::LocalCluster;
 use age::Completion;
 use serde::Serialize;
@@ -156,7 +156,7 @@ async fn measure(
     watch: Option<&[(String, String)]>,
 ) -> Result<BenchResult> {
     if !cluster.settle(Duration::from_secs(60)).await? {
-        return Err(Error::Other("cluster did not settle before the run".into()));
+        return Err(BenchError::NotSettled.into());
     }
     let before = fsyncs(cluster).await?;
     let record = Arc::new(Mutex::new(Record::default()));
@@ -213,8 +213,10 @@ async fn measure(
         }));
     }
     for t in tasks {
-        t.await
-            .map_err(|e| Error::Other(format!("bench client panicked: {e}")))??;
+        t.await.map_err(|source| Error::TaskFailed {
+            task: "bench client".to_string(),
+            source,
+        })??;
     }
     let elapsed = started.elapsed();
     let end_rss: Vec<Option<u64>> = watch
@@ -447,8 +449,10 @@ fn trace_run_dir(dir: &std::path::Path) -> Result<PathBuf> {
     for n in 1.. {
         let run = dir.join(format!("run-{n}"));
         if !run.exists() {
-            std::fs::create_dir_all(&run)
-                .map_err(|e| Error::Other(format!("cannot create {}: {e}", run.display())))?;
+            std::fs::create_dir_all(&run).map_err(|source| BenchError::CreateRunDir {
+                path: run.clone(),
+                source,
+            })?;
             return Ok(run);
         }
     }
@@ -488,8 +492,7 @@ async fn run_one(
 
 /// The executable to start nodes with for `--processes`: this one.
 pub fn this_executable() -> Result<PathBuf> {
-    std::env::current_exe()
-        .map_err(|e| Error::Other(format!("cannot find this executable to start nodes: {e}")))
+    std::env::current_exe().map_err(Error::ThisExecutable)
 }
 
 #[cfg(test)]

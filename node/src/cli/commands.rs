@@ -106,14 +106,14 @@ async fn shutdown_signal() {
 }
 
 async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
-    let kinds = |names: &[String]| -> Result<Vec<MsgKind>> {
+    let kinds = |flag: &'static str, names: &[String]| -> Result<Vec<MsgKind>> {
         names
             .iter()
-            .map(|k| k.parse().map_err(Error::Other))
+            .map(|k| k.parse().map_err(|why| Error::BadFlag { flag, why }))
             .collect()
     };
-    let drop_in = kinds(&args.fault_drop_in)?;
-    let drop_out = kinds(&args.fault_drop_out)?;
+    let drop_in = kinds("--fault-drop-in", &args.fault_drop_in)?;
+    let drop_out = kinds("--fault-drop-out", &args.fault_drop_out)?;
     for (flag, p) in [
         ("--fault-loss", args.fault_loss),
         ("--fault-duplicate", args.fault_duplicate),
@@ -121,9 +121,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         ("--fault-reorder", args.fault_reorder),
     ] {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::Other(format!(
-                "{flag} is a probability between 0 and 1, got {p}"
-            )));
+            return Err(Error::Probability { flag, got: p });
         }
     }
     let cluster = Cluster::load(&args.cluster)?;
@@ -157,7 +155,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
             let cfg = http::HttpConfig {
                 addr,
                 public: args.http_public,
-                token: http::Token::load(token_file).map_err(Error::Other)?,
+                token: http::Token::load(token_file).map_err(Error::HttpToken)?,
                 metrics_public: args.http_metrics_public,
                 wait: Duration::from_millis(args.http_wait_ms),
                 limits: http::server::Limits {
@@ -166,7 +164,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
                     idle_timeout: Duration::from_millis(args.http_idle_timeout_ms),
                 },
             };
-            cfg.check().map_err(Error::Other)?;
+            cfg.check().map_err(Error::HttpConfig)?;
             Some(cfg)
         }
         None => None,
@@ -177,7 +175,10 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
     if let Some(http_cfg) = http {
         let listener = tokio::net::TcpListener::bind(http_cfg.addr)
             .await
-            .map_err(|e| Error::Other(format!("cannot listen on --http {}: {e}", http_cfg.addr)))?;
+            .map_err(|source| Error::HttpListen {
+                addr: http_cfg.addr,
+                source,
+            })?;
         let (views, asks) = tokio::sync::mpsc::channel(16);
         let telemetry = std::sync::Arc::new(http::metrics::Telemetry::default());
         started = started.serve_views(asks, telemetry.runtime.clone());
@@ -336,7 +337,10 @@ async fn finish(
         // The probe ends by the deadline; never wait past it for the hint.
         let answered = match tokio::time::timeout_at(deadline.at, probe.task).await {
             Ok(Ok(answered)) => answered?,
-            Ok(Err(join)) => return Err(Error::Other(format!("status probe: {join}"))),
+            Ok(Err(source)) => {
+                let task = "status probe".to_string();
+                return Err(Error::TaskFailed { task, source });
+            }
             Err(_) => false,
         };
         report.hint = Some(client::timeout_hint(

@@ -12,11 +12,9 @@ use std::path::Path;
 pub(super) fn run(data_dir: &Path) -> Result<Exit> {
     let empty = std::fs::read_dir(data_dir)
         .map(|mut entries| entries.next().is_none())
-        .map_err(|e| {
-            Error::Other(format!(
-                "cannot read the data directory {}: {e}",
-                data_dir.display()
-            ))
+        .map_err(|source| Error::DataDirRead {
+            dir: data_dir.to_path_buf(),
+            source,
         })?;
     if empty {
         // Not "missing after a crashed compaction": nothing ever ran here.

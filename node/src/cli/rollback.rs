@@ -13,25 +13,20 @@ use std::path::Path;
 /// that is not a participant's, and on one with no state.
 pub(super) fn accept(dir: &Path, position: u64) -> Result<Exit> {
     if !dir.is_dir() {
-        return Err(Error::Other(format!(
-            "{} is not a directory: give the participant's --data-dir",
-            dir.display()
-        )));
+        return Err(Error::RollbackNotADirectory {
+            dir: dir.to_path_buf(),
+        });
     }
     let (mut store, state) = LogStore::open(dir)?;
     let Some(state) = state else {
-        return Err(Error::Other(format!(
-            "{} holds no state: there is nothing to accept (a node starting on it starts \
-             from its initial levels, and its alarm says so)",
-            dir.display()
-        )));
+        return Err(Error::RollbackNoState {
+            dir: dir.to_path_buf(),
+        });
     };
     let Some(part) = as_participant(&state) else {
-        return Err(Error::Other(format!(
-            "{} is not a participant's data directory: only a wallet or an order service \
-             has a history its coordinator checks",
-            dir.display()
-        )));
+        return Err(Error::RollbackNotParticipant {
+            dir: dir.to_path_buf(),
+        });
     };
     let before = store.position().unwrap_or(0);
     if position <= before {

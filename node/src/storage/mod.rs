@@ -4,7 +4,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `record.rs` | the bytes of records, log headers and snapshots (pure) |
-//! | `delta.rs` | a record's contents: how one state differs from the last |
+//! | `delta/` | a record's contents: how one state differs from the last |
 //! | `fs.rs` | [`Fs`]: every file operation storage does; [`RealFs`] is `std::fs` |
 //! | `simfs/` | [`SimFs`]: a disk in memory that loses unsynced writes on a power cut |
 //! | `dir.rs` | the directory's lock and owner (`LOCK`, `NODE`), checked first |
@@ -48,7 +48,7 @@
 //! log is missing with no crash of a compaction to explain it.
 //!
 //! A record is `0xA7, len (u32 LE), crc32 of payload (u32 LE), payload`, the
-//! payload a bincode `Delta` (`delta.rs`). No snapshot means generation 0 and
+//! payload a bincode `Delta` (`delta/`). No snapshot means generation 0 and
 //! a log whose first record is a full state.
 //!
 //! ## Whose directory it is

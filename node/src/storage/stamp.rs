@@ -32,13 +32,9 @@ pub fn cluster_of(fs: &dyn Fs, dir: &Path) -> Result<Option<String>> {
     match fs.read(&path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            let stamp: Stamp = toml::from_str(&text).map_err(|e| {
-                Error::Other(format!(
-                    "{} is not a cluster stamp (cluster_id = \"...\"): {e}; it records which \
-                     cluster this data directory belongs to: restore it, or delete it only \
-                     if you know this directory is this cluster's",
-                    path.display()
-                ))
+            let stamp: Stamp = toml::from_str(&text).map_err(|source| Error::StampInvalid {
+                path: path.clone(),
+                source,
             })?;
             Ok(Some(stamp.cluster_id))
         }
@@ -54,16 +50,12 @@ pub fn check_cluster(fs: &dyn Fs, dir: &Path, id: &str, source: &str) -> Result<
     match cluster_of(fs, dir)? {
         None => Ok(true),
         Some(found) if found == id => Ok(false),
-        Some(found) => Err(Error::Other(format!(
-            "data directory {} belongs to cluster {found:?} (its CLUSTER file), but this \
-             node's cluster is {id:?} ({source}); nothing in the directory was changed. A node \
-             never runs on another cluster's data (its balances and its history would count \
-             in this one). If you pointed --data-dir at the wrong directory, start with this \
-             cluster's directory (or an empty one). If this directory really is this \
-             cluster's and only the key changed (a key rotation), keep the cluster's identity \
-             by adding `cluster_id = \"{found}\"` to the cluster file on every node.",
-            dir.display()
-        ))),
+        Some(found) => Err(Error::OtherCluster {
+            dir: dir.to_path_buf(),
+            found,
+            id: id.to_string(),
+            id_from: source.to_string(),
+        }),
     }
 }
 

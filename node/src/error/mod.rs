@@ -2,9 +2,19 @@
 //! [`crate::wire::Reject`], counted and dropped. Everything here stops a command
 //! (a storage failure stops the node rather than continue with unknown
 //! durability) and says what failed and where.
+//!
+//! Every variant names one case, so a caller can match it; the errors of
+//! the tools that run a whole cluster on this machine (local clusters,
+//! `twopc demo`, `twopc bench`) are grouped in `local.rs`. Uses only
+//! `crate::role` (a role or protocol in a message).
+
+mod local;
+
+pub use local::{BenchError, DemoError, LocalClusterError};
 
 use crate::role::Role;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Everything that can stop a `twopc` command.
@@ -192,9 +202,144 @@ pub enum Error {
         /// What failed.
         source: Box<Error>,
     },
-    /// Anything else a person can act on.
+    /// A local cluster (in tasks or child processes) failed to start,
+    /// answer or stop.
+    #[error(transparent)]
+    LocalCluster(#[from] LocalClusterError),
+    /// `twopc demo` found something wrong.
+    #[error(transparent)]
+    Demo(#[from] DemoError),
+    /// `twopc bench` could not run.
+    #[error(transparent)]
+    Bench(#[from] BenchError),
+    /// A task of this process (a node run in a task, a bench client, a
+    /// status probe) panicked or was cancelled.
+    #[error("{task} failed: {source}")]
+    TaskFailed {
+        /// The task, in words (`node wallet`, `status probe`).
+        task: String,
+        /// What became of it.
+        source: tokio::task::JoinError,
+    },
+    /// This executable cannot be found, to start nodes as child processes.
+    #[error("cannot find this executable to start nodes: {0}")]
+    ThisExecutable(io::Error),
+    /// A client was given no coordinator.
+    #[error("no coordinator to {to}")]
+    NoCoordinator {
+        /// What it was to do: `send purchases to`, `ask`.
+        to: &'static str,
+    },
+    /// A client's socket has no IPv4 address.
+    #[error("client socket is not IPv4")]
+    ClientNotIpv4,
+    /// A coordinator replica was started without the cluster key.
+    #[error(
+        "{name} is a coordinator replica and needs the cluster key (TWOPC_KEY, \
+         TWOPC_KEY_FILE or --key-file; `twopc keygen` makes one): replicas send each \
+         other the coordinator's whole state over TCP, and only the key tells a \
+         replica from a stranger"
+    )]
+    ReplicaNeedsKey {
+        /// The replica.
+        name: String,
+    },
+    /// A data directory's cluster stamp (`CLUSTER`) cannot be read as one.
+    #[error(
+        "{path} is not a cluster stamp (cluster_id = \"...\"): {source}; it records which \
+         cluster this data directory belongs to: restore it, or delete it only if you know \
+         this directory is this cluster's"
+    )]
+    StampInvalid {
+        /// The stamp file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A data directory belongs to another cluster than the node's.
+    #[error(
+        "data directory {dir} belongs to cluster {found:?} (its CLUSTER file), but this \
+         node's cluster is {id:?} ({id_from}); nothing in the directory was changed. A node \
+         never runs on another cluster's data (its balances and its history would count \
+         in this one). If you pointed --data-dir at the wrong directory, start with this \
+         cluster's directory (or an empty one). If this directory really is this \
+         cluster's and only the key changed (a key rotation), keep the cluster's identity \
+         by adding `cluster_id = \"{found}\"` to the cluster file on every node."
+    )]
+    OtherCluster {
+        /// The data directory.
+        dir: PathBuf,
+        /// The cluster it is stamped with.
+        found: String,
+        /// The node's cluster.
+        id: String,
+        /// Where the node's cluster id came from, in words.
+        id_from: String,
+    },
+    /// A data directory cannot be listed.
+    #[error("cannot read the data directory {dir}: {source}")]
+    DataDirRead {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A command-line flag's value is wrong.
+    #[error("{flag}: {why}")]
+    BadFlag {
+        /// The flag (`--fault-drop-in`).
+        flag: &'static str,
+        /// What is wrong with its value.
+        why: String,
+    },
+    /// A probability flag outside [0, 1].
+    #[error("{flag} is a probability between 0 and 1, got {got}")]
+    Probability {
+        /// The flag (`--fault-loss`).
+        flag: &'static str,
+        /// Its value.
+        got: f64,
+    },
+    /// The HTTP API's token file cannot be used (the message names the
+    /// file and why).
     #[error("{0}")]
-    Other(String),
+    HttpToken(String),
+    /// The HTTP API's settings do not hold together (the message names
+    /// the flags).
+    #[error("{0}")]
+    HttpConfig(String),
+    /// The HTTP API's address cannot be listened on.
+    #[error("cannot listen on --http {addr}: {source}")]
+    HttpListen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// `twopc accept-rollback` was given something that is not a directory.
+    #[error("{dir} is not a directory: give the participant's --data-dir")]
+    RollbackNotADirectory {
+        /// What it was given.
+        dir: PathBuf,
+    },
+    /// `twopc accept-rollback` was given a directory without state.
+    #[error(
+        "{dir} holds no state: there is nothing to accept (a node starting on it starts \
+         from its initial levels, and its alarm says so)"
+    )]
+    RollbackNoState {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// `twopc accept-rollback` was given another role's directory.
+    #[error(
+        "{dir} is not a participant's data directory: only a wallet or an order service \
+         has a history its coordinator checks"
+    )]
+    RollbackNotParticipant {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 /// The node's result type.

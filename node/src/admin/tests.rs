@@ -1,6 +1,7 @@
-//! Tests of `admin.rs`: what `twopc status` shows.
+//! Tests of `admin/`: what `twopc status` shows.
 
 use super::*;
+use twopc_model::{ReplicaState, State};
 
 /// `twopc status --json` and the text rendering name reject reasons and
 /// roles in snake_case, as they did when they were strings.
