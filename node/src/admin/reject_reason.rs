@@ -33,8 +33,8 @@ pub enum RejectReason {
     /// A message only a node of the cluster sends, from an address not in
     /// the cluster file (a node that moved?).
     UnknownSender,
-    /// A prepare below a participant's floor (a late duplicate, or a
-    /// coordinator behind the participants).
+    /// A prepare below a participant's floor (a late duplicate of a
+    /// settled attempt).
     BelowFloor,
 }
 

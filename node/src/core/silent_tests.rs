@@ -408,8 +408,7 @@ fn a_node_without_the_key_says_the_other_one_has_it() {
 }
 
 /// A prepare below the participant's floor (its coordinator settled that
-/// epoch since: a late duplicate, or a coordinator whose log was restored
-/// from a backup and is behind) is counted as `below_floor`, never handed
+/// epoch since: a late duplicate) is counted as `below_floor`, never handed
 /// to the actor; a prepare at the floor still is.
 #[test]
 fn a_prepare_below_the_floor_is_counted_not_silently_ignored() {

@@ -50,12 +50,14 @@ pub enum Reject {
     #[error("{0} from an address that is not in the cluster file")]
     UnknownSender(MsgKind),
     /// A prepare below this participant's floor: an attempt of an epoch
-    /// its coordinator has settled since. A late duplicate now and then;
-    /// a stream of them means a coordinator behind the participants (its
-    /// log restored from a backup?), whose prepares are all ignored.
+    /// its coordinator has settled since: a late duplicate. (A coordinator
+    /// whose log is behind, restored or replaced, learns the participants'
+    /// epoch at its start and never prepares below their floors; a stream
+    /// of these means one that skipped that: an older build, or a bug.)
     #[error(
-        "prepare of txn {txn} below this participant's floor {floor}: a late duplicate, or a \
-         coordinator behind what it settled before (a restored backup of its log?)"
+        "prepare of txn {txn} below this participant's floor {floor}: a late duplicate of a \
+         settled attempt (a stream of them: a coordinator that did not learn the participants' \
+         epoch at its start)"
     )]
     BelowFloor {
         /// The prepare's attempt.
