@@ -38,7 +38,8 @@ pub const SOME_LIVE_HOLD_REFUSAL: &str = "a shortage refusal caused by a live ho
 /// A coordinator that has learned its epoch starts every attempt under a
 /// number no participant has seen: not below its floor (where a prepare is
 /// ignored as settled), not one it holds or finished (a reused number).
-pub const NEXT_ATTEMPT_IS_NEW: &str = "a learned coordinator's next attempt is new to every participant";
+pub const NEXT_ATTEMPT_IS_NEW: &str =
+    "a learned coordinator's next attempt is new to every participant";
 /// Every actor's memory stays within what the configuration implies.
 pub const BOUNDED: &str = "memory bounded by the configuration";
 /// The name the liveness analysis (AG EF done) reports under; not a stateright

@@ -57,7 +57,11 @@ fn a_restart_on_its_own_log_presumes_abort_for_what_it_does_not_know() {
     assert_eq!(r.epoch, 2);
     let (r, _) = deliver(&r, WALLET, answer_to(2, 1, held.clone()));
     let (r, out) = deliver(&r, ORDER, answer_to(2, 1, held));
-    assert_eq!((r.epoch, r.doubts.len()), (2, 0), "not moved, nothing in doubt");
+    assert_eq!(
+        (r.epoch, r.doubts.len()),
+        (2, 0),
+        "not moved, nothing in doubt"
+    );
     assert_eq!(cmds(&out), expect(|o| o.cancel_timer(Timer::Learn)));
     let (_, out) = deliver(&r, WALLET, Msg::QueryDecision { txn: txn(0) });
     assert_eq!(
@@ -95,7 +99,11 @@ fn a_restored_backup_moves_past_the_participants_epoch_and_keeps_its_own_decisio
     assert_eq!(r.epoch, 4, "past what the participants saw");
     assert_eq!(r.outcomes.next, 4 << TICKET_GENERATION_BITS);
     let owed: Vec<TxnId> = r.commits.keys().copied().collect();
-    assert_eq!(owed, [t(1, 0), t(3, 0)], "its own commit and the learned one");
+    assert_eq!(
+        owed,
+        [t(1, 0), t(3, 0)],
+        "its own commit and the learned one"
+    );
     assert_eq!(r.commits[&t(1, 0)].req, req(1));
     assert_eq!(r.doubts.keys().copied().collect::<Vec<_>>(), [t(3, 1)]);
     let (r, _) = deliver(&r, CLIENT, fresh(8, 1, r.outcomes.next));
