@@ -203,7 +203,7 @@ pub enum Event<'a> {
 /// its sender promised or accepted, and every datagram to a participant or
 /// a client may reveal a save.
 fn leaves_before_sync(out: &Outgoing) -> bool {
-    matches!(out.peer.as_deref(), Some(Msg::Accept { .. }))
+    out.peer.as_deref().is_some_and(Msg::may_leave_before_sync)
 }
 
 /// A timer command as the actor emitted it (already applied to the core's
