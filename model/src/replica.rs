@@ -405,3 +405,7 @@ fn owned(coord: Cow<CoordState>) -> Option<CoordState> {
         Cow::Borrowed(_) => None,
     }
 }
+
+#[cfg(test)]
+#[path = "replica_tests.rs"]
+pub(crate) mod tests;
