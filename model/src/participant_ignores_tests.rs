@@ -125,9 +125,7 @@ fn what_a_participant_ignores_changes_nothing_and_sends_nothing_now_or_later() {
 
 #[test]
 fn what_only_answers_the_sender_changes_nothing_and_goes_to_the_sender_alone() {
-    let to_sender = |src: Id, c: &Command<Msg, Timer, (), Storage>| {
-        matches!(c, Command::Send(dst, _) if *dst == src)
-    };
+    let to_sender = |src: Id, c: &Command<Msg, Timer, (), Storage>| matches!(c, Command::Send(dst, _) if *dst == src);
     let held = judge(|s, src, m| wallet().only_answers(s, src, m), to_sender);
     assert!(held > 1000, "{held}");
     // Among them, answers: a vote again and an ack again.

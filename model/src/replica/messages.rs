@@ -133,4 +133,73 @@ impl Replica {
             }
         }
     }
+
+    /// Whether delivering `msg` from `src` changes nothing and sends
+    /// nothing, in `state` and in every state this replica reaches from it
+    /// (so a model checker may drop the message). Each rule rests on what
+    /// only grows: the promised term and the accepted (term, version)
+    /// (durable), a leader's chosen version and acknowledgements; and on a
+    /// replica never campaigning for, or leading, a term again once it
+    /// stopped (its next campaign is for a higher term, and a restart
+    /// follows, see [`Replica::ignores_once_restarted`]).
+    pub fn ignores(&self, state: &ReplicaState, src: Id, msg: &Msg) -> bool {
+        let promised = state.acceptor.promised;
+        match msg {
+            // Followed only if higher than what it promised.
+            Msg::Nack { promised: p } => *p <= promised,
+            // Counted only by the candidate for that term that lacks it.
+            Msg::Promise { term, .. } => {
+                !matches!(&state.standing, Standing::Candidate { term: t, promises }
+                    if t == term && !promises.contains_key(&src))
+            }
+            // Counted only by the leader of that term, above what is chosen
+            // and what that replica acknowledged before.
+            Msg::Accepted { term, version } => !state.leading().is_some_and(|l| {
+                l.term == *term
+                    && *version > l.chosen
+                    && l.acks.get(&src).is_none_or(|v| v < version)
+            }),
+            _ => false,
+        }
+    }
+
+    /// Whether delivering `msg` from `src` changes nothing, in `state` and
+    /// in every later state, and sends nothing but to `src`: an answer that
+    /// matters to the sender alone, so a message from a replica down for
+    /// good can be dropped.
+    pub fn only_answers(&self, state: &ReplicaState, src: Id, msg: &Msg) -> bool {
+        if self.ignores(state, src, msg) {
+            return true;
+        }
+        let promised = state.acceptor.promised;
+        match msg {
+            // A campaign it already promised (or refused): a promise or a
+            // refusal again.
+            Msg::Campaign { term } => *term <= promised,
+            // An accept that neither raises the promise nor is newer than
+            // what was accepted: a refusal or an acknowledgement again.
+            Msg::Accept { term, version, .. } => {
+                *term < promised
+                    || (*term == promised
+                        && state
+                            .acceptor
+                            .accepted
+                            .as_ref()
+                            .is_some_and(|a| a.rank() >= (*term, *version)))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a replica that is down ignores `msg` for good once it
+    /// restarts, whatever it was doing: what only a candidate or a leader
+    /// counts (`Promise`, `Accepted`). It restarts following (or
+    /// recovering), and never again campaigns for or leads a term it had.
+    pub fn ignores_once_restarted(msg: &Msg) -> bool {
+        matches!(msg, Msg::Promise { .. } | Msg::Accepted { .. })
+    }
 }
+
+#[cfg(test)]
+#[path = "ignores_tests.rs"]
+mod ignores_tests;
