@@ -137,93 +137,31 @@ impl TwopcModel {
             .collect()
     }
 
-    /// Whether delivering `msg` from `src` to replica `dst` is a no-op in
-    /// this state and in every state that follows (so the message can be
-    /// dropped). Each rule rests on what only grows: a replica's promised
-    /// term and accepted (term, version) (durable), a leader's chosen version
-    /// and acknowledgements; and on a replica never campaigning for, or
-    /// leading, a term again once it stopped (its next campaign is for a
-    /// higher term, and a restart follows). `dead` are the buried replicas:
-    /// what is sent to them is dropped.
+    /// Whether delivering `msg` from `src` to `dst` is a no-op in this state
+    /// and in every state that follows (so the message can be dropped), as
+    /// the receiver's model says (`ignores`, beside each handler in
+    /// twopc-model): what it ignores for good, what only answers a sender
+    /// that is dead (`dead`: the buried replicas, to which nothing is
+    /// delivered), and, for a replica that is down, what it ignores once it
+    /// restarts.
     fn inert(&self, state: &SysState, dead: &[Id], src: Id, dst: Id, msg: &Msg) -> bool {
         let i = usize::from(dst);
-        let r = match state.actor_states.get(i).map(|a| &***a) {
-            Some(State::Replica(r)) => r,
-            Some(State::Participant(p)) => return part_inert(p, dead.contains(&src), msg),
-            // A client that has every outcome ignores everything (what it
-            // has seen only grows).
-            Some(State::Client(c)) => {
-                let cfg = self
-                    .client_configs()
-                    .nth(i - self.cfg.client_indices().start);
-                return cfg.is_some_and(|cfg| cfg.is_done(c));
-            }
-            _ => return false,
+        let (Some(actor), Some(now)) = (self.inner.actors.get(i), state.actor_states.get(i)) else {
+            return false;
         };
-        let down = state.crashed[i];
-        let promised = r.acceptor.promised;
-        match msg {
-            // Followed only if higher than what it promised.
-            Msg::Nack { promised: p } => *p <= promised,
-            // Counted only by the candidate for that term that lacks it.
-            Msg::Promise { term, .. } => {
-                down || !matches!(&r.standing, Standing::Candidate { term: t, promises }
-                    if t == term && !promises.contains_key(&src))
+        let from_dead = dead.contains(&src);
+        match (&actor.node, &***now) {
+            (Node::Replica(r), State::Replica(s)) => {
+                (state.crashed[i] && Replica::ignores_once_restarted(msg))
+                    || r.ignores(s, src, msg)
+                    || (from_dead && r.only_answers(s, src, msg))
             }
-            // Counted only by the leader of that term, above what is chosen
-            // and what that replica acknowledged before.
-            Msg::Accepted { term, version } => {
-                down || !r.leading().is_some_and(|l| {
-                    l.term == *term
-                        && *version > l.chosen
-                        && l.acks.get(&src).is_none_or(|v| v < version)
-                })
+            (Node::Participant(p), State::Participant(s)) => {
+                p.ignores(s, src, msg) || (from_dead && p.only_answers(s, src, msg))
             }
-            // From a buried replica, a campaign it already promised (or
-            // refused) only answers the dead.
-            Msg::Campaign { term } => dead.contains(&src) && *term <= promised,
-            // From a buried leader, an accept that neither raises the
-            // promise nor is newer than what was accepted only answers the
-            // dead.
-            Msg::Accept { term, version, .. } => {
-                dead.contains(&src)
-                    && (*term < promised
-                        || (*term == promised
-                            && r.acceptor
-                                .accepted
-                                .as_ref()
-                                .is_some_and(|a| (a.term, a.version) >= (*term, *version))))
-            }
+            (Node::Client(c), State::Client(s)) => c.ignores(s, src, msg),
             _ => false,
         }
-    }
-}
-
-/// Whether delivering `msg` to a participant (from a buried replica if
-/// `from_dead`: its answer goes nowhere) changes nothing now or ever. What a
-/// participant decided stays decided: a transaction leaves `holds` only for
-/// `finished`, and leaves `finished` only when its floor passes it, after
-/// which no prepare holds it again; and the floor only rises.
-fn part_inert(p: &PartState, from_dead: bool, msg: &Msg) -> bool {
-    let data = &p.data;
-    let decided = |txn: &TxnId| *txn < data.floor || data.finished.contains_key(txn);
-    match msg {
-        // Ignored once decided (no answer at all).
-        Msg::Abort { txn } => decided(txn),
-        // Answered with an ack (to nobody, from the dead) unless it is held.
-        Msg::Commit { txn } => from_dead && decided(txn) && !data.holds.contains_key(txn),
-        // From the dead: a floor that settles nothing here now (so nothing
-        // later either: every later hold or decision is at or above this
-        // participant's floor), for an attempt already held or decided (a
-        // vote again, to nobody).
-        Msg::Prepare { txn, floor, .. } => {
-            from_dead
-                && floor.below <= data.floor
-                && data.holds.range(..floor.below).next().is_none()
-                && data.finished.range(..floor.below).next().is_none()
-                && (decided(txn) || data.holds.contains_key(txn))
-        }
-        _ => false,
     }
 }
 
