@@ -170,3 +170,44 @@ impl Msg {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stateright::actor::Id;
+
+    /// Only a leader's `Accept` may leave before its sender's saves are
+    /// durable: every other message between replicas reports what its
+    /// sender promised or accepted, or asks for it.
+    #[test]
+    fn only_an_accept_may_leave_before_the_sync() {
+        let term = Term {
+            n: 1,
+            leader: Id::from(0),
+        };
+        let accept = Msg::Accept {
+            term,
+            version: 1,
+            storage: Default::default(),
+        };
+        assert!(accept.may_leave_before_sync());
+        let others = [
+            Msg::Accepted { term, version: 1 },
+            Msg::Promise {
+                term,
+                accepted: None,
+            },
+            Msg::Nack { promised: term },
+            Msg::Campaign { term },
+            Msg::Recover { nonce: 1 },
+            Msg::RecoverReply {
+                nonce: 1,
+                acceptor: None,
+            },
+            Msg::AskEpoch { epoch: 1 },
+        ];
+        for m in others {
+            assert!(!m.may_leave_before_sync(), "{m:?}");
+        }
+    }
+}
