@@ -74,6 +74,15 @@ impl Client {
         state.seen.len() >= self.requests.len()
     }
 
+    /// Whether delivering `msg` from `src` changes nothing and sends
+    /// nothing, now or in any later state (so a model checker may drop it):
+    /// anything from a stranger, and everything once the client has every
+    /// outcome (what it has seen only grows). Paired with
+    /// [`Client::on_msg`] by its tests.
+    pub fn ignores(&self, state: &ClientState, src: Id, _msg: &Msg) -> bool {
+        !self.coordinators.contains(&src) || self.is_done(state)
+    }
+
     fn send_current(&self, state: &ClientState, o: &mut Out<Node>) {
         let Some(r) = self.requests.get(state.seen.len()) else {
             return;
@@ -221,6 +230,39 @@ mod tests {
             req: req(seq),
             status: Status::Unknown { ticket },
         }
+    }
+
+    /// Every state the client passes through on its way to done (with and
+    /// without a ticket), every answer it could get: what `ignores` says is
+    /// ignored changes nothing when delivered and sends nothing.
+    #[test]
+    fn what_a_client_ignores_changes_nothing_and_sends_nothing() {
+        let c = client(Mode::New);
+        let fresh = c.on_start(None, &mut Out::new());
+        let ticketed = deliver(&c, &fresh, unknown(1, 4)).0;
+        let one = deliver(&c, &ticketed, Msg::Outcome(outcome(1))).0;
+        let done = deliver(&c, &one, Msg::Outcome(outcome(2))).0;
+        assert!(c.is_done(&done) && !c.is_done(&one));
+        let mut msgs = vec![];
+        for seq in 1..=3 {
+            msgs.push(Msg::Outcome(outcome(seq)));
+            msgs.push(unknown(seq, 5));
+        }
+        let mut ignored = 0;
+        for s in [&fresh, &ticketed, &one, &done] {
+            for src in [Id::from(0), Id::from(7)] {
+                for m in msgs.iter().filter(|m| c.ignores(s, src, m)) {
+                    let mut cow = Cow::Borrowed(s);
+                    let mut o = Out::new();
+                    c.on_msg(&mut cow, src, m.clone(), &mut o);
+                    assert_eq!(&*cow, s, "{m:?}");
+                    assert!(o.is_empty(), "{m:?}: {o:?}");
+                    ignored += 1;
+                }
+            }
+        }
+        // Everything from the stranger, everything once done.
+        assert_eq!(ignored, 4 * msgs.len() + msgs.len());
     }
 
     #[test]

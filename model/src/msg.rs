@@ -122,6 +122,26 @@ pub enum Timer {
 }
 
 impl Msg {
+    /// Whether a replica may let this message leave before the saves it
+    /// made up to sending it are durable (persist before send, relaxed for
+    /// one message): a leader's `Accept` to another replica (only a leader
+    /// sends `Accept`, and only to its peers). A runtime sends a leader's
+    /// `Accept`s ahead of the fsync of the batch that made the save they
+    /// carry, so that the leader's fsync and the backups' overlap. Safe
+    /// because an `Accept` is the proposer's request, not a report of the
+    /// leader's own acceptance: nothing the leader releases because of a
+    /// majority leaves before its own save is durable (those releases are
+    /// ordinary sends). Every other message needs its sender's saves
+    /// durable: an `Accepted`, a `Promise` or a `Nack` reports what its
+    /// sender promised or accepted, a `Campaign` names a term the sender
+    /// promised itself, and every message to a participant or a client may
+    /// reveal a save. The node's core (`node/src/core/mod.rs`, "The one
+    /// exception") and the trace replay (`twopc-checks`' `replay`) both ask
+    /// this.
+    pub fn may_leave_before_sync(&self) -> bool {
+        matches!(self, Msg::Accept { .. })
+    }
+
     /// Whether this is a message the replicas of a replicated coordinator
     /// exchange among themselves (a runtime carries it on its links between
     /// replicas; every other message goes to or from participants and
@@ -147,6 +167,47 @@ impl Msg {
             | Msg::QueryDecision { .. }
             | Msg::AskEpoch { .. }
             | Msg::Epoch { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stateright::actor::Id;
+
+    /// Only a leader's `Accept` may leave before its sender's saves are
+    /// durable: every other message between replicas reports what its
+    /// sender promised or accepted, or asks for it.
+    #[test]
+    fn only_an_accept_may_leave_before_the_sync() {
+        let term = Term {
+            n: 1,
+            leader: Id::from(0),
+        };
+        let accept = Msg::Accept {
+            term,
+            version: 1,
+            storage: Default::default(),
+        };
+        assert!(accept.may_leave_before_sync());
+        let others = [
+            Msg::Accepted { term, version: 1 },
+            Msg::Promise {
+                term,
+                accepted: None,
+            },
+            Msg::Nack { promised: term },
+            Msg::Campaign { term },
+            Msg::Recover { nonce: 1 },
+            Msg::RecoverReply {
+                nonce: 1,
+                acceptor: None,
+            },
+            Msg::AskEpoch { epoch: 1 },
+        ];
+        for m in others {
+            assert!(!m.may_leave_before_sync(), "{m:?}");
         }
     }
 }

@@ -261,21 +261,13 @@ fn can_take(
 }
 
 /// Whether `msg`, sent by `sender` to `dst`, may leave before the saves
-/// `sender` made up to that send are durable. Only one message may: a
-/// coordinator replica's `Accept` to another replica (in the model only a
-/// leader sends `Accept`, and the commands check holds the trace to the
-/// model). The runtime sends a leader's `Accept`s ahead of the fsync of the
-/// batch that made the save they carry, so that the leader's fsync and the
-/// backups' overlap. That is safe because an `Accept` is the proposer's
-/// request, not a report of the leader's own acceptance: nothing the leader
-/// releases because of a majority leaves before its own save is durable
-/// (those releases are ordinary sends, checked as such). The whole argument:
-/// `node/src/core/mod.rs`, "The one exception". Every other message, a
-/// replica's `Accepted`, `Promise`, `Nack` and `Campaign` included, needs
-/// the sender's saves durable.
+/// `sender` made up to that send are durable: a coordinator replica's
+/// message to another replica that the model says may
+/// ([`Msg::may_leave_before_sync`]: a leader's `Accept`, and why). Every
+/// other message needs the sender's saves durable.
 pub(super) fn leaves_before_fsync(sender: &Node, dst: Id, msg: &Msg) -> bool {
     match (sender, msg) {
-        (Node::Replica(r), Msg::Accept { .. }) => r.peers.contains(&dst),
+        (Node::Replica(r), msg) => r.peers.contains(&dst) && msg.may_leave_before_sync(),
         _ => false,
     }
 }

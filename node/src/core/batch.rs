@@ -86,7 +86,7 @@ use super::*;
 /// its sender promised or accepted, and every datagram to a participant or
 /// a client may reveal a save.
 fn leaves_before_sync(out: &Outgoing) -> bool {
-    matches!(out.peer_msg(), Some(Msg::Accept { .. }))
+    out.peer_msg().is_some_and(Msg::may_leave_before_sync)
 }
 
 impl Core {
