@@ -39,29 +39,7 @@ pub enum NetworkKind {
     Udp,
 }
 
-/// Which commit protocol the coordinator runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
-pub enum Protocol {
-    /// Presumed-abort two-phase commit with one coordinator (it blocks while
-    /// the coordinator is down).
-    #[default]
-    #[value(name = "2pc")]
-    #[serde(rename = "2pc")]
-    TwoPc,
-    /// The same coordinator replicated on 2F+1 replicas (Paxos ballots on its
-    /// durable state): losing any F of them blocks nothing.
-    Replicated,
-}
-
-impl Protocol {
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::TwoPc => "2pc",
-            Protocol::Replicated => "replicated",
-        }
-    }
-}
+pub use twopc_model::Protocol;
 
 /// A role, for choosing which actors may crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]

@@ -146,7 +146,7 @@ fn run_liveness_compared(model: TwopcModel) -> bool {
         let m = cfg.into_model();
         println!(
             "Liveness (AG EF done), {}: {}",
-            protocol.name(),
+            protocol.as_str(),
             report::describe(&m.cfg)
         );
         let result = liveness::analyze(&m, |n| {
@@ -170,7 +170,7 @@ fn run_liveness_compared(model: TwopcModel) -> bool {
         };
         println!(
             "{:<12} {:>12} {:>12} {:>10}  {verdict}",
-            protocol.name(),
+            protocol.as_str(),
             report::thousands(r.states),
             report::thousands(r.done),
             report::thousands(r.stuck)

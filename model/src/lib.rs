@@ -213,6 +213,7 @@
 pub mod client;
 pub mod coordinator;
 pub mod durable;
+pub mod kind;
 pub mod msg;
 pub mod outcomes;
 mod pairs;
@@ -225,6 +226,7 @@ pub use client::{Client, ClientState, Mode, Request};
 pub use coordinator::{
     CoordState, CoordStorage, Coordinator, Known, Learning, Outcomes, Told, TICKET_GENERATION_BITS,
 };
+pub use kind::{msg_txn, MsgKind};
 pub use msg::*;
 pub use participant::{Hold, PartState, PartStorage, Participant, Resource};
 pub use replica::{Accepted, Leading, Replica, ReplicaState, ReplicaStorage, Standing};

@@ -273,3 +273,38 @@ impl Rejection {
         }
     }
 }
+
+/// How the coordinator is run: the one fact about a deployment that every
+/// crate names (the cluster file, the checker's flags, the node's logs).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Protocol {
+    /// Presumed-abort two-phase commit with one coordinator (it blocks while
+    /// the coordinator is down).
+    #[default]
+    #[serde(rename = "2pc")]
+    #[cfg_attr(feature = "clap", value(name = "2pc"))]
+    TwoPc,
+    /// The same coordinator replicated on 2F+1 replicas (Paxos ballots on its
+    /// durable state): losing any F of them blocks nothing.
+    #[serde(rename = "replicated")]
+    Replicated,
+}
+
+impl Protocol {
+    /// Its name in the cluster file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::TwoPc => "2pc",
+            Protocol::Replicated => "replicated",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

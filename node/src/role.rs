@@ -5,6 +5,9 @@
 use serde::{Deserialize, Serialize};
 use twopc_model::Storage;
 
+/// How the coordinator is run (the model's: the checker names it too).
+pub use twopc_model::Protocol;
+
 /// A node's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,33 +68,5 @@ mod tests {
             assert_eq!(toml.as_str(), Some(role.as_str()));
             assert_eq!(role.to_string(), role.as_str());
         }
-    }
-}
-
-/// How the coordinator is run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Protocol {
-    /// One coordinator (two-phase commit as such).
-    #[default]
-    #[serde(rename = "2pc")]
-    TwoPc,
-    /// 2F+1 coordinator replicas, one leading (`twopc_model::Replica`).
-    #[serde(rename = "replicated")]
-    Replicated,
-}
-
-impl Protocol {
-    /// Its name in the cluster file and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::TwoPc => "2pc",
-            Protocol::Replicated => "replicated",
-        }
-    }
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }

@@ -42,8 +42,8 @@
 //! - `key.rs`: [`ClusterKey`], the shared secret and its format.
 //! - `reject.rs`: [`Reject`], why a datagram was dropped. Uses
 //!   `crate::admin::RejectReason` (its counter).
-//! - `kind.rs`: [`MsgKind`], the kinds of protocol messages, and
-//!   [`msg_txn`]. Uses nothing of the crate.
+//! - [`MsgKind`], the kinds of protocol messages, and [`msg_txn`] are the
+//!   model's (`twopc_model::kind`), re-exported here for the node.
 //!
 //! Of the rest of the crate only `admin` and `in_doubt` are used (for what
 //! admin messages carry); the rest of the crate uses the names re-exported
@@ -52,16 +52,15 @@
 mod codec;
 mod envelope;
 mod key;
-mod kind;
 mod payload;
 mod reject;
 
 pub use codec::{Codec, Format};
 pub use envelope::{MAGIC, MAX_DATAGRAM, MAX_FRAME, VERSION};
 pub use key::{ClusterKey, KEY_HEX_LEN};
-pub use kind::{msg_txn, MsgKind};
 pub use payload::{check_name, Payload, MAX_NAME};
 pub use reject::Reject;
+pub use twopc_model::{msg_txn, MsgKind};
 
 #[cfg(test)]
 mod tests;

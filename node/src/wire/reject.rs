@@ -2,8 +2,8 @@
 //! counter. Uses `crate::admin::RejectReason` (the counter's key) and
 //! `kind` (a message kind in a reason); nothing else of the crate.
 
-use super::kind::MsgKind;
 use crate::admin::RejectReason;
+use twopc_model::MsgKind;
 
 /// Why a datagram was dropped. Each variant is one counter.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

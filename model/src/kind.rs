@@ -1,12 +1,12 @@
-//! [`MsgKind`]: the kinds of protocol messages, as logs and the
-//! `--fault-drop-in/-out` flags name them, and [`msg_txn`], the
-//! transaction a message is about. Pure; uses nothing of the crate.
+//! [`MsgKind`]: the kinds of protocol messages, as a runtime's logs,
+//! counters and fault flags name them, and [`msg_txn`], the transaction a
+//! message is about: facts about a message, kept beside the message.
 
+use crate::msg::{Msg, TxnId};
 use serde::{Deserialize, Serialize};
-use twopc_model::{Msg, TxnId};
 
 /// The kind of a protocol message: what logs name and `--fault-drop-in/-out`
-/// select. Defined here, once, next to the envelope that carries them.
+/// select. Defined here, once, next to the messages themselves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MsgKind {
