@@ -251,6 +251,21 @@ impl std::fmt::Display for Term {
 }
 
 impl AbortReason {
+    /// Every reason.
+    pub const ALL: [AbortReason; 6] = [
+        AbortReason::InsufficientFunds,
+        AbortReason::InsufficientStock,
+        AbortReason::UnknownUser,
+        AbortReason::UnknownSku,
+        AbortReason::VoteTimeout,
+        AbortReason::InvalidRequest,
+    ];
+
+    /// The reason named `name` (see [`AbortReason::name`]).
+    pub fn from_name(name: &str) -> Option<AbortReason> {
+        AbortReason::ALL.into_iter().find(|r| r.name() == name)
+    }
+
     /// Its snake_case name: on the command line, in JSON, in metrics.
     pub fn name(self) -> &'static str {
         match self {

@@ -5,6 +5,58 @@
 use super::RejectReason;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use twopc_model::{AbortReason, Verdict};
+
+/// How a purchase was decided: the key of [`Counters::decided`]. Written as
+/// its name (`committed`, or the abort reason's: `insufficient_funds`, ...)
+/// in `twopc status --json` and as the `outcome` label of `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum DecidedAs {
+    /// Committed.
+    Committed,
+    /// Aborted, and why.
+    Aborted(AbortReason),
+}
+
+impl DecidedAs {
+    /// What an outcome with `verdict` counts as: a purchase decided, or
+    /// nothing (an id refused, or unknown).
+    pub fn of(verdict: Verdict) -> Option<DecidedAs> {
+        match verdict {
+            Verdict::Committed => Some(DecidedAs::Committed),
+            Verdict::Aborted(r) => Some(DecidedAs::Aborted(r)),
+            Verdict::Refused(_) | Verdict::Unknown => None,
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DecidedAs::Committed => "committed",
+            DecidedAs::Aborted(r) => r.name(),
+        }
+    }
+}
+
+impl From<DecidedAs> for String {
+    fn from(d: DecidedAs) -> String {
+        d.name().to_string()
+    }
+}
+
+impl TryFrom<String> for DecidedAs {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<DecidedAs, String> {
+        match name.as_str() {
+            "committed" => Ok(DecidedAs::Committed),
+            _ => AbortReason::from_name(&name)
+                .map(DecidedAs::Aborted)
+                .ok_or_else(|| format!("unknown outcome {name:?}")),
+        }
+    }
+}
 
 /// A node's counters since it started.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +115,7 @@ pub struct Counters {
     /// outcome counts when the step that sent it also saved it (a decision);
     /// answers to retries of decided requests are not counted again.
     #[serde(default)]
-    pub decided: BTreeMap<String, u64>,
+    pub decided: BTreeMap<DecidedAs, u64>,
     /// Participants: why this node stopped handing its coordinator's
     /// messages to the actor — its history is behind what the coordinator
     /// heard from it (`crate::history`). `twopc status` shows it as an

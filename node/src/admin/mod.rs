@@ -23,7 +23,7 @@ mod reject_reason;
 mod replica;
 mod view;
 
-pub use counters::{Counters, UnknownDecision, RECENT_ALARMS};
+pub use counters::{Counters, DecidedAs, UnknownDecision, RECENT_ALARMS};
 pub use peers::{
     file_disagreements, peer_alarms, remember, who_leads, GroupView, PeerView, UNANSWERED_ALARM,
 };

@@ -206,3 +206,34 @@ fn a_node_with_another_cluster_file_is_named() {
     );
     assert!(file_disagreements(&peers[1..2], &file).is_empty());
 }
+
+/// `decided` is keyed by what the purchase became, and reads and writes as
+/// its name: the JSON of `twopc status --json` keeps the keys it had when
+/// they were strings, and a name nobody knows is refused, not miscounted.
+#[test]
+fn decided_outcomes_are_keyed_by_name_in_json() {
+    use crate::admin::DecidedAs;
+    use twopc_model::AbortReason;
+    let counters = Counters {
+        decided: [
+            (DecidedAs::Committed, 3),
+            (DecidedAs::Aborted(AbortReason::VoteTimeout), 1),
+        ]
+        .into(),
+        ..Counters::default()
+    };
+    let json = serde_json::to_value(&counters).unwrap();
+    assert_eq!(
+        json["decided"],
+        serde_json::json!({"committed": 3, "vote_timeout": 1})
+    );
+    let back: Counters = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(back, counters);
+    let mut bad = json;
+    bad["decided"] = serde_json::json!({"comitted": 3});
+    let err = serde_json::from_value::<Counters>(bad).unwrap_err();
+    assert!(err.to_string().contains("unknown outcome"), "{err}");
+    for r in AbortReason::ALL {
+        assert_eq!(AbortReason::from_name(r.name()), Some(r));
+    }
+}

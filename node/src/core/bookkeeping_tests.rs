@@ -4,7 +4,7 @@
 
 use super::tests::*;
 use super::*;
-use crate::admin::NodeView;
+use crate::admin::{DecidedAs, NodeView};
 use crate::wire::Format;
 use twopc_model::{Ballot, RequestId, TxnId};
 
@@ -125,18 +125,12 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
         };
         send(&mut core, voter, vote);
     }
-    assert_eq!(
-        core.counters().decided,
-        [("committed".to_string(), 1)].into()
-    );
+    assert_eq!(core.counters().decided, [(DecidedAs::Committed, 1)].into());
     assert_eq!(core.take_latencies().len(), 1);
     // A retry (a fresh caller, no ticket): answered from the outcome
     // table, not a second decision.
     send(&mut core, CLIENT, purchase(None));
-    assert_eq!(
-        core.counters().decided,
-        [("committed".to_string(), 1)].into()
-    );
+    assert_eq!(core.counters().decided, [(DecidedAs::Committed, 1)].into());
     assert!(core.take_latencies().is_empty());
 }
 

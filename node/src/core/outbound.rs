@@ -4,6 +4,7 @@
 //! they may leave).
 
 use super::*;
+use crate::admin::DecidedAs;
 
 impl Core {
     /// Interprets the actor's commands, in emitted order. Every variant is
@@ -50,13 +51,11 @@ impl Core {
     pub(super) fn measure(&mut self, now: Instant, saved: bool, msg: &Msg) {
         match msg {
             Msg::Outcome(o) if saved => {
-                let name = match o.verdict {
-                    twopc_model::Verdict::Committed => "committed",
-                    twopc_model::Verdict::Aborted(r) => r.name(),
-                    // Not a purchase decided: an id refused or unknown.
-                    twopc_model::Verdict::Refused(_) | twopc_model::Verdict::Unknown => return,
+                // Not a purchase decided: an id refused or unknown.
+                let Some(decided) = DecidedAs::of(o.verdict) else {
+                    return;
                 };
-                *self.counters.decided.entry(name.to_string()).or_default() += 1;
+                *self.counters.decided.entry(decided).or_default() += 1;
                 if let (Some(started), Some(txn)) = (&mut self.started, &o.txn) {
                     if let Some(at) = started.remove(txn) {
                         self.latencies.push(now.saturating_duration_since(at));

@@ -202,7 +202,7 @@ impl Collector for ViewCollector {
             MetricType::Counter,
         )?;
         for (outcome, n) in &c.decided {
-            ConstCounter::new(*n).encode(m.encode_family(&[("outcome", outcome.as_str())])?)?;
+            ConstCounter::new(*n).encode(m.encode_family(&[("outcome", outcome.name())])?)?;
         }
         gauge(
             &mut e,
@@ -391,6 +391,7 @@ fn encode_replica(e: &mut DescriptorEncoder, r: &ReplicaView) -> std::fmt::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::DecidedAs;
     use crate::admin::{Counters, RejectReason};
 
     /// A coordinator of `epoch` with nothing in progress.
@@ -413,8 +414,11 @@ mod tests {
             datagrams_in: 7,
             rejected: [(RejectReason::BadMac, 3)].into(),
             decided: [
-                ("committed".to_string(), 2),
-                ("insufficient_funds".to_string(), 1),
+                (DecidedAs::Committed, 2),
+                (
+                    DecidedAs::Aborted(twopc_model::AbortReason::InsufficientFunds),
+                    1,
+                ),
             ]
             .into(),
             ..Counters::default()
