@@ -274,13 +274,25 @@ impl TestCluster {
 
     /// The `twopc purchase` command (not started).
     pub fn purchase_command(&self, user: &str, sku: &str, qty: u64, price: u64) -> Command {
+        self.purchase_command_within(user, sku, qty, price, 120)
+    }
+
+    /// The `twopc purchase` command with `--timeout secs` (not started).
+    pub fn purchase_command_within(
+        &self,
+        user: &str,
+        sku: &str,
+        qty: u64,
+        price: u64,
+        secs: u64,
+    ) -> Command {
         let mut c = self.command();
         c.arg("purchase")
             .arg("--cluster")
             .arg(&self.cluster_file)
             .args(["--user", user, "--sku", sku])
             .args(["--qty", &qty.to_string(), "--price", &price.to_string()])
-            .args(["--json", "--timeout", "120"])
+            .args(["--json", "--timeout", &secs.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
