@@ -72,11 +72,15 @@ fn from_anyone(msg: &Msg) -> bool {
 }
 
 /// Whether `msg` asks its receiver, that very node, for an answer: a
-/// prepare (a vote), a commit (an ack). Not a participant's query: with a
+/// prepare (a vote), a commit (an ack), the question for the epoch (its
+/// answer). Not a participant's query: with a
 /// replicated coordinator it goes to every replica and only the leader
 /// answers, so the followers' silence would be a false alarm.
 fn asks_for_answer(msg: &Msg) -> bool {
-    matches!(msg, Msg::Prepare { .. } | Msg::Commit { .. })
+    matches!(
+        msg,
+        Msg::Prepare { .. } | Msg::Commit { .. } | Msg::AskEpoch { .. }
+    )
 }
 
 impl Peers {
