@@ -127,7 +127,7 @@ impl Coordinator {
     }
 
     /// Start as the new leader of a replica group, from the state a
-    /// majority accepted (see [`crate::replica`]): that state is the
+    /// majority accepted (see the `replica` module): that state is the
     /// group's latest, so it asks only when there is none (a new group, or
     /// one taking over from 2PC).
     pub fn take_over(&self, adopted: Option<&CoordStorage>, o: &mut Out<Node>) -> CoordState {
