@@ -49,12 +49,15 @@
 //!
 //! ## A replicated coordinator
 //!
-//! `protocol = "2pc"` (the default) runs one coordinator: the file lists
-//! exactly one node with `role = "coordinator"`. With `protocol =
-//! "replicated"` at the top, the coordinator is a group of 2F+1 replicas
+//! `protocol = "replicated"` (what twopc deploys by default, and the
+//! example file's) makes the coordinator a group of 2F+1 replicas
 //! (`twopc_model::Replica`) that survives the loss of F of them: the file
 //! lists an odd number of coordinator nodes, at least 3, and their order in
 //! the file is the group's order (the first one leads the first term).
+//! `protocol = "2pc"` runs one coordinator, the simpler choice that blocks
+//! while it is down: the file lists exactly one node with `role =
+//! "coordinator"`. A file that does not say is read by what it lists: one
+//! coordinator node runs 2PC, more are replicas.
 //!
 //! ```toml
 //! protocol = "replicated"
@@ -114,8 +117,8 @@ pub use crate::role::Protocol;
 struct RawCluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cluster_id: Option<String>,
-    #[serde(default, skip_serializing_if = "is_default")]
-    protocol: Protocol,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    protocol: Option<Protocol>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     accounts_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,10 +170,6 @@ pub struct Cluster {
     pub stock: InitialLevels,
     /// How many purchase outcomes the coordinator remembers (`retention`).
     pub retention: usize,
-}
-
-fn is_default(p: &Protocol) -> bool {
-    *p == Protocol::default()
 }
 
 fn resolve(text: &str) -> std::result::Result<SocketAddrV4, String> {
@@ -243,16 +242,26 @@ impl Cluster {
             }
         }
         let coordinators = nodes.iter().filter(|n| n.role == Role::Coordinator).count();
-        match raw.protocol {
+        if coordinators == 0 {
+            return Err(
+                "a cluster has a coordinator: one node with role = \"coordinator\" (2PC), or \
+                 three or five (a replicated coordinator); this file lists none"
+                    .into(),
+            );
+        }
+        // Unsaid, the protocol is what the coordinator nodes listed make:
+        // one runs 2PC, more are replicas.
+        let protocol = raw.protocol.unwrap_or(match coordinators {
+            1 => Protocol::TwoPc,
+            _ => Protocol::Replicated,
+        });
+        match protocol {
             Protocol::TwoPc if coordinators > 1 => {
                 return Err(format!(
                     "protocol \"2pc\" runs exactly one coordinator node, this file lists \
                      {coordinators}; for a replicated coordinator put protocol = \"replicated\" \
                      at the top of the file"
                 ))
-            }
-            Protocol::TwoPc if coordinators == 0 => {
-                return Err("a cluster has exactly one Coordinator node, this one has 0".into())
             }
             Protocol::Replicated if coordinators < 3 || coordinators % 2 == 0 => {
                 return Err(format!(
@@ -277,7 +286,7 @@ impl Cluster {
         }
         Ok(Cluster {
             cluster_id: raw.cluster_id,
-            protocol: raw.protocol,
+            protocol,
             nodes,
             retention,
             accounts: InitialLevels {
@@ -295,7 +304,7 @@ impl Cluster {
     pub fn to_toml(&self) -> String {
         let raw = RawCluster {
             cluster_id: self.cluster_id.clone(),
-            protocol: self.protocol,
+            protocol: Some(self.protocol),
             accounts_file: self.accounts.file.clone(),
             stock_file: self.stock.file.clone(),
             retention: (self.retention != DEFAULT_RETENTION).then_some(self.retention),

@@ -3,26 +3,36 @@
 use super::*;
 
 const EXAMPLE: &str = include_str!("../examples/cluster.toml");
+const TWO_PC: &str = include_str!("../examples/cluster-2pc.toml");
+
+/// The example cluster file is the default deployment: three coordinator
+/// replicas, a wallet and an order service.
+#[test]
+fn the_example_cluster_file_is_replicated() {
+    let c = Cluster::parse(EXAMPLE).unwrap();
+    assert_eq!(c.protocol, Protocol::Replicated);
+    assert_eq!(c.nodes.len(), 5);
+    assert!(!c.accounts.table.is_empty() && !c.stock.table.is_empty());
+    let names: Vec<&str> = c.coordinators().iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["coordinator-1", "coordinator-2", "coordinator-3"]);
+    let wallet = c.node("wallet").unwrap();
+    let Node::Participant(p) = c.actor(wallet) else {
+        panic!("wallet is a participant")
+    };
+    let replicas: Vec<Id> = c.coordinators().iter().map(|n| n.id()).collect();
+    assert_eq!(p.coordinators, replicas);
+}
 
 #[test]
-fn the_example_cluster_file_parses() {
-    let c = Cluster::parse(EXAMPLE).unwrap();
+fn the_two_phase_commit_example_parses() {
+    let c = Cluster::parse(TWO_PC).unwrap();
+    assert_eq!(c.protocol, Protocol::TwoPc);
     assert_eq!(c.nodes.len(), 3);
-    assert!(!c.accounts.table.is_empty() && !c.stock.table.is_empty());
     let wallet = c.node("wallet").unwrap();
     let Node::Participant(p) = c.actor(wallet) else {
         panic!("wallet is a participant")
     };
     assert_eq!(p.coordinators, vec![c.with_role(Role::Coordinator).id()]);
-}
-
-#[test]
-fn the_replicated_example_parses() {
-    let text = include_str!("../examples/cluster-replicated.toml");
-    let c = Cluster::parse(text).unwrap();
-    assert_eq!(c.protocol, Protocol::Replicated);
-    let names: Vec<&str> = c.coordinators().iter().map(|n| n.name.as_str()).collect();
-    assert_eq!(names, ["coordinator-1", "coordinator-2", "coordinator-3"]);
 }
 
 #[test]
@@ -84,10 +94,11 @@ fn with_coordinators(protocol: Option<&str>, n: usize) -> String {
 }
 
 fn participants_only() -> String {
-    // The example's coordinator node, cut out.
-    let start = EXAMPLE.find("[[node]]\nname = \"coordinator\"").unwrap();
-    let end = start + EXAMPLE[start..].find("\n\n").unwrap();
-    format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..])
+    // The 2PC example's protocol and coordinator node, cut out.
+    let text = TWO_PC.replacen("protocol = \"2pc\"\n", "", 1);
+    let start = text.find("[[node]]\nname = \"coordinator\"").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    format!("{}{}", &text[..start], &text[end..])
 }
 
 #[test]
@@ -120,19 +131,32 @@ fn a_replicated_cluster_lists_an_odd_number_of_coordinators_in_order() {
         );
         assert!(err.contains(&format!("lists {n}")), "{err}");
     }
+    let err = Cluster::parse(&text(Some("2pc"), 3)).unwrap_err();
+    assert!(
+        err.contains("exactly one coordinator") && err.contains("replicated"),
+        "{err}"
+    );
+    // Unsaid, the protocol is what the coordinator nodes make: one runs
+    // 2PC, three are replicas, two are neither, none is no cluster. A file
+    // written back names it.
     for protocol in [None, Some("2pc")] {
-        let err = Cluster::parse(&text(protocol, 3)).unwrap_err();
-        assert!(
-            err.contains("exactly one coordinator") && err.contains("replicated"),
-            "{err}"
-        );
         let c = Cluster::parse(&text(protocol, 1)).unwrap();
         assert_eq!(c.protocol, Protocol::TwoPc);
         assert!(
-            !c.to_toml().contains("protocol"),
-            "the default is not written"
+            c.to_toml().starts_with("protocol = \"2pc\""),
+            "{}",
+            c.to_toml()
         );
     }
+    let c = Cluster::parse(&text(None, 3)).unwrap();
+    assert_eq!(c.protocol, Protocol::Replicated);
+    let err = Cluster::parse(&text(None, 2)).unwrap_err();
+    assert!(
+        err.contains("odd number") && err.contains("lists 2"),
+        "{err}"
+    );
+    let err = Cluster::parse(&text(None, 0)).unwrap_err();
+    assert!(err.contains("this file lists none"), "{err}");
     let err = Cluster::parse(&text(Some("paxos"), 3)).unwrap_err();
     assert!(err.contains("paxos"), "{err}");
 }

@@ -1,9 +1,10 @@
 //! `twopc demo`: a newcomer's first command. Brings up a whole cluster on
-//! loopback, makes a few purchases (commits and every kind of abort, and a
-//! race for the last unit), prints what happened and the final balances and
-//! stock, and shuts down. Then a replicated coordinator: three replicas as
-//! `twopc node` processes, the leader killed with SIGKILL in the middle of
-//! the purchases, which all complete.
+//! loopback as twopc is deployed by default (three coordinator replicas, a
+//! wallet and an order service, each a `twopc node` process), makes a few
+//! purchases (commits and every kind of abort, and a race for the last
+//! unit), kills the leader with SIGKILL while three clients buy (every
+//! purchase completes), prints the final balances and stock and whether they
+//! add up, and shuts down. Then the same shop with one coordinator (2PC).
 
 use crate::client::{self, PurchaseReport};
 use crate::cluster::{Protocol, Role};
@@ -82,29 +83,32 @@ async fn one(cluster: &LocalCluster, p: Purchase) -> Result<Option<Outcome>> {
 }
 
 /// Runs the demo; prints to stdout.
-pub async fn run() -> Result<()> {
-    let accounts: BTreeMap<String, u64> = [("alice", 100), ("bob", 60), ("carol", 15)]
+/// The shop's initial balances and stock (both scenes).
+fn shop() -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let accounts = [("alice", 100), ("bob", 60), ("carol", 15)]
         .map(|(k, v)| (k.to_string(), v))
         .into();
-    let stock: BTreeMap<String, u64> = [("widget", 10), ("gadget", 2)]
+    let stock = [("widget", 30), ("gadget", 2)]
         .map(|(k, v)| (k.to_string(), v))
         .into();
-    let cluster = LocalCluster::start(accounts.clone(), stock.clone()).await?;
-    println!(
-        "twopc demo: a three-node cluster on loopback (UDP, fsync'd storage, HMAC-authenticated)"
-    );
+    (accounts, stock)
+}
+
+/// Prints the cluster's nodes.
+fn nodes(cluster: &LocalCluster) {
     for n in &cluster.cluster.nodes {
         println!(
-            "  {:<12} {:<22} data {}",
+            "  {:<14} {:<22} data {}",
             n.name,
             n.address.to_string(),
             cluster.dir.path().join(&n.name).display()
         );
     }
-    println!();
-    println!("initial balances: {}", levels(&accounts));
-    println!("initial stock:    {}", levels(&stock));
-    println!();
+}
+
+/// Purchases one after another (commits and each kind of abort), then two
+/// buyers racing for the last gadget; returns those that committed.
+async fn purchases(cluster: &LocalCluster) -> Result<Vec<Purchase>> {
     println!("purchases, one after another:");
     let mut committed: Vec<Purchase> = Vec::new();
     for p in [
@@ -115,7 +119,7 @@ pub async fn run() -> Result<()> {
         buy("dave", "widget", 1, 5),
         buy("bob", "gizmo", 1, 5),
     ] {
-        if let Some(o) = one(&cluster, p.clone()).await? {
+        if let Some(o) = one(cluster, p.clone()).await? {
             if o.verdict == Verdict::Committed {
                 committed.push(p);
             }
@@ -124,19 +128,28 @@ pub async fn run() -> Result<()> {
     println!();
     println!("alice and bob race for the last gadget, concurrently:");
     let race = [buy("alice", "gadget", 1, 10), buy("bob", "gadget", 1, 10)];
-    let (a, b) = tokio::join!(
-        one(&cluster, race[0].clone()),
-        one(&cluster, race[1].clone())
-    );
+    let (a, b) = tokio::join!(one(cluster, race[0].clone()), one(cluster, race[1].clone()));
     for (p, o) in race.iter().zip([a?, b?]) {
         if o.is_some_and(|o| o.verdict == Verdict::Committed) {
             committed.push(p.clone());
         }
     }
-    if !cluster.settle(Duration::from_secs(30)).await? {
+    Ok(committed)
+}
+
+/// Waits until every transaction is decided, prints the final levels and
+/// whether they add up; stops the cluster.
+async fn finish(
+    cluster: LocalCluster,
+    name: &'static str,
+    initial: (&BTreeMap<String, u64>, &BTreeMap<String, u64>),
+    committed: &[Purchase],
+) -> Result<()> {
+    if !cluster.settle(Duration::from_secs(60)).await? {
+        let secs = 60;
         return Err(DemoError::NotSettled {
-            cluster: "the cluster",
-            secs: 30,
+            cluster: name,
+            secs,
         }
         .into());
     }
@@ -151,37 +164,34 @@ pub async fn run() -> Result<()> {
         "final stock:    {}   (as the order service reports them)",
         levels(&order.levels)
     );
-    let conserved = conservation(
-        "",
-        (&accounts, &stock),
-        (&wallet.levels, &order.levels),
-        &committed,
-    );
-    let fsyncs = (
-        cluster.status(Role::Coordinator).await?.counters.fsyncs,
-        wallet.counters.fsyncs,
-        order.counters.fsyncs,
-    );
+    let conserved = conservation("", initial, (&wallet.levels, &order.levels), committed);
+    let holds = wallet.holds_total + order.holds_total;
     println!(
-        "fsyncs:         coordinator {}, wallet {}, order {}",
-        fsyncs.0, fsyncs.1, fsyncs.2
+        "purchases committed: {}; holds left at the wallet or the order service: {holds}",
+        committed.len()
     );
     cluster.stop().await?;
-    println!("cluster stopped cleanly");
+    println!("{name} stopped cleanly");
     if !conserved {
         return Err(DemoError::NotConserved.into());
     }
-    println!();
-    replicated().await
+    Ok(())
 }
 
-/// The replicated scene: kill -9 the leader mid-purchases; purchases
-/// complete.
+/// The demo: the replicated coordinator (the default), its leader killed
+/// mid-purchases; then the same shop with one coordinator (2PC).
+pub async fn run() -> Result<()> {
+    replicated().await?;
+    println!();
+    two_phase_commit().await
+}
+
+/// The first scene, as twopc is deployed by default: three coordinator
+/// replicas, a wallet and an order service, each a `twopc node` process;
+/// the shop's purchases, then the leader killed with SIGKILL while three
+/// clients buy, and every purchase completes.
 async fn replicated() -> Result<()> {
-    let accounts: BTreeMap<String, u64> = [("alice", 100), ("bob", 100), ("carol", 100)]
-        .map(|(k, v)| (k.to_string(), v))
-        .into();
-    let stock: BTreeMap<String, u64> = [("widget", 50)].map(|(k, v)| (k.to_string(), v)).into();
+    let (accounts, stock) = shop();
     let exe = crate::bench::this_executable()?;
     let cluster = LocalCluster::spawn_in(
         &std::env::temp_dir(),
@@ -192,22 +202,28 @@ async fn replicated() -> Result<()> {
     )
     .await?;
     println!(
-        "replicated: three coordinator replicas, a wallet and an order service, each a \
-         `twopc node` process (protocol = \"replicated\")"
+        "twopc demo: three coordinator replicas, a wallet and an order service, each a \
+         `twopc node` process on loopback (protocol = \"replicated\", the default; UDP, \
+         fsync'd storage, HMAC-authenticated)"
     );
-    for n in &cluster.cluster.nodes {
-        println!("  {:<14} {:<22}", n.name, n.address.to_string());
-    }
+    nodes(&cluster);
+    println!();
+    println!("initial balances: {}", levels(&accounts));
+    println!("initial stock:    {}", levels(&stock));
     let first = wait_leader(&cluster).await?;
-    println!("  {first} leads; three clients buy a widget each, four times, concurrently;");
-    println!("  the leader is killed with SIGKILL after the first three outcomes:");
+    println!("{first} leads.");
+    println!();
+    let mut committed = purchases(&cluster).await?;
+    println!();
+    println!("alice, bob and carol buy a widget each, four times, concurrently;");
+    println!("the leader is killed with SIGKILL after the first three outcomes:");
     let done = AtomicUsize::new(0);
     let client = |user: &'static str| {
         let (cluster, done) = (&cluster, &done);
         async move {
             let mut committed = Vec::new();
             for _ in 0..4 {
-                let p = buy(user, "widget", 1, 5);
+                let p = buy(user, "widget", 1, 1);
                 let Some(o) = one(cluster, p.clone()).await? else {
                     let purchase = describe(&p);
                     return Err(DemoError::NoOutcome { purchase }.into());
@@ -230,34 +246,33 @@ async fn replicated() -> Result<()> {
     };
     let (a, b, c, killed) = tokio::join!(client("alice"), client("bob"), client("carol"), killer);
     killed?;
-    let committed: Vec<Purchase> = [a?, b?, c?].concat();
+    committed.extend([a?, b?, c?].concat());
     let next = wait_leader(&cluster).await?;
-    println!("  {next} leads now; {first} stays down");
-    if !cluster.settle(Duration::from_secs(60)).await? {
-        return Err(DemoError::NotSettled {
-            cluster: "the replicated cluster",
-            secs: 60,
-        }
-        .into());
-    }
-    let wallet = cluster.status(Role::Wallet).await?;
-    let order = cluster.status(Role::Order).await?;
-    let conserved = conservation(
-        "  ",
+    println!("{next} leads now; {first} stays down");
+    finish(
+        cluster,
+        "replicated cluster",
         (&accounts, &stock),
-        (&wallet.levels, &order.levels),
         &committed,
-    );
+    )
+    .await
+}
+
+/// The second scene: the same shop with one coordinator (`protocol =
+/// "2pc"`), the simpler choice that blocks while its coordinator is down.
+async fn two_phase_commit() -> Result<()> {
+    let (accounts, stock) = shop();
+    let cluster = LocalCluster::start(accounts.clone(), stock.clone()).await?;
     println!(
-        "  purchases committed: {} of 12; nothing in doubt at the wallet or the order service",
-        committed.len()
+        "protocol = \"2pc\": the same shop with one coordinator (fewer machines; while the \
+         coordinator is down, prepared purchases wait for it)"
     );
-    cluster.stop().await?;
-    println!("replicated cluster stopped cleanly");
-    if !conserved {
-        return Err(DemoError::NotConserved.into());
-    }
-    Ok(())
+    nodes(&cluster);
+    println!();
+    let committed = purchases(&cluster).await?;
+    let fsyncs = cluster.status(Role::Coordinator).await?.counters.fsyncs;
+    println!("fsyncs at the coordinator: {fsyncs}");
+    finish(cluster, "2pc cluster", (&accounts, &stock), &committed).await
 }
 
 /// The replica that leads, once one does (an election takes under a second).
