@@ -2,7 +2,7 @@
 //! **testing aids, never on in a deployment** (no `twopc node` flag selects
 //! one). Each breaks one rule the runtime must keep that the model checker
 //! cannot see, because the checker runs the actors, not the runtime around
-//! them. The deterministic simulation (`crate::harness::sim`, `twopc-sim --mutant`)
+//! them. The deterministic simulation (the harness's `sim`, `twopc-sim --mutant`)
 //! must catch every one of them; `node/tests/sim.rs` shows it does.
 
 use std::fmt;

@@ -20,6 +20,9 @@ pub mod limits;
 pub mod metrics;
 pub mod server;
 
+#[cfg(test)]
+mod metrics_tests;
+
 use crate::runtime::wire::Codec;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;

@@ -296,29 +296,6 @@ fn a_replica_that_hears_no_majority_says_there_is_no_quorum() {
     assert!(!g.has_quorum(), "{}", g.render());
 }
 
-/// `/metrics` has each peer's last word, what was dropped from it and why,
-/// the alarms, and a replica's quorum.
-#[test]
-fn metrics_name_peers_reasons_and_the_quorum() {
-    let mine = Codec::new(Some(ClusterKey::random()), Format::Bincode);
-    let theirs = Codec::new(Some(ClusterKey::random()), Format::Bincode);
-    let mut core = wallet(&mine);
-    let bytes = theirs.encode(&Payload::Protocol(prepare())).unwrap();
-    let _ = receive(&mut core, Instant::now(), COORD, &bytes);
-    let text = crate::ops::http::metrics::encode(
-        core.view(Instant::now()),
-        &crate::ops::http::metrics::Telemetry::default(),
-    )
-    .unwrap();
-    for line in [
-        "twopc_peer_rejected_total{peer=\"coordinator\",reason=\"bad_mac\"} 1",
-        "twopc_datagrams_rejected_total{reason=\"bad_mac\"} 1",
-        "twopc_alarms 1",
-    ] {
-        assert!(text.contains(line), "{line} in\n{text}");
-    }
-}
-
 /// A status reply that would not fit in a datagram (the largest listing
 /// the names allow, in JSON, and a node with much to say about its peers)
 /// still answers: with fewer balances and holds listed, all still counted.

@@ -1,5 +1,5 @@
 //! The errors of the tools that run a whole cluster on this machine: a
-//! local cluster (`crate::ops::local`, in tasks or child processes), `twopc
+//! local cluster (the operator tools' `local`, in tasks or child processes), `twopc
 //! demo` and `twopc bench`. Uses nothing of the crate.
 
 use std::io;
