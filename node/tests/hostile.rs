@@ -130,7 +130,8 @@ fn a_flood_of_hostile_datagrams_is_counted_and_purchases_go_on() {
                         .collect(),
                     1 => authentic[..rng.random_range(0..authentic.len())].to_vec(),
                     2 => {
-                        let mut big = vec![b'2', b'P', twopc_node::runtime::wire::VERSION, 0x00, 0x01];
+                        let mut big =
+                            vec![b'2', b'P', twopc_node::runtime::wire::VERSION, 0x00, 0x01];
                         big.resize(MAX_DATAGRAM + 1 + rng.random_range(0..2000), 0xAB);
                         big
                     }

@@ -284,8 +284,8 @@ fn a_replicated_coordinator_of_two_replicas_is_refused() {
 fn a_leader_with_a_full_outcome_table_is_replaced() {
     use std::time::{Duration, Instant};
     use twopc_model::{Purchase, Verdict};
-    use twopc_node::runtime::cluster::Protocol;
     use twopc_node::ops::local::LocalCluster;
+    use twopc_node::runtime::cluster::Protocol;
     const CLIENTS: usize = 32;
     const FILL: usize = 105_000;
     let rt = tokio::runtime::Runtime::new().unwrap();

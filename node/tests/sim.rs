@@ -3,8 +3,8 @@
 //! runtime mutant (`twopc_node::runtime::mutant`) is caught.
 
 use std::process::Command;
-use twopc_node::runtime::mutant::RuntimeMutant;
 use twopc_node::harness::sim::{run, DiskKind, SimConfig, SimReport};
+use twopc_node::runtime::mutant::RuntimeMutant;
 
 fn seeds(first: u64, n: u64, mutant: Option<RuntimeMutant>, disk: DiskKind) -> Vec<SimReport> {
     (first..first + n)

@@ -22,9 +22,9 @@ use twopc_model::client::{Mode, Request};
 use twopc_model::trace::{Cmd, Event, Record};
 use twopc_model::*;
 use twopc_node::ops::client;
+use twopc_node::ops::local::LocalCluster;
 use twopc_node::runtime::core::{Config, Core, Event as CoreEvent};
 use twopc_node::runtime::faults::Faults;
-use twopc_node::ops::local::LocalCluster;
 use twopc_node::runtime::trace::MemTracer;
 use twopc_node::runtime::wire::{Codec, Format};
 

@@ -4,8 +4,8 @@
 
 use clap::Parser;
 use std::time::{Duration, Instant};
-use twopc_node::runtime::mutant::RuntimeMutant;
 use twopc_node::harness::sim::{run, run_traced, DiskKind, ServerTrace, SimConfig, SimReport};
+use twopc_node::runtime::mutant::RuntimeMutant;
 
 /// Runs the twopc runtime (core, wire codec, persist-before-send, timers)
 /// with a simulated network, clock and disk: loss, duplication, delay,

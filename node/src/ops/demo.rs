@@ -6,9 +6,9 @@
 //! the purchases, which all complete.
 
 use crate::ops::client::{self, PurchaseReport};
+use crate::ops::local::LocalCluster;
 use crate::runtime::cluster::{Protocol, Role};
 use crate::runtime::error::{DemoError, Error, Result};
-use crate::ops::local::LocalCluster;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -5,8 +5,8 @@
 //! boundary is missing. Or, with [`LocalCluster::spawn_in`], each node is a
 //! `twopc node` child process.
 
-use crate::runtime::admin::Standing;
 use crate::ops::client;
+use crate::runtime::admin::Standing;
 use crate::runtime::cluster::{Cluster, NodeSpec, Protocol, Role};
 use crate::runtime::core::Config;
 use crate::runtime::error::{Error, LocalClusterError, Result};

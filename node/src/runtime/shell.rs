@@ -305,7 +305,8 @@ impl<T: Transport, S: Store> Shell<T, S> {
             let unix_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis());
-            let line = crate::runtime::in_doubt::audit_line(&self.name, txn, &req, decision, unix_ms);
+            let line =
+                crate::runtime::in_doubt::audit_line(&self.name, txn, &req, decision, unix_ms);
             if let Err(e) = self.store.record_heuristic(&line) {
                 tracing::error!(node = %self.name, %txn, "cannot record the heuristic decision: {e}");
             }

@@ -3,8 +3,8 @@
 //! (`crate::harness::promises`).
 
 use super::world::{Ev, Micros, Slot, World, COORDINATOR, ORDER, SERVERS, SKUS, USERS, WALLET};
-use crate::runtime::core::Core;
 use crate::harness::promises::{verify, Initial};
+use crate::runtime::core::Core;
 use twopc_model::{State, Storage};
 
 impl World<'_> {

@@ -4,8 +4,8 @@
 
 use super::disk::{DiskKind, LogDisk, MemDisk, SimDisk};
 use super::{SimConfig, SimReport};
-use crate::runtime::core::{Core, Event};
 use crate::harness::promises::Seen;
+use crate::runtime::core::{Core, Event};
 use crate::runtime::role::Role;
 use crate::runtime::storage::{Heard, Store};
 use crate::runtime::trace::MemTracer;

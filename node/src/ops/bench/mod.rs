@@ -22,9 +22,9 @@ mod workload;
 pub use age::{Rss, Tenth};
 pub use workload::{Spread, Workload};
 
+use crate::ops::local::LocalCluster;
 use crate::runtime::cluster::{Protocol, Role};
 use crate::runtime::error::{BenchError, Error, Result};
-use crate::ops::local::LocalCluster;
 use age::Completion;
 use serde::Serialize;
 use std::collections::BTreeMap;

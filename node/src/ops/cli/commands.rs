@@ -3,6 +3,7 @@
 
 use super::{BenchProtocol, Cli, Command, NodeArgs, OutcomeArgs, PurchaseArgs, StatusArgs};
 use crate::ops::client::{self, PurchaseOutcome};
+use crate::ops::{bench, demo, http};
 use crate::runtime::cluster::{Cluster, Protocol};
 use crate::runtime::core::Config;
 use crate::runtime::error::{Error, Result};
@@ -10,7 +11,6 @@ use crate::runtime::faults::Faults;
 use crate::runtime::node::{self, Socket};
 use crate::runtime::trace::FileTracer;
 use crate::runtime::wire::{check_name, ClusterKey, Codec, Format, MsgKind};
-use crate::ops::{bench, demo, http};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -460,7 +460,9 @@ async fn status(args: StatusArgs, key: Option<ClusterKey>) -> Result<Exit> {
     }
     if args.json {
         println!("{}", serde_json::Value::Object(views));
-    } else if cluster.protocol == crate::runtime::cluster::Protocol::Replicated && args.name.is_none() {
+    } else if cluster.protocol == crate::runtime::cluster::Protocol::Replicated
+        && args.name.is_none()
+    {
         println!("{}", crate::runtime::admin::who_leads(&replicas));
     }
     Ok(if all { Exit::Ok } else { Exit::NoAnswer })

@@ -59,7 +59,13 @@ fn metrics_name_peers_reasons_and_the_quorum() {
     };
     let bytes = theirs.encode(&Payload::Protocol(prepare)).unwrap();
     let from = SocketAddr::V4(v4(COORD));
-    core.handle(Instant::now(), Event::Datagram { from, bytes: &bytes });
+    core.handle(
+        Instant::now(),
+        Event::Datagram {
+            from,
+            bytes: &bytes,
+        },
+    );
     let _ = core.ready(Instant::now());
     let text = encode(core.view(Instant::now()), &Telemetry::default()).unwrap();
     for line in [

@@ -155,7 +155,10 @@ fn replicas_show_their_standing_and_who_leads() {
     let line = who_leads(&[("c-2".into(), fr.clone()), ("c-1".into(), lr.clone())]);
     assert!(line.starts_with("leader: c-1 (term 0/"), "{line}");
     // A replica's view travels in a status reply, in either format.
-    for format in [crate::runtime::wire::Format::Bincode, crate::runtime::wire::Format::Json] {
+    for format in [
+        crate::runtime::wire::Format::Bincode,
+        crate::runtime::wire::Format::Json,
+    ] {
         let codec = crate::runtime::wire::Codec::new(None, format);
         for view in [&l, &f] {
             let reply = crate::runtime::wire::Payload::StatusReply {

@@ -158,7 +158,10 @@ fn a_broadcast_is_encoded_once_and_each_copy_decodes_to_the_message() {
     });
     let cfg = Config {
         name: "client".into(),
-        codec: Codec::new(Some(crate::runtime::wire::ClusterKey::random()), Format::Bincode),
+        codec: Codec::new(
+            Some(crate::runtime::wire::ClusterKey::random()),
+            Format::Bincode,
+        ),
         faults: Faults::default(),
         batch_max: 64,
     };

@@ -6,7 +6,9 @@
 
 use super::peers::{Peers, HEARD_WITHIN, NOTICE_EVERY};
 use super::*;
-use crate::runtime::admin::{peer_alarms, who_leads, Counters, RejectReason, ReplicaView, Standing};
+use crate::runtime::admin::{
+    peer_alarms, who_leads, Counters, RejectReason, ReplicaView, Standing,
+};
 use crate::runtime::wire::{ClusterKey, Format};
 use twopc_model::{Op, Participant, RequestId, Resource, TxnId};
 

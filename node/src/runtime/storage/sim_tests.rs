@@ -12,7 +12,10 @@ use twopc_model::{Hold, Op, PartStorage, RequestId, TxnId};
 
 const DIR: &str = "/data/wallet";
 
-fn open(fs: &SimFs, compact_min: u64) -> crate::runtime::error::Result<(LogStore, Option<Storage>)> {
+fn open(
+    fs: &SimFs,
+    compact_min: u64,
+) -> crate::runtime::error::Result<(LogStore, Option<Storage>)> {
     open_store(
         Arc::new(fs.clone()),
         Path::new(DIR),
