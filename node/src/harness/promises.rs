@@ -1,7 +1,7 @@
 //! The promises of a purchase, checked from the outside: given what every
 //! client asked for and was told, and the participants' state after the
 //! cluster settled, list every broken promise in words. The chaos test (real
-//! processes) and the simulation (`crate::harness::sim`) both judge their runs here.
+//! processes) and the simulation (`sim`, beside this file) both judge their runs here.
 //!
 //! The promises: every request got an outcome; nothing is applied twice; a
 //! purchase a client was told is committed is applied at both participants

@@ -1,7 +1,7 @@
 //! Recording what the actor did, step by step, for `twopc-check replay`
 //! (the format is `twopc_model::trace`, described in `docs/trace.md`).
 //!
-//! The [`Core`](crate::runtime::core::Core) hands every record to a [`Tracer`]: the
+//! The runtime's core hands every record to a [`Tracer`]: the
 //! sink decides where records go and stamps their time. [`FileTracer`]
 //! appends JSON lines to a file (`twopc node --trace FILE`); a simulator
 //! plugs in its own sink with simulated time. With no tracer set (the
