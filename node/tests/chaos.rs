@@ -36,9 +36,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twopc_model::{Protocol, Purchase};
-use twopc_node::promises::{verify, Initial, Seen, Verified};
-use twopc_node::storage::{as_coordinator, as_participant, inspect};
-use twopc_node::wire::{ClusterKey, Codec, Format};
+use twopc_node::harness::promises::{verify, Initial, Seen, Verified};
+use twopc_node::runtime::storage::{as_coordinator, as_participant, inspect};
+use twopc_node::runtime::wire::{ClusterKey, Codec, Format};
 
 const REPLICAS: [&str; 3] = ["coordinator-1", "coordinator-2", "coordinator-3"];
 
@@ -159,7 +159,7 @@ fn run_clients(
                         let purchases: Vec<Purchase> = (0..rng.random_range(1..=4))
                             .map(|_| random_purchase(&mut rng))
                             .collect();
-                        let outcomes = twopc_node::client::run_client(
+                        let outcomes = twopc_node::ops::client::run_client(
                             &coordinators,
                             purchases.clone(),
                             codec.clone(),

@@ -102,7 +102,7 @@ fn garbage_datagrams_are_counted_and_ignored() {
     let envelope = |flags: u8, rest: &[u8]| {
         [
             b"2P".as_slice(),
-            &[twopc_node::wire::VERSION, 0, flags],
+            &[twopc_node::runtime::wire::VERSION, 0, flags],
             rest,
         ]
         .concat()
