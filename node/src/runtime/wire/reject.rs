@@ -33,7 +33,7 @@ pub enum Reject {
     #[error("undecodable body: {0}")]
     Undecodable(String),
     /// A participant whose history is behind what its coordinator heard
-    /// from it (`crate::runtime::history`) hands nothing to its actor.
+    /// from it (the history module) hands nothing to its actor.
     #[error(
         "this participant's history is at position {durable}, behind the {heard} its \
          coordinator heard from it (restored backup or lost log?): not handed to the actor"
