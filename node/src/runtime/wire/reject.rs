@@ -8,7 +8,7 @@ use twopc_model::MsgKind;
 /// Why a datagram was dropped. Each variant is one counter.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Reject {
-    /// Larger than [`MAX_DATAGRAM`].
+    /// Larger than [`MAX_DATAGRAM`](super::MAX_DATAGRAM).
     #[error("oversized datagram ({0} bytes)")]
     Oversized(usize),
     /// Too short, or not our magic bytes.
