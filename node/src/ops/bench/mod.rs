@@ -12,20 +12,26 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `mod.rs` | runs, measures, prints the table |
+//! | `mod.rs` | runs and measures |
+//! | `cost.rs` | what a purchase costs each node: fsyncs, bytes, messages, CPU |
+//! | `print.rs` | the table |
 //! | `workload.rs` | who buys what ([`Spread`]), and the funds for it |
 //! | `age.rs` | per-tenth throughput and latency, resident memory |
 
 mod age;
+mod cost;
+mod print;
 mod workload;
 
 pub use age::{Rss, Tenth};
 pub use workload::{Spread, Workload};
 
 use crate::ops::local::LocalCluster;
-use crate::runtime::cluster::{Protocol, Role};
+use crate::runtime::cluster::Protocol;
 use crate::runtime::error::{BenchError, Error, Result};
 use age::Completion;
+use cost::NodeCost;
+use print::{print_heading, print_protocols, print_ratios, print_row};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -107,6 +113,13 @@ pub struct BenchResult {
     pub fsyncs_per_purchase: BTreeMap<String, f64>,
     /// Bytes written to storage per purchase, per node.
     pub bytes_per_purchase: BTreeMap<String, f64>,
+    /// Messages sent per purchase, per node (datagrams, and a replica's
+    /// messages to the other replicas).
+    pub msgs_per_purchase: BTreeMap<String, f64>,
+    /// CPU time (user and system) per purchase, per node, in milliseconds
+    /// (`--processes` only: each node's own process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms_per_purchase: Option<BTreeMap<String, f64>>,
     /// Purchases that did not commit (should be 0).
     pub not_committed: usize,
     /// Per tenth of the run (`--tenths`).
@@ -123,18 +136,6 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1e3
-}
-
-/// (fsyncs, bytes written) per node, by name (every coordinator replica).
-async fn fsyncs(cluster: &LocalCluster) -> Result<BTreeMap<String, (u64, u64)>> {
-    let mut m = BTreeMap::new();
-    for n in &cluster.cluster.nodes {
-        m.insert(n.name.clone(), {
-            let c = cluster.status_of(n.address, &n.name).await?.counters;
-            (c.fsyncs, c.bytes_written)
-        });
-    }
-    Ok(m)
 }
 
 /// What a run records as purchases complete.
@@ -158,7 +159,8 @@ async fn measure(
     if !cluster.settle(Duration::from_secs(60)).await? {
         return Err(BenchError::NotSettled.into());
     }
-    let before = fsyncs(cluster).await?;
+    let pids = cluster.pids();
+    let before = cost::costs(cluster, pids.as_deref()).await?;
     let record = Arc::new(Mutex::new(Record::default()));
     let first_tenth = (clients * each / 10).max(1);
     let started = Instant::now();
@@ -227,17 +229,12 @@ async fn measure(
     // Commits finish (participants apply, acks) after the client hears the
     // outcome; count those fsyncs too.
     cluster.settle(Duration::from_secs(60)).await?;
-    let after = fsyncs(cluster).await?;
+    let after = cost::costs(cluster, pids.as_deref()).await?;
     let record = std::mem::take(&mut *record.lock().unwrap());
     let mut lat: Vec<Duration> = record.completions.iter().map(|c| c.latency).collect();
     lat.sort();
     let n = lat.len();
-    let per = |f: fn(&(u64, u64)) -> u64| -> BTreeMap<String, f64> {
-        after
-            .iter()
-            .map(|(k, v)| (k.clone(), (f(v) - f(&before[k])) as f64 / n.max(1) as f64))
-            .collect()
-    };
+    let per = |f: fn(&NodeCost) -> Option<u64>| cost::per_purchase(&before, &after, n, f);
     Ok(BenchResult {
         protocol: Protocol::TwoPc, // Set by the caller, which knows.
         clients,
@@ -247,8 +244,10 @@ async fn measure(
         per_second: n as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
-        fsyncs_per_purchase: per(|v| v.0),
-        bytes_per_purchase: per(|v| v.1),
+        fsyncs_per_purchase: per(|c| Some(c.fsyncs)),
+        bytes_per_purchase: per(|c| Some(c.bytes)),
+        msgs_per_purchase: per(|c| Some(c.msgs_out)),
+        cpu_ms_per_purchase: pids.is_some().then(|| per(|c| c.cpu_ms)),
         not_committed: record.not_committed,
         tenths: watch.map(|_| age::tenths(&record.completions)),
         rss: watch.map(|w| {
@@ -262,113 +261,6 @@ async fn measure(
                 .collect()
         }),
     })
-}
-
-/// Prints the table's heading.
-fn print_heading(opts: &Options, spreads: &[Spread]) {
-    println!(
-        "twopc bench: {} {}, loopback UDP, fsync on, data under {}",
-        if opts.protocols == [Protocol::TwoPc] {
-            "3 nodes"
-        } else {
-            "the cluster's nodes (a replicated one: 3 coordinator replicas, wallet, order)"
-        },
-        if opts.processes.is_some() {
-            "as separate processes"
-        } else {
-            "in this process"
-        },
-        opts.dir.display()
-    );
-    if spreads != [Spread::PerClient] {
-        let all: Vec<String> = spreads.iter().map(|s| s.describe()).collect();
-        println!("purchases: {}", all.join("; "));
-    }
-    println!(
-        "{}{:>8} {:>10} {:>12} {:>9} {:>9}   per purchase at coordinator{} / wallet / order",
-        accounts_cell(opts, Some("accounts")),
-        "clients",
-        "purchases",
-        "purchases/s",
-        "p50 ms",
-        "p99 ms",
-        if opts.protocols == [Protocol::TwoPc] {
-            ""
-        } else {
-            " (each replica)"
-        }
-    );
-}
-
-/// The table's first column, shown only with `--accounts`.
-fn accounts_cell(opts: &Options, text: Option<&str>) -> String {
-    if opts.accounts.is_empty() {
-        String::new()
-    } else {
-        format!("{:>9} ", text.unwrap_or(""))
-    }
-}
-
-fn print_row(opts: &Options, r: &BenchResult) {
-    // Per node: the coordinator (each replica's, space-separated), wallet, order.
-    let cells = |m: &BTreeMap<String, f64>, digits: usize| {
-        let coordinators: Vec<String> = m
-            .iter()
-            .filter(|(name, _)| name.starts_with(Role::Coordinator.as_str()))
-            .map(|(_, v)| format!("{v:.digits$}"))
-            .collect();
-        let mut all = vec![coordinators.join(" ")];
-        for role in [Role::Wallet, Role::Order] {
-            all.push(format!("{:.digits$}", m[role.as_str()]));
-        }
-        all.join(" / ")
-    };
-    let accounts = r.accounts.map(|a| a.to_string());
-    println!(
-        "{}{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   fsyncs {}, bytes written {}{}",
-        accounts_cell(opts, accounts.as_deref()),
-        r.clients,
-        r.purchases,
-        r.per_second,
-        r.p50_ms,
-        r.p99_ms,
-        cells(&r.fsyncs_per_purchase, 2),
-        cells(&r.bytes_per_purchase, 0),
-        if r.not_committed > 0 {
-            format!("   ({} did not commit)", r.not_committed)
-        } else {
-            String::new()
-        }
-    );
-}
-
-/// With several `--accounts`, each run against the run with the first
-/// count and as many clients: the cost of size, as ratios of one invocation.
-fn print_ratios(results: &[BenchResult]) {
-    let Some(base) = results.first().and_then(|r| r.accounts) else {
-        return;
-    };
-    let mut printed = false;
-    for r in results.iter().filter(|r| r.accounts != Some(base)) {
-        let Some(b) = results
-            .iter()
-            .find(|b| b.accounts == Some(base) && b.clients == r.clients)
-        else {
-            continue;
-        };
-        if !printed {
-            println!("ratios to the run with {base} accounts and as many clients:");
-            printed = true;
-        }
-        println!(
-            "{:>9} accounts, {:>3} clients: purchases/s {}, p50 {}, p99 {}",
-            r.accounts.unwrap_or(0),
-            r.clients,
-            age::ratio(r.per_second, b.per_second),
-            age::ratio(r.p50_ms, b.p50_ms),
-            age::ratio(r.p99_ms, b.p99_ms),
-        );
-    }
 }
 
 /// Runs the benchmark: for each spread (`--accounts`) and each count of
@@ -412,36 +304,6 @@ pub async fn run(opts: &Options) -> Result<Vec<BenchResult>> {
         print_ratios(&results);
     }
     Ok(results)
-}
-
-/// Each protocol's commit latency (p50) with the fewest clients and
-/// throughput with the most, side by side.
-fn print_protocols(results: &[BenchResult]) {
-    let (Some(few), Some(many)) = (
-        results.iter().map(|r| r.clients).min(),
-        results.iter().map(|r| r.clients).max(),
-    ) else {
-        return;
-    };
-    println!();
-    println!(
-        "{:<12} {:>22} {:>26}",
-        "protocol",
-        format!("p50 ms @ {few} client(s)"),
-        format!("purchases/s @ {many} clients")
-    );
-    let mut protocols: Vec<Protocol> = results.iter().map(|r| r.protocol).collect();
-    protocols.dedup();
-    for p in protocols {
-        let of = |clients| {
-            results
-                .iter()
-                .find(|r| r.protocol == p && r.clients == clients)
-        };
-        let p50 = of(few).map_or("-".to_string(), |r| format!("{:.2}", r.p50_ms));
-        let rate = of(many).map_or("-".to_string(), |r| format!("{:.0}", r.per_second));
-        println!("{:<12} {p50:>22} {rate:>26}", p.to_string());
-    }
 }
 
 /// A fresh `DIR/run-N` for one run's traces.
