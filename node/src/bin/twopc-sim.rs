@@ -5,18 +5,26 @@
 use clap::Parser;
 use std::time::{Duration, Instant};
 use twopc_node::mutant::RuntimeMutant;
-use twopc_node::sim::{run, run_traced, DiskKind, ServerTrace, SimConfig, SimReport};
+use twopc_node::sim::{run, run_traced, DiskKind, Protocol, ServerTrace, SimConfig, SimReport};
 
 /// Runs the twopc runtime (core, wire codec, persist-before-send, timers)
 /// with a simulated network, clock and disk: loss, duplication, delay,
 /// reordering, partitions, kills and power cuts, all from one seed. A seed
 /// replays exactly: `--seed N --trace` prints the same events every time.
 ///
+/// With `--protocol replicated` the coordinator is three replicas, each its
+/// own core and log on its own simulated disk, linked as TCP links them
+/// (in order; broken by a partition or a restart, then made anew) with the
+/// node's own frame and delta encoding; leaders and followers are killed
+/// and lose power, also between a leader's early `Accept` and its fsync.
+///
 /// Examples:
 ///   twopc-sim                                 # seeds 1..=100, 200 purchases each
 ///   twopc-sim --seed 42 --seeds 1 --trace     # one run, every event
 ///   twopc-sim --seeds 1000 --purchases 1000   # a long run
+///   twopc-sim --protocol replicated           # three coordinator replicas
 ///   twopc-sim --mutant no-fsync               # a broken runtime: must fail
+///   twopc-sim --protocol replicated --mutant leader-acks-unsynced
 #[derive(Parser, Debug)]
 #[command(name = "twopc-sim", version, verbatim_doc_comment)]
 struct Args {
@@ -60,7 +68,12 @@ struct Args {
     /// states (the durability contract alone; faster).
     #[arg(long, value_enum, default_value_t = DiskKind::Log)]
     disk: DiskKind,
-    /// Run a deliberately broken runtime (the simulation must catch it).
+    /// One coordinator (`2pc`) or three replicas of it (`replicated`).
+    #[arg(long, value_enum, default_value = "2pc")]
+    protocol: SimProtocol,
+    /// Run a deliberately broken runtime (the simulation must catch it;
+    /// `leader-acks-unsynced` and `follower-acks-unsynced` break only the
+    /// replicated coordinator).
     #[arg(long, value_enum)]
     mutant: Option<RuntimeMutant>,
     /// Print every event of every run (use with --seeds 1).
@@ -73,6 +86,16 @@ struct Args {
     /// Stop at the first run that breaks a promise.
     #[arg(long)]
     stop_at_first: bool,
+}
+
+/// `--protocol`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SimProtocol {
+    /// One coordinator.
+    #[value(name = "2pc")]
+    TwoPc,
+    /// Three coordinator replicas.
+    Replicated,
 }
 
 fn probability(s: &str) -> Result<f64, String> {
@@ -98,11 +121,19 @@ fn main() {
         crash_in_flush: args.crash_in_flush,
         partition_every: Duration::from_millis(args.partition_every_ms),
         mutant: args.mutant,
+        protocol: match args.protocol {
+            SimProtocol::TwoPc => Protocol::TwoPc,
+            SimProtocol::Replicated => Protocol::Replicated,
+        },
         disk: args.disk,
         trace: args.trace,
         ..SimConfig::default()
     };
     if let Some(m) = args.mutant {
+        if m.replicas_only() && base.protocol == Protocol::TwoPc {
+            eprintln!("twopc-sim: the mutant {m} breaks only the replicated coordinator: add --protocol replicated");
+            std::process::exit(2);
+        }
         println!("twopc-sim: runtime mutant {m} (a broken runtime: a run must fail)");
     }
     let started = Instant::now();
@@ -151,7 +182,7 @@ fn main() {
     println!(
         "twopc-sim: {} runs from seed {}: {} purchases ({} committed), {:.1} h simulated, \
          {} datagrams ({} lost, {} duplicated), {} kills, {} power cuts ({} in the middle of a batch), \
-         {} partitions, {} refused starts, {} fsyncs; {} runs broke a promise{}",
+         {} partitions, {} refused starts, {} fsyncs{}; {} runs broke a promise{}",
         total.seed,
         args.seed,
         total.purchases,
@@ -166,6 +197,7 @@ fn main() {
         total.partitions,
         total.refused_starts,
         total.fsyncs,
+        links(&total),
         failed.len(),
         if failed.is_empty() {
             String::new()
@@ -221,12 +253,27 @@ fn add(total: &mut SimReport, r: &SimReport) {
     total.partitions += r.partitions;
     total.refused_starts += r.refused_starts;
     total.fsyncs += r.fsyncs;
+    total.link_msgs += r.link_msgs;
+    total.link_lost += r.link_lost;
+    total.link_breaks += r.link_breaks;
+    total.crashes_after_early_send += r.crashes_after_early_send;
+}
+
+/// The replicas' links, if any.
+fn links(r: &SimReport) -> String {
+    if r.link_msgs == 0 {
+        return String::new();
+    }
+    format!(
+        ", {} replica messages on links ({} lost, {} links broken), {} crashes between an early Accept and its fsync",
+        r.link_msgs, r.link_lost, r.link_breaks, r.crashes_after_early_send
+    )
 }
 
 fn print_run(r: &SimReport) {
     println!(
         "seed {}: {} purchases, {} committed, aborts {:?}; {:.1} s simulated ({:.1} s of faults), {} events, \
-         {} datagrams ({} lost, {} duplicated), {} kills, {} power cuts ({} mid-batch), {} partitions; \
+         {} datagrams ({} lost, {} duplicated), {} kills, {} power cuts ({} mid-batch), {} partitions{}; \
          digest {:016x}; {} violations",
         r.seed,
         r.purchases,
@@ -242,6 +289,7 @@ fn print_run(r: &SimReport) {
         r.power_cuts,
         r.crashes_in_flush,
         r.partitions,
+        links(r),
         r.digest,
         r.violations.len()
     );

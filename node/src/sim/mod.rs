@@ -50,10 +50,13 @@ pub mod disk;
 mod flush;
 mod judge;
 mod lifecycle;
+mod links;
 mod net;
 mod record;
+mod replicas;
 mod world;
 
+pub use crate::cluster::Protocol;
 pub use disk::DiskKind;
 pub use world::{SKUS, USERS};
 
@@ -91,6 +94,8 @@ pub struct SimConfig {
     /// The servers' disk: the real log code on a simulated disk, or whole
     /// states in memory.
     pub disk: DiskKind,
+    /// One coordinator (2PC), or three replicas of it (`replicas.rs`).
+    pub protocol: Protocol,
     /// A deliberately broken runtime (`crate::mutant`).
     pub mutant: Option<RuntimeMutant>,
     /// Print every event.
@@ -117,6 +122,7 @@ impl Default for SimConfig {
             batch_max: 64,
             retention: 1000,
             disk: DiskKind::Log,
+            protocol: Protocol::TwoPc,
             mutant: None,
             trace: false,
             traces: false,
@@ -158,6 +164,16 @@ pub struct SimReport {
     pub crashes_in_flush: u64,
     /// Partitions.
     pub partitions: u64,
+    /// Messages written on the replicas' links.
+    pub link_msgs: u64,
+    /// Messages to replicas lost: coalesced away, unsent (peer down or cut
+    /// off), or in flight on a connection that broke.
+    pub link_lost: u64,
+    /// Links broken (a partition, a restarted receiver).
+    pub link_breaks: u64,
+    /// Crashes between a batch's early messages to replicas (a leader's
+    /// `Accept`s) and the end of its fsync.
+    pub crashes_after_early_send: u64,
     /// Starts refused by storage (lost or damaged data).
     pub refused_starts: u64,
     /// fsyncs by every node's storage.
