@@ -253,6 +253,7 @@ fn add(total: &mut SimReport, r: &SimReport) {
     total.partitions += r.partitions;
     total.refused_starts += r.refused_starts;
     total.fsyncs += r.fsyncs;
+    total.leaders += r.leaders;
     total.link_msgs += r.link_msgs;
     total.link_lost += r.link_lost;
     total.link_breaks += r.link_breaks;
@@ -265,8 +266,8 @@ fn links(r: &SimReport) -> String {
         return String::new();
     }
     format!(
-        ", {} replica messages on links ({} lost, {} links broken), {} crashes between an early Accept and its fsync",
-        r.link_msgs, r.link_lost, r.link_breaks, r.crashes_after_early_send
+        ", {} terms led, {} replica messages on links ({} lost, {} links broken), {} crashes between an early Accept and its fsync",
+        r.leaders, r.link_msgs, r.link_lost, r.link_breaks, r.crashes_after_early_send
     )
 }
 

@@ -171,6 +171,8 @@ pub struct SimReport {
     pub link_lost: u64,
     /// Links broken (a partition, a restarted receiver).
     pub link_breaks: u64,
+    /// Terms led (the first leader's included).
+    pub leaders: u64,
     /// Crashes between a batch's early messages to replicas (a leader's
     /// `Accept`s) and the end of its fsync.
     pub crashes_after_early_send: u64,

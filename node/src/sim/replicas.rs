@@ -144,6 +144,9 @@ impl World<'_> {
             return;
         };
         let (term, chosen) = (l.term, l.chosen);
+        if self.terms.insert(term) {
+            self.report.leaders += 1;
+        }
         if chosen == 0 {
             return;
         }

@@ -140,6 +140,8 @@ pub struct World<'c> {
     pub(super) servers: usize,
     /// The replicas' TCP links.
     pub(super) links: super::links::Links,
+    /// The terms some replica has led.
+    pub(super) terms: BTreeSet<twopc_model::Term>,
     pub(super) by_addr: HashMap<SocketAddr, usize>,
     pub(super) codec: Codec,
     pub(super) phase: Phase,
@@ -212,6 +214,7 @@ impl<'c> World<'c> {
             replicas,
             servers: n_servers,
             links: Default::default(),
+            terms: BTreeSet::new(),
             by_addr,
             codec: Codec::new(Some(key), Format::Bincode),
             phase: Phase::Chaos,
