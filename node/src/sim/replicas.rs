@@ -130,9 +130,12 @@ impl World<'_> {
             return;
         }
         let name = self.slots[from].name.clone();
-        let held = self.durable_rank(from);
+        let held = match self.durable_rank(from) {
+            Some((t, v)) => format!("version {v} of term {t}"),
+            None => "no version".into(),
+        };
         self.violation(format!(
-            "{name} acknowledged version {version} of term {term} that its disk does not hold durably (it holds {held:?})"
+            "{name} acknowledged version {version} of term {term} that its disk does not hold durably (it holds {held})"
         ));
     }
 
