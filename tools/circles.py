@@ -1,40 +1,59 @@
 #!/usr/bin/env python3
-"""Import circles between the top-level modules of each crate (model, node, checks).
+"""Import circles between the modules of each crate (model, node, checks).
 
-A module's edges: every `crate::NAME` its code mentions (use lines and paths; not
-comments, where `crate::x` is a link for the reader). Test files (`tests.rs`,
-`*_tests.rs`, included under `#[cfg(test)]`) are left out: a test may use a layer
-above the one it tests. Prints each circle found (strongly connected components of
-size > 1) and exits 1 if any. CI runs it (`.ci/run`)."""
+Checked at two levels: among the top-level modules of a crate (`node/src`:
+the layers `runtime`, `ops`, `harness`), and among the children of each
+top-level directory module (`runtime/core` vs `runtime/shell`, …), since
+with layers the top level alone says little.
+
+A module's edges: every `crate::NAME` (top level) or `crate::DIR::NAME`
+(children of DIR; and `super::NAME` in DIR's own children `DIR/x.rs`,
+`DIR/x/mod.rs`) its code mentions (use lines and paths; not comments, where
+`crate::x` is a link for the reader). Test files (`tests.rs`, `*_tests.rs`,
+included under `#[cfg(test)]`) are left out: a test may use a layer above
+the one it tests. Prints each circle found (strongly connected components
+of size > 1) and exits 1 if any. CI runs it (`.ci/run`)."""
 import os, re, sys
-from itertools import chain
 
-def top_module(src, path):
-    rel = os.path.relpath(path, src)
-    first = rel.split(os.sep)[0]
-    return first[:-3] if first.endswith('.rs') else first
 
-def graph(src):
+def names(text, prefix):
+    """The NAMEs in `prefix::NAME` and `prefix::{NAME, NAME::x, …}`."""
+    p = re.escape(prefix)
+    refs = set(re.findall(p + r'::(\w+)', text))
+    for grp in re.findall(p + r'::\{([^}]*)\}', text):
+        refs |= {m.group(1) for x in grp.split(',') if (m := re.match(r'\s*(\w+)', x))}
+    return refs
+
+
+def code(path):
+    text = open(path, encoding='utf-8', errors='replace').read()
+    text = re.sub(r'//[^\n]*', '', text)  # comments, doc comments included
+    return re.sub(r'#\[cfg\(test\)\]\s*mod\s+\w+\s*\{.*', '', text, flags=re.S)  # test modules (heuristic)
+
+
+def graph(src, group=None):
+    """Edges among the top-level modules of `src`, or among the children of
+    its top-level directory `group`."""
+    base = os.path.join(src, group) if group else src
+    prefix = 'crate::' + group if group else 'crate'
     g = {}
-    for root, _, files in os.walk(src):
+    for root, _, files in os.walk(base):
         for f in files:
-            if not f.endswith('.rs'):
-                continue
-            if f == 'tests.rs' or f.endswith('_tests.rs'):
+            if not f.endswith('.rs') or f == 'tests.rs' or f.endswith('_tests.rs'):
                 continue
             p = os.path.join(root, f)
-            m = top_module(src, p)
-            if m in ('lib', 'main'):
+            rel = os.path.relpath(p, base).split(os.sep)
+            m = rel[0][:-3] if rel[0].endswith('.rs') else rel[0]
+            if m in ('lib', 'main', 'mod', 'bin'):
                 continue
-            text = open(p, encoding='utf-8', errors='replace').read()
-            text = re.sub(r'//[^\n]*', '', text)  # comments, doc comments included
-            text = re.sub(r'#\[cfg\(test\)\]\s*mod\s+\w+\s*\{.*', '', text, flags=re.S)  # drop test modules (heuristic)
-            refs = set(re.findall(r'crate::(\w+)', text))
-            for grp in re.findall(r'crate::\{([^}]*)\}', text):
-                refs |= set(re.findall(r'^\s*(\w+)', x)[0] for x in grp.split(',') if re.findall(r'^\s*(\w+)', x))
+            text = code(p)
+            refs = names(text, prefix)
+            if group and (len(rel) == 1 or rel[1:] == ['mod.rs']):
+                refs |= names(text, 'super')
             g.setdefault(m, set()).update(r for r in refs if r != m)
     mods = set(g)
     return {m: {r for r in rs if r in mods} for m, rs in g.items()}
+
 
 def sccs(g):
     index, low, stack, on, out, i = {}, {}, [], set(), [], [0]
@@ -56,12 +75,17 @@ def sccs(g):
         if v not in index: visit(v)
     return [c for c in out if len(c) > 1]
 
+
 bad = 0
 for crate in sys.argv[1:] or ['model/src', 'node/src', 'checks/src']:
     if not os.path.isdir(crate):
         continue
-    for c in sccs(graph(crate)):
-        bad += 1
-        print(f"{crate}: circle among {', '.join(sorted(c))}")
+    groups = sorted(d for d in os.listdir(crate)
+                    if os.path.isdir(os.path.join(crate, d)) and d != 'bin')
+    for group in [None] + groups:
+        for c in sccs(graph(crate, group)):
+            bad += 1
+            where = f"{crate}/{group}" if group else crate
+            print(f"{where}: circle among {', '.join(sorted(c))}")
 print(f"import circles: {bad}")
 sys.exit(1 if bad else 0)

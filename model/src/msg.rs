@@ -135,7 +135,7 @@ impl Msg {
     /// durable: an `Accepted`, a `Promise` or a `Nack` reports what its
     /// sender promised or accepted, a `Campaign` names a term the sender
     /// promised itself, and every message to a participant or a client may
-    /// reveal a save. The node's core (`node/src/core/mod.rs`, "The one
+    /// reveal a save. The node's core (`node/src/runtime/core/mod.rs`, "The one
     /// exception") and the trace replay (`twopc-checks`' `replay`) both ask
     /// this.
     pub fn may_leave_before_sync(&self) -> bool {

@@ -1,9 +1,9 @@
 //! `twopc`: parses the command line and hands it to the library
-//! (`twopc_node::cli`, one function per subcommand).
+//! (`twopc_node::ops::cli`, one function per subcommand).
 
 use clap::Parser;
 use std::process::ExitCode;
-use twopc_node::cli::{self, Cli};
+use twopc_node::ops::cli::{self, Cli};
 
 // The model hands the runtime a fresh clone of an actor's state on every
 // change and every save; a faster allocator pays off (see `twopc bench`).

@@ -35,37 +35,26 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use twopc_model::Purchase;
-use twopc_node::promises::{verify, Initial, Seen, Verified};
-use twopc_node::storage::{as_coordinator, as_participant, inspect};
-use twopc_node::wire::{ClusterKey, Codec, Format};
-
-/// Which cluster a chaos run drives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Protocol {
-    /// One coordinator (`protocol = "2pc"`).
-    TwoPhaseCommit,
-    /// Three coordinator replicas (`protocol = "replicated"`).
-    Replicated,
-}
+use twopc_model::{Protocol, Purchase};
+use twopc_node::harness::promises::{verify, Initial, Seen, Verified};
+use twopc_node::runtime::storage::{as_coordinator, as_participant, inspect};
+use twopc_node::runtime::wire::{ClusterKey, Codec, Format};
 
 const REPLICAS: [&str; 3] = ["coordinator-1", "coordinator-2", "coordinator-3"];
 
-impl Protocol {
-    /// The coordinator's nodes.
-    fn coordinators(self) -> &'static [&'static str] {
-        match self {
-            Protocol::TwoPhaseCommit => &["coordinator"],
-            Protocol::Replicated => &REPLICAS,
-        }
+/// The coordinator's nodes under `protocol`.
+fn coordinator_nodes(protocol: Protocol) -> &'static [&'static str] {
+    match protocol {
+        Protocol::TwoPc => &["coordinator"],
+        Protocol::Replicated => &REPLICAS,
     }
+}
 
-    /// Every node of the cluster, coordinators first.
-    fn nodes(self) -> Vec<&'static str> {
-        let mut nodes = self.coordinators().to_vec();
-        nodes.extend(["wallet", "order"]);
-        nodes
-    }
+/// Every node of the cluster, coordinators first.
+fn nodes(protocol: Protocol) -> Vec<&'static str> {
+    let mut nodes = coordinator_nodes(protocol).to_vec();
+    nodes.extend(["wallet", "order"]);
+    nodes
 }
 
 // Enough to go on committing for minutes, except dan's money and the pears,
@@ -170,7 +159,7 @@ fn run_clients(
                         let purchases: Vec<Purchase> = (0..rng.random_range(1..=4))
                             .map(|_| random_purchase(&mut rng))
                             .collect();
-                        let outcomes = twopc_node::client::run_client(
+                        let outcomes = twopc_node::ops::client::run_client(
                             &coordinators,
                             purchases.clone(),
                             codec.clone(),
@@ -204,7 +193,7 @@ fn run_clients(
 
 #[test]
 fn chaos_kill9_and_lossy_network_keep_every_promise() {
-    chaos(Protocol::TwoPhaseCommit);
+    chaos(Protocol::TwoPc);
 }
 
 /// The replicated coordinator under the same chaos: any of its five nodes
@@ -246,11 +235,11 @@ fn chaos(protocol: Protocol) {
     println!(
         "chaos ({protocol:?}): seed {seed}, {secs}s of chaos, {clients} clients (TWOPC_CHAOS_SEED={seed} to repeat)"
     );
-    let nodes = protocol.nodes();
+    let nodes = nodes(protocol);
     let replicated = protocol == Protocol::Replicated;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut c = match protocol {
-        Protocol::TwoPhaseCommit => TestCluster::new(&USERS, &SKUS),
+        Protocol::TwoPc => TestCluster::new(&USERS, &SKUS),
         Protocol::Replicated => TestCluster::replicated(REPLICAS.len(), &USERS, &SKUS),
     };
     let mut incarnation = 0u64;
@@ -273,8 +262,7 @@ fn chaos(protocol: Protocol) {
     }
     let key = ClusterKey::new(&std::fs::read_to_string(&c.key_file).unwrap()).unwrap();
     let codec = Codec::new(Some(key), Format::Bincode);
-    let coordinators = protocol
-        .coordinators()
+    let coordinators = coordinator_nodes(protocol)
         .iter()
         .map(|n| std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, c.ports[*n]))
         .collect();
@@ -362,8 +350,7 @@ fn chaos(protocol: Protocol) {
     };
     // Every replica holds the leader's state (they caught up): none may
     // keep a commit decision that is not acknowledged.
-    let unacked = protocol
-        .coordinators()
+    let unacked = coordinator_nodes(protocol)
         .iter()
         .map(|n| coord(n).commits.len())
         .max()

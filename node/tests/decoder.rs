@@ -15,8 +15,8 @@ use twopc_model::{
     AbortReason, Ballot, Msg, Op, Outcome, Purchase, Refusal, Rejection, RequestId, Status, TxnId,
     Verdict,
 };
-use twopc_node::admin::{Counters, NodeView};
-use twopc_node::wire::{ClusterKey, Codec, Format, Payload, MAX_DATAGRAM};
+use twopc_node::runtime::admin::{Counters, NodeView};
+use twopc_node::runtime::wire::{ClusterKey, Codec, Format, Payload, MAX_DATAGRAM};
 
 fn text(rng: &mut StdRng) -> String {
     let len = rng.random_range(0..12);
@@ -214,7 +214,7 @@ fn random_and_mutated_datagrams_never_panic_the_decoder() {
                     d[..5].copy_from_slice(&[
                         b'2',
                         b'P',
-                        twopc_node::wire::VERSION,
+                        twopc_node::runtime::wire::VERSION,
                         rng.random_range(0..2),
                         0,
                     ]);

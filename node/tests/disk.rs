@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 use twopc_model::{Hold, Msg, Op, PartStorage, RequestId, Storage, TxnId};
-use twopc_node::storage::{LogStore, Store};
-use twopc_node::wire::{ClusterKey, Codec, Format, Payload};
+use twopc_node::runtime::storage::{LogStore, Store};
+use twopc_node::runtime::wire::{ClusterKey, Codec, Format, Payload};
 
 /// Starts `name` and expects it to exit with an error; returns its log.
 fn refuses(c: &TestCluster, name: &str, what: &str) -> String {

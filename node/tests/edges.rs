@@ -11,7 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twopc_model::{Msg, TxnId};
-use twopc_node::wire::{ClusterKey, Codec, Format, Payload};
+use twopc_node::runtime::wire::{ClusterKey, Codec, Format, Payload};
 
 fn twopc(c: &TestCluster) -> Command {
     let mut cmd = Command::new(BIN);

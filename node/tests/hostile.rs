@@ -19,8 +19,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use twopc_model::{Ballot, Msg, Op, RequestId, Storage, TxnId};
-use twopc_node::storage::inspect;
-use twopc_node::wire::{ClusterKey, Codec, Format, Payload, MAX_DATAGRAM};
+use twopc_node::runtime::storage::inspect;
+use twopc_node::runtime::wire::{ClusterKey, Codec, Format, Payload, MAX_DATAGRAM};
 
 fn addr(c: &TestCluster, name: &str) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], c.ports[name]))
@@ -37,7 +37,7 @@ fn rejected(view: &Value, reason: &str) -> u64 {
 /// A datagram with a valid MAC over an arbitrary body (so it reaches the
 /// body decoder).
 fn signed_body(key_text: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![b'2', b'P', twopc_node::wire::VERSION, 0x00, 0x01];
+    let mut out = vec![b'2', b'P', twopc_node::runtime::wire::VERSION, 0x00, 0x01];
     let mut mac = Hmac::<Sha256>::new_from_slice(key_text.trim().as_bytes()).unwrap();
     mac.update(&out);
     mac.update(body);
@@ -130,13 +130,14 @@ fn a_flood_of_hostile_datagrams_is_counted_and_purchases_go_on() {
                         .collect(),
                     1 => authentic[..rng.random_range(0..authentic.len())].to_vec(),
                     2 => {
-                        let mut big = vec![b'2', b'P', twopc_node::wire::VERSION, 0x00, 0x01];
+                        let mut big =
+                            vec![b'2', b'P', twopc_node::runtime::wire::VERSION, 0x00, 0x01];
                         big.resize(MAX_DATAGRAM + 1 + rng.random_range(0..2000), 0xAB);
                         big
                     }
                     3 => {
                         let mut v = authentic.clone();
-                        v[2] = rng.random_range(twopc_node::wire::VERSION + 1..=255);
+                        v[2] = rng.random_range(twopc_node::runtime::wire::VERSION + 1..=255);
                         v
                     }
                     4 => stranger.encode(&forged).unwrap().to_vec(),

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use twopc_node::storage::{as_participant, inspect};
+use twopc_node::runtime::storage::{as_participant, inspect};
 
 const ACCOUNTS: usize = 3000;
 

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use twopc_node::storage::{as_coordinator, as_participant, inspect};
+use twopc_node::runtime::storage::{as_coordinator, as_participant, inspect};
 
 const NODES: [&str; 3] = ["coordinator", "wallet", "order"];
 const REPLICATED: [&str; 5] = [

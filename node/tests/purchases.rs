@@ -102,7 +102,7 @@ fn garbage_datagrams_are_counted_and_ignored() {
     let envelope = |flags: u8, rest: &[u8]| {
         [
             b"2P".as_slice(),
-            &[twopc_node::wire::VERSION, 0, flags],
+            &[twopc_node::runtime::wire::VERSION, 0, flags],
             rest,
         ]
         .concat()
@@ -191,14 +191,17 @@ fn demo_runs_and_exits_zero() {
         stdout.contains("conserved:") && stdout.contains(": yes"),
         "{stdout}"
     );
-    assert!(stdout.contains("cluster stopped cleanly"), "{stdout}");
-    // The replicated scene: the leader killed, every purchase completes.
-    assert!(stdout.contains("-- kill -9 coordinator-1 --"), "{stdout}");
-    assert_eq!(stdout.matches(": yes").count(), 2, "{stdout}");
+    // The replicated coordinator first (the default): the leader killed,
+    // every purchase completes; then the same shop under 2PC.
+    let killed = stdout.find("-- kill -9 coordinator-1 --");
+    let replicated = stdout.find("replicated cluster stopped cleanly");
+    let two_pc = stdout.find("2pc cluster stopped cleanly");
+    assert!(killed.is_some() && replicated.is_some(), "{stdout}");
     assert!(
-        stdout.contains("replicated cluster stopped cleanly"),
-        "{stdout}"
+        replicated < two_pc,
+        "the replicated scene comes first: {stdout}"
     );
+    assert_eq!(stdout.matches(": yes").count(), 2, "{stdout}");
 }
 
 /// The runs `twopc bench --json ARGS` prints (it must succeed).

@@ -284,8 +284,8 @@ fn a_replicated_coordinator_of_two_replicas_is_refused() {
 fn a_leader_with_a_full_outcome_table_is_replaced() {
     use std::time::{Duration, Instant};
     use twopc_model::{Purchase, Verdict};
-    use twopc_node::cluster::Protocol;
-    use twopc_node::local::LocalCluster;
+    use twopc_node::ops::local::LocalCluster;
+    use twopc_node::runtime::cluster::Protocol;
     const CLIENTS: usize = 32;
     const FILL: usize = 105_000;
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -324,7 +324,7 @@ fn a_leader_with_a_full_outcome_table_is_replaced() {
                     let mut committed = 0;
                     // A fresh client actor per 100 (as the bench does).
                     for chunk in purchases.chunks(100) {
-                        let seen = twopc_node::client::run_client(
+                        let seen = twopc_node::ops::client::run_client(
                             &addrs,
                             chunk.to_vec(),
                             codec.clone(),

@@ -13,13 +13,13 @@ use twopc_model::{
     Ballot, Coordinator, Msg, Node, Participant, Purchase, RequestId, Resource, State, Storage,
     TxnId,
 };
-use twopc_node::core::Config;
-use twopc_node::error::Result;
-use twopc_node::faults::Faults;
-use twopc_node::shell::Shell;
-use twopc_node::storage::{Store, StoreStats};
-use twopc_node::transport::{Transport, UdpTransport};
-use twopc_node::wire::{Codec, Format, MsgKind, Payload};
+use twopc_node::runtime::core::Config;
+use twopc_node::runtime::error::Result;
+use twopc_node::runtime::faults::Faults;
+use twopc_node::runtime::shell::Shell;
+use twopc_node::runtime::storage::{Store, StoreStats};
+use twopc_node::runtime::transport::{Transport, UdpTransport};
+use twopc_node::runtime::wire::{Codec, Format, MsgKind, Payload};
 
 type Log = Arc<Mutex<Vec<String>>>;
 

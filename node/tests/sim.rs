@@ -1,10 +1,10 @@
-//! The deterministic simulation (`twopc_node::sim`): the node's own code
+//! The deterministic simulation (`twopc_node::harness::sim`): the node's own code
 //! keeps every promise over many seeds, a seed replays exactly, and every
-//! runtime mutant (`twopc_node::mutant`) is caught.
+//! runtime mutant (`twopc_node::runtime::mutant`) is caught.
 
 use std::process::Command;
-use twopc_node::mutant::RuntimeMutant;
-use twopc_node::sim::{run, DiskKind, SimConfig, SimReport};
+use twopc_node::harness::sim::{run, DiskKind, SimConfig, SimReport};
+use twopc_node::runtime::mutant::RuntimeMutant;
 
 fn seeds(first: u64, n: u64, mutant: Option<RuntimeMutant>, disk: DiskKind) -> Vec<SimReport> {
     (first..first + n)
@@ -145,7 +145,7 @@ fn every_runtime_mutant_is_caught() {
 }
 
 fn replay(
-    traces: Vec<twopc_node::sim::ServerTrace>,
+    traces: Vec<twopc_node::harness::sim::ServerTrace>,
 ) -> Result<twopc_checks::replay::Accepted, twopc_checks::replay::Rejection> {
     let traces = traces
         .into_iter()
@@ -165,7 +165,7 @@ fn simulated_traces_are_accepted_by_the_replay() {
             purchases: 60,
             ..SimConfig::default()
         };
-        let (report, traces) = twopc_node::sim::run_traced(&cfg);
+        let (report, traces) = twopc_node::harness::sim::run_traced(&cfg);
         assert!(report.violations.is_empty(), "seed {seed}: {report:?}");
         assert_eq!(report, run(&cfg), "seed {seed}: tracing changed the run");
         let accepted = replay(traces).unwrap_or_else(|r| panic!("seed {seed}: rejected: {r}"));
@@ -189,7 +189,7 @@ fn the_replay_rejects_every_runtime_mutant() {
                     mutant: Some(mutant),
                     ..SimConfig::default()
                 };
-                replay(twopc_node::sim::run_traced(&cfg).1)
+                replay(twopc_node::harness::sim::run_traced(&cfg).1)
                     .err()
                     .map(|r| r.to_string())
             })

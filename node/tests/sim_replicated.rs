@@ -8,8 +8,8 @@
 
 use std::process::Command;
 use std::time::Duration;
-use twopc_node::mutant::RuntimeMutant;
-use twopc_node::sim::{run, DiskKind, Protocol, SimConfig, SimReport};
+use twopc_node::harness::sim::{run, DiskKind, Protocol, SimConfig, SimReport};
+use twopc_node::runtime::mutant::RuntimeMutant;
 
 fn cfg(seed: u64, mutant: Option<RuntimeMutant>) -> SimConfig {
     SimConfig {
@@ -196,7 +196,7 @@ fn the_binary_traces_the_replicas_links() {
 }
 
 fn replay(
-    traces: Vec<twopc_node::sim::ServerTrace>,
+    traces: Vec<twopc_node::harness::sim::ServerTrace>,
 ) -> Result<twopc_checks::replay::Accepted, twopc_checks::replay::Rejection> {
     let traces = traces
         .into_iter()
@@ -214,7 +214,7 @@ fn replay(
 #[test]
 fn the_replay_accepts_replicated_traces_and_rejects_the_mutants() {
     let traced = |seed, mutant| {
-        twopc_node::sim::run_traced(&SimConfig {
+        twopc_node::harness::sim::run_traced(&SimConfig {
             purchases: 60,
             ..cfg(seed, mutant)
         })

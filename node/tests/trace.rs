@@ -21,12 +21,12 @@ use twopc_checks::replay::{self, Accepted, NodeTrace, Options, Rejection, Why};
 use twopc_model::client::{Mode, Request};
 use twopc_model::trace::{Cmd, Event, Record};
 use twopc_model::*;
-use twopc_node::client;
-use twopc_node::core::{Config, Core, Event as CoreEvent};
-use twopc_node::faults::Faults;
-use twopc_node::local::LocalCluster;
-use twopc_node::trace::MemTracer;
-use twopc_node::wire::{Codec, Format};
+use twopc_node::ops::client;
+use twopc_node::ops::local::LocalCluster;
+use twopc_node::runtime::core::{Config, Core, Event as CoreEvent};
+use twopc_node::runtime::faults::Faults;
+use twopc_node::runtime::trace::MemTracer;
+use twopc_node::runtime::wire::{Codec, Format};
 
 fn levels(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use twopc_node::wire::{ClusterKey, Codec, Format};
+use twopc_node::runtime::wire::{ClusterKey, Codec, Format};
 
 fn codecs() -> &'static [Codec; 3] {
     static CODECS: OnceLock<[Codec; 3]> = OnceLock::new();

@@ -1,11 +1,13 @@
 //! `twopc-sim`: the node's own code in a deterministic simulated world
-//! (see `twopc_node::sim`). Exit codes: 0 every run kept every promise,
+//! (see `twopc_node::harness::sim`). Exit codes: 0 every run kept every promise,
 //! 1 some run broke one (its seed and violations are printed), 2 usage.
 
 use clap::Parser;
 use std::time::{Duration, Instant};
-use twopc_node::mutant::RuntimeMutant;
-use twopc_node::sim::{run, run_traced, DiskKind, Protocol, ServerTrace, SimConfig, SimReport};
+use twopc_node::harness::sim::{
+    run, run_traced, DiskKind, Protocol, ServerTrace, SimConfig, SimReport,
+};
+use twopc_node::runtime::mutant::RuntimeMutant;
 
 /// Runs the twopc runtime (core, wire codec, persist-before-send, timers)
 /// with a simulated network, clock and disk: loss, duplication, delay,

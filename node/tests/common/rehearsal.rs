@@ -105,7 +105,9 @@ impl Default for Rehearsal {
 impl Rehearsal {
     /// Machines installed (directories, the key), none running anything;
     /// the operator's machine with the key and `node/examples`' cluster
-    /// files (`cluster.toml`, `cluster-replicated.toml`) on loopback ports.
+    /// files on loopback ports: the 2PC shop's (`cluster-2pc.toml`) as
+    /// `cluster.toml`, the replicated one's (`cluster.toml`) as
+    /// `cluster-replicated.toml` (the runbooks start from the 2PC shop).
     pub fn new() -> Rehearsal {
         let root = tempfile::Builder::new()
             .prefix("twopc-runbook-")
@@ -128,8 +130,11 @@ impl Rehearsal {
             std::fs::write(h.join("etc/twopc/key"), &key).unwrap();
         }
         let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        for file in ["cluster.toml", "cluster-replicated.toml"] {
-            let text = std::fs::read_to_string(examples.join(file)).unwrap();
+        for (example, file) in [
+            ("cluster-2pc.toml", "cluster.toml"),
+            ("cluster.toml", "cluster-replicated.toml"),
+        ] {
+            let text = std::fs::read_to_string(examples.join(example)).unwrap();
             std::fs::write(op.join(file), r.map(&text)).unwrap();
         }
         r
@@ -157,7 +162,7 @@ impl Rehearsal {
         .unwrap();
     }
 
-    /// The 2PC shop of `node/examples/cluster.toml`: the coordinator on
+    /// The 2PC shop of `node/examples/cluster-2pc.toml`: the coordinator on
     /// 10.0.0.1, the wallet on 10.0.0.2, the order service on 10.0.0.3,
     /// deployed and started, answering `status`.
     pub fn shop() -> Rehearsal {
@@ -181,7 +186,7 @@ impl Rehearsal {
         r
     }
 
-    /// The replicated shop of `node/examples/cluster-replicated.toml`:
+    /// The replicated shop of `node/examples/cluster.toml`:
     /// `coordinator-1` on 10.0.0.1, `coordinator-2` on 10.0.0.4,
     /// `coordinator-3` on 10.0.0.5, the wallet on 10.0.0.2, the order
     /// service on 10.0.0.3, deployed and started, answering `status`.

@@ -1,0 +1,219 @@
+//! The core's bookkeeping beside the protocol, without sockets: the
+//! unknown-decision alarm, outcomes counted once and their latencies
+//! measured, a broadcast encoded once.
+
+use super::tests::*;
+use super::*;
+use crate::runtime::admin::{DecidedAs, NodeView};
+use crate::runtime::wire::Format;
+use twopc_model::{Ballot, RequestId, TxnId};
+
+/// A commit for a transaction the wallet has no record of (not held, not
+/// finished, not below its floor) raises the alarm: counted, remembered
+/// with its source, shown in the status view; the actor still changes
+/// nothing and sends nothing. Commits it can account for raise nothing.
+#[test]
+fn a_commit_for_an_unknown_transaction_raises_the_alarm() {
+    let mut core = wallet(10);
+    let now = Instant::now();
+    // Known: held, then finished (its duplicate is acked again).
+    from_coordinator(&mut core, prepare(0));
+    from_coordinator(&mut core, Msg::Commit { txn: txn(0) });
+    from_coordinator(&mut core, Msg::Commit { txn: txn(0) });
+    let _ = core.ready(now);
+    assert_eq!(core.counters().unknown_decisions, 0);
+    let before = core.state().clone();
+
+    from_coordinator(&mut core, Msg::Commit { txn: txn(7) });
+    assert_eq!(
+        core.ready(now),
+        Ready::default(),
+        "the actor ignores it, as the model does"
+    );
+    assert_eq!(*core.state(), before, "and changes nothing");
+    let c = core.counters();
+    assert_eq!(c.unknown_decisions, 1);
+    assert_eq!(
+        c.recent_unknown_decisions,
+        vec![crate::runtime::admin::UnknownDecision {
+            txn: "1.7".into(),
+            from: COORD.into(),
+        }]
+    );
+    let view = NodeView::of("wallet", core.state(), core.counters());
+    assert_eq!(view.alarms.len(), 1, "{view:?}");
+    assert!(
+        view.alarms[0].contains("1.7 from 127.0.0.1:7001"),
+        "{view:?}"
+    );
+    assert!(view.render().contains("ALARM: 1 commit decision(s)"));
+
+    // Only the last few are listed; the count covers them all.
+    for n in 100..120 {
+        from_coordinator(&mut core, Msg::Commit { txn: txn(n) });
+    }
+    let c = core.counters();
+    assert_eq!(c.unknown_decisions, 21);
+    assert_eq!(
+        c.recent_unknown_decisions.len(),
+        crate::runtime::admin::RECENT_ALARMS
+    );
+    assert_eq!(c.recent_unknown_decisions.last().unwrap().txn, "1.119");
+}
+
+/// A coordinator counts a purchase's outcome once, when it decides (the
+/// step saves it), not again when it answers a retry from its log; when
+/// measuring, it records one decision latency per decided attempt.
+#[test]
+fn a_decision_is_counted_once_and_its_latency_measured() {
+    const WALLET: &str = "127.0.0.1:7101";
+    const ORDER: &str = "127.0.0.1:7102";
+    const CLIENT: &str = "127.0.0.1:7103";
+    let actor = Node::Coordinator(twopc_model::Coordinator {
+        wallet: id(WALLET),
+        order: id(ORDER),
+        retention: 100,
+    });
+    let cfg = Config {
+        name: "coordinator".into(),
+        codec: codec(),
+        faults: Faults::default(),
+        batch_max: 64,
+    };
+    let mut core = Core::new(actor, id(COORD), &cfg);
+    core.measure_latency();
+    let now = Instant::now();
+    core.handle(now, Event::Start(None));
+    let _ = core.ready(now);
+    let send = |core: &mut Core, from: &str, msg: Msg| {
+        let bytes = datagram(&Payload::Protocol(msg));
+        core.handle(
+            Instant::now(),
+            Event::Datagram {
+                from: addr(from),
+                bytes: &bytes,
+            },
+        );
+        let _ = core.ready(Instant::now());
+    };
+    // Started without a log: both participants answer its question first.
+    for p in [WALLET, ORDER] {
+        let answer = Msg::Epoch {
+            asked: 1,
+            highest: 0,
+            fates: vec![],
+        };
+        send(&mut core, p, answer);
+    }
+    let purchase = |ticket| Msg::Purchase {
+        req: RequestId::new("order-1"),
+        purchase: twopc_model::Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: 1,
+            price: 5,
+        },
+        ticket,
+    };
+    // With a ticket (as a client sends it once the coordinator gave one).
+    send(&mut core, CLIENT, purchase(Some(0)));
+    let attempt = TxnId { epoch: 1, n: 0 };
+    for voter in [WALLET, ORDER] {
+        let vote = Msg::Vote {
+            txn: attempt,
+            ballot: Ballot::Yes,
+        };
+        send(&mut core, voter, vote);
+    }
+    assert_eq!(core.counters().decided, [(DecidedAs::Committed, 1)].into());
+    assert_eq!(core.take_latencies().len(), 1);
+    // A retry (a fresh caller, no ticket): answered from the outcome
+    // table, not a second decision.
+    send(&mut core, CLIENT, purchase(None));
+    assert_eq!(core.counters().decided, [(DecidedAs::Committed, 1)].into());
+    assert!(core.take_latencies().is_empty());
+}
+
+/// A client asks every replica: the copies of one broadcast are encoded
+/// once (the same bytes, each a datagram that decodes to the request), and
+/// the next, different message is encoded anew, not served from the copy.
+#[test]
+fn a_broadcast_is_encoded_once_and_each_copy_decodes_to_the_message() {
+    use twopc_model::{Client, Mode, Purchase, Request};
+    let replicas = ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"];
+    let req = |n: u32| Request {
+        req: RequestId::new(format!("order-{n}")),
+        purchase: Purchase {
+            user: "alice".into(),
+            sku: "widget".into(),
+            qty: 1,
+            price: 6,
+        },
+        mode: Mode::New,
+    };
+    let actor = Node::Client(Client {
+        coordinators: replicas.iter().map(|r| id(r)).collect(),
+        id: 7,
+        requests: vec![req(1), req(2)],
+    });
+    let cfg = Config {
+        name: "client".into(),
+        codec: Codec::new(
+            Some(crate::runtime::wire::ClusterKey::random()),
+            Format::Bincode,
+        ),
+        faults: Faults::default(),
+        batch_max: 64,
+    };
+    let key_codec = cfg.codec.clone();
+    let mut core = Core::new(actor, id(ME), &cfg);
+    let now = Instant::now();
+    core.handle(now, Event::Start(None));
+    let sent = core.ready(now).sends_after_sync;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let first = match key_codec.decode(sent[0].datagram().unwrap()) {
+        Ok(Payload::Protocol(msg)) => msg,
+        other => panic!("{other:?}"),
+    };
+    let about = |msg: &Msg| match msg {
+        Msg::Purchase { req, .. } | Msg::Lookup { req } => req.clone(),
+        other => panic!("not a request: {other:?}"),
+    };
+    assert_eq!(about(&first), RequestId::new("order-1"));
+    for (out, to) in sent.iter().zip(replicas) {
+        assert_eq!(out.to(), addr(to));
+        assert_eq!(
+            out.datagram().unwrap().as_ptr(),
+            sent[0].datagram().unwrap().as_ptr(),
+            "encoded once"
+        );
+        assert_eq!(
+            key_codec.decode(out.datagram().unwrap()),
+            Ok(Payload::Protocol(first.clone()))
+        );
+    }
+    // The leader's outcome for the first request: the client goes on to
+    // the second, a different message, freshly encoded.
+    let outcome = Msg::Outcome(twopc_model::Outcome {
+        req: about(&first),
+        txn: None,
+        verdict: twopc_model::Verdict::Committed,
+    });
+    let bytes = key_codec.encode(&Payload::Protocol(outcome)).unwrap();
+    let from = addr(replicas[0]);
+    core.handle(
+        now,
+        Event::Datagram {
+            from,
+            bytes: &bytes,
+        },
+    );
+    let sent = core.ready(now).sends_after_sync;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    for out in &sent {
+        match key_codec.decode(out.datagram().unwrap()) {
+            Ok(Payload::Protocol(msg)) => assert_eq!(about(&msg), RequestId::new("order-2")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

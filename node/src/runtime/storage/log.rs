@@ -1,0 +1,354 @@
+//! The log-and-snapshot store of one claimed data directory: append, sync,
+//! compact. Opening it repairs what a crash may leave behind (a torn tail,
+//! a half-made snapshot or log, logs of older generations) — only after the
+//! directory was claimed and replayed.
+
+use super::delta::{diff, Delta};
+use super::dir::{io_err, sync_dir, DataDir, Identity};
+use super::faulty::DiskFaults;
+use super::fs::{Fs, FsFile, RealFs};
+use super::position::Heard;
+use super::record::{encode_record, log_header, snapshot};
+use super::replay::{log_path, replay_in, Replayed};
+use super::synced::Marker;
+use super::{Store, StoreStats};
+use crate::runtime::error::Result;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use twopc_model::Storage;
+
+/// Default floor for compaction: the log is not compacted below this size.
+pub const COMPACT_MIN: u64 = 4 << 20;
+
+/// The synced-length marker is written after every log sync but
+/// `fdatasync`ed only after every this many (and at compaction): see the
+/// storage essay, "Lost data is not a torn tail".
+pub const MARKER_SYNC_EVERY: u64 = 64;
+
+/// The log-and-snapshot store of one data directory.
+#[derive(Debug)]
+pub struct LogStore {
+    dir: DataDir,
+    log: Box<dyn FsFile>,
+    log_path: PathBuf,
+    /// The node named in the headers of the logs and snapshots it writes.
+    owner: Option<Identity>,
+    generation: u64,
+    last: Option<Storage>,
+    pending: Option<Storage>,
+    buf: Vec<u8>,
+    log_len: u64,
+    marker: Marker,
+    /// Marker writes since its last `fdatasync`.
+    marker_unsynced: u64,
+    snapshot_len: u64,
+    compact_min: u64,
+    stats: StoreStats,
+    faults: DiskFaults,
+    /// The history's position the snapshot folds in (`super::position`).
+    base: u64,
+    /// Complete records in the current log: durable ones, and those in
+    /// `buf` once it is synced.
+    records: u64,
+    /// Records encoded into `buf`, not durable yet.
+    buffered: u64,
+}
+
+impl LogStore {
+    /// Locks `dir` (creating it if needed), without an owner check, and
+    /// opens the store in it. Returns it with the last durable state, if any.
+    pub fn open(dir: &Path) -> Result<(LogStore, Option<Storage>)> {
+        Self::open_with(dir, COMPACT_MIN)
+    }
+
+    /// [`LogStore::open`] with a chosen compaction floor (tests use a small one).
+    pub fn open_with(dir: &Path, compact_min: u64) -> Result<(LogStore, Option<Storage>)> {
+        Self::open_in(Arc::new(RealFs), dir, compact_min)
+    }
+
+    /// [`LogStore::open_with`] on the disk `fs`.
+    pub fn open_in(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        compact_min: u64,
+    ) -> Result<(LogStore, Option<Storage>)> {
+        let dir = DataDir::lock_in(fs, dir)?;
+        let replayed = replay_in(&**dir.fs(), dir.path())?;
+        Self::open_replayed(dir, replayed, compact_min)
+    }
+
+    /// Opens the store in `dir`, claimed and replayed already: records the
+    /// directory's owner if it is new, cuts a torn tail, discards what a
+    /// crashed compaction left, and returns the store with the replayed
+    /// state. Every write at start happens here. The node the directory's
+    /// headers name must be its claimant, if it was claimed (checked by
+    /// [`super::open_store`]); new headers name the claimant, or else keep
+    /// naming the node the old ones named.
+    pub fn open_replayed(
+        mut dir: DataDir,
+        replayed: Replayed,
+        compact_min: u64,
+    ) -> Result<(LogStore, Option<Storage>)> {
+        let Replayed {
+            generation,
+            state,
+            snapshot_len,
+            log,
+            synced,
+            owner,
+            base,
+            position,
+        } = replayed;
+        dir.record_owner()?;
+        let owner = dir.claimant().cloned().or(owner.map(|(o, _)| o));
+        let fs = dir.fs().clone();
+        let mut stats = dir.stats;
+        let path = dir.path().to_path_buf();
+        let tmp = path.join("snapshot.tmp");
+        if fs.exists(&tmp) {
+            // A compaction that crashed before its rename: the old snapshot
+            // and log are intact and authoritative.
+            fs.remove_file(&tmp).map_err(io_err(&tmp))?;
+        }
+        let log_path = log_path(&path, generation);
+        let log_len = match log {
+            Some(tail) => {
+                if let Some(why) = tail.torn {
+                    cut_torn_tail(&*fs, &tail.path, tail.valid_len, &why, &mut stats)?;
+                }
+                tail.valid_len
+            }
+            None => create_log(&*fs, &path, generation, owner.as_ref(), &mut stats)?,
+        };
+        // Logs of older generations are leftovers of a finished compaction.
+        let mut removed = false;
+        for name in fs.read_dir(&path).map_err(io_err(&path))? {
+            let entry = path.join(&name);
+            if name.starts_with("log.") && entry != log_path {
+                fs.remove_file(&entry).map_err(io_err(&entry))?;
+                removed = true;
+            }
+        }
+        let (marker, created) = Marker::open(&*fs, &path, synced)?;
+        if removed || created {
+            sync_dir(&*fs, &path, &mut stats)?;
+        }
+        let log = fs.open_append(&log_path).map_err(io_err(&log_path))?;
+        let store = LogStore {
+            dir,
+            log,
+            log_path,
+            owner,
+            generation,
+            last: state.clone(),
+            pending: None,
+            buf: Vec::new(),
+            log_len,
+            marker,
+            marker_unsynced: 0,
+            snapshot_len,
+            compact_min,
+            stats,
+            faults: DiskFaults::default(),
+            base,
+            records: position - base,
+            buffered: 0,
+        };
+        Ok((store, state))
+    }
+
+    /// Testing aid: the store with disk faults injected into its log.
+    pub fn with_faults(mut self, faults: DiskFaults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The current log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The history's position: every record ever synced to this
+    /// directory's logs, compactions included (`super::position`).
+    pub fn durable_position(&self) -> u64 {
+        self.base + self.records
+    }
+
+    /// `twopc accept-rollback`: makes the history's position at least
+    /// `at_least` (a compaction whose snapshot says so) and returns it.
+    /// The state is not changed. Refused with nothing staged but unsynced.
+    pub fn restamp(&mut self, at_least: u64) -> Result<u64> {
+        self.sync()?;
+        let base = at_least.max(self.durable_position());
+        if self.last.is_some() {
+            self.compact(base)?;
+        }
+        Ok(self.durable_position())
+    }
+
+    /// Replaces log and snapshot by a snapshot of the current state, which
+    /// folds in a history of `base` records.
+    fn compact(&mut self, base: u64) -> Result<()> {
+        let Some(state) = &self.last else {
+            return Ok(());
+        };
+        let generation = self.generation + 1;
+        let bytes = snapshot(generation, base, self.owner.as_ref(), state);
+        let fs = self.dir.fs().clone();
+        let dir = self.dir.path().to_path_buf();
+        let tmp = dir.join("snapshot.tmp");
+        let mut f = fs.create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(&bytes).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+        drop(f);
+        self.stats.fsyncs += 1;
+        let snap = dir.join("snapshot");
+        fs.rename(&tmp, &snap).map_err(io_err(&snap))?;
+        sync_dir(&*fs, &dir, &mut self.stats)?;
+        // From here the snapshot is the truth; the new log starts empty.
+        let log_len = create_log(&*fs, &dir, generation, self.owner.as_ref(), &mut self.stats)?;
+        let new_path = log_path(&dir, generation);
+        let log = fs.open_append(&new_path).map_err(io_err(&new_path))?;
+        // The marker moves to the new log, whose header is durable; until
+        // it does, it names the old generation, which replay reads as
+        // "nothing known" (see `replay::synced_len`).
+        if self.marker.write(generation, log_len, true)? {
+            self.stats.fsyncs += 1;
+            self.marker_unsynced = 0;
+        }
+        let old = std::mem::replace(&mut self.log_path, new_path);
+        fs.remove_file(&old).map_err(io_err(&old))?;
+        self.log = log;
+        self.generation = generation;
+        self.base = base;
+        self.records = 0;
+        self.log_len = log_len;
+        self.snapshot_len = bytes.len() as u64;
+        self.stats.bytes_written += bytes.len() as u64;
+        self.stats.compactions += 1;
+        Ok(())
+    }
+}
+
+/// Cuts the torn tail of `path` after `valid_len`: the write never
+/// completed, so its fsync never returned and nothing depending on it was
+/// sent; the state before it is what every peer may have seen.
+fn cut_torn_tail(
+    fs: &dyn Fs,
+    path: &Path,
+    valid_len: u64,
+    why: &str,
+    stats: &mut StoreStats,
+) -> Result<()> {
+    tracing::warn!(
+        file = %path.display(),
+        offset = valid_len,
+        "torn tail in storage log: {why}; this write never completed, so its fsync \
+         never returned and nothing depending on it was sent: truncating it"
+    );
+    let f = fs.open_write(path, false).map_err(io_err(path))?;
+    f.set_len(valid_len).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))?;
+    stats.fsyncs += 1;
+    Ok(())
+}
+
+/// Creates `DIR/log.<generation>` whole: header to a temporary file, fsync,
+/// rename, fsync the directory. Returns its length.
+fn create_log(
+    fs: &dyn Fs,
+    dir: &Path,
+    generation: u64,
+    owner: Option<&Identity>,
+    stats: &mut StoreStats,
+) -> Result<u64> {
+    let path = log_path(dir, generation);
+    let tmp = dir.join(format!("log.{generation}.tmp"));
+    let header = log_header(generation, owner);
+    let mut f = fs.create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(&header).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    stats.fsyncs += 1;
+    fs.rename(&tmp, &path).map_err(io_err(&path))?;
+    sync_dir(fs, dir, stats)?;
+    stats.bytes_written += header.len() as u64;
+    Ok(header.len() as u64)
+}
+
+impl Store for LogStore {
+    fn stage(&mut self, storage: Storage) -> Result<()> {
+        // Only the newest state of a batch matters: it includes every earlier
+        // one, and nothing is sent before `sync`. So diffing waits for `sync`,
+        // once per batch rather than once per `Save`.
+        self.pending = Some(storage);
+        Ok(())
+    }
+
+    fn needs_sync(&self) -> bool {
+        self.pending.is_some() || !self.buf.is_empty()
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if let Some(new) = self.pending.take() {
+            let delta = match &self.last {
+                None => Some(Delta::Full(new.clone())),
+                Some(old) => diff(old, &new),
+            };
+            if let Some(delta) = delta {
+                encode_record(&delta, &mut self.buf);
+                self.buffered += 1;
+            }
+            self.last = Some(new);
+        }
+        if self.buf.is_empty() {
+            return Ok(()); // Saved what was already durable: nothing to write.
+        }
+        // One write and one fdatasync for everything staged since the last
+        // sync: that is the group commit.
+        let path = &self.log_path;
+        self.faults
+            .write_all(&mut *self.log, &self.buf)
+            .map_err(io_err(path))?;
+        self.faults.sync_data(&*self.log).map_err(io_err(path))?;
+        self.stats.fsyncs += 1;
+        self.stats.bytes_written += self.buf.len() as u64;
+        self.log_len += self.buf.len() as u64;
+        self.buf.clear();
+        self.records += std::mem::take(&mut self.buffered);
+        // Only now, the log's bytes durable, may the marker say so: it never
+        // claims more than the log holds. Not counted in `bytes_written`.
+        let sync_marker = self.marker_unsynced + 1 >= MARKER_SYNC_EVERY;
+        if self
+            .marker
+            .write(self.generation, self.log_len, sync_marker)?
+        {
+            if sync_marker {
+                self.stats.fsyncs += 1;
+                self.marker_unsynced = 0;
+            } else {
+                self.marker_unsynced += 1;
+            }
+        }
+        if self.log_len >= self.snapshot_len.max(self.compact_min) {
+            self.compact(self.durable_position())?;
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.stats
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.durable_position())
+    }
+
+    fn keep_heard(&mut self, heard: &Heard) -> Result<()> {
+        heard.write(&**self.dir.fs(), self.dir.path())
+    }
+
+    fn record_heuristic(&mut self, line: &str) -> Result<()> {
+        super::audit::append(&**self.dir.fs(), self.dir.path(), line)
+    }
+}

@@ -1,0 +1,480 @@
+//! The bytes of storage files: records, log headers, snapshots. Pure (bytes
+//! in, values out), like the wire format; the files live in `log.rs`.
+//!
+//! ```text
+//! record     0xA7, payload length (u32 LE), crc32 of payload (u32 LE), payload
+//!            (a bincode `Delta`)
+//! log.<gen>  "TPCLOG03", generation (u64 LE), one record: the owner (a
+//!            bincode `Option<Identity>`), then records
+//! snapshot   "TPCSNAP4", generation (u64 LE), base position (u64 LE), one
+//!            record: the owner, one record: `Delta::Full`
+//! ```
+//!
+//! The owner in every header is what makes a directory's identity survive
+//! a deleted `NODE` file (`dir.rs`). Files of the previous formats
+//! (`TPCLOG02`, `TPCSNAP2`: the same without the owner record; `TPCSNAP3`:
+//! without the base position) are read, their owner unknown or their base
+//! position 0; new logs and snapshots are written in the new one.
+//!
+//! The base position is the history's position (`super::position`) the
+//! snapshot folds in: every record ever synced before its log began.
+
+use super::delta::Delta;
+use super::dir::Identity;
+use crate::runtime::error::{Error, Result};
+use serde::Serialize;
+use std::path::Path;
+use twopc_model::Storage;
+
+/// A record's first byte.
+pub const REC_MAGIC: u8 = 0xA7;
+const REC_HEADER: usize = 9;
+const MAX_RECORD: usize = 1 << 30;
+const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP4";
+/// Snapshots without the base position, read still (base 0).
+const SNAP_MAGIC_3: &[u8; 8] = b"TPCSNAP3";
+const LOG_MAGIC: &[u8; 8] = b"TPCLOG03";
+/// The magics of the previous format, read still (owner unknown).
+const SNAP_MAGIC_2: &[u8; 8] = b"TPCSNAP2";
+const LOG_MAGIC_2: &[u8; 8] = b"TPCLOG02";
+/// Bytes of a log file's fixed header: magic and generation (the owner's
+/// record follows it).
+pub const LOG_HEADER: usize = 16;
+
+fn bincode_opts() -> impl bincode::Options + Copy {
+    bincode::DefaultOptions::new()
+}
+
+/// Appends the record holding `delta` to `buf`.
+pub fn encode_record(delta: &Delta, buf: &mut Vec<u8>) {
+    encode_value(delta, buf);
+}
+
+/// Appends a record holding `value` to `buf`.
+fn encode_value(value: &impl Serialize, buf: &mut Vec<u8>) {
+    use bincode::Options;
+    let payload = bincode_opts()
+        .serialize(value)
+        .expect("storage types always serialize");
+    buf.push(REC_MAGIC);
+    buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    buf.extend_from_slice(&payload);
+}
+
+/// The header of the log of `generation` of the node `owner` (`None`: a
+/// store opened without an owner, by tests and tools).
+pub fn log_header(generation: u64, owner: Option<&Identity>) -> Vec<u8> {
+    let mut header = LOG_MAGIC.to_vec();
+    header.extend_from_slice(&generation.to_le_bytes());
+    encode_value(&owner, &mut header);
+    header
+}
+
+/// The bytes of a snapshot of `state` as `generation`, of node `owner`,
+/// folding in a history of `base` records.
+pub fn snapshot(generation: u64, base: u64, owner: Option<&Identity>, state: &Storage) -> Vec<u8> {
+    let mut bytes = SNAP_MAGIC.to_vec();
+    bytes.extend_from_slice(&generation.to_le_bytes());
+    bytes.extend_from_slice(&base.to_le_bytes());
+    encode_value(&owner, &mut bytes);
+    encode_record(&Delta::Full(state.clone()), &mut bytes);
+    bytes
+}
+
+/// Reads the owner's record at the start of `bytes` (after a header's
+/// magic and generation): the owner and the record's length. A header is
+/// written whole and fsynced before it is renamed into place, so anything
+/// but one complete, valid record is corruption (the error says why).
+fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), String> {
+    use bincode::Options;
+    let Some(head) = bytes.get(..REC_HEADER) else {
+        return Err("is cut short".into());
+    };
+    if head[0] != REC_MAGIC {
+        return Err(format!("has a bad record marker {:#04x}", head[0]));
+    }
+    let len = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(head[5..9].try_into().expect("4 bytes"));
+    let Some(payload) = bytes.get(REC_HEADER..REC_HEADER.saturating_add(len)) else {
+        return Err("is cut short".into());
+    };
+    if crc32fast::hash(payload) != crc {
+        return Err("fails its checksum".into());
+    }
+    let owner = bincode_opts()
+        .deserialize(payload)
+        .map_err(|e| format!("is undecodable: {e}"))?;
+    Ok((owner, REC_HEADER + len))
+}
+
+/// Decodes a record's payload. A coordinator's state (and its changes) is
+/// always the last thing in a record, and its last field, the transactions
+/// in doubt, is younger than the format: a record written before it ends
+/// where that field would begin. Such a record reads as having none (one
+/// empty list in a state, two in a change, each one zero byte); the
+/// decoder takes a padded payload only if it reads it whole, and the crc
+/// has already vouched for the bytes.
+fn decode_delta(payload: &[u8]) -> std::result::Result<Delta, bincode::Error> {
+    use bincode::Options;
+    let first = match bincode_opts().deserialize(payload) {
+        Ok(delta) => return Ok(delta),
+        Err(e) => e,
+    };
+    for pad in 1..=2 {
+        let mut padded = payload.to_vec();
+        padded.resize(payload.len() + pad, 0);
+        if let Ok(delta) = bincode_opts().deserialize(&padded) {
+            return Ok(delta);
+        }
+    }
+    Err(first)
+}
+
+/// The result of scanning records.
+#[derive(Debug)]
+pub struct Scan {
+    /// The complete, valid records.
+    pub deltas: Vec<Delta>,
+    /// Bytes of the file they occupy.
+    pub valid_len: u64,
+    /// Why the tail after `valid_len` is torn, if it is.
+    pub torn: Option<String>,
+}
+
+/// Reads records from `bytes`; corrupt records are errors naming `path`.
+pub fn scan(bytes: &[u8], path: &Path) -> Result<Scan> {
+    let corrupt = |offset: usize, reason: String| Error::StorageCorrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    };
+    let mut deltas = Vec::new();
+    let mut off = 0;
+    let mut torn = None;
+    while off < bytes.len() {
+        let rest = &bytes[off..];
+        if rest.iter().all(|b| *b == 0) {
+            torn = Some(format!("{} zero bytes at the end", rest.len()));
+            break;
+        }
+        if rest.len() < REC_HEADER {
+            torn = Some(format!(
+                "an incomplete record header ({} bytes)",
+                rest.len()
+            ));
+            break;
+        }
+        if rest[0] != REC_MAGIC {
+            return Err(corrupt(off, format!("bad record marker {:#04x}", rest[0])));
+        }
+        let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(rest[5..9].try_into().expect("4 bytes"));
+        if len > MAX_RECORD {
+            return Err(corrupt(off, format!("impossible record length {len}")));
+        }
+        if rest.len() < REC_HEADER + len {
+            torn = Some(format!(
+                "an incomplete record ({} of {} payload bytes)",
+                rest.len() - REC_HEADER,
+                len
+            ));
+            break;
+        }
+        let payload = &rest[REC_HEADER..REC_HEADER + len];
+        if crc32fast::hash(payload) != crc {
+            return Err(corrupt(off, "checksum mismatch".into()));
+        }
+        let delta =
+            decode_delta(payload).map_err(|e| corrupt(off, format!("undecodable record: {e}")))?;
+        deltas.push(delta);
+        off += REC_HEADER + len;
+    }
+    Ok(Scan {
+        deltas,
+        valid_len: off as u64,
+        torn,
+    })
+}
+
+/// A scanned log file.
+#[derive(Debug)]
+pub struct LogScan {
+    /// The node its header names (`None`: none was recorded, or the file
+    /// is of the previous format).
+    pub owner: Option<Identity>,
+    /// Its records (offsets count from the start of the file).
+    pub scan: Scan,
+}
+
+/// Scans a whole log file: its header, then its records (offsets in errors
+/// and `valid_len` count from the start of the file).
+pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<LogScan> {
+    let corrupt = |reason: String| Error::StorageCorrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason,
+    };
+    if bytes.len() < LOG_HEADER {
+        return Err(corrupt(format!(
+            "truncated: {} bytes, shorter than the {LOG_HEADER}-byte header every log is created with",
+            bytes.len()
+        )));
+    }
+    let (owner, header) = match &bytes[..8] {
+        m if m == LOG_MAGIC => {
+            let (owner, len) =
+                read_owner(&bytes[LOG_HEADER..]).map_err(|why| Error::StorageCorrupt {
+                    path: path.to_path_buf(),
+                    offset: LOG_HEADER as u64,
+                    reason: format!("the header's owner record {why}"),
+                })?;
+            (owner, LOG_HEADER + len)
+        }
+        m if m == LOG_MAGIC_2 => (None, LOG_HEADER),
+        _ => return Err(corrupt("not a twopc log (bad header)".into())),
+    };
+    let found = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    if found != generation {
+        return Err(corrupt(format!(
+            "header says generation {found}, expected {generation}"
+        )));
+    }
+    match scan(&bytes[header..], path) {
+        Ok(mut scan) => {
+            scan.valid_len += header as u64;
+            Ok(LogScan { owner, scan })
+        }
+        Err(Error::StorageCorrupt {
+            path,
+            offset,
+            reason,
+        }) => Err(Error::StorageCorrupt {
+            path,
+            offset: offset + header as u64,
+            reason,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// A snapshot file's contents.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Its generation.
+    pub generation: u64,
+    /// The history's position it folds in (0 in older formats).
+    pub base: u64,
+    /// The node it names (`None`: unrecorded, or the previous format).
+    pub owner: Option<Identity>,
+    /// The full state.
+    pub state: Storage,
+}
+
+/// The contents of a snapshot file's bytes.
+pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<Snapshot> {
+    let corrupt = |reason: &str| Error::StorageCorrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason: reason.to_string(),
+    };
+    let owned = |at: usize| {
+        read_owner(&bytes[at..]).map_err(|why| {
+            corrupt(&format!(
+                "snapshot is not exactly one complete owner record and one complete \
+                 full-state record: the owner record {why}"
+            ))
+        })
+    };
+    let (owner, header, base) = match bytes.get(..8) {
+        Some(m) if m == SNAP_MAGIC && bytes.len() >= 24 => {
+            let (owner, len) = owned(24)?;
+            let base = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
+            (owner, 24 + len, base)
+        }
+        Some(m) if m == SNAP_MAGIC_3 && bytes.len() >= 16 => {
+            let (owner, len) = owned(16)?;
+            (owner, 16 + len, 0)
+        }
+        Some(m) if m == SNAP_MAGIC_2 && bytes.len() >= 16 => (None, 16, 0),
+        _ => return Err(corrupt("not a twopc snapshot")),
+    };
+    let generation = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let mut scan = scan(&bytes[header..], path)?;
+    // A snapshot is fsync'd before it is renamed into place: it is whole or
+    // it is not there. Anything else is corruption, torn or not. (Moved
+    // out, not cloned: a snapshot may hold a million balances.)
+    match (scan.torn, scan.deltas.len(), scan.deltas.pop()) {
+        (None, 1, Some(Delta::Full(state))) => Ok(Snapshot {
+            generation,
+            base,
+            owner,
+            state,
+        }),
+        _ => Err(corrupt(
+            "snapshot is not exactly one complete full-state record",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twopc_model::ClientState;
+
+    #[test]
+    fn records_scan_back_and_a_cut_record_is_a_torn_tail() {
+        let path = Path::new("log.0");
+        let state = Storage::Client(ClientState::default());
+        let owner = Identity {
+            name: "wallet".into(),
+            role: crate::runtime::role::Role::Wallet,
+        };
+        let mut bytes = log_header(0, Some(&owner));
+        encode_record(&Delta::Full(state.clone()), &mut bytes);
+        let whole = bytes.len();
+        encode_record(&Delta::Full(state.clone()), &mut bytes);
+        let LogScan { owner: found, scan } = scan_log(&bytes, 0, path).unwrap();
+        assert_eq!(found.as_ref(), Some(&owner));
+        assert_eq!(scan.deltas.len(), 2);
+        assert_eq!((scan.valid_len, scan.torn), (bytes.len() as u64, None));
+        let cut = scan_log(&bytes[..bytes.len() - 1], 0, path).unwrap().scan;
+        assert_eq!((cut.deltas.len(), cut.valid_len), (1, whole as u64));
+        assert!(cut.torn.unwrap().contains("incomplete record"));
+        let err = scan_log(&bytes, 1, path).unwrap_err().to_string();
+        assert!(err.contains("expected 1"), "{err}");
+        let err = scan_log(&bytes[..LOG_HEADER + 4], 0, path).unwrap_err();
+        assert!(
+            err.to_string().contains("owner record is cut short"),
+            "{err}"
+        );
+        let snap = snapshot(4, 17, Some(&owner), &state);
+        let expected = Snapshot {
+            generation: 4,
+            base: 17,
+            owner: Some(owner),
+            state,
+        };
+        assert_eq!(parse_snapshot(&snap, path).unwrap(), expected);
+        // The previous format, without the base position, reads as base 0.
+        let mut old = SNAP_MAGIC_3.to_vec();
+        old.extend_from_slice(&snap[8..16]);
+        old.extend_from_slice(&snap[24..]);
+        let read = parse_snapshot(&old, path).unwrap();
+        assert_eq!((read.generation, read.base), (4, 0));
+        let err = parse_snapshot(&snap[..28], path).unwrap_err().to_string();
+        assert!(
+            err.contains("not exactly one complete owner record"),
+            "{err}"
+        );
+    }
+
+    /// A coordinator's unacknowledged commits are written as a list of
+    /// pairs (so that JSON can carry them): in the binary format that is the
+    /// very bytes the map was written as, so logs written before still read.
+    /// And records written before the transactions in doubt existed read as
+    /// having none.
+    #[test]
+    fn commits_as_pairs_are_the_bytes_the_map_was() {
+        use bincode::Options;
+        use twopc_model::{CoordStorage, Map, Outcomes, RequestId, TxnId};
+        #[derive(serde::Serialize)]
+        struct Before {
+            epoch: u64,
+            outcomes: Outcomes,
+            commits: Map<TxnId, RequestId>,
+        }
+        let commits: Map<TxnId, RequestId> = [
+            (TxnId { epoch: 2, n: 7 }, RequestId::new("order-1")),
+            (TxnId { epoch: 3, n: 0 }, RequestId::new("order-2")),
+        ]
+        .into_iter()
+        .collect();
+        let now = CoordStorage {
+            epoch: 3,
+            outcomes: Outcomes::default(),
+            commits: commits.clone(),
+            doubts: Map::new(),
+        };
+        let before = Before {
+            epoch: 3,
+            outcomes: Outcomes::default(),
+            commits,
+        };
+        // A whole state, as the record of the format before doubts.
+        #[derive(serde::Serialize)]
+        enum OldStorage {
+            Coordinator(Before),
+        }
+        #[derive(serde::Serialize)]
+        enum OldDelta {
+            Full(OldStorage),
+        }
+        let old_bytes = bincode_opts()
+            .serialize(&OldDelta::Full(OldStorage::Coordinator(before)))
+            .unwrap();
+        let mut rec = Vec::new();
+        encode_value(
+            &Delta::Full(twopc_model::Storage::Coordinator(now.clone())),
+            &mut rec,
+        );
+        assert_eq!(&rec[REC_HEADER..], [old_bytes.as_slice(), &[0]].concat());
+        let mut old_rec = Vec::new();
+        encode_value(
+            &OldDelta::Full(OldStorage::Coordinator(Before {
+                epoch: 3,
+                outcomes: Outcomes::default(),
+                commits: now.commits.clone(),
+            })),
+            &mut old_rec,
+        );
+        let read = scan(&old_rec, Path::new("log")).unwrap().deltas;
+        assert_eq!(
+            read,
+            vec![Delta::Full(twopc_model::Storage::Coordinator(now.clone()))]
+        );
+        let json = serde_json::to_string(&now).expect("JSON carries the commits");
+        assert_eq!(serde_json::from_str::<CoordStorage>(&json).unwrap(), now);
+    }
+
+    /// A coordinator's change record of the format before doubts (the same
+    /// bytes without the trailing, empty change of doubts) reads as
+    /// changing none; a record cut anywhere else is still undecodable.
+    #[test]
+    fn a_change_record_from_before_doubts_reads_as_changing_none() {
+        use super::super::delta::CoordDelta;
+        use bincode::Options;
+        use twopc_model::{CoordStorage, RequestId, TxnId};
+        let a = CoordStorage::default();
+        let mut b = a.clone();
+        b.epoch = 2;
+        b.commits
+            .insert(TxnId { epoch: 1, n: 4 }, RequestId::new("order-9"));
+        let delta = Delta::Coordinator(CoordDelta::diff(&a, &b).expect("a change"));
+        let payload = bincode_opts().serialize(&delta).unwrap();
+        assert_eq!(&payload[payload.len() - 2..], &[0, 0], "two empty lists");
+        let mut old = Vec::new();
+        encode_value(&RawPayload(&payload[..payload.len() - 2]), &mut old);
+        let read = scan(&old, Path::new("log")).unwrap().deltas;
+        assert_eq!(read, vec![delta]);
+        let mut cut = Vec::new();
+        encode_value(&RawPayload(&payload[..payload.len() - 3]), &mut cut);
+        let err = scan(&cut, Path::new("log")).unwrap_err().to_string();
+        assert!(err.contains("undecodable record"), "{err}");
+    }
+
+    /// Bytes written as they are (serde's tuple of u8, which bincode writes
+    /// without a length).
+    struct RawPayload<'a>(&'a [u8]);
+
+    impl serde::Serialize for RawPayload<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            use serde::ser::SerializeTuple;
+            let mut t = s.serialize_tuple(self.0.len())?;
+            for b in self.0 {
+                t.serialize_element(b)?;
+            }
+            t.end()
+        }
+    }
+}

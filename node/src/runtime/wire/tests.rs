@@ -1,0 +1,253 @@
+//! Tests of the wire: every format and key, garbage, strangers, key texts,
+//! message kinds, and the largest status reply in one datagram.
+
+use super::*;
+use twopc_model::{Ballot, Floor, Msg, Op, RequestId, TxnId};
+
+fn msgs() -> Vec<Payload> {
+    let txn = TxnId { epoch: 3, n: 9 };
+    let req = RequestId::new(format!("{}#{}", 42, 1));
+    vec![
+        Payload::Protocol(Msg::Prepare {
+            txn,
+            req,
+            op: Op {
+                key: "alice".into(),
+                amount: 30,
+            },
+            floor: Floor {
+                below: TxnId { epoch: 3, n: 2 },
+                owed: vec![TxnId { epoch: 2, n: 7 }],
+            },
+        }),
+        Payload::Protocol(Msg::Vote {
+            txn,
+            ballot: Ballot::Yes,
+        }),
+        Payload::Protocol(Msg::Commit { txn }),
+        Payload::StatusRequest { nonce: 7 },
+    ]
+}
+
+#[test]
+fn round_trips_in_every_format_with_and_without_key() {
+    let key = ClusterKey::new("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+        .unwrap();
+    for format in [Format::Bincode, Format::Json] {
+        for key in [None, Some(key.clone())] {
+            let codec = Codec::new(key, format);
+            for payload in msgs() {
+                let bytes = codec.encode(&payload).unwrap();
+                assert_eq!(codec.decode(&bytes), Ok(payload));
+            }
+        }
+    }
+}
+
+#[test]
+fn message_kinds_parse_from_their_names_and_nothing_else() {
+    for kind in MsgKind::ALL {
+        assert_eq!(kind.as_str().parse::<MsgKind>(), Ok(kind));
+        let json = serde_json::to_string(&kind).unwrap();
+        assert_eq!(json, format!("\"{kind}\""));
+    }
+    let err = "commits".parse::<MsgKind>().unwrap_err();
+    assert_eq!(
+        err,
+        "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query,ask_epoch,epoch,campaign,promise,accept,accepted,nack,recover,recover_reply)"
+    );
+    assert_eq!(
+        MsgKind::of(&Msg::QueryDecision {
+            txn: TxnId { epoch: 1, n: 2 }
+        }),
+        MsgKind::Query
+    );
+}
+
+#[test]
+fn a_json_sender_is_understood_by_a_bincode_node() {
+    let json = Codec::new(None, Format::Json);
+    let bin = Codec::new(None, Format::Bincode);
+    for payload in msgs() {
+        assert_eq!(bin.decode(&json.encode(&payload).unwrap()), Ok(payload));
+    }
+}
+
+#[test]
+fn garbage_is_rejected_with_a_reason_never_a_panic() {
+    let codec = Codec::new(None, Format::Bincode);
+    assert_eq!(codec.decode(b""), Err(Reject::BadMagic));
+    assert_eq!(codec.decode(b"hello world"), Err(Reject::BadMagic));
+    assert_eq!(
+        codec.decode(&vec![0u8; MAX_DATAGRAM + 1]),
+        Err(Reject::Oversized(MAX_DATAGRAM + 1))
+    );
+    let mut good = codec.encode(&msgs()[0]).unwrap().to_vec();
+    good[2] = 99;
+    assert_eq!(codec.decode(&good), Err(Reject::BadVersion(99)));
+    assert!(matches!(
+        codec.decode(&[b"2P".as_slice(), &[VERSION, 0, 0], &[0xff; 8]].concat()),
+        Err(Reject::Undecodable(_))
+    ));
+    // Every truncation and every single-byte corruption: no panic.
+    let good = codec.encode(&msgs()[0]).unwrap();
+    for n in 0..good.len() {
+        let _ = codec.decode(&good[..n]);
+        let mut bad = good.to_vec();
+        bad[n] ^= 0x5a;
+        let _ = codec.decode(&bad);
+    }
+    // A huge length prefix does not allocate or panic.
+    let mut huge = [b"2P".as_slice(), &[VERSION, 0, 0, 0]].concat();
+    huge.extend_from_slice(&[0xfc, 0xff, 0xff, 0xff, 0xff]);
+    assert!(codec.decode(&huge).is_err());
+}
+
+/// A datagram holding a replica's state (`Accept`, `Promise`) is
+/// refused before it is deserialized: its maps' forged lengths would
+/// reserve terabytes. (The decoder fuzz test found it.)
+#[test]
+fn a_replica_state_by_datagram_is_refused_unread() {
+    let codec = Codec::new(None, Format::Bincode);
+    let term = twopc_model::Term {
+        n: 1,
+        leader: stateright::actor::Id::from(3),
+    };
+    let accept = Payload::Protocol(Msg::Accept {
+        term,
+        version: 2,
+        storage: Default::default(),
+    });
+    let mut bytes = codec.encode(&accept).unwrap().to_vec();
+    assert!(matches!(codec.decode(&bytes), Err(Reject::Undecodable(_))));
+    // A length of 2^40 entries in place of the first map's.
+    bytes.truncate(bytes.len() - 1);
+    bytes.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 1, 0, 0]);
+    assert!(matches!(codec.decode(&bytes), Err(Reject::Undecodable(_))));
+    let promise = Payload::Protocol(Msg::Promise {
+        term,
+        accepted: None,
+    });
+    let bytes = codec.encode(&promise).unwrap();
+    assert!(matches!(codec.decode(&bytes), Err(Reject::Undecodable(_))));
+    // Other replica messages carry no map, and decode.
+    let accepted = Payload::Protocol(Msg::Accepted { term, version: 2 });
+    let bytes = codec.encode(&accepted).unwrap();
+    assert_eq!(codec.decode(&bytes), Ok(accepted));
+}
+
+#[test]
+fn authentication_rejects_strangers_and_tampering() {
+    let key = ClusterKey::new(&"ab".repeat(32)).unwrap();
+    let other = ClusterKey::new(&"cd".repeat(32)).unwrap();
+    let node = Codec::new(Some(key.clone()), Format::Bincode);
+    let stranger = Codec::new(Some(other), Format::Bincode);
+    let open = Codec::new(None, Format::Bincode);
+    let payload = msgs()[2].clone();
+    assert_eq!(
+        node.decode(&stranger.encode(&payload).unwrap()),
+        Err(Reject::BadMac)
+    );
+    assert_eq!(
+        node.decode(&open.encode(&payload).unwrap()),
+        Err(Reject::MissingMac)
+    );
+    assert_eq!(
+        open.decode(&node.encode(&payload).unwrap()),
+        Err(Reject::UnexpectedMac)
+    );
+    let mut tampered = node.encode(&payload).unwrap().to_vec();
+    *tampered.last_mut().unwrap() ^= 1;
+    assert_eq!(node.decode(&tampered), Err(Reject::BadMac));
+    assert!(ClusterKey::new("short").is_err());
+    assert_eq!(format!("{key:?}"), "ClusterKey(<redacted>)");
+}
+
+/// A key is 64 hex digits and nothing else: a trailing newline or
+/// spaces are ignored, case does not matter, and anything else — any
+/// 16-character string, a comment line, a key one digit short — is
+/// refused, with an error that does not quote the text.
+#[test]
+fn a_key_is_64_hex_digits_and_nothing_else() {
+    let hex = "0123456789abcdef".repeat(4);
+    let same = |text: &str| {
+        let a = Codec::new(Some(ClusterKey::new(&hex).unwrap()), Format::Bincode);
+        let b = Codec::new(Some(ClusterKey::new(text).unwrap()), Format::Bincode);
+        let payload = msgs()[0].clone();
+        assert_eq!(
+            a.decode(&b.encode(&payload).unwrap()),
+            Ok(payload),
+            "{text:?}"
+        );
+    };
+    same(&format!("{hex}\n"));
+    same(&format!("  {hex}\r\n\n"));
+    same(&hex.to_uppercase());
+    for bad in [
+        "0123456789abcdef".to_string(),
+        "sixteen chars!!!".to_string(),
+        format!("{hex}\n# the production key"),
+        format!("# the production key\n{hex}"),
+        hex[1..].to_string(),
+        format!("{hex}0"),
+        format!("{}g", &hex[1..]),
+        format!("{} {}", &hex[..32], &hex[32..]),
+        String::new(),
+    ] {
+        let err = ClusterKey::new(&bad).unwrap_err();
+        assert!(
+            err.starts_with("a cluster key is exactly 64 hexadecimal"),
+            "{err}"
+        );
+        assert!(bad.is_empty() || !err.contains(bad.trim()), "{err}");
+    }
+    assert_eq!(ClusterKey::generate().len(), KEY_HEX_LEN);
+    assert!(ClusterKey::new(&ClusterKey::generate()).is_ok());
+}
+
+/// The largest status reply the names allow — [`crate::runtime::admin::MAX_LISTED`]
+/// balances and as many holds, every name [`MAX_NAME`] bytes, every
+/// number its largest — fits in one datagram in either format; names
+/// one byte longer are refused.
+#[test]
+fn the_largest_status_reply_fits_in_a_datagram() {
+    use crate::runtime::admin::{Counters, HoldView, NodeView, MAX_LISTED};
+    let mut view = NodeView::of(
+        "wallet",
+        &twopc_model::State::Participant(twopc_model::PartState {
+            data: Default::default(),
+            recovered_holds: false,
+        }),
+        &Counters::default(),
+    );
+    let name = |i: usize| format!("{i:0>width$}", width = MAX_NAME);
+    for i in 0..MAX_LISTED {
+        view.levels.insert(name(i), u64::MAX);
+        view.holds.push(HoldView {
+            txn: format!("{}.{}", u64::MAX, u64::MAX),
+            req: format!("{}#{}", u64::MAX, u64::MAX),
+            key: name(i),
+            amount: u64::MAX,
+        });
+    }
+    for format in [Format::Bincode, Format::Json] {
+        let codec = Codec::new(Some(ClusterKey::random()), format);
+        let reply = Payload::StatusReply {
+            nonce: u64::MAX,
+            view: Box::new(view.clone()),
+        };
+        let bytes = codec.encode(&reply);
+        assert!(bytes.is_ok(), "{format:?}: {bytes:?}");
+    }
+    assert!(check_name("--user", &name(0)).is_ok());
+    let err = check_name("--user", &"x".repeat(70_000)).unwrap_err();
+    assert!(
+        err.contains("--user") && err.contains("70000 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("at most 64 bytes") && err.len() < 300, "{err}");
+    assert!(
+        check_name("--sku", &"é".repeat(33)).is_err(),
+        "bytes, not chars"
+    );
+}
