@@ -37,13 +37,23 @@
 //!   [`crate::harness::promises::verify`], the chaos test's judge: every request got
 //!   an outcome, nothing charged twice, money and stock conserved, no hold
 //!   and no commit left.
+//! - **The replicated coordinator** (`--protocol replicated`,
+//!   `replicas.rs`): three replicas, each its own core and log on its own
+//!   disk, linked by simulated TCP connections that carry the node's own
+//!   frames and `Accept` deltas (`links.rs`); a third of the crashes hit the
+//!   leader, and a batch whose `Accept`s leave before its fsync is cut
+//!   short five times as often. Judged besides: an acknowledgement is on
+//!   its sender's disk, and what a leader counts as chosen is on a
+//!   majority's.
 //!
 //! One job per file: `world.rs` the nodes and the queue of timed events;
 //! `flush.rs` a batch's end and the crashes in it; `net.rs` the network;
 //! `lifecycle.rs` starts and crashes; `clients.rs` the workload; `judge.rs`
 //! the checks; `record.rs` the digest and the trace lines; [`disk`] the
-//! simulated disks. [`crate::runtime::mutant`] lists the runtime mutants the
-//! simulation must catch (`node/tests/sim.rs`).
+//! simulated disks; `replicas.rs` the coordinator's replicas and their
+//! checks; `links.rs` the replicas' links. [`crate::runtime::mutant`] lists
+//! the runtime mutants the simulation must catch (`node/tests/sim.rs`,
+//! `node/tests/sim_replicated.rs`).
 
 mod clients;
 pub mod disk;

@@ -75,7 +75,11 @@
 //! The model checker does not explore this split: in the model the leader's
 //! save and its `Accept`s are one step. The argument above is why it needs
 //! not to; the replica tests beside this file pin the split itself
-//! (`replica_tests.rs`).
+//! (`replica_tests.rs`), and the deterministic simulation (`twopc-sim
+//! --protocol replicated`) crashes leaders and followers between an early
+//! `Accept` and its fsync, checking that what a leader counts as chosen is
+//! durable at a majority (the runtime mutant `leader-acks-unsynced`, which
+//! skips that fsync, is caught there).
 
 use super::*;
 
