@@ -58,7 +58,9 @@ struct Args {
     #[arg(long, default_value_t = 0.5, value_parser = probability)]
     power_cut_share: f64,
     /// Probability that a server's batch is cut short by a crash (after the
-    /// save is staged, after the fsync, or between two sends).
+    /// save is staged, during or after the fsync, or between two sends);
+    /// five times as likely for a batch whose messages to replicas leave
+    /// before its fsync (a leader's `Accept`s).
     #[arg(long, default_value_t = 0.01, value_parser = probability)]
     crash_in_flush: f64,
     /// Mean simulated milliseconds between partitions (0: none).
@@ -72,7 +74,7 @@ struct Args {
     disk: DiskKind,
     /// One coordinator (`2pc`) or three replicas of it (`replicated`).
     #[arg(long, value_enum, default_value = "2pc")]
-    protocol: SimProtocol,
+    protocol: Protocol,
     /// Run a deliberately broken runtime (the simulation must catch it;
     /// `leader-acks-unsynced` and `follower-acks-unsynced` break only the
     /// replicated coordinator).
@@ -88,16 +90,6 @@ struct Args {
     /// Stop at the first run that breaks a promise.
     #[arg(long)]
     stop_at_first: bool,
-}
-
-/// `--protocol`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum SimProtocol {
-    /// One coordinator.
-    #[value(name = "2pc")]
-    TwoPc,
-    /// Three coordinator replicas.
-    Replicated,
 }
 
 fn probability(s: &str) -> Result<f64, String> {
@@ -123,10 +115,7 @@ fn main() {
         crash_in_flush: args.crash_in_flush,
         partition_every: Duration::from_millis(args.partition_every_ms),
         mutant: args.mutant,
-        protocol: match args.protocol {
-            SimProtocol::TwoPc => Protocol::TwoPc,
-            SimProtocol::Replicated => Protocol::Replicated,
-        },
+        protocol: args.protocol,
         disk: args.disk,
         trace: args.trace,
         ..SimConfig::default()
