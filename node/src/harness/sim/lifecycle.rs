@@ -88,6 +88,10 @@ impl World<'_> {
         }
         core.set_history(history);
         core.durable_position(store.position());
+        if node < self.servers {
+            // The cluster file, as `node.rs` tells each node of it.
+            core.know(self.members(node));
+        }
         let slot = &mut self.slots[node];
         core.handle(now, Event::Start(stored));
         slot.core = Some(core);

@@ -21,7 +21,7 @@
 use super::world::{World, COORDINATOR, ORDER, WALLET};
 use super::SimConfig;
 use crate::runtime::cluster::Protocol;
-use crate::runtime::core::Core;
+use crate::runtime::core::{Core, Members};
 use crate::runtime::role::Role;
 use stateright::actor::Id;
 use std::net::SocketAddrV4;
@@ -104,6 +104,23 @@ impl World<'_> {
             .iter()
             .map(|&i| Id::from(self.slots[i].addr))
             .collect()
+    }
+
+    /// The nodes of the cluster file as server `node` knows them (what
+    /// `node.rs` hands its core).
+    pub(super) fn members(&self, node: usize) -> Members {
+        let is_replica = matches!(self.slots[node].actor, Node::Replica(_));
+        Members {
+            me: Some(self.slots[node].addr),
+            nodes: self.slots[..self.servers]
+                .iter()
+                .map(|s| (s.addr, s.name.clone()))
+                .collect(),
+            replicas: match is_replica {
+                true => self.replicas.iter().map(|&i| self.slots[i].addr).collect(),
+                false => Vec::new(),
+            },
+        }
     }
 
     /// The (term, version) a replica's disk holds durably.
