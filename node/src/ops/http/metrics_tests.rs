@@ -2,44 +2,12 @@
 //! the text Prometheus scrapes.
 
 use super::metrics::{encode, Telemetry};
-use crate::runtime::core::{Config, Core, Event, Members};
-use crate::runtime::faults::Faults;
+use crate::runtime::core::fixtures::{v4, wallet, COORD};
+use crate::runtime::core::Event;
 use crate::runtime::wire::{ClusterKey, Codec, Format, Payload};
-use stateright::actor::Id;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use tokio::time::Instant;
-use twopc_model::{Msg, Node, Op, Participant, RequestId, Resource, TxnId};
-
-const ME: &str = "127.0.0.1:7002";
-const COORD: &str = "127.0.0.1:7001";
-
-fn v4(s: &str) -> SocketAddrV4 {
-    s.parse().unwrap()
-}
-
-/// A started wallet that knows its cluster file, with `codec`.
-fn wallet(codec: &Codec) -> Core {
-    let actor = Node::Participant(Participant {
-        resource: Resource::Wallet,
-        coordinators: vec![Id::from(v4(COORD))],
-        initial: [("alice".into(), 100)].into(),
-    });
-    let cfg = Config {
-        name: "wallet".into(),
-        codec: codec.clone(),
-        faults: Faults::default(),
-        batch_max: 64,
-    };
-    let mut core = Core::new(actor, Id::from(v4(ME)), &cfg);
-    core.know(Members {
-        me: Some(v4(ME)),
-        nodes: vec![(v4(COORD), "coordinator".into()), (v4(ME), "wallet".into())],
-        replicas: Vec::new(),
-    });
-    core.handle(Instant::now(), Event::Start(None));
-    let _ = core.ready(Instant::now());
-    core
-}
+use twopc_model::{Msg, Op, RequestId, TxnId};
 
 /// `/metrics` has each peer's last word, what was dropped from it and why,
 /// the alarms, and a replica's quorum.

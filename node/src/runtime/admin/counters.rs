@@ -118,7 +118,7 @@ pub struct Counters {
     pub decided: BTreeMap<DecidedAs, u64>,
     /// Participants: why this node stopped handing its coordinator's
     /// messages to the actor — its history is behind what the coordinator
-    /// heard from it (`crate::runtime::history`). `twopc status` shows it as an
+    /// heard from it (the history module). `twopc status` shows it as an
     /// alarm; it stays until the node restarts.
     #[serde(default)]
     pub rolled_back: Option<String>,

@@ -97,9 +97,7 @@ impl Core {
         let txn = msg_txn(&msg).map(|t| t.to_string());
         let span = tracing::debug_span!("msg", %kind, txn, from = %src);
         let _enter = span.enter();
-        if self.injector.drops_in(&msg) {
-            self.counters.fault_dropped += 1;
-            tracing::debug!(node = %self.name, "fault: dropped incoming");
+        if self.injector.drops_in(&msg, &mut self.counters) {
             return;
         }
         self.peers.heard(src4, now);

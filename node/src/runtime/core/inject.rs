@@ -1,8 +1,13 @@
 //! The network faults of one runtime core (see [`crate::runtime::faults`] for what
 //! they are and how they are chosen): one seeded RNG and the datagrams held
-//! back, applied to each [`Outgoing`] after persist-before-send. Core owns
-//! it, so the faults never see a datagram before the batch allows it to
-//! leave; `crate::runtime::faults` keeps only their configuration and the capture.
+//! back. It is the one seam through which faults reach a message, and a
+//! message meets it three times: on receipt ([`Injector::drops_in`]), when
+//! the actor sends it ([`Injector::drops_out`]), and as an [`Outgoing`]
+//! after persist-before-send ([`Injector::route`]: duplicated, delayed,
+//! reordered; [`Injector::due`] releases what it held back). Every fault it
+//! injects is counted. Core owns it, so the faults never see a datagram
+//! before the batch allows it to leave; `crate::runtime::faults` keeps only
+//! their configuration and the capture.
 
 use super::Outgoing;
 use crate::runtime::admin::Counters;
@@ -48,23 +53,33 @@ impl Injector {
         }
     }
 
-    fn drops(&mut self, kinds_in: bool, msg: &Msg) -> bool {
-        let kinds = if kinds_in {
+    /// Whether to drop `msg` on receipt (`incoming`) or instead of sending
+    /// it; a drop is counted (`fault_dropped`) and logged.
+    fn drops(&mut self, incoming: bool, msg: &Msg, counters: &mut Counters) -> bool {
+        let kinds = if incoming {
             &self.faults.drop_in
         } else {
             &self.faults.drop_out
         };
-        kinds.contains(&MsgKind::of(msg)) || p(&mut self.rng, self.faults.loss)
+        let kind = MsgKind::of(msg);
+        let dropped = kinds.contains(&kind) || p(&mut self.rng, self.faults.loss);
+        if dropped {
+            counters.fault_dropped += 1;
+            let way = if incoming { "incoming" } else { "outgoing" };
+            tracing::debug!(%kind, "fault: dropped {way}");
+        }
+        dropped
     }
 
-    /// Whether to drop `msg` on receipt.
-    pub fn drops_in(&mut self, msg: &Msg) -> bool {
-        self.drops(true, msg)
+    /// Whether to drop `msg` on receipt (counted and logged if so).
+    pub fn drops_in(&mut self, msg: &Msg, counters: &mut Counters) -> bool {
+        self.drops(true, msg, counters)
     }
 
-    /// Whether to drop `msg` instead of sending it.
-    pub fn drops_out(&mut self, msg: &Msg) -> bool {
-        self.drops(false, msg)
+    /// Whether to drop `msg` instead of sending it (counted and logged if
+    /// so).
+    pub fn drops_out(&mut self, msg: &Msg, counters: &mut Counters) -> bool {
+        self.drops(false, msg, counters)
     }
 
     fn delay_for(&mut self) -> Duration {

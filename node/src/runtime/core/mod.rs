@@ -53,6 +53,8 @@ mod traced;
 #[cfg(test)]
 mod bookkeeping_tests;
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod ready_tests;
 #[cfg(test)]
 mod replica_tests;

@@ -78,9 +78,7 @@ impl Core {
         let to4 = SocketAddrV4::from(dst);
         let to = SocketAddr::V4(to4);
         self.peers.sent(to4, &msg);
-        if self.injector.drops_out(&msg) {
-            self.counters.fault_dropped += 1;
-            tracing::debug!(node = %self.name, %kind, txn, %to, "fault: dropped outgoing");
+        if self.injector.drops_out(&msg, &mut self.counters) {
             return;
         }
         if matches!(self.actor, Node::Replica(_)) && msg.between_replicas() {

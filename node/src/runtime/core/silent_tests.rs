@@ -4,49 +4,16 @@
 //! requests a peer leaves unanswered and a replica group without a
 //! majority raise alarms.
 
+use super::fixtures::{members, v4, wallet, COORD, ME};
 use super::peers::{Peers, HEARD_WITHIN, NOTICE_EVERY};
 use super::*;
 use crate::runtime::admin::{
     peer_alarms, who_leads, Counters, RejectReason, ReplicaView, Standing,
 };
 use crate::runtime::wire::{ClusterKey, Format};
-use twopc_model::{Op, Participant, RequestId, Resource, TxnId};
+use twopc_model::{Op, RequestId, TxnId};
 
-const ME: &str = "127.0.0.1:7002";
-const COORD: &str = "127.0.0.1:7001";
 const STRANGER: &str = "127.0.0.1:9999";
-
-fn v4(s: &str) -> SocketAddrV4 {
-    s.parse().unwrap()
-}
-
-fn members() -> Members {
-    Members {
-        me: Some(v4(ME)),
-        nodes: vec![(v4(COORD), "coordinator".into()), (v4(ME), "wallet".into())],
-        replicas: Vec::new(),
-    }
-}
-
-/// A started wallet that knows its cluster file, with `codec`.
-fn wallet(codec: &Codec) -> Core {
-    let actor = Node::Participant(Participant {
-        resource: Resource::Wallet,
-        coordinators: vec![Id::from(v4(COORD))],
-        initial: [("alice".into(), 100)].into(),
-    });
-    let cfg = Config {
-        name: "wallet".into(),
-        codec: codec.clone(),
-        faults: Faults::default(),
-        batch_max: 64,
-    };
-    let mut core = Core::new(actor, Id::from(v4(ME)), &cfg);
-    core.know(members());
-    core.handle(Instant::now(), Event::Start(None));
-    let _ = core.ready(Instant::now());
-    core
-}
 
 fn prepare() -> Msg {
     Msg::Prepare {

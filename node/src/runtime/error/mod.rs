@@ -1,5 +1,5 @@
 //! Errors of the node. A bad datagram is not an error of the node: it is a
-//! [`crate::runtime::wire::Reject`], counted and dropped. Everything here stops a command
+//! a wire `Reject`, counted and dropped. Everything here stops a command
 //! (a storage failure stops the node rather than continue with unknown
 //! durability) and says what failed and where.
 //!

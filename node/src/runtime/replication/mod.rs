@@ -12,7 +12,7 @@
 //!   heartbeat (every 50-100 ms), each with the whole state. On a
 //!   connection, the stream is ordered and the receiver has every earlier
 //!   frame, so an `Accept` goes as the changes from the previous `Accept`
-//!   on the same connection ([`CoordDelta`], the diff the log writes), and
+//!   on the same connection ([`CoordDelta`](crate::runtime::storage::CoordDelta), the diff the log writes), and
 //!   only the first on a new connection goes whole. A heartbeat with nothing
 //!   new is a few dozen bytes; a save, what it changed. The leader hands
 //!   the same `Accept` to every other replica's connection, so the delta

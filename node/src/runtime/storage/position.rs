@@ -22,7 +22,7 @@
 //!
 //! A coordinator (each replica) keeps, per participant *name*, the highest
 //! position that participant reported in an authenticated datagram, and
-//! stamps every datagram to it with that number (`crate::runtime::history`). It
+//! stamps every datagram to it with that number (the history module). It
 //! writes that table to `DIR/heard` now and then (every few seconds when
 //! it changed) and at shutdown, atomically (a temporary file, fsync,
 //! rename, fsync of the directory): never on a purchase's path. The table

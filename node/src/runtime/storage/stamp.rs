@@ -9,7 +9,7 @@
 //! directory of an older version is stamped at its first start under this
 //! one), after the directory was claimed and opened; checked at every start
 //! *before* anything in the directory is touched, so a refused start leaves
-//! it as it was. Where the id comes from is `crate::runtime::cluster` (`cluster_id`
+//! it as it was. Where the id comes from is the cluster module (`cluster_id`
 //! in the cluster file, else a fingerprint of the cluster key).
 
 use super::dir::{io_err, sync_dir};

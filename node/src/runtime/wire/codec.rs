@@ -60,7 +60,7 @@ impl Codec {
     }
 
     /// The datagram carrying `payload` and, if given, a history position
-    /// (`crate::runtime::history`).
+    /// (the history module).
     pub fn encode_stamped(&self, payload: &Payload, history: Option<u64>) -> Result<Bytes, String> {
         let body: Bytes = match self.format {
             Format::Bincode => {

@@ -18,7 +18,7 @@
 //! fingerprint ([`ClusterKey::fingerprint`]) and the key alone separates
 //! clusters.
 //!
-//! The history field (u64 LE, `crate::runtime::history`): from a participant, its
+//! The history field (u64 LE, the history module): from a participant, its
 //! durable history position; from a coordinator to a participant, the
 //! highest position it has heard from that participant.
 //! The body is serialized with tokio-serde's format types, one datagram at a

@@ -8,7 +8,7 @@ use twopc_model::MsgKind;
 /// Why a datagram was dropped. Each variant is one counter.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Reject {
-    /// Larger than [`MAX_DATAGRAM`].
+    /// Larger than [`MAX_DATAGRAM`](super::MAX_DATAGRAM).
     #[error("oversized datagram ({0} bytes)")]
     Oversized(usize),
     /// Too short, or not our magic bytes.
@@ -33,7 +33,7 @@ pub enum Reject {
     #[error("undecodable body: {0}")]
     Undecodable(String),
     /// A participant whose history is behind what its coordinator heard
-    /// from it (`crate::runtime::history`) hands nothing to its actor.
+    /// from it (the history module) hands nothing to its actor.
     #[error(
         "this participant's history is at position {durable}, behind the {heard} its \
          coordinator heard from it (restored backup or lost log?): not handed to the actor"
