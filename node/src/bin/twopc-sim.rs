@@ -4,7 +4,9 @@
 
 use clap::Parser;
 use std::time::{Duration, Instant};
-use twopc_node::harness::sim::{run, run_traced, DiskKind, ServerTrace, SimConfig, SimReport};
+use twopc_node::harness::sim::{
+    run, run_traced, DiskKind, Protocol, ServerTrace, SimConfig, SimReport,
+};
 use twopc_node::runtime::mutant::RuntimeMutant;
 
 /// Runs the twopc runtime (core, wire codec, persist-before-send, timers)
@@ -12,11 +14,19 @@ use twopc_node::runtime::mutant::RuntimeMutant;
 /// reordering, partitions, kills and power cuts, all from one seed. A seed
 /// replays exactly: `--seed N --trace` prints the same events every time.
 ///
+/// With `--protocol replicated` the coordinator is three replicas, each its
+/// own core and log on its own simulated disk, linked as TCP links them
+/// (in order; broken by a partition or a restart, then made anew) with the
+/// node's own frame and delta encoding; leaders and followers are killed
+/// and lose power, also between a leader's early `Accept` and its fsync.
+///
 /// Examples:
 ///   twopc-sim                                 # seeds 1..=100, 200 purchases each
 ///   twopc-sim --seed 42 --seeds 1 --trace     # one run, every event
 ///   twopc-sim --seeds 1000 --purchases 1000   # a long run
+///   twopc-sim --protocol replicated           # three coordinator replicas
 ///   twopc-sim --mutant no-fsync               # a broken runtime: must fail
+///   twopc-sim --protocol replicated --mutant leader-acks-unsynced
 #[derive(Parser, Debug)]
 #[command(name = "twopc-sim", version, verbatim_doc_comment)]
 struct Args {
@@ -48,7 +58,9 @@ struct Args {
     #[arg(long, default_value_t = 0.5, value_parser = probability)]
     power_cut_share: f64,
     /// Probability that a server's batch is cut short by a crash (after the
-    /// save is staged, after the fsync, or between two sends).
+    /// save is staged, during or after the fsync, or between two sends);
+    /// five times as likely for a batch whose messages to replicas leave
+    /// before its fsync (a leader's `Accept`s).
     #[arg(long, default_value_t = 0.01, value_parser = probability)]
     crash_in_flush: f64,
     /// Mean simulated milliseconds between partitions (0: none).
@@ -60,7 +72,12 @@ struct Args {
     /// states (the durability contract alone; faster).
     #[arg(long, value_enum, default_value_t = DiskKind::Log)]
     disk: DiskKind,
-    /// Run a deliberately broken runtime (the simulation must catch it).
+    /// One coordinator (`2pc`) or three replicas of it (`replicated`).
+    #[arg(long, value_enum, default_value = "2pc")]
+    protocol: Protocol,
+    /// Run a deliberately broken runtime (the simulation must catch it;
+    /// `leader-acks-unsynced` and `follower-acks-unsynced` break only the
+    /// replicated coordinator).
     #[arg(long, value_enum)]
     mutant: Option<RuntimeMutant>,
     /// Print every event of every run (use with --seeds 1).
@@ -98,11 +115,16 @@ fn main() {
         crash_in_flush: args.crash_in_flush,
         partition_every: Duration::from_millis(args.partition_every_ms),
         mutant: args.mutant,
+        protocol: args.protocol,
         disk: args.disk,
         trace: args.trace,
         ..SimConfig::default()
     };
     if let Some(m) = args.mutant {
+        if m.replicas_only() && base.protocol == Protocol::TwoPc {
+            eprintln!("twopc-sim: the mutant {m} breaks only the replicated coordinator: add --protocol replicated");
+            std::process::exit(2);
+        }
         println!("twopc-sim: runtime mutant {m} (a broken runtime: a run must fail)");
     }
     let started = Instant::now();
@@ -151,7 +173,7 @@ fn main() {
     println!(
         "twopc-sim: {} runs from seed {}: {} purchases ({} committed), {:.1} h simulated, \
          {} datagrams ({} lost, {} duplicated), {} kills, {} power cuts ({} in the middle of a batch), \
-         {} partitions, {} refused starts, {} fsyncs; {} runs broke a promise{}",
+         {} partitions, {} refused starts, {} fsyncs{}; {} runs broke a promise{}",
         total.seed,
         args.seed,
         total.purchases,
@@ -166,6 +188,7 @@ fn main() {
         total.partitions,
         total.refused_starts,
         total.fsyncs,
+        links(&total),
         failed.len(),
         if failed.is_empty() {
             String::new()
@@ -221,12 +244,28 @@ fn add(total: &mut SimReport, r: &SimReport) {
     total.partitions += r.partitions;
     total.refused_starts += r.refused_starts;
     total.fsyncs += r.fsyncs;
+    total.leaders += r.leaders;
+    total.link_msgs += r.link_msgs;
+    total.link_lost += r.link_lost;
+    total.link_breaks += r.link_breaks;
+    total.crashes_after_early_send += r.crashes_after_early_send;
+}
+
+/// The replicas' links, if any.
+fn links(r: &SimReport) -> String {
+    if r.link_msgs == 0 {
+        return String::new();
+    }
+    format!(
+        ", {} terms led, {} replica messages on links ({} lost, {} links broken), {} crashes between an early Accept and its fsync",
+        r.leaders, r.link_msgs, r.link_lost, r.link_breaks, r.crashes_after_early_send
+    )
 }
 
 fn print_run(r: &SimReport) {
     println!(
         "seed {}: {} purchases, {} committed, aborts {:?}; {:.1} s simulated ({:.1} s of faults), {} events, \
-         {} datagrams ({} lost, {} duplicated), {} kills, {} power cuts ({} mid-batch), {} partitions; \
+         {} datagrams ({} lost, {} duplicated), {} kills, {} power cuts ({} mid-batch), {} partitions{}; \
          digest {:016x}; {} violations",
         r.seed,
         r.purchases,
@@ -242,6 +281,7 @@ fn print_run(r: &SimReport) {
         r.power_cuts,
         r.crashes_in_flush,
         r.partitions,
+        links(r),
         r.digest,
         r.violations.len()
     );

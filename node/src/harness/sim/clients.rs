@@ -2,10 +2,9 @@
 //! with a few random purchases, and what each saw is noted for the judge.
 
 use super::disk::MemDisk;
-use super::world::{ClientRun, Phase, World, COORDINATOR, SKUS, USERS};
+use super::world::{ClientRun, Phase, World, SKUS, USERS};
 use crate::harness::promises::Seen;
 use rand::Rng;
-use stateright::actor::Id;
 use twopc_model::client::{Mode, Request};
 use twopc_model::{Client, Node, Purchase, RequestId};
 
@@ -44,7 +43,7 @@ impl World<'_> {
         let purchases: Vec<Purchase> = (0..n).map(|_| self.random_purchase()).collect();
         let id = self.rng.random();
         self.slots[node].actor = Node::Client(Client {
-            coordinators: vec![Id::from(self.slots[COORDINATOR].addr)],
+            coordinators: self.coordinator_ids(),
             id,
             requests: purchases
                 .iter()

@@ -4,7 +4,7 @@
 //! [`Point`]s.
 
 use super::disk::Crash;
-use super::world::{Phase, World, SERVERS};
+use super::world::{Phase, World};
 use crate::runtime::core::ready::{self, Effects, Point};
 use crate::runtime::core::{Outgoing, TimerCmd};
 use rand::Rng;
@@ -31,6 +31,8 @@ struct Flush<'w, 'c> {
     world: &'w mut World<'c>,
     node: usize,
     cut: Option<CutAt>,
+    /// Some message to a replica leaves before the fsync.
+    early: bool,
 }
 
 /// The node crashed or its storage failed: the batch ends here (the world
@@ -80,6 +82,18 @@ impl Effects for Flush<'_, '_> {
 
     fn at(&mut self, point: Point) -> Result<(), Down> {
         let (world, node) = (&mut *self.world, self.node);
+        // The shell yields before its fsync so that the links' writers
+        // write the `Accept`s that leave before it; mostly they have by the
+        // time a crash comes (`links.rs`).
+        if point == Point::BeforeSync && world.links_waiting(node) && world.rng.random_bool(0.8) {
+            world.write_links(node);
+        }
+        if matches!(self.cut, Some(CutAt::AfterStage | CutAt::DuringSync))
+            && point == Point::BeforeSync
+            && self.early
+        {
+            world.report.crashes_after_early_send += 1;
+        }
         let crash = match (point, self.cut) {
             (Point::BeforeSync, Some(CutAt::AfterStage))
             | (Point::AfterSync, Some(CutAt::AfterSync)) => world.crash_kind(),
@@ -106,13 +120,16 @@ impl World<'_> {
         let now = self.instant();
         let ready = self.slots[node].core.as_mut().expect("up").ready(now);
         self.check_timers(node, &ready.timers, &ready.fired);
-        let cut = self.cut_point(node, ready.sends_after_sync.len());
+        let early = ready.sends.iter().any(|o| o.peer_msg().is_some());
+        let cut = self.cut_point(node, ready.sends_after_sync.len(), early);
         let mut effects = Flush {
             world: self,
             node,
             cut,
+            early,
         };
         if ready::run_now(ready, &mut effects).is_ok() {
+            self.write_links(node);
             self.after_batch(node);
         }
     }
@@ -144,12 +161,17 @@ impl World<'_> {
         }
     }
 
-    /// Whether (and where) this flush is cut short by a crash.
-    fn cut_point(&mut self, node: usize, sends: usize) -> Option<CutAt> {
-        if self.phase != Phase::Chaos
-            || node >= SERVERS
-            || !self.rng.random_bool(self.cfg.crash_in_flush)
-        {
+    /// Whether (and where) this flush is cut short by a crash. A flush
+    /// whose messages to replicas leave before its fsync (a leader's
+    /// `Accept`s) is cut five times as often: the instant between those
+    /// and the fsync is what the replicated path rests on.
+    fn cut_point(&mut self, node: usize, sends: usize, early: bool) -> Option<CutAt> {
+        let p = if early {
+            (self.cfg.crash_in_flush * 5.0).min(1.0)
+        } else {
+            self.cfg.crash_in_flush
+        };
+        if self.phase != Phase::Chaos || node >= self.servers || !self.rng.random_bool(p) {
             return None;
         }
         Some(match self.rng.random_range(0..sends + 3) {

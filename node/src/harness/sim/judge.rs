@@ -2,7 +2,7 @@
 //! whether it has settled, and at the end by the promises
 //! (`crate::harness::promises`).
 
-use super::world::{Ev, Micros, Slot, World, COORDINATOR, ORDER, SERVERS, SKUS, USERS, WALLET};
+use super::world::{Ev, Micros, Slot, World, ORDER, SKUS, USERS, WALLET};
 use crate::harness::promises::{verify, Initial};
 use crate::runtime::core::Core;
 use twopc_model::{State, Storage};
@@ -54,7 +54,10 @@ impl World<'_> {
                 ));
             }
         }
-        if node >= SERVERS {
+        if self.replicas.len() > 1 && self.replicas.contains(&node) {
+            self.check_chosen(node);
+        }
+        if node >= self.servers {
             let State::Client(c) = self.slots[node].core.as_ref().expect("up").state() else {
                 unreachable!("a client slot runs a client");
             };
@@ -95,20 +98,21 @@ impl World<'_> {
         if self.slots.iter().any(|s| s.client.is_some()) {
             return false;
         }
-        self.slots[..SERVERS].iter().all(|s| {
-            s.inbox.is_empty()
-                && match s.core.as_ref().map(Core::state) {
-                    Some(State::Coordinator(c)) => c.voting.is_empty() && c.commits.is_empty(),
-                    Some(State::Participant(p)) => p.data.holds.is_empty(),
-                    _ => false,
-                }
-        })
+        self.coordinators_quiescent()
+            && self.slots[..self.servers].iter().all(|s| {
+                s.inbox.is_empty()
+                    && match s.core.as_ref().map(Core::state) {
+                        Some(State::Coordinator(_) | State::Replica(_)) => true,
+                        Some(State::Participant(p)) => p.data.holds.is_empty(),
+                        _ => false,
+                    }
+            })
     }
 
     /// Judges the run by the promises (`crate::harness::promises`).
     pub(super) fn judge(&mut self) {
         // Clients still running never got (all) their outcomes.
-        for node in SERVERS..self.slots.len() {
+        for node in self.servers..self.slots.len() {
             if self.slots[node].client.is_some() {
                 let seen = match self.slots[node].core.as_ref().map(Core::state) {
                     Some(State::Client(c)) => c.seen.clone(),
@@ -123,9 +127,9 @@ impl World<'_> {
         else {
             return self.violation("a participant is down at the end".into());
         };
-        let commits = match storage(&self.slots[COORDINATOR]) {
-            Some(Storage::Coordinator(c)) => c.commits.len(),
-            _ => return self.violation("the coordinator is down at the end".into()),
+        let commits = match self.coordinator_commits() {
+            Ok(commits) => commits,
+            Err(e) => return self.violation(e),
         };
         let initial = Initial {
             wallet: USERS,

@@ -2,7 +2,7 @@
 //! and power cuts), and the end of the faults.
 
 use super::disk::Crash;
-use super::world::{Ev, Phase, World, SERVERS};
+use super::world::{Ev, Phase, World};
 use crate::runtime::core::{Config as CoreConfig, Core, Event};
 use crate::runtime::faults::Faults;
 use crate::runtime::history::History;
@@ -75,12 +75,23 @@ impl World<'_> {
             },
             batch_max: self.cfg.batch_max,
         };
-        let mut core = Core::new(slot.actor.clone(), Id::from(slot.addr), &cfg);
+        let mut actor = slot.actor.clone();
+        if let Node::Replica(r) = &mut actor {
+            // This process's incarnation, drawn at every start as
+            // `node.rs` does.
+            r.incarnation = self.rng.random();
+        }
+        let slot = &mut self.slots[node];
+        let mut core = Core::new(actor, Id::from(slot.addr), &cfg);
         if let Some(tracer) = &slot.tracer {
             core.set_tracer(Box::new(tracer.clone()));
         }
         core.set_history(history);
         core.durable_position(store.position());
+        if node < self.servers {
+            // The cluster file, as `node.rs` tells each node of it.
+            core.know(self.members(node));
+        }
         let slot = &mut self.slots[node];
         core.handle(now, Event::Start(stored));
         slot.core = Some(core);
@@ -88,7 +99,7 @@ impl World<'_> {
         slot.armed.clear();
         slot.wake_at = None;
         slot.process_at = None;
-        if node < SERVERS {
+        if node < self.servers {
             self.report.starts += 1;
         }
         if self.cfg.trace {
@@ -104,8 +115,10 @@ impl World<'_> {
         slot.store = None;
         slot.staged = None;
         slot.inbox.clear();
+        slot.peer_inbox.clear();
         slot.inc += 1;
         slot.disk.crash(kind, &mut self.rng);
+        self.links_crashed(node);
         match kind {
             Crash::Kill => self.report.kills += 1,
             Crash::PowerCut => self.report.power_cuts += 1,
@@ -139,7 +152,7 @@ impl World<'_> {
     /// was acknowledged must still be there, and the run settles again.
     pub(super) fn final_power_cut(&mut self) {
         self.phase = Phase::Final;
-        for node in 0..SERVERS {
+        for node in 0..self.servers {
             if self.slots[node].up() {
                 self.crash(node, Crash::PowerCut);
             }

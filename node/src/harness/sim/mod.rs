@@ -37,23 +37,36 @@
 //!   [`crate::harness::promises::verify`], the chaos test's judge: every request got
 //!   an outcome, nothing charged twice, money and stock conserved, no hold
 //!   and no commit left.
+//! - **The replicated coordinator** (`--protocol replicated`,
+//!   `replicas.rs`): three replicas, each its own core and log on its own
+//!   disk, linked by simulated TCP connections that carry the node's own
+//!   frames and `Accept` deltas (`links.rs`); a third of the crashes hit the
+//!   leader, and a batch whose `Accept`s leave before its fsync is cut
+//!   short five times as often. Judged besides: an acknowledgement is on
+//!   its sender's disk, and what a leader counts as chosen is on a
+//!   majority's.
 //!
 //! One job per file: `world.rs` the nodes and the queue of timed events;
 //! `flush.rs` a batch's end and the crashes in it; `net.rs` the network;
 //! `lifecycle.rs` starts and crashes; `clients.rs` the workload; `judge.rs`
 //! the checks; `record.rs` the digest and the trace lines; [`disk`] the
-//! simulated disks. [`crate::runtime::mutant`] lists the runtime mutants the
-//! simulation must catch (`node/tests/sim.rs`).
+//! simulated disks; `replicas.rs` the coordinator's replicas and their
+//! checks; `links.rs` the replicas' links. [`crate::runtime::mutant`] lists
+//! the runtime mutants the simulation must catch (`node/tests/sim.rs`,
+//! `node/tests/sim_replicated.rs`).
 
 mod clients;
 pub mod disk;
 mod flush;
 mod judge;
 mod lifecycle;
+mod links;
 mod net;
 mod record;
+mod replicas;
 mod world;
 
+pub use crate::runtime::cluster::Protocol;
 pub use disk::DiskKind;
 pub use world::{SKUS, USERS};
 
@@ -91,6 +104,8 @@ pub struct SimConfig {
     /// The servers' disk: the real log code on a simulated disk, or whole
     /// states in memory.
     pub disk: DiskKind,
+    /// One coordinator (2PC), or three replicas of it (`replicas.rs`).
+    pub protocol: Protocol,
     /// A deliberately broken runtime (`crate::runtime::mutant`).
     pub mutant: Option<RuntimeMutant>,
     /// Print every event.
@@ -117,6 +132,7 @@ impl Default for SimConfig {
             batch_max: 64,
             retention: 1000,
             disk: DiskKind::Log,
+            protocol: Protocol::TwoPc,
             mutant: None,
             trace: false,
             traces: false,
@@ -158,6 +174,18 @@ pub struct SimReport {
     pub crashes_in_flush: u64,
     /// Partitions.
     pub partitions: u64,
+    /// Messages written on the replicas' links.
+    pub link_msgs: u64,
+    /// Messages to replicas lost: coalesced away, unsent (peer down or cut
+    /// off), or in flight on a connection that broke.
+    pub link_lost: u64,
+    /// Links broken (a partition, a restarted receiver).
+    pub link_breaks: u64,
+    /// Terms led (the first leader's included).
+    pub leaders: u64,
+    /// Crashes between a batch's early messages to replicas (a leader's
+    /// `Accept`s) and the end of its fsync.
+    pub crashes_after_early_send: u64,
     /// Starts refused by storage (lost or damaged data).
     pub refused_starts: u64,
     /// fsyncs by every node's storage.

@@ -1,5 +1,6 @@
 //! The simulated network: a datagram that leaves a node is lost,
-//! duplicated, delayed (hence reordered) or cut off by a partition.
+//! duplicated, delayed (hence reordered) or cut off by a partition; a
+//! message to another replica goes to its link instead (`links.rs`).
 
 use super::world::{us, Ev, Phase, World};
 use crate::runtime::core::Outgoing;
@@ -11,7 +12,7 @@ impl World<'_> {
     pub(super) fn send(&mut self, from: usize, out: Outgoing) {
         let (to, bytes) = match out {
             Outgoing::Datagram { to, bytes } | Outgoing::Reply { to, bytes } => (to, bytes),
-            Outgoing::Peer { .. } => unreachable!("the simulated cluster has no replicas"),
+            Outgoing::Peer { to, msg } => return self.hand_to_link(from, to, *msg),
         };
         self.report.datagrams += 1;
         let Some(&to) = self.by_addr.get(&to) else {

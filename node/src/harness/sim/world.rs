@@ -6,7 +6,6 @@ use super::disk::{DiskKind, LogDisk, MemDisk, SimDisk};
 use super::{SimConfig, SimReport};
 use crate::harness::promises::Seen;
 use crate::runtime::core::{Core, Event};
-use crate::runtime::role::Role;
 use crate::runtime::storage::{Heard, Store};
 use crate::runtime::trace::MemTracer;
 use crate::runtime::wire::{ClusterKey, Codec, Format};
@@ -18,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 use tokio::time::Instant;
-use twopc_model::{Client, Coordinator, Node, Participant, Purchase, Resource, Storage, Timer};
+use twopc_model::{Client, Node, Purchase, Storage, Timer};
 
 /// The users and their money (dan's runs out early, so purchases compete).
 pub const USERS: &[(&str, u64)] = &[
@@ -33,7 +32,6 @@ pub const SKUS: &[(&str, u64)] = &[("apple", 4_000), ("pear", 30), ("plum", 10_0
 pub(super) const COORDINATOR: usize = 0;
 pub(super) const WALLET: usize = 1;
 pub(super) const ORDER: usize = 2;
-pub(super) const SERVERS: usize = 3;
 
 /// Simulated time in microseconds since the start.
 pub(super) type Micros = u64;
@@ -61,6 +59,8 @@ pub(super) enum Ev {
     Restart { node: usize },
     /// Some server is cut off from everyone for a while.
     Partition,
+    /// A write on a link between replicas arrives (`links.rs`).
+    Frames { gen: u64, bytes: Bytes },
 }
 
 /// What a client slot is doing.
@@ -84,6 +84,8 @@ pub(super) struct Slot {
     /// Bumped at every crash: events of an older incarnation are ignored.
     pub(super) inc: u64,
     pub(super) inbox: VecDeque<(SocketAddr, Bytes)>,
+    /// Messages from other replicas' links, decoded.
+    pub(super) peer_inbox: VecDeque<(SocketAddrV4, twopc_model::Msg)>,
     pub(super) process_at: Option<Micros>,
     pub(super) wake_at: Option<Micros>,
     /// The timers the actor has set and not cancelled, as the model sees
@@ -132,6 +134,14 @@ pub struct World<'c> {
     pub(super) seq: u64,
     pub(super) queue: BTreeMap<(Micros, u64), Ev>,
     pub(super) slots: Vec<Slot>,
+    /// The coordinator's slot, or its replicas' (`replicas.rs`).
+    pub(super) replicas: Vec<usize>,
+    /// How many slots are servers (clients follow).
+    pub(super) servers: usize,
+    /// The replicas' TCP links.
+    pub(super) links: super::links::Links,
+    /// The terms some replica has led.
+    pub(super) terms: BTreeSet<twopc_model::Term>,
     pub(super) by_addr: HashMap<SocketAddr, usize>,
     pub(super) codec: Codec,
     pub(super) phase: Phase,
@@ -152,40 +162,22 @@ impl<'c> World<'c> {
         let key: [u8; 32] = rng.random();
         let key = ClusterKey::new(&hex::encode(key)).expect("a valid key");
         let addr = |i: usize| SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1 + i as u8), 7000);
-        let coordinator = Id::from(addr(COORDINATOR));
-        let participant = |resource, initial: &[(&str, u64)]| {
-            Node::Participant(Participant {
-                resource,
-                coordinators: vec![coordinator],
-                initial: initial.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            })
-        };
-        let servers = [
-            (
-                "coordinator",
-                Node::Coordinator(Coordinator {
-                    wallet: Id::from(addr(WALLET)),
-                    order: Id::from(addr(ORDER)),
-                    retention: cfg.retention,
-                }),
-            ),
-            ("wallet", participant(Resource::Wallet, USERS)),
-            ("order", participant(Resource::Order, SKUS)),
-        ];
+        let (servers, replicas) = super::replicas::servers(cfg, addr);
+        let coordinators: Vec<Id> = replicas.iter().map(|&i| Id::from(addr(i))).collect();
+        let n_servers = servers.len();
         let mut slots = Vec::new();
-        let roles = [Role::Coordinator, Role::Wallet, Role::Order];
-        for (i, (name, actor)) in servers.into_iter().enumerate() {
+        for (i, (name, actor, role)) in servers.into_iter().enumerate() {
             let disk: Box<dyn SimDisk> = match cfg.disk {
-                DiskKind::Log => Box::new(LogDisk::new(name, roles[i], cfg.mutant)),
+                DiskKind::Log => Box::new(LogDisk::new(&name, role, cfg.mutant)),
                 DiskKind::Mem => Box::new(MemDisk::new(cfg.mutant)),
             };
-            slots.push(Slot::new(name.to_string(), addr(i), actor, disk));
+            slots.push(Slot::new(name, addr(i), actor, disk));
         }
         for c in 0..cfg.clients {
-            let i = SERVERS + c;
+            let i = n_servers + c;
             // A placeholder until the slot's first client is chosen.
             let actor = Node::Client(Client {
-                coordinators: vec![coordinator],
+                coordinators: coordinators.clone(),
                 id: 0,
                 requests: Vec::new(),
             });
@@ -203,7 +195,7 @@ impl<'c> World<'c> {
             // Servers only: a client slot runs one client after another
             // at the same address, which is not one node's history.
             let origin = Instant::now();
-            for slot in &mut slots[..SERVERS] {
+            for slot in &mut slots[..n_servers] {
                 slot.tracer = Some(MemTracer::new(origin));
             }
         }
@@ -219,6 +211,10 @@ impl<'c> World<'c> {
             seq: 0,
             queue: BTreeMap::new(),
             slots,
+            replicas,
+            servers: n_servers,
+            links: Default::default(),
+            terms: BTreeSet::new(),
             by_addr,
             codec: Codec::new(Some(key), Format::Bincode),
             phase: Phase::Chaos,
@@ -232,11 +228,11 @@ impl<'c> World<'c> {
             reported: BTreeSet::new(),
             halted: false,
         };
-        for i in 0..SERVERS {
+        for i in 0..n_servers {
             world.start(i);
         }
         for c in 0..cfg.clients {
-            world.next_client(SERVERS + c);
+            world.next_client(n_servers + c);
         }
         if !cfg.crash_every.is_zero() {
             let at = world.exp(cfg.crash_every);
@@ -305,11 +301,7 @@ impl<'c> World<'c> {
                     return;
                 }
                 slot.inbox.push_back((from, bytes));
-                if slot.process_at.is_none() {
-                    let (inc, at) = (slot.inc, self.now + self.rng.random_range(5..50));
-                    self.slots[to].process_at = Some(at);
-                    self.at(at, Ev::Process { node: to, inc });
-                }
+                self.schedule_process(to);
             }
             Ev::Process { node, inc } => {
                 self.mix(&[2, node as u64]);
@@ -318,6 +310,15 @@ impl<'c> World<'c> {
                 }
                 self.slots[node].process_at = None;
                 let now = self.instant();
+                // A replica's peer messages first, as the shell takes them
+                // when its links wake it.
+                for _ in 0..self.cfg.batch_max.max(1) {
+                    let Some((from, msg)) = self.slots[node].peer_inbox.pop_front() else {
+                        break;
+                    };
+                    let core = self.slots[node].core.as_mut().expect("up");
+                    core.handle(now, Event::Peer { from, msg });
+                }
                 for _ in 0..self.cfg.batch_max.max(1) {
                     let Some((from, bytes)) = self.slots[node].inbox.pop_front() else {
                         break;
@@ -336,7 +337,8 @@ impl<'c> World<'c> {
                 }
                 self.flush(node);
                 let slot = &self.slots[node];
-                if slot.up() && !slot.inbox.is_empty() && slot.process_at.is_none() {
+                let waiting = !slot.inbox.is_empty() || !slot.peer_inbox.is_empty();
+                if slot.up() && waiting && slot.process_at.is_none() {
                     let (inc, at) = (slot.inc, self.now + 5);
                     self.slots[node].process_at = Some(at);
                     self.at(at, Ev::Process { node, inc });
@@ -360,9 +362,13 @@ impl<'c> World<'c> {
                 }
                 // Servers mostly; a client now and then.
                 let victim = if self.rng.random_bool(0.9) || self.cfg.clients == 0 {
-                    self.rng.random_range(0..SERVERS)
+                    // Replicated: the leader a third of the time.
+                    match self.leader() {
+                        Some(l) if self.rng.random_bool(0.33) => l,
+                        _ => self.rng.random_range(0..self.servers),
+                    }
                 } else {
-                    SERVERS + self.rng.random_range(0..self.cfg.clients)
+                    self.servers + self.rng.random_range(0..self.cfg.clients)
                 };
                 if self.slots[victim].up() {
                     let kind = self.crash_kind();
@@ -373,7 +379,7 @@ impl<'c> World<'c> {
             }
             Ev::Restart { node } => {
                 self.mix(&[5, node as u64]);
-                let idle_client = node >= SERVERS && self.slots[node].client.is_none();
+                let idle_client = node >= self.servers && self.slots[node].client.is_none();
                 if !self.slots[node].up() && !idle_client {
                     self.start(node);
                 }
@@ -383,7 +389,7 @@ impl<'c> World<'c> {
                 if self.phase != Phase::Chaos {
                     return;
                 }
-                let victim = self.rng.random_range(0..SERVERS);
+                let victim = self.rng.random_range(0..self.servers);
                 let length = self.rng.random_range(10_000..2_000_000);
                 self.slots[victim].cut_until = self.now + length;
                 self.report.partitions += 1;
@@ -393,6 +399,21 @@ impl<'c> World<'c> {
                 let at = self.now + self.exp(self.cfg.partition_every);
                 self.at(at, Ev::Partition);
             }
+            Ev::Frames { gen, bytes } => {
+                self.mix(&[7, gen, bytes.len() as u64]);
+                self.mix_bytes(&bytes);
+                self.deliver_frames(gen, bytes);
+            }
+        }
+    }
+
+    /// `node` reads what waits for it shortly.
+    pub(super) fn schedule_process(&mut self, node: usize) {
+        let slot = &self.slots[node];
+        if slot.process_at.is_none() {
+            let (inc, at) = (slot.inc, self.now + self.rng.random_range(5..50));
+            self.slots[node].process_at = Some(at);
+            self.at(at, Ev::Process { node, inc });
         }
     }
 
@@ -428,6 +449,7 @@ impl Slot {
             disk,
             inc: 0,
             inbox: VecDeque::new(),
+            peer_inbox: VecDeque::new(),
             process_at: None,
             wake_at: None,
             armed: BTreeSet::new(),

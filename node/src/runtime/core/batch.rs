@@ -75,7 +75,11 @@
 //! The model checker does not explore this split: in the model the leader's
 //! save and its `Accept`s are one step. The argument above is why it needs
 //! not to; the replica tests beside this file pin the split itself
-//! (`replica_tests.rs`).
+//! (`replica_tests.rs`), and the deterministic simulation (`twopc-sim
+//! --protocol replicated`) crashes leaders and followers between an early
+//! `Accept` and its fsync, checking that what a leader counts as chosen is
+//! durable at a majority (the runtime mutant `leader-acks-unsynced`, which
+//! skips that fsync, is caught there).
 
 use super::*;
 
@@ -85,8 +89,13 @@ use super::*;
 /// nothing else moves: an `Accepted`, a `Promise` or a `Nack` reports what
 /// its sender promised or accepted, and every datagram to a participant or
 /// a client may reveal a save.
-fn leaves_before_sync(out: &Outgoing) -> bool {
-    out.peer_msg().is_some_and(Msg::may_leave_before_sync)
+fn leaves_before_sync(out: &Outgoing, mutant: Option<RuntimeMutant>) -> bool {
+    out.peer_msg().is_some_and(|m| {
+        m.may_leave_before_sync()
+            // Broken on purpose: an acknowledgement leaves before its fsync.
+            || (mutant == Some(RuntimeMutant::FollowerAcksUnsynced)
+                && matches!(m, Msg::Accepted { .. }))
+    })
 }
 
 impl Core {
@@ -128,6 +137,14 @@ impl Core {
         if !self.queued.is_empty() {
             ready.sync = self.unsynced;
             self.unsynced = false;
+            if self.mutant == Some(RuntimeMutant::LeaderAcksUnsynced)
+                && self.queued.iter().all(|o| leaves_before_sync(o, None))
+            {
+                // Broken on purpose: only `Accept`s, which leave before the
+                // fsync anyway, so the fsync is skipped and the save taken
+                // as durable.
+                ready.sync = false;
+            }
         }
         if self.mutant == Some(RuntimeMutant::SendBeforeFsync) {
             // Broken on purpose: everything leaves before the save is staged.
@@ -140,7 +157,7 @@ impl Core {
             // a datagram held back for reordering leaves with the next one
             // routed, and may not ride out early on a leader's `Accept`.
             for routed in self.injector.route(out, &mut self.counters, now) {
-                if leaves_before_sync(&routed) {
+                if leaves_before_sync(&routed, self.mutant) {
                     ready.sends.push(routed);
                 } else {
                     ready.sends_after_sync.push(routed);

@@ -4,7 +4,7 @@
 //! hands the messages on. Uses `frame` (the codec) and `crate::runtime::wire` (the
 //! envelope and its limits).
 
-use super::frame::{Decoder, Frame};
+use super::frame::Decoder;
 use super::LinkStats;
 use crate::runtime::wire::{Codec, Reject, MAX_FRAME};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -171,10 +171,7 @@ async fn read(
             None => read_frame(&mut stream, from, &stats).await,
         };
         let Some(bytes) = bytes else { return };
-        let decoded = match codec.decode_frame::<Frame>(&bytes) {
-            Ok(frame) => decoder.decode(frame).map_err(|e| ("bad_frame", e)),
-            Err(e) => Err((e.reason().as_str(), e.to_string())),
-        };
+        let decoded = decoder.read(&codec, &bytes);
         match decoded {
             Ok(m) => {
                 proving = None; // A peer's: its place goes to the next.

@@ -186,6 +186,21 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// The sender and message of a frame's bytes (envelope and MAC
+    /// checked by `codec`), the next on this connection; an error names its
+    /// reason (the connection is then closed). The link's reader and the
+    /// simulator (the harness's `sim`) both read through this.
+    pub fn read(
+        &mut self,
+        codec: &Codec,
+        bytes: &[u8],
+    ) -> Result<(SocketAddrV4, Msg), (&'static str, String)> {
+        match codec.decode_frame::<Frame>(bytes) {
+            Ok(frame) => self.decode(frame).map_err(|e| ("bad_frame", e)),
+            Err(e) => Err((e.reason().as_str(), e.to_string())),
+        }
+    }
+
     /// The sender and message of `frame`, the next on this connection; an
     /// error if it is not a replica's message or a delta has no base (the
     /// connection is then closed).

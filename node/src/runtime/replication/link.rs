@@ -97,18 +97,8 @@ impl PeerLink {
         let SocketAddr::V4(to) = to else { return };
         match self.writers.get(&to) {
             Some(w) => {
-                let shared = match &msg {
-                    Msg::Accept {
-                        term,
-                        version,
-                        storage,
-                    } => Some(
-                        self.accepts
-                            .frame(self.me, *term, *version, storage, &self.codec),
-                    ),
-                    _ => None,
-                };
-                if w.try_send(Outbound { msg, shared }).is_err() {
+                let out = Outbound::new(self.me, msg, &mut self.accepts, &self.codec);
+                if w.try_send(out).is_err() {
                     let me = self.me;
                     self.stats.dropped("queue_full", 1, || {
                         format!("{me}: the queue to replica {to} is full: message dropped")
@@ -138,9 +128,69 @@ impl PeerLink {
 /// A message waiting for a peer's connection (with, for an `Accept`, its
 /// shared frame).
 #[derive(Debug)]
-struct Outbound {
+pub struct Outbound {
     msg: Msg,
     shared: Option<Arc<SharedAccept>>,
+}
+
+impl Outbound {
+    /// `msg`, handed by replica `me` to one of its links; an `Accept` with
+    /// its frame encoded once for all connections (`accepts`).
+    pub fn new(me: SocketAddrV4, msg: Msg, accepts: &mut AcceptFrames, codec: &Codec) -> Self {
+        let shared = match &msg {
+            Msg::Accept {
+                term,
+                version,
+                storage,
+            } => Some(accepts.frame(me, *term, *version, storage, codec)),
+            _ => None,
+        };
+        Outbound { msg, shared }
+    }
+
+    /// The message.
+    pub fn msg(&self) -> &Msg {
+        &self.msg
+    }
+}
+
+/// What a connection's writer writes for the messages waiting for it at
+/// once: `queue` coalesced ([`worth_sending`]) and encoded as the next
+/// frames of the connection whose sending side is `encoder`, appended to
+/// `bytes` (each behind its 4-byte length). `Ok`: how many messages the
+/// bytes carry. `Err`: a frame could not be encoded (the encoder counted
+/// it as sent: the connection must start over), with how many were lost.
+/// The link's writer task and the simulator (the harness's `sim`) both write
+/// through this.
+pub fn encode_queue(
+    me: SocketAddrV4,
+    encoder: &mut Encoder,
+    codec: &Codec,
+    queue: Vec<Outbound>,
+    bytes: &mut Vec<u8>,
+) -> Result<u64, (u64, String)> {
+    let keep = worth_sending(&queue.iter().map(|o| &o.msg).collect::<Vec<_>>());
+    let written = keep.iter().filter(|k| **k).count() as u64;
+    let queue = queue
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(o, k)| k.then_some(o));
+    for Outbound { msg, shared } in queue {
+        let frame = match &shared {
+            Some(shared) => match encoder.encode_accept(me, msg, shared) {
+                Encoded::Shared(b) => {
+                    bytes.extend_from_slice(b);
+                    continue;
+                }
+                Encoded::Own(frame) => frame,
+            },
+            None => encoder.encode(me, msg),
+        };
+        let b = codec.encode_frame(&frame).map_err(|e| (written, e))?;
+        bytes.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&b);
+    }
+    Ok(written)
 }
 
 /// Writes `peer`'s messages, connecting when needed: every message waiting
@@ -186,44 +236,16 @@ async fn write(
             continue;
         };
         bytes.clear();
-        let mut broken = false;
-        let keep = worth_sending(&queue.iter().map(|o| &o.msg).collect::<Vec<_>>());
-        let written = keep.iter().filter(|k| **k).count() as u64;
-        let queue = queue
-            .into_iter()
-            .zip(keep)
-            .filter_map(|(o, k)| k.then_some(o));
-        for Outbound { msg, shared } in queue {
-            let frame = match &shared {
-                Some(shared) => match encoder.encode_accept(me, msg, shared) {
-                    Encoded::Shared(b) => {
-                        bytes.extend_from_slice(b);
-                        continue;
-                    }
-                    Encoded::Own(frame) => frame,
-                },
-                None => encoder.encode(me, msg),
-            };
-            match codec.encode_frame(&frame) {
-                Ok(b) => {
-                    bytes.extend_from_slice(&(b.len() as u32).to_be_bytes());
-                    bytes.extend_from_slice(&b);
-                }
-                Err(e) => {
-                    stats.dropped("unencodable", written, || {
-                        format!(
-                            "{me}: cannot encode a frame to replica {peer} ({e}): messages dropped"
-                        )
-                    });
-                    broken = true; // The encoder counted it as sent: start over.
-                    break;
-                }
+        let written = match encode_queue(me, encoder, &codec, queue, &mut bytes) {
+            Ok(written) => written,
+            Err((written, e)) => {
+                stats.dropped("unencodable", written, || {
+                    format!("{me}: cannot encode a frame to replica {peer} ({e}): messages dropped")
+                });
+                conn = None;
+                continue;
             }
-        }
-        if broken {
-            conn = None;
-            continue;
-        }
+        };
         if let Err(e) = stream.write_all(&bytes).await {
             stats.dropped("unsent", written, || {
                 format!("{me}: connection to replica {peer} lost ({e}): messages dropped")

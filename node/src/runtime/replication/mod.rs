@@ -51,7 +51,7 @@ pub use crate::runtime::core::drops::LinkStats;
 pub use accept::{Limits, Sources};
 pub use coalesce::coalesce;
 pub use frame::{AcceptFrames, Decoder, Encoded, Encoder, Frame, SharedAccept};
-pub use link::PeerLink;
+pub use link::{encode_queue, Outbound, PeerLink};
 
 #[cfg(test)]
 mod frame_tests;
