@@ -3,6 +3,7 @@
 //! rewrites what goes into or comes out of it. Each mutant names the property
 //! the checker must find violated; tests assert that it does.
 
+mod paxos;
 mod receive;
 
 use crate::shared::Shared;
@@ -114,6 +115,17 @@ pub enum Mutant {
     /// while it was down, never gets it, and a save that needs its
     /// acceptance waits forever: liveness only.
     LeaderNeverResends,
+    /// Replicated: an acceptor accepts a state from a term lower than the
+    /// one it promised (keeping its promise): a deposed leader can still get
+    /// a state chosen after its successor read the majority.
+    AcceptBelowPromise,
+    /// Replicated: an acceptor promises a campaign for a term lower than
+    /// the one it promised (its promise goes down to it): two candidates
+    /// can each count it.
+    PromiseBelowPromise,
+    /// Replicated: a new leader adopts the state of the lowest (term,
+    /// version) its majority of promises reported, not the highest.
+    AdoptLowestBallot,
 }
 
 impl Mutant {
