@@ -458,7 +458,7 @@ impl Mutant {
             // where two replicas can lead.
             Mutant::LeaderIgnoresPromises
             | Mutant::AcceptBelowPromise
-            | Mutant::PromiseBelowPromise
+            | Mutant::ElectedWithoutMajority
             | Mutant::AdoptLowestBallot => Config {
                 mutant: Some(self),
                 ..competing_leaders()

@@ -119,10 +119,10 @@ pub enum Mutant {
     /// one it promised (keeping its promise): a deposed leader can still get
     /// a state chosen after its successor read the majority.
     AcceptBelowPromise,
-    /// Replicated: an acceptor promises a campaign for a term lower than
-    /// the one it promised (its promise goes down to it): two candidates
-    /// can each count it.
-    PromiseBelowPromise,
+    /// Replicated: a candidate counts a promise it never received (its own
+    /// and one imagined, reporting nothing accepted), so it leads on a
+    /// minority's word and adopts a state without what a majority chose.
+    ElectedWithoutMajority,
     /// Replicated: a new leader adopts the state of the lowest (term,
     /// version) its majority of promises reported, not the highest.
     AdoptLowestBallot,
@@ -371,6 +371,7 @@ impl Checked {
             _ => self.node.on_timeout(id, state, timer, &mut out),
         }
         self.imagine_acceptance(id, state, &mut out);
+        self.imagine_promise(id, state, &mut out);
         self.mutate_out(out, o);
     }
 }

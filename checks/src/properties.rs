@@ -126,7 +126,7 @@ impl Mutant {
             | Mutant::ForgetAcceptedOnRestart
             | Mutant::LeaderIgnoresPromises
             | Mutant::AcceptBelowPromise
-            | Mutant::PromiseBelowPromise
+            | Mutant::ElectedWithoutMajority
             | Mutant::AdoptLowestBallot
             | Mutant::EmptyReplicaVotesAtOnce => DURABLE,
         }

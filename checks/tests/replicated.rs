@@ -77,10 +77,10 @@ fn an_acceptor_that_accepts_below_its_promise_is_caught() {
     assert_caught_where_leaders_compete(Mutant::AcceptBelowPromise);
 }
 
-/// An acceptor that promises a campaign below its promise.
+/// A candidate that leads on its own promise and one it imagined.
 #[test]
-fn an_acceptor_that_promises_below_its_promise_is_caught() {
-    assert_caught_where_leaders_compete(Mutant::PromiseBelowPromise);
+fn a_candidate_elected_without_a_majority_is_caught() {
+    assert_caught_where_leaders_compete(Mutant::ElectedWithoutMajority);
 }
 
 /// A new leader that adopts the lowest state reported, not the highest.

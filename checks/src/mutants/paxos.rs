@@ -38,20 +38,6 @@ impl Checked {
                 self.as_if_promised(id, state, lowered, src, msg, out);
                 None
             }
-            // A campaign for a lower term than it promised is promised: the
-            // acceptor's promise goes down to it (saved), and it answers with
-            // what it accepted.
-            (Some(Mutant::PromiseBelowPromise), Msg::Campaign { term })
-                if *term < promised && term.leader == src =>
-            {
-                let State::Replica(s) = state.to_mut() else {
-                    unreachable!("matched above")
-                };
-                s.acceptor.promised = *term;
-                out.save(Storage::Replica(s.acceptor.clone()));
-                self.node.on_msg(id, state, src, msg, out);
-                None
-            }
             // The promise that makes a majority: every promise that reported
             // a state reports the one of the lowest (term, version) instead,
             // so the new leader adopts the oldest state reported, not the
@@ -93,6 +79,33 @@ impl Checked {
                 None
             }
             _ => Some(msg),
+        }
+    }
+
+    /// `ElectedWithoutMajority`: a candidate that holds only its own
+    /// promise hears at once that another replica promised, with nothing
+    /// accepted.
+    pub(super) fn imagine_promise(&self, id: Id, state: &mut Cow<State>, out: &mut Out<Node>) {
+        let (Some(Mutant::ElectedWithoutMajority), Node::Replica(r)) = (self.mutant, &self.node)
+        else {
+            return;
+        };
+        let State::Replica(now) = &**state else {
+            return;
+        };
+        let Standing::Candidate { term, promises } = &now.standing else {
+            return;
+        };
+        if promises.len() != 1 {
+            return;
+        }
+        let term = *term;
+        if let Some(from) = r.peers.iter().find(|p| !promises.contains_key(p)) {
+            let imagined = Msg::Promise {
+                term,
+                accepted: None,
+            };
+            self.node.on_msg(id, state, *from, imagined, out);
         }
     }
 
