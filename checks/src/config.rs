@@ -454,9 +454,18 @@ impl Mutant {
                 mutant: Some(self),
                 ..replica_disk_lost()
             },
-            // The first leader dies for good; the next adopts its own state,
-            // or loses its campaign and never asks again.
-            Mutant::LeaderIgnoresPromises | Mutant::CampaignNotResent => Config {
+            // Paxos bugs: the `competing-leaders` entry of the CI matrix,
+            // where two replicas can lead.
+            Mutant::LeaderIgnoresPromises
+            | Mutant::AcceptBelowPromise
+            | Mutant::ElectedWithoutMajority
+            | Mutant::AdoptLowestBallot => Config {
+                mutant: Some(self),
+                ..competing_leaders()
+            },
+            // The first leader dies for good; the next loses its campaign
+            // and never asks again.
+            Mutant::CampaignNotResent => Config {
                 max_crashes: 1,
                 crashable: [Role::Coordinator].into(),
                 never_recover: [Role::Coordinator].into(),
@@ -486,5 +495,21 @@ pub fn replicated() -> Config {
         protocol: Protocol::Replicated,
         elections: 0,
         ..Config::default()
+    }
+}
+
+/// The replicated coordinator with competing leaders and a change of
+/// leader: one campaign may start early, while the first leader is up and
+/// leading (by either backup), and the first leader may crash at any
+/// moment and never recover (a backup then campaigns against it). Two
+/// replicas can lead, one after or beside the other, and two candidates
+/// can compete for the same term number.
+pub fn competing_leaders() -> Config {
+    Config {
+        elections: 1,
+        max_crashes: 1,
+        crashable: [Role::Coordinator].into(),
+        never_recover: [Role::Coordinator].into(),
+        ..replicated()
     }
 }

@@ -47,6 +47,7 @@ impl Model for TwopcModel {
                 let mut s = self.bootstrapped(s);
                 self.drop_spent_questions(&mut s);
                 self.drop_spent_recovery(&mut s);
+                self.forget_last_delivery(&mut s);
                 s
             })
             .collect()
@@ -64,6 +65,7 @@ impl Model for TwopcModel {
         self.drop_mail_of_the_dead(&mut next);
         self.drop_spent_questions(&mut next);
         self.drop_spent_recovery(&mut next);
+        self.forget_last_delivery(&mut next);
         Some(next)
     }
 

@@ -142,6 +142,13 @@ pub fn entries() -> Vec<Entry> {
             strategy: Strategy::Dfs,
         },
         Entry {
+            name: "competing-leaders",
+            about: "the replicated coordinator: one purchase; udp; one campaign may start early, by either backup, while the first leader is up (two leaders at once, one deposed without knowing it), and the first leader crashes at any moment and never recovers (a backup campaigns against it, possibly against the early one for the same term number)",
+            config: competing_leaders(),
+            unique_states: 4_224_598,
+            strategy: Strategy::Dfs,
+        },
+        Entry {
             name: "replica-disk-lost",
             about: "the replicated coordinator: one purchase; udp; a backup crashes once, while it holds the latest state and the other lags, and restarts on an empty disk: it recovers from every other replica before it votes, and catches up",
             config: replica_disk_lost(),
@@ -151,4 +158,4 @@ pub fn entries() -> Vec<Entry> {
     ]
 }
 
-pub use crate::config::{replica_disk_lost, replicated};
+pub use crate::config::{competing_leaders, replica_disk_lost, replicated};

@@ -3,6 +3,7 @@
 //! rewrites what goes into or comes out of it. Each mutant names the property
 //! the checker must find violated; tests assert that it does.
 
+mod paxos;
 mod receive;
 
 use crate::shared::Shared;
@@ -114,6 +115,17 @@ pub enum Mutant {
     /// while it was down, never gets it, and a save that needs its
     /// acceptance waits forever: liveness only.
     LeaderNeverResends,
+    /// Replicated: an acceptor accepts a state from a term lower than the
+    /// one it promised (keeping its promise): a deposed leader can still get
+    /// a state chosen after its successor read the majority.
+    AcceptBelowPromise,
+    /// Replicated: a candidate counts a promise it never received (its own
+    /// and one imagined, reporting nothing accepted), so it leads on a
+    /// minority's word and adopts a state without what a majority chose.
+    ElectedWithoutMajority,
+    /// Replicated: a new leader adopts the state of the lowest (term,
+    /// version) its majority of promises reported, not the highest.
+    AdoptLowestBallot,
 }
 
 impl Mutant {
@@ -359,6 +371,7 @@ impl Checked {
             _ => self.node.on_timeout(id, state, timer, &mut out),
         }
         self.imagine_acceptance(id, state, &mut out);
+        self.imagine_promise(id, state, &mut out);
         self.mutate_out(out, o);
     }
 }

@@ -61,6 +61,16 @@ pub const SOME_IN_DOUBT: &str = "a transaction of a lost log left in doubt";
 /// decided after the loss.
 pub const REPLICA_CAUGHT_UP: &str =
     "a replica on an empty disk catches up and holds a commit decided after the loss";
+/// Reached (replicated, competing leaders): two replicas lead at once, one
+/// of them deposed without knowing it yet.
+pub const SOME_TWO_LEADERS: &str = "two replicas lead at once";
+/// Reached (replicated, competing leaders): a leader of a later term holds
+/// an outcome its predecessor decided and revealed, carried over from what
+/// its majority of promises reported.
+pub const SOME_CARRIED_OVER: &str = "a new leader carries over an outcome its predecessor revealed";
+/// Reached (replicated, competing leaders and a leader crash): two
+/// candidates campaign for the same term number at once.
+pub const SOME_DUELING_CANDIDATES: &str = "two candidates campaign for the same term number";
 /// Reached: a client saw a commit.
 pub const SOME_COMMIT: &str = "a commit";
 /// Reached: a client saw an abort for insufficient funds or stock.
@@ -115,6 +125,9 @@ impl Mutant {
             Mutant::DecideWithoutMajority
             | Mutant::ForgetAcceptedOnRestart
             | Mutant::LeaderIgnoresPromises
+            | Mutant::AcceptBelowPromise
+            | Mutant::ElectedWithoutMajority
+            | Mutant::AdoptLowestBallot
             | Mutant::EmptyReplicaVotesAtOnce => DURABLE,
         }
     }
@@ -228,6 +241,28 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
             crate::system::recovery::caught_up,
         ));
     }
+    if cfg.protocol == Protocol::Replicated && cfg.elections > 0 {
+        props.push(Property::sometimes(SOME_TWO_LEADERS, |m, s| {
+            coordinators(&m.cfg, s).count() >= 2
+        }));
+        if cfg.can_commit() {
+            props.push(Property::sometimes(SOME_CARRIED_OVER, carried_over));
+        }
+        if cfg.may_crash(Role::Coordinator) {
+            props.push(Property::sometimes(SOME_DUELING_CANDIDATES, |m, s| {
+                let terms: Vec<u64> = replicas(&m.cfg, s)
+                    .filter_map(|(_, r)| match &r.standing {
+                        Standing::Candidate { term, .. } => Some(term.n),
+                        _ => None,
+                    })
+                    .collect();
+                terms
+                    .iter()
+                    .enumerate()
+                    .any(|(i, n)| terms[i + 1..].contains(n))
+            }));
+        }
+    }
     // (A lost disk forgets every decision: nothing is recovered from it.)
     if cfg.may_crash(Role::Coordinator) && cfg.can_commit() && !cfg.lose_disk {
         props.push(Property::sometimes(DECIDED_RECOVERY, |m, s| {
@@ -236,6 +271,22 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         }));
     }
     props
+}
+
+/// A replica up and leading a term after the first holds an outcome that
+/// was revealed to a client and decided under an earlier epoch (by an
+/// earlier leader).
+fn carried_over(m: &TwopcModel, s: &SysState) -> bool {
+    replicas(&m.cfg, s).any(|(i, r)| {
+        !s.crashed[i]
+            && r.leading().is_some_and(|l| {
+                l.term.n > 0
+                    && l.coord.outcomes.by_id.iter().any(|(req, told)| {
+                        s.history.outcomes_sent.contains(req)
+                            && told.txn.is_some_and(|t| t.epoch < l.coord.epoch)
+                    })
+            })
+    })
 }
 
 fn seen<'a>(m: &TwopcModel, s: &'a SysState) -> impl Iterator<Item = &'a Outcome> {

@@ -10,8 +10,9 @@ fn check_entry(name: &str) {
         .into_iter()
         .find(|e| e.name == name)
         .expect("a matrix entry");
-    let run = twopc_checks::check(
+    let run = twopc_checks::check_with(
         entry.config.into_model(),
+        entry.strategy,
         2,
         Duration::from_secs(3600),
         |_, _, _| {},
@@ -67,6 +68,11 @@ fn matrix_replicated_backup_crash() {
 #[test]
 fn matrix_replicated_leader_dies() {
     check_entry("replicated-leader-dies");
+}
+
+#[test]
+fn matrix_competing_leaders() {
+    check_entry("competing-leaders");
 }
 
 #[test]

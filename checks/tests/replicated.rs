@@ -4,7 +4,9 @@
 use stateright::Expectation;
 use twopc_checks::config::{Config, Protocol, Role};
 use twopc_checks::liveness::analyze;
+use twopc_checks::matrix::entries;
 use twopc_checks::mutants::Mutant;
+use twopc_checks::properties::DURABLE;
 use twopc_checks::run::{find_with, walk, Strategy};
 use twopc_checks::system::participants;
 
@@ -39,47 +41,52 @@ fn a_replica_on_an_empty_disk_that_votes_at_once_is_caught() {
     assert_caught(Mutant::EmptyReplicaVotesAtOnce);
 }
 
-/// A new leader that ignores what its majority accepted. Exhausting a
-/// configuration with a leader change did not fit in CI time (a depth-first
-/// search of the first leader dying for good ran 10 minutes without reaching
-/// it: the counterexample needs the next leader to lag behind a revealed
-/// decision). Seeded random walks find it in seconds, with one early
-/// campaign and no crash; the same walks find nothing without the mutant.
-#[test]
-fn a_new_leader_that_ignores_the_promises_is_caught_by_random_walks() {
-    let mutant = Mutant::LeaderIgnoresPromises;
-    let cfg = Config {
-        elections: 1,
-        max_crashes: 0,
-        crashable: Default::default(),
-        never_recover: Default::default(),
-        ..mutant.demo_config()
-    };
-    // Walks cannot prove a `sometimes` unreachable: judge the `always`s.
-    let violated = |run: &twopc_checks::CheckRun| -> Vec<&'static str> {
-        run.verdicts
-            .iter()
-            .filter(|v| v.expectation == Expectation::Always && !v.holds())
-            .map(|v| v.name)
-            .collect()
-    };
-    let caught = walk(cfg.clone().into_model(), 1, 3_000_000, 80);
-    // The walks reach the state it breaks ("durable"), and with them
-    // what follows from it (an atomicity failure, a client told wrong).
-    let found = violated(&caught);
-    assert!(found.contains(&mutant.breaks()), "found: {found:?}");
-    let clean = walk(
+/// The Paxos bugs, each caught by a depth-first search of exactly the
+/// `competing-leaders` entry of the CI matrix (which passes without them,
+/// every property holding: tests/matrix.rs), stopped at the first
+/// counterexample to the property the mutant breaks.
+fn assert_caught_where_leaders_compete(mutant: Mutant) {
+    let entry = entries()
+        .into_iter()
+        .find(|e| e.name == "competing-leaders")
+        .expect("the competing-leaders entry");
+    assert_eq!(
+        mutant.demo_config(),
         Config {
-            mutant: None,
-            ..cfg
-        }
-        .into_model(),
-        1,
-        3_000_000,
-        80,
+            mutant: Some(mutant),
+            ..entry.config
+        },
+        "the matrix entry's configuration"
     );
-    let broken = violated(&clean);
-    assert!(broken.is_empty(), "without the mutant: {broken:?}");
+    assert_eq!(mutant.breaks(), DURABLE);
+    assert_caught(mutant);
+}
+
+/// A new leader that ignores what its majority accepted and starts from its
+/// own state: the decision the old leader revealed is lost from a majority.
+/// (Once caught only by random walks: the exhaustive search did not fit.)
+#[test]
+fn a_new_leader_that_ignores_the_promises_is_caught() {
+    assert_caught_where_leaders_compete(Mutant::LeaderIgnoresPromises);
+}
+
+/// An acceptor that accepts from a term below its promise: the deposed
+/// leader gets a decision chosen that the new leader did not read.
+#[test]
+fn an_acceptor_that_accepts_below_its_promise_is_caught() {
+    assert_caught_where_leaders_compete(Mutant::AcceptBelowPromise);
+}
+
+/// A candidate that leads on its own promise and one it imagined.
+#[test]
+fn a_candidate_elected_without_a_majority_is_caught() {
+    assert_caught_where_leaders_compete(Mutant::ElectedWithoutMajority);
+}
+
+/// A new leader that adopts the lowest state reported, not the highest.
+#[test]
+fn a_new_leader_that_adopts_the_lowest_ballot_is_caught() {
+    assert_caught_where_leaders_compete(Mutant::AdoptLowestBallot);
 }
 
 /// The configuration in which 2PC blocks: one purchase, the (first)

@@ -17,6 +17,10 @@ impl Checked {
         o: &mut Out<Self>,
     ) {
         let mut out = Out::new();
+        let Some(msg) = self.receive_paxos(id, state, src, msg, &mut out) else {
+            self.imagine_acceptance(id, state, &mut out);
+            return self.mutate_out(out, o);
+        };
         match (&self.node, self.mutant, &msg) {
             (
                 Node::Coordinator(_),
