@@ -9,6 +9,8 @@
 //! - `reduce`: reductions that drop what can change nothing, now or later.
 //! - [`recovery`]: a replica that loses its disk.
 
+#[cfg(test)]
+mod random_walks;
 pub mod recovery;
 mod reduce;
 mod rules;

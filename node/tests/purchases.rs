@@ -231,7 +231,10 @@ fn bench_runs_with_nodes_in_process_and_as_processes() {
             assert!(r["not_committed"].as_u64().unwrap() < 40, "{r}");
             assert!(r["fsyncs_per_purchase"]["wallet"].as_f64().unwrap() > 0.0);
             // A purchase's prepare and commit each answered by the wallet.
-            assert!(r["msgs_per_purchase"]["wallet"].as_f64().unwrap() >= 2.0, "{r}");
+            assert!(
+                r["msgs_per_purchase"]["wallet"].as_f64().unwrap() >= 2.0,
+                "{r}"
+            );
             // CPU time only where each node is a process of its own.
             let cpu = &r["cpu_ms_per_purchase"];
             assert_eq!(cpu.is_object(), !extra.is_empty(), "{r}");

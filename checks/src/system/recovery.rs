@@ -299,74 +299,65 @@ mod tests {
             };
             let model = cfg.into_model();
             let mut judged = 0;
-            for walk in 0..400u64 {
-                let mut rng = walk.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-                // The new cluster's questions and answers still in flight.
-                let mut state = model.bootstrapped(model.inner.init_states().swap_remove(0));
-                for _ in 0..120 {
-                    let spent: Vec<Mail> = mail(&state)
-                        .into_iter()
-                        .filter(|e| model.spent(&state, e.src, e.dst, &e.msg))
-                        .collect();
-                    for e in &spent {
-                        let i = usize::from(e.dst);
-                        let deliver = ActorModelAction::Deliver {
-                            src: e.src,
-                            dst: e.dst,
-                            msg: e.msg.clone(),
-                        };
-                        if let Some(after) = model.inner.next_state(&state, deliver) {
-                            let what = format!("{:?} to {i}", &*e.msg);
-                            assert!(after.actor_states[i] == state.actor_states[i], "{what}");
-                            assert!(after.actor_storages[i] == state.actor_storages[i], "{what}");
-                            assert!(after.timers_set[i] == state.timers_set[i], "{what}");
-                            for sent in mail(&after).difference(&mail(&state)) {
-                                assert!(
-                                    model.spent(&after, sent.src, sent.dst, &sent.msg),
-                                    "{what} sends {sent:?}"
-                                );
-                            }
-                        }
-                        judged += 1;
-                    }
-                    let mut actions = Vec::new();
-                    model.actions(&state, &mut actions);
-                    if actions.is_empty() {
-                        break;
-                    }
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    let action = actions.swap_remove((rng % actions.len() as u64) as usize);
-                    let delivered = delivered_recovery(&action);
-                    let Some(mut next) = model.next_unreduced(&state, action) else {
-                        continue;
+            let spent = |state: &SysState| -> Vec<Mail> {
+                mail(state)
+                    .into_iter()
+                    .filter(|e| model.spent(state, e.src, e.dst, &e.msg))
+                    .collect()
+            };
+            let visit = |state: &SysState| {
+                for e in spent(state) {
+                    let i = usize::from(e.dst);
+                    let deliver = ActorModelAction::Deliver {
+                        src: e.src,
+                        dst: e.dst,
+                        msg: e.msg.clone(),
                     };
-                    model.consume_recovery(delivered, &mut next);
-                    let in_flight = mail(&next);
-                    // (A replica that lost its disk in this step asked
-                    // again and was answered: an answer of the new life
-                    // can be the very message an old one was.)
-                    let lost = match &next.history.replica_disk_lost {
-                        Some((i, _)) if state.history.replica_disk_lost.is_none() => {
-                            Some(Id::from(usize::from(*i)))
+                    if let Some(after) = model.inner.next_state(state, deliver) {
+                        let what = format!("{:?} to {i}", &*e.msg);
+                        assert!(after.actor_states[i] == state.actor_states[i], "{what}");
+                        assert!(after.actor_storages[i] == state.actor_storages[i], "{what}");
+                        assert!(after.timers_set[i] == state.timers_set[i], "{what}");
+                        for sent in mail(&after).difference(&mail(state)) {
+                            assert!(
+                                model.spent(&after, sent.src, sent.dst, &sent.msg),
+                                "{what} sends {sent:?}"
+                            );
                         }
-                        _ => None,
-                    };
-                    for e in spent
-                        .iter()
-                        .filter(|e| in_flight.contains(*e) && Some(e.dst) != lost)
-                    {
-                        assert!(
-                            model.spent(&next, e.src, e.dst, &e.msg),
-                            "{:?} to {:?} became live",
-                            &*e.msg,
-                            e.dst
-                        );
                     }
-                    state = next;
+                    judged += 1;
                 }
-            }
+            };
+            let step = |state: &SysState, action| {
+                let delivered = delivered_recovery(&action);
+                let mut next = model.next_unreduced(state, action)?;
+                model.consume_recovery(delivered, &mut next);
+                let in_flight = mail(&next);
+                // (A replica that lost its disk in this step asked
+                // again and was answered: an answer of the new life
+                // can be the very message an old one was.)
+                let lost = match &next.history.replica_disk_lost {
+                    Some((i, _)) if state.history.replica_disk_lost.is_none() => {
+                        Some(Id::from(usize::from(*i)))
+                    }
+                    _ => None,
+                };
+                for e in spent(state)
+                    .iter()
+                    .filter(|e| in_flight.contains(*e) && Some(e.dst) != lost)
+                {
+                    assert!(
+                        model.spent(&next, e.src, e.dst, &e.msg),
+                        "{:?} to {:?} became live",
+                        &*e.msg,
+                        e.dst
+                    );
+                }
+                Some(next)
+            };
+            // The new cluster's questions and answers still in flight.
+            let start = || model.bootstrapped(model.inner.init_states().swap_remove(0));
+            crate::system::random_walks::random_walks(&model, 400, 120, start, visit, step);
             assert!(
                 judged > 1_000,
                 "{crashable:?}, {lose}: only {judged} judged"

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::{Config, Role};
+use crate::system::random_walks::random_walks;
 use std::collections::HashSet;
 
 type Mail = stateright::actor::Envelope<Shared<Msg>>;
@@ -35,53 +36,44 @@ fn droppable(model: &TwopcModel, state: &SysState) -> Vec<Mail> {
 fn judge_reduction(cfg: Config, walks: u64, steps: usize) -> usize {
     let model = cfg.into_model();
     let mut judged = 0;
-    for walk in 0..walks {
-        let mut rng = walk.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut state = model.init_states().swap_remove(0);
-        for _ in 0..steps {
-            let dead = model.buried(&state);
-            let drops = droppable(&model, &state);
-            for e in &drops {
-                let i = usize::from(e.dst);
-                let deliver = ActorModelAction::Deliver {
-                    src: e.src,
-                    dst: e.dst,
-                    msg: e.msg.clone(),
-                };
-                if let Some(after) = model.next_unreduced(&state, deliver) {
-                    let what = format!("{:?} to {i}", &*e.msg);
-                    assert!(after.actor_states[i] == state.actor_states[i], "{what}");
-                    assert!(after.actor_storages[i] == state.actor_storages[i], "{what}");
-                    assert!(after.timers_set[i] == state.timers_set[i], "{what}");
-                    assert!(after.history == state.history, "{what}");
-                    let before = mail(&state);
-                    for sent in mail(&after).difference(&before) {
-                        assert!(dead.contains(&sent.dst), "{what} sends {sent:?}");
-                    }
-                }
-                judged += 1;
-            }
-            let mut actions = Vec::new();
-            model.actions(&state, &mut actions);
-            if actions.is_empty() {
-                break;
-            }
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let action = actions.swap_remove((rng % actions.len() as u64) as usize);
-            let Some(next) = model.next_unreduced(&state, action) else {
-                continue;
+    let visit = |state: &SysState| {
+        let dead = model.buried(state);
+        for e in droppable(&model, state) {
+            let i = usize::from(e.dst);
+            let deliver = ActorModelAction::Deliver {
+                src: e.src,
+                dst: e.dst,
+                msg: e.msg.clone(),
             };
-            let still = droppable(&model, &next);
-            let (in_flight, dead) = (mail(&next), model.buried(&next));
-            for e in drops.iter().filter(|e| in_flight.contains(*e)) {
-                let gone = dead.contains(&e.dst) || still.contains(e);
-                assert!(gone, "{:?} to {:?} became live", &*e.msg, e.dst);
+            if let Some(after) = model.next_unreduced(state, deliver) {
+                let what = format!("{:?} to {i}", &*e.msg);
+                assert!(after.actor_states[i] == state.actor_states[i], "{what}");
+                assert!(after.actor_storages[i] == state.actor_storages[i], "{what}");
+                assert!(after.timers_set[i] == state.timers_set[i], "{what}");
+                assert!(after.history == state.history, "{what}");
+                let before = mail(state);
+                for sent in mail(&after).difference(&before) {
+                    assert!(dead.contains(&sent.dst), "{what} sends {sent:?}");
+                }
             }
-            state = next;
+            judged += 1;
         }
-    }
+    };
+    let step = |state: &SysState, action| {
+        let next = model.next_unreduced(state, action)?;
+        let still = droppable(&model, &next);
+        let (in_flight, dead) = (mail(&next), model.buried(&next));
+        for e in droppable(&model, state)
+            .iter()
+            .filter(|e| in_flight.contains(*e))
+        {
+            let gone = dead.contains(&e.dst) || still.contains(e);
+            assert!(gone, "{:?} to {:?} became live", &*e.msg, e.dst);
+        }
+        Some(next)
+    };
+    let start = || model.init_states().swap_remove(0);
+    random_walks(&model, walks, steps, start, visit, step);
     judged
 }
 
@@ -158,39 +150,24 @@ fn the_last_delivered_message_changes_no_action_successor_or_verdict() {
         s
     };
     let mut compared = 0;
-    for walk in 0..300u64 {
-        let mut rng = walk.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut state = model.init_states().swap_remove(0);
-        for _ in 0..60 {
-            let plain = forgotten(&state);
-            if plain != state {
-                compared += 1;
-                let (mut with, mut without) = (Vec::new(), Vec::new());
-                model.actions(&state, &mut with);
-                model.actions(&plain, &mut without);
-                assert_eq!(with, without);
-                for a in &with {
-                    assert!(
-                        model.next_state(&state, a.clone()) == model.next_state(&plain, a.clone())
-                    );
-                }
-                for p in &properties {
-                    assert_eq!((p.condition)(&model, &state), (p.condition)(&model, &plain));
-                }
+    let visit = |state: &SysState| {
+        let plain = forgotten(state);
+        if plain != *state {
+            compared += 1;
+            let (mut with, mut without) = (Vec::new(), Vec::new());
+            model.actions(state, &mut with);
+            model.actions(&plain, &mut without);
+            assert_eq!(with, without);
+            for a in &with {
+                assert!(model.next_state(state, a.clone()) == model.next_state(&plain, a.clone()));
             }
-            let mut actions = Vec::new();
-            model.actions(&state, &mut actions);
-            if actions.is_empty() {
-                break;
-            }
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let action = actions.swap_remove((rng % actions.len() as u64) as usize);
-            if let Some(next) = model.next_unreduced(&state, action) {
-                state = next;
+            for p in &properties {
+                assert_eq!((p.condition)(&model, state), (p.condition)(&model, &plain));
             }
         }
-    }
+    };
+    let start = || model.init_states().swap_remove(0);
+    let step = |state: &SysState, action| model.next_unreduced(state, action);
+    random_walks(&model, 300, 60, start, visit, step);
     assert!(compared > 1_000, "{compared} states with a last delivery");
 }
