@@ -2,6 +2,8 @@
 //! keeps every promise over many seeds, a seed replays exactly, and every
 //! runtime mutant (`twopc_node::runtime::mutant`) is caught.
 
+mod common;
+use common::replay::replay;
 use std::process::Command;
 use twopc_node::harness::sim::{run, DiskKind, SimConfig, SimReport};
 use twopc_node::runtime::mutant::RuntimeMutant;
@@ -142,16 +144,6 @@ fn every_runtime_mutant_is_caught() {
             .iter()
             .all(|r| r.violations.is_empty()));
     }
-}
-
-fn replay(
-    traces: Vec<twopc_node::harness::sim::ServerTrace>,
-) -> Result<twopc_checks::replay::Accepted, twopc_checks::replay::Rejection> {
-    let traces = traces
-        .into_iter()
-        .map(|(source, records)| twopc_checks::replay::NodeTrace { source, records })
-        .collect();
-    twopc_checks::replay::replay(traces, &twopc_checks::replay::Options { every: 200 })
 }
 
 /// The simulation's traces go through `twopc-check replay`: every step of

@@ -6,6 +6,8 @@
 //! partitions; a seed replays exactly; and every runtime mutant — the two
 //! that break only the replicated path, and the four of 2PC — is caught.
 
+mod common;
+use common::replay::replay;
 use std::process::Command;
 use std::time::Duration;
 use twopc_node::harness::sim::{run, DiskKind, Protocol, SimConfig, SimReport};
@@ -193,16 +195,6 @@ fn the_binary_traces_the_replicas_links() {
     ] {
         assert!(trace.contains(line), "no {line:?} in the trace");
     }
-}
-
-fn replay(
-    traces: Vec<twopc_node::harness::sim::ServerTrace>,
-) -> Result<twopc_checks::replay::Accepted, twopc_checks::replay::Rejection> {
-    let traces = traces
-        .into_iter()
-        .map(|(source, records)| twopc_checks::replay::NodeTrace { source, records })
-        .collect();
-    twopc_checks::replay::replay(traces, &twopc_checks::replay::Options { every: 200 })
 }
 
 /// The replicas' simulated traces go through `twopc-check replay`: every

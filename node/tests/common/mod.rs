@@ -6,6 +6,7 @@
 
 pub mod docs;
 pub mod rehearsal;
+pub mod replay;
 
 pub use docs::free_port;
 
