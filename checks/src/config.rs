@@ -10,12 +10,7 @@ use stateright::actor::Id;
 use std::collections::{BTreeMap, BTreeSet};
 use twopc_model::*;
 
-/// The coordinator's actor index.
-pub const COORDINATOR: usize = 0;
-/// The wallet's actor index.
-pub const WALLET: usize = 1;
-/// The order service's actor index.
-pub const ORDER: usize = 2;
+pub use twopc_model::slots::{COORDINATOR, ORDER, WALLET};
 /// The first client's actor index.
 pub const FIRST_CLIENT: usize = 3;
 

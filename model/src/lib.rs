@@ -235,6 +235,19 @@ use serde::{Deserialize, Serialize};
 use stateright::actor::{Actor, Id, Out};
 use std::borrow::Cow;
 
+/// Where each actor sits in a system that holds them all (the checker's
+/// model, the deterministic simulator): the coordinator (or the first
+/// coordinator replica), the wallet, the order service; clients and the
+/// other replicas follow, as each system lays them out.
+pub mod slots {
+    /// The coordinator's (or the first replica's) actor index.
+    pub const COORDINATOR: usize = 0;
+    /// The wallet's actor index.
+    pub const WALLET: usize = 1;
+    /// The order service's actor index.
+    pub const ORDER: usize = 2;
+}
+
 /// Timer durations, for runtimes. The model checker ignores them (any set timer
 /// may fire at any time), so they shape only real-world behaviour.
 pub mod timeouts {

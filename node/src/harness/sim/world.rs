@@ -29,9 +29,7 @@ pub const USERS: &[(&str, u64)] = &[
 /// The skus and their stock (the pears run out early).
 pub const SKUS: &[(&str, u64)] = &[("apple", 4_000), ("pear", 30), ("plum", 10_000)];
 
-pub(super) const COORDINATOR: usize = 0;
-pub(super) const WALLET: usize = 1;
-pub(super) const ORDER: usize = 2;
+pub(super) use twopc_model::slots::{COORDINATOR, ORDER, WALLET};
 
 /// Simulated time in microseconds since the start.
 pub(super) type Micros = u64;
