@@ -5,6 +5,8 @@
 //! its storage, see `durable`); promises made on the wire come from the
 //! auxiliary [`History`](crate::history::History).
 
+mod leaders;
+
 use crate::config::*;
 use crate::history::ByParticipant;
 use crate::mutants::Mutant;
@@ -241,28 +243,7 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
             crate::system::recovery::caught_up,
         ));
     }
-    if cfg.protocol == Protocol::Replicated && cfg.elections > 0 {
-        props.push(Property::sometimes(SOME_TWO_LEADERS, |m, s| {
-            coordinators(&m.cfg, s).count() >= 2
-        }));
-        if cfg.can_commit() {
-            props.push(Property::sometimes(SOME_CARRIED_OVER, carried_over));
-        }
-        if cfg.may_crash(Role::Coordinator) {
-            props.push(Property::sometimes(SOME_DUELING_CANDIDATES, |m, s| {
-                let terms: Vec<u64> = replicas(&m.cfg, s)
-                    .filter_map(|(_, r)| match &r.standing {
-                        Standing::Candidate { term, .. } => Some(term.n),
-                        _ => None,
-                    })
-                    .collect();
-                terms
-                    .iter()
-                    .enumerate()
-                    .any(|(i, n)| terms[i + 1..].contains(n))
-            }));
-        }
-    }
+    props.extend(leaders::sometimes(cfg));
     // (A lost disk forgets every decision: nothing is recovered from it.)
     if cfg.may_crash(Role::Coordinator) && cfg.can_commit() && !cfg.lose_disk {
         props.push(Property::sometimes(DECIDED_RECOVERY, |m, s| {
@@ -271,22 +252,6 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         }));
     }
     props
-}
-
-/// A replica up and leading a term after the first holds an outcome that
-/// was revealed to a client and decided under an earlier epoch (by an
-/// earlier leader).
-fn carried_over(m: &TwopcModel, s: &SysState) -> bool {
-    replicas(&m.cfg, s).any(|(i, r)| {
-        !s.crashed[i]
-            && r.leading().is_some_and(|l| {
-                l.term.n > 0
-                    && l.coord.outcomes.by_id.iter().any(|(req, told)| {
-                        s.history.outcomes_sent.contains(req)
-                            && told.txn.is_some_and(|t| t.epoch < l.coord.epoch)
-                    })
-            })
-    })
 }
 
 fn seen<'a>(m: &TwopcModel, s: &'a SysState) -> impl Iterator<Item = &'a Outcome> {

@@ -6,7 +6,7 @@
 
 pub mod docs;
 pub mod rehearsal;
-pub mod replay;
+pub mod sim;
 
 pub use docs::free_port;
 

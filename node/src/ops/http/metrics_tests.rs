@@ -2,12 +2,11 @@
 //! the text Prometheus scrapes.
 
 use super::metrics::{encode, Telemetry};
-use crate::runtime::core::fixtures::{v4, wallet, COORD};
+use crate::runtime::core::fixtures::{prepare, v4, wallet, COORD};
 use crate::runtime::core::Event;
 use crate::runtime::wire::{ClusterKey, Codec, Format, Payload};
 use std::net::SocketAddr;
 use tokio::time::Instant;
-use twopc_model::{Msg, Op, RequestId, TxnId};
 
 /// `/metrics` has each peer's last word, what was dropped from it and why,
 /// the alarms, and a replica's quorum.
@@ -16,16 +15,7 @@ fn metrics_name_peers_reasons_and_the_quorum() {
     let mine = Codec::new(Some(ClusterKey::random()), Format::Bincode);
     let theirs = Codec::new(Some(ClusterKey::random()), Format::Bincode);
     let mut core = wallet(&mine);
-    let prepare = Msg::Prepare {
-        txn: TxnId { epoch: 1, n: 1 },
-        req: RequestId::new("1#1"),
-        op: Op {
-            key: "alice".into(),
-            amount: 5,
-        },
-        floor: Default::default(),
-    };
-    let bytes = theirs.encode(&Payload::Protocol(prepare)).unwrap();
+    let bytes = theirs.encode(&Payload::Protocol(prepare())).unwrap();
     let from = SocketAddr::V4(v4(COORD));
     core.handle(
         Instant::now(),

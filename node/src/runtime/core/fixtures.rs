@@ -7,7 +7,7 @@ use crate::runtime::wire::Codec;
 use stateright::actor::Id;
 use std::net::SocketAddrV4;
 use tokio::time::Instant;
-use twopc_model::{Node, Participant, Resource};
+use twopc_model::{Msg, Node, Op, Participant, RequestId, Resource, TxnId};
 
 /// The wallet's address.
 pub const ME: &str = "127.0.0.1:7002";
@@ -47,4 +47,17 @@ pub fn wallet(codec: &Codec) -> Core {
     core.handle(Instant::now(), Event::Start(None));
     let _ = core.ready(Instant::now());
     core
+}
+
+/// A coordinator's prepare of 5 from alice (txn 1.1).
+pub fn prepare() -> Msg {
+    Msg::Prepare {
+        txn: TxnId { epoch: 1, n: 1 },
+        req: RequestId::new("1#1"),
+        op: Op {
+            key: "alice".into(),
+            amount: 5,
+        },
+        floor: Default::default(),
+    }
 }

@@ -4,7 +4,7 @@
 //! requests a peer leaves unanswered and a replica group without a
 //! majority raise alarms.
 
-use super::fixtures::{members, v4, wallet, COORD, ME};
+use super::fixtures::{members, prepare, v4, wallet, COORD, ME};
 use super::peers::{Peers, HEARD_WITHIN, NOTICE_EVERY};
 use super::*;
 use crate::runtime::admin::{
@@ -14,18 +14,6 @@ use crate::runtime::wire::{ClusterKey, Format};
 use twopc_model::{Op, RequestId, TxnId};
 
 const STRANGER: &str = "127.0.0.1:9999";
-
-fn prepare() -> Msg {
-    Msg::Prepare {
-        txn: TxnId { epoch: 1, n: 1 },
-        req: RequestId::new("1#1"),
-        op: Op {
-            key: "alice".into(),
-            amount: 5,
-        },
-        floor: Default::default(),
-    }
-}
 
 fn receive(core: &mut Core, now: Instant, from: &str, bytes: &[u8]) -> Ready {
     let from = SocketAddr::V4(v4(from));
