@@ -234,6 +234,8 @@ impl Coordinator {
             | Msg::Commit { .. }
             | Msg::Abort { .. }
             | Msg::AskEpoch { .. }
+            | Msg::PreVote { .. }
+            | Msg::PreVoteGrant { .. }
             | Msg::Campaign { .. }
             | Msg::Promise { .. }
             | Msg::Accept { .. }

@@ -34,6 +34,10 @@ pub enum MsgKind {
     AskEpoch,
     /// [`Msg::Epoch`].
     Epoch,
+    /// [`Msg::PreVote`] (between replicas).
+    PreVote,
+    /// [`Msg::PreVoteGrant`] (between replicas).
+    PreVoteGrant,
     /// [`Msg::Campaign`] (between replicas).
     Campaign,
     /// [`Msg::Promise`] (between replicas).
@@ -52,7 +56,7 @@ pub enum MsgKind {
 
 impl MsgKind {
     /// Every kind, in protocol order.
-    pub const ALL: [MsgKind; 19] = [
+    pub const ALL: [MsgKind; 21] = [
         MsgKind::Purchase,
         MsgKind::Outcome,
         MsgKind::Lookup,
@@ -65,6 +69,8 @@ impl MsgKind {
         MsgKind::Query,
         MsgKind::AskEpoch,
         MsgKind::Epoch,
+        MsgKind::PreVote,
+        MsgKind::PreVoteGrant,
         MsgKind::Campaign,
         MsgKind::Promise,
         MsgKind::Accept,
@@ -89,6 +95,8 @@ impl MsgKind {
             Msg::QueryDecision { .. } => MsgKind::Query,
             Msg::AskEpoch { .. } => MsgKind::AskEpoch,
             Msg::Epoch { .. } => MsgKind::Epoch,
+            Msg::PreVote { .. } => MsgKind::PreVote,
+            Msg::PreVoteGrant { .. } => MsgKind::PreVoteGrant,
             Msg::Campaign { .. } => MsgKind::Campaign,
             Msg::Promise { .. } => MsgKind::Promise,
             Msg::Accept { .. } => MsgKind::Accept,
@@ -114,6 +122,8 @@ impl MsgKind {
             MsgKind::Query => "query",
             MsgKind::AskEpoch => "ask_epoch",
             MsgKind::Epoch => "epoch",
+            MsgKind::PreVote => "pre_vote",
+            MsgKind::PreVoteGrant => "pre_vote_grant",
             MsgKind::Campaign => "campaign",
             MsgKind::Promise => "promise",
             MsgKind::Accept => "accept",
@@ -153,6 +163,8 @@ pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
         | Msg::Status { .. }
         | Msg::AskEpoch { .. }
         | Msg::Epoch { .. }
+        | Msg::PreVote { .. }
+        | Msg::PreVoteGrant { .. }
         | Msg::Campaign { .. }
         | Msg::Promise { .. }
         | Msg::Accept { .. }

@@ -98,6 +98,15 @@ pub enum Msg {
         nonce: u64,
         acceptor: Option<crate::durable::ReplicaStorage>,
     },
+
+    // --- Pre-vote between replicas (see `replica`; last, so that the
+    // encodings of the variants above stay what they were) ---
+    /// A replica whose timer fired asks: would you promise `term` (the
+    /// next after the one it promised) if I campaigned? Binds nobody
+    /// (pre-vote).
+    PreVote { term: Term },
+    /// The answer to a pre-vote, when it is yes (no answer is a no).
+    PreVoteGrant { term: Term },
 }
 
 /// Every timer of the protocol. In the model any set timer may fire at any
@@ -116,7 +125,8 @@ pub enum Timer {
     /// they have seen.
     Learn,
     /// Replica: a follower that heard nothing from its leader for a whole
-    /// period campaigns; a candidate re-sends its campaign; a leader re-sends
+    /// period asks for pre-votes; a pre-candidate asks again; a candidate
+    /// re-sends its campaign; a leader re-sends
     /// its latest state (its heartbeat).
     Replica,
 }
@@ -148,7 +158,9 @@ impl Msg {
     /// clients).
     pub fn between_replicas(&self) -> bool {
         match self {
-            Msg::Campaign { .. }
+            Msg::PreVote { .. }
+            | Msg::PreVoteGrant { .. }
+            | Msg::Campaign { .. }
             | Msg::Promise { .. }
             | Msg::Accept { .. }
             | Msg::Accepted { .. }
@@ -199,6 +211,8 @@ mod tests {
             },
             Msg::Nack { promised: term },
             Msg::Campaign { term },
+            Msg::PreVote { term },
+            Msg::PreVoteGrant { term },
             Msg::Recover { nonce: 1 },
             Msg::RecoverReply {
                 nonce: 1,

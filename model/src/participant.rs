@@ -234,6 +234,8 @@ impl Participant {
             | Msg::Ack { .. }
             | Msg::QueryDecision { .. }
             | Msg::Epoch { .. }
+            | Msg::PreVote { .. }
+            | Msg::PreVoteGrant { .. }
             | Msg::Campaign { .. }
             | Msg::Promise { .. }
             | Msg::Accept { .. }

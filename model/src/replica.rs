@@ -13,8 +13,9 @@
 //!   majority has accepted `v` (or a later version) of `t`. Every message the
 //!   coordinator produced after that save is held until it is chosen: this is
 //!   "persist before send", with a majority of replicas in place of one disk.
-//! - **Taking over.** A follower whose timer fires campaigns for a higher
-//!   term. *When* it fires is the runtime's failure detector, not part of
+//! - **Taking over.** A follower whose timer fires asks the others first
+//!   whether they would promise the next term (pre-vote, below), and with a
+//!   majority's yes campaigns for it. *When* it fires is the runtime's failure detector, not part of
 //!   the protocol: the node fires it only after a whole period without
 //!   hearing from the leader; the checker lets it fire at any time up to a
 //!   budget (safety must hold whatever the timing) and, for liveness,
@@ -41,6 +42,44 @@
 //! Participants and clients send to every replica and accept from any:
 //! followers ignore them, the leader answers. A participant votes to
 //! whichever replica sent the prepare.
+//!
+//! ## A leader that is not deposed for nothing
+//!
+//! A replica cut off from the others (a partition, a long pause) keeps
+//! timing out. Were it to campaign each time, it would return with a term
+//! above everyone's, and its first `Campaign` would make every acceptor
+//! promise it: a healthy leader with a quorum deposed, and no purchase
+//! served until the returning replica (or another) won. So a follower
+//! whose timer fires first becomes a *pre-candidate* (Ongaro's thesis,
+//! §9.6): it sends `PreVote { term }` for the term it would campaign for
+//! (its promised term's number plus one, itself the owner) and changes
+//! nothing durable. A replica *grants* (`PreVoteGrant`) only if `term` is
+//! above its promise, it does not lead, and it has not heard from the leader
+//! of its promised term since its own timer last fired (`heard`: set by an
+//! `Accept` of its promised term, cleared by its timer and by a higher
+//! promise; a restarted replica has not heard). With a majority of grants
+//! (its own included) the pre-candidate campaigns exactly as a follower did
+//! before: it promises the term durably and sends `Campaign`. A pre-candidate
+//! whose timer fires asks again those that did not grant; one that hears the
+//! leader of its promised term (an `Accept`, the heartbeat) follows again,
+//! and one that promises a higher term (a campaign, an accept, a refusal)
+//! follows its owner.
+//!
+//! - **Safety is untouched.** A grant binds nobody and nothing durable
+//!   changes before the campaign, which is the campaign of before: every
+//!   argument above holds as it was.
+//! - **The returning replica follows.** While it was away its term stayed
+//!   where it was; the others, hearing their leader, refuse it; the
+//!   leader's next heartbeat carries its promised term (or a higher one it
+//!   then promises), and it follows. The checker shows this path exists
+//!   (`a replica whose timer fired follows the leader it had`) and that it
+//!   does not without pre-vote (the `skip-pre-vote` mutant).
+//! - **Liveness is kept.** With the leader gone for good, every follower's
+//!   timer fires: each has then not heard, and grants the others.
+//! - **What it costs.** One round trip more before a campaign, after the
+//!   leader died; and a leader that lost its quorum but still sends
+//!   heartbeats to a minority keeps that minority from granting (the
+//!   majority, not hearing it, elects another).
 //!
 //! ## Why this shape, and not Paxos Commit
 //!
@@ -169,6 +208,7 @@ pub use crate::durable::{Accepted, ReplicaStorage};
 mod doubts;
 mod leading;
 mod messages;
+mod prevote;
 use crate::msg::*;
 use crate::{Node, Storage};
 use serde::{Deserialize, Serialize};
@@ -231,6 +271,16 @@ pub struct Leading {
 pub enum Standing {
     /// Follows the leader of its promised term.
     Follower,
+    /// Its timer fired: asks the others whether they would promise `term`
+    /// (its promised term's number plus one) before it campaigns for it
+    /// (pre-vote, see *A leader that is not deposed for nothing* above).
+    /// Nothing durable has changed.
+    PreCandidate {
+        /// The term it would campaign for.
+        term: Term,
+        /// The replicas that said they would (itself included).
+        grants: BTreeSet<Id>,
+    },
     /// Campaigns for `term`, collecting promises.
     Candidate {
         /// The term it asks for.
@@ -260,6 +310,12 @@ pub struct ReplicaState {
     pub acceptor: ReplicaStorage,
     /// Follower, candidate or leader (volatile).
     pub standing: Standing,
+    /// Whether it has accepted an `Accept` from the leader of its promised
+    /// term since its own timer last fired (volatile): while it has, it
+    /// grants no pre-vote (the leader it follows is alive). A restarted
+    /// replica has not.
+    #[serde(default)]
+    pub heard: bool,
 }
 
 impl ReplicaState {
@@ -274,7 +330,9 @@ impl ReplicaState {
     /// The term it leads or campaigns for.
     fn own_term(&self) -> Option<Term> {
         match &self.standing {
-            Standing::Follower | Standing::Recovering { .. } => None,
+            Standing::Follower | Standing::PreCandidate { .. } | Standing::Recovering { .. } => {
+                None
+            }
             Standing::Candidate { term, .. } => Some(*term),
             Standing::Leader(l) => Some(l.term),
         }
@@ -284,6 +342,7 @@ impl ReplicaState {
     /// lower term steps down.
     fn promise(&mut self, term: Term) {
         self.acceptor.promised = term;
+        self.heard = false;
         if self.own_term().is_some_and(|t| t < term) || self.own_term().is_none() {
             self.standing = Standing::Follower;
         }
@@ -326,6 +385,7 @@ impl Replica {
                 ReplicaState {
                     acceptor: s.clone(),
                     standing: Standing::Follower,
+                    heard: false,
                 }
             }
             None => self.start_recovering(me, o),
@@ -354,21 +414,13 @@ impl Replica {
                 self.ask_again(me, &answered, o)
             }
             Standing::Follower => {
-                o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
                 let s = state.to_mut();
-                let term = Term {
-                    n: s.acceptor.promised.n + 1,
-                    leader: me,
-                };
-                s.acceptor.promised = term;
-                o.save(Storage::Replica(s.acceptor.clone()));
-                let promises = BTreeMap::from([(me, s.acceptor.accepted.clone())]);
-                s.standing = Standing::Candidate { term, promises };
-                o.broadcast(&self.others(me), &Msg::Campaign { term });
-                if self.quorum() == 1 {
-                    let adopted = s.acceptor.accepted.clone();
-                    self.lead(me, s, term, adopted, o);
-                }
+                s.heard = false;
+                self.ask_to_campaign(me, s, o);
+            }
+            // (It has heard nothing since: hearing makes it follow.)
+            Standing::PreCandidate { term, grants } => {
+                self.ask_again_to_campaign(me, *term, grants, o)
             }
             Standing::Candidate { term, promises } => {
                 o.set_timer(Timer::Replica, crate::timeouts::ELECTION);

@@ -56,7 +56,13 @@ pub(crate) fn follower(promised: Term, accepted: Option<Accepted>) -> ReplicaSta
     ReplicaState {
         acceptor: ReplicaStorage { promised, accepted },
         standing: Standing::Follower,
+        heard: false,
     }
+}
+
+/// `s`, having heard from the leader of its promised term.
+fn heard(s: ReplicaState) -> ReplicaState {
+    ReplicaState { heard: true, ..s }
 }
 
 pub(crate) fn deliver(
@@ -83,14 +89,16 @@ fn acceptor(promised: Term, accepted: Option<Accepted>) -> Storage {
 }
 
 /// Replica 0, which accepted version 2 of term 1 (epoch 1) and promised
-/// term 1, campaigning for term 2 after its timer fired.
+/// term 1, campaigning for term 2 after its timer fired and replica 1
+/// granted its pre-vote.
 fn candidate() -> ReplicaState {
     let (s, _) = fire(
         0,
         &follower(term(1, 1), Some(accepted(term(1, 1), 2, 1))),
         Timer::Replica,
     );
-    s
+    let grant = Msg::PreVoteGrant { term: term(2, 0) };
+    deliver(0, &s, 1, grant).0
 }
 
 /// Replica 0 leading term 2, with the state of epoch 3 (version 1 of its
@@ -108,9 +116,11 @@ fn leading(s: &ReplicaState) -> &Leading {
 }
 
 #[test]
-fn a_follower_whose_timer_fires_campaigns_for_the_next_term_with_its_own_promise() {
+fn a_pre_candidate_with_a_majority_of_grants_campaigns_for_the_next_term_with_its_own_promise() {
     let mine = accepted(term(1, 1), 2, 1);
-    let (s, out) = fire(0, &follower(term(1, 1), Some(mine.clone())), Timer::Replica);
+    let (s, _) = fire(0, &follower(term(1, 1), Some(mine.clone())), Timer::Replica);
+    let grant = Msg::PreVoteGrant { term: term(2, 0) };
+    let (s, out) = deliver(0, &s, 2, grant);
     assert_eq!(
         cmds(&out),
         expect(|o| {
@@ -257,7 +267,8 @@ fn an_accept_of_the_promised_term_is_saved_then_acknowledged() {
             o.send(id(0), ack.clone());
         })
     );
-    assert_eq!(s, follower(term(2, 0), Some(new)));
+    // (It has heard from its leader: see `prevote_tests.rs`.)
+    assert_eq!(s, heard(follower(term(2, 0), Some(new))));
     // The same accept again (a heartbeat): acknowledged, nothing saved.
     let (same, out) = deliver(1, &s, 0, accept);
     assert_eq!(same, s);
@@ -284,13 +295,13 @@ fn an_accept_of_a_higher_term_promises_it_and_deposes_a_leader() {
             o.send(id(2), ack);
         })
     );
-    assert_eq!(s, follower(term(3, 2), Some(new)));
+    assert_eq!(s, heard(follower(term(3, 2), Some(new))));
 }
 
 #[test]
 fn an_accept_below_the_promise_is_refused_and_an_older_one_acknowledged_with_the_newer() {
     let mine = accepted(term(2, 0), 3, 3);
-    let s = follower(term(2, 0), Some(mine));
+    let s = heard(follower(term(2, 0), Some(mine)));
     let old = |t, version| Msg::Accept {
         term: t,
         version,

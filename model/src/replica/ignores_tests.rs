@@ -14,6 +14,7 @@ const ME: usize = 0;
 
 /// Every message replica 0 may be sent by replica `src` (1 or 2) or by
 /// itself, over terms 1 and 2 of each owner and versions 1 and 2.
+/// (Steps include grants, so that pre-candidates campaign.)
 fn messages() -> Vec<(u64, Msg)> {
     let mut all = vec![];
     for n in 1..=2 {
@@ -39,7 +40,9 @@ fn messages() -> Vec<(u64, Msg)> {
                 for version in 1..=2 {
                     all.push((src, Msg::Accepted { term: t, version }));
                 }
+                all.push((src, Msg::PreVoteGrant { term: t }));
             }
+            all.push((owner, Msg::PreVote { term: t }));
             all.push((owner, Msg::Campaign { term: t }));
             for version in 1..=2 {
                 let storage = accepted(t, version, n).storage;
@@ -67,12 +70,18 @@ fn plausible(state: &ReplicaState, src: u64, msg: &Msg) -> bool {
     let mine = |t: &Term| t.leader == id(ME as u64) && *t <= state.acceptor.promised;
     match msg {
         Msg::Promise { term, .. } => mine(term),
+        // A grant is for a term it asked for: the one after a promise.
+        Msg::PreVoteGrant { term } => {
+            term.leader == id(ME as u64) && term.n <= state.acceptor.promised.n + 1
+        }
         Msg::Accepted { term, version } => {
             mine(term)
                 && match &state.standing {
                     Standing::Candidate { term: t, .. } => t != term,
                     Standing::Leader(l) => l.term != *term || *version <= l.version,
-                    Standing::Follower | Standing::Recovering { .. } => true,
+                    Standing::Follower
+                    | Standing::PreCandidate { .. }
+                    | Standing::Recovering { .. } => true,
                 }
         }
         _ => true,

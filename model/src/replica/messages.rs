@@ -1,5 +1,6 @@
-//! A replica's messages: each one handled as an acceptor (`Campaign`,
-//! `Accept`, `Nack`), a candidate (`Promise`), a leader (`Accepted`, and the
+//! A replica's messages: each one handled as an acceptor (`PreVote`,
+//! `Campaign`, `Accept`, `Nack`), a pre-candidate (`PreVoteGrant`), a
+//! candidate (`Promise`), a leader (`Accepted`, and the
 //! coordinator's own traffic, which it runs), and, for the checker's
 //! reductions, which of them it ignores for good.
 
@@ -22,6 +23,8 @@ impl Replica {
             Msg::Recover { nonce } => self.answer_recovery(me, state, src, nonce, o),
             // Answers to a question this replica no longer asks.
             Msg::RecoverReply { .. } => {}
+            Msg::PreVote { term } => self.on_pre_vote(state, src, term, o),
+            Msg::PreVoteGrant { term } => self.on_pre_vote_grant(me, state, src, term, o),
             Msg::Campaign { term } => {
                 if !self.peers.contains(&src) || term.leader != src {
                     return;
@@ -94,6 +97,7 @@ impl Replica {
                     }
                     o.save(Storage::Replica(s.acceptor.clone()));
                 }
+                self.heard_from_leader(state);
                 let version = state.acceptor.accepted.as_ref().map_or(0, |a| a.version);
                 o.send(src, Msg::Accepted { term, version });
             }
@@ -147,6 +151,12 @@ impl Replica {
         match msg {
             // Followed only if higher than what it promised.
             Msg::Nack { promised: p } => *p <= promised,
+            // Granted only for a term above the promise, which only grows.
+            Msg::PreVote { term } => *term <= promised,
+            // Counted only by a pre-candidate for that term, always above
+            // its promise. (Not while it is above: the replica may ask for
+            // that term again, after it followed, and count it again.)
+            Msg::PreVoteGrant { term } => *term <= promised,
             // Counted only by the candidate for that term that lacks it.
             Msg::Promise { term, .. } => {
                 !matches!(&state.standing, Standing::Candidate { term: t, promises }
@@ -173,20 +183,15 @@ impl Replica {
         }
         let promised = state.acceptor.promised;
         match msg {
+            // A pre-vote changes nothing: a grant, or nothing.
+            Msg::PreVote { .. } => true,
             // A campaign it already promised (or refused): a promise or a
             // refusal again.
             Msg::Campaign { term } => *term <= promised,
-            // An accept that neither raises the promise nor is newer than
-            // what was accepted: a refusal or an acknowledgement again.
-            Msg::Accept { term, version, .. } => {
-                *term < promised
-                    || (*term == promised
-                        && state
-                            .acceptor
-                            .accepted
-                            .as_ref()
-                            .is_some_and(|a| a.rank() >= (*term, *version)))
-            }
+            // An accept of a term below the promise: a refusal again. (One
+            // of the promised term may make it hear from its leader again,
+            // after its timer fired, and refuse a pre-vote: not a no-op.)
+            Msg::Accept { term, .. } => *term < promised,
             _ => false,
         }
     }
