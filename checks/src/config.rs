@@ -458,6 +458,12 @@ impl Mutant {
                 mutant: Some(self),
                 ..competing_leaders()
             },
+            // Early timers while the leader is up (one campaign's budget), no
+            // crash: a backup whose timer fired follows its leader again.
+            Mutant::SkipPreVote => Config {
+                elections: 1,
+                ..replicated
+            },
             // The first leader dies for good; the next loses its campaign
             // and never asks again.
             Mutant::CampaignNotResent => Config {

@@ -126,6 +126,10 @@ pub enum Mutant {
     /// Replicated: a new leader adopts the state of the lowest (term,
     /// version) its majority of promises reported, not the highest.
     AdoptLowestBallot,
+    /// Replicated: a follower whose timer fires campaigns at once, without
+    /// a pre-vote (as twopc did before it had one): a replica whose timer
+    /// fired while its leader led deposes it, and never follows it again.
+    SkipPreVote,
 }
 
 impl Mutant {
@@ -361,6 +365,15 @@ impl Checked {
                         if matches!(r.standing, twopc_model::Standing::Candidate { .. })) =>
             {
                 out.set_timer(Timer::Replica, twopc_model::timeouts::ELECTION);
+            }
+            (Node::Replica(r), Timer::Replica)
+                if is(self.mutant, Mutant::SkipPreVote)
+                    && matches!(&**state, State::Replica(s)
+                        if s.standing == twopc_model::Standing::Follower) =>
+            {
+                if let State::Replica(s) = state.to_mut() {
+                    r.campaign(id, s, &mut out);
+                }
             }
             (Node::Replica(_), Timer::Replica)
                 if is(self.mutant, Mutant::LeaderNeverResends)

@@ -73,6 +73,12 @@ pub const SOME_CARRIED_OVER: &str = "a new leader carries over an outcome its pr
 /// Reached (replicated, competing leaders and a leader crash): two
 /// candidates campaign for the same term number at once.
 pub const SOME_DUELING_CANDIDATES: &str = "two candidates campaign for the same term number";
+/// Reached (replicated, early timers): a replica whose timer fired (it
+/// asked for pre-votes for the next term) while the leader of its promised
+/// term led, follows that leader again, which still leads: it deposed
+/// nobody.
+pub const SOME_RETURNING_FOLLOWS: &str =
+    "a replica whose timer fired follows the leader it had, which still leads";
 /// Reached: a client saw a commit.
 pub const SOME_COMMIT: &str = "a commit";
 /// Reached: a client saw an abort for insufficient funds or stock.
@@ -131,6 +137,7 @@ impl Mutant {
             | Mutant::ElectedWithoutMajority
             | Mutant::AdoptLowestBallot
             | Mutant::EmptyReplicaVotesAtOnce => DURABLE,
+            Mutant::SkipPreVote => SOME_RETURNING_FOLLOWS,
         }
     }
 }

@@ -85,6 +85,8 @@ fn msg(m: &Msg) -> String {
             format!("Epoch (asked by {asked}): the highest seen is {highest}{fates}")
         }
         Msg::Campaign { term } => format!("Campaign for term {term}"),
+        Msg::PreVote { term } => format!("PreVote: would you promise term {term}?"),
+        Msg::PreVoteGrant { term } => format!("PreVoteGrant: would promise term {term}"),
         Msg::Promise { term, accepted } => format!(
             "Promise term {term}, accepted {}",
             accepted.as_ref().map_or("nothing".into(), |a| format!(
@@ -268,6 +270,9 @@ pub fn summarize(m: &TwopcModel, state: &SysState) -> String {
         });
         let standing = match &r.standing {
             Standing::Follower => "follower".to_string(),
+            Standing::PreCandidate { term, grants } => {
+                format!("pre-candidate for term {term} ({} granted)", grants.len())
+            }
             Standing::Recovering { answered, .. } => {
                 format!("recovering ({} answered)", answered.len())
             }

@@ -21,7 +21,6 @@ impl Replica {
                 answered: BTreeSet::new(),
                 learned: nothing,
             },
-            heard: false,
         };
         let others = self.others(me);
         if others.is_empty() {

@@ -174,7 +174,6 @@ fn the_first_replica_leads_the_first_term_when_nobody_holds_anything() {
     let mut leading = ReplicaState {
         acceptor: nothing.clone(),
         standing: Standing::Follower,
-        heard: false,
     };
     let mut lead = Out::new();
     r.lead(id(0), &mut leading, r.first_term(), None, &mut lead);
@@ -212,7 +211,6 @@ fn every_replica_answers_a_recovery_question_the_recovering_ones_with_nothing() 
     let follower = ReplicaState {
         acceptor: held.clone(),
         standing: Standing::Follower,
-        heard: false,
     };
     let (after, o) = deliver(1, &follower, 0, Msg::Recover { nonce: 3 });
     assert_eq!(

@@ -54,10 +54,14 @@
 //! §9.6): it sends `PreVote { term }` for the term it would campaign for
 //! (its promised term's number plus one, itself the owner) and changes
 //! nothing durable. A replica *grants* (`PreVoteGrant`) only if `term` is
-//! above its promise, it does not lead, and it has not heard from the leader
-//! of its promised term since its own timer last fired (`heard`: set by an
-//! `Accept` of its promised term, cleared by its timer and by a higher
-//! promise; a restarted replica has not heard). With a majority of grants
+//! above its promise and its own timer fired since it last followed
+//! anyone: it is a pre-candidate or a candidate itself. A follower, which
+//! hears its leader (or has heard of a higher term, or restarted, since its
+//! timer last fired), refuses by saying nothing, and so does a leader.
+//! (Raft's rule is "heard from a leader within the minimum election
+//! timeout"; twopc's timer is pushed back by every message from the leader,
+//! so its firing is that condition, and the standing records it: no flag,
+//! no clock, no extra state for the checker.) With a majority of grants
 //! (its own included) the pre-candidate campaigns exactly as a follower did
 //! before: it promises the term durably and sends `Campaign`. A pre-candidate
 //! whose timer fires asks again those that did not grant; one that hears the
@@ -75,7 +79,9 @@
 //!   (`a replica whose timer fired follows the leader it had`) and that it
 //!   does not without pre-vote (the `skip-pre-vote` mutant).
 //! - **Liveness is kept.** With the leader gone for good, every follower's
-//!   timer fires: each has then not heard, and grants the others.
+//!   timer fires: each is then a pre-candidate, and grants the others.
+//!   It costs a period more than a campaign at once: the first to ask
+//!   is refused by those whose timers have not fired yet, and asks again.
 //! - **What it costs.** One round trip more before a campaign, after the
 //!   leader died; and a leader that lost its quorum but still sends
 //!   heartbeats to a minority keeps that minority from granting (the
@@ -310,12 +316,6 @@ pub struct ReplicaState {
     pub acceptor: ReplicaStorage,
     /// Follower, candidate or leader (volatile).
     pub standing: Standing,
-    /// Whether it has accepted an `Accept` from the leader of its promised
-    /// term since its own timer last fired (volatile): while it has, it
-    /// grants no pre-vote (the leader it follows is alive). A restarted
-    /// replica has not.
-    #[serde(default)]
-    pub heard: bool,
 }
 
 impl ReplicaState {
@@ -342,7 +342,6 @@ impl ReplicaState {
     /// lower term steps down.
     fn promise(&mut self, term: Term) {
         self.acceptor.promised = term;
-        self.heard = false;
         if self.own_term().is_some_and(|t| t < term) || self.own_term().is_none() {
             self.standing = Standing::Follower;
         }
@@ -385,7 +384,6 @@ impl Replica {
                 ReplicaState {
                     acceptor: s.clone(),
                     standing: Standing::Follower,
-                    heard: false,
                 }
             }
             None => self.start_recovering(me, o),
@@ -413,12 +411,7 @@ impl Replica {
                 let answered = answered.clone();
                 self.ask_again(me, &answered, o)
             }
-            Standing::Follower => {
-                let s = state.to_mut();
-                s.heard = false;
-                self.ask_to_campaign(me, s, o);
-            }
-            // (It has heard nothing since: hearing makes it follow.)
+            Standing::Follower => self.ask_to_campaign(me, state.to_mut(), o),
             Standing::PreCandidate { term, grants } => {
                 self.ask_again_to_campaign(me, *term, grants, o)
             }

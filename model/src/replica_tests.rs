@@ -56,13 +56,7 @@ pub(crate) fn follower(promised: Term, accepted: Option<Accepted>) -> ReplicaSta
     ReplicaState {
         acceptor: ReplicaStorage { promised, accepted },
         standing: Standing::Follower,
-        heard: false,
     }
-}
-
-/// `s`, having heard from the leader of its promised term.
-fn heard(s: ReplicaState) -> ReplicaState {
-    ReplicaState { heard: true, ..s }
 }
 
 pub(crate) fn deliver(
@@ -267,8 +261,7 @@ fn an_accept_of_the_promised_term_is_saved_then_acknowledged() {
             o.send(id(0), ack.clone());
         })
     );
-    // (It has heard from its leader: see `prevote_tests.rs`.)
-    assert_eq!(s, heard(follower(term(2, 0), Some(new))));
+    assert_eq!(s, follower(term(2, 0), Some(new)));
     // The same accept again (a heartbeat): acknowledged, nothing saved.
     let (same, out) = deliver(1, &s, 0, accept);
     assert_eq!(same, s);
@@ -295,13 +288,13 @@ fn an_accept_of_a_higher_term_promises_it_and_deposes_a_leader() {
             o.send(id(2), ack);
         })
     );
-    assert_eq!(s, heard(follower(term(3, 2), Some(new))));
+    assert_eq!(s, follower(term(3, 2), Some(new)));
 }
 
 #[test]
 fn an_accept_below_the_promise_is_refused_and_an_older_one_acknowledged_with_the_newer() {
     let mine = accepted(term(2, 0), 3, 3);
-    let s = heard(follower(term(2, 0), Some(mine)));
+    let s = follower(term(2, 0), Some(mine));
     let old = |t, version| Msg::Accept {
         term: t,
         version,

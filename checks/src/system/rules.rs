@@ -19,10 +19,11 @@ impl TwopcModel {
     ///
     /// With the replicated protocol the budget counts terms instead (a
     /// leader that goes down makes the others campaign), and a follower's
-    /// campaign timer fires only when it should: its leader (the owner of the
-    /// term it promised) is down, or is not leading or campaigning for that
-    /// term and it is the first replica up, or early, while the highest term
-    /// is below the `elections` budget. This is the eventual leader detector
+    /// timer (a pre-vote, then perhaps a campaign) fires only when it
+    /// should: its leader (the owner of the term it promised) is down, or is
+    /// not leading or campaigning for that term and it is the first replica
+    /// up (or one that has still to forget its leader), or early, while the
+    /// highest term is below the `elections` budget. This is the eventual leader detector
     /// (Ω) every consensus protocol
     /// needs to make progress (none can without some timing assumption); the
     /// safety properties are checked with early campaigns too.
@@ -67,11 +68,17 @@ impl TwopcModel {
     }
 
     /// Whether replica `i`'s timer may fire (see [`TwopcModel::allowed`]):
-    /// always, unless it would start a campaign. A campaign may start early
-    /// while the highest term is within the `elections` budget; after that
+    /// always, unless it is a follower's (which starts a pre-vote, and so
+    /// may start a campaign). A follower's may fire early while the highest
+    /// term is within the `elections` budget (the budget counts campaigns,
+    /// that is terms, not pre-votes: a pre-vote changes no term, and the
+    /// pre-votes between two campaigns are bounded by the states, as a
+    /// pre-candidate's standing is); after that
     /// only when the follower's leader is down or not leading its term, and
-    /// only by the replica an eventual leader detector (Ω) trusts: the first
-    /// one that is up.
+    /// then by the replica an eventual leader detector (Ω) trusts, the first
+    /// one that is up, and by the others once that one asks (their timers
+    /// fire, as every follower's does when its leader falls silent, and only
+    /// a replica whose timer fired grants a pre-vote).
     fn may_campaign(&self, state: &SysState, i: usize) -> bool {
         let State::Replica(r) = &**state.actor_states[i] else {
             return true;
@@ -80,7 +87,7 @@ impl TwopcModel {
             return true;
         }
         if self.highest_term(state) < self.cfg.elections {
-            return true; // An early campaign, within the budget.
+            return true; // An early pre-vote, within the budget.
         }
         let term = r.acceptor.promised;
         let leader = usize::from(term.leader);
@@ -89,7 +96,9 @@ impl TwopcModel {
                 State::Replica(l) => match &l.standing {
                     Standing::Leader(x) => x.term == term,
                     Standing::Candidate { term: t, .. } => *t == term,
-                    Standing::Follower | Standing::Recovering { .. } => false,
+                    Standing::Follower
+                    | Standing::PreCandidate { .. }
+                    | Standing::Recovering { .. } => false,
                 },
                 _ => false,
             };
@@ -100,6 +109,10 @@ impl TwopcModel {
             .replica_indices()
             .into_iter()
             .find(|j| !state.crashed[*j]);
-        !leads && trusted == Some(i)
+        let asks = |j: usize| {
+            !matches!(&**state.actor_states[j], State::Replica(t)
+                if t.standing == Standing::Follower)
+        };
+        !leads && trusted.is_some_and(|t| t == i || asks(t))
     }
 }

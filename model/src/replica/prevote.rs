@@ -54,7 +54,6 @@ impl Replica {
             leader: me,
         };
         s.acceptor.promised = term;
-        s.heard = false;
         o.save(Storage::Replica(s.acceptor.clone()));
         let promises = BTreeMap::from([(me, s.acceptor.accepted.clone())]);
         s.standing = Standing::Candidate { term, promises };
@@ -66,15 +65,14 @@ impl Replica {
     }
 
     /// Whether this replica would promise `term` if it were asked now: it
-    /// is above its promise, it does not lead, and it has not heard from
-    /// the leader of its promised term since its own timer last fired.
-    /// Granting binds it to nothing.
+    /// is above its promise, and its own timer fired since it last followed
+    /// anyone (it is a pre-candidate or a candidate itself). Granting binds
+    /// it to nothing.
     fn would_promise(&self, state: &ReplicaState, term: Term) -> bool {
         term > state.acceptor.promised
-            && !state.heard
-            && !matches!(
+            && matches!(
                 state.standing,
-                Standing::Leader(_) | Standing::Recovering { .. }
+                Standing::PreCandidate { .. } | Standing::Candidate { .. }
             )
     }
 
@@ -116,14 +114,10 @@ impl Replica {
     }
 
     /// An `Accept` of its promised term, just accepted (or acknowledged):
-    /// the leader it follows is alive. It has heard from it, and a
-    /// pre-candidate follows again.
+    /// the leader it follows is alive, and a pre-candidate follows again.
     pub(super) fn heard_from_leader(&self, state: &mut Cow<ReplicaState>) {
-        let pre = matches!(state.standing, Standing::PreCandidate { .. });
-        if pre || (!state.heard && matches!(state.standing, Standing::Follower)) {
-            let s = state.to_mut();
-            s.heard = true;
-            s.standing = Standing::Follower;
+        if matches!(state.standing, Standing::PreCandidate { .. }) {
+            state.to_mut().standing = Standing::Follower;
         }
     }
 }

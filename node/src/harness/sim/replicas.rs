@@ -209,7 +209,9 @@ impl World<'_> {
                         leads = true;
                     }
                     Standing::Recovering { .. } => return false,
-                    Standing::Follower | Standing::Candidate { .. } => {}
+                    Standing::Follower
+                    | Standing::PreCandidate { .. }
+                    | Standing::Candidate { .. } => {}
                 },
                 _ => return false,
             }

@@ -336,12 +336,13 @@ fn encode_peers(e: &mut DescriptorEncoder, v: &NodeView) -> std::fmt::Result {
 fn encode_replica(e: &mut DescriptorEncoder, r: &ReplicaView) -> std::fmt::Result {
     let mut m = e.encode_descriptor(
         "replica_standing",
-        "Replica: 1 for what it does now (follower, candidate, leader or recovering), 0 for the others",
+        "Replica: 1 for what it does now (follower, pre-candidate, candidate, leader or recovering), 0 for the others",
         None,
         MetricType::Gauge,
     )?;
     for standing in [
         Standing::Follower,
+        Standing::PreCandidate,
         Standing::Candidate,
         Standing::Leader,
         Standing::Recovering,

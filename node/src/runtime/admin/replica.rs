@@ -43,6 +43,11 @@ pub struct ReplicaView {
 pub enum Standing {
     /// Follows the leader of its promised term.
     Follower,
+    /// Heard nothing from its leader for a whole period: asks the others
+    /// whether they would promise the next term before it campaigns
+    /// (pre-vote).
+    #[serde(rename = "pre-candidate")]
+    PreCandidate,
     /// Campaigns for a term.
     Candidate,
     /// Leads: runs the coordinator.
@@ -57,6 +62,7 @@ impl std::fmt::Display for Standing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Standing::Follower => "follower",
+            Standing::PreCandidate => "pre-candidate",
             Standing::Candidate => "candidate",
             Standing::Leader => "leader",
             Standing::Recovering => "recovering",
@@ -88,6 +94,10 @@ impl ReplicaView {
             twopc_model::Standing::Recovering { answered, .. } => {
                 view.standing = Standing::Recovering;
                 view.answered = Some(answered.len());
+            }
+            twopc_model::Standing::PreCandidate { term, .. } => {
+                view.standing = Standing::PreCandidate;
+                view.term = Some(term.to_string());
             }
             twopc_model::Standing::Candidate { term, .. } => {
                 view.standing = Standing::Candidate;

@@ -207,7 +207,10 @@ impl Core {
                 self.peers
                     .label(SocketAddrV4::from(r.acceptor.promised.leader)),
             ),
-            Standing::Candidate { .. } | Standing::Leader(_) | Standing::Recovering { .. } => None,
+            Standing::PreCandidate { .. }
+            | Standing::Candidate { .. }
+            | Standing::Leader(_)
+            | Standing::Recovering { .. } => None,
         }
     }
 

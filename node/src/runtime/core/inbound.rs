@@ -133,10 +133,13 @@ impl Core {
     /// fire at any time (safety holds whatever the timing); when it does is
     /// the runtime's choice, made here after each step:
     ///
-    /// - a *follower* campaigns only after a whole period in which it heard
-    ///   nothing from the leader of the term it promised: a message from
-    ///   that leader (`src`) pushes the timer a period back (the failure
-    ///   detector);
+    /// - a *follower* asks for pre-votes (and perhaps then campaigns) only
+    ///   after a whole period in which it heard nothing from the leader of
+    ///   the term it promised: a message from that leader (`src`) pushes
+    ///   the timer a period back (the failure detector);
+    /// - a *pre-candidate* asks again every period it set itself: the
+    ///   leader's heartbeat makes it a follower (whose timer the heartbeat
+    ///   then pushes back, above), so nothing from others paces it;
     ///
     /// (A new leader sets its heartbeat period itself: `Replica::lead`.)
     pub(super) fn pace_replica(&mut self, now: Instant, src: Id) {

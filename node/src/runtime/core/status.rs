@@ -23,9 +23,10 @@ impl Core {
         {
             let leader = match r.standing {
                 Standing::Follower => Some(SocketAddrV4::from(r.acceptor.promised.leader)),
-                Standing::Candidate { .. } | Standing::Leader(_) | Standing::Recovering { .. } => {
-                    None
-                }
+                Standing::PreCandidate { .. }
+                | Standing::Candidate { .. }
+                | Standing::Leader(_)
+                | Standing::Recovering { .. } => None,
             };
             rv.group = self.peers.group(now, actor.quorum(), leader);
         }
