@@ -260,3 +260,34 @@ fn the_leader_losing_its_disk_breaks_nothing_and_voting_at_once_breaks_atomicity
         "found: {found:?}"
     );
 }
+
+/// Pre-vote: with an early timer allowed while the leader is up (one
+/// campaign's budget, no crash), a backup whose timer fired follows the
+/// leader it had, which still leads (a witness the depth-first search
+/// finds); with the `skip-pre-vote` mutant (a follower whose timer fires
+/// campaigns at once, as before pre-vote) no state of the whole space is
+/// such a witness, every safety property holding.
+#[test]
+fn a_replica_whose_timer_fired_follows_its_leader_and_does_not_without_pre_vote() {
+    let mutant = Mutant::SkipPreVote;
+    let cfg = mutant.demo_config();
+    assert_eq!(cfg.protocol, Protocol::Replicated);
+    let witness = mutant.breaks();
+    let with = Config {
+        mutant: None,
+        ..cfg.clone()
+    };
+    let run = find_with(with.into_model(), 2, witness, Strategy::Dfs);
+    let found = run.verdict(witness).expect("the witness is a property here");
+    assert!(found.holds(), "with pre-vote, \"{witness}\" is reached");
+    let run = twopc_checks::check_with(
+        cfg.into_model(),
+        Strategy::Dfs,
+        2,
+        std::time::Duration::from_secs(3600),
+        |_, _, _| {},
+    );
+    assert_eq!(run.failing(), vec![witness], "only the witness fails");
+    assert!(run.verdict(witness).unwrap().discovery.is_none());
+    println!("skip-pre-vote: {} states, \"{witness}\" never reached", run.unique);
+}
