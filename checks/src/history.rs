@@ -147,6 +147,10 @@ pub struct History {
     /// A participant refused a prepare for want of funds or stock because of
     /// a live hold (the `sometimes` that keeps the refusal property honest).
     pub live_hold_refusal: bool,
+    /// The terms replicas asked pre-votes for (with early timers only,
+    /// `--elections` above 0): each replica's timer fires early at most
+    /// once per term it could ask for (see `TwopcModel::may_campaign`).
+    pub pre_votes: BTreeSet<twopc_model::Term>,
     /// The replica that lost its disk (`--lose-replica-disk`), by actor
     /// index, with the decisions revealed before it did.
     pub replica_disk_lost: Option<(u8, BTreeSet<RequestId>)>,
@@ -162,7 +166,7 @@ fn decided(o: &twopc_model::Outcome) -> bool {
 /// `None` when it records nothing new. The history is [`Shared`]: it changes
 /// rarely and is copied with every state.
 pub fn record_out(
-    _: &Config,
+    cfg: &Config,
     h: &Shared<History>,
     env: Envelope<&Shared<Msg>>,
 ) -> Option<Shared<History>> {
@@ -177,6 +181,7 @@ pub fn record_out(
         Msg::Commit { txn } => !h.commits_sent.contains(txn),
         Msg::Outcome(o) => decided(o) && !h.outcomes_sent.contains(&o.req),
         Msg::Prepare { txn, .. } => !h.prepared.contains_key(&ByParticipant(env.dst, *txn)),
+        Msg::PreVote { term } => cfg.elections > 0 && !h.pre_votes.contains(term),
         _ => false,
     };
     if !new {
@@ -193,6 +198,9 @@ pub fn record_out(
         Msg::Prepare { txn, req, op, .. } => {
             next.prepared
                 .insert(ByParticipant(env.dst, *txn), (req.clone(), op.clone()));
+        }
+        Msg::PreVote { term } => {
+            next.pre_votes.insert(*term);
         }
         _ => unreachable!("only new promises reach here"),
     }

@@ -71,9 +71,12 @@ impl TwopcModel {
     /// always, unless it is a follower's (which starts a pre-vote, and so
     /// may start a campaign). A follower's may fire early while the highest
     /// term is within the `elections` budget (the budget counts campaigns,
-    /// that is terms, not pre-votes: a pre-vote changes no term, and the
-    /// pre-votes between two campaigns are bounded by the states, as a
-    /// pre-candidate's standing is); after that
+    /// that is terms), and then once for each term it may ask for: a
+    /// second early pre-vote for the same term would send the same
+    /// `PreVote`, already in flight (the network duplicates), only opening
+    /// its pre-candidacy again at another moment, and the early
+    /// pre-candidacies, as many as the timings they allow, multiplied the
+    /// competing-leaders graph past the CI's time; after that
     /// only when the follower's leader is down or not leading its term, and
     /// then by the replica an eventual leader detector (Ω) trusts, the first
     /// one that is up, and by the others once that one asks (their timers
@@ -87,7 +90,12 @@ impl TwopcModel {
             return true;
         }
         if self.highest_term(state) < self.cfg.elections {
-            return true; // An early pre-vote, within the budget.
+            // An early pre-vote, within the budget: once per term it asks.
+            let asks = Term {
+                n: r.acceptor.promised.n + 1,
+                leader: (i).into(),
+            };
+            return !state.history.pre_votes.contains(&asks);
         }
         let term = r.acceptor.promised;
         let leader = usize::from(term.leader);

@@ -418,9 +418,10 @@ fn a_follower_puts_off_its_campaign_while_it_hears_its_leader() {
     assert_eq!(follower.next_timer(), Some(pushed));
 }
 
-/// A follower that hears nothing campaigns; with a majority of promises it
-/// leads, and its heartbeat is brought forward from the campaign period it
-/// had set to a heartbeat period.
+/// A follower that hears nothing asks for pre-votes, and with a grant (a
+/// majority with its own) campaigns; with a majority of promises it leads,
+/// and its heartbeat is brought forward from the campaign period it had set
+/// to a heartbeat period.
 #[test]
 fn a_new_leader_sends_its_heartbeat_within_a_heartbeat_period() {
     let t0 = Instant::now();
@@ -433,12 +434,19 @@ fn a_new_leader_sends_its_heartbeat_within_a_heartbeat_period() {
         n: 1,
         leader: id(R[1]),
     };
-    let campaigns: Vec<_> = ready
-        .sends_after_sync
-        .iter()
-        .map(|o| o.peer_msg().cloned())
-        .collect();
-    assert_eq!(campaigns, vec![Some(Msg::Campaign { term }); 2]);
+    let sent = |ready: &crate::runtime::core::Ready| -> Vec<_> {
+        ready
+            .sends_after_sync
+            .iter()
+            .map(|o| o.peer_msg().cloned())
+            .collect()
+    };
+    assert_eq!(sent(&ready), vec![Some(Msg::PreVote { term }); 2]);
+    let from = R[2].parse().unwrap();
+    let grant = Msg::PreVoteGrant { term };
+    r.handle(t1, Event::Peer { from, msg: grant });
+    let ready = r.ready(t1);
+    assert_eq!(sent(&ready), vec![Some(Msg::Campaign { term }); 2]);
     assert!(r.next_timer().unwrap() >= t1 + timeouts::ELECTION.start);
     let t2 = t1 + Duration::from_millis(10);
     let promise = Msg::Promise {
