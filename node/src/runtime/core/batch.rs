@@ -108,15 +108,17 @@ impl Core {
     /// count as queued, so the batch that sends them fsyncs before the
     /// shell runs the next one (why that is safe: this module's doc).
     ///
-    /// A replica delivers participants' `Ack`s here, after every other
-    /// message of the batch, and only in a batch that saved or once they
-    /// have waited [`ACK_DELAY`]. The ack that completes a commit makes
-    /// the leader forget it: a save, which costs a whole `Accept` round (an
-    /// fsync at the leader, then at a backup), and the leader holds every
-    /// later send until its latest save is chosen. Delivered at once, the
-    /// acks of the last purchase would hold the next purchase's ticket and
-    /// prepares, which do not depend on the forgetting, behind that round,
-    /// and its fsyncs would compete for the disk with the participants'.
+    /// A coordinator (2PC, or a replica) delivers participants' `Ack`s
+    /// here, after every other message of the batch, and only in a batch
+    /// that saved or once they have waited [`ACK_DELAY`]. The ack that
+    /// completes a commit makes the coordinator forget it: a save. A 2PC
+    /// coordinator would stage it alone and the next batch that sends
+    /// anything (the next purchase's ticket) would wait for its fsync; a
+    /// leader would pay a whole `Accept` round (an fsync at the leader, then
+    /// at a backup) and hold every later send until that save is chosen.
+    /// Either way the next purchase's ticket and prepares, which do not
+    /// depend on the forgetting, would wait for it, and its fsyncs would
+    /// compete for the disk with the participants'.
     /// Delivered with a batch that saves anyway (the next decision), the
     /// forgetting rides on that batch's fsync and `Accept`. Delaying or
     /// reordering a message is something the network may do (the model's

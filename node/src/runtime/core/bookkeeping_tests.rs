@@ -69,18 +69,7 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
     const WALLET: &str = "127.0.0.1:7101";
     const ORDER: &str = "127.0.0.1:7102";
     const CLIENT: &str = "127.0.0.1:7103";
-    let actor = Node::Coordinator(twopc_model::Coordinator {
-        wallet: id(WALLET),
-        order: id(ORDER),
-        retention: 100,
-    });
-    let cfg = Config {
-        name: "coordinator".into(),
-        codec: codec(),
-        faults: Faults::default(),
-        batch_max: 64,
-    };
-    let mut core = Core::new(actor, id(COORD), &cfg);
+    let mut core = coordinator(WALLET, ORDER);
     core.measure_latency();
     let now = Instant::now();
     core.handle(now, Event::Start(None));
@@ -216,4 +205,46 @@ fn a_broadcast_is_encoded_once_and_each_copy_decodes_to_the_message() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// A 2PC coordinator between `wallet` and `order`, not started.
+fn coordinator(wallet: &str, order: &str) -> Core {
+    let actor = Node::Coordinator(twopc_model::Coordinator {
+        wallet: id(wallet),
+        order: id(order),
+        retention: 100,
+    });
+    let cfg = Config {
+        name: "coordinator".into(),
+        codec: codec(),
+        faults: Faults::default(),
+        batch_max: 64,
+    };
+    Core::new(actor, id(COORD), &cfg)
+}
+
+/// A participant's `Ack` reaches a 2PC coordinator with a batch that saves,
+/// or after `ACK_DELAY`, as it reaches a leading replica: the forgetting it
+/// causes is a save, and a save staged alone makes the next batch that
+/// sends anything (the next purchase's ticket) wait for its fsync.
+#[test]
+fn a_coordinator_delivers_acks_with_a_batch_that_saves_or_after_a_short_delay() {
+    const WALLET: &str = "127.0.0.1:7101";
+    let mut core = coordinator(WALLET, "127.0.0.1:7102");
+    let now = Instant::now();
+    core.handle(now, Event::Start(None));
+    let _ = core.ready(now);
+    let ack = datagram(&Payload::Protocol(Msg::Ack {
+        txn: TxnId { epoch: 1, n: 0 },
+    }));
+    let handled = core.counters().msgs_handled;
+    let from = addr(WALLET);
+    core.handle(now, Event::Datagram { from, bytes: &ack });
+    let _ = core.ready(now);
+    assert_eq!(core.counters().msgs_handled, handled, "held");
+    assert!(core.next_timer().unwrap() <= now + ACK_DELAY);
+    let later = now + ACK_DELAY;
+    core.handle(later, Event::TimerDue);
+    let _ = core.ready(later);
+    assert_eq!(core.counters().msgs_handled, handled + 1, "delivered");
 }

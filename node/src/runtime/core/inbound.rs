@@ -67,7 +67,9 @@ impl Core {
             // The actor would ignore it; said here, counted and logged.
             return self.reject(now, src, why);
         }
-        if matches!(self.actor, Node::Replica(_)) && matches!(msg, Msg::Ack { .. }) {
+        if matches!(self.actor, Node::Replica(_) | Node::Coordinator(_))
+            && matches!(msg, Msg::Ack { .. })
+        {
             // Delivered at the end of a batch that saves, or soon (`ready`).
             self.acks_due.get_or_insert(now + ACK_DELAY);
             return self.acks_held.push((src4, msg));

@@ -93,7 +93,7 @@ use twopc_model::{Msg, Node, State, Storage, Timer};
 /// when it is a node of the cluster file.
 type DropKey = (&'static str, Option<SocketAddrV4>);
 
-/// How long a replica may hold participants' `Ack`s waiting for a batch
+/// How long a coordinator may hold participants' `Ack`s waiting for a batch
 /// that saves (see [`Core::ready`]).
 pub const ACK_DELAY: Duration = Duration::from_millis(5);
 
