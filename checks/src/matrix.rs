@@ -138,7 +138,7 @@ pub fn entries() -> Vec<Entry> {
                 never_recover: [Role::Coordinator].into(),
                 ..replicated()
             },
-            unique_states: 528_391,
+            unique_states: 2_083_842,
             strategy: Strategy::Dfs,
         },
         Entry {

