@@ -284,7 +284,9 @@ fn a_replica_whose_timer_fired_follows_its_leader_and_does_not_without_pre_vote(
         ..cfg.clone()
     };
     let run = find_with(with.into_model(), 2, witness, Strategy::Dfs);
-    let found = run.verdict(witness).expect("the witness is a property here");
+    let found = run
+        .verdict(witness)
+        .expect("the witness is a property here");
     assert!(found.holds(), "with pre-vote, \"{witness}\" is reached");
     let run = twopc_checks::check_with(
         cfg.into_model(),
@@ -295,5 +297,8 @@ fn a_replica_whose_timer_fired_follows_its_leader_and_does_not_without_pre_vote(
     );
     assert_eq!(run.failing(), vec![witness], "only the witness fails");
     assert!(run.verdict(witness).unwrap().discovery.is_none());
-    println!("skip-pre-vote: {} states, \"{witness}\" never reached", run.unique);
+    println!(
+        "skip-pre-vote: {} states, \"{witness}\" never reached",
+        run.unique
+    );
 }
