@@ -458,11 +458,12 @@ impl Mutant {
                 mutant: Some(self),
                 ..competing_leaders()
             },
-            // Early timers while the leader is up (one campaign's budget), no
-            // crash: a backup whose timer fired follows its leader again.
+            // The `competing-leaders` entry of the CI matrix (early timers
+            // while the leader is up): a backup whose timer fired follows its
+            // leader again there, unless it skips the pre-vote.
             Mutant::SkipPreVote => Config {
-                elections: 1,
-                ..replicated
+                mutant: Some(self),
+                ..competing_leaders()
             },
             // The first leader dies for good; the next loses its campaign
             // and never asks again.
