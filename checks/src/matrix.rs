@@ -145,7 +145,7 @@ pub fn entries() -> Vec<Entry> {
             name: "competing-leaders",
             about: "the replicated coordinator: one purchase; udp; one campaign may start early, by either backup, while the first leader is up (two leaders at once, one deposed without knowing it), and the first leader crashes at any moment and never recovers (a backup campaigns against it, possibly against the early one for the same term number)",
             config: competing_leaders(),
-            unique_states: 4_224_598,
+            unique_states: 8_535_792,
             strategy: Strategy::Dfs,
         },
         Entry {

@@ -153,6 +153,10 @@ pub struct Checked {
     pub node: Node,
     /// The bug to inject, if any.
     pub mutant: Option<Mutant>,
+    /// Whether a replica asks before it campaigns (`Config::pre_vote`):
+    /// `false` checks the protocol as it was before pre-vote, whose
+    /// behaviours include all of pre-vote's (see `Config::pre_vote`).
+    pub pre_vote: bool,
 }
 
 fn is(m: Option<Mutant>, which: Mutant) -> bool {
@@ -367,7 +371,7 @@ impl Checked {
                 out.set_timer(Timer::Replica, twopc_model::timeouts::ELECTION);
             }
             (Node::Replica(r), Timer::Replica)
-                if is(self.mutant, Mutant::SkipPreVote)
+                if (is(self.mutant, Mutant::SkipPreVote) || !self.pre_vote)
                     && matches!(&**state, State::Replica(s)
                         if s.standing == twopc_model::Standing::Follower) =>
             {

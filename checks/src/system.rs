@@ -59,6 +59,7 @@ impl Config {
         let actors = self.nodes().into_iter().map(|node| Checked {
             node,
             mutant: self.mutant,
+            pre_vote: self.pre_vote,
         });
         let inner = ActorModel::new(self.clone(), Shared::new(History::default()))
             .actors(actors)

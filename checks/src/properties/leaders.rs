@@ -15,10 +15,12 @@ pub(super) fn sometimes(cfg: &Config) -> Vec<Property<TwopcModel>> {
     props.push(Property::sometimes(SOME_TWO_LEADERS, |m, s| {
         coordinators(&m.cfg, s).count() >= 2
     }));
-    props.push(Property::sometimes(
-        SOME_RETURNING_FOLLOWS,
-        returning_follows,
-    ));
+    if cfg.pre_vote {
+        props.push(Property::sometimes(
+            SOME_RETURNING_FOLLOWS,
+            returning_follows,
+        ));
+    }
     if cfg.can_commit() {
         props.push(Property::sometimes(SOME_CARRIED_OVER, carried_over));
     }

@@ -102,6 +102,7 @@ impl Judge {
             .actors(actors.into_iter().map(|a| Checked {
                 node: a.expect("every index is filled"),
                 mutant: None,
+                pre_vote: true,
             }))
             .init_network(Network::new_unordered_duplicating([]))
             .record_msg_out(record_out);
