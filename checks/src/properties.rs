@@ -137,7 +137,6 @@ impl Mutant {
             | Mutant::ElectedWithoutMajority
             | Mutant::AdoptLowestBallot
             | Mutant::EmptyReplicaVotesAtOnce => DURABLE,
-            Mutant::SkipPreVote => SOME_RETURNING_FOLLOWS,
         }
     }
 }
