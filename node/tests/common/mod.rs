@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod docs;
+pub mod http;
 pub mod rehearsal;
 pub mod sim;
 
