@@ -6,6 +6,7 @@
 
 pub mod docs;
 pub mod http;
+pub mod netns;
 pub mod raw_http;
 pub mod rehearsal;
 pub mod sim;
