@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod chaos;
+pub mod chaos_replay;
 pub mod docs;
 pub mod http;
 pub mod netns;
