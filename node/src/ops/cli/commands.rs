@@ -476,6 +476,8 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
         Command::Purchase(args) => purchase(args, key()?).await,
         Command::Outcome(args) => outcome(args, key()?).await,
         Command::Status(args) => status(args, key()?).await,
+        Command::Account(args) => super::views::account(args, key()?).await,
+        Command::Sku(args) => super::views::sku(args, key()?).await,
         Command::Decide(args) => super::decide::run(args, key()?).await,
         Command::Demo => demo::run().await.map(|()| Exit::Ok),
         Command::Bench(args) => {
