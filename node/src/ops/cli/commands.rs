@@ -187,6 +187,10 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
             telemetry: telemetry.clone(),
             purchases: Default::default(),
             coordinators: cluster.coordinator_addresses(),
+            wallet: cluster
+                .with_role(crate::runtime::role::Role::Wallet)
+                .address,
+            order: cluster.with_role(crate::runtime::role::Role::Order).address,
             codec,
             wait: http_cfg.wait,
         };

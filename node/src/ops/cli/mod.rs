@@ -62,7 +62,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   twopc node --cluster cluster.toml --name coordinator --data-dir /var/lib/twopc/coordinator
   twopc node --cluster cluster.toml --name coordinator --http 127.0.0.1:8080 --http-token-file /etc/twopc/http-token
-    # also serve the HTTP API (POST /purchases, GET /purchases/ID, GET /metrics): docs/node.md")]
+    # also serve the HTTP API (POST /purchases, GET /purchases/ID, /accounts/USER, /skus/SKU,
+    # /metrics): docs/node.md")]
     Node(Box<NodeArgs>),
     /// Make one purchase and wait for its outcome.
     #[command(
