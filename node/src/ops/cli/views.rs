@@ -123,7 +123,10 @@ async fn run(
     match views::ask(node.address, &codec, key_name, deadline).await? {
         Answer::View(view) if view.level.is_some() => {
             if json {
-                println!("{}", kind.json(&view));
+                println!(
+                    "{}",
+                    serde_json::to_string(&kind.json(&view)).expect("serializes")
+                );
             } else {
                 print!("{}", kind.render(&view));
             }

@@ -5,12 +5,11 @@
 //! changes nothing.
 
 use super::{ApiError, AppState};
-use crate::ops::views::{self, Answer, Kind};
+use crate::ops::views::{self, Answer, KeyJson, Kind};
 use crate::runtime::wire::check_name;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::Value;
 use std::time::Duration;
 
 /// How long a view waits for the participant's answer (asked again every
@@ -21,7 +20,7 @@ const VIEW_PATIENCE: Duration = Duration::from_secs(3);
 pub async fn account(
     State(app): State<AppState>,
     Path(user): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyJson>, ApiError> {
     view(&app, Kind::Account, &user).await
 }
 
@@ -29,11 +28,11 @@ pub async fn account(
 pub async fn sku(
     State(app): State<AppState>,
     Path(sku): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyJson>, ApiError> {
     view(&app, Kind::Sku, &sku).await
 }
 
-async fn view(app: &AppState, kind: Kind, key: &str) -> Result<Json<Value>, ApiError> {
+async fn view(app: &AppState, kind: Kind, key: &str) -> Result<Json<KeyJson>, ApiError> {
     let what = kind.key_field();
     if let Err(msg) = check_name(what, key) {
         // The code `POST /purchases` gives the same name; nothing is sent.
