@@ -42,12 +42,7 @@ impl KeyView {
             available: level.unwrap_or(0).saturating_sub(held),
             holds: mine()
                 .take(MAX_LISTED)
-                .map(|(txn, h)| HoldView {
-                    txn: txn.to_string(),
-                    req: h.req.to_string(),
-                    key: h.op.key.to_string(),
-                    amount: h.op.amount,
-                })
+                .map(|(txn, h)| HoldView::of(txn, h))
                 .collect(),
             holds_total: mine().count(),
         }

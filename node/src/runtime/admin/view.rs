@@ -49,6 +49,18 @@ pub struct HoldView {
     pub amount: u64,
 }
 
+impl HoldView {
+    /// The view of the hold of `txn`.
+    pub fn of(txn: &twopc_model::TxnId, hold: &twopc_model::Hold) -> HoldView {
+        HoldView {
+            txn: txn.to_string(),
+            req: hold.req.to_string(),
+            key: hold.op.key.to_string(),
+            amount: hold.op.amount,
+        }
+    }
+}
+
 /// A node's view of itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeView {
@@ -155,12 +167,7 @@ impl NodeView {
                     .holds
                     .iter()
                     .take(MAX_LISTED)
-                    .map(|(txn, h)| HoldView {
-                        txn: txn.to_string(),
-                        req: h.req.to_string(),
-                        key: h.op.key.to_string(),
-                        amount: h.op.amount,
-                    })
+                    .map(|(txn, h)| HoldView::of(txn, h))
                     .collect();
                 view.finished = data.finished.len();
             }
