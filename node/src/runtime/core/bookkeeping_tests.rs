@@ -207,22 +207,6 @@ fn a_broadcast_is_encoded_once_and_each_copy_decodes_to_the_message() {
     }
 }
 
-/// A 2PC coordinator between `wallet` and `order`, not started.
-fn coordinator(wallet: &str, order: &str) -> Core {
-    let actor = Node::Coordinator(twopc_model::Coordinator {
-        wallet: id(wallet),
-        order: id(order),
-        retention: 100,
-    });
-    let cfg = Config {
-        name: "coordinator".into(),
-        codec: codec(),
-        faults: Faults::default(),
-        batch_max: 64,
-    };
-    Core::new(actor, id(COORD), &cfg)
-}
-
 /// A participant's `Ack` reaches a 2PC coordinator with a batch that saves,
 /// or after `ACK_DELAY`, as it reaches a leading replica: the forgetting it
 /// causes is a save, and a save staged alone makes the next batch that

@@ -9,21 +9,21 @@ use crate::runtime::wire::MAX_NAME;
 
 const CLIENT: &str = "127.0.0.1:9000";
 
+/// Hands `core` a datagram from the client; the instant it did.
+fn from_client(core: &mut Core, bytes: &[u8]) -> Instant {
+    let now = Instant::now();
+    let from = addr(CLIENT);
+    core.handle(now, Event::Datagram { from, bytes });
+    now
+}
+
 /// Asks `core` about `key`; the reply, if one is queued.
 fn ask(core: &mut Core, key: &str) -> Option<Option<KeyView>> {
     let bytes = datagram(&Payload::KeyRequest {
         nonce: 7,
         key: key.into(),
     });
-    let now = Instant::now();
-    let from = addr(CLIENT);
-    core.handle(
-        now,
-        Event::Datagram {
-            from,
-            bytes: &bytes,
-        },
-    );
+    let now = from_client(core, &bytes);
     let ready = core.ready(now);
     let replies: Vec<_> = (ready.sends_after_sync.iter())
         .filter(|o| matches!(o, Outgoing::Reply { .. }))
@@ -85,18 +85,7 @@ fn an_unknown_key_has_no_level() {
 
 #[test]
 fn a_node_that_is_no_participant_answers_none() {
-    let actor = Node::Coordinator(twopc_model::Coordinator {
-        wallet: id(ME),
-        order: id("127.0.0.1:7003"),
-        retention: 100,
-    });
-    let cfg = Config {
-        name: "coordinator".into(),
-        codec: codec(),
-        faults: Faults::default(),
-        batch_max: 64,
-    };
-    let mut core = Core::new(actor, id(COORD), &cfg);
+    let mut core = coordinator(ME, "127.0.0.1:7003");
     let now = Instant::now();
     core.handle(now, Event::Start(None));
     let _ = core.ready(now);
@@ -119,15 +108,7 @@ fn a_key_too_long_and_an_unsolicited_reply_are_counted_and_dropped() {
         nonce: 1,
         view: None,
     });
-    let now = Instant::now();
-    let from = addr(CLIENT);
-    core.handle(
-        now,
-        Event::Datagram {
-            from,
-            bytes: &reply,
-        },
-    );
+    let now = from_client(&mut core, &reply);
     assert_eq!(core.ready(now), Ready::default());
     assert_eq!(core.state(), &before);
     assert_eq!(

@@ -26,6 +26,22 @@ pub(super) fn codec() -> Codec {
     Codec::new(None, Format::Bincode)
 }
 
+/// A 2PC coordinator between `wallet` and `order`, not started.
+pub(super) fn coordinator(wallet: &str, order: &str) -> Core {
+    let actor = Node::Coordinator(twopc_model::Coordinator {
+        wallet: id(wallet),
+        order: id(order),
+        retention: 100,
+    });
+    let cfg = Config {
+        name: "coordinator".into(),
+        codec: codec(),
+        faults: Faults::default(),
+        batch_max: 64,
+    };
+    Core::new(actor, id(COORD), &cfg)
+}
+
 /// A started wallet holding alice's `balance`, with nothing to do yet.
 pub(super) fn wallet(balance: u64) -> Core {
     let actor = Node::Participant(Participant {
