@@ -228,7 +228,7 @@ pub use coordinator::{
 };
 pub use kind::{msg_txn, MsgKind};
 pub use msg::*;
-pub use participant::{Hold, PartState, PartStorage, Participant, Resource};
+pub use participant::{Credit, Hold, PartState, PartStorage, Participant, Resource};
 pub use replica::{Accepted, Leading, Replica, ReplicaState, ReplicaStorage, Standing};
 
 use serde::{Deserialize, Serialize};
