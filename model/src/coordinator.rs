@@ -552,3 +552,7 @@ impl CoordState {
 #[cfg(test)]
 #[path = "coordinator_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "coordinator/flows_tests.rs"]
+mod flows_tests;

@@ -537,3 +537,7 @@ mod tests;
 #[cfg(test)]
 #[path = "participant_ignores_tests.rs"]
 mod ignores_tests;
+
+#[cfg(test)]
+#[path = "participant_credit_tests.rs"]
+mod credit_tests;

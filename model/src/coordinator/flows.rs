@@ -107,9 +107,9 @@ impl CoordState {
                 placeholder()
             }
         };
-        let (outcome, forgotten) =
-            self.outcomes
-                .record_forgetting(req, purchase, txn, verdict, retention);
+        let (outcome, forgotten) = self
+            .outcomes
+            .record_forgetting(req, purchase, txn, verdict, retention);
         for req in forgotten {
             self.tidy_flow(&req);
         }
