@@ -109,10 +109,13 @@ fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), St
 }
 
 /// Decodes a record's payload. A coordinator's state (and its changes) is
-/// always the last thing in a record, and its last field, the transactions
-/// in doubt, is younger than the format: a record written before it ends
-/// where that field would begin. Such a record reads as having none (one
-/// empty list in a state, two in a change, each one zero byte); the
+/// always the last thing in a record, and its last fields, the
+/// transactions in doubt, then the operations that are not purchases and
+/// the participants of partial transactions (docs/shop.md), are younger
+/// than the format; so is a participant's last field, its pending credits.
+/// A record written before them ends where they would begin. Such a
+/// record reads as having none (one empty list per field in a state, two
+/// in a change, each one zero byte: at most 3 fields, 6 bytes); the
 /// decoder takes a padded payload only if it reads it whole, and the crc
 /// has already vouched for the bytes.
 fn decode_delta(payload: &[u8]) -> std::result::Result<Delta, bincode::Error> {
@@ -121,7 +124,7 @@ fn decode_delta(payload: &[u8]) -> std::result::Result<Delta, bincode::Error> {
         Ok(delta) => return Ok(delta),
         Err(e) => e,
     };
-    for pad in 1..=2 {
+    for pad in 1..=6 {
         let mut padded = payload.to_vec();
         padded.resize(payload.len() + pad, 0);
         if let Ok(delta) = bincode_opts().deserialize(&padded) {
