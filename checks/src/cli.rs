@@ -217,9 +217,9 @@ pub(crate) struct SysArgs {
     /// crashable coordinator or backup.
     #[arg(long)]
     lose_replica_disk: bool,
-    /// One more client tops up a new user's wallet and then restocks the
-    /// sku: one-participant transactions of credits (docs/shop.md), checked
-    /// with conservation with flows.
+    /// The first client, after its purchases, tops up a new user's wallet
+    /// and then restocks the sku: one-participant transactions of credits
+    /// (docs/shop.md), checked with conservation with flows.
     #[arg(long)]
     flows: bool,
     /// The commit protocol: 2pc (one coordinator; blocks while it is down)

@@ -310,9 +310,11 @@ impl Applied {
 /// The participants of `txn`: those the coordinator asked to prepare it
 /// (a purchase asks both, a top-up the wallet only).
 fn parties(s: &SysState, txn: TxnId) -> impl Iterator<Item = usize> + '_ {
-    [WALLET, ORDER]
-        .into_iter()
-        .filter(move |p| s.history.prepared.contains_key(&ByParticipant(Id::from(*p), txn)))
+    [WALLET, ORDER].into_iter().filter(move |p| {
+        s.history
+            .prepared
+            .contains_key(&ByParticipant(Id::from(*p), txn))
+    })
 }
 
 /// What participant `i` applied: the commits it still remembers, and those
@@ -515,7 +517,11 @@ fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {
     });
     let applied_as = |i: usize, p: &PartState, req: &RequestId, txn: Option<TxnId>, c: &Change| {
         let held = txn.is_some_and(|t| match c {
-            Change::Hold(op) => p.data.holds.get(&t).is_some_and(|h| &h.req == req && &h.op == op),
+            Change::Hold(op) => p
+                .data
+                .holds
+                .get(&t)
+                .is_some_and(|h| &h.req == req && &h.op == op),
             Change::Credit(op) => p
                 .data
                 .credits

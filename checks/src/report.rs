@@ -31,7 +31,11 @@ fn msg(m: &Msg) -> String {
             ticket.map_or("no ticket".into(), |t| format!("ticket {t}"))
         ),
         Msg::PrepareCredit {
-            txn, req, op, floor, ..
+            txn,
+            req,
+            op,
+            floor,
+            ..
         } => format!(
             "PrepareCredit txn {txn} for {req}: credit {} to {} at commit (floor {})",
             op.amount, op.key, floor.below

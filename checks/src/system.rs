@@ -122,7 +122,7 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
         .unwrap_or(0);
     let clients = clients(cfg, state)
         .map(|c| {
-            let most = (cfg.purchases + cfg.afterwards.len()).max(cfg.flow_requests());
+            let most = cfg.purchases + cfg.afterwards.len() + cfg.flow_requests();
             over(c.seen.len(), most)
         })
         .max()

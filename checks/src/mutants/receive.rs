@@ -76,7 +76,11 @@ impl Checked {
                     }
                 }
             }
-            (Node::Participant(_), Some(Mutant::CreditAtPrepare), Msg::PrepareCredit { txn, op, .. }) => {
+            (
+                Node::Participant(_),
+                Some(Mutant::CreditAtPrepare),
+                Msg::PrepareCredit { txn, op, .. },
+            ) => {
                 let (txn, op) = (*txn, op.clone());
                 let before = match &**state {
                     State::Participant(s) => s.data.credits.contains_key(&txn),

@@ -330,7 +330,8 @@ fn given(nodes: &[Replayed]) -> History {
                     both(&mut h, *txn);
                     if let (Some(req), Some(op)) = (&f.req, &f.op) {
                         let me = ByParticipant(Id::from(n.index), *txn);
-                        h.prepared.insert(me, (req.clone(), Change::Hold(op.clone())));
+                        h.prepared
+                            .insert(me, (req.clone(), Change::Hold(op.clone())));
                     }
                 }
             }

@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use twopc_model::participant::Finished;
 use twopc_model::replica::{Accepted, ReplicaStorage};
 use twopc_model::{
-    ClientState, CoordStorage, Credit, Hold, Key, Outcome, PartStorage, Storage, Term, Ticket, TxnId,
+    ClientState, CoordStorage, Credit, Hold, Key, Outcome, PartStorage, Storage, Term, Ticket,
+    TxnId,
 };
 
 /// One log record: a state, or how it differs from the previous one.
