@@ -398,6 +398,8 @@ mod tests {
             outcomes: Outcomes::default(),
             commits: commits.clone(),
             doubts: Map::new(),
+            flows: Map::new(),
+            partial: Map::new(),
         };
         let before = Before {
             epoch: 3,
