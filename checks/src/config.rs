@@ -524,14 +524,6 @@ impl Mutant {
                 mutant: Some(self),
                 ..competing_leaders()
             },
-            // The `competing-leaders` entry of the CI matrix (early timers
-            // while the leader is up): a backup whose timer fired follows its
-            // leader again there, unless it skips the pre-vote.
-            Mutant::SkipPreVote => Config {
-                mutant: Some(self),
-                pre_vote: true,
-                ..competing_leaders()
-            },
             // The first leader dies for good; the next loses its campaign
             // and never asks again.
             Mutant::CampaignNotResent => Config {

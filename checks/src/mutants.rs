@@ -130,10 +130,6 @@ pub enum Mutant {
     /// Replicated: a new leader adopts the state of the lowest (term,
     /// version) its majority of promises reported, not the highest.
     AdoptLowestBallot,
-    /// Replicated: a follower whose timer fires campaigns at once, without
-    /// a pre-vote (as twopc did before it had one): a replica whose timer
-    /// fired while its leader led deposes it, and never follows it again.
-    SkipPreVote,
 }
 
 impl Mutant {
@@ -375,7 +371,7 @@ impl Checked {
                 out.set_timer(Timer::Replica, twopc_model::timeouts::ELECTION);
             }
             (Node::Replica(r), Timer::Replica)
-                if (is(self.mutant, Mutant::SkipPreVote) || !self.pre_vote)
+                if !self.pre_vote
                     && matches!(&**state, State::Replica(s)
                         if s.standing == twopc_model::Standing::Follower) =>
             {

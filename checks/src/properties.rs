@@ -142,7 +142,6 @@ impl Mutant {
             | Mutant::ElectedWithoutMajority
             | Mutant::AdoptLowestBallot
             | Mutant::EmptyReplicaVotesAtOnce => DURABLE,
-            Mutant::SkipPreVote => SOME_RETURNING_FOLLOWS,
         }
     }
 }

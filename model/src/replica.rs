@@ -76,8 +76,9 @@
 //!   where it was; the others, hearing their leader, refuse it; the
 //!   leader's next heartbeat carries its promised term (or a higher one it
 //!   then promises), and it follows. The checker shows this path exists
-//!   (`a replica whose timer fired follows the leader it had`) and that it
-//!   does not without pre-vote (the `skip-pre-vote` mutant).
+//!   (`a replica whose timer fired follows the leader it had`); the netns
+//!   test shows, with real processes, that a healed follower deposes its
+//!   leader without pre-vote and does not with it.
 //! - **Liveness is kept.** With the leader gone for good, every follower's
 //!   timer fires: each is then a pre-candidate, and grants the others.
 //!   It costs a period more than a campaign at once: the first to ask
@@ -358,6 +359,32 @@ impl Replica {
         self.peers.iter().copied().filter(|p| *p != me).collect()
     }
 
+    /// A pre-candidate's or candidate's timer fired: ask again, with `ask`,
+    /// every other replica that has not `answered`.
+    fn ask_again_unless(
+        &self,
+        me: Id,
+        answered: impl Fn(&Id) -> bool,
+        ask: &Msg,
+        o: &mut Out<Node>,
+    ) {
+        o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
+        let missing: Vec<Id> = self
+            .others(me)
+            .into_iter()
+            .filter(|p| !answered(p))
+            .collect();
+        o.broadcast(&missing, ask);
+    }
+
+    /// The term this replica would campaign for: the one after its promise.
+    fn next_term(me: Id, s: &ReplicaState) -> Term {
+        Term {
+            n: s.acceptor.promised.n + 1,
+            leader: me,
+        }
+    }
+
     /// The term every replica has promised before anything happened: it
     /// belongs to the first replica, which leads it without campaigning
     /// (nobody can have accepted anything from a lower term).
@@ -413,16 +440,12 @@ impl Replica {
             }
             Standing::Follower => self.ask_to_campaign(me, state.to_mut(), o),
             Standing::PreCandidate { term, grants } => {
-                self.ask_again_to_campaign(me, *term, grants, o)
+                let pre_vote = Msg::PreVote { term: *term };
+                self.ask_again_unless(me, |p| grants.contains(p), &pre_vote, o)
             }
             Standing::Candidate { term, promises } => {
-                o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
-                let missing: Vec<Id> = self
-                    .others(me)
-                    .into_iter()
-                    .filter(|p| !promises.contains_key(p))
-                    .collect();
-                o.broadcast(&missing, &Msg::Campaign { term: *term });
+                let campaign = Msg::Campaign { term: *term };
+                self.ask_again_unless(me, |p| promises.contains_key(p), &campaign, o)
             }
             Standing::Leader(l) => {
                 // The heartbeat: the latest state again, to every replica

@@ -8,7 +8,8 @@
 //! a broken one sends everything ahead.
 //!
 //! The real runtime's replica traces are replayed by the replicated chaos
-//! test (`node/tests/chaos.rs`), tampered with there too.
+//! test (`node/tests/chaos_replicated.rs`, its run in
+//! `node/tests/common/chaos.rs`), tampered with there too.
 
 use super::{replay, Accepted, NodeTrace, Options, Rejection, Why};
 use crate::config::{Config, Protocol};

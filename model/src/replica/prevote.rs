@@ -11,10 +11,7 @@ impl Replica {
     /// (a group of one), campaign.
     pub(super) fn ask_to_campaign(&self, me: Id, s: &mut ReplicaState, o: &mut Out<Node>) {
         o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
-        let term = Term {
-            n: s.acceptor.promised.n + 1,
-            leader: me,
-        };
+        let term = Self::next_term(me, s);
         s.standing = Standing::PreCandidate {
             term,
             grants: BTreeSet::from([me]),
@@ -25,34 +22,14 @@ impl Replica {
         }
     }
 
-    /// A pre-candidate's timer fired: ask again those that have not granted.
-    pub(super) fn ask_again_to_campaign(
-        &self,
-        me: Id,
-        term: Term,
-        grants: &BTreeSet<Id>,
-        o: &mut Out<Node>,
-    ) {
-        o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
-        let missing: Vec<Id> = self
-            .others(me)
-            .into_iter()
-            .filter(|p| !grants.contains(p))
-            .collect();
-        o.broadcast(&missing, &Msg::PreVote { term });
-    }
-
     /// Campaign for the term after the promised one: promise it durably,
     /// ask every other replica for its promise (and lead at once in a group
     /// of one). A pre-candidate does this once a majority granted its
-    /// pre-vote; the `skip-pre-vote` mutant of the checker as soon as a
-    /// follower's timer fires (as twopc did before pre-vote).
+    /// pre-vote; without pre-vote (the checker's `Config::pre_vote` off) as
+    /// soon as a follower's timer fires, as twopc did before pre-vote.
     pub fn campaign(&self, me: Id, s: &mut ReplicaState, o: &mut Out<Node>) {
         o.set_timer(Timer::Replica, crate::timeouts::ELECTION);
-        let term = Term {
-            n: s.acceptor.promised.n + 1,
-            leader: me,
-        };
+        let term = Self::next_term(me, s);
         s.acceptor.promised = term;
         o.save(Storage::Replica(s.acceptor.clone()));
         let promises = BTreeMap::from([(me, s.acceptor.accepted.clone())]);

@@ -7,15 +7,20 @@ use crate::replica::*;
 use crate::test_util::*;
 use stateright::actor::Out;
 
-/// Replica 1 of three, a follower of term 1 (replica 0's) that accepted
-/// version 1 from its leader's `Accept`.
-fn hearing() -> ReplicaState {
-    let accept = Msg::Accept {
+/// The `Accept` of version 1 by the leader of term 1, replica 0 (its
+/// heartbeat carries it again).
+fn heartbeat() -> Msg {
+    Msg::Accept {
         term: term(1, 0),
         version: 1,
         storage: accepted(term(1, 0), 1, 1).storage,
-    };
-    let (s, _) = deliver(1, &follower(term(1, 0), None), 0, accept);
+    }
+}
+
+/// Replica 1 of three, a follower of term 1 (replica 0's) that accepted
+/// version 1 from its leader's `Accept`.
+fn hearing() -> ReplicaState {
+    let (s, _) = deliver(1, &follower(term(1, 0), None), 0, heartbeat());
     s
 }
 
@@ -74,12 +79,7 @@ fn a_replica_that_heard_its_leader_refuses_a_pre_vote_until_its_own_timer_fires(
 #[test]
 fn a_pre_candidate_that_hears_its_leader_follows_it_again_with_its_term_unchanged() {
     let (pre, _) = fire(1, &hearing(), Timer::Replica);
-    let heartbeat = Msg::Accept {
-        term: term(1, 0),
-        version: 1,
-        storage: accepted(term(1, 0), 1, 1).storage,
-    };
-    let (s, out) = deliver(1, &pre, 0, heartbeat);
+    let (s, out) = deliver(1, &pre, 0, heartbeat());
     assert_eq!(s, hearing());
     let ack = Msg::Accepted {
         term: term(1, 0),

@@ -4,7 +4,7 @@
 //! [`client`] makes purchases and asks nodes for their status; [`http`] is
 //! the HTTP API and `/metrics` in front of a node; [`local`] runs a whole
 //! cluster on one machine (in tasks or child processes) for [`demo`] and
-//! [`mod@bench`].
+//! [`mod@bench`]; [`views`] asks a participant about one account or sku.
 //!
 //! Uses the runtime; uses nothing of the test harness, and the runtime uses
 //! nothing here.
@@ -15,3 +15,4 @@ pub mod client;
 pub mod demo;
 pub mod http;
 pub mod local;
+pub mod views;

@@ -4,7 +4,12 @@
 
 #![allow(dead_code)]
 
+pub mod chaos;
+pub mod chaos_replay;
 pub mod docs;
+pub mod http;
+pub mod netns;
+pub mod raw_http;
 pub mod rehearsal;
 pub mod sim;
 

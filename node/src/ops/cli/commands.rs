@@ -187,6 +187,10 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
             telemetry: telemetry.clone(),
             purchases: Default::default(),
             coordinators: cluster.coordinator_addresses(),
+            wallet: cluster
+                .with_role(crate::runtime::role::Role::Wallet)
+                .address,
+            order: cluster.with_role(crate::runtime::role::Role::Order).address,
             codec,
             wait: http_cfg.wait,
         };
@@ -476,6 +480,8 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
         Command::Purchase(args) => purchase(args, key()?).await,
         Command::Outcome(args) => outcome(args, key()?).await,
         Command::Status(args) => status(args, key()?).await,
+        Command::Account(args) => super::views::account(args, key()?).await,
+        Command::Sku(args) => super::views::sku(args, key()?).await,
         Command::Decide(args) => super::decide::run(args, key()?).await,
         Command::Demo => demo::run().await.map(|()| Exit::Ok),
         Command::Bench(args) => {

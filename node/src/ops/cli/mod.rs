@@ -5,6 +5,7 @@ mod commands;
 mod decide;
 mod inspect;
 mod rollback;
+mod views;
 
 use crate::runtime::wire::Format;
 use clap::{Args, Parser, Subcommand};
@@ -27,6 +28,8 @@ Start here:  twopc demo",
   twopc node --cluster cluster.toml --name wallet --data-dir /var/lib/twopc
   twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10
   twopc status --cluster cluster.toml --json
+  twopc account --cluster cluster.toml --user alice   # balance, held, available
+  twopc sku --cluster cluster.toml --sku widget        # stock, held, available
   twopc decide --cluster cluster.toml --txn 3.1 --commit   # a transaction in doubt (see --help)
   twopc bench
   twopc bench --processes --clients 32 --purchases 200000 --tenths
@@ -37,7 +40,7 @@ Environment:
   RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug
 
 Exit status: 0 success, 1 error (on stderr), 2 bad usage or input (every command); `purchase`,
-`outcome`, `status`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
+`outcome`, `status`, `account`, `sku`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
 (`twopc status | head -1`) stops quietly, as `cat` does."
 )]
 pub struct Cli {
@@ -59,7 +62,8 @@ pub enum Command {
     #[command(after_help = "Examples:
   twopc node --cluster cluster.toml --name coordinator --data-dir /var/lib/twopc/coordinator
   twopc node --cluster cluster.toml --name coordinator --http 127.0.0.1:8080 --http-token-file /etc/twopc/http-token
-    # also serve the HTTP API (POST /purchases, GET /purchases/ID, GET /metrics): docs/node.md")]
+    # also serve the HTTP API (POST /purchases, GET /purchases/ID, /accounts/USER, /skus/SKU,
+    # /metrics): docs/node.md")]
     Node(Box<NodeArgs>),
     /// Make one purchase and wait for its outcome.
     #[command(
@@ -97,6 +101,24 @@ Example:
   twopc status --cluster cluster.toml --name wallet"
     )]
     Status(StatusArgs),
+    /// One user's balance at the wallet: balance, held, available, holds.
+    #[command(
+        about = views::ACCOUNT_ABOUT,
+        long_about = views::account_long(),
+        after_help = format!("{}\n\nExamples:
+  twopc account --cluster cluster.toml --user alice
+  twopc account --cluster cluster.toml --user alice --json", views::EXIT_STATUS)
+    )]
+    Account(views::AccountArgs),
+    /// One sku's stock at the order service: stock, held, available, holds.
+    #[command(
+        about = views::SKU_ABOUT,
+        long_about = views::sku_long(),
+        after_help = format!("{}\n\nExamples:
+  twopc sku --cluster cluster.toml --sku widget
+  twopc sku --cluster cluster.toml --sku widget --json", views::EXIT_STATUS)
+    )]
+    Sku(views::SkuArgs),
     /// Decide by hand a transaction in doubt: one that both participants
     /// hold after the coordinator lost its log, which nobody knows the
     /// decision of. A heuristic decision: read --help before using it.

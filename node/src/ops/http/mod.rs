@@ -1,6 +1,7 @@
 //! The HTTP/JSON API of a node (`twopc node --http ADDR`, off by default):
-//! purchases for applications (`api.rs`), Prometheus metrics (`metrics.rs`)
-//! and the bearer-token check in front of both (`auth.rs`).
+//! purchases for applications (`api.rs`), one account's or sku's standing
+//! (`views.rs`), Prometheus metrics (`metrics.rs`) and the bearer-token
+//! check in front of them all (`auth.rs`).
 //!
 //! It runs on the node's tokio runtime beside the node's loop, and talks to
 //! it the way any other process does: purchases go to the coordinator as
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod views;
 
 #[cfg(test)]
 mod metrics_tests;
@@ -85,18 +87,25 @@ pub struct AppState {
     /// The coordinator's address, or every replica's (purchases go to all
     /// of them; the leader answers).
     pub coordinators: Vec<SocketAddrV4>,
+    /// The wallet's address (`GET /accounts/{user}` asks it).
+    pub wallet: SocketAddrV4,
+    /// The order service's address (`GET /skus/{sku}` asks it).
+    pub order: SocketAddrV4,
     /// The cluster's codec (key), as a client uses it.
     pub codec: Codec,
     /// How long a POST waits for an outcome.
     pub wait: Duration,
 }
 
-/// The router: `/purchases` and `/purchases/{id}` behind the token;
+/// The router: `/purchases`, `/purchases/{id}`, `/accounts/{user}` and
+/// `/skus/{sku}` behind the token;
 /// `/metrics` too unless `metrics_public`.
 pub fn router(state: AppState, token: Token, metrics_public: bool) -> Router {
     let api = Router::new()
         .route("/purchases", post(api::create))
-        .route("/purchases/{id}", get(api::lookup));
+        .route("/purchases/{id}", get(api::lookup))
+        .route("/accounts/{user}", get(views::account))
+        .route("/skus/{sku}", get(views::sku));
     let metrics = Router::new().route("/metrics", get(metrics::scrape));
     let (protected, open) = if metrics_public {
         (api, metrics)

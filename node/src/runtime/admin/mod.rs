@@ -13,17 +13,21 @@
 //! - `replica.rs`: [`ReplicaView`], where a replica stands. Uses `peers`
 //!   (its group).
 //! - `peers.rs`: what it shows about the other nodes, and the alarms.
+//! - `key.rs`: [`KeyView`], one account or sku at a participant (`twopc
+//!   account`, `twopc sku`). Uses `view` (a hold).
 //!
 //! Used by the wire (a status reply carries a [`NodeView`]), so nothing here
 //! uses `crate::runtime::wire`.
 
 mod counters;
+mod key;
 mod peers;
 mod reject_reason;
 mod replica;
 mod view;
 
 pub use counters::{Counters, DecidedAs, UnknownDecision, RECENT_ALARMS};
+pub use key::KeyView;
 pub use peers::{
     file_disagreements, peer_alarms, remember, who_leads, GroupView, PeerView, UNANSWERED_ALARM,
 };

@@ -39,6 +39,16 @@ impl Core {
                     Reject::Undecodable("unsolicited decide reply".into()),
                 )
             }
+            Ok((Payload::KeyRequest { nonce, key }, _)) => {
+                return self.on_key(now, src, nonce, key)
+            }
+            Ok((Payload::KeyReply { .. }, _)) => {
+                return self.reject(
+                    now,
+                    src,
+                    Reject::Undecodable("unsolicited key reply".into()),
+                )
+            }
             Err(why) => return self.reject(now, src, why),
         };
         let SocketAddr::V4(src4) = src else {

@@ -41,6 +41,7 @@ mod doubts;
 pub mod drops;
 mod inbound;
 pub mod inject;
+mod keys;
 mod outbound;
 mod outgoing;
 pub mod peers;
@@ -54,6 +55,8 @@ mod traced;
 mod bookkeeping_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
+#[cfg(test)]
+mod keys_tests;
 #[cfg(test)]
 mod ready_tests;
 #[cfg(test)]

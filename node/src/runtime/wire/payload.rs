@@ -3,7 +3,7 @@
 //! `crate::runtime::admin` (a node's view, a reject reason) and `crate::runtime::in_doubt`
 //! (a heuristic decision) for the admin messages' contents.
 
-use crate::runtime::admin::{NodeView, RejectReason};
+use crate::runtime::admin::{KeyView, NodeView, RejectReason};
 use crate::runtime::in_doubt::{DecideAnswer, Decision};
 use serde::{Deserialize, Serialize};
 use twopc_model::{Msg, TxnId};
@@ -73,5 +73,21 @@ pub enum Payload {
         nonce: u64,
         /// What became of it.
         answer: DecideAnswer,
+    },
+    /// Admin: "tell me about this account or sku" (`twopc account`, `twopc
+    /// sku`), answered by the runtime, not the actor. A key longer than
+    /// [`MAX_NAME`] is dropped as undecodable (counted).
+    KeyRequest {
+        /// Echoed in the reply.
+        nonce: u64,
+        /// The account (at the wallet) or sku (at the order service).
+        key: String,
+    },
+    /// Admin: the answer to a `KeyRequest`.
+    KeyReply {
+        /// The request's nonce.
+        nonce: u64,
+        /// The key's view; `None`: this node is not a participant.
+        view: Option<KeyView>,
     },
 }

@@ -26,6 +26,10 @@ fn msgs() -> Vec<Payload> {
         }),
         Payload::Protocol(Msg::Commit { txn }),
         Payload::StatusRequest { nonce: 7 },
+        Payload::KeyRequest {
+            nonce: 8,
+            key: "alice".into(),
+        },
     ]
 }
 
@@ -250,4 +254,38 @@ fn the_largest_status_reply_fits_in_a_datagram() {
         check_name("--sku", &"é".repeat(33)).is_err(),
         "bytes, not chars"
     );
+}
+
+/// The largest key reply — [`crate::runtime::admin::MAX_LISTED`] holds of
+/// one key, the key [`MAX_NAME`] bytes, every request id its longest, every
+/// number its largest — fits in one datagram in either format.
+#[test]
+fn the_largest_key_reply_fits_in_a_datagram() {
+    use crate::runtime::admin::{HoldView, KeyView, MAX_LISTED};
+    let key = "k".repeat(MAX_NAME);
+    let hold = HoldView {
+        txn: format!("{}.{}", u64::MAX, u64::MAX),
+        req: "r".repeat(twopc_model::RequestId::MAX_LEN),
+        key: key.clone(),
+        amount: u64::MAX,
+    };
+    let view = KeyView {
+        node: "n".repeat(MAX_NAME),
+        key,
+        level: Some(u64::MAX),
+        held: u64::MAX,
+        available: u64::MAX,
+        holds: vec![hold; MAX_LISTED],
+        holds_total: usize::MAX,
+    };
+    for format in [Format::Bincode, Format::Json] {
+        let codec = Codec::new(Some(ClusterKey::random()), format);
+        let reply = Payload::KeyReply {
+            nonce: u64::MAX,
+            view: Some(view.clone()),
+        };
+        let bytes = codec.encode(&reply);
+        assert!(bytes.is_ok(), "{format:?}: {bytes:?}");
+        assert_eq!(codec.decode(&bytes.unwrap()), Ok(reply));
+    }
 }

@@ -1,0 +1,223 @@
+//! One account or one sku, asked of the participant that keeps it: the
+//! client side of `twopc account`, `twopc sku`, `GET /accounts/{user}` and
+//! `GET /skus/{sku}`, and the JSON they all print. The participant's
+//! runtime answers (`runtime/core/keys.rs`), never its actor: asking
+//! changes nothing.
+
+use crate::ops::client::socket_towards;
+use crate::runtime::admin::{HoldView, KeyView};
+use crate::runtime::error::{Error, Result};
+use crate::runtime::role::Role;
+use crate::runtime::transport::Transport;
+use crate::runtime::wire::{Codec, Payload};
+use serde::Serialize;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What is asked about: a user's account (at the wallet) or a sku (at the
+/// order service).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A user's balance.
+    Account,
+    /// A sku's stock.
+    Sku,
+}
+
+impl Kind {
+    /// The role of the node that keeps it.
+    pub fn role(self) -> Role {
+        match self {
+            Kind::Account => Role::Wallet,
+            Kind::Sku => Role::Order,
+        }
+    }
+
+    /// The JSON field (and flag) naming the key: `user` or `sku`.
+    pub fn key_field(self) -> &'static str {
+        match self {
+            Kind::Account => "user",
+            Kind::Sku => "sku",
+        }
+    }
+
+    /// The JSON field of the level: `balance` or `stock`.
+    pub fn level_field(self) -> &'static str {
+        match self {
+            Kind::Account => "balance",
+            Kind::Sku => "stock",
+        }
+    }
+
+    /// The JSON: `{"user", "balance", "held", "available", "holds",
+    /// "holds_total"}` or `{"sku", "stock", ...}`, in that order, for a key
+    /// that exists (`view.level`).
+    pub fn json(self, view: &KeyView) -> KeyJson {
+        let (key, level) = (view.key.clone(), view.level.unwrap_or(0));
+        let (held, available) = (view.held, view.available);
+        let (holds, holds_total) = (view.holds.clone(), view.holds_total);
+        match self {
+            Kind::Account => KeyJson::Account {
+                user: key,
+                balance: level,
+                held,
+                available,
+                holds,
+                holds_total,
+            },
+            Kind::Sku => KeyJson::Sku {
+                sku: key,
+                stock: level,
+                held,
+                available,
+                holds,
+                holds_total,
+            },
+        }
+    }
+
+    /// A few lines for people.
+    pub fn render(self, view: &KeyView) -> String {
+        use std::fmt::Write;
+        let mut s = format!(
+            "{} {}: {} {}, held {}, available {}\n",
+            self.key_field(),
+            view.key,
+            self.level_field(),
+            view.level.unwrap_or(0),
+            view.held,
+            view.available
+        );
+        for h in &view.holds {
+            let _ = writeln!(s, "  txn {} (request {}) holds {}", h.txn, h.req, h.amount);
+        }
+        let more = view.holds_total.saturating_sub(view.holds.len());
+        if more > 0 {
+            let _ = writeln!(s, "  (+{more} more holds, {} in all)", view.holds_total);
+        }
+        s
+    }
+}
+
+/// One account or sku as `--json` and the HTTP API write it (see
+/// [`Kind::json`]; `holds` as `twopc status` lists them).
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+#[allow(missing_docs)]
+pub enum KeyJson {
+    Account {
+        user: String,
+        balance: u64,
+        held: u64,
+        available: u64,
+        holds: Vec<HoldView>,
+        holds_total: usize,
+    },
+    Sku {
+        sku: String,
+        stock: u64,
+        held: u64,
+        available: u64,
+        holds: Vec<HoldView>,
+        holds_total: usize,
+    },
+}
+
+/// What a participant said about a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Its view (`level: None`: no such key there).
+    View(KeyView),
+    /// The node is no participant (a cluster file naming the wrong node).
+    NotParticipant,
+    /// No answer by the deadline.
+    NoAnswer,
+}
+
+/// Asks the node at `addr` about `key`, again every 300 ms (the same
+/// nonce), until it answers or `deadline`. Check the key with
+/// `check_name` first: a node drops a key too long for a datagram.
+pub async fn ask(
+    addr: SocketAddrV4,
+    codec: &Codec,
+    key: &str,
+    deadline: Instant,
+) -> Result<Answer> {
+    let transport = socket_towards(addr).await?;
+    let nonce: u64 = rand::random();
+    let request = codec
+        .encode(&Payload::KeyRequest {
+            nonce,
+            key: key.to_string(),
+        })
+        .map_err(Error::Encode)?;
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < deadline {
+        let _ = transport.send(&request, SocketAddr::V4(addr)).await;
+        let retry = (Instant::now() + Duration::from_millis(300)).min(deadline);
+        loop {
+            match tokio::time::timeout_at(retry, transport.recv(&mut buf)).await {
+                Ok(Ok((n, _))) => {
+                    if let Ok(Payload::KeyReply { nonce: m, view }) = codec.decode(&buf[..n]) {
+                        if m == nonce {
+                            return Ok(view.map_or(Answer::NotParticipant, Answer::View));
+                        }
+                    }
+                }
+                Ok(Err(_)) => {
+                    // An ICMP "port unreachable" from a stopped node: wait a
+                    // little (within the deadline) before asking again.
+                    let pause = Instant::now() + Duration::from_millis(50);
+                    tokio::time::sleep_until(pause.min(retry)).await;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    Ok(Answer::NoAnswer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_json_names_the_fields_by_kind() {
+        let view = KeyView {
+            node: "wallet".into(),
+            key: "alice".into(),
+            level: Some(10),
+            held: 3,
+            available: 7,
+            holds: vec![HoldView {
+                txn: "1.2".into(),
+                req: "o-1".into(),
+                key: "alice".into(),
+                amount: 3,
+            }],
+            holds_total: 1,
+        };
+        let account = serde_json::to_string(&Kind::Account.json(&view)).unwrap();
+        assert!(
+            account.starts_with(r#"{"user":"alice","balance":10,"held":3"#),
+            "{account}"
+        );
+        assert_eq!(
+            serde_json::to_value(Kind::Account.json(&view)).unwrap(),
+            json!({"user": "alice", "balance": 10, "held": 3, "available": 7, "holds_total": 1,
+                   "holds": [{"txn": "1.2", "req": "o-1", "key": "alice", "amount": 3}]})
+        );
+        let sku = serde_json::to_value(Kind::Sku.json(&view)).unwrap();
+        assert_eq!(
+            (sku["sku"].clone(), sku["stock"].clone()),
+            (json!("alice"), json!(10))
+        );
+        assert_eq!(
+            Kind::Account.render(&view),
+            "user alice: balance 10, held 3, available 7\n  txn 1.2 (request o-1) holds 3\n"
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! [`KeyView`]: one account's or one sku's standing at a participant, as
+//! `twopc account`, `twopc sku` and `GET /accounts/{user}`, `GET
+//! /skus/{sku}` show it. Built by the runtime from the participant's state
+//! (never a protocol message), like [`super::NodeView`].
+
+use super::{HoldView, MAX_LISTED};
+use serde::{Deserialize, Serialize};
+use twopc_model::PartStorage;
+
+/// One key (a user's account at the wallet, a sku at the order service).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyView {
+    /// The node's name in the cluster file.
+    pub node: String,
+    /// The account or sku asked about.
+    pub key: String,
+    /// The committed level (balance or stock), net of committed purchases
+    /// only; `None`: no such account or sku at this participant.
+    pub level: Option<u64>,
+    /// The sum of this key's prepared, undecided holds.
+    pub held: u64,
+    /// What a new purchase can still take: `level - held` (0 if the holds
+    /// cover it all).
+    pub available: u64,
+    /// The first [`MAX_LISTED`] holds of this key, in transaction order.
+    pub holds: Vec<HoldView>,
+    /// How many holds this key has (listed or not).
+    pub holds_total: usize,
+}
+
+impl KeyView {
+    /// The view of `key` at the participant `node` whose state is `data`.
+    pub fn of(node: &str, key: &str, data: &PartStorage) -> KeyView {
+        let level = data.levels.get(key).copied();
+        let mine = || data.holds.iter().filter(|(_, h)| h.op.key == key);
+        let held = data.held(key);
+        KeyView {
+            node: node.to_string(),
+            key: key.to_string(),
+            level,
+            held,
+            available: level.unwrap_or(0).saturating_sub(held),
+            holds: mine()
+                .take(MAX_LISTED)
+                .map(|(txn, h)| HoldView {
+                    txn: txn.to_string(),
+                    req: h.req.to_string(),
+                    key: h.op.key.to_string(),
+                    amount: h.op.amount,
+                })
+                .collect(),
+            holds_total: mine().count(),
+        }
+    }
+}
