@@ -217,6 +217,11 @@ pub(crate) struct SysArgs {
     /// crashable coordinator or backup.
     #[arg(long)]
     lose_replica_disk: bool,
+    /// The first client, after its purchases, tops up a new user's wallet
+    /// and then restocks the sku: one-participant transactions of credits
+    /// (docs/shop.md), checked with conservation with flows.
+    #[arg(long)]
+    flows: bool,
     /// The commit protocol: 2pc (one coordinator; blocks while it is down)
     /// or replicated (the coordinator on --replicas replicas, Paxos ballots
     /// on its durable state; losing a minority of them blocks nothing).
@@ -286,6 +291,7 @@ impl SysArgs {
             mutant: self.mutant,
             lose_disk: pick!(lose_disk),
             lose_replica_disk: pick!(lose_replica_disk),
+            flows: pick!(flows),
             protocol: pick!(protocol),
             replicas: pick!(replicas),
             elections: pick!(elections),

@@ -142,6 +142,14 @@ pub struct Config {
     /// `competing-leaders` entry uses this: with pre-vote its graph does not
     /// fit in the CI budget (docs/checking.md).
     pub pre_vote: bool,
+    /// The first client, after its purchases (and before its `afterwards`
+    /// requests), tops up a new user's wallet and then restocks the sku:
+    /// the general transaction's credits (docs/shop.md), each a
+    /// one-participant transaction. (Made by the first client rather than
+    /// an extra one: an extra concurrent client took the one-purchase
+    /// configuration past 10 million states.) Off, the configuration is
+    /// what it was.
+    pub flows: bool,
 }
 
 impl Default for Config {
@@ -177,6 +185,7 @@ impl Default for Config {
             replicas: 3,
             elections: 1,
             pre_vote: true,
+            flows: false,
         }
     }
 }
@@ -185,6 +194,13 @@ impl Default for Config {
 pub const USER: &str = "alice";
 /// See [`USER`].
 pub const SKU: &str = "widget";
+/// The new user the flows client tops up (`Config::flows`): not in the
+/// wallet's initial levels, created by the commit of the top-up.
+pub const NEW_USER: &str = "bob";
+/// The flows client's top-up, and restock.
+pub const TOP_UP: u64 = 1;
+/// See [`TOP_UP`].
+pub const RESTOCK: u64 = 1;
 
 impl Config {
     /// The production actors of this configuration, in actor-index order.
@@ -231,7 +247,7 @@ impl Config {
             };
             Request {
                 req: Self::req(0, 0),
-                purchase: purchase(qty),
+                op: purchase(qty).into(),
                 mode,
             }
         };
@@ -239,11 +255,12 @@ impl Config {
             let mut requests: Vec<Request> = (0..self.purchases)
                 .map(|i| Request {
                     req: Self::req(c, i),
-                    purchase: purchase(self.qty),
+                    op: purchase(self.qty).into(),
                     mode: Mode::New,
                 })
                 .collect();
             if c == 0 {
+                requests.extend(self.flows_requests());
                 requests.extend(self.afterwards.iter().map(reuse));
             }
             nodes.push(Node::Client(Client {
@@ -263,6 +280,41 @@ impl Config {
             nodes.push(replica(index));
         }
         nodes
+    }
+
+    /// The flows requests (`Config::flows`): a top-up of a new user, then a
+    /// restock of the sku.
+    fn flows_requests(&self) -> Vec<Request> {
+        if !self.flows {
+            return Vec::new();
+        }
+        vec![
+            Request {
+                req: RequestId::new("topup"),
+                op: Operation::TopUp {
+                    user: NEW_USER.into(),
+                    amount: TOP_UP,
+                },
+                mode: Mode::New,
+            },
+            Request {
+                req: RequestId::new("restock"),
+                op: Operation::Restock {
+                    sku: SKU.into(),
+                    qty: RESTOCK,
+                },
+                mode: Mode::New,
+            },
+        ]
+    }
+
+    /// The flows client's requests (`Config::flows`): 2 or 0.
+    pub fn flow_requests(&self) -> usize {
+        if self.flows {
+            2
+        } else {
+            0
+        }
     }
 
     /// The clients' actor indices.
@@ -291,7 +343,7 @@ impl Config {
 
     /// How many distinct request ids the clients use.
     pub fn ids(&self) -> usize {
-        self.clients * self.purchases
+        self.clients * self.purchases + self.flow_requests()
     }
 
     /// The role of actor `index`.
@@ -360,6 +412,8 @@ impl Mutant {
             | Mutant::CommitOnVoteTimeout
             | Mutant::DoubleApplyCommit
             | Mutant::PresumeCommit => one,
+            // The flows client's top-up and restock beside one purchase.
+            Mutant::CreditAtPrepare => Config { flows: true, ..one },
             // Enough money for the purchase to be charged twice.
             Mutant::RetryWithKeyStartsNewAttempt => Config { balance: 20, ..one },
             // Two purchases and a retention of one: the first one's outcome

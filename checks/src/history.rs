@@ -18,7 +18,7 @@ use serde::Serialize;
 use stateright::actor::{Envelope, Id};
 use std::collections::{BTreeMap, BTreeSet};
 
-use twopc_model::{Ballot, Msg, Op, RequestId, TxnId, Verdict};
+use twopc_model::{Ballot, Change, Msg, RequestId, TxnId, Verdict};
 
 /// Something that has a place in a 128-bit set when it is small enough.
 pub trait Slot: Ord + Copy {
@@ -128,10 +128,11 @@ pub struct History {
     /// Every request id whose decision (committed or aborted) the
     /// coordinator revealed.
     pub outcomes_sent: BTreeSet<RequestId>,
-    /// What each participant was asked to hold for each transaction (the
-    /// request and the amount), so that what it applied can still be summed
-    /// after it forgot the transaction.
-    pub prepared: BTreeMap<ByParticipant, (RequestId, Op)>,
+    /// What each participant was asked to hold or credit for each
+    /// transaction (the request and the change), so that what it applied
+    /// can still be summed after it forgot the transaction, and so that a
+    /// transaction's participants are known (those asked).
+    pub prepared: BTreeMap<ByParticipant, (RequestId, Change)>,
     /// The decisions revealed before the coordinator lost its disk: gone
     /// with it, so `durable` no longer asks the coordinator for them (the
     /// participants still must hold what they promised).
@@ -180,7 +181,9 @@ pub fn record_out(
         Msg::Ack { txn } => !h.acks.contains(&by(txn)),
         Msg::Commit { txn } => !h.commits_sent.contains(txn),
         Msg::Outcome(o) => decided(o) && !h.outcomes_sent.contains(&o.req),
-        Msg::Prepare { txn, .. } => !h.prepared.contains_key(&ByParticipant(env.dst, *txn)),
+        Msg::Prepare { txn, .. } | Msg::PrepareCredit { txn, .. } => {
+            !h.prepared.contains_key(&ByParticipant(env.dst, *txn))
+        }
         Msg::PreVote { term } => cfg.elections > 0 && !h.pre_votes.contains(term),
         _ => false,
     };
@@ -196,8 +199,14 @@ pub fn record_out(
             next.outcomes_sent.insert(o.req.clone());
         }
         Msg::Prepare { txn, req, op, .. } => {
+            let change = Change::Hold(op.clone());
             next.prepared
-                .insert(ByParticipant(env.dst, *txn), (req.clone(), op.clone()));
+                .insert(ByParticipant(env.dst, *txn), (req.clone(), change));
+        }
+        Msg::PrepareCredit { txn, req, op, .. } => {
+            let change = Change::Credit(op.clone());
+            next.prepared
+                .insert(ByParticipant(env.dst, *txn), (req.clone(), change));
         }
         Msg::PreVote { term } => {
             next.pre_votes.insert(*term);

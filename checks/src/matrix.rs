@@ -155,6 +155,17 @@ pub fn entries() -> Vec<Entry> {
             unique_states: 1_049_910,
             strategy: Strategy::Dfs,
         },
+        Entry {
+            name: "flows",
+            about: "one client: a purchase, then a top-up of a new user (created by its commit) and a restock of the sku, each a one-participant transaction of a credit; udp; no crashes (conservation with flows; the credit-at-prepare mutant is caught here)",
+            config: Config {
+                clients: 1,
+                flows: true,
+                ..Config::default()
+            },
+            unique_states: 878_191,
+            strategy: Strategy::Dfs,
+        },
     ]
 }
 

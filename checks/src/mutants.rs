@@ -22,6 +22,10 @@ pub enum Mutant {
     CommitOnVoteTimeout,
     /// A participant applies a duplicate commit a second time.
     DoubleApplyCommit,
+    /// A participant applies a credit when it prepares it as well as when
+    /// it commits it (money or stock counted twice, or credited by an
+    /// attempt that aborts). Needs `--flows`.
+    CreditAtPrepare,
     /// A participant drops its prepared holds when it restarts.
     ForgetHoldsOnRestart,
     /// The coordinator answers a query about an unknown transaction with commit.

@@ -19,7 +19,9 @@ use twopc_model::*;
 pub const ATOMIC: &str = "atomic";
 /// A participant commits only transactions every participant voted yes on.
 pub const COMMIT_NEEDS_EVERY_YES: &str = "commit needs every yes";
-/// Initial level = level + committed amounts, per key; never negative net of holds.
+/// Conservation with flows: per key, level = initial + committed credits −
+/// committed holds (top-ups and restocks in, purchases out), and never
+/// negative net of holds. (Its name is from before flows existed.)
 pub const CONSERVED: &str = "money and stock conserved";
 /// A client request is applied at most once at each participant.
 pub const CHARGED_AT_MOST_ONCE: &str = "charged at most once";
@@ -81,6 +83,9 @@ pub const SOME_RETURNING_FOLLOWS: &str =
     "a replica whose timer fired follows the leader it had, which still leads";
 /// Reached: a client saw a commit.
 pub const SOME_COMMIT: &str = "a commit";
+/// Reached (`--flows`): a top-up of a new user committed, and the wallet
+/// applied it (the user exists).
+pub const SOME_TOP_UP_COMMITTED: &str = "a top-up committed";
 /// Reached: a client saw an abort for insufficient funds or stock.
 pub const SOME_SHORTAGE_ABORT: &str = "an abort for insufficient funds or stock";
 /// Reached: a client saw an abort by vote timeout.
@@ -106,7 +111,7 @@ impl Mutant {
             Mutant::NoSaveBeforeYes => DURABLE,
             Mutant::UnsavedDecision => DURABLE,
             Mutant::CommitOnVoteTimeout => COMMIT_NEEDS_EVERY_YES,
-            Mutant::DoubleApplyCommit => CONSERVED,
+            Mutant::DoubleApplyCommit | Mutant::CreditAtPrepare => CONSERVED,
             Mutant::ForgetHoldsOnRestart => CLIENT_TOLD_THE_TRUTH,
             Mutant::EpochNotLearned => NEXT_ATTEMPT_IS_NEW,
             Mutant::TicketsNotRenewed => CHARGED_AT_MOST_ONCE,
@@ -163,6 +168,13 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
     if cfg.can_commit() {
         props.push(Property::sometimes(SOME_COMMIT, |m, s| {
             seen(m, s).any(|o| o.verdict == Verdict::Committed)
+        }));
+    }
+    if cfg.flows {
+        props.push(Property::sometimes(SOME_TOP_UP_COMMITTED, |m, s| {
+            let topup = RequestId::new("topup");
+            seen(m, s).any(|o| o.req == topup && o.verdict == Verdict::Committed)
+                && participants(s).any(|(i, p)| i == WALLET && p.data.levels.contains_key(NEW_USER))
         }));
     }
     if cfg.can_run_short() {
@@ -274,26 +286,34 @@ fn requests_seen<'a>(
         .flat_map(|(cfg, c)| cfg.requests.iter().zip(c.seen.iter()))
 }
 
-/// What participant `i` is asked to hold for `purchase`.
-fn op_for(i: usize, purchase: &Purchase) -> Op {
-    if i == WALLET {
-        Op {
-            key: purchase.user.clone(),
-            amount: purchase.qty * purchase.price,
-        }
-    } else {
-        Op {
-            key: purchase.sku.clone(),
-            amount: purchase.qty,
-        }
-    }
+/// What participant `i` is asked to hold or credit for `op`, if it is
+/// touched (and the operation is valid).
+fn change_for(i: usize, op: &Operation) -> Option<Change> {
+    op.change_at(i == WALLET).flatten()
 }
 
-/// A transaction a participant applied: its request and what was taken.
+/// A transaction a participant applied: its request and what was taken
+/// (a hold) or given (a credit).
 struct Applied {
     txn: TxnId,
     req: Option<RequestId>,
-    op: Option<Op>,
+    change: Option<Change>,
+}
+
+impl Applied {
+    fn op(&self) -> Option<&Op> {
+        self.change.as_ref().map(Change::op)
+    }
+}
+
+/// The participants of `txn`: those the coordinator asked to prepare it
+/// (a purchase asks both, a top-up the wallet only).
+fn parties(s: &SysState, txn: TxnId) -> impl Iterator<Item = usize> + '_ {
+    [WALLET, ORDER].into_iter().filter(move |p| {
+        s.history
+            .prepared
+            .contains_key(&ByParticipant(Id::from(*p), txn))
+    })
 }
 
 /// What participant `i` applied: the commits it still remembers, and those
@@ -306,10 +326,19 @@ fn applied<'a>(s: &'a SysState, i: usize, p: &'a PartState) -> impl Iterator<Ite
         .finished
         .iter()
         .filter(|(_, f)| f.committed)
-        .map(|(t, f)| Applied {
-            txn: *t,
-            req: f.req.clone(),
-            op: f.op.clone(),
+        .map(move |(t, f)| {
+            // Whether it was a credit: from what it was asked (a finished
+            // record does not say).
+            let asked = s.history.prepared.get(&ByParticipant(Id::from(i), *t));
+            let credit = asked.is_some_and(|(_, c)| c.is_credit());
+            Applied {
+                txn: *t,
+                req: f.req.clone(),
+                change: f.op.clone().map(|op| match credit {
+                    true => Change::Credit(op),
+                    false => Change::Hold(op),
+                }),
+            }
         });
     let forgotten = s
         .history
@@ -323,7 +352,7 @@ fn applied<'a>(s: &'a SysState, i: usize, p: &'a PartState) -> impl Iterator<Ite
             Applied {
                 txn: t,
                 req: asked.map(|(r, _)| r.clone()),
-                op: asked.map(|(_, op)| op.clone()),
+                change: asked.map(|(_, c)| c.clone()),
             }
         });
     remembered.chain(forgotten)
@@ -342,28 +371,48 @@ fn atomic(_: &TwopcModel, s: &SysState) -> bool {
 fn commit_needs_every_yes(_: &TwopcModel, s: &SysState) -> bool {
     participants(s).all(|(i, p)| {
         applied(s, i, p).all(|a| {
-            [WALLET, ORDER].iter().all(|q| {
+            parties(s, a.txn).all(|q| {
                 s.history
                     .yes_votes
-                    .contains(&ByParticipant(Id::from(*q), a.txn))
+                    .contains(&ByParticipant(Id::from(q), a.txn))
             })
         })
     })
 }
 
+/// Conservation with flows: for every key a participant has (initially,
+/// now, or in a change it applied), its committed level is the initial
+/// level plus the credits it applied minus the holds it applied, and the
+/// level covers what is held on it. (Levels are committed levels: holds are
+/// not taken from them until they commit; credits are not added before.)
 fn conserved(m: &TwopcModel, s: &SysState) -> bool {
     participants(s).all(|(i, p)| {
         let twopc_model::Node::Participant(cfg) = &m.inner.actors[i].node else {
             unreachable!("actors 1 and 2 are participants")
         };
-        cfg.initial.iter().all(|(key, initial)| {
-            let level = p.data.levels.get(key).copied().unwrap_or(0);
-            let committed: u64 = applied(s, i, p)
-                .filter_map(|a| a.op)
-                .filter(|op| &op.key == key)
-                .map(|op| op.amount)
+        let applied: Vec<Applied> = applied(s, i, p).collect();
+        let mut keys: Vec<&Key> = cfg.initial.keys().chain(p.data.levels.keys()).collect();
+        keys.extend(applied.iter().filter_map(|a| a.op().map(|op| &op.key)));
+        keys.sort();
+        keys.dedup();
+        keys.into_iter().all(|key| {
+            let initial = i128::from(cfg.initial.get(key).copied().unwrap_or(0));
+            let level = p.data.levels.get(key).copied();
+            let flow: i128 = applied
+                .iter()
+                .filter_map(|a| a.change.as_ref())
+                .filter(|c| &c.op().key == key)
+                .map(|c| match c {
+                    Change::Credit(op) => i128::from(op.amount),
+                    Change::Hold(op) => -i128::from(op.amount),
+                })
                 .sum();
-            level + committed == *initial && level >= p.data.held(key)
+            let held = p.data.held(key);
+            match level {
+                Some(level) => i128::from(level) == initial + flow && level >= held,
+                // No such key: nothing came in, nothing is held.
+                None => initial + flow == 0 && held == 0,
+            }
         })
     })
 }
@@ -389,7 +438,11 @@ fn settled_holds_nothing(m: &TwopcModel, s: &SysState) -> bool {
     if coordinators(&m.cfg, s).any(|(i, c)| c.learning != Learning::Learned || lost(i)) {
         return true;
     }
-    participants(s).all(|(_, p)| p.data.holds.range(..p.data.floor).all(|(t, _)| owed(s, t)))
+    participants(s).all(|(_, p)| {
+        let d = &p.data;
+        d.holds.range(..d.floor).all(|(t, _)| owed(s, t))
+            && d.credits.range(..d.floor).all(|(t, _)| owed(s, t))
+    })
 }
 
 /// The coordinator that prepares now (2PC: the running one; replicated: a
@@ -425,7 +478,12 @@ fn next_attempt_is_new(m: &TwopcModel, s: &SysState) -> bool {
             };
             participants(s).all(|(i, p)| {
                 let d = &p.data;
-                let seen = d.holds.keys().chain(d.finished.keys()).max();
+                let seen = d
+                    .holds
+                    .keys()
+                    .chain(d.credits.keys())
+                    .chain(d.finished.keys())
+                    .max();
                 s.crashed[i] || (next >= d.floor && seen.is_none_or(|t| next > *t))
             })
         })
@@ -456,26 +514,37 @@ fn client_told_the_truth(m: &TwopcModel, s: &SysState) -> bool {
             .enumerate()
             .all(|(i, o)| cfg.requests.get(i).is_some_and(|r| r.req == o.req))
     });
-    let applied_as = |i: usize, p: &PartState, req: &RequestId, txn: Option<TxnId>, op: &Op| {
-        let held = txn
-            .and_then(|t| p.data.holds.get(&t))
-            .is_some_and(|h| &h.req == req && &h.op == op);
+    let applied_as = |i: usize, p: &PartState, req: &RequestId, txn: Option<TxnId>, c: &Change| {
+        let held = txn.is_some_and(|t| match c {
+            Change::Hold(op) => p
+                .data
+                .holds
+                .get(&t)
+                .is_some_and(|h| &h.req == req && &h.op == op),
+            Change::Credit(op) => p
+                .data
+                .credits
+                .get(&t)
+                .is_some_and(|h| &h.req == req && &h.op == op),
+        });
         held || applied(s, i, p).any(|a| {
             txn.is_none_or(|t| a.txn == t)
                 && a.req.as_ref() == Some(req)
-                && a.op.as_ref() == Some(op)
+                && a.change.as_ref() == Some(c)
         })
     };
     in_order
         && requests_seen(m, s).all(|(r, o)| match (o.verdict, o.txn) {
-            (Verdict::Committed, Some(txn)) => participants(s)
-                .all(|(i, p)| applied_as(i, p, &o.req, Some(txn), &op_for(i, &r.purchase))),
+            (Verdict::Committed, Some(txn)) => participants(s).all(|(i, p)| {
+                change_for(i, &r.op).is_none_or(|c| applied_as(i, p, &o.req, Some(txn), &c))
+            }),
             (Verdict::Committed, None) => false,
             (Verdict::Aborted(_), _) => participants(s)
                 .all(|(i, p)| applied(s, i, p).all(|a| a.req.as_ref() != Some(&o.req))),
             (Verdict::Refused(_), _) => participants(s).all(|(i, p)| {
                 !applied(s, i, p).any(|a| {
-                    a.req.as_ref() == Some(&o.req) && a.op.as_ref() == Some(&op_for(i, &r.purchase))
+                    a.req.as_ref() == Some(&o.req)
+                        && change_for(i, &r.op).is_some_and(|c| a.change.as_ref() == Some(&c))
                 })
             }),
             (Verdict::Unknown, _) => true,
@@ -496,13 +565,13 @@ fn durable(m: &TwopcModel, s: &SysState) -> bool {
     // then forgotten) and no longer held.
     let applied_durably = |d: &PartStorage, txn: &TxnId| {
         d.finished.get(txn).is_some_and(|f| f.committed)
-            || (*txn < d.floor && !d.finished.contains_key(txn) && !d.holds.contains_key(txn))
+            || (*txn < d.floor && !d.finished.contains_key(txn) && !d.prepared(txn))
     };
     // A yes vote is backed by a durable hold (or a durable decision since,
     // or the durable floor that settled it).
     h.yes_votes.iter().all(|ByParticipant(p, txn)| {
         part(p.into()).is_some_and(|d| {
-            d.holds.contains_key(&txn) || d.finished.contains_key(&txn) || txn < d.floor
+            d.prepared(&txn) || d.finished.contains_key(&txn) || txn < d.floor
         })
     })
     // An ack is backed by a durable commit.
@@ -512,7 +581,7 @@ fn durable(m: &TwopcModel, s: &SysState) -> bool {
     // A revealed commit stays durable at the coordinator until every
     // participant's commit is durable.
     && h.commits_sent.iter().all(|txn| {
-        [WALLET, ORDER].iter().all(|p| part(*p).is_some_and(|d| applied_durably(d, &txn)))
+        parties(s, txn).all(|p| part(p).is_some_and(|d| applied_durably(d, &txn)))
             || restarts.iter().all(|c| c.as_ref().is_some_and(|c| c.commits.contains_key(&txn)))
     })
     // A revealed decision is durable, or forgotten by the retention rule

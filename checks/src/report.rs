@@ -26,6 +26,20 @@ fn msg(m: &Msg) -> String {
             purchase.user,
             ticket.map_or("no ticket".into(), |t| format!("ticket {t}"))
         ),
+        Msg::Request { req, op, ticket } => format!(
+            "Request {req} ({op:?}), {}",
+            ticket.map_or("no ticket".into(), |t| format!("ticket {t}"))
+        ),
+        Msg::PrepareCredit {
+            txn,
+            req,
+            op,
+            floor,
+            ..
+        } => format!(
+            "PrepareCredit txn {txn} for {req}: credit {} to {} at commit (floor {})",
+            op.amount, op.key, floor.below
+        ),
         Msg::Lookup { req } => format!("Lookup {req}"),
         Msg::Status { req, status } => match status {
             Status::InProgress => format!("Status {req} in progress"),
@@ -75,6 +89,9 @@ fn msg(m: &Msg) -> String {
                     Fate::Held(req) => format!("{txn} held for {req}"),
                     Fate::Committed => format!("{txn} committed"),
                     Fate::Aborted => format!("{txn} aborted"),
+                    Fate::HeldAmong(req, parties) => {
+                        format!("{txn} held for {req} (among {parties:?})")
+                    }
                 })
                 .collect();
             let fates = if fates.is_empty() {

@@ -114,14 +114,17 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
     let parts = participants(state)
         .map(|(_, p)| {
             over(
-                p.data.holds.len() + p.data.finished.len(),
+                p.data.holds.len() + p.data.credits.len() + p.data.finished.len(),
                 requests * epochs,
             )
         })
         .max()
         .unwrap_or(0);
     let clients = clients(cfg, state)
-        .map(|c| over(c.seen.len(), cfg.purchases + cfg.afterwards.len()))
+        .map(|c| {
+            let most = cfg.purchases + cfg.afterwards.len() + cfg.flow_requests();
+            over(c.seen.len(), most)
+        })
         .max()
         .unwrap_or(0);
     coord.max(parts).max(clients)
@@ -269,6 +272,7 @@ impl TwopcModel {
                 p.data
                     .holds
                     .keys()
+                    .chain(p.data.credits.keys())
                     .all(|t| doubts.iter().any(|(d, _)| *d == t))
             })
     }

@@ -26,6 +26,11 @@ fn check_entry(name: &str) {
 }
 
 #[test]
+fn matrix_flows() {
+    check_entry("flows");
+}
+
+#[test]
 fn matrix_compete() {
     check_entry("compete");
 }

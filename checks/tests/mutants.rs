@@ -84,6 +84,15 @@ fn double_apply_commit_is_caught() {
     assert_caught(Mutant::DoubleApplyCommit);
 }
 
+/// Conservation with flows: a participant that applies a credit at
+/// prepare as well as at commit (a top-up counted twice, or credited by an
+/// attempt that then aborts) is caught, in the `--flows` configuration.
+#[test]
+fn credit_at_prepare_is_caught() {
+    assert!(Mutant::CreditAtPrepare.demo_config().flows);
+    assert_caught(Mutant::CreditAtPrepare);
+}
+
 #[test]
 fn forget_holds_on_restart_is_caught() {
     assert_caught(Mutant::ForgetHoldsOnRestart);

@@ -34,10 +34,42 @@ pub enum Mode {
 pub struct Request {
     /// The id the caller chose.
     pub req: RequestId,
-    /// What to buy.
-    pub purchase: Purchase,
+    /// What to do: a purchase, a top-up, a restock. (Written as the bare
+    /// purchase when it is one, as before operations existed.)
+    #[serde(rename = "purchase", with = "purchase_or_operation")]
+    pub op: Operation,
     /// How.
     pub mode: Mode,
+}
+
+/// A request's operation as the bare purchase when it is one (so client
+/// configurations written before operations existed read the same), and
+/// tagged otherwise.
+mod purchase_or_operation {
+    use crate::msg::{Operation, Purchase};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Purchase(Purchase),
+        Other(Operation),
+    }
+
+    pub fn serialize<S: Serializer>(op: &Operation, s: S) -> Result<S::Ok, S::Error> {
+        match op {
+            Operation::Purchase(p) => Repr::Purchase(p.clone()),
+            other => Repr::Other(other.clone()),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Operation, D::Error> {
+        Ok(match Repr::deserialize(d)? {
+            Repr::Purchase(p) => Operation::Purchase(p),
+            Repr::Other(op) => op,
+        })
+    }
 }
 
 /// A client's configuration.
@@ -90,10 +122,19 @@ impl Client {
         let req = r.req.clone();
         let msg = match r.mode {
             Mode::Lookup => Msg::Lookup { req },
-            Mode::New | Mode::Retry => Msg::Purchase {
-                req,
-                purchase: r.purchase.clone(),
-                ticket: state.ticket,
+            // A purchase goes as `Purchase` (its bytes of before), any
+            // other operation as `Request`.
+            Mode::New | Mode::Retry => match &r.op {
+                Operation::Purchase(p) => Msg::Purchase {
+                    req,
+                    purchase: p.clone(),
+                    ticket: state.ticket,
+                },
+                op => Msg::Request {
+                    req,
+                    op: op.clone(),
+                    ticket: state.ticket,
+                },
             },
         };
         o.broadcast(&self.coordinators, &msg);
@@ -186,7 +227,7 @@ mod tests {
     fn client(mode: Mode) -> Client {
         let request = |seq| Request {
             req: req(seq),
-            purchase: purchase(),
+            op: purchase().into(),
             mode,
         };
         Client {

@@ -9,8 +9,9 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 pub use crate::durable::CoordStorage;
-pub use learning::{resolve, Heard, Learning, Resolved};
+pub use learning::{resolve, resolve_among, Heard, Learning, Resolved};
 
+mod flows;
 mod learning;
 pub use crate::outcomes::{Known, Outcomes, Told, TICKET_GENERATION_BITS};
 
@@ -34,7 +35,7 @@ pub struct Voting {
     /// The request being attempted.
     pub req: RequestId,
     /// What it asks (a re-send with other contents is refused).
-    pub purchase: Purchase,
+    pub op: Operation,
     /// Where to send the outcome.
     pub reply_to: Id,
     /// Participants that voted yes so far.
@@ -68,6 +69,12 @@ pub struct CoordState {
     pub commits: Map<TxnId, Committing>,
     /// Transactions of a lost log whose outcome is in doubt (durable).
     pub doubts: Map<TxnId, RequestId>,
+    /// What remembered requests that are not purchases asked (durable; see
+    /// [`CoordStorage::flows`]).
+    pub flows: Map<RequestId, Operation>,
+    /// The participants of pending commits and doubts that do not touch
+    /// every participant (durable).
+    pub partial: Map<TxnId, Vec<Id>>,
     /// Set when this incarnation started from storage holding commit decisions
     /// (lets the checker prove that recovery path is exercised).
     pub recovered_commits: bool,
@@ -85,6 +92,8 @@ impl CoordState {
                 .map(|(t, c)| (*t, c.req.clone()))
                 .collect(),
             doubts: self.doubts.clone(),
+            flows: self.flows.clone(),
+            partial: self.partial.clone(),
         }
     }
 
@@ -157,6 +166,8 @@ impl Coordinator {
                 })
                 .collect(),
             doubts: stored.doubts,
+            flows: stored.flows,
+            partial: stored.partial,
             recovered_commits: storage.is_some_and(|s| !s.commits.is_empty()),
         };
         if ask {
@@ -167,7 +178,7 @@ impl Coordinator {
         }
         o.save(Storage::Coordinator(state.storage()));
         for txn in state.commits.keys() {
-            o.broadcast(&self.participants(), &Msg::Commit { txn: *txn });
+            o.broadcast(&state.parties_of(self, txn), &Msg::Commit { txn: *txn });
             o.set_timer(Timer::Resend(*txn), crate::timeouts::RESEND);
         }
         state
@@ -192,7 +203,8 @@ impl Coordinator {
                 req,
                 purchase,
                 ticket,
-            } => self.on_purchase(state, src, req, purchase, ticket, o),
+            } => self.on_request(state, src, req, purchase.into(), ticket, o),
+            Msg::Request { req, op, ticket } => self.on_request(state, src, req, op, ticket, o),
             Msg::Lookup { req } => {
                 let reply = match state.known(&req) {
                     Known::Decided(told) => Msg::Outcome(told.outcome(&req)),
@@ -231,6 +243,7 @@ impl Coordinator {
             Msg::Outcome(_)
             | Msg::Status { .. }
             | Msg::Prepare { .. }
+            | Msg::PrepareCredit { .. }
             | Msg::Commit { .. }
             | Msg::Abort { .. }
             | Msg::AskEpoch { .. }
@@ -246,12 +259,12 @@ impl Coordinator {
         }
     }
 
-    fn on_purchase(
+    fn on_request(
         &self,
         state: &mut Cow<CoordState>,
         src: Id,
         req: RequestId,
-        purchase: Purchase,
+        op: Operation,
         ticket: Option<Ticket>,
         o: &mut Out<Node>,
     ) {
@@ -267,11 +280,11 @@ impl Coordinator {
             return o.send(src, refuse(req, Rejection::InvalidId));
         }
         match state.known(&req) {
-            Known::Decided(told) if told.purchase == purchase => {
+            Known::Decided(told) if state.asked(&req, told) == op => {
                 // A re-send of a decided request: the same answer, from the log.
                 return o.send(src, Msg::Outcome(told.outcome(&req)));
             }
-            Known::InProgress(Some(asked)) if *asked != purchase => {
+            Known::InProgress(Some(asked)) if *asked != op => {
                 // The id belongs to another purchase: this one is not made.
                 return o.send(src, refuse(req, Rejection::KeyReused));
             }
@@ -300,16 +313,10 @@ impl Coordinator {
             }
             Some(_) => {}
         }
-        let Some(debit) = purchase
-            .qty
-            .checked_mul(purchase.price)
-            .filter(|_| purchase.qty > 0)
-        else {
+        let Some(changes) = self.changes(&op) else {
             let verdict = Verdict::Aborted(AbortReason::InvalidRequest);
             let state = state.to_mut();
-            let outcome = state
-                .outcomes
-                .record(req, purchase, None, verdict, self.retention);
+            let outcome = state.record(req, op, None, verdict, self.retention);
             o.save(Storage::Coordinator(state.storage()));
             o.send(src, Msg::Outcome(outcome));
             return;
@@ -320,42 +327,21 @@ impl Coordinator {
             n: state.next_txn,
         };
         state.next_txn += 1;
+        let parties: Vec<Id> = changes.iter().map(|(p, _)| *p).collect();
         state.voting.insert(
             txn,
             Voting {
                 req: req.clone(),
-                purchase: purchase.clone(),
+                op,
                 reply_to: src,
                 yes: BTreeSet::new(),
             },
         );
-        let wallet_op = Op {
-            key: purchase.user,
-            amount: debit,
-        };
-        let order_op = Op {
-            key: purchase.sku,
-            amount: purchase.qty,
-        };
         let floor = state.floor();
-        o.send(
-            self.wallet,
-            Msg::Prepare {
-                txn,
-                req: req.clone(),
-                op: wallet_op,
-                floor: floor.clone(),
-            },
-        );
-        o.send(
-            self.order,
-            Msg::Prepare {
-                txn,
-                req,
-                op: order_op,
-                floor,
-            },
-        );
+        for (p, change) in changes {
+            let prepare = Self::prepare(txn, req.clone(), change, floor.clone(), &parties);
+            o.send(p, prepare);
+        }
         o.set_timer(Timer::Votes(txn), crate::timeouts::VOTES);
     }
 
@@ -371,6 +357,8 @@ impl Coordinator {
             return; // Not a participant of this cluster: ignored deliberately.
         }
         let Some(voting) = state.voting.get(&txn) else {
+            // (A vote from a participant the transaction does not touch
+            // finds no commit and no hold to release: ignored below.)
             if state.commits.contains_key(&txn) {
                 // The participant lost our decision; tell it again.
                 o.send(src, Msg::Commit { txn });
@@ -381,6 +369,10 @@ impl Coordinator {
             }
             return;
         };
+        let parties = self.parties(&voting.op);
+        if !parties.contains(&src) {
+            return; // Not asked: a confused participant, ignored deliberately.
+        }
         match ballot {
             Ballot::No(refusal) => {
                 let reason = match (src == self.wallet, refusal) {
@@ -388,6 +380,7 @@ impl Coordinator {
                     (true, Refusal::UnknownKey) => AbortReason::UnknownUser,
                     (false, Refusal::Insufficient) => AbortReason::InsufficientStock,
                     (false, Refusal::UnknownKey) => AbortReason::UnknownSku,
+                    (_, Refusal::Overflow) => AbortReason::Overflow,
                 };
                 self.abort(state.to_mut(), txn, reason, o);
             }
@@ -398,7 +391,7 @@ impl Coordinator {
                 let state = state.to_mut();
                 let voting = state.voting.get_mut(&txn).expect("checked above");
                 voting.yes.insert(src);
-                if voting.yes.len() == self.participants().len() {
+                if voting.yes.len() == parties.len() {
                     self.commit(state, txn, o);
                 }
             }
@@ -408,25 +401,31 @@ impl Coordinator {
     /// Every participant voted yes: make the decision durable, then reveal it.
     fn commit(&self, state: &mut CoordState, txn: TxnId, o: &mut Out<Node>) {
         let voting = state.voting.remove(&txn).expect("caller checked");
-        let outcome = state.outcomes.record(
-            voting.req.clone(),
-            voting.purchase,
-            Some(txn),
-            Verdict::Committed,
-            self.retention,
-        );
+        let parties = self.parties(&voting.op);
+        if parties.len() < self.participants().len() {
+            state.partial.insert(txn, parties.clone());
+        }
+        // (The commit is pending before the outcome is recorded, so that
+        // recording it never forgets the operation the commit needs.)
         state.commits.insert(
             txn,
             Committing {
-                req: voting.req,
+                req: voting.req.clone(),
                 acked: BTreeSet::new(),
             },
+        );
+        let outcome = state.record(
+            voting.req,
+            voting.op,
+            Some(txn),
+            Verdict::Committed,
+            self.retention,
         );
         // Persist before send: the Save comes first; a runtime sends the
         // messages below only once it is durable.
         o.save(Storage::Coordinator(state.storage()));
         o.cancel_timer(Timer::Votes(txn));
-        o.broadcast(&self.participants(), &Msg::Commit { txn });
+        o.broadcast(&parties, &Msg::Commit { txn });
         o.send(voting.reply_to, Msg::Outcome(outcome));
         o.set_timer(Timer::Resend(txn), crate::timeouts::RESEND);
     }
@@ -437,9 +436,10 @@ impl Coordinator {
     /// what the client was told had failed.
     fn abort(&self, state: &mut CoordState, txn: TxnId, reason: AbortReason, o: &mut Out<Node>) {
         let voting = state.voting.remove(&txn).expect("caller checked");
-        let outcome = state.outcomes.record(
+        let parties = self.parties(&voting.op);
+        let outcome = state.record(
             voting.req,
-            voting.purchase,
+            voting.op,
             Some(txn),
             Verdict::Aborted(reason),
             self.retention,
@@ -448,7 +448,7 @@ impl Coordinator {
         o.cancel_timer(Timer::Votes(txn));
         // Only yes-voters hold anything; a participant that has not voted yet
         // records the abort so that a late prepare is refused.
-        for p in self.participants() {
+        for p in parties {
             let voted_no = !voting.yes.contains(&p) && reason_blames(reason, p == self.wallet);
             if !voted_no {
                 o.send(p, Msg::Abort { txn });
@@ -461,16 +461,19 @@ impl Coordinator {
         let Some(committing) = state.commits.get(&txn) else {
             return; // Already complete (a duplicate ack).
         };
-        if !self.participants().contains(&src) || committing.acked.contains(&src) {
+        let parties = state.parties_of(self, &txn);
+        if !parties.contains(&src) || committing.acked.contains(&src) {
             return;
         }
         let state = state.to_mut();
         let committing = state.commits.get_mut(&txn).expect("checked above");
         committing.acked.insert(src);
-        if committing.acked.len() == self.participants().len() {
+        if committing.acked.len() == parties.len() {
             // Every participant's commit is durable: the decision may be
             // forgotten (presumed abort never needs it again).
-            state.commits.remove(&txn);
+            let done = state.commits.remove(&txn).expect("checked above");
+            state.partial.remove(&txn);
+            state.tidy_flow(&done.req);
             o.save(Storage::Coordinator(state.storage()));
             o.cancel_timer(Timer::Resend(txn));
         }
@@ -486,7 +489,7 @@ impl Coordinator {
             }
             Timer::Resend(txn) => {
                 if let Some(committing) = state.commits.get(txn) {
-                    for p in self.participants() {
+                    for p in state.parties_of(self, txn) {
                         if !committing.acked.contains(&p) {
                             o.send(p, Msg::Commit { txn: *txn });
                         }
@@ -517,7 +520,8 @@ fn reason_blames(reason: AbortReason, is_wallet: bool) -> bool {
     match reason {
         AbortReason::InsufficientFunds | AbortReason::UnknownUser => is_wallet,
         AbortReason::InsufficientStock | AbortReason::UnknownSku => !is_wallet,
-        AbortReason::VoteTimeout | AbortReason::InvalidRequest => false,
+        // (An overflow may be either's: both are told.)
+        AbortReason::VoteTimeout | AbortReason::InvalidRequest | AbortReason::Overflow => false,
     }
 }
 
@@ -536,7 +540,7 @@ impl CoordState {
             return Known::Decided(told);
         }
         if let Some(v) = self.voting.values().find(|v| &v.req == req) {
-            return Known::InProgress(Some(&v.purchase));
+            return Known::InProgress(Some(&v.op));
         }
         if self.commits.values().any(|c| &c.req == req) || self.doubts.values().any(|r| r == req) {
             return Known::InProgress(None);
@@ -548,3 +552,7 @@ impl CoordState {
 #[cfg(test)]
 #[path = "coordinator_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "coordinator/flows_tests.rs"]
+mod flows_tests;

@@ -27,6 +27,17 @@ pub struct CoordStorage {
     /// (see *A lost log is never presumed* in the crate docs).
     #[serde(with = "crate::pairs")]
     pub doubts: Map<TxnId, RequestId>,
+    /// What each remembered request that is not a purchase asked (its
+    /// `Told` holds a placeholder purchase: a `Told` is a purchase in the
+    /// bytes written before operations existed), kept as long as its
+    /// outcome or its pending commit. Last but one, so that a record
+    /// written before it reads as having none (see docs/shop.md).
+    #[serde(default)]
+    pub flows: Map<RequestId, Operation>,
+    /// The participants of pending commits and doubts that do not touch
+    /// every participant (a top-up, a restock). Last.
+    #[serde(default, with = "crate::pairs")]
+    pub partial: Map<TxnId, Vec<stateright::actor::Id>>,
 }
 
 /// A version of the coordinator's durable state that an acceptor accepted.

@@ -52,11 +52,15 @@ pub enum MsgKind {
     Recover,
     /// [`Msg::RecoverReply`] (between replicas).
     RecoverReply,
+    /// [`Msg::Request`] (a top-up or a restock).
+    Request,
+    /// [`Msg::PrepareCredit`].
+    PrepareCredit,
 }
 
 impl MsgKind {
     /// Every kind, in protocol order.
-    pub const ALL: [MsgKind; 21] = [
+    pub const ALL: [MsgKind; 23] = [
         MsgKind::Purchase,
         MsgKind::Outcome,
         MsgKind::Lookup,
@@ -78,6 +82,8 @@ impl MsgKind {
         MsgKind::Nack,
         MsgKind::Recover,
         MsgKind::RecoverReply,
+        MsgKind::Request,
+        MsgKind::PrepareCredit,
     ];
 
     /// The kind of `msg`.
@@ -104,6 +110,8 @@ impl MsgKind {
             Msg::Nack { .. } => MsgKind::Nack,
             Msg::Recover { .. } => MsgKind::Recover,
             Msg::RecoverReply { .. } => MsgKind::RecoverReply,
+            Msg::Request { .. } => MsgKind::Request,
+            Msg::PrepareCredit { .. } => MsgKind::PrepareCredit,
         }
     }
 
@@ -131,6 +139,8 @@ impl MsgKind {
             MsgKind::Nack => "nack",
             MsgKind::Recover => "recover",
             MsgKind::RecoverReply => "recover_reply",
+            MsgKind::Request => "request",
+            MsgKind::PrepareCredit => "prepare_credit",
         }
     }
 }
@@ -159,6 +169,7 @@ impl std::str::FromStr for MsgKind {
 pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
     match msg {
         Msg::Purchase { .. }
+        | Msg::Request { .. }
         | Msg::Lookup { .. }
         | Msg::Status { .. }
         | Msg::AskEpoch { .. }
@@ -174,6 +185,7 @@ pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
         | Msg::RecoverReply { .. } => None,
         Msg::Outcome(o) => o.txn,
         Msg::Prepare { txn, .. }
+        | Msg::PrepareCredit { txn, .. }
         | Msg::Vote { txn, .. }
         | Msg::Commit { txn }
         | Msg::Abort { txn }

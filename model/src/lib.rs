@@ -79,6 +79,23 @@
 //!   or expired", and never starts a second purchase. Starting anew after
 //!   "unknown" is the caller's explicit choice: the ticket in that answer.
 //!
+//! ## A shop's operations: one general transaction
+//!
+//! A purchase is one case of the protocol's general transaction: a set of
+//! changes at the participants an operation touches, each a *hold* (a
+//! debit: reserved at prepare, applied at commit) or a *credit* (applied
+//! only at commit, held nowhere, refused only when it would overflow). A
+//! top-up ([`Operation::TopUp`]) is a credit at the wallet alone, a restock
+//! ([`Operation::Restock`]) a credit at the order service alone: each is a
+//! one-participant transaction through the same ids, tickets, votes,
+//! durable decision and retention, sent as `Msg::Request` and prepared with
+//! `Msg::PrepareCredit` (a purchase keeps its messages' bytes). A credit
+//! to a key that does not exist creates it, at commit. The transaction's
+//! participants ride with a pending credit, so that a coordinator that lost
+//! its log judges it among them only. Why floors, epochs and the lost-log
+//! resolution carry over, refunds and prices by design, and what changed on
+//! the wire and on disk: docs/shop.md.
+//!
 //! ## The known limit
 //!
 //! Two-phase commit blocks: a participant that voted yes must wait for the
@@ -228,7 +245,7 @@ pub use coordinator::{
 };
 pub use kind::{msg_txn, MsgKind};
 pub use msg::*;
-pub use participant::{Hold, PartState, PartStorage, Participant, Resource};
+pub use participant::{Credit, Hold, PartState, PartStorage, Participant, Resource};
 pub use replica::{Accepted, Leading, Replica, ReplicaState, ReplicaStorage, Standing};
 
 use serde::{Deserialize, Serialize};
@@ -291,6 +308,11 @@ pub enum Node {
 }
 
 /// The state of any node.
+// (A replica's state holds a coordinator's and a copy of its durable state,
+// so it is the largest by some 200 bytes since operations added two maps
+// to each. A state is kept once per actor, behind an `Arc` in the checker:
+// boxing the variant would save nothing that matters.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum State {
     /// A coordinator's state.

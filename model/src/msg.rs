@@ -107,6 +107,28 @@ pub enum Msg {
     PreVote { term: Term },
     /// The answer to a pre-vote, when it is yes (no answer is a no).
     PreVoteGrant { term: Term },
+
+    // --- A shop's operations (see docs/shop.md; last, so that the
+    // encodings of the variants above stay what they were) ---
+    /// Client → coordinator: the operation with id `req`, as `Purchase`
+    /// is for a purchase (same ids, tickets and answers). A client sends a
+    /// purchase as `Purchase` (its old bytes); the coordinator takes either.
+    Request {
+        req: RequestId,
+        op: Operation,
+        ticket: Option<Ticket>,
+    },
+    /// Coordinator → participant: prepare a credit of `op` for `txn` (apply
+    /// it only at commit), then vote. `parties` are every participant of
+    /// the transaction (what a lost log's successor judges it among). The
+    /// floor as in `Prepare`.
+    PrepareCredit {
+        txn: TxnId,
+        req: RequestId,
+        op: Op,
+        floor: Floor,
+        parties: Vec<stateright::actor::Id>,
+    },
 }
 
 /// Every timer of the protocol. In the model any set timer may fire at any
@@ -168,6 +190,8 @@ impl Msg {
             | Msg::Recover { .. }
             | Msg::RecoverReply { .. } => true,
             Msg::Purchase { .. }
+            | Msg::Request { .. }
+            | Msg::PrepareCredit { .. }
             | Msg::Lookup { .. }
             | Msg::Outcome(_)
             | Msg::Status { .. }

@@ -61,6 +61,20 @@ impl Outcomes {
         verdict: Verdict,
         retention: usize,
     ) -> Outcome {
+        self.record_forgetting(req, purchase, txn, verdict, retention)
+            .0
+    }
+
+    /// [`Self::record`], also returning the ids it forgot.
+    pub fn record_forgetting(
+        &mut self,
+        req: RequestId,
+        purchase: Purchase,
+        txn: Option<TxnId>,
+        verdict: Verdict,
+        retention: usize,
+    ) -> (Outcome, Vec<RequestId>) {
+        let mut forgot = Vec::new();
         let number = self.next;
         self.next += 1;
         if let Some(old) = self.by_id.get(&req) {
@@ -82,8 +96,9 @@ impl Outcomes {
             self.by_age.remove(&number);
             self.by_id.remove(&oldest);
             self.forgotten_below = self.forgotten_below.max(number + 1);
+            forgot.push(oldest);
         }
-        outcome
+        (outcome, forgot)
     }
 }
 
@@ -95,7 +110,7 @@ pub enum Known<'a> {
     /// for it is still being delivered (`None`: its outcome was forgotten
     /// already, which only a retention shorter than the commits in flight
     /// allows).
-    InProgress(Option<&'a Purchase>),
+    InProgress(Option<&'a Operation>),
     /// Never seen, or forgotten.
     Unknown,
 }

@@ -42,6 +42,20 @@ pub struct Hold {
     pub op: Op,
 }
 
+/// A prepared credit: `op.amount` is added to `op.key` at commit, and
+/// nothing before (it is held nowhere: the level net of holds does not
+/// count it). Counted against overflow while pending.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Credit {
+    /// The request the transaction attempts.
+    pub req: RequestId,
+    /// What is credited at commit.
+    pub op: Op,
+    /// Every participant of the transaction (told to a coordinator that
+    /// lost its log: see [`Fate::HeldAmong`]).
+    pub parties: Vec<Id>,
+}
+
 /// A transaction this participant has finished.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Finished {
@@ -69,6 +83,11 @@ pub struct PartStorage {
     /// a commit below it that is neither held nor finished here was applied
     /// and forgotten (it is acknowledged again).
     pub floor: TxnId,
+    /// Prepared (voted yes, undecided) credits. Last, so that a record
+    /// written before credits existed reads as having none; empty, it
+    /// hashes as nothing (state digests are those of before).
+    #[serde(default)]
+    pub credits: Map<TxnId, Credit>,
 }
 
 impl PartStorage {
@@ -81,6 +100,21 @@ impl PartStorage {
             .epoch
             .max(last(self.holds.keys().next_back().copied()))
             .max(last(self.finished.keys().next_back().copied()))
+            .max(last(self.credits.keys().next_back().copied()))
+    }
+
+    /// Whether `txn` is prepared here (a hold or a pending credit).
+    pub fn prepared(&self, txn: &TxnId) -> bool {
+        self.holds.contains_key(txn) || self.credits.contains_key(txn)
+    }
+
+    /// What is credited to `key` by prepared credits.
+    pub fn pending_credits(&self, key: &str) -> Amount {
+        self.credits
+            .values()
+            .filter(|c| c.op.key == key)
+            .map(|c| c.op.amount)
+            .sum()
     }
 
     /// What this participant knows of every transaction it holds or
@@ -90,7 +124,12 @@ impl PartStorage {
         let held = self
             .holds
             .iter()
-            .map(|(t, h)| (*t, Fate::Held(h.req.clone())));
+            .map(|(t, h)| (*t, Fate::Held(h.req.clone())))
+            .chain(
+                self.credits
+                    .iter()
+                    .map(|(t, c)| (*t, Fate::HeldAmong(c.req.clone(), c.parties.clone()))),
+            );
         let finished = self.finished.iter().map(|(t, f)| {
             let fate = if f.committed {
                 Fate::Committed
@@ -122,7 +161,7 @@ impl PartStorage {
     /// acknowledged data was lost, or a bug. A pure query for the runtime's
     /// alarm; `on_msg` ignores such a commit either way.
     pub fn knows(&self, txn: &TxnId) -> bool {
-        *txn < self.floor || self.holds.contains_key(txn) || self.finished.contains_key(txn)
+        *txn < self.floor || self.prepared(txn) || self.finished.contains_key(txn)
     }
 }
 
@@ -144,11 +183,11 @@ impl Participant {
             levels: self.initial.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             ..PartStorage::default()
         });
-        for txn in data.holds.keys() {
+        for txn in data.holds.keys().chain(data.credits.keys()) {
             o.set_timer(Timer::Query(*txn), crate::timeouts::QUERY);
         }
         PartState {
-            recovered_holds: !data.holds.is_empty(),
+            recovered_holds: !data.holds.is_empty() || !data.credits.is_empty(),
             data,
         }
     }
@@ -166,7 +205,23 @@ impl Participant {
                 req,
                 op,
                 floor,
-            } => self.on_prepare(state, src, txn, req, op, &floor, o),
+            } => self.on_prepare(state, src, txn, req, Change::Hold(op), &floor, None, o),
+            Msg::PrepareCredit {
+                txn,
+                req,
+                op,
+                floor,
+                parties,
+            } => self.on_prepare(
+                state,
+                src,
+                txn,
+                req,
+                Change::Credit(op),
+                &floor,
+                Some(parties),
+                o,
+            ),
             Msg::Commit { txn } => {
                 if let Some(done) = state.data.finished.get(&txn) {
                     if done.committed {
@@ -175,6 +230,26 @@ impl Participant {
                     // Commit of a transaction we aborted cannot come from a
                     // correct coordinator (we never voted yes and then
                     // aborted by ourselves): ignored deliberately.
+                    return;
+                }
+                if let Some(credit) = state.data.credits.get(&txn).cloned() {
+                    let data = &mut state.to_mut().data;
+                    data.credits.remove(&txn);
+                    // The key exists from this commit on. Cannot overflow:
+                    // the prepare counted every pending credit on the key,
+                    // and only commits of holds lower the level since.
+                    let level = data.levels.get(&credit.op.key).copied().unwrap_or(0);
+                    let level = level.saturating_add(credit.op.amount);
+                    data.levels.insert(credit.op.key.clone(), level);
+                    let done = Finished {
+                        req: Some(credit.req),
+                        op: Some(credit.op),
+                        committed: true,
+                    };
+                    data.finished.insert(txn, done);
+                    o.save(Storage::Participant(data.clone()));
+                    o.cancel_timer(Timer::Query(txn));
+                    o.send(src, Msg::Ack { txn });
                     return;
                 }
                 let Some(hold) = state.data.holds.get(&txn).cloned() else {
@@ -211,7 +286,7 @@ impl Participant {
                 );
             }
             Msg::Abort { txn } => {
-                let held = state.data.holds.contains_key(&txn);
+                let held = state.data.prepared(&txn);
                 if state.data.finished.contains_key(&txn) || (txn < state.data.floor && !held) {
                     // Decided already (a duplicate), or settled. (A hold
                     // below the floor is one the floor listed as owed: a
@@ -219,7 +294,11 @@ impl Participant {
                     return;
                 }
                 let data = &mut state.to_mut().data;
-                let hold = data.holds.remove(&txn);
+                let credit = data.credits.remove(&txn).map(|c| Hold {
+                    req: c.req,
+                    op: c.op,
+                });
+                let hold = data.holds.remove(&txn).or(credit);
                 data.finished.insert(txn, finished(hold, false));
                 // Durable so that a late prepare of this attempt is refused.
                 o.save(Storage::Participant(data.clone()));
@@ -227,6 +306,7 @@ impl Participant {
             }
             // Messages meant for other roles: ignored deliberately.
             Msg::Purchase { .. }
+            | Msg::Request { .. }
             | Msg::Lookup { .. }
             | Msg::Status { .. }
             | Msg::Outcome(_)
@@ -255,14 +335,19 @@ impl Participant {
         let data = &state.data;
         let raise = floor.below > data.floor;
         let dead_holds = settled(&data.holds, floor);
+        let dead_credits = settled(&data.credits, floor);
         let forgotten = settled(&data.finished, floor);
-        if !raise && dead_holds.is_empty() && forgotten.is_empty() {
+        if !raise && dead_holds.is_empty() && dead_credits.is_empty() && forgotten.is_empty() {
             return false;
         }
         let data = &mut state.to_mut().data;
         data.floor = data.floor.max(floor.below);
         for txn in dead_holds {
             data.holds.remove(&txn);
+            o.cancel_timer(Timer::Query(txn));
+        }
+        for txn in dead_credits {
+            data.credits.remove(&txn);
             o.cancel_timer(Timer::Query(txn));
         }
         for txn in forgotten {
@@ -278,8 +363,9 @@ impl Participant {
         src: Id,
         txn: TxnId,
         req: RequestId,
-        op: Op,
+        change: Change,
         floor: &Floor,
+        parties: Option<Vec<Id>>,
         o: &mut Out<Node>,
     ) {
         // Release what the coordinator settled before judging this prepare:
@@ -293,7 +379,7 @@ impl Participant {
             }
             return;
         }
-        if state.data.holds.contains_key(&txn) {
+        if state.data.prepared(&txn) {
             // Already prepared: the coordinator may have lost our vote.
             if changed {
                 o.save(Storage::Participant(state.data.clone()));
@@ -307,15 +393,37 @@ impl Participant {
             );
             return;
         }
-        let refusal = match state.data.levels.get(&op.key) {
-            None => Some(Refusal::UnknownKey),
-            Some(level) if level.saturating_sub(state.data.held(&op.key)) < op.amount => {
-                Some(Refusal::Insufficient)
+        let refusal = match &change {
+            Change::Hold(op) => match state.data.levels.get(&op.key) {
+                None => Some(Refusal::UnknownKey),
+                Some(level) if level.saturating_sub(state.data.held(&op.key)) < op.amount => {
+                    Some(Refusal::Insufficient)
+                }
+                Some(_) => None,
+            },
+            // A credit to an unknown key is allowed (the commit creates
+            // it); only overflow refuses one, counting the pending credits.
+            Change::Credit(op) => {
+                let level = state.data.levels.get(&op.key).copied().unwrap_or(0);
+                let fits = level
+                    .checked_add(state.data.pending_credits(&op.key))
+                    .and_then(|l| l.checked_add(op.amount))
+                    .is_some();
+                (!fits).then_some(Refusal::Overflow)
             }
-            Some(_) => None,
         };
         let data = &mut state.to_mut().data;
+        let (credit, op) = match change {
+            Change::Hold(op) => (false, op),
+            Change::Credit(op) => (true, op),
+        };
         let ballot = match refusal {
+            None if credit => {
+                let parties = parties.unwrap_or_default();
+                data.credits.insert(txn, Credit { req, op, parties });
+                o.set_timer(Timer::Query(txn), crate::timeouts::QUERY);
+                Ballot::Yes
+            }
             None => {
                 data.holds.insert(txn, Hold { req, op });
                 o.set_timer(Timer::Query(txn), crate::timeouts::QUERY);
@@ -337,7 +445,7 @@ impl Participant {
     pub fn on_timeout(&self, state: &mut Cow<PartState>, timer: &Timer, o: &mut Out<Node>) {
         match timer {
             Timer::Query(txn) => {
-                if state.data.holds.contains_key(txn) {
+                if state.data.prepared(txn) {
                     o.broadcast(&self.coordinators, &Msg::QueryDecision { txn: *txn });
                     o.set_timer(Timer::Query(*txn), crate::timeouts::QUERY);
                 }
@@ -386,8 +494,7 @@ impl Participant {
             // floor is one the floor lists as owed: a transaction in doubt,
             // which an operator may abort.)
             Msg::Abort { txn } => {
-                data.finished.contains_key(txn)
-                    || (*txn < data.floor && !data.holds.contains_key(txn))
+                data.finished.contains_key(txn) || (*txn < data.floor && !data.prepared(txn))
             }
             _ => false,
         }
@@ -402,7 +509,7 @@ impl Participant {
             return true;
         }
         let data = &state.data;
-        let held = |txn: &TxnId| data.holds.contains_key(txn);
+        let held = |txn: &TxnId| data.prepared(txn);
         let decided = |txn: &TxnId| *txn < data.floor || data.finished.contains_key(txn);
         match msg {
             // An ack again (or nothing) unless it is held.
@@ -411,9 +518,10 @@ impl Participant {
             // either: every later hold or decision is at or above this
             // participant's floor), for an attempt already held or decided
             // (a vote again, or nothing).
-            Msg::Prepare { txn, floor, .. } => {
+            Msg::Prepare { txn, floor, .. } | Msg::PrepareCredit { txn, floor, .. } => {
                 floor.below <= data.floor
                     && data.holds.range(..floor.below).next().is_none()
+                    && data.credits.range(..floor.below).next().is_none()
                     && data.finished.range(..floor.below).next().is_none()
                     && (decided(txn) || held(txn))
             }
@@ -429,3 +537,7 @@ mod tests;
 #[cfg(test)]
 #[path = "participant_ignores_tests.rs"]
 mod ignores_tests;
+
+#[cfg(test)]
+#[path = "participant_credit_tests.rs"]
+mod credit_tests;

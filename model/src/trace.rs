@@ -189,6 +189,12 @@ pub enum StorageJson {
         /// [`CoordStorage::doubts`] (absent from traces recorded before it).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         doubts: Vec<(TxnId, RequestId)>,
+        /// [`CoordStorage::flows`] (absent when empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        flows: Vec<(RequestId, Operation)>,
+        /// [`CoordStorage::partial`] (absent when empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        partial: Vec<(TxnId, Vec<stateright::actor::Id>)>,
     },
     /// [`Storage::Participant`].
     Participant {
@@ -200,6 +206,9 @@ pub enum StorageJson {
         finished: Vec<(TxnId, participant::Finished)>,
         /// [`PartStorage::floor`].
         floor: TxnId,
+        /// [`PartStorage::credits`] (absent when empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        credits: Vec<(TxnId, participant::Credit)>,
     },
     /// [`Storage::Client`].
     Client(ClientState),
@@ -225,22 +234,28 @@ impl From<&Storage> for StorageJson {
                 outcomes,
                 commits,
                 doubts,
+                flows,
+                partial,
             }) => StorageJson::Coordinator {
                 epoch: *epoch,
                 outcomes: outcomes.clone(),
                 commits: pairs(commits),
                 doubts: pairs(doubts),
+                flows: pairs(flows),
+                partial: pairs(partial),
             },
             Storage::Participant(PartStorage {
                 levels,
                 holds,
                 finished,
                 floor,
+                credits,
             }) => StorageJson::Participant {
                 levels: pairs(levels),
                 holds: pairs(holds),
                 finished: pairs(finished),
                 floor: *floor,
+                credits: pairs(credits),
             },
             Storage::Client(c) => StorageJson::Client(c.clone()),
             Storage::Replica(ReplicaStorage { promised, accepted }) => StorageJson::Replica {
@@ -262,22 +277,28 @@ impl From<StorageJson> for Storage {
                 outcomes,
                 commits,
                 doubts,
+                flows,
+                partial,
             } => Storage::Coordinator(CoordStorage {
                 epoch,
                 outcomes,
                 commits: commits.into_iter().collect(),
                 doubts: doubts.into_iter().collect(),
+                flows: flows.into_iter().collect(),
+                partial: partial.into_iter().collect(),
             }),
             StorageJson::Participant {
                 levels,
                 holds,
                 finished,
                 floor,
+                credits,
             } => Storage::Participant(PartStorage {
                 levels: levels.into_iter().collect(),
                 holds: holds.into_iter().collect(),
                 finished: finished.into_iter().collect(),
                 floor,
+                credits: credits.into_iter().collect(),
             }),
             StorageJson::Client(c) => Storage::Client(c),
             StorageJson::Replica { promised, accepted } => Storage::Replica(ReplicaStorage {

@@ -106,6 +106,121 @@ pub struct Purchase {
     pub price: Amount,
 }
 
+/// What a client asks for: an operation of the shop. Each is one
+/// transaction: a set of changes at the participants it touches (see
+/// docs/shop.md). Hashed as the bare purchase when it is one, so that the
+/// digests of states recorded in traces before operations existed are
+/// unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Operation {
+    /// Hold `qty * price` of the user's balance and `qty` of the sku's stock.
+    Purchase(Purchase),
+    /// Credit `amount` to the user's wallet (a new user is created by the
+    /// commit of their first top-up). Touches the wallet only.
+    TopUp { user: Key, amount: Amount },
+    /// Credit `qty` units to the sku's stock (a new sku is created by the
+    /// commit of its first restock). Touches the order service only.
+    Restock { sku: Key, qty: Amount },
+}
+
+impl std::hash::Hash for Operation {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        match self {
+            Operation::Purchase(p) => p.hash(h),
+            Operation::TopUp { user, amount } => {
+                "top-up".hash(h);
+                user.hash(h);
+                amount.hash(h);
+            }
+            Operation::Restock { sku, qty } => {
+                "restock".hash(h);
+                sku.hash(h);
+                qty.hash(h);
+            }
+        }
+    }
+}
+
+impl From<Purchase> for Operation {
+    fn from(p: Purchase) -> Self {
+        Operation::Purchase(p)
+    }
+}
+
+impl Operation {
+    /// The purchase, if this is one.
+    pub fn purchase(&self) -> Option<&Purchase> {
+        match self {
+            Operation::Purchase(p) => Some(p),
+            Operation::TopUp { .. } | Operation::Restock { .. } => None,
+        }
+    }
+
+    /// The change it asks of the wallet (`true`) or the order service
+    /// (`false`), if it touches it; `None` inside when it is invalid
+    /// (a zero amount, or `qty * price` overflows).
+    pub fn change_at(&self, wallet: bool) -> Option<Option<Change>> {
+        let positive = |a: Amount| (a > 0).then_some(a);
+        match (self, wallet) {
+            (Operation::Purchase(p), true) => Some(
+                p.qty
+                    .checked_mul(p.price)
+                    .filter(|_| p.qty > 0)
+                    .map(|amount| {
+                        Change::Hold(Op {
+                            key: p.user.clone(),
+                            amount,
+                        })
+                    }),
+            ),
+            (Operation::Purchase(p), false) => Some(positive(p.qty).map(|amount| {
+                Change::Hold(Op {
+                    key: p.sku.clone(),
+                    amount,
+                })
+            })),
+            (Operation::TopUp { user, amount }, true) => Some(positive(*amount).map(|amount| {
+                Change::Credit(Op {
+                    key: user.clone(),
+                    amount,
+                })
+            })),
+            (Operation::Restock { sku, qty }, false) => Some(positive(*qty).map(|amount| {
+                Change::Credit(Op {
+                    key: sku.clone(),
+                    amount,
+                })
+            })),
+            (Operation::TopUp { .. }, false) | (Operation::Restock { .. }, true) => None,
+        }
+    }
+}
+
+/// One participant's part of a transaction.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Change {
+    /// A debit: needs the level net of holds, held at prepare, applied at
+    /// commit, released at abort.
+    Hold(Op),
+    /// A credit: applied only at commit, held nowhere; refused only when
+    /// the level would overflow.
+    Credit(Op),
+}
+
+impl Change {
+    /// What it changes, and by how much.
+    pub fn op(&self) -> &Op {
+        match self {
+            Change::Hold(op) | Change::Credit(op) => op,
+        }
+    }
+
+    /// Whether it is a credit.
+    pub fn is_credit(&self) -> bool {
+        matches!(self, Change::Credit(_))
+    }
+}
+
 /// Why a participant refused to prepare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Refusal {
@@ -113,6 +228,9 @@ pub enum Refusal {
     Insufficient,
     /// The participant has no such account or sku.
     UnknownKey,
+    /// A credit would take the level (with the credits already prepared on
+    /// it) past the largest amount. (Last: old encodings stay valid.)
+    Overflow,
 }
 
 /// A participant's vote on a prepare.
@@ -139,6 +257,8 @@ pub enum AbortReason {
     VoteTimeout,
     /// Zero quantity, or `qty * price` overflows.
     InvalidRequest,
+    /// A credit would overflow the balance or the stock.
+    Overflow,
 }
 
 /// Why the coordinator refused a request without deciding anything about it.
@@ -219,6 +339,11 @@ pub enum Fate {
     Committed,
     /// Aborted here (a no vote, or an abort heard).
     Aborted,
+    /// Prepared (a pending credit) for this request, no decision heard, in
+    /// a transaction whose participants are these (not every participant:
+    /// a lost log's transaction is judged among them only). Last, so that
+    /// old encodings stay valid.
+    HeldAmong(RequestId, Vec<stateright::actor::Id>),
 }
 
 /// What the coordinator says about an id that has no outcome to give.
@@ -252,13 +377,14 @@ impl std::fmt::Display for Term {
 
 impl AbortReason {
     /// Every reason.
-    pub const ALL: [AbortReason; 6] = [
+    pub const ALL: [AbortReason; 7] = [
         AbortReason::InsufficientFunds,
         AbortReason::InsufficientStock,
         AbortReason::UnknownUser,
         AbortReason::UnknownSku,
         AbortReason::VoteTimeout,
         AbortReason::InvalidRequest,
+        AbortReason::Overflow,
     ];
 
     /// The reason named `name` (see [`AbortReason::name`]).
@@ -275,6 +401,7 @@ impl AbortReason {
             AbortReason::UnknownSku => "unknown_sku",
             AbortReason::VoteTimeout => "vote_timeout",
             AbortReason::InvalidRequest => "invalid_request",
+            AbortReason::Overflow => "overflow",
         }
     }
 }

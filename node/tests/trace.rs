@@ -272,12 +272,13 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
                 id: 7,
                 requests: vec![Request {
                     req: RequestId::new("order-1"),
-                    purchase: Purchase {
+                    op: Purchase {
                         user: "alice".into(),
                         sku: "widget".into(),
                         qty: 1,
                         price: 10,
-                    },
+                    }
+                    .into(),
                     mode: Mode::New,
                 }],
             }),
@@ -327,6 +328,8 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             outcomes: Default::default(),
             commits: [(forged, req.clone())].into_iter().collect(),
             doubts: Default::default(),
+            flows: Default::default(),
+            partial: Default::default(),
         })),
         Shell::ForgedStorage if a == w => Some(Storage::Participant(PartStorage {
             levels: [("alice".to_string(), 100u64)].into_iter().collect(),

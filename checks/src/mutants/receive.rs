@@ -76,6 +76,37 @@ impl Checked {
                     }
                 }
             }
+            (
+                Node::Participant(_),
+                Some(Mutant::CreditAtPrepare),
+                Msg::PrepareCredit { txn, op, .. },
+            ) => {
+                let (txn, op) = (*txn, op.clone());
+                let before = match &**state {
+                    State::Participant(s) => s.data.credits.contains_key(&txn),
+                    _ => true,
+                };
+                self.node.on_msg(id, state, src, msg, &mut out);
+                let now = match &**state {
+                    State::Participant(s) => s.data.credits.contains_key(&txn),
+                    _ => false,
+                };
+                if !before && now {
+                    if let State::Participant(s) = state.to_mut() {
+                        let level = s.data.levels.entry(op.key).or_default();
+                        *level = level.saturating_add(op.amount);
+                        // Rewrite the save that precedes the vote.
+                        let saved = Storage::Participant(s.data.clone());
+                        out = out
+                            .into_iter()
+                            .map(|cmd| match cmd {
+                                Command::Save(_) => Command::Save(saved.clone()),
+                                other => other,
+                            })
+                            .collect();
+                    }
+                }
+            }
             (Node::Participant(_), Some(Mutant::DoubleApplyCommit), Msg::Commit { txn }) => {
                 let applied = match &**state {
                     State::Participant(s) => s.data.finished.get(txn).cloned(),
@@ -125,7 +156,9 @@ impl Checked {
                                 purchase = told.purchase.clone();
                             }
                             if let twopc_model::Known::InProgress(Some(asked)) = s.known(&req) {
-                                purchase = asked.clone();
+                                if let Some(p) = asked.purchase() {
+                                    purchase = p.clone();
+                                }
                             }
                         }
                         _ => {}

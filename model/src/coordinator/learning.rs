@@ -45,10 +45,27 @@ pub struct Resolved {
     /// committed (a commit needs every yes, and a participant forgets a
     /// commit only once every participant acknowledged it).
     pub abort: Vec<TxnId>,
+    /// The participants of the transactions above that do not touch every
+    /// participant (a pending credit names them: [`Fate::HeldAmong`]).
+    pub parties: Map<TxnId, Vec<Id>>,
 }
 
-/// Sort the transactions the participants hold by what the others know.
+/// Sort the transactions the participants hold by what the others know,
+/// every participant counting.
 pub fn resolve(heard: &[&Heard]) -> Resolved {
+    let ids: Vec<(Id, &Heard)> = heard
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (Id::from(i), *h))
+        .collect();
+    resolve_among(&ids)
+}
+
+/// Sort the transactions the participants hold by what the *other
+/// participants of each transaction* know: a transaction that touches some
+/// participants only (a top-up) is judged among them (one that never heard
+/// of it proves nothing).
+pub fn resolve_among(heard: &[(Id, &Heard)]) -> Resolved {
     let mut out = Resolved::default();
     let fate = |h: &Heard, txn: &TxnId| {
         h.fates
@@ -56,22 +73,38 @@ pub fn resolve(heard: &[&Heard]) -> Resolved {
             .ok()
             .map(|i| h.fates[i].1.clone())
     };
-    for h in heard {
+    for (_, h) in heard {
         for (txn, f) in &h.fates {
-            let Fate::Held(req) = f else { continue };
+            let (req, parties) = match f {
+                Fate::Held(req) => (req, None),
+                Fate::HeldAmong(req, parties) => (req, Some(parties)),
+                Fate::Committed | Fate::Aborted => continue,
+            };
             if out.commit.contains_key(txn)
                 || out.doubt.contains_key(txn)
                 || out.abort.contains(txn)
             {
                 continue;
             }
-            let all: Vec<Option<Fate>> = heard.iter().map(|o| fate(o, txn)).collect();
+            let among = |id: &Id| parties.is_none_or(|p| p.contains(id));
+            let all: Vec<Option<Fate>> = heard
+                .iter()
+                .filter(|(id, _)| among(id))
+                .map(|(_, o)| fate(o, txn))
+                .collect();
             if all.contains(&Some(Fate::Committed)) {
                 out.commit.insert(*txn, req.clone());
-            } else if all.iter().all(|f| matches!(f, Some(Fate::Held(_)))) {
+            } else if all
+                .iter()
+                .all(|f| matches!(f, Some(Fate::Held(_) | Fate::HeldAmong(..))))
+            {
                 out.doubt.insert(*txn, req.clone());
             } else {
                 out.abort.push(*txn);
+                continue;
+            }
+            if let Some(p) = parties.filter(|p| p.len() < heard.len()) {
+                out.parties.insert(*txn, p.clone());
             }
         }
     }
@@ -108,8 +141,8 @@ impl Coordinator {
         if heard.len() < self.participants().len() {
             return;
         }
-        let answers: Vec<&Heard> = heard.values().collect();
-        let learned = answers.iter().map(|h| h.highest).max().unwrap_or(0);
+        let answers: Vec<(Id, &Heard)> = heard.iter().map(|(id, h)| (*id, h)).collect();
+        let learned = answers.iter().map(|(_, h)| h.highest).max().unwrap_or(0);
         // The participants have seen an epoch this log never reached (its
         // start bumped the epoch past every one it used): it is not the
         // cluster's latest (an empty directory, a restored backup). What it
@@ -117,7 +150,7 @@ impl Coordinator {
         // decision, and what it does not know it presumes aborted.
         let moved = learned >= state.epoch;
         let mut resolved = if moved {
-            resolve(&answers)
+            resolve_among(&answers)
         } else {
             Resolved::default()
         };
@@ -148,13 +181,18 @@ impl Coordinator {
             let req = req.clone();
             state.commits.insert(*txn, Committing { req, acked });
         }
+        for (txn, parties) in resolved.parties {
+            if resolved.commit.contains_key(&txn) || resolved.doubt.contains_key(&txn) {
+                state.partial.insert(txn, parties);
+            }
+        }
         state.doubts.extend(resolved.doubt);
         if moved || !resolved.commit.is_empty() || !state.doubts.is_empty() {
             o.save(Storage::Coordinator(state.storage()));
         }
         // Persist before send: the owed commits go out once they are durable.
         for txn in resolved.commit.keys() {
-            o.broadcast(&self.participants(), &Msg::Commit { txn: *txn });
+            o.broadcast(&state.parties_of(self, txn), &Msg::Commit { txn: *txn });
             o.set_timer(Timer::Resend(*txn), crate::timeouts::RESEND);
         }
         for txn in resolved.abort {
@@ -178,16 +216,19 @@ impl Coordinator {
         let Some(req) = state.doubts.remove(&txn) else {
             return false;
         };
+        let parties = state.parties_of(self, &txn);
         if commit {
             let acked = BTreeSet::new();
             state.commits.insert(txn, Committing { req, acked });
+        } else {
+            state.partial.remove(&txn);
         }
         o.save(Storage::Coordinator(state.storage()));
         if commit {
-            o.broadcast(&self.participants(), &Msg::Commit { txn });
+            o.broadcast(&parties, &Msg::Commit { txn });
             o.set_timer(Timer::Resend(txn), crate::timeouts::RESEND);
         } else {
-            o.broadcast(&self.participants(), &Msg::Abort { txn });
+            o.broadcast(&parties, &Msg::Abort { txn });
         }
         true
     }

@@ -244,7 +244,7 @@ pub async fn run_client(
         .into_iter()
         .map(|purchase| Request {
             req: random_request_id(),
-            purchase,
+            op: purchase.into(),
             mode: Mode::New,
         })
         .collect();

@@ -50,7 +50,7 @@ impl World<'_> {
                 .map(|purchase| Request {
                     // A fresh id per purchase, as `twopc purchase` makes.
                     req: RequestId::new(format!("sim-{:016x}", self.rng.random::<u64>())),
-                    purchase: purchase.clone(),
+                    op: purchase.clone().into(),
                     mode: Mode::New,
                 })
                 .collect(),

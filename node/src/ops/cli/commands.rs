@@ -284,7 +284,7 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     };
     let request = twopc_model::Request {
         req: req.clone(),
-        purchase: p,
+        op: p.into(),
         mode: match args.retry {
             true => twopc_model::Mode::Retry,
             false => twopc_model::Mode::New,

@@ -381,7 +381,7 @@ pub async fn create(
 async fn run(app: AppState, key: String, purchase: Purchase, tx: watch::Sender<Option<Outcome>>) {
     let request = Request {
         req: RequestId::new(key.clone()),
-        purchase,
+        op: purchase.into(),
         mode: Mode::New,
     };
     let result = client::run_requests(

@@ -405,6 +405,8 @@ mod tests {
             voting: Default::default(),
             commits: Default::default(),
             doubts: Default::default(),
+            flows: Default::default(),
+            partial: Default::default(),
             recovered_commits: false,
         }
     }

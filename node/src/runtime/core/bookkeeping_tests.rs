@@ -132,12 +132,13 @@ fn a_broadcast_is_encoded_once_and_each_copy_decodes_to_the_message() {
     let replicas = ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"];
     let req = |n: u32| Request {
         req: RequestId::new(format!("order-{n}")),
-        purchase: Purchase {
+        op: Purchase {
             user: "alice".into(),
             sku: "widget".into(),
             qty: 1,
             price: 6,
-        },
+        }
+        .into(),
         mode: Mode::New,
     };
     let actor = Node::Client(Client {

@@ -91,7 +91,11 @@ impl Core {
     /// `on_prepare`: the prepare's own floor never settles its attempt, so
     /// the floor it is judged by is the one the participant holds now).
     fn below_floor(&self, msg: &Msg) -> Option<Reject> {
-        let (Msg::Prepare { txn, .. }, Some(State::Participant(p))) = (msg, &self.state) else {
+        let (
+            Msg::Prepare { txn, .. } | Msg::PrepareCredit { txn, .. },
+            Some(State::Participant(p)),
+        ) = (msg, &self.state)
+        else {
             return None;
         };
         let (txn, data) = (*txn, &p.data);

@@ -62,7 +62,7 @@ impl Core {
                     }
                 }
             }
-            Msg::Prepare { txn, .. } => {
+            Msg::Prepare { txn, .. } | Msg::PrepareCredit { txn, .. } => {
                 if let Some(started) = &mut self.started {
                     started.entry(*txn).or_insert(now);
                 }

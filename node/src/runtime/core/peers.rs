@@ -66,7 +66,10 @@ pub struct Peers {
 }
 
 /// Whether anyone may send `msg` (a client's request, answered to its
-/// source), rather than only a node of the cluster.
+/// source), rather than only a node of the cluster. Not yet a `Request` (a
+/// top-up or a restock: docs/shop.md): no command or endpoint of the node
+/// makes one yet, so one from outside the cluster is dropped as a
+/// stranger's, counted.
 fn from_anyone(msg: &Msg) -> bool {
     matches!(msg, Msg::Purchase { .. } | Msg::Lookup { .. })
 }
@@ -79,7 +82,7 @@ fn from_anyone(msg: &Msg) -> bool {
 fn asks_for_answer(msg: &Msg) -> bool {
     matches!(
         msg,
-        Msg::Prepare { .. } | Msg::Commit { .. } | Msg::AskEpoch { .. }
+        Msg::Prepare { .. } | Msg::PrepareCredit { .. } | Msg::Commit { .. } | Msg::AskEpoch { .. }
     )
 }
 

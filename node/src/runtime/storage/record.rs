@@ -109,10 +109,13 @@ fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), St
 }
 
 /// Decodes a record's payload. A coordinator's state (and its changes) is
-/// always the last thing in a record, and its last field, the transactions
-/// in doubt, is younger than the format: a record written before it ends
-/// where that field would begin. Such a record reads as having none (one
-/// empty list in a state, two in a change, each one zero byte); the
+/// always the last thing in a record, and its last fields, the
+/// transactions in doubt, then the operations that are not purchases and
+/// the participants of partial transactions (docs/shop.md), are younger
+/// than the format; so is a participant's last field, its pending credits.
+/// A record written before them ends where they would begin. Such a
+/// record reads as having none (one empty list per field in a state, two
+/// in a change, each one zero byte: at most 3 fields, 6 bytes); the
 /// decoder takes a padded payload only if it reads it whole, and the crc
 /// has already vouched for the bytes.
 fn decode_delta(payload: &[u8]) -> std::result::Result<Delta, bincode::Error> {
@@ -121,7 +124,7 @@ fn decode_delta(payload: &[u8]) -> std::result::Result<Delta, bincode::Error> {
         Ok(delta) => return Ok(delta),
         Err(e) => e,
     };
-    for pad in 1..=2 {
+    for pad in 1..=6 {
         let mut padded = payload.to_vec();
         padded.resize(payload.len() + pad, 0);
         if let Ok(delta) = bincode_opts().deserialize(&padded) {
@@ -395,6 +398,8 @@ mod tests {
             outcomes: Outcomes::default(),
             commits: commits.clone(),
             doubts: Map::new(),
+            flows: Map::new(),
+            partial: Map::new(),
         };
         let before = Before {
             epoch: 3,
@@ -418,7 +423,11 @@ mod tests {
             &Delta::Full(twopc_model::Storage::Coordinator(now.clone())),
             &mut rec,
         );
-        assert_eq!(&rec[REC_HEADER..], [old_bytes.as_slice(), &[0]].concat());
+        // Then the empty lists of doubts, flows and partial commits.
+        assert_eq!(
+            &rec[REC_HEADER..],
+            [old_bytes.as_slice(), &[0, 0, 0]].concat()
+        );
         let mut old_rec = Vec::new();
         encode_value(
             &OldDelta::Full(OldStorage::Coordinator(Before {
@@ -438,8 +447,9 @@ mod tests {
     }
 
     /// A coordinator's change record of the format before doubts (the same
-    /// bytes without the trailing, empty change of doubts) reads as
-    /// changing none; a record cut anywhere else is still undecodable.
+    /// bytes without the trailing, empty changes of doubts, flows and
+    /// partial commits), or before flows, reads as changing none; a record
+    /// cut anywhere else is still undecodable.
     #[test]
     fn a_change_record_from_before_doubts_reads_as_changing_none() {
         use super::super::delta::CoordDelta;
@@ -452,15 +462,51 @@ mod tests {
             .insert(TxnId { epoch: 1, n: 4 }, RequestId::new("order-9"));
         let delta = Delta::Coordinator(CoordDelta::diff(&a, &b).expect("a change"));
         let payload = bincode_opts().serialize(&delta).unwrap();
-        assert_eq!(&payload[payload.len() - 2..], &[0, 0], "two empty lists");
-        let mut old = Vec::new();
-        encode_value(&RawPayload(&payload[..payload.len() - 2]), &mut old);
-        let read = scan(&old, Path::new("log")).unwrap().deltas;
-        assert_eq!(read, vec![delta]);
+        assert_eq!(&payload[payload.len() - 6..], &[0; 6], "six empty lists");
+        for younger in [4, 6] {
+            let mut old = Vec::new();
+            encode_value(&RawPayload(&payload[..payload.len() - younger]), &mut old);
+            let read = scan(&old, Path::new("log")).unwrap().deltas;
+            assert_eq!(read, vec![delta.clone()]);
+        }
         let mut cut = Vec::new();
-        encode_value(&RawPayload(&payload[..payload.len() - 3]), &mut cut);
+        encode_value(&RawPayload(&payload[..payload.len() - 7]), &mut cut);
         let err = scan(&cut, Path::new("log")).unwrap_err().to_string();
         assert!(err.contains("undecodable record"), "{err}");
+    }
+
+    /// A participant's records of the format before credits (a whole state
+    /// without its trailing empty map of credits, a change without its
+    /// trailing empty change of them) read as having none.
+    #[test]
+    fn a_participant_record_from_before_credits_reads_as_having_none() {
+        use bincode::Options;
+        use twopc_model::{Hold, Op, PartStorage, RequestId, TxnId};
+        let mut a = PartStorage::default();
+        a.levels.insert("alice".into(), 10);
+        let mut b = a.clone();
+        let hold = Hold {
+            req: RequestId::new("order-1"),
+            op: Op {
+                key: "alice".into(),
+                amount: 6,
+            },
+        };
+        b.holds.insert(TxnId { epoch: 1, n: 0 }, hold);
+        let full = Delta::Full(twopc_model::Storage::Participant(b.clone()));
+        let change = super::super::delta::diff(
+            &twopc_model::Storage::Participant(a),
+            &twopc_model::Storage::Participant(b),
+        )
+        .expect("a change");
+        for (delta, younger) in [(full, 1), (change, 2)] {
+            let payload = bincode_opts().serialize(&delta).unwrap();
+            assert!(payload.ends_with(&vec![0; younger]));
+            let mut old = Vec::new();
+            encode_value(&RawPayload(&payload[..payload.len() - younger]), &mut old);
+            let read = scan(&old, Path::new("log")).unwrap().deltas;
+            assert_eq!(read, vec![delta]);
+        }
     }
 
     /// Bytes written as they are (serde's tuple of u8, which bincode writes

@@ -4,7 +4,8 @@
 
 use super::map::{diff_map, MapDelta};
 use serde::{Deserialize, Serialize};
-use twopc_model::{CoordStorage, Outcomes, RequestId, Told, TxnId};
+use stateright::actor::Id;
+use twopc_model::{CoordStorage, Operation, Outcomes, RequestId, Told, TxnId};
 
 /// A coordinator's changes from one durable state to the next. Also what a
 /// replica's `Accept` carries over TCP (`replication/`): the changes from
@@ -22,9 +23,15 @@ pub struct CoordDelta {
     ages: MapDelta<u64, RequestId>,
     /// Changed pending commits.
     commits: MapDelta<TxnId, RequestId>,
-    /// Changed transactions in doubt. Last, so that a record written before
-    /// they existed reads as changing none (`record.rs`).
+    /// Changed transactions in doubt. After the fields of before, so that
+    /// a record written before they existed reads as changing none
+    /// (`record.rs`).
     doubts: MapDelta<TxnId, RequestId>,
+    /// Changed operations of requests that are not purchases (likewise:
+    /// absent from records written before them).
+    flows: MapDelta<RequestId, Operation>,
+    /// Changed participants of partial commits and doubts. Last.
+    partial: MapDelta<TxnId, Vec<Id>>,
 }
 
 impl CoordDelta {
@@ -35,12 +42,16 @@ impl CoordDelta {
             outcomes: old_outcomes,
             commits: old_commits,
             doubts: old_doubts,
+            flows: old_flows,
+            partial: old_partial,
         } = a;
         let CoordStorage {
             epoch,
             outcomes,
             commits,
             doubts,
+            flows,
+            partial,
         } = b;
         let Outcomes {
             by_id,
@@ -54,12 +65,16 @@ impl CoordDelta {
         let ages = diff_map(&old_outcomes.by_age, by_age);
         let commits = diff_map(old_commits, commits);
         let doubts = diff_map(old_doubts, doubts);
+        let flows = diff_map(old_flows, flows);
+        let partial = diff_map(old_partial, partial);
         (old_epoch != epoch
             || old_numbers != numbers
             || !ids.is_empty()
             || !ages.is_empty()
             || !commits.is_empty()
-            || !doubts.is_empty())
+            || !doubts.is_empty()
+            || !flows.is_empty()
+            || !partial.is_empty())
         .then_some(CoordDelta {
             epoch: *epoch,
             numbers,
@@ -67,6 +82,8 @@ impl CoordDelta {
             ages,
             commits,
             doubts,
+            flows,
+            partial,
         })
     }
 
@@ -79,6 +96,8 @@ impl CoordDelta {
             ages: ages_delta,
             commits: commits_delta,
             doubts: doubts_delta,
+            flows: flows_delta,
+            partial: partial_delta,
         } = self;
         let CoordStorage {
             epoch: _,
@@ -91,11 +110,15 @@ impl CoordDelta {
                 },
             mut commits,
             mut doubts,
+            mut flows,
+            mut partial,
         } = base;
         ids_delta.apply(&mut by_id);
         ages_delta.apply(&mut by_age);
         commits_delta.apply(&mut commits);
         doubts_delta.apply(&mut doubts);
+        flows_delta.apply(&mut flows);
+        partial_delta.apply(&mut partial);
         CoordStorage {
             epoch: new_epoch,
             outcomes: Outcomes {
@@ -106,6 +129,8 @@ impl CoordDelta {
             },
             commits,
             doubts,
+            flows,
+            partial,
         }
     }
 }

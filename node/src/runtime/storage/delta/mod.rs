@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use twopc_model::participant::Finished;
 use twopc_model::replica::{Accepted, ReplicaStorage};
 use twopc_model::{
-    ClientState, CoordStorage, Hold, Key, Outcome, PartStorage, Storage, Term, Ticket, TxnId,
+    ClientState, CoordStorage, Credit, Hold, Key, Outcome, PartStorage, Storage, Term, Ticket,
+    TxnId,
 };
 
 /// One log record: a state, or how it differs from the previous one.
@@ -48,6 +49,9 @@ pub enum Delta {
         holds: MapDelta<TxnId, Hold>,
         /// Changed finished transactions.
         finished: MapDelta<TxnId, Finished>,
+        /// Changed pending credits. Last, so that a record written before
+        /// credits existed reads as changing none (`record.rs`).
+        credits: MapDelta<TxnId, Credit>,
     },
     /// A client's changes: keep the first `keep` outcomes, then append.
     Client {
@@ -128,23 +132,31 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
                 holds: old_holds,
                 finished: old_finished,
                 floor: old_floor,
+                credits: old_credits,
             } = a;
             let PartStorage {
                 levels,
                 holds,
                 finished,
                 floor,
+                credits,
             } = b;
             let levels = diff_map(old_levels, levels);
             let holds = diff_map(old_holds, holds);
             let finished = diff_map(old_finished, finished);
-            (old_floor != floor || !levels.is_empty() || !holds.is_empty() || !finished.is_empty())
-                .then_some(Delta::Participant {
-                    floor: *floor,
-                    levels,
-                    holds,
-                    finished,
-                })
+            let credits = diff_map(old_credits, credits);
+            (old_floor != floor
+                || !levels.is_empty()
+                || !holds.is_empty()
+                || !finished.is_empty()
+                || !credits.is_empty())
+            .then_some(Delta::Participant {
+                floor: *floor,
+                levels,
+                holds,
+                finished,
+                credits,
+            })
         }
         (Storage::Client(a), Storage::Client(b)) => {
             let ClientState {
@@ -212,6 +224,7 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
                 levels: levels_delta,
                 holds: holds_delta,
                 finished: finished_delta,
+                credits: credits_delta,
             },
         ) => {
             let PartStorage {
@@ -219,15 +232,18 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
                 mut holds,
                 mut finished,
                 floor: _,
+                mut credits,
             } = s;
             levels_delta.apply(&mut levels);
             holds_delta.apply(&mut holds);
             finished_delta.apply(&mut finished);
+            credits_delta.apply(&mut credits);
             Ok(Storage::Participant(PartStorage {
                 levels,
                 holds,
                 finished,
                 floor: new_floor,
+                credits,
             }))
         }
         (
