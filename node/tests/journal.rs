@@ -244,3 +244,42 @@ fn kill_9_in_the_middle_of_purchases_and_the_journal_still_replays() {
     assert_eq!(replay(&accounts, &wallet), c.levels("wallet"));
     assert_eq!(replay(&stock, &order), c.levels("order"));
 }
+
+/// A cluster file's `journal_retention = 3`: after five purchases the
+/// wallet keeps positions 3 to 5, and asking from 1 says so (`truncated`,
+/// a warning on stderr) rather than starting silently later. The levels
+/// still match the last entries' levels.
+#[test]
+fn retention_drops_the_oldest_and_says_so() {
+    let mut c = TestCluster::new(ACCOUNTS, STOCK);
+    let text = std::fs::read_to_string(&c.cluster_file).unwrap();
+    std::fs::write(&c.cluster_file, format!("journal_retention = 3\n{text}")).unwrap();
+    c.start_all();
+    for _ in 0..5 {
+        let (r, _) = c.purchase("alice", "widget", 1, 2);
+        assert_eq!(r["outcome"], "committed", "{r}");
+    }
+    c.settle();
+    let (json, code, err) = journal(&c, "wallet", &["--from", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let json = json.unwrap();
+    assert_eq!(json["truncated"], true, "{json}");
+    assert_eq!(
+        (json["first"].as_u64(), json["next"].as_u64()),
+        (Some(3), Some(6))
+    );
+    let positions: Vec<_> = json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
+    assert_eq!(positions, [3, 4, 5]);
+    assert_eq!(
+        json["entries"][2]["level"].as_u64(),
+        Some(c.levels("wallet")["alice"])
+    );
+    let out = c.twopc(&["journal", "--name", "wallet"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no longer keeps positions 1 to 2"), "{err}");
+}
