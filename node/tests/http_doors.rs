@@ -44,6 +44,7 @@ fn every_endpoint_refuses_a_missing_or_wrong_token() {
         ("POST", "/purchases", body),
         ("GET", "/purchases/some-key", ""),
         ("GET", "/metrics", ""),
+        ("GET", "/journal/wallet", ""),
         ("GET", "/healthz", ""),
         ("DELETE", "/purchases/some-key", ""),
     ];

@@ -102,6 +102,7 @@ impl LocalCluster {
             accounts: InitialLevels::table(accounts),
             stock: InitialLevels::table(stock),
             retention: crate::runtime::cluster::DEFAULT_RETENTION,
+            journal_retention: crate::runtime::storage::DEFAULT_JOURNAL_RETENTION,
         };
         let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
         let (stop, stopped) = watch::channel(false);
@@ -163,6 +164,7 @@ impl LocalCluster {
             accounts: InitialLevels::default(),
             stock: InitialLevels::default(),
             retention: crate::runtime::cluster::DEFAULT_RETENTION,
+            journal_retention: crate::runtime::storage::DEFAULT_JOURNAL_RETENTION,
         };
         for (name, levels, initial) in [
             ("accounts.csv", &accounts, &mut cluster.accounts),

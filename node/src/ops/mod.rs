@@ -4,7 +4,8 @@
 //! [`client`] makes purchases and asks nodes for their status; [`http`] is
 //! the HTTP API and `/metrics` in front of a node; [`local`] runs a whole
 //! cluster on one machine (in tasks or child processes) for [`demo`] and
-//! [`mod@bench`]; [`views`] asks a participant about one account or sku.
+//! [`mod@bench`]; [`views`] asks a participant about one account or sku;
+//! [`journal`] asks one for its journal.
 //!
 //! Uses the runtime; uses nothing of the test harness, and the runtime uses
 //! nothing here.
@@ -14,5 +15,6 @@ pub mod cli;
 pub mod client;
 pub mod demo;
 pub mod http;
+pub mod journal;
 pub mod local;
 pub mod views;

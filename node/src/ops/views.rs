@@ -144,14 +144,35 @@ pub async fn ask(
     key: &str,
     deadline: Instant,
 ) -> Result<Answer> {
-    let transport = socket_towards(addr).await?;
     let nonce: u64 = rand::random();
-    let request = codec
-        .encode(&Payload::KeyRequest {
-            nonce,
-            key: key.to_string(),
-        })
-        .map_err(Error::Encode)?;
+    let request = Payload::KeyRequest {
+        nonce,
+        key: key.to_string(),
+    };
+    let answer = exchange(addr, codec, &request, deadline, |reply| match reply {
+        Payload::KeyReply { nonce: m, view } if m == nonce => Some(view),
+        _ => None,
+    })
+    .await?;
+    Ok(match answer {
+        Some(view) => view.map_or(Answer::NotParticipant, Answer::View),
+        None => Answer::NoAnswer,
+    })
+}
+
+/// Sends `request` to the node at `addr`, again every 300 ms (the same
+/// datagram), until a reply that `pick` takes (`None`: not the reply
+/// awaited, ignored) or `deadline` (then `Ok(None)`). The admin requests'
+/// one exchange: `twopc account`, `sku`, `journal` and their HTTP twins.
+pub async fn exchange<T>(
+    addr: SocketAddrV4,
+    codec: &Codec,
+    request: &Payload,
+    deadline: Instant,
+    pick: impl Fn(Payload) -> Option<T>,
+) -> Result<Option<T>> {
+    let transport = socket_towards(addr).await?;
+    let request = codec.encode(request).map_err(Error::Encode)?;
     let mut buf = vec![0u8; 65536];
     while Instant::now() < deadline {
         let _ = transport.send(&request, SocketAddr::V4(addr)).await;
@@ -159,10 +180,8 @@ pub async fn ask(
         loop {
             match tokio::time::timeout_at(retry, transport.recv(&mut buf)).await {
                 Ok(Ok((n, _))) => {
-                    if let Ok(Payload::KeyReply { nonce: m, view }) = codec.decode(&buf[..n]) {
-                        if m == nonce {
-                            return Ok(view.map_or(Answer::NotParticipant, Answer::View));
-                        }
+                    if let Some(answer) = codec.decode(&buf[..n]).ok().and_then(&pick) {
+                        return Ok(Some(answer));
                     }
                 }
                 Ok(Err(_)) => {
@@ -176,7 +195,7 @@ pub async fn ask(
             }
         }
     }
-    Ok(Answer::NoAnswer)
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -46,6 +46,9 @@
 //! outcomes the coordinator remembers (default [`DEFAULT_RETENTION`]): a
 //! purchase re-sent with the same id gets the first one's outcome while it
 //! is remembered, and is answered "unknown" (never started again) after.
+//! `journal_retention = 100000` sets how many entries of its journal
+//! (`twopc journal`) each participant keeps (default
+//! [`crate::runtime::storage::DEFAULT_JOURNAL_RETENTION`]).
 //!
 //! ## A replicated coordinator
 //!
@@ -125,6 +128,8 @@ struct RawCluster {
     stock_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retention: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    journal_retention: Option<usize>,
     #[serde(default)]
     node: Vec<RawNode>,
     #[serde(default)]
@@ -170,6 +175,9 @@ pub struct Cluster {
     pub stock: InitialLevels,
     /// How many purchase outcomes the coordinator remembers (`retention`).
     pub retention: usize,
+    /// How many journal entries each participant keeps
+    /// (`journal_retention`).
+    pub journal_retention: usize,
 }
 
 fn resolve(text: &str) -> std::result::Result<SocketAddrV4, String> {
@@ -281,6 +289,14 @@ impl Cluster {
         if retention == 0 {
             return Err("retention must be at least 1 (outcomes remembered)".into());
         }
+        let journal_retention = raw
+            .journal_retention
+            .unwrap_or(crate::runtime::storage::DEFAULT_JOURNAL_RETENTION);
+        if journal_retention == 0 {
+            return Err(
+                "journal_retention must be at least 1 (journal entries a participant keeps)".into(),
+            );
+        }
         if let Some(id) = &raw.cluster_id {
             check_cluster_id(id)?;
         }
@@ -289,6 +305,7 @@ impl Cluster {
             protocol,
             nodes,
             retention,
+            journal_retention,
             accounts: InitialLevels {
                 table: raw.accounts,
                 file: raw.accounts_file,
@@ -308,6 +325,9 @@ impl Cluster {
             accounts_file: self.accounts.file.clone(),
             stock_file: self.stock.file.clone(),
             retention: (self.retention != DEFAULT_RETENTION).then_some(self.retention),
+            journal_retention: (self.journal_retention
+                != crate::runtime::storage::DEFAULT_JOURNAL_RETENTION)
+                .then_some(self.journal_retention),
             node: self
                 .nodes
                 .iter()

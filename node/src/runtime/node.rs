@@ -125,10 +125,12 @@ pub async fn start(
     }
     // Testing aids only (off unless a --fault-* flag is given).
     let faults = &cfg.faults;
-    let store = store.with_faults(DiskFaults::new(
-        faults.fsync_fail_after,
-        faults.disk_full_after,
-    ));
+    let store = store
+        .with_faults(DiskFaults::new(
+            faults.fsync_fail_after,
+            faults.disk_full_after,
+        ))
+        .with_journal_retention(cluster.journal_retention);
     if faults.any_network()
         || faults.fsync_fail_after.is_some()
         || faults.disk_full_after.is_some()

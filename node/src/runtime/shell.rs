@@ -177,6 +177,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<State> {
         self.core.storage_stats(self.store.stats());
         self.core.durable_position(self.store.position());
+        self.core.set_journal(self.store.journal());
         let stored = self.stored.take();
         self.core.handle(Instant::now(), Event::Start(stored));
         self.flush().await?;

@@ -191,6 +191,7 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
                 .with_role(crate::runtime::role::Role::Wallet)
                 .address,
             order: cluster.with_role(crate::runtime::role::Role::Order).address,
+            nodes: std::sync::Arc::new(cluster.nodes.clone()),
             codec,
             wait: http_cfg.wait,
         };
@@ -482,6 +483,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
         Command::Status(args) => status(args, key()?).await,
         Command::Account(args) => super::views::account(args, key()?).await,
         Command::Sku(args) => super::views::sku(args, key()?).await,
+        Command::Journal(args) => super::journal::journal(args, key()?).await,
         Command::Decide(args) => super::decide::run(args, key()?).await,
         Command::Demo => demo::run().await.map(|()| Exit::Ok),
         Command::Bench(args) => {

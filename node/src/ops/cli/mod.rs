@@ -4,6 +4,7 @@
 mod commands;
 mod decide;
 mod inspect;
+mod journal;
 mod rollback;
 mod views;
 
@@ -30,6 +31,7 @@ Start here:  twopc demo",
   twopc status --cluster cluster.toml --json
   twopc account --cluster cluster.toml --user alice   # balance, held, available
   twopc sku --cluster cluster.toml --sku widget        # stock, held, available
+  twopc journal --cluster cluster.toml --name wallet  # committed changes, with levels
   twopc decide --cluster cluster.toml --txn 3.1 --commit   # a transaction in doubt (see --help)
   twopc bench
   twopc bench --processes --clients 32 --purchases 200000 --tenths
@@ -40,7 +42,7 @@ Environment:
   RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug
 
 Exit status: 0 success, 1 error (on stderr), 2 bad usage or input (every command); `purchase`,
-`outcome`, `status`, `account`, `sku`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
+`outcome`, `status`, `account`, `sku`, `journal`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
 (`twopc status | head -1`) stops quietly, as `cat` does."
 )]
 pub struct Cli {
@@ -119,6 +121,16 @@ Example:
   twopc sku --cluster cluster.toml --sku widget --json", views::EXIT_STATUS)
     )]
     Sku(views::SkuArgs),
+    /// A participant's journal: its committed changes, in order, each with
+    /// the level after it.
+    #[command(
+        about = journal::ABOUT,
+        long_about = journal::long_about(),
+        after_help = format!("{}\n\nExamples:
+  twopc journal --cluster cluster.toml --name wallet
+  twopc journal --cluster cluster.toml --name order --from 1200 --limit 50 --json", journal::EXIT_STATUS)
+    )]
+    Journal(journal::JournalArgs),
     /// Decide by hand a transaction in doubt: one that both participants
     /// hold after the coordinator lost its log, which nobody knows the
     /// decision of. A heuristic decision: read --help before using it.

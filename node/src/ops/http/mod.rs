@@ -1,6 +1,6 @@
 //! The HTTP/JSON API of a node (`twopc node --http ADDR`, off by default):
 //! purchases for applications (`api.rs`), one account's or sku's standing
-//! (`views.rs`), Prometheus metrics (`metrics.rs`) and the bearer-token
+//! (`views.rs`), a participant's journal (`journal.rs`), Prometheus metrics (`metrics.rs`) and the bearer-token
 //! check in front of them all (`auth.rs`).
 //!
 //! It runs on the node's tokio runtime beside the node's loop, and talks to
@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod journal;
 pub mod limits;
 pub mod metrics;
 pub mod server;
@@ -91,21 +92,25 @@ pub struct AppState {
     pub wallet: SocketAddrV4,
     /// The order service's address (`GET /skus/{sku}` asks it).
     pub order: SocketAddrV4,
+    /// Every node of the cluster file (`GET /journal/{name}` asks the one
+    /// named).
+    pub nodes: Arc<Vec<crate::runtime::cluster::NodeSpec>>,
     /// The cluster's codec (key), as a client uses it.
     pub codec: Codec,
     /// How long a POST waits for an outcome.
     pub wait: Duration,
 }
 
-/// The router: `/purchases`, `/purchases/{id}`, `/accounts/{user}` and
-/// `/skus/{sku}` behind the token;
+/// The router: `/purchases`, `/purchases/{id}`, `/accounts/{user}`,
+/// `/skus/{sku}` and `/journal/{name}` behind the token;
 /// `/metrics` too unless `metrics_public`.
 pub fn router(state: AppState, token: Token, metrics_public: bool) -> Router {
     let api = Router::new()
         .route("/purchases", post(api::create))
         .route("/purchases/{id}", get(api::lookup))
         .route("/accounts/{user}", get(views::account))
-        .route("/skus/{sku}", get(views::sku));
+        .route("/skus/{sku}", get(views::sku))
+        .route("/journal/{name}", get(journal::journal));
     let metrics = Router::new().route("/metrics", get(metrics::scrape));
     let (protected, open) = if metrics_public {
         (api, metrics)

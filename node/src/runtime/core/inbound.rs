@@ -49,6 +49,16 @@ impl Core {
                     Reject::Undecodable("unsolicited key reply".into()),
                 )
             }
+            Ok((Payload::JournalRequest { nonce, from, limit }, _)) => {
+                return self.on_journal(now, src, nonce, from, limit)
+            }
+            Ok((Payload::JournalReply { .. }, _)) => {
+                return self.reject(
+                    now,
+                    src,
+                    Reject::Undecodable("unsolicited journal reply".into()),
+                )
+            }
             Err(why) => return self.reject(now, src, why),
         };
         let SocketAddr::V4(src4) = src else {

@@ -10,7 +10,7 @@ use crate::runtime::wire::MAX_NAME;
 const CLIENT: &str = "127.0.0.1:9000";
 
 /// Hands `core` a datagram from the client; the instant it did.
-fn from_client(core: &mut Core, bytes: &[u8]) -> Instant {
+pub(super) fn from_client(core: &mut Core, bytes: &[u8]) -> Instant {
     let now = Instant::now();
     let from = addr(CLIENT);
     core.handle(now, Event::Datagram { from, bytes });

@@ -41,6 +41,7 @@ mod doubts;
 pub mod drops;
 mod inbound;
 pub mod inject;
+mod journal;
 mod keys;
 mod outbound;
 mod outgoing;
@@ -55,6 +56,8 @@ mod traced;
 mod bookkeeping_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
+#[cfg(test)]
+mod journal_tests;
 #[cfg(test)]
 mod keys_tests;
 #[cfg(test)]
@@ -202,6 +205,8 @@ pub struct Core {
     link: Option<std::sync::Arc<drops::LinkStats>>,
     /// Transactions in doubt warned about, operators' decisions (`doubts.rs`).
     desk: doubts::Desk,
+    /// A participant's journal, as its store keeps it (`journal.rs`).
+    journal: Option<crate::runtime::storage::SharedJournal>,
 }
 
 /// A tracer and the number of the last step it recorded.
@@ -251,6 +256,7 @@ impl Core {
             drop_log: DropLog::default(),
             link: None,
             desk: doubts::Desk::default(),
+            journal: None,
         }
     }
 

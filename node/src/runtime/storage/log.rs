@@ -7,6 +7,7 @@ use super::delta::{diff, Delta};
 use super::dir::{io_err, sync_dir, DataDir, Identity};
 use super::faulty::DiskFaults;
 use super::fs::{Fs, FsFile, RealFs};
+use super::journal::{Journal, SharedJournal, DEFAULT_JOURNAL_RETENTION};
 use super::position::Heard;
 use super::record::{encode_record, log_header, snapshot};
 use super::replay::{log_path, replay_in, Replayed};
@@ -52,6 +53,10 @@ pub struct LogStore {
     records: u64,
     /// Records encoded into `buf`, not durable yet.
     buffered: u64,
+    /// A participant's journal: its durable entries (`super::journal`).
+    journal: SharedJournal,
+    /// Entries encoded into `buf`, not durable yet.
+    journal_buffered: Vec<super::journal::Change>,
 }
 
 impl LogStore {
@@ -98,7 +103,9 @@ impl LogStore {
             owner,
             base,
             position,
+            mut journal,
         } = replayed;
+        journal.set_retention(DEFAULT_JOURNAL_RETENTION);
         dir.record_owner()?;
         let owner = dir.claimant().cloned().or(owner.map(|(o, _)| o));
         let fs = dir.fs().clone();
@@ -153,6 +160,8 @@ impl LogStore {
             base,
             records: position - base,
             buffered: 0,
+            journal: std::sync::Arc::new(std::sync::Mutex::new(journal)),
+            journal_buffered: Vec::new(),
         };
         Ok((store, state))
     }
@@ -161,6 +170,19 @@ impl LogStore {
     pub fn with_faults(mut self, faults: DiskFaults) -> Self {
         self.faults = faults;
         self
+    }
+
+    /// Keeps the last `retention` entries of the journal (at least 1; the
+    /// default is [`DEFAULT_JOURNAL_RETENTION`]).
+    pub fn with_journal_retention(self, retention: usize) -> Self {
+        self.journal_mut().set_retention(retention);
+        self
+    }
+
+    fn journal_mut(&self) -> std::sync::MutexGuard<'_, Journal> {
+        // Poisoned only if a reader panicked while holding it: the journal
+        // itself is never left half-changed (`extend` cannot panic).
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current log file.
@@ -193,7 +215,10 @@ impl LogStore {
             return Ok(());
         };
         let generation = self.generation + 1;
-        let bytes = snapshot(generation, base, self.owner.as_ref(), state);
+        let bytes = {
+            let journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+            snapshot(generation, base, self.owner.as_ref(), &journal, state)
+        };
         let fs = self.dir.fs().clone();
         let dir = self.dir.path().to_path_buf();
         let tmp = dir.join("snapshot.tmp");
@@ -295,9 +320,12 @@ impl Store for LogStore {
                 None => Some(Delta::Full(new.clone())),
                 Some(old) => diff(old, &new),
             };
-            if let Some(delta) = delta {
+            if let Some(mut delta) = delta {
                 encode_record(&delta, &mut self.buf);
                 self.buffered += 1;
+                if let Delta::Participant { journal, .. } = &mut delta {
+                    self.journal_buffered.append(journal);
+                }
             }
             self.last = Some(new);
         }
@@ -316,6 +344,10 @@ impl Store for LogStore {
         self.log_len += self.buf.len() as u64;
         self.buf.clear();
         self.records += std::mem::take(&mut self.buffered);
+        // The entries are durable with the record that carries them: only
+        // now may a reader see them.
+        let entries = std::mem::take(&mut self.journal_buffered);
+        self.journal_mut().extend(entries);
         // Only now, the log's bytes durable, may the marker say so: it never
         // claims more than the log holds. Not counted in `bytes_written`.
         let sync_marker = self.marker_unsynced + 1 >= MARKER_SYNC_EVERY;
@@ -342,6 +374,10 @@ impl Store for LogStore {
 
     fn position(&self) -> Option<u64> {
         Some(self.durable_position())
+    }
+
+    fn journal(&self) -> Option<SharedJournal> {
+        Some(self.journal.clone())
     }
 
     fn keep_heard(&mut self, heard: &Heard) -> Result<()> {

@@ -12,6 +12,7 @@
 //! | `open.rs` | [`open_store`]: claim, replay, check the owner, repair, open |
 //! | `synced.rs` | the synced-length marker: how much of the log is known durable |
 //! | `position.rs` | the history's position, and the coordinator's `heard` sidecar |
+//! | `journal.rs` | a participant's journal of committed changes, derived per record |
 //! | `stamp.rs` | the cluster a directory belongs to (`CLUSTER`) |
 //! | `log.rs` | [`LogStore`]: repair at open, append, sync, compaction |
 //! | `faulty.rs` | disk faults injected into the log (testing aids) |
@@ -28,9 +29,10 @@
 //! DIR/CLUSTER       the cluster it belongs to (`stamp.rs`)
 //! DIR/heard         a coordinator's positions heard from participants
 //!                   (`position.rs`; written now and then, off the commit path)
-//! DIR/snapshot      "TPCSNAP4", generation (u64 LE), the history position
+//! DIR/snapshot      "TPCSNAP5", generation (u64 LE), the history position
 //!                   it folds in (u64 LE), one record: the owner
-//!                   (name and role), one record: the full Storage
+//!                   (name and role), one record: a participant's retained
+//!                   journal (`journal.rs`), one record: the full Storage
 //! DIR/log.<gen>     "TPCLOG03", generation (u64 LE), one record: the owner,
 //!                   then records since that snapshot, each a delta of the
 //!                   previous state
@@ -167,6 +169,7 @@ mod delta;
 mod dir;
 mod faulty;
 mod fs;
+mod journal;
 mod log;
 mod open;
 mod position;
@@ -187,6 +190,9 @@ pub use delta::CoordDelta;
 pub use dir::{DataDir, Identity};
 pub use faulty::DiskFaults;
 pub use fs::{Fs, FsFile, LockGuard, RealFs};
+pub use journal::{
+    derive, Change, ChangeKind, Journal, Page, SharedJournal, DEFAULT_JOURNAL_RETENTION,
+};
 pub use log::{LogStore, COMPACT_MIN, MARKER_SYNC_EVERY};
 pub use open::open_store;
 pub use position::{heard_path, Heard};
@@ -230,6 +236,11 @@ pub trait Store: Send {
     /// The history's durable position (`position.rs`), if this store
     /// keeps one: it is what a participant reports to its coordinator.
     fn position(&self) -> Option<u64> {
+        None
+    }
+    /// A participant's journal of committed changes (`journal.rs`), if
+    /// this store keeps one.
+    fn journal(&self) -> Option<SharedJournal> {
         None
     }
     /// Writes a coordinator's table of positions heard from participants

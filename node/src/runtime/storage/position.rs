@@ -6,7 +6,7 @@
 //! ## The position
 //!
 //! The count of records ever synced to the directory's logs: the base a
-//! snapshot folds in (`record.rs`, "TPCSNAP4") plus the complete records
+//! snapshot folds in (`record.rs`, "TPCSNAP4" and on) plus the complete records
 //! of the current log. A compaction writes `base + records` as the new
 //! snapshot's base and starts an empty log, so the position survives it;
 //! a crash half-way through a compaction leaves either the old snapshot

@@ -6,22 +6,26 @@
 //!            (a bincode `Delta`)
 //! log.<gen>  "TPCLOG03", generation (u64 LE), one record: the owner (a
 //!            bincode `Option<Identity>`), then records
-//! snapshot   "TPCSNAP4", generation (u64 LE), base position (u64 LE), one
-//!            record: the owner, one record: `Delta::Full`
+//! snapshot   "TPCSNAP5", generation (u64 LE), base position (u64 LE), one
+//!            record: the owner, one record: the journal (`journal.rs`),
+//!            one record: `Delta::Full`
 //! ```
 //!
 //! The owner in every header is what makes a directory's identity survive
 //! a deleted `NODE` file (`dir.rs`). Files of the previous formats
 //! (`TPCLOG02`, `TPCSNAP2`: the same without the owner record; `TPCSNAP3`:
-//! without the base position) are read, their owner unknown or their base
-//! position 0; new logs and snapshots are written in the new one.
+//! without the base position; `TPCSNAP4`: without the journal) are read,
+//! their owner unknown, their base position 0 or their journal empty; new
+//! logs and snapshots are written in the new one.
 //!
 //! The base position is the history's position (`super::position`) the
 //! snapshot folds in: every record ever synced before its log began.
 
 use super::delta::Delta;
 use super::dir::Identity;
+use super::journal::Journal;
 use crate::runtime::error::{Error, Result};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
 use twopc_model::Storage;
@@ -30,7 +34,9 @@ use twopc_model::Storage;
 pub const REC_MAGIC: u8 = 0xA7;
 const REC_HEADER: usize = 9;
 const MAX_RECORD: usize = 1 << 30;
-const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP4";
+const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP5";
+/// Snapshots without the journal, read still (an empty journal).
+const SNAP_MAGIC_4: &[u8; 8] = b"TPCSNAP4";
 /// Snapshots without the base position, read still (base 0).
 const SNAP_MAGIC_3: &[u8; 8] = b"TPCSNAP3";
 const LOG_MAGIC: &[u8; 8] = b"TPCLOG03";
@@ -71,13 +77,20 @@ pub fn log_header(generation: u64, owner: Option<&Identity>) -> Vec<u8> {
     header
 }
 
-/// The bytes of a snapshot of `state` as `generation`, of node `owner`,
-/// folding in a history of `base` records.
-pub fn snapshot(generation: u64, base: u64, owner: Option<&Identity>, state: &Storage) -> Vec<u8> {
+/// The bytes of a snapshot of `state` and `journal` as `generation`, of
+/// node `owner`, folding in a history of `base` records.
+pub fn snapshot(
+    generation: u64,
+    base: u64,
+    owner: Option<&Identity>,
+    journal: &Journal,
+    state: &Storage,
+) -> Vec<u8> {
     let mut bytes = SNAP_MAGIC.to_vec();
     bytes.extend_from_slice(&generation.to_le_bytes());
     bytes.extend_from_slice(&base.to_le_bytes());
     encode_value(&owner, &mut bytes);
+    encode_value(journal, &mut bytes);
     encode_record(&Delta::Full(state.clone()), &mut bytes);
     bytes
 }
@@ -87,6 +100,12 @@ pub fn snapshot(generation: u64, base: u64, owner: Option<&Identity>, state: &St
 /// written whole and fsynced before it is renamed into place, so anything
 /// but one complete, valid record is corruption (the error says why).
 fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), String> {
+    read_value(bytes)
+}
+
+/// Reads one record holding a `T` at the start of `bytes`: the value and
+/// the record's length (the owner's, or a snapshot's journal).
+fn read_value<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<(T, usize), String> {
     use bincode::Options;
     let Some(head) = bytes.get(..REC_HEADER) else {
         return Err("is cut short".into());
@@ -102,10 +121,10 @@ fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), St
     if crc32fast::hash(payload) != crc {
         return Err("fails its checksum".into());
     }
-    let owner = bincode_opts()
+    let value = bincode_opts()
         .deserialize(payload)
         .map_err(|e| format!("is undecodable: {e}"))?;
-    Ok((owner, REC_HEADER + len))
+    Ok((value, REC_HEADER + len))
 }
 
 /// Decodes a record's payload. A coordinator's state (and its changes) is
@@ -270,6 +289,8 @@ pub struct Snapshot {
     pub base: u64,
     /// The node it names (`None`: unrecorded, or the previous format).
     pub owner: Option<Identity>,
+    /// A participant's journal (empty in older formats and other roles).
+    pub journal: Journal,
     /// The full state.
     pub state: Storage,
 }
@@ -289,8 +310,8 @@ pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<Snapshot> {
             ))
         })
     };
-    let (owner, header, base) = match bytes.get(..8) {
-        Some(m) if m == SNAP_MAGIC && bytes.len() >= 24 => {
+    let (owner, mut header, base) = match bytes.get(..8) {
+        Some(m) if (m == SNAP_MAGIC || m == SNAP_MAGIC_4) && bytes.len() >= 24 => {
             let (owner, len) = owned(24)?;
             let base = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
             (owner, 24 + len, base)
@@ -303,6 +324,17 @@ pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<Snapshot> {
         _ => return Err(corrupt("not a twopc snapshot")),
     };
     let generation = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let mut journal = Journal::default();
+    if bytes.get(..8) == Some(SNAP_MAGIC) {
+        let (read, len) = read_value::<Journal>(&bytes[header..]).map_err(|why| {
+            corrupt(&format!(
+                "snapshot is not exactly one complete owner record, one complete journal \
+                 record and one complete full-state record: the journal record {why}"
+            ))
+        })?;
+        journal = read;
+        header += len;
+    }
     let mut scan = scan(&bytes[header..], path)?;
     // A snapshot is fsync'd before it is renamed into place: it is whole or
     // it is not there. Anything else is corruption, torn or not. (Moved
@@ -312,6 +344,7 @@ pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<Snapshot> {
             generation,
             base,
             owner,
+            journal,
             state,
         }),
         _ => Err(corrupt(
@@ -321,206 +354,5 @@ pub fn parse_snapshot(bytes: &[u8], path: &Path) -> Result<Snapshot> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use twopc_model::ClientState;
-
-    #[test]
-    fn records_scan_back_and_a_cut_record_is_a_torn_tail() {
-        let path = Path::new("log.0");
-        let state = Storage::Client(ClientState::default());
-        let owner = Identity {
-            name: "wallet".into(),
-            role: crate::runtime::role::Role::Wallet,
-        };
-        let mut bytes = log_header(0, Some(&owner));
-        encode_record(&Delta::Full(state.clone()), &mut bytes);
-        let whole = bytes.len();
-        encode_record(&Delta::Full(state.clone()), &mut bytes);
-        let LogScan { owner: found, scan } = scan_log(&bytes, 0, path).unwrap();
-        assert_eq!(found.as_ref(), Some(&owner));
-        assert_eq!(scan.deltas.len(), 2);
-        assert_eq!((scan.valid_len, scan.torn), (bytes.len() as u64, None));
-        let cut = scan_log(&bytes[..bytes.len() - 1], 0, path).unwrap().scan;
-        assert_eq!((cut.deltas.len(), cut.valid_len), (1, whole as u64));
-        assert!(cut.torn.unwrap().contains("incomplete record"));
-        let err = scan_log(&bytes, 1, path).unwrap_err().to_string();
-        assert!(err.contains("expected 1"), "{err}");
-        let err = scan_log(&bytes[..LOG_HEADER + 4], 0, path).unwrap_err();
-        assert!(
-            err.to_string().contains("owner record is cut short"),
-            "{err}"
-        );
-        let snap = snapshot(4, 17, Some(&owner), &state);
-        let expected = Snapshot {
-            generation: 4,
-            base: 17,
-            owner: Some(owner),
-            state,
-        };
-        assert_eq!(parse_snapshot(&snap, path).unwrap(), expected);
-        // The previous format, without the base position, reads as base 0.
-        let mut old = SNAP_MAGIC_3.to_vec();
-        old.extend_from_slice(&snap[8..16]);
-        old.extend_from_slice(&snap[24..]);
-        let read = parse_snapshot(&old, path).unwrap();
-        assert_eq!((read.generation, read.base), (4, 0));
-        let err = parse_snapshot(&snap[..28], path).unwrap_err().to_string();
-        assert!(
-            err.contains("not exactly one complete owner record"),
-            "{err}"
-        );
-    }
-
-    /// A coordinator's unacknowledged commits are written as a list of
-    /// pairs (so that JSON can carry them): in the binary format that is the
-    /// very bytes the map was written as, so logs written before still read.
-    /// And records written before the transactions in doubt existed read as
-    /// having none.
-    #[test]
-    fn commits_as_pairs_are_the_bytes_the_map_was() {
-        use bincode::Options;
-        use twopc_model::{CoordStorage, Map, Outcomes, RequestId, TxnId};
-        #[derive(serde::Serialize)]
-        struct Before {
-            epoch: u64,
-            outcomes: Outcomes,
-            commits: Map<TxnId, RequestId>,
-        }
-        let commits: Map<TxnId, RequestId> = [
-            (TxnId { epoch: 2, n: 7 }, RequestId::new("order-1")),
-            (TxnId { epoch: 3, n: 0 }, RequestId::new("order-2")),
-        ]
-        .into_iter()
-        .collect();
-        let now = CoordStorage {
-            epoch: 3,
-            outcomes: Outcomes::default(),
-            commits: commits.clone(),
-            doubts: Map::new(),
-            flows: Map::new(),
-            partial: Map::new(),
-        };
-        let before = Before {
-            epoch: 3,
-            outcomes: Outcomes::default(),
-            commits,
-        };
-        // A whole state, as the record of the format before doubts.
-        #[derive(serde::Serialize)]
-        enum OldStorage {
-            Coordinator(Before),
-        }
-        #[derive(serde::Serialize)]
-        enum OldDelta {
-            Full(OldStorage),
-        }
-        let old_bytes = bincode_opts()
-            .serialize(&OldDelta::Full(OldStorage::Coordinator(before)))
-            .unwrap();
-        let mut rec = Vec::new();
-        encode_value(
-            &Delta::Full(twopc_model::Storage::Coordinator(now.clone())),
-            &mut rec,
-        );
-        // Then the empty lists of doubts, flows and partial commits.
-        assert_eq!(
-            &rec[REC_HEADER..],
-            [old_bytes.as_slice(), &[0, 0, 0]].concat()
-        );
-        let mut old_rec = Vec::new();
-        encode_value(
-            &OldDelta::Full(OldStorage::Coordinator(Before {
-                epoch: 3,
-                outcomes: Outcomes::default(),
-                commits: now.commits.clone(),
-            })),
-            &mut old_rec,
-        );
-        let read = scan(&old_rec, Path::new("log")).unwrap().deltas;
-        assert_eq!(
-            read,
-            vec![Delta::Full(twopc_model::Storage::Coordinator(now.clone()))]
-        );
-        let json = serde_json::to_string(&now).expect("JSON carries the commits");
-        assert_eq!(serde_json::from_str::<CoordStorage>(&json).unwrap(), now);
-    }
-
-    /// A coordinator's change record of the format before doubts (the same
-    /// bytes without the trailing, empty changes of doubts, flows and
-    /// partial commits), or before flows, reads as changing none; a record
-    /// cut anywhere else is still undecodable.
-    #[test]
-    fn a_change_record_from_before_doubts_reads_as_changing_none() {
-        use super::super::delta::CoordDelta;
-        use bincode::Options;
-        use twopc_model::{CoordStorage, RequestId, TxnId};
-        let a = CoordStorage::default();
-        let mut b = a.clone();
-        b.epoch = 2;
-        b.commits
-            .insert(TxnId { epoch: 1, n: 4 }, RequestId::new("order-9"));
-        let delta = Delta::Coordinator(CoordDelta::diff(&a, &b).expect("a change"));
-        let payload = bincode_opts().serialize(&delta).unwrap();
-        assert_eq!(&payload[payload.len() - 6..], &[0; 6], "six empty lists");
-        for younger in [4, 6] {
-            let mut old = Vec::new();
-            encode_value(&RawPayload(&payload[..payload.len() - younger]), &mut old);
-            let read = scan(&old, Path::new("log")).unwrap().deltas;
-            assert_eq!(read, vec![delta.clone()]);
-        }
-        let mut cut = Vec::new();
-        encode_value(&RawPayload(&payload[..payload.len() - 7]), &mut cut);
-        let err = scan(&cut, Path::new("log")).unwrap_err().to_string();
-        assert!(err.contains("undecodable record"), "{err}");
-    }
-
-    /// A participant's records of the format before credits (a whole state
-    /// without its trailing empty map of credits, a change without its
-    /// trailing empty change of them) read as having none.
-    #[test]
-    fn a_participant_record_from_before_credits_reads_as_having_none() {
-        use bincode::Options;
-        use twopc_model::{Hold, Op, PartStorage, RequestId, TxnId};
-        let mut a = PartStorage::default();
-        a.levels.insert("alice".into(), 10);
-        let mut b = a.clone();
-        let hold = Hold {
-            req: RequestId::new("order-1"),
-            op: Op {
-                key: "alice".into(),
-                amount: 6,
-            },
-        };
-        b.holds.insert(TxnId { epoch: 1, n: 0 }, hold);
-        let full = Delta::Full(twopc_model::Storage::Participant(b.clone()));
-        let change = super::super::delta::diff(
-            &twopc_model::Storage::Participant(a),
-            &twopc_model::Storage::Participant(b),
-        )
-        .expect("a change");
-        for (delta, younger) in [(full, 1), (change, 2)] {
-            let payload = bincode_opts().serialize(&delta).unwrap();
-            assert!(payload.ends_with(&vec![0; younger]));
-            let mut old = Vec::new();
-            encode_value(&RawPayload(&payload[..payload.len() - younger]), &mut old);
-            let read = scan(&old, Path::new("log")).unwrap().deltas;
-            assert_eq!(read, vec![delta]);
-        }
-    }
-
-    /// Bytes written as they are (serde's tuple of u8, which bincode writes
-    /// without a length).
-    struct RawPayload<'a>(&'a [u8]);
-
-    impl serde::Serialize for RawPayload<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-            use serde::ser::SerializeTuple;
-            let mut t = s.serialize_tuple(self.0.len())?;
-            for b in self.0 {
-                t.serialize_element(b)?;
-            }
-            t.end()
-        }
-    }
-}
+#[path = "record_tests.rs"]
+mod tests;

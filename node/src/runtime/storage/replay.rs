@@ -3,8 +3,10 @@
 //! is claimed), so a node's start and `twopc inspect` share it.
 
 use super::delta::apply;
+use super::delta::Delta;
 use super::dir::{io_err, Identity};
 use super::fs::{Fs, RealFs};
+use super::journal::Journal;
 use super::record::{parse_snapshot, scan_log, LogScan, Snapshot};
 use super::synced::{self, synced_path, Synced};
 use crate::runtime::error::{Error, Result};
@@ -33,6 +35,10 @@ pub struct Replayed {
     /// The history's position: the snapshot's base plus the log's complete
     /// records (see `super::position`).
     pub position: u64,
+    /// A participant's journal: the snapshot's, then the entries of the
+    /// log's records (`super::journal`), all of them: the store trims it to
+    /// its retention.
+    pub journal: Journal,
 }
 
 /// How far the log of a replay is valid.
@@ -66,14 +72,18 @@ pub fn replay(dir: &Path) -> Result<Replayed> {
 pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
     let marker = synced::read(fs, dir)?;
     let snap_path = dir.join("snapshot");
+    let mut journal = Journal::new(usize::MAX);
     let (generation, mut state, snapshot_len, mut owner, base) = if fs.exists(&snap_path) {
         let bytes = fs.read(&snap_path).map_err(io_err(&snap_path))?;
         let Snapshot {
             generation,
             base,
             owner,
+            journal: kept,
             state,
         } = parse_snapshot(&bytes, &snap_path)?;
+        journal = kept;
+        journal.set_retention(usize::MAX);
         let owner = owner.map(|o| (o, snap_path.clone()));
         (generation, Some(state), bytes.len() as u64, owner, base)
     } else {
@@ -95,6 +105,7 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
             owner,
             base,
             position: base,
+            journal,
         });
     }
     let bytes = fs.read(&path).map_err(io_err(&path))?;
@@ -137,7 +148,10 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
         ));
     }
     let position = base + scan.deltas.len() as u64;
-    for (i, delta) in scan.deltas.into_iter().enumerate() {
+    for (i, mut delta) in scan.deltas.into_iter().enumerate() {
+        if let Delta::Participant { journal: e, .. } = &mut delta {
+            journal.extend(std::mem::take(e));
+        }
         state = Some(apply(state, delta).map_err(|reason| Error::StorageCorrupt {
             path: path.clone(),
             offset: 0,
@@ -158,6 +172,7 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
         owner,
         base,
         position,
+        journal,
     })
 }
 

@@ -58,7 +58,7 @@ mod reject;
 pub use codec::{Codec, Format};
 pub use envelope::{MAGIC, MAX_DATAGRAM, MAX_FRAME, VERSION};
 pub use key::{ClusterKey, KEY_HEX_LEN};
-pub use payload::{check_name, Payload, MAX_NAME};
+pub use payload::{check_name, Payload, JOURNAL_PAGE, MAX_NAME};
 pub use reject::Reject;
 pub use twopc_model::{msg_txn, MsgKind};
 

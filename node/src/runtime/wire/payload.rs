@@ -5,6 +5,7 @@
 
 use crate::runtime::admin::{KeyView, NodeView, RejectReason};
 use crate::runtime::in_doubt::{DecideAnswer, Decision};
+use crate::runtime::storage::Page;
 use serde::{Deserialize, Serialize};
 use twopc_model::{Msg, TxnId};
 
@@ -90,4 +91,30 @@ pub enum Payload {
         /// The key's view; `None`: this node is not a participant.
         view: Option<KeyView>,
     },
+    /// Admin: "your journal from this position" (`twopc journal`, `GET
+    /// /journal/{name}`), answered by the runtime from its store, never by
+    /// the actor.
+    JournalRequest {
+        /// Echoed in the reply.
+        nonce: u64,
+        /// The position of the first entry wanted (positions count from 1).
+        from: u64,
+        /// At most this many entries (the node answers at most
+        /// [`JOURNAL_PAGE`]).
+        limit: u32,
+    },
+    /// Admin: the answer to a `JournalRequest`.
+    JournalReply {
+        /// The request's nonce.
+        nonce: u64,
+        /// The entries from the position asked (or from the first retained
+        /// one, marked `truncated`); `None`: this node keeps no journal (it
+        /// is not a participant).
+        page: Option<Page>,
+    },
 }
+
+/// Most journal entries in one reply: the largest page (every name and id
+/// its longest, every number its largest) fits in one datagram in either
+/// format (a test in `tests.rs` encodes it).
+pub const JOURNAL_PAGE: u32 = 100;

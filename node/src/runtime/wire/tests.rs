@@ -289,3 +289,40 @@ fn the_largest_key_reply_fits_in_a_datagram() {
         assert_eq!(codec.decode(&bytes.unwrap()), Ok(reply));
     }
 }
+
+/// The largest journal page — [`JOURNAL_PAGE`] entries, every name and id
+/// its longest, every number its largest — fits in one datagram in either
+/// format.
+#[test]
+fn the_largest_journal_page_fits_in_a_datagram() {
+    use crate::runtime::storage::{Change, ChangeKind, Page};
+    use crate::runtime::wire::JOURNAL_PAGE;
+    let entry = Change {
+        kind: ChangeKind::Credit,
+        req: twopc_model::RequestId::new("r".repeat(twopc_model::RequestId::MAX_LEN)),
+        txn: twopc_model::TxnId {
+            epoch: u64::MAX,
+            n: u64::MAX,
+        },
+        key: "k".repeat(MAX_NAME),
+        amount: u64::MAX,
+        level: u64::MAX,
+    };
+    let page = Page {
+        first: u64::MAX,
+        start: u64::MAX,
+        end: u64::MAX,
+        truncated: true,
+        entries: vec![entry; JOURNAL_PAGE as usize],
+    };
+    for format in [Format::Bincode, Format::Json] {
+        let codec = Codec::new(Some(ClusterKey::random()), format);
+        let reply = Payload::JournalReply {
+            nonce: u64::MAX,
+            page: Some(page.clone()),
+        };
+        let bytes = codec.encode(&reply);
+        assert!(bytes.is_ok(), "{format:?}: {bytes:?}");
+        assert_eq!(codec.decode(&bytes.unwrap()), Ok(reply));
+    }
+}

@@ -23,6 +23,7 @@ mod map;
 pub use coord::CoordDelta;
 pub use map::MapDelta;
 
+use super::journal::{derive, Change};
 use map::diff_map;
 use serde::{Deserialize, Serialize};
 use twopc_model::participant::Finished;
@@ -52,6 +53,11 @@ pub enum Delta {
         /// Changed pending credits. Last, so that a record written before
         /// credits existed reads as changing none (`record.rs`).
         credits: MapDelta<TxnId, Credit>,
+        /// The committed changes this record applies, for the journal
+        /// (`super::journal`): in the same record as the level changes, so
+        /// durable in the same write. Last, so that a record written before
+        /// the journal existed reads as applying none to it.
+        journal: Vec<Change>,
     },
     /// A client's changes: keep the first `keep` outcomes, then append.
     Client {
@@ -145,6 +151,7 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
             let holds = diff_map(old_holds, holds);
             let finished = diff_map(old_finished, finished);
             let credits = diff_map(old_credits, credits);
+            let journal = derive(a, b);
             (old_floor != floor
                 || !levels.is_empty()
                 || !holds.is_empty()
@@ -156,6 +163,7 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
                 holds,
                 finished,
                 credits,
+                journal,
             })
         }
         (Storage::Client(a), Storage::Client(b)) => {
@@ -225,6 +233,7 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
                 holds: holds_delta,
                 finished: finished_delta,
                 credits: credits_delta,
+                journal: _,
             },
         ) => {
             let PartStorage {
