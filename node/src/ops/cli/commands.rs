@@ -259,33 +259,66 @@ impl Deadline {
 }
 
 async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
-    let deadline = Deadline::after(args.timeout);
     for (what, name) in [("--user", &args.user), ("--sku", &args.sku)] {
         if let Err(msg) = check_name(what, name) {
             eprintln!("twopc: {msg}");
             return Ok(Exit::Usage);
         }
     }
-    let req = match &args.id {
-        Some(id) => match request_id(id) {
-            Some(req) => req,
-            None => return Ok(Exit::Usage),
-        },
-        None => client::random_request_id(),
-    };
-    let cluster = Cluster::load(&args.cluster)?;
-    let coordinators = cluster.coordinator_addresses();
-    let codec = cluster.codec(key, Format::Bincode);
     let p = twopc_model::Purchase {
         user: args.user,
         sku: args.sku,
         qty: args.qty,
         price: args.price,
     };
+    let how = Outgoing {
+        cluster: &args.cluster,
+        id: args.id.as_deref(),
+        retry: args.retry,
+        timeout: args.timeout,
+        json: args.json,
+    };
+    make(how, p.into(), key).await
+}
+
+/// How `purchase`, `topup` and `restock` send their operation.
+pub(super) struct Outgoing<'a> {
+    /// The cluster file.
+    pub cluster: &'a Path,
+    /// The caller's id (`None`: a fresh random one).
+    pub id: Option<&'a str>,
+    /// Only ask what became of `id`: never start it.
+    pub retry: bool,
+    /// `--timeout`, seconds.
+    pub timeout: f64,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// Makes one operation under its id (the same ids, retries, tickets and
+/// answers for a purchase, a top-up and a restock: the coordinator keeps
+/// one outcome per id, whatever the operation), waits for its outcome and
+/// prints it. Checked input only: an invalid id is said and nothing sent.
+pub(super) async fn make(
+    how: Outgoing<'_>,
+    op: twopc_model::Operation,
+    key: Option<ClusterKey>,
+) -> Result<Exit> {
+    let deadline = Deadline::after(how.timeout);
+    let req = match how.id {
+        Some(id) => match request_id(id) {
+            Some(req) => req,
+            None => return Ok(Exit::Usage),
+        },
+        None => client::random_request_id(),
+    };
+    let cluster = Cluster::load(how.cluster)?;
+    let coordinators = cluster.coordinator_addresses();
+    let codec = cluster.codec(key, Format::Bincode);
     let request = twopc_model::Request {
         req: req.clone(),
-        op: p.into(),
-        mode: match args.retry {
+        op,
+        mode: match how.retry {
             true => twopc_model::Mode::Retry,
             false => twopc_model::Mode::New,
         },
@@ -301,7 +334,7 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
     .await?;
     let outcome = seen.first();
     let report = client::PurchaseReport::of(outcome, 0.0);
-    finish(report, &req, &coordinators, probe, &deadline, args.json).await
+    finish(report, &req, &coordinators, probe, &deadline, how.json).await
 }
 
 /// Asks the coordinator whether it answers at all, beside a purchase or a
@@ -478,6 +511,8 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Node(args) => node(*args, key()?).await,
         Command::Purchase(args) => purchase(args, key()?).await,
+        Command::Topup(args) => super::shop::topup(args, key()?).await,
+        Command::Restock(args) => super::shop::restock(args, key()?).await,
         Command::Outcome(args) => outcome(args, key()?).await,
         Command::Status(args) => status(args, key()?).await,
         Command::Account(args) => super::views::account(args, key()?).await,

@@ -5,6 +5,7 @@ mod commands;
 mod decide;
 mod inspect;
 mod rollback;
+mod shop;
 mod views;
 
 use crate::runtime::wire::Format;
@@ -27,6 +28,8 @@ Start here:  twopc demo",
   twopc keygen > /etc/twopc/key                # a shared cluster key
   twopc node --cluster cluster.toml --name wallet --data-dir /var/lib/twopc
   twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10
+  twopc topup --cluster cluster.toml --user carol --amount 500 --id PAY-7   # money in
+  twopc restock --cluster cluster.toml --sku gadget --qty 40 --id DELIVERY-3   # stock in
   twopc status --cluster cluster.toml --json
   twopc account --cluster cluster.toml --user alice   # balance, held, available
   twopc sku --cluster cluster.toml --sku widget        # stock, held, available
@@ -40,7 +43,7 @@ Environment:
   RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug
 
 Exit status: 0 success, 1 error (on stderr), 2 bad usage or input (every command); `purchase`,
-`outcome`, `status`, `account`, `sku`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
+`topup`, `restock`, `outcome`, `status`, `account`, `sku`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
 (`twopc status | head -1`) stops quietly, as `cat` does."
 )]
 pub struct Cli {
@@ -80,6 +83,19 @@ Example:
   twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10 --id ORDER-123 --json"
     )]
     Purchase(PurchaseArgs),
+    /// Credit money to a user's wallet (a new user is created by their
+    /// first top-up), under an id: applied once, however often it is sent.
+    #[command(after_help = format!("{}\n\nExamples:
+  twopc topup --cluster cluster.toml --user carol --amount 500 --id PAY-7
+  twopc topup --cluster cluster.toml --user carol --amount 500 --id PAY-7 --json   # a retry: same answer, applied once
+  twopc outcome --cluster cluster.toml --id PAY-7", shop::EXIT_STATUS))]
+    Topup(shop::TopupArgs),
+    /// Add units to a sku's stock (a new sku is created by its first
+    /// restock), under an id: applied once, however often it is sent.
+    #[command(after_help = format!("{}\n\nExamples:
+  twopc restock --cluster cluster.toml --sku gadget --qty 40 --id DELIVERY-3
+  twopc restock --cluster cluster.toml --sku gadget --qty 40 --id DELIVERY-3 --json", shop::EXIT_STATUS))]
+    Restock(shop::RestockArgs),
     /// What became of the purchase with this id: committed, aborted (with
     /// the reason), refused, in progress, or unknown (never seen, or its
     /// outcome expired). Asking changes nothing.
