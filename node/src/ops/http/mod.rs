@@ -20,6 +20,7 @@ pub mod auth;
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod shop;
 pub mod views;
 
 #[cfg(test)]
@@ -82,7 +83,7 @@ pub struct AppState {
     pub views: mpsc::Sender<ViewAsk>,
     /// Histograms the node's loop and the handlers record into.
     pub telemetry: Arc<Telemetry>,
-    /// Purchases this process is driving now.
+    /// Purchases, top-ups and restocks this process is driving now.
     pub purchases: Arc<api::InFlight>,
     /// The coordinator's address, or every replica's (purchases go to all
     /// of them; the leader answers).
@@ -97,13 +98,17 @@ pub struct AppState {
     pub wait: Duration,
 }
 
-/// The router: `/purchases`, `/purchases/{id}`, `/accounts/{user}` and
-/// `/skus/{sku}` behind the token;
+/// The router: `/purchases`, `/topups`, `/restocks` (and `/{...}/{id}`),
+/// `/accounts/{user}` and `/skus/{sku}` behind the token;
 /// `/metrics` too unless `metrics_public`.
 pub fn router(state: AppState, token: Token, metrics_public: bool) -> Router {
     let api = Router::new()
         .route("/purchases", post(api::create))
         .route("/purchases/{id}", get(api::lookup))
+        .route("/topups", post(shop::topup))
+        .route("/topups/{id}", get(shop::topup_lookup))
+        .route("/restocks", post(shop::restock))
+        .route("/restocks/{id}", get(shop::restock_lookup))
         .route("/accounts/{user}", get(views::account))
         .route("/skus/{sku}", get(views::sku));
     let metrics = Router::new().route("/metrics", get(metrics::scrape));
@@ -170,6 +175,16 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// `400` with `code`.
