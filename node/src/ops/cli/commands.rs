@@ -226,13 +226,13 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
 
 /// The bound `--timeout SECONDS` sets on a whole command, from its start:
 /// waiting for an outcome, finding out why none came, printing.
-struct Deadline {
+pub(super) struct Deadline {
     started: std::time::Instant,
     at: tokio::time::Instant,
 }
 
 impl Deadline {
-    fn after(seconds: f64) -> Deadline {
+    pub(super) fn after(seconds: f64) -> Deadline {
         let timeout = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
         let now = tokio::time::Instant::now();
         Deadline {
@@ -244,7 +244,7 @@ impl Deadline {
     }
 
     /// What is left of the bound.
-    fn left(&self) -> Duration {
+    pub(super) fn left(&self) -> Duration {
         self.at
             .saturating_duration_since(tokio::time::Instant::now())
     }
@@ -271,81 +271,25 @@ async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
         qty: args.qty,
         price: args.price,
     };
-    let how = Outgoing {
+    let how = super::shop::Outgoing {
         cluster: &args.cluster,
         id: args.id.as_deref(),
         retry: args.retry,
         timeout: args.timeout,
         json: args.json,
     };
-    make(how, p.into(), key).await
-}
-
-/// How `purchase`, `topup` and `restock` send their operation.
-pub(super) struct Outgoing<'a> {
-    /// The cluster file.
-    pub cluster: &'a Path,
-    /// The caller's id (`None`: a fresh random one).
-    pub id: Option<&'a str>,
-    /// Only ask what became of `id`: never start it.
-    pub retry: bool,
-    /// `--timeout`, seconds.
-    pub timeout: f64,
-    /// `--json`.
-    pub json: bool,
-}
-
-/// Makes one operation under its id (the same ids, retries, tickets and
-/// answers for a purchase, a top-up and a restock: the coordinator keeps
-/// one outcome per id, whatever the operation), waits for its outcome and
-/// prints it. Checked input only: an invalid id is said and nothing sent.
-pub(super) async fn make(
-    how: Outgoing<'_>,
-    op: twopc_model::Operation,
-    key: Option<ClusterKey>,
-) -> Result<Exit> {
-    let deadline = Deadline::after(how.timeout);
-    let req = match how.id {
-        Some(id) => match request_id(id) {
-            Some(req) => req,
-            None => return Ok(Exit::Usage),
-        },
-        None => client::random_request_id(),
-    };
-    let cluster = Cluster::load(how.cluster)?;
-    let coordinators = cluster.coordinator_addresses();
-    let codec = cluster.codec(key, Format::Bincode);
-    let request = twopc_model::Request {
-        req: req.clone(),
-        op,
-        mode: match how.retry {
-            true => twopc_model::Mode::Retry,
-            false => twopc_model::Mode::New,
-        },
-    };
-    let probe = Probe::start(&coordinators, &codec, &deadline);
-    let seen = client::run_requests(
-        &coordinators,
-        vec![request],
-        codec.clone(),
-        deadline.left(),
-        |_| {},
-    )
-    .await?;
-    let outcome = seen.first();
-    let report = client::PurchaseReport::of(outcome, 0.0);
-    finish(report, &req, &coordinators, probe, &deadline, how.json).await
+    super::shop::make(how, p.into(), key).await
 }
 
 /// Asks the coordinator whether it answers at all, beside a purchase or a
 /// lookup, so that a timeout's hint is ready at the deadline.
-struct Probe {
+pub(super) struct Probe {
     task: tokio::task::JoinHandle<Result<bool>>,
     authenticated: bool,
 }
 
 impl Probe {
-    fn start(coordinators: &[std::net::SocketAddrV4], codec: &Codec, deadline: &Deadline) -> Probe {
+    pub(super) fn start(coordinators: &[std::net::SocketAddrV4], codec: &Codec, deadline: &Deadline) -> Probe {
         Probe {
             task: tokio::spawn(client::probe(
                 coordinators.to_vec(),
@@ -361,7 +305,7 @@ impl Probe {
 /// Names the id, explains a timeout, prints the report (`purchase` and
 /// `outcome` alike) with the seconds the command took, and gives its exit
 /// status. Returns by the deadline (plus printing).
-async fn finish(
+pub(super) async fn finish(
     mut report: client::PurchaseReport,
     req: &twopc_model::RequestId,
     coordinators: &[std::net::SocketAddrV4],
@@ -410,7 +354,7 @@ fn exit_of(outcome: PurchaseOutcome) -> Exit {
 }
 
 /// A caller's id, or `None` after saying why it is not one.
-fn request_id(id: &str) -> Option<twopc_model::RequestId> {
+pub(super) fn request_id(id: &str) -> Option<twopc_model::RequestId> {
     let req = twopc_model::RequestId::new(id);
     if req.is_valid() {
         Some(req)

@@ -4,9 +4,12 @@
 //! (docs/shop.md: a credit at one participant). A user or a sku that does
 //! not exist yet is created by the commit of its first top-up or restock.
 
-use super::commands::{make, Exit, Outgoing};
+use super::commands::{finish, request_id, Deadline, Exit, Probe};
+use crate::ops::client;
+use crate::runtime::cluster::Cluster;
 use crate::runtime::error::Result;
-use crate::runtime::wire::{check_name, ClusterKey};
+use crate::runtime::wire::{check_name, ClusterKey, Format};
+use std::path::Path;
 use clap::Args;
 use std::path::PathBuf;
 use twopc_model::Operation;
@@ -133,4 +136,60 @@ pub async fn restock(args: RestockArgs, key: Option<ClusterKey>) -> Result<Exit>
         qty: args.qty,
     };
     make(how, op, key).await
+}
+
+/// How `purchase`, `topup` and `restock` send their operation.
+pub(super) struct Outgoing<'a> {
+    /// The cluster file.
+    pub cluster: &'a Path,
+    /// The caller's id (`None`: a fresh random one).
+    pub id: Option<&'a str>,
+    /// Only ask what became of `id`: never start it.
+    pub retry: bool,
+    /// `--timeout`, seconds.
+    pub timeout: f64,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// Makes one operation under its id (the same ids, retries, tickets and
+/// answers for a purchase, a top-up and a restock: the coordinator keeps
+/// one outcome per id, whatever the operation), waits for its outcome and
+/// prints it. Checked input only: an invalid id is said and nothing sent.
+pub(super) async fn make(
+    how: Outgoing<'_>,
+    op: twopc_model::Operation,
+    key: Option<ClusterKey>,
+) -> Result<Exit> {
+    let deadline = Deadline::after(how.timeout);
+    let req = match how.id {
+        Some(id) => match request_id(id) {
+            Some(req) => req,
+            None => return Ok(Exit::Usage),
+        },
+        None => client::random_request_id(),
+    };
+    let cluster = Cluster::load(how.cluster)?;
+    let coordinators = cluster.coordinator_addresses();
+    let codec = cluster.codec(key, Format::Bincode);
+    let request = twopc_model::Request {
+        req: req.clone(),
+        op,
+        mode: match how.retry {
+            true => twopc_model::Mode::Retry,
+            false => twopc_model::Mode::New,
+        },
+    };
+    let probe = Probe::start(&coordinators, &codec, &deadline);
+    let seen = client::run_requests(
+        &coordinators,
+        vec![request],
+        codec.clone(),
+        deadline.left(),
+        |_| {},
+    )
+    .await?;
+    let outcome = seen.first();
+    let report = client::PurchaseReport::of(outcome, 0.0);
+    finish(report, &req, &coordinators, probe, &deadline, how.json).await
 }
