@@ -289,7 +289,11 @@ pub(super) struct Probe {
 }
 
 impl Probe {
-    pub(super) fn start(coordinators: &[std::net::SocketAddrV4], codec: &Codec, deadline: &Deadline) -> Probe {
+    pub(super) fn start(
+        coordinators: &[std::net::SocketAddrV4],
+        codec: &Codec,
+        deadline: &Deadline,
+    ) -> Probe {
         Probe {
             task: tokio::spawn(client::probe(
                 coordinators.to_vec(),

@@ -9,8 +9,8 @@ use crate::ops::client;
 use crate::runtime::cluster::Cluster;
 use crate::runtime::error::Result;
 use crate::runtime::wire::{check_name, ClusterKey, Format};
-use std::path::Path;
 use clap::Args;
+use std::path::Path;
 use std::path::PathBuf;
 use twopc_model::Operation;
 
