@@ -414,7 +414,13 @@ fn the_same_over_http() {
 #[test]
 fn a_replicated_coordinator_takes_top_ups_and_restocks() {
     let mut c = TestCluster::replicated(3, &[("alice", 100)], &[("widget", 10)]);
-    for name in ["coordinator-1", "coordinator-2", "coordinator-3", "wallet", "order"] {
+    for name in [
+        "coordinator-1",
+        "coordinator-2",
+        "coordinator-3",
+        "wallet",
+        "order",
+    ] {
         c.start(name, &[]);
     }
     until_committed(
@@ -439,4 +445,50 @@ fn a_replicated_coordinator_takes_top_ups_and_restocks() {
     });
     assert_eq!(c.levels("wallet")["erin"], 0);
     assert_eq!(c.levels("order")["doohickey"], 0);
+}
+
+/// A top-up decided but not yet committed at the wallet (its commits are
+/// dropped): the account shows it as `credited`, not in the balance; a
+/// new user whose first top-up is pending is still unknown, and the
+/// message says what is pending. Once the wallet hears the commit, the
+/// balance has it.
+#[test]
+fn a_top_up_the_wallet_has_not_committed_yet_shows_as_credited() {
+    let mut c = TestCluster::new(&[("alice", 100)], &[("widget", 10)]);
+    c.start("coordinator", &[]);
+    c.start("order", &[]);
+    c.start("wallet", &["--fault-drop-in", "commit"]);
+    until_committed(&c, &["topup", "--user", "alice", "--amount", "5"], "p-1");
+    until_committed(&c, &["topup", "--user", "frank", "--amount", "9"], "p-2");
+    let (alice, code) = view(&c, "account", "--user", "alice");
+    let alice = alice.unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(
+        (
+            &alice["balance"],
+            &alice["available"],
+            &alice["credited"],
+            &alice["credits_total"]
+        ),
+        (&json!(100), &json!(100), &json!(5), &json!(1)),
+        "{alice}"
+    );
+    let out = c
+        .twopc(&["account", "--user", "frank", "--timeout", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("1 prepared top-ups of 9 in all will create it"),
+        "{err}"
+    );
+    c.terminate("wallet");
+    c.start("wallet", &[]);
+    wait_for("the commits at the wallet", || {
+        let w = c.levels("wallet");
+        (w.get("alice") == Some(&105) && w.get("frank") == Some(&9)).then_some(())
+    });
+    let (alice, _) = view(&c, "account", "--user", "alice");
+    assert_eq!(alice.unwrap()["credited"], 0);
 }
