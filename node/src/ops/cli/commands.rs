@@ -481,6 +481,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
                 },
                 json: args.json,
                 trace_dir: args.trace_dir,
+                mix: args.mix.unwrap_or_default(),
                 protocols: match args.protocol {
                     BenchProtocol::TwoPc => vec![Protocol::TwoPc],
                     BenchProtocol::Replicated => vec![Protocol::Replicated],

@@ -37,6 +37,7 @@ Start here:  twopc demo",
   twopc bench
   twopc bench --processes --clients 32 --purchases 200000 --tenths
   twopc bench --processes --clients 1 --accounts 1000,1000000
+  twopc bench --mix purchase=80,topup=10,restock=10
 
 Environment:
   TWOPC_KEY        the cluster key itself (or use --key-file / TWOPC_KEY_FILE)
@@ -392,6 +393,13 @@ pub struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,
+    /// Which operations, in what proportions: KIND=WEIGHT,... over
+    /// `purchase`, `topup` (1 credited to the user a purchase would
+    /// charge), `restock` (1 unit to its sku), e.g.
+    /// `purchase=80,topup=10,restock=10`; each run then reports what became
+    /// of each kind. Default: purchases only.
+    #[arg(long, value_name = "MIX", value_parser = crate::ops::bench::Mix::parse)]
+    pub(super) mix: Option<crate::ops::bench::Mix>,
     /// Record every node's steps (see `twopc-check replay`) under
     /// DIR/run-N/NAME.jsonl, one directory per measured run (in-process
     /// nodes only).
