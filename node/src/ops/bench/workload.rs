@@ -85,7 +85,7 @@ impl Workload {
         }
         (purchases.into_iter().enumerate())
             .map(|(i, p)| {
-                let r = splitmix64(((client as u64) << 32) ^ i as u64 ^ 0x6d69_78);
+                let r = splitmix64(((client as u64) << 32) ^ i as u64 ^ 0x006d_6978);
                 let kind = mix.pick(r);
                 let op = match kind {
                     OpKind::Purchase => p.into(),
