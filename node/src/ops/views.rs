@@ -51,12 +51,14 @@ impl Kind {
     }
 
     /// The JSON: `{"user", "balance", "held", "available", "holds",
-    /// "holds_total"}` or `{"sku", "stock", ...}`, in that order, for a key
-    /// that exists (`view.level`).
+    /// "holds_total", "credited", "credits", "credits_total"}` or `{"sku",
+    /// "stock", ...}`, in that order, for a key that exists (`view.level`).
     pub fn json(self, view: &KeyView) -> KeyJson {
         let (key, level) = (view.key.clone(), view.level.unwrap_or(0));
         let (held, available) = (view.held, view.available);
         let (holds, holds_total) = (view.holds.clone(), view.holds_total);
+        let (credited, credits) = (view.credited, view.credits.clone());
+        let credits_total = view.credits_total;
         match self {
             Kind::Account => KeyJson::Account {
                 user: key,
@@ -65,6 +67,9 @@ impl Kind {
                 available,
                 holds,
                 holds_total,
+                credited,
+                credits,
+                credits_total,
             },
             Kind::Sku => KeyJson::Sku {
                 sku: key,
@@ -73,8 +78,28 @@ impl Kind {
                 available,
                 holds,
                 holds_total,
+                credited,
+                credits,
+                credits_total,
             },
         }
+    }
+
+    /// What is said of a key that does not exist (yet): its name, and the
+    /// credits prepared for it, which create it if they commit.
+    pub fn unknown(self, view: &KeyView, node: &str) -> String {
+        let mut s = format!("no {} {:?} at {node}", self.key_field(), view.key);
+        if view.credits_total > 0 {
+            let what = match self {
+                Kind::Account => "top-ups",
+                Kind::Sku => "restocks",
+            };
+            s += &format!(
+                " yet: {} prepared {what} of {} in all will create it when they commit",
+                view.credits_total, view.credited
+            );
+        }
+        s
     }
 
     /// A few lines for people.
@@ -96,6 +121,24 @@ impl Kind {
         if more > 0 {
             let _ = writeln!(s, "  (+{more} more holds, {} in all)", view.holds_total);
         }
+        if view.credits_total > 0 {
+            let _ = writeln!(
+                s,
+                "  credited {} at commit (prepared, not yet added)",
+                view.credited
+            );
+        }
+        for c in &view.credits {
+            let _ = writeln!(
+                s,
+                "  txn {} (request {}) credits {}",
+                c.txn, c.req, c.amount
+            );
+        }
+        let more = view.credits_total.saturating_sub(view.credits.len());
+        if more > 0 {
+            let _ = writeln!(s, "  (+{more} more credits, {} in all)", view.credits_total);
+        }
         s
     }
 }
@@ -113,6 +156,9 @@ pub enum KeyJson {
         available: u64,
         holds: Vec<HoldView>,
         holds_total: usize,
+        credited: u64,
+        credits: Vec<HoldView>,
+        credits_total: usize,
     },
     Sku {
         sku: String,
@@ -121,6 +167,9 @@ pub enum KeyJson {
         available: u64,
         holds: Vec<HoldView>,
         holds_total: usize,
+        credited: u64,
+        credits: Vec<HoldView>,
+        credits_total: usize,
     },
 }
 
@@ -218,6 +267,9 @@ mod tests {
                 amount: 3,
             }],
             holds_total: 1,
+            credited: 0,
+            credits: vec![],
+            credits_total: 0,
         };
         let account = serde_json::to_string(&Kind::Account.json(&view)).unwrap();
         assert!(
@@ -227,7 +279,8 @@ mod tests {
         assert_eq!(
             serde_json::to_value(Kind::Account.json(&view)).unwrap(),
             json!({"user": "alice", "balance": 10, "held": 3, "available": 7, "holds_total": 1,
-                   "holds": [{"txn": "1.2", "req": "o-1", "key": "alice", "amount": 3}]})
+                   "holds": [{"txn": "1.2", "req": "o-1", "key": "alice", "amount": 3}],
+                   "credited": 0, "credits": [], "credits_total": 0})
         );
         let sku = serde_json::to_value(Kind::Sku.json(&view)).unwrap();
         assert_eq!(

@@ -17,13 +17,16 @@
 //! | `print.rs` | the table |
 //! | `workload.rs` | who buys what ([`Spread`]), and the funds for it |
 //! | `age.rs` | per-tenth throughput and latency, resident memory |
+//! | `mix.rs` | `--mix`: purchases, top-ups and restocks, and their outcomes per kind |
 
 mod age;
 mod cost;
+mod mix;
 mod print;
 mod workload;
 
 pub use age::{Rss, Tenth};
+pub use mix::{KindOutcomes, Mix, OpKind};
 pub use workload::{Spread, Workload};
 
 use crate::ops::local::LocalCluster;
@@ -33,11 +36,11 @@ use age::Completion;
 use cost::NodeCost;
 use print::{print_heading, print_protocols, print_ratios, print_row};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use twopc_model::Verdict;
+use twopc_model::{Mode, Request, Verdict};
 
 /// Purchases one bench client actor makes before a fresh one takes over
 /// (see `run`: one actor per thousands of purchases would measure itself).
@@ -66,6 +69,8 @@ pub struct Options {
     pub protocols: Vec<Protocol>,
     /// Record every node's steps under `DIR/run-N/` (in-process nodes).
     pub trace_dir: Option<PathBuf>,
+    /// Which operations, in what proportions (default: purchases only).
+    pub mix: Mix,
 }
 
 impl Options {
@@ -122,6 +127,10 @@ pub struct BenchResult {
     pub cpu_ms_per_purchase: Option<BTreeMap<String, f64>>,
     /// Purchases that did not commit (should be 0).
     pub not_committed: usize,
+    /// With `--mix`: what became of each kind of operation (`purchases`
+    /// and the figures then count every operation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mix: Option<BTreeMap<OpKind, KindOutcomes>>,
     /// Per tenth of the run (`--tenths`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenths: Option<Vec<Tenth>>,
@@ -143,6 +152,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 struct Record {
     completions: Vec<Completion>,
     not_committed: usize,
+    by_kind: BTreeMap<OpKind, KindOutcomes>,
     /// VmRSS per watched process once the first tenth completed.
     first_tenth_rss: Vec<Option<u64>>,
 }
@@ -155,6 +165,7 @@ async fn measure(
     clients: usize,
     each: usize,
     watch: Option<&[(String, String)]>,
+    mix: &Mix,
 ) -> Result<BenchResult> {
     if !cluster.settle(Duration::from_secs(60)).await? {
         return Err(BenchError::NotSettled.into());
@@ -176,7 +187,7 @@ async fn measure(
             cluster.cluster.coordinator_addresses(),
             cluster.codec.clone(),
         );
-        let purchases = workload.purchases(c, each);
+        let ops = workload.ops(c, each, mix);
         tasks.push(tokio::spawn(async move {
             // A client actor saves its whole list of outcomes with each one,
             // so one actor making thousands of purchases would cost more per
@@ -185,11 +196,23 @@ async fn measure(
             // as callers making one purchase at a time (`twopc purchase`, the
             // HTTP API) are.
             let last = Arc::new(Mutex::new(Instant::now()));
-            for chunk in purchases.chunks(CLIENT_PURCHASES) {
+            for chunk in ops.chunks(CLIENT_PURCHASES) {
                 let (record, pids, last) = (record.clone(), pids.clone(), last.clone());
-                crate::ops::client::run_client(
+                let mut kinds = HashMap::with_capacity(chunk.len());
+                let requests = (chunk.iter())
+                    .map(|(kind, op)| {
+                        let req = crate::ops::client::random_request_id();
+                        kinds.insert(req.clone(), *kind);
+                        Request {
+                            req,
+                            op: op.clone(),
+                            mode: Mode::New,
+                        }
+                    })
+                    .collect();
+                crate::ops::client::run_requests(
                     &coordinators,
-                    chunk.to_vec(),
+                    requests,
                     codec.clone(),
                     Duration::from_secs(600),
                     move |o| {
@@ -203,6 +226,18 @@ async fn measure(
                         *last = now;
                         if o.verdict != Verdict::Committed {
                             r.not_committed += 1;
+                        }
+                        let kind = kinds.get(&o.req).copied().unwrap_or(OpKind::Purchase);
+                        let k = r.by_kind.entry(kind).or_default();
+                        k.made += 1;
+                        match o.verdict {
+                            Verdict::Committed => k.committed += 1,
+                            Verdict::Aborted(why) => {
+                                *k.aborted.entry(why.name().to_string()).or_default() += 1
+                            }
+                            Verdict::Refused(_) | Verdict::Unknown => {
+                                *k.aborted.entry("not_started".to_string()).or_default() += 1
+                            }
                         }
                         if r.completions.len() == first_tenth {
                             r.first_tenth_rss = pids.iter().map(|p| age::rss_kib(p)).collect();
@@ -249,6 +284,7 @@ async fn measure(
         msgs_per_purchase: per(|c| Some(c.msgs_out)),
         cpu_ms_per_purchase: pids.is_some().then(|| per(|c| c.cpu_ms)),
         not_committed: record.not_committed,
+        mix: (!mix.is_purchases_only()).then_some(record.by_kind),
         tenths: watch.map(|_| age::tenths(&record.completions)),
         rss: watch.map(|w| {
             w.iter()
@@ -342,11 +378,27 @@ async fn run_one(
         }
     };
     // A short warm-up, not measured.
-    measure(&cluster, workload, 1, 20.min(opts.purchases), None).await?;
+    measure(
+        &cluster,
+        workload,
+        1,
+        20.min(opts.purchases),
+        None,
+        &opts.mix,
+    )
+    .await?;
     let clients = clients.max(1);
     let each = (opts.purchases / clients).max(1);
     let watch = opts.tenths.then(|| age::watched(cluster.pids()));
-    let mut r = measure(&cluster, workload, clients, each, watch.as_deref()).await?;
+    let mut r = measure(
+        &cluster,
+        workload,
+        clients,
+        each,
+        watch.as_deref(),
+        &opts.mix,
+    )
+    .await?;
     cluster.stop().await?;
     r.protocol = protocol;
     Ok(r)
@@ -373,6 +425,7 @@ mod tests {
             json: true,
             trace_dir: None,
             protocols: vec![Protocol::TwoPc],
+            mix: Mix::default(),
         }
     }
 

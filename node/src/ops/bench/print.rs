@@ -25,6 +25,13 @@ pub fn print_heading(opts: &Options, spreads: &[Spread]) {
         let all: Vec<String> = spreads.iter().map(|s| s.describe()).collect();
         println!("purchases: {}", all.join("; "));
     }
+    if !opts.mix.is_purchases_only() {
+        println!(
+            "mix {}: top-ups credit 1 to the user a purchase would charge, restocks 1 unit \
+             to its sku; the columns count every operation",
+            opts.mix
+        );
+    }
     println!(
         "{}{:>8} {:>10} {:>12} {:>9} {:>9}   per purchase at coordinator{} / wallet / order",
         accounts_cell(opts, Some("accounts")),
@@ -85,6 +92,27 @@ pub fn print_row(opts: &Options, r: &BenchResult) {
             String::new()
         }
     );
+    if let Some(mix) = &r.mix {
+        let kinds: Vec<String> = (mix.iter())
+            .map(|(kind, k)| {
+                let aborted: Vec<String> = (k.aborted.iter())
+                    .map(|(why, n)| format!(", {n} {why}"))
+                    .collect();
+                format!(
+                    "{} {} ({} committed{})",
+                    kind.name(),
+                    k.made,
+                    k.committed,
+                    aborted.concat()
+                )
+            })
+            .collect();
+        println!(
+            "{}   by kind: {}",
+            accounts_cell(opts, None),
+            kinds.join("; ")
+        );
+    }
 }
 
 /// With several `--accounts`, each run against the run with the first

@@ -1,8 +1,9 @@
 //! Who buys what in a bench run, and how much money and stock the cluster
 //! starts with so that every purchase can commit.
 
+use super::mix::{Mix, OpKind};
 use crate::runtime::initial::Levels;
-use twopc_model::Purchase;
+use twopc_model::{Operation, Purchase};
 
 /// How purchases are spread over users and skus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +71,33 @@ impl Workload {
             accounts: (0..users).map(|u| (user(spread, u), fund)).collect(),
             stock: (0..skus).map(|s| (sku(spread, s), fund)).collect(),
         }
+    }
+
+    /// The `each` operations client number `client` makes, in order, of
+    /// the kinds `mix` draws (a fixed pseudo-random sequence): a purchase
+    /// as [`Self::purchases`] makes it, a top-up of 1 to its user, a
+    /// restock of 1 to its sku. Purchases only: exactly `purchases`.
+    pub fn ops(&self, client: usize, each: usize, mix: &Mix) -> Vec<(OpKind, Operation)> {
+        let purchases = self.purchases(client, each);
+        if mix.is_purchases_only() {
+            let kind = OpKind::Purchase;
+            return purchases.into_iter().map(|p| (kind, p.into())).collect();
+        }
+        (purchases.into_iter().enumerate())
+            .map(|(i, p)| {
+                let r = splitmix64(((client as u64) << 32) ^ i as u64 ^ 0x006d_6978);
+                let kind = mix.pick(r);
+                let op = match kind {
+                    OpKind::Purchase => p.into(),
+                    OpKind::Topup => Operation::TopUp {
+                        user: p.user,
+                        amount: 1,
+                    },
+                    OpKind::Restock => Operation::Restock { sku: p.sku, qty: 1 },
+                };
+                (kind, op)
+            })
+            .collect()
     }
 
     /// The `each` purchases client number `client` makes, in order.

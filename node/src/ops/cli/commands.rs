@@ -227,13 +227,13 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
 
 /// The bound `--timeout SECONDS` sets on a whole command, from its start:
 /// waiting for an outcome, finding out why none came, printing.
-struct Deadline {
+pub(super) struct Deadline {
     started: std::time::Instant,
     at: tokio::time::Instant,
 }
 
 impl Deadline {
-    fn after(seconds: f64) -> Deadline {
+    pub(super) fn after(seconds: f64) -> Deadline {
         let timeout = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
         let now = tokio::time::Instant::now();
         Deadline {
@@ -245,7 +245,7 @@ impl Deadline {
     }
 
     /// What is left of the bound.
-    fn left(&self) -> Duration {
+    pub(super) fn left(&self) -> Duration {
         self.at
             .saturating_duration_since(tokio::time::Instant::now())
     }
@@ -260,60 +260,41 @@ impl Deadline {
 }
 
 async fn purchase(args: PurchaseArgs, key: Option<ClusterKey>) -> Result<Exit> {
-    let deadline = Deadline::after(args.timeout);
     for (what, name) in [("--user", &args.user), ("--sku", &args.sku)] {
         if let Err(msg) = check_name(what, name) {
             eprintln!("twopc: {msg}");
             return Ok(Exit::Usage);
         }
     }
-    let req = match &args.id {
-        Some(id) => match request_id(id) {
-            Some(req) => req,
-            None => return Ok(Exit::Usage),
-        },
-        None => client::random_request_id(),
-    };
-    let cluster = Cluster::load(&args.cluster)?;
-    let coordinators = cluster.coordinator_addresses();
-    let codec = cluster.codec(key, Format::Bincode);
     let p = twopc_model::Purchase {
         user: args.user,
         sku: args.sku,
         qty: args.qty,
         price: args.price,
     };
-    let request = twopc_model::Request {
-        req: req.clone(),
-        op: p.into(),
-        mode: match args.retry {
-            true => twopc_model::Mode::Retry,
-            false => twopc_model::Mode::New,
-        },
+    let how = super::shop::Outgoing {
+        cluster: &args.cluster,
+        id: args.id.as_deref(),
+        retry: args.retry,
+        timeout: args.timeout,
+        json: args.json,
     };
-    let probe = Probe::start(&coordinators, &codec, &deadline);
-    let seen = client::run_requests(
-        &coordinators,
-        vec![request],
-        codec.clone(),
-        deadline.left(),
-        |_| {},
-    )
-    .await?;
-    let outcome = seen.first();
-    let report = client::PurchaseReport::of(outcome, 0.0);
-    finish(report, &req, &coordinators, probe, &deadline, args.json).await
+    super::shop::make(how, p.into(), key).await
 }
 
 /// Asks the coordinator whether it answers at all, beside a purchase or a
 /// lookup, so that a timeout's hint is ready at the deadline.
-struct Probe {
+pub(super) struct Probe {
     task: tokio::task::JoinHandle<Result<bool>>,
     authenticated: bool,
 }
 
 impl Probe {
-    fn start(coordinators: &[std::net::SocketAddrV4], codec: &Codec, deadline: &Deadline) -> Probe {
+    pub(super) fn start(
+        coordinators: &[std::net::SocketAddrV4],
+        codec: &Codec,
+        deadline: &Deadline,
+    ) -> Probe {
         Probe {
             task: tokio::spawn(client::probe(
                 coordinators.to_vec(),
@@ -329,7 +310,7 @@ impl Probe {
 /// Names the id, explains a timeout, prints the report (`purchase` and
 /// `outcome` alike) with the seconds the command took, and gives its exit
 /// status. Returns by the deadline (plus printing).
-async fn finish(
+pub(super) async fn finish(
     mut report: client::PurchaseReport,
     req: &twopc_model::RequestId,
     coordinators: &[std::net::SocketAddrV4],
@@ -378,7 +359,7 @@ fn exit_of(outcome: PurchaseOutcome) -> Exit {
 }
 
 /// A caller's id, or `None` after saying why it is not one.
-fn request_id(id: &str) -> Option<twopc_model::RequestId> {
+pub(super) fn request_id(id: &str) -> Option<twopc_model::RequestId> {
     let req = twopc_model::RequestId::new(id);
     if req.is_valid() {
         Some(req)
@@ -479,6 +460,8 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Node(args) => node(*args, key()?).await,
         Command::Purchase(args) => purchase(args, key()?).await,
+        Command::Topup(args) => super::shop::topup(args, key()?).await,
+        Command::Restock(args) => super::shop::restock(args, key()?).await,
         Command::Outcome(args) => outcome(args, key()?).await,
         Command::Status(args) => status(args, key()?).await,
         Command::Account(args) => super::views::account(args, key()?).await,
@@ -500,6 +483,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
                 },
                 json: args.json,
                 trace_dir: args.trace_dir,
+                mix: args.mix.unwrap_or_default(),
                 protocols: match args.protocol {
                     BenchProtocol::TwoPc => vec![Protocol::TwoPc],
                     BenchProtocol::Replicated => vec![Protocol::Replicated],

@@ -6,6 +6,7 @@ mod decide;
 mod inspect;
 mod journal;
 mod rollback;
+mod shop;
 mod views;
 
 use crate::runtime::wire::Format;
@@ -28,6 +29,8 @@ Start here:  twopc demo",
   twopc keygen > /etc/twopc/key                # a shared cluster key
   twopc node --cluster cluster.toml --name wallet --data-dir /var/lib/twopc
   twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10
+  twopc topup --cluster cluster.toml --user carol --amount 500 --id PAY-7   # money in
+  twopc restock --cluster cluster.toml --sku gadget --qty 40 --id DELIVERY-3   # stock in
   twopc status --cluster cluster.toml --json
   twopc account --cluster cluster.toml --user alice   # balance, held, available
   twopc sku --cluster cluster.toml --sku widget        # stock, held, available
@@ -36,13 +39,14 @@ Start here:  twopc demo",
   twopc bench
   twopc bench --processes --clients 32 --purchases 200000 --tenths
   twopc bench --processes --clients 1 --accounts 1000,1000000
+  twopc bench --mix purchase=80,topup=10,restock=10
 
 Environment:
   TWOPC_KEY        the cluster key itself (or use --key-file / TWOPC_KEY_FILE)
   RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug
 
 Exit status: 0 success, 1 error (on stderr), 2 bad usage or input (every command); `purchase`,
-`outcome`, `status`, `account`, `sku`, `journal`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
+`topup`, `restock`, `outcome`, `status`, `account`, `sku`, `journal`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
 (`twopc status | head -1`) stops quietly, as `cat` does."
 )]
 pub struct Cli {
@@ -82,6 +86,19 @@ Example:
   twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10 --id ORDER-123 --json"
     )]
     Purchase(PurchaseArgs),
+    /// Credit money to a user's wallet (a new user is created by their
+    /// first top-up), under an id: applied once, however often it is sent.
+    #[command(after_help = format!("{}\n\nExamples:
+  twopc topup --cluster cluster.toml --user carol --amount 500 --id PAY-7
+  twopc topup --cluster cluster.toml --user carol --amount 500 --id PAY-7 --json   # a retry: same answer, applied once
+  twopc outcome --cluster cluster.toml --id PAY-7", shop::EXIT_STATUS))]
+    Topup(shop::TopupArgs),
+    /// Add units to a sku's stock (a new sku is created by its first
+    /// restock), under an id: applied once, however often it is sent.
+    #[command(after_help = format!("{}\n\nExamples:
+  twopc restock --cluster cluster.toml --sku gadget --qty 40 --id DELIVERY-3
+  twopc restock --cluster cluster.toml --sku gadget --qty 40 --id DELIVERY-3 --json", shop::EXIT_STATUS))]
+    Restock(shop::RestockArgs),
     /// What became of the purchase with this id: committed, aborted (with
     /// the reason), refused, in progress, or unknown (never seen, or its
     /// outcome expired). Asking changes nothing.
@@ -388,6 +405,13 @@ pub struct BenchArgs {
     /// Print JSON.
     #[arg(long)]
     pub(super) json: bool,
+    /// Which operations, in what proportions: KIND=WEIGHT,... over
+    /// `purchase`, `topup` (1 credited to the user a purchase would
+    /// charge), `restock` (1 unit to its sku), e.g.
+    /// `purchase=80,topup=10,restock=10`; each run then reports what became
+    /// of each kind. Default: purchases only.
+    #[arg(long, value_name = "MIX", value_parser = crate::ops::bench::Mix::parse)]
+    pub(super) mix: Option<crate::ops::bench::Mix>,
     /// Record every node's steps (see `twopc-check replay`) under
     /// DIR/run-N/NAME.jsonl, one directory per measured run (in-process
     /// nodes only).

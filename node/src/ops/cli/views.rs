@@ -20,8 +20,11 @@ prepared purchases, not decided yet, have set aside of it (escrow: each is relea
 purchase aborts, or taken when it commits); `available` is balance (stock) minus held: what a new \
 purchase can still take. Each hold is listed with its transaction and request id (the first 200; \
 `holds_total` counts them all).\n\n\
-Prices and the last operations on an account or sku come with the shop's operations (issue 22), \
-not yet.";
+`credited` is what prepared top-ups (restocks), not decided yet, will add at their commit: counted \
+in neither the balance (stock) nor available until then, and listed as `credits` like the holds. \
+A user (sku) that exists only as a prepared credit is still unknown (exit 7; the message says what \
+is pending): it exists from that commit on.\n\n\
+Prices and the last operations on an account or sku come later (issue 22), not yet.";
 
 /// `twopc account --help`'s description.
 pub const ACCOUNT_ABOUT: &str = "One user's balance at the wallet: balance, held, available and \
@@ -55,7 +58,8 @@ pub struct AccountArgs {
     /// The user.
     #[arg(long)]
     user: String,
-    /// Print JSON: {"user","balance","held","available","holds":[...],"holds_total"}.
+    /// Print JSON: {"user","balance","held","available","holds":[...],"holds_total",
+    /// "credited","credits":[...],"credits_total"}.
     #[arg(long)]
     json: bool,
     /// Seconds to wait for the wallet's answer.
@@ -72,7 +76,8 @@ pub struct SkuArgs {
     /// The sku.
     #[arg(long)]
     sku: String,
-    /// Print JSON: {"sku","stock","held","available","holds":[...],"holds_total"}.
+    /// Print JSON: {"sku","stock","held","available","holds":[...],"holds_total",
+    /// "credited","credits":[...],"credits_total"}.
     #[arg(long)]
     json: bool,
     /// Seconds to wait for the order service's answer.
@@ -132,13 +137,9 @@ async fn run(
             }
             Ok(Exit::Ok)
         }
-        Answer::View(_) => {
-            eprintln!(
-                "twopc: no {} {key_name:?} at {} ({})",
-                kind.key_field(),
-                node.name,
-                node.address
-            );
+        Answer::View(view) => {
+            let node = format!("{} ({})", node.name, node.address);
+            eprintln!("twopc: {}", kind.unknown(&view, &node));
             Ok(Exit::Unknown)
         }
         Answer::NotParticipant => {

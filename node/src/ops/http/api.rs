@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use twopc_model::{Mode, Outcome, Purchase, Rejection, Request, RequestId, Verdict};
+use twopc_model::{Mode, Operation, Outcome, Purchase, Rejection, Request, RequestId, Verdict};
 
 /// The header naming a purchase (the IETF draft "The Idempotency-Key HTTP
 /// Header Field").
@@ -67,7 +67,7 @@ pub struct PurchaseBody {
 }
 
 /// A JSON number as an amount: a whole number of 0 or more within 64 bits.
-fn amount(what: &str, n: &serde_json::Number) -> Result<u64, ApiError> {
+pub(super) fn amount(what: &str, n: &serde_json::Number) -> Result<u64, ApiError> {
     if let Some(v) = n.as_u64() {
         return Ok(v);
     }
@@ -107,15 +107,7 @@ impl PurchaseBody {
     /// The purchase, or why it is refused (changing nothing).
     pub fn check(self) -> Result<Purchase, ApiError> {
         for (what, name) in [("user", &self.user), ("sku", &self.sku)] {
-            if name.is_empty() {
-                return Err(ApiError::bad_request(
-                    "invalid_name",
-                    format!("{what} is empty"),
-                ));
-            }
-            if let Err(msg) = check_name(what, name) {
-                return Err(ApiError::bad_request("name_too_long", msg));
-            }
+            name_of(what, name)?;
         }
         let qty = amount("qty", &self.qty)?;
         let price = amount("price", &self.price)?;
@@ -140,7 +132,19 @@ impl PurchaseBody {
     }
 }
 
-/// What the API answers about a purchase.
+/// Checks a user name or a sku: 1 to [`crate::runtime::wire::MAX_NAME`]
+/// bytes (`invalid_name`, `name_too_long`).
+pub(super) fn name_of(what: &str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("{what} is empty"),
+        ));
+    }
+    check_name(what, name).map_err(|msg| ApiError::bad_request("name_too_long", msg))
+}
+
+/// What the API answers about a purchase (a top-up, a restock).
 #[derive(Debug, Serialize)]
 pub struct PurchaseView {
     /// The `Idempotency-Key` it was made with.
@@ -167,18 +171,18 @@ impl PurchaseView {
 
 /// The answer for an outcome from the coordinator: 200 with a final
 /// outcome, or the refusal it stands for.
-fn answer(id: &str, o: &Outcome) -> Result<PurchaseView, ApiError> {
+fn answer(id: &str, o: &Outcome, what: &str) -> Result<PurchaseView, ApiError> {
     let (status, reason) = match o.verdict {
         Verdict::Committed => ("committed", None),
         Verdict::Aborted(r) => ("aborted", Some(r.name())),
-        Verdict::Refused(Rejection::KeyReused) => return Err(key_reused(id)),
+        Verdict::Refused(Rejection::KeyReused) => return Err(key_reused(id, what)),
         Verdict::Refused(r @ Rejection::InvalidId) => {
             return Err(ApiError::bad_request(
                 "invalid_idempotency_key",
                 format!("the coordinator refused the key: {}", r.name()),
             ))
         }
-        Verdict::Unknown => return Err(unknown(id)),
+        Verdict::Unknown => return Err(unknown(id, what)),
     };
     Ok(PurchaseView {
         id: id.to_string(),
@@ -188,30 +192,33 @@ fn answer(id: &str, o: &Outcome) -> Result<PurchaseView, ApiError> {
     })
 }
 
-fn key_reused(id: &str) -> ApiError {
+/// `what`: the operation asked for (`purchase`, `top-up`, `restock`).
+fn key_reused(id: &str, what: &str) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "idempotency_key_reused",
         format!(
-            "Idempotency-Key {id:?} was used for a different purchase; \
-             use a new key for a new purchase"
+            "Idempotency-Key {id:?} was used for a different {what}; \
+             use a new key for a new {what}"
         ),
     )
 }
 
-fn unknown(id: &str) -> ApiError {
+fn unknown(id: &str, what: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "unknown",
         format!(
-            "the coordinator knows no purchase with Idempotency-Key {id:?}: never made, or \
+            "the coordinator knows no {what} with Idempotency-Key {id:?}: never made, or \
              its outcome expired (the coordinator keeps the last `retention` outcomes)"
         ),
     )
 }
 
-/// The purchases this process is driving now, by key (see the module's
-/// doc): never the source of an outcome the coordinator has not given.
+/// The purchases (top-ups, restocks) this process is driving now, by key
+/// (see the module's doc): never the source of an outcome the coordinator
+/// has not given. One map for every operation: a key names one operation,
+/// whatever its kind, as the coordinator's ids do.
 #[derive(Debug, Default)]
 pub struct InFlight {
     entries: Mutex<HashMap<String, Entry>>,
@@ -219,7 +226,7 @@ pub struct InFlight {
 
 #[derive(Debug)]
 struct Entry {
-    purchase: Purchase,
+    op: Operation,
     outcome: watch::Receiver<Option<Outcome>>,
 }
 
@@ -260,8 +267,13 @@ fn is_key(key: &str) -> bool {
 }
 
 /// Reads and checks a body: at most [`super::MAX_BODY`] bytes of JSON
-/// naming exactly the fields of [`PurchaseBody`].
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<PurchaseBody, ApiError> {
+/// naming exactly the fields of `T` (a [`PurchaseBody`]; `shape` names
+/// them for the error message, e.g. `a purchase is {...}`).
+pub(super) async fn read_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    shape: &str,
+) -> Result<T, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -277,7 +289,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<PurchaseBody, ApiE
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "send the purchase as JSON (Content-Type: application/json)",
+                "send the request as JSON (Content-Type: application/json)",
             ));
         }
     }
@@ -302,10 +314,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<PurchaseBody, ApiE
         } else {
             "invalid_json"
         };
-        ApiError::bad_request(
-            code,
-            format!("{msg}; a purchase is {{\"user\", \"sku\", \"qty\", \"price\"}}"),
-        )
+        ApiError::bad_request(code, format!("{msg}; {shape}"))
     })
 }
 
@@ -318,25 +327,61 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let key = check_key(&headers)?;
-    let purchase = read_body(&headers, body).await?.check()?;
+    let made = async {
+        let key = check_key(&headers)?;
+        let shape = "a purchase is {\"user\", \"sku\", \"qty\", \"price\"}";
+        let body: PurchaseBody = read_body(&headers, body, shape).await?;
+        Ok((key, body.check()?))
+    };
+    let (key, purchase) = app.telemetry.ops.refusing("purchase", made.await)?;
+    drive(app, key, purchase.into(), started).await
+}
+
+/// The path a `POST` of `op` points at in its `Location` (its `GET`).
+fn location(op: &Operation, key: &str) -> String {
+    match op {
+        Operation::Purchase(_) => format!("/purchases/{key}"),
+        Operation::TopUp { .. } => format!("/topups/{key}"),
+        Operation::Restock { .. } => format!("/restocks/{key}"),
+    }
+}
+
+/// What `op` is called in a message for people.
+pub(super) fn noun(op: &Operation) -> &'static str {
+    match op {
+        Operation::Purchase(_) => "purchase",
+        Operation::TopUp { .. } => "top-up",
+        Operation::Restock { .. } => "restock",
+    }
+}
+
+/// Makes `op` (checked) under `key`, or finds the one made before with that
+/// key; answers its outcome (200), or 202 with `Location` if none came
+/// within the wait. `POST /purchases`, `/topups` and `/restocks` alike.
+pub(super) async fn drive(
+    app: AppState,
+    key: String,
+    op: Operation,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let what = noun(&op);
     let mut outcome = {
         let mut entries = app.purchases.entries.lock().expect("not poisoned");
         match entries.get(&key) {
             // Refused here already: the coordinator would refuse it too once
             // the first is decided (`key_reused`).
-            Some(entry) if entry.purchase != purchase => return Err(key_reused(&key)),
+            Some(entry) if entry.op != op => return Err(key_reused(&key, what)),
             Some(entry) => entry.outcome.clone(),
             None => {
                 let (tx, rx) = watch::channel(None);
                 entries.insert(
                     key.clone(),
                     Entry {
-                        purchase: purchase.clone(),
+                        op: op.clone(),
                         outcome: rx.clone(),
                     },
                 );
-                tokio::spawn(run(app.clone(), key.clone(), purchase, tx));
+                tokio::spawn(run(app.clone(), key.clone(), op.clone(), tx));
                 rx
             }
         }
@@ -350,21 +395,30 @@ pub async fn create(
         Some(Outcome {
             verdict: Verdict::Unknown,
             ..
-        }) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "try_again",
-            "the coordinator forgot this key's ticket before the purchase reached it \
-             (many purchases at once); nothing was bought: send the same request again",
-        )),
+        }) => Err({
+            app.telemetry.ops.answered(what, Some(&Verdict::Unknown));
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "try_again",
+                format!(
+                    "the coordinator forgot this key's ticket before the {what} reached it \
+                 (many requests at once); nothing was done: send the same request again"
+                ),
+            )
+        }),
         Some(o) => {
-            let view = answer(&key, &o)?;
-            app.telemetry
-                .http_purchase_seconds
-                .observe(started.elapsed().as_secs_f64());
+            app.telemetry.ops.answered(what, Some(&o.verdict));
+            let view = answer(&key, &o, what)?;
+            if matches!(op, Operation::Purchase(_)) {
+                app.telemetry
+                    .http_purchase_seconds
+                    .observe(started.elapsed().as_secs_f64());
+            }
             Ok((StatusCode::OK, Json(view)).into_response())
         }
         None => {
-            let location = HeaderValue::from_str(&format!("/purchases/{key}"))
+            app.telemetry.ops.answered(what, None);
+            let location = HeaderValue::from_str(&location(&op, &key))
                 .expect("a checked key is a valid header value");
             Ok((
                 StatusCode::ACCEPTED,
@@ -376,12 +430,13 @@ pub async fn create(
     }
 }
 
-/// Drives one purchase with the model's client actor, under the caller's
-/// key, as a new purchase; then forgets it here (the coordinator keeps it).
-async fn run(app: AppState, key: String, purchase: Purchase, tx: watch::Sender<Option<Outcome>>) {
+/// Drives one operation with the model's client actor, under the caller's
+/// key, as a new one; then forgets it here (the coordinator keeps it).
+async fn run(app: AppState, key: String, op: Operation, tx: watch::Sender<Option<Outcome>>) {
+    let what = noun(&op);
     let request = Request {
         req: RequestId::new(key.clone()),
-        op: purchase.into(),
+        op,
         mode: Mode::New,
     };
     let result = client::run_requests(
@@ -398,7 +453,8 @@ async fn run(app: AppState, key: String, purchase: Purchase, tx: watch::Sender<O
         tracing::warn!(
             key,
             ?result,
-            "HTTP purchase: no outcome yet; the caller's retry asks again"
+            what,
+            "HTTP request: no outcome yet; the caller's retry asks again"
         );
     }
     app.purchases
@@ -414,8 +470,19 @@ pub async fn lookup(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PurchaseView>, ApiError> {
+    lookup_as(app, id, "purchase").await
+}
+
+/// `GET /{purchases,topups,restocks}/{id}`: the lookup, with `what` (the
+/// operation's noun) in its messages. Ids are shared by every operation,
+/// so any of the three paths finds any id.
+pub(super) async fn lookup_as(
+    app: AppState,
+    id: String,
+    what: &str,
+) -> Result<Json<PurchaseView>, ApiError> {
     if !is_key(&id) {
-        return Err(unknown(&id)); // No purchase was ever made with it.
+        return Err(unknown(&id, what)); // Nothing was ever made with it.
     }
     let key = id;
     let asked = client::lookup(
@@ -439,11 +506,11 @@ pub async fn lookup(
         .expect("not poisoned")
         .contains_key(&key);
     match asked {
-        Some(Lookup::Decided(o)) => answer(&key, &o).map(Json),
+        Some(Lookup::Decided(o)) => answer(&key, &o, what).map(Json),
         Some(Lookup::InProgress) => Ok(Json(PurchaseView::in_progress(&key))),
         // Asked, ticket in hand, not at the coordinator yet.
         Some(Lookup::Unknown) if driving => Ok(Json(PurchaseView::in_progress(&key))),
-        Some(Lookup::Unknown) => Err(unknown(&key)),
+        Some(Lookup::Unknown) => Err(unknown(&key, what)),
         None => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "coordinator_unavailable",

@@ -38,6 +38,9 @@ pub struct Telemetry {
     pub http_purchase_seconds: Histogram,
     /// The HTTP server's connections: open, closed and refused by reason.
     pub connections: std::sync::Arc<super::server::Connections>,
+    /// `POST /purchases`, `/topups`, `/restocks`: answers and refusals by
+    /// operation.
+    pub ops: super::shop::OpCounters,
 }
 
 impl Default for Telemetry {
@@ -46,6 +49,7 @@ impl Default for Telemetry {
             runtime: Default::default(),
             http_purchase_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             connections: Default::default(),
+            ops: Default::default(),
         }
     }
 }
@@ -109,6 +113,18 @@ pub fn encode(view: NodeView, telemetry: &Telemetry) -> Result<String, std::fmt:
         "http_connections_refused",
         "HTTP connections refused, by reason (too_many_connections, accept_error)",
         connections.refused.clone(),
+    );
+    registry.register(
+        "http_operations",
+        "POST /purchases, /topups, /restocks answered, by op (purchase, topup, restock) and \
+         outcome (committed, aborted, refused, try_again, in_progress)",
+        telemetry.ops.answered.clone(),
+    );
+    registry.register(
+        "http_operations_rejected",
+        "POST /purchases, /topups, /restocks refused before anything was sent, by op and \
+         error code",
+        telemetry.ops.rejected.clone(),
     );
     registry.register_collector(Box::new(ViewCollector(view)));
     let mut text = String::new();

@@ -21,6 +21,7 @@ pub mod journal;
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod shop;
 pub mod views;
 
 #[cfg(test)]
@@ -83,7 +84,7 @@ pub struct AppState {
     pub views: mpsc::Sender<ViewAsk>,
     /// Histograms the node's loop and the handlers record into.
     pub telemetry: Arc<Telemetry>,
-    /// Purchases this process is driving now.
+    /// Purchases, top-ups and restocks this process is driving now.
     pub purchases: Arc<api::InFlight>,
     /// The coordinator's address, or every replica's (purchases go to all
     /// of them; the leader answers).
@@ -101,13 +102,17 @@ pub struct AppState {
     pub wait: Duration,
 }
 
-/// The router: `/purchases`, `/purchases/{id}`, `/accounts/{user}`,
-/// `/skus/{sku}` and `/journal/{name}` behind the token;
+/// The router: `/purchases`, `/topups`, `/restocks` (and `/{...}/{id}`),
+/// `/accounts/{user}`, `/skus/{sku}` and `/journal/{name}` behind the token;
 /// `/metrics` too unless `metrics_public`.
 pub fn router(state: AppState, token: Token, metrics_public: bool) -> Router {
     let api = Router::new()
         .route("/purchases", post(api::create))
         .route("/purchases/{id}", get(api::lookup))
+        .route("/topups", post(shop::topup))
+        .route("/topups/{id}", get(shop::topup_lookup))
+        .route("/restocks", post(shop::restock))
+        .route("/restocks/{id}", get(shop::restock_lookup))
         .route("/accounts/{user}", get(views::account))
         .route("/skus/{sku}", get(views::sku))
         .route("/journal/{name}", get(journal::journal));
@@ -175,6 +180,16 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// `400` with `code`.

@@ -52,13 +52,13 @@ async fn view(app: &AppState, kind: Kind, key: &str) -> Result<Json<KeyJson>, Ap
         })?;
     match answer {
         Answer::View(v) if v.level.is_some() => Ok(Json(kind.json(&v))),
-        Answer::View(_) => Err(ApiError::new(
+        Answer::View(v) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             match kind {
                 Kind::Account => "unknown_user",
                 Kind::Sku => "unknown_sku",
             },
-            format!("no {what} {key:?} at the {node}"),
+            kind.unknown(&v, &format!("the {node}")),
         )),
         Answer::NotParticipant => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -26,6 +26,18 @@ pub struct KeyView {
     pub holds: Vec<HoldView>,
     /// How many holds this key has (listed or not).
     pub holds_total: usize,
+    /// The sum of this key's prepared, undecided credits (top-ups,
+    /// restocks): added to the level only at their commit, so counted in
+    /// neither `level` nor `available` (docs/shop.md). A key that exists
+    /// only as a pending credit has `level: None`: it exists from the
+    /// commit on.
+    pub credited: u64,
+    /// The first credits of this key, in transaction order: as many as
+    /// the holds leave of [`MAX_LISTED`] (so that a reply still fits in a
+    /// datagram).
+    pub credits: Vec<HoldView>,
+    /// How many credits this key has (listed or not).
+    pub credits_total: usize,
 }
 
 impl KeyView {
@@ -34,6 +46,8 @@ impl KeyView {
         let level = data.levels.get(key).copied();
         let mine = || data.holds.iter().filter(|(_, h)| h.op.key == key);
         let held = data.held(key);
+        let credits = || data.credits.iter().filter(|(_, c)| c.op.key == key);
+        let listed = mine().take(MAX_LISTED).count();
         KeyView {
             node: node.to_string(),
             key: key.to_string(),
@@ -45,6 +59,17 @@ impl KeyView {
                 .map(|(txn, h)| HoldView::of(txn, h))
                 .collect(),
             holds_total: mine().count(),
+            credited: credits().fold(0u64, |sum, (_, c)| sum.saturating_add(c.op.amount)),
+            credits: credits()
+                .take(MAX_LISTED - listed)
+                .map(|(txn, c)| HoldView {
+                    txn: txn.to_string(),
+                    req: c.req.to_string(),
+                    key: c.op.key.clone(),
+                    amount: c.op.amount,
+                })
+                .collect(),
+            credits_total: credits().count(),
         }
     }
 }

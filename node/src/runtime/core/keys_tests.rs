@@ -6,6 +6,7 @@ use super::tests::*;
 use super::*;
 use crate::runtime::admin::{HoldView, KeyView, RejectReason};
 use crate::runtime::wire::MAX_NAME;
+use twopc_model::{Op, RequestId};
 
 const CLIENT: &str = "127.0.0.1:9000";
 
@@ -61,6 +62,9 @@ fn a_known_key_shows_its_level_its_holds_and_what_is_available() {
                 amount: 1,
             }],
             holds_total: 1,
+            credited: 0,
+            credits: vec![],
+            credits_total: 0,
         }
     );
     // The level is committed only: the hold changed it nothing.
@@ -114,5 +118,59 @@ fn a_key_too_long_and_an_unsolicited_reply_are_counted_and_dropped() {
     assert_eq!(
         core.counters().rejected,
         [(RejectReason::Undecodable, 2)].into()
+    );
+}
+
+/// A prepared top-up credited to `key` (`n`: the transaction).
+fn prepare_credit(n: u64, key: &str, amount: u64) -> Msg {
+    Msg::PrepareCredit {
+        txn: txn(n),
+        req: RequestId::new(format!("top-{n}")),
+        op: Op {
+            key: key.into(),
+            amount,
+        },
+        floor: twopc_model::Floor::default(),
+        parties: vec![id(ME)],
+    }
+}
+
+/// A prepared credit is shown as credited, counted in neither the level
+/// nor what is available; a key that exists only as a prepared credit is
+/// still unknown (no level) and shows it.
+#[test]
+fn a_prepared_credit_shows_as_credited_and_creates_nothing_yet() {
+    let mut core = wallet(10);
+    from_coordinator(&mut core, prepare_credit(1, "alice", 5));
+    from_coordinator(&mut core, prepare_credit(2, "carol", 7));
+    let _ = core.ready(Instant::now());
+    let view = ask(&mut core, "alice").unwrap().unwrap();
+    assert_eq!(
+        (
+            view.level,
+            view.available,
+            view.credited,
+            view.credits_total
+        ),
+        (Some(10), 10, 5, 1)
+    );
+    assert_eq!(
+        view.credits,
+        vec![HoldView {
+            txn: "1.1".into(),
+            req: "top-1".into(),
+            key: "alice".into(),
+            amount: 5,
+        }]
+    );
+    let carol = ask(&mut core, "carol").unwrap().unwrap();
+    assert_eq!(
+        (carol.level, carol.credited, carol.credits_total),
+        (None, 7, 1)
+    );
+    assert_eq!(
+        crate::ops::views::Kind::Account.unknown(&carol, "wallet"),
+        "no user \"carol\" at wallet yet: 1 prepared top-ups of 7 in all will create it when \
+         they commit"
     );
 }

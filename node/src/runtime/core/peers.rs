@@ -66,12 +66,15 @@ pub struct Peers {
 }
 
 /// Whether anyone may send `msg` (a client's request, answered to its
-/// source), rather than only a node of the cluster. Not yet a `Request` (a
-/// top-up or a restock: docs/shop.md): no command or endpoint of the node
-/// makes one yet, so one from outside the cluster is dropped as a
-/// stranger's, counted.
+/// source), rather than only a node of the cluster: a purchase, a top-up or
+/// a restock (`Request`, docs/shop.md), and a lookup. Like every datagram,
+/// they still pass the cluster key's HMAC first: "anyone" is anyone
+/// holding the key, from any address (`twopc topup`, the HTTP API).
 fn from_anyone(msg: &Msg) -> bool {
-    matches!(msg, Msg::Purchase { .. } | Msg::Lookup { .. })
+    matches!(
+        msg,
+        Msg::Purchase { .. } | Msg::Request { .. } | Msg::Lookup { .. }
+    )
 }
 
 /// Whether `msg` asks its receiver, that very node, for an answer: a

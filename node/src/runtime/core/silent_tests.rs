@@ -61,6 +61,16 @@ fn a_message_only_the_cluster_sends_from_an_address_not_in_it_is_counted_and_nam
         req: RequestId::new("1#1"),
     };
     assert!(!peers.is_stranger(v4(STRANGER), &lookup));
+    // And a top-up or a restock, as a purchase (`twopc topup`, HTTP).
+    let topup = Msg::Request {
+        req: RequestId::new("top-1"),
+        op: twopc_model::Operation::TopUp {
+            user: "newcomer".into(),
+            amount: 5,
+        },
+        ticket: None,
+    };
+    assert!(!peers.is_stranger(v4(STRANGER), &topup));
     assert!(peers.is_stranger(v4(STRANGER), &prepare()));
     assert!(
         !Peers::default().is_stranger(v4(STRANGER), &prepare()),

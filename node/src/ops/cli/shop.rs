@@ -1,0 +1,195 @@
+//! `twopc topup` and `twopc restock`: money into a wallet, units into a
+//! sku's stock, each a transaction of the protocol under a caller's id with
+//! the same retries, lookups and exit codes as `twopc purchase`
+//! (docs/shop.md: a credit at one participant). A user or a sku that does
+//! not exist yet is created by the commit of its first top-up or restock.
+
+use super::commands::{finish, request_id, Deadline, Exit, Probe};
+use crate::ops::client;
+use crate::runtime::cluster::Cluster;
+use crate::runtime::error::Result;
+use crate::runtime::wire::{check_name, ClusterKey, Format};
+use clap::Args;
+use std::path::Path;
+use std::path::PathBuf;
+use twopc_model::Operation;
+
+/// What `--id` and `--retry` mean (both commands' help, as `purchase`'s).
+const ID_HELP: &str = "The operation's id, chosen by the caller (1 to 64 bytes; e.g. the \
+payment's or the delivery's number). Sending the same id again, from this process or another, \
+never applies it twice: it gets the first one's outcome, or \"refused: key reused\" if the \
+contents differ. Ids are shared with purchases: one id names one operation. Without --id a \
+fresh random id is used (and printed)";
+
+/// The exit status `topup` and `restock` share (those of `purchase`).
+pub const EXIT_STATUS: &str = "Exit status: 0 committed, 3 aborted (with the reason, e.g. \
+overflow: the level would pass 2^64-1), 4 no outcome before --timeout (with what the client can \
+tell about why; it may still complete: send the same --id again, or `twopc outcome --id ID`), 6 \
+refused (the id was used for a different operation), 7 unknown (--retry: the coordinator never \
+saw the id, or its outcome expired), 2 bad usage or input (nothing is sent: a missing or unknown \
+flag, an amount of 0, negative, fractional or above 2^64-1, a name longer than 64 bytes, an --id \
+empty or longer than 64 bytes), 1 any other error.";
+
+/// `twopc topup`.
+#[derive(Args)]
+pub struct TopupArgs {
+    /// The cluster file.
+    #[arg(long, value_name = "FILE")]
+    cluster: PathBuf,
+    /// The user whose wallet is credited (created by its first top-up).
+    #[arg(long)]
+    user: String,
+    /// How much money to add: a whole number from 1 to 2^64-1.
+    #[arg(long, value_name = "N")]
+    amount: u64,
+    #[arg(long, value_name = "ID", help = ID_HELP)]
+    id: Option<String>,
+    /// Only learn what became of a top-up made before under --id: never
+    /// start it.
+    #[arg(long, requires = "id")]
+    retry: bool,
+    /// Print the outcome as JSON (as `twopc purchase --json`).
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many seconds (the top-up may still complete).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    timeout: f64,
+}
+
+/// `twopc restock`.
+#[derive(Args)]
+pub struct RestockArgs {
+    /// The cluster file.
+    #[arg(long, value_name = "FILE")]
+    cluster: PathBuf,
+    /// The sku whose stock grows (created by its first restock).
+    #[arg(long)]
+    sku: String,
+    /// How many units to add: a whole number from 1 to 2^64-1.
+    #[arg(long, value_name = "N")]
+    qty: u64,
+    #[arg(long, value_name = "ID", help = ID_HELP)]
+    id: Option<String>,
+    /// Only learn what became of a restock made before under --id: never
+    /// start it.
+    #[arg(long, requires = "id")]
+    retry: bool,
+    /// Print the outcome as JSON (as `twopc purchase --json`).
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many seconds (the restock may still complete).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    timeout: f64,
+}
+
+/// Refuses a name too long or an amount of 0, saying why (exit 2, nothing
+/// sent).
+fn checked(name_flag: &str, name: &str, amount_flag: &str, amount: u64) -> bool {
+    if let Err(msg) = check_name(name_flag, name) {
+        eprintln!("twopc: {msg}");
+        return false;
+    }
+    if name.is_empty() {
+        eprintln!("twopc: {name_flag} is empty");
+        return false;
+    }
+    if amount == 0 {
+        eprintln!("twopc: {amount_flag} is 0; it must be at least 1");
+        return false;
+    }
+    true
+}
+
+/// `twopc topup`: credits `--amount` to `--user`'s wallet.
+pub async fn topup(args: TopupArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    if !checked("--user", &args.user, "--amount", args.amount) {
+        return Ok(Exit::Usage);
+    }
+    let how = Outgoing {
+        cluster: &args.cluster,
+        id: args.id.as_deref(),
+        retry: args.retry,
+        timeout: args.timeout,
+        json: args.json,
+    };
+    let op = Operation::TopUp {
+        user: args.user.clone(),
+        amount: args.amount,
+    };
+    make(how, op, key).await
+}
+
+/// `twopc restock`: credits `--qty` units to `--sku`'s stock.
+pub async fn restock(args: RestockArgs, key: Option<ClusterKey>) -> Result<Exit> {
+    if !checked("--sku", &args.sku, "--qty", args.qty) {
+        return Ok(Exit::Usage);
+    }
+    let how = Outgoing {
+        cluster: &args.cluster,
+        id: args.id.as_deref(),
+        retry: args.retry,
+        timeout: args.timeout,
+        json: args.json,
+    };
+    let op = Operation::Restock {
+        sku: args.sku.clone(),
+        qty: args.qty,
+    };
+    make(how, op, key).await
+}
+
+/// How `purchase`, `topup` and `restock` send their operation.
+pub(super) struct Outgoing<'a> {
+    /// The cluster file.
+    pub cluster: &'a Path,
+    /// The caller's id (`None`: a fresh random one).
+    pub id: Option<&'a str>,
+    /// Only ask what became of `id`: never start it.
+    pub retry: bool,
+    /// `--timeout`, seconds.
+    pub timeout: f64,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// Makes one operation under its id (the same ids, retries, tickets and
+/// answers for a purchase, a top-up and a restock: the coordinator keeps
+/// one outcome per id, whatever the operation), waits for its outcome and
+/// prints it. Checked input only: an invalid id is said and nothing sent.
+pub(super) async fn make(
+    how: Outgoing<'_>,
+    op: twopc_model::Operation,
+    key: Option<ClusterKey>,
+) -> Result<Exit> {
+    let deadline = Deadline::after(how.timeout);
+    let req = match how.id {
+        Some(id) => match request_id(id) {
+            Some(req) => req,
+            None => return Ok(Exit::Usage),
+        },
+        None => client::random_request_id(),
+    };
+    let cluster = Cluster::load(how.cluster)?;
+    let coordinators = cluster.coordinator_addresses();
+    let codec = cluster.codec(key, Format::Bincode);
+    let request = twopc_model::Request {
+        req: req.clone(),
+        op,
+        mode: match how.retry {
+            true => twopc_model::Mode::Retry,
+            false => twopc_model::Mode::New,
+        },
+    };
+    let probe = Probe::start(&coordinators, &codec, &deadline);
+    let seen = client::run_requests(
+        &coordinators,
+        vec![request],
+        codec.clone(),
+        deadline.left(),
+        |_| {},
+    )
+    .await?;
+    let outcome = seen.first();
+    let report = client::PurchaseReport::of(outcome, 0.0);
+    finish(report, &req, &coordinators, probe, &deadline, how.json).await
+}

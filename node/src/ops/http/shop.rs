@@ -1,0 +1,229 @@
+//! `POST /topups` and `POST /restocks` (and `GET /topups/{id}`,
+//! `/restocks/{id}`): money into a wallet, units into a sku's stock, each
+//! run through the coordinator exactly as `POST /purchases` runs a purchase
+//! (`api.rs`: the `Idempotency-Key` is the operation's id, a retry gets the
+//! first outcome, the same key with other contents is refused). Also the
+//! per-operation counters `/metrics` shows for all three.
+//!
+//! Bad input is refused before anything is sent, with the codes purchases
+//! use: `invalid_amount` (0 or negative), `amount_overflow` (above
+//! 2^64-1), `invalid_field` (not a whole number, or not a number),
+//! `invalid_name`, `name_too_long`, `missing_field`, `unknown_field`.
+
+use super::api::{self, amount, check_key, name_of, read_body, PurchaseView};
+use super::{ApiError, AppState};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use twopc_model::{Operation, Verdict};
+
+/// A top-up as an application sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpBody {
+    /// The user whose wallet is credited (created by its first top-up).
+    pub user: String,
+    /// How much: a whole number from 1 to 2^64-1.
+    pub amount: serde_json::Number,
+}
+
+/// A restock as an application sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestockBody {
+    /// The sku whose stock grows (created by its first restock).
+    pub sku: String,
+    /// How many units: a whole number from 1 to 2^64-1.
+    pub qty: serde_json::Number,
+}
+
+/// A positive amount, or why not.
+fn positive(what: &str, n: &serde_json::Number) -> Result<u64, ApiError> {
+    match amount(what, n)? {
+        0 => Err(ApiError::bad_request(
+            "invalid_amount",
+            format!("{what} is 0; it must be at least 1"),
+        )),
+        v => Ok(v),
+    }
+}
+
+impl TopUpBody {
+    /// The top-up, or why it is refused (changing nothing).
+    pub fn check(self) -> Result<Operation, ApiError> {
+        name_of("user", &self.user)?;
+        let amount = positive("amount", &self.amount)?;
+        Ok(Operation::TopUp {
+            user: self.user,
+            amount,
+        })
+    }
+}
+
+impl RestockBody {
+    /// The restock, or why it is refused (changing nothing).
+    pub fn check(self) -> Result<Operation, ApiError> {
+        name_of("sku", &self.sku)?;
+        let qty = positive("qty", &self.qty)?;
+        Ok(Operation::Restock { sku: self.sku, qty })
+    }
+}
+
+/// `POST /topups`: credits `amount` to `user` under the `Idempotency-Key`;
+/// answers as `POST /purchases` does (200 with the outcome, 202 with
+/// `Location: /topups/{key}`).
+pub async fn topup(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let made = async {
+        let key = check_key(&headers)?;
+        let shape = "a top-up is {\"user\", \"amount\"}";
+        let op = read_body::<TopUpBody>(&headers, body, shape)
+            .await?
+            .check()?;
+        Ok((key, op))
+    };
+    let (key, op) = app.telemetry.ops.refusing("topup", made.await)?;
+    api::drive(app, key, op, started).await
+}
+
+/// `POST /restocks`: credits `qty` units to `sku` under the
+/// `Idempotency-Key`; answers as `POST /purchases` does.
+pub async fn restock(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let made = async {
+        let key = check_key(&headers)?;
+        let shape = "a restock is {\"sku\", \"qty\"}";
+        let op = read_body::<RestockBody>(&headers, body, shape)
+            .await?
+            .check()?;
+        Ok((key, op))
+    };
+    let (key, op) = app.telemetry.ops.refusing("restock", made.await)?;
+    api::drive(app, key, op, started).await
+}
+
+/// `GET /topups/{id}`: what became of a top-up (as `GET /purchases/{id}`).
+pub async fn topup_lookup(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PurchaseView>, ApiError> {
+    api::lookup_as(app, id, "top-up").await
+}
+
+/// `GET /restocks/{id}`: what became of a restock.
+pub async fn restock_lookup(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PurchaseView>, ApiError> {
+    api::lookup_as(app, id, "restock").await
+}
+
+/// `op` and `outcome` (or `code`) labels.
+type Labels = [(&'static str, &'static str); 2];
+
+/// The operation kinds, as labels.
+pub const KINDS: [&str; 3] = ["purchase", "topup", "restock"];
+
+/// At most one WARN per operation kind and code this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// `POST /purchases`, `/topups` and `/restocks`, counted by operation:
+/// what was answered (by outcome) and what was refused before anything
+/// was sent (by error code).
+#[derive(Debug)]
+pub struct OpCounters {
+    /// Answers with an outcome from the coordinator, by `op` and `outcome`
+    /// (`committed`, `aborted`, `refused`, `try_again`), and 202s
+    /// (`in_progress`).
+    pub answered: Family<Labels, Counter>,
+    /// Requests refused by the API itself (nothing sent), by `op` and
+    /// `code` (`invalid_amount`, `missing_field`, ...).
+    pub rejected: Family<Labels, Counter>,
+    warned: Mutex<HashMap<Labels, (Option<Instant>, u64)>>,
+}
+
+impl Default for OpCounters {
+    /// Every kind's committed and aborted at 0, so that a scrape shows them.
+    fn default() -> Self {
+        let c = OpCounters {
+            answered: Family::default(),
+            rejected: Family::default(),
+            warned: Mutex::default(),
+        };
+        for op in KINDS {
+            for outcome in ["committed", "aborted"] {
+                let _ = c
+                    .answered
+                    .get_or_create(&[("op", op), ("outcome", outcome)]);
+            }
+        }
+        c
+    }
+}
+
+impl OpCounters {
+    /// Counts an answer to a `kind` (`purchase`, `top-up`, ...): `None`
+    /// when none came within the wait (202).
+    pub fn answered(&self, noun: &str, verdict: Option<&Verdict>) {
+        let op = match noun {
+            "top-up" => "topup",
+            "restock" => "restock",
+            _ => "purchase",
+        };
+        let outcome = match verdict {
+            None => "in_progress",
+            Some(Verdict::Committed) => "committed",
+            Some(Verdict::Aborted(_)) => "aborted",
+            Some(Verdict::Refused(_)) => "refused",
+            Some(Verdict::Unknown) => "try_again",
+        };
+        self.answered
+            .get_or_create(&[("op", op), ("outcome", outcome)])
+            .inc();
+    }
+
+    /// Passes `made` through, counting and logging (a WARN at most every
+    /// [`WARN_EVERY`] per kind and code) a refusal of a `op` request.
+    pub fn refusing<T>(&self, op: &'static str, made: Result<T, ApiError>) -> Result<T, ApiError> {
+        let Err(e) = &made else { return made };
+        let labels = [("op", op), ("code", e.code())];
+        self.rejected.get_or_create(&labels).inc();
+        let mut warned = self.warned.lock().expect("not poisoned");
+        let now = Instant::now();
+        let (last, quiet) = warned.entry(labels).or_insert((None, 0));
+        if last.is_none_or(|at| now.duration_since(at) >= WARN_EVERY) {
+            tracing::warn!(
+                op,
+                code = e.code(),
+                suppressed = *quiet,
+                "HTTP request refused, nothing sent: {}",
+                e.message()
+            );
+            *last = Some(now);
+            *quiet = 0;
+        } else {
+            *quiet += 1;
+        }
+        made
+    }
+}
+
+#[cfg(test)]
+#[path = "shop_tests.rs"]
+mod tests;
