@@ -117,12 +117,17 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
                 p.data.holds.len() + p.data.credits.len() + p.data.finished.len(),
                 requests * epochs,
             )
+            // A price change is pending only with its credit.
+            .max(over(p.data.repricing.len(), p.data.credits.len()))
         })
         .max()
         .unwrap_or(0);
     let clients = clients(cfg, state)
         .map(|c| {
-            let most = cfg.purchases + cfg.afterwards.len() + cfg.flow_requests();
+            let most = cfg.purchases
+                + cfg.afterwards.len()
+                + cfg.flow_requests()
+                + cfg.price_requests().len();
             over(c.seen.len(), most)
         })
         .max()

@@ -22,6 +22,21 @@ impl TwopcModel {
             },
             _ => None,
         };
+        // A priced hold delivered to the order service: judge its price
+        // against the catalogue the order service had (see
+        // `TwopcModel::judge_price`).
+        let priced = match &action {
+            ActorModelAction::Deliver { dst, msg, .. } => match &**msg {
+                Msg::PreparePriced {
+                    txn,
+                    change: Change::Hold(op),
+                    price,
+                    ..
+                } => Some((*dst, *txn, op.key.clone(), *price)),
+                _ => None,
+            },
+            _ => None,
+        };
         let crash = match &action {
             ActorModelAction::Crash(id) => Some(*id),
             _ => None,
@@ -29,6 +44,9 @@ impl TwopcModel {
         let mut next = self.inner.next_state(state, action)?;
         if let Some((dst, txn, key)) = &prepare {
             self.judge_refusal(state, (*dst, *txn, key), &mut next);
+        }
+        if let Some((dst, txn, key, price)) = &priced {
+            self.judge_price(state, (*dst, *txn, key, *price), &mut next);
         }
         if let Some(id) = crash {
             self.bury(id, &mut next);
@@ -91,6 +109,30 @@ impl TwopcModel {
             let mut changed = (**h).clone();
             changed.false_refusal = false_refusal;
             changed.live_hold_refusal = live;
+            next.history = Shared::new(changed);
+        }
+    }
+
+    /// Judges a price where it is accepted: if the order service `dst`
+    /// newly holds `txn`, a purchase of `key` at `price` per unit, then
+    /// `price` must be the sku's price in the catalogue it had just before
+    /// (or the sku had none: any price is accepted). The verdict goes into
+    /// the history (a later price change hides it).
+    pub(crate) fn judge_price(
+        &self,
+        last: &SysState,
+        held: (Id, TxnId, &str, Amount),
+        next: &mut SysState,
+    ) {
+        let (dst, txn, key, price) = held;
+        if usize::from(dst) != ORDER || next.history.off_price {
+            return;
+        }
+        let (before, after) = (part(last, ORDER), part(next, ORDER));
+        let newly = !before.data.holds.contains_key(&txn) && after.data.holds.contains_key(&txn);
+        if newly && before.data.prices.get(key).is_some_and(|p| *p != price) {
+            let mut changed = (*next.history).clone();
+            changed.off_price = true;
             next.history = Shared::new(changed);
         }
     }

@@ -112,10 +112,11 @@ fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), St
 /// always the last thing in a record, and its last fields, the
 /// transactions in doubt, then the operations that are not purchases and
 /// the participants of partial transactions (docs/shop.md), are younger
-/// than the format; so is a participant's last field, its pending credits.
-/// A record written before them ends where they would begin. Such a
-/// record reads as having none (one empty list per field in a state, two
-/// in a change, each one zero byte: at most 3 fields, 6 bytes); the
+/// than the format; so are a participant's last fields, its pending
+/// credits, its prices and its pending price changes. A record written
+/// before them ends where they would begin. Such a record reads as having
+/// none (one empty list per field in a state, two in a change, each one
+/// zero byte: at most 3 fields, 6 bytes); the
 /// decoder takes a padded payload only if it reads it whole, and the crc
 /// has already vouched for the bytes.
 fn decode_delta(payload: &[u8]) -> std::result::Result<Delta, bincode::Error> {
@@ -475,9 +476,10 @@ mod tests {
         assert!(err.contains("undecodable record"), "{err}");
     }
 
-    /// A participant's records of the format before credits (a whole state
-    /// without its trailing empty map of credits, a change without its
-    /// trailing empty change of them) read as having none.
+    /// A participant's records of the format before credits and prices (a
+    /// whole state without its three trailing empty maps, a change without
+    /// its three trailing empty changes of them) read as having none; so do
+    /// those of the format with credits and before prices.
     #[test]
     fn a_participant_record_from_before_credits_reads_as_having_none() {
         use bincode::Options;
@@ -499,7 +501,12 @@ mod tests {
             &twopc_model::Storage::Participant(b),
         )
         .expect("a change");
-        for (delta, younger) in [(full, 1), (change, 2)] {
+        for (delta, younger) in [
+            (full.clone(), 3),
+            (change.clone(), 6),
+            (full, 2),
+            (change, 4),
+        ] {
             let payload = bincode_opts().serialize(&delta).unwrap();
             assert!(payload.ends_with(&vec![0; younger]));
             let mut old = Vec::new();
