@@ -32,7 +32,10 @@ impl Mutant {
             Mutant::CreditAtPrepare => Config { flows: true, ..one },
             // The prices client: a restock at a new price, then a purchase
             // at the old one (the `prices` entry of the CI matrix).
-            Mutant::OrderIgnoresPrice => prices(),
+            Mutant::OrderIgnoresPrice => Config {
+                mutant: Some(self),
+                ..prices()
+            },
             // Enough money for the purchase to be charged twice.
             Mutant::RetryWithKeyStartsNewAttempt => Config { balance: 20, ..one },
             // Two purchases and a retention of one: the first one's outcome
