@@ -246,6 +246,21 @@ impl Judge {
                 m.judge_refusal(last, (me, *txn, &op.key), state);
             }
         }
+        if let Event::Msg {
+            msg:
+                Msg::PreparePriced {
+                    txn,
+                    change: Change::Hold(op),
+                    price,
+                    ..
+                },
+            ..
+        } = &step.event
+        {
+            if let Some(last) = &last {
+                m.judge_price(last, (me, *txn, &op.key, *price), state);
+            }
+        }
     }
 
     pub(super) fn judge(
@@ -285,8 +300,15 @@ fn layout(nodes: &[Replayed]) -> Config {
         Node::Replica(r) => Some(r.peers.len()),
         _ => None,
     });
+    // Prices are judged when the coordinator sent priced holds.
+    let prices = nodes.iter().any(|n| match &n.actor {
+        Node::Coordinator(c) => c.prices,
+        Node::Replica(r) => r.coordinator.prices,
+        _ => false,
+    });
     Config {
         clients,
+        prices,
         protocol: replicas.map_or(Protocol::TwoPc, |_| Protocol::Replicated),
         replicas: replicas.unwrap_or(Config::default().replicas),
         ..Config::default()
