@@ -224,9 +224,11 @@ impl Config {
                 resource,
                 coordinators: coordinators.clone(),
                 initial: BTreeMap::from([(key.to_string(), level)]),
-                prices: priced
-                    .then(|| BTreeMap::from([(key.to_string(), self.catalogue_price())]))
-                    .unwrap_or_default(),
+                prices: if priced {
+                    BTreeMap::from([(key.to_string(), self.catalogue_price())])
+                } else {
+                    BTreeMap::new()
+                },
             })
         };
         let coordinator = Coordinator {
