@@ -231,7 +231,8 @@ pub fn owed(state: &SysState, txn: &TxnId) -> bool {
     })
 }
 
-fn part(state: &SysState, i: usize) -> &PartState {
+/// Participant `i`'s state (actors 1 and 2).
+pub(crate) fn part(state: &SysState, i: usize) -> &PartState {
     match &**state.actor_states[i] {
         State::Participant(s) => s,
         _ => unreachable!("actors 1 and 2 are participants"),

@@ -258,6 +258,15 @@ impl Judge {
         } = &step.event
         {
             if let Some(last) = &last {
+                // A shortage refusal of a hold at the right price is judged
+                // as one of a plain `Prepare` (as the checker does).
+                let at_price = usize::from(me) == ORDER
+                    && crate::system::part(last, ORDER)
+                        .data
+                        .price_holds(&op.key, *price);
+                if at_price {
+                    m.judge_refusal(last, (me, *txn, &op.key), state);
+                }
                 m.judge_price(last, (me, *txn, &op.key, *price), state);
             }
         }

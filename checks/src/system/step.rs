@@ -15,9 +15,21 @@ impl TwopcModel {
     pub(crate) fn next_unreduced(&self, state: &SysState, action: SysAction) -> Option<SysState> {
         // A prepare delivered to a participant may be refused: judge the
         // refusal on this very step (see `TwopcModel::judge_refusal`).
+        // (A priced hold is judged so only when its price is right: one
+        // at a price that is not the catalogue's is refused for that.)
         let prepare = match &action {
             ActorModelAction::Deliver { dst, msg, .. } => match &**msg {
                 Msg::Prepare { txn, op, .. } => Some((*dst, *txn, op.key.clone())),
+                Msg::PreparePriced {
+                    txn,
+                    change: Change::Hold(op),
+                    price,
+                    ..
+                } if usize::from(*dst) == ORDER
+                    && part(state, ORDER).data.price_holds(&op.key, *price) =>
+                {
+                    Some((*dst, *txn, op.key.clone()))
+                }
                 _ => None,
             },
             _ => None,
