@@ -222,6 +222,12 @@ pub(crate) struct SysArgs {
     /// (docs/shop.md), checked with conservation with flows.
     #[arg(long)]
     flows: bool,
+    /// Prices: the order service prices the sku at --price, purchases carry
+    /// the buyer's price, and the first client, after its purchases (and
+    /// flows), restocks the sku at a new price, then buys at the old price
+    /// (price_changed) and at the new one (docs/shop.md, "Prices").
+    #[arg(long)]
+    prices: bool,
     /// The commit protocol: 2pc (one coordinator; blocks while it is down)
     /// or replicated (the coordinator on --replicas replicas, Paxos ballots
     /// on its durable state; losing a minority of them blocks nothing).
@@ -292,6 +298,7 @@ impl SysArgs {
             lose_disk: pick!(lose_disk),
             lose_replica_disk: pick!(lose_replica_disk),
             flows: pick!(flows),
+            prices: pick!(prices),
             protocol: pick!(protocol),
             replicas: pick!(replicas),
             elections: pick!(elections),

@@ -11,6 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use twopc_model::*;
 
 pub use twopc_model::slots::{COORDINATOR, ORDER, WALLET};
+
+mod demos;
+mod shop;
+pub use shop::prices;
 /// The first client's actor index.
 pub const FIRST_CLIENT: usize = 3;
 
@@ -150,6 +154,13 @@ pub struct Config {
     /// configuration past 10 million states.) Off, the configuration is
     /// what it was.
     pub flows: bool,
+    /// Prices (docs/shop.md, "Prices"): the order service's catalogue
+    /// prices the sku at [`Config::catalogue_price`], the coordinator
+    /// sends every purchase's order hold with the buyer's price, and the
+    /// first client, before its purchases, restocks the sku at `price`
+    /// (see [`Config::price_requests`]). Off, the configuration is what
+    /// it was.
+    pub prices: bool,
 }
 
 impl Default for Config {
@@ -186,6 +197,7 @@ impl Default for Config {
             elections: 1,
             pre_vote: true,
             flows: false,
+            prices: false,
         }
     }
 }
@@ -207,16 +219,23 @@ impl Config {
     pub fn nodes(&self) -> Vec<Node> {
         let coordinators: Vec<Id> = self.replica_indices().into_iter().map(Id::from).collect();
         let participant = |resource, key: &str, level| {
+            let priced = self.prices && resource == Resource::Order;
             Node::Participant(Participant {
                 resource,
                 coordinators: coordinators.clone(),
                 initial: BTreeMap::from([(key.to_string(), level)]),
+                prices: if priced {
+                    BTreeMap::from([(key.to_string(), self.catalogue_price())])
+                } else {
+                    BTreeMap::new()
+                },
             })
         };
         let coordinator = Coordinator {
             wallet: Id::from(WALLET),
             order: Id::from(ORDER),
             retention: self.retention,
+            prices: self.prices,
         };
         let replica = |index| match self.protocol {
             Protocol::TwoPc => Node::Coordinator(coordinator.clone()),
@@ -252,13 +271,16 @@ impl Config {
             }
         };
         for c in 0..self.clients {
-            let mut requests: Vec<Request> = (0..self.purchases)
-                .map(|i| Request {
-                    req: Self::req(c, i),
-                    op: purchase(self.qty).into(),
-                    mode: Mode::New,
-                })
-                .collect();
+            let mut requests: Vec<Request> = if c == 0 {
+                self.price_requests()
+            } else {
+                Vec::new()
+            };
+            requests.extend((0..self.purchases).map(|i| Request {
+                req: Self::req(c, i),
+                op: purchase(self.qty).into(),
+                mode: Mode::New,
+            }));
             if c == 0 {
                 requests.extend(self.flows_requests());
                 requests.extend(self.afterwards.iter().map(reuse));
@@ -343,7 +365,7 @@ impl Config {
 
     /// How many distinct request ids the clients use.
     pub fn ids(&self) -> usize {
-        self.clients * self.purchases + self.flow_requests()
+        self.clients * self.purchases + self.flow_requests() + self.price_requests().len()
     }
 
     /// The role of actor `index`.
@@ -383,156 +405,6 @@ impl Config {
     /// Whether `role` may crash (and later recover) in this configuration.
     pub fn may_crash(&self, role: Role) -> bool {
         self.max_crashes > 0 && self.crashable.contains(&role)
-    }
-}
-
-impl Mutant {
-    /// The smallest configuration in which the checker shows this mutant's
-    /// bug (`twopc-check check --mutant NAME` starts from it).
-    pub fn demo_config(self) -> Config {
-        let one = Config {
-            clients: 1,
-            mutant: Some(self),
-            ..Config::default()
-        };
-        // The replicated protocol, campaigns only when a leader is down.
-        let replicated = Config {
-            protocol: Protocol::Replicated,
-            elections: 0,
-            ..one.clone()
-        };
-        let crashing = |role: Role| Config {
-            max_crashes: 1,
-            crashable: [role].into(),
-            ..one.clone()
-        };
-        match self {
-            Mutant::NoSaveBeforeYes
-            | Mutant::UnsavedDecision
-            | Mutant::CommitOnVoteTimeout
-            | Mutant::DoubleApplyCommit
-            | Mutant::PresumeCommit => one,
-            // The flows client's top-up and restock beside one purchase.
-            Mutant::CreditAtPrepare => Config { flows: true, ..one },
-            // Enough money for the purchase to be charged twice.
-            Mutant::RetryWithKeyStartsNewAttempt => Config { balance: 20, ..one },
-            // Two purchases and a retention of one: the first one's outcome
-            // is forgotten when the second is decided; then a stale copy of
-            // the first arrives. Enough money and stock for three. (The
-            // `expired-id` entry of the CI matrix, which also retries the
-            // first id afterwards.)
-            Mutant::ExpiredKeyAnsweredAsNew => Config {
-                purchases: 2,
-                retention: 1,
-                balance: 20,
-                stock: 3,
-                afterwards: vec![Reuse::Same],
-                ..one
-            },
-            // The id re-sent with one more unit.
-            Mutant::KeyContentsNotCompared => Config {
-                reuse: vec![Reuse::Different],
-                ..one
-            },
-            // The coordinator restarts having forgotten the decided purchase;
-            // enough money for it to be charged twice.
-            Mutant::OutcomesNotDurable => Config {
-                balance: 20,
-                ..crashing(Role::Coordinator)
-            },
-            Mutant::ForgetHoldsOnRestart => crashing(Role::Wallet),
-            // The coordinator's disk is replaced after the purchase began.
-            Mutant::EpochNotLearned => Config {
-                lose_disk: true,
-                ..crashing(Role::Coordinator)
-            },
-            // The `coordinator-disk-lost` entry of the CI matrix: a purchase
-            // after the loss waits for the epoch to be learned.
-            Mutant::LearnNotRetried => Config {
-                purchases: 2,
-                lose_disk: true,
-                ..crashing(Role::Coordinator)
-            },
-            // The disk lost after the commit reached one participant only.
-            Mutant::PresumeAbortForLostLog => Config {
-                lose_disk: true,
-                ..crashing(Role::Coordinator)
-            },
-            // The disk lost after the purchase committed, before its client
-            // heard; money for two: its ticket must not start it again.
-            Mutant::TicketsNotRenewed => Config {
-                balance: 20,
-                lose_disk: true,
-                ..crashing(Role::Coordinator)
-            },
-            Mutant::UnsavedAbortOutcome | Mutant::ReuseTxnIds => crashing(Role::Coordinator),
-            // Two requests, so a duplicate of the first can answer the second.
-            Mutant::ClientAcceptsAnyOutcome => Config {
-                purchases: 2,
-                ..one
-            },
-            // Liveness-only bugs, shown where bare `twopc-check` looks for
-            // them: one purchase, any role may crash.
-            Mutant::ForgetOnCommit => one,
-            // Two clients: one's attempt is still voting when the other's
-            // prepare carries the floor.
-            Mutant::FloorIgnoresVoting => Config {
-                mutant: Some(self),
-                ..Config::default()
-            },
-            // A commit still owed (not yet acknowledged) when the next
-            // purchase's prepare carries the floor.
-            Mutant::FloorIgnoresOwed => Config {
-                purchases: 2,
-                ..one
-            },
-            // A hold of the old epoch when the new epoch's prepare arrives.
-            Mutant::KeepDeadHolds | Mutant::FloorKeepsHolds => crashing(Role::Coordinator),
-            Mutant::NeverAsk | Mutant::RestartForgetsToAsk => Config {
-                max_crashes: 1,
-                ..one
-            },
-            // The replicated protocol: decisions revealed on one replica's
-            // word, with every replica up.
-            Mutant::DecideWithoutMajority => replicated,
-            // A backup restarts (the `replicated-backup-crash` matrix entry).
-            Mutant::ForgetAcceptedOnRestart => Config {
-                max_crashes: 1,
-                crashable: [Role::Backup].into(),
-                ..replicated
-            },
-            // A backup dies for good (the first one: the leader then has
-            // nobody it listens to).
-            Mutant::DeafToLastBackup => Config {
-                max_crashes: 1,
-                crashable: [Role::Backup].into(),
-                never_recover: [Role::Backup].into(),
-                ..replicated
-            },
-            // A replica's disk is replaced (the `replica-disk-lost` entry
-            // of the CI matrix).
-            Mutant::EmptyReplicaVotesAtOnce | Mutant::LeaderNeverResends => Config {
-                mutant: Some(self),
-                ..replica_disk_lost()
-            },
-            // Paxos bugs: the `competing-leaders` entry of the CI matrix,
-            // where two replicas can lead.
-            Mutant::LeaderIgnoresPromises
-            | Mutant::AcceptBelowPromise
-            | Mutant::ElectedWithoutMajority
-            | Mutant::AdoptLowestBallot => Config {
-                mutant: Some(self),
-                ..competing_leaders()
-            },
-            // The first leader dies for good; the next loses its campaign
-            // and never asks again.
-            Mutant::CampaignNotResent => Config {
-                max_crashes: 1,
-                crashable: [Role::Coordinator].into(),
-                never_recover: [Role::Coordinator].into(),
-                ..replicated
-            },
-        }
     }
 }
 

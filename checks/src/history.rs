@@ -148,6 +148,9 @@ pub struct History {
     /// A participant refused a prepare for want of funds or stock because of
     /// a live hold (the `sometimes` that keeps the refusal property honest).
     pub live_hold_refusal: bool,
+    /// The order service held a purchase at a price other than the sku's
+    /// price when it prepared it (see `TwopcModel::judge_price`).
+    pub off_price: bool,
     /// The terms replicas asked pre-votes for (with early timers only,
     /// `--elections` above 0): each replica's timer fires early at most
     /// once per term it could ask for (see `TwopcModel::may_campaign`).
@@ -181,9 +184,9 @@ pub fn record_out(
         Msg::Ack { txn } => !h.acks.contains(&by(txn)),
         Msg::Commit { txn } => !h.commits_sent.contains(txn),
         Msg::Outcome(o) => decided(o) && !h.outcomes_sent.contains(&o.req),
-        Msg::Prepare { txn, .. } | Msg::PrepareCredit { txn, .. } => {
-            !h.prepared.contains_key(&ByParticipant(env.dst, *txn))
-        }
+        Msg::Prepare { txn, .. }
+        | Msg::PrepareCredit { txn, .. }
+        | Msg::PreparePriced { txn, .. } => !h.prepared.contains_key(&ByParticipant(env.dst, *txn)),
         Msg::PreVote { term } => cfg.elections > 0 && !h.pre_votes.contains(term),
         _ => false,
     };
@@ -207,6 +210,12 @@ pub fn record_out(
             let change = Change::Credit(op.clone());
             next.prepared
                 .insert(ByParticipant(env.dst, *txn), (req.clone(), change));
+        }
+        Msg::PreparePriced {
+            txn, req, change, ..
+        } => {
+            next.prepared
+                .insert(ByParticipant(env.dst, *txn), (req.clone(), change.clone()));
         }
         Msg::PreVote { term } => {
             next.pre_votes.insert(*term);

@@ -166,6 +166,13 @@ pub fn entries() -> Vec<Entry> {
             unique_states: 878_191,
             strategy: Strategy::Dfs,
         },
+        Entry {
+            name: "prices",
+            about: "one client: a restock that sets the sku's price (the catalogue starts one above it), then a purchase at the new price, its order hold carrying the price (PreparePriced); udp; no crashes (a purchase commits only at the catalogue price: it commits once the restock committed, and aborts price_changed when the restock timed out; the order-ignores-price mutant is caught here)",
+            config: crate::config::prices(),
+            unique_states: 28_455,
+            strategy: Strategy::Dfs,
+        },
     ]
 }
 

@@ -26,6 +26,9 @@ pub enum Mutant {
     /// it commits it (money or stock counted twice, or credited by an
     /// attempt that aborts). Needs `--flows`.
     CreditAtPrepare,
+    /// The order service ignores the price a purchase carries: it holds a
+    /// purchase at a stale price as if it were the sku's. Needs `--prices`.
+    OrderIgnoresPrice,
     /// A participant drops its prepared holds when it restarts.
     ForgetHoldsOnRestart,
     /// The coordinator answers a query about an unknown transaction with commit.

@@ -6,6 +6,12 @@
 //! auxiliary [`History`](crate::history::History).
 
 mod leaders;
+mod shop;
+
+pub use shop::{
+    PURCHASE_AT_CATALOGUE_PRICE, SOME_COMMIT_AT_NEW_PRICE, SOME_PRICE_CHANGED,
+    SOME_TOP_UP_COMMITTED,
+};
 
 use crate::config::*;
 use crate::history::ByParticipant;
@@ -83,9 +89,6 @@ pub const SOME_RETURNING_FOLLOWS: &str =
     "a replica whose timer fired follows the leader it had, which still leads";
 /// Reached: a client saw a commit.
 pub const SOME_COMMIT: &str = "a commit";
-/// Reached (`--flows`): a top-up of a new user committed, and the wallet
-/// applied it (the user exists).
-pub const SOME_TOP_UP_COMMITTED: &str = "a top-up committed";
 /// Reached: a client saw an abort for insufficient funds or stock.
 pub const SOME_SHORTAGE_ABORT: &str = "an abort for insufficient funds or stock";
 /// Reached: a client saw an abort by vote timeout.
@@ -112,6 +115,7 @@ impl Mutant {
             Mutant::UnsavedDecision => DURABLE,
             Mutant::CommitOnVoteTimeout => COMMIT_NEEDS_EVERY_YES,
             Mutant::DoubleApplyCommit | Mutant::CreditAtPrepare => CONSERVED,
+            Mutant::OrderIgnoresPrice => PURCHASE_AT_CATALOGUE_PRICE,
             Mutant::ForgetHoldsOnRestart => CLIENT_TOLD_THE_TRUTH,
             Mutant::EpochNotLearned => NEXT_ATTEMPT_IS_NEW,
             Mutant::TicketsNotRenewed => CHARGED_AT_MOST_ONCE,
@@ -152,8 +156,8 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
     let mut props = vec![
         Property::always(ATOMIC, atomic),
         Property::always(COMMIT_NEEDS_EVERY_YES, commit_needs_every_yes),
-        Property::always(CONSERVED, conserved),
-        Property::always(CHARGED_AT_MOST_ONCE, charged_at_most_once),
+        Property::always(CONSERVED, shop::conserved),
+        Property::always(CHARGED_AT_MOST_ONCE, shop::charged_at_most_once),
         Property::always(CLIENT_TOLD_THE_TRUTH, client_told_the_truth),
         Property::always(DURABLE, durable),
         Property::always(BOUNDED, |m, s| exceeds_limits(&m.cfg, s) == 0),
@@ -170,13 +174,7 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
             seen(m, s).any(|o| o.verdict == Verdict::Committed)
         }));
     }
-    if cfg.flows {
-        props.push(Property::sometimes(SOME_TOP_UP_COMMITTED, |m, s| {
-            let topup = RequestId::new("topup");
-            seen(m, s).any(|o| o.req == topup && o.verdict == Verdict::Committed)
-                && participants(s).any(|(i, p)| i == WALLET && p.data.levels.contains_key(NEW_USER))
-        }));
-    }
+    props.extend(shop::properties(cfg));
     if cfg.can_run_short() {
         props.push(Property::sometimes(SOME_SHORTAGE_ABORT, |m, s| {
             seen(m, s).any(|o| {
@@ -377,53 +375,6 @@ fn commit_needs_every_yes(_: &TwopcModel, s: &SysState) -> bool {
                     .contains(&ByParticipant(Id::from(q), a.txn))
             })
         })
-    })
-}
-
-/// Conservation with flows: for every key a participant has (initially,
-/// now, or in a change it applied), its committed level is the initial
-/// level plus the credits it applied minus the holds it applied, and the
-/// level covers what is held on it. (Levels are committed levels: holds are
-/// not taken from them until they commit; credits are not added before.)
-fn conserved(m: &TwopcModel, s: &SysState) -> bool {
-    participants(s).all(|(i, p)| {
-        let twopc_model::Node::Participant(cfg) = &m.inner.actors[i].node else {
-            unreachable!("actors 1 and 2 are participants")
-        };
-        let applied: Vec<Applied> = applied(s, i, p).collect();
-        let mut keys: Vec<&Key> = cfg.initial.keys().chain(p.data.levels.keys()).collect();
-        keys.extend(applied.iter().filter_map(|a| a.op().map(|op| &op.key)));
-        keys.sort();
-        keys.dedup();
-        keys.into_iter().all(|key| {
-            let initial = i128::from(cfg.initial.get(key).copied().unwrap_or(0));
-            let level = p.data.levels.get(key).copied();
-            let flow: i128 = applied
-                .iter()
-                .filter_map(|a| a.change.as_ref())
-                .filter(|c| &c.op().key == key)
-                .map(|c| match c {
-                    Change::Credit(op) => i128::from(op.amount),
-                    Change::Hold(op) => -i128::from(op.amount),
-                })
-                .sum();
-            let held = p.data.held(key);
-            match level {
-                Some(level) => i128::from(level) == initial + flow && level >= held,
-                // No such key: nothing came in, nothing is held.
-                None => initial + flow == 0 && held == 0,
-            }
-        })
-    })
-}
-
-fn charged_at_most_once(_: &TwopcModel, s: &SysState) -> bool {
-    participants(s).all(|(i, p)| {
-        let mut reqs: Vec<RequestId> = applied(s, i, p).filter_map(|a| a.req).collect();
-        let n = reqs.len();
-        reqs.sort();
-        reqs.dedup();
-        reqs.len() == n
     })
 }
 

@@ -117,12 +117,17 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
                 p.data.holds.len() + p.data.credits.len() + p.data.finished.len(),
                 requests * epochs,
             )
+            // A price change is pending only with its credit.
+            .max(over(p.data.repricing.len(), p.data.credits.len()))
         })
         .max()
         .unwrap_or(0);
     let clients = clients(cfg, state)
         .map(|c| {
-            let most = cfg.purchases + cfg.afterwards.len() + cfg.flow_requests();
+            let most = cfg.purchases
+                + cfg.afterwards.len()
+                + cfg.flow_requests()
+                + cfg.price_requests().len();
             over(c.seen.len(), most)
         })
         .max()
@@ -226,7 +231,8 @@ pub fn owed(state: &SysState, txn: &TxnId) -> bool {
     })
 }
 
-fn part(state: &SysState, i: usize) -> &PartState {
+/// Participant `i`'s state (actors 1 and 2).
+pub(crate) fn part(state: &SysState, i: usize) -> &PartState {
     match &**state.actor_states[i] {
         State::Participant(s) => s,
         _ => unreachable!("actors 1 and 2 are participants"),

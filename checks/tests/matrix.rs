@@ -31,6 +31,11 @@ fn matrix_flows() {
 }
 
 #[test]
+fn matrix_prices() {
+    check_entry("prices");
+}
+
+#[test]
 fn matrix_compete() {
     check_entry("compete");
 }

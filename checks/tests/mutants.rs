@@ -93,6 +93,16 @@ fn credit_at_prepare_is_caught() {
     assert_caught(Mutant::CreditAtPrepare);
 }
 
+/// Prices: an order service that ignores the price a purchase carries
+/// holds a purchase at a price that is not the catalogue's (the restock
+/// that would have set it aborted), in the `--prices` configuration (the
+/// `prices` entry of the CI matrix).
+#[test]
+fn order_ignores_price_is_caught() {
+    assert!(Mutant::OrderIgnoresPrice.demo_config().prices);
+    assert_caught(Mutant::OrderIgnoresPrice);
+}
+
 #[test]
 fn forget_holds_on_restart_is_caught() {
     assert_caught(Mutant::ForgetHoldsOnRestart);

@@ -13,7 +13,9 @@ pub use learning::{resolve, resolve_among, Heard, Learning, Resolved};
 
 mod flows;
 mod learning;
+mod reasons;
 pub use crate::outcomes::{Known, Outcomes, Told, TICKET_GENERATION_BITS};
+use reasons::reason_blames;
 
 /// The coordinator's configuration: who the two participants are, and how
 /// many outcomes it remembers.
@@ -26,6 +28,14 @@ pub struct Coordinator {
     /// How many outcomes to remember (at least 1): recording one more
     /// forgets the oldest.
     pub retention: usize,
+    /// Whether a purchase's order hold carries the price the buyer saw
+    /// (`PreparePriced`, checked against the sku's price) rather than the
+    /// plain `Prepare` of before (no price check). On only once every
+    /// order service understands `PreparePriced` (upgrade participants
+    /// first); off in configurations written before prices (their traces
+    /// replay as recorded). See docs/shop.md, "Prices".
+    #[serde(default)]
+    pub prices: bool,
 }
 
 /// A transaction still collecting votes. Volatile: a crash forgets it, and
@@ -244,6 +254,7 @@ impl Coordinator {
             | Msg::Status { .. }
             | Msg::Prepare { .. }
             | Msg::PrepareCredit { .. }
+            | Msg::PreparePriced { .. }
             | Msg::Commit { .. }
             | Msg::Abort { .. }
             | Msg::AskEpoch { .. }
@@ -338,8 +349,9 @@ impl Coordinator {
             },
         );
         let floor = state.floor();
+        let asked = &state.voting[&txn].op;
         for (p, change) in changes {
-            let prepare = Self::prepare(txn, req.clone(), change, floor.clone(), &parties);
+            let prepare = self.prepare(p, asked, txn, req.clone(), change, floor.clone(), &parties);
             o.send(p, prepare);
         }
         o.set_timer(Timer::Votes(txn), crate::timeouts::VOTES);
@@ -375,13 +387,7 @@ impl Coordinator {
         }
         match ballot {
             Ballot::No(refusal) => {
-                let reason = match (src == self.wallet, refusal) {
-                    (true, Refusal::Insufficient) => AbortReason::InsufficientFunds,
-                    (true, Refusal::UnknownKey) => AbortReason::UnknownUser,
-                    (false, Refusal::Insufficient) => AbortReason::InsufficientStock,
-                    (false, Refusal::UnknownKey) => AbortReason::UnknownSku,
-                    (_, Refusal::Overflow) => AbortReason::Overflow,
-                };
+                let reason = reasons::reason_for(src == self.wallet, refusal);
                 self.abort(state.to_mut(), txn, reason, o);
             }
             Ballot::Yes => {
@@ -514,25 +520,7 @@ impl Coordinator {
     }
 }
 
-/// Whether an abort for `reason` was caused by a no vote of the wallet
-/// (`is_wallet`) or of the order service: that voter has aborted already.
-fn reason_blames(reason: AbortReason, is_wallet: bool) -> bool {
-    match reason {
-        AbortReason::InsufficientFunds | AbortReason::UnknownUser => is_wallet,
-        AbortReason::InsufficientStock | AbortReason::UnknownSku => !is_wallet,
-        // (An overflow may be either's: both are told.)
-        AbortReason::VoteTimeout | AbortReason::InvalidRequest | AbortReason::Overflow => false,
-    }
-}
-
 impl CoordState {
-    /// Whether an attempt this coordinator has no decision for is aborted by
-    /// presumption: not voting, not in doubt, and not of a later epoch (with
-    /// a replicated coordinator, those belong to a newer leader).
-    fn presumes_abort(&self, txn: &TxnId) -> bool {
-        !self.voting.contains_key(txn) && !self.doubts.contains_key(txn) && txn.epoch <= self.epoch
-    }
-
     /// What this coordinator knows about `req`. Costs O(log remembered +
     /// attempts in flight).
     pub fn known(&self, req: &RequestId) -> Known<'_> {

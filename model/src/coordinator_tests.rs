@@ -12,6 +12,7 @@ pub(crate) fn coord() -> Coordinator {
         wallet: Id::from(WALLET),
         order: Id::from(ORDER),
         retention: 2,
+        prices: false,
     }
 }
 

@@ -56,11 +56,13 @@ pub enum MsgKind {
     Request,
     /// [`Msg::PrepareCredit`].
     PrepareCredit,
+    /// [`Msg::PreparePriced`].
+    PreparePriced,
 }
 
 impl MsgKind {
     /// Every kind, in protocol order.
-    pub const ALL: [MsgKind; 23] = [
+    pub const ALL: [MsgKind; 24] = [
         MsgKind::Purchase,
         MsgKind::Outcome,
         MsgKind::Lookup,
@@ -84,6 +86,7 @@ impl MsgKind {
         MsgKind::RecoverReply,
         MsgKind::Request,
         MsgKind::PrepareCredit,
+        MsgKind::PreparePriced,
     ];
 
     /// The kind of `msg`.
@@ -112,6 +115,7 @@ impl MsgKind {
             Msg::RecoverReply { .. } => MsgKind::RecoverReply,
             Msg::Request { .. } => MsgKind::Request,
             Msg::PrepareCredit { .. } => MsgKind::PrepareCredit,
+            Msg::PreparePriced { .. } => MsgKind::PreparePriced,
         }
     }
 
@@ -141,6 +145,7 @@ impl MsgKind {
             MsgKind::RecoverReply => "recover_reply",
             MsgKind::Request => "request",
             MsgKind::PrepareCredit => "prepare_credit",
+            MsgKind::PreparePriced => "prepare_priced",
         }
     }
 }
@@ -186,6 +191,7 @@ pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
         Msg::Outcome(o) => o.txn,
         Msg::Prepare { txn, .. }
         | Msg::PrepareCredit { txn, .. }
+        | Msg::PreparePriced { txn, .. }
         | Msg::Vote { txn, .. }
         | Msg::Commit { txn }
         | Msg::Abort { txn }

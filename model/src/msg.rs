@@ -129,6 +129,21 @@ pub enum Msg {
         floor: Floor,
         parties: Vec<stateright::actor::Id>,
     },
+    /// Coordinator → order service: prepare `change` with a price, then
+    /// vote (see docs/shop.md, "Prices"). A hold is a purchase's: `price`
+    /// is the price per unit the buyer saw, and the order service votes no
+    /// (`PriceChanged`) unless it is the sku's price. A credit is a priced
+    /// restock's: `price` becomes the sku's price at commit. `parties` and
+    /// the floor as in `PrepareCredit`. (Appended: an old participant
+    /// drops it as undecodable, so the attempt aborts by vote timeout.)
+    PreparePriced {
+        txn: TxnId,
+        req: RequestId,
+        change: Change,
+        price: Amount,
+        floor: Floor,
+        parties: Vec<stateright::actor::Id>,
+    },
 }
 
 /// Every timer of the protocol. In the model any set timer may fire at any
@@ -192,6 +207,7 @@ impl Msg {
             Msg::Purchase { .. }
             | Msg::Request { .. }
             | Msg::PrepareCredit { .. }
+            | Msg::PreparePriced { .. }
             | Msg::Lookup { .. }
             | Msg::Outcome(_)
             | Msg::Status { .. }

@@ -9,6 +9,9 @@ use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+mod ignores;
+mod storage;
+
 /// Which resource a participant guards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Resource {
@@ -29,6 +32,11 @@ pub struct Participant {
     pub coordinators: Vec<Id>,
     /// Levels on first start (no storage yet): balances or stock.
     pub initial: BTreeMap<Key, Amount>,
+    /// Prices per unit on first start (the order service's catalogue; a
+    /// sku without one accepts a purchase at any price: see docs/shop.md,
+    /// "Prices"). Absent from configurations written before prices: none.
+    #[serde(default)]
+    pub prices: BTreeMap<Key, Amount>,
 }
 
 /// A prepared transaction's reservation: `op.amount` of `op.key` is set aside
@@ -88,81 +96,16 @@ pub struct PartStorage {
     /// hashes as nothing (state digests are those of before).
     #[serde(default)]
     pub credits: Map<TxnId, Credit>,
-}
-
-impl PartStorage {
-    /// The highest coordinator epoch this participant has a durable trace
-    /// of: its floor's, or that of a transaction it holds or finished.
-    /// O(1): the maps are ordered by transaction.
-    pub fn highest_epoch(&self) -> u64 {
-        let last = |m: Option<TxnId>| m.map_or(0, |t| t.epoch);
-        self.floor
-            .epoch
-            .max(last(self.holds.keys().next_back().copied()))
-            .max(last(self.finished.keys().next_back().copied()))
-            .max(last(self.credits.keys().next_back().copied()))
-    }
-
-    /// Whether `txn` is prepared here (a hold or a pending credit).
-    pub fn prepared(&self, txn: &TxnId) -> bool {
-        self.holds.contains_key(txn) || self.credits.contains_key(txn)
-    }
-
-    /// What is credited to `key` by prepared credits.
-    pub fn pending_credits(&self, key: &str) -> Amount {
-        self.credits
-            .values()
-            .filter(|c| c.op.key == key)
-            .map(|c| c.op.amount)
-            .sum()
-    }
-
-    /// What this participant knows of every transaction it holds or
-    /// remembers, in order: the answer to a coordinator that lost its log.
-    /// Costs O(holds + finished), which follow the transactions in flight.
-    pub fn fates(&self) -> Vec<(TxnId, Fate)> {
-        let held = self
-            .holds
-            .iter()
-            .map(|(t, h)| (*t, Fate::Held(h.req.clone())))
-            .chain(
-                self.credits
-                    .iter()
-                    .map(|(t, c)| (*t, Fate::HeldAmong(c.req.clone(), c.parties.clone()))),
-            );
-        let finished = self.finished.iter().map(|(t, f)| {
-            let fate = if f.committed {
-                Fate::Committed
-            } else {
-                Fate::Aborted
-            };
-            (*t, fate)
-        });
-        let mut all: Vec<_> = held.chain(finished).collect();
-        all.sort();
-        all
-    }
-
-    /// What is held on `key` by prepared transactions.
-    pub fn held(&self, key: &str) -> Amount {
-        self.holds
-            .values()
-            .filter(|h| h.op.key == key)
-            .map(|h| h.op.amount)
-            .sum()
-    }
-
-    /// Whether this participant can account for a decision on `txn`: it
-    /// holds it (prepared), has finished it, or its floor settled it (a
-    /// commit below the floor was applied and forgotten). A `Commit` for a
-    /// transaction it cannot account for never comes from a correct
-    /// coordinator talking to this participant's durable state (a commit
-    /// needs our yes, and our yes needs a durable hold): it means
-    /// acknowledged data was lost, or a bug. A pure query for the runtime's
-    /// alarm; `on_msg` ignores such a commit either way.
-    pub fn knows(&self, txn: &TxnId) -> bool {
-        *txn < self.floor || self.prepared(txn) || self.finished.contains_key(txn)
-    }
+    /// The catalogue (order service): each sku's price per unit, set by
+    /// the commit of a priced restock. A sku without one accepts a
+    /// purchase at any price. (Appended, like `credits`.)
+    #[serde(default)]
+    pub prices: Map<Key, Amount>,
+    /// The price each prepared priced restock sets at its commit, by
+    /// transaction (its sku is its credit's). While one is pending on a
+    /// sku, a purchase of it at another price is refused. (Appended.)
+    #[serde(default)]
+    pub repricing: Map<TxnId, Amount>,
 }
 
 /// The participant's whole state.
@@ -181,6 +124,7 @@ impl Participant {
     pub fn on_start(&self, storage: Option<&PartStorage>, o: &mut Out<Node>) -> PartState {
         let data = storage.cloned().unwrap_or_else(|| PartStorage {
             levels: self.initial.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            prices: self.prices.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             ..PartStorage::default()
         });
         for txn in data.holds.keys().chain(data.credits.keys()) {
@@ -205,23 +149,49 @@ impl Participant {
                 req,
                 op,
                 floor,
-            } => self.on_prepare(state, src, txn, req, Change::Hold(op), &floor, None, o),
+            } => {
+                let prepare = Prepared {
+                    txn,
+                    req,
+                    change: Change::Hold(op),
+                    parties: None,
+                    price: None,
+                };
+                self.on_prepare(state, src, prepare, &floor, o)
+            }
             Msg::PrepareCredit {
                 txn,
                 req,
                 op,
                 floor,
                 parties,
-            } => self.on_prepare(
-                state,
-                src,
+            } => {
+                let prepare = Prepared {
+                    txn,
+                    req,
+                    change: Change::Credit(op),
+                    parties: Some(parties),
+                    price: None,
+                };
+                self.on_prepare(state, src, prepare, &floor, o)
+            }
+            Msg::PreparePriced {
                 txn,
                 req,
-                Change::Credit(op),
-                &floor,
-                Some(parties),
-                o,
-            ),
+                change,
+                price,
+                floor,
+                parties,
+            } => {
+                let prepare = Prepared {
+                    txn,
+                    req,
+                    change,
+                    parties: Some(parties),
+                    price: Some(price),
+                };
+                self.on_prepare(state, src, prepare, &floor, o)
+            }
             Msg::Commit { txn } => {
                 if let Some(done) = state.data.finished.get(&txn) {
                     if done.committed {
@@ -235,6 +205,9 @@ impl Participant {
                 if let Some(credit) = state.data.credits.get(&txn).cloned() {
                     let data = &mut state.to_mut().data;
                     data.credits.remove(&txn);
+                    if let Some(price) = data.repricing.remove(&txn) {
+                        data.prices.insert(credit.op.key.clone(), price);
+                    }
                     // The key exists from this commit on. Cannot overflow:
                     // the prepare counted every pending credit on the key,
                     // and only commits of holds lower the level since.
@@ -298,6 +271,7 @@ impl Participant {
                     req: c.req,
                     op: c.op,
                 });
+                data.repricing.remove(&txn);
                 let hold = data.holds.remove(&txn).or(credit);
                 data.finished.insert(txn, finished(hold, false));
                 // Durable so that a late prepare of this attempt is refused.
@@ -348,6 +322,7 @@ impl Participant {
         }
         for txn in dead_credits {
             data.credits.remove(&txn);
+            data.repricing.remove(&txn);
             o.cancel_timer(Timer::Query(txn));
         }
         for txn in forgotten {
@@ -356,18 +331,21 @@ impl Participant {
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_prepare(
         &self,
         state: &mut Cow<PartState>,
         src: Id,
-        txn: TxnId,
-        req: RequestId,
-        change: Change,
+        prepare: Prepared,
         floor: &Floor,
-        parties: Option<Vec<Id>>,
         o: &mut Out<Node>,
     ) {
+        let Prepared {
+            txn,
+            req,
+            change,
+            parties,
+            price,
+        } = prepare;
         // Release what the coordinator settled before judging this prepare:
         // after a coordinator restart, the dead attempts of the old epoch no
         // longer count against the level (a refusal is only ever true).
@@ -396,6 +374,11 @@ impl Participant {
         let refusal = match &change {
             Change::Hold(op) => match state.data.levels.get(&op.key) {
                 None => Some(Refusal::UnknownKey),
+                // The buyer is charged only the price it saw, and only
+                // while it is the sku's (see `PartStorage::price_holds`).
+                Some(_) if price.is_some_and(|p| !state.data.price_holds(&op.key, p)) => {
+                    Some(Refusal::PriceChanged)
+                }
                 Some(level) if level.saturating_sub(state.data.held(&op.key)) < op.amount => {
                     Some(Refusal::Insufficient)
                 }
@@ -419,6 +402,9 @@ impl Participant {
         };
         let ballot = match refusal {
             None if credit => {
+                if let Some(price) = price {
+                    data.repricing.insert(txn, price);
+                }
                 let parties = parties.unwrap_or_default();
                 data.credits.insert(txn, Credit { req, op, parties });
                 o.set_timer(Timer::Query(txn), crate::timeouts::QUERY);
@@ -456,6 +442,18 @@ impl Participant {
     }
 }
 
+/// A prepare as a participant reads it, whichever message carried it.
+struct Prepared {
+    txn: TxnId,
+    req: RequestId,
+    change: Change,
+    /// The transaction's participants (a credit's; `None` on `Prepare`).
+    parties: Option<Vec<Id>>,
+    /// The buyer's price (a hold) or the new price (a credit), on
+    /// `PreparePriced` only.
+    price: Option<Amount>,
+}
+
 /// The transactions of `m` that `floor` settles.
 fn settled<V: Clone>(m: &Map<TxnId, V>, floor: &Floor) -> Vec<TxnId> {
     m.range(..floor.below)
@@ -472,64 +470,6 @@ fn finished(hold: Option<Hold>, committed: bool) -> Finished {
     }
 }
 
-/// What a participant can ignore for good: the messages whose delivery
-/// changes nothing, in this state and in every state it reaches from it, so
-/// that a model checker may drop them (see `drop_mail_of_the_dead` in
-/// twopc-checks). Each rests on what only grows or stays: what a
-/// participant decided stays decided (a transaction leaves `holds` only for
-/// `finished`, and leaves `finished` only when its floor passes it, after
-/// which no prepare holds it again), the floor only rises, and everything
-/// is durable (a restart changes nothing of it). Paired with
-/// [`Participant::on_msg`] by the tests in `participant_ignores_tests.rs`.
-impl Participant {
-    /// Whether delivering `msg` from `src` changes nothing and sends
-    /// nothing, now or in any later state.
-    pub fn ignores(&self, state: &PartState, src: Id, msg: &Msg) -> bool {
-        if !self.coordinators.contains(&src) {
-            return true; // Only the coordinator drives a participant.
-        }
-        let data = &state.data;
-        match msg {
-            // Decided already, or settled and not held. (A hold below the
-            // floor is one the floor lists as owed: a transaction in doubt,
-            // which an operator may abort.)
-            Msg::Abort { txn } => {
-                data.finished.contains_key(txn) || (*txn < data.floor && !data.prepared(txn))
-            }
-            _ => false,
-        }
-    }
-
-    /// Whether delivering `msg` from `src` changes nothing, now or in any
-    /// later state, and sends nothing but to `src`: an answer that matters
-    /// to the sender alone, so a message from a sender down for good can be
-    /// dropped.
-    pub fn only_answers(&self, state: &PartState, src: Id, msg: &Msg) -> bool {
-        if self.ignores(state, src, msg) {
-            return true;
-        }
-        let data = &state.data;
-        let held = |txn: &TxnId| data.prepared(txn);
-        let decided = |txn: &TxnId| *txn < data.floor || data.finished.contains_key(txn);
-        match msg {
-            // An ack again (or nothing) unless it is held.
-            Msg::Commit { txn } => decided(txn) && !held(txn),
-            // A floor that settles nothing here now (so nothing later
-            // either: every later hold or decision is at or above this
-            // participant's floor), for an attempt already held or decided
-            // (a vote again, or nothing).
-            Msg::Prepare { txn, floor, .. } | Msg::PrepareCredit { txn, floor, .. } => {
-                floor.below <= data.floor
-                    && data.holds.range(..floor.below).next().is_none()
-                    && data.credits.range(..floor.below).next().is_none()
-                    && data.finished.range(..floor.below).next().is_none()
-                    && (decided(txn) || held(txn))
-            }
-            _ => false,
-        }
-    }
-}
-
 #[cfg(test)]
 #[path = "participant_tests.rs"]
 mod tests;
@@ -541,3 +481,7 @@ mod ignores_tests;
 #[cfg(test)]
 #[path = "participant_credit_tests.rs"]
 mod credit_tests;
+
+#[cfg(test)]
+#[path = "participant_price_tests.rs"]
+mod price_tests;

@@ -17,6 +17,7 @@ fn wallet() -> Participant {
         resource: Resource::Wallet,
         coordinators: vec![Id::from(COORD)],
         initial: BTreeMap::from([("alice".to_string(), 10)]),
+        prices: BTreeMap::new(),
     }
 }
 

@@ -18,6 +18,7 @@ fn replica(index: usize) -> Replica {
             wallet: id(10),
             order: id(11),
             retention: 2,
+            prices: false,
         },
         peers: vec![id(0), id(1), id(2)],
         index,

@@ -21,6 +21,7 @@ pub(crate) fn replica(index: usize) -> Replica {
             wallet: id(WALLET),
             order: id(ORDER),
             retention: 2,
+            prices: false,
         },
         peers: vec![id(0), id(1), id(2)],
         index,

@@ -209,6 +209,12 @@ pub enum StorageJson {
         /// [`PartStorage::credits`] (absent when empty).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         credits: Vec<(TxnId, participant::Credit)>,
+        /// [`PartStorage::prices`] (absent when empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        prices: Vec<(Key, Amount)>,
+        /// [`PartStorage::repricing`] (absent when empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        repricing: Vec<(TxnId, Amount)>,
     },
     /// [`Storage::Client`].
     Client(ClientState),
@@ -250,12 +256,16 @@ impl From<&Storage> for StorageJson {
                 finished,
                 floor,
                 credits,
+                prices,
+                repricing,
             }) => StorageJson::Participant {
                 levels: pairs(levels),
                 holds: pairs(holds),
                 finished: pairs(finished),
                 floor: *floor,
                 credits: pairs(credits),
+                prices: pairs(prices),
+                repricing: pairs(repricing),
             },
             Storage::Client(c) => StorageJson::Client(c.clone()),
             Storage::Replica(ReplicaStorage { promised, accepted }) => StorageJson::Replica {
@@ -293,12 +303,16 @@ impl From<StorageJson> for Storage {
                 finished,
                 floor,
                 credits,
+                prices,
+                repricing,
             } => Storage::Participant(PartStorage {
                 levels: levels.into_iter().collect(),
                 holds: holds.into_iter().collect(),
                 finished: finished.into_iter().collect(),
                 floor,
                 credits: credits.into_iter().collect(),
+                prices: prices.into_iter().collect(),
+                repricing: repricing.into_iter().collect(),
             }),
             StorageJson::Client(c) => Storage::Client(c),
             StorageJson::Replica { promised, accepted } => Storage::Replica(ReplicaStorage {

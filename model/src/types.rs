@@ -121,6 +121,15 @@ pub enum Operation {
     /// Credit `qty` units to the sku's stock (a new sku is created by the
     /// commit of its first restock). Touches the order service only.
     Restock { sku: Key, qty: Amount },
+    /// Credit `qty` units to the sku's stock and set its price to `price`
+    /// (per unit, at least 1), both at commit. `qty` may be 0: a price
+    /// change alone. Touches the order service only. (A variant of its
+    /// own rather than a field of `Restock`: bincode can only append.)
+    PricedRestock {
+        sku: Key,
+        qty: Amount,
+        price: Amount,
+    },
 }
 
 impl std::hash::Hash for Operation {
@@ -137,6 +146,12 @@ impl std::hash::Hash for Operation {
                 sku.hash(h);
                 qty.hash(h);
             }
+            Operation::PricedRestock { sku, qty, price } => {
+                "priced-restock".hash(h);
+                sku.hash(h);
+                qty.hash(h);
+                price.hash(h);
+            }
         }
     }
 }
@@ -152,6 +167,18 @@ impl Operation {
     pub fn purchase(&self) -> Option<&Purchase> {
         match self {
             Operation::Purchase(p) => Some(p),
+            Operation::TopUp { .. }
+            | Operation::Restock { .. }
+            | Operation::PricedRestock { .. } => None,
+        }
+    }
+
+    /// The price it carries to the order service: the price per unit the
+    /// buyer saw (a purchase), or the sku's new price (a priced restock).
+    pub fn price_at_order(&self) -> Option<Amount> {
+        match self {
+            Operation::Purchase(p) => Some(p.price),
+            Operation::PricedRestock { price, .. } => Some(*price),
             Operation::TopUp { .. } | Operation::Restock { .. } => None,
         }
     }
@@ -191,7 +218,18 @@ impl Operation {
                     amount,
                 })
             })),
-            (Operation::TopUp { .. }, false) | (Operation::Restock { .. }, true) => None,
+            // A price of 0 is invalid; a quantity of 0 is a price change.
+            (Operation::PricedRestock { sku, qty, price }, false) => {
+                Some((*price > 0).then(|| {
+                    Change::Credit(Op {
+                        key: sku.clone(),
+                        amount: *qty,
+                    })
+                }))
+            }
+            (Operation::TopUp { .. }, false)
+            | (Operation::Restock { .. }, true)
+            | (Operation::PricedRestock { .. }, true) => None,
         }
     }
 }
@@ -231,6 +269,10 @@ pub enum Refusal {
     /// A credit would take the level (with the credits already prepared on
     /// it) past the largest amount. (Last: old encodings stay valid.)
     Overflow,
+    /// A purchase's price per unit is not the sku's price, or a price
+    /// change of the sku is prepared and undecided (refused rather than
+    /// guessed). (Appended: old encodings stay valid.)
+    PriceChanged,
 }
 
 /// A participant's vote on a prepare.
@@ -259,6 +301,9 @@ pub enum AbortReason {
     InvalidRequest,
     /// A credit would overflow the balance or the stock.
     Overflow,
+    /// The order service refused: the price the buyer saw is not the
+    /// sku's price (or a price change of it is under way). (Appended.)
+    PriceChanged,
 }
 
 /// Why the coordinator refused a request without deciding anything about it.
@@ -377,7 +422,7 @@ impl std::fmt::Display for Term {
 
 impl AbortReason {
     /// Every reason.
-    pub const ALL: [AbortReason; 7] = [
+    pub const ALL: [AbortReason; 8] = [
         AbortReason::InsufficientFunds,
         AbortReason::InsufficientStock,
         AbortReason::UnknownUser,
@@ -385,6 +430,7 @@ impl AbortReason {
         AbortReason::VoteTimeout,
         AbortReason::InvalidRequest,
         AbortReason::Overflow,
+        AbortReason::PriceChanged,
     ];
 
     /// The reason named `name` (see [`AbortReason::name`]).
@@ -402,6 +448,7 @@ impl AbortReason {
             AbortReason::VoteTimeout => "vote_timeout",
             AbortReason::InvalidRequest => "invalid_request",
             AbortReason::Overflow => "overflow",
+            AbortReason::PriceChanged => "price_changed",
         }
     }
 }

@@ -249,6 +249,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             resource,
             coordinators: vec![Id::from(c)],
             initial: [(key.to_string(), 100)].into(),
+            prices: Default::default(),
         })
     };
     let wallet = participant(Resource::Wallet, "alice");
@@ -260,6 +261,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
                 wallet: Id::from(w),
                 order: Id::from(o),
                 retention: 100,
+                prices: false,
             }),
         ),
         ("wallet", w, wallet.clone()),

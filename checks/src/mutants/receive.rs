@@ -5,7 +5,7 @@
 use super::{Checked, Mutant};
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
-use twopc_model::{Floor, Msg, Node, State, Storage, Timer};
+use twopc_model::{Change, Floor, Msg, Node, State, Storage, Timer};
 
 impl Checked {
     pub(super) fn receive(
@@ -106,6 +106,25 @@ impl Checked {
                             .collect();
                     }
                 }
+            }
+            (
+                Node::Participant(_),
+                Some(Mutant::OrderIgnoresPrice),
+                Msg::PreparePriced {
+                    change: Change::Hold(op),
+                    ..
+                },
+            ) => {
+                // Told the sku's current price instead of the buyer's.
+                let current = match &**state {
+                    State::Participant(s) => s.data.prices.get(&op.key).copied(),
+                    _ => None,
+                };
+                let mut msg = msg.clone();
+                if let (Msg::PreparePriced { price, .. }, Some(current)) = (&mut msg, current) {
+                    *price = current;
+                }
+                self.node.on_msg(id, state, src, msg, &mut out);
             }
             (Node::Participant(_), Some(Mutant::DoubleApplyCommit), Msg::Commit { txn }) => {
                 let applied = match &**state {

@@ -246,6 +246,30 @@ impl Judge {
                 m.judge_refusal(last, (me, *txn, &op.key), state);
             }
         }
+        if let Event::Msg {
+            msg:
+                Msg::PreparePriced {
+                    txn,
+                    change: Change::Hold(op),
+                    price,
+                    ..
+                },
+            ..
+        } = &step.event
+        {
+            if let Some(last) = &last {
+                // A shortage refusal of a hold at the right price is judged
+                // as one of a plain `Prepare` (as the checker does).
+                let at_price = usize::from(me) == ORDER
+                    && crate::system::part(last, ORDER)
+                        .data
+                        .price_holds(&op.key, *price);
+                if at_price {
+                    m.judge_refusal(last, (me, *txn, &op.key), state);
+                }
+                m.judge_price(last, (me, *txn, &op.key, *price), state);
+            }
+        }
     }
 
     pub(super) fn judge(
@@ -285,8 +309,15 @@ fn layout(nodes: &[Replayed]) -> Config {
         Node::Replica(r) => Some(r.peers.len()),
         _ => None,
     });
+    // Prices are judged when the coordinator sent priced holds.
+    let prices = nodes.iter().any(|n| match &n.actor {
+        Node::Coordinator(c) => c.prices,
+        Node::Replica(r) => r.coordinator.prices,
+        _ => false,
+    });
     Config {
         clients,
+        prices,
         protocol: replicas.map_or(Protocol::TwoPc, |_| Protocol::Replicated),
         replicas: replicas.unwrap_or(Config::default().replicas),
         ..Config::default()

@@ -15,9 +15,36 @@ impl TwopcModel {
     pub(crate) fn next_unreduced(&self, state: &SysState, action: SysAction) -> Option<SysState> {
         // A prepare delivered to a participant may be refused: judge the
         // refusal on this very step (see `TwopcModel::judge_refusal`).
+        // (A priced hold is judged so only when its price is right: one
+        // at a price that is not the catalogue's is refused for that.)
         let prepare = match &action {
             ActorModelAction::Deliver { dst, msg, .. } => match &**msg {
                 Msg::Prepare { txn, op, .. } => Some((*dst, *txn, op.key.clone())),
+                Msg::PreparePriced {
+                    txn,
+                    change: Change::Hold(op),
+                    price,
+                    ..
+                } if usize::from(*dst) == ORDER
+                    && part(state, ORDER).data.price_holds(&op.key, *price) =>
+                {
+                    Some((*dst, *txn, op.key.clone()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        // A priced hold delivered to the order service: judge its price
+        // against the catalogue the order service had (see
+        // `TwopcModel::judge_price`).
+        let priced = match &action {
+            ActorModelAction::Deliver { dst, msg, .. } => match &**msg {
+                Msg::PreparePriced {
+                    txn,
+                    change: Change::Hold(op),
+                    price,
+                    ..
+                } => Some((*dst, *txn, op.key.clone(), *price)),
                 _ => None,
             },
             _ => None,
@@ -29,6 +56,9 @@ impl TwopcModel {
         let mut next = self.inner.next_state(state, action)?;
         if let Some((dst, txn, key)) = &prepare {
             self.judge_refusal(state, (*dst, *txn, key), &mut next);
+        }
+        if let Some((dst, txn, key, price)) = &priced {
+            self.judge_price(state, (*dst, *txn, key, *price), &mut next);
         }
         if let Some(id) = crash {
             self.bury(id, &mut next);
@@ -91,6 +121,30 @@ impl TwopcModel {
             let mut changed = (**h).clone();
             changed.false_refusal = false_refusal;
             changed.live_hold_refusal = live;
+            next.history = Shared::new(changed);
+        }
+    }
+
+    /// Judges a price where it is accepted: if the order service `dst`
+    /// newly holds `txn`, a purchase of `key` at `price` per unit, then
+    /// `price` must be the sku's price in the catalogue it had just before
+    /// (or the sku had none: any price is accepted). The verdict goes into
+    /// the history (a later price change hides it).
+    pub(crate) fn judge_price(
+        &self,
+        last: &SysState,
+        held: (Id, TxnId, &str, Amount),
+        next: &mut SysState,
+    ) {
+        let (dst, txn, key, price) = held;
+        if usize::from(dst) != ORDER || next.history.off_price {
+            return;
+        }
+        let (before, after) = (part(last, ORDER), part(next, ORDER));
+        let newly = !before.data.holds.contains_key(&txn) && after.data.holds.contains_key(&txn);
+        if newly && before.data.prices.get(key).is_some_and(|p| *p != price) {
+            let mut changed = (*next.history).clone();
+            changed.off_price = true;
             next.history = Shared::new(changed);
         }
     }

@@ -30,15 +30,38 @@ impl Coordinator {
             .collect()
     }
 
-    /// The message that prepares `change` at a participant: a hold rides on
-    /// `Prepare` (its bytes of before), a credit on `PrepareCredit`.
+    /// The message that prepares `change` of `op` at participant `p`: a
+    /// hold rides on `Prepare` (its bytes of before), a credit on
+    /// `PrepareCredit`, and a change with a price at the order service
+    /// (a priced restock always; a purchase when [`Coordinator::prices`])
+    /// on `PreparePriced`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn prepare(
+        &self,
+        p: Id,
+        op: &Operation,
         txn: TxnId,
         req: RequestId,
         change: Change,
         floor: Floor,
         parties: &[Id],
     ) -> Msg {
+        let priced = p == self.order
+            && match op {
+                Operation::Purchase(_) => self.prices,
+                Operation::PricedRestock { .. } => true,
+                Operation::TopUp { .. } | Operation::Restock { .. } => false,
+            };
+        if let Some(price) = op.price_at_order().filter(|_| priced) {
+            return Msg::PreparePriced {
+                txn,
+                req,
+                change,
+                price,
+                floor,
+                parties: parties.to_vec(),
+            };
+        }
         match change {
             Change::Hold(op) => Msg::Prepare {
                 txn,

@@ -194,3 +194,91 @@ fn a_lost_logs_topup_held_by_its_only_party_is_in_doubt_not_aborted() {
     let r = resolve_among(&[(Id::from(WALLET), &purchase), (Id::from(ORDER), &order)]);
     assert_eq!(r.abort, vec![t]);
 }
+
+/// With prices on, a purchase's order hold carries the buyer's price
+/// (the wallet's is the plain `Prepare` of before); a `PriceChanged` no
+/// aborts it with that reason; a priced restock always carries its price,
+/// and a price of 0 is refused before anything is prepared.
+#[test]
+fn prices_ride_on_prepare_priced_to_the_order_service() {
+    let priced = Coordinator {
+        prices: true,
+        ..coord()
+    };
+    let run = |s: &CoordState, src: usize, msg: Msg| {
+        let mut cow = std::borrow::Cow::Borrowed(s);
+        let mut o = Out::new();
+        priced.on_msg(&mut cow, Id::from(src), msg, &mut o);
+        (cow.into_owned(), o)
+    };
+    let (s, out) = run(&started(), CLIENT, purchase(1, 2));
+    let parties = vec![Id::from(WALLET), Id::from(ORDER)];
+    let floor = Floor {
+        below: txn(0),
+        owed: vec![],
+    };
+    assert_eq!(
+        cmds(&out),
+        expect(|o| {
+            o.send(
+                Id::from(WALLET),
+                Msg::Prepare {
+                    txn: txn(0),
+                    req: req(1),
+                    op: Op {
+                        key: "alice".into(),
+                        amount: 12,
+                    },
+                    floor: floor.clone(),
+                },
+            );
+            o.send(
+                Id::from(ORDER),
+                Msg::PreparePriced {
+                    txn: txn(0),
+                    req: req(1),
+                    change: Change::Hold(Op {
+                        key: "widget".into(),
+                        amount: 2,
+                    }),
+                    price: 6,
+                    floor: floor.clone(),
+                    parties: parties.clone(),
+                },
+            );
+            o.set_timer(Timer::Votes(txn(0)), crate::timeouts::VOTES);
+        })
+    );
+    let no = Msg::Vote {
+        txn: txn(0),
+        ballot: Ballot::No(Refusal::PriceChanged),
+    };
+    let (s, out) = run(&s, ORDER, no);
+    assert!(s.voting.is_empty());
+    assert!(
+        cmds(&out).contains("Aborted(PriceChanged)"),
+        "{}",
+        cmds(&out)
+    );
+    let restock = |price| Msg::Request {
+        req: req(2),
+        op: Operation::PricedRestock {
+            sku: "widget".into(),
+            qty: 0,
+            price,
+        },
+        ticket: Some(1),
+    };
+    let (_, out) = run(&s, CLIENT, restock(0));
+    assert!(
+        cmds(&out).contains("Aborted(InvalidRequest)"),
+        "{}",
+        cmds(&out)
+    );
+    let (_, out) = run(&s, CLIENT, restock(9));
+    assert!(cmds(&out).contains("PreparePriced"), "{}", cmds(&out));
+    assert!(cmds(&out).contains("price: 9"), "{}", cmds(&out));
+    // Without prices, a purchase keeps its bytes of before.
+    let (_, out) = deliver(&started(), CLIENT, purchase(1, 2));
+    assert!(!cmds(&out).contains("PreparePriced"), "{}", cmds(&out));
+}

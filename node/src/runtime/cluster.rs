@@ -409,6 +409,10 @@ impl Cluster {
             wallet: self.with_role(Role::Wallet).id(),
             order: self.with_role(Role::Order).id(),
             retention: self.retention,
+            // A purchase's order hold carries the buyer's price (docs/shop.md,
+            // "Prices"): a sku without a price accepts any, so clusters
+            // without prices buy as before. Upgrade the order service first.
+            prices: true,
         };
         match (node.role, self.protocol) {
             (Role::Coordinator, Protocol::TwoPc) => Node::Coordinator(coordinator),
@@ -426,11 +430,13 @@ impl Cluster {
                 resource: Resource::Wallet,
                 coordinators,
                 initial: Default::default(),
+                prices: Default::default(),
             }),
             (Role::Order, _) => Node::Participant(Participant {
                 resource: Resource::Order,
                 coordinators,
                 initial: Default::default(),
+                prices: Default::default(),
             }),
         }
     }

@@ -44,12 +44,14 @@ pub(super) fn servers(
         wallet: Id::from(addr(WALLET)),
         order: Id::from(addr(ORDER)),
         retention: cfg.retention,
+        prices: true,
     };
     let participant = |resource, initial: &[(&str, u64)]| {
         Node::Participant(Participant {
             resource,
             coordinators: ids.clone(),
             initial: initial.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            prices: Default::default(),
         })
     };
     let replica = |index| {

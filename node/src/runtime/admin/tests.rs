@@ -104,6 +104,7 @@ fn replicas_show_their_standing_and_who_leads() {
             wallet: Id::from(7),
             order: Id::from(8),
             retention: 10,
+            prices: false,
         },
         peers: peers.clone(),
         index,

@@ -25,6 +25,7 @@ fn coordinator() -> Coordinator {
         wallet: id(WALLET),
         order: id(ORDER),
         retention: 100,
+        prices: false,
     }
 }
 
@@ -164,6 +165,7 @@ fn a_participant_decides_nothing() {
         resource: twopc_model::Resource::Wallet,
         coordinators: vec![id("127.0.0.1:7001")],
         initial: Default::default(),
+        prices: Default::default(),
     });
     let mut core = Core::new(actor, id(WALLET), &cfg("wallet"));
     core.handle(now, Event::Start(None));

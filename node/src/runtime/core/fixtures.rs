@@ -35,6 +35,7 @@ pub fn wallet(codec: &Codec) -> Core {
         resource: Resource::Wallet,
         coordinators: vec![Id::from(v4(COORD))],
         initial: [("alice".into(), 100)].into(),
+        prices: Default::default(),
     });
     let cfg = Config {
         name: "wallet".into(),

@@ -102,7 +102,9 @@ impl Core {
     /// the floor it is judged by is the one the participant holds now).
     fn below_floor(&self, msg: &Msg) -> Option<Reject> {
         let (
-            Msg::Prepare { txn, .. } | Msg::PrepareCredit { txn, .. },
+            Msg::Prepare { txn, .. }
+            | Msg::PrepareCredit { txn, .. }
+            | Msg::PreparePriced { txn, .. },
             Some(State::Participant(p)),
         ) = (msg, &self.state)
         else {

@@ -62,7 +62,9 @@ impl Core {
                     }
                 }
             }
-            Msg::Prepare { txn, .. } | Msg::PrepareCredit { txn, .. } => {
+            Msg::Prepare { txn, .. }
+            | Msg::PrepareCredit { txn, .. }
+            | Msg::PreparePriced { txn, .. } => {
                 if let Some(started) = &mut self.started {
                     started.entry(*txn).or_insert(now);
                 }

@@ -85,7 +85,11 @@ fn from_anyone(msg: &Msg) -> bool {
 fn asks_for_answer(msg: &Msg) -> bool {
     matches!(
         msg,
-        Msg::Prepare { .. } | Msg::PrepareCredit { .. } | Msg::Commit { .. } | Msg::AskEpoch { .. }
+        Msg::Prepare { .. }
+            | Msg::PrepareCredit { .. }
+            | Msg::PreparePriced { .. }
+            | Msg::Commit { .. }
+            | Msg::AskEpoch { .. }
     )
 }
 

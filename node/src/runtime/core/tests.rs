@@ -32,6 +32,7 @@ pub(super) fn coordinator(wallet: &str, order: &str) -> Core {
         wallet: id(wallet),
         order: id(order),
         retention: 100,
+        prices: false,
     });
     let cfg = Config {
         name: "coordinator".into(),
@@ -48,6 +49,7 @@ pub(super) fn wallet(balance: u64) -> Core {
         resource: Resource::Wallet,
         coordinators: vec![id(COORD)],
         initial: [("alice".into(), balance)].into(),
+        prices: Default::default(),
     });
     let cfg = Config {
         name: "wallet".into(),

@@ -182,6 +182,8 @@ mod synced;
 #[cfg(test)]
 mod owner_tests;
 #[cfg(test)]
+mod prices_tests;
+#[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
 mod tests;

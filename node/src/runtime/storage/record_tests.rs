@@ -160,9 +160,10 @@ fn a_change_record_from_before_doubts_reads_as_changing_none() {
     assert!(err.contains("undecodable record"), "{err}");
 }
 
-/// A participant's records of the format before credits (a whole state
-/// without its trailing empty map of credits, a change without its
-/// trailing empty change of them) read as having none.
+/// A participant's records of the formats before credits, before prices
+/// and before the journal (a whole state without its trailing empty maps,
+/// a change without its trailing empty changes of them and its empty list
+/// of journal entries) read as having none.
 #[test]
 fn a_participant_record_from_before_credits_reads_as_having_none() {
     use bincode::Options;
@@ -184,7 +185,13 @@ fn a_participant_record_from_before_credits_reads_as_having_none() {
         &twopc_model::Storage::Participant(b),
     )
     .expect("a change");
-    for (delta, younger) in [(full, 1), (change, 2)] {
+    for (delta, younger) in [
+        (full.clone(), 3),
+        (full, 2),
+        (change.clone(), 7),
+        (change.clone(), 5),
+        (change, 1),
+    ] {
         let payload = bincode_opts().serialize(&delta).unwrap();
         assert!(payload.ends_with(&vec![0; younger]));
         let mut old = Vec::new();

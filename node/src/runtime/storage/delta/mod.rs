@@ -53,6 +53,11 @@ pub enum Delta {
         /// Changed pending credits. Last, so that a record written before
         /// credits existed reads as changing none (`record.rs`).
         credits: MapDelta<TxnId, Credit>,
+        /// Changed prices (the order service's catalogue). Appended after
+        /// `credits`, as it was.
+        prices: MapDelta<Key, u64>,
+        /// Changed pending price changes. Appended after `prices`.
+        repricing: MapDelta<TxnId, u64>,
         /// The committed changes this record applies, for the journal
         /// (`super::journal`): in the same record as the level changes, so
         /// durable in the same write. Last, so that a record written before
@@ -139,6 +144,8 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
                 finished: old_finished,
                 floor: old_floor,
                 credits: old_credits,
+                prices: old_prices,
+                repricing: old_repricing,
             } = a;
             let PartStorage {
                 levels,
@@ -146,23 +153,31 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
                 finished,
                 floor,
                 credits,
+                prices,
+                repricing,
             } = b;
             let levels = diff_map(old_levels, levels);
             let holds = diff_map(old_holds, holds);
             let finished = diff_map(old_finished, finished);
             let credits = diff_map(old_credits, credits);
+            let prices = diff_map(old_prices, prices);
+            let repricing = diff_map(old_repricing, repricing);
             let journal = derive(a, b);
             (old_floor != floor
                 || !levels.is_empty()
                 || !holds.is_empty()
                 || !finished.is_empty()
-                || !credits.is_empty())
+                || !credits.is_empty()
+                || !prices.is_empty()
+                || !repricing.is_empty())
             .then_some(Delta::Participant {
                 floor: *floor,
                 levels,
                 holds,
                 finished,
                 credits,
+                prices,
+                repricing,
                 journal,
             })
         }
@@ -233,6 +248,8 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
                 holds: holds_delta,
                 finished: finished_delta,
                 credits: credits_delta,
+                prices: prices_delta,
+                repricing: repricing_delta,
                 journal: _,
             },
         ) => {
@@ -242,17 +259,23 @@ pub fn apply(base: Option<Storage>, delta: Delta) -> std::result::Result<Storage
                 mut finished,
                 floor: _,
                 mut credits,
+                mut prices,
+                mut repricing,
             } = s;
             levels_delta.apply(&mut levels);
             holds_delta.apply(&mut holds);
             finished_delta.apply(&mut finished);
             credits_delta.apply(&mut credits);
+            prices_delta.apply(&mut prices);
+            repricing_delta.apply(&mut repricing);
             Ok(Storage::Participant(PartStorage {
                 levels,
                 holds,
                 finished,
                 floor: new_floor,
                 credits,
+                prices,
+                repricing,
             }))
         }
         (
