@@ -342,7 +342,9 @@ fn location(op: &Operation, key: &str) -> String {
     match op {
         Operation::Purchase(_) => format!("/purchases/{key}"),
         Operation::TopUp { .. } => format!("/topups/{key}"),
-        Operation::Restock { .. } => format!("/restocks/{key}"),
+        Operation::Restock { .. } | Operation::PricedRestock { .. } => {
+            format!("/restocks/{key}")
+        }
     }
 }
 
@@ -351,7 +353,7 @@ pub(super) fn noun(op: &Operation) -> &'static str {
     match op {
         Operation::Purchase(_) => "purchase",
         Operation::TopUp { .. } => "top-up",
-        Operation::Restock { .. } => "restock",
+        Operation::Restock { .. } | Operation::PricedRestock { .. } => "restock",
     }
 }
 

@@ -16,6 +16,7 @@ fn wallet() -> Participant {
         resource: Resource::Wallet,
         coordinators: vec![Id::from(COORD as usize)],
         initial: BTreeMap::from([("alice".to_string(), 10), ("bob".to_string(), 3)]),
+        prices: Default::default(),
     }
 }
 
