@@ -273,15 +273,7 @@ fn no_alarm_after_a_kill_9_or_with_a_coordinator_on_an_empty_directory() {
 #[test]
 fn a_restored_wallet_alarms_under_a_replicated_coordinator() {
     let mut c = TestCluster::replicated(3, &[("alice", 1000)], &[("widget", 1000)]);
-    for n in [
-        "coordinator-1",
-        "coordinator-2",
-        "coordinator-3",
-        "wallet",
-        "order",
-    ] {
-        c.start(n, &[]);
-    }
+    c.start_replicated();
     wait_for("a leader", || {
         c.leader(&["coordinator-1", "coordinator-2", "coordinator-3"])
     });

@@ -414,15 +414,7 @@ fn the_same_over_http() {
 #[test]
 fn a_replicated_coordinator_takes_top_ups_and_restocks() {
     let mut c = TestCluster::replicated(3, &[("alice", 100)], &[("widget", 10)]);
-    for name in [
-        "coordinator-1",
-        "coordinator-2",
-        "coordinator-3",
-        "wallet",
-        "order",
-    ] {
-        c.start(name, &[]);
-    }
+    c.start_replicated();
     until_committed(
         &c,
         &["topup", "--user", "erin", "--amount", "30"],

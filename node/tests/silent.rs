@@ -347,15 +347,7 @@ fn lose_the_majority(leader_survives: bool) {
 #[test]
 fn a_replica_with_another_key_is_counted_by_the_others_links() {
     let mut c = TestCluster::replicated(3, &[("alice", 100)], &[("widget", 10)]);
-    for name in [
-        "coordinator-1",
-        "coordinator-2",
-        "coordinator-3",
-        "wallet",
-        "order",
-    ] {
-        c.start(name, &[]);
-    }
+    c.start_replicated();
     let replicas = ["coordinator-1", "coordinator-2", "coordinator-3"];
     wait_for("a leader", || c.leader(&replicas));
     if c.leader(&replicas).as_deref() == Some("coordinator-3") {

@@ -36,6 +36,9 @@ pub struct TestCluster {
     procs: HashMap<String, Child>,
 }
 
+/// The replicas of a [`TestCluster::replicated`] cluster of three.
+pub const REPLICAS: [&str; 3] = ["coordinator-1", "coordinator-2", "coordinator-3"];
+
 /// Polls `f` until it returns `Some`, or panics after [`PATIENCE`].
 pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
@@ -190,6 +193,14 @@ impl TestCluster {
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         c
+    }
+
+    /// Starts the three replicas, the wallet and the order service of a
+    /// [`TestCluster::replicated`] cluster of three, each answering status.
+    pub fn start_replicated(&mut self) {
+        for name in REPLICAS.iter().chain(&["wallet", "order"]) {
+            self.start(name, &[]);
+        }
     }
 
     /// Starts node `name` and waits until it answers status.

@@ -3,7 +3,7 @@
 //! marked), a node without a journal answers none, and an unsolicited
 //! reply is counted and dropped.
 
-use super::keys_tests::from_client;
+use super::keys_tests::{admin_reply, from_client};
 use super::tests::*;
 use super::*;
 use crate::runtime::admin::RejectReason;
@@ -12,24 +12,15 @@ use crate::runtime::wire::JOURNAL_PAGE;
 
 /// Asks `core` for its journal; the reply's page, if a reply is queued.
 fn ask(core: &mut Core, from: u64, limit: u32) -> Option<Option<Page>> {
-    let bytes = datagram(&Payload::JournalRequest {
+    let request = Payload::JournalRequest {
         nonce: 9,
         from,
         limit,
-    });
-    let now = from_client(core, &bytes);
-    let ready = core.ready(now);
-    let replies: Vec<_> = (ready.sends_after_sync.iter())
-        .filter(|o| matches!(o, Outgoing::Reply { .. }))
-        .collect();
-    match replies.as_slice() {
-        [] => None,
-        [reply] => match codec().decode(reply.datagram().unwrap()) {
-            Ok(Payload::JournalReply { nonce: 9, page }) => Some(page),
-            other => panic!("a journal reply: {other:?}"),
-        },
-        more => panic!("one reply: {more:?}"),
-    }
+    };
+    admin_reply(core, &request).map(|reply| match reply {
+        Payload::JournalReply { nonce: 9, page } => page,
+        other => panic!("a journal reply: {other:?}"),
+    })
 }
 
 fn entry(n: u64) -> Change {

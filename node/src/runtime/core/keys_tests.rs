@@ -18,25 +18,31 @@ pub(super) fn from_client(core: &mut Core, bytes: &[u8]) -> Instant {
     now
 }
 
-/// Asks `core` about `key`; the reply, if one is queued.
-fn ask(core: &mut Core, key: &str) -> Option<Option<KeyView>> {
-    let bytes = datagram(&Payload::KeyRequest {
-        nonce: 7,
-        key: key.into(),
-    });
-    let now = from_client(core, &bytes);
+/// Hands `core` an admin request from the client; the one reply it
+/// queued, decoded, if it queued one.
+pub(super) fn admin_reply(core: &mut Core, request: &Payload) -> Option<Payload> {
+    let now = from_client(core, &datagram(request));
     let ready = core.ready(now);
     let replies: Vec<_> = (ready.sends_after_sync.iter())
         .filter(|o| matches!(o, Outgoing::Reply { .. }))
         .collect();
     match replies.as_slice() {
         [] => None,
-        [reply] => match codec().decode(reply.datagram().unwrap()) {
-            Ok(Payload::KeyReply { nonce: 7, view }) => Some(view),
-            other => panic!("a key reply: {other:?}"),
-        },
+        [reply] => Some(codec().decode(reply.datagram().unwrap()).expect("a reply")),
         more => panic!("one reply: {more:?}"),
     }
+}
+
+/// Asks `core` about `key`; the reply, if one is queued.
+fn ask(core: &mut Core, key: &str) -> Option<Option<KeyView>> {
+    let request = Payload::KeyRequest {
+        nonce: 7,
+        key: key.into(),
+    };
+    admin_reply(core, &request).map(|reply| match reply {
+        Payload::KeyReply { nonce: 7, view } => view,
+        other => panic!("a key reply: {other:?}"),
+    })
 }
 
 #[test]
