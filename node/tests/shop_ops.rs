@@ -351,8 +351,13 @@ fn the_same_over_http() {
         ),
         (
             "/restocks",
-            r#"{"sku": "gizmo", "qty": 2, "price": 3}"#.into(),
+            r#"{"sku": "gizmo", "qty": 2, "cost": 3}"#.into(),
             "unknown_field",
+        ),
+        (
+            "/restocks",
+            r#"{"sku": "gizmo", "qty": 2, "price": 0}"#.into(),
+            "invalid_price",
         ),
         ("/restocks", r#"{"qty": 2}"#.into(), "missing_field"),
     ];

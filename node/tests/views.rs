@@ -52,7 +52,8 @@ fn accounts_and_skus_show_what_a_purchase_took() {
     assert_eq!(
         sku.unwrap(),
         json!({"sku": "widget", "stock": 7, "held": 0, "available": 7, "holds": [],
-               "holds_total": 0, "credited": 0, "credits": [], "credits_total": 0})
+               "holds_total": 0, "credited": 0, "credits": [], "credits_total": 0,
+               "price": null, "repricing": [], "repricing_total": 0})
     );
     let (bob, code, _) = ask(&c, "account", "--user", "bob");
     assert_eq!((bob.unwrap()["balance"].as_u64(), code), (Some(7), 0));

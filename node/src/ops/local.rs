@@ -103,6 +103,7 @@ impl LocalCluster {
             stock: InitialLevels::table(stock),
             retention: crate::runtime::cluster::DEFAULT_RETENTION,
             journal_retention: crate::runtime::storage::DEFAULT_JOURNAL_RETENTION,
+            prices: Default::default(),
         };
         let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
         let (stop, stopped) = watch::channel(false);
@@ -165,6 +166,7 @@ impl LocalCluster {
             stock: InitialLevels::default(),
             retention: crate::runtime::cluster::DEFAULT_RETENTION,
             journal_retention: crate::runtime::storage::DEFAULT_JOURNAL_RETENTION,
+            prices: Default::default(),
         };
         for (name, levels, initial) in [
             ("accounts.csv", &accounts, &mut cluster.accounts),

@@ -5,7 +5,7 @@
 //! changes nothing.
 
 use crate::ops::client::socket_towards;
-use crate::runtime::admin::{HoldView, KeyView};
+use crate::runtime::admin::{HoldView, KeyView, PriceChangeView};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::role::Role;
 use crate::runtime::transport::Transport;
@@ -52,7 +52,9 @@ impl Kind {
 
     /// The JSON: `{"user", "balance", "held", "available", "holds",
     /// "holds_total", "credited", "credits", "credits_total"}` or `{"sku",
-    /// "stock", ...}`, in that order, for a key that exists (`view.level`).
+    /// "stock", ..., "price", "repricing", "repricing_total"}`, in that
+    /// order, for a key that exists (`view.level`). `price` is `null` for
+    /// a sku without a price.
     pub fn json(self, view: &KeyView) -> KeyJson {
         let (key, level) = (view.key.clone(), view.level.unwrap_or(0));
         let (held, available) = (view.held, view.available);
@@ -81,6 +83,9 @@ impl Kind {
                 credited,
                 credits,
                 credits_total,
+                price: view.price,
+                repricing: view.repricing.clone(),
+                repricing_total: view.repricing_total,
             },
         }
     }
@@ -106,7 +111,7 @@ impl Kind {
     pub fn render(self, view: &KeyView) -> String {
         use std::fmt::Write;
         let mut s = format!(
-            "{} {}: {} {}, held {}, available {}\n",
+            "{} {}: {} {}, held {}, available {}",
             self.key_field(),
             view.key,
             self.level_field(),
@@ -114,6 +119,13 @@ impl Kind {
             view.held,
             view.available
         );
+        if self == Kind::Sku {
+            match view.price {
+                Some(p) => s += &format!(", price {p}"),
+                None => s += ", no price (a purchase commits at any price)",
+            }
+        }
+        s.push('\n');
         for h in &view.holds {
             let _ = writeln!(s, "  txn {} (request {}) holds {}", h.txn, h.req, h.amount);
         }
@@ -138,6 +150,18 @@ impl Kind {
         let more = view.credits_total.saturating_sub(view.credits.len());
         if more > 0 {
             let _ = writeln!(s, "  (+{more} more credits, {} in all)", view.credits_total);
+        }
+        // Only a sku has prices.
+        for r in view.repricing.iter().filter(|_| self == Kind::Sku) {
+            let _ = writeln!(s, "  txn {} sets the price to {} at commit", r.txn, r.price);
+        }
+        let more = view.repricing_total.saturating_sub(view.repricing.len());
+        if more > 0 && self == Kind::Sku {
+            let _ = writeln!(
+                s,
+                "  (+{more} more price changes, {} in all)",
+                view.repricing_total
+            );
         }
         s
     }
@@ -170,6 +194,11 @@ pub enum KeyJson {
         credited: u64,
         credits: Vec<HoldView>,
         credits_total: usize,
+        /// The price per unit; `null`: none (any price is accepted).
+        price: Option<u64>,
+        /// Prepared price changes (priced restocks), in transaction order.
+        repricing: Vec<PriceChangeView>,
+        repricing_total: usize,
     },
 }
 
@@ -270,6 +299,12 @@ mod tests {
             credited: 0,
             credits: vec![],
             credits_total: 0,
+            price: Some(4),
+            repricing: vec![PriceChangeView {
+                txn: "1.3".into(),
+                price: 5,
+            }],
+            repricing_total: 1,
         };
         let account = serde_json::to_string(&Kind::Account.json(&view)).unwrap();
         assert!(
@@ -286,6 +321,23 @@ mod tests {
         assert_eq!(
             (sku["sku"].clone(), sku["stock"].clone()),
             (json!("alice"), json!(10))
+        );
+        assert_eq!(
+            (sku["price"].clone(), sku["repricing"].clone()),
+            (json!(4), json!([{"txn": "1.3", "price": 5}]))
+        );
+        assert_eq!(
+            Kind::Sku.render(&view),
+            "sku alice: stock 10, held 3, available 7, price 4\n  txn 1.2 (request o-1) holds 3\n  \
+             txn 1.3 sets the price to 5 at commit\n"
+        );
+        let unpriced = KeyView {
+            price: None,
+            ..view.clone()
+        };
+        assert_eq!(
+            serde_json::to_value(Kind::Sku.json(&unpriced)).unwrap()["price"],
+            json!(null)
         );
         assert_eq!(
             Kind::Account.render(&view),

@@ -136,6 +136,8 @@ struct RawCluster {
     accounts: Levels,
     #[serde(default)]
     stock: Levels,
+    #[serde(default, skip_serializing_if = "Levels::is_empty")]
+    prices: Levels,
 }
 
 /// One node of the cluster.
@@ -173,6 +175,11 @@ pub struct Cluster {
     pub accounts: InitialLevels,
     /// The order service's initial stock (`[stock]`, `stock_file`).
     pub stock: InitialLevels,
+    /// The order service's initial prices (`[prices]`, sku = price per
+    /// unit, at least 1; every sku in the initial stock): made durable
+    /// with the stock on its first start. A sku without a price accepts a
+    /// purchase at any price (docs/shop.md, "Prices").
+    pub prices: Levels,
     /// How many purchase outcomes the coordinator remembers (`retention`).
     pub retention: usize,
     /// How many journal entries each participant keeps
@@ -285,6 +292,23 @@ impl Cluster {
                 crate::runtime::wire::check_name(&format!("a key in {table}"), key)?;
             }
         }
+        for (sku, price) in &raw.prices {
+            crate::runtime::wire::check_name("a sku in [prices]", sku)?;
+            if *price == 0 {
+                return Err(format!(
+                    "[prices]: {sku} = 0; a price is at least 1 (a sku without a price \
+                     accepts any: leave it out)"
+                ));
+            }
+            // With a stock_file, the stock is known only where it is read:
+            // checked at the order service's first start.
+            if raw.stock_file.is_none() && !raw.stock.contains_key(sku) {
+                return Err(format!(
+                    "[prices] names sku {sku:?}, which is not in [stock]: give it initial \
+                     stock (0 will do) or remove its price"
+                ));
+            }
+        }
         let retention = raw.retention.unwrap_or(DEFAULT_RETENTION);
         if retention == 0 {
             return Err("retention must be at least 1 (outcomes remembered)".into());
@@ -314,6 +338,7 @@ impl Cluster {
                 table: raw.stock,
                 file: raw.stock_file,
             },
+            prices: raw.prices,
         })
     }
 
@@ -340,6 +365,7 @@ impl Cluster {
                 .collect(),
             accounts: self.accounts.table.clone(),
             stock: self.stock.table.clone(),
+            prices: self.prices.clone(),
         };
         toml::to_string(&raw).expect("a cluster serializes as TOML")
     }
@@ -394,6 +420,19 @@ impl Cluster {
             Role::Wallet => self.accounts.read("accounts_file", "[accounts]").map(Some),
             Role::Order => self.stock.read("stock_file", "[stock]").map(Some),
         }
+    }
+
+    /// The initial prices of a participant with `role`, given its initial
+    /// `levels` (only the order service has prices; every priced sku must
+    /// be among `levels`). For its first start only (`node.rs`).
+    pub fn initial_prices(&self, role: Role, levels: &Levels) -> Result<Levels> {
+        if role != Role::Order {
+            return Ok(Levels::new());
+        }
+        if let Some(sku) = self.prices.keys().find(|s| !levels.contains_key(*s)) {
+            return Err(Error::PriceWithoutStock { sku: sku.clone() });
+        }
+        Ok(self.prices.clone())
     }
 
     /// The model actor that `node` runs: the same `twopc_model::Node` the

@@ -180,3 +180,40 @@ fn levels_files_are_relative_to_the_cluster_file() {
         "{err}"
     );
 }
+
+#[test]
+fn prices_are_at_least_1_and_only_for_skus_in_stock() {
+    let with = |prices: &str| Cluster::parse(&format!("{EXAMPLE}\n[prices]\n{prices}\n"));
+    let c = with("gadget = 7").unwrap();
+    assert_eq!(c.prices, [("gadget".to_string(), 7)].into());
+    // Read back as written.
+    assert_eq!(Cluster::parse(&c.to_toml()).unwrap().prices, c.prices);
+    let stock = c.initial_levels(Role::Order).unwrap().unwrap();
+    assert_eq!(c.initial_prices(Role::Order, &stock).unwrap(), c.prices);
+    assert!(c.initial_prices(Role::Wallet, &stock).unwrap().is_empty());
+    let err = with("gadget = 0").unwrap_err();
+    assert!(
+        err.contains("gadget = 0") && err.contains("at least 1"),
+        "{err}"
+    );
+    let err = with("gizmo = 3").unwrap_err();
+    assert!(
+        err.contains("\"gizmo\"") && err.contains("not in [stock]"),
+        "{err}"
+    );
+    let err = with("gadget = -1").unwrap_err();
+    assert!(err.contains("gadget = -1"), "{err}");
+    // With a stock file, checked against its rows at the first start.
+    let c = Cluster::parse(&format!(
+        "stock_file = \"stock.csv\"\n{EXAMPLE}\n[prices]\ngizmo = 3\n"
+    ))
+    .unwrap();
+    let err = c
+        .initial_prices(Role::Order, &[("gadget".to_string(), 1)].into())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"gizmo\"") && err.contains("stock_file"),
+        "{err}"
+    );
+}

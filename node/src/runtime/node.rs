@@ -78,14 +78,16 @@ pub async fn start(
     // pay for writing every balance). Before the fault injection below:
     // this is not the node's traffic.
     let initial = || {
-        let levels = cluster.initial_levels(spec.role)?;
-        Ok(levels.map(|levels| {
-            first_keys = Some(levels.len());
-            Storage::Participant(PartStorage {
-                levels: levels.into_iter().collect(),
-                ..PartStorage::default()
-            })
-        }))
+        let Some(levels) = cluster.initial_levels(spec.role)? else {
+            return Ok(None);
+        };
+        let prices = cluster.initial_prices(spec.role, &levels)?;
+        first_keys = Some(levels.len());
+        Ok(Some(Storage::Participant(PartStorage {
+            levels: levels.into_iter().collect(),
+            prices: prices.into_iter().collect(),
+            ..PartStorage::default()
+        })))
     };
     let (store, stored) = open_store(
         Arc::new(RealFs),

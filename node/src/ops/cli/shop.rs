@@ -27,7 +27,7 @@ overflow: the level would pass 2^64-1), 4 no outcome before --timeout (with what
 tell about why; it may still complete: send the same --id again, or `twopc outcome --id ID`), 6 \
 refused (the id was used for a different operation), 7 unknown (--retry: the coordinator never \
 saw the id, or its outcome expired), 2 bad usage or input (nothing is sent: a missing or unknown \
-flag, an amount of 0, negative, fractional or above 2^64-1, a name longer than 64 bytes, an --id \
+flag, an amount of 0 (a restock's --qty may be 0 with --price), a --price of 0, negative, fractional or above 2^64-1, a name longer than 64 bytes, an --id \
 empty or longer than 64 bytes), 1 any other error.";
 
 /// `twopc topup`.
@@ -65,9 +65,15 @@ pub struct RestockArgs {
     /// The sku whose stock grows (created by its first restock).
     #[arg(long)]
     sku: String,
-    /// How many units to add: a whole number from 1 to 2^64-1.
+    /// How many units to add: a whole number from 1 to 2^64-1 (0 allowed
+    /// with --price: a price change alone).
     #[arg(long, value_name = "N")]
     qty: u64,
+    /// Also set the sku's price per unit, at commit: a whole number from 1
+    /// to 2^64-1. From then on a purchase of the sku commits only at this
+    /// price (another aborts `price_changed`).
+    #[arg(long, value_name = "P")]
+    price: Option<u64>,
     #[arg(long, value_name = "ID", help = ID_HELP)]
     id: Option<String>,
     /// Only learn what became of a restock made before under --id: never
@@ -119,9 +125,16 @@ pub async fn topup(args: TopupArgs, key: Option<ClusterKey>) -> Result<Exit> {
     make(how, op, key).await
 }
 
-/// `twopc restock`: credits `--qty` units to `--sku`'s stock.
+/// `twopc restock`: credits `--qty` units to `--sku`'s stock (and sets its
+/// price with `--price`).
 pub async fn restock(args: RestockArgs, key: Option<ClusterKey>) -> Result<Exit> {
-    if !checked("--sku", &args.sku, "--qty", args.qty) {
+    // With a price, a quantity of 0 is a price change alone; the price
+    // itself must be at least 1.
+    let (amount_flag, amount) = match args.price {
+        Some(price) => ("--price", price),
+        None => ("--qty", args.qty),
+    };
+    if !checked("--sku", &args.sku, amount_flag, amount) {
         return Ok(Exit::Usage);
     }
     let how = Outgoing {
@@ -131,9 +144,16 @@ pub async fn restock(args: RestockArgs, key: Option<ClusterKey>) -> Result<Exit>
         timeout: args.timeout,
         json: args.json,
     };
-    let op = Operation::Restock {
-        sku: args.sku.clone(),
-        qty: args.qty,
+    let op = match args.price {
+        Some(price) => Operation::PricedRestock {
+            sku: args.sku.clone(),
+            qty: args.qty,
+            price,
+        },
+        None => Operation::Restock {
+            sku: args.sku.clone(),
+            qty: args.qty,
+        },
     };
     make(how, op, key).await
 }

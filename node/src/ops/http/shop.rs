@@ -8,7 +8,9 @@
 //! Bad input is refused before anything is sent, with the codes purchases
 //! use: `invalid_amount` (0 or negative), `amount_overflow` (above
 //! 2^64-1), `invalid_field` (not a whole number, or not a number),
-//! `invalid_name`, `name_too_long`, `missing_field`, `unknown_field`.
+//! `invalid_name`, `name_too_long`, `missing_field`, `unknown_field`; a
+//! restock's `price` that is 0, negative, fractional, above 2^64-1 or not
+//! a number: `invalid_price`.
 
 use super::api::{self, amount, check_key, name_of, read_body, PurchaseView};
 use super::{ApiError, AppState};
@@ -41,8 +43,13 @@ pub struct TopUpBody {
 pub struct RestockBody {
     /// The sku whose stock grows (created by its first restock).
     pub sku: String,
-    /// How many units: a whole number from 1 to 2^64-1.
+    /// How many units: a whole number from 1 to 2^64-1 (0 allowed with a
+    /// price: a price change alone).
     pub qty: serde_json::Number,
+    /// The sku's new price per unit, set at commit (optional): a whole
+    /// number from 1 to 2^64-1.
+    #[serde(default)]
+    pub price: Option<serde_json::Number>,
 }
 
 /// A positive amount, or why not.
@@ -72,8 +79,22 @@ impl RestockBody {
     /// The restock, or why it is refused (changing nothing).
     pub fn check(self) -> Result<Operation, ApiError> {
         name_of("sku", &self.sku)?;
-        let qty = positive("qty", &self.qty)?;
-        Ok(Operation::Restock { sku: self.sku, qty })
+        let Some(price) = &self.price else {
+            let qty = positive("qty", &self.qty)?;
+            return Ok(Operation::Restock { sku: self.sku, qty });
+        };
+        let qty = amount("qty", &self.qty)?;
+        let price = match amount("price", price) {
+            Ok(0) => Err("price is 0; it must be at least 1".to_string()),
+            Ok(p) => Ok(p),
+            Err(e) => Err(e.message().to_string()),
+        }
+        .map_err(|msg| ApiError::bad_request("invalid_price", msg))?;
+        Ok(Operation::PricedRestock {
+            sku: self.sku,
+            qty,
+            price,
+        })
     }
 }
 
@@ -108,7 +129,7 @@ pub async fn restock(
     let started = Instant::now();
     let made = async {
         let key = check_key(&headers)?;
-        let shape = "a restock is {\"sku\", \"qty\"}";
+        let shape = "a restock is {\"sku\", \"qty\", \"price\"?}";
         let op = read_body::<RestockBody>(&headers, body, shape)
             .await?
             .check()?;

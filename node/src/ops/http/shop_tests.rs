@@ -65,7 +65,7 @@ fn bad_amounts_and_names_get_their_codes() {
         })
     );
     assert_eq!(
-        restock(json!({"sku": "gadget", "qty": 4, "price": 2})),
+        restock(json!({"sku": "gadget", "qty": 4, "cost": 2})),
         Err("shape")
     );
 }
@@ -85,4 +85,48 @@ fn answers_and_refusals_are_counted_by_operation() {
     assert_eq!(answered("purchase", "committed"), 0);
     let rejected = get(&c.rejected, [("op", "topup"), ("code", "invalid_amount")]);
     assert_eq!(rejected, 1);
+}
+
+#[test]
+fn a_restock_with_a_price_is_priced_and_a_bad_price_is_invalid_price() {
+    assert_eq!(
+        restock(json!({"sku": "gadget", "qty": 4, "price": 7})),
+        Ok(Operation::PricedRestock {
+            sku: "gadget".into(),
+            qty: 4,
+            price: 7
+        })
+    );
+    // A price change alone.
+    assert_eq!(
+        restock(json!({"sku": "gadget", "qty": 0, "price": 7})),
+        Ok(Operation::PricedRestock {
+            sku: "gadget".into(),
+            qty: 0,
+            price: 7
+        })
+    );
+    assert_eq!(
+        restock(json!({"sku": "gadget", "qty": 4, "price": null})),
+        Ok(Operation::Restock {
+            sku: "gadget".into(),
+            qty: 4
+        })
+    );
+    for bad in [json!(0), json!(-1), json!(1.5)] {
+        assert_eq!(
+            restock(json!({"sku": "gadget", "qty": 4, "price": bad})),
+            Err("invalid_price"),
+            "{bad}"
+        );
+    }
+    let huge: serde_json::Value = serde_json::from_str("18446744073709551616").unwrap();
+    assert_eq!(
+        restock(json!({"sku": "gadget", "qty": 4, "price": huge})),
+        Err("invalid_price")
+    );
+    assert_eq!(
+        restock(json!({"sku": "gadget", "qty": -1, "price": 3})),
+        Err("invalid_amount")
+    );
 }

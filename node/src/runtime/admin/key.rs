@@ -38,6 +38,25 @@ pub struct KeyView {
     pub credits: Vec<HoldView>,
     /// How many credits this key has (listed or not).
     pub credits_total: usize,
+    /// The sku's price per unit (order service); `None`: no price (a
+    /// purchase of it commits at any price) or a wallet's account.
+    pub price: Option<u64>,
+    /// Prepared, undecided price changes of this sku (priced restocks,
+    /// each also a credit), in transaction order: as many as the holds and
+    /// credits leave of [`MAX_LISTED`].
+    pub repricing: Vec<PriceChangeView>,
+    /// How many price changes are pending (listed or not).
+    pub repricing_total: usize,
+}
+
+/// A prepared price change: the priced restock's transaction and the price
+/// it sets at commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceChangeView {
+    /// The transaction, `epoch.n`.
+    pub txn: String,
+    /// The price it sets at commit.
+    pub price: u64,
 }
 
 impl KeyView {
@@ -48,6 +67,13 @@ impl KeyView {
         let held = data.held(key);
         let credits = || data.credits.iter().filter(|(_, c)| c.op.key == key);
         let listed = mine().take(MAX_LISTED).count();
+        let credits_listed = credits().take(MAX_LISTED - listed).count();
+        // A pending price change's sku is its credit's.
+        let repricing = || {
+            data.repricing
+                .iter()
+                .filter(|(txn, _)| data.credits.get(*txn).is_some_and(|c| c.op.key == key))
+        };
         KeyView {
             node: node.to_string(),
             key: key.to_string(),
@@ -70,6 +96,15 @@ impl KeyView {
                 })
                 .collect(),
             credits_total: credits().count(),
+            price: data.prices.get(key).copied(),
+            repricing: repricing()
+                .take(MAX_LISTED - listed - credits_listed)
+                .map(|(txn, price)| PriceChangeView {
+                    txn: txn.to_string(),
+                    price: *price,
+                })
+                .collect(),
+            repricing_total: repricing().count(),
         }
     }
 }

@@ -241,3 +241,37 @@ fn decided_outcomes_are_keyed_by_name_in_json() {
         assert_eq!(AbortReason::from_name(r.name()), Some(r));
     }
 }
+
+#[test]
+fn a_sku_shows_its_price_and_its_pending_price_changes_only() {
+    use twopc_model::{Credit, Op, PartStorage, RequestId, TxnId};
+    let txn = |n| TxnId { epoch: 1, n };
+    let credit = |sku: &str, qty| Credit {
+        req: RequestId::new(format!("r-{sku}-{qty}")),
+        op: Op {
+            key: sku.into(),
+            amount: qty,
+        },
+        parties: vec![],
+    };
+    let mut data = PartStorage::default();
+    data.levels.insert("gizmo".into(), 3);
+    data.prices.insert("gizmo".into(), 7);
+    data.credits.insert(txn(1), credit("gizmo", 0));
+    data.credits.insert(txn(2), credit("gizmo", 4));
+    data.credits.insert(txn(3), credit("widget", 0));
+    data.repricing.insert(txn(1), 9);
+    data.repricing.insert(txn(3), 5);
+    let view = KeyView::of("order", "gizmo", &data);
+    assert_eq!(view.price, Some(7));
+    assert_eq!(
+        view.repricing,
+        vec![PriceChangeView {
+            txn: "1.1".into(),
+            price: 9
+        }],
+        "the price change of another sku is not this one's"
+    );
+    assert_eq!((view.repricing_total, view.credits_total), (1, 2));
+    assert_eq!(KeyView::of("order", "widget", &data).price, None);
+}

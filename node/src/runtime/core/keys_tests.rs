@@ -71,6 +71,9 @@ fn a_known_key_shows_its_level_its_holds_and_what_is_available() {
             credited: 0,
             credits: vec![],
             credits_total: 0,
+            price: None,
+            repricing: vec![],
+            repricing_total: 0,
         }
     );
     // The level is committed only: the hold changed it nothing.

@@ -57,6 +57,17 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The cluster file's `[prices]` name a sku that the initial stock
+    /// (`[stock]` and `stock_file`) does not have.
+    #[error(
+        "the cluster file's [prices] names sku {sku:?}, which is in neither [stock] nor \
+         stock_file. The node did not start and changed nothing; give the sku initial stock \
+         (0 will do) or remove its price"
+    )]
+    PriceWithoutStock {
+        /// The sku.
+        sku: String,
+    },
     /// A row of a participant's initial levels file is wrong.
     #[error(
         "{setting} {path}, line {line}: {msg}. The node did not start and changed nothing; \

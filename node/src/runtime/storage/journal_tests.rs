@@ -396,3 +396,50 @@ fn after_a_power_cut_anywhere_the_journal_replays_to_the_levels() {
     assert!(entries_seen > 1000, "{entries_seen} entries recovered");
     assert!(compactions > 50, "{compactions} compactions");
 }
+
+/// The order service's state after `msg` (as [`deliver`] for the wallet).
+fn deliver_to_order(data: &PartStorage, msg: Msg) -> PartStorage {
+    let order = Participant {
+        resource: twopc_model::Resource::Order,
+        ..wallet()
+    };
+    let state = twopc_model::PartState {
+        data: data.clone(),
+        recovered_holds: false,
+    };
+    let mut cow = Cow::Borrowed(&state);
+    let mut out: Out<twopc_model::Node> = Out::new();
+    order.on_msg(&mut cow, Id::from(COORD as usize), msg, &mut out);
+    cow.into_owned().data
+}
+
+#[test]
+fn a_priced_restock_is_a_credit_of_its_qty_and_a_price_change_alone_a_credit_of_0() {
+    let priced = |n: u64, sku: &str, qty: u64, price: u64| Msg::PreparePriced {
+        txn: txn(n),
+        req: req(n),
+        change: twopc_model::Change::Credit(op(sku, qty)),
+        price,
+        floor: Floor::default(),
+        parties: vec![Id::from(1usize)],
+    };
+    let s0 = start();
+    let s1 = deliver_to_order(&s0, priced(0, "gadget", 5, 7));
+    assert_eq!(derive(&s0, &s1), vec![], "a prepare applies nothing");
+    let s2 = deliver_to_order(&s1, Msg::Commit { txn: txn(0) });
+    assert_eq!(s2.prices.get("gadget"), Some(&7));
+    let entry = |n: u64, amount: u64, level: u64| Change {
+        kind: ChangeKind::Credit,
+        req: req(n),
+        txn: txn(n),
+        key: "gadget".into(),
+        amount,
+        level,
+    };
+    assert_eq!(derive(&s1, &s2), vec![entry(0, 5, 5)]);
+    // A price change alone: an entry of 0 names it; the level stays.
+    let s3 = deliver_to_order(&s2, priced(1, "gadget", 0, 9));
+    let s4 = deliver_to_order(&s3, Msg::Commit { txn: txn(1) });
+    assert_eq!(s4.prices.get("gadget"), Some(&9));
+    assert_eq!(derive(&s3, &s4), vec![entry(1, 0, 5)]);
+}

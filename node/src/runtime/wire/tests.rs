@@ -275,11 +275,17 @@ fn the_largest_key_reply_fits_in_a_datagram() {
         level: Some(u64::MAX),
         held: u64::MAX,
         available: u64::MAX,
-        holds: vec![hold.clone(); MAX_LISTED - 1],
+        holds: vec![hold.clone(); MAX_LISTED - 2],
         holds_total: usize::MAX,
         credited: u64::MAX,
         credits: vec![hold],
         credits_total: usize::MAX,
+        price: Some(u64::MAX),
+        repricing: vec![crate::runtime::admin::PriceChangeView {
+            txn: format!("{}.{}", u64::MAX, u64::MAX),
+            price: u64::MAX,
+        }],
+        repricing_total: usize::MAX,
     };
     for format in [Format::Bincode, Format::Json] {
         let codec = Codec::new(Some(ClusterKey::random()), format);
