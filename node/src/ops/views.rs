@@ -344,4 +344,46 @@ mod tests {
             "user alice: balance 10, held 3, available 7\n  txn 1.2 (request o-1) holds 3\n"
         );
     }
+
+    /// A key that exists only as prepared credits (what the core answers
+    /// for it: `runtime/core/keys_tests.rs`) is unknown, and says what is
+    /// pending.
+    #[test]
+    fn an_unknown_key_says_what_its_prepared_credits_will_create() {
+        let carol = KeyView {
+            node: "wallet".into(),
+            key: "carol".into(),
+            level: None,
+            held: 0,
+            available: 0,
+            holds: vec![],
+            holds_total: 0,
+            credited: 7,
+            credits: vec![HoldView {
+                txn: "1.1".into(),
+                req: "top-1".into(),
+                key: "carol".into(),
+                amount: 7,
+            }],
+            credits_total: 1,
+            price: None,
+            repricing: vec![],
+            repricing_total: 0,
+        };
+        assert_eq!(
+            Kind::Account.unknown(&carol, "wallet"),
+            "no user \"carol\" at wallet yet: 1 prepared top-ups of 7 in all will create it when \
+             they commit"
+        );
+        let nothing = KeyView {
+            credited: 0,
+            credits: vec![],
+            credits_total: 0,
+            ..carol
+        };
+        assert_eq!(
+            Kind::Account.unknown(&nothing, "wallet"),
+            "no user \"carol\" at wallet"
+        );
+    }
 }

@@ -177,9 +177,4 @@ fn a_prepared_credit_shows_as_credited_and_creates_nothing_yet() {
         (carol.level, carol.credited, carol.credits_total),
         (None, 7, 1)
     );
-    assert_eq!(
-        crate::ops::views::Kind::Account.unknown(&carol, "wallet"),
-        "no user \"carol\" at wallet yet: 1 prepared top-ups of 7 in all will create it when \
-         they commit"
-    );
 }
