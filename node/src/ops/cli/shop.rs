@@ -30,38 +30,55 @@ saw the id, or its outcome expired), 2 bad usage or input (nothing is sent: a mi
 flag, an amount of 0 (a restock's --qty may be 0 with --price), a --price of 0, negative, fractional or above 2^64-1, a name longer than 64 bytes, an --id \
 empty or longer than 64 bytes), 1 any other error.";
 
-/// `twopc topup`.
+/// The flags `topup` and `restock` share.
 #[derive(Args)]
-pub struct TopupArgs {
+pub struct OpFlags {
     /// The cluster file.
     #[arg(long, value_name = "FILE")]
     cluster: PathBuf,
+    #[arg(long, value_name = "ID", help = ID_HELP)]
+    id: Option<String>,
+    /// Only learn what became of the operation made before under --id:
+    /// never start it.
+    #[arg(long, requires = "id")]
+    retry: bool,
+    /// Print the outcome as JSON (as `twopc purchase --json`).
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many seconds (the operation may still complete).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    timeout: f64,
+}
+
+impl OpFlags {
+    /// How to send the operation.
+    fn outgoing(&self) -> Outgoing<'_> {
+        Outgoing {
+            cluster: &self.cluster,
+            id: self.id.as_deref(),
+            retry: self.retry,
+            timeout: self.timeout,
+            json: self.json,
+        }
+    }
+}
+
+/// `twopc topup`.
+#[derive(Args)]
+pub struct TopupArgs {
     /// The user whose wallet is credited (created by its first top-up).
     #[arg(long)]
     user: String,
     /// How much money to add: a whole number from 1 to 2^64-1.
     #[arg(long, value_name = "N")]
     amount: u64,
-    #[arg(long, value_name = "ID", help = ID_HELP)]
-    id: Option<String>,
-    /// Only learn what became of a top-up made before under --id: never
-    /// start it.
-    #[arg(long, requires = "id")]
-    retry: bool,
-    /// Print the outcome as JSON (as `twopc purchase --json`).
-    #[arg(long)]
-    json: bool,
-    /// Give up after this many seconds (the top-up may still complete).
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    timeout: f64,
+    #[command(flatten)]
+    flags: OpFlags,
 }
 
 /// `twopc restock`.
 #[derive(Args)]
 pub struct RestockArgs {
-    /// The cluster file.
-    #[arg(long, value_name = "FILE")]
-    cluster: PathBuf,
     /// The sku whose stock grows (created by its first restock).
     #[arg(long)]
     sku: String,
@@ -74,18 +91,8 @@ pub struct RestockArgs {
     /// price (another aborts `price_changed`).
     #[arg(long, value_name = "P")]
     price: Option<u64>,
-    #[arg(long, value_name = "ID", help = ID_HELP)]
-    id: Option<String>,
-    /// Only learn what became of a restock made before under --id: never
-    /// start it.
-    #[arg(long, requires = "id")]
-    retry: bool,
-    /// Print the outcome as JSON (as `twopc purchase --json`).
-    #[arg(long)]
-    json: bool,
-    /// Give up after this many seconds (the restock may still complete).
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
-    timeout: f64,
+    #[command(flatten)]
+    flags: OpFlags,
 }
 
 /// Refuses a name too long or an amount of 0, saying why (exit 2, nothing
@@ -111,13 +118,7 @@ pub async fn topup(args: TopupArgs, key: Option<ClusterKey>) -> Result<Exit> {
     if !checked("--user", &args.user, "--amount", args.amount) {
         return Ok(Exit::Usage);
     }
-    let how = Outgoing {
-        cluster: &args.cluster,
-        id: args.id.as_deref(),
-        retry: args.retry,
-        timeout: args.timeout,
-        json: args.json,
-    };
+    let how = args.flags.outgoing();
     let op = Operation::TopUp {
         user: args.user.clone(),
         amount: args.amount,
@@ -137,13 +138,7 @@ pub async fn restock(args: RestockArgs, key: Option<ClusterKey>) -> Result<Exit>
     if !checked("--sku", &args.sku, amount_flag, amount) {
         return Ok(Exit::Usage);
     }
-    let how = Outgoing {
-        cluster: &args.cluster,
-        id: args.id.as_deref(),
-        retry: args.retry,
-        timeout: args.timeout,
-        json: args.json,
-    };
+    let how = args.flags.outgoing();
     let op = match args.price {
         Some(price) => Operation::PricedRestock {
             sku: args.sku.clone(),

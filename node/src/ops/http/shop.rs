@@ -98,6 +98,49 @@ impl RestockBody {
     }
 }
 
+/// A body `POST /topups` or `POST /restocks` takes.
+trait OpBody: serde::de::DeserializeOwned {
+    /// The operation's name in `/metrics`.
+    const NAME: &'static str;
+    /// Its JSON's shape, for the error that says a body is not one.
+    const SHAPE: &'static str;
+    /// The operation, or why it is refused (changing nothing).
+    fn check(self) -> Result<Operation, ApiError>;
+}
+
+impl OpBody for TopUpBody {
+    const NAME: &'static str = "topup";
+    const SHAPE: &'static str = "a top-up is {\"user\", \"amount\"}";
+    fn check(self) -> Result<Operation, ApiError> {
+        TopUpBody::check(self)
+    }
+}
+
+impl OpBody for RestockBody {
+    const NAME: &'static str = "restock";
+    const SHAPE: &'static str = "a restock is {\"sku\", \"qty\", \"price\"?}";
+    fn check(self) -> Result<Operation, ApiError> {
+        RestockBody::check(self)
+    }
+}
+
+/// Makes the operation of a `B` body under the `Idempotency-Key`, as
+/// `POST /purchases` makes a purchase; a refusal is counted under `B`'s name.
+async fn post<B: OpBody>(
+    app: AppState,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let made = async {
+        let key = check_key(&headers)?;
+        let op = read_body::<B>(&headers, body, B::SHAPE).await?.check()?;
+        Ok((key, op))
+    };
+    let (key, op) = app.telemetry.ops.refusing(B::NAME, made.await)?;
+    api::drive(app, key, op, started).await
+}
+
 /// `POST /topups`: credits `amount` to `user` under the `Idempotency-Key`;
 /// answers as `POST /purchases` does (200 with the outcome, 202 with
 /// `Location: /topups/{key}`).
@@ -106,37 +149,17 @@ pub async fn topup(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let made = async {
-        let key = check_key(&headers)?;
-        let shape = "a top-up is {\"user\", \"amount\"}";
-        let op = read_body::<TopUpBody>(&headers, body, shape)
-            .await?
-            .check()?;
-        Ok((key, op))
-    };
-    let (key, op) = app.telemetry.ops.refusing("topup", made.await)?;
-    api::drive(app, key, op, started).await
+    post::<TopUpBody>(app, headers, body).await
 }
 
-/// `POST /restocks`: credits `qty` units to `sku` under the
-/// `Idempotency-Key`; answers as `POST /purchases` does.
+/// `POST /restocks`: credits `qty` units to `sku` (and sets its price) under
+/// the `Idempotency-Key`; answers as `POST /purchases` does.
 pub async fn restock(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let made = async {
-        let key = check_key(&headers)?;
-        let shape = "a restock is {\"sku\", \"qty\", \"price\"?}";
-        let op = read_body::<RestockBody>(&headers, body, shape)
-            .await?
-            .check()?;
-        Ok((key, op))
-    };
-    let (key, op) = app.telemetry.ops.refusing("restock", made.await)?;
-    api::drive(app, key, op, started).await
+    post::<RestockBody>(app, headers, body).await
 }
 
 /// `GET /topups/{id}`: what became of a top-up (as `GET /purchases/{id}`).
