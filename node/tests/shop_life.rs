@@ -11,6 +11,7 @@
 mod common;
 
 use common::http::{buy_until_committed, cluster_with_api, purchase, Api};
+use common::shop::{run, until_committed};
 use common::{wait_for, TestCluster};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -18,41 +19,6 @@ use std::collections::BTreeMap;
 
 const ACCOUNTS: &[(&str, u64)] = &[("alice", 100)];
 const STOCK: &[(&str, u64)] = &[("widget", 10)];
-
-/// `twopc ARGS --json --timeout 60`: its JSON report (if any), exit code,
-/// stderr.
-fn run(c: &TestCluster, args: &[&str]) -> (Option<Value>, i32, String) {
-    let out = c
-        .twopc(args)
-        .args(["--json", "--timeout", "60"])
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).ok();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    (json, out.status.code().unwrap_or(-1), stderr)
-}
-
-/// Runs `args` under `--id ID` until it commits (an abort by vote timeout
-/// on a starved machine changes nothing: then again under `ID-again-N`).
-/// The id that committed and its report.
-fn until_committed(c: &TestCluster, args: &[&str], id: &str) -> (String, Value) {
-    for attempt in 0..5 {
-        let id = match attempt {
-            0 => id.to_string(),
-            n => format!("{id}-again-{n}"),
-        };
-        let mut all = args.to_vec();
-        all.extend(["--id", &id]);
-        let (report, code, err) = run(c, &all);
-        let report = report.unwrap_or_else(|| panic!("no report: exit {code}: {err}"));
-        if report["outcome"] == "committed" {
-            assert_eq!(code, 0, "{report}");
-            return (id, report);
-        }
-        assert_eq!(report["reason"], "vote_timeout", "{report} {err}");
-    }
-    panic!("five in a row aborted by vote timeout")
-}
 
 /// `twopc account --user U --json` or `twopc sku --sku S --json`.
 fn view(c: &TestCluster, kind: &str, flag: &str, name: &str) -> Value {

@@ -10,46 +10,11 @@
 mod common;
 
 use common::http::{buy_until_committed, cluster_with_api, purchase, Api};
+use common::shop::{run, until_committed};
 use common::{wait_for, TestCluster};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-/// `twopc ARGS --json --timeout 60`: its JSON report (if any), exit code,
-/// stderr.
-fn run(c: &TestCluster, args: &[&str]) -> (Option<Value>, i32, String) {
-    let out = c
-        .twopc(args)
-        .args(["--json", "--timeout", "60"])
-        .output()
-        .unwrap();
-    let json = serde_json::from_slice(&out.stdout).ok();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    (json, out.status.code().unwrap_or(-1), stderr)
-}
-
-/// Runs `args` (a top-up or a restock with `--id ID`) until it commits: on a
-/// starved machine one may abort by vote timeout (changing nothing), and is
-/// then made again under `ID-again-N`. Returns the id that committed and
-/// its report.
-fn until_committed(c: &TestCluster, args: &[&str], id: &str) -> (String, Value) {
-    for attempt in 0..5 {
-        let id = match attempt {
-            0 => id.to_string(),
-            n => format!("{id}-again-{n}"),
-        };
-        let mut all = args.to_vec();
-        all.extend(["--id", &id]);
-        let (report, code, err) = run(c, &all);
-        let report = report.unwrap_or_else(|| panic!("no report: exit {code}: {err}"));
-        if report["outcome"] == "committed" {
-            assert_eq!(code, 0, "{report}");
-            return (id, report);
-        }
-        assert_eq!(report["reason"], "vote_timeout", "{report} {err}");
-    }
-    panic!("five in a row aborted by vote timeout")
-}
 
 /// The wallet's and the order service's levels, and what each holds.
 fn levels(c: &TestCluster) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {

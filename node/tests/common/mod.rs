@@ -11,6 +11,7 @@ pub mod http;
 pub mod netns;
 pub mod raw_http;
 pub mod rehearsal;
+pub mod shop;
 pub mod sim;
 
 pub use docs::free_port;

@@ -1,0 +1,41 @@
+//! The shop's operations from the command line, as the tests of top-ups,
+//! restocks and a shop's life make them.
+
+use super::TestCluster;
+use serde_json::Value;
+
+/// `twopc ARGS --json --timeout 60`: its JSON report (if any), exit code,
+/// stderr.
+pub fn run(c: &TestCluster, args: &[&str]) -> (Option<Value>, i32, String) {
+    let out = c
+        .twopc(args)
+        .args(["--json", "--timeout", "60"])
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).ok();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (json, out.status.code().unwrap_or(-1), stderr)
+}
+
+/// Runs `args` (a top-up or a restock with `--id ID`) until it commits: on a
+/// starved machine one may abort by vote timeout (changing nothing), and is
+/// then made again under `ID-again-N`. Returns the id that committed and
+/// its report.
+pub fn until_committed(c: &TestCluster, args: &[&str], id: &str) -> (String, Value) {
+    for attempt in 0..5 {
+        let id = match attempt {
+            0 => id.to_string(),
+            n => format!("{id}-again-{n}"),
+        };
+        let mut all = args.to_vec();
+        all.extend(["--id", &id]);
+        let (report, code, err) = run(c, &all);
+        let report = report.unwrap_or_else(|| panic!("no report: exit {code}: {err}"));
+        if report["outcome"] == "committed" {
+            assert_eq!(code, 0, "{report}");
+            return (id, report);
+        }
+        assert_eq!(report["reason"], "vote_timeout", "{report} {err}");
+    }
+    panic!("five in a row aborted by vote timeout")
+}
