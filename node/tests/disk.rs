@@ -296,7 +296,10 @@ fn a_failed_fsync_at_the_coordinator_stops_it_before_anyone_hears_the_decision()
     );
     sent.remove(0);
     assert!(
-        sent.len() == 2 && sent.iter().all(|m| matches!(m, Msg::Prepare { .. })),
+        sent.len() == 2
+            && sent
+                .iter()
+                .all(|m| matches!(m, Msg::Prepare { .. } | Msg::PreparePriced { .. })),
         "only the two prepares left: {sent:?}"
     );
     // The client has heard nothing and keeps asking.
