@@ -130,6 +130,15 @@ pub enum Operation {
         qty: Amount,
         price: Amount,
     },
+    /// Give back `qty` units of the committed purchase `purchase` (its
+    /// whole quantity when `None`): credit `qty * price` to its user and
+    /// `qty` to its sku, atomically, never more in total than was bought.
+    /// The coordinator looks the purchase up in its remembered outcomes
+    /// (see docs/shop.md, "Refund"). (Appended: old encodings stay valid.)
+    Refund {
+        purchase: RequestId,
+        qty: Option<Amount>,
+    },
 }
 
 impl std::hash::Hash for Operation {
@@ -152,6 +161,11 @@ impl std::hash::Hash for Operation {
                 qty.hash(h);
                 price.hash(h);
             }
+            Operation::Refund { purchase, qty } => {
+                "refund".hash(h);
+                purchase.hash(h);
+                qty.hash(h);
+            }
         }
     }
 }
@@ -169,7 +183,8 @@ impl Operation {
             Operation::Purchase(p) => Some(p),
             Operation::TopUp { .. }
             | Operation::Restock { .. }
-            | Operation::PricedRestock { .. } => None,
+            | Operation::PricedRestock { .. }
+            | Operation::Refund { .. } => None,
         }
     }
 
@@ -179,7 +194,7 @@ impl Operation {
         match self {
             Operation::Purchase(p) => Some(p.price),
             Operation::PricedRestock { price, .. } => Some(*price),
-            Operation::TopUp { .. } | Operation::Restock { .. } => None,
+            Operation::TopUp { .. } | Operation::Restock { .. } | Operation::Refund { .. } => None,
         }
     }
 
@@ -230,6 +245,9 @@ impl Operation {
             (Operation::TopUp { .. }, false)
             | (Operation::Restock { .. }, true)
             | (Operation::PricedRestock { .. }, true) => None,
+            // What a refund changes depends on its purchase, which only the
+            // coordinator knows (`Coordinator::changes`).
+            (Operation::Refund { .. }, _) => None,
         }
     }
 }
@@ -304,6 +322,14 @@ pub enum AbortReason {
     /// The order service refused: the price the buyer saw is not the
     /// sku's price (or a price change of it is under way). (Appended.)
     PriceChanged,
+    /// A refund names a purchase the coordinator does not remember (never
+    /// made, or its outcome has expired past the retention).
+    UnknownPurchase,
+    /// A refund names a purchase that did not commit (aborted or refused).
+    NotCommitted,
+    /// A refund would give back more than the purchase bought, counting
+    /// what earlier refunds of it gave back.
+    RefundExceedsPurchase,
 }
 
 /// Why the coordinator refused a request without deciding anything about it.
@@ -422,7 +448,7 @@ impl std::fmt::Display for Term {
 
 impl AbortReason {
     /// Every reason.
-    pub const ALL: [AbortReason; 8] = [
+    pub const ALL: [AbortReason; 11] = [
         AbortReason::InsufficientFunds,
         AbortReason::InsufficientStock,
         AbortReason::UnknownUser,
@@ -431,6 +457,9 @@ impl AbortReason {
         AbortReason::InvalidRequest,
         AbortReason::Overflow,
         AbortReason::PriceChanged,
+        AbortReason::UnknownPurchase,
+        AbortReason::NotCommitted,
+        AbortReason::RefundExceedsPurchase,
     ];
 
     /// The reason named `name` (see [`AbortReason::name`]).
@@ -449,6 +478,9 @@ impl AbortReason {
             AbortReason::InvalidRequest => "invalid_request",
             AbortReason::Overflow => "overflow",
             AbortReason::PriceChanged => "price_changed",
+            AbortReason::UnknownPurchase => "unknown_purchase",
+            AbortReason::NotCommitted => "not_committed",
+            AbortReason::RefundExceedsPurchase => "refund_exceeds_purchase",
         }
     }
 }

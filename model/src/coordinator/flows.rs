@@ -50,7 +50,9 @@ impl Coordinator {
             && match op {
                 Operation::Purchase(_) => self.prices,
                 Operation::PricedRestock { .. } => true,
-                Operation::TopUp { .. } | Operation::Restock { .. } => false,
+                Operation::TopUp { .. } | Operation::Restock { .. } | Operation::Refund { .. } => {
+                    false
+                }
             };
         if let Some(price) = op.price_at_order().filter(|_| priced) {
             return Msg::PreparePriced {

@@ -26,7 +26,12 @@ pub(super) fn reason_blames(reason: AbortReason, is_wallet: bool) -> bool {
             !is_wallet
         }
         // (An overflow may be either's: both are told.)
-        AbortReason::VoteTimeout | AbortReason::InvalidRequest | AbortReason::Overflow => false,
+        AbortReason::VoteTimeout
+        | AbortReason::InvalidRequest
+        | AbortReason::Overflow
+        | AbortReason::UnknownPurchase
+        | AbortReason::NotCommitted
+        | AbortReason::RefundExceedsPurchase => false,
     }
 }
 

@@ -345,6 +345,7 @@ fn location(op: &Operation, key: &str) -> String {
         Operation::Restock { .. } | Operation::PricedRestock { .. } => {
             format!("/restocks/{key}")
         }
+        Operation::Refund { .. } => format!("/refunds/{key}"),
     }
 }
 
@@ -354,6 +355,7 @@ pub(super) fn noun(op: &Operation) -> &'static str {
         Operation::Purchase(_) => "purchase",
         Operation::TopUp { .. } => "top-up",
         Operation::Restock { .. } | Operation::PricedRestock { .. } => "restock",
+        Operation::Refund { .. } => "refund",
     }
 }
 
