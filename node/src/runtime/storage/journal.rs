@@ -1,6 +1,8 @@
 //! A participant's journal: the ordered list of the committed changes it
 //! applied (a purchase's hold taken, a credit added), each with its
-//! resulting level, kept for a bounded retention. A shop's accounting
+//! resulting level, kept for a bounded retention. On disk it is derived
+//! again from the log's records and kept in segment files
+//! (`journal_files.rs`). A shop's accounting
 //! reconciles against it: replayed from the initial levels it gives the
 //! levels now (`twopc journal`, `GET /journal/{name}`).
 //!
@@ -9,18 +11,20 @@
 //! difference between the last state written and the new one (a
 //! transaction newly `finished` as committed, and what it consumed: a hold
 //! in `holds`, or a credit in `credits`, since a finished record does not
-//! say which), and the entries ride in the very log record that makes that
-//! level change durable (`Delta::Participant`'s last field). One record,
-//! one write, one checksum: a crash leaves both or neither, so the journal
-//! replays to the levels after any crash.
+//! say which). The writer derives each record's entries when it writes the
+//! record, and the replay derives them again from the same two states: the
+//! record that makes a level change durable is what makes its entry
+//! durable, so a crash leaves both or neither, and the journal replays to
+//! the levels after any crash.
 //!
 //! Positions count from 1, one per entry, and never repeat: a log record's
 //! entries take the next positions in order, a snapshot keeps the position
 //! of its first retained entry. Only the last `retention` entries are kept
 //! (a ring: dropping the oldest is O(1)), so its memory and the work per
-//! commit do not grow with age. A snapshot carries the retained entries
-//! (`record.rs`); one written before the journal existed reads as an empty
-//! journal starting at position 1.
+//! commit do not grow with age. Compaction moves the entries the log will
+//! no longer hold to a segment file; a snapshot written before segments
+//! carries its retained entries itself, and one written before the journal
+//! existed reads as an empty journal starting at position 1.
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -205,6 +209,36 @@ impl Journal {
         }
     }
 
+    /// An empty journal whose next entry takes position `at` (a snapshot's
+    /// journal record: the entries before `at` are in segments,
+    /// `journal_files.rs`).
+    pub fn empty_at(at: u64) -> Journal {
+        Journal {
+            first: at.max(1),
+            ..Journal::default()
+        }
+    }
+
+    /// The journal of `entries`, the first at position `first`, keeping
+    /// them all.
+    pub fn from_entries(first: u64, entries: Vec<Change>) -> Journal {
+        Journal {
+            first: first.max(1),
+            entries: entries.into(),
+            retention: usize::MAX,
+        }
+    }
+
+    /// The retained entries from position `from` on (all retained ones if
+    /// `from` was dropped).
+    pub fn entries_from(&self, from: u64) -> Vec<Change> {
+        let skip = from.saturating_sub(self.first) as usize;
+        self.entries
+            .range(skip.min(self.entries.len())..)
+            .cloned()
+            .collect()
+    }
+
     /// Keeps only the last `retention` entries from now on (at least 1).
     pub fn set_retention(&mut self, retention: usize) {
         self.retention = retention.max(1);
@@ -267,4 +301,4 @@ pub type SharedJournal = Arc<Mutex<Journal>>;
 
 #[cfg(test)]
 #[path = "journal_tests.rs"]
-mod tests;
+pub(super) mod tests;

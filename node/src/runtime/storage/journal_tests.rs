@@ -54,7 +54,7 @@ fn credit(n: u64, key: &str, amount: u64) -> Msg {
     }
 }
 
-fn start() -> PartStorage {
+pub(crate) fn start() -> PartStorage {
     wallet().on_start(None, &mut Out::new()).data
 }
 
@@ -160,7 +160,7 @@ fn several_commits_in_one_record_each_get_their_running_level() {
 
 /// The levels the entries give from the initial ones, checking each
 /// entry's resulting level on the way.
-fn replay(initial: &PartStorage, changes: &[Change]) -> twopc_model::Map<String, u64> {
+pub(crate) fn replay(initial: &PartStorage, changes: &[Change]) -> twopc_model::Map<String, u64> {
     let mut levels = initial.levels.clone();
     for c in changes {
         let level = levels.entry(c.key.clone()).or_insert(0);
@@ -206,7 +206,7 @@ fn the_ring_keeps_the_last_entries_and_their_positions() {
 
 /// A purchase's hold and a credit, each committed through the store, one
 /// sync each: `n` commits.
-fn commit_through(store: &mut LogStore, s: &mut PartStorage, from: u64, n: u64) {
+pub(crate) fn commit_through(store: &mut LogStore, s: &mut PartStorage, from: u64, n: u64) {
     for i in from..from + n {
         let m = if i % 4 == 3 {
             credit(i, "alice", 2)
@@ -222,7 +222,7 @@ fn commit_through(store: &mut LogStore, s: &mut PartStorage, from: u64, n: u64) 
     }
 }
 
-fn journal_of(store: &LogStore) -> Journal {
+pub(crate) fn journal_of(store: &LogStore) -> Journal {
     store.journal().unwrap().lock().unwrap().clone()
 }
 

@@ -7,7 +7,8 @@ use super::delta::{diff, Delta};
 use super::dir::{io_err, sync_dir, DataDir, Identity};
 use super::faulty::DiskFaults;
 use super::fs::{Fs, FsFile, RealFs};
-use super::journal::{Journal, SharedJournal, DEFAULT_JOURNAL_RETENTION};
+use super::journal::{derive, Journal, SharedJournal, DEFAULT_JOURNAL_RETENTION};
+use super::journal_files;
 use super::position::Heard;
 use super::record::{encode_record, log_header, snapshot};
 use super::replay::{log_path, replay_in, Replayed};
@@ -55,8 +56,11 @@ pub struct LogStore {
     buffered: u64,
     /// A participant's journal: its durable entries (`super::journal`).
     journal: SharedJournal,
-    /// Entries encoded into `buf`, not durable yet.
+    /// Entries of the records in `buf`, not durable yet.
     journal_buffered: Vec<super::journal::Change>,
+    /// The position the next journal segment starts at: the entries
+    /// before it are in segments (`super::journal_files`).
+    segment_next: u64,
 }
 
 impl LogStore {
@@ -104,6 +108,8 @@ impl LogStore {
             base,
             position,
             mut journal,
+            segment_next,
+            stale_segments,
         } = replayed;
         journal.set_retention(DEFAULT_JOURNAL_RETENTION);
         dir.record_owner()?;
@@ -136,6 +142,10 @@ impl LogStore {
                 removed = true;
             }
         }
+        // Segments a crashed compaction left, and those past the retention.
+        if journal_files::prune(&*fs, &path, journal.first(), &stale_segments)? {
+            removed = true;
+        }
         let (marker, created) = Marker::open(&*fs, &path, synced)?;
         if removed || created {
             sync_dir(&*fs, &path, &mut stats)?;
@@ -162,6 +172,7 @@ impl LogStore {
             buffered: 0,
             journal: std::sync::Arc::new(std::sync::Mutex::new(journal)),
             journal_buffered: Vec::new(),
+            segment_next,
         };
         Ok((store, state))
     }
@@ -215,12 +226,30 @@ impl LogStore {
             return Ok(());
         };
         let generation = self.generation + 1;
-        let bytes = {
-            let journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-            snapshot(generation, base, self.owner.as_ref(), &journal, state)
-        };
         let fs = self.dir.fs().clone();
         let dir = self.dir.path().to_path_buf();
+        // The entries the new log will not hold go to a segment first: the
+        // snapshot that says they are there must never be durable before
+        // them.
+        let (first, end, entries) = {
+            let journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+            let from = self.segment_next.max(journal.first());
+            (journal.first(), journal.end(), journal.entries_from(from))
+        };
+        if !entries.is_empty() {
+            let from = end - entries.len() as u64;
+            let (bytes, fsyncs) = journal_files::write(&*fs, &dir, from, &entries)?;
+            self.stats.bytes_written += bytes;
+            self.stats.fsyncs += fsyncs;
+        }
+        self.segment_next = end;
+        let bytes = snapshot(
+            generation,
+            base,
+            self.owner.as_ref(),
+            &Journal::empty_at(end),
+            state,
+        );
         let tmp = dir.join("snapshot.tmp");
         let mut f = fs.create(&tmp).map_err(io_err(&tmp))?;
         f.write_all(&bytes).map_err(io_err(&tmp))?;
@@ -243,6 +272,9 @@ impl LogStore {
         }
         let old = std::mem::replace(&mut self.log_path, new_path);
         fs.remove_file(&old).map_err(io_err(&old))?;
+        // Segments whose every entry is past the retention (their removal
+        // need not be durable: one that comes back is pruned again).
+        journal_files::prune(&*fs, &dir, first, &[])?;
         self.log = log;
         self.generation = generation;
         self.base = base;
@@ -320,11 +352,15 @@ impl Store for LogStore {
                 None => Some(Delta::Full(new.clone())),
                 Some(old) => diff(old, &new),
             };
-            if let Some(mut delta) = delta {
+            if let Some(delta) = delta {
                 encode_record(&delta, &mut self.buf);
                 self.buffered += 1;
-                if let Delta::Participant { journal, .. } = &mut delta {
-                    self.journal_buffered.append(journal);
+                // The entries this record makes durable, derived as the
+                // replay will derive them again (`super::journal_files`).
+                if let (Some(Storage::Participant(old)), Storage::Participant(now)) =
+                    (&self.last, &new)
+                {
+                    self.journal_buffered.extend(derive(old, now));
                 }
             }
             self.last = Some(new);

@@ -13,6 +13,7 @@
 //! | `synced.rs` | the synced-length marker: how much of the log is known durable |
 //! | `position.rs` | the history's position, and the coordinator's `heard` sidecar |
 //! | `journal.rs` | a participant's journal of committed changes, derived per record |
+//! | `journal_files.rs` | the journal's segment files, written at compaction |
 //! | `stamp.rs` | the cluster a directory belongs to (`CLUSTER`) |
 //! | `log.rs` | [`LogStore`]: repair at open, append, sync, compaction |
 //! | `faulty.rs` | disk faults injected into the log (testing aids) |
@@ -31,8 +32,10 @@
 //!                   (`position.rs`; written now and then, off the commit path)
 //! DIR/snapshot      "TPCSNAP5", generation (u64 LE), the history position
 //!                   it folds in (u64 LE), one record: the owner
-//!                   (name and role), one record: a participant's retained
-//!                   journal (`journal.rs`), one record: the full Storage
+//!                   (name and role), one record: where a participant's
+//!                   journal resumes (`journal.rs`), one record: the full Storage
+//! DIR/journal.<pos> a participant's journal entries from position pos,
+//!                   written whole at a compaction (`journal_files.rs`)
 //! DIR/log.<gen>     "TPCLOG03", generation (u64 LE), one record: the owner,
 //!                   then records since that snapshot, each a delta of the
 //!                   previous state
@@ -170,6 +173,7 @@ mod dir;
 mod faulty;
 mod fs;
 mod journal;
+mod journal_files;
 mod log;
 mod open;
 mod position;

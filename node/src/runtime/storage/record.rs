@@ -7,8 +7,10 @@
 //! log.<gen>  "TPCLOG03", generation (u64 LE), one record: the owner (a
 //!            bincode `Option<Identity>`), then records
 //! snapshot   "TPCSNAP5", generation (u64 LE), base position (u64 LE), one
-//!            record: the owner, one record: the journal (`journal.rs`),
-//!            one record: `Delta::Full`
+//!            record: the owner, one record: the journal (`journal.rs`:
+//!            empty, at the position the log's entries start; the entries
+//!            before it are in segments, `journal_files.rs`), one record:
+//!            `Delta::Full`
 //! ```
 //!
 //! The owner in every header is what makes a directory's identity survive
@@ -57,7 +59,7 @@ pub fn encode_record(delta: &Delta, buf: &mut Vec<u8>) {
 }
 
 /// Appends a record holding `value` to `buf`.
-fn encode_value(value: &impl Serialize, buf: &mut Vec<u8>) {
+pub(super) fn encode_value(value: &impl Serialize, buf: &mut Vec<u8>) {
     use bincode::Options;
     let payload = bincode_opts()
         .serialize(value)
@@ -105,7 +107,9 @@ fn read_owner(bytes: &[u8]) -> std::result::Result<(Option<Identity>, usize), St
 
 /// Reads one record holding a `T` at the start of `bytes`: the value and
 /// the record's length (the owner's, or a snapshot's journal).
-fn read_value<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<(T, usize), String> {
+pub(super) fn read_value<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> std::result::Result<(T, usize), String> {
     use bincode::Options;
     let Some(head) = bytes.get(..REC_HEADER) else {
         return Err("is cut short".into());

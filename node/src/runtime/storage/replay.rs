@@ -3,10 +3,10 @@
 //! is claimed), so a node's start and `twopc inspect` share it.
 
 use super::delta::apply;
-use super::delta::Delta;
 use super::dir::{io_err, Identity};
 use super::fs::{Fs, RealFs};
-use super::journal::Journal;
+use super::journal::{derive, Journal};
+use super::journal_files;
 use super::record::{parse_snapshot, scan_log, LogScan, Snapshot};
 use super::synced::{self, synced_path, Synced};
 use crate::runtime::error::{Error, Result};
@@ -35,10 +35,16 @@ pub struct Replayed {
     /// The history's position: the snapshot's base plus the log's complete
     /// records (see `super::position`).
     pub position: u64,
-    /// A participant's journal: the snapshot's, then the entries of the
-    /// log's records (`super::journal`), all of them: the store trims it to
-    /// its retention.
+    /// A participant's journal: the segments' entries (or an older
+    /// snapshot's own), then those derived from the log's records
+    /// (`super::journal_files`), all of them: the store trims it to its
+    /// retention.
     pub journal: Journal,
+    /// Where the next journal segment starts.
+    pub segment_next: u64,
+    /// Journal segments left by a compaction that crashed before its
+    /// snapshot (the store deletes them).
+    pub stale_segments: Vec<u64>,
 }
 
 /// How far the log of a replay is valid.
@@ -73,6 +79,7 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
     let marker = synced::read(fs, dir)?;
     let snap_path = dir.join("snapshot");
     let mut journal = Journal::new(usize::MAX);
+    let (mut segment_next, mut stale_segments) = (1, Vec::new());
     let (generation, mut state, snapshot_len, mut owner, base) = if fs.exists(&snap_path) {
         let bytes = fs.read(&snap_path).map_err(io_err(&snap_path))?;
         let Snapshot {
@@ -82,11 +89,25 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
             journal: kept,
             state,
         } = parse_snapshot(&bytes, &snap_path)?;
-        journal = kept;
+        if kept.is_empty() {
+            let loaded = journal_files::load(fs, dir, kept.first())?;
+            for line in &loaded.lost {
+                tracing::warn!(dir = %dir.display(), "journal: {line}; the levels are not affected");
+            }
+            journal = loaded.journal;
+            stale_segments = loaded.stale;
+            segment_next = kept.first();
+        } else {
+            // A snapshot from before segments: its entries are its own.
+            segment_next = kept.first();
+            journal = kept;
+        }
         journal.set_retention(usize::MAX);
         let owner = owner.map(|o| (o, snap_path.clone()));
         (generation, Some(state), bytes.len() as u64, owner, base)
     } else {
+        // No snapshot: any segment is a crashed first compaction's.
+        stale_segments = journal_files::segments(fs, dir)?;
         (0, None, 0, None, 0)
     };
     let path = log_path(dir, generation);
@@ -106,6 +127,8 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
             base,
             position: base,
             journal,
+            segment_next,
+            stale_segments,
         });
     }
     let bytes = fs.read(&path).map_err(io_err(&path))?;
@@ -148,15 +171,21 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
         ));
     }
     let position = base + scan.deltas.len() as u64;
-    for (i, mut delta) in scan.deltas.into_iter().enumerate() {
-        if let Delta::Participant { journal: e, .. } = &mut delta {
-            journal.extend(std::mem::take(e));
-        }
+    for (i, delta) in scan.deltas.into_iter().enumerate() {
+        let before = match &state {
+            Some(Storage::Participant(p)) => Some(p.clone()),
+            _ => None,
+        };
         state = Some(apply(state, delta).map_err(|reason| Error::StorageCorrupt {
             path: path.clone(),
             offset: 0,
             reason: format!("record {i}: {reason}"),
         })?);
+        // The entries this record made durable, derived as the writer
+        // derived them (`super::journal_files`).
+        if let (Some(old), Some(Storage::Participant(now))) = (&before, &state) {
+            journal.extend(derive(old, now));
+        }
     }
     Ok(Replayed {
         generation,
@@ -173,6 +202,8 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
         base,
         position,
         journal,
+        segment_next,
+        stale_segments,
     })
 }
 
@@ -266,7 +297,13 @@ pub fn repairs_in(fs: &dyn Fs, dir: &Path, r: &Replayed) -> Result<Vec<String>> 
     }
     let mut names = Vec::new();
     for name in fs.read_dir(dir).map_err(io_err(dir))? {
-        if name == "snapshot.tmp" || (name.starts_with("log.") && dir.join(&name) != live) {
+        let stale_segment = name.strip_prefix("journal.").is_some_and(|n| {
+            n.ends_with(".tmp") || n.parse().is_ok_and(|p| r.stale_segments.contains(&p))
+        });
+        if name == "snapshot.tmp"
+            || (name.starts_with("log.") && dir.join(&name) != live)
+            || stale_segment
+        {
             names.push(name);
         }
     }

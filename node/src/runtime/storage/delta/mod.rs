@@ -23,7 +23,7 @@ mod map;
 pub use coord::CoordDelta;
 pub use map::MapDelta;
 
-use super::journal::{derive, Change};
+use super::journal::Change;
 use map::diff_map;
 use serde::{Deserialize, Serialize};
 use twopc_model::participant::Finished;
@@ -58,10 +58,11 @@ pub enum Delta {
         prices: MapDelta<Key, u64>,
         /// Changed pending price changes. Appended after `prices`.
         repricing: MapDelta<TxnId, u64>,
-        /// The committed changes this record applies, for the journal
-        /// (`super::journal`): in the same record as the level changes, so
-        /// durable in the same write. Last, so that a record written before
-        /// the journal existed reads as applying none to it.
+        /// Written empty (one byte) and ignored when read: the journal's
+        /// entries are derived from the states the records rebuild
+        /// (`super::journal_files`). Records written before that carried
+        /// them here. Last, so that a record written before the journal
+        /// existed reads as having none.
         journal: Vec<Change>,
     },
     /// A client's changes: keep the first `keep` outcomes, then append.
@@ -162,7 +163,6 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
             let credits = diff_map(old_credits, credits);
             let prices = diff_map(old_prices, prices);
             let repricing = diff_map(old_repricing, repricing);
-            let journal = derive(a, b);
             (old_floor != floor
                 || !levels.is_empty()
                 || !holds.is_empty()
@@ -178,7 +178,7 @@ pub fn diff(old: &Storage, new: &Storage) -> Option<Delta> {
                 credits,
                 prices,
                 repricing,
-                journal,
+                journal: Vec::new(),
             })
         }
         (Storage::Client(a), Storage::Client(b)) => {
