@@ -39,8 +39,7 @@ impl PeerView {
         self.rejected
             .iter()
             .filter(|(r, _)| r.is_auth())
-            .map(|(_, n)| n)
-            .sum()
+            .fold(0u64, |sum, (_, n)| sum.saturating_add(*n))
     }
 
     /// One line for `twopc status`.
