@@ -96,6 +96,10 @@ async fn run(args: Args) -> Result<(), String> {
         servers.servers[0].port,
         servers.servers[1].port
     );
+    // twopc's data directories go beside the servers', so that whatever a
+    // stopped bench leaves is removed with them.
+    let twopc_dir = servers.dir.join("twopc");
+    std::fs::create_dir(&twopc_dir).map_err(|e| format!("{}: {e}", twopc_dir.display()))?;
     let mut rows = Vec::new();
     for (i, &clients) in args.clients.0.iter().enumerate() {
         let each = (args.purchases as usize / clients).max(1);
@@ -112,7 +116,7 @@ async fn run(args: Args) -> Result<(), String> {
                     args.hot,
                     args.purchases,
                     &args.protocol,
-                    &args.dir,
+                    &twopc_dir,
                 );
                 Some(twopc::bench(&args.twopc_binary(), &a).await?)
             }

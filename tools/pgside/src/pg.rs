@@ -8,14 +8,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-/// SQLSTATE of `lock_timeout` firing (lock_not_available).
-const LOCK_NOT_AVAILABLE: &str = "55P03";
+/// SQLSTATEs after which the purchase is tried again: `lock_timeout` fired
+/// (lock_not_available), and PostgreSQL's own "try again" answers
+/// (deadlock_detected, serialization_failure).
+const TRY_AGAIN: [&str; 3] = ["55P03", "40P01", "40001"];
+
+/// An error with what the server said (tokio-postgres's own text for a
+/// server error is only "db error").
+pub fn said(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
 
 /// Connects, with the connection driven by its own task.
 pub async fn connect(conninfo: &str) -> Result<Client, String> {
     let (client, conn) = tokio_postgres::connect(conninfo, NoTls)
         .await
-        .map_err(|e| format!("connect {conninfo}: {e}"))?;
+        .map_err(|e| format!("connect {conninfo}: {}", said(&e)))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -40,8 +51,8 @@ pub async fn load(wallet: &Client, order: &Client, w: &Workload) -> Result<(), S
         q("stock", "sku", "stock", "sku"),
     );
     let (a, b) = tokio::join!(wallet.batch_execute(&wq), order.batch_execute(&oq));
-    a.map_err(|e| format!("wallet: loading the table: {e}"))?;
-    b.map_err(|e| format!("order: loading the table: {e}"))?;
+    a.map_err(|e| format!("wallet: loading the table: {}", said(&e)))?;
+    b.map_err(|e| format!("order: loading the table: {}", said(&e)))?;
     Ok(())
 }
 
@@ -53,7 +64,8 @@ enum Vote {
     /// Prepared, but the update changed nothing (not enough money or stock):
     /// an empty prepared transaction to roll back.
     No,
-    /// The update hit `lock_timeout`; nothing is prepared.
+    /// The update hit `lock_timeout` (or a deadlock or serialization
+    /// failure); nothing is prepared.
     Timeout,
 }
 
@@ -77,13 +89,13 @@ async fn prepare(c: &Client, update: String, gid: &str, side: &str) -> Result<Vo
                 None => Err(format!("{side}: unexpected answer to `{sql}`: {rows:?}")),
             }
         }
-        Err(e) if e.code().map(|c| c.code()) == Some(LOCK_NOT_AVAILABLE) => {
+        Err(e) if e.code().is_some_and(|c| TRY_AGAIN.contains(&c.code())) => {
             c.batch_execute("ROLLBACK")
                 .await
-                .map_err(|e| format!("{side}: ROLLBACK after a lock timeout: {e}"))?;
+                .map_err(|e| format!("{side}: ROLLBACK after a lock timeout: {}", said(&e)))?;
             Ok(Vote::Timeout)
         }
-        Err(e) => Err(format!("{side}: `{sql}`: {e}")),
+        Err(e) => Err(format!("{side}: `{sql}`: {}", said(&e))),
     }
 }
 
@@ -104,7 +116,7 @@ async fn finish(
     };
     c.batch_execute(&sql)
         .await
-        .map_err(|e| format!("{side}: `{sql}`: {e}"))
+        .map_err(|e| format!("{side}: `{sql}`: {}", said(&e)))
 }
 
 /// How one purchase ended.
@@ -265,7 +277,7 @@ pub async fn levels(
     let rows = c
         .query(&format!("SELECT {key}, {level} FROM {table}"), &[])
         .await
-        .map_err(|e| format!("reading {table}: {e}"))?;
+        .map_err(|e| format!("reading {table}: {}", said(&e)))?;
     let levels = rows
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
@@ -273,7 +285,7 @@ pub async fn levels(
     let prepared: i64 = c
         .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
         .await
-        .map_err(|e| format!("reading pg_prepared_xacts: {e}"))?
+        .map_err(|e| format!("reading pg_prepared_xacts: {}", said(&e)))?
         .get(0);
     Ok((levels, prepared))
 }
