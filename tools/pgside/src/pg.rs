@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 /// SQLSTATEs after which the purchase is tried again: `lock_timeout` fired
-/// (lock_not_available), and PostgreSQL's own "try again" answers
-/// (deadlock_detected, serialization_failure).
-const TRY_AGAIN: [&str; 3] = ["55P03", "40P01", "40001"];
+/// (lock_not_available; or query_canceled, which a lock timeout that fires
+/// as the lock is granted reports instead: the harness sends no cancel
+/// requests), and PostgreSQL's own "try again" answers (deadlock_detected,
+/// serialization_failure).
+const TRY_AGAIN: [&str; 4] = ["55P03", "57014", "40P01", "40001"];
 
 /// An error with what the server said (tokio-postgres's own text for a
 /// server error is only "db error").

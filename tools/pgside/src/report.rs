@@ -65,8 +65,14 @@ pub fn ratio(a: f64, b: f64) -> Option<f64> {
     (b > 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
 }
 
+/// A ratio with two significant figures at least (0.0036x, not 0.00x).
 fn cell(r: Option<f64>) -> String {
-    r.map(|r| format!("{r:.2}x")).unwrap_or_else(|| "-".into())
+    match r {
+        Some(r) if r >= 100.0 => format!("{r:.0}x"),
+        Some(r) if r >= 0.1 => format!("{r:.2}x"),
+        Some(r) => format!("{r:.2e}x"),
+        None => "-".into(),
+    }
 }
 
 /// The side-by-side table, one line per client count.
@@ -166,6 +172,14 @@ mod tests {
         );
         assert!(lines[1].trim_end().ends_with("| 1.50"), "{t}");
         assert!(lines[2].contains(" - "), "{t}");
+    }
+
+    #[test]
+    fn small_and_large_ratios_keep_their_figures() {
+        assert_eq!(cell(Some(4.14 / 1161.22)), "3.57e-3x");
+        assert_eq!(cell(Some(242.76)), "243x");
+        assert_eq!(cell(Some(0.59)), "0.59x");
+        assert_eq!(cell(None), "-");
     }
 
     #[test]
