@@ -154,7 +154,7 @@ async fn run(args: Args) -> Result<(), String> {
     } else {
         println!("{heading}");
         print!("{}", report::table(&rows));
-        println!("p50 ratio = twopc p50 / PostgreSQL p50 (below 1: twopc faster); /s ratio = twopc purchases/s / PostgreSQL's; retries = PostgreSQL purchases tried again after a lock timeout; fsync ms = median fdatasync of an 8 kB page on --dir before the run; load = 1-minute load average before each side's run");
+        println!("p50 ratio = twopc p50 / PostgreSQL p50 (below 1: twopc faster); /s ratio = twopc purchases/s / PostgreSQL's; retries = PostgreSQL attempts tried again (lock timeout, deadlock, serialization failure, cancel); fsync ms = median fdatasync of an 8 kB page on --dir before the run; load = 1-minute load average before each side's run");
     }
     let bad = report::incomplete(&rows);
     if !bad.is_empty() {
