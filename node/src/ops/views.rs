@@ -229,8 +229,8 @@ pub enum KeyJson {
 /// What a participant said about a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// Its view (`level: None`: no such key there).
-    View(KeyView),
+    /// Its view (`level: None`: no such key there); boxed, as it is large.
+    View(Box<KeyView>),
     /// The node is no participant (a cluster file naming the wrong node).
     NotParticipant,
     /// No answer by the deadline.
@@ -257,7 +257,7 @@ pub async fn ask(
     })
     .await?;
     Ok(match answer {
-        Some(view) => view.map_or(Answer::NotParticipant, Answer::View),
+        Some(view) => view.map_or(Answer::NotParticipant, |v| Answer::View(Box::new(v))),
         None => Answer::NoAnswer,
     })
 }
