@@ -423,6 +423,7 @@ mod tests {
             doubts: Default::default(),
             flows: Default::default(),
             partial: Default::default(),
+            refunded: Default::default(),
             recovered_commits: false,
         }
     }
