@@ -228,6 +228,13 @@ pub(crate) struct SysArgs {
     /// (price_changed) and at the new one (docs/shop.md, "Prices").
     #[arg(long)]
     prices: bool,
+    /// Refunds: the first client, after its purchases (and flows), makes
+    /// the first N (at most 4) of: a refund of one unit of its first
+    /// purchase, a refund of the whole purchase (exceeds it once the first
+    /// committed), a retry of the first refund (same id), a refund of a
+    /// purchase never made (docs/shop.md, "Refund").
+    #[arg(long, default_value_t = 0)]
+    refunds: usize,
     /// The commit protocol: 2pc (one coordinator; blocks while it is down)
     /// or replicated (the coordinator on --replicas replicas, Paxos ballots
     /// on its durable state; losing a minority of them blocks nothing).
@@ -299,6 +306,7 @@ impl SysArgs {
             lose_replica_disk: pick!(lose_replica_disk),
             flows: pick!(flows),
             prices: pick!(prices),
+            refunds: pick!(refunds),
             protocol: pick!(protocol),
             replicas: pick!(replicas),
             elections: pick!(elections),
@@ -334,6 +342,12 @@ impl SysArgs {
         }
         if cfg.reuse.len() > 3 || cfg.afterwards.len() > 3 {
             return Err("at most 3 --reuse clients and 3 --afterwards requests".into());
+        }
+        if cfg.refunds > twopc_checks::config::REFUNDS_MAX {
+            return Err(format!(
+                "at most {} --refunds",
+                twopc_checks::config::REFUNDS_MAX
+            ));
         }
         if cfg.qty.checked_mul(cfg.price).is_none() {
             return Err("--qty times --price overflows".into());

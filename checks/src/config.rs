@@ -14,7 +14,7 @@ pub use twopc_model::slots::{COORDINATOR, ORDER, WALLET};
 
 mod demos;
 mod shop;
-pub use shop::prices;
+pub use shop::{prices, refunds, REFUNDS_MAX};
 /// The first client's actor index.
 pub const FIRST_CLIENT: usize = 3;
 
@@ -161,6 +161,11 @@ pub struct Config {
     /// (see [`Config::price_requests`]). Off, the configuration is what
     /// it was.
     pub prices: bool,
+    /// Refunds (docs/shop.md, "Refund"): the first client, after its
+    /// purchases and flows, makes the first `refunds` of the refund
+    /// requests of [`Config::refund_requests`]. 0: the configuration is
+    /// what it was.
+    pub refunds: usize,
 }
 
 impl Default for Config {
@@ -198,6 +203,7 @@ impl Default for Config {
             pre_vote: true,
             flows: false,
             prices: false,
+            refunds: 0,
         }
     }
 }
@@ -283,6 +289,7 @@ impl Config {
             }));
             if c == 0 {
                 requests.extend(self.flows_requests());
+                requests.extend(self.refund_requests());
                 requests.extend(self.afterwards.iter().map(reuse));
             }
             nodes.push(Node::Client(Client {
@@ -365,7 +372,10 @@ impl Config {
 
     /// How many distinct request ids the clients use.
     pub fn ids(&self) -> usize {
-        self.clients * self.purchases + self.flow_requests() + self.price_requests().len()
+        self.clients * self.purchases
+            + self.flow_requests()
+            + self.price_requests().len()
+            + self.refund_ids()
     }
 
     /// The role of actor `index`.

@@ -173,6 +173,13 @@ pub fn entries() -> Vec<Entry> {
             unique_states: 28_455,
             strategy: Strategy::Dfs,
         },
+        Entry {
+            name: "refunds",
+            about: "one client: a purchase of two units, then a refund of one unit of it, a transaction of two credits (the buyer's money, the sku's stock); udp; no crashes (a refund commits only for a committed purchase and never beyond it, refused not_committed when the purchase timed out; a retried credit applies once; the coordinator counts what it refunded; the refund-not-checked, refunded-not-raised and credit-applied-twice mutants are caught here)",
+            config: crate::config::refunds(),
+            unique_states: 176_542,
+            strategy: Strategy::Dfs,
+        },
     ]
 }
 

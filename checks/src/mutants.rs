@@ -5,6 +5,7 @@
 
 mod paxos;
 mod receive;
+mod refunds;
 
 use crate::shared::Shared;
 use stateright::actor::{Actor, Command, Id, Out};
@@ -29,6 +30,17 @@ pub enum Mutant {
     /// The order service ignores the price a purchase carries: it holds a
     /// purchase at a stale price as if it were the sku's. Needs `--prices`.
     OrderIgnoresPrice,
+    /// The coordinator refunds without checking that the purchase
+    /// committed or what was refunded of it already (or is being
+    /// refunded). Needs `--refunds`.
+    RefundNotChecked,
+    /// The coordinator never raises a purchase's refunded count, so a
+    /// second refund of it can exceed what was bought. Needs `--refunds`.
+    RefundedNotRaised,
+    /// The coordinator starts a new attempt for a retry of a committed
+    /// top-up or refund (as if it forgot the outcome at once): the credit
+    /// is applied twice. Needs `--refunds` (or `--flows`).
+    CreditAppliedTwice,
     /// A participant drops its prepared holds when it restarts.
     ForgetHoldsOnRestart,
     /// The coordinator answers a query about an unknown transaction with commit.

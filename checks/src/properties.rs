@@ -5,9 +5,16 @@
 //! its storage, see `durable`); promises made on the wire come from the
 //! auxiliary [`History`](crate::history::History).
 
+mod breaks;
 mod leaders;
+mod refunds;
 mod shop;
 
+pub use refunds::{
+    CREDIT_APPLIED_ONCE, REFUNDED_COUNTED, REFUND_ONLY_OF_COMMITTED, SOME_REFUND_COMMITTED,
+    SOME_REFUND_EXCEEDS, SOME_REFUND_NOT_COMMITTED, SOME_REFUND_RETRY_ANSWERED,
+    SOME_REFUND_UNKNOWN,
+};
 pub use shop::{
     PURCHASE_AT_CATALOGUE_PRICE, SOME_COMMIT_AT_NEW_PRICE, SOME_PRICE_CHANGED,
     SOME_TOP_UP_COMMITTED,
@@ -15,7 +22,6 @@ pub use shop::{
 
 use crate::config::*;
 use crate::history::ByParticipant;
-use crate::mutants::Mutant;
 use crate::system::*;
 use stateright::actor::Id;
 use stateright::Property;
@@ -107,49 +113,6 @@ pub const PREPARED_RECOVERY: &str = "a crashed prepared participant recovers";
 pub const DECIDED_RECOVERY: &str =
     "a crashed coordinator that decided commit recovers and finishes";
 
-impl Mutant {
-    /// The property this mutant breaks (the checker must report it violated).
-    pub fn breaks(self) -> &'static str {
-        match self {
-            Mutant::NoSaveBeforeYes => DURABLE,
-            Mutant::UnsavedDecision => DURABLE,
-            Mutant::CommitOnVoteTimeout => COMMIT_NEEDS_EVERY_YES,
-            Mutant::DoubleApplyCommit | Mutant::CreditAtPrepare => CONSERVED,
-            Mutant::OrderIgnoresPrice => PURCHASE_AT_CATALOGUE_PRICE,
-            Mutant::ForgetHoldsOnRestart => CLIENT_TOLD_THE_TRUTH,
-            Mutant::EpochNotLearned => NEXT_ATTEMPT_IS_NEW,
-            Mutant::TicketsNotRenewed => CHARGED_AT_MOST_ONCE,
-            Mutant::PresumeAbortForLostLog => ATOMIC,
-            Mutant::PresumeCommit => ATOMIC,
-            Mutant::UnsavedAbortOutcome => CLIENT_TOLD_THE_TRUTH,
-            Mutant::ReuseTxnIds => CLIENT_TOLD_THE_TRUTH,
-            Mutant::RetryWithKeyStartsNewAttempt => CHARGED_AT_MOST_ONCE,
-            Mutant::ExpiredKeyAnsweredAsNew => CHARGED_AT_MOST_ONCE,
-            Mutant::KeyContentsNotCompared => CLIENT_TOLD_THE_TRUTH,
-            Mutant::OutcomesNotDurable => CHARGED_AT_MOST_ONCE,
-            Mutant::ClientAcceptsAnyOutcome => CLIENT_TOLD_THE_TRUTH,
-            Mutant::NeverAsk
-            | Mutant::RestartForgetsToAsk
-            | Mutant::LearnNotRetried
-            | Mutant::DeafToLastBackup
-            | Mutant::CampaignNotResent
-            | Mutant::LeaderNeverResends => LIVE,
-            Mutant::ForgetOnCommit | Mutant::FloorIgnoresOwed | Mutant::FloorIgnoresVoting => {
-                CONSERVED
-            }
-            Mutant::KeepDeadHolds => REFUSAL_IS_TRUE,
-            Mutant::FloorKeepsHolds => SETTLED_HOLDS_NOTHING,
-            Mutant::DecideWithoutMajority
-            | Mutant::ForgetAcceptedOnRestart
-            | Mutant::LeaderIgnoresPromises
-            | Mutant::AcceptBelowPromise
-            | Mutant::ElectedWithoutMajority
-            | Mutant::AdoptLowestBallot
-            | Mutant::EmptyReplicaVotesAtOnce => DURABLE,
-        }
-    }
-}
-
 /// The properties that apply to a configuration: every safety property, and
 /// the reachability properties the configuration can possibly reach.
 pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
@@ -175,6 +138,7 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
         }));
     }
     props.extend(shop::properties(cfg));
+    props.extend(refunds::properties(cfg));
     if cfg.can_run_short() {
         props.push(Property::sometimes(SOME_SHORTAGE_ABORT, |m, s| {
             seen(m, s).any(|o| {

@@ -108,6 +108,8 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
                     requests,
                 ))
                 .max(over(c.epoch as usize, epochs))
+                // A refunded count per remembered purchase.
+                .max(over(c.refunded.len(), cfg.retention.min(requests)))
         })
         .max()
         .unwrap_or(0);
@@ -127,7 +129,8 @@ pub fn exceeds_limits(cfg: &Config, state: &SysState) -> usize {
             let most = cfg.purchases
                 + cfg.afterwards.len()
                 + cfg.flow_requests()
-                + cfg.price_requests().len();
+                + cfg.price_requests().len()
+                + cfg.refund_requests().len();
             over(c.seen.len(), most)
         })
         .max()

@@ -36,6 +36,11 @@ fn matrix_prices() {
 }
 
 #[test]
+fn matrix_refunds() {
+    check_entry("refunds");
+}
+
+#[test]
 fn matrix_compete() {
     check_entry("compete");
 }

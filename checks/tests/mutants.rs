@@ -103,6 +103,23 @@ fn order_ignores_price_is_caught() {
     assert_caught(Mutant::OrderIgnoresPrice);
 }
 
+/// Refunds: a coordinator that refunds without checking the purchase (a
+/// refund of an aborted purchase, or beyond it), one that never counts
+/// what it refunded (the whole refund after a partial one), and one that
+/// credits a retried refund again, in the `--refunds` configuration (the
+/// `refunds` entry of the CI matrix).
+#[test]
+fn refund_mutants_are_caught() {
+    for mutant in [
+        Mutant::RefundNotChecked,
+        Mutant::RefundedNotRaised,
+        Mutant::CreditAppliedTwice,
+    ] {
+        assert_eq!(mutant.demo_config().refunds, 1);
+        assert_caught(mutant);
+    }
+}
+
 #[test]
 fn forget_holds_on_restart_is_caught() {
     assert_caught(Mutant::ForgetHoldsOnRestart);

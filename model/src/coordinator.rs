@@ -14,6 +14,7 @@ pub use learning::{resolve, resolve_among, Heard, Learning, Resolved};
 mod flows;
 mod learning;
 mod reasons;
+mod refunds;
 pub use crate::outcomes::{Known, Outcomes, Told, TICKET_GENERATION_BITS};
 use reasons::reason_blames;
 
@@ -85,6 +86,9 @@ pub struct CoordState {
     /// The participants of pending commits and doubts that do not touch
     /// every participant (durable).
     pub partial: Map<TxnId, Vec<Id>>,
+    /// Units refunded of each remembered committed purchase (durable; see
+    /// [`CoordStorage::refunded`]).
+    pub refunded: Map<RequestId, Amount>,
     /// Set when this incarnation started from storage holding commit decisions
     /// (lets the checker prove that recovery path is exercised).
     pub recovered_commits: bool,
@@ -104,6 +108,7 @@ impl CoordState {
             doubts: self.doubts.clone(),
             flows: self.flows.clone(),
             partial: self.partial.clone(),
+            refunded: self.refunded.clone(),
         }
     }
 
@@ -178,6 +183,7 @@ impl Coordinator {
             doubts: stored.doubts,
             flows: stored.flows,
             partial: stored.partial,
+            refunded: stored.refunded,
             recovered_commits: storage.is_some_and(|s| !s.commits.is_empty()),
         };
         if ask {
@@ -324,13 +330,16 @@ impl Coordinator {
             }
             Some(_) => {}
         }
-        let Some(changes) = self.changes(&op) else {
-            let verdict = Verdict::Aborted(AbortReason::InvalidRequest);
-            let state = state.to_mut();
-            let outcome = state.record(req, op, None, verdict, self.retention);
-            o.save(Storage::Coordinator(state.storage()));
-            o.send(src, Msg::Outcome(outcome));
-            return;
+        // Refused before any attempt (invalid, or a refund that cannot
+        // be made): the refusal is remembered, so a retry gets it again.
+        let changes = match self.changes_in(state, &op) {
+            Ok(changes) => changes,
+            Err(reason) => {
+                let state = state.to_mut();
+                let outcome = state.record(req, op, None, Verdict::Aborted(reason), self.retention);
+                o.save(Storage::Coordinator(state.storage()));
+                return o.send(src, Msg::Outcome(outcome));
+            }
         };
         let state = state.to_mut();
         let txn = TxnId {
@@ -412,7 +421,9 @@ impl Coordinator {
             state.partial.insert(txn, parties.clone());
         }
         // (The commit is pending before the outcome is recorded, so that
-        // recording it never forgets the operation the commit needs.)
+        // recording it never forgets the operation the commit needs; a
+        // refund's count rises in the same durable write as its decision.)
+        state.raise_refunded(&voting.op);
         state.commits.insert(
             txn,
             Committing {
@@ -520,23 +531,6 @@ impl Coordinator {
     }
 }
 
-impl CoordState {
-    /// What this coordinator knows about `req`. Costs O(log remembered +
-    /// attempts in flight).
-    pub fn known(&self, req: &RequestId) -> Known<'_> {
-        if let Some(told) = self.outcomes.by_id.get(req) {
-            return Known::Decided(told);
-        }
-        if let Some(v) = self.voting.values().find(|v| &v.req == req) {
-            return Known::InProgress(Some(&v.op));
-        }
-        if self.commits.values().any(|c| &c.req == req) || self.doubts.values().any(|r| r == req) {
-            return Known::InProgress(None);
-        }
-        Known::Unknown
-    }
-}
-
 #[cfg(test)]
 #[path = "coordinator_tests.rs"]
 pub(crate) mod tests;
@@ -544,3 +538,7 @@ pub(crate) mod tests;
 #[cfg(test)]
 #[path = "coordinator/flows_tests.rs"]
 mod flows_tests;
+
+#[cfg(test)]
+#[path = "coordinator/refunds_tests.rs"]
+mod refunds_tests;

@@ -35,9 +35,16 @@ pub struct CoordStorage {
     #[serde(default)]
     pub flows: Map<RequestId, Operation>,
     /// The participants of pending commits and doubts that do not touch
-    /// every participant (a top-up, a restock). Last.
+    /// every participant (a top-up, a restock).
     #[serde(default, with = "crate::pairs")]
     pub partial: Map<TxnId, Vec<stateright::actor::Id>>,
+    /// How much of each remembered committed purchase has been refunded
+    /// (units), raised in the same state change as a refund's commit
+    /// decision and forgotten with the purchase's outcome (see
+    /// docs/shop.md, "Refund"). Keyed by strings, so JSON takes it as a
+    /// map. Last.
+    #[serde(default)]
+    pub refunded: Map<RequestId, Amount>,
 }
 
 /// A version of the coordinator's durable state that an acceptor accepted.

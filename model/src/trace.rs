@@ -83,6 +83,9 @@ pub enum Event {
 }
 
 /// One command, as recorded.
+// (`Send` carries a message, as large as a coordinator's durable state in
+// an `Accept`; a recorded command lives for one line of a trace.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cmd {
@@ -195,6 +198,9 @@ pub enum StorageJson {
         /// [`CoordStorage::partial`] (absent when empty).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         partial: Vec<(TxnId, Vec<stateright::actor::Id>)>,
+        /// [`CoordStorage::refunded`] (absent when empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        refunded: Vec<(RequestId, Amount)>,
     },
     /// [`Storage::Participant`].
     Participant {
@@ -242,6 +248,7 @@ impl From<&Storage> for StorageJson {
                 doubts,
                 flows,
                 partial,
+                refunded,
             }) => StorageJson::Coordinator {
                 epoch: *epoch,
                 outcomes: outcomes.clone(),
@@ -249,6 +256,7 @@ impl From<&Storage> for StorageJson {
                 doubts: pairs(doubts),
                 flows: pairs(flows),
                 partial: pairs(partial),
+                refunded: pairs(refunded),
             },
             Storage::Participant(PartStorage {
                 levels,
@@ -289,6 +297,7 @@ impl From<StorageJson> for Storage {
                 doubts,
                 flows,
                 partial,
+                refunded,
             } => Storage::Coordinator(CoordStorage {
                 epoch,
                 outcomes,
@@ -296,6 +305,7 @@ impl From<StorageJson> for Storage {
                 doubts: doubts.into_iter().collect(),
                 flows: flows.into_iter().collect(),
                 partial: partial.into_iter().collect(),
+                refunded: refunded.into_iter().collect(),
             }),
             StorageJson::Participant {
                 levels,

@@ -8,10 +8,10 @@
 mod common;
 
 use common::http::{buy_until_committed, cluster_with_api, purchase};
+use common::shop::replay;
 use common::{wait_for, TestCluster};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -32,25 +32,6 @@ fn entries(c: &TestCluster, name: &str) -> Vec<Value> {
     let json = json.unwrap();
     assert_eq!(json["truncated"], false, "{json}");
     json["entries"].as_array().unwrap().clone()
-}
-
-/// `initial` with `entries` applied in order, checking that positions run
-/// from 1 without a gap, that each entry's level is the one replayed, and
-/// that no transaction is journaled twice.
-fn replay(initial: &[(&str, u64)], entries: &[Value]) -> BTreeMap<String, u64> {
-    let mut levels: BTreeMap<String, u64> =
-        initial.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let mut txns = std::collections::BTreeSet::new();
-    for (i, e) in entries.iter().enumerate() {
-        assert_eq!(e["position"].as_u64(), Some(i as u64 + 1), "{e}");
-        assert!(txns.insert(e["txn"].as_str().unwrap().to_string()), "{e}");
-        let key = e["key"].as_str().unwrap().to_string();
-        let level = levels.entry(key).or_insert(0);
-        let amount = e["amount"].as_i64().unwrap();
-        *level = (*level as i64 + amount) as u64;
-        assert_eq!(e["level"].as_u64(), Some(*level), "{e}");
-    }
-    levels
 }
 
 const ACCOUNTS: &[(&str, u64)] = &[("alice", 1000), ("bob", 50)];

@@ -1,21 +1,25 @@
 //! A shop's life against real `twopc node` processes, from outside, by the
-//! CLI and the same over HTTP (issue 22's black-box test; refunds join it
-//! when they exist): a NEW user is topped up; a NEW sku is restocked with a
-//! price; a purchase at that price commits, one at another price aborts
-//! `price_changed` (exit 3 / 200 aborted) and changes nothing; a price
-//! change alone (a restock of 0 with a price) moves the price; the top-up
-//! retried under its id is applied once. At the end the views say initial +
-//! credits − committed purchases, and each participant's journal replays
-//! from the initial levels to the levels now.
+//! CLI and the same over HTTP (issue 22's black-box test): a NEW user is
+//! topped up; a NEW sku is restocked with a price; a purchase at that price
+//! commits, one at another price aborts `price_changed` (exit 3 / 200
+//! aborted) and changes nothing; a price change alone (a restock of 0 with
+//! a price) moves the price; the top-up retried under its id is applied
+//! once. A part of the committed purchase is refunded (commits), the refund
+//! retried under its id is applied once, a refund of more than remains
+//! aborts `refund_exceeds_purchase`, one of the aborted purchase
+//! `not_committed`, one of an unknown id `unknown_purchase`. At the end the
+//! views say initial + credits − committed purchases + committed refunds,
+//! list the refund as the key's last operation, and each participant's
+//! journal replays from the initial levels to the levels now, the refund's
+//! credits named `refund`.
 
 mod common;
 
 use common::http::{buy_until_committed, cluster_with_api, purchase, Api};
-use common::shop::{run, until_committed};
+use common::shop::{replay, run, until_committed};
 use common::{wait_for, TestCluster};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 const ACCOUNTS: &[(&str, u64)] = &[("alice", 100)];
 const STOCK: &[(&str, u64)] = &[("widget", 10)];
@@ -28,23 +32,6 @@ fn view(c: &TestCluster, kind: &str, flag: &str, name: &str) -> Value {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{kind} {name}");
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// `initial` with the journal `entries` applied in order, checking that
-/// positions run from 1 without a gap, that each entry's level is the one
-/// replayed, and that no transaction is journaled twice.
-fn replay(initial: &[(&str, u64)], entries: &[Value]) -> BTreeMap<String, u64> {
-    let mut levels: BTreeMap<String, u64> =
-        initial.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let mut txns = std::collections::BTreeSet::new();
-    for (i, e) in entries.iter().enumerate() {
-        assert_eq!(e["position"].as_u64(), Some(i as u64 + 1), "{e}");
-        assert!(txns.insert(e["txn"].as_str().unwrap().to_string()), "{e}");
-        let level = levels.entry(e["key"].as_str().unwrap().into()).or_insert(0);
-        *level = (*level as i64 + e["amount"].as_i64().unwrap()) as u64;
-        assert_eq!(e["level"].as_u64(), Some(*level), "{e}");
-    }
-    levels
 }
 
 /// The whole journal of `name` by `twopc journal --json`.
@@ -72,9 +59,11 @@ fn a_shops_life_by_the_cli_adds_up() {
     // At the catalogue price: commits. At another: aborted, exit 3.
     let (r, code) = c.purchase("carol", "gizmo", 2, 7);
     assert_eq!((r["outcome"].as_str(), code), (Some("committed"), 0), "{r}");
+    let bought = r["req"].as_str().unwrap().to_string();
     let (r, code) = c.purchase("carol", "gizmo", 1, 6);
     assert_eq!((r["outcome"].as_str(), code), (Some("aborted"), 3), "{r}");
     assert_eq!(r["reason"], "price_changed", "{r}");
+    let changed = r["req"].as_str().unwrap().to_string();
     // A price change alone (qty 0); then 6 is the price.
     let reprice = ["restock", "--sku", "gizmo", "--qty", "0", "--price", "6"];
     until_committed(&c, &reprice, "reprice-1");
@@ -96,23 +85,73 @@ fn a_shops_life_by_the_cli_adds_up() {
     let retry = retry.unwrap_or_else(|| panic!("exit {code}: {err}"));
     assert_eq!((retry["txn"].clone(), code), (first["txn"].clone(), 0));
 
-    // initial + credits − committed purchases.
+    // One of the two units bought at 7 back: 7 to carol, 1 to gizmo.
+    let refund = ["refund", "--purchase", &bought, "--qty", "1"];
+    let (rma, first) = until_committed(&c, &refund, "rma-1");
+    // Again under its id: its first answer, applied once.
+    let mut again = refund.to_vec();
+    again.extend(["--id", &rma]);
+    let (retry, code, err) = run(&c, &again);
+    let retry = retry.unwrap_or_else(|| panic!("exit {code}: {err}"));
+    assert_eq!((retry["txn"].clone(), code), (first["txn"].clone(), 0));
+    // Refused, each with its reason (exit 3), changing nothing.
+    let refused = [
+        (
+            vec!["--purchase", &bought, "--qty", "2"],
+            "refund_exceeds_purchase",
+        ),
+        (vec!["--purchase", &changed], "not_committed"),
+        (vec!["--purchase", "no-such-order"], "unknown_purchase"),
+    ];
+    for (n, (args, reason)) in refused.iter().enumerate() {
+        let id = format!("rma-refused-{n}");
+        let mut all = vec!["refund", "--id", &id];
+        all.extend(args);
+        let (r, code, err) = run(&c, &all);
+        let r = r.unwrap_or_else(|| panic!("exit {code}: {err}"));
+        assert_eq!((&r["reason"], code), (&json!(reason), 3), "{r}");
+    }
+
+    // initial + credits − committed purchases + committed refunds.
     c.settle();
     let account = view(&c, "account", "--user", "carol");
-    assert_eq!(account["balance"], json!(50 - 2 * 7 - 6));
+    assert_eq!(account["balance"], json!(50 - 2 * 7 - 6 + 7));
     let sku = view(&c, "sku", "--sku", "gizmo");
     assert_eq!(
         (&sku["stock"], &sku["price"]),
-        (&json!(5 - 2 - 1), &json!(6))
+        (&json!(5 - 2 - 1 + 1), &json!(6))
     );
+    // The refund is each key's last operation.
+    for (v, amount) in [(&account, 7), (&sku, 1)] {
+        let last = &v["last"][0];
+        assert_eq!(
+            (&last["operation"], &last["id"], &last["amount"]),
+            (&json!("refund"), &json!(rma), &json!(amount)),
+            "{v}"
+        );
+        assert_eq!(
+            last["level"],
+            v[if amount == 7 { "balance" } else { "stock" }]
+        );
+    }
     assert_eq!(
         view(&c, "account", "--user", "alice")["balance"],
         json!(100)
     );
     let (wallet, order) = (c.levels("wallet"), c.levels("order"));
-    assert_eq!(replay(ACCOUNTS, &journal(&c, "wallet")), wallet);
+    let money = journal(&c, "wallet");
+    assert_eq!(replay(ACCOUNTS, &money), wallet);
     let entries = journal(&c, "order");
     assert_eq!(replay(STOCK, &entries), order);
+    // The refund's credits are journaled as a refund, once at each.
+    for (all, amount) in [(&money, 7), (&entries, 1)] {
+        let refunds: Vec<_> = all.iter().filter(|e| e["operation"] == "refund").collect();
+        assert_eq!(refunds.len(), 1, "{all:?}");
+        assert_eq!(
+            (&refunds[0]["id"], &refunds[0]["amount"]),
+            (&json!(rma), &json!(amount))
+        );
+    }
     // The price change alone is a restock entry of 0, the level unchanged.
     let zero: Vec<_> = entries.iter().filter(|e| e["amount"] == 0).collect();
     assert_eq!(zero.len(), 1, "{entries:?}");
@@ -188,7 +227,7 @@ fn a_shops_life_over_http_adds_up() {
         );
     }
 
-    buy_until_committed(&api, "buy-1", &purchase("dave", "gizmo", 3, 5));
+    let (bought, _) = buy_until_committed(&api, "buy-1", &purchase("dave", "gizmo", 3, 5));
     // At another price: 200, aborted `price_changed` (an abort by vote
     // timeout on a starved machine changes nothing: again, a new key).
     let mut v = api.buy("buy-2", &purchase("dave", "gizmo", 1, 4));
@@ -206,6 +245,38 @@ fn a_shops_life_over_http_adds_up() {
         (&json!("aborted"), &json!("price_changed")),
         "{v}"
     );
+    let changed = v["id"].as_str().unwrap().to_string();
+
+    // Two of the three units back: 10 to dave, 2 to gizmo; again under its
+    // key: the first answer, applied once.
+    let refund = json!({"purchase": bought, "qty": 2});
+    let (rma, first_refund) = post_until_committed(&api, "/refunds", "rma-1", &refund);
+    let again = post(&api, "/refunds", &rma, &refund);
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json()["txn"], first_refund["txn"]);
+    assert_eq!(
+        api.get(&format!("/refunds/{rma}")).json()["status"],
+        "committed"
+    );
+    // Refused, each with its reason, changing nothing.
+    let refused = [
+        (
+            json!({"purchase": bought, "qty": 2}),
+            "refund_exceeds_purchase",
+        ),
+        (json!({"purchase": changed}), "not_committed"),
+        (json!({"purchase": "no-such-order"}), "unknown_purchase"),
+    ];
+    for (n, (body, reason)) in refused.iter().enumerate() {
+        let r = post(&api, "/refunds", &format!("rma-refused-{n}"), body);
+        assert_eq!(r.status, StatusCode::OK, "{body}");
+        let v = r.json();
+        assert_eq!(
+            (&v["status"], &v["reason"]),
+            (&json!("aborted"), &json!(reason)),
+            "{v}"
+        );
+    }
     // The top-up again under its key: the first answer, applied once.
     let again = post(&api, "/topups", &pay, &body);
     assert_eq!(again.status, StatusCode::OK);
@@ -213,9 +284,20 @@ fn a_shops_life_over_http_adds_up() {
 
     c.settle();
     let account = api.get("/accounts/dave").json();
-    assert_eq!(account["balance"], json!(40 - 3 * 5));
+    assert_eq!(account["balance"], json!(40 - 3 * 5 + 2 * 5));
     let sku = api.get("/skus/gizmo").json();
-    assert_eq!((&sku["stock"], &sku["price"]), (&json!(4 - 3), &json!(5)));
+    assert_eq!(
+        (&sku["stock"], &sku["price"]),
+        (&json!(4 - 3 + 2), &json!(5))
+    );
+    for (v, amount) in [(&account, 10), (&sku, 2)] {
+        let last = &v["last"][0];
+        assert_eq!(
+            (&last["operation"], &last["id"], &last["amount"]),
+            (&json!("refund"), &json!(rma), &json!(amount)),
+            "{v}"
+        );
+    }
     assert_eq!(
         replay(ACCOUNTS, &journal_http(&api, "wallet")),
         c.levels("wallet")

@@ -4,7 +4,8 @@
 //! purchase by that user of that sku commits; the views add up (initial +
 //! credits − purchases); a retry under the same id is applied once and
 //! gets the same answer, the same id with other contents is refused; bad
-//! input is refused before anything is sent and changes nothing; the API
+//! input (a refund's too) is refused before anything is sent and changes
+//! nothing; the API
 //! wants its token. Also once against a replicated coordinator.
 
 mod common;
@@ -116,7 +117,7 @@ fn a_new_user_and_a_new_sku_come_in_by_the_cli_and_buy() {
     };
     let decided_before = decided(&c);
     let long = "x".repeat(65);
-    let bad: [&[&str]; 9] = [
+    let bad: [&[&str]; 16] = [
         &["topup", "--user", "carol", "--amount", "0"],
         &["topup", "--user", "carol", "--amount=-5"],
         &["topup", "--user", "carol", "--amount", "1.5"],
@@ -132,6 +133,13 @@ fn a_new_user_and_a_new_sku_come_in_by_the_cli_and_buy() {
         &["topup", "--user", "carol", "--amount", "5", "--id", &long],
         &["restock", "--sku", "gadget", "--qty", "0"],
         &["restock", "--sku", &long, "--qty", "1"],
+        &["refund", "--purchase", "p", "--qty", "0"],
+        &["refund", "--purchase", "p", "--qty=-1"],
+        &["refund", "--purchase", "p", "--qty", "1.5"],
+        &["refund", "--purchase", "p", "--qty", "18446744073709551616"],
+        &["refund", "--purchase", "", "--qty", "1"],
+        &["refund", "--purchase", &long],
+        &["refund", "--purchase", "p", "--id", ""],
     ];
     for args in bad {
         let (report, code, err) = run(&c, args);
@@ -325,6 +333,42 @@ fn the_same_over_http() {
             "invalid_price",
         ),
         ("/restocks", r#"{"qty": 2}"#.into(), "missing_field"),
+        (
+            "/refunds",
+            r#"{"purchase": "p", "qty": 0}"#.into(),
+            "invalid_qty",
+        ),
+        (
+            "/refunds",
+            r#"{"purchase": "p", "qty": -1}"#.into(),
+            "invalid_qty",
+        ),
+        (
+            "/refunds",
+            r#"{"purchase": "p", "qty": 1.5}"#.into(),
+            "invalid_qty",
+        ),
+        (
+            "/refunds",
+            r#"{"purchase": "p", "qty": 18446744073709551616}"#.into(),
+            "invalid_qty",
+        ),
+        (
+            "/refunds",
+            r#"{"purchase": "", "qty": 1}"#.into(),
+            "invalid_purchase",
+        ),
+        (
+            "/refunds",
+            format!(r#"{{"purchase": "{long}"}}"#),
+            "invalid_purchase",
+        ),
+        ("/refunds", r#"{"qty": 1}"#.into(), "missing_field"),
+        (
+            "/refunds",
+            r#"{"purchase": "p", "user": "dave"}"#.into(),
+            "unknown_field",
+        ),
     ];
     for (i, (path, body, code)) in cases.iter().enumerate() {
         let key = format!("bad-{i}");
@@ -347,7 +391,7 @@ fn the_same_over_http() {
         (r.status, r.code()),
         (StatusCode::BAD_REQUEST, "missing_idempotency_key".into())
     );
-    for path in ["/topups", "/restocks"] {
+    for path in ["/topups", "/restocks", "/refunds"] {
         let r = api.call(
             Method::POST,
             path,
@@ -377,6 +421,8 @@ fn the_same_over_http() {
     assert!(sample(&text, restocks) >= 1, "{text}");
     let zero = r#"twopc_http_operations_rejected_total{op="topup",code="invalid_amount"}"#;
     assert_eq!(sample(&text, zero), 2, "{text}");
+    let qty = r#"twopc_http_operations_rejected_total{op="refund",code="invalid_qty"}"#;
+    assert_eq!(sample(&text, qty), 4, "{text}");
 }
 
 /// With a replicated coordinator: a top-up and a restock from the CLI,

@@ -332,6 +332,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             doubts: Default::default(),
             flows: Default::default(),
             partial: Default::default(),
+            refunded: Default::default(),
         })),
         Shell::ForgedStorage if a == w => Some(Storage::Participant(PartStorage {
             levels: [("alice".to_string(), 100u64)].into_iter().collect(),

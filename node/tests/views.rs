@@ -1,6 +1,7 @@
 //! `twopc account`, `twopc sku`, `GET /accounts/{user}` and `GET
 //! /skus/{sku}` against real `twopc node` processes: after a purchase the
-//! balance and the stock are lowered by what it took; a hold shows as held
+//! balance and the stock are lowered by what it took, and the purchase is
+//! the key's last operation (from the journal); a hold shows as held
 //! (not yet taken from the balance or stock); an unknown key, a name too
 //! long and a missing token get their own exit status or HTTP error.
 
@@ -37,6 +38,7 @@ fn accounts_and_skus_show_what_a_purchase_took() {
     let (c, api) = cluster_with_api(&[("alice", 100), ("bob", 7)], &[("widget", 10)], &[]);
     let (report, code) = c.purchase("alice", "widget", 3, 5);
     assert_eq!((report["outcome"].as_str(), code), (Some("committed"), 0));
+    let (id, txn) = (report["req"].clone(), report["txn"].clone());
     c.settle();
 
     // The CLI.
@@ -45,7 +47,9 @@ fn accounts_and_skus_show_what_a_purchase_took() {
     assert_eq!(
         account.unwrap(),
         json!({"user": "alice", "balance": 85, "held": 0, "available": 85, "holds": [],
-               "holds_total": 0, "credited": 0, "credits": [], "credits_total": 0})
+               "holds_total": 0, "credited": 0, "credits": [], "credits_total": 0,
+               "last": [{"position": 1, "kind": "hold", "operation": "purchase", "id": id,
+                         "txn": txn, "key": "alice", "amount": -15, "level": 85}]})
     );
     let (sku, code, err) = ask(&c, "sku", "--sku", "widget");
     assert_eq!(code, 0, "{err}");
@@ -53,7 +57,9 @@ fn accounts_and_skus_show_what_a_purchase_took() {
         sku.unwrap(),
         json!({"sku": "widget", "stock": 7, "held": 0, "available": 7, "holds": [],
                "holds_total": 0, "credited": 0, "credits": [], "credits_total": 0,
-               "price": null, "repricing": [], "repricing_total": 0})
+               "price": null, "repricing": [], "repricing_total": 0,
+               "last": [{"position": 1, "kind": "hold", "operation": "purchase", "id": id,
+                         "txn": txn, "key": "widget", "amount": -3, "level": 7}]})
     );
     let (bob, code, _) = ask(&c, "account", "--user", "bob");
     assert_eq!((bob.unwrap()["balance"].as_u64(), code), (Some(7), 0));
@@ -61,8 +67,14 @@ fn accounts_and_skus_show_what_a_purchase_took() {
     let out = c.twopc(&["account", "--user", "alice"]).output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "user alice: balance 85, held 0, available 85\n"
+        format!(
+            "user alice: balance 85, held 0, available 85\n  last operations, newest first \
+             (journal position):\n         1  purchase {:<10} -15 -> 85\n",
+            id.as_str().unwrap()
+        )
     );
+    let (bob, _, _) = ask(&c, "account", "--user", "bob");
+    assert_eq!(bob.unwrap()["last"], json!([]), "no change of bob");
 
     // Unknown: exit 7 (Exit::Unknown), said on stderr.
     let (none, code, err) = ask(&c, "account", "--user", "carol");

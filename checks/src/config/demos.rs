@@ -36,6 +36,14 @@ impl Mutant {
                 mutant: Some(self),
                 ..prices()
             },
+            // The `refunds` entry of the CI matrix: a purchase of two
+            // units, a refund of one, its retry, a refund of the whole.
+            Mutant::RefundNotChecked | Mutant::RefundedNotRaised | Mutant::CreditAppliedTwice => {
+                Config {
+                    mutant: Some(self),
+                    ..refunds()
+                }
+            }
             // Enough money for the purchase to be charged twice.
             Mutant::RetryWithKeyStartsNewAttempt => Config { balance: 20, ..one },
             // Two purchases and a retention of one: the first one's outcome

@@ -42,3 +42,53 @@ pub fn prices() -> Config {
         ..Config::default()
     }
 }
+
+/// The most refund requests a configuration makes (`Config::refunds`).
+pub const REFUNDS_MAX: usize = 4;
+
+impl Config {
+    /// The refund requests (`Config::refunds`): the first `refunds` of a
+    /// refund of one unit of the first client's first purchase, a refund
+    /// of the whole purchase (which exceeds it once the first refund
+    /// committed, and is the whole refund when that one aborted), a retry
+    /// of the first (same id and contents: the same answer, made as a
+    /// fresh incarnation would, without a ticket), and a refund of a
+    /// purchase never made (`unknown_purchase`). A purchase that aborted (a vote
+    /// timeout) makes them `not_committed`.
+    pub fn refund_requests(&self) -> Vec<Request> {
+        let refund = |id: &str, of: RequestId, qty, mode| Request {
+            req: RequestId::new(id),
+            op: Operation::Refund { purchase: of, qty },
+            mode,
+        };
+        let bought = Config::req(0, 0);
+        let all = [
+            refund("refund-1", bought.clone(), Some(1), Mode::New),
+            refund("refund-all", bought.clone(), None, Mode::New),
+            refund("refund-1", bought, Some(1), Mode::Retry),
+            refund("refund-none", RequestId::new("never"), Some(1), Mode::New),
+        ];
+        all.into_iter().take(self.refunds).collect()
+    }
+
+    /// How many distinct ids the refund requests use.
+    pub fn refund_ids(&self) -> usize {
+        let mut ids: Vec<RequestId> = self.refund_requests().into_iter().map(|r| r.req).collect();
+        ids.sort();
+        ids.dedup();
+        ids.len()
+    }
+}
+
+/// The `refunds` entry of the CI matrix: one client buys two units, then
+/// refunds one. (A second refund took it past 1.7 million states and the
+/// CI budget: docs/checking.md.)
+pub fn refunds() -> Config {
+    Config {
+        clients: 1,
+        qty: 2,
+        balance: 12,
+        refunds: 1,
+        ..Config::default()
+    }
+}

@@ -21,6 +21,9 @@ impl Checked {
             self.imagine_acceptance(id, state, &mut out);
             return self.mutate_out(out, o);
         };
+        let Some(msg) = self.receive_refunds(id, state, src, msg, &mut out) else {
+            return self.mutate_out(out, o);
+        };
         match (&self.node, self.mutant, &msg) {
             (
                 Node::Coordinator(_),

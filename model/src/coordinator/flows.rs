@@ -2,7 +2,7 @@
 //! operation touches and what it asks of each (a hold or a credit), and
 //! the bookkeeping of operations that are not purchases (see docs/shop.md).
 
-use crate::coordinator::{CoordState, Coordinator};
+use crate::coordinator::{CoordState, Coordinator, Known};
 use crate::msg::*;
 use stateright::actor::Id;
 
@@ -22,8 +22,12 @@ impl Coordinator {
         (!changes.is_empty()).then_some(changes)
     }
 
-    /// The participants `op` touches.
+    /// The participants `op` touches (a refund: both, whatever its
+    /// purchase).
     pub fn parties(&self, op: &Operation) -> Vec<Id> {
+        if let Operation::Refund { .. } = op {
+            return self.participants().to_vec();
+        }
         self.participants()
             .into_iter()
             .filter(|p| op.change_at(*p == self.wallet).is_some())
@@ -137,6 +141,7 @@ impl CoordState {
             .record_forgetting(req, purchase, txn, verdict, retention);
         for req in forgotten {
             self.tidy_flow(&req);
+            self.refunded.remove(&req);
         }
         outcome
     }
@@ -150,5 +155,20 @@ impl CoordState {
         if !self.commits.values().any(|c| &c.req == req) {
             self.flows.remove(req);
         }
+    }
+
+    /// What this coordinator knows about `req`. Costs O(log remembered +
+    /// attempts in flight).
+    pub fn known(&self, req: &RequestId) -> Known<'_> {
+        if let Some(told) = self.outcomes.by_id.get(req) {
+            return Known::Decided(told);
+        }
+        if let Some(v) = self.voting.values().find(|v| &v.req == req) {
+            return Known::InProgress(Some(&v.op));
+        }
+        if self.commits.values().any(|c| &c.req == req) || self.doubts.values().any(|r| r == req) {
+            return Known::InProgress(None);
+        }
+        Known::Unknown
     }
 }

@@ -4,10 +4,11 @@
 //! (`runtime/core/journal.rs`), a page of at most
 //! [`crate::runtime::wire::JOURNAL_PAGE`] entries at a time.
 
+pub use crate::ops::entry::{operation, EntryJson};
 use crate::ops::views::exchange;
 use crate::runtime::error::Result;
 use crate::runtime::role::Role;
-use crate::runtime::storage::{Change, ChangeKind, Page};
+use crate::runtime::storage::Page;
 use crate::runtime::wire::{Codec, Payload, JOURNAL_PAGE};
 use serde::Serialize;
 use std::net::SocketAddrV4;
@@ -50,71 +51,6 @@ pub async fn ask_page(
         Some(None) => PageAnswer::NoJournal,
         None => PageAnswer::NoAnswer,
     })
-}
-
-/// The operation an entry records, by the participant's role: a hold is a
-/// purchase's; a credit is a top-up at the wallet, a restock at the order
-/// service.
-pub fn operation(role: Role, kind: ChangeKind) -> &'static str {
-    match (kind, role) {
-        (ChangeKind::Hold, _) => "purchase",
-        (ChangeKind::Credit, Role::Wallet) => "topup",
-        (ChangeKind::Credit, Role::Order) => "restock",
-        (ChangeKind::Credit, Role::Coordinator) => "credit",
-    }
-}
-
-/// One entry as JSON: `{"position","kind","operation","id","txn","key",
-/// "amount","level"}`, `amount` signed (negative for a hold).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct EntryJson {
-    /// Its position (from 1, never repeated).
-    pub position: u64,
-    /// `hold` or `credit`.
-    pub kind: &'static str,
-    /// `purchase`, `topup` or `restock`.
-    pub operation: &'static str,
-    /// The request's id (the purchase's, top-up's or restock's).
-    pub id: String,
-    /// The transaction, `epoch.n`.
-    pub txn: String,
-    /// The user (wallet) or sku (order service).
-    pub key: String,
-    /// The signed amount: what the level changed by.
-    pub amount: i128,
-    /// The level right after.
-    pub level: u64,
-}
-
-impl EntryJson {
-    /// The entry at `position` of the participant of `role`.
-    pub fn of(role: Role, position: u64, c: &Change) -> EntryJson {
-        EntryJson {
-            position,
-            kind: c.kind.name(),
-            operation: operation(role, c.kind),
-            id: c.req.0.clone(),
-            txn: c.txn.to_string(),
-            key: c.key.clone(),
-            amount: c.signed(),
-            level: c.level,
-        }
-    }
-
-    /// One line for people.
-    pub fn render(&self) -> String {
-        format!(
-            "{:>8}  {:<8} {:<10} {:<8} {} {} {:+} -> {}",
-            self.position,
-            self.operation,
-            self.id,
-            self.txn,
-            self.key,
-            self.kind,
-            self.amount,
-            self.level
-        )
-    }
 }
 
 /// Entries read from a journal as JSON (`twopc journal --json`, one page of
@@ -169,6 +105,7 @@ impl JournalJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::storage::{Change, ChangeKind};
     use serde_json::json;
     use twopc_model::{RequestId, TxnId};
 
@@ -209,6 +146,14 @@ mod tests {
             EntryJson::of(Role::Order, 4, &page.entries[1]).operation,
             "restock"
         );
+        let refund = Change {
+            kind: ChangeKind::Refund,
+            ..page.entries[1].clone()
+        };
+        for role in [Role::Wallet, Role::Order] {
+            let e = EntryJson::of(role, 5, &refund);
+            assert_eq!((e.operation, e.kind, e.amount), ("refund", "credit", 4));
+        }
         assert_eq!(
             j.entries[0].render(),
             "       3  purchase o-1        2.5      alice hold -4 -> 6"

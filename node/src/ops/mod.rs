@@ -5,7 +5,8 @@
 //! the HTTP API and `/metrics` in front of a node; [`local`] runs a whole
 //! cluster on one machine (in tasks or child processes) for [`demo`] and
 //! [`mod@bench`]; [`views`] asks a participant about one account or sku;
-//! [`journal`] asks one for its journal.
+//! [`journal`] asks one for its journal; [`entry`] is one journal entry as
+//! both show it.
 //!
 //! Uses the runtime; uses nothing of the test harness, and the runtime uses
 //! nothing here.
@@ -14,6 +15,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod demo;
+pub mod entry;
 pub mod http;
 pub mod journal;
 pub mod local;

@@ -5,6 +5,7 @@
 //! changes nothing.
 
 use crate::ops::client::socket_towards;
+use crate::ops::entry::EntryJson;
 use crate::runtime::admin::{HoldView, KeyView, PriceChangeView};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::role::Role;
@@ -51,16 +52,21 @@ impl Kind {
     }
 
     /// The JSON: `{"user", "balance", "held", "available", "holds",
-    /// "holds_total", "credited", "credits", "credits_total"}` or `{"sku",
-    /// "stock", ..., "price", "repricing", "repricing_total"}`, in that
-    /// order, for a key that exists (`view.level`). `price` is `null` for
-    /// a sku without a price.
+    /// "holds_total", "credited", "credits", "credits_total", "last"}` or
+    /// `{"sku", "stock", ..., "price", "repricing", "repricing_total",
+    /// "last"}`, in that order, for a key that exists (`view.level`).
+    /// `price` is `null` for a sku without a price; `last` lists the key's
+    /// last committed changes, newest first, as `twopc journal` writes
+    /// entries.
     pub fn json(self, view: &KeyView) -> KeyJson {
         let (key, level) = (view.key.clone(), view.level.unwrap_or(0));
         let (held, available) = (view.held, view.available);
         let (holds, holds_total) = (view.holds.clone(), view.holds_total);
         let (credited, credits) = (view.credited, view.credits.clone());
         let credits_total = view.credits_total;
+        let last = (view.last.iter())
+            .map(|(position, c)| EntryJson::of(self.role(), *position, c))
+            .collect();
         match self {
             Kind::Account => KeyJson::Account {
                 user: key,
@@ -72,6 +78,7 @@ impl Kind {
                 credited,
                 credits,
                 credits_total,
+                last,
             },
             Kind::Sku => KeyJson::Sku {
                 sku: key,
@@ -86,6 +93,7 @@ impl Kind {
                 price: view.price,
                 repricing: view.repricing.clone(),
                 repricing_total: view.repricing_total,
+                last,
             },
         }
     }
@@ -163,6 +171,17 @@ impl Kind {
                 view.repricing_total
             );
         }
+        if !view.last.is_empty() {
+            let _ = writeln!(s, "  last operations, newest first (journal position):");
+        }
+        for (position, c) in &view.last {
+            let e = EntryJson::of(self.role(), *position, c);
+            let _ = writeln!(
+                s,
+                "  {:>8}  {:<8} {:<10} {:+} -> {}",
+                e.position, e.operation, e.id, e.amount, e.level
+            );
+        }
         s
     }
 }
@@ -183,6 +202,9 @@ pub enum KeyJson {
         credited: u64,
         credits: Vec<HoldView>,
         credits_total: usize,
+        /// The last committed changes, newest first (see
+        /// `crate::runtime::admin::LAST_LISTED`).
+        last: Vec<EntryJson>,
     },
     Sku {
         sku: String,
@@ -199,14 +221,16 @@ pub enum KeyJson {
         /// Prepared price changes (priced restocks), in transaction order.
         repricing: Vec<PriceChangeView>,
         repricing_total: usize,
+        /// The last committed changes, newest first.
+        last: Vec<EntryJson>,
     },
 }
 
 /// What a participant said about a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// Its view (`level: None`: no such key there).
-    View(KeyView),
+    /// Its view (`level: None`: no such key there); boxed, as it is large.
+    View(Box<KeyView>),
     /// The node is no participant (a cluster file naming the wrong node).
     NotParticipant,
     /// No answer by the deadline.
@@ -233,7 +257,7 @@ pub async fn ask(
     })
     .await?;
     Ok(match answer {
-        Some(view) => view.map_or(Answer::NotParticipant, Answer::View),
+        Some(view) => view.map_or(Answer::NotParticipant, |v| Answer::View(Box::new(v))),
         None => Answer::NoAnswer,
     })
 }
@@ -305,6 +329,7 @@ mod tests {
                 price: 5,
             }],
             repricing_total: 1,
+            last: vec![],
         };
         let account = serde_json::to_string(&Kind::Account.json(&view)).unwrap();
         assert!(
@@ -315,7 +340,7 @@ mod tests {
             serde_json::to_value(Kind::Account.json(&view)).unwrap(),
             json!({"user": "alice", "balance": 10, "held": 3, "available": 7, "holds_total": 1,
                    "holds": [{"txn": "1.2", "req": "o-1", "key": "alice", "amount": 3}],
-                   "credited": 0, "credits": [], "credits_total": 0})
+                   "credited": 0, "credits": [], "credits_total": 0, "last": []})
         );
         let sku = serde_json::to_value(Kind::Sku.json(&view)).unwrap();
         assert_eq!(
@@ -345,6 +370,63 @@ mod tests {
         );
     }
 
+    /// The last operations: in the JSON as journal entries, named by the
+    /// node's role (a refund as `refund` at both), and one line each.
+    #[test]
+    fn the_last_operations_are_listed_newest_first() {
+        use crate::runtime::storage::{Change, ChangeKind};
+        use twopc_model::{RequestId, TxnId};
+        let change = |kind, id: &str, amount, level| Change {
+            kind,
+            req: RequestId::new(id),
+            txn: TxnId { epoch: 1, n: 4 },
+            key: "gizmo".into(),
+            amount,
+            level,
+        };
+        let view = KeyView {
+            node: "order".into(),
+            key: "gizmo".into(),
+            level: Some(9),
+            held: 0,
+            available: 9,
+            holds: vec![],
+            holds_total: 0,
+            credited: 0,
+            credits: vec![],
+            credits_total: 0,
+            price: Some(7),
+            repricing: vec![],
+            repricing_total: 0,
+            last: vec![
+                (12, change(ChangeKind::Refund, "rma-1", 1, 9)),
+                (11, change(ChangeKind::Hold, "order-1", 2, 8)),
+                (3, change(ChangeKind::Credit, "delivery-1", 10, 10)),
+            ],
+        };
+        let json = serde_json::to_value(Kind::Sku.json(&view)).unwrap();
+        assert_eq!(
+            json["last"],
+            json!([
+                {"position": 12, "kind": "credit", "operation": "refund", "id": "rma-1",
+                 "txn": "1.4", "key": "gizmo", "amount": 1, "level": 9},
+                {"position": 11, "kind": "hold", "operation": "purchase", "id": "order-1",
+                 "txn": "1.4", "key": "gizmo", "amount": -2, "level": 8},
+                {"position": 3, "kind": "credit", "operation": "restock", "id": "delivery-1",
+                 "txn": "1.4", "key": "gizmo", "amount": 10, "level": 10}])
+        );
+        assert_eq!(
+            Kind::Sku.render(&view),
+            "sku gizmo: stock 9, held 0, available 9, price 7\n  \
+             last operations, newest first (journal position):\n        \
+             12  refund   rma-1      +1 -> 9\n        \
+             11  purchase order-1    -2 -> 8\n         \
+             3  restock  delivery-1 +10 -> 10\n"
+        );
+        let account = serde_json::to_value(Kind::Account.json(&view)).unwrap();
+        assert_eq!(account["last"][2]["operation"], json!("topup"));
+    }
+
     /// A key that exists only as prepared credits (what the core answers
     /// for it: `runtime/core/keys_tests.rs`) is unknown, and says what is
     /// pending.
@@ -369,6 +451,7 @@ mod tests {
             price: None,
             repricing: vec![],
             repricing_total: 0,
+            last: vec![],
         };
         assert_eq!(
             Kind::Account.unknown(&carol, "wallet"),

@@ -1,8 +1,10 @@
 //! The shop's operations from the command line, as the tests of top-ups,
-//! restocks and a shop's life make them.
+//! restocks, refunds and a shop's life make them, and the replay of a
+//! journal that the journal's and the shop's tests check levels with.
 
 use super::TestCluster;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// `twopc ARGS --json --timeout 60`: its JSON report (if any), exit code,
 /// stderr.
@@ -38,4 +40,22 @@ pub fn until_committed(c: &TestCluster, args: &[&str], id: &str) -> (String, Val
         assert_eq!(report["reason"], "vote_timeout", "{report} {err}");
     }
     panic!("five in a row aborted by vote timeout")
+}
+
+/// `initial` with the journal `entries` applied in order, checking that
+/// positions run from 1 without a gap, that each entry's level is the one
+/// replayed, and that no transaction is journaled twice.
+pub fn replay(initial: &[(&str, u64)], entries: &[Value]) -> BTreeMap<String, u64> {
+    let mut levels: BTreeMap<String, u64> =
+        initial.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let mut txns = std::collections::BTreeSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e["position"].as_u64(), Some(i as u64 + 1), "{e}");
+        assert!(txns.insert(e["txn"].as_str().unwrap().to_string()), "{e}");
+        let key = e["key"].as_str().unwrap().to_string();
+        let level = levels.entry(key).or_insert(0);
+        *level = (*level as i64 + e["amount"].as_i64().unwrap()) as u64;
+        assert_eq!(e["level"].as_u64(), Some(*level), "{e}");
+    }
+    levels
 }

@@ -1,7 +1,7 @@
-//! `twopc bench --mix purchase=80,topup=10,restock=10`: which operations a
-//! run makes, in what proportions, and what became of each kind. A kind is
-//! a variant of [`OpKind`]: a refund joins as one more (`refund=5`), with
-//! its name and the operation it makes in [`super::Workload::ops`].
+//! `twopc bench --mix purchase=80,topup=10,refund=5,restock=5`: which
+//! operations a run makes, in what proportions, and what became of each
+//! kind. A kind is a variant of [`OpKind`], with its name here and the
+//! operation it makes in [`super::Workload::ops`].
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -17,11 +17,19 @@ pub enum OpKind {
     Topup,
     /// 1 unit added to the sku's stock.
     Restock,
+    /// 1 unit (the whole quantity) of a purchase the same client made
+    /// earlier in the run given back: 1 to its user, 1 unit to its sku.
+    Refund,
 }
 
 impl OpKind {
     /// Every kind, in the order a mix lists them.
-    pub const ALL: [OpKind; 3] = [OpKind::Purchase, OpKind::Topup, OpKind::Restock];
+    pub const ALL: [OpKind; 4] = [
+        OpKind::Purchase,
+        OpKind::Topup,
+        OpKind::Refund,
+        OpKind::Restock,
+    ];
 
     /// Its name in `--mix` and in the report.
     pub fn name(self) -> &'static str {
@@ -29,6 +37,7 @@ impl OpKind {
             OpKind::Purchase => "purchase",
             OpKind::Topup => "topup",
             OpKind::Restock => "restock",
+            OpKind::Refund => "refund",
         }
     }
 }
@@ -134,8 +143,10 @@ mod tests {
             .unwrap()
             .is_purchases_only());
         assert!(Mix::default().is_purchases_only());
-        let err = Mix::parse("refund=5").unwrap_err();
-        assert!(err.contains("purchase, topup, restock"), "{err}");
+        let err = Mix::parse("return=5").unwrap_err();
+        assert!(err.contains("purchase, topup, refund, restock"), "{err}");
+        let m = Mix::parse("purchase=80,topup=10,refund=5,restock=5").unwrap();
+        assert_eq!(m.to_string(), "purchase=80,topup=10,restock=5,refund=5");
         assert!(Mix::parse("purchase").is_err());
         assert!(Mix::parse("purchase=-1").is_err());
         assert!(Mix::parse("purchase=1,purchase=2").is_err());

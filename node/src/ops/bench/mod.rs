@@ -17,7 +17,7 @@
 //! | `print.rs` | the table |
 //! | `workload.rs` | who buys what ([`Spread`]), and the funds for it |
 //! | `age.rs` | per-tenth throughput and latency, resident memory |
-//! | `mix.rs` | `--mix`: purchases, top-ups and restocks, and their outcomes per kind |
+//! | `mix.rs` | `--mix`: purchases, top-ups, restocks and refunds, and their outcomes per kind |
 
 mod age;
 mod cost;
@@ -187,7 +187,14 @@ async fn measure(
             cluster.cluster.coordinator_addresses(),
             cluster.codec.clone(),
         );
-        let ops = workload.ops(c, each, mix);
+        let ids: Vec<_> = (0..each)
+            .map(|_| crate::ops::client::random_request_id())
+            .collect();
+        let ops: Vec<_> = ids
+            .iter()
+            .cloned()
+            .zip(workload.ops(c, &ids, mix))
+            .collect();
         tasks.push(tokio::spawn(async move {
             // A client actor saves its whole list of outcomes with each one,
             // so one actor making thousands of purchases would cost more per
@@ -200,11 +207,10 @@ async fn measure(
                 let (record, pids, last) = (record.clone(), pids.clone(), last.clone());
                 let mut kinds = HashMap::with_capacity(chunk.len());
                 let requests = (chunk.iter())
-                    .map(|(kind, op)| {
-                        let req = crate::ops::client::random_request_id();
+                    .map(|(req, (kind, op))| {
                         kinds.insert(req.clone(), *kind);
                         Request {
-                            req,
+                            req: req.clone(),
                             op: op.clone(),
                             mode: Mode::New,
                         }

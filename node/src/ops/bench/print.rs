@@ -28,7 +28,8 @@ pub fn print_heading(opts: &Options, spreads: &[Spread]) {
     if !opts.mix.is_purchases_only() {
         println!(
             "mix {}: top-ups credit 1 to the user a purchase would charge, restocks 1 unit \
-             to its sku; the columns count every operation",
+             to its sku, refunds give back a purchase the same client made earlier (1 unit); \
+             the columns count every operation",
             opts.mix
         );
     }

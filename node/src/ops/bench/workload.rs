@@ -3,7 +3,7 @@
 
 use super::mix::{Mix, OpKind};
 use crate::runtime::initial::Levels;
-use twopc_model::{Operation, Purchase};
+use twopc_model::{Operation, Purchase, RequestId};
 
 /// How purchases are spread over users and skus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,27 +73,42 @@ impl Workload {
         }
     }
 
-    /// The `each` operations client number `client` makes, in order, of
-    /// the kinds `mix` draws (a fixed pseudo-random sequence): a purchase
-    /// as [`Self::purchases`] makes it, a top-up of 1 to its user, a
-    /// restock of 1 to its sku. Purchases only: exactly `purchases`.
-    pub fn ops(&self, client: usize, each: usize, mix: &Mix) -> Vec<(OpKind, Operation)> {
-        let purchases = self.purchases(client, each);
+    /// The operations client number `client` makes, one per id of `ids`
+    /// (the id each is made under), in order, of the kinds `mix` draws (a
+    /// fixed pseudo-random sequence): a purchase as [`Self::purchases`]
+    /// makes it, a top-up of 1 to its user, a restock of 1 to its sku, a
+    /// refund of the client's latest purchase not refunded yet (its whole
+    /// quantity, 1). A refund drawn before any such purchase is a purchase
+    /// (so a run of refunds alone is purchases and refunds in turn).
+    /// Purchases only: exactly `purchases`.
+    pub fn ops(&self, client: usize, ids: &[RequestId], mix: &Mix) -> Vec<(OpKind, Operation)> {
+        let purchases = self.purchases(client, ids.len());
         if mix.is_purchases_only() {
             let kind = OpKind::Purchase;
             return purchases.into_iter().map(|p| (kind, p.into())).collect();
         }
+        let mut refundable: Vec<&RequestId> = Vec::new();
         (purchases.into_iter().enumerate())
             .map(|(i, p)| {
                 let r = splitmix64(((client as u64) << 32) ^ i as u64 ^ 0x006d_6978);
-                let kind = mix.pick(r);
+                let kind = match mix.pick(r) {
+                    OpKind::Refund if refundable.is_empty() => OpKind::Purchase,
+                    kind => kind,
+                };
                 let op = match kind {
-                    OpKind::Purchase => p.into(),
+                    OpKind::Purchase => {
+                        refundable.push(&ids[i]);
+                        p.into()
+                    }
                     OpKind::Topup => Operation::TopUp {
                         user: p.user,
                         amount: 1,
                     },
                     OpKind::Restock => Operation::Restock { sku: p.sku, qty: 1 },
+                    OpKind::Refund => Operation::Refund {
+                        purchase: refundable.pop().expect("not empty").clone(),
+                        qty: None,
+                    },
                 };
                 (kind, op)
             })
@@ -161,6 +176,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Each refund names an earlier purchase of the same client, by its id,
+    /// and no purchase twice; a refund drawn before any purchase is one.
+    #[test]
+    fn a_refund_gives_back_an_earlier_purchase_of_its_client_once() {
+        let w = Workload::new(Spread::PerClient, 2, 400);
+        let mix = Mix::parse("purchase=2,refund=3,topup=1").unwrap();
+        let ids: Vec<RequestId> = (0..200).map(|i| RequestId::new(format!("r{i}"))).collect();
+        let ops = w.ops(1, &ids, &mix);
+        let mut bought = std::collections::BTreeSet::new();
+        let mut refunds = 0;
+        for (i, (kind, op)) in ops.iter().enumerate() {
+            match (kind, op) {
+                (OpKind::Purchase, Operation::Purchase(_)) => {
+                    bought.insert(ids[i].clone());
+                }
+                (OpKind::Refund, Operation::Refund { purchase, qty }) => {
+                    assert!(
+                        bought.remove(purchase),
+                        "{i}: {purchase:?} not bought before"
+                    );
+                    assert_eq!(*qty, None);
+                    refunds += 1;
+                }
+                (OpKind::Topup, Operation::TopUp { .. }) => {}
+                other => panic!("{i}: {other:?}"),
+            }
+        }
+        assert_eq!(ops[0].0, OpKind::Purchase, "nothing to refund yet");
+        assert!(refunds > 50, "{refunds} refunds");
     }
 
     #[test]

@@ -462,6 +462,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
         Command::Purchase(args) => purchase(args, key()?).await,
         Command::Topup(args) => super::shop::topup(args, key()?).await,
         Command::Restock(args) => super::shop::restock(args, key()?).await,
+        Command::Refund(args) => super::shop::refund(args, key()?).await,
         Command::Outcome(args) => outcome(args, key()?).await,
         Command::Status(args) => status(args, key()?).await,
         Command::Account(args) => super::views::account(args, key()?).await,

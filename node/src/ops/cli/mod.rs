@@ -31,6 +31,7 @@ Start here:  twopc demo",
   twopc purchase --cluster cluster.toml --user alice --sku widget --qty 2 --price 10
   twopc topup --cluster cluster.toml --user carol --amount 500 --id PAY-7   # money in
   twopc restock --cluster cluster.toml --sku gadget --qty 40 --id DELIVERY-3   # stock in
+  twopc refund --cluster cluster.toml --purchase ORDER-123 --qty 1 --id RMA-9   # money and stock back
   twopc status --cluster cluster.toml --json
   twopc account --cluster cluster.toml --user alice   # balance, held, available
   twopc sku --cluster cluster.toml --sku widget        # stock, held, available
@@ -39,14 +40,14 @@ Start here:  twopc demo",
   twopc bench
   twopc bench --processes --clients 32 --purchases 200000 --tenths
   twopc bench --processes --clients 1 --accounts 1000,1000000
-  twopc bench --mix purchase=80,topup=10,restock=10
+  twopc bench --mix purchase=80,topup=10,refund=5,restock=5
 
 Environment:
   TWOPC_KEY        the cluster key itself (or use --key-file / TWOPC_KEY_FILE)
   RUST_LOG         log filter, e.g. RUST_LOG=twopc_node=debug
 
 Exit status: 0 success, 1 error (on stderr), 2 bad usage or input (every command); `purchase`,
-`topup`, `restock`, `outcome`, `status`, `account`, `sku`, `journal`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
+`topup`, `restock`, `refund`, `outcome`, `status`, `account`, `sku`, `journal`, `decide` and `inspect` add their own (see their --help). A command whose output pipe closes
 (`twopc status | head -1`) stops quietly, as `cat` does."
 )]
 pub struct Cli {
@@ -99,6 +100,14 @@ Example:
   twopc restock --cluster cluster.toml --sku gadget --qty 40 --id DELIVERY-3
   twopc restock --cluster cluster.toml --sku gadget --qty 40 --id DELIVERY-3 --json", shop::EXIT_STATUS))]
     Restock(shop::RestockArgs),
+    /// Give back a committed purchase, in full or in part: money to its
+    /// user, units to its sku, atomically, under an id: applied once,
+    /// however often it is sent.
+    #[command(after_help = format!("{}\n\n{}\n\nExamples:
+  twopc refund --cluster cluster.toml --purchase ORDER-123 --qty 1 --id RMA-9
+  twopc refund --cluster cluster.toml --purchase ORDER-123 --qty 1 --id RMA-9 --json   # a retry: same answer, applied once
+  twopc refund --cluster cluster.toml --purchase ORDER-124 --id RMA-10   # the whole purchase", shop::REFUND_ABOUT, shop::EXIT_STATUS))]
+    Refund(shop::RefundArgs),
     /// What became of the purchase with this id: committed, aborted (with
     /// the reason), refused, in progress, or unknown (never seen, or its
     /// outcome expired). Asking changes nothing.
@@ -407,8 +416,9 @@ pub struct BenchArgs {
     pub(super) json: bool,
     /// Which operations, in what proportions: KIND=WEIGHT,... over
     /// `purchase`, `topup` (1 credited to the user a purchase would
-    /// charge), `restock` (1 unit to its sku), e.g.
-    /// `purchase=80,topup=10,restock=10`; each run then reports what became
+    /// charge), `restock` (1 unit to its sku), `refund` (of a purchase the
+    /// same client made earlier, its 1 unit), e.g.
+    /// `purchase=80,topup=10,refund=5,restock=5`; each run then reports what became
     /// of each kind. Default: purchases only.
     #[arg(long, value_name = "MIX", value_parser = crate::ops::bench::Mix::parse)]
     pub(super) mix: Option<crate::ops::bench::Mix>,

@@ -24,15 +24,20 @@ purchase can still take. Each hold is listed with its transaction and request id
 in neither the balance (stock) nor available until then, and listed as `credits` like the holds. \
 A user (sku) that exists only as a prepared credit is still unknown (exit 7; the message says what \
 is pending): it exists from that commit on.\n\n\
-Prices and the last operations on an account or sku come later (issue 22), not yet.";
+A sku's `price` is what a purchase must name to commit (none: any price).\n\n\
+The last operations are the key's last committed changes from the participant's journal, newest \
+first: at most 10, looked for among the journal's newest 1,000 entries only (so that asking costs \
+the same however long the journal is; a key with no change among them lists none: `twopc journal` \
+reads further back). Each: journal position, operation (purchase, topup or restock, refund), id, \
+signed amount, level after.";
 
 /// `twopc account --help`'s description.
 pub const ACCOUNT_ABOUT: &str = "One user's balance at the wallet: balance, held, available and \
-the holds of prepared purchases. Asking changes nothing";
+the holds of prepared purchases, the last operations. Asking changes nothing";
 
 /// `twopc sku --help`'s description.
-pub const SKU_ABOUT: &str = "One sku's stock at the order service: stock, held, available and \
-the holds of prepared purchases. Asking changes nothing";
+pub const SKU_ABOUT: &str = "One sku's stock at the order service: stock, held, available, \
+price, the holds of prepared purchases, the last operations. Asking changes nothing";
 
 /// `twopc account --help`'s long description.
 pub fn account_long() -> String {
@@ -59,7 +64,7 @@ pub struct AccountArgs {
     #[arg(long)]
     user: String,
     /// Print JSON: {"user","balance","held","available","holds":[...],"holds_total",
-    /// "credited","credits":[...],"credits_total"}.
+    /// "credited","credits":[...],"credits_total","last":[...]}.
     #[arg(long)]
     json: bool,
     /// Seconds to wait for the wallet's answer.
@@ -77,7 +82,8 @@ pub struct SkuArgs {
     #[arg(long)]
     sku: String,
     /// Print JSON: {"sku","stock","held","available","holds":[...],"holds_total",
-    /// "credited","credits":[...],"credits_total"}.
+    /// "credited","credits":[...],"credits_total","price","repricing":[...],
+    /// "repricing_total","last":[...]}.
     #[arg(long)]
     json: bool,
     /// Seconds to wait for the order service's answer.

@@ -38,7 +38,7 @@ pub struct Telemetry {
     pub http_purchase_seconds: Histogram,
     /// The HTTP server's connections: open, closed and refused by reason.
     pub connections: std::sync::Arc<super::server::Connections>,
-    /// `POST /purchases`, `/topups`, `/restocks`: answers and refusals by
+    /// `POST /purchases`, `/topups`, `/restocks`, `/refunds`: answers and refusals by
     /// operation.
     pub ops: super::shop::OpCounters,
 }
@@ -116,13 +116,13 @@ pub fn encode(view: NodeView, telemetry: &Telemetry) -> Result<String, std::fmt:
     );
     registry.register(
         "http_operations",
-        "POST /purchases, /topups, /restocks answered, by op (purchase, topup, restock) and \
+        "POST /purchases, /topups, /restocks, /refunds answered, by op (purchase, topup, restock, refund) and \
          outcome (committed, aborted, refused, try_again, in_progress)",
         telemetry.ops.answered.clone(),
     );
     registry.register(
         "http_operations_rejected",
-        "POST /purchases, /topups, /restocks refused before anything was sent, by op and \
+        "POST /purchases, /topups, /restocks, /refunds refused before anything was sent, by op and \
          error code",
         telemetry.ops.rejected.clone(),
     );
@@ -423,6 +423,7 @@ mod tests {
             doubts: Default::default(),
             flows: Default::default(),
             partial: Default::default(),
+            refunded: Default::default(),
             recovered_commits: false,
         }
     }

@@ -102,7 +102,8 @@ pub struct AppState {
     pub wait: Duration,
 }
 
-/// The router: `/purchases`, `/topups`, `/restocks` (and `/{...}/{id}`),
+/// The router: `/purchases`, `/topups`, `/restocks`, `/refunds` (and
+/// `/{...}/{id}`),
 /// `/accounts/{user}`, `/skus/{sku}` and `/journal/{name}` behind the token;
 /// `/metrics` too unless `metrics_public`.
 pub fn router(state: AppState, token: Token, metrics_public: bool) -> Router {
@@ -113,6 +114,8 @@ pub fn router(state: AppState, token: Token, metrics_public: bool) -> Router {
         .route("/topups/{id}", get(shop::topup_lookup))
         .route("/restocks", post(shop::restock))
         .route("/restocks/{id}", get(shop::restock_lookup))
+        .route("/refunds", post(shop::refund))
+        .route("/refunds/{id}", get(shop::refund_lookup))
         .route("/accounts/{user}", get(views::account))
         .route("/skus/{sku}", get(views::sku))
         .route("/journal/{name}", get(journal::journal));

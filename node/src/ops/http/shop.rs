@@ -1,16 +1,19 @@
-//! `POST /topups` and `POST /restocks` (and `GET /topups/{id}`,
-//! `/restocks/{id}`): money into a wallet, units into a sku's stock, each
-//! run through the coordinator exactly as `POST /purchases` runs a purchase
+//! `POST /topups`, `POST /restocks` and `POST /refunds` (and `GET
+//! /topups/{id}`, `/restocks/{id}`, `/refunds/{id}`): money into a wallet,
+//! units into a sku's stock, a committed purchase given back, each run
+//! through the coordinator exactly as `POST /purchases` runs a purchase
 //! (`api.rs`: the `Idempotency-Key` is the operation's id, a retry gets the
 //! first outcome, the same key with other contents is refused). Also the
-//! per-operation counters `/metrics` shows for all three.
+//! per-operation counters `/metrics` shows for all four.
 //!
 //! Bad input is refused before anything is sent, with the codes purchases
 //! use: `invalid_amount` (0 or negative), `amount_overflow` (above
 //! 2^64-1), `invalid_field` (not a whole number, or not a number),
 //! `invalid_name`, `name_too_long`, `missing_field`, `unknown_field`; a
 //! restock's `price` that is 0, negative, fractional, above 2^64-1 or not
-//! a number: `invalid_price`.
+//! a number: `invalid_price`. A refund's `qty` that is 0, negative,
+//! fractional or above 2^64-1: `invalid_qty`; its `purchase` empty or over
+//! 64 bytes: `invalid_purchase`.
 
 use super::api::{self, amount, check_key, name_of, read_body, PurchaseView};
 use super::{ApiError, AppState};
@@ -25,7 +28,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use twopc_model::{Operation, Verdict};
+use twopc_model::{Operation, RequestId, Verdict};
 
 /// A top-up as an application sends it.
 #[derive(Debug, Deserialize)]
@@ -50,6 +53,52 @@ pub struct RestockBody {
     /// number from 1 to 2^64-1.
     #[serde(default)]
     pub price: Option<serde_json::Number>,
+}
+
+/// A refund as an application sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    /// The id (`Idempotency-Key`, or CLI `--id`) of the committed purchase
+    /// to give back.
+    pub purchase: String,
+    /// How many of its units (optional; absent or `null`: all of them): a
+    /// whole number from 1 to 2^64-1.
+    #[serde(default)]
+    pub qty: Option<serde_json::Number>,
+}
+
+impl RefundBody {
+    /// The refund, or why it is refused (changing nothing).
+    pub fn check(self) -> Result<Operation, ApiError> {
+        let purchase = RequestId::new(self.purchase);
+        if !purchase.is_valid() {
+            return Err(ApiError::bad_request(
+                "invalid_purchase",
+                format!(
+                    "purchase is {} bytes; a purchase's id is 1 to {} bytes",
+                    purchase.0.len(),
+                    RequestId::MAX_LEN
+                ),
+            ));
+        }
+        let qty = match &self.qty {
+            None => None,
+            Some(n) => Some(
+                match amount("qty", n) {
+                    Ok(0) => Err(
+                        "qty is 0; it must be at least 1 (or leave it out: the whole \
+                               purchase)"
+                            .to_string(),
+                    ),
+                    Ok(q) => Ok(q),
+                    Err(e) => Err(e.message().to_string()),
+                }
+                .map_err(|msg| ApiError::bad_request("invalid_qty", msg))?,
+            ),
+        };
+        Ok(Operation::Refund { purchase, qty })
+    }
 }
 
 /// A positive amount, or why not.
@@ -98,7 +147,7 @@ impl RestockBody {
     }
 }
 
-/// A body `POST /topups` or `POST /restocks` takes.
+/// A body `POST /topups`, `/restocks` or `/refunds` takes.
 trait OpBody: serde::de::DeserializeOwned {
     /// The operation's name in `/metrics`.
     const NAME: &'static str;
@@ -121,6 +170,14 @@ impl OpBody for RestockBody {
     const SHAPE: &'static str = "a restock is {\"sku\", \"qty\", \"price\"?}";
     fn check(self) -> Result<Operation, ApiError> {
         RestockBody::check(self)
+    }
+}
+
+impl OpBody for RefundBody {
+    const NAME: &'static str = "refund";
+    const SHAPE: &'static str = "a refund is {\"purchase\", \"qty\"?}";
+    fn check(self) -> Result<Operation, ApiError> {
+        RefundBody::check(self)
     }
 }
 
@@ -162,6 +219,18 @@ pub async fn restock(
     post::<RestockBody>(app, headers, body).await
 }
 
+/// `POST /refunds`: gives back `qty` units (all) of the committed purchase
+/// `purchase`, money to its user and units to its sku, under the
+/// `Idempotency-Key`; answers as `POST /purchases` does (an abort says why:
+/// `unknown_purchase`, `not_committed`, `refund_exceeds_purchase`).
+pub async fn refund(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    post::<RefundBody>(app, headers, body).await
+}
+
 /// `GET /topups/{id}`: what became of a top-up (as `GET /purchases/{id}`).
 pub async fn topup_lookup(
     State(app): State<AppState>,
@@ -178,16 +247,25 @@ pub async fn restock_lookup(
     api::lookup_as(app, id, "restock").await
 }
 
+/// `GET /refunds/{id}`: what became of a refund.
+pub async fn refund_lookup(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PurchaseView>, ApiError> {
+    api::lookup_as(app, id, "refund").await
+}
+
 /// `op` and `outcome` (or `code`) labels.
 type Labels = [(&'static str, &'static str); 2];
 
 /// The operation kinds, as labels.
-pub const KINDS: [&str; 3] = ["purchase", "topup", "restock"];
+pub const KINDS: [&str; 4] = ["purchase", "topup", "restock", "refund"];
 
 /// At most one WARN per operation kind and code this often.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// `POST /purchases`, `/topups` and `/restocks`, counted by operation:
+/// `POST /purchases`, `/topups`, `/restocks` and `/refunds`, counted by
+/// operation:
 /// what was answered (by outcome) and what was refused before anything
 /// was sent (by error code).
 #[derive(Debug)]
@@ -228,6 +306,7 @@ impl OpCounters {
         let op = match noun {
             "top-up" => "topup",
             "restock" => "restock",
+            "refund" => "refund",
             _ => "purchase",
         };
         let outcome = match verdict {

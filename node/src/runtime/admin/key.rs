@@ -4,8 +4,17 @@
 //! (never a protocol message), like [`super::NodeView`].
 
 use super::{HoldView, MAX_LISTED};
+use crate::runtime::storage::{Change, Journal};
 use serde::{Deserialize, Serialize};
 use twopc_model::PartStorage;
+
+/// How many of a key's last committed changes a view lists.
+pub const LAST_LISTED: usize = 10;
+
+/// How many of the journal's newest entries a view looks through for them
+/// (whatever the journal's length: a key with no change among them lists
+/// none, however many older ones the journal keeps).
+pub const LAST_SCANNED: usize = 1_000;
 
 /// One key (a user's account at the wallet, a sku at the order service).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +56,11 @@ pub struct KeyView {
     pub repricing: Vec<PriceChangeView>,
     /// How many price changes are pending (listed or not).
     pub repricing_total: usize,
+    /// The key's last committed changes, newest first, from the journal:
+    /// at most [`LAST_LISTED`], found among its newest [`LAST_SCANNED`]
+    /// entries (none at a node that keeps no journal). Each with its
+    /// journal position.
+    pub last: Vec<(u64, Change)>,
 }
 
 /// A prepared price change: the priced restock's transaction and the price
@@ -105,6 +119,16 @@ impl KeyView {
                 })
                 .collect(),
             repricing_total: repricing().count(),
+            last: Vec::new(),
         }
+    }
+
+    /// The view with `key`'s last changes from `journal` (see
+    /// [`KeyView::last`]).
+    pub fn with_last(mut self, journal: Option<&Journal>) -> KeyView {
+        if let Some(j) = journal {
+            self.last = j.last_of(&self.key, LAST_LISTED, LAST_SCANNED);
+        }
+        self
     }
 }

@@ -1,7 +1,8 @@
 //! One account's or sku's standing, asked by `twopc account`, `twopc sku`
 //! and the HTTP API's `GET /accounts/{user}`, `GET /skus/{sku}`: answered
 //! here, by the runtime, from the participant's state (never by the actor),
-//! as `status.rs` answers a status request.
+//! as `status.rs` answers a status request, with the key's last changes
+//! from the store's journal.
 
 use super::Core;
 use crate::runtime::admin::KeyView;
@@ -21,7 +22,13 @@ impl Core {
             return self.reject(now, to, Reject::Undecodable(why));
         }
         let view = match self.state() {
-            State::Participant(p) => Some(KeyView::of(&self.name, &key, &p.data)),
+            State::Participant(p) => {
+                let journal = self
+                    .journal
+                    .as_ref()
+                    .map(|j| j.lock().unwrap_or_else(|p| p.into_inner()));
+                Some(KeyView::of(&self.name, &key, &p.data).with_last(journal.as_deref()))
+            }
             State::Coordinator(_) | State::Replica(_) | State::Client(_) => None,
         };
         // Queued like any send: the view may reveal a staged hold.

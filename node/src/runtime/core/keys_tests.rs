@@ -74,6 +74,7 @@ fn a_known_key_shows_its_level_its_holds_and_what_is_available() {
             price: None,
             repricing: vec![],
             repricing_total: 0,
+            last: vec![],
         }
     );
     // The level is committed only: the hold changed it nothing.
@@ -177,4 +178,37 @@ fn a_prepared_credit_shows_as_credited_and_creates_nothing_yet() {
         (carol.level, carol.credited, carol.credits_total),
         (None, 7, 1)
     );
+}
+
+/// The view lists the key's last committed changes from the store's
+/// journal, newest first, with their positions (none for another key).
+#[test]
+fn a_key_lists_its_last_changes_from_the_journal() {
+    use crate::runtime::storage::{Change, ChangeKind, Journal};
+    let mut core = wallet(10);
+    let change = |n: u64, key: &str, kind| Change {
+        kind,
+        req: RequestId::new(format!("r-{n}")),
+        txn: twopc_model::TxnId { epoch: 1, n },
+        key: key.into(),
+        amount: n,
+        level: 10 + n,
+    };
+    let mut journal = Journal::new(100);
+    journal.extend([
+        change(1, "alice", ChangeKind::Hold),
+        change(2, "bob", ChangeKind::Credit),
+        change(3, "alice", ChangeKind::Refund),
+    ]);
+    core.set_journal(Some(std::sync::Arc::new(std::sync::Mutex::new(journal))));
+    let view = ask(&mut core, "alice").unwrap().unwrap();
+    assert_eq!(
+        view.last,
+        vec![
+            (3, change(3, "alice", ChangeKind::Refund)),
+            (1, change(1, "alice", ChangeKind::Hold))
+        ]
+    );
+    let carol = ask(&mut core, "carol").unwrap().unwrap();
+    assert_eq!(carol.last, vec![]);
 }

@@ -35,23 +35,38 @@ use twopc_model::{Amount, Key, PartStorage, RequestId, TxnId};
 /// (`journal_retention`).
 pub const DEFAULT_JOURNAL_RETENTION: usize = 100_000;
 
-/// What a committed change did. Appended variants only (bincode): a
-/// refund will be one.
+/// What a committed change did. Appended variants only (bincode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeKind {
     /// A purchase's hold, taken at commit: the level went down.
     Hold,
-    /// A credit (a top-up at the wallet, a restock at the order service),
-    /// added at commit: the level went up.
+    /// A credit of a transaction at this participant alone (a top-up at
+    /// the wallet, a restock at the order service), added at commit: the
+    /// level went up.
     Credit,
+    /// A refund's credit (money back at the wallet, stock back at the
+    /// order service), added at commit: the level went up. Told from a
+    /// [`ChangeKind::Credit`] by its transaction's parties: a refund
+    /// credits both participants in one transaction, a top-up or a
+    /// restock only one (see [`derive`]).
+    Refund,
 }
 
 impl ChangeKind {
-    /// Its name in JSON and text: `hold` or `credit`.
+    /// Its name in JSON and text: `hold` or `credit` (a refund's is a
+    /// credit too; its operation says `refund`).
     pub fn name(self) -> &'static str {
         match self {
             ChangeKind::Hold => "hold",
-            ChangeKind::Credit => "credit",
+            ChangeKind::Credit | ChangeKind::Refund => "credit",
+        }
+    }
+
+    /// Whether the level went up.
+    pub fn credits(self) -> bool {
+        match self {
+            ChangeKind::Hold => false,
+            ChangeKind::Credit | ChangeKind::Refund => true,
         }
     }
 }
@@ -76,16 +91,19 @@ pub struct Change {
 impl Change {
     /// The amount signed: negative for a hold, positive for a credit.
     pub fn signed(&self) -> i128 {
-        match self.kind {
-            ChangeKind::Hold => -(self.amount as i128),
-            ChangeKind::Credit => self.amount as i128,
+        match self.kind.credits() {
+            false => -(self.amount as i128),
+            true => self.amount as i128,
         }
     }
 }
 
 /// The committed changes from `old` to `new`: every transaction newly
 /// finished as committed, in transaction order, a hold if `old` held it,
-/// a credit if `old` had it as a pending credit. A duplicate commit (already
+/// a credit if `old` had it as a pending credit: a refund's if that credit's
+/// transaction has more than one participant (its `parties`, which the
+/// coordinator sends with every credit's prepare: a top-up or a restock
+/// touches one participant, a refund both). A duplicate commit (already
 /// finished) and an abort give none. Levels run from `old`'s, so several
 /// commits on one key in one record each get the level right after them.
 /// Costs what changed (the maps are persistent: `OrdMap::diff` skips shared
@@ -107,7 +125,11 @@ pub fn derive(old: &PartStorage, new: &PartStorage) -> Vec<Change> {
         let (kind, req, op) = if let Some(h) = old.holds.get(txn) {
             (ChangeKind::Hold, h.req.clone(), h.op.clone())
         } else if let Some(c) = old.credits.get(txn) {
-            (ChangeKind::Credit, c.req.clone(), c.op.clone())
+            let kind = match c.parties.len() > 1 {
+                true => ChangeKind::Refund,
+                false => ChangeKind::Credit,
+            };
+            (kind, c.req.clone(), c.op.clone())
         } else {
             // Prepared and committed within one record: impossible for a
             // correct coordinator (a vote leaves only after its prepare is
@@ -135,9 +157,9 @@ pub fn derive(old: &PartStorage, new: &PartStorage) -> Vec<Change> {
             }
         };
         let level = &mut running[slot].1;
-        *level = match kind {
-            ChangeKind::Hold => level.saturating_sub(op.amount),
-            ChangeKind::Credit => level.saturating_add(op.amount),
+        *level = match kind.credits() {
+            false => level.saturating_sub(op.amount),
+            true => level.saturating_add(op.amount),
         };
         out.push(Change {
             kind,
@@ -277,6 +299,19 @@ impl Journal {
     /// Whether none is retained.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The newest entries on `key`, newest first, with their positions: at
+    /// most `n` of them, looked for among the newest `scan` entries only (so
+    /// that the cost is bounded whatever the journal's length; an older
+    /// change of `key` is not found).
+    pub fn last_of(&self, key: &str, n: usize, scan: usize) -> Vec<(u64, Change)> {
+        let newest = self.entries.iter().enumerate().rev().take(scan);
+        newest
+            .filter(|(_, c)| c.key == key)
+            .take(n)
+            .map(|(i, c)| (self.first + i as u64, c.clone()))
+            .collect()
     }
 
     /// At most `limit` entries from position `from` (O(limit): the ring is

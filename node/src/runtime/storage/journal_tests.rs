@@ -128,6 +128,44 @@ fn a_committed_credit_is_plus_its_amount_and_may_create_the_key() {
     assert_eq!(changes[0].signed(), 5);
 }
 
+/// A refund's credit is told from a top-up's by its transaction's parties
+/// (the coordinator names both participants in a refund's prepares, one in
+/// a top-up's): same amount, same level, operation `refund`.
+#[test]
+fn a_committed_credit_of_two_parties_is_a_refund() {
+    let s0 = start();
+    let refund = Msg::PrepareCredit {
+        txn: txn(0),
+        req: req(0),
+        op: op("alice", 3),
+        floor: Floor::default(),
+        parties: vec![Id::from(1usize), Id::from(2usize)],
+    };
+    let s1 = deliver(&s0, refund);
+    let s2 = deliver(&s1, Msg::Commit { txn: txn(0) });
+    let changes = derive(&s1, &s2);
+    assert_eq!(
+        changes,
+        vec![Change {
+            kind: ChangeKind::Refund,
+            req: req(0),
+            txn: txn(0),
+            key: "alice".into(),
+            amount: 3,
+            level: 13,
+        }]
+    );
+    assert_eq!((changes[0].signed(), changes[0].kind.name()), (3, "credit"));
+    // A one-party credit on the same state stays a plain credit.
+    let s3 = deliver(&s2, credit(1, "alice", 2));
+    let s4 = deliver(&s3, Msg::Commit { txn: txn(1) });
+    assert_eq!(derive(&s3, &s4)[0].kind, ChangeKind::Credit);
+    // And the refund's kind survives the bytes a snapshot writes.
+    let bytes = bincode::serialize(&changes[0]).unwrap();
+    let back: Change = bincode::deserialize(&bytes).unwrap();
+    assert_eq!(back, changes[0]);
+}
+
 /// Several commits in one record (a batch) each get the level right after
 /// them, so the entries replay to the levels.
 #[test]
@@ -168,6 +206,37 @@ pub(crate) fn replay(initial: &PartStorage, changes: &[Change]) -> twopc_model::
         assert_eq!(*level, c.level, "{c:?}");
     }
     levels
+}
+
+/// A key's last changes: newest first, at most `n`, found only among the
+/// newest `scan` entries (the bound on the work of `twopc account`).
+#[test]
+fn the_last_changes_of_a_key_are_found_newest_first_within_the_scan() {
+    let entry = |n: u64, key: &str| Change {
+        kind: ChangeKind::Credit,
+        req: req(n),
+        txn: txn(n),
+        key: key.into(),
+        amount: n,
+        level: n,
+    };
+    let mut j = Journal::new(5);
+    // Positions 1..=7; the ring keeps 3..=7.
+    j.extend((1..=7).map(|n| entry(n, if n % 2 == 0 { "bob" } else { "alice" })));
+    let found = |key, n, scan| -> Vec<u64> {
+        j.last_of(key, n, scan)
+            .iter()
+            .map(|(p, c)| {
+                assert_eq!(c.amount, *p, "the entry at its position");
+                *p
+            })
+            .collect()
+    };
+    assert_eq!(found("alice", 10, 100), vec![7, 5, 3]);
+    assert_eq!(found("alice", 2, 100), vec![7, 5]);
+    assert_eq!(found("bob", 10, 100), vec![6, 4]);
+    assert_eq!(found("bob", 10, 3), vec![6], "only 5..=7 scanned");
+    assert_eq!(found("carol", 10, 100), Vec::<u64>::new());
 }
 
 #[test]

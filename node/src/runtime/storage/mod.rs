@@ -188,6 +188,8 @@ mod owner_tests;
 #[cfg(test)]
 mod prices_tests;
 #[cfg(test)]
+mod refunds_tests;
+#[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
 mod tests;

@@ -133,14 +133,15 @@ pub(super) fn read_value<T: DeserializeOwned>(
 
 /// Decodes a record's payload. A coordinator's state (and its changes) is
 /// always the last thing in a record, and its last fields, the
-/// transactions in doubt, then the operations that are not purchases and
-/// the participants of partial transactions (docs/shop.md), are younger
-/// than the format; so are a participant's last fields, its pending
+/// transactions in doubt, then the operations that are not purchases, the
+/// participants of partial transactions and the refunded counts
+/// (docs/shop.md), are younger than the format; so are a participant's last fields, its pending
 /// credits, its prices and its pending price changes (and, in a change, the
 /// journal's entries). A record written before them ends where they would
 /// begin. Such a record reads as having none (one empty list per field in
 /// a state, two per map in a change and one for the journal, each one
-/// zero byte: at most 7 bytes); the
+/// zero byte: at most 8 bytes, a coordinator's change from before
+/// doubts); the
 /// decoder takes a padded payload only if it reads it whole, and the crc
 /// has already vouched for the bytes.
 fn decode_delta(payload: &[u8]) -> std::result::Result<Delta, bincode::Error> {
@@ -149,7 +150,7 @@ fn decode_delta(payload: &[u8]) -> std::result::Result<Delta, bincode::Error> {
         Ok(delta) => return Ok(delta),
         Err(e) => e,
     };
-    for pad in 1..=7 {
+    for pad in 1..=8 {
         let mut padded = payload.to_vec();
         padded.resize(payload.len() + pad, 0);
         if let Ok(delta) = bincode_opts().deserialize(&padded) {

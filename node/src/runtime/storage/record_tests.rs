@@ -85,6 +85,7 @@ fn commits_as_pairs_are_the_bytes_the_map_was() {
         doubts: Map::new(),
         flows: Map::new(),
         partial: Map::new(),
+        refunded: Map::new(),
     };
     let before = Before {
         epoch: 3,
@@ -108,10 +109,11 @@ fn commits_as_pairs_are_the_bytes_the_map_was() {
         &Delta::Full(twopc_model::Storage::Coordinator(now.clone())),
         &mut rec,
     );
-    // Then the empty lists of doubts, flows and partial commits.
+    // Then the empty lists of doubts, flows, partial commits and refunded
+    // counts.
     assert_eq!(
         &rec[REC_HEADER..],
-        [old_bytes.as_slice(), &[0, 0, 0]].concat()
+        [old_bytes.as_slice(), &[0, 0, 0, 0]].concat()
     );
     let mut old_rec = Vec::new();
     encode_value(
@@ -132,9 +134,10 @@ fn commits_as_pairs_are_the_bytes_the_map_was() {
 }
 
 /// A coordinator's change record of the format before doubts (the same
-/// bytes without the trailing, empty changes of doubts, flows and
-/// partial commits), or before flows, reads as changing none; a record
-/// cut anywhere else is still undecodable.
+/// bytes without the trailing, empty changes of doubts, flows, partial
+/// commits and refunded counts), or before flows, or before refunds,
+/// reads as changing none; a record cut anywhere else is still
+/// undecodable.
 #[test]
 fn a_change_record_from_before_doubts_reads_as_changing_none() {
     use super::super::delta::CoordDelta;
@@ -147,22 +150,23 @@ fn a_change_record_from_before_doubts_reads_as_changing_none() {
         .insert(TxnId { epoch: 1, n: 4 }, RequestId::new("order-9"));
     let delta = Delta::Coordinator(CoordDelta::diff(&a, &b).expect("a change"));
     let payload = bincode_opts().serialize(&delta).unwrap();
-    assert_eq!(&payload[payload.len() - 6..], &[0; 6], "six empty lists");
-    for younger in [4, 6] {
+    assert_eq!(&payload[payload.len() - 8..], &[0; 8], "eight empty lists");
+    for younger in [2, 6, 8] {
         let mut old = Vec::new();
         encode_value(&RawPayload(&payload[..payload.len() - younger]), &mut old);
         let read = scan(&old, Path::new("log")).unwrap().deltas;
         assert_eq!(read, vec![delta.clone()]);
     }
-    // Seven bytes are the most a record can lack and still be read (a
-    // participant's change record from before credits: `decode_delta`);
-    // here the seventh is the empty removals of commits, so a record cut by
-    // seven reads as this one, and one cut by eight (into the request id)
-    // does not.
-    let mut cut = Vec::new();
-    encode_value(&RawPayload(&payload[..payload.len() - 8]), &mut cut);
-    let err = scan(&cut, Path::new("log")).unwrap_err().to_string();
-    assert!(err.contains("undecodable record"), "{err}");
+    // Eight bytes are the most a record can lack and still be read (this
+    // record from before doubts: `decode_delta`); the ninth from the end is
+    // the empty removals of commits, and the tenth is in the request id: a
+    // record cut by nine or ten does not read.
+    for cut_by in [9, 10] {
+        let mut cut = Vec::new();
+        encode_value(&RawPayload(&payload[..payload.len() - cut_by]), &mut cut);
+        let err = scan(&cut, Path::new("log")).unwrap_err().to_string();
+        assert!(err.contains("undecodable record"), "cut by {cut_by}: {err}");
+    }
 }
 
 /// A participant's records of the formats before credits, before prices

@@ -286,6 +286,23 @@ fn the_largest_key_reply_fits_in_a_datagram() {
             price: u64::MAX,
         }],
         repricing_total: usize::MAX,
+        last: vec![
+            (
+                u64::MAX,
+                crate::runtime::storage::Change {
+                    kind: crate::runtime::storage::ChangeKind::Refund,
+                    req: twopc_model::RequestId::new("r".repeat(twopc_model::RequestId::MAX_LEN)),
+                    txn: twopc_model::TxnId {
+                        epoch: u64::MAX,
+                        n: u64::MAX
+                    },
+                    key: "k".repeat(MAX_NAME),
+                    amount: u64::MAX,
+                    level: u64::MAX,
+                }
+            );
+            crate::runtime::admin::LAST_LISTED
+        ],
     };
     for format in [Format::Bincode, Format::Json] {
         let codec = Codec::new(Some(ClusterKey::random()), format);

@@ -5,7 +5,7 @@
 use super::map::{diff_map, MapDelta};
 use serde::{Deserialize, Serialize};
 use stateright::actor::Id;
-use twopc_model::{CoordStorage, Operation, Outcomes, RequestId, Told, TxnId};
+use twopc_model::{Amount, CoordStorage, Operation, Outcomes, RequestId, Told, TxnId};
 
 /// A coordinator's changes from one durable state to the next. Also what a
 /// replica's `Accept` carries over TCP (`replication/`): the changes from
@@ -30,8 +30,11 @@ pub struct CoordDelta {
     /// Changed operations of requests that are not purchases (likewise:
     /// absent from records written before them).
     flows: MapDelta<RequestId, Operation>,
-    /// Changed participants of partial commits and doubts. Last.
+    /// Changed participants of partial commits and doubts.
     partial: MapDelta<TxnId, Vec<Id>>,
+    /// Changed refunded counts of purchases. Last (absent from records
+    /// written before refunds: they read as changing none).
+    refunded: MapDelta<RequestId, Amount>,
 }
 
 impl CoordDelta {
@@ -44,6 +47,7 @@ impl CoordDelta {
             doubts: old_doubts,
             flows: old_flows,
             partial: old_partial,
+            refunded: old_refunded,
         } = a;
         let CoordStorage {
             epoch,
@@ -52,6 +56,7 @@ impl CoordDelta {
             doubts,
             flows,
             partial,
+            refunded,
         } = b;
         let Outcomes {
             by_id,
@@ -67,6 +72,7 @@ impl CoordDelta {
         let doubts = diff_map(old_doubts, doubts);
         let flows = diff_map(old_flows, flows);
         let partial = diff_map(old_partial, partial);
+        let refunded = diff_map(old_refunded, refunded);
         (old_epoch != epoch
             || old_numbers != numbers
             || !ids.is_empty()
@@ -74,7 +80,8 @@ impl CoordDelta {
             || !commits.is_empty()
             || !doubts.is_empty()
             || !flows.is_empty()
-            || !partial.is_empty())
+            || !partial.is_empty()
+            || !refunded.is_empty())
         .then_some(CoordDelta {
             epoch: *epoch,
             numbers,
@@ -84,6 +91,7 @@ impl CoordDelta {
             doubts,
             flows,
             partial,
+            refunded,
         })
     }
 
@@ -98,6 +106,7 @@ impl CoordDelta {
             doubts: doubts_delta,
             flows: flows_delta,
             partial: partial_delta,
+            refunded: refunded_delta,
         } = self;
         let CoordStorage {
             epoch: _,
@@ -112,6 +121,7 @@ impl CoordDelta {
             mut doubts,
             mut flows,
             mut partial,
+            mut refunded,
         } = base;
         ids_delta.apply(&mut by_id);
         ages_delta.apply(&mut by_age);
@@ -119,6 +129,7 @@ impl CoordDelta {
         doubts_delta.apply(&mut doubts);
         flows_delta.apply(&mut flows);
         partial_delta.apply(&mut partial);
+        refunded_delta.apply(&mut refunded);
         CoordStorage {
             epoch: new_epoch,
             outcomes: Outcomes {
@@ -131,6 +142,7 @@ impl CoordDelta {
             doubts,
             flows,
             partial,
+            refunded,
         }
     }
 }

@@ -90,6 +90,10 @@ fn apply_of_diff_gives_the_new_state() {
                 TxnId { epoch: seed, n: i },
                 RequestId::new(format!("order-{i}")),
             );
+            // Refunded counts, raised and forgotten from seed to seed.
+            if (i + seed) % 2 == 0 {
+                c.refunded.insert(outcome(i + seed).req, i + 1);
+            }
         }
         // Replicas: promised terms, with and without an accepted state
         // (the coordinator's, diffed against the previous one's).
