@@ -16,7 +16,7 @@
 mod common;
 
 use common::http::{buy_until_committed, cluster_with_api, purchase, Api};
-use common::shop::{replay, run, until_committed};
+use common::shop::{assert_refund_is_last, replay, run, until_committed};
 use common::{wait_for, TestCluster};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -122,18 +122,7 @@ fn a_shops_life_by_the_cli_adds_up() {
         (&json!(5 - 2 - 1 + 1), &json!(6))
     );
     // The refund is each key's last operation.
-    for (v, amount) in [(&account, 7), (&sku, 1)] {
-        let last = &v["last"][0];
-        assert_eq!(
-            (&last["operation"], &last["id"], &last["amount"]),
-            (&json!("refund"), &json!(rma), &json!(amount)),
-            "{v}"
-        );
-        assert_eq!(
-            last["level"],
-            v[if amount == 7 { "balance" } else { "stock" }]
-        );
-    }
+    assert_refund_is_last(&[(&account, 7), (&sku, 1)], &rma);
     assert_eq!(
         view(&c, "account", "--user", "alice")["balance"],
         json!(100)
@@ -290,14 +279,7 @@ fn a_shops_life_over_http_adds_up() {
         (&sku["stock"], &sku["price"]),
         (&json!(4 - 3 + 2), &json!(5))
     );
-    for (v, amount) in [(&account, 10), (&sku, 2)] {
-        let last = &v["last"][0];
-        assert_eq!(
-            (&last["operation"], &last["id"], &last["amount"]),
-            (&json!("refund"), &json!(rma), &json!(amount)),
-            "{v}"
-        );
-    }
+    assert_refund_is_last(&[(&account, 10), (&sku, 2)], &rma);
     assert_eq!(
         replay(ACCOUNTS, &journal_http(&api, "wallet")),
         c.levels("wallet")

@@ -59,3 +59,27 @@ pub fn replay(initial: &[(&str, u64)], entries: &[Value]) -> BTreeMap<String, u6
     }
     levels
 }
+
+/// Asserts that the refund `rma` is the last operation in each account or
+/// sku view (`views`: the view and the amount the refund credited there),
+/// and that its level is the view's balance or stock.
+pub fn assert_refund_is_last(views: &[(&Value, u64)], rma: &str) {
+    for (v, amount) in views {
+        let last = &v["last"][0];
+        assert_eq!(
+            (&last["operation"], &last["id"], &last["amount"]),
+            (
+                &serde_json::json!("refund"),
+                &serde_json::json!(rma),
+                &serde_json::json!(amount)
+            ),
+            "{v}"
+        );
+        let level = if v.get("balance").is_some() {
+            "balance"
+        } else {
+            "stock"
+        };
+        assert_eq!(last["level"], v[level], "{v}");
+    }
+}
