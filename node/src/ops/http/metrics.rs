@@ -213,12 +213,27 @@ impl Collector for ViewCollector {
         }
         let mut m = e.encode_descriptor(
             "purchases_decided",
-            "Coordinator: purchases decided by this incarnation, by outcome",
+            "Coordinator: operations of every kind decided by this incarnation, by outcome \
+             (the name is older than top-ups; operations_decided has them by kind)",
             None,
             MetricType::Counter,
         )?;
         for (outcome, n) in &c.decided {
             ConstCounter::new(*n).encode(m.encode_family(&[("outcome", outcome.name())])?)?;
+        }
+        let mut m = e.encode_descriptor(
+            "operations_decided",
+            "Coordinator: operations decided by this incarnation, by operation (purchase, topup, \
+             restock, refund) and outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        for (op, outcomes) in &c.decided_by_op {
+            for (outcome, n) in outcomes {
+                ConstCounter::new(*n).encode(
+                    m.encode_family(&[("op", op.as_str()), ("outcome", outcome.name())])?,
+                )?;
+            }
         }
         gauge(
             &mut e,
@@ -441,6 +456,7 @@ mod tests {
                 ),
             ]
             .into(),
+            decided_by_op: [("refund".to_string(), [(DecidedAs::Committed, 2)].into())].into(),
             ..Counters::default()
         };
         let view = NodeView::of(
@@ -456,6 +472,7 @@ mod tests {
             "twopc_datagrams_rejected_total{reason=\"bad_mac\"} 3",
             "twopc_purchases_decided_total{outcome=\"committed\"} 2",
             "twopc_purchases_decided_total{outcome=\"insufficient_funds\"} 1",
+            "twopc_operations_decided_total{op=\"refund\",outcome=\"committed\"} 2",
             "twopc_epoch 4",
             "twopc_node_info{node=\"coordinator\",role=\"coordinator\"} 1",
             "twopc_batch_size_count 1",

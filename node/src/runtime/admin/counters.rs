@@ -5,7 +5,7 @@
 use super::RejectReason;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use twopc_model::{AbortReason, Verdict};
+use twopc_model::{AbortReason, Operation, Verdict};
 
 /// How a purchase was decided: the key of [`Counters::decided`]. Written as
 /// its name (`committed`, or the abort reason's: `insufficient_funds`, ...)
@@ -36,6 +36,17 @@ impl DecidedAs {
             DecidedAs::Committed => "committed",
             DecidedAs::Aborted(r) => r.name(),
         }
+    }
+}
+
+/// An operation's name in counters and metrics labels (a priced restock
+/// is a restock).
+pub fn op_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Purchase(_) => "purchase",
+        Operation::TopUp { .. } => "topup",
+        Operation::Restock { .. } | Operation::PricedRestock { .. } => "restock",
+        Operation::Refund { .. } => "refund",
     }
 }
 
@@ -135,6 +146,11 @@ pub struct Counters {
     /// (`twopc decide`), by decision (`commit`, `abort`).
     #[serde(default)]
     pub heuristic_decisions: BTreeMap<String, u64>,
+    /// Coordinator: the same decisions as `decided`, by operation
+    /// (`purchase`, `topup`, `restock`, `refund`: [`op_name`]), then by
+    /// outcome. Last: a status reply without it reads as counting none.
+    #[serde(default)]
+    pub decided_by_op: BTreeMap<String, BTreeMap<DecidedAs, u64>>,
 }
 
 /// How many unknown decisions `status` lists (the count covers them all).

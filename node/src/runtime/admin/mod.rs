@@ -26,7 +26,7 @@ mod reject_reason;
 mod replica;
 mod view;
 
-pub use counters::{Counters, DecidedAs, UnknownDecision, RECENT_ALARMS};
+pub use counters::{op_name, Counters, DecidedAs, UnknownDecision, RECENT_ALARMS};
 pub use key::{KeyView, PriceChangeView, LAST_LISTED, LAST_SCANNED};
 pub use peers::{
     file_disagreements, peer_alarms, remember, who_leads, GroupView, PeerView, UNANSWERED_ALARM,

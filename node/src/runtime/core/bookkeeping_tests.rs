@@ -121,6 +121,30 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
     send(&mut core, CLIENT, purchase(None));
     assert_eq!(core.counters().decided, [(DecidedAs::Committed, 1)].into());
     assert!(core.take_latencies().is_empty());
+    // A top-up (the wallet alone) is counted as one, by its kind.
+    let topup = Msg::Request {
+        req: RequestId::new("topup-1"),
+        op: twopc_model::Operation::TopUp {
+            user: "alice".into(),
+            amount: 3,
+        },
+        ticket: Some(1),
+    };
+    send(&mut core, CLIENT, topup);
+    let vote = Msg::Vote {
+        txn: TxnId { epoch: 1, n: 1 },
+        ballot: Ballot::Yes,
+    };
+    send(&mut core, WALLET, vote);
+    assert_eq!(core.counters().decided, [(DecidedAs::Committed, 2)].into());
+    let by_op = &core.counters().decided_by_op;
+    assert_eq!(
+        by_op
+            .iter()
+            .map(|(op, o)| (op.as_str(), o[&DecidedAs::Committed]))
+            .collect::<Vec<_>>(),
+        [("purchase", 1), ("topup", 1)]
+    );
 }
 
 /// A client asks every replica: the copies of one broadcast are encoded

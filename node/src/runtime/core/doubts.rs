@@ -56,7 +56,7 @@ struct Pending {
 
 /// The coordinator state this node runs, if any: its own, or its
 /// coordinator's while it leads.
-fn coordinator(state: &State) -> Option<&CoordState> {
+pub(super) fn coordinator(state: &State) -> Option<&CoordState> {
     match state {
         State::Coordinator(c) => Some(c),
         State::Replica(r) => r.leading().map(|l| &l.coord),

@@ -4,7 +4,7 @@
 //! they may leave).
 
 use super::*;
-use crate::runtime::admin::DecidedAs;
+use crate::runtime::admin::{op_name, DecidedAs};
 
 impl Core {
     /// Interprets the actor's commands, in emitted order. Every variant is
@@ -56,6 +56,21 @@ impl Core {
                     return;
                 };
                 *self.counters.decided.entry(decided).or_default() += 1;
+                // What it asked: a request that is not a purchase keeps its
+                // operation in `flows` while its outcome is remembered.
+                let op = self
+                    .state
+                    .as_ref()
+                    .and_then(super::doubts::coordinator)
+                    .and_then(|c| c.flows.get(&o.req))
+                    .map_or("purchase", op_name);
+                *self
+                    .counters
+                    .decided_by_op
+                    .entry(op.to_string())
+                    .or_default()
+                    .entry(decided)
+                    .or_default() += 1;
                 if let (Some(started), Some(txn)) = (&mut self.started, &o.txn) {
                     if let Some(at) = started.remove(txn) {
                         self.latencies.push(now.saturating_duration_since(at));
