@@ -165,7 +165,7 @@ fn bad_requests_get_a_json_error_and_change_nothing() {
         ),
         (
             "no such endpoint",
-            api.get("/refunds"),
+            api.get("/returns"),
             StatusCode::NOT_FOUND,
             "not_found",
         ),
