@@ -133,13 +133,23 @@ pub fn console_blocks(doc: &str, heading: &str) -> Vec<Vec<Step>> {
 }
 
 /// A loopback port free for UDP and for TCP (a coordinator replica listens
-/// on both).
+/// on both), never one this test process handed out before: the tests of
+/// one binary run in parallel, and a port released here could otherwise be
+/// handed to another test's node before this one's binds it (seen: a
+/// replica's "Address already in use").
 pub fn free_port() -> u16 {
     loop {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = s.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && first_time(port) {
             return port;
         }
     }
+}
+
+/// Whether `port` was not handed out yet by this process (and marks it).
+pub fn first_time(port: u16) -> bool {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    GIVEN.lock().unwrap_or_else(|p| p.into_inner()).insert(port)
 }

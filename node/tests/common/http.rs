@@ -13,9 +13,16 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A loopback TCP port, never one this process handed out before
+/// (`super::docs::first_time`).
 pub fn free_tcp_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if super::docs::first_time(port) {
+            return port;
+        }
+    }
 }
 
 /// One node's HTTP API, called from synchronous tests.
