@@ -64,13 +64,14 @@ impl Core {
                     .and_then(super::doubts::coordinator)
                     .and_then(|c| c.flows.get(&o.req))
                     .map_or("purchase", op_name);
-                *self
-                    .counters
-                    .decided_by_op
-                    .entry(op.to_string())
-                    .or_default()
-                    .entry(decided)
-                    .or_default() += 1;
+                // Looked up before inserting: no allocation per decision.
+                let by_op = &mut self.counters.decided_by_op;
+                if !by_op.contains_key(op) {
+                    by_op.insert(op.to_string(), Default::default());
+                }
+                if let Some(outcomes) = by_op.get_mut(op) {
+                    *outcomes.entry(decided).or_default() += 1;
+                }
                 if let (Some(started), Some(txn)) = (&mut self.started, &o.txn) {
                     if let Some(at) = started.remove(txn) {
                         self.latencies.push(now.saturating_duration_since(at));
