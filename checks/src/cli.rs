@@ -235,6 +235,13 @@ pub(crate) struct SysArgs {
     /// purchase never made (docs/shop.md, "Refund").
     #[arg(long, default_value_t = 0)]
     refunds: usize,
+    /// One durable write on the commit path (docs/one-write.md): the
+    /// coordinator tells a decision before saving it (the participants'
+    /// saved votes are the decision), fences late votes instead of
+    /// aborting on a timer, and resolves from the participants at every
+    /// start. Two-phase commit only, for now.
+    #[arg(long)]
+    one_write: bool,
     /// The commit protocol: 2pc (one coordinator; blocks while it is down)
     /// or replicated (the coordinator on --replicas replicas, Paxos ballots
     /// on its durable state; losing a minority of them blocks nothing).
@@ -307,6 +314,7 @@ impl SysArgs {
             flows: pick!(flows),
             prices: pick!(prices),
             refunds: pick!(refunds),
+            one_write: pick!(one_write),
             protocol: pick!(protocol),
             replicas: pick!(replicas),
             elections: pick!(elections),
@@ -348,6 +356,9 @@ impl SysArgs {
                 "at most {} --refunds",
                 twopc_checks::config::REFUNDS_MAX
             ));
+        }
+        if cfg.one_write && cfg.protocol != Protocol::TwoPc {
+            return Err("--one-write runs with --protocol 2pc only (a replica group's new leader does not resolve from the participants yet)".into());
         }
         if cfg.qty.checked_mul(cfg.price).is_none() {
             return Err("--qty times --price overflows".into());

@@ -166,6 +166,11 @@ pub struct Config {
     /// requests of [`Config::refund_requests`]. 0: the configuration is
     /// what it was.
     pub refunds: usize,
+    /// One durable write on the commit path (docs/one-write.md): the
+    /// coordinator tells a decision before it saves it, fences late votes
+    /// and resolves from the participants at every start. Two-phase commit
+    /// only. Off, the configuration is what it was.
+    pub one_write: bool,
 }
 
 impl Default for Config {
@@ -204,6 +209,7 @@ impl Default for Config {
             flows: false,
             prices: false,
             refunds: 0,
+            one_write: false,
         }
     }
 }
@@ -235,6 +241,7 @@ impl Config {
                 } else {
                     BTreeMap::new()
                 },
+                one_write: self.one_write,
             })
         };
         let coordinator = Coordinator {
@@ -242,6 +249,7 @@ impl Config {
             order: Id::from(ORDER),
             retention: self.retention,
             prices: self.prices,
+            one_write: self.one_write,
         };
         let replica = |index| match self.protocol {
             Protocol::TwoPc => Node::Coordinator(coordinator.clone()),

@@ -37,6 +37,17 @@ pub struct Coordinator {
     /// replay as recorded). See docs/shop.md, "Prices".
     #[serde(default)]
     pub prices: bool,
+    /// The one-write protocol (docs/one-write.md): the participants'
+    /// durable votes are the decision, so a decision is told (and sent)
+    /// before the coordinator saves it; a late vote is fenced
+    /// (`Msg::Fence`), never presumed; every start resolves what its
+    /// predecessor may have told from the participants' fates, and starts
+    /// a new generation of tickets. Needs participants with
+    /// [`crate::Participant::one_write`]. Two-phase commit only (a replica
+    /// group's new leader does not ask the participants yet). Off in
+    /// configurations written before it.
+    #[serde(default)]
+    pub one_write: bool,
 }
 
 /// A transaction still collecting votes. Volatile: a crash forgets it, and
@@ -272,7 +283,8 @@ impl Coordinator {
             | Msg::Accepted { .. }
             | Msg::Nack { .. }
             | Msg::Recover { .. }
-            | Msg::RecoverReply { .. } => {}
+            | Msg::RecoverReply { .. }
+            | Msg::Fence { .. } => {}
         }
     }
 
@@ -424,6 +436,7 @@ impl Coordinator {
         // recording it never forgets the operation the commit needs; a
         // refund's count rises in the same durable write as its decision.)
         state.raise_refunded(&voting.op);
+        let refund = matches!(voting.op, Operation::Refund { .. });
         state.commits.insert(
             txn,
             Committing {
@@ -439,8 +452,14 @@ impl Coordinator {
             self.retention,
         );
         // Persist before send: the Save comes first; a runtime sends the
-        // messages below only once it is durable.
-        o.save(Storage::Coordinator(state.storage()));
+        // messages below only once it is durable. One write: every yes is
+        // durable at its voter, so the commit is decided already; it is
+        // saved later, off the path (by the save that forgets it, or the
+        // next start's resolution). A refund's decision still saves first:
+        // what it raises (`refunded`) is known nowhere else.
+        if !self.one_write || refund {
+            o.save(Storage::Coordinator(state.storage()));
+        }
         o.cancel_timer(Timer::Votes(txn));
         o.broadcast(&parties, &Msg::Commit { txn });
         o.send(voting.reply_to, Msg::Outcome(outcome));
@@ -461,7 +480,11 @@ impl Coordinator {
             Verdict::Aborted(reason),
             self.retention,
         );
-        o.save(Storage::Coordinator(state.storage()));
+        // One write: the abort follows a durable no (or a granted fence) at
+        // a participant, which no later vote can undo.
+        if !self.one_write {
+            o.save(Storage::Coordinator(state.storage()));
+        }
         o.cancel_timer(Timer::Votes(txn));
         // Only yes-voters hold anything; a participant that has not voted yet
         // records the abort so that a late prepare is refused.
@@ -499,11 +522,21 @@ impl Coordinator {
     /// Handle a timer.
     pub fn on_timeout(&self, state: &mut Cow<CoordState>, timer: &Timer, o: &mut Out<Node>) {
         match timer {
-            Timer::Votes(txn) => {
-                if state.voting.contains_key(txn) {
-                    self.abort(state.to_mut(), *txn, AbortReason::VoteTimeout, o);
+            Timer::Votes(txn) => match state.voting.get(txn) {
+                // One write: the votes that have not come may be durable
+                // yeses already; only a participant's refusal (a fence)
+                // makes the abort true.
+                Some(voting) if self.one_write => {
+                    for p in self.parties(&voting.op) {
+                        if !voting.yes.contains(&p) {
+                            o.send(p, Msg::Fence { txn: *txn });
+                        }
+                    }
+                    o.set_timer(Timer::Votes(*txn), crate::timeouts::VOTES);
                 }
-            }
+                Some(_) => self.abort(state.to_mut(), *txn, AbortReason::VoteTimeout, o),
+                None => {}
+            },
             Timer::Resend(txn) => {
                 if let Some(committing) = state.commits.get(txn) {
                     for p in state.parties_of(self, txn) {

@@ -13,6 +13,7 @@ pub(crate) fn coord() -> Coordinator {
         order: Id::from(ORDER),
         retention: 2,
         prices: false,
+        one_write: false,
     }
 }
 

@@ -58,11 +58,13 @@ pub enum MsgKind {
     PrepareCredit,
     /// [`Msg::PreparePriced`].
     PreparePriced,
+    /// [`Msg::Fence`].
+    Fence,
 }
 
 impl MsgKind {
     /// Every kind, in protocol order.
-    pub const ALL: [MsgKind; 24] = [
+    pub const ALL: [MsgKind; 25] = [
         MsgKind::Purchase,
         MsgKind::Outcome,
         MsgKind::Lookup,
@@ -87,6 +89,7 @@ impl MsgKind {
         MsgKind::Request,
         MsgKind::PrepareCredit,
         MsgKind::PreparePriced,
+        MsgKind::Fence,
     ];
 
     /// The kind of `msg`.
@@ -116,6 +119,7 @@ impl MsgKind {
             Msg::Request { .. } => MsgKind::Request,
             Msg::PrepareCredit { .. } => MsgKind::PrepareCredit,
             Msg::PreparePriced { .. } => MsgKind::PreparePriced,
+            Msg::Fence { .. } => MsgKind::Fence,
         }
     }
 
@@ -146,6 +150,7 @@ impl MsgKind {
             MsgKind::Request => "request",
             MsgKind::PrepareCredit => "prepare_credit",
             MsgKind::PreparePriced => "prepare_priced",
+            MsgKind::Fence => "fence",
         }
     }
 }
@@ -196,6 +201,7 @@ pub fn msg_txn(msg: &Msg) -> Option<TxnId> {
         | Msg::Commit { txn }
         | Msg::Abort { txn }
         | Msg::Ack { txn }
-        | Msg::QueryDecision { txn } => Some(*txn),
+        | Msg::QueryDecision { txn }
+        | Msg::Fence { txn } => Some(*txn),
     }
 }

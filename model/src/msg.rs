@@ -144,6 +144,17 @@ pub enum Msg {
         floor: Floor,
         parties: Vec<stateright::actor::Id>,
     },
+
+    // --- One durable write (see docs/one-write.md; last, so that the
+    // encodings of the variants above stay what they were) ---
+    /// Coordinator → participant, when `txn`'s votes are late and the
+    /// coordinator runs the one-write protocol ([`crate::Coordinator::one_write`]):
+    /// refuse `txn` for good if you have not voted, and tell me your vote
+    /// either way. A participant that never prepared it records it aborted
+    /// (durably, before answering `No(Fenced)`, so that a late prepare is
+    /// refused); one that holds it answers `Yes` (a saved yes stays a yes:
+    /// the fence lost the race).
+    Fence { txn: TxnId },
 }
 
 /// Every timer of the protocol. In the model any set timer may fire at any
@@ -218,7 +229,8 @@ impl Msg {
             | Msg::Ack { .. }
             | Msg::QueryDecision { .. }
             | Msg::AskEpoch { .. }
-            | Msg::Epoch { .. } => false,
+            | Msg::Epoch { .. }
+            | Msg::Fence { .. } => false,
         }
     }
 }

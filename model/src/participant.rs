@@ -37,6 +37,14 @@ pub struct Participant {
     /// "Prices"). Absent from configurations written before prices: none.
     #[serde(default)]
     pub prices: BTreeMap<Key, Amount>,
+    /// Whether the coordinator runs the one-write protocol
+    /// ([`crate::Coordinator::one_write`]): answering `AskEpoch` then
+    /// raises this participant's floor to the asker's epoch first,
+    /// durably, so that what it had no trace of when it answered stays so
+    /// (a prepare of an earlier epoch arriving later is ignored). Off in
+    /// configurations written before it.
+    #[serde(default)]
+    pub one_write: bool,
 }
 
 /// A prepared transaction's reservation: `op.amount` of `op.key` is set aside
@@ -249,6 +257,18 @@ impl Participant {
                 // prepare acted on), the holds and the finished transactions.
                 let highest = state.data.highest_epoch();
                 let fates = state.data.fates();
+                let fence = TxnId { epoch: asked, n: 0 };
+                if self.one_write && state.data.floor < fence {
+                    // One write: the asker judges every transaction this
+                    // answer does not name as never prepared here, so none
+                    // of an earlier epoch may be prepared from now on. The
+                    // floor is raised without applying it (what is held or
+                    // finished stays: the asker resolves it), and it is
+                    // durable before the answer leaves.
+                    let data = &mut state.to_mut().data;
+                    data.floor = fence;
+                    o.save(Storage::Participant(data.clone()));
+                }
                 o.send(
                     src,
                     Msg::Epoch {
@@ -278,6 +298,7 @@ impl Participant {
                 o.save(Storage::Participant(data.clone()));
                 o.cancel_timer(Timer::Query(txn));
             }
+            Msg::Fence { txn } => self.on_fence(state, src, txn, o),
             // Messages meant for other roles: ignored deliberately.
             Msg::Purchase { .. }
             | Msg::Request { .. }
@@ -424,6 +445,30 @@ impl Participant {
         // Persist before send: the hold is durable before the yes vote leaves.
         o.save(Storage::Participant(data.clone()));
         // To whoever asked: with a replicated coordinator, the replica leading.
+        o.send(src, Msg::Vote { txn, ballot });
+    }
+
+    /// A coordinator gave up waiting for our vote on `txn` (one write):
+    /// a yes already saved stays a yes; otherwise `txn` is refused for
+    /// good, durably, before the answer leaves.
+    fn on_fence(&self, state: &mut Cow<PartState>, src: Id, txn: TxnId, o: &mut Out<Node>) {
+        let ballot = if state.data.prepared(&txn) {
+            Ballot::Yes
+        } else if let Some(done) = state.data.finished.get(&txn) {
+            match done.committed {
+                true => Ballot::Yes,
+                false => Ballot::No(Refusal::Fenced),
+            }
+        } else if txn < state.data.floor {
+            // Settled and forgotten, or below a fence: never prepared here
+            // from now on (a commit would have left it finished or acked).
+            Ballot::No(Refusal::Fenced)
+        } else {
+            let data = &mut state.to_mut().data;
+            data.finished.insert(txn, finished(None, false));
+            o.save(Storage::Participant(data.clone()));
+            Ballot::No(Refusal::Fenced)
+        };
         o.send(src, Msg::Vote { txn, ballot });
     }
 

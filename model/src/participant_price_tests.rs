@@ -15,6 +15,7 @@ fn order(prices: &[(&str, u64)]) -> Participant {
         coordinators: vec![Id::from(COORD)],
         initial: BTreeMap::from([("widget".to_string(), 5), ("gadget".to_string(), 5)]),
         prices: prices.iter().map(|(k, p)| (k.to_string(), *p)).collect(),
+        one_write: false,
     }
 }
 

@@ -11,6 +11,7 @@ fn wallet() -> Participant {
         coordinators: vec![Id::from(COORD)],
         initial: BTreeMap::from([("alice".to_string(), 10)]),
         prices: BTreeMap::new(),
+        one_write: false,
     }
 }
 

@@ -19,6 +19,7 @@ fn replica(index: usize) -> Replica {
             order: id(11),
             retention: 2,
             prices: false,
+            one_write: false,
         },
         peers: vec![id(0), id(1), id(2)],
         index,

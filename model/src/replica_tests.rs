@@ -22,6 +22,7 @@ pub(crate) fn replica(index: usize) -> Replica {
             order: id(ORDER),
             retention: 2,
             prices: false,
+            one_write: false,
         },
         peers: vec![id(0), id(1), id(2)],
         index,

@@ -291,6 +291,10 @@ pub enum Refusal {
     /// change of the sku is prepared and undecided (refused rather than
     /// guessed). (Appended: old encodings stay valid.)
     PriceChanged,
+    /// The coordinator fenced the transaction before this participant
+    /// prepared it (`Msg::Fence`): it is refused for good. (Appended: old
+    /// encodings stay valid.)
+    Fenced,
 }
 
 /// A participant's vote on a prepare.

@@ -166,6 +166,7 @@ async fn persist_before_send() {
         order: Id::from(addr(order)),
         retention: 10,
         prices: false,
+        one_write: false,
     });
     let (coord_id, stop_tx, task) = spawn_recorded(actor, "coordinator", coord_sock, &codec, &log);
     let coord_addr = SocketAddr::V4(SocketAddrV4::from(coord_id));
@@ -255,6 +256,7 @@ async fn hold_is_durable_before_the_vote() {
         coordinators: vec![coord_id],
         initial: [("alice".to_string(), 10)].into(),
         prices: Default::default(),
+        one_write: false,
     });
     let (my_id, stop_tx, task) = spawn_recorded(actor, "wallet", sock, &codec, &log);
     let txn = TxnId { epoch: 1, n: 0 };
@@ -318,6 +320,7 @@ async fn group_commit_shares_one_fsync_and_holds_back_every_vote() {
         coordinators: vec![coord_id],
         initial: [("alice".to_string(), 100)].into(),
         prices: Default::default(),
+        one_write: false,
     });
     coord.set_nonblocking(true).unwrap();
     let coord = tokio::net::UdpSocket::from_std(coord).unwrap();
@@ -351,6 +354,7 @@ async fn saves_nobody_depends_on_wait_for_the_next_send() {
         coordinators: vec![coord_id],
         initial: [("alice".to_string(), 10)].into(),
         prices: Default::default(),
+        one_write: false,
     });
     let (my_id, stop_tx, task) = spawn_recorded(actor, "wallet", sock, &codec, &log);
     let to = SocketAddr::V4(SocketAddrV4::from(my_id));

@@ -250,6 +250,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
             coordinators: vec![Id::from(c)],
             initial: [(key.to_string(), 100)].into(),
             prices: Default::default(),
+            one_write: false,
         })
     };
     let wallet = participant(Resource::Wallet, "alice");
@@ -262,6 +263,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
                 order: Id::from(o),
                 retention: 100,
                 prices: false,
+                one_write: false,
             }),
         ),
         ("wallet", w, wallet.clone()),

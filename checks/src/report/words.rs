@@ -82,6 +82,7 @@ pub(super) fn msg(m: &Msg) -> String {
         Msg::Abort { txn } => format!("Abort txn {txn}"),
         Msg::Ack { txn } => format!("Ack txn {txn}"),
         Msg::QueryDecision { txn } => format!("QueryDecision txn {txn}"),
+        Msg::Fence { txn } => format!("Fence txn {txn}: refuse it unless you voted, and say your vote"),
         Msg::AskEpoch { epoch } => {
             format!("AskEpoch (asker's {epoch}): which epoch have you seen?")
         }

@@ -149,16 +149,32 @@ impl Coordinator {
         // lacks is learned from them; a log that is the latest knows every
         // decision, and what it does not know it presumes aborted.
         let moved = learned >= state.epoch;
-        let mut resolved = if moved {
+        // One write: the last incarnation told outcomes it never saved (the
+        // participants' durable votes were the decision), so every start
+        // resolves from the participants, as for a lost log, except that a
+        // transaction every participant holds was committed: nobody could
+        // have been told "aborted" without a durable no or fence.
+        let resolves = moved || self.one_write;
+        let mut resolved = if resolves {
             resolve_among(&answers)
         } else {
             Resolved::default()
         };
+        if self.one_write {
+            let all_hold = std::mem::take(&mut resolved.doubt);
+            resolved.commit.extend(all_hold);
+        }
         state.learning = Learning::Learned;
         o.cancel_timer(Timer::Learn);
-        if moved {
-            // Move past it, durably, before anything is prepared.
-            self.move_past(state, learned);
+        if resolves {
+            // Move past it, durably, before anything is prepared. (One
+            // write, not moved: the same epoch, a new generation of
+            // tickets, since the outcomes the last incarnation told and
+            // did not save are forgotten: a ticket it gave may be about one.)
+            match moved {
+                true => self.move_past(state, learned),
+                false => new_generation(state),
+            }
             // A restored backup decided some of what they hold itself:
             // its log's word stands (an owed commit, a recorded outcome).
             let knows = |txn: &TxnId, req: &RequestId| {
@@ -187,7 +203,7 @@ impl Coordinator {
             }
         }
         state.doubts.extend(resolved.doubt);
-        if moved || !resolved.commit.is_empty() || !state.doubts.is_empty() {
+        if resolves || !resolved.commit.is_empty() || !state.doubts.is_empty() {
             o.save(Storage::Coordinator(state.storage()));
         }
         // Persist before send: the owed commits go out once they are durable.
@@ -240,10 +256,16 @@ impl Coordinator {
     /// of an earlier one, which counted from a lower epoch).
     fn move_past(&self, state: &mut CoordState, learned: u64) {
         state.epoch = learned + 1;
-        let generation = state.epoch << TICKET_GENERATION_BITS;
-        state.outcomes.next = state.outcomes.next.max(generation);
-        state.outcomes.forgotten_below = state.outcomes.forgotten_below.max(generation);
+        new_generation(state);
     }
+}
+
+/// Start the generation of tickets of `state`'s epoch: every ticket handed
+/// out before counts as forgotten.
+fn new_generation(state: &mut CoordState) {
+    let generation = state.epoch << TICKET_GENERATION_BITS;
+    state.outcomes.next = state.outcomes.next.max(generation);
+    state.outcomes.forgotten_below = state.outcomes.forgotten_below.max(generation);
 }
 
 #[cfg(test)]

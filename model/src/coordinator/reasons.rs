@@ -14,6 +14,8 @@ pub(super) fn reason_for(is_wallet: bool, refusal: Refusal) -> AbortReason {
         (false, Refusal::UnknownKey) => AbortReason::UnknownSku,
         (_, Refusal::Overflow) => AbortReason::Overflow,
         (_, Refusal::PriceChanged) => AbortReason::PriceChanged,
+        // Fenced: the vote never came; the abort is the vote timeout's.
+        (_, Refusal::Fenced) => AbortReason::VoteTimeout,
     }
 }
 

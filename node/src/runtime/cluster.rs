@@ -452,6 +452,7 @@ impl Cluster {
             // "Prices"): a sku without a price accepts any, so clusters
             // without prices buy as before. Upgrade the order service first.
             prices: true,
+            one_write: false,
         };
         match (node.role, self.protocol) {
             (Role::Coordinator, Protocol::TwoPc) => Node::Coordinator(coordinator),
@@ -470,12 +471,14 @@ impl Cluster {
                 coordinators,
                 initial: Default::default(),
                 prices: Default::default(),
+                one_write: false,
             }),
             (Role::Order, _) => Node::Participant(Participant {
                 resource: Resource::Order,
                 coordinators,
                 initial: Default::default(),
                 prices: Default::default(),
+                one_write: false,
             }),
         }
     }

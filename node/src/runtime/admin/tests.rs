@@ -105,6 +105,7 @@ fn replicas_show_their_standing_and_who_leads() {
             order: Id::from(8),
             retention: 10,
             prices: false,
+            one_write: false,
         },
         peers: peers.clone(),
         index,

@@ -26,6 +26,7 @@ fn coordinator() -> Coordinator {
         order: id(ORDER),
         retention: 100,
         prices: false,
+        one_write: false,
     }
 }
 
@@ -166,6 +167,7 @@ fn a_participant_decides_nothing() {
         coordinators: vec![id("127.0.0.1:7001")],
         initial: Default::default(),
         prices: Default::default(),
+        one_write: false,
     });
     let mut core = Core::new(actor, id(WALLET), &cfg("wallet"));
     core.handle(now, Event::Start(None));

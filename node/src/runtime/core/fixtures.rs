@@ -36,6 +36,7 @@ pub fn wallet(codec: &Codec) -> Core {
         coordinators: vec![Id::from(v4(COORD))],
         initial: [("alice".into(), 100)].into(),
         prices: Default::default(),
+        one_write: false,
     });
     let cfg = Config {
         name: "wallet".into(),

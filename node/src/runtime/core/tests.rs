@@ -33,6 +33,7 @@ pub(super) fn coordinator(wallet: &str, order: &str) -> Core {
         order: id(order),
         retention: 100,
         prices: false,
+        one_write: false,
     });
     let cfg = Config {
         name: "coordinator".into(),
@@ -50,6 +51,7 @@ pub(super) fn wallet(balance: u64) -> Core {
         coordinators: vec![id(COORD)],
         initial: [("alice".into(), balance)].into(),
         prices: Default::default(),
+        one_write: false,
     });
     let cfg = Config {
         name: "wallet".into(),

@@ -17,6 +17,7 @@ fn wallet() -> Participant {
         coordinators: vec![Id::from(COORD as usize)],
         initial: BTreeMap::from([("alice".to_string(), 10), ("bob".to_string(), 3)]),
         prices: Default::default(),
+        one_write: false,
     }
 }
 
