@@ -7,9 +7,11 @@
 
 mod breaks;
 mod leaders;
+mod onewrite;
 mod refunds;
 mod shop;
 
+pub use onewrite::{OUTCOME_IMPLIED, SOME_ALL_HOLD_COMMITTED, SOME_TOLD_BEFORE_SAVED};
 pub use refunds::{
     CREDIT_APPLIED_ONCE, REFUNDED_COUNTED, REFUND_ONLY_OF_COMMITTED, SOME_REFUND_COMMITTED,
     SOME_REFUND_EXCEEDS, SOME_REFUND_NOT_COMMITTED, SOME_REFUND_RETRY_ANSWERED,
@@ -139,6 +141,7 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
     }
     props.extend(shop::properties(cfg));
     props.extend(refunds::properties(cfg));
+    props.extend(onewrite::properties(cfg));
     if cfg.can_run_short() {
         props.push(Property::sometimes(SOME_SHORTAGE_ABORT, |m, s| {
             seen(m, s).any(|o| {
@@ -225,7 +228,10 @@ pub fn for_config(cfg: &Config) -> Vec<Property<TwopcModel>> {
     }
     props.extend(leaders::sometimes(cfg));
     // (A lost disk forgets every decision: nothing is recovered from it.)
-    if cfg.may_crash(Role::Coordinator) && cfg.can_commit() && !cfg.lose_disk {
+    // (One write saves a purchase's commit only with the save that forgets
+    // it: a restart recovers it from the participants instead, which
+    // `SOME_ALL_HOLD_COMMITTED` shows.)
+    if cfg.may_crash(Role::Coordinator) && cfg.can_commit() && !cfg.lose_disk && !cfg.one_write {
         props.push(Property::sometimes(DECIDED_RECOVERY, |m, s| {
             coordinators(&m.cfg, s)
                 .any(|(i, c)| c.recovered_commits && c.commits.is_empty() && !s.crashed[i])
@@ -353,10 +359,19 @@ fn settled_holds_nothing(m: &TwopcModel, s: &SysState) -> bool {
     if coordinators(&m.cfg, s).any(|(i, c)| c.learning != Learning::Learned || lost(i)) {
         return true;
     }
+    // One write: a floor at the start of an epoch may be the fence an
+    // `AskEpoch` raised, which releases nothing (the asker resolves what is
+    // held below it, and the holder asks); the next prepare's floor does.
+    let fenced =
+        |d: &PartStorage, t: &TxnId| m.cfg.one_write && d.floor.n == 0 && t.epoch < d.floor.epoch;
     participants(s).all(|(_, p)| {
         let d = &p.data;
-        d.holds.range(..d.floor).all(|(t, _)| owed(s, t))
-            && d.credits.range(..d.floor).all(|(t, _)| owed(s, t))
+        d.holds
+            .range(..d.floor)
+            .all(|(t, _)| owed(s, t) || fenced(d, t))
+            && d.credits
+                .range(..d.floor)
+                .all(|(t, _)| owed(s, t) || fenced(d, t))
     })
 }
 
@@ -478,9 +493,15 @@ fn durable(m: &TwopcModel, s: &SysState) -> bool {
     // A committed transaction is durably applied: remembered as committed,
     // or settled by the durable floor (applied and acknowledged everywhere,
     // then forgotten) and no longer held.
-    let applied_durably = |d: &PartStorage, txn: &TxnId| {
-        d.finished.get(txn).is_some_and(|f| f.committed)
-            || (*txn < d.floor && !d.finished.contains_key(txn) && !d.prepared(txn))
+    let applied_durably = onewrite::applied_durably;
+    // One write: a revealed commit may be durable only in the votes (every
+    // participant holds its yes or applied it), and a revealed decision
+    // only there (`OUTCOME_IMPLIED` judges those).
+    let one_write = m.cfg.one_write;
+    let implied = |txn: &TxnId| {
+        one_write
+            && parties(s, *txn)
+                .all(|p| part(p).is_some_and(|d| d.prepared(txn) || applied_durably(d, txn)))
     };
     // A yes vote is backed by a durable hold (or a durable decision since,
     // or the durable floor that settled it).
@@ -498,11 +519,12 @@ fn durable(m: &TwopcModel, s: &SysState) -> bool {
     && h.commits_sent.iter().all(|txn| {
         parties(s, txn).all(|p| part(p).is_some_and(|d| applied_durably(d, &txn)))
             || restarts.iter().all(|c| c.as_ref().is_some_and(|c| c.commits.contains_key(&txn)))
+            || implied(&txn)
     })
     // A revealed decision is durable, or forgotten by the retention rule
     // (which has forgotten something, durably).
     && h.outcomes_sent.iter().all(|req| {
-        restarts.iter().all(|c| c.as_ref().is_some_and(|c| {
+        one_write || restarts.iter().all(|c| c.as_ref().is_some_and(|c| {
             c.outcomes.by_id.contains_key(req) || c.outcomes.forgotten_below > 0
         }))
     })

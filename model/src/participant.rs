@@ -255,7 +255,10 @@ impl Participant {
             Msg::AskEpoch { epoch: asked } => {
                 // Read from what is durable: the floor (raised by every
                 // prepare acted on), the holds and the finished transactions.
-                let highest = state.data.highest_epoch();
+                let highest = match self.one_write {
+                    true => state.data.highest_used_epoch(),
+                    false => state.data.highest_epoch(),
+                };
                 let fates = state.data.fates();
                 let fence = TxnId { epoch: asked, n: 0 };
                 if self.one_write && state.data.floor < fence {

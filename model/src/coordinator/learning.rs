@@ -160,10 +160,11 @@ impl Coordinator {
         } else {
             Resolved::default()
         };
-        if self.one_write {
-            let all_hold = std::mem::take(&mut resolved.doubt);
-            resolved.commit.extend(all_hold);
-        }
+        let all_hold = match self.one_write {
+            true => std::mem::take(&mut resolved.doubt),
+            false => Map::new(),
+        };
+        resolved.commit.extend(all_hold.clone());
         state.learning = Learning::Learned;
         o.cancel_timer(Timer::Learn);
         if resolves {
@@ -191,6 +192,9 @@ impl Coordinator {
             };
             resolved.commit = unknown(resolved.commit);
             resolved.doubt = unknown(resolved.doubt);
+        }
+        if all_hold.keys().any(|t| resolved.commit.contains_key(t)) {
+            state.resolved_all_hold = true;
         }
         for (txn, req) in &resolved.commit {
             let acked = BTreeSet::new();

@@ -17,6 +17,23 @@ impl PartStorage {
             .max(last(self.credits.keys().next_back().copied()))
     }
 
+    /// [`Self::highest_epoch`] as a participant of the one-write protocol
+    /// tells it: a floor at the very start of an epoch (`n` 0) is what
+    /// answering that epoch's `AskEpoch` raised it to, or the first
+    /// prepare of it, which left a record of its own; by itself it does
+    /// not show the epoch used, only asked.
+    pub fn highest_used_epoch(&self) -> u64 {
+        let floor = match self.floor.n {
+            0 => self.floor.epoch.saturating_sub(1),
+            _ => self.floor.epoch,
+        };
+        let last = |m: Option<TxnId>| m.map_or(0, |t| t.epoch);
+        floor
+            .max(last(self.holds.keys().next_back().copied()))
+            .max(last(self.finished.keys().next_back().copied()))
+            .max(last(self.credits.keys().next_back().copied()))
+    }
+
     /// Whether `txn` is prepared here (a hold or a pending credit).
     pub fn prepared(&self, txn: &TxnId) -> bool {
         self.holds.contains_key(txn) || self.credits.contains_key(txn)

@@ -440,6 +440,7 @@ mod tests {
             partial: Default::default(),
             refunded: Default::default(),
             recovered_commits: false,
+            resolved_all_hold: false,
         }
     }
 

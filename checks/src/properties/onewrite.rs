@@ -1,0 +1,90 @@
+//! What the one-write protocol promises (docs/one-write.md), judged from
+//! the participants' durable state: every outcome a client holds is the
+//! one their saved votes imply, whatever the coordinator has saved.
+
+use super::*;
+
+/// Whenever a client holds an outcome of an attempt, the participants'
+/// durable state implies it: committed, every participant of the attempt
+/// holds its yes durably or applied it (or the coordinator owes it,
+/// durably); aborted, some participant durably refused it (a saved no or
+/// fence, or a floor above it that it never held).
+pub const OUTCOME_IMPLIED: &str =
+    "an outcome told is the outcome the participants' saved votes imply";
+/// Reached (one write): a client holds "committed" while the coordinator's
+/// durable log has neither the outcome nor the commit.
+pub const SOME_TOLD_BEFORE_SAVED: &str = "a commit told before the coordinator saved it";
+/// Reached (one write, the coordinator may crash): a start resolved a
+/// transaction every participant held as committed.
+pub const SOME_ALL_HOLD_COMMITTED: &str =
+    "a restarted coordinator commits what every participant holds";
+
+/// The one-write properties that apply to `cfg` (none without it).
+pub(super) fn properties(cfg: &Config) -> Vec<Property<TwopcModel>> {
+    if !cfg.one_write {
+        return Vec::new();
+    }
+    let mut props = vec![Property::always(OUTCOME_IMPLIED, outcome_implied)];
+    if cfg.can_commit() {
+        props.push(Property::sometimes(SOME_TOLD_BEFORE_SAVED, |m, s| {
+            let logs = durable_coordinator(&m.cfg, s);
+            seen(m, s).any(|o| {
+                o.verdict == Verdict::Committed
+                    && o.txn.is_some_and(|t| {
+                        logs.iter().all(|c| {
+                            c.as_ref().is_none_or(|c| {
+                                !c.outcomes.by_id.contains_key(&o.req)
+                                    && !c.commits.contains_key(&t)
+                            })
+                        })
+                    })
+            })
+        }));
+    }
+    if cfg.can_commit() && cfg.may_crash(Role::Coordinator) {
+        props.push(Property::sometimes(SOME_ALL_HOLD_COMMITTED, |m, s| {
+            coordinators(&m.cfg, s).any(|(_, c)| c.resolved_all_hold)
+        }));
+    }
+    props
+}
+
+/// A participant's durable state: it applied `txn` (committed, remembered or
+/// settled by its floor and no longer held or remembered).
+pub(super) fn applied_durably(d: &PartStorage, txn: &TxnId) -> bool {
+    d.finished.get(txn).is_some_and(|f| f.committed)
+        || (*txn < d.floor && !d.finished.contains_key(txn) && !d.prepared(txn))
+}
+
+/// A participant's durable state refuses `txn` for good: a saved no or
+/// fence, or a floor above it that it neither holds nor remembers.
+fn refused_durably(d: &PartStorage, txn: &TxnId) -> bool {
+    d.finished.get(txn).is_some_and(|f| !f.committed)
+        || (*txn < d.floor && !d.finished.contains_key(txn) && !d.prepared(txn))
+}
+
+fn outcome_implied(m: &TwopcModel, s: &SysState) -> bool {
+    let part = |i: usize| match s.actor_storages[i].as_deref() {
+        Some(Storage::Participant(p)) => Some(p),
+        _ => None,
+    };
+    let logs = durable_coordinator(&m.cfg, s);
+    let owed = |t: &TxnId| {
+        logs.iter()
+            .all(|c| c.as_ref().is_some_and(|c| c.commits.contains_key(t)))
+    };
+    requests_seen(m, s).all(|(r, o)| match (o.verdict, o.txn) {
+        (Verdict::Committed, Some(t)) => {
+            owed(&t)
+                || [WALLET, ORDER]
+                    .into_iter()
+                    .filter(|i| change_for(*i, &r.op).is_some())
+                    .all(|i| part(i).is_some_and(|d| d.prepared(&t) || applied_durably(d, &t)))
+        }
+        (Verdict::Aborted(_), Some(t)) => [WALLET, ORDER]
+            .into_iter()
+            .filter(|i| change_for(*i, &r.op).is_some())
+            .any(|i| part(i).is_some_and(|d| refused_durably(d, &t))),
+        _ => true,
+    })
+}
