@@ -465,3 +465,17 @@ pub fn competing_leaders() -> Config {
         ..replicated()
     }
 }
+
+/// The `one-write` entry of the CI matrix: one purchase under the one-write
+/// protocol, any actor may crash (one down at a time), the coordinator
+/// restarts once: decisions told before they are saved, fences, and a
+/// restart that resolves from the participants.
+pub fn one_write() -> Config {
+    Config {
+        clients: 1,
+        max_crashes: 1,
+        crashable: [Role::Coordinator, Role::Wallet, Role::Order, Role::Client].into(),
+        one_write: true,
+        ..Config::default()
+    }
+}

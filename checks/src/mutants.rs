@@ -3,6 +3,7 @@
 //! rewrites what goes into or comes out of it. Each mutant names the property
 //! the checker must find violated; tests assert that it does.
 
+mod onewrite;
 mod paxos;
 mod receive;
 mod refunds;
@@ -145,6 +146,24 @@ pub enum Mutant {
     /// Replicated: a new leader adopts the state of the lowest (term,
     /// version) its majority of promises reported, not the highest.
     AdoptLowestBallot,
+    /// One write: the coordinator aborts when its vote timer fires, as
+    /// two-phase commit does, without a fence: a vote it did not wait for
+    /// may be a saved yes, and then every participant's saved vote says
+    /// committed. Needs `--one-write`.
+    AbortWithoutFence,
+    /// One write: a participant takes a fence as an abort, releasing a
+    /// hold it voted yes on, though the coordinator may have heard that
+    /// yes and told "committed". Needs `--one-write`.
+    FenceBeatsYes,
+    /// One write: a restarted coordinator resolves a transaction every
+    /// participant holds as aborted (as if in doubt were abort), though
+    /// its predecessor may have told "committed". Needs `--one-write`.
+    AllHoldAborts,
+    /// One write: a restarted coordinator keeps handing out tickets from
+    /// where its log counts, though its predecessor told outcomes it never
+    /// saved: a caller's ticket starts a purchase it was told committed
+    /// again. Needs `--one-write`.
+    GenerationKept,
 }
 
 impl Mutant {
@@ -362,6 +381,9 @@ impl Checked {
 
     fn fire(&self, id: Id, state: &mut Cow<State>, timer: &Timer, o: &mut Out<Self>) {
         let mut out = Out::new();
+        if self.fire_one_write(id, state, timer, &mut out) {
+            return self.mutate_out(out, o);
+        }
         match (&self.node, timer) {
             (Node::Coordinator(c), Timer::Votes(txn))
                 if is(self.mutant, Mutant::CommitOnVoteTimeout) =>

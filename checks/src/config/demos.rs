@@ -154,6 +154,18 @@ impl Mutant {
                 mutant: Some(self),
                 ..competing_leaders()
             },
+            // One write: the `one-write` entry of the CI matrix (one
+            // purchase, any actor may crash once).
+            Mutant::AbortWithoutFence | Mutant::FenceBeatsYes | Mutant::AllHoldAborts => Config {
+                mutant: Some(self),
+                ..one_write()
+            },
+            // The same, with money for a second charge.
+            Mutant::GenerationKept => Config {
+                mutant: Some(self),
+                balance: 20,
+                ..one_write()
+            },
             // The first leader dies for good; the next loses its campaign
             // and never asks again.
             Mutant::CampaignNotResent => Config {

@@ -24,6 +24,9 @@ impl Checked {
         let Some(msg) = self.receive_refunds(id, state, src, msg, &mut out) else {
             return self.mutate_out(out, o);
         };
+        let Some(msg) = self.receive_one_write(id, state, src, msg, &mut out) else {
+            return self.mutate_out(out, o);
+        };
         match (&self.node, self.mutant, &msg) {
             (
                 Node::Coordinator(_),

@@ -38,6 +38,10 @@ impl Mutant {
                 CONSERVED
             }
             Mutant::KeepDeadHolds => REFUSAL_IS_TRUE,
+            Mutant::AbortWithoutFence | Mutant::FenceBeatsYes | Mutant::AllHoldAborts => {
+                OUTCOME_IMPLIED
+            }
+            Mutant::GenerationKept => CHARGED_AT_MOST_ONCE,
             Mutant::FloorKeepsHolds => SETTLED_HOLDS_NOTHING,
             Mutant::DecideWithoutMajority
             | Mutant::ForgetAcceptedOnRestart

@@ -1,0 +1,124 @@
+//! The one-write mutants (docs/one-write.md): a coordinator that aborts on
+//! its vote timer without a fence, a participant whose fence overrides its
+//! saved yes, a restart that takes "every participant holds it" for an
+//! abort, and one that keeps handing out tickets of the outcomes it lost.
+//! Each is caught in the `one-write` entry of the CI matrix (the last with
+//! money for two purchases).
+
+use super::{Checked, Mutant};
+use stateright::actor::{Actor, Command, Id, Out};
+use std::borrow::Cow;
+use twopc_model::{Ballot, Fate, Msg, Node, Refusal, State, Storage, Timer};
+
+impl Checked {
+    /// Delivers `msg` as a one-write mutant would handle it. Returns the
+    /// message back, untouched, if the mutant has nothing to do with it.
+    pub(super) fn receive_one_write(
+        &self,
+        id: Id,
+        state: &mut Cow<State>,
+        src: Id,
+        msg: Msg,
+        out: &mut Out<Node>,
+    ) -> Option<Msg> {
+        match (&self.node, self.mutant, &msg) {
+            (Node::Participant(_), Some(Mutant::FenceBeatsYes), Msg::Fence { txn }) => {
+                // The fence taken as an abort: a saved yes is released too.
+                let txn = *txn;
+                self.node.on_msg(id, state, src, Msg::Abort { txn }, out);
+                let refused = match &**state {
+                    State::Participant(p) => {
+                        p.data.finished.get(&txn).is_some_and(|f| !f.committed)
+                    }
+                    _ => false,
+                };
+                match refused {
+                    true => out.send(
+                        src,
+                        Msg::Vote {
+                            txn,
+                            ballot: Ballot::No(Refusal::Fenced),
+                        },
+                    ),
+                    false => self.node.on_msg(id, state, src, msg, out),
+                }
+                None
+            }
+            (
+                Node::Coordinator(_),
+                Some(Mutant::AllHoldAborts),
+                Msg::Epoch {
+                    asked,
+                    highest,
+                    fates,
+                },
+            ) if src == Id::from(twopc_model::slots::ORDER) => {
+                // The order service's holds read as "no trace": what both
+                // hold resolves as aborted.
+                let fates = fates
+                    .iter()
+                    .filter(|(_, f)| !matches!(f, Fate::Held(_) | Fate::HeldAmong(..)))
+                    .cloned()
+                    .collect();
+                let msg = Msg::Epoch {
+                    asked: *asked,
+                    highest: *highest,
+                    fates,
+                };
+                self.node.on_msg(id, state, src, msg, out);
+                None
+            }
+            (Node::Coordinator(_), Some(Mutant::GenerationKept), Msg::Epoch { .. }) => {
+                let before = match &**state {
+                    State::Coordinator(c) => (c.epoch, c.outcomes.next, c.outcomes.forgotten_below),
+                    _ => return Some(msg),
+                };
+                self.node.on_msg(id, state, src, msg, out);
+                let State::Coordinator(c) = state.to_mut() else {
+                    unreachable!("matched above")
+                };
+                if c.epoch == before.0
+                    && (c.outcomes.next, c.outcomes.forgotten_below) != (before.1, before.2)
+                {
+                    (c.outcomes.next, c.outcomes.forgotten_below) = (before.1, before.2);
+                    let saved = Storage::Coordinator(c.storage());
+                    let cmds: Vec<_> = std::mem::take(out).into_iter().collect();
+                    for cmd in cmds {
+                        match cmd {
+                            Command::Save(_) => out.save(saved.clone()),
+                            Command::Send(d, m) => out.send(d, m),
+                            Command::SetTimer(t, r) => out.set_timer(t, r),
+                            Command::CancelTimer(t) => out.cancel_timer(t),
+                            Command::ChooseRandom(k, r) => out.choose_random(k, r),
+                        }
+                    }
+                }
+                None
+            }
+            _ => Some(msg),
+        }
+    }
+
+    /// Fires `timer` as a one-write mutant would. Returns whether it did
+    /// (the production handler then does not run).
+    pub(super) fn fire_one_write(
+        &self,
+        id: Id,
+        state: &mut Cow<State>,
+        timer: &Timer,
+        out: &mut Out<Node>,
+    ) -> bool {
+        match (&self.node, self.mutant, timer) {
+            (Node::Coordinator(c), Some(Mutant::AbortWithoutFence), Timer::Votes(_)) => {
+                // As two-phase commit does: abort at once.
+                let two_pc = Node::Coordinator(twopc_model::Coordinator {
+                    one_write: false,
+                    ..c.clone()
+                });
+                two_pc.on_timeout(id, state, timer, out);
+                true
+            }
+            _ => false,
+        }
+    }
+}
