@@ -474,7 +474,6 @@ pub fn one_write() -> Config {
     Config {
         clients: 1,
         max_crashes: 1,
-        crashable: [Role::Coordinator, Role::Wallet, Role::Order, Role::Client].into(),
         one_write: true,
         ..Config::default()
     }

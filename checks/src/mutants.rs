@@ -164,6 +164,10 @@ pub enum Mutant {
     /// saved: a caller's ticket starts a purchase it was told committed
     /// again. Needs `--one-write`.
     GenerationKept,
+    /// One write: the coordinator fences the missing voters once and never
+    /// again: if the fence or its answer is lost, the attempt waits forever
+    /// (liveness only). Needs `--one-write`.
+    FenceNotResent,
 }
 
 impl Mutant {

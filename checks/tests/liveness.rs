@@ -36,6 +36,20 @@ fn live_when_crashed_actors_recover() {
     assert!(result.done > 0 && result.states > result.done);
 }
 
+/// One write (the `one-write` matrix configuration): every request still
+/// gets its outcome and no hold is left, whichever actor crashes and
+/// recovers: a late vote is fenced, not waited for for ever, and a restart
+/// resolves what its predecessor told. (`FenceNotResent` shows this
+/// analysis failing there: tests/mutants.rs.)
+#[test]
+fn live_under_one_write_when_crashed_actors_recover() {
+    let result = analyze(&twopc_checks::config::one_write().into_model(), |_| {});
+    assert!(result.holds(), "{} stuck states", result.stuck);
+    assert_eq!(result.cut_off, 0);
+    assert_eq!(result.stuck_beyond_bounds, 0);
+    assert!(result.done > 0 && result.states > result.done);
+}
+
 /// A fresh incarnation retrying the id, and a lookup after the purchase,
 /// each get an answer: a retry that is told "unknown" is done, and nothing
 /// waits on an id that will never start.

@@ -99,3 +99,8 @@ fn matrix_replica_disk_lost() {
 fn matrix_coordinator_disk_lost() {
     check_entry("coordinator-disk-lost");
 }
+
+#[test]
+fn matrix_one_write() {
+    check_entry("one-write");
+}

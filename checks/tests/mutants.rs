@@ -120,6 +120,55 @@ fn refund_mutants_are_caught() {
     }
 }
 
+/// One write (docs/one-write.md): a coordinator that aborts on its vote
+/// timer without a fence, a participant whose fence releases a saved yes,
+/// and a restart that resolves "every participant holds it" as aborted,
+/// each caught in the `one-write` entry of the CI matrix; a restart that
+/// keeps its ticket generation, caught with money for a second charge.
+#[test]
+fn one_write_mutants_are_caught() {
+    for mutant in [
+        Mutant::AbortWithoutFence,
+        Mutant::FenceBeatsYes,
+        Mutant::AllHoldAborts,
+    ] {
+        let cfg = Config {
+            mutant: None,
+            ..mutant.demo_config()
+        };
+        assert_eq!(cfg, twopc_checks::config::one_write());
+        assert_caught(mutant);
+    }
+    assert!(Mutant::GenerationKept.demo_config().one_write);
+    assert_caught(Mutant::GenerationKept);
+}
+
+/// One write, liveness: a coordinator that fences once and never again
+/// leaves an attempt waiting for ever once a fence or its answer is lost;
+/// the AG EF done analysis finds it in the `one-write` configuration.
+#[test]
+fn fence_not_resent_is_caught() {
+    assert!(Mutant::FenceNotResent.demo_config().one_write);
+    assert_caught(Mutant::FenceNotResent);
+}
+
+/// One write puts the participants' save in place of the coordinator's:
+/// a participant that votes yes before saving is caught there too (its
+/// vote is all that records a commit told).
+#[test]
+fn no_save_before_yes_is_caught_under_one_write() {
+    let cfg = Config {
+        mutant: Some(Mutant::NoSaveBeforeYes),
+        ..twopc_checks::config::one_write()
+    };
+    let run = twopc_checks::run::find(
+        cfg.into_model(),
+        2,
+        twopc_checks::properties::OUTCOME_IMPLIED,
+    );
+    assert!(run.caught_by(twopc_checks::properties::OUTCOME_IMPLIED));
+}
+
 #[test]
 fn forget_holds_on_restart_is_caught() {
     assert_caught(Mutant::ForgetHoldsOnRestart);

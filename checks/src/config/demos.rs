@@ -156,15 +156,20 @@ impl Mutant {
             },
             // One write: the `one-write` entry of the CI matrix (one
             // purchase, any actor may crash once).
-            Mutant::AbortWithoutFence | Mutant::FenceBeatsYes | Mutant::AllHoldAborts => Config {
+            // (Its liveness-only mutant there too: every role crashable.)
+            Mutant::AbortWithoutFence
+            | Mutant::FenceBeatsYes
+            | Mutant::AllHoldAborts
+            | Mutant::FenceNotResent => Config {
                 mutant: Some(self),
                 ..one_write()
             },
-            // The same, with money for a second charge.
+            // One write, money for a second charge, the coordinator the
+            // one that crashes (it told "committed" and lost it).
             Mutant::GenerationKept => Config {
-                mutant: Some(self),
                 balance: 20,
-                ..one_write()
+                one_write: true,
+                ..crashing(Role::Coordinator)
             },
             // The first leader dies for good; the next loses its campaign
             // and never asks again.

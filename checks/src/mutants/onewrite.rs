@@ -1,7 +1,8 @@
 //! The one-write mutants (docs/one-write.md): a coordinator that aborts on
 //! its vote timer without a fence, a participant whose fence overrides its
 //! saved yes, a restart that takes "every participant holds it" for an
-//! abort, and one that keeps handing out tickets of the outcomes it lost.
+//! abort, one that keeps handing out tickets of the outcomes it lost, and
+//! one that fences once and never again (liveness).
 //! Each is caught in the `one-write` entry of the CI matrix (the last with
 //! money for two purchases).
 
@@ -116,6 +117,24 @@ impl Checked {
                     ..c.clone()
                 });
                 two_pc.on_timeout(id, state, timer, out);
+                true
+            }
+            (Node::Coordinator(_), Some(Mutant::FenceNotResent), Timer::Votes(txn)) => {
+                let mut fired = Out::new();
+                self.node.on_timeout(id, state, timer, &mut fired);
+                let fenced = fired
+                    .iter()
+                    .any(|c| matches!(c, Command::Send(_, Msg::Fence { .. })));
+                for c in fired {
+                    match c {
+                        Command::SetTimer(Timer::Votes(t), _) if fenced && t == *txn => {}
+                        Command::Send(d, m) => out.send(d, m),
+                        Command::SetTimer(t, r) => out.set_timer(t, r),
+                        Command::CancelTimer(t) => out.cancel_timer(t),
+                        Command::Save(s) => out.save(s),
+                        Command::ChooseRandom(k, r) => out.choose_random(k, r),
+                    }
+                }
                 true
             }
             _ => false,

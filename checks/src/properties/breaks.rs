@@ -33,7 +33,8 @@ impl Mutant {
             | Mutant::LearnNotRetried
             | Mutant::DeafToLastBackup
             | Mutant::CampaignNotResent
-            | Mutant::LeaderNeverResends => LIVE,
+            | Mutant::LeaderNeverResends
+            | Mutant::FenceNotResent => LIVE,
             Mutant::ForgetOnCommit | Mutant::FloorIgnoresOwed | Mutant::FloorIgnoresVoting => {
                 CONSERVED
             }
