@@ -451,6 +451,9 @@ impl Actor for Node {
 }
 
 #[cfg(test)]
+mod onewrite_tests;
+
+#[cfg(test)]
 pub(crate) mod test_util {
     //! Helpers for handler unit tests: feed one event, compare the exact
     //! commands out (stateright's `Command` has no `PartialEq`, so the

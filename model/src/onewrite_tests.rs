@@ -1,0 +1,233 @@
+//! Handler tests of the one-write protocol (docs/one-write.md): what the
+//! coordinator and a participant do differently when it is on. Feed one
+//! event, compare the exact commands out.
+
+use crate::coordinator::tests::{contents, yes, CLIENT, ORDER, WALLET};
+use crate::test_util::*;
+use crate::*;
+use std::collections::BTreeMap;
+
+fn coord() -> Coordinator {
+    Coordinator {
+        one_write: true,
+        ..crate::coordinator::tests::coord()
+    }
+}
+
+fn wallet() -> Participant {
+    Participant {
+        resource: Resource::Wallet,
+        coordinators: vec![Id::from(slots::COORDINATOR)],
+        initial: BTreeMap::from([("alice".to_string(), 10)]),
+        prices: BTreeMap::new(),
+        one_write: true,
+    }
+}
+
+fn to_coord(state: &CoordState, src: usize, msg: Msg) -> (CoordState, Out<Node>) {
+    let mut cow = Cow::Borrowed(state);
+    let mut o = Out::new();
+    coord().on_msg(&mut cow, Id::from(src), msg, &mut o);
+    (cow.into_owned(), o)
+}
+
+fn to_wallet(state: &PartState, msg: Msg) -> (PartState, Out<Node>) {
+    let mut cow = Cow::Borrowed(state);
+    let mut o = Out::new();
+    wallet().on_msg(&mut cow, Id::from(slots::COORDINATOR), msg, &mut o);
+    (cow.into_owned(), o)
+}
+
+fn answer(asked: u64, highest: u64, fates: Vec<(TxnId, Fate)>) -> Msg {
+    Msg::Epoch {
+        asked,
+        highest,
+        fates,
+    }
+}
+
+/// Started from `storage`, its epoch learned from answers with `fates`.
+fn learned(
+    storage: Option<&CoordStorage>,
+    fates: [Vec<(TxnId, Fate)>; 2],
+) -> (CoordState, Out<Node>) {
+    let s = coord().on_start(storage, &mut Out::new());
+    let [w, o] = fates;
+    let (s, _) = to_coord(&s, WALLET, answer(s.epoch, 0, w));
+    to_coord(&s, ORDER, answer(s.epoch, 0, o))
+}
+
+/// A purchase of one unit with id `seq`, with the ticket `state` hands out.
+fn buy(state: &CoordState, seq: u64) -> Msg {
+    Msg::Purchase {
+        req: req(seq),
+        purchase: contents(1),
+        ticket: Some(state.outcomes.next),
+    }
+}
+
+#[test]
+fn all_yes_tells_the_commit_without_saving_it() {
+    let (s, _) = learned(None, [vec![], vec![]]);
+    // Every start is a new generation of tickets.
+    assert_eq!(s.outcomes.forgotten_below, 1 << TICKET_GENERATION_BITS);
+    let (s, _) = to_coord(&s, CLIENT, buy(&s, 1));
+    let (s, _) = to_coord(&s, WALLET, yes(0));
+    let (s, out) = to_coord(&s, ORDER, yes(0));
+    let outcome = Outcome {
+        req: req(1),
+        txn: Some(txn(0)),
+        verdict: Verdict::Committed,
+    };
+    assert_eq!(
+        cmds(&out),
+        expect(|o| {
+            o.cancel_timer(Timer::Votes(txn(0)));
+            o.send(Id::from(WALLET), Msg::Commit { txn: txn(0) });
+            o.send(Id::from(ORDER), Msg::Commit { txn: txn(0) });
+            o.send(Id::from(CLIENT), Msg::Outcome(outcome));
+            o.set_timer(Timer::Resend(txn(0)), timeouts::RESEND);
+        })
+    );
+    // The save that forgets the acknowledged commit records its outcome.
+    let (s, _) = to_coord(&s, WALLET, Msg::Ack { txn: txn(0) });
+    let (s, out) = to_coord(&s, ORDER, Msg::Ack { txn: txn(0) });
+    assert!(s.storage().outcomes.by_id.contains_key(&req(1)));
+    assert!(cmds(&out).contains("Save"), "{out:?}");
+}
+
+#[test]
+fn the_vote_timer_fences_the_missing_voter_and_waits_for_its_answer() {
+    let (s, _) = learned(None, [vec![], vec![]]);
+    let (s, _) = to_coord(&s, CLIENT, buy(&s, 1));
+    let (s, _) = to_coord(&s, WALLET, yes(0));
+    let mut cow = Cow::Borrowed(&s);
+    let mut out = Out::new();
+    coord().on_timeout(&mut cow, &Timer::Votes(txn(0)), &mut out);
+    assert_eq!(cow.as_ref(), &s, "no abort on the timer");
+    assert_eq!(
+        cmds(&out),
+        expect(|o| {
+            o.send(Id::from(ORDER), Msg::Fence { txn: txn(0) });
+            o.set_timer(Timer::Votes(txn(0)), timeouts::VOTES);
+        })
+    );
+    // The fence granted: aborted (vote timeout), told without a save.
+    let fenced = Msg::Vote {
+        txn: txn(0),
+        ballot: Ballot::No(Refusal::Fenced),
+    };
+    let (s, out) = to_coord(&s, ORDER, fenced);
+    let told = &s.outcomes.by_id[&req(1)];
+    assert_eq!(told.verdict, Verdict::Aborted(AbortReason::VoteTimeout));
+    assert!(!cmds(&out).contains("Save"), "{out:?}");
+    assert!(cmds(&out).contains("Outcome"), "{out:?}");
+    // The fence lost the race: a yes answers it, and commits.
+    let (fresh, _) = learned(None, [vec![], vec![]]);
+    let (s, _) = to_coord(&fresh, CLIENT, buy(&fresh, 2));
+    let (s, _) = to_coord(&s, WALLET, yes(0));
+    let (s, _) = to_coord(&s, ORDER, yes(0));
+    assert_eq!(s.outcomes.by_id[&req(2)].verdict, Verdict::Committed);
+}
+
+#[test]
+fn a_restart_commits_what_every_participant_holds_and_aborts_what_one_never_saw() {
+    let held = |n| (txn(n), Fate::Held(req(n + 1)));
+    let stored = CoordStorage {
+        epoch: 1,
+        ..CoordStorage::default()
+    };
+    let (s, out) = learned(Some(&stored), [vec![held(0), held(1)], vec![held(0)]]);
+    assert_eq!(s.epoch, 2);
+    assert!(s.commits.contains_key(&txn(0)), "both hold it: committed");
+    assert!(s.doubts.is_empty(), "nothing in doubt under one write");
+    assert!(s.resolved_all_hold);
+    assert!(!s.commits.contains_key(&txn(1)), "the order never saw it");
+    assert_eq!(s.outcomes.forgotten_below, 2 << TICKET_GENERATION_BITS);
+    let text = cmds(&out);
+    let save = text.find("Save").expect("the resolution is saved");
+    let commit = text.find("Commit").expect("the commit is owed");
+    assert!(save < commit, "saved before it is sent: {text}");
+    assert!(
+        text.contains("Abort { txn: TxnId { epoch: 1, n: 1 } }"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_participant_answers_a_question_behind_a_durable_fence() {
+    let s = wallet().on_start(None, &mut Out::new());
+    let (s, out) = to_wallet(&s, Msg::AskEpoch { epoch: 3 });
+    assert_eq!(s.data.floor, TxnId { epoch: 3, n: 0 });
+    assert_eq!(
+        cmds(&out),
+        expect(|o| {
+            o.save(Storage::Participant(s.data.clone()));
+            o.send(Id::from(slots::COORDINATOR), answer(3, 0, vec![]));
+        })
+    );
+    // Asked again: the fence is not an epoch it saw used (it counts as
+    // the one before it, below the asker's: the asker does not move on).
+    let (again, out) = to_wallet(&s, Msg::AskEpoch { epoch: 3 });
+    assert_eq!(again, s);
+    assert_eq!(
+        cmds(&out),
+        expect(|o| o.send(Id::from(slots::COORDINATOR), answer(3, 2, vec![])))
+    );
+    // A prepare of an earlier epoch arriving late is ignored.
+    let late = Msg::Prepare {
+        txn: TxnId { epoch: 2, n: 0 },
+        req: req(1),
+        op: Op {
+            key: "alice".into(),
+            amount: 6,
+        },
+        floor: Floor::default(),
+    };
+    let (after, out) = to_wallet(&s, late);
+    assert_eq!(after, s);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_fence_refuses_what_was_never_prepared_and_keeps_a_saved_yes() {
+    let s = wallet().on_start(None, &mut Out::new());
+    let (fenced, out) = to_wallet(&s, Msg::Fence { txn: txn(0) });
+    assert!(fenced
+        .data
+        .finished
+        .get(&txn(0))
+        .is_some_and(|f| !f.committed));
+    let no = Msg::Vote {
+        txn: txn(0),
+        ballot: Ballot::No(Refusal::Fenced),
+    };
+    assert_eq!(
+        cmds(&out),
+        expect(|o| {
+            o.save(Storage::Participant(fenced.data.clone()));
+            o.send(Id::from(slots::COORDINATOR), no.clone());
+        })
+    );
+    // The prepare that comes after the fence is refused without a vote.
+    let prepare = Msg::Prepare {
+        txn: txn(0),
+        req: req(1),
+        op: Op {
+            key: "alice".into(),
+            amount: 6,
+        },
+        floor: Floor::default(),
+    };
+    let (after, out) = to_wallet(&fenced, prepare.clone());
+    assert_eq!(after, fenced);
+    assert!(out.is_empty());
+    // A yes saved before the fence stays a yes.
+    let (held, _) = to_wallet(&s, prepare);
+    let (same, out) = to_wallet(&held, Msg::Fence { txn: txn(0) });
+    assert_eq!(same, held);
+    assert_eq!(
+        cmds(&out),
+        expect(|o| o.send(Id::from(slots::COORDINATOR), yes(0)))
+    );
+}
