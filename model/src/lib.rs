@@ -96,6 +96,25 @@
 //! resolution carry over, refunds and prices by design, and what changed on
 //! the wire and on disk: docs/shop.md.
 //!
+//! ## One durable write (opt in, two-phase commit only)
+//!
+//! With [`Coordinator::one_write`] (and [`Participant::one_write`] at both
+//! participants) a purchase waits for one forced write, the participants'
+//! prepares, instead of two: the participants' saved votes *are* the
+//! decision. All yes: the coordinator tells "committed" and sends `Commit`
+//! before saving anything (the record rides on the save that forgets the
+//! acknowledged commit). A vote that does not come is *fenced*
+//! ([`Msg::Fence`]): the participant saves "aborted" if it never prepared,
+//! or answers yes if it did, and only a no (a fence's included) aborts.
+//! Every start resolves from the participants' fates: a transaction every
+//! participant holds is committed (nobody can have been told "aborted"
+//! without a saved no or fence), and a participant answering `AskEpoch`
+//! first raises its floor to the asker's epoch, durably, so that what it had
+//! no trace of stays so. Every start also begins a new generation of
+//! tickets: outcomes told and not saved are forgotten by the crash. A
+//! refund still saves its decision first. The argument, what the checker
+//! says and what is left: docs/one-write.md.
+//!
 //! ## The known limit
 //!
 //! Two-phase commit blocks: a participant that voted yes must wait for the
