@@ -105,6 +105,7 @@ impl Core {
             return self.queued.push(Outgoing::Peer {
                 to,
                 msg: Box::new(msg),
+                waited: self.step_waited,
             });
         }
         match &msg {
@@ -115,8 +116,9 @@ impl Core {
             _ => tracing::debug!(node = %self.name, %kind, txn, %to, "send"),
         }
         let stamp = self.history.stamp(to4);
-        if let Some((last, last_stamp, bytes)) = &self.encoded {
-            if *last == msg && *last_stamp == stamp {
+        let waited = self.step_waited;
+        if let Some((last, last_stamp, last_waited, bytes)) = &self.encoded {
+            if *last == msg && *last_stamp == stamp && *last_waited == waited {
                 // A broadcast (a client's request to every replica, a
                 // commit to both participants): the same bytes again, as
                 // encoding is a function of the message and the codec.
@@ -125,23 +127,25 @@ impl Core {
             }
         }
         let payload = Payload::Protocol(msg);
-        let encoded = self.queue_payload(to, &payload, stamp);
+        let encoded = self.queue_payload(to, &payload, stamp, waited);
         let Payload::Protocol(msg) = payload else {
             unreachable!("built above")
         };
-        self.encoded = encoded.map(|bytes| (msg, stamp, bytes));
+        self.encoded = encoded.map(|bytes| (msg, stamp, waited, bytes));
     }
 
-    /// Encodes and queues `payload` to `to`, its history field `stamp`;
+    /// Encodes and queues `payload` to `to`, its history field `stamp`, as
+    /// having waited for `waited` durable writes so far (`waited.rs`);
     /// returns its bytes if it could.
     pub(super) fn queue_payload(
         &mut self,
         to: SocketAddr,
         payload: &Payload,
         stamp: Option<u64>,
+        waited: u8,
     ) -> Option<bytes::Bytes> {
         let protocol = matches!(payload, Payload::Protocol(_));
-        match self.codec.encode_stamped(payload, stamp) {
+        match self.codec.encode_waited(payload, stamp, waited) {
             Ok(bytes) => {
                 let bytes_out = bytes.clone();
                 self.queued.push(if protocol {
