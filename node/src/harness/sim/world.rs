@@ -311,8 +311,7 @@ impl<'c> World<'c> {
                 // A replica's peer messages first, as the shell takes them
                 // when its links wake it.
                 for _ in 0..self.cfg.batch_max.max(1) {
-                    let Some((from, msg, waited)) = self.slots[node].peer_inbox.pop_front()
-                    else {
+                    let Some((from, msg, waited)) = self.slots[node].peer_inbox.pop_front() else {
                         break;
                     };
                     let core = self.slots[node].core.as_mut().expect("up");

@@ -15,7 +15,7 @@ fn id(s: &str) -> Id {
 }
 
 /// Replica `index` of three, started on an empty disk at `now`, recovered.
-fn replica(index: usize, faults: Faults, now: Instant) -> Core {
+pub(super) fn replica(index: usize, faults: Faults, now: Instant) -> Core {
     let actor = Node::Replica(Replica {
         coordinator: Coordinator {
             wallet: id("127.0.0.1:7201"),
@@ -45,7 +45,14 @@ fn replica(index: usize, faults: Faults, now: Instant) -> Core {
             acceptor: None,
         };
         let from = R[j].parse().unwrap();
-        core.handle(now, Event::Peer { from, msg });
+        core.handle(
+            now,
+            Event::Peer {
+                from,
+                msg,
+                waited: 0,
+            },
+        );
     }
     core
 }
@@ -120,18 +127,25 @@ fn datagram(core: &mut Core, now: Instant, from: &str, msg: Msg) {
 }
 
 /// A backup's `Accepted` of `version` of the first term.
-fn accepted_by(core: &mut Core, now: Instant, backup: usize, version: u64) {
+pub(super) fn accepted_by(core: &mut Core, now: Instant, backup: usize, version: u64) {
     let msg = Msg::Accepted {
         term: first_term(),
         version,
     };
     let from = R[backup].parse().unwrap();
-    core.handle(now, Event::Peer { from, msg });
+    core.handle(
+        now,
+        Event::Peer {
+            from,
+            msg,
+            waited: 0,
+        },
+    );
 }
 
 /// Purchase `n` (with a ticket) and both yes votes for its attempt, the
 /// `n`th of epoch 1: the leader decides commit, a save.
-fn purchase_and_votes(core: &mut Core, now: Instant, n: u64) {
+pub(super) fn purchase_and_votes(core: &mut Core, now: Instant, n: u64) {
     // The leader's coordinator started without a log: both participants
     // answer its question first (a new cluster: no epoch seen). Once it has
     // learned, further answers change nothing.
@@ -162,7 +176,7 @@ fn purchase_and_votes(core: &mut Core, now: Instant, n: u64) {
 }
 
 /// The messages of `outs`, peer messages and datagrams alike.
-fn msgs(outs: &[Outgoing]) -> Vec<Msg> {
+pub(super) fn msgs(outs: &[Outgoing]) -> Vec<Msg> {
     let codec = Codec::new(None, Format::Bincode);
     outs.iter()
         .map(|o| match o {
@@ -374,7 +388,14 @@ fn a_follower_puts_off_its_campaign_while_it_hears_its_leader() {
         storage: Default::default(),
     };
     let from = R[0].parse().unwrap();
-    follower.handle(t1, Event::Peer { from, msg: accept });
+    follower.handle(
+        t1,
+        Event::Peer {
+            from,
+            msg: accept,
+            waited: 0,
+        },
+    );
     let pushed = follower.next_timer().unwrap();
     assert!(pushed >= t1 + timeouts::ELECTION.start, "pushed back");
     let ready = follower.ready(t1);
@@ -393,7 +414,14 @@ fn a_follower_puts_off_its_campaign_while_it_hears_its_leader() {
         promised: first_term(),
     };
     let from = R[2].parse().unwrap();
-    follower.handle(t2, Event::Peer { from, msg: nack });
+    follower.handle(
+        t2,
+        Event::Peer {
+            from,
+            msg: nack,
+            waited: 0,
+        },
+    );
     assert_eq!(follower.next_timer(), Some(pushed));
     // By datagram, a replica message is counted and dropped.
     let bytes = Codec::new(None, Format::Bincode)
@@ -446,7 +474,14 @@ fn a_new_leader_sends_its_heartbeat_within_a_heartbeat_period() {
     assert_eq!(sent(&ready), vec![Some(Msg::PreVote { term }); 2]);
     let from = R[2].parse().unwrap();
     let grant = Msg::PreVoteGrant { term };
-    r.handle(t1, Event::Peer { from, msg: grant });
+    r.handle(
+        t1,
+        Event::Peer {
+            from,
+            msg: grant,
+            waited: 0,
+        },
+    );
     let ready = r.ready(t1);
     assert_eq!(sent(&ready), vec![Some(Msg::Campaign { term }); 2]);
     assert!(r.next_timer().unwrap() >= t1 + timeouts::ELECTION.start);
@@ -456,7 +491,14 @@ fn a_new_leader_sends_its_heartbeat_within_a_heartbeat_period() {
         accepted: None,
     };
     let from = R[2].parse().unwrap();
-    r.handle(t2, Event::Peer { from, msg: promise });
+    r.handle(
+        t2,
+        Event::Peer {
+            from,
+            msg: promise,
+            waited: 0,
+        },
+    );
     let State::Replica(s) = r.state() else {
         unreachable!()
     };
@@ -525,6 +567,7 @@ fn a_link_message_from_an_address_not_in_the_cluster_is_counted_and_dropped() {
         Event::Peer {
             from: replicas[0],
             msg: accept(),
+            waited: 0,
         },
     );
     assert!(follower.ready(t0).save.is_some(), "accepted from a member");
@@ -534,6 +577,7 @@ fn a_link_message_from_an_address_not_in_the_cluster_is_counted_and_dropped() {
         Event::Peer {
             from: moved,
             msg: accept(),
+            waited: 0,
         },
     );
     let ready = follower.ready(t0);

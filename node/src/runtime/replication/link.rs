@@ -186,8 +186,7 @@ pub fn encode_queue(
     let keep = worth_sending(&queue.iter().map(|o| &o.msg).collect::<Vec<_>>());
     let written = keep.iter().filter(|k| **k).count() as u64;
     let waits = superseded_waits(&queue, &keep);
-    let queue = (queue.into_iter().zip(waits).zip(keep))
-        .filter_map(|(o, k)| k.then_some(o));
+    let queue = (queue.into_iter().zip(waits).zip(keep)).filter_map(|(o, k)| k.then_some(o));
     for (
         Outbound {
             msg,

@@ -147,7 +147,11 @@ impl Codec {
 
     /// A frame as [`Codec::encode_frame`] makes it, saying its message
     /// waited for `waited` durable writes (`core/waited.rs`).
-    pub fn encode_frame_waited<T: Serialize>(&self, frame: &T, waited: u8) -> Result<Vec<u8>, String> {
+    pub fn encode_frame_waited<T: Serialize>(
+        &self,
+        frame: &T,
+        waited: u8,
+    ) -> Result<Vec<u8>, String> {
         use bincode::Options;
         let body = frame_options()
             .serialize(frame)

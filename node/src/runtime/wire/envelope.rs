@@ -140,7 +140,8 @@ impl Codec {
             return None;
         }
         let mut out = envelope.to_vec();
-        out[4] = (out[4] & !(WAITED_MAX << WAITED_SHIFT)) | (waited.min(WAITED_MAX) << WAITED_SHIFT);
+        out[4] =
+            (out[4] & !(WAITED_MAX << WAITED_SHIFT)) | (waited.min(WAITED_MAX) << WAITED_SHIFT);
         if let Some(key) = &self.key {
             if out[4] & FLAG_MAC == 0 || out.len() < HEADER_LEN + MAC_LEN {
                 return None;
