@@ -159,6 +159,7 @@ impl Core {
         }
         self.apply(now, out);
         self.step_waited = 0;
+        self.round_waited = None;
         self.pace_replica(now, src);
     }
 

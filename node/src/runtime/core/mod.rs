@@ -202,6 +202,11 @@ pub struct Core {
     /// what its own acceptance of each waited for once durable (`waited.rs`).
     step_waited: u8,
     own_accepted_waited: std::collections::VecDeque<(u64, u8)>,
+    /// A replica: the count of the latest input about each transaction or
+    /// request, and, in a step handling an `Accepted`, the replication
+    /// round's own durable writes (`waited.rs`).
+    about_waited: std::collections::HashMap<waited::About, u8>,
+    round_waited: Option<u8>,
     /// Whether this node's fsync is a durable write (not a client's
     /// memory store): only then does waiting for it count.
     writes_durably: bool,
@@ -269,6 +274,8 @@ impl Core {
             acks_due: None,
             step_waited: 0,
             own_accepted_waited: Default::default(),
+            about_waited: Default::default(),
+            round_waited: None,
             writes_durably: true,
             seen_waited: Vec::new(),
             encoded: None,

@@ -18,7 +18,8 @@ impl Core {
                 // Queued, not sent: it leaves after the batch's fsync.
                 Command::Send(dst, msg) => {
                     self.measure(now, saved, &msg);
-                    self.queue(dst, msg)
+                    let waited = self.send_waited(&msg);
+                    self.queue(dst, msg, waited)
                 }
                 Command::SetTimer(timer, range) => {
                     self.timers
@@ -89,8 +90,9 @@ impl Core {
         }
     }
 
-    /// Queues a protocol message to `dst`.
-    pub(super) fn queue(&mut self, dst: Id, msg: Msg) {
+    /// Queues a protocol message to `dst` that waited for `waited` durable
+    /// writes so far (`waited.rs`).
+    pub(super) fn queue(&mut self, dst: Id, msg: Msg, waited: u8) {
         let kind = MsgKind::of(&msg);
         let txn = msg_txn(&msg).map(|t| t.to_string());
         let to4 = SocketAddrV4::from(dst);
@@ -105,7 +107,7 @@ impl Core {
             return self.queued.push(Outgoing::Peer {
                 to,
                 msg: Box::new(msg),
-                waited: self.step_waited,
+                waited,
             });
         }
         match &msg {
@@ -116,7 +118,6 @@ impl Core {
             _ => tracing::debug!(node = %self.name, %kind, txn, %to, "send"),
         }
         let stamp = self.history.stamp(to4);
-        let waited = self.step_waited;
         if let Some((last, last_stamp, last_waited, bytes)) = &self.encoded {
             if *last == msg && *last_stamp == stamp && *last_waited == waited {
                 // A broadcast (a client's request to every replica, a

@@ -43,6 +43,36 @@ use super::batch::leaves_before_sync;
 use super::*;
 use crate::runtime::wire::{waited_of, WAITED_MAX};
 
+/// What a message is about, for the count a leader's release starts from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) enum About {
+    /// A transaction (an attempt).
+    Txn(twopc_model::TxnId),
+    /// A request, before or without an attempt.
+    Req(twopc_model::RequestId),
+}
+
+impl About {
+    fn of(msg: &Msg) -> Option<About> {
+        if let Some(txn) = crate::runtime::wire::msg_txn(msg) {
+            return Some(About::Txn(txn));
+        }
+        match msg {
+            Msg::Purchase { req, .. }
+            | Msg::Request { req, .. }
+            | Msg::Lookup { req }
+            | Msg::Status { req, .. } => Some(About::Req(req.clone())),
+            Msg::Outcome(o) => Some(About::Req(o.req.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The most transactions and requests a replica remembers the latest
+/// input's count for (then it starts again: a release finding nothing
+/// counts from 0, which only under-counts).
+const ABOUT_KEPT: usize = 4096;
+
 /// How many of a leader's latest versions it remembers its own acceptance's
 /// count for: more than are ever in flight at once.
 const OWN_ACCEPTED_KEPT: usize = 64;
@@ -54,15 +84,46 @@ impl Core {
     pub(super) fn begin_step(&mut self, msg: &Msg, waited: u8) -> Option<(usize, u8)> {
         self.step_waited = match (&self.actor, msg) {
             (Node::Replica(_), Msg::Accepted { version, .. }) => {
-                waited.max(self.own_acceptance(*version))
+                let own = self.own_acceptance(*version);
+                // The round: the leader's own fsync (if it noted the
+                // version) and the backup's (its count above the
+                // `Accept`'s), which ran side by side.
+                let backup = waited.saturating_sub(own.saturating_sub(1));
+                self.round_waited = Some(backup.max(u8::from(own > 0)));
+                waited.max(own)
             }
             (Node::Client(_), Msg::Outcome(_)) => 0,
             (Node::Coordinator(_) | Node::Replica(_), Msg::Ack { .. }) => 0,
             _ => waited,
         };
+        if let (Node::Replica(_), Some(about)) = (&self.actor, About::of(msg)) {
+            if self.about_waited.len() >= ABOUT_KEPT {
+                self.about_waited.clear();
+            }
+            let w = self.about_waited.entry(about).or_default();
+            *w = (*w).max(self.step_waited);
+        }
         match self.state() {
             State::Client(c) => Some((c.seen.len(), waited)),
             _ => None,
+        }
+    }
+
+    /// The count a message sent in this step starts from: the step's,
+    /// except what a leader releases on an `Accepted` (a datagram it held
+    /// until its decision was chosen), which counts the latest input about
+    /// its transaction or request plus the round's own durable writes.
+    pub(super) fn send_waited(&self, msg: &Msg) -> u8 {
+        match self.round_waited {
+            Some(round) if !msg.between_replicas() => {
+                let about = About::of(msg).and_then(|a| self.about_waited.get(&a));
+                about
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(round)
+                    .min(WAITED_MAX)
+            }
+            _ => self.step_waited,
         }
     }
 
@@ -116,6 +177,9 @@ impl Core {
         if !fsynced || !self.writes_durably {
             return;
         }
+        // A later `Accept`'s state holds the earlier ones' (the link may
+        // send it alone, with their counts: `replication/link.rs`).
+        let mut running = 0;
         for o in &self.queued {
             let Outgoing::Peer { msg, waited, .. } = o else {
                 continue;
@@ -123,7 +187,8 @@ impl Core {
             let Msg::Accept { version, .. } = **msg else {
                 continue;
             };
-            let waited = waited.saturating_add(1).min(WAITED_MAX);
+            running = running.max(waited.saturating_add(1).min(WAITED_MAX));
+            let waited = running;
             let own = &mut self.own_accepted_waited;
             match own.back_mut() {
                 Some((v, w)) if *v == version => *w = (*w).max(waited),
