@@ -64,6 +64,8 @@ mod keys_tests;
 #[cfg(test)]
 mod ready_tests;
 #[cfg(test)]
+mod replica_fixtures;
+#[cfg(test)]
 mod replica_tests;
 #[cfg(test)]
 mod silent_tests;

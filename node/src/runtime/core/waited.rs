@@ -21,16 +21,34 @@
 //!   on the same fsync: one fsync, one more. The shell starts a batch only
 //!   once the previous batch's fsync returned (`shell.rs`), so a send never
 //!   waits behind another fsync of its node still in flight, and adds at
-//!   most one.
+//!   most one. A store whose sync writes nothing durable (a client's
+//!   memory store) adds nothing.
 //! - **A leader's `Accept` adds nothing for its own fsync**: it leaves
 //!   before it (`Ready::sends`, "the one exception" in `batch.rs`). A
-//!   backup's `Accepted` leaves after the backup's fsync: one more.
-//! - **What a leader releases on a quorum counts both fsyncs it waited
-//!   for**: the step that handles an `Accepted` of version v starts from the
-//!   higher of the `Accepted`'s count and the count of the leader's own
-//!   acceptance of v made durable (its `Accept`'s count plus the fsync of
-//!   their batch, noted per version when that batch ends; the newest noted
-//!   at or below v, as an acknowledgement of v counts for those below).
+//!   backup's `Accepted` leaves after the backup's fsync: one more. A
+//!   link sends only the newest of the `Accept`s queued for a peer
+//!   (`replication/coalesce.rs`); it carries the highest count of those it
+//!   supersedes, as its state holds theirs. An `Accepted` coalesced away is
+//!   lost, as the protocol takes it, and its count with it.
+//! - **What a leader releases on a quorum counts the round it waited
+//!   for, not the chain that closed it.** A step that handles an `Accepted`
+//!   of version v releases what the coordinator sent after saves now chosen
+//!   (an outcome, commits, a ticket held behind an earlier save). Each such
+//!   datagram counts the highest input this replica handled about its
+//!   transaction or request (the votes, the purchase) plus the round: the
+//!   backup's writes (the `Accepted`'s count above the count of the leader's
+//!   `Accept` of v) and the leader's own fsync of v, which ran side by side,
+//!   so the higher of the two (1). Not the `Accepted`'s own count: an
+//!   `Accept` carries every earlier version's state, so its count may be an
+//!   earlier purchase's chain, which a new purchase's ticket, released by
+//!   it, did not wait for. The step's messages to replicas start from the
+//!   higher of the `Accepted`'s count and the leader's own acceptance of v
+//!   (noted per version as the batch that sent its `Accept` ends).
+//! - **An acknowledgement ends a chain**: a coordinator's step on a
+//!   participant's `Ack` starts from 0. The commit was told already; what
+//!   the coordinator does on it (forgetting) no buyer waits for, except by
+//!   a send that waits for its save, which counts that fsync where it
+//!   happens.
 //! - **At a client, an outcome ends its request**: the client notes the
 //!   outcome's count with the outcome it takes (aligned with its `seen`),
 //!   and what it sends in that step (the next request) starts from 0. Other

@@ -1,7 +1,7 @@
 //! The count of durable writes waited for (`waited.rs`): what each send
 //! adds, fed through the core with the exact counts its inputs carried.
 
-use super::replica_tests::{accepted_by, msgs, purchase_and_votes, replica};
+use super::replica_fixtures::{accepted_by, msgs, purchase_and_votes, replica};
 use super::tests::{codec, prepare, wallet, yes, COORD};
 use super::*;
 use crate::runtime::wire::waited_of;
