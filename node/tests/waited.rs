@@ -38,19 +38,23 @@ fn waited_by_protocol(purchases: usize) -> BTreeMap<String, BTreeMap<u64, u64>> 
 /// Today a committed purchase waits for two durable writes in sequence:
 /// the participants' prepare records (in parallel), then the decision (a
 /// 2PC coordinator's fsync; a replicated one's backups' acceptance, the
-/// leader's own fsync beside it). Two-phase commit reads exactly 2 on every
-/// purchase. The replicated coordinator reads 2, or 3 when the purchase's
-/// ticket was held behind the previous purchase's forgetting, still being
-/// accepted by a backup (a leader holds what it sends after a save until
-/// that save is chosen): never fewer than the two, never a chain carried
-/// over from an earlier purchase.
+/// leader's own fsync beside it). A purchase reads 3 when its ticket (the
+/// first round trip) also waited for a save of the previous purchase: a
+/// 2PC coordinator's forgetting of an acknowledged commit, staged alone
+/// once the `Ack`s were held `ACK_DELAY` and fsynced before the ticket
+/// leaves; a leader's, still being accepted by a backup (a leader holds
+/// what it sends after a save until that save is chosen). So: never fewer
+/// than the two, never a chain carried over from an earlier purchase, and
+/// most read 2 (one in 2,000 read 3 for 2PC in the figures of
+/// docs/performance.md; a slow debug build, more).
 #[test]
 fn one_client_waits_for_two_durable_writes_per_purchase() {
     let runs = waited_by_protocol(20);
-    let total = |c: &BTreeMap<u64, u64>| c.values().sum::<u64>();
-    let two_pc = &runs["2pc"];
-    assert_eq!(two_pc, &BTreeMap::from([(2, 20)]), "{runs:?}");
-    let replicated = &runs["replicated"];
-    assert_eq!(total(replicated), 20, "{runs:?}");
-    assert!(replicated.keys().all(|k| (2..=3).contains(k)), "{runs:?}");
+    for protocol in ["2pc", "replicated"] {
+        let counts = &runs[protocol];
+        assert_eq!(counts.values().sum::<u64>(), 20, "{runs:?}");
+        assert!(counts.keys().all(|k| (2..=3).contains(k)), "{runs:?}");
+        let two = counts.get(&2).copied().unwrap_or(0);
+        assert!(two * 2 > 20, "most read 2: {runs:?}");
+    }
 }
