@@ -6,7 +6,8 @@
 use super::replica_fixtures::*;
 use super::*;
 use crate::runtime::admin::RejectReason;
-use twopc_model::timeouts;
+use crate::runtime::wire::Format;
+use twopc_model::{timeouts, Coordinator, Replica, Term};
 
 /// The first replica leads the first term at once: its coordinator's first
 /// save (the epoch) is accepted here and staged, and the `Accept`s leave at

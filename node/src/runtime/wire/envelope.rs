@@ -46,6 +46,10 @@ pub fn waited_of(envelope: &[u8]) -> u8 {
     }
 }
 
+/// An opened envelope: its format byte, its history field, the durable
+/// writes its message waited for, and its body.
+type Opened<'a> = (u8, Option<u64>, u8, &'a [u8]);
+
 impl Format {
     /// Its byte in the header.
     pub(super) fn byte(self) -> u8 {
@@ -90,7 +94,7 @@ impl Codec {
         &self,
         envelope: &'a [u8],
         limit: usize,
-    ) -> Result<(u8, Option<u64>, u8, &'a [u8]), Reject> {
+    ) -> Result<Opened<'a>, Reject> {
         if envelope.len() > limit {
             return Err(Reject::Oversized(envelope.len()));
         }
