@@ -90,11 +90,7 @@ impl Codec {
     /// The body of an envelope of at most `limit` bytes, its format byte,
     /// its history field and its durable writes waited for, once the
     /// header and the MAC are checked.
-    pub(super) fn open<'a>(
-        &self,
-        envelope: &'a [u8],
-        limit: usize,
-    ) -> Result<Opened<'a>, Reject> {
+    pub(super) fn open<'a>(&self, envelope: &'a [u8], limit: usize) -> Result<Opened<'a>, Reject> {
         if envelope.len() > limit {
             return Err(Reject::Oversized(envelope.len()));
         }
