@@ -261,6 +261,22 @@ pub async fn run_requests(
     timeout: Duration,
     mut on_outcome: impl FnMut(&Outcome) + Send + 'static,
 ) -> Result<Vec<Outcome>> {
+    run_requests_waited(coordinators, requests, codec, timeout, move |o, _| {
+        on_outcome(o)
+    })
+    .await
+}
+
+/// [`run_requests`], with `on_outcome` told also how many durable writes
+/// each outcome waited for along its causal chain (its envelope's count,
+/// `runtime/core/waited.rs`; 0 from a coordinator that does not count).
+pub async fn run_requests_waited(
+    coordinators: &[SocketAddrV4],
+    requests: Vec<Request>,
+    codec: Codec,
+    timeout: Duration,
+    mut on_outcome: impl FnMut(&Outcome, u8) + Send + 'static,
+) -> Result<Vec<Outcome>> {
     let Some(first) = coordinators.first() else {
         return Err(Error::NoCoordinator {
             to: "send purchases to",
@@ -284,12 +300,12 @@ pub async fn run_requests(
         batch_max: 16,
     };
     let mut reported = 0;
-    let observer: Observer = Box::new(move |state: &State| {
+    let observer: Observer = Box::new(move |state: &State, waited: &[u8]| {
         let State::Client(c) = state else {
             return ControlFlow::Break(());
         };
-        for o in &c.seen[reported..] {
-            on_outcome(o);
+        for (i, o) in c.seen.iter().enumerate().skip(reported) {
+            on_outcome(o, waited.get(i).copied().unwrap_or(0));
         }
         reported = c.seen.len();
         if c.seen.len() >= wanted {

@@ -61,8 +61,10 @@ impl Default for RuntimeHistograms {
         }
     }
 }
-/// Called with the state after every batch; `Break` stops the runtime.
-pub type Observer = Box<dyn FnMut(&State) -> ControlFlow<()> + Send>;
+/// Called with the state after every batch and, at a client, the durable
+/// writes each outcome it took waited for (aligned with its `seen`; see
+/// `core/waited.rs`); `Break` stops the runtime.
+pub type Observer = Box<dyn FnMut(&State, &[u8]) -> ControlFlow<()> + Send>;
 
 /// What woke the loop.
 // (`Peer` carries a message, as large as a coordinator's durable state in
@@ -75,7 +77,7 @@ enum Wake {
     HeldBack,
     Datagram(io::Result<(usize, SocketAddr)>),
     /// A peer replica's message (`replication.rs`).
-    Peer(SocketAddrV4, Msg),
+    Peer(SocketAddrV4, Msg, u8),
     /// The HTTP server asks for this node's view (`/metrics`).
     View(ViewAsk),
 }
@@ -182,6 +184,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
         self.core.storage_stats(self.store.stats());
         self.core.durable_position(self.store.position());
         self.core.set_journal(self.store.journal());
+        self.core.set_writes_durably(self.store.writes_durably());
         let stored = self.stored.take();
         self.core.handle(Instant::now(), Event::Start(stored));
         self.flush().await?;
@@ -189,7 +192,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
         let mut buf = vec![0u8; 65536];
         loop {
             if let Some(observer) = &mut self.observer {
-                if observer(self.core.state()).is_break() {
+                if observer(self.core.state(), self.core.seen_waited()).is_break() {
                     break;
                 }
             }
@@ -204,7 +207,7 @@ impl<T: Transport, S: Store> Shell<T, S> {
                     if held_back.is_some() => Wake::HeldBack,
                 r = self.transport.recv(&mut buf) => Wake::Datagram(r),
                 Some(ask) = next_ask(&mut self.served) => Wake::View(ask),
-                Some((from, msg)) = next_peer(&mut self.peers) => Wake::Peer(from, msg),
+                Some((from, msg, waited)) = next_peer(&mut self.peers) => Wake::Peer(from, msg, waited),
             };
             let mut datagrams = 0;
             match wake {
@@ -215,15 +218,18 @@ impl<T: Transport, S: Store> Shell<T, S> {
                     datagrams += 1;
                     self.on_datagram(from, &buf[..n])
                 }
-                Wake::Peer(from, msg) => {
-                    self.core.handle(Instant::now(), Event::Peer { from, msg });
+                Wake::Peer(from, msg, waited) => {
+                    let peer = Event::Peer { from, msg, waited };
+                    self.core.handle(Instant::now(), peer);
                     // Peer messages already waiting join this batch.
                     for _ in 1..self.batch_max {
-                        let Some((from, msg)) = self.peers.as_mut().and_then(|p| p.try_recv())
+                        let Some((from, msg, waited)) =
+                            self.peers.as_mut().and_then(|p| p.try_recv())
                         else {
                             break;
                         };
-                        self.core.handle(Instant::now(), Event::Peer { from, msg });
+                        let peer = Event::Peer { from, msg, waited };
+                        self.core.handle(Instant::now(), peer);
                     }
                 }
                 Wake::View(ask) => {
@@ -359,9 +365,9 @@ impl<T: Transport, S: Store> Shell<T, S> {
     /// a peer replica's link).
     async fn send(&mut self, out: Outgoing) {
         let (to, bytes) = match out {
-            Outgoing::Peer { to, msg } => {
+            Outgoing::Peer { to, msg, waited } => {
                 match &mut self.peers {
-                    Some(link) => link.send(to, *msg),
+                    Some(link) => link.send(to, *msg, waited),
                     None => {
                         tracing::error!(node = %self.name, %to, "a replica message with no link")
                     }
@@ -419,7 +425,7 @@ fn current_thread() -> bool {
 }
 
 /// The next message from a peer replica, or never when this node has none.
-async fn next_peer(peers: &mut Option<PeerLink>) -> Option<(SocketAddrV4, Msg)> {
+async fn next_peer(peers: &mut Option<PeerLink>) -> Option<(SocketAddrV4, Msg, u8)> {
     match peers {
         Some(link) => match link.recv().await {
             Some(m) => Some(m),

@@ -77,7 +77,7 @@ pub(super) struct Links {
 
 impl World<'_> {
     /// A replica hands `msg` to its link to `to` (`Outgoing::Peer`).
-    pub(super) fn hand_to_link(&mut self, from: usize, to: SocketAddr, msg: Msg) {
+    pub(super) fn hand_to_link(&mut self, from: usize, to: SocketAddr, msg: Msg, waited: u8) {
         let Some(&to) = self.by_addr.get(&to).filter(|i| self.replicas.contains(i)) else {
             self.report.link_lost += 1;
             return self.violation(format!(
@@ -91,7 +91,7 @@ impl World<'_> {
         }
         let me = self.slots[from].addr;
         let out = self.links.out.entry(from).or_default();
-        let msg = Outbound::new(me, msg, &mut out.accepts, &self.codec);
+        let msg = Outbound::new(me, msg, waited, &mut out.accepts, &self.codec);
         out.queues.entry(to).or_default().push(msg);
     }
 
@@ -224,7 +224,7 @@ impl World<'_> {
                 }
             }
         }
-        for (addr, msg) in msgs {
+        for (addr, msg, waited) in msgs {
             if self.cfg.trace {
                 let kind = crate::runtime::wire::MsgKind::of(&msg);
                 self.trace(to, &format!("<= {}: {kind}", self.slots[from].name));
@@ -232,7 +232,7 @@ impl World<'_> {
             if let Msg::Accepted { term, version } = &msg {
                 self.check_acknowledged(from, *term, *version);
             }
-            self.slots[to].peer_inbox.push_back((addr, msg));
+            self.slots[to].peer_inbox.push_back((addr, msg, waited));
         }
         self.forget_conn(gen);
         self.schedule_process(to);

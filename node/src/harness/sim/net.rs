@@ -12,7 +12,7 @@ impl World<'_> {
     pub(super) fn send(&mut self, from: usize, out: Outgoing) {
         let (to, bytes) = match out {
             Outgoing::Datagram { to, bytes } | Outgoing::Reply { to, bytes } => (to, bytes),
-            Outgoing::Peer { to, msg } => return self.hand_to_link(from, to, *msg),
+            Outgoing::Peer { to, msg, waited } => return self.hand_to_link(from, to, *msg, waited),
         };
         self.report.datagrams += 1;
         let Some(&to) = self.by_addr.get(&to) else {

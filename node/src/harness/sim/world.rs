@@ -83,7 +83,7 @@ pub(super) struct Slot {
     pub(super) inc: u64,
     pub(super) inbox: VecDeque<(SocketAddr, Bytes)>,
     /// Messages from other replicas' links, decoded.
-    pub(super) peer_inbox: VecDeque<(SocketAddrV4, twopc_model::Msg)>,
+    pub(super) peer_inbox: VecDeque<(SocketAddrV4, twopc_model::Msg, u8)>,
     pub(super) process_at: Option<Micros>,
     pub(super) wake_at: Option<Micros>,
     /// The timers the actor has set and not cancelled, as the model sees
@@ -311,11 +311,11 @@ impl<'c> World<'c> {
                 // A replica's peer messages first, as the shell takes them
                 // when its links wake it.
                 for _ in 0..self.cfg.batch_max.max(1) {
-                    let Some((from, msg)) = self.slots[node].peer_inbox.pop_front() else {
+                    let Some((from, msg, waited)) = self.slots[node].peer_inbox.pop_front() else {
                         break;
                     };
                     let core = self.slots[node].core.as_mut().expect("up");
-                    core.handle(now, Event::Peer { from, msg });
+                    core.handle(now, Event::Peer { from, msg, waited });
                 }
                 for _ in 0..self.cfg.batch_max.max(1) {
                     let Some((from, bytes)) = self.slots[node].inbox.pop_front() else {

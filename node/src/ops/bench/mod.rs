@@ -18,15 +18,18 @@
 //! | `workload.rs` | who buys what ([`Spread`]), and the funds for it |
 //! | `age.rs` | per-tenth throughput and latency, resident memory |
 //! | `mix.rs` | `--mix`: purchases, top-ups, restocks and refunds, and their outcomes per kind |
+//! | `waited.rs` | the durable writes a buyer waited for per purchase, as measured on the way |
 
 mod age;
 mod cost;
 mod mix;
 mod print;
+mod waited;
 mod workload;
 
 pub use age::{Rss, Tenth};
 pub use mix::{KindOutcomes, Mix, OpKind};
+pub use waited::Waited;
 pub use workload::{Spread, Workload};
 
 use crate::ops::local::LocalCluster;
@@ -114,6 +117,9 @@ pub struct BenchResult {
     pub p50_ms: f64,
     /// 99th-percentile latency, milliseconds.
     pub p99_ms: f64,
+    /// Durable writes (fsyncs) each committed purchase's buyer waited for,
+    /// counted along its causal chain by the nodes (`runtime/core/waited.rs`).
+    pub durable_writes_waited: Waited,
     /// fsyncs per purchase at the coordinator, wallet, order service.
     pub fsyncs_per_purchase: BTreeMap<String, f64>,
     /// Bytes written to storage per purchase, per node.
@@ -152,6 +158,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 struct Record {
     completions: Vec<Completion>,
     not_committed: usize,
+    /// Committed purchases by the durable writes their outcome waited for.
+    waited: BTreeMap<u8, usize>,
     by_kind: BTreeMap<OpKind, KindOutcomes>,
     /// VmRSS per watched process once the first tenth completed.
     first_tenth_rss: Vec<Option<u64>>,
@@ -216,12 +224,12 @@ async fn measure(
                         }
                     })
                     .collect();
-                crate::ops::client::run_requests(
+                crate::ops::client::run_requests_waited(
                     &coordinators,
                     requests,
                     codec.clone(),
                     Duration::from_secs(600),
-                    move |o| {
+                    move |o, waited| {
                         let now = Instant::now();
                         let mut last = last.lock().unwrap();
                         let mut r = record.lock().unwrap();
@@ -232,6 +240,8 @@ async fn measure(
                         *last = now;
                         if o.verdict != Verdict::Committed {
                             r.not_committed += 1;
+                        } else {
+                            *r.waited.entry(waited).or_default() += 1;
                         }
                         let kind = kinds.get(&o.req).copied().unwrap_or(OpKind::Purchase);
                         let k = r.by_kind.entry(kind).or_default();
@@ -285,6 +295,7 @@ async fn measure(
         per_second: n as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
+        durable_writes_waited: Waited::of(record.waited),
         fsyncs_per_purchase: per(|c| Some(c.fsyncs)),
         bytes_per_purchase: per(|c| Some(c.bytes)),
         msgs_per_purchase: per(|c| Some(c.msgs_out)),

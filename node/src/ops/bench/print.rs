@@ -34,13 +34,14 @@ pub fn print_heading(opts: &Options, spreads: &[Spread]) {
         );
     }
     println!(
-        "{}{:>8} {:>10} {:>12} {:>9} {:>9}   per purchase at coordinator{} / wallet / order",
+        "{}{:>8} {:>10} {:>12} {:>9} {:>9} {:>10}   per purchase at coordinator{} / wallet / order",
         accounts_cell(opts, Some("accounts")),
         "clients",
         "purchases",
         "purchases/s",
         "p50 ms",
         "p99 ms",
+        "waited",
         if opts.protocols == [Protocol::TwoPc] {
             ""
         } else {
@@ -74,13 +75,14 @@ pub fn print_row(opts: &Options, r: &BenchResult) {
     };
     let accounts = r.accounts.map(|a| a.to_string());
     println!(
-        "{}{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2}   fsyncs {}, bytes written {}, msgs sent {}{}{}",
+        "{}{:>8} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>10}   fsyncs {}, bytes written {}, msgs sent {}{}{}",
         accounts_cell(opts, accounts.as_deref()),
         r.clients,
         r.purchases,
         r.per_second,
         r.p50_ms,
         r.p99_ms,
+        r.durable_writes_waited.cell(),
         cells(&r.fsyncs_per_purchase, 2),
         cells(&r.bytes_per_purchase, 0),
         cells(&r.msgs_per_purchase, 1),
@@ -156,10 +158,11 @@ pub fn print_protocols(results: &[BenchResult]) {
     };
     println!();
     println!(
-        "{:<12} {:>22} {:>26}",
+        "{:<12} {:>22} {:>26} {:>28}",
         "protocol",
         format!("p50 ms @ {few} client(s)"),
-        format!("purchases/s @ {many} clients")
+        format!("purchases/s @ {many} clients"),
+        format!("durable writes waited @ {few}"),
     );
     let mut protocols: Vec<Protocol> = results.iter().map(|r| r.protocol).collect();
     protocols.dedup();
@@ -171,6 +174,7 @@ pub fn print_protocols(results: &[BenchResult]) {
         };
         let p50 = of(few).map_or("-".to_string(), |r| format!("{:.2}", r.p50_ms));
         let rate = of(many).map_or("-".to_string(), |r| format!("{:.0}", r.per_second));
-        println!("{:<12} {p50:>22} {rate:>26}", p.to_string());
+        let waited = of(few).map_or("-".to_string(), |r| r.durable_writes_waited.cell());
+        println!("{:<12} {p50:>22} {rate:>26} {waited:>28}", p.to_string());
     }
 }

@@ -89,7 +89,7 @@ use super::*;
 /// nothing else moves: an `Accepted`, a `Promise` or a `Nack` reports what
 /// its sender promised or accepted, and every datagram to a participant or
 /// a client may reveal a save.
-fn leaves_before_sync(out: &Outgoing, mutant: Option<RuntimeMutant>) -> bool {
+pub(super) fn leaves_before_sync(out: &Outgoing, mutant: Option<RuntimeMutant>) -> bool {
     out.peer_msg().is_some_and(|m| {
         m.may_leave_before_sync()
             // Broken on purpose: an acknowledgement leaves before its fsync.
@@ -128,8 +128,8 @@ impl Core {
         let saved = self.ready.save.is_some();
         if !self.acks_held.is_empty() && (saved || self.acks_due.is_some_and(|d| d <= now)) {
             self.acks_due = None;
-            for (src, msg) in std::mem::take(&mut self.acks_held) {
-                self.deliver(now, src, msg);
+            for (src, msg, waited) in std::mem::take(&mut self.acks_held) {
+                self.deliver(now, src, msg, waited);
             }
         }
         self.note_doubts(now);
@@ -152,7 +152,11 @@ impl Core {
             // Broken on purpose: everything leaves before the save is staged.
             ready.sends.append(&mut self.queued);
         }
+        self.note_own_acceptance(ready.sync);
         for out in std::mem::take(&mut self.queued) {
+            // What it waited for: one more if it leaves after this
+            // batch's fsync (`waited.rs`).
+            let out = self.waited_after(out, ready.sync);
             // Injected faults (off by default) may hold a datagram back or
             // send it twice; never before the fsync it waits for. Each copy
             // that comes out is sorted by what it is, not by what was routed:

@@ -80,7 +80,7 @@ impl Core {
                 nonce,
                 answer: answer.clone(),
             };
-            let _ = self.queue_payload(to, &reply, None);
+            let _ = self.queue_payload(to, &reply, None, 0);
             return;
         }
         if self.desk.pending.iter().any(|p| p.nonce == nonce) {
@@ -186,7 +186,7 @@ impl Core {
             nonce,
             answer: answer.clone(),
         };
-        let _ = self.queue_payload(to, &reply, None);
+        let _ = self.queue_payload(to, &reply, None, 0);
         // Only what changes nothing if asked again is worth re-asking:
         // a decision is remembered, a "still learning" is not.
         if !matches!(answer, DecideAnswer::Learning) {

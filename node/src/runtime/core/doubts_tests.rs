@@ -201,7 +201,14 @@ fn replica(index: usize, now: Instant) -> Core {
             acceptor: None,
         };
         let from = R[j].parse().unwrap();
-        core.handle(now, Event::Peer { from, msg });
+        core.handle(
+            now,
+            Event::Peer {
+                from,
+                msg,
+                waited: 0,
+            },
+        );
     }
     core
 }
@@ -234,7 +241,14 @@ fn a_leading_replica_answers_once_its_decision_is_chosen() {
     };
     let msg = Msg::Accepted { term, version };
     let from = R[1].parse().unwrap();
-    leader.handle(now, Event::Peer { from, msg });
+    leader.handle(
+        now,
+        Event::Peer {
+            from,
+            msg,
+            waited: 0,
+        },
+    );
     let ready = leader.ready(now);
     let abort = Ok(Msg::Abort { txn: TXN });
     assert_eq!(

@@ -11,17 +11,17 @@ impl Core {
         if bytes.len() > MAX_DATAGRAM {
             return self.reject(now, src, Reject::Oversized(bytes.len()));
         }
-        let (msg, stamp) = match self.codec.decode_stamped(bytes) {
-            Ok((Payload::Protocol(msg), stamp)) => (msg, stamp),
-            Ok((Payload::StatusRequest { nonce }, _)) => return self.on_status(now, src, nonce),
-            Ok((Payload::StatusReply { .. }, _)) => {
+        let (msg, stamp, waited) = match self.codec.decode_waited(bytes) {
+            Ok((Payload::Protocol(msg), stamp, waited)) => (msg, stamp, waited),
+            Ok((Payload::StatusRequest { nonce }, _, _)) => return self.on_status(now, src, nonce),
+            Ok((Payload::StatusReply { .. }, _, _)) => {
                 return self.reject(
                     now,
                     src,
                     Reject::Undecodable("unsolicited status reply".into()),
                 )
             }
-            Ok((Payload::Unauthenticated { reason }, _)) => {
+            Ok((Payload::Unauthenticated { reason }, _, _)) => {
                 return self.on_unauthenticated(now, src, reason)
             }
             Ok((
@@ -31,28 +31,29 @@ impl Core {
                     decision,
                 },
                 _,
+                _,
             )) => return self.on_decide(now, src, nonce, txn, decision),
-            Ok((Payload::DecideReply { .. }, _)) => {
+            Ok((Payload::DecideReply { .. }, _, _)) => {
                 return self.reject(
                     now,
                     src,
                     Reject::Undecodable("unsolicited decide reply".into()),
                 )
             }
-            Ok((Payload::KeyRequest { nonce, key }, _)) => {
+            Ok((Payload::KeyRequest { nonce, key }, _, _)) => {
                 return self.on_key(now, src, nonce, key)
             }
-            Ok((Payload::KeyReply { .. }, _)) => {
+            Ok((Payload::KeyReply { .. }, _, _)) => {
                 return self.reject(
                     now,
                     src,
                     Reject::Undecodable("unsolicited key reply".into()),
                 )
             }
-            Ok((Payload::JournalRequest { nonce, from, limit }, _)) => {
+            Ok((Payload::JournalRequest { nonce, from, limit }, _, _)) => {
                 return self.on_journal(now, src, nonce, from, limit)
             }
-            Ok((Payload::JournalReply { .. }, _)) => {
+            Ok((Payload::JournalReply { .. }, _, _)) => {
                 return self.reject(
                     now,
                     src,
@@ -92,9 +93,9 @@ impl Core {
         {
             // Delivered at the end of a batch that saves, or soon (`ready`).
             self.acks_due.get_or_insert(now + ACK_DELAY);
-            return self.acks_held.push((src4, msg));
+            return self.acks_held.push((src4, msg, waited));
         }
-        self.deliver(now, src4, msg)
+        self.deliver(now, src4, msg, waited)
     }
 
     /// A prepare a participant will ignore as below its floor (the model's
@@ -118,8 +119,9 @@ impl Core {
     }
 
     /// A protocol message from `src4` (by datagram or from a peer replica's
-    /// link): counted, faults applied, handed to the actor.
-    pub(super) fn deliver(&mut self, now: Instant, src4: SocketAddrV4, msg: Msg) {
+    /// link) that waited for `waited` durable writes: counted, faults
+    /// applied, handed to the actor.
+    pub(super) fn deliver(&mut self, now: Instant, src4: SocketAddrV4, msg: Msg, waited: u8) {
         let src = SocketAddr::V4(src4);
         let kind = MsgKind::of(&msg);
         let txn = msg_txn(&msg).map(|t| t.to_string());
@@ -141,6 +143,7 @@ impl Core {
                 self.unknown_decision(txn.to_string(), src);
             }
         }
+        let seen = self.begin_step(&msg, waited);
         let mut out = Out::new();
         let mut state = Cow::Borrowed(self.state());
         let traced = self.trace.is_some().then(|| msg.clone());
@@ -149,11 +152,14 @@ impl Core {
         if let Cow::Owned(s) = state {
             self.state = Some(s);
         }
+        self.note_seen(seen);
         if let Some(msg) = traced {
             let src = usize::from(src) as u64;
             self.trace_step(now, || trace::Event::Msg { src, msg }, &out);
         }
         self.apply(now, out);
+        self.step_waited = 0;
+        self.round_waited = None;
         self.pace_replica(now, src);
     }
 

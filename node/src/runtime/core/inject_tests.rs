@@ -41,6 +41,7 @@ async fn faults_apply_to_protocol_messages_not_to_replies() {
     let peer = Outgoing::Peer {
         to,
         msg: Box::new(Msg::AskEpoch { epoch: 1 }),
+        waited: 0,
     };
     assert_eq!(
         inj.route(reply.clone(), &mut c, Instant::now()),

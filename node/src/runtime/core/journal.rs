@@ -33,6 +33,6 @@ impl Core {
                 .unwrap_or_else(|p| p.into_inner())
                 .page(from, limit)
         });
-        let _ = self.queue_payload(to, &Payload::JournalReply { nonce, page }, None);
+        let _ = self.queue_payload(to, &Payload::JournalReply { nonce, page }, None, 0);
     }
 }

@@ -32,6 +32,6 @@ impl Core {
             State::Coordinator(_) | State::Replica(_) | State::Client(_) => None,
         };
         // Queued like any send: the view may reveal a staged hold.
-        let _ = self.queue_payload(to, &Payload::KeyReply { nonce, view }, None);
+        let _ = self.queue_payload(to, &Payload::KeyReply { nonce, view }, None, 0);
     }
 }

@@ -51,6 +51,7 @@ mod reports;
 mod status;
 mod timers;
 mod traced;
+mod waited;
 
 #[cfg(test)]
 mod bookkeeping_tests;
@@ -63,11 +64,15 @@ mod keys_tests;
 #[cfg(test)]
 mod ready_tests;
 #[cfg(test)]
+mod replica_fixtures;
+#[cfg(test)]
 mod replica_tests;
 #[cfg(test)]
 mod silent_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod waited_tests;
 
 use drops::DropLog;
 pub use outgoing::Outgoing;
@@ -146,6 +151,9 @@ pub enum Event<'a> {
         from: SocketAddrV4,
         /// The message.
         msg: Msg,
+        /// The durable writes it waited for along its causal chain
+        /// (`waited.rs`), as its frame said.
+        waited: u8,
     },
 }
 
@@ -189,12 +197,28 @@ pub struct Core {
     latencies: Vec<Duration>,
     /// A replica's `Ack`s not delivered yet, and when they must be (see
     /// [`Core::ready`]).
-    acks_held: Vec<(SocketAddrV4, Msg)>,
+    acks_held: Vec<(SocketAddrV4, Msg, u8)>,
     acks_due: Option<Instant>,
+    /// The durable writes waited for by the input of the step running now
+    /// (0 outside a message's step), and, for a leader's latest versions,
+    /// what its own acceptance of each waited for once durable (`waited.rs`).
+    step_waited: u8,
+    own_accepted_waited: std::collections::VecDeque<(u64, u8)>,
+    /// A replica: the count of the latest input about each transaction or
+    /// request, and, in a step handling an `Accepted`, the replication
+    /// round's own durable writes (`waited.rs`).
+    about_waited: std::collections::HashMap<waited::About, u8>,
+    round_waited: Option<u8>,
+    /// Whether this node's fsync is a durable write (not a client's
+    /// memory store): only then does waiting for it count.
+    writes_durably: bool,
+    /// A client: the durable writes each outcome it took waited for, in
+    /// the order of its `seen` (`waited.rs`).
+    seen_waited: Vec<u8>,
     /// The last protocol message encoded, its history stamp and its
     /// datagram, so that the copies of a broadcast are encoded
     /// (serialized, MAC'd) once.
-    encoded: Option<(Msg, Option<u64>, bytes::Bytes)>,
+    encoded: Option<(Msg, Option<u64>, u8, bytes::Bytes)>,
     /// This node's part in the rollback check (`crate::runtime::history`).
     history: History,
     /// The other nodes of the cluster file, as this one sees them.
@@ -250,6 +274,12 @@ impl Core {
             latencies: Vec::new(),
             acks_held: Vec::new(),
             acks_due: None,
+            step_waited: 0,
+            own_accepted_waited: Default::default(),
+            about_waited: Default::default(),
+            round_waited: None,
+            writes_durably: true,
+            seen_waited: Vec::new(),
             encoded: None,
             history: History::Off,
             peers: Peers::default(),
@@ -312,7 +342,7 @@ impl Core {
             }
             Event::StatusAsk { from, nonce } => self.on_status(now, from, nonce),
             Event::HeldBackDue => self.ready.sends.extend(self.injector.due(now)),
-            Event::Peer { from, msg } => {
+            Event::Peer { from, msg, waited } => {
                 self.counters.peer_msgs_in += 1;
                 if !msg.between_replicas() {
                     // The link lets only replica messages through.
@@ -329,7 +359,7 @@ impl Core {
                     let kind = MsgKind::of(&msg);
                     return self.reject(now, SocketAddr::V4(from), Reject::UnknownSender(kind));
                 }
-                self.deliver(now, from, msg)
+                self.deliver(now, from, msg, waited)
             }
         }
     }

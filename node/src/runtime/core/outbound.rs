@@ -18,7 +18,8 @@ impl Core {
                 // Queued, not sent: it leaves after the batch's fsync.
                 Command::Send(dst, msg) => {
                     self.measure(now, saved, &msg);
-                    self.queue(dst, msg)
+                    let waited = self.send_waited(&msg);
+                    self.queue(dst, msg, waited)
                 }
                 Command::SetTimer(timer, range) => {
                     self.timers
@@ -89,8 +90,9 @@ impl Core {
         }
     }
 
-    /// Queues a protocol message to `dst`.
-    pub(super) fn queue(&mut self, dst: Id, msg: Msg) {
+    /// Queues a protocol message to `dst` that waited for `waited` durable
+    /// writes so far (`waited.rs`).
+    pub(super) fn queue(&mut self, dst: Id, msg: Msg, waited: u8) {
         let kind = MsgKind::of(&msg);
         let txn = msg_txn(&msg).map(|t| t.to_string());
         let to4 = SocketAddrV4::from(dst);
@@ -105,6 +107,7 @@ impl Core {
             return self.queued.push(Outgoing::Peer {
                 to,
                 msg: Box::new(msg),
+                waited,
             });
         }
         match &msg {
@@ -115,8 +118,8 @@ impl Core {
             _ => tracing::debug!(node = %self.name, %kind, txn, %to, "send"),
         }
         let stamp = self.history.stamp(to4);
-        if let Some((last, last_stamp, bytes)) = &self.encoded {
-            if *last == msg && *last_stamp == stamp {
+        if let Some((last, last_stamp, last_waited, bytes)) = &self.encoded {
+            if *last == msg && *last_stamp == stamp && *last_waited == waited {
                 // A broadcast (a client's request to every replica, a
                 // commit to both participants): the same bytes again, as
                 // encoding is a function of the message and the codec.
@@ -125,23 +128,25 @@ impl Core {
             }
         }
         let payload = Payload::Protocol(msg);
-        let encoded = self.queue_payload(to, &payload, stamp);
+        let encoded = self.queue_payload(to, &payload, stamp, waited);
         let Payload::Protocol(msg) = payload else {
             unreachable!("built above")
         };
-        self.encoded = encoded.map(|bytes| (msg, stamp, bytes));
+        self.encoded = encoded.map(|bytes| (msg, stamp, waited, bytes));
     }
 
-    /// Encodes and queues `payload` to `to`, its history field `stamp`;
+    /// Encodes and queues `payload` to `to`, its history field `stamp`, as
+    /// having waited for `waited` durable writes so far (`waited.rs`);
     /// returns its bytes if it could.
     pub(super) fn queue_payload(
         &mut self,
         to: SocketAddr,
         payload: &Payload,
         stamp: Option<u64>,
+        waited: u8,
     ) -> Option<bytes::Bytes> {
         let protocol = matches!(payload, Payload::Protocol(_));
-        match self.codec.encode_stamped(payload, stamp) {
+        match self.codec.encode_waited(payload, stamp, waited) {
             Ok(bytes) => {
                 let bytes_out = bytes.clone();
                 self.queued.push(if protocol {

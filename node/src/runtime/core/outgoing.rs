@@ -32,6 +32,9 @@ pub enum Outgoing {
         to: SocketAddr,
         /// The message itself.
         msg: Box<Msg>,
+        /// The durable writes it waited for along its causal chain
+        /// (`waited.rs`; a datagram's count is in its envelope).
+        waited: u8,
     },
 }
 

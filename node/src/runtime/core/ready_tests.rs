@@ -6,7 +6,7 @@
 //! same function; the last test runs one batch through both doors.
 
 use super::ready::{run, run_now, Command};
-use super::tests::{from_coordinator, prepare, to_coordinator, wallet, yes};
+use super::tests::{from_coordinator, prepare, to_coordinator, to_coordinator_synced, wallet, yes};
 use super::*;
 
 /// What the executor asked for, in order.
@@ -55,6 +55,7 @@ fn peer_accept() -> Outgoing {
     Outgoing::Peer {
         to: "127.0.0.1:7101".parse().unwrap(),
         msg: Box::new(Msg::AskEpoch { epoch: 1 }),
+        waited: 0,
     }
 }
 
@@ -127,7 +128,7 @@ fn a_send_that_needs_the_fsync_never_leaves_before_it() {
     let vote = fx
         .did
         .iter()
-        .position(|d| *d == Did::Send(to_coordinator(yes(1))));
+        .position(|d| *d == Did::Send(to_coordinator_synced(yes(1))));
     let (Some(stage), Some(sync), Some(vote)) = (stage, sync, vote) else {
         panic!("a stage, a sync and the vote: {:?}", fx.did);
     };

@@ -3,60 +3,11 @@
 //! `Accept`s before it; through the same injected faults), and a
 //! follower's campaign waits while it hears from its leader.
 
+use super::replica_fixtures::*;
 use super::*;
 use crate::runtime::admin::RejectReason;
 use crate::runtime::wire::Format;
 use twopc_model::{timeouts, Coordinator, Replica, Term};
-
-const R: [&str; 3] = ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"];
-
-fn id(s: &str) -> Id {
-    Id::from(s.parse::<SocketAddrV4>().unwrap())
-}
-
-/// Replica `index` of three, started on an empty disk at `now`, recovered.
-fn replica(index: usize, faults: Faults, now: Instant) -> Core {
-    let actor = Node::Replica(Replica {
-        coordinator: Coordinator {
-            wallet: id("127.0.0.1:7201"),
-            order: id("127.0.0.1:7202"),
-            retention: 100,
-            prices: false,
-            one_write: false,
-        },
-        peers: R.iter().map(|r| id(r)).collect(),
-        index,
-        incarnation: 0,
-    });
-    let cfg = Config {
-        name: format!("coordinator-{}", index + 1),
-        codec: Codec::new(None, Format::Bincode),
-        faults,
-        batch_max: 64,
-    };
-    let mut core = Core::new(actor, id(R[index]), &cfg);
-    core.handle(now, Event::Start(None));
-    // A new cluster: it asks the others what they hold, and both answer
-    // that they are recovering too (the first replica then leads the
-    // first term).
-    let _ = core.ready(now);
-    for j in (0..R.len()).filter(|j| *j != index) {
-        let msg = Msg::RecoverReply {
-            nonce: 0,
-            acceptor: None,
-        };
-        let from = R[j].parse().unwrap();
-        core.handle(now, Event::Peer { from, msg });
-    }
-    core
-}
-
-fn first_term() -> Term {
-    Term {
-        n: 0,
-        leader: id(R[0]),
-    }
-}
 
 /// The first replica leads the first term at once: its coordinator's first
 /// save (the epoch) is accepted here and staged, and the `Accept`s leave at
@@ -99,87 +50,6 @@ fn a_leaders_accepts_leave_before_its_fsync_as_messages_for_the_links() {
             })
         );
     }
-}
-
-const WALLET: &str = "127.0.0.1:7201";
-const ORDER: &str = "127.0.0.1:7202";
-const CLIENT: &str = "127.0.0.1:7301";
-
-/// Feeds `msg` from `from` (a participant or a client) as a datagram.
-fn datagram(core: &mut Core, now: Instant, from: &str, msg: Msg) {
-    let bytes = Codec::new(None, Format::Bincode)
-        .encode(&Payload::Protocol(msg))
-        .unwrap();
-    let from = from.parse().unwrap();
-    core.handle(
-        now,
-        Event::Datagram {
-            from,
-            bytes: &bytes,
-        },
-    );
-}
-
-/// A backup's `Accepted` of `version` of the first term.
-fn accepted_by(core: &mut Core, now: Instant, backup: usize, version: u64) {
-    let msg = Msg::Accepted {
-        term: first_term(),
-        version,
-    };
-    let from = R[backup].parse().unwrap();
-    core.handle(now, Event::Peer { from, msg });
-}
-
-/// Purchase `n` (with a ticket) and both yes votes for its attempt, the
-/// `n`th of epoch 1: the leader decides commit, a save.
-fn purchase_and_votes(core: &mut Core, now: Instant, n: u64) {
-    // The leader's coordinator started without a log: both participants
-    // answer its question first (a new cluster: no epoch seen). Once it has
-    // learned, further answers change nothing.
-    for p in [WALLET, ORDER] {
-        let answer = Msg::Epoch {
-            asked: 1,
-            highest: 0,
-            fates: vec![],
-        };
-        datagram(core, now, p, answer);
-    }
-    let purchase = Msg::Purchase {
-        req: twopc_model::RequestId::new(format!("order-{n}")),
-        purchase: twopc_model::Purchase {
-            user: "alice".into(),
-            sku: "widget".into(),
-            qty: 1,
-            price: 5,
-        },
-        ticket: Some(0),
-    };
-    datagram(core, now, CLIENT, purchase);
-    let txn = twopc_model::TxnId { epoch: 1, n };
-    for voter in [WALLET, ORDER] {
-        let ballot = twopc_model::Ballot::Yes;
-        datagram(core, now, voter, Msg::Vote { txn, ballot });
-    }
-}
-
-/// The messages of `outs`, peer messages and datagrams alike.
-fn msgs(outs: &[Outgoing]) -> Vec<Msg> {
-    let codec = Codec::new(None, Format::Bincode);
-    outs.iter()
-        .map(|o| match o {
-            Outgoing::Peer { msg, .. } => (**msg).clone(),
-            Outgoing::Datagram { bytes, .. } | Outgoing::Reply { bytes, .. } => {
-                match codec.decode(bytes) {
-                    Ok(Payload::Protocol(m)) => m,
-                    other => panic!("not a protocol message: {other:?}"),
-                }
-            }
-        })
-        .collect()
-}
-
-fn is_accept(m: &Msg) -> bool {
-    matches!(m, Msg::Accept { .. })
 }
 
 /// What the leader's coordinator reveals to participants and clients never
@@ -376,7 +246,14 @@ fn a_follower_puts_off_its_campaign_while_it_hears_its_leader() {
         storage: Default::default(),
     };
     let from = R[0].parse().unwrap();
-    follower.handle(t1, Event::Peer { from, msg: accept });
+    follower.handle(
+        t1,
+        Event::Peer {
+            from,
+            msg: accept,
+            waited: 0,
+        },
+    );
     let pushed = follower.next_timer().unwrap();
     assert!(pushed >= t1 + timeouts::ELECTION.start, "pushed back");
     let ready = follower.ready(t1);
@@ -395,7 +272,14 @@ fn a_follower_puts_off_its_campaign_while_it_hears_its_leader() {
         promised: first_term(),
     };
     let from = R[2].parse().unwrap();
-    follower.handle(t2, Event::Peer { from, msg: nack });
+    follower.handle(
+        t2,
+        Event::Peer {
+            from,
+            msg: nack,
+            waited: 0,
+        },
+    );
     assert_eq!(follower.next_timer(), Some(pushed));
     // By datagram, a replica message is counted and dropped.
     let bytes = Codec::new(None, Format::Bincode)
@@ -448,7 +332,14 @@ fn a_new_leader_sends_its_heartbeat_within_a_heartbeat_period() {
     assert_eq!(sent(&ready), vec![Some(Msg::PreVote { term }); 2]);
     let from = R[2].parse().unwrap();
     let grant = Msg::PreVoteGrant { term };
-    r.handle(t1, Event::Peer { from, msg: grant });
+    r.handle(
+        t1,
+        Event::Peer {
+            from,
+            msg: grant,
+            waited: 0,
+        },
+    );
     let ready = r.ready(t1);
     assert_eq!(sent(&ready), vec![Some(Msg::Campaign { term }); 2]);
     assert!(r.next_timer().unwrap() >= t1 + timeouts::ELECTION.start);
@@ -458,7 +349,14 @@ fn a_new_leader_sends_its_heartbeat_within_a_heartbeat_period() {
         accepted: None,
     };
     let from = R[2].parse().unwrap();
-    r.handle(t2, Event::Peer { from, msg: promise });
+    r.handle(
+        t2,
+        Event::Peer {
+            from,
+            msg: promise,
+            waited: 0,
+        },
+    );
     let State::Replica(s) = r.state() else {
         unreachable!()
     };
@@ -527,6 +425,7 @@ fn a_link_message_from_an_address_not_in_the_cluster_is_counted_and_dropped() {
         Event::Peer {
             from: replicas[0],
             msg: accept(),
+            waited: 0,
         },
     );
     assert!(follower.ready(t0).save.is_some(), "accepted from a member");
@@ -536,6 +435,7 @@ fn a_link_message_from_an_address_not_in_the_cluster_is_counted_and_dropped() {
         Event::Peer {
             from: moved,
             msg: accept(),
+            waited: 0,
         },
     );
     let ready = follower.ready(t0);

@@ -40,7 +40,7 @@ impl Core {
     pub(super) fn on_status(&mut self, now: Instant, to: SocketAddr, nonce: u64) {
         let reply = fit(&self.codec, nonce, self.view(now));
         // Queued like any send: the view may reveal staged state.
-        let _ = self.queue_payload(to, &reply, None);
+        let _ = self.queue_payload(to, &reply, None, 0);
     }
 
     /// A commit for a transaction this participant cannot account for:
@@ -110,7 +110,7 @@ impl Core {
             }
         }
         if notice {
-            let _ = self.queue_payload(src, &Payload::Unauthenticated { reason }, None);
+            let _ = self.queue_payload(src, &Payload::Unauthenticated { reason }, None, 0);
         }
     }
 

@@ -87,6 +87,15 @@ pub(super) fn to_coordinator(msg: Msg) -> Outgoing {
     }
 }
 
+/// `msg` to the coordinator as it leaves after its batch's fsync: having
+/// waited for that one durable write (`waited.rs`).
+pub(super) fn to_coordinator_synced(msg: Msg) -> Outgoing {
+    Outgoing::Datagram {
+        to: addr(COORD),
+        bytes: (codec().encode_waited(&Payload::Protocol(msg), None, 1)).unwrap(),
+    }
+}
+
 pub(super) fn txn(n: u64) -> TxnId {
     TxnId { epoch: 1, n }
 }
@@ -142,7 +151,7 @@ fn a_batch_whose_saves_hold_back_every_send() {
             sends: vec![],
             save: Some(Storage::Participant(s)),
             sync: true,
-            sends_after_sync: (0..10).map(|n| to_coordinator(yes(n))).collect(),
+            sends_after_sync: (0..10).map(|n| to_coordinator_synced(yes(n))).collect(),
             timers: (0..10)
                 .map(|n| TimerCmd::Set(Timer::Query(txn(n)), timeouts::QUERY))
                 .collect(),
@@ -190,7 +199,7 @@ fn a_batch_with_nothing_to_send_leaves_its_save_staged() {
         Ready {
             save: Some(Storage::Participant(s)),
             sync: true,
-            sends_after_sync: vec![to_coordinator(yes(8))],
+            sends_after_sync: vec![to_coordinator_synced(yes(8))],
             timers: vec![TimerCmd::Set(Timer::Query(txn(8)), timeouts::QUERY)],
             ..Ready::default()
         }
@@ -283,7 +292,7 @@ fn a_status_request_is_answered_with_the_view() {
     let ready = core.ready(now);
     assert!(ready.sync && ready.sends.is_empty(), "{ready:?}");
     assert_eq!(ready.sends_after_sync.len(), 2, "{ready:?}");
-    assert_eq!(ready.sends_after_sync[0], to_coordinator(yes(1)));
+    assert_eq!(ready.sends_after_sync[0], to_coordinator_synced(yes(1)));
     let Ok(Payload::StatusReply { nonce: 43, view }) =
         codec().decode(ready.sends_after_sync[1].datagram().unwrap())
     else {

@@ -89,7 +89,7 @@ pub(super) async fn accept(
     replicas: Option<Vec<Ipv4Addr>>,
     limits: Limits,
     codec: Codec,
-    deliver: mpsc::Sender<(SocketAddrV4, Msg)>,
+    deliver: mpsc::Sender<(SocketAddrV4, Msg, u8)>,
     stats: Arc<LinkStats>,
 ) {
     let unproven = Arc::new(Semaphore::new(limits.unproven));
@@ -146,7 +146,7 @@ async fn read(
     from: SocketAddr,
     mut proving: Option<(OwnedSemaphorePermit, tokio::time::Instant)>,
     codec: Codec,
-    deliver: mpsc::Sender<(SocketAddrV4, Msg)>,
+    deliver: mpsc::Sender<(SocketAddrV4, Msg, u8)>,
     stats: Arc<LinkStats>,
 ) {
     let mut decoder = Decoder::default();

@@ -46,6 +46,8 @@ pub struct SharedAccept {
     /// The number of the `Accept` its delta starts from, and the frame
     /// (length prefix, envelope, MAC), ready to write; `None` for the first.
     delta: Option<(u64, Vec<u8>)>,
+    /// The durable writes it waited for (in the frame's envelope).
+    waited: u8,
 }
 
 /// Encodes each `Accept` once for all connections. A leader hands the same
@@ -63,20 +65,29 @@ pub struct AcceptFrames {
     current: Option<Arc<SharedAccept>>,
 }
 
+impl SharedAccept {
+    /// The durable writes its frame says it waited for.
+    pub fn waited(&self) -> u8 {
+        self.waited
+    }
+}
+
 impl AcceptFrames {
-    /// The shared frame of the `Accept` of `version` in `term`. A version is
-    /// written once per term, so the same term and version (the copy for the
-    /// next replica, a heartbeat repeating the latest) is the same state.
+    /// The shared frame of the `Accept` of `version` in `term`, which
+    /// waited for `waited` durable writes. A version is written once per
+    /// term, so the same term and version (the copy for the next replica, a
+    /// heartbeat repeating the latest) is the same state.
     pub fn frame(
         &mut self,
         from: SocketAddrV4,
         term: Term,
         version: u64,
         storage: &CoordStorage,
+        waited: u8,
         codec: &Codec,
     ) -> Arc<SharedAccept> {
         if let (Some((t, v, ..)), Some(current)) = (&self.last, &self.current) {
-            if (*t, *v) == (term, version) {
+            if (*t, *v, current.waited) == (term, version, waited) {
                 return current.clone();
             }
         }
@@ -89,14 +100,14 @@ impl AcceptFrames {
                 version,
                 changes: CoordDelta::diff(last, storage),
             };
-            let body = codec.encode_frame(&frame).ok()?;
+            let body = codec.encode_frame_waited(&frame, waited).ok()?;
             let mut bytes = Vec::with_capacity(4 + body.len());
             bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());
             bytes.extend_from_slice(&body);
             Some((*base, bytes))
         });
         self.last = Some((term, version, id, storage.clone()));
-        let shared = Arc::new(SharedAccept { id, delta });
+        let shared = Arc::new(SharedAccept { id, delta, waited });
         self.current = Some(shared.clone());
         shared
     }
@@ -190,13 +201,17 @@ impl Decoder {
     /// checked by `codec`), the next on this connection; an error names its
     /// reason (the connection is then closed). The link's reader and the
     /// simulator (the harness's `sim`) both read through this.
+    /// With them, the durable writes the message waited for (`core/waited.rs`).
     pub fn read(
         &mut self,
         codec: &Codec,
         bytes: &[u8],
-    ) -> Result<(SocketAddrV4, Msg), (&'static str, String)> {
-        match codec.decode_frame::<Frame>(bytes) {
-            Ok(frame) => self.decode(frame).map_err(|e| ("bad_frame", e)),
+    ) -> Result<(SocketAddrV4, Msg, u8), (&'static str, String)> {
+        match codec.decode_frame_waited::<Frame>(bytes) {
+            Ok((frame, waited)) => match self.decode(frame) {
+                Ok((from, msg)) => Ok((from, msg, waited)),
+                Err(e) => Err(("bad_frame", e)),
+            },
             Err(e) => Err((e.reason().as_str(), e.to_string())),
         }
     }

@@ -109,8 +109,8 @@ fn an_accept_is_encoded_once_for_every_connection_that_had_the_one_before() {
     let mut s = state(1_000);
     for v in 1..=6u64 {
         let msg = accept(v, &s);
-        let shared = frames.frame(me, term1(), v, &s, &codec);
-        let again = frames.frame(me, term1(), v, &s, &codec);
+        let shared = frames.frame(me, term1(), v, &s, 0, &codec);
+        let again = frames.frame(me, term1(), v, &s, 0, &codec);
         assert!(Arc::ptr_eq(&shared, &again), "the copy for the next peer");
         let (bytes_a, got_a) = over(&codec, (&mut enc_a, &mut da), me, msg.clone(), &shared);
         assert_eq!(got_a, msg);

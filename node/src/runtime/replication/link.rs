@@ -31,7 +31,7 @@ pub struct PeerLink {
     codec: Codec,
     accepts: AcceptFrames,
     writers: HashMap<SocketAddrV4, mpsc::Sender<Outbound>>,
-    incoming: mpsc::Receiver<(SocketAddrV4, Msg)>,
+    incoming: mpsc::Receiver<(SocketAddrV4, Msg, u8)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     stats: Arc<LinkStats>,
 }
@@ -93,11 +93,12 @@ impl PeerLink {
     /// Hands `msg` to the connection to `to`; dropped if `to` is not a peer
     /// or its queue is full (the protocol tolerates loss). An `Accept` goes
     /// with its frame encoded once for all connections ([`AcceptFrames`]).
-    pub fn send(&mut self, to: SocketAddr, msg: Msg) {
+    /// Its frame says it waited for `waited` durable writes.
+    pub fn send(&mut self, to: SocketAddr, msg: Msg, waited: u8) {
         let SocketAddr::V4(to) = to else { return };
         match self.writers.get(&to) {
             Some(w) => {
-                let out = Outbound::new(self.me, msg, &mut self.accepts, &self.codec);
+                let out = Outbound::new(self.me, msg, waited, &mut self.accepts, &self.codec);
                 if w.try_send(out).is_err() {
                     let me = self.me;
                     self.stats.dropped("queue_full", 1, || {
@@ -114,13 +115,13 @@ impl PeerLink {
         }
     }
 
-    /// The next message from a peer.
-    pub async fn recv(&mut self) -> Option<(SocketAddrV4, Msg)> {
+    /// The next message from a peer, and the durable writes it waited for.
+    pub async fn recv(&mut self) -> Option<(SocketAddrV4, Msg, u8)> {
         self.incoming.recv().await
     }
 
     /// A message from a peer if one is waiting.
-    pub fn try_recv(&mut self) -> Option<(SocketAddrV4, Msg)> {
+    pub fn try_recv(&mut self) -> Option<(SocketAddrV4, Msg, u8)> {
         self.incoming.try_recv().ok()
     }
 }
@@ -131,21 +132,34 @@ impl PeerLink {
 pub struct Outbound {
     msg: Msg,
     shared: Option<Arc<SharedAccept>>,
+    /// The durable writes it waited for (`core/waited.rs`).
+    waited: u8,
 }
 
 impl Outbound {
-    /// `msg`, handed by replica `me` to one of its links; an `Accept` with
-    /// its frame encoded once for all connections (`accepts`).
-    pub fn new(me: SocketAddrV4, msg: Msg, accepts: &mut AcceptFrames, codec: &Codec) -> Self {
+    /// `msg`, handed by replica `me` to one of its links, having waited
+    /// for `waited` durable writes; an `Accept` with its frame encoded once
+    /// for all connections (`accepts`).
+    pub fn new(
+        me: SocketAddrV4,
+        msg: Msg,
+        waited: u8,
+        accepts: &mut AcceptFrames,
+        codec: &Codec,
+    ) -> Self {
         let shared = match &msg {
             Msg::Accept {
                 term,
                 version,
                 storage,
-            } => Some(accepts.frame(me, *term, *version, storage, codec)),
+            } => Some(accepts.frame(me, *term, *version, storage, waited, codec)),
             _ => None,
         };
-        Outbound { msg, shared }
+        Outbound {
+            msg,
+            shared,
+            waited,
+        }
     }
 
     /// The message.
@@ -171,11 +185,19 @@ pub fn encode_queue(
 ) -> Result<u64, (u64, String)> {
     let keep = worth_sending(&queue.iter().map(|o| &o.msg).collect::<Vec<_>>());
     let written = keep.iter().filter(|k| **k).count() as u64;
-    let queue = queue
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(o, k)| k.then_some(o));
-    for Outbound { msg, shared } in queue {
+    let waits = superseded_waits(&queue, &keep);
+    let queue = (queue.into_iter().zip(waits).zip(keep)).filter_map(|(o, k)| k.then_some(o));
+    for (
+        Outbound {
+            msg,
+            shared,
+            waited: _,
+        },
+        waited,
+    ) in queue
+    {
+        // A shared frame says another count: this one encodes its own.
+        let shared = shared.filter(|s| s.waited() == waited);
         let frame = match &shared {
             Some(shared) => match encoder.encode_accept(me, msg, shared) {
                 Encoded::Shared(b) => {
@@ -186,11 +208,38 @@ pub fn encode_queue(
             },
             None => encoder.encode(me, msg),
         };
-        let b = codec.encode_frame(&frame).map_err(|e| (written, e))?;
+        let b = (codec.encode_frame_waited(&frame, waited)).map_err(|e| (written, e))?;
         bytes.extend_from_slice(&(b.len() as u32).to_be_bytes());
         bytes.extend_from_slice(&b);
     }
     Ok(written)
+}
+
+/// Each message's count of durable writes waited for; an `Accept`'s
+/// raised to the highest of the `Accept`s it supersedes: coalescing drops
+/// them, and the state it carries holds theirs, so their causes ride on it
+/// (a leader's decision and its forgetting of an acknowledged commit, saved
+/// in one batch, go as one `Accept`). An `Accepted` coalesced away is lost,
+/// as the protocol takes it: its count with it (the later one is the
+/// answer to a later `Accept`, and raising it would charge a new purchase
+/// with an earlier one's chain; `core/waited.rs`).
+fn superseded_waits(queue: &[Outbound], keep: &[bool]) -> Vec<u8> {
+    let mut waits: Vec<u8> = queue.iter().map(|o| o.waited).collect();
+    for i in 0..queue.len() {
+        if keep[i] || !matches!(queue[i].msg, Msg::Accept { .. }) {
+            continue;
+        }
+        let later = (i + 1..queue.len()).find(|&j| supersedes(&queue[j].msg, &queue[i].msg));
+        if let Some(j) = later {
+            waits[j] = waits[j].max(waits[i]);
+        }
+    }
+    waits
+}
+
+/// Whether `later` says all `earlier` did (as [`worth_sending`] judges).
+fn supersedes(later: &Msg, earlier: &Msg) -> bool {
+    worth_sending(&[earlier, later]) == [false, true]
 }
 
 /// Writes `peer`'s messages, connecting when needed: every message waiting

@@ -15,17 +15,20 @@ use twopc_model::Msg;
 async fn peers_exchange_messages_over_tcp() {
     let (mut links, addrs) = linked(Limits::default()).await;
     let s = state(1_000);
+    // Each says it waited for as many durable writes as its version:
+    // the count rides in the frame (`core/waited.rs`).
     for v in 1..=3 {
-        links[0].send(SocketAddr::V4(addrs[2]), accept(v, &s));
+        links[0].send(SocketAddr::V4(addrs[2]), accept(v, &s), v as u8);
     }
     // In order, ending with the last; earlier ones may have been
     // coalesced away while queued behind the connection.
     let mut last = 0;
     while last < 3 {
-        let (from, got) = links[2].recv().await.unwrap();
+        let (from, got, waited) = links[2].recv().await.unwrap();
         let Msg::Accept { version, .. } = got else {
             panic!("{got:?}")
         };
+        assert_eq!(u64::from(waited), version, "the count its frame carried");
         assert_eq!((from, &got), (addrs[0], &accept(version, &s)));
         assert!(version > last, "{version} after {last}");
         last = version;
@@ -171,9 +174,9 @@ async fn idle_connections_are_closed_at_the_deadline_and_peers_get_through() {
         if v == 2 {
             tokio::time::sleep(limits.first_frame * 3).await;
         }
-        links[0].send(SocketAddr::V4(addrs[1]), accept(v, &s));
+        links[0].send(SocketAddr::V4(addrs[1]), accept(v, &s), 0);
         let got = tokio::time::timeout(soon, links[1].recv()).await;
-        let (from, msg) = got.expect("delivered").unwrap();
+        let (from, msg, _) = got.expect("delivered").unwrap();
         assert_eq!((from, msg), (addrs[0], accept(v, &s)));
     }
 }

@@ -241,6 +241,11 @@ pub trait Store: Send {
     fn sync(&mut self) -> Result<()>;
     /// Counters.
     fn stats(&self) -> StoreStats;
+    /// Whether `sync` is a durable write (an fsync): what a message waits
+    /// for it counts as a durable write waited for (`core/waited.rs`).
+    fn writes_durably(&self) -> bool {
+        true
+    }
     /// The history's durable position (`position.rs`), if this store
     /// keeps one: it is what a participant reports to its coordinator.
     fn position(&self) -> Option<u64> {
@@ -284,5 +289,8 @@ impl Store for MemStore {
     }
     fn stats(&self) -> StoreStats {
         self.stats
+    }
+    fn writes_durably(&self) -> bool {
+        false
     }
 }

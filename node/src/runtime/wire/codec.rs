@@ -62,6 +62,17 @@ impl Codec {
     /// The datagram carrying `payload` and, if given, a history position
     /// (the history module).
     pub fn encode_stamped(&self, payload: &Payload, history: Option<u64>) -> Result<Bytes, String> {
+        self.encode_waited(payload, history, 0)
+    }
+
+    /// The datagram carrying `payload`, a history position if given, and
+    /// the durable writes it waited for (`core/waited.rs`).
+    pub fn encode_waited(
+        &self,
+        payload: &Payload,
+        history: Option<u64>,
+        waited: u8,
+    ) -> Result<Bytes, String> {
         let body: Bytes = match self.format {
             Format::Bincode => {
                 let mut codec = Bincode::<Payload, Payload, _>::from(bincode_options());
@@ -72,7 +83,7 @@ impl Codec {
                 Serializer::serialize(Pin::new(&mut codec), payload).map_err(|e| e.to_string())
             }
         }?;
-        let out = self.seal(&body, history);
+        let out = self.seal(&body, history, waited);
         if out.len() > MAX_DATAGRAM {
             return Err(format!(
                 "datagram of {} bytes exceeds the {MAX_DATAGRAM}-byte limit",
@@ -90,7 +101,15 @@ impl Codec {
     /// The payload of `datagram` and its history field, or why it must be
     /// dropped.
     pub fn decode_stamped(&self, datagram: &[u8]) -> Result<(Payload, Option<u64>), Reject> {
-        let (format, history, body) = self.open(datagram, MAX_DATAGRAM)?;
+        self.decode_waited(datagram)
+            .map(|(payload, history, _)| (payload, history))
+    }
+
+    /// The payload of `datagram`, its history field and the durable writes
+    /// it waited for (0 from a node that does not count them), or why it
+    /// must be dropped.
+    pub fn decode_waited(&self, datagram: &[u8]) -> Result<(Payload, Option<u64>, u8), Reject> {
+        let (format, history, waited, body) = self.open(datagram, MAX_DATAGRAM)?;
         if format == 0 && carries_coordinator_state(body) {
             return Err(Reject::Undecodable(
                 "a replica's state by datagram (replicas send it over TCP)".into(),
@@ -105,8 +124,16 @@ impl Codec {
             Deserializer::deserialize(Pin::new(&mut codec), &body).map_err(|e| e.to_string())
         };
         decoded
-            .map(|payload| (payload, history))
+            .map(|payload| (payload, history, waited))
             .map_err(Reject::Undecodable)
+    }
+
+    /// `datagram`, sealed by this codec, now saying it waited for `waited`
+    /// durable writes (the MAC made again); unchanged if it is not one of
+    /// this codec's envelopes.
+    pub fn rewait(&self, datagram: &Bytes, waited: u8) -> Bytes {
+        self.rewait_envelope(datagram, waited)
+            .map_or_else(|| datagram.clone(), Bytes::from)
     }
 
     /// One frame of a TCP stream between replicas (`replication/`): the
@@ -115,6 +142,16 @@ impl Codec {
     /// coordinator states (compact in bincode, several times larger in
     /// JSON) and are not for reading in tcpdump anyway.
     pub fn encode_frame<T: Serialize>(&self, frame: &T) -> Result<Vec<u8>, String> {
+        self.encode_frame_waited(frame, 0)
+    }
+
+    /// A frame as [`Codec::encode_frame`] makes it, saying its message
+    /// waited for `waited` durable writes (`core/waited.rs`).
+    pub fn encode_frame_waited<T: Serialize>(
+        &self,
+        frame: &T,
+        waited: u8,
+    ) -> Result<Vec<u8>, String> {
         use bincode::Options;
         let body = frame_options()
             .serialize(frame)
@@ -123,7 +160,7 @@ impl Codec {
             key: self.key.clone(),
             format: Format::Bincode,
         };
-        let out = bincode.seal(&body, None);
+        let out = bincode.seal(&body, None, waited);
         if out.len() > MAX_FRAME {
             return Err(format!(
                 "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
@@ -135,13 +172,23 @@ impl Codec {
 
     /// The value a frame carries, or why it must be dropped.
     pub fn decode_frame<T: serde::de::DeserializeOwned>(&self, frame: &[u8]) -> Result<T, Reject> {
+        self.decode_frame_waited(frame).map(|(value, _)| value)
+    }
+
+    /// The value a frame carries and the durable writes its message waited
+    /// for, or why it must be dropped.
+    pub fn decode_frame_waited<T: serde::de::DeserializeOwned>(
+        &self,
+        frame: &[u8],
+    ) -> Result<(T, u8), Reject> {
         use bincode::Options;
-        let (format, _history, body) = self.open(frame, MAX_FRAME)?;
+        let (format, _history, waited, body) = self.open(frame, MAX_FRAME)?;
         if format != Format::Bincode.byte() {
             return Err(Reject::BadFormat(format)); // Frames are bincode.
         }
         frame_options()
             .deserialize(body)
+            .map(|value| (value, waited))
             .map_err(|e| Reject::Undecodable(e.to_string()))
     }
 }

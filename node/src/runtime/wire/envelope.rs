@@ -29,6 +29,26 @@ const MAC_LEN: usize = 32;
 const FLAG_MAC: u8 = 1;
 const FLAG_HISTORY: u8 = 2;
 const HISTORY_LEN: usize = 8;
+/// The flags' high four bits: the durable writes the message waited for
+/// along its causal chain (`core/waited.rs`), 0 to [`WAITED_MAX`]. A node
+/// of an older build ignores flag bits it does not know, so it reads these
+/// envelopes exactly as before; what it sends reads as 0.
+const WAITED_SHIFT: u8 = 4;
+/// The largest count the envelope carries: more reads as this.
+pub const WAITED_MAX: u8 = 15;
+
+/// The durable writes an envelope says its message waited for (0 if it is
+/// not an envelope).
+pub fn waited_of(envelope: &[u8]) -> u8 {
+    match envelope {
+        [m0, m1, _, _, flags, ..] if [*m0, *m1] == MAGIC => flags >> WAITED_SHIFT,
+        _ => 0,
+    }
+}
+
+/// An opened envelope: its format byte, its history field, the durable
+/// writes its message waited for, and its body.
+type Opened<'a> = (u8, Option<u64>, u8, &'a [u8]);
 
 impl Format {
     /// Its byte in the header.
@@ -41,10 +61,12 @@ impl Format {
 }
 
 impl Codec {
-    /// The envelope around `body`: header, MAC if keyed, history if
+    /// The envelope around `body`: header (with the durable writes
+    /// `waited` for, at most [`WAITED_MAX`]), MAC if keyed, history if
     /// given, body.
-    pub(super) fn seal(&self, body: &[u8], history: Option<u64>) -> Vec<u8> {
+    pub(super) fn seal(&self, body: &[u8], history: Option<u64>, waited: u8) -> Vec<u8> {
         let mut flags = if self.key.is_some() { FLAG_MAC } else { 0 };
+        flags |= waited.min(WAITED_MAX) << WAITED_SHIFT;
         if history.is_some() {
             flags |= FLAG_HISTORY;
         }
@@ -65,13 +87,10 @@ impl Codec {
         out
     }
 
-    /// The body of an envelope of at most `limit` bytes, its format byte
-    /// and its history field, once the header and the MAC are checked.
-    pub(super) fn open<'a>(
-        &self,
-        envelope: &'a [u8],
-        limit: usize,
-    ) -> Result<(u8, Option<u64>, &'a [u8]), Reject> {
+    /// The body of an envelope of at most `limit` bytes, its format byte,
+    /// its history field and its durable writes waited for, once the
+    /// header and the MAC are checked.
+    pub(super) fn open<'a>(&self, envelope: &'a [u8], limit: usize) -> Result<Opened<'a>, Reject> {
         if envelope.len() > limit {
             return Err(Reject::Oversized(envelope.len()));
         }
@@ -102,12 +121,37 @@ impl Codec {
                 body
             }
         };
+        let waited = flags >> WAITED_SHIFT;
         if flags & FLAG_HISTORY == 0 {
-            return Ok((format, None, body));
+            return Ok((format, None, waited, body));
         }
         let Some((history, body)) = body.split_first_chunk::<HISTORY_LEN>() else {
             return Err(Reject::Undecodable("history field cut short".into()));
         };
-        Ok((format, Some(u64::from_le_bytes(*history)), body))
+        Ok((format, Some(u64::from_le_bytes(*history)), waited, body))
+    }
+
+    /// `envelope` (sealed by this codec) with its count of durable writes
+    /// waited for set to `waited`, the MAC made again: the count is known
+    /// only when the batch ends (`Core::ready`), after the message was
+    /// encoded. `None` if it is not an envelope this codec sealed.
+    pub(super) fn rewait_envelope(&self, envelope: &[u8], waited: u8) -> Option<Vec<u8>> {
+        if envelope.len() < HEADER_LEN || envelope[..2] != MAGIC {
+            return None;
+        }
+        let mut out = envelope.to_vec();
+        out[4] =
+            (out[4] & !(WAITED_MAX << WAITED_SHIFT)) | (waited.min(WAITED_MAX) << WAITED_SHIFT);
+        if let Some(key) = &self.key {
+            if out[4] & FLAG_MAC == 0 || out.len() < HEADER_LEN + MAC_LEN {
+                return None;
+            }
+            let mut mac = key.mac();
+            mac.update(&out[..HEADER_LEN]);
+            mac.update(&out[HEADER_LEN + MAC_LEN..]);
+            let tag = mac.finalize().into_bytes();
+            out[HEADER_LEN..HEADER_LEN + MAC_LEN].copy_from_slice(&tag);
+        }
+        Some(out)
     }
 }

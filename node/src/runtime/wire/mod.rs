@@ -18,6 +18,10 @@
 //! fingerprint ([`ClusterKey::fingerprint`]) and the key alone separates
 //! clusters.
 //!
+//! The flags' high four bits count the durable writes the message waited
+//! for along its causal chain (0–15, `core/waited.rs`); a node of an older
+//! build ignores them (it reads no flag it does not know) and sends 0.
+//!
 //! The history field (u64 LE, the history module): from a participant, its
 //! durable history position; from a coordinator to a participant, the
 //! highest position it has heard from that participant.
@@ -56,7 +60,7 @@ mod payload;
 mod reject;
 
 pub use codec::{Codec, Format};
-pub use envelope::{MAGIC, MAX_DATAGRAM, MAX_FRAME, VERSION};
+pub use envelope::{waited_of, MAGIC, MAX_DATAGRAM, MAX_FRAME, VERSION, WAITED_MAX};
 pub use key::{ClusterKey, KEY_HEX_LEN};
 pub use payload::{check_name, Payload, JOURNAL_PAGE, MAX_NAME};
 pub use reject::Reject;

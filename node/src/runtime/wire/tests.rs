@@ -352,3 +352,46 @@ fn the_largest_journal_page_fits_in_a_datagram() {
         assert_eq!(codec.decode(&bytes.unwrap()), Ok(reply));
     }
 }
+
+/// The durable writes waited for ride in the flags' high bits, under the
+/// MAC: counted again after encoding (`rewait`), with or without a key, in
+/// either format, with a history field; an envelope without them reads 0;
+/// a tampered count fails the MAC; a count above the most saturates.
+#[test]
+fn the_count_of_durable_writes_waited_for_rides_under_the_mac() {
+    let key = ClusterKey::new("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+        .unwrap();
+    for format in [Format::Bincode, Format::Json] {
+        for codec in [
+            Codec::new(None, format),
+            Codec::new(Some(key.clone()), format),
+        ] {
+            for payload in msgs() {
+                let plain = codec.encode_stamped(&payload, Some(5)).unwrap();
+                assert_eq!(
+                    codec.decode_waited(&plain).unwrap(),
+                    (payload.clone(), Some(5), 0)
+                );
+                let once = codec.encode_waited(&payload, Some(5), 1).unwrap();
+                let twice = codec.rewait(&once, 2);
+                assert_eq!(waited_of(&twice), 2);
+                assert_eq!(
+                    codec.decode_waited(&twice).unwrap(),
+                    (payload.clone(), Some(5), 2)
+                );
+                // The payload and history read as before.
+                assert_eq!(
+                    codec.decode_stamped(&twice).unwrap(),
+                    (payload.clone(), Some(5))
+                );
+                let most = codec.rewait(&once, 200);
+                assert_eq!(waited_of(&most), WAITED_MAX);
+                if codec.is_authenticated() {
+                    let mut forged = twice.to_vec();
+                    forged[4] ^= 0x10;
+                    assert_eq!(codec.decode_waited(&forged), Err(Reject::BadMac));
+                }
+            }
+        }
+    }
+}
