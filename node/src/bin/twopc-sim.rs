@@ -75,6 +75,10 @@ struct Args {
     /// One coordinator (`2pc`) or three replicas of it (`replicated`).
     #[arg(long, value_enum, default_value = "2pc")]
     protocol: Protocol,
+    /// Run the one-write protocol (docs/one-write.md): the coordinator
+    /// tells a decision before it saves it. With `--protocol 2pc` only.
+    #[arg(long)]
+    one_write: bool,
     /// Run a deliberately broken runtime (the simulation must catch it;
     /// `leader-acks-unsynced` and `follower-acks-unsynced` break only the
     /// replicated coordinator).
@@ -103,6 +107,10 @@ fn probability(s: &str) -> Result<f64, String> {
 
 fn main() {
     let args = Args::parse();
+    if args.one_write && args.protocol != Protocol::TwoPc {
+        eprintln!("twopc-sim: --one-write runs with --protocol 2pc only (docs/one-write.md)");
+        std::process::exit(2);
+    }
     let base = SimConfig {
         seed: args.seed,
         purchases: args.purchases,
@@ -116,6 +124,7 @@ fn main() {
         partition_every: Duration::from_millis(args.partition_every_ms),
         mutant: args.mutant,
         protocol: args.protocol,
+        one_write: args.one_write,
         disk: args.disk,
         trace: args.trace,
         ..SimConfig::default()

@@ -104,6 +104,7 @@ impl LocalCluster {
             retention: crate::runtime::cluster::DEFAULT_RETENTION,
             journal_retention: crate::runtime::storage::DEFAULT_JOURNAL_RETENTION,
             prices: Default::default(),
+            one_write: false,
         };
         let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
         let (stop, stopped) = watch::channel(false);
@@ -167,6 +168,7 @@ impl LocalCluster {
             retention: crate::runtime::cluster::DEFAULT_RETENTION,
             journal_retention: crate::runtime::storage::DEFAULT_JOURNAL_RETENTION,
             prices: Default::default(),
+            one_write: false,
         };
         for (name, levels, initial) in [
             ("accounts.csv", &accounts, &mut cluster.accounts),

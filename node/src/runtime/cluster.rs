@@ -50,6 +50,13 @@
 //! (`twopc journal`) each participant keeps (default
 //! [`crate::runtime::storage::DEFAULT_JOURNAL_RETENTION`]).
 //!
+//! `one_write = true` (with `protocol = "2pc"` only) runs the one-write
+//! protocol (docs/one-write.md): a purchase waits for the participants'
+//! prepares alone, the coordinator telling its decision before it saves
+//! it. Every node reads it: restart the participants on the new file
+//! before the coordinator. A coordinator directory that ran it refuses to
+//! start without it (`DIR/ONE_WRITE`; see `storage::stamp`).
+//!
 //! ## A replicated coordinator
 //!
 //! `protocol = "replicated"` (what twopc deploys by default, and the
@@ -130,6 +137,8 @@ struct RawCluster {
     retention: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     journal_retention: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    one_write: Option<bool>,
     #[serde(default)]
     node: Vec<RawNode>,
     #[serde(default)]
@@ -185,6 +194,8 @@ pub struct Cluster {
     /// How many journal entries each participant keeps
     /// (`journal_retention`).
     pub journal_retention: usize,
+    /// The one-write protocol (`one_write`, two-phase commit only).
+    pub one_write: bool,
 }
 
 fn resolve(text: &str) -> std::result::Result<SocketAddrV4, String> {
@@ -324,12 +335,22 @@ impl Cluster {
         if let Some(id) = &raw.cluster_id {
             check_cluster_id(id)?;
         }
+        let one_write = raw.one_write.unwrap_or(false);
+        if one_write && protocol != Protocol::TwoPc {
+            return Err(
+                "one_write = true runs with protocol = \"2pc\" only (a replicated \
+                 coordinator's new leader does not resolve from the participants yet: \
+                 docs/one-write.md)"
+                    .into(),
+            );
+        }
         Ok(Cluster {
             cluster_id: raw.cluster_id,
             protocol,
             nodes,
             retention,
             journal_retention,
+            one_write,
             accounts: InitialLevels {
                 table: raw.accounts,
                 file: raw.accounts_file,
@@ -353,6 +374,7 @@ impl Cluster {
             journal_retention: (self.journal_retention
                 != crate::runtime::storage::DEFAULT_JOURNAL_RETENTION)
                 .then_some(self.journal_retention),
+            one_write: self.one_write.then_some(true),
             node: self
                 .nodes
                 .iter()
@@ -452,7 +474,7 @@ impl Cluster {
             // "Prices"): a sku without a price accepts any, so clusters
             // without prices buy as before. Upgrade the order service first.
             prices: true,
-            one_write: false,
+            one_write: self.one_write,
         };
         match (node.role, self.protocol) {
             (Role::Coordinator, Protocol::TwoPc) => Node::Coordinator(coordinator),
@@ -471,14 +493,14 @@ impl Cluster {
                 coordinators,
                 initial: Default::default(),
                 prices: Default::default(),
-                one_write: false,
+                one_write: self.one_write,
             }),
             (Role::Order, _) => Node::Participant(Participant {
                 resource: Resource::Order,
                 coordinators,
                 initial: Default::default(),
                 prices: Default::default(),
-                one_write: false,
+                one_write: self.one_write,
             }),
         }
     }

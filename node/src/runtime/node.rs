@@ -113,6 +113,9 @@ pub async fn start(
             found,
         });
     }
+    if spec.role == crate::runtime::role::Role::Coordinator && cluster.protocol == Protocol::TwoPc {
+        crate::runtime::storage::check_one_write(&RealFs, data_dir, cluster.one_write)?;
+    }
     if let (true, Some(c)) = (unstamped, &identity) {
         stamp_cluster(&RealFs, data_dir, &c.id)?;
         tracing::info!(node = name, cluster_id = %c.id, source = c.source, "data directory stamped with its cluster");
@@ -160,6 +163,13 @@ pub async fn start(
         history = store.durable_position(),
         "node starting"
     );
+    if cluster.one_write {
+        tracing::info!(
+            node = name,
+            "one write (docs/one-write.md): the coordinator tells a decision before it saves it, \
+             the participants' saved votes are the decision"
+        );
+    }
     if !cfg.codec.is_authenticated() {
         tracing::warn!(
             node = name,

@@ -106,6 +106,8 @@ pub struct SimConfig {
     pub disk: DiskKind,
     /// One coordinator (2PC), or three replicas of it (`replicas.rs`).
     pub protocol: Protocol,
+    /// The one-write protocol (docs/one-write.md; 2PC only).
+    pub one_write: bool,
     /// A deliberately broken runtime (`crate::runtime::mutant`).
     pub mutant: Option<RuntimeMutant>,
     /// Print every event.
@@ -133,6 +135,7 @@ impl Default for SimConfig {
             retention: 1000,
             disk: DiskKind::Log,
             protocol: Protocol::TwoPc,
+            one_write: false,
             mutant: None,
             trace: false,
             traces: false,

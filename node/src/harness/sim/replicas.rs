@@ -45,7 +45,7 @@ pub(super) fn servers(
         order: Id::from(addr(ORDER)),
         retention: cfg.retention,
         prices: true,
-        one_write: false,
+        one_write: cfg.one_write,
     };
     let participant = |resource, initial: &[(&str, u64)]| {
         Node::Participant(Participant {
@@ -53,7 +53,7 @@ pub(super) fn servers(
             coordinators: ids.clone(),
             initial: initial.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             prices: Default::default(),
-            one_write: false,
+            one_write: cfg.one_write,
         })
     };
     let replica = |index| {

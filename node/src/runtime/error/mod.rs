@@ -204,6 +204,19 @@ pub enum Error {
         /// What the directory holds, in words.
         found: &'static str,
     },
+    /// A coordinator directory that ran the one-write protocol started
+    /// without it (`storage::mode`).
+    #[error(
+        "the coordinator's directory {} has run the one-write protocol (it holds ONE_WRITE): \
+         its log may lack outcomes it told, which two-phase commit would presume aborted, \
+         aborting at one participant what the other applied. Put one_write = true back in \
+         the cluster file (turning it off is not supported yet; docs/one-write.md)",
+        dir.display()
+    )]
+    OneWriteSwitchedOff {
+        /// The data directory.
+        dir: PathBuf,
+    },
     /// A node stopped on an error it must not continue after: storage
     /// failed, so what is durable is unknown.
     #[error("node {node} stopped: {source}")]

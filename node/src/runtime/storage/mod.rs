@@ -15,6 +15,7 @@
 //! | `journal.rs` | a participant's journal of committed changes, derived per record |
 //! | `journal_files.rs` | the journal's segment files, written at compaction |
 //! | `stamp.rs` | the cluster a directory belongs to (`CLUSTER`) |
+//! | `mode.rs` | a coordinator directory that ran one write (`ONE_WRITE`) |
 //! | `log.rs` | [`LogStore`]: repair at open, append, sync, compaction |
 //! | `faulty.rs` | disk faults injected into the log (testing aids) |
 //!
@@ -28,6 +29,7 @@
 //! DIR/LOCK          flock'ed for the life of the process: one node per directory
 //! DIR/NODE          the node (name and role) the directory belongs to
 //! DIR/CLUSTER       the cluster it belongs to (`stamp.rs`)
+//! DIR/ONE_WRITE     a coordinator's, once it ran one write (`mode.rs`)
 //! DIR/heard         a coordinator's positions heard from participants
 //!                   (`position.rs`; written now and then, off the commit path)
 //! DIR/snapshot      "TPCSNAP5", generation (u64 LE), the history position
@@ -175,6 +177,7 @@ mod fs;
 mod journal;
 mod journal_files;
 mod log;
+mod mode;
 mod open;
 mod position;
 mod record;
@@ -202,6 +205,7 @@ pub use journal::{
     derive, Change, ChangeKind, Journal, Page, SharedJournal, DEFAULT_JOURNAL_RETENTION,
 };
 pub use log::{LogStore, COMPACT_MIN, MARKER_SYNC_EVERY};
+pub use mode::check_one_write;
 pub use open::open_store;
 pub use position::{heard_path, Heard};
 pub use replay::{
