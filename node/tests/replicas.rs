@@ -299,6 +299,7 @@ fn a_leader_with_a_full_outcome_table_is_replaced() {
             &std::env::temp_dir(),
             bin,
             Protocol::Replicated,
+            false,
             users,
             stock,
         )

@@ -197,6 +197,7 @@ async fn replicated() -> Result<()> {
         &std::env::temp_dir(),
         &exe,
         Protocol::Replicated,
+        false,
         accounts.clone(),
         stock.clone(),
     )

@@ -75,14 +75,16 @@ impl LocalCluster {
         stock: BTreeMap<String, u64>,
         trace_dir: Option<&std::path::Path>,
     ) -> Result<LocalCluster> {
-        Self::start_with(parent, Protocol::TwoPc, accounts, stock, trace_dir).await
+        Self::start_with(parent, Protocol::TwoPc, false, accounts, stock, trace_dir).await
     }
 
     /// [`LocalCluster::start_traced`] with one coordinator or three
-    /// coordinator replicas (`coordinator-1`, ...).
+    /// coordinator replicas (`coordinator-1`, ...), and one write or not
+    /// (the cluster file's `one_write`, 2PC only).
     pub async fn start_with(
         parent: &std::path::Path,
         protocol: Protocol,
+        one_write: bool,
         accounts: BTreeMap<String, u64>,
         stock: BTreeMap<String, u64>,
         trace_dir: Option<&std::path::Path>,
@@ -104,7 +106,7 @@ impl LocalCluster {
             retention: crate::runtime::cluster::DEFAULT_RETENTION,
             journal_retention: crate::runtime::storage::DEFAULT_JOURNAL_RETENTION,
             prices: Default::default(),
-            one_write: false,
+            one_write,
         };
         let codec = Codec::new(Some(ClusterKey::random()), Format::Bincode);
         let (stop, stopped) = watch::channel(false);
@@ -149,6 +151,7 @@ impl LocalCluster {
         parent: &std::path::Path,
         exe: &std::path::Path,
         protocol: Protocol,
+        one_write: bool,
         accounts: BTreeMap<String, u64>,
         stock: BTreeMap<String, u64>,
     ) -> Result<LocalCluster> {
@@ -168,7 +171,7 @@ impl LocalCluster {
             retention: crate::runtime::cluster::DEFAULT_RETENTION,
             journal_retention: crate::runtime::storage::DEFAULT_JOURNAL_RETENTION,
             prices: Default::default(),
-            one_write: false,
+            one_write,
         };
         for (name, levels, initial) in [
             ("accounts.csv", &accounts, &mut cluster.accounts),

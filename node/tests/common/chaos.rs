@@ -331,6 +331,7 @@ pub fn chaos(protocol: Protocol) {
         violations: bad,
         commits,
         aborts,
+        ..
     } = verify(&seen, &wallet, &order, initial, unacked);
     let leaders = if replicated {
         format!(

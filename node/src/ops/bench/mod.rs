@@ -70,6 +70,8 @@ pub struct Options {
     pub json: bool,
     /// One coordinator, three replicas, or each in turn (`--protocol`).
     pub protocols: Vec<Protocol>,
+    /// Two-phase commit runs the one-write protocol (`--one-write`).
+    pub one_write: bool,
     /// Record every node's steps under `DIR/run-N/` (in-process nodes).
     pub trace_dir: Option<PathBuf>,
     /// Which operations, in what proportions (default: purchases only).
@@ -101,6 +103,9 @@ impl Options {
 pub struct BenchResult {
     /// One coordinator or three replicas.
     pub protocol: Protocol,
+    /// Two-phase commit with one write (`--one-write`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub one_write: bool,
     /// Concurrent clients.
     pub clients: usize,
     /// Users (and skus) the purchases were spread over (`--accounts`).
@@ -288,6 +293,7 @@ async fn measure(
     let per = |f: fn(&NodeCost) -> Option<u64>| cost::per_purchase(&before, &after, n, f);
     Ok(BenchResult {
         protocol: Protocol::TwoPc, // Set by the caller, which knows.
+        one_write: false,          // Likewise.
         clients,
         accounts: workload.spread.accounts(),
         hot: matches!(workload.spread, Spread::Hot(_)),
@@ -328,8 +334,12 @@ pub async fn run(opts: &Options) -> Result<Vec<BenchResult>> {
     }
     let mut results = Vec::new();
     for &protocol in &opts.protocols {
-        if !opts.json && opts.protocols.len() > 1 {
-            println!("protocol {protocol}:");
+        let one_write = opts.one_write && protocol == Protocol::TwoPc;
+        if !opts.json && (opts.protocols.len() > 1 || one_write) {
+            match one_write {
+                true => println!("protocol {protocol}, one write:"),
+                false => println!("protocol {protocol}:"),
+            }
         }
         for &spread in &spreads {
             let workload = Workload::new(spread, max_clients, opts.purchases);
@@ -383,15 +393,27 @@ async fn run_one(
     clients: usize,
 ) -> Result<BenchResult> {
     let (accounts, stock) = (workload.accounts.clone(), workload.stock.clone());
+    // One write applies to two-phase commit (the replicated coordinator
+    // does not run it yet).
+    let one_write = opts.one_write && protocol == Protocol::TwoPc;
     let cluster = match &opts.processes {
-        Some(exe) => LocalCluster::spawn_in(&opts.dir, exe, protocol, accounts, stock).await?,
+        Some(exe) => {
+            LocalCluster::spawn_in(&opts.dir, exe, protocol, one_write, accounts, stock).await?
+        }
         None => {
             let traces = match &opts.trace_dir {
                 Some(dir) => Some(trace_run_dir(dir)?),
                 None => None,
             };
-            LocalCluster::start_with(&opts.dir, protocol, accounts, stock, traces.as_deref())
-                .await?
+            LocalCluster::start_with(
+                &opts.dir,
+                protocol,
+                one_write,
+                accounts,
+                stock,
+                traces.as_deref(),
+            )
+            .await?
         }
     };
     // A short warm-up, not measured.
@@ -418,6 +440,7 @@ async fn run_one(
     .await?;
     cluster.stop().await?;
     r.protocol = protocol;
+    r.one_write = one_write;
     Ok(r)
 }
 
@@ -443,6 +466,7 @@ mod tests {
             trace_dir: None,
             protocols: vec![Protocol::TwoPc],
             mix: Mix::default(),
+            one_write: false,
         }
     }
 

@@ -471,6 +471,9 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
         Command::Decide(args) => super::decide::run(args, key()?).await,
         Command::Demo => demo::run().await.map(|()| Exit::Ok),
         Command::Bench(args) => {
+            if args.one_write && matches!(args.protocol, BenchProtocol::Replicated) {
+                return Err(crate::runtime::error::BenchError::OneWriteReplicated.into());
+            }
             let opts = bench::Options {
                 purchases: args.purchases,
                 clients: args.clients,
@@ -485,6 +488,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
                 json: args.json,
                 trace_dir: args.trace_dir,
                 mix: args.mix.unwrap_or_default(),
+                one_write: args.one_write,
                 protocols: match args.protocol {
                     BenchProtocol::TwoPc => vec![Protocol::TwoPc],
                     BenchProtocol::Replicated => vec![Protocol::Replicated],

@@ -407,6 +407,12 @@ pub struct BenchArgs {
     /// there are), funded enough for all of them.
     #[arg(long)]
     pub(super) hot: bool,
+    /// Run two-phase commit with one durable write on the commit path
+    /// (docs/one-write.md): the coordinator tells a decision before it
+    /// saves it. Applies to `--protocol 2pc` runs (and to the 2PC half of
+    /// `both`).
+    #[arg(long)]
+    pub(super) one_write: bool,
     /// Also print purchases/s and latency per tenth of each run, and each
     /// node's resident memory (VmRSS) after the first tenth and at the end.
     #[arg(long)]
