@@ -364,14 +364,24 @@ fn settled_holds_nothing(m: &TwopcModel, s: &SysState) -> bool {
     // held below it, and the holder asks); the next prepare's floor does.
     let fenced =
         |d: &PartStorage, t: &TxnId| m.cfg.one_write && d.floor.n == 0 && t.epoch < d.floor.epoch;
+    // One write: a commit is owed before it is saved (the coordinator's
+    // memory holds it, the votes imply it), and a crashed coordinator's
+    // successor resolves what its memory held.
+    if m.cfg.one_write && coordinators(&m.cfg, s).any(|(i, _)| s.crashed[i]) {
+        return true;
+    }
+    let owed = |t: &TxnId| {
+        owed(s, t)
+            || (m.cfg.one_write && coordinators(&m.cfg, s).any(|(_, c)| c.commits.contains_key(t)))
+    };
     participants(s).all(|(_, p)| {
         let d = &p.data;
         d.holds
             .range(..d.floor)
-            .all(|(t, _)| owed(s, t) || fenced(d, t))
+            .all(|(t, _)| owed(t) || fenced(d, t))
             && d.credits
                 .range(..d.floor)
-                .all(|(t, _)| owed(s, t) || fenced(d, t))
+                .all(|(t, _)| owed(t) || fenced(d, t))
     })
 }
 

@@ -315,9 +315,14 @@ fn layout(nodes: &[Replayed]) -> Config {
         Node::Replica(r) => r.coordinator.prices,
         _ => false,
     });
+    // One write is judged when the coordinator ran it (docs/one-write.md).
+    let one_write = nodes
+        .iter()
+        .any(|n| matches!(&n.actor, Node::Coordinator(c) if c.one_write));
     Config {
         clients,
         prices,
+        one_write,
         protocol: replicas.map_or(Protocol::TwoPc, |_| Protocol::Replicated),
         replicas: replicas.unwrap_or(Config::default().replicas),
         ..Config::default()
