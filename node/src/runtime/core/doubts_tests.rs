@@ -187,30 +187,9 @@ fn replica(index: usize, now: Instant) -> Core {
         index,
         incarnation: 0,
     });
-    let mut core = Core::new(
-        actor,
-        id(R[index]),
-        &cfg(&format!("coordinator-{}", index + 1)),
-    );
-    core.handle(now, Event::Start(None));
-    // A new cluster: the others answer that they hold nothing either.
-    let _ = core.ready(now);
-    for j in (0..R.len()).filter(|j| *j != index) {
-        let msg = Msg::RecoverReply {
-            nonce: 0,
-            acceptor: None,
-        };
-        let from = R[j].parse().unwrap();
-        core.handle(
-            now,
-            Event::Peer {
-                from,
-                msg,
-                waited: 0,
-            },
-        );
-    }
-    core
+    let name = format!("coordinator-{}", index + 1);
+    let core = Core::new(actor, id(R[index]), &cfg(&name));
+    super::super::replica_fixtures::recovered(core, index, now)
 }
 
 fn leading_version(core: &Core) -> u64 {

@@ -32,11 +32,14 @@ pub(super) fn replica(index: usize, faults: Faults, now: Instant) -> Core {
         faults,
         batch_max: 64,
     };
-    let mut core = Core::new(actor, id(R[index]), &cfg);
+    recovered(Core::new(actor, id(R[index]), &cfg), index, now)
+}
+
+/// `core`, replica `index` of three, started on an empty disk at `now` in
+/// a new cluster: it asks the others what they hold, and both answer that
+/// they are recovering too (the first replica then leads the first term).
+pub(super) fn recovered(mut core: Core, index: usize, now: Instant) -> Core {
     core.handle(now, Event::Start(None));
-    // A new cluster: it asks the others what they hold, and both answer
-    // that they are recovering too (the first replica then leads the
-    // first term).
     let _ = core.ready(now);
     for j in (0..R.len()).filter(|j| *j != index) {
         let msg = Msg::RecoverReply {
@@ -84,19 +87,24 @@ pub(super) fn datagram(core: &mut Core, now: Instant, from: &str, msg: Msg) {
 
 /// A backup's `Accepted` of `version` of the first term.
 pub(super) fn accepted_by(core: &mut Core, now: Instant, backup: usize, version: u64) {
+    accepted_counting(core, now, backup, version, 0);
+}
+
+/// [`accepted_by`], the `Accepted` saying it waited for `waited` durable
+/// writes.
+pub(super) fn accepted_counting(
+    core: &mut Core,
+    now: Instant,
+    backup: usize,
+    version: u64,
+    waited: u8,
+) {
     let msg = Msg::Accepted {
         term: first_term(),
         version,
     };
     let from = R[backup].parse().unwrap();
-    core.handle(
-        now,
-        Event::Peer {
-            from,
-            msg,
-            waited: 0,
-        },
-    );
+    core.handle(now, Event::Peer { from, msg, waited });
 }
 
 /// Purchase `n` (with a ticket) and both yes votes for its attempt, the

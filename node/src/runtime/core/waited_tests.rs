@@ -1,11 +1,10 @@
 //! The count of durable writes waited for (`waited.rs`): what each send
 //! adds, fed through the core with the exact counts its inputs carried.
 
-use super::replica_fixtures::{accepted_by, msgs, purchase_and_votes, replica};
+use super::replica_fixtures::{accepted_by, accepted_counting, msgs, purchase_and_votes, replica};
 use super::tests::{codec, prepare, wallet, yes, COORD};
 use super::*;
 use crate::runtime::wire::waited_of;
-use twopc_model::Term;
 
 /// `msg` from the coordinator, its envelope saying it waited for `waited`.
 fn from_coordinator_waited(core: &mut Core, msg: Msg, waited: u8) {
@@ -108,18 +107,7 @@ fn a_leaders_early_accept_adds_nothing_and_its_release_takes_the_higher_cause() 
     );
     // A backup's `Accepted` of version 2 that says 0 (a node that does not
     // count): the leader's own acceptance (0 + its fsync) is the higher.
-    let term = Term {
-        n: 0,
-        leader: Id::from("127.0.0.1:7101".parse::<SocketAddrV4>().unwrap()),
-    };
-    leader.handle(
-        now,
-        Event::Peer {
-            from: "127.0.0.1:7102".parse().unwrap(),
-            msg: Msg::Accepted { term, version: 2 },
-            waited: 0,
-        },
-    );
+    accepted_counting(&mut leader, now, 1, 2, 0);
     let ready = leader.ready(now);
     let outcome = outcome_count(&ready);
     assert_eq!(outcome, Some(1), "{ready:?}");
@@ -136,18 +124,7 @@ fn a_leaders_release_counts_the_backups_accepted_when_it_is_higher() {
     let _ = leader.ready(now);
     purchase_and_votes(&mut leader, now, 0);
     let _ = leader.ready(now);
-    let term = Term {
-        n: 0,
-        leader: Id::from("127.0.0.1:7101".parse::<SocketAddrV4>().unwrap()),
-    };
-    leader.handle(
-        now,
-        Event::Peer {
-            from: "127.0.0.1:7102".parse().unwrap(),
-            msg: Msg::Accepted { term, version: 2 },
-            waited: 2,
-        },
-    );
+    accepted_counting(&mut leader, now, 1, 2, 2);
     let ready = leader.ready(now);
     assert_eq!(outcome_count(&ready), Some(2), "{ready:?}");
 }
