@@ -58,7 +58,7 @@ fn message_kinds_parse_from_their_names_and_nothing_else() {
     let err = "commits".parse::<MsgKind>().unwrap_err();
     assert_eq!(
         err,
-        "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query,ask_epoch,epoch,pre_vote,pre_vote_grant,campaign,promise,accept,accepted,nack,recover,recover_reply,request,prepare_credit,prepare_priced)"
+        "unknown message kind \"commits\" (kinds: purchase,outcome,lookup,status,prepare,vote,commit,abort,ack,query,ask_epoch,epoch,pre_vote,pre_vote_grant,campaign,promise,accept,accepted,nack,recover,recover_reply,request,prepare_credit,prepare_priced,fence)"
     );
     assert_eq!(
         MsgKind::of(&Msg::QueryDecision {
