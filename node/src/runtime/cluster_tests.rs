@@ -217,3 +217,25 @@ fn prices_are_at_least_1_and_only_for_skus_in_stock() {
         "{err}"
     );
 }
+
+/// `one_write = true` runs the one-write protocol at the coordinator and
+/// both participants, reads back from `to_toml`, and is refused with a
+/// replicated coordinator.
+#[test]
+fn one_write_reaches_every_actor_and_only_with_two_phase_commit() {
+    let text = format!("one_write = true\n{TWO_PC}");
+    let c = Cluster::parse(&text).unwrap();
+    assert!(c.one_write);
+    assert_eq!(Cluster::parse(&c.to_toml()), Ok(c.clone()));
+    for node in &c.nodes {
+        let on = match c.actor(node) {
+            Node::Coordinator(k) => k.one_write,
+            Node::Participant(p) => p.one_write,
+            other => panic!("{other:?}"),
+        };
+        assert!(on, "{}", node.name);
+    }
+    assert!(!Cluster::parse(TWO_PC).unwrap().one_write);
+    let err = Cluster::parse(&format!("one_write = true\n{EXAMPLE}")).unwrap_err();
+    assert!(err.contains("protocol = \"2pc\" only"), "{err}");
+}
