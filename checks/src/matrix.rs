@@ -184,7 +184,7 @@ pub fn entries() -> Vec<Entry> {
             name: "one-write",
             about: "one purchase under the one-write protocol (docs/one-write.md): decisions told before the coordinator saves them, late votes fenced, every restart resolving from the participants' fates; udp; any actor may crash, one down at a time, the coordinator restarts once (an outcome told is the one the saved votes imply; the abort-without-fence, fence-beats-yes and all-hold-aborts mutants are caught here)",
             config: crate::config::one_write(),
-            unique_states: 849_551,
+            unique_states: 760_207,
             strategy: Strategy::Dfs,
         },
     ]

@@ -103,11 +103,6 @@ pub struct CoordState {
     /// Set when this incarnation started from storage holding commit decisions
     /// (lets the checker prove that recovery path is exercised).
     pub recovered_commits: bool,
-    /// Set when this incarnation resolved, from the participants' fates, a
-    /// transaction every participant held as committed (one write; lets the
-    /// checker prove that path is exercised).
-    #[serde(default)]
-    pub resolved_all_hold: bool,
 }
 
 impl CoordState {
@@ -201,7 +196,6 @@ impl Coordinator {
             partial: stored.partial,
             refunded: stored.refunded,
             recovered_commits: storage.is_some_and(|s| !s.commits.is_empty()),
-            resolved_all_hold: false,
         };
         if ask {
             // The question reveals nothing: it need not wait for the save

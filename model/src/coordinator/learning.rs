@@ -193,9 +193,6 @@ impl Coordinator {
             resolved.commit = unknown(resolved.commit);
             resolved.doubt = unknown(resolved.doubt);
         }
-        if all_hold.keys().any(|t| resolved.commit.contains_key(t)) {
-            state.resolved_all_hold = true;
-        }
         for (txn, req) in &resolved.commit {
             let acked = BTreeSet::new();
             let req = req.clone();

@@ -83,9 +83,10 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let servers = Servers::start(&args.pg_bin, &args.dir, &["wallet", "order"], &settings).await?;
     let heading = format!(
-        "pgside: PostgreSQL 15 two-phase commit (2 servers, PREPARE TRANSACTION + COMMIT PREPARED, fsync on, lock_timeout {} ms) against twopc bench --processes --protocol {}; {}; {} purchases per run",
+        "pgside: PostgreSQL 15 two-phase commit (2 servers, PREPARE TRANSACTION + COMMIT PREPARED, fsync on, lock_timeout {} ms) against twopc bench --processes --protocol {}{}; {}; {} purchases per run",
         args.lock_timeout_ms,
         args.protocol,
+        if args.one_write { " --one-write" } else { "" },
         w.describe(),
         args.purchases
     );
@@ -116,6 +117,7 @@ async fn run(args: Args) -> Result<(), String> {
                     args.hot,
                     args.purchases,
                     &args.protocol,
+                    args.one_write,
                     &twopc_dir,
                 );
                 Some(twopc::bench(&args.twopc_binary(), &a).await?)

@@ -14,6 +14,7 @@ pub fn bench_args(
     hot: bool,
     purchases: u64,
     protocol: &str,
+    one_write: bool,
     dir: &Path,
 ) -> Vec<String> {
     let mut a: Vec<String> = ["bench", "--processes", "--json"].map(String::from).into();
@@ -24,6 +25,9 @@ pub fn bench_args(
     }
     a.extend(["--purchases".into(), purchases.to_string()]);
     a.extend(["--protocol".into(), protocol.to_string()]);
+    if one_write {
+        a.push("--one-write".into());
+    }
     a.extend(["--dir".into(), dir.display().to_string()]);
     a
 }
@@ -82,12 +86,15 @@ mod tests {
 
     #[test]
     fn the_bench_runs_the_same_workload() {
-        let a = bench_args(16, 1000, true, 2000, "2pc", Path::new("/tmp"));
+        let a = bench_args(16, 1000, true, 2000, "2pc", false, Path::new("/tmp"));
         assert_eq!(
             a.join(" "),
             "bench --processes --json --clients 16 --accounts 1000 --hot --purchases 2000 --protocol 2pc --dir /tmp"
         );
-        let a = bench_args(1, 10, false, 5, "replicated", Path::new("/d"));
+        let a = bench_args(1, 10, false, 5, "replicated", false, Path::new("/d"));
         assert!(!a.contains(&"--hot".to_string()));
+        assert!(!a.contains(&"--one-write".to_string()));
+        let a = bench_args(1, 10, false, 5, "2pc", true, Path::new("/d"));
+        assert!(a.contains(&"--one-write".to_string()));
     }
 }

@@ -440,7 +440,6 @@ mod tests {
             partial: Default::default(),
             refunded: Default::default(),
             recovered_commits: false,
-            resolved_all_hold: false,
         }
     }
 
