@@ -158,3 +158,15 @@ pub(super) fn msgs(outs: &[Outgoing]) -> Vec<Msg> {
 pub(super) fn is_accept(m: &Msg) -> bool {
     matches!(m, Msg::Accept { .. })
 }
+
+/// The first replica leading the first term, the group's first version
+/// (the epoch) accepted by a backup, and purchase 0 decided: the
+/// decision's `Accept`s and save are in the next `ready`.
+pub(super) fn leader_deciding(now: Instant) -> Core {
+    let mut leader = replica(0, Faults::default(), now);
+    let _ = leader.ready(now);
+    accepted_by(&mut leader, now, 1, 1);
+    let _ = leader.ready(now);
+    purchase_and_votes(&mut leader, now, 0);
+    leader
+}

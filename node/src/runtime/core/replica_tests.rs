@@ -61,14 +61,9 @@ fn a_leaders_accepts_leave_before_its_fsync_as_messages_for_the_links() {
 #[test]
 fn a_leaders_decision_waits_for_a_backup_and_then_for_the_fsync() {
     let now = Instant::now();
-    let mut leader = replica(0, Faults::default(), now);
-    let _ = leader.ready(now);
-    accepted_by(&mut leader, now, 1, 1);
-    let _ = leader.ready(now);
-
     // The first purchase's decision: version 2. Its `Accept`s leave before
     // the fsync; its outcome and commits are held, in no list at all.
-    purchase_and_votes(&mut leader, now, 0);
+    let mut leader = leader_deciding(now);
     let ready = leader.ready(now);
     assert!(ready.sync && ready.save.is_some(), "{ready:?}");
     let early = msgs(&ready.sends);

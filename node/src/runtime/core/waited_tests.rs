@@ -1,7 +1,7 @@
 //! The count of durable writes waited for (`waited.rs`): what each send
 //! adds, fed through the core with the exact counts its inputs carried.
 
-use super::replica_fixtures::{accepted_by, accepted_counting, msgs, purchase_and_votes, replica};
+use super::replica_fixtures::{accepted_counting, leader_deciding, msgs};
 use super::tests::{codec, prepare, wallet, yes, COORD};
 use super::*;
 use crate::runtime::wire::waited_of;
@@ -90,12 +90,8 @@ fn prepare_txn(n: u64) -> twopc_model::TxnId {
 #[test]
 fn a_leaders_early_accept_adds_nothing_and_its_release_takes_the_higher_cause() {
     let now = Instant::now();
-    let mut leader = replica(0, Faults::default(), now);
-    let _ = leader.ready(now);
-    accepted_by(&mut leader, now, 1, 1);
-    let _ = leader.ready(now);
     // The votes come from a test helper as datagrams of count 0.
-    purchase_and_votes(&mut leader, now, 0);
+    let mut leader = leader_deciding(now);
     let ready = leader.ready(now);
     assert!(ready.sync);
     let accepts: Vec<u8> = counts(&ready.sends);
@@ -118,11 +114,7 @@ fn a_leaders_early_accept_adds_nothing_and_its_release_takes_the_higher_cause() 
 #[test]
 fn a_leaders_release_counts_the_backups_accepted_when_it_is_higher() {
     let now = Instant::now();
-    let mut leader = replica(0, Faults::default(), now);
-    let _ = leader.ready(now);
-    accepted_by(&mut leader, now, 1, 1);
-    let _ = leader.ready(now);
-    purchase_and_votes(&mut leader, now, 0);
+    let mut leader = leader_deciding(now);
     let _ = leader.ready(now);
     accepted_counting(&mut leader, now, 1, 2, 2);
     let ready = leader.ready(now);
