@@ -242,6 +242,11 @@ pub(crate) struct SysArgs {
     /// start. Two-phase commit only, for now.
     #[arg(long)]
     one_write: bool,
+    /// Clients keep their latest ticket for each next new purchase instead
+    /// of asking for one first (one round trip fewer per purchase; see
+    /// `Client::keep_ticket`).
+    #[arg(long)]
+    keep_ticket: bool,
     /// The commit protocol: 2pc (one coordinator; blocks while it is down)
     /// or replicated (the coordinator on --replicas replicas, Paxos ballots
     /// on its durable state; losing a minority of them blocks nothing).
@@ -315,6 +320,7 @@ impl SysArgs {
             prices: pick!(prices),
             refunds: pick!(refunds),
             one_write: pick!(one_write),
+            keep_ticket: pick!(keep_ticket),
             protocol: pick!(protocol),
             replicas: pick!(replicas),
             elections: pick!(elections),

@@ -171,6 +171,10 @@ pub struct Config {
     /// and resolves from the participants at every start. Two-phase commit
     /// only. Off, the configuration is what it was.
     pub one_write: bool,
+    /// Clients keep their latest ticket for each next new purchase
+    /// (`Client::keep_ticket`) instead of asking for one first. Off, the
+    /// configuration is what it was.
+    pub keep_ticket: bool,
 }
 
 impl Default for Config {
@@ -210,6 +214,7 @@ impl Default for Config {
             prices: false,
             refunds: 0,
             one_write: false,
+            keep_ticket: false,
         }
     }
 }
@@ -304,6 +309,7 @@ impl Config {
                 coordinators: coordinators.clone(),
                 id: (FIRST_CLIENT + c) as ClientId,
                 requests,
+                keep_ticket: self.keep_ticket,
             }));
         }
         for (k, r) in self.reuse.iter().enumerate() {
@@ -311,6 +317,7 @@ impl Config {
                 coordinators: coordinators.clone(),
                 id: (FIRST_CLIENT + self.clients + k) as ClientId,
                 requests: vec![reuse(r)],
+                keep_ticket: self.keep_ticket,
             }));
         }
         for index in 1..coordinators.len() {

@@ -112,6 +112,22 @@ pub fn entries() -> Vec<Entry> {
             strategy: Strategy::Dfs,
         },
         Entry {
+            name: "kept-ticket",
+            about: "expired-id with clients keeping their latest ticket for each next new purchase (no round trip for a ticket before the second purchase): one client, two purchases, one outcome remembered, money and stock for three; then it retries the first id as a fresh incarnation; udp; no crashes",
+            config: Config {
+                clients: 1,
+                purchases: 2,
+                retention: 1,
+                balance: 20,
+                stock: 3,
+                afterwards: vec![Reuse::Same],
+                keep_ticket: true,
+                ..Config::default()
+            },
+            unique_states: 868_191,
+            strategy: Strategy::Dfs,
+        },
+        Entry {
             name: "replicated",
             about: "the replicated coordinator (3 replicas, Paxos ballots on its state): one purchase; udp; no crashes, no early campaign",
             config: replicated(),
@@ -182,9 +198,9 @@ pub fn entries() -> Vec<Entry> {
         },
         Entry {
             name: "one-write",
-            about: "one purchase under the one-write protocol (docs/one-write.md): decisions told before the coordinator saves them, late votes fenced, every restart resolving from the participants' fates; udp; any actor may crash, one down at a time, the coordinator restarts once (an outcome told is the one the saved votes imply; the abort-without-fence, fence-beats-yes and all-hold-aborts mutants are caught here)",
+            about: "one purchase under the one-write protocol (docs/one-write.md): decisions told before the coordinator saves them, late votes fenced, every restart resolving from the participants' fates, commits applied in memory and acknowledged after the participant's next save; udp; any actor may crash, one down at a time, the coordinator restarts once (an outcome told is the one the saved votes imply; the abort-without-fence, fence-beats-yes, all-hold-aborts and ack-before-save mutants are caught here)",
             config: crate::config::one_write(),
-            unique_states: 760_207,
+            unique_states: 1_086_543,
             strategy: Strategy::Dfs,
         },
     ]

@@ -168,6 +168,11 @@ pub enum Mutant {
     /// again: if the fence or its answer is lost, the attempt waits forever
     /// (liveness only). Needs `--one-write`.
     FenceNotResent,
+    /// One write: a participant acknowledges a commit it applied in memory
+    /// at once, before a save made it durable: the coordinator forgets the
+    /// transaction on the ack, and a crash brings back a hold nobody will
+    /// commit. Needs `--one-write`.
+    AckBeforeSave,
 }
 
 impl Mutant {

@@ -71,6 +71,11 @@ fn matrix_expired_id() {
 }
 
 #[test]
+fn matrix_kept_ticket() {
+    check_entry("kept-ticket");
+}
+
+#[test]
 fn matrix_replicated() {
     check_entry("replicated");
 }

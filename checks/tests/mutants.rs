@@ -129,8 +129,8 @@ fn refund_mutants_are_caught() {
 
 /// One write (docs/one-write.md): a coordinator that aborts on its vote
 /// timer without a fence, a participant whose fence releases a saved yes,
-/// and a restart that resolves "every participant holds it" as aborted,
-/// each caught in the `one-write` entry of the CI matrix; a restart that
+/// a restart that resolves "every participant holds it" as aborted, and a
+/// participant that acknowledges a commit before saving it, each caught in the `one-write` entry of the CI matrix; a restart that
 /// keeps its ticket generation, caught with money for a second charge.
 #[test]
 fn one_write_mutants_are_caught() {
@@ -138,6 +138,7 @@ fn one_write_mutants_are_caught() {
         Mutant::AbortWithoutFence,
         Mutant::FenceBeatsYes,
         Mutant::AllHoldAborts,
+        Mutant::AckBeforeSave,
     ] {
         let cfg = Config {
             mutant: None,

@@ -82,6 +82,17 @@ pub struct Client {
     pub id: ClientId,
     /// The requests to make, in order.
     pub requests: Vec<Request>,
+    /// Keep the latest ticket for each next *new* purchase instead of
+    /// asking for one (a round trip) before each: a ticket only has to be
+    /// older than the id's first decision, and one handed out before the
+    /// previous request's outcome is older than anything about the next
+    /// id. It is never carried by a retry or a lookup. A kept ticket goes
+    /// stale once the coordinator has forgotten outcomes since it (every
+    /// `retention` outcomes, or a new generation); the purchase is then
+    /// answered "unknown", not started, as a stale ticket always is. Off
+    /// in configurations written before it.
+    #[serde(default)]
+    pub keep_ticket: bool,
 }
 
 /// The client's state, all of it durable.
@@ -187,7 +198,10 @@ impl Client {
         };
         let state = state.to_mut();
         state.seen.push(outcome);
-        state.ticket = None;
+        let next = self.requests.get(state.seen.len());
+        if !(self.keep_ticket && next.is_some_and(|r| r.mode == Mode::New)) {
+            state.ticket = None; // A ticket for this purchase only.
+        }
         o.save(Storage::Client(state.clone()));
         if self.is_done(state) {
             o.cancel_timer(Timer::Retry);
@@ -205,7 +219,8 @@ impl Client {
             | Timer::Resend(_)
             | Timer::Query(_)
             | Timer::Learn
-            | Timer::Replica => {}
+            | Timer::Replica
+            | Timer::Flush => {}
         }
     }
 }
@@ -234,6 +249,7 @@ mod tests {
             coordinators: vec![Id::from(0)],
             id: 9,
             requests: vec![request(1), request(2)],
+            keep_ticket: false,
         }
     }
 
@@ -409,5 +425,44 @@ mod tests {
         assert!(out.is_empty());
         let (next, _) = deliver(&c, &state, Msg::Outcome(outcome(1)));
         assert_eq!(next.seen, vec![outcome(1)]);
+    }
+
+    #[test]
+    fn a_kept_ticket_goes_with_the_next_new_purchase_and_never_with_a_retry() {
+        let mut c = client(Mode::New);
+        c.keep_ticket = true;
+        c.requests.push(Request {
+            mode: Mode::Retry,
+            ..c.requests[0].clone()
+        });
+        let state = ClientState {
+            seen: vec![],
+            ticket: Some(4),
+        };
+        // The first outcome: the ticket is kept, saved, and the next new
+        // purchase goes out with it at once.
+        let (next, out) = deliver(&c, &state, Msg::Outcome(outcome(1)));
+        assert_eq!(next.ticket, Some(4));
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.save(Storage::Client(next.clone()));
+                sends_purchase(o, 2, Some(4));
+            })
+        );
+        // The second: the next request is a retry, which never carries one.
+        let (last, out) = deliver(&c, &next, Msg::Outcome(outcome(2)));
+        assert_eq!(last.ticket, None);
+        assert_eq!(
+            cmds(&out),
+            expect(|o| {
+                o.save(Storage::Client(last.clone()));
+                sends_purchase(o, 1, None);
+            })
+        );
+        // Without keeping, the next new purchase asks again.
+        c.keep_ticket = false;
+        let (next, _) = deliver(&c, &state, Msg::Outcome(outcome(1)));
+        assert_eq!(next.ticket, None);
     }
 }

@@ -311,6 +311,9 @@ pub mod timeouts {
     /// Replica follower: campaign after a period without hearing the leader
     /// (several heartbeats); candidate: re-send the campaign.
     pub const ELECTION: Range<Duration> = ms(300)..ms(600);
+    /// Participant (one write): save the commits applied in memory when
+    /// no prepare's save has carried them for this long (an idle shop).
+    pub const FLUSH: Range<Duration> = ms(2)..ms(4);
 }
 
 /// The one actor type of a twopc system: every node plays one role.

@@ -177,6 +177,10 @@ pub enum Timer {
     /// re-sends its campaign; a leader re-sends
     /// its latest state (its heartbeat).
     Replica,
+    /// Participant (one write): save now, so that the commits applied in
+    /// memory since the last save become durable and their `Ack`s may
+    /// leave (when no prepare's save has carried them first).
+    Flush,
 }
 
 impl Msg {

@@ -230,3 +230,91 @@ fn a_fence_refuses_what_was_never_prepared_and_keeps_a_saved_yes() {
         expect(|o| o.send(Id::from(slots::COORDINATOR), yes(0)))
     );
 }
+
+fn prepare(n: u64, amount: u64) -> Msg {
+    Msg::Prepare {
+        txn: txn(n),
+        req: req(n),
+        op: Op {
+            key: "alice".into(),
+            amount,
+        },
+        floor: Floor::default(),
+    }
+}
+
+fn fire(state: &PartState, timer: Timer) -> (PartState, Out<Node>) {
+    let mut cow = Cow::Borrowed(state);
+    let mut o = Out::new();
+    wallet().on_timeout(&mut cow, &timer, &mut o);
+    (cow.into_owned(), o)
+}
+
+#[test]
+fn a_commit_is_applied_in_memory_and_acknowledged_after_the_next_save() {
+    let coordinator = Id::from(slots::COORDINATOR);
+    let s = wallet().on_start(None, &mut Out::new());
+    let (held, _) = to_wallet(&s, prepare(0, 6));
+    // The commit: applied, not saved, no ack yet; the flush timer set.
+    let (applied, out) = to_wallet(&held, Msg::Commit { txn: txn(0) });
+    assert_eq!(applied.data.levels["alice"], 4);
+    assert!(applied.data.holds.is_empty());
+    assert_eq!(applied.acks_after_save.get(&txn(0)), Some(&coordinator));
+    assert_eq!(
+        cmds(&out),
+        expect(|o| {
+            o.cancel_timer(Timer::Query(txn(0)));
+            o.set_timer(Timer::Flush, crate::timeouts::FLUSH);
+        })
+    );
+    // A re-sent commit while the ack waits changes nothing, sends nothing.
+    let (same, out) = to_wallet(&applied, Msg::Commit { txn: txn(0) });
+    assert_eq!(same, applied);
+    assert!(out.is_empty());
+    // The next prepare's save carries the commit: its vote and the ack
+    // leave after it.
+    let (next, out) = to_wallet(&applied, prepare(1, 3));
+    assert!(next.acks_after_save.is_empty());
+    assert_eq!(next.data.levels["alice"], 4, "the commit is in the save");
+    assert_eq!(
+        cmds(&out),
+        expect(|o| {
+            o.set_timer(Timer::Query(txn(1)), crate::timeouts::QUERY);
+            o.save(Storage::Participant(next.data.clone()));
+            o.send(coordinator, Msg::Ack { txn: txn(0) });
+            o.cancel_timer(Timer::Flush);
+            o.send(coordinator, yes(1));
+        })
+    );
+    // Acknowledged: a re-sent commit is acknowledged again at once.
+    let (_, out) = to_wallet(&next, Msg::Commit { txn: txn(0) });
+    assert_eq!(
+        cmds(&out),
+        expect(|o| o.send(coordinator, Msg::Ack { txn: txn(0) }))
+    );
+    // With no prepare coming, the flush timer saves and acknowledges.
+    let (flushed, out) = fire(&applied, Timer::Flush);
+    assert!(flushed.acks_after_save.is_empty());
+    assert_eq!(
+        cmds(&out),
+        expect(|o| {
+            o.save(Storage::Participant(applied.data.clone()));
+            o.send(coordinator, Msg::Ack { txn: txn(0) });
+            o.cancel_timer(Timer::Flush);
+        })
+    );
+    // Fired with nothing owed, it does nothing.
+    let (same, out) = fire(&flushed, Timer::Flush);
+    assert_eq!(same, flushed);
+    assert!(out.is_empty());
+    // A crash before any save loses the commit, not the hold, which asks
+    // again for its decision.
+    let mut o = Out::new();
+    let restarted = wallet().on_start(Some(&held.data), &mut o);
+    assert!(restarted.data.prepared(&txn(0)));
+    assert!(restarted.acks_after_save.is_empty());
+    assert_eq!(
+        cmds(&o),
+        expect(|o| o.set_timer(Timer::Query(txn(0)), crate::timeouts::QUERY))
+    );
+}

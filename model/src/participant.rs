@@ -124,6 +124,13 @@ pub struct PartState {
     /// Set when this incarnation recovered prepared holds from storage (lets
     /// the checker prove that recovery path is exercised).
     pub recovered_holds: bool,
+    /// One write: the commits applied in memory since the last save, each
+    /// with the coordinator its `Ack` goes to once a save has made the
+    /// commit durable (the next prepare's, or the flush timer's). Lost with
+    /// a crash, as the commits are: the holds come back from storage and
+    /// ask again. Appended; empty, it hashes as nothing.
+    #[serde(default)]
+    pub acks_after_save: Map<TxnId, Id>,
 }
 
 impl Participant {
@@ -141,6 +148,7 @@ impl Participant {
         PartState {
             recovered_holds: !data.holds.is_empty() || !data.credits.is_empty(),
             data,
+            acks_after_save: Map::new(),
         }
     }
 
@@ -202,8 +210,9 @@ impl Participant {
             }
             Msg::Commit { txn } => {
                 if let Some(done) = state.data.finished.get(&txn) {
-                    if done.committed {
-                        o.send(src, Msg::Ack { txn }); // Our ack was lost.
+                    // Our ack was lost (unless it waits for the next save).
+                    if done.committed && !state.acks_after_save.contains_key(&txn) {
+                        o.send(src, Msg::Ack { txn });
                     }
                     // Commit of a transaction we aborted cannot come from a
                     // correct coordinator (we never voted yes and then
@@ -228,10 +237,7 @@ impl Participant {
                         committed: true,
                     };
                     data.finished.insert(txn, done);
-                    o.save(Storage::Participant(data.clone()));
-                    o.cancel_timer(Timer::Query(txn));
-                    o.send(src, Msg::Ack { txn });
-                    return;
+                    return self.committed(state, src, txn, o);
                 }
                 let Some(hold) = state.data.holds.get(&txn).cloned() else {
                     if txn < state.data.floor {
@@ -248,9 +254,7 @@ impl Participant {
                 // and holds only shrink the available amount.
                 *level = level.saturating_sub(hold.op.amount);
                 data.finished.insert(txn, finished(Some(hold), true));
-                o.save(Storage::Participant(data.clone()));
-                o.cancel_timer(Timer::Query(txn));
-                o.send(src, Msg::Ack { txn });
+                self.committed(state, src, txn, o);
             }
             Msg::AskEpoch { epoch: asked } => {
                 // Read from what is durable: the floor (raised by every
@@ -268,9 +272,14 @@ impl Participant {
                     // floor is raised without applying it (what is held or
                     // finished stays: the asker resolves it), and it is
                     // durable before the answer leaves.
-                    let data = &mut state.to_mut().data;
-                    data.floor = fence;
-                    o.save(Storage::Participant(data.clone()));
+                    state.to_mut().data.floor = fence;
+                    save(state, o);
+                } else if !state.acks_after_save.is_empty() {
+                    // The fates name commits applied in memory only: they
+                    // are durable before the answer leaves (a restart would
+                    // bring their holds back, to be aborted by a coordinator
+                    // that took them for finished).
+                    save(state, o);
                 }
                 o.send(
                     src,
@@ -298,7 +307,7 @@ impl Participant {
                 let hold = data.holds.remove(&txn).or(credit);
                 data.finished.insert(txn, finished(hold, false));
                 // Durable so that a late prepare of this attempt is refused.
-                o.save(Storage::Participant(data.clone()));
+                save(state, o);
                 o.cancel_timer(Timer::Query(txn));
             }
             Msg::Fence { txn } => self.on_fence(state, src, txn, o),
@@ -377,14 +386,14 @@ impl Participant {
         if txn < state.data.floor || state.data.finished.contains_key(&txn) {
             // Settled, or decided already: a late prepare changes nothing.
             if changed {
-                o.save(Storage::Participant(state.data.clone()));
+                save(state, o);
             }
             return;
         }
         if state.data.prepared(&txn) {
             // Already prepared: the coordinator may have lost our vote.
             if changed {
-                o.save(Storage::Participant(state.data.clone()));
+                save(state, o);
             }
             o.send(
                 src,
@@ -446,7 +455,7 @@ impl Participant {
             }
         };
         // Persist before send: the hold is durable before the yes vote leaves.
-        o.save(Storage::Participant(data.clone()));
+        save(state, o);
         // To whoever asked: with a replicated coordinator, the replica leading.
         o.send(src, Msg::Vote { txn, ballot });
     }
@@ -469,10 +478,29 @@ impl Participant {
         } else {
             let data = &mut state.to_mut().data;
             data.finished.insert(txn, finished(None, false));
-            o.save(Storage::Participant(data.clone()));
+            save(state, o);
             Ballot::No(Refusal::Fenced)
         };
         o.send(src, Msg::Vote { txn, ballot });
+    }
+
+    /// `txn`'s commit is applied (in memory): make it durable, then
+    /// acknowledge it, for the coordinator forgets the transaction on the
+    /// ack. Under one write the save waits for the next one that happens
+    /// anyway (a prepare's; at the latest the flush timer's), so that the
+    /// next purchase's prepare does not queue behind this commit's fsync:
+    /// a crash before it loses the commit, and the hold, still in storage,
+    /// asks for it again.
+    fn committed(&self, state: &mut Cow<PartState>, src: Id, txn: TxnId, o: &mut Out<Node>) {
+        if self.one_write {
+            o.cancel_timer(Timer::Query(txn));
+            state.to_mut().acks_after_save.insert(txn, src);
+            o.set_timer(Timer::Flush, crate::timeouts::FLUSH);
+        } else {
+            save(state, o);
+            o.cancel_timer(Timer::Query(txn));
+            o.send(src, Msg::Ack { txn });
+        }
     }
 
     /// Handle a timer.
@@ -482,6 +510,11 @@ impl Participant {
                 if state.data.prepared(txn) {
                     o.broadcast(&self.coordinators, &Msg::QueryDecision { txn: *txn });
                     o.set_timer(Timer::Query(*txn), crate::timeouts::QUERY);
+                }
+            }
+            Timer::Flush => {
+                if !state.acks_after_save.is_empty() {
+                    save(state, o);
                 }
             }
             // Other roles' timers are never set by a participant.
@@ -508,6 +541,18 @@ fn settled<V: Clone>(m: &Map<TxnId, V>, floor: &Floor) -> Vec<TxnId> {
         .map(|(t, _)| *t)
         .filter(|t| floor.settles(t))
         .collect()
+}
+
+/// Save the whole durable state; the acks of the commits it makes durable
+/// leave after it (persist before send).
+fn save(state: &mut Cow<PartState>, o: &mut Out<Node>) {
+    o.save(Storage::Participant(state.data.clone()));
+    if !state.acks_after_save.is_empty() {
+        for (txn, to) in std::mem::take(&mut state.to_mut().acks_after_save) {
+            o.send(to, Msg::Ack { txn });
+        }
+        o.cancel_timer(Timer::Flush);
+    }
 }
 
 fn finished(hold: Option<Hold>, committed: bool) -> Finished {

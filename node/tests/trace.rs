@@ -285,6 +285,7 @@ fn harness(shell: Shell) -> Vec<NodeTrace> {
                     .into(),
                     mode: Mode::New,
                 }],
+                keep_ticket: Default::default(),
             }),
         ),
     ];

@@ -160,7 +160,8 @@ impl Mutant {
             Mutant::AbortWithoutFence
             | Mutant::FenceBeatsYes
             | Mutant::AllHoldAborts
-            | Mutant::FenceNotResent => Config {
+            | Mutant::FenceNotResent
+            | Mutant::AckBeforeSave => Config {
                 mutant: Some(self),
                 ..one_write()
             },

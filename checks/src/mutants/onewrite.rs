@@ -2,7 +2,8 @@
 //! its vote timer without a fence, a participant whose fence overrides its
 //! saved yes, a restart that takes "every participant holds it" for an
 //! abort, one that keeps handing out tickets of the outcomes it lost, and
-//! one that fences once and never again (liveness).
+//! one that fences once and never again (liveness), and a participant that
+//! acknowledges a commit before a save made it durable.
 //! Each is caught in the `one-write` entry of the CI matrix (the last with
 //! money for two purchases).
 
@@ -67,6 +68,21 @@ impl Checked {
                     fates,
                 };
                 self.node.on_msg(id, state, src, msg, out);
+                None
+            }
+            (Node::Participant(_), Some(Mutant::AckBeforeSave), Msg::Commit { txn }) => {
+                // The ack leaves at once, the commit still in memory only.
+                let txn = *txn;
+                self.node.on_msg(id, state, src, msg, out);
+                if let State::Participant(p) = &**state {
+                    if p.acks_after_save.contains_key(&txn) {
+                        let State::Participant(p) = state.to_mut() else {
+                            unreachable!("matched above")
+                        };
+                        p.acks_after_save.remove(&txn);
+                        out.send(src, Msg::Ack { txn });
+                    }
+                }
                 None
             }
             (Node::Coordinator(_), Some(Mutant::GenerationKept), Msg::Epoch { .. }) => {

@@ -43,6 +43,7 @@ impl Mutant {
                 OUTCOME_IMPLIED
             }
             Mutant::GenerationKept => CHARGED_AT_MOST_ONCE,
+            Mutant::AckBeforeSave => ATOMIC,
             Mutant::FloorKeepsHolds => SETTLED_HOLDS_NOTHING,
             Mutant::DecideWithoutMajority
             | Mutant::ForgetAcceptedOnRestart

@@ -22,13 +22,36 @@ pub const SOME_TOLD_BEFORE_SAVED: &str = "a commit told before the coordinator s
 /// forgets an acknowledged commit is the only one after the start's).
 pub const SOME_ALL_HOLD_COMMITTED: &str =
     "a restarted coordinator commits what every participant holds";
+/// Reached (one write): a participant applied a commit in memory and its
+/// ack waits for a save (the next prepare's or the flush timer's); a crash
+/// there loses the commit and brings its hold back.
+pub const SOME_COMMIT_IN_MEMORY: &str = "a commit applied in memory, its ack waiting for a save";
 
-/// The one-write properties that apply to `cfg` (none without it).
+/// Reached (clients keeping their ticket): a client's second purchase, a
+/// new one made with the ticket kept from its first (it never asks for
+/// another), committed.
+pub const SOME_KEPT_TICKET_COMMITTED: &str = "a purchase made with a kept ticket committed";
+
+/// The one-write properties that apply to `cfg` (none without it), and the
+/// kept ticket's (the other wait of issue 23 that is not a write).
 pub(super) fn properties(cfg: &Config) -> Vec<Property<TwopcModel>> {
-    if !cfg.one_write {
-        return Vec::new();
+    let mut props = Vec::new();
+    if cfg.keep_ticket && cfg.purchases >= 2 && cfg.can_commit() {
+        props.push(Property::sometimes(
+            SOME_KEPT_TICKET_COMMITTED,
+            |m: &TwopcModel, s: &SysState| {
+                clients(&m.cfg, s).any(|c| {
+                    c.seen
+                        .get(1)
+                        .is_some_and(|o| o.verdict == Verdict::Committed)
+                })
+            },
+        ));
     }
-    let mut props = vec![Property::always(OUTCOME_IMPLIED, outcome_implied)];
+    if !cfg.one_write {
+        return props;
+    }
+    props.push(Property::always(OUTCOME_IMPLIED, outcome_implied));
     if cfg.can_commit() {
         props.push(Property::sometimes(SOME_TOLD_BEFORE_SAVED, |m, s| {
             let logs = durable_coordinator(&m.cfg, s);
@@ -43,6 +66,11 @@ pub(super) fn properties(cfg: &Config) -> Vec<Property<TwopcModel>> {
                         })
                     })
             })
+        }));
+    }
+    if cfg.can_commit() {
+        props.push(Property::sometimes(SOME_COMMIT_IN_MEMORY, |_, s| {
+            participants(s).any(|(_, p)| !p.acks_after_save.is_empty())
         }));
     }
     if cfg.can_commit() && cfg.may_crash(Role::Coordinator) {

@@ -161,5 +161,6 @@ pub(super) fn timer(t: &Timer) -> String {
         Timer::Query(t) => format!("query timer of txn {t}"),
         Timer::Learn => "learn timer".into(),
         Timer::Replica => "replica timer (heartbeat, campaign or recovery question)".into(),
+        Timer::Flush => "flush timer (commits applied in memory saved, their acks sent)".into(),
     }
 }

@@ -48,7 +48,7 @@ impl Coordinator {
                 o.set_timer(Timer::Learn, crate::timeouts::LEARN);
             }
             // Other roles' timers are never set by a coordinator.
-            Timer::Retry | Timer::Query(_) | Timer::Replica => {}
+            Timer::Retry | Timer::Query(_) | Timer::Replica | Timer::Flush => {}
         }
     }
 }

@@ -12,7 +12,8 @@ use stateright::actor::Id;
 /// participant decided stays decided (a transaction leaves `holds` only for
 /// `finished`, and leaves `finished` only when its floor passes it, after
 /// which no prepare holds it again), the floor only rises, and everything
-/// is durable (a restart changes nothing of it). Paired with
+/// is durable (a restart changes nothing of it), except a commit applied
+/// in memory under one write, which no rule here counts as decided. Paired with
 /// [`Participant::on_msg`] by the tests in `participant_ignores_tests.rs`.
 impl Participant {
     /// Whether delivering `msg` from `src` changes nothing and sends
@@ -26,8 +27,12 @@ impl Participant {
             // Decided already, or settled and not held. (A hold below the
             // floor is one the floor lists as owed: a transaction in doubt,
             // which an operator may abort.)
+            // (Not a commit applied in memory only: a crash would bring its
+            // hold back.)
             Msg::Abort { txn } => {
-                data.finished.contains_key(txn) || (*txn < data.floor && !data.prepared(txn))
+                !state.acks_after_save.contains_key(txn)
+                    && (data.finished.contains_key(txn)
+                        || (*txn < data.floor && !data.prepared(txn)))
             }
             _ => false,
         }
@@ -46,7 +51,11 @@ impl Participant {
         let decided = |txn: &TxnId| *txn < data.floor || data.finished.contains_key(txn);
         match msg {
             // An ack again (or nothing) unless it is held.
-            Msg::Commit { txn } => decided(txn) && !held(txn),
+            // (Not while the commit is in memory only: a crash would bring
+            // its hold back, which this commit would apply.)
+            Msg::Commit { txn } => {
+                decided(txn) && !held(txn) && !state.acks_after_save.contains_key(txn)
+            }
             // A floor that settles nothing here now (so nothing later
             // either: every later hold or decision is at or above this
             // participant's floor), for an attempt already held or decided

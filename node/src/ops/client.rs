@@ -292,6 +292,9 @@ pub async fn run_requests_waited(
         coordinators: coordinators.iter().map(|a| Id::from(*a)).collect(),
         id: rand::random(),
         requests,
+        // Each next new purchase goes out with the ticket of the one
+        // before: no round trip for a ticket but the first's (issue 23).
+        keep_ticket: true,
     });
     let cfg = Config {
         name: "client".into(),

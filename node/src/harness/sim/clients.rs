@@ -54,6 +54,8 @@ impl World<'_> {
                     mode: Mode::New,
                 })
                 .collect(),
+            // As `twopc bench`'s and the CLI's clients do.
+            keep_ticket: true,
         });
         self.slots[node].client = Some(ClientRun { id, purchases });
         self.slots[node].disk = Box::new(MemDisk::new(None));

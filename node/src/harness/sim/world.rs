@@ -178,6 +178,7 @@ impl<'c> World<'c> {
                 coordinators: coordinators.clone(),
                 id: 0,
                 requests: Vec::new(),
+                keep_ticket: true,
             });
             // A client's outcomes are whole states in memory (`twopc
             // purchase` keeps them in memory too).

@@ -16,6 +16,7 @@ fn reasons_and_roles_keep_their_names_in_json_and_text() {
         &State::Participant(twopc_model::PartState {
             data: Default::default(),
             recovered_holds: false,
+            acks_after_save: Default::default(),
         }),
         &counters,
     );
@@ -77,6 +78,7 @@ fn in_doubt_beyond_the_listed_ones_are_counted() {
     let state = State::Participant(twopc_model::PartState {
         data,
         recovered_holds: false,
+        acks_after_save: Default::default(),
     });
     let view = NodeView::of("wallet", &state, &Counters::default());
     assert_eq!(view.holds.len(), MAX_LISTED);

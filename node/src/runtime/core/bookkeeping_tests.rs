@@ -169,6 +169,7 @@ fn a_broadcast_is_encoded_once_and_each_copy_decodes_to_the_message() {
         coordinators: replicas.iter().map(|r| id(r)).collect(),
         id: 7,
         requests: vec![req(1), req(2)],
+        keep_ticket: Default::default(),
     });
     let cfg = Config {
         name: "client".into(),

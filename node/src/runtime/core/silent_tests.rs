@@ -274,6 +274,7 @@ fn a_status_reply_too_big_for_a_datagram_lists_less_and_still_answers() {
         &State::Participant(twopc_model::PartState {
             data: Default::default(),
             recovered_holds: false,
+            acks_after_save: Default::default(),
         }),
         &Counters::default(),
     );

@@ -64,6 +64,7 @@ fn deliver(data: &PartStorage, msg: Msg) -> PartStorage {
     let state = twopc_model::PartState {
         data: data.clone(),
         recovered_holds: false,
+        acks_after_save: Default::default(),
     };
     let mut cow = Cow::Borrowed(&state);
     let mut out: Out<twopc_model::Node> = Out::new();
@@ -476,6 +477,7 @@ fn deliver_to_order(data: &PartStorage, msg: Msg) -> PartStorage {
     let state = twopc_model::PartState {
         data: data.clone(),
         recovered_holds: false,
+        acks_after_save: Default::default(),
     };
     let mut cow = Cow::Borrowed(&state);
     let mut out: Out<twopc_model::Node> = Out::new();

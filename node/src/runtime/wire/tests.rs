@@ -221,6 +221,7 @@ fn the_largest_status_reply_fits_in_a_datagram() {
         &twopc_model::State::Participant(twopc_model::PartState {
             data: Default::default(),
             recovered_holds: false,
+            acks_after_save: Default::default(),
         }),
         &Counters::default(),
     );
