@@ -173,6 +173,10 @@ pub enum Mutant {
     /// transaction on the ack, and a crash brings back a hold nobody will
     /// commit. Needs `--one-write`.
     AckBeforeSave,
+    /// One write: a participant's flush timer does nothing: a commit
+    /// applied in memory with no prepare after it is never saved, and its
+    /// ack never sent (liveness only). Needs `--one-write`.
+    FlushNever,
 }
 
 impl Mutant {

@@ -283,6 +283,9 @@ impl TwopcModel {
                     .keys()
                     .chain(p.data.credits.keys())
                     .all(|t| doubts.iter().any(|(d, _)| *d == t))
+                    // One write: every commit applied in memory is saved
+                    // (its ack sent) in the end.
+                    && p.acks_after_save.is_empty()
             })
     }
 

@@ -67,6 +67,8 @@ fn assert_caught_by_liveness(mutant: Mutant) {
         let voting = coordinators(&model.cfg, last).any(|(_, c)| !c.voting.is_empty());
         assert!(voting, "stuck while the attempt still votes");
     } else {
+        // (FlushNever: the first state with no way to done is one before
+        // the commit, from which every way leads to it in memory for ever.)
         assert!(participants(last).any(|(_, p)| !p.data.holds.is_empty()));
     }
 }
@@ -158,6 +160,16 @@ fn one_write_mutants_are_caught() {
 fn fence_not_resent_is_caught() {
     assert!(Mutant::FenceNotResent.demo_config().one_write);
     assert_caught(Mutant::FenceNotResent);
+}
+
+/// One write, liveness: a participant whose flush timer saves nothing
+/// keeps a commit that no prepare followed in memory for ever (and its ack
+/// unsent); the AG EF done analysis finds it in the `one-write`
+/// configuration.
+#[test]
+fn flush_never_is_caught() {
+    assert!(Mutant::FlushNever.demo_config().one_write);
+    assert_caught(Mutant::FlushNever);
 }
 
 /// One write puts the participants' save in place of the coordinator's:

@@ -161,7 +161,8 @@ impl Mutant {
             | Mutant::FenceBeatsYes
             | Mutant::AllHoldAborts
             | Mutant::FenceNotResent
-            | Mutant::AckBeforeSave => Config {
+            | Mutant::AckBeforeSave
+            | Mutant::FlushNever => Config {
                 mutant: Some(self),
                 ..one_write()
             },

@@ -3,7 +3,8 @@
 //! saved yes, a restart that takes "every participant holds it" for an
 //! abort, one that keeps handing out tickets of the outcomes it lost, and
 //! one that fences once and never again (liveness), and a participant that
-//! acknowledges a commit before a save made it durable.
+//! acknowledges a commit before a save made it durable, or never saves one
+//! no prepare carried (liveness).
 //! Each is caught in the `one-write` entry of the CI matrix (the last with
 //! money for two purchases).
 
@@ -135,6 +136,8 @@ impl Checked {
                 two_pc.on_timeout(id, state, timer, out);
                 true
             }
+            // The flush timer fires and nothing is saved.
+            (Node::Participant(_), Some(Mutant::FlushNever), Timer::Flush) => true,
             (Node::Coordinator(_), Some(Mutant::FenceNotResent), Timer::Votes(txn)) => {
                 let mut fired = Out::new();
                 self.node.on_timeout(id, state, timer, &mut fired);

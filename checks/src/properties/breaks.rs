@@ -34,7 +34,8 @@ impl Mutant {
             | Mutant::DeafToLastBackup
             | Mutant::CampaignNotResent
             | Mutant::LeaderNeverResends
-            | Mutant::FenceNotResent => LIVE,
+            | Mutant::FenceNotResent
+            | Mutant::FlushNever => LIVE,
             Mutant::ForgetOnCommit | Mutant::FloorIgnoresOwed | Mutant::FloorIgnoresVoting => {
                 CONSERVED
             }
