@@ -215,6 +215,16 @@ pub struct Core {
     /// A client: the durable writes each outcome it took waited for, in
     /// the order of its `seen` (`waited.rs`).
     seen_waited: Vec<u8>,
+    /// A coordinator: the transaction whose vote the running step
+    /// handles, if it was collecting votes before the step (an outcome the
+    /// step sends about it is a decision, saved or not: one write tells
+    /// before it saves).
+    step_voting: Option<twopc_model::TxnId>,
+    /// Where in `queued` this batch's decided outcomes are, and the
+    /// decided outcomes by the durable writes each waited for as it left
+    /// (`waited.rs`; `twopc status`, `/metrics`).
+    decisions_queued: Vec<usize>,
+    outcome_waited: std::collections::BTreeMap<u8, u64>,
     /// The last protocol message encoded, its history stamp and its
     /// datagram, so that the copies of a broadcast are encoded
     /// (serialized, MAC'd) once.
@@ -280,6 +290,9 @@ impl Core {
             round_waited: None,
             writes_durably: true,
             seen_waited: Vec::new(),
+            step_voting: None,
+            decisions_queued: Vec::new(),
+            outcome_waited: Default::default(),
             encoded: None,
             history: History::Off,
             peers: Peers::default(),

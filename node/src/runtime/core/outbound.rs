@@ -17,9 +17,13 @@ impl Core {
             match command {
                 // Queued, not sent: it leaves after the batch's fsync.
                 Command::Send(dst, msg) => {
-                    self.measure(now, saved, &msg);
+                    let decided = self.measure(now, saved, &msg);
                     let waited = self.send_waited(&msg);
-                    self.queue(dst, msg, waited)
+                    let at = self.queued.len();
+                    self.queue(dst, msg, waited);
+                    if decided && self.queued.len() > at {
+                        self.decisions_queued.push(at);
+                    }
                 }
                 Command::SetTimer(timer, range) => {
                     self.timers
@@ -48,13 +52,19 @@ impl Core {
     }
 
     /// Counts a decided outcome by verdict and, when measuring, notes when
-    /// an attempt's prepares left and how long its decision took.
-    pub(super) fn measure(&mut self, now: Instant, saved: bool, msg: &Msg) {
+    /// an attempt's prepares left and how long its decision took. Returns
+    /// whether `msg` is a decided outcome.
+    ///
+    /// An outcome is a decision if the step that sends it saved it, or
+    /// if the step handled a vote of its transaction while it collected
+    /// votes: one write tells a decision before saving it. Any other
+    /// outcome answers a retry (or refuses an id, or says it is unknown).
+    pub(super) fn measure(&mut self, now: Instant, saved: bool, msg: &Msg) -> bool {
         match msg {
-            Msg::Outcome(o) if saved => {
+            Msg::Outcome(o) if saved || (o.txn.is_some() && o.txn == self.step_voting) => {
                 // Not a purchase decided: an id refused or unknown.
                 let Some(decided) = DecidedAs::of(o.verdict) else {
-                    return;
+                    return false;
                 };
                 *self.counters.decided.entry(decided).or_default() += 1;
                 // What it asked: a request that is not a purchase keeps its
@@ -78,6 +88,7 @@ impl Core {
                         self.latencies.push(now.saturating_duration_since(at));
                     }
                 }
+                true
             }
             Msg::Prepare { txn, .. }
             | Msg::PrepareCredit { txn, .. }
@@ -85,8 +96,9 @@ impl Core {
                 if let Some(started) = &mut self.started {
                     started.entry(*txn).or_insert(now);
                 }
+                false
             }
-            _ => {}
+            _ => false,
         }
     }
 
