@@ -83,8 +83,10 @@ fn a_one_write_coordinator_directory_refuses_plain_two_phase_commit() {
 /// write, and count each decided purchase by the durable writes its
 /// outcome waited for: 1 (the participants' holds, saved side by side),
 /// where two-phase commit's reads 2 (`http_metrics.rs`). The cluster
-/// settles between purchases, so no ticket waits for the coordinator's
-/// save of the previous one (that would add one, on both protocols).
+/// settles before each purchase (a status request makes the coordinator
+/// fsync what it staged), so no ticket waits for a save of the
+/// coordinator's: its start's resolution, or the forgetting of the
+/// previous purchase (that would add one, on both protocols).
 #[test]
 fn status_and_metrics_show_one_write_and_one_durable_write_per_outcome() {
     use common::http::{free_tcp_port, token_file, Api};
@@ -97,10 +99,11 @@ fn status_and_metrics_show_one_write_and_one_durable_write_per_outcome() {
     c.start("wallet", &[]);
     c.start("order", &[]);
     for i in 0..3 {
+        c.settle();
         let (r, _) = c.purchase("alice", "widget", 1, 5);
         assert_eq!(r["outcome"], "committed", "{i}: {r}");
-        c.settle();
     }
+    c.settle();
     for n in ["coordinator", "wallet", "order"] {
         let view = c.status(n).unwrap();
         assert_eq!(view["one_write"], true, "{n}: {view}");
