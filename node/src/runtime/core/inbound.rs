@@ -144,10 +144,10 @@ impl Core {
             }
         }
         let seen = self.begin_step(&msg, waited);
-        self.step_voting = match (&msg, super::doubts::coordinator(self.state())) {
-            (Msg::Vote { txn, .. }, Some(c)) if c.voting.contains_key(txn) => Some(*txn),
+        let voting = self.voting(match &msg {
+            Msg::Vote { txn, .. } => Some(txn),
             _ => None,
-        };
+        });
         let mut out = Out::new();
         let mut state = Cow::Borrowed(self.state());
         let traced = self.trace.is_some().then(|| msg.clone());
@@ -156,6 +156,7 @@ impl Core {
         if let Cow::Owned(s) = state {
             self.state = Some(s);
         }
+        self.note_deciding(voting);
         self.note_seen(seen);
         if let Some(msg) = traced {
             let src = usize::from(src) as u64;
@@ -164,7 +165,6 @@ impl Core {
         self.apply(now, out);
         self.step_waited = 0;
         self.round_waited = None;
-        self.step_voting = None;
         self.pace_replica(now, src);
     }
 
