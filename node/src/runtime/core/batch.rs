@@ -157,11 +157,13 @@ impl Core {
             ready.sends.append(&mut self.queued);
         }
         self.note_own_acceptance(ready.sync);
+        // (In queueing order, as `queued`.)
+        let mut decisions = decisions.into_iter().peekable();
         for (i, out) in std::mem::take(&mut self.queued).into_iter().enumerate() {
             // What it waited for: one more if it leaves after this
             // batch's fsync (`waited.rs`).
             let out = self.waited_after(out, ready.sync);
-            if decisions.contains(&i) {
+            if decisions.next_if_eq(&i).is_some() {
                 self.note_outcome_waited(&out);
             }
             // Injected faults (off by default) may hold a datagram back or
