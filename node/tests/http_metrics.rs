@@ -111,6 +111,28 @@ fn metrics_parse_and_move_with_purchases() {
         "{after_c:#?}"
     );
     assert!(get(&after_w, "twopc_batch_size") > get(&before_w, "twopc_batch_size"));
+    // Two-phase commit: no one write, and each decided outcome waited for
+    // two durable writes or more (the votes', the coordinator's; a third
+    // when its ticket waited for a save of the previous purchase).
+    assert_eq!(get(&after_c, "twopc_one_write"), 0.0, "{after_c:#?}");
+    assert_eq!(get(&after_w, "twopc_one_write"), 0.0, "{after_w:#?}");
+    let moved = |name: &str| -> Vec<(&String, f64)> {
+        (after_c.iter())
+            .filter(|(k, _)| k.starts_with(name))
+            .map(|(k, v)| (k, *v - get(&before_c, k)))
+            .collect()
+    };
+    let waited = moved("twopc_outcome_waited_total");
+    let decided = moved("twopc_purchases_decided_total");
+    let sum = |v: &[(&String, f64)]| v.iter().map(|(_, n)| n).sum::<f64>();
+    assert_eq!(sum(&waited), sum(&decided), "{waited:?} {decided:?}");
+    assert!(sum(&waited) >= committed as f64, "{waited:?}");
+    assert!(
+        waited
+            .iter()
+            .all(|(k, n)| *n == 0.0 || ["{writes=2}", "{writes=3}"].iter().any(|w| k.ends_with(w))),
+        "{waited:?}"
+    );
     assert_eq!(get(&after_w, "twopc_in_doubt"), 0.0);
     assert_eq!(get(&after_c, "twopc_voting"), 0.0);
     assert!(get(&after_c, "twopc_epoch") >= 1.0);

@@ -78,3 +78,60 @@ fn a_one_write_coordinator_directory_refuses_plain_two_phase_commit() {
     let (r, _) = c.purchase("alice", "widget", 1, 5);
     assert_eq!(r["outcome"], "committed", "{r}");
 }
+
+/// `twopc status` and `/metrics` say that a one-write cluster runs one
+/// write, and count each decided purchase by the durable writes its
+/// outcome waited for: 1 (the participants' holds, saved side by side),
+/// where two-phase commit's reads 2 (`http_metrics.rs`). The cluster
+/// settles before each purchase (a status request makes the coordinator
+/// fsync what it staged), so no ticket waits for a save of the
+/// coordinator's: its start's resolution, or the forgetting of the
+/// previous purchase (that would add one, on both protocols).
+#[test]
+fn status_and_metrics_show_one_write_and_one_durable_write_per_outcome() {
+    use common::http::{free_tcp_port, token_file, Api};
+    let mut c = one_write_cluster();
+    let (path, token) = token_file(&c);
+    let port = free_tcp_port();
+    let addr = format!("127.0.0.1:{port}");
+    let args = ["--http", &addr, "--http-token-file", path.to_str().unwrap()];
+    c.start("coordinator", &args);
+    c.start("wallet", &[]);
+    c.start("order", &[]);
+    for i in 0..3 {
+        c.settle();
+        let (r, _) = c.purchase("alice", "widget", 1, 5);
+        assert_eq!(r["outcome"], "committed", "{i}: {r}");
+    }
+    c.settle();
+    for n in ["coordinator", "wallet", "order"] {
+        let view = c.status(n).unwrap();
+        assert_eq!(view["one_write"], true, "{n}: {view}");
+    }
+    let view = c.status("coordinator").unwrap();
+    assert_eq!(
+        view["outcome_waited"],
+        serde_json::json!({"1": 3}),
+        "{view}"
+    );
+    let out = c
+        .twopc(&["status", "--name", "coordinator"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("  one write, epoch "), "{text}");
+    assert!(
+        text.contains("decided, by durable writes the outcome waited for: 1: 3"),
+        "{text}"
+    );
+    let reply = Api::new(port, &token).metrics(Some(&token));
+    let metrics = String::from_utf8(reply.body.to_vec()).unwrap();
+    for line in [
+        "twopc_one_write 1",
+        "twopc_outcome_waited_total{writes=\"1\"} 3",
+        "twopc_purchases_decided_total{outcome=\"committed\"} 3",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+    assert!(!metrics.contains("writes=\"2\""), "{metrics}");
+}

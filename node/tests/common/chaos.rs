@@ -1,4 +1,5 @@
-//! The chaos run shared by `chaos` (2PC) and `chaos_replicated`: a real
+//! The chaos run shared by `chaos` (2PC, and 2PC under one write) and
+//! `chaos_replicated`: a real
 //! cluster under injected loss, duplication, delay and reordering, client
 //! tasks making competing purchases, nodes killed with SIGKILL at random
 //! instants and restarted, again and again; then the cluster settles and
@@ -15,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twopc_model::{Protocol, Purchase};
-use twopc_node::harness::promises::{verify, Initial, Seen, Verified};
+use twopc_node::harness::promises::{verify, verify_one_write, Initial, Seen, Verified};
 use twopc_node::runtime::storage::{as_coordinator, as_participant, inspect};
 use twopc_node::runtime::wire::{ClusterKey, Codec, Format};
 
@@ -183,12 +184,29 @@ struct Kills {
     outages: u64,
     /// Purchases that completed while a killed leader was down.
     during_outages: usize,
+    /// SIGKILLs aimed at the (2PC) coordinator.
+    coordinator_kills: u64,
 }
 
 /// One chaos run against a cluster under `protocol`: the knobs are the
 /// environment variables `TWOPC_CHAOS_SECS`, `TWOPC_CHAOS_SEED` and
 /// `TWOPC_CHAOS_CLIENTS` (see `chaos.rs`).
 pub fn chaos(protocol: Protocol) {
+    run(protocol, false)
+}
+
+/// The 2PC run with `one_write = true` (docs/one-write.md): every second
+/// round of kills aims at the coordinator, so it is killed while purchases
+/// are in flight, with its last outcomes told and not yet saved. Judged as
+/// one write is judged (`verify_one_write`): a purchase in flight when the
+/// coordinator restarted may be answered "unknown", and may then have
+/// committed (at both participants) or not, within conservation; every
+/// other promise is 2PC's, and the traces are replayed as one write's.
+pub fn chaos_one_write() {
+    run(Protocol::TwoPc, true)
+}
+
+fn run(protocol: Protocol, one_write: bool) {
     let secs = env_u64("TWOPC_CHAOS_SECS").unwrap_or(40);
     let seed = env_u64("TWOPC_CHAOS_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -198,13 +216,21 @@ pub fn chaos(protocol: Protocol) {
             % 1_000_000
     });
     let clients = env_u64("TWOPC_CHAOS_CLIENTS").unwrap_or(4) as usize;
+    let mode = if one_write { ", one write" } else { "" };
     println!(
-        "chaos ({protocol:?}): seed {seed}, {secs}s of chaos, {clients} clients (TWOPC_CHAOS_SEED={seed} to repeat)"
+        "chaos ({protocol:?}{mode}): seed {seed}, {secs}s of chaos, {clients} clients (TWOPC_CHAOS_SEED={seed} to repeat)"
     );
     let nodes = nodes(protocol);
     let replicated = protocol == Protocol::Replicated;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut c = match protocol {
+        Protocol::TwoPc if one_write => {
+            let nodes: Vec<(&str, &str, &str, u16)> = (nodes.iter())
+                .map(|n| (*n, *n, "127.0.0.1", free_port()))
+                .collect();
+            let header = "protocol = \"2pc\"\none_write = true\n\n";
+            TestCluster::with_nodes(header, &nodes, &USERS, &SKUS)
+        }
         Protocol::TwoPc => TestCluster::new(&USERS, &SKUS),
         Protocol::Replicated => TestCluster::replicated(REPLICAS.len(), &USERS, &SKUS),
     };
@@ -261,7 +287,12 @@ pub fn chaos(protocol: Protocol) {
             .then(|| c.leader(&REPLICAS))
             .flatten()
             .map(|l| nodes.iter().position(|n| *n == l).unwrap());
-        let first = leading.unwrap_or_else(|| rng.random_range(0..n));
+        let first = match leading {
+            Some(l) => l,
+            // One write: every second round, the coordinator.
+            None if one_write && k.kills % 2 == 0 => 0,
+            None => rng.random_range(0..n),
+        };
         let victims: Vec<usize> = if rng.random_bool(0.2) {
             vec![first, (first + rng.random_range(1..n)) % n]
         } else {
@@ -274,6 +305,7 @@ pub fn chaos(protocol: Protocol) {
             }
             c.kill9(nodes[v]);
             k.kills += 1;
+            k.coordinator_kills += u64::from(nodes[v] == "coordinator");
         }
         std::thread::sleep(Duration::from_millis(rng.random_range(0..1000)));
         for &v in &victims {
@@ -300,6 +332,8 @@ pub fn chaos(protocol: Protocol) {
     for n in &nodes {
         if let Some(view) = c.status(n) {
             faults.add(&view);
+            // Every node of a one-write cluster says so.
+            assert_eq!(view["one_write"], one_write, "{n}: {view}");
         }
     }
     for n in &nodes {
@@ -327,12 +361,13 @@ pub fn chaos(protocol: Protocol) {
         wallet: &USERS,
         order: &SKUS,
     };
+    let judge = if one_write { verify_one_write } else { verify };
     let Verified {
         violations: bad,
         commits,
         aborts,
-        ..
-    } = verify(&seen, &wallet, &order, initial, unacked);
+        unknown,
+    } = judge(&seen, &wallet, &order, initial, unacked);
     let leaders = if replicated {
         format!(
             " ({} of the leading replica; {} leader outages with {} purchases completed meanwhile)",
@@ -346,14 +381,15 @@ pub fn chaos(protocol: Protocol) {
         "seed {seed}: a participant alarmed as rolled back, but no directory was"
     );
     println!(
-        "chaos summary ({protocol:?}, seed {seed}): {} purchases by {} clients: {commits} committed, {} aborted {aborts:?}; \
-         {} kills by SIGKILL{leaders}, {} restarts, coordinator epoch {}; injected faults: \
+        "chaos summary ({protocol:?}{mode}, seed {seed}): {} purchases by {} clients: {commits} committed, {} aborted {aborts:?}, \
+         {unknown} unknown; {} kills by SIGKILL ({} of the coordinator){leaders}, {} restarts, coordinator epoch {}; injected faults: \
          {} datagrams dropped, {} duplicated, {} delayed, {} reordered; clients finished {:.1}s after the \
          chaos, cluster settled {:.1}s after that; {} violations",
         seen.len(),
         seen.iter().map(|s| s.client).collect::<BTreeSet<_>>().len(),
         aborts.values().sum::<u64>(),
         k.kills,
+        k.coordinator_kills,
         k.restarts,
         coord.epoch,
         faults.dropped,
@@ -388,6 +424,12 @@ pub fn chaos(protocol: Protocol) {
     );
     assert!(commits > 0, "seed {seed}: nothing committed");
     assert!(k.kills > 0, "seed {seed}: nothing killed");
+    if one_write {
+        assert!(
+            k.coordinator_kills > 0,
+            "seed {seed}: the coordinator was never killed"
+        );
+    }
     if replicated {
         assert!(k.outages > 0, "seed {seed}: the leader was never kept down");
     }

@@ -109,6 +109,37 @@ pub struct NodeView {
     /// operator (`crate::runtime::in_doubt`).
     #[serde(default)]
     pub doubts: DoubtsView,
+    /// Coordinator or participant: whether it runs the one-write protocol
+    /// (`one_write = true` in the cluster file, docs/one-write.md).
+    /// Fields from here on may be absent from a reply of an older build:
+    /// they read as their defaults ([`or_absent`]).
+    #[serde(default, deserialize_with = "or_absent")]
+    pub one_write: bool,
+    /// Coordinator: the operations this incarnation decided, by how many
+    /// durable writes their outcome waited for on its way to the client
+    /// (`core/waited.rs`): 2 under two-phase commit, 1 under one write.
+    #[serde(default, deserialize_with = "or_absent")]
+    pub outcome_waited: BTreeMap<u8, u64>,
+}
+
+/// Reads a field that a node of an older build did not write. Bincode
+/// writes a struct's fields one after the other, without names or a count,
+/// so such a node's reply simply ends before the field, and reading it
+/// fails for want of input (bincode's "io error", the only I/O error
+/// reading from memory): that reads as the default. Any other failure is
+/// still one (a byte that is no `bool`), and the codec still refuses bytes
+/// left over. JSON names its fields: one left out is `#[serde(default)]`'s,
+/// and one that is there must read.
+fn or_absent<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    let human = d.is_human_readable();
+    match T::deserialize(d) {
+        Err(e) if !human && e.to_string().starts_with("io error") => Ok(T::default()),
+        read => read,
+    }
 }
 
 impl NodeView {
@@ -136,6 +167,8 @@ impl NodeView {
             replica: None,
             peers: Vec::new(),
             doubts: DoubtsView::default(),
+            one_write: false,
+            outcome_waited: BTreeMap::new(),
         };
         let coordinator = |view: &mut NodeView, c: &CoordState| {
             view.epoch = c.epoch;
@@ -202,9 +235,23 @@ impl NodeView {
         } else if matches!(self.role, ActorKind::Coordinator | ActorKind::Replica) {
             let _ = writeln!(
                 s,
-                "  epoch {}, voting {}, unacknowledged commits {:?}, outcomes remembered {}",
-                self.epoch, self.voting, self.unacked_commits, self.clients
+                "  {}epoch {}, voting {}, unacknowledged commits {:?}, outcomes remembered {}",
+                if self.one_write { "one write, " } else { "" },
+                self.epoch,
+                self.voting,
+                self.unacked_commits,
+                self.clients
             );
+            if !self.outcome_waited.is_empty() {
+                let counts: Vec<String> = (self.outcome_waited.iter())
+                    .map(|(writes, n)| format!("{writes}: {n}"))
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "  decided, by durable writes the outcome waited for: {}",
+                    counts.join(", ")
+                );
+            }
             s += &self.doubts.render();
         } else {
             let levels: Vec<String> = self
@@ -243,7 +290,12 @@ impl NodeView {
                     String::new()
                 }
             );
-            let _ = writeln!(s, "  finished transactions: {}", self.finished);
+            let _ = writeln!(
+                s,
+                "  finished transactions: {}{}",
+                self.finished,
+                if self.one_write { ", one write" } else { "" }
+            );
         }
         let c = &self.counters;
         // Written as `{"bad_mac": 3, ...}`, the reasons' names quoted.

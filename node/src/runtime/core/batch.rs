@@ -148,15 +148,24 @@ impl Core {
                 ready.sync = false;
             }
         }
+        let decisions = std::mem::take(&mut self.decisions_queued);
         if self.mutant == Some(RuntimeMutant::SendBeforeFsync) {
             // Broken on purpose: everything leaves before the save is staged.
+            for &i in &decisions {
+                self.note_outcome_waited(&self.queued[i].clone());
+            }
             ready.sends.append(&mut self.queued);
         }
         self.note_own_acceptance(ready.sync);
-        for out in std::mem::take(&mut self.queued) {
+        // (In queueing order, as `queued`.)
+        let mut decisions = decisions.into_iter().peekable();
+        for (i, out) in std::mem::take(&mut self.queued).into_iter().enumerate() {
             // What it waited for: one more if it leaves after this
             // batch's fsync (`waited.rs`).
             let out = self.waited_after(out, ready.sync);
+            if decisions.next_if_eq(&i).is_some() {
+                self.note_outcome_waited(&out);
+            }
             // Injected faults (off by default) may hold a datagram back or
             // send it twice; never before the fsync it waits for. Each copy
             // that comes out is sorted by what it is, not by what was routed:

@@ -62,20 +62,33 @@ fn a_commit_for_an_unknown_transaction_raises_the_alarm() {
 }
 
 /// A coordinator counts a purchase's outcome once, when it decides (the
-/// step saves it), not again when it answers a retry from its log; when
-/// measuring, it records one decision latency per decided attempt.
+/// step saves it, or under one write handles the last vote), not again
+/// when it answers a retry from its log; when measuring, it records one
+/// decision latency per decided attempt. It counts each decided outcome by
+/// the durable writes it waited for: the votes' one (each left after its
+/// participant's fsync), and under 2PC its own save's.
 #[test]
 fn a_decision_is_counted_once_and_its_latency_measured() {
+    for one_write in [false, true] {
+        decisions_counted(one_write);
+    }
+}
+
+fn decisions_counted(one_write: bool) {
     const WALLET: &str = "127.0.0.1:7101";
     const ORDER: &str = "127.0.0.1:7102";
     const CLIENT: &str = "127.0.0.1:7103";
-    let mut core = coordinator(WALLET, ORDER);
+    let mut core = coordinator_with(WALLET, ORDER, one_write);
     core.measure_latency();
     let now = Instant::now();
     core.handle(now, Event::Start(None));
     let _ = core.ready(now);
     let send = |core: &mut Core, from: &str, msg: Msg| {
-        let bytes = datagram(&Payload::Protocol(msg));
+        // A vote leaves its participant after the fsync of its hold.
+        let waited = u8::from(matches!(msg, Msg::Vote { .. }));
+        let bytes = codec()
+            .encode_waited(&Payload::Protocol(msg), None, waited)
+            .unwrap();
         core.handle(
             Instant::now(),
             Event::Datagram {
@@ -83,7 +96,32 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
                 bytes: &bytes,
             },
         );
-        let _ = core.ready(Instant::now());
+        let ready = core.ready(Instant::now());
+        let sent = ready.sends.iter().chain(&ready.sends_after_sync);
+        sent.filter_map(|o| match codec().decode(o.datagram()?) {
+            Ok(Payload::Protocol(msg)) => Some(msg),
+            _ => None,
+        })
+        .collect::<Vec<Msg>>()
+    };
+    // Its ticket for `req`, then its attempt at `msg` with it.
+    let begin = |core: &mut Core, req: &str, msg: &dyn Fn(Option<u64>) -> Msg| {
+        let ticket = send(core, CLIENT, msg(None))
+            .into_iter()
+            .find_map(|m| match m {
+                Msg::Status {
+                    req: r,
+                    status: twopc_model::Status::Unknown { ticket },
+                } if r == RequestId::new(req) => Some(ticket),
+                _ => None,
+            });
+        let sent = send(core, CLIENT, msg(Some(ticket.expect("a ticket"))));
+        sent.into_iter()
+            .find_map(|m| match m {
+                Msg::Prepare { txn, .. } | Msg::PrepareCredit { txn, .. } => Some(txn),
+                _ => None,
+            })
+            .expect("an attempt")
     };
     // Started without a log: both participants answer its question first.
     for p in [WALLET, ORDER] {
@@ -104,9 +142,7 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
         },
         ticket,
     };
-    // With a ticket (as a client sends it once the coordinator gave one).
-    send(&mut core, CLIENT, purchase(Some(0)));
-    let attempt = TxnId { epoch: 1, n: 0 };
+    let attempt = begin(&mut core, "order-1", &purchase);
     for voter in [WALLET, ORDER] {
         let vote = Msg::Vote {
             txn: attempt,
@@ -116,23 +152,27 @@ fn a_decision_is_counted_once_and_its_latency_measured() {
     }
     assert_eq!(core.counters().decided, [(DecidedAs::Committed, 1)].into());
     assert_eq!(core.take_latencies().len(), 1);
+    let writes = if one_write { 1 } else { 2 };
+    assert_eq!(*core.outcome_waited(), [(writes, 1)].into());
     // A retry (a fresh caller, no ticket): answered from the outcome
     // table, not a second decision.
     send(&mut core, CLIENT, purchase(None));
     assert_eq!(core.counters().decided, [(DecidedAs::Committed, 1)].into());
     assert!(core.take_latencies().is_empty());
+    assert_eq!(*core.outcome_waited(), [(writes, 1)].into());
+    let view = core.view(Instant::now());
+    assert_eq!((view.one_write, view.outcome_waited.len()), (one_write, 1));
     // A top-up (the wallet alone) is counted as one, by its kind.
-    let topup = Msg::Request {
+    let topup = |ticket| Msg::Request {
         req: RequestId::new("topup-1"),
         op: twopc_model::Operation::TopUp {
             user: "alice".into(),
             amount: 3,
         },
-        ticket: Some(1),
+        ticket,
     };
-    send(&mut core, CLIENT, topup);
     let vote = Msg::Vote {
-        txn: TxnId { epoch: 1, n: 1 },
+        txn: begin(&mut core, "topup-1", &topup),
         ballot: Ballot::Yes,
     };
     send(&mut core, WALLET, vote);

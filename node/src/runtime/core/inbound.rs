@@ -144,6 +144,10 @@ impl Core {
             }
         }
         let seen = self.begin_step(&msg, waited);
+        let voting = self.voting(match &msg {
+            Msg::Vote { txn, .. } => Some(txn),
+            _ => None,
+        });
         let mut out = Out::new();
         let mut state = Cow::Borrowed(self.state());
         let traced = self.trace.is_some().then(|| msg.clone());
@@ -152,6 +156,7 @@ impl Core {
         if let Cow::Owned(s) = state {
             self.state = Some(s);
         }
+        self.note_deciding(voting);
         self.note_seen(seen);
         if let Some(msg) = traced {
             let src = usize::from(src) as u64;

@@ -215,6 +215,15 @@ pub struct Core {
     /// A client: the durable writes each outcome it took waited for, in
     /// the order of its `seen` (`waited.rs`).
     seen_waited: Vec<u8>,
+    /// A coordinator or a leader: the attempts a step decided (a vote or
+    /// a vote timer ended their collecting) whose outcome has not left yet
+    /// (`outbound.rs`, `Core::measure`).
+    deciding: std::collections::HashSet<twopc_model::TxnId>,
+    /// Where in `queued` this batch's decided outcomes are, and the
+    /// decided outcomes by the durable writes each waited for as it left
+    /// (`waited.rs`; `twopc status`, `/metrics`).
+    decisions_queued: Vec<usize>,
+    outcome_waited: std::collections::BTreeMap<u8, u64>,
     /// The last protocol message encoded, its history stamp and its
     /// datagram, so that the copies of a broadcast are encoded
     /// (serialized, MAC'd) once.
@@ -280,6 +289,9 @@ impl Core {
             round_waited: None,
             writes_durably: true,
             seen_waited: Vec::new(),
+            deciding: Default::default(),
+            decisions_queued: Vec::new(),
+            outcome_waited: Default::default(),
             encoded: None,
             history: History::Off,
             peers: Peers::default(),
@@ -331,11 +343,16 @@ impl Core {
                     tracing::debug!(node = %self.name, ?timer, "timer");
                     self.ready.fired.push(timer.clone());
                     let mut out = Out::new();
+                    let voting = self.voting(match &timer {
+                        Timer::Votes(txn) => Some(txn),
+                        _ => None,
+                    });
                     let mut state = Cow::Borrowed(self.state());
                     self.actor.on_timeout(self.id, &mut state, &timer, &mut out);
                     if let Cow::Owned(s) = state {
                         self.state = Some(s);
                     }
+                    self.note_deciding(voting);
                     self.trace_step(now, || trace::Event::Timer { timer }, &out);
                     self.apply(now, out);
                 }

@@ -6,6 +6,10 @@
 use super::*;
 use crate::runtime::admin::{op_name, DecidedAs};
 
+/// The most decided attempts whose outcome has not left yet that a core
+/// remembers (more than are ever in flight).
+const DECIDING_KEPT: usize = 4096;
+
 impl Core {
     /// Interprets the actor's commands, in emitted order. Every variant is
     /// named: a new one in stateright must be decided on here.
@@ -17,9 +21,13 @@ impl Core {
             match command {
                 // Queued, not sent: it leaves after the batch's fsync.
                 Command::Send(dst, msg) => {
-                    self.measure(now, saved, &msg);
+                    let decided = self.measure(now, saved, &msg);
                     let waited = self.send_waited(&msg);
-                    self.queue(dst, msg, waited)
+                    let at = self.queued.len();
+                    self.queue(dst, msg, waited);
+                    if decided && self.queued.len() > at {
+                        self.decisions_queued.push(at);
+                    }
                 }
                 Command::SetTimer(timer, range) => {
                     self.timers
@@ -48,13 +56,27 @@ impl Core {
     }
 
     /// Counts a decided outcome by verdict and, when measuring, notes when
-    /// an attempt's prepares left and how long its decision took.
-    pub(super) fn measure(&mut self, now: Instant, saved: bool, msg: &Msg) {
+    /// an attempt's prepares left and how long its decision took. Returns
+    /// whether `msg` is a decided outcome.
+    ///
+    /// An outcome is a decision if a step ended its attempt's collecting
+    /// of votes (a vote, the vote timer: [`Core::note_deciding`]) and it
+    /// has not left since: one write tells a decision without saving it,
+    /// and a leader sends it in a later step, once its save is chosen. Or,
+    /// at a 2PC coordinator, if the step that sends it saved it (a lost
+    /// log's resolution, an operator's decision). Any other outcome
+    /// answers a retry (or refuses an id, or says it is unknown).
+    pub(super) fn measure(&mut self, now: Instant, saved: bool, msg: &Msg) -> bool {
         match msg {
-            Msg::Outcome(o) if saved => {
-                // Not a purchase decided: an id refused or unknown.
-                let Some(decided) = DecidedAs::of(o.verdict) else {
-                    return;
+            Msg::Outcome(o) => {
+                let deciding = o.txn.is_some_and(|t| self.deciding.remove(&t));
+                // (A leader's step that saves may release retries' answers.)
+                let leads = matches!(self.actor, Node::Replica(_));
+                // Not a decision, or not a purchase decided: an id refused
+                // or unknown.
+                let decided = DecidedAs::of(o.verdict).filter(|_| deciding || (saved && !leads));
+                let Some(decided) = decided else {
+                    return false;
                 };
                 *self.counters.decided.entry(decided).or_default() += 1;
                 // What it asked: a request that is not a purchase keeps its
@@ -78,6 +100,7 @@ impl Core {
                         self.latencies.push(now.saturating_duration_since(at));
                     }
                 }
+                true
             }
             Msg::Prepare { txn, .. }
             | Msg::PrepareCredit { txn, .. }
@@ -85,8 +108,33 @@ impl Core {
                 if let Some(started) = &mut self.started {
                     started.entry(*txn).or_insert(now);
                 }
+                false
             }
-            _ => {}
+            _ => false,
+        }
+    }
+
+    /// The attempt `txn` (a step's vote, or its vote timer), if this node
+    /// coordinates and collects its votes: for [`Core::note_deciding`].
+    pub(super) fn voting(&self, txn: Option<&twopc_model::TxnId>) -> Option<twopc_model::TxnId> {
+        let txn = txn?;
+        let c = super::doubts::coordinator(self.state())?;
+        c.voting.contains_key(txn).then_some(*txn)
+    }
+
+    /// After a step: `voting` (from [`Core::voting`] before it) decided if
+    /// it no longer collects votes; its outcome is a decision whenever it
+    /// leaves. Forgotten all at once past [`DECIDING_KEPT`] (a leader that
+    /// stepped down never releases its held outcomes), which only
+    /// under-counts.
+    pub(super) fn note_deciding(&mut self, voting: Option<twopc_model::TxnId>) {
+        let Some(txn) = voting else { return };
+        let coordinator = super::doubts::coordinator(self.state());
+        if coordinator.is_some_and(|c| !c.voting.contains_key(&txn)) {
+            if self.deciding.len() >= DECIDING_KEPT {
+                self.deciding.clear();
+            }
+            self.deciding.insert(txn);
         }
     }
 

@@ -18,6 +18,12 @@ impl Core {
             view.counters.link_dropped = link.snapshot();
         }
         view.peers = self.peers.view(now);
+        view.one_write = match &self.actor {
+            Node::Coordinator(c) => c.one_write,
+            Node::Participant(p) => p.one_write,
+            Node::Client(_) | Node::Replica(_) => false,
+        };
+        view.outcome_waited = self.outcome_waited.clone();
         if let (State::Replica(r), Node::Replica(actor), Some(rv)) =
             (self.state(), &self.actor, view.replica.as_mut())
         {

@@ -28,12 +28,18 @@ pub(super) fn codec() -> Codec {
 
 /// A 2PC coordinator between `wallet` and `order`, not started.
 pub(super) fn coordinator(wallet: &str, order: &str) -> Core {
+    coordinator_with(wallet, order, false)
+}
+
+/// A 2PC coordinator between `wallet` and `order`, running one write if
+/// `one_write`, not started.
+pub(super) fn coordinator_with(wallet: &str, order: &str, one_write: bool) -> Core {
     let actor = Node::Coordinator(twopc_model::Coordinator {
         wallet: id(wallet),
         order: id(order),
         retention: 100,
         prices: false,
-        one_write: false,
+        one_write,
     });
     let cfg = Config {
         name: "coordinator".into(),

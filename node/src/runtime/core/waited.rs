@@ -188,6 +188,20 @@ impl Core {
         }
     }
 
+    /// A decided outcome as it leaves: counted by the durable writes it
+    /// waited for (what its client will read), for `twopc status` and
+    /// `/metrics`.
+    pub(super) fn note_outcome_waited(&mut self, out: &Outgoing) {
+        if let Some(bytes) = out.datagram() {
+            *self.outcome_waited.entry(waited_of(bytes)).or_default() += 1;
+        }
+    }
+
+    /// The decided outcomes so far, by the durable writes each waited for.
+    pub fn outcome_waited(&self) -> &std::collections::BTreeMap<u8, u64> {
+        &self.outcome_waited
+    }
+
     /// A leader, as its batch ends: if the batch fsyncs, its own
     /// acceptance of what its `Accept`s carry is durable after that fsync,
     /// having waited for their count plus it.

@@ -107,6 +107,14 @@ fn a_leaders_early_accept_adds_nothing_and_its_release_takes_the_higher_cause() 
     let ready = leader.ready(now);
     let outcome = outcome_count(&ready);
     assert_eq!(outcome, Some(1), "{ready:?}");
+    // The outcome released is the decision of the votes' step: counted
+    // once, by what it waited for.
+    use crate::runtime::admin::DecidedAs;
+    assert_eq!(
+        leader.counters().decided,
+        [(DecidedAs::Committed, 1)].into()
+    );
+    assert_eq!(*leader.outcome_waited(), [(1, 1)].into());
 }
 
 /// The same release after a backup's `Accepted` that waited for more: the
