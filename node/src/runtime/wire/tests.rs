@@ -475,6 +475,7 @@ fn a_status_reply_of_an_older_build_still_decodes() {
         &twopc_model::State::Participant(twopc_model::PartState {
             data: Default::default(),
             recovered_holds: false,
+            acks_after_save: Default::default(),
         }),
         &Counters::default(),
     );
