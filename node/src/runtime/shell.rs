@@ -401,14 +401,16 @@ impl<T: Transport, S: Store> Shell<T, S> {
             Outgoing::Datagram { to, bytes } | Outgoing::Reply { to, bytes } => (to, bytes),
         };
         self.capture.record("out", to, &bytes);
-        let result = self.transport.send(&bytes, to).await;
         if let Some(t) = self.core.timeline() {
+            // Marked before the send: the datagram cannot be read before
+            // this, whichever process reads it.
             let to4 = match to {
                 SocketAddr::V4(a) => Some(a),
                 SocketAddr::V6(_) => None,
             };
             t.mark(Step::Sent, t.label_of(&bytes), to4);
         }
+        let result = self.transport.send(&bytes, to).await;
         let errors = self.core.sent(result.is_ok());
         if let Err(e) = result {
             if errors.is_power_of_two() {

@@ -11,7 +11,7 @@
 //! - [`Step::Handled`]: the actor's step for it returned;
 //! - [`Step::Staged`], [`Step::SyncStart`], [`Step::SyncEnd`]: the batch's
 //!   save was written, its fsync began and returned;
-//! - [`Step::Sent`]: a datagram's `send` returned.
+//! - [`Step::Sent`]: a datagram is about to be sent (`send` called).
 //!
 //! Each mark carries the loop's batch number, and a message's mark its
 //! [`Label`] (kind, request, transaction) and the peer, so that
@@ -25,11 +25,11 @@
 //! ([`CAPACITY`]; marks past it are counted as lost, never silently
 //! dropped) and are written to `DIR/NAME.timeline` when the loop stops.
 
+use crate::runtime::wire::{msg_txn, MsgKind};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
-use crate::runtime::wire::{msg_txn, MsgKind};
 use twopc_model::{Msg, TxnId};
 
 /// The environment variable `twopc node` reads: the directory to write
@@ -69,7 +69,7 @@ pub enum Step {
     SyncStart,
     /// The batch's fsync returned.
     SyncEnd,
-    /// A datagram's `send` returned.
+    /// A datagram is about to be sent (marked just before `send`).
     Sent,
 }
 
@@ -172,7 +172,12 @@ pub struct Timeline {
 
 impl std::fmt::Debug for Timeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Timeline {{ marks: {}, lost: {} }}", self.marks.len(), self.lost)
+        write!(
+            f,
+            "Timeline {{ marks: {}, lost: {} }}",
+            self.marks.len(),
+            self.lost
+        )
     }
 }
 
@@ -291,7 +296,8 @@ fn format_mark(m: &Mark) -> String {
         Some(l) => (
             l.kind.as_str().to_string(),
             format!("{:x}", l.req),
-            l.txn.map_or("-".to_string(), |t| format!("{}.{}", t.epoch, t.n)),
+            l.txn
+                .map_or("-".to_string(), |t| format!("{}.{}", t.epoch, t.n)),
             if l.ticket { "t" } else { "-" },
         ),
         None => ("-".into(), "-".into(), "-".into(), "-"),

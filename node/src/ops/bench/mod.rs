@@ -19,13 +19,15 @@
 //! | `age.rs` | per-tenth throughput and latency, resident memory |
 //! | `mix.rs` | `--mix`: purchases, top-ups, restocks and refunds, and their outcomes per kind |
 //! | `waited.rs` | the durable writes a buyer waited for per purchase, as measured on the way |
-//! | `timeline.rs` | `--timeline`: where a purchase's time goes, segment by segment |
+//! | `timeline.rs` | `--timeline`: each purchase's path stitched from the nodes' timelines |
+//! | `timeline_report.rs` | `--timeline`: where a purchase's time goes, segment by segment |
 
 mod age;
 mod cost;
 mod mix;
 mod print;
 pub mod timeline;
+mod timeline_report;
 #[cfg(test)]
 mod timeline_tests;
 mod waited;
@@ -229,7 +231,8 @@ async fn measure(
             // HTTP API) are.
             let last = Arc::new(Mutex::new(Instant::now()));
             for (k, chunk) in ops.chunks(CLIENT_PURCHASES).enumerate() {
-                let timeline = (timeline.as_ref()).map(|d| d.join(format!("client-{c}-{k}.timeline")));
+                let timeline =
+                    (timeline.as_ref()).map(|d| d.join(format!("client-{c}-{k}.timeline")));
                 let (record, pids, last) = (record.clone(), pids.clone(), last.clone());
                 let mut kinds = HashMap::with_capacity(chunk.len());
                 let requests = (chunk.iter())

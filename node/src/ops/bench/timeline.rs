@@ -19,8 +19,8 @@
 //! time as its client saw it (outcome to outcome, as the bench measures
 //! latency at one client). The participant on the path is the one whose
 //! vote reached the coordinator last. A hop from one node to the next (from
-//! `send` returning to the receiver's loop holding the datagram: the
-//! kernel, and the receiver waking) is split in two: the time the receiver
+//! the call to `send` to the receiver's loop holding the datagram: the
+//! send itself, the kernel, and the receiver waking) is split in two: the time the receiver
 //! was still busy with its previous batch (it could not read the datagram
 //! then), and the rest.
 //!
@@ -29,10 +29,11 @@
 
 use crate::runtime::timeline::{Mark, NodeMarks, Step};
 use crate::runtime::wire::MsgKind;
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddrV4;
 use twopc_model::TxnId;
+
+pub use super::timeline_report::Report;
 
 /// The segments of a purchase's path, in order (see the module doc).
 pub const SEGMENTS: [&str; 23] = [
@@ -254,7 +255,7 @@ fn path(
         .rev()
         .find(|&j| c.marks[j].step == In && c.marks[j].label.is_some_and(|l| l.kind == Outcome))
         .ok_or("client: no outcome before it (a client's first purchase)")?;
-        let c0 = &c.marks[i0];
+    let c0 = &c.marks[i0];
     let prev = Key::Req(c0.label.expect("an In has a label").req, false);
     let (_, c0h) = c
         .find(Handled, Outcome, prev, Some(i0), None)
@@ -380,129 +381,6 @@ fn path(
         coordinator_fsynced: sync.is_some(),
         behind_commit: p_busy > 0 && p_prev.is_some_and(|(_, commit)| commit),
     })
-}
-
-/// A segment's median and 90th percentile, in microseconds.
-#[derive(Clone, Debug, Serialize)]
-pub struct SegmentTimes {
-    /// What it is ([`SEGMENTS`]).
-    pub segment: &'static str,
-    /// Median, µs.
-    pub p50_us: f64,
-    /// 90th percentile, µs.
-    pub p90_us: f64,
-}
-
-/// The timeline of a run, summed up.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    /// Purchases stitched whole.
-    pub stitched: usize,
-    /// Purchases not stitched, by the first mark missing.
-    pub missing: BTreeMap<&'static str, usize>,
-    /// Marks lost to full buffers (0 unless a run was very long).
-    pub lost: u64,
-    /// Each segment, in path order.
-    pub segments: Vec<SegmentTimes>,
-    /// The medians added up, µs.
-    pub sum_of_medians_us: f64,
-    /// The median of the stitched purchases' totals, µs.
-    pub median_total_us: f64,
-    /// Purchases whose participant was still busy with its previous batch
-    /// when the Prepare was sent.
-    pub prepare_waited: usize,
-    /// ... of which that batch fsynced a commit.
-    pub behind_commit: usize,
-    /// Purchases whose coordinator fsynced before the outcome.
-    pub coordinator_fsynced: usize,
-    /// The participants' commit fsyncs: median and 90th percentile, µs.
-    pub commit_fsync_p50_us: f64,
-    /// See `commit_fsync_p50_us`.
-    pub commit_fsync_p90_us: f64,
-}
-
-fn percentile_us(sorted: &[i64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1e3
-}
-
-impl Report {
-    /// The report of `s`.
-    pub fn of(s: &Stitched) -> Report {
-        let column = |f: &dyn Fn(&PurchasePath) -> i64| {
-            let mut v: Vec<i64> = s.paths.iter().map(f).collect();
-            v.sort_unstable();
-            v
-        };
-        let segments: Vec<SegmentTimes> = (0..SEGMENTS.len())
-            .map(|i| {
-                let v = column(&|p| p.segments[i]);
-                SegmentTimes {
-                    segment: SEGMENTS[i],
-                    p50_us: percentile_us(&v, 0.5),
-                    p90_us: percentile_us(&v, 0.9),
-                }
-            })
-            .collect();
-        let mut commits = s.commit_fsyncs.clone();
-        commits.sort_unstable();
-        Report {
-            stitched: s.paths.len(),
-            missing: s.missing.clone(),
-            lost: s.lost,
-            sum_of_medians_us: segments.iter().map(|t| t.p50_us).sum(),
-            segments,
-            median_total_us: percentile_us(&column(&|p| p.total), 0.5),
-            prepare_waited: s.paths.iter().filter(|p| p.segments[10] > 0).count(),
-            behind_commit: s.paths.iter().filter(|p| p.behind_commit).count(),
-            coordinator_fsynced: s.paths.iter().filter(|p| p.coordinator_fsynced).count(),
-            commit_fsync_p50_us: percentile_us(&commits, 0.5),
-            commit_fsync_p90_us: percentile_us(&commits, 0.9),
-        }
-    }
-
-    /// Prints it under a run's row; `p50_ms` is the run's measured median.
-    pub fn print(&self, p50_ms: f64) {
-        let not: usize = self.missing.values().sum();
-        println!(
-            "  where a purchase's time goes: {} purchases stitched, {not} not{}",
-            self.stitched,
-            if self.lost > 0 {
-                format!(" ({} marks lost to full buffers)", self.lost)
-            } else {
-                String::new()
-            }
-        );
-        for (why, n) in &self.missing {
-            println!("    not stitched, {why}: {n}");
-        }
-        println!("    {:<46} {:>8} {:>8}", "segment", "p50 µs", "p90 µs");
-        for s in &self.segments {
-            println!("    {:<46} {:>8.1} {:>8.1}", s.segment, s.p50_us, s.p90_us);
-        }
-        println!("    {:<46} {:>8.1}", "sum of the medians", self.sum_of_medians_us);
-        println!(
-            "    {:<46} {:>8.1}   (the run's p50: {:.1})",
-            "median of the stitched purchases' totals",
-            self.median_total_us,
-            p50_ms * 1e3
-        );
-        println!(
-            "    prepare sent while the participant was busy with its previous batch: {} of {} \
-             (that batch fsynced a commit: {}); participants' commit fsync p50 {:.1} µs, p90 {:.1} µs; \
-             coordinator fsynced before the outcome: {} of {}",
-            self.prepare_waited,
-            self.stitched,
-            self.behind_commit,
-            self.commit_fsync_p50_us,
-            self.commit_fsync_p90_us,
-            self.coordinator_fsynced,
-            self.stitched
-        );
-    }
 }
 
 /// Reads every `*.timeline` file of `dir`, named by its stem.

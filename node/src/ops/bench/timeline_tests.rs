@@ -56,7 +56,13 @@ impl Node {
         self.batch += 1;
         self
     }
-    fn at(&mut self, us: u64, step: Step, l: Option<Label>, peer: Option<SocketAddrV4>) -> &mut Self {
+    fn at(
+        &mut self,
+        us: u64,
+        step: Step,
+        l: Option<Label>,
+        peer: Option<SocketAddrV4>,
+    ) -> &mut Self {
         self.marks.push(Mark {
             ns: us * 1000,
             batch: self.batch,
@@ -152,7 +158,12 @@ fn run(busy_wallet: bool, coordinator_fsyncs: bool) -> Vec<(String, NodeMarks)> 
             .bare(246, Step::Staged)
             .bare(250, Step::SyncStart)
             .bare(280, Step::SyncEnd)
-            .at(285, Step::Sent, label(MsgKind::Ack, "", Some(OLD), false), k);
+            .at(
+                285,
+                Step::Sent,
+                label(MsgKind::Ack, "", Some(OLD), false),
+                k,
+            );
     }
     participant(&mut w, [290, 300, 305, 306, 420, 430]);
     let mut o = Node::new(order());
@@ -265,7 +276,10 @@ fn a_missing_mark_is_reported_not_invented() {
     // Without the coordinator's file nothing can be stitched, and it says so.
     let mut files = run(false, true);
     files.retain(|(n, _)| n != "coordinator");
-    assert_eq!(stitch(&files).missing.get("no coordinator timeline"), Some(&1));
+    assert_eq!(
+        stitch(&files).missing.get("no coordinator timeline"),
+        Some(&1)
+    );
 }
 
 #[test]
