@@ -81,6 +81,17 @@ fn is_client(name: &str) -> bool {
     name.starts_with("client")
 }
 
+/// The kind a message is looked up as: the order service's prepare is a
+/// `PreparePriced` (it carries the sku's price), a credit's a
+/// `PrepareCredit`; an operation may come as a `Request`.
+fn same_step(kind: MsgKind) -> MsgKind {
+    match kind {
+        MsgKind::PrepareCredit | MsgKind::PreparePriced => MsgKind::Prepare,
+        MsgKind::Request => MsgKind::Purchase,
+        k => k,
+    }
+}
+
 /// What a mark is looked up by: a request (and whether the message had a
 /// ticket), or a transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,13 +112,14 @@ impl<'a> Indexed<'a> {
         let mut by: HashMap<_, Vec<usize>> = HashMap::new();
         for (i, m) in n.marks.iter().enumerate() {
             let Some(l) = m.label else { continue };
+            let kind = same_step(l.kind);
             if l.req != 0 {
-                by.entry((m.step, l.kind, Key::Req(l.req, l.ticket)))
+                by.entry((m.step, kind, Key::Req(l.req, l.ticket)))
                     .or_default()
                     .push(i);
             }
             if let Some(t) = l.txn {
-                by.entry((m.step, l.kind, Key::Txn(t))).or_default().push(i);
+                by.entry((m.step, kind, Key::Txn(t))).or_default().push(i);
             }
         }
         Indexed {

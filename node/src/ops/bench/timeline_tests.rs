@@ -84,9 +84,9 @@ impl Node {
     }
 }
 
-/// A participant's Prepare, fsync and Vote, from `at` on (µs).
-fn participant(p: &mut Node, t: [u64; 6]) {
-    let prepare = label(MsgKind::Prepare, "r1", Some(TXN), false);
+/// A participant's prepare (of `kind`), fsync and Vote, at `t` (µs).
+fn participant(p: &mut Node, kind: MsgKind, t: [u64; 6]) {
+    let prepare = label(kind, "r1", Some(TXN), false);
     let vote = label(MsgKind::Vote, "", Some(TXN), false);
     let k = Some(coordinator());
     p.batch()
@@ -108,6 +108,8 @@ fn run(busy_wallet: bool, coordinator_fsyncs: bool) -> Vec<(String, NodeMarks)> 
     let unknown = label(MsgKind::Status, "r1", None, false);
     let outcome = label(MsgKind::Outcome, "r1", Some(TXN), false);
     let prepare = label(MsgKind::Prepare, "r1", Some(TXN), false);
+    // The order service's prepare carries the sku's price.
+    let priced = label(MsgKind::PreparePriced, "r1", Some(TXN), false);
     let vote = label(MsgKind::Vote, "", Some(TXN), false);
     let commit = label(MsgKind::Commit, "", Some(TXN), false);
 
@@ -134,7 +136,7 @@ fn run(busy_wallet: bool, coordinator_fsyncs: bool) -> Vec<(String, NodeMarks)> 
         .at(250, Step::Handled, ticketed, c)
         .bare(252, Step::Staged)
         .at(260, Step::Sent, prepare, Some(wallet()))
-        .at(265, Step::Sent, prepare, Some(order()));
+        .at(265, Step::Sent, priced, Some(order()));
     co.batch()
         .at(410, Step::In, vote, Some(order()))
         .at(415, Step::Handled, vote, Some(order()));
@@ -165,9 +167,13 @@ fn run(busy_wallet: bool, coordinator_fsyncs: bool) -> Vec<(String, NodeMarks)> 
                 k,
             );
     }
-    participant(&mut w, [290, 300, 305, 306, 420, 430]);
+    participant(&mut w, MsgKind::Prepare, [290, 300, 305, 306, 420, 430]);
     let mut o = Node::new(order());
-    participant(&mut o, [280, 290, 292, 295, 400, 405]);
+    participant(
+        &mut o,
+        MsgKind::PreparePriced,
+        [280, 290, 292, 295, 400, 405],
+    );
     vec![
         ("client-0-0".to_string(), cl.done()),
         ("coordinator".to_string(), co.done()),
@@ -291,4 +297,22 @@ fn a_retried_purchase_is_one_purchase() {
     c.marks.insert(4, again);
     let s = stitch(&files);
     assert_eq!((s.paths.len(), s.missing.len()), (1, 0));
+}
+
+#[test]
+fn the_order_services_priced_prepare_is_its_prepare() {
+    let mut files = run(false, true);
+    // The order service's vote now comes in last (after the wallet's).
+    let (_, k) = files.iter_mut().find(|(n, _)| n == "coordinator").unwrap();
+    for m in &mut k.marks {
+        if m.peer == Some(order()) && m.label.is_some_and(|l| l.kind == MsgKind::Vote) {
+            m.ns += 100_000; // 410 → 510, 415 → 515 µs
+        }
+    }
+    let s = stitch(&files);
+    let p = &s.paths[0];
+    // Its leg: Prepare sent at 265, in at 280; vote sent at 405, in at 510.
+    assert_eq!((p.segments[9], p.segments[11]), (15_000, 15_000));
+    assert_eq!((p.segments[14], p.segments[17]), (105_000, 105_000));
+    assert_eq!(p.segments.iter().sum::<i64>(), p.total);
 }
