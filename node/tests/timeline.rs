@@ -4,7 +4,7 @@
 //! timing thresholds: every purchase is accounted for, every segment is
 //! non-negative (a hop ends in another process than it starts: a clock
 //! not comparable across processes shows here), the segments' means add
-//! up to the mean total, and the stitched purchases, one after another at
+//! up to the mean total (and those around the median to theirs), and the stitched purchases, one after another at
 //! one client, fit in the run's measured time.
 
 use std::process::Command;
@@ -54,7 +54,7 @@ fn check(run: &serde_json::Value, coordinator_fsyncs: bool) {
     assert_eq!(t["lost"].as_u64(), Some(0), "{t:#}");
     let segments = t["segments"].as_array().unwrap();
     assert_eq!(segments.len(), 23);
-    let mut sum_of_means = 0.0;
+    let (mut sum_of_means, mut at_p50) = (0.0, 0.0);
     for s in segments {
         let (min, p50, p90) = (
             s["min_us"].as_f64().unwrap(),
@@ -63,7 +63,10 @@ fn check(run: &serde_json::Value, coordinator_fsyncs: bool) {
         );
         assert!(0.0 <= min && min <= p50 && p50 <= p90, "{s}");
         sum_of_means += s["mean_us"].as_f64().unwrap();
+        at_p50 += s["at_p50_us"].as_f64().unwrap();
     }
+    let at_p50_total = t["at_p50_total_us"].as_f64().unwrap();
+    assert!((at_p50 - at_p50_total).abs() < 0.01, "{t:#}");
     let mean_total = t["mean_total_us"].as_f64().unwrap();
     assert!((sum_of_means - mean_total).abs() < 0.01, "{t:#}");
     let run_us = purchases as f64 / run["per_second"].as_f64().unwrap() * 1e6;

@@ -1,6 +1,8 @@
 //! `twopc bench --timeline`'s summary of the stitched paths
-//! (`timeline.rs`): each segment's median, p90, minimum and mean, and the
-//! waits told apart, as the bench prints them under a run's row.
+//! (`timeline.rs`): each segment's median, p90, minimum and mean, its
+//! mean over the purchases around the median (which add up to about the
+//! p50: medians do not add), and the waits told apart, as the bench prints
+//! them under a run's row.
 
 use super::timeline::{PurchasePath, Stitched, SEGMENTS};
 use serde::Serialize;
@@ -20,6 +22,10 @@ pub struct SegmentTimes {
     pub min_us: f64,
     /// The mean, µs (the means add up to the mean total).
     pub mean_us: f64,
+    /// The mean over the purchases whose total lies between the 40th and
+    /// the 60th percentile, µs: where the time of a purchase near the
+    /// median goes (these add up to `at_p50_total_us`).
+    pub at_p50_us: f64,
 }
 
 /// The timeline of a run, summed up.
@@ -37,6 +43,9 @@ pub struct Report {
     pub sum_of_medians_us: f64,
     /// The median of the stitched purchases' totals, µs.
     pub median_total_us: f64,
+    /// The mean total of the purchases between the 40th and the 60th
+    /// percentile, µs (about the median).
+    pub at_p50_total_us: f64,
     /// Their mean, µs: at one client the stitched purchases follow one
     /// another, so `mean_total_us × stitched` is at most the run's time.
     pub mean_total_us: f64,
@@ -60,12 +69,16 @@ fn mean_us(v: &[i64]) -> f64 {
     }
 }
 
-fn percentile_us(sorted: &[i64], p: f64) -> f64 {
+fn percentile_ns(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
-        return 0.0;
+        return 0;
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1e3
+    sorted[i]
+}
+
+fn percentile_us(sorted: &[i64], p: f64) -> f64 {
+    percentile_ns(sorted, p) as f64 / 1e3
 }
 
 impl Report {
@@ -76,6 +89,15 @@ impl Report {
             v.sort_unstable();
             v
         };
+        // The purchases around the median, by total.
+        let totals = column(&|p| p.total);
+        let (lo, hi) = (percentile_ns(&totals, 0.4), percentile_ns(&totals, 0.6));
+        let band: Vec<&PurchasePath> = (s.paths.iter())
+            .filter(|p| (lo..=hi).contains(&p.total))
+            .collect();
+        let band_mean = |f: &dyn Fn(&PurchasePath) -> i64| {
+            mean_us(&band.iter().map(|p| f(p)).collect::<Vec<_>>())
+        };
         let segments: Vec<SegmentTimes> = (0..SEGMENTS.len())
             .map(|i| {
                 let v = column(&|p| p.segments[i]);
@@ -85,6 +107,7 @@ impl Report {
                     p90_us: percentile_us(&v, 0.9),
                     min_us: v.first().map_or(0.0, |&m| m as f64 / 1e3),
                     mean_us: mean_us(&v),
+                    at_p50_us: band_mean(&|p| p.segments[i]),
                 }
             })
             .collect();
@@ -97,7 +120,8 @@ impl Report {
             sum_of_medians_us: segments.iter().map(|t| t.p50_us).sum(),
             segments,
             median_total_us: percentile_us(&column(&|p| p.total), 0.5),
-            mean_total_us: mean_us(&column(&|p| p.total)),
+            mean_total_us: mean_us(&totals),
+            at_p50_total_us: band_mean(&|p| p.total),
             prepare_waited: s.paths.iter().filter(|p| p.segments[10] > 0).count(),
             behind_commit: s.paths.iter().filter(|p| p.behind_commit).count(),
             coordinator_fsynced: s.paths.iter().filter(|p| p.coordinator_fsynced).count(),
@@ -121,17 +145,23 @@ impl Report {
         for (why, n) in &self.missing {
             println!("    not stitched, {why}: {n}");
         }
-        println!("    {:<46} {:>8} {:>8}", "segment", "p50 µs", "p90 µs");
+        println!(
+            "    {:<46} {:>8} {:>8} {:>8} {:>9}",
+            "segment", "p50 µs", "p90 µs", "mean µs", "at p50 µs"
+        );
         for s in &self.segments {
-            println!("    {:<46} {:>8.1} {:>8.1}", s.segment, s.p50_us, s.p90_us);
+            println!(
+                "    {:<46} {:>8.1} {:>8.1} {:>8.1} {:>9.1}",
+                s.segment, s.p50_us, s.p90_us, s.mean_us, s.at_p50_us
+            );
         }
         println!(
-            "    {:<46} {:>8.1}",
-            "sum of the medians", self.sum_of_medians_us
+            "    {:<46} {:>8.1} {:>8} {:>8.1} {:>9.1}",
+            "added up", self.sum_of_medians_us, "", self.mean_total_us, self.at_p50_total_us
         );
         println!(
-            "    {:<46} {:>8.1}   (the run's p50: {:.1})",
-            "median of the stitched purchases' totals",
+            "    median of the stitched purchases' totals {:.1} µs (the run's p50: {:.1} µs); \
+             \"at p50\": the mean over the purchases between the 40th and 60th percentile",
             self.median_total_us,
             p50_ms * 1e3
         );
