@@ -207,7 +207,10 @@ fn a_purchase_is_cut_into_its_segments_along_the_later_voter() {
     assert_eq!(r.stitched, 1);
     assert_eq!(r.segments[14].p50_us, 114.0);
     assert_eq!(r.sum_of_medians_us, 500.0);
-    assert_eq!((r.at_p50_total_us, r.segments[14].at_p50_us), (500.0, 114.0));
+    assert_eq!(
+        (r.at_p50_total_us, r.segments[14].at_p50_us),
+        (500.0, 114.0)
+    );
 }
 
 #[test]
