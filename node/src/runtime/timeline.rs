@@ -260,10 +260,16 @@ impl Timeline {
     }
 
     /// The label noted for the datagram at `bytes` (copies of a broadcast
-    /// share their bytes, and their label).
+    /// share their bytes, and their label). The latest note wins: a
+    /// datagram re-encoded with its count (`core/waited.rs`) frees its old
+    /// bytes, whose address the next one may take.
     pub fn label_of(&self, bytes: &[u8]) -> Option<Label> {
         let at = bytes.as_ptr() as usize;
-        self.queued.iter().find(|(p, _)| *p == at).map(|(_, l)| *l)
+        self.queued
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == at)
+            .map(|(_, l)| *l)
     }
 
     /// The marks so far.
@@ -416,6 +422,25 @@ mod tests {
         assert_eq!(back.lost, 0);
         assert_eq!(back.marks, t.marks());
         assert!(back.marks[0].ns <= back.marks[1].ns, "{:?}", back.marks);
+    }
+
+    #[test]
+    fn bytes_noted_again_carry_their_latest_label() {
+        let mut t = Timeline::new(PathBuf::from("/nonexistent"), None);
+        let bytes = [0u8; 8];
+        let (ack, vote) = (MsgKind::Ack, MsgKind::Vote);
+        let label = |kind| Label {
+            kind,
+            req: 0,
+            txn: Some(TxnId { epoch: 1, n: 1 }),
+            ticket: false,
+        };
+        // An `Ack`'s freed bytes' address, taken by a re-encoded `Vote`.
+        t.queued(&bytes, label(ack));
+        t.queued(&bytes, label(vote));
+        assert_eq!(t.label_of(&bytes), Some(label(vote)));
+        t.begin_batch();
+        assert_eq!(t.label_of(&bytes), None);
     }
 
     #[test]
