@@ -248,10 +248,13 @@ fn without(
     stitch(&files)
 }
 
+/// Which mark to remove.
+type Pick = Box<dyn Fn(&Mark) -> bool>;
+
 #[test]
 fn a_missing_mark_is_reported_not_invented() {
     let kind = |k: MsgKind| move |m: &Mark| m.label.is_some_and(|l| l.kind == k);
-    let cases: [(&str, Box<dyn Fn(&Mark) -> bool>, &str); 5] = [
+    let cases: [(&str, Pick, &str); 5] = [
         (
             "wallet",
             Box::new(|m: &Mark| m.step == Step::SyncEnd),
