@@ -275,6 +275,20 @@ pub async fn run_requests_waited(
     requests: Vec<Request>,
     codec: Codec,
     timeout: Duration,
+    on_outcome: impl FnMut(&Outcome, u8) + Send + 'static,
+) -> Result<Vec<Outcome>> {
+    run_requests_timed(coordinators, requests, codec, timeout, None, on_outcome).await
+}
+
+/// [`run_requests_waited`], marking the client's steps into a timeline
+/// written to `timeline` when it stops (`crate::runtime::timeline`; `twopc
+/// bench --timeline`).
+pub async fn run_requests_timed(
+    coordinators: &[SocketAddrV4],
+    requests: Vec<Request>,
+    codec: Codec,
+    timeout: Duration,
+    timeline: Option<std::path::PathBuf>,
     mut on_outcome: impl FnMut(&Outcome, u8) + Send + 'static,
 ) -> Result<Vec<Outcome>> {
     let Some(first) = coordinators.first() else {
@@ -317,7 +331,7 @@ pub async fn run_requests_waited(
             ControlFlow::Continue(())
         }
     });
-    let client = Shell::new(
+    let mut client = Shell::new(
         actor,
         Id::from(me),
         transport,
@@ -326,6 +340,9 @@ pub async fn run_requests_waited(
         cfg,
     )
     .observe(observer);
+    if let Some(path) = timeline {
+        client = client.timeline(crate::runtime::timeline::Timeline::new(path, Some(me)));
+    }
     let state = client.run(tokio::time::sleep(timeout)).await?;
     match state {
         State::Client(c) => Ok(c.seen),

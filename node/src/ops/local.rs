@@ -155,6 +155,20 @@ impl LocalCluster {
         accounts: BTreeMap<String, u64>,
         stock: BTreeMap<String, u64>,
     ) -> Result<LocalCluster> {
+        Self::spawn_timed(parent, exe, protocol, one_write, accounts, stock, None).await
+    }
+
+    /// [`LocalCluster::spawn_in`], each node writing its timeline into
+    /// `timeline` when it stops (`crate::runtime::timeline`).
+    pub async fn spawn_timed(
+        parent: &std::path::Path,
+        exe: &std::path::Path,
+        protocol: Protocol,
+        one_write: bool,
+        accounts: BTreeMap<String, u64>,
+        stock: BTreeMap<String, u64>,
+        timeline: Option<&std::path::Path>,
+    ) -> Result<LocalCluster> {
         let dir = cluster_dir(parent)?;
         let mut nodes = Vec::new();
         for (name, role) in members(protocol) {
@@ -195,7 +209,12 @@ impl LocalCluster {
         );
         let mut children = Vec::new();
         for n in &cluster.nodes {
-            let child = std::process::Command::new(exe)
+            let mut command = std::process::Command::new(exe);
+            match timeline {
+                Some(dir) => command.env(crate::runtime::timeline::ENV, dir),
+                None => command.env_remove(crate::runtime::timeline::ENV),
+            };
+            let child = command
                 .arg("node")
                 .arg("--cluster")
                 .arg(&file)

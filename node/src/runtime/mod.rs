@@ -10,7 +10,8 @@
 //! a datagram is stamped with ([`history`]), transactions in doubt
 //! ([`in_doubt`]), the counters and views a node reports ([`admin`]), the
 //! faults and runtime mutants a test may switch on ([`faults`], [`mutant`]),
-//! the step recorder ([`trace`]) and the errors ([`error`]).
+//! the step recorder ([`trace`]), the timeline of a node's steps
+//! ([`timeline`]) and the errors ([`error`]).
 //!
 //! Uses nothing of the operator's tools or the test harness (the crate's
 //! other groups); they use it.
@@ -30,6 +31,7 @@ pub mod replication;
 pub mod role;
 pub mod shell;
 pub mod storage;
+pub mod timeline;
 pub mod trace;
 pub mod transport;
 pub mod wire;

@@ -27,6 +27,7 @@ use crate::runtime::error::{Error, Result};
 use crate::runtime::faults::Capture;
 use crate::runtime::replication::PeerLink;
 use crate::runtime::storage::Store;
+use crate::runtime::timeline::Step;
 use crate::runtime::transport::Transport;
 use stateright::actor::Id;
 use std::future::Future;
@@ -165,6 +166,13 @@ impl<T: Transport, S: Store> Shell<T, S> {
         self
     }
 
+    /// Marks when each step happens into `timeline`, written when the loop
+    /// stops (see [`crate::runtime::timeline`]).
+    pub fn timeline(mut self, timeline: crate::runtime::timeline::Timeline) -> Self {
+        self.core.set_timeline(timeline);
+        self
+    }
+
     /// Calls `observer` after every batch; it may stop the runtime.
     pub fn observe(mut self, observer: Observer) -> Self {
         self.observer = Some(observer);
@@ -209,6 +217,9 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 Some(ask) = next_ask(&mut self.served) => Wake::View(ask),
                 Some((from, msg, waited)) = next_peer(&mut self.peers) => Wake::Peer(from, msg, waited),
             };
+            if let Some(t) = self.core.timeline() {
+                t.begin_batch();
+            }
             let mut datagrams = 0;
             match wake {
                 Wake::Shutdown => break,
@@ -281,6 +292,12 @@ impl<T: Transport, S: Store> Shell<T, S> {
             self.sync()?;
         }
         self.keep_heard(true);
+        if let Some(t) = self.core.take_timeline() {
+            // A measuring aid: losing it must not fail the node's stop.
+            if let Err(e) = t.write() {
+                tracing::error!(node = %self.name, path = %t.path().display(), "cannot write the timeline: {e}");
+            }
+        }
         tracing::debug!(node = %self.name, "runtime stopped");
         Ok(self.core.state().clone())
     }
@@ -326,6 +343,9 @@ impl<T: Transport, S: Store> Shell<T, S> {
 
     /// Makes everything staged durable (fsync).
     fn sync(&mut self) -> Result<()> {
+        if let Some(t) = self.core.timeline() {
+            t.mark(Step::SyncStart, None, None);
+        }
         let store = &mut self.store;
         // fsync blocks: tell a multi-threaded tokio so it can move other
         // tasks off this thread meanwhile.
@@ -334,6 +354,9 @@ impl<T: Transport, S: Store> Shell<T, S> {
                 tokio::task::block_in_place(|| store.sync())?
             }
             _ => store.sync()?,
+        }
+        if let Some(t) = self.core.timeline() {
+            t.mark(Step::SyncEnd, None, None);
         }
         self.core.synced(Instant::now());
         self.core.storage_stats(self.store.stats());
@@ -378,6 +401,15 @@ impl<T: Transport, S: Store> Shell<T, S> {
             Outgoing::Datagram { to, bytes } | Outgoing::Reply { to, bytes } => (to, bytes),
         };
         self.capture.record("out", to, &bytes);
+        if let Some(t) = self.core.timeline() {
+            // Marked before the send: the datagram cannot be read before
+            // this, whichever process reads it.
+            let to4 = match to {
+                SocketAddr::V4(a) => Some(a),
+                SocketAddr::V6(_) => None,
+            };
+            t.mark(Step::Sent, t.label_of(&bytes), to4);
+        }
         let result = self.transport.send(&bytes, to).await;
         let errors = self.core.sent(result.is_ok());
         if let Err(e) = result {
@@ -404,7 +436,11 @@ impl<T: Transport, S: Store> Effects for Io<'_, T, S> {
     }
 
     fn stage(&mut self, save: Storage) -> Result<()> {
-        self.shell.store.stage(save)
+        self.shell.store.stage(save)?;
+        if let Some(t) = self.shell.core.timeline() {
+            t.mark(Step::Staged, None, None);
+        }
+        Ok(())
     }
 
     async fn sync(&mut self) -> Result<()> {

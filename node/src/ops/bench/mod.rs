@@ -19,11 +19,17 @@
 //! | `age.rs` | per-tenth throughput and latency, resident memory |
 //! | `mix.rs` | `--mix`: purchases, top-ups, restocks and refunds, and their outcomes per kind |
 //! | `waited.rs` | the durable writes a buyer waited for per purchase, as measured on the way |
+//! | `timeline.rs` | `--timeline`: each purchase's path stitched from the nodes' timelines |
+//! | `timeline_report.rs` | `--timeline`: where a purchase's time goes, segment by segment |
 
 mod age;
 mod cost;
 mod mix;
 mod print;
+pub mod timeline;
+mod timeline_report;
+#[cfg(test)]
+mod timeline_tests;
 mod waited;
 mod workload;
 
@@ -76,6 +82,9 @@ pub struct Options {
     pub trace_dir: Option<PathBuf>,
     /// Which operations, in what proportions (default: purchases only).
     pub mix: Mix,
+    /// Every node and client marks its steps; each run prints where a
+    /// purchase's time goes (`timeline.rs`; `--processes` only).
+    pub timeline: bool,
 }
 
 impl Options {
@@ -148,6 +157,9 @@ pub struct BenchResult {
     /// Resident memory per node (`--tenths`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rss: Option<Vec<Rss>>,
+    /// Where a purchase's time goes (`--timeline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<timeline::Report>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -179,6 +191,7 @@ async fn measure(
     each: usize,
     watch: Option<&[(String, String)]>,
     mix: &Mix,
+    timeline: Option<&std::path::Path>,
 ) -> Result<BenchResult> {
     if !cluster.settle(Duration::from_secs(60)).await? {
         return Err(BenchError::NotSettled.into());
@@ -200,6 +213,7 @@ async fn measure(
             cluster.cluster.coordinator_addresses(),
             cluster.codec.clone(),
         );
+        let timeline = timeline.map(std::path::Path::to_path_buf);
         let ids: Vec<_> = (0..each)
             .map(|_| crate::ops::client::random_request_id())
             .collect();
@@ -216,7 +230,9 @@ async fn measure(
             // as callers making one purchase at a time (`twopc purchase`, the
             // HTTP API) are.
             let last = Arc::new(Mutex::new(Instant::now()));
-            for chunk in ops.chunks(CLIENT_PURCHASES) {
+            for (k, chunk) in ops.chunks(CLIENT_PURCHASES).enumerate() {
+                let timeline =
+                    (timeline.as_ref()).map(|d| d.join(format!("client-{c}-{k}.timeline")));
                 let (record, pids, last) = (record.clone(), pids.clone(), last.clone());
                 let mut kinds = HashMap::with_capacity(chunk.len());
                 let requests = (chunk.iter())
@@ -229,11 +245,12 @@ async fn measure(
                         }
                     })
                     .collect();
-                crate::ops::client::run_requests_waited(
+                crate::ops::client::run_requests_timed(
                     &coordinators,
                     requests,
                     codec.clone(),
                     Duration::from_secs(600),
+                    timeline,
                     move |o, waited| {
                         let now = Instant::now();
                         let mut last = last.lock().unwrap();
@@ -319,6 +336,7 @@ async fn measure(
                 })
                 .collect()
         }),
+        timeline: None, // Read by the caller once the nodes stopped.
     })
 }
 
@@ -327,6 +345,9 @@ async fn measure(
 /// `opts.purchases` purchases shared by that many concurrent clients.
 /// Prints a table (or JSON).
 pub async fn run(opts: &Options) -> Result<Vec<BenchResult>> {
+    if opts.timeline && opts.processes.is_none() {
+        return Err(BenchError::TimelineNeedsProcesses.into());
+    }
     let max_clients = opts.clients.iter().copied().max().unwrap_or(1).max(1);
     let spreads = opts.spreads();
     if !opts.json {
@@ -347,6 +368,9 @@ pub async fn run(opts: &Options) -> Result<Vec<BenchResult>> {
                 let r = run_one(opts, protocol, &workload, clients).await?;
                 if !opts.json {
                     print_row(opts, &r);
+                    if let Some(t) = &r.timeline {
+                        t.print(r.p50_ms);
+                    }
                     if let (Some(tenths), Some(rss)) = (&r.tenths, &r.rss) {
                         age::print(tenths, rss);
                     }
@@ -396,9 +420,32 @@ async fn run_one(
     // One write applies to two-phase commit (the replicated coordinator
     // does not run it yet).
     let one_write = opts.one_write && protocol == Protocol::TwoPc;
+    // The timeline files, removed once read.
+    let timeline = match opts.timeline {
+        true => Some(
+            tempfile::Builder::new()
+                .prefix("twopc-timeline-")
+                .tempdir_in(&opts.dir)
+                .map_err(|source| BenchError::CreateRunDir {
+                    path: opts.dir.join("twopc-timeline-*"),
+                    source,
+                })?,
+        ),
+        false => None,
+    };
+    let timeline_dir = timeline.as_ref().map(|t| t.path());
     let cluster = match &opts.processes {
         Some(exe) => {
-            LocalCluster::spawn_in(&opts.dir, exe, protocol, one_write, accounts, stock).await?
+            LocalCluster::spawn_timed(
+                &opts.dir,
+                exe,
+                protocol,
+                one_write,
+                accounts,
+                stock,
+                timeline_dir,
+            )
+            .await?
         }
         None => {
             let traces = match &opts.trace_dir {
@@ -424,6 +471,7 @@ async fn run_one(
         20.min(opts.purchases),
         None,
         &opts.mix,
+        None,
     )
     .await?;
     let clients = clients.max(1);
@@ -436,9 +484,15 @@ async fn run_one(
         each,
         watch.as_deref(),
         &opts.mix,
+        timeline_dir,
     )
     .await?;
     cluster.stop().await?;
+    if let Some(dir) = timeline_dir {
+        // Every node wrote its file as it stopped.
+        let files = timeline::read_dir(dir).map_err(BenchError::Timeline)?;
+        r.timeline = Some(timeline::Report::of(&timeline::stitch(&files)));
+    }
     r.protocol = protocol;
     r.one_write = one_write;
     Ok(r)
@@ -467,6 +521,7 @@ mod tests {
             protocols: vec![Protocol::TwoPc],
             mix: Mix::default(),
             one_write: false,
+            timeline: false,
         }
     }
 

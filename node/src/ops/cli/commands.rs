@@ -217,6 +217,13 @@ async fn node(args: NodeArgs, key: Option<ClusterKey>) -> Result<Exit> {
         })?;
         started = started.trace(Box::new(tracer));
     }
+    // `twopc bench --timeline` sets it for the nodes it starts.
+    let me = cluster.node(&args.name)?.address;
+    let timeline = crate::runtime::timeline::Timeline::from_env(&args.name, me);
+    let flag = crate::runtime::timeline::ENV;
+    if let Some(t) = timeline.map_err(|why| Error::BadFlag { flag, why })? {
+        started = started.timeline(t);
+    }
     let result = node::run(started, args.name, shutdown_signal()).await;
     if let Some(server) = server {
         server.abort();
@@ -489,6 +496,7 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
                 trace_dir: args.trace_dir,
                 mix: args.mix.unwrap_or_default(),
                 one_write: args.one_write,
+                timeline: args.timeline,
                 protocols: match args.protocol {
                     BenchProtocol::TwoPc => vec![Protocol::TwoPc],
                     BenchProtocol::Replicated => vec![Protocol::Replicated],

@@ -433,6 +433,11 @@ pub struct BenchArgs {
     /// nodes only).
     #[arg(long, value_name = "DIR", conflicts_with = "processes")]
     pub(super) trace_dir: Option<PathBuf>,
+    /// Every node and client marks when each step of a purchase happens;
+    /// each run then prints where a purchase's time goes, segment by
+    /// segment, median and p90 (with --processes; docs/performance.md).
+    #[arg(long, requires = "processes")]
+    pub(super) timeline: bool,
     /// One coordinator (`2pc`), three coordinator replicas (`replicated`),
     /// or each in turn with their commit latency and throughput side by
     /// side (`both`).

@@ -162,9 +162,16 @@ impl Core {
         for (i, out) in std::mem::take(&mut self.queued).into_iter().enumerate() {
             // What it waited for: one more if it leaves after this
             // batch's fsync (`waited.rs`).
+            let label =
+                (self.timeline.as_ref()).and_then(|t| out.datagram().and_then(|b| t.label_of(b)));
             let out = self.waited_after(out, ready.sync);
             if decisions.next_if_eq(&i).is_some() {
                 self.note_outcome_waited(&out);
+            }
+            if let (Some(t), Some(label), Some(bytes)) = (&mut self.timeline, label, out.datagram())
+            {
+                // Re-encoded with its count: the label follows the new bytes.
+                t.queued(bytes, label);
             }
             // Injected faults (off by default) may hold a datagram back or
             // send it twice; never before the fsync it waits for. Each copy

@@ -148,6 +148,11 @@ impl Core {
             Msg::Vote { txn, .. } => Some(txn),
             _ => None,
         });
+        let label = self.timeline.as_ref().map(|_| Label::of(&msg));
+        if let (Some(t), Some(_)) = (&mut self.timeline, label) {
+            // Stamped with the time the shell had the datagram.
+            t.mark_at(now, Step::In, label, Some(src4));
+        }
         let mut out = Out::new();
         let mut state = Cow::Borrowed(self.state());
         let traced = self.trace.is_some().then(|| msg.clone());
@@ -163,6 +168,9 @@ impl Core {
             self.trace_step(now, || trace::Event::Msg { src, msg }, &out);
         }
         self.apply(now, out);
+        if let (Some(t), Some(_)) = (&mut self.timeline, label) {
+            t.mark(Step::Handled, label, Some(src4));
+        }
         self.step_waited = 0;
         self.round_waited = None;
         self.pace_replica(now, src);

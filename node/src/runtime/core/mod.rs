@@ -86,6 +86,7 @@ use crate::runtime::faults::Faults;
 use crate::runtime::history::History;
 use crate::runtime::mutant::RuntimeMutant;
 use crate::runtime::storage::{Heard, StoreStats};
+use crate::runtime::timeline::{Label, Step, Timeline};
 use crate::runtime::trace::Tracer;
 use crate::runtime::wire::{msg_txn, Codec, MsgKind, Payload, Reject, MAX_DATAGRAM};
 use inject::Injector;
@@ -189,6 +190,9 @@ pub struct Core {
     unsynced: bool,
     /// Where steps are recorded (`None`, the default: nothing is built).
     trace: Option<Trace>,
+    /// When each step happened (`None`, the default: one branch per step;
+    /// `crate::runtime::timeline`).
+    timeline: Option<Box<Timeline>>,
     /// Coordinator, when measured (`--http` metrics): when each attempt
     /// still collecting votes sent its prepares. Bounded by the attempts in
     /// flight: every attempt is decided (commit, no vote or vote timeout).
@@ -279,6 +283,7 @@ impl Core {
             queued: Vec::new(),
             unsynced: false,
             trace: None,
+            timeline: None,
             started: None,
             latencies: Vec::new(),
             acks_held: Vec::new(),

@@ -172,11 +172,20 @@ impl Core {
                 // commit to both participants): the same bytes again, as
                 // encoding is a function of the message and the codec.
                 let bytes = bytes.clone();
+                if let Some(t) = &mut self.timeline {
+                    // (Encoded in an earlier batch, perhaps: noted again.)
+                    t.queued(&bytes, Label::of(&msg));
+                }
                 return self.queued.push(Outgoing::Datagram { to, bytes });
             }
         }
+        let label = self.timeline.as_ref().map(|_| Label::of(&msg));
         let payload = Payload::Protocol(msg);
         let encoded = self.queue_payload(to, &payload, stamp, waited);
+        if let (Some(t), Some(label), Some(bytes)) = (&mut self.timeline, label, &encoded) {
+            // Copies of a broadcast share these bytes, and so the label.
+            t.queued(bytes, label);
+        }
         let Payload::Protocol(msg) = payload else {
             unreachable!("built above")
         };

@@ -1,9 +1,25 @@
 //! Recording a core's steps for trace validation (`crate::runtime::trace`): off
-//! unless a tracer is set.
+//! unless a tracer is set; and the timeline of its steps
+//! (`crate::runtime::timeline`): off unless one is set.
 
 use super::*;
 
 impl Core {
+    /// Marks when each step happens into `timeline` from now on.
+    pub fn set_timeline(&mut self, timeline: Timeline) {
+        self.timeline = Some(Box::new(timeline));
+    }
+
+    /// The timeline, if one is set (the shell marks its own steps in it).
+    pub fn timeline(&mut self) -> Option<&mut Timeline> {
+        self.timeline.as_deref_mut()
+    }
+
+    /// Takes the timeline away (to write it when the loop stops).
+    pub fn take_timeline(&mut self) -> Option<Box<Timeline>> {
+        self.timeline.take()
+    }
+
     /// Records every actor step from now on into `tracer` (see
     /// [`crate::runtime::trace`]), starting with a [`Record::Node`] that says who this
     /// is; set it before [`Event::Start`]. Step numbers count from 1 again.

@@ -139,4 +139,10 @@ pub enum BenchError {
         /// Why.
         source: io::Error,
     },
+    /// `--timeline` without `--processes`.
+    #[error("--timeline needs --processes: each node writes its timeline when its process stops")]
+    TimelineNeedsProcesses,
+    /// A run's timeline files could not be read.
+    #[error("cannot read the run's timeline: {0}")]
+    Timeline(String),
 }
