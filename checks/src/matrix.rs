@@ -99,15 +99,7 @@ pub fn entries() -> Vec<Entry> {
         Entry {
             name: "expired-id",
             about: "one client, two purchases, one outcome remembered, money and stock for three; then it retries the first id as a fresh incarnation; udp; no crashes",
-            config: Config {
-                clients: 1,
-                purchases: 2,
-                retention: 1,
-                balance: 20,
-                stock: 3,
-                afterwards: vec![Reuse::Same],
-                ..Config::default()
-            },
+            config: expired_id(),
             unique_states: 952_134,
             strategy: Strategy::Dfs,
         },
@@ -115,14 +107,8 @@ pub fn entries() -> Vec<Entry> {
             name: "kept-ticket",
             about: "expired-id with clients keeping their latest ticket for each next new purchase (no round trip for a ticket before the second purchase): one client, two purchases, one outcome remembered, money and stock for three; then it retries the first id as a fresh incarnation; udp; no crashes",
             config: Config {
-                clients: 1,
-                purchases: 2,
-                retention: 1,
-                balance: 20,
-                stock: 3,
-                afterwards: vec![Reuse::Same],
                 keep_ticket: true,
-                ..Config::default()
+                ..expired_id()
             },
             unique_states: 868_191,
             strategy: Strategy::Dfs,
@@ -207,3 +193,17 @@ pub fn entries() -> Vec<Entry> {
 }
 
 pub use crate::config::{competing_leaders, replica_disk_lost, replicated};
+
+/// One client, two purchases, one outcome remembered, money and stock for
+/// three; then it retries the first id as a fresh incarnation.
+fn expired_id() -> Config {
+    Config {
+        clients: 1,
+        purchases: 2,
+        retention: 1,
+        balance: 20,
+        stock: 3,
+        afterwards: vec![Reuse::Same],
+        ..Config::default()
+    }
+}

@@ -204,26 +204,13 @@ fn demo_runs_and_exits_zero() {
     assert_eq!(stdout.matches(": yes").count(), 2, "{stdout}");
 }
 
-/// The runs `twopc bench --json ARGS` prints (it must succeed).
-fn bench_json(args: &[&str]) -> Vec<serde_json::Value> {
-    let out = Command::new(BIN)
-        .args(["bench", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    runs.as_array().unwrap().clone()
-}
-
 #[test]
 fn bench_runs_with_nodes_in_process_and_as_processes() {
     for extra in [&[][..], &["--processes"][..]] {
-        let runs = bench_json(&[&["--purchases", "40", "--clients", "1,4"], extra].concat());
+        let runs = bench_json(
+            &[&["--purchases", "40", "--clients", "1,4"], extra].concat(),
+            None,
+        );
         assert_eq!(runs.len(), 2);
         for r in runs {
             assert!(r["purchases"].as_u64().unwrap() >= 40, "{r}");
@@ -250,8 +237,12 @@ fn bench_runs_with_nodes_in_process_and_as_processes() {
 /// benchmarks are read, not asserted).
 #[test]
 fn bench_spreads_purchases_over_accounts_or_one_hot_account_and_reports_tenths() {
-    let bench =
-        |extra: &[&str]| bench_json(&[&["--purchases", "60", "--clients", "3"], extra].concat());
+    let bench = |extra: &[&str]| {
+        bench_json(
+            &[&["--purchases", "60", "--clients", "3"], extra].concat(),
+            None,
+        )
+    };
     let runs = bench(&["--processes", "--accounts", "10,2000", "--tenths"]);
     assert_eq!(runs.len(), 2);
     for (r, accounts) in runs.iter().zip([10, 2000]) {

@@ -7,25 +7,21 @@
 //! up to the mean total (and those around the median to theirs), and the stitched purchases, one after another at
 //! one client, fit in the run's measured time.
 
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_twopc");
+use common::bench_json;
 
 fn bench(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["bench", "--json", "--processes", "--clients", "1"])
-        .args(["--purchases", "40", "--timeline", "--dir"])
-        .arg(dir.path())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let base = [
+        "--processes",
+        "--clients",
+        "1",
+        "--purchases",
+        "40",
+        "--timeline",
+    ];
+    let runs = bench_json(&[&base, args].concat(), Some(dir.path()));
     // The timeline files are gone with the run.
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

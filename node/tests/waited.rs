@@ -2,10 +2,10 @@
 //! (counted by every node along each purchase's causal chain:
 //! `runtime/core/waited.rs`): one client, a few purchases, in process.
 
-use std::collections::BTreeMap;
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_twopc");
+use common::bench_json;
+use std::collections::BTreeMap;
 
 /// Each protocol's run: committed purchases by the count they read.
 fn waited_by_protocol(purchases: usize) -> BTreeMap<String, BTreeMap<u64, u64>> {
@@ -15,21 +15,9 @@ fn waited_by_protocol(purchases: usize) -> BTreeMap<String, BTreeMap<u64, u64>> 
 /// [`waited_by_protocol`] for the bench run with `args`.
 fn waited_with(purchases: usize, args: &[&str]) -> BTreeMap<String, BTreeMap<u64, u64>> {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["bench", "--json", "--clients", "1"])
-        .args(args)
-        .args(["--purchases", &purchases.to_string()])
-        .arg("--dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let runs = runs.as_array().unwrap();
+    let purchases = purchases.to_string();
+    let args = [&["--clients", "1", "--purchases", &purchases], args].concat();
+    let runs = bench_json(&args, Some(dir.path()));
     runs.iter()
         .map(|r| {
             let counts = r["durable_writes_waited"]["counts"].as_object().unwrap();

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod chaos;
 pub mod chaos_replay;
 pub mod docs;
@@ -14,6 +15,7 @@ pub mod rehearsal;
 pub mod shop;
 pub mod sim;
 
+pub use bench::bench_json;
 pub use docs::free_port;
 
 use serde_json::Value;
