@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::bench::bench_json;
 use common::*;
 use std::collections::BTreeMap;
 use std::process::Command;

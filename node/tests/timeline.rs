@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::bench_json;
+use common::bench::bench_json;
 
 fn bench(args: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::bench_json;
+use common::bench::bench_json;
 use std::collections::BTreeMap;
 
 /// Each protocol's run: committed purchases by the count they read.

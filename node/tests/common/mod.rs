@@ -15,7 +15,6 @@ pub mod rehearsal;
 pub mod shop;
 pub mod sim;
 
-pub use bench::bench_json;
 pub use docs::free_port;
 
 use serde_json::Value;
