@@ -234,6 +234,26 @@ impl Judge {
                 }
             }
         }
+        if let Event::Start {
+            storage: Some(stored),
+        } = &step.event
+        {
+            // A hold found at a start is its participant's yes vote, even
+            // one whose message never left: a save may reach the disk
+            // without its fsync (the runtime may start from it, see
+            // `step.rs`), and one write resolves a transaction every
+            // participant holds as committed.
+            if let Storage::Participant(d) = Storage::from(stored.clone()) {
+                for txn in d.holds.keys().chain(d.credits.keys()) {
+                    let yes = ByParticipant(me, *txn);
+                    if !history.yes_votes.contains(&yes) {
+                        let mut h = (*history).clone();
+                        h.yes_votes.insert(yes);
+                        history = Shared::new(h);
+                    }
+                }
+            }
+        }
         state.history = history;
         state.actor_states[n.index] = Arc::new(Shared::new(n.state.clone().expect("started")));
         state.actor_storages[n.index] = n.saved.clone().map(Shared::new);
