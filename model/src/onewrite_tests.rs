@@ -281,9 +281,9 @@ fn a_commit_is_applied_in_memory_and_acknowledged_after_the_next_save() {
         expect(|o| {
             o.set_timer(Timer::Query(txn(1)), crate::timeouts::QUERY);
             o.save(Storage::Participant(next.data.clone()));
+            o.send(coordinator, yes(1));
             o.send(coordinator, Msg::Ack { txn: txn(0) });
             o.cancel_timer(Timer::Flush);
-            o.send(coordinator, yes(1));
         })
     );
     // Acknowledged: a re-sent commit is acknowledged again at once.

@@ -455,9 +455,10 @@ impl Participant {
             }
         };
         // Persist before send: the hold is durable before the yes vote leaves.
-        save(state, o);
-        // To whoever asked: with a replicated coordinator, the replica leading.
-        o.send(src, Msg::Vote { txn, ballot });
+        // To whoever asked: with a replicated coordinator, the replica
+        // leading. (Before the acks this save releases: a runtime sends in
+        // this order, and the vote is what a buyer waits for.)
+        save_then(state, o, Some((src, Msg::Vote { txn, ballot })));
     }
 
     /// A coordinator gave up waiting for our vote on `txn` (one write):
@@ -546,7 +547,15 @@ fn settled<V: Clone>(m: &Map<TxnId, V>, floor: &Floor) -> Vec<TxnId> {
 /// Save the whole durable state; the acks of the commits it makes durable
 /// leave after it (persist before send).
 fn save(state: &mut Cow<PartState>, o: &mut Out<Node>) {
+    save_then(state, o, None)
+}
+
+/// [`save`], sending `first` (after the save) before the acks.
+fn save_then(state: &mut Cow<PartState>, o: &mut Out<Node>, first: Option<(Id, Msg)>) {
     o.save(Storage::Participant(state.data.clone()));
+    if let Some((to, msg)) = first {
+        o.send(to, msg);
+    }
     if !state.acks_after_save.is_empty() {
         for (txn, to) in std::mem::take(&mut state.to_mut().acks_after_save) {
             o.send(to, Msg::Ack { txn });
