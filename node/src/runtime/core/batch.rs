@@ -159,13 +159,15 @@ impl Core {
         self.note_own_acceptance(ready.sync);
         // (In queueing order, as `queued`.)
         let mut decisions = decisions.into_iter().peekable();
+        let mut told = Vec::new();
         for (i, out) in std::mem::take(&mut self.queued).into_iter().enumerate() {
             // What it waited for: one more if it leaves after this
             // batch's fsync (`waited.rs`).
             let label =
                 (self.timeline.as_ref()).and_then(|t| out.datagram().and_then(|b| t.label_of(b)));
             let out = self.waited_after(out, ready.sync);
-            if decisions.next_if_eq(&i).is_some() {
+            let decision = decisions.next_if_eq(&i).is_some();
+            if decision {
                 self.note_outcome_waited(&out);
             }
             if let (Some(t), Some(label), Some(bytes)) = (&mut self.timeline, label, out.datagram())
@@ -181,11 +183,17 @@ impl Core {
             for routed in self.injector.route(out, &mut self.counters, now) {
                 if leaves_before_sync(&routed, self.mutant) {
                     ready.sends.push(routed);
+                } else if decision {
+                    told.push(routed);
                 } else {
                     ready.sends_after_sync.push(routed);
                 }
             }
         }
+        // A decision's outcome leaves first: the buyer waits for it, not
+        // for the commits sent with it (the network may reorder them
+        // anyway; all wait for the same fsync).
+        ready.sends_after_sync.splice(0..0, told);
         ready
     }
 }

@@ -143,13 +143,21 @@ fn decisions_counted(one_write: bool) {
         ticket,
     };
     let attempt = begin(&mut core, "order-1", &purchase);
+    let mut decided = Vec::new();
     for voter in [WALLET, ORDER] {
         let vote = Msg::Vote {
             txn: attempt,
             ballot: Ballot::Yes,
         };
-        send(&mut core, voter, vote);
+        decided = send(&mut core, voter, vote);
     }
+    // The outcome leaves first, the commits after it (the model emits
+    // them first): the buyer waits for the outcome alone.
+    let kinds: Vec<&str> = decided
+        .iter()
+        .map(|m| crate::runtime::wire::MsgKind::of(m).as_str())
+        .collect();
+    assert_eq!(kinds, ["outcome", "commit", "commit"], "{one_write}");
     assert_eq!(core.counters().decided, [(DecidedAs::Committed, 1)].into());
     assert_eq!(core.take_latencies().len(), 1);
     let writes = if one_write { 1 } else { 2 };
