@@ -3,14 +3,17 @@
 //! implementation serves both; [`Resource`] only names which one it is.
 
 use crate::msg::*;
-use crate::{Node, Storage};
+use crate::Node;
 use serde::{Deserialize, Serialize};
 use stateright::actor::{Id, Out};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 mod ignores;
+mod saving;
 mod storage;
+
+use saving::{save, save_then};
 
 /// Which resource a participant guards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -461,49 +464,6 @@ impl Participant {
         save_then(state, o, Some((src, Msg::Vote { txn, ballot })));
     }
 
-    /// A coordinator gave up waiting for our vote on `txn` (one write):
-    /// a yes already saved stays a yes; otherwise `txn` is refused for
-    /// good, durably, before the answer leaves.
-    fn on_fence(&self, state: &mut Cow<PartState>, src: Id, txn: TxnId, o: &mut Out<Node>) {
-        let ballot = if state.data.prepared(&txn) {
-            Ballot::Yes
-        } else if let Some(done) = state.data.finished.get(&txn) {
-            match done.committed {
-                true => Ballot::Yes,
-                false => Ballot::No(Refusal::Fenced),
-            }
-        } else if txn < state.data.floor {
-            // Settled and forgotten, or below a fence: never prepared here
-            // from now on (a commit would have left it finished or acked).
-            Ballot::No(Refusal::Fenced)
-        } else {
-            let data = &mut state.to_mut().data;
-            data.finished.insert(txn, finished(None, false));
-            save(state, o);
-            Ballot::No(Refusal::Fenced)
-        };
-        o.send(src, Msg::Vote { txn, ballot });
-    }
-
-    /// `txn`'s commit is applied (in memory): make it durable, then
-    /// acknowledge it, for the coordinator forgets the transaction on the
-    /// ack. Under one write the save waits for the next one that happens
-    /// anyway (a prepare's; at the latest the flush timer's), so that the
-    /// next purchase's prepare does not queue behind this commit's fsync:
-    /// a crash before it loses the commit, and the hold, still in storage,
-    /// asks for it again.
-    fn committed(&self, state: &mut Cow<PartState>, src: Id, txn: TxnId, o: &mut Out<Node>) {
-        if self.one_write {
-            o.cancel_timer(Timer::Query(txn));
-            state.to_mut().acks_after_save.insert(txn, src);
-            o.set_timer(Timer::Flush, crate::timeouts::FLUSH);
-        } else {
-            save(state, o);
-            o.cancel_timer(Timer::Query(txn));
-            o.send(src, Msg::Ack { txn });
-        }
-    }
-
     /// Handle a timer.
     pub fn on_timeout(&self, state: &mut Cow<PartState>, timer: &Timer, o: &mut Out<Node>) {
         match timer {
@@ -542,26 +502,6 @@ fn settled<V: Clone>(m: &Map<TxnId, V>, floor: &Floor) -> Vec<TxnId> {
         .map(|(t, _)| *t)
         .filter(|t| floor.settles(t))
         .collect()
-}
-
-/// Save the whole durable state; the acks of the commits it makes durable
-/// leave after it (persist before send).
-fn save(state: &mut Cow<PartState>, o: &mut Out<Node>) {
-    save_then(state, o, None)
-}
-
-/// [`save`], sending `first` (after the save) before the acks.
-fn save_then(state: &mut Cow<PartState>, o: &mut Out<Node>, first: Option<(Id, Msg)>) {
-    o.save(Storage::Participant(state.data.clone()));
-    if let Some((to, msg)) = first {
-        o.send(to, msg);
-    }
-    if !state.acks_after_save.is_empty() {
-        for (txn, to) in std::mem::take(&mut state.to_mut().acks_after_save) {
-            o.send(to, Msg::Ack { txn });
-        }
-        o.cancel_timer(Timer::Flush);
-    }
 }
 
 fn finished(hold: Option<Hold>, committed: bool) -> Finished {

@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::test_util::*;
+use crate::Storage;
 use stateright::actor::Command;
 use std::collections::BTreeSet;
 

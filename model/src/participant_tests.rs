@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::test_util::*;
+use crate::Storage;
 
 const COORD: usize = 0;
 
