@@ -14,6 +14,7 @@ pub use learning::{resolve, resolve_among, Heard, Learning, Resolved};
 mod flows;
 mod learning;
 mod reasons;
+mod recovered;
 mod refunds;
 mod timers;
 pub use crate::outcomes::{Known, Outcomes, Told, TICKET_GENERATION_BITS};
@@ -437,7 +438,9 @@ impl Coordinator {
         // recording it never forgets the operation the commit needs; a
         // refund's count rises in the same durable write as its decision.)
         state.raise_refunded(&voting.op);
-        let refund = matches!(voting.op, Operation::Refund { .. });
+        // (Only a purchase's outcome can be rebuilt from the participants'
+        // fates at a restart: see `told_purchases`.)
+        let purchase = matches!(voting.op, Operation::Purchase(_));
         state.commits.insert(
             txn,
             Committing {
@@ -454,11 +457,13 @@ impl Coordinator {
         );
         // Persist before send: the Save comes first; a runtime sends the
         // messages below only once it is durable. One write: every yes is
-        // durable at its voter, so the commit is decided already; it is
-        // saved later, off the path (by the save that forgets it, or the
-        // next start's resolution). A refund's decision still saves first:
-        // what it raises (`refunded`) is known nowhere else.
-        if !self.one_write || refund {
+        // durable at its voter, so a purchase's commit is decided already;
+        // it is saved later, off the path (by the save that forgets it, or
+        // the next start's resolution, which records its outcome again
+        // from the two debits). Any other operation's decision still saves
+        // first: a refund's count (`refunded`) is known nowhere else, and
+        // what a top-up or restock asked cannot be rebuilt from one credit.
+        if !self.one_write || !purchase {
             o.save(Storage::Coordinator(state.storage()));
         }
         o.cancel_timer(Timer::Votes(txn));
@@ -481,11 +486,13 @@ impl Coordinator {
             Verdict::Aborted(reason),
             self.retention,
         );
-        // One write: the abort follows a durable no (or a granted fence) at
-        // a participant, which no later vote can undo.
-        if !self.one_write {
-            o.save(Storage::Coordinator(state.storage()));
-        }
+        // Saved before it is told, under one write too: the abort follows a
+        // durable no (or a granted fence), which no later vote can undo,
+        // but the outcome's contents are not known at the participants (a
+        // fenced one never heard them), so a restart could not record it
+        // again, and a stale copy of the request would start it anew.
+        // Aborts are off the commit path.
+        o.save(Storage::Coordinator(state.storage()));
         o.cancel_timer(Timer::Votes(txn));
         // Only yes-voters hold anything; a participant that has not voted yet
         // records the abort so that a late prepare is refused.

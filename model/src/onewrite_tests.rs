@@ -69,8 +69,9 @@ fn buy(state: &CoordState, seq: u64) -> Msg {
 #[test]
 fn all_yes_tells_the_commit_without_saving_it() {
     let (s, _) = learned(None, [vec![], vec![]]);
-    // Every start is a new generation of tickets.
-    assert_eq!(s.outcomes.forgotten_below, 1 << TICKET_GENERATION_BITS);
+    // Every start numbers in its own generation; no ticket goes stale.
+    assert_eq!(s.outcomes.next, 1 << TICKET_GENERATION_BITS);
+    assert_eq!(s.outcomes.forgotten_below, 0);
     let (s, _) = to_coord(&s, CLIENT, buy(&s, 1));
     let (s, _) = to_coord(&s, WALLET, yes(0));
     let (s, out) = to_coord(&s, ORDER, yes(0));
@@ -112,7 +113,9 @@ fn the_vote_timer_fences_the_missing_voter_and_waits_for_its_answer() {
             o.set_timer(Timer::Votes(txn(0)), timeouts::VOTES);
         })
     );
-    // The fence granted: aborted (vote timeout), told without a save.
+    // The fence granted: aborted (vote timeout), saved before it is told
+    // (a restart could not rebuild it: the fenced party never heard what
+    // was asked).
     let fenced = Msg::Vote {
         txn: txn(0),
         ballot: Ballot::No(Refusal::Fenced),
@@ -120,8 +123,9 @@ fn the_vote_timer_fences_the_missing_voter_and_waits_for_its_answer() {
     let (s, out) = to_coord(&s, ORDER, fenced);
     let told = &s.outcomes.by_id[&req(1)];
     assert_eq!(told.verdict, Verdict::Aborted(AbortReason::VoteTimeout));
-    assert!(!cmds(&out).contains("Save"), "{out:?}");
-    assert!(cmds(&out).contains("Outcome"), "{out:?}");
+    let text = cmds(&out);
+    let save = text.find("Save").expect("the abort is saved");
+    assert!(save < text.find("Outcome").expect("and told"), "{text}");
     // The fence lost the race: a yes answers it, and commits.
     let (fresh, _) = learned(None, [vec![], vec![]]);
     let (s, _) = to_coord(&fresh, CLIENT, buy(&fresh, 2));
@@ -142,7 +146,8 @@ fn a_restart_commits_what_every_participant_holds_and_aborts_what_one_never_saw(
     assert!(s.commits.contains_key(&txn(0)), "both hold it: committed");
     assert!(s.doubts.is_empty(), "nothing in doubt under one write");
     assert!(!s.commits.contains_key(&txn(1)), "the order never saw it");
-    assert_eq!(s.outcomes.forgotten_below, 2 << TICKET_GENERATION_BITS);
+    assert_eq!(s.outcomes.next, 2 << TICKET_GENERATION_BITS);
+    assert_eq!(s.outcomes.forgotten_below, 0, "tickets stay good");
     let text = cmds(&out);
     let save = text.find("Save").expect("the resolution is saved");
     let commit = text.find("Commit").expect("the commit is owed");
@@ -317,4 +322,135 @@ fn a_commit_is_applied_in_memory_and_acknowledged_after_the_next_save() {
         cmds(&o),
         expect(|o| o.set_timer(Timer::Query(txn(0)), crate::timeouts::QUERY))
     );
+}
+
+/// The debits a one-write participant names: `alice` pays 6 a unit, the
+/// order service gives units of `widget`.
+fn debit_of(n: u64, wallet: bool, committed: bool) -> (TxnId, Fate) {
+    let op = match wallet {
+        true => Op {
+            key: "alice".into(),
+            amount: 6,
+        },
+        false => Op {
+            key: "widget".into(),
+            amount: 1,
+        },
+    };
+    match committed {
+        true => (txn(n), Fate::CommittedFor(req(n + 1), op)),
+        false => (txn(n), Fate::HeldFor(req(n + 1), op)),
+    }
+}
+
+#[test]
+fn a_restart_records_the_purchases_it_told_and_keeps_the_tickets() {
+    // The last incarnation (epoch 1) handed out tickets up to 5 of its
+    // generation and told two purchases committed, neither saved: the
+    // first both participants hold, the second both applied (and
+    // acknowledged: nobody holds it, it is resolved from no hold).
+    let old_ticket = (1 << TICKET_GENERATION_BITS) + 5;
+    let stored = CoordStorage {
+        epoch: 1,
+        outcomes: Outcomes {
+            next: 1 << TICKET_GENERATION_BITS,
+            ..Outcomes::default()
+        },
+        ..CoordStorage::default()
+    };
+    let w = vec![debit_of(0, true, false), debit_of(1, true, true)];
+    let o = vec![debit_of(0, false, false), debit_of(1, false, true)];
+    let (s, out) = learned(Some(&stored), [w, o]);
+    for n in 0..2 {
+        let told = &s.outcomes.by_id[&req(n + 1)];
+        assert_eq!(told.verdict, Verdict::Committed);
+        assert_eq!(told.txn, Some(txn(n)));
+        assert_eq!(told.purchase, contents(1));
+        assert!(
+            told.number >= 2 << TICKET_GENERATION_BITS,
+            "above every old ticket"
+        );
+    }
+    assert_eq!(
+        s.storage().outcomes,
+        s.outcomes,
+        "recorded in the start's save"
+    );
+    assert!(cmds(&out).contains("Save"));
+    assert_eq!(s.outcomes.forgotten_below, 0);
+    // A copy of the first, with the ticket it was sent with: its outcome.
+    let copy = Msg::Purchase {
+        req: req(1),
+        purchase: contents(1),
+        ticket: Some(old_ticket),
+    };
+    let (_, out) = to_coord(&s, CLIENT, copy);
+    let committed = Outcome {
+        req: req(1),
+        txn: Some(txn(0)),
+        verdict: Verdict::Committed,
+    };
+    assert_eq!(
+        cmds(&out),
+        expect(|o| o.send(Id::from(CLIENT), Msg::Outcome(committed)))
+    );
+    // A new purchase with a ticket of the last incarnation: started.
+    let new = Msg::Purchase {
+        req: req(9),
+        purchase: contents(1),
+        ticket: Some(old_ticket),
+    };
+    let (_, out) = to_coord(&s, CLIENT, new);
+    assert!(cmds(&out).contains("Prepare"), "{out:?}");
+}
+
+#[test]
+fn an_outcome_recorded_again_is_numbered_above_the_tickets_given_before_it() {
+    // The last incarnation (epoch 1, its log's next number `first`)
+    // decided purchase 2 (txn 1) first, numbered `first`, handed out
+    // ticket `first + 1`, then decided purchase 1 (txn 0), numbered
+    // `first + 1`; neither saved. Recorded again in the order of their
+    // attempts, then purchase 1 forgotten when one more is recorded
+    // (retention 2): a copy of purchase 1 with that ticket, handed out
+    // before its first decision, must find the ticket stale, as it would
+    // have before the crash.
+    let first = 1 << TICKET_GENERATION_BITS;
+    let stored = CoordStorage {
+        epoch: 1,
+        outcomes: Outcomes {
+            next: first,
+            ..Outcomes::default()
+        },
+        ..CoordStorage::default()
+    };
+    let w = vec![debit_of(0, true, true), debit_of(1, true, true)];
+    let o = vec![debit_of(0, false, true), debit_of(1, false, true)];
+    let (s, _) = learned(Some(&stored), [w, o]);
+    assert!(s.outcomes.by_id.contains_key(&req(1)));
+    let (s, _) = to_coord(&s, CLIENT, buy(&s, 3));
+    let (s, _) = to_coord(&s, WALLET, yes_at(s.epoch, 0));
+    let (s, _) = to_coord(&s, ORDER, yes_at(s.epoch, 0));
+    assert!(!s.outcomes.by_id.contains_key(&req(1)), "forgotten again");
+    let copy = Msg::Purchase {
+        req: req(1),
+        purchase: contents(1),
+        ticket: Some(first + 1),
+    };
+    let (_, out) = to_coord(&s, CLIENT, copy);
+    let unknown = Outcome {
+        req: req(1),
+        txn: None,
+        verdict: Verdict::Unknown,
+    };
+    assert_eq!(
+        cmds(&out),
+        expect(|o| o.send(Id::from(CLIENT), Msg::Outcome(unknown)))
+    );
+}
+
+fn yes_at(epoch: u64, n: u64) -> Msg {
+    Msg::Vote {
+        txn: TxnId { epoch, n },
+        ballot: Ballot::Yes,
+    }
 }

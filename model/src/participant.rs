@@ -266,7 +266,7 @@ impl Participant {
                     true => state.data.highest_used_epoch(),
                     false => state.data.highest_epoch(),
                 };
-                let fates = state.data.fates();
+                let fates = state.data.fates_told(self.one_write);
                 let fence = TxnId { epoch: asked, n: 0 };
                 if self.one_write && state.data.floor < fence {
                     // One write: the asker judges every transaction this

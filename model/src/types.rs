@@ -419,6 +419,38 @@ pub enum Fate {
     /// a lost log's transaction is judged among them only). Last, so that
     /// old encodings stay valid.
     HeldAmong(RequestId, Vec<stateright::actor::Id>),
+    /// [`Fate::Held`] with the change held: what a one-write participant
+    /// tells of a debit it holds, so that a restarted coordinator can
+    /// record the outcome of a purchase it told and never saved (see
+    /// docs/one-write.md, *Outcomes recovered at a restart*). Appended.
+    HeldFor(RequestId, Op),
+    /// [`Fate::Committed`] with the request and the change applied (one
+    /// write, as [`Fate::HeldFor`]). Appended.
+    CommittedFor(RequestId, Op),
+}
+
+impl Fate {
+    /// Prepared here and undecided: the request, if so.
+    pub fn held(&self) -> Option<&RequestId> {
+        match self {
+            Fate::Held(req) | Fate::HeldAmong(req, _) | Fate::HeldFor(req, _) => Some(req),
+            Fate::Committed | Fate::Aborted | Fate::CommittedFor(..) => None,
+        }
+    }
+
+    /// Committed here.
+    pub fn committed(&self) -> bool {
+        matches!(self, Fate::Committed | Fate::CommittedFor(..))
+    }
+
+    /// The request and the debit held or applied here, when told (one
+    /// write).
+    pub fn change(&self) -> Option<(&RequestId, &Op)> {
+        match self {
+            Fate::HeldFor(req, op) | Fate::CommittedFor(req, op) => Some((req, op)),
+            Fate::Held(_) | Fate::HeldAmong(..) | Fate::Committed | Fate::Aborted => None,
+        }
+    }
 }
 
 /// What the coordinator says about an id that has no outcome to give.

@@ -75,10 +75,12 @@ pub fn resolve_among(heard: &[(Id, &Heard)]) -> Resolved {
     };
     for (_, h) in heard {
         for (txn, f) in &h.fates {
-            let (req, parties) = match f {
-                Fate::Held(req) => (req, None),
-                Fate::HeldAmong(req, parties) => (req, Some(parties)),
-                Fate::Committed | Fate::Aborted => continue,
+            let Some(req) = f.held() else {
+                continue;
+            };
+            let parties = match f {
+                Fate::HeldAmong(_, parties) => Some(parties),
+                _ => None,
             };
             if out.commit.contains_key(txn)
                 || out.doubt.contains_key(txn)
@@ -92,11 +94,11 @@ pub fn resolve_among(heard: &[(Id, &Heard)]) -> Resolved {
                 .filter(|(id, _)| among(id))
                 .map(|(_, o)| fate(o, txn))
                 .collect();
-            if all.contains(&Some(Fate::Committed)) {
+            if all.iter().flatten().any(Fate::committed) {
                 out.commit.insert(*txn, req.clone());
             } else if all
                 .iter()
-                .all(|f| matches!(f, Some(Fate::Held(_) | Fate::HeldAmong(..))))
+                .all(|f| f.as_ref().is_some_and(|f| f.held().is_some()))
             {
                 out.doubt.insert(*txn, req.clone());
             } else {
@@ -164,17 +166,25 @@ impl Coordinator {
             true => std::mem::take(&mut resolved.doubt),
             false => Map::new(),
         };
+        // One write, the log the latest: the purchases it may have told
+        // committed and not saved, rebuilt from the debits the wallet and
+        // the order service name (see `told_purchases`).
+        let recovered = match self.one_write && !moved {
+            true => self.told_purchases(&answers),
+            false => Vec::new(),
+        };
         resolved.commit.extend(all_hold.clone());
         state.learning = Learning::Learned;
         o.cancel_timer(Timer::Learn);
         if resolves {
             // Move past it, durably, before anything is prepared. (One
-            // write, not moved: the same epoch, a new generation of
-            // tickets, since the outcomes the last incarnation told and
-            // did not save are forgotten: a ticket it gave may be about one.)
+            // write, not moved: the epoch this start took, and the
+            // outcomes the last incarnation told and did not save are
+            // recorded again below, numbered above every ticket it gave,
+            // so that its tickets stay good.)
             match moved {
                 true => self.move_past(state, learned),
-                false => new_generation(state),
+                false => new_tickets(state),
             }
             // A restored backup decided some of what they hold itself:
             // its log's word stands (an owed commit, a recorded outcome).
@@ -204,6 +214,13 @@ impl Coordinator {
             }
         }
         state.doubts.extend(resolved.doubt);
+        for (txn, req, purchase) in recovered {
+            // (A log that still remembers the id knows better.)
+            if !state.outcomes.by_id.contains_key(&req) {
+                let op = Operation::Purchase(purchase);
+                state.record(req, op, Some(txn), Verdict::Committed, self.retention);
+            }
+        }
         if resolves || !resolved.commit.is_empty() || !state.doubts.is_empty() {
             o.save(Storage::Coordinator(state.storage()));
         }
@@ -264,9 +281,20 @@ impl Coordinator {
 /// Start the generation of tickets of `state`'s epoch: every ticket handed
 /// out before counts as forgotten.
 fn new_generation(state: &mut CoordState) {
+    new_tickets(state);
+    let generation = state.epoch << TICKET_GENERATION_BITS;
+    state.outcomes.forgotten_below = state.outcomes.forgotten_below.max(generation);
+}
+
+/// Number what is recorded from now on in the generation of `state`'s
+/// epoch, above every ticket an earlier incarnation handed out (each
+/// counted below its own epoch's generation), which stay good. An outcome
+/// told before the start and recorded again after it is numbered above
+/// every ticket handed out before its first decision, as it was then: so
+/// when it is forgotten again, those tickets go stale, as they must.
+fn new_tickets(state: &mut CoordState) {
     let generation = state.epoch << TICKET_GENERATION_BITS;
     state.outcomes.next = state.outcomes.next.max(generation);
-    state.outcomes.forgotten_below = state.outcomes.forgotten_below.max(generation);
 }
 
 #[cfg(test)]

@@ -52,20 +52,32 @@ impl PartStorage {
     /// remembers, in order: the answer to a coordinator that lost its log.
     /// Costs O(holds + finished), which follow the transactions in flight.
     pub fn fates(&self) -> Vec<(TxnId, Fate)> {
+        self.fates_told(false)
+    }
+
+    /// [`Self::fates`], naming the debit held or applied with each hold
+    /// and each commit when `changes` (one write: a restarted coordinator
+    /// rebuilds from them the purchases it told and never saved).
+    pub fn fates_told(&self, changes: bool) -> Vec<(TxnId, Fate)> {
         let held = self
             .holds
             .iter()
-            .map(|(t, h)| (*t, Fate::Held(h.req.clone())))
+            .map(move |(t, h)| match changes {
+                true => (*t, Fate::HeldFor(h.req.clone(), h.op.clone())),
+                false => (*t, Fate::Held(h.req.clone())),
+            })
             .chain(
                 self.credits
                     .iter()
                     .map(|(t, c)| (*t, Fate::HeldAmong(c.req.clone(), c.parties.clone()))),
             );
-        let finished = self.finished.iter().map(|(t, f)| {
-            let fate = if f.committed {
-                Fate::Committed
-            } else {
-                Fate::Aborted
+        let finished = self.finished.iter().map(move |(t, f)| {
+            let fate = match (f.committed, &f.req, &f.op) {
+                (true, Some(req), Some(op)) if changes => {
+                    Fate::CommittedFor(req.clone(), op.clone())
+                }
+                (true, ..) => Fate::Committed,
+                (false, ..) => Fate::Aborted,
             };
             (*t, fate)
         });
