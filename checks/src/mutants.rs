@@ -159,11 +159,18 @@ pub enum Mutant {
     /// participant holds as aborted (as if in doubt were abort), though
     /// its predecessor may have told "committed". Needs `--one-write`.
     AllHoldAborts,
-    /// One write: a restarted coordinator keeps handing out tickets from
-    /// where its log counts, though its predecessor told outcomes it never
-    /// saved: a caller's ticket starts a purchase it was told committed
-    /// again. Needs `--one-write`.
-    GenerationKept,
+    /// One write: a restarted coordinator keeps its predecessor's tickets
+    /// good but does not record again the purchases its predecessor told
+    /// committed and never saved (it reads the participants' fates without
+    /// the debits they name): a stale copy of such a purchase, with its
+    /// ticket, starts it again. Needs `--one-write`.
+    OutcomesNotRecovered,
+    /// One write: the coordinator tells an abort before it saves it (as
+    /// the first one-write version did): a restart cannot record it again
+    /// (a fenced participant never heard what was asked), so a stale copy
+    /// of the request, with its ticket, starts it anew, and it may commit
+    /// what the client was told aborted. Needs `--one-write`.
+    AbortToldUnsaved,
     /// One write: the coordinator fences the missing voters once and never
     /// again: if the fence or its answer is lost, the attempt waits forever
     /// (liveness only). Needs `--one-write`.

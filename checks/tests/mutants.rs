@@ -149,8 +149,10 @@ fn one_write_mutants_are_caught() {
         assert_eq!(cfg, twopc_checks::config::one_write());
         assert_caught(mutant);
     }
-    assert!(Mutant::GenerationKept.demo_config().one_write);
-    assert_caught(Mutant::GenerationKept);
+    for mutant in [Mutant::OutcomesNotRecovered, Mutant::AbortToldUnsaved] {
+        assert!(mutant.demo_config().one_write);
+        assert_caught(mutant);
+    }
 }
 
 /// One write, liveness: a coordinator that fences once and never again

@@ -167,8 +167,8 @@ impl Mutant {
                 ..one_write()
             },
             // One write, money for a second charge, the coordinator the
-            // one that crashes (it told "committed" and lost it).
-            Mutant::GenerationKept => Config {
+            // one that crashes (it told an outcome and lost it).
+            Mutant::OutcomesNotRecovered | Mutant::AbortToldUnsaved => Config {
                 balance: 20,
                 one_write: true,
                 ..crashing(Role::Coordinator)

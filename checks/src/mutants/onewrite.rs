@@ -1,7 +1,8 @@
 //! The one-write mutants (docs/one-write.md): a coordinator that aborts on
 //! its vote timer without a fence, a participant whose fence overrides its
 //! saved yes, a restart that takes "every participant holds it" for an
-//! abort, one that keeps handing out tickets of the outcomes it lost, and
+//! abort, one that keeps its predecessor's tickets without recording again
+//! the purchases it told, one that tells an abort before saving it, and
 //! one that fences once and never again (liveness), and a participant that
 //! acknowledges a commit before a save made it durable, or never saves one
 //! no prepare carried (liveness).
@@ -11,7 +12,7 @@
 use super::{Checked, Mutant};
 use stateright::actor::{Actor, Command, Id, Out};
 use std::borrow::Cow;
-use twopc_model::{Ballot, Fate, Msg, Node, Refusal, State, Storage, Timer};
+use twopc_model::{Ballot, Fate, Msg, Node, Refusal, State, Timer, Verdict};
 
 impl Checked {
     /// Delivers `msg` as a one-write mutant would handle it. Returns the
@@ -60,7 +61,7 @@ impl Checked {
                 // hold resolves as aborted.
                 let fates = fates
                     .iter()
-                    .filter(|(_, f)| !matches!(f, Fate::Held(_) | Fate::HeldAmong(..)))
+                    .filter(|(_, f)| f.held().is_none())
                     .cloned()
                     .collect();
                 let msg = Msg::Epoch {
@@ -86,29 +87,54 @@ impl Checked {
                 }
                 None
             }
-            (Node::Coordinator(_), Some(Mutant::GenerationKept), Msg::Epoch { .. }) => {
-                let before = match &**state {
-                    State::Coordinator(c) => (c.epoch, c.outcomes.next, c.outcomes.forgotten_below),
-                    _ => return Some(msg),
+            (
+                Node::Coordinator(_),
+                Some(Mutant::OutcomesNotRecovered),
+                Msg::Epoch {
+                    asked,
+                    highest,
+                    fates,
+                },
+            ) => {
+                // The fates read without the debits they name.
+                let fates = fates
+                    .iter()
+                    .map(|(t, f)| match f {
+                        Fate::HeldFor(req, _) => (*t, Fate::Held(req.clone())),
+                        Fate::CommittedFor(..) => (*t, Fate::Committed),
+                        other => (*t, other.clone()),
+                    })
+                    .collect();
+                let msg = Msg::Epoch {
+                    asked: *asked,
+                    highest: *highest,
+                    fates,
                 };
                 self.node.on_msg(id, state, src, msg, out);
-                let State::Coordinator(c) = state.to_mut() else {
-                    unreachable!("matched above")
-                };
-                if c.epoch == before.0
-                    && (c.outcomes.next, c.outcomes.forgotten_below) != (before.1, before.2)
-                {
-                    (c.outcomes.next, c.outcomes.forgotten_below) = (before.1, before.2);
-                    let saved = Storage::Coordinator(c.storage());
-                    let cmds: Vec<_> = std::mem::take(out).into_iter().collect();
-                    for cmd in cmds {
-                        match cmd {
-                            Command::Save(_) => out.save(saved.clone()),
-                            Command::Send(d, m) => out.send(d, m),
-                            Command::SetTimer(t, r) => out.set_timer(t, r),
-                            Command::CancelTimer(t) => out.cancel_timer(t),
-                            Command::ChooseRandom(k, r) => out.choose_random(k, r),
-                        }
+                None
+            }
+            (
+                Node::Coordinator(_),
+                Some(Mutant::AbortToldUnsaved),
+                Msg::Vote {
+                    ballot: Ballot::No(_),
+                    ..
+                },
+            ) => {
+                // The abort told without its save.
+                let mut handled = Out::new();
+                self.node.on_msg(id, state, src, msg, &mut handled);
+                let aborts = handled.iter().any(|c| {
+                    matches!(c, Command::Send(_, Msg::Outcome(o)) if matches!(o.verdict, Verdict::Aborted(_)))
+                });
+                for cmd in handled {
+                    match cmd {
+                        Command::Save(_) if aborts => {}
+                        Command::Save(s) => out.save(s),
+                        Command::Send(d, m) => out.send(d, m),
+                        Command::SetTimer(t, r) => out.set_timer(t, r),
+                        Command::CancelTimer(t) => out.cancel_timer(t),
+                        Command::ChooseRandom(k, r) => out.choose_random(k, r),
                     }
                 }
                 None

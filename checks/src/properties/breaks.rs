@@ -43,7 +43,8 @@ impl Mutant {
             Mutant::AbortWithoutFence | Mutant::FenceBeatsYes | Mutant::AllHoldAborts => {
                 OUTCOME_IMPLIED
             }
-            Mutant::GenerationKept => CHARGED_AT_MOST_ONCE,
+            Mutant::OutcomesNotRecovered => CHARGED_AT_MOST_ONCE,
+            Mutant::AbortToldUnsaved => CLIENT_TOLD_THE_TRUTH,
             Mutant::AckBeforeSave => ATOMIC,
             Mutant::FloorKeepsHolds => SETTLED_HOLDS_NOTHING,
             Mutant::DecideWithoutMajority

@@ -35,6 +35,18 @@ pub const SOME_COMMIT_IN_MEMORY: &str = "a commit applied in memory, its ack wai
 /// never reaches it.
 pub const SOME_KEPT_TICKET_STARTED: &str = "a purchase started with a kept ticket";
 
+/// Reached (one write, the coordinator may crash): a client holds
+/// "committed" for a purchase whose outcome a later incarnation of the
+/// coordinator recorded again from the participants' debits (its number is
+/// of a later generation than its attempt's epoch): told, lost with a
+/// crash, recovered.
+pub const SOME_OUTCOME_RECOVERED: &str = "a commit told and lost is recorded again at a restart";
+/// Reached (one write, the coordinator may crash): a purchase is being
+/// attempted by an incarnation later than the one that handed out the
+/// ticket it came with (a ticket's generation is the epoch of the
+/// incarnation that gave it): a restart left the tickets good.
+pub const SOME_OLD_TICKET_STARTED: &str = "a ticket of an earlier incarnation starts a purchase";
+
 /// The one-write properties that apply to `cfg` (none without it), and the
 /// kept ticket's (the other wait of issue 23 that is not a write).
 pub(super) fn properties(cfg: &Config) -> Vec<Property<TwopcModel>> {
@@ -82,8 +94,38 @@ pub(super) fn properties(cfg: &Config) -> Vec<Property<TwopcModel>> {
     }
     if cfg.can_commit() && cfg.may_crash(Role::Coordinator) {
         props.push(Property::sometimes(SOME_ALL_HOLD_COMMITTED, all_hold_owed));
+        props.push(Property::sometimes(SOME_OUTCOME_RECOVERED, |m, s| {
+            seen(m, s).any(|o| {
+                o.verdict == Verdict::Committed
+                    && o.txn.is_some_and(|t| {
+                        coordinators(&m.cfg, s).any(|(_, c)| {
+                            c.outcomes
+                                .by_id
+                                .get(&o.req)
+                                .is_some_and(|told| told.number >> TICKET_GENERATION_BITS > t.epoch)
+                        })
+                    })
+            })
+        }));
+        props.push(Property::sometimes(
+            SOME_OLD_TICKET_STARTED,
+            old_ticket_started,
+        ));
     }
     props
+}
+
+fn old_ticket_started(m: &TwopcModel, s: &SysState) -> bool {
+    m.client_configs().zip(clients(&m.cfg, s)).any(|(cfg, c)| {
+        let (Some(ticket), Some(r)) = (c.ticket, cfg.requests.get(c.seen.len())) else {
+            return false;
+        };
+        coordinators(&m.cfg, s).any(|(_, k)| {
+            k.voting
+                .iter()
+                .any(|(t, v)| v.req == r.req && ticket >> TICKET_GENERATION_BITS < t.epoch)
+        })
+    })
 }
 
 /// A participant's durable state: it applied `txn` (committed, remembered or

@@ -100,6 +100,12 @@ pub(super) fn msg(m: &Msg) -> String {
                     Fate::HeldAmong(req, parties) => {
                         format!("{txn} held for {req} (among {parties:?})")
                     }
+                    Fate::HeldFor(req, op) => {
+                        format!("{txn} held for {req} ({} of {})", op.amount, op.key)
+                    }
+                    Fate::CommittedFor(req, op) => {
+                        format!("{txn} committed for {req} ({} of {})", op.amount, op.key)
+                    }
                 })
                 .collect();
             let fates = if fates.is_empty() {
