@@ -186,7 +186,7 @@ pub fn entries() -> Vec<Entry> {
             name: "one-write",
             about: "one purchase under the one-write protocol (docs/one-write.md): decisions told before the coordinator saves them, late votes fenced, every restart resolving from the participants' fates, commits applied in memory and acknowledged after the participant's next save; udp; any actor may crash, one down at a time, the coordinator restarts once (an outcome told is the one the saved votes imply; the abort-without-fence, fence-beats-yes, all-hold-aborts and ack-before-save mutants are caught here)",
             config: crate::config::one_write(),
-            unique_states: 1_086_543,
+            unique_states: 9_302_471,
             strategy: Strategy::Dfs,
         },
     ]

@@ -31,20 +31,27 @@ fn assert_caught(mutant: Mutant) {
 
 /// A liveness-only mutant: every safety property holds, and the AG EF done
 /// analysis finds stuck states, in the configuration bare `twopc-check` runs
-/// its liveness analysis in (every role crashable, one coordinator restart).
+/// its liveness analysis in (every role crashable, one coordinator restart),
+/// or, under one write, in the half of tests/liveness.rs's split where the
+/// participants and the client crash.
 fn assert_caught_by_liveness(mutant: Mutant) {
     let cfg = mutant.demo_config();
-    assert_eq!(
-        cfg.crashable,
-        [
-            Role::Coordinator,
-            Role::Backup,
-            Role::Wallet,
-            Role::Order,
-            Role::Client
-        ]
-        .into(),
-        "every role crashable"
+    let every = [
+        Role::Coordinator,
+        Role::Backup,
+        Role::Wallet,
+        Role::Order,
+        Role::Client,
+    ];
+    let half = [Role::Wallet, Role::Order, Role::Client];
+    let split = Config {
+        mutant: cfg.mutant,
+        ..twopc_checks::config::one_write_crashing(&half)
+    };
+    assert!(
+        cfg.crashable == every.into() || cfg == split,
+        "every role crashable, or one write's split: {:?}",
+        cfg.crashable
     );
     assert!(cfg.max_crashes > 0 && cfg.max_restarts > 0);
     let run = check(cfg.clone());
@@ -132,8 +139,11 @@ fn refund_mutants_are_caught() {
 /// One write (docs/one-write.md): a coordinator that aborts on its vote
 /// timer without a fence, a participant whose fence releases a saved yes,
 /// a restart that resolves "every participant holds it" as aborted, and a
-/// participant that acknowledges a commit before saving it, each caught in the `one-write` entry of the CI matrix; a restart that
-/// keeps its ticket generation, caught with money for a second charge.
+/// participant that acknowledges a commit before saving it, each caught in
+/// the `one-write` entry of the CI matrix; a restart that keeps the tickets
+/// good without recording again the purchases it told, and an abort told
+/// before it is saved, each caught with money for a second charge and the
+/// coordinator crashing.
 #[test]
 fn one_write_mutants_are_caught() {
     for mutant in [
@@ -157,20 +167,37 @@ fn one_write_mutants_are_caught() {
 
 /// One write, liveness: a coordinator that fences once and never again
 /// leaves an attempt waiting for ever once a fence or its answer is lost;
-/// the AG EF done analysis finds it in the `one-write` configuration.
+/// the AG EF done analysis finds it in the half of the one-write liveness
+/// test where the participants and the client crash.
 #[test]
 fn fence_not_resent_is_caught() {
-    assert!(Mutant::FenceNotResent.demo_config().one_write);
+    let half = [Role::Wallet, Role::Order, Role::Client];
+    let cfg = twopc_checks::config::one_write_crashing(&half);
+    assert_eq!(
+        Mutant::FenceNotResent.demo_config(),
+        Config {
+            mutant: Some(Mutant::FenceNotResent),
+            ..cfg
+        }
+    );
     assert_caught(Mutant::FenceNotResent);
 }
 
 /// One write, liveness: a participant whose flush timer saves nothing
 /// keeps a commit that no prepare followed in memory for ever (and its ack
-/// unsent); the AG EF done analysis finds it in the `one-write`
-/// configuration.
+/// unsent); the AG EF done analysis finds it in the half of the one-write
+/// liveness test where the participants and the client crash.
 #[test]
 fn flush_never_is_caught() {
-    assert!(Mutant::FlushNever.demo_config().one_write);
+    let half = [Role::Wallet, Role::Order, Role::Client];
+    let cfg = twopc_checks::config::one_write_crashing(&half);
+    assert_eq!(
+        Mutant::FlushNever.demo_config(),
+        Config {
+            mutant: Some(Mutant::FlushNever),
+            ..cfg
+        }
+    );
     assert_caught(Mutant::FlushNever);
 }
 

@@ -160,11 +160,15 @@ impl Mutant {
             Mutant::AbortWithoutFence
             | Mutant::FenceBeatsYes
             | Mutant::AllHoldAborts
-            | Mutant::FenceNotResent
-            | Mutant::AckBeforeSave
-            | Mutant::FlushNever => Config {
+            | Mutant::AckBeforeSave => Config {
                 mutant: Some(self),
                 ..one_write()
+            },
+            // Its liveness-only mutants: in the half of its liveness
+            // analysis where the participants and the client crash.
+            Mutant::FenceNotResent | Mutant::FlushNever => Config {
+                mutant: Some(self),
+                ..one_write_crashing(&[Role::Wallet, Role::Order, Role::Client])
             },
             // One write, money for a second charge, the coordinator the
             // one that crashes (it told an outcome and lost it).
