@@ -180,17 +180,13 @@ fn main() {
     }
     let wall = started.elapsed().as_secs_f64();
     println!(
-        "twopc-sim: {} runs from seed {}: {} purchases ({} committed{}), {:.1} h simulated, \
+        "twopc-sim: {} runs from seed {}: {} purchases ({} committed), {:.1} h simulated, \
          {} datagrams ({} lost, {} duplicated), {} kills, {} power cuts ({} in the middle of a batch), \
          {} partitions, {} refused starts, {} fsyncs{}; {} runs broke a promise{}",
         total.seed,
         args.seed,
         total.purchases,
         total.commits,
-        match total.unknown {
-            0 => String::new(),
-            n => format!(", {n} answered unknown after a coordinator restart"),
-        },
         total.sim_time.as_secs_f64() / 3600.0,
         total.datagrams,
         total.dropped,
@@ -247,7 +243,6 @@ fn add(total: &mut SimReport, r: &SimReport) {
     total.seed += 1;
     total.purchases += r.purchases;
     total.commits += r.commits;
-    total.unknown += r.unknown;
     total.sim_time += r.sim_time;
     total.datagrams += r.datagrams;
     total.dropped += r.dropped;

@@ -46,11 +46,11 @@ pub struct Verified {
     pub commits: u64,
     /// Aborted purchases by reason.
     pub aborts: BTreeMap<String, u64>,
-    /// Purchases answered "unknown" (allowed only by [`verify_one_write`]).
-    pub unknown: u64,
 }
 
-/// Every violation of the promises, in words.
+/// Every violation of the promises, in words. The same for one write
+/// (docs/one-write.md): a restart records again what its predecessor told,
+/// so no purchase may be answered "unknown" there either.
 pub fn verify(
     seen: &[Seen],
     wallet: &PartStorage,
@@ -58,36 +58,8 @@ pub fn verify(
     initial: Initial<'_>,
     coordinator_commits: usize,
 ) -> Verified {
-    judge(seen, wallet, order, initial, coordinator_commits, false)
-}
-
-/// [`verify`] for a one-write cluster (docs/one-write.md), where a client
-/// whose request was in flight when the coordinator restarted may be
-/// answered "unknown": every restart starts a new generation of tickets,
-/// since the outcomes it told and had not saved are gone. Such a purchase
-/// may have committed or not (both participants or neither, as always);
-/// conservation is then judged within what those purchases could take.
-pub fn verify_one_write(
-    seen: &[Seen],
-    wallet: &PartStorage,
-    order: &PartStorage,
-    initial: Initial<'_>,
-    coordinator_commits: usize,
-) -> Verified {
-    judge(seen, wallet, order, initial, coordinator_commits, true)
-}
-
-fn judge(
-    seen: &[Seen],
-    wallet: &PartStorage,
-    order: &PartStorage,
-    initial: Initial<'_>,
-    coordinator_commits: usize,
-    unknown_allowed: bool,
-) -> Verified {
     let mut bad = Vec::new();
     let mut commits = 0;
-    let mut unknown = 0;
     let mut aborts = BTreeMap::new();
     // Committed finished entries per request, per participant.
     let committed = |p: &PartStorage| {
@@ -159,7 +131,6 @@ fn judge(
                     ));
                 }
             }
-            Verdict::Unknown if unknown_allowed => unknown += 1,
             // The chaos test and the simulation use fresh ids and never
             // reuse one: neither answer is expected.
             Verdict::Refused(_) | Verdict::Unknown => {
@@ -205,13 +176,8 @@ fn judge(
                     .sum()
             };
             let spent = took(Verdict::Committed);
-            // What the purchases answered "unknown" may have taken.
-            let may = match unknown_allowed {
-                true => took(Verdict::Unknown),
-                false => 0,
-            };
             let level = p.levels.get(*key).copied();
-            let within = level.is_some_and(|l| l + spent <= *start && l + spent + may >= *start);
+            let within = level.is_some_and(|l| l + spent == *start);
             if !within {
                 bad.push(format!(
                     "{name}: {key} started at {start}, committed purchases took {spent}, but the level is {level:?}"
@@ -231,7 +197,6 @@ fn judge(
         violations: bad,
         commits,
         aborts,
-        unknown,
     }
 }
 
@@ -296,23 +261,12 @@ mod tests {
             verify(&ok, &wallet, &order, INITIAL, 0).violations,
             Vec::<String>::new()
         );
-        // One write: a purchase answered "unknown" is no violation, whether
-        // it was applied (both) or not (the first), within conservation;
-        // without one write it is.
+        // A purchase answered "unknown" breaks a promise, applied or not
+        // (one write included: a restart records again what it told).
         let unsure = [seen(1, Verdict::Unknown), ok[1].clone()];
         for (w, o) in [(&wallet, &order), (&start(USERS), &start(SKUS))] {
-            let v = verify_one_write(&unsure, w, o, INITIAL, 0);
-            assert_eq!((v.violations, v.unknown), (vec![], 1));
+            assert!(!verify(&unsure, w, o, INITIAL, 0).violations.is_empty());
         }
-        assert!(!verify(&unsure, &wallet, &order, INITIAL, 0)
-            .violations
-            .is_empty());
-        // But a level beyond what it could take is caught.
-        let mut w = wallet.clone();
-        *w.levels.get_mut("ann").unwrap() -= 1;
-        assert!(!verify_one_write(&unsure, &w, &order, INITIAL, 0)
-            .violations
-            .is_empty());
         // Each corruption is caught.
         let mut w = wallet.clone();
         w.finished.get_mut(&txn(2)).unwrap().committed = true;

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twopc_model::{Protocol, Purchase};
-use twopc_node::harness::promises::{verify, verify_one_write, Initial, Seen, Verified};
+use twopc_node::harness::promises::{verify, Initial, Seen, Verified};
 use twopc_node::runtime::storage::{as_coordinator, as_participant, inspect};
 use twopc_node::runtime::wire::{ClusterKey, Codec, Format};
 
@@ -198,10 +198,9 @@ pub fn chaos(protocol: Protocol) {
 /// The 2PC run with `one_write = true` (docs/one-write.md): every second
 /// round of kills aims at the coordinator, so it is killed while purchases
 /// are in flight, with its last outcomes told and not yet saved. Judged as
-/// one write is judged (`verify_one_write`): a purchase in flight when the
-/// coordinator restarted may be answered "unknown", and may then have
-/// committed (at both participants) or not, within conservation; every
-/// other promise is 2PC's, and the traces are replayed as one write's.
+/// two-phase commit is: a restart records again, from the participants'
+/// debits, every purchase its predecessor told, so no purchase may be
+/// answered "unknown"; the traces are replayed as one write's.
 pub fn chaos_one_write() {
     run(Protocol::TwoPc, true)
 }
@@ -361,13 +360,11 @@ fn run(protocol: Protocol, one_write: bool) {
         wallet: &USERS,
         order: &SKUS,
     };
-    let judge = if one_write { verify_one_write } else { verify };
     let Verified {
         violations: bad,
         commits,
         aborts,
-        unknown,
-    } = judge(&seen, &wallet, &order, initial, unacked);
+    } = verify(&seen, &wallet, &order, initial, unacked);
     let leaders = if replicated {
         format!(
             " ({} of the leading replica; {} leader outages with {} purchases completed meanwhile)",
@@ -382,7 +379,7 @@ fn run(protocol: Protocol, one_write: bool) {
     );
     println!(
         "chaos summary ({protocol:?}{mode}, seed {seed}): {} purchases by {} clients: {commits} committed, {} aborted {aborts:?}, \
-         {unknown} unknown; {} kills by SIGKILL ({} of the coordinator){leaders}, {} restarts, coordinator epoch {}; injected faults: \
+         {} kills by SIGKILL ({} of the coordinator){leaders}, {} restarts, coordinator epoch {}; injected faults: \
          {} datagrams dropped, {} duplicated, {} delayed, {} reordered; clients finished {:.1}s after the \
          chaos, cluster settled {:.1}s after that; {} violations",
         seen.len(),

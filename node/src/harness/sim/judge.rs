@@ -3,7 +3,7 @@
 //! (`crate::harness::promises`).
 
 use super::world::{Ev, Micros, Slot, World, ORDER, SKUS, USERS, WALLET};
-use crate::harness::promises::{verify, verify_one_write, Initial};
+use crate::harness::promises::{verify, Initial};
 use crate::runtime::core::Core;
 use twopc_model::{State, Storage};
 
@@ -135,13 +135,9 @@ impl World<'_> {
             wallet: USERS,
             order: SKUS,
         };
-        let verified = match self.cfg.one_write {
-            true => verify_one_write(&self.seen, &w, &o, initial, commits),
-            false => verify(&self.seen, &w, &o, initial, commits),
-        };
+        let verified = verify(&self.seen, &w, &o, initial, commits);
         self.report.purchases = self.seen.len() as u64;
         self.report.commits = verified.commits;
-        self.report.unknown = verified.unknown;
         self.report.aborts = verified.aborts;
         self.report.fsyncs = self.slots.iter().map(|s| s.disk.fsyncs()).sum();
         for v in verified.violations {

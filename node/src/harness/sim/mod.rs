@@ -153,9 +153,6 @@ pub struct SimReport {
     pub purchases: u64,
     /// Purchases told committed.
     pub commits: u64,
-    /// Purchases answered "unknown" (one write: in flight when the
-    /// coordinator restarted; `promises::verify_one_write`).
-    pub unknown: u64,
     /// Aborted purchases by reason.
     pub aborts: BTreeMap<String, u64>,
     /// Simulated time at the end.
