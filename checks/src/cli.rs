@@ -363,9 +363,6 @@ impl SysArgs {
                 twopc_checks::config::REFUNDS_MAX
             ));
         }
-        if cfg.one_write && cfg.protocol != Protocol::TwoPc {
-            return Err("--one-write runs with --protocol 2pc only (a replica group's new leader does not resolve from the participants yet)".into());
-        }
         if cfg.qty.checked_mul(cfg.price).is_none() {
             return Err("--qty times --price overflows".into());
         }

@@ -168,7 +168,10 @@ impl Coordinator {
     /// group's latest, so it asks only when there is none (a new group, or
     /// one taking over from 2PC).
     pub fn take_over(&self, adopted: Option<&CoordStorage>, o: &mut Out<Node>) -> CoordState {
-        self.start(adopted, false, o)
+        // One write: the deposed leader may have told commits no majority
+        // accepted (it saves none first), so every new leader resolves
+        // from the participants, as every start does.
+        self.start(adopted, self.one_write, o)
     }
 
     fn start(&self, storage: Option<&CoordStorage>, ask: bool, o: &mut Out<Node>) -> CoordState {

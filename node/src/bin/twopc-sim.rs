@@ -107,10 +107,6 @@ fn probability(s: &str) -> Result<f64, String> {
 
 fn main() {
     let args = Args::parse();
-    if args.one_write && args.protocol != Protocol::TwoPc {
-        eprintln!("twopc-sim: --one-write runs with --protocol 2pc only (docs/one-write.md)");
-        std::process::exit(2);
-    }
     let base = SimConfig {
         seed: args.seed,
         purchases: args.purchases,

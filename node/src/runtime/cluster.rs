@@ -336,14 +336,6 @@ impl Cluster {
             check_cluster_id(id)?;
         }
         let one_write = raw.one_write.unwrap_or(false);
-        if one_write && protocol != Protocol::TwoPc {
-            return Err(
-                "one_write = true runs with protocol = \"2pc\" only (a replicated \
-                 coordinator's new leader does not resolve from the participants yet: \
-                 docs/one-write.md)"
-                    .into(),
-            );
-        }
         Ok(Cluster {
             cluster_id: raw.cluster_id,
             protocol,

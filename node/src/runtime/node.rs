@@ -113,7 +113,9 @@ pub async fn start(
             found,
         });
     }
-    if spec.role == crate::runtime::role::Role::Coordinator && cluster.protocol == Protocol::TwoPc {
+    if spec.role == crate::runtime::role::Role::Coordinator {
+        // (A replica's directory too: the state its group accepted may
+        // lack outcomes its leader told.)
         crate::runtime::storage::check_one_write(&RealFs, data_dir, cluster.one_write)?;
     }
     if let (true, Some(c)) = (unstamped, &identity) {

@@ -355,7 +355,7 @@ pub async fn run(opts: &Options) -> Result<Vec<BenchResult>> {
     }
     let mut results = Vec::new();
     for &protocol in &opts.protocols {
-        let one_write = opts.one_write && protocol == Protocol::TwoPc;
+        let one_write = opts.one_write;
         if !opts.json && (opts.protocols.len() > 1 || one_write) {
             match one_write {
                 true => println!("protocol {protocol}, one write:"),
@@ -419,7 +419,7 @@ async fn run_one(
     let (accounts, stock) = (workload.accounts.clone(), workload.stock.clone());
     // One write applies to two-phase commit (the replicated coordinator
     // does not run it yet).
-    let one_write = opts.one_write && protocol == Protocol::TwoPc;
+    let one_write = opts.one_write;
     // The timeline files, removed once read.
     let timeline = match opts.timeline {
         true => Some(

@@ -478,9 +478,6 @@ pub(super) async fn run(cli: Cli) -> Result<Exit> {
         Command::Decide(args) => super::decide::run(args, key()?).await,
         Command::Demo => demo::run().await.map(|()| Exit::Ok),
         Command::Bench(args) => {
-            if args.one_write && matches!(args.protocol, BenchProtocol::Replicated) {
-                return Err(crate::runtime::error::BenchError::OneWriteReplicated.into());
-            }
             let opts = bench::Options {
                 purchases: args.purchases,
                 clients: args.clients,

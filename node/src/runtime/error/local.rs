@@ -122,12 +122,6 @@ pub enum DemoError {
 /// `twopc bench` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    /// `--one-write` without a two-phase-commit run.
-    #[error(
-        "--one-write runs with --protocol 2pc (or both, for its 2PC runs): the replicated \
-         coordinator does not run one write yet (docs/one-write.md)"
-    )]
-    OneWriteReplicated,
     /// The cluster did not settle before the measured run.
     #[error("cluster did not settle before the run")]
     NotSettled,
