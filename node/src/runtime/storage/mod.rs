@@ -180,11 +180,13 @@ mod log;
 mod mode;
 mod open;
 mod position;
+mod prealloc;
 mod record;
 mod replay;
 mod simfs;
 mod stamp;
 mod synced;
+mod tail;
 
 #[cfg(test)]
 mod owner_tests;
