@@ -191,6 +191,8 @@ mod tail;
 #[cfg(test)]
 mod owner_tests;
 #[cfg(test)]
+mod prealloc_tests;
+#[cfg(test)]
 mod prices_tests;
 #[cfg(test)]
 mod refunds_tests;

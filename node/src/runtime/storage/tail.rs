@@ -63,3 +63,7 @@ fn whole_record(b: &[u8]) -> bool {
     let crc = u32::from_le_bytes(head[5..9].try_into().expect("4 bytes"));
     len > 0 && b.get(9..9 + len).is_some_and(|p| crc32fast::hash(p) == crc)
 }
+
+#[cfg(test)]
+#[path = "tail_tests.rs"]
+mod tests;
