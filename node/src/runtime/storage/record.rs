@@ -233,7 +233,7 @@ pub fn scan_in(bytes: &[u8], path: &Path, preallocated: bool) -> Result<Scan> {
         match failed {
             Failed::Zeros => torn = Some(format!("{} zero bytes at the end", rest.len())),
             Failed::ShortHeader(_) | Failed::ShortRecord { .. } => torn = Some(failed.why()),
-            Failed::Marker(_) | Failed::Length(_) | Failed::Checksum => {
+            Failed::Marker(_) | Failed::Length(_) | Failed::Empty | Failed::Checksum => {
                 return Err(corrupt(off, failed.why()))
             }
         }
@@ -256,6 +256,10 @@ enum Failed {
     Marker(u8),
     /// A length no record has.
     Length(usize),
+    /// No payload: every record holds a value of at least one byte, and
+    /// `0xA7` then eight zeros (the crc32 of nothing is 0) is a write torn
+    /// after its first byte in a preallocated log.
+    Empty,
     /// The file ends inside the payload.
     ShortRecord { have: usize, len: usize },
     /// The payload fails its checksum.
@@ -269,6 +273,7 @@ impl Failed {
             Failed::ShortHeader(n) => format!("an incomplete record header ({n} bytes)"),
             Failed::Marker(b) => format!("bad record marker {b:#04x}"),
             Failed::Length(len) => format!("impossible record length {len}"),
+            Failed::Empty => "an empty record".into(),
             Failed::ShortRecord { have, len } => {
                 format!("an incomplete record ({have} of {len} payload bytes)")
             }
@@ -293,6 +298,9 @@ fn check_record(rest: &[u8]) -> std::result::Result<usize, Failed> {
     let crc = u32::from_le_bytes(rest[5..9].try_into().expect("4 bytes"));
     if len > MAX_RECORD {
         return Err(Failed::Length(len));
+    }
+    if len == 0 {
+        return Err(Failed::Empty);
     }
     if rest.len() < REC_HEADER + len {
         return Err(Failed::ShortRecord {

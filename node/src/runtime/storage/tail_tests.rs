@@ -97,6 +97,20 @@ fn a_write_torn_into_the_zeros_is_a_torn_tail_whatever_part_of_it_landed() {
 }
 
 #[test]
+fn a_write_torn_after_its_first_byte_is_torn_not_an_empty_record() {
+    // Only the record's first byte landed (the end of a sector or piece):
+    // `0xA7` then zeros reads as a header of length 0 and crc 0, which is
+    // the crc32 of nothing. (Found by the simulator, seed 214.)
+    let (r1, r2) = (record(3), record(4));
+    let (mut bytes, at) = log(&[&r1, &r2]);
+    bytes[at[1] + 1..at[2]].fill(0);
+    let scan = scan_log(&bytes, 0, Path::new(PATH)).unwrap().scan;
+    assert_eq!((scan.deltas.len(), scan.valid_len), (1, at[1] as u64));
+    let why = scan.torn.expect("a torn write");
+    assert!(why.contains("an empty record"), "{why}");
+}
+
+#[test]
 fn damage_followed_by_a_valid_record_is_corruption_not_a_torn_tail() {
     let (r1, r2, r3) = (record(3), record(5), record(4));
     let (whole, at) = log(&[&r1, &r2, &r3]);
