@@ -15,7 +15,11 @@
 //! failed sync is fatal). So when the next record is not a complete,
 //! valid one, the bytes from there to the last non-zero byte are either
 //! that unfinished write (a torn tail, cut at open as in an appended log)
-//! or damage in the middle of the log. They are told apart by what follows:
+//! or damage in the middle of the log. A first byte other than `0xA7` or
+//! zero, or an impossible length, is damage at once: a write lands in
+//! pieces, each all written or still zeros, so the first byte of a torn
+//! record is `0xA7` or 0, and a length read through lost pieces is only
+//! smaller. Otherwise they are told apart by what follows:
 //! if a complete record with a good checksum starts anywhere in them after
 //! their first byte, the failed record is in the middle, and that is
 //! corruption, as it is in an appended log; if none does, they are the

@@ -142,6 +142,12 @@ fn damage_followed_by_a_valid_record_is_corruption_not_a_torn_tail() {
         assert!(reason.contains(why), "{what}: {reason}");
         assert!(reason.contains("a valid record follows"), "{what}: {reason}");
     }
+    // Bytes no torn write leaves at a record's start (not 0xA7, not zero),
+    // with nothing after them: damage all the same.
+    let mut bytes = whole.clone();
+    bytes[at[3]..at[3] + 40].fill(0x55);
+    let err = scan_log(&bytes, 0, Path::new(PATH)).unwrap_err().to_string();
+    assert!(err.contains("bad record marker 0x55"), "{err}");
     // The same damage to the last record: nothing valid follows, torn.
     let mut bytes = whole.clone();
     bytes[at[2] + 20] ^= 0x10;
