@@ -152,8 +152,11 @@ fn damaged_storage_files_are_refused_by_name_never_started_empty() {
         (
             "garbage in place of a log record",
             |_, log| {
+                // Where the next record would start, in the preallocated
+                // zeros: no torn write leaves 0x55 there.
+                let end = records(log.parent().unwrap()).len();
                 let mut b = std::fs::read(log).unwrap();
-                b.extend_from_slice(&[0x55; 40]);
+                b[end..end + 40].fill(0x55);
                 std::fs::write(log, b).unwrap();
             },
             "log.",
