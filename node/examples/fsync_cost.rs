@@ -99,12 +99,21 @@ fn main() {
         unwritten.sync_data().unwrap();
         times[2].push(t.elapsed().as_secs_f64() * 1e6);
         let t = Instant::now();
-        marker.write_all_at(&[i as u8; 32], 32 * (i as u64 % 2)).unwrap();
+        marker
+            .write_all_at(&[i as u8; 32], 32 * (i as u64 % 2))
+            .unwrap();
         pwrites.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    let names = ["append (grows the file)", "overwrite, zero-filled", "overwrite, fallocate only"];
+    let names = [
+        "append (grows the file)",
+        "overwrite, zero-filled",
+        "overwrite, fallocate only",
+    ];
     let mut p50 = [0.0; 3];
-    println!("{writes} writes of {bytes} bytes per file ({size} bytes), in {}", dir.display());
+    println!(
+        "{writes} writes of {bytes} bytes per file ({size} bytes), in {}",
+        dir.display()
+    );
     for (k, t) in times.iter_mut().enumerate() {
         t.sort_by(|a, b| a.partial_cmp(b).unwrap());
         p50[k] = pct(t, 0.5);

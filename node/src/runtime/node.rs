@@ -320,7 +320,11 @@ mod tests {
         let log = dir.join("log.0");
         let mut bytes = fs::read(&log).unwrap();
         // A torn record where the preallocated zeros begin.
-        let end = crate::runtime::storage::replay(dir).unwrap().log.unwrap().valid_len as usize;
+        let end = crate::runtime::storage::replay(dir)
+            .unwrap()
+            .log
+            .unwrap()
+            .valid_len as usize;
         bytes[end..end + 5].copy_from_slice(&[0xA7, 50, 0, 0, 0]);
         bytes.truncate(end + 5);
         fs::write(&log, bytes).unwrap();

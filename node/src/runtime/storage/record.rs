@@ -213,8 +213,8 @@ pub fn scan_in(bytes: &[u8], path: &Path, preallocated: bool) -> Result<Scan> {
         // zeros: a record's first byte is 0xA7 or still 0, and a length
         // read through lost pieces is only smaller. Anything else at a
         // record's start is damage, in either format.
-        let damage = matches!(failed, Failed::Length(_))
-            || matches!(failed, Failed::Marker(b) if b != 0);
+        let damage =
+            matches!(failed, Failed::Length(_)) || matches!(failed, Failed::Marker(b) if b != 0);
         if preallocated && !damage {
             match judge(rest) {
                 Tail::Zeros => {}

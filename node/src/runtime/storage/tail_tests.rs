@@ -13,7 +13,9 @@ use twopc_model::{PartStorage, Storage};
 /// enough to span several 64-byte pieces).
 fn record(accounts: u64) -> Vec<u8> {
     let state = PartStorage {
-        levels: (0..accounts).map(|i| (format!("user{i:03}"), 1000 + i)).collect(),
+        levels: (0..accounts)
+            .map(|i| (format!("user{i:03}"), 1000 + i))
+            .collect(),
         ..PartStorage::default()
     };
     let mut rec = Vec::new();
@@ -93,7 +95,10 @@ fn a_write_torn_into_the_zeros_is_a_torn_tail_whatever_part_of_it_landed() {
             }
         }
     }
-    assert!(torn > 10 && holes > 5, "{torn} torn, {holes} with the start lost");
+    assert!(
+        torn > 10 && holes > 5,
+        "{torn} torn, {holes} with the start lost"
+    );
 }
 
 #[test]
@@ -114,7 +119,8 @@ fn a_write_torn_after_its_first_byte_is_torn_not_an_empty_record() {
 fn damage_followed_by_a_valid_record_is_corruption_not_a_torn_tail() {
     let (r1, r2, r3) = (record(3), record(5), record(4));
     let (whole, at) = log(&[&r1, &r2, &r3]);
-    let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>, &str); 3] = [
+    type Damage<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let cases: [(&str, Damage<'_>, &str); 3] = [
         (
             "a flipped payload byte",
             Box::new(|b| b[at[1] + 20] ^= 0x10),
@@ -140,13 +146,18 @@ fn damage_followed_by_a_valid_record_is_corruption_not_a_torn_tail() {
         };
         assert_eq!(offset, at[1] as u64, "{what}");
         assert!(reason.contains(why), "{what}: {reason}");
-        assert!(reason.contains("a valid record follows"), "{what}: {reason}");
+        assert!(
+            reason.contains("a valid record follows"),
+            "{what}: {reason}"
+        );
     }
     // Bytes no torn write leaves at a record's start (not 0xA7, not zero),
     // with nothing after them: damage all the same.
     let mut bytes = whole.clone();
     bytes[at[3]..at[3] + 40].fill(0x55);
-    let err = scan_log(&bytes, 0, Path::new(PATH)).unwrap_err().to_string();
+    let err = scan_log(&bytes, 0, Path::new(PATH))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("bad record marker 0x55"), "{err}");
     // The same damage to the last record: nothing valid follows, torn.
     let mut bytes = whole.clone();
@@ -161,7 +172,20 @@ fn only_a_complete_record_with_a_payload_counts_as_following() {
     // A torn write whose bytes hold 0xA7 then eight zeros: the crc32 of
     // an empty payload is 0, so without the rule it would read as a valid
     // empty record following, and the torn tail as corruption.
-    let mut rest = vec![REC_MAGIC_FOR_TESTS, 40, 0, 0, 0, 1, 2, 3, 4, 9, 9, REC_MAGIC_FOR_TESTS];
+    let mut rest = vec![
+        REC_MAGIC_FOR_TESTS,
+        40,
+        0,
+        0,
+        0,
+        1,
+        2,
+        3,
+        4,
+        9,
+        9,
+        REC_MAGIC_FOR_TESTS,
+    ];
     rest.resize(64, 0);
     assert_eq!(judge(&rest), Tail::Torn { len: 12 });
     assert_eq!(judge(&[0; 64]), Tail::Zeros);
