@@ -182,8 +182,9 @@
 //! `kill -9` keeps every write the kernel accepted; a power cut does not.
 //! [`SimFs`] is a disk without a battery: unsynced file contents and
 //! directory entries not yet fsynced are lost at [`SimFs::power_cut`],
-//! except a seeded torn prefix of what was appended and a seeded choice of
-//! unsynced `pwrite`s; [`SimFs::cut_power_after`] cuts it in the middle of
+//! except a seeded torn prefix of what was appended and, of each unsynced
+//! `pwrite` (a record written into a preallocated log's zeros), none, all
+//! or a seeded choice of its 64-byte pieces; [`SimFs::cut_power_after`] cuts it in the middle of
 //! a sync, a compaction or a repair at open. `sim_tests.rs` shows, over
 //! hundreds of seeds, that a cut anywhere leaves a directory that opens to
 //! a state between the last completed sync and the last staged one, that

@@ -5,7 +5,7 @@
 //! which on ext4 is a journal commit besides the data's write; one after
 //! an overwrite of space already written and synced is the data's write
 //! alone. On this machine's disk that was 122-128 us against 88-90 us at
-//! the median (`examples/fsync_cost.rs`, docs/journal.md). So a log
+//! the median (`examples/fsync_cost.rs`, docs/prealloc.md). So a log
 //! (`TPCLOG04`) is created with its header followed by zeros to a whole
 //! [`chunk_for`] of bytes, synced before it is renamed into place, and
 //! when a record would not fit, the log is first extended with zeros to
