@@ -234,7 +234,7 @@ fn a_wallet_whose_log_was_cut_in_half_and_synced_deleted_alarms_before_it_votes(
     stop_all(&mut c);
     let dir = c.data_dir("wallet");
     let log = log_in(&dir);
-    let bytes = read(&log);
+    let bytes = records(&dir);
     std::fs::write(&log, &bytes[..bytes.len() / 2]).unwrap();
     std::fs::remove_file(dir.join("synced")).unwrap();
     start_all(&mut c);

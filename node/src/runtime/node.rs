@@ -321,7 +321,14 @@ mod tests {
         drop(store);
         let log = dir.join("log.0");
         let mut bytes = fs::read(&log).unwrap();
-        bytes.extend_from_slice(&[0xA7, 50, 0, 0, 0]);
+        // A torn record where the preallocated zeros begin.
+        let end = crate::runtime::storage::replay(dir)
+            .unwrap()
+            .log
+            .unwrap()
+            .valid_len as usize;
+        bytes[end..end + 5].copy_from_slice(&[0xA7, 50, 0, 0, 0]);
+        bytes.truncate(end + 5);
         fs::write(&log, bytes).unwrap();
         fs::write(dir.join("snapshot.tmp"), b"half").unwrap();
         files(dir)

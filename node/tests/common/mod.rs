@@ -383,6 +383,19 @@ pub fn log_in(dir: &Path) -> PathBuf {
         .expect("a log file")
 }
 
+/// The bytes of a data directory's log up to the end of its records (the
+/// zeros after them are preallocated space).
+pub fn records(dir: &Path) -> Vec<u8> {
+    let end = twopc_node::runtime::storage::replay(dir)
+        .unwrap()
+        .log
+        .expect("a log")
+        .valid_len;
+    let mut bytes = read(&log_in(dir));
+    bytes.truncate(end as usize);
+    bytes
+}
+
 /// Reads a file (for corrupting storage).
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()

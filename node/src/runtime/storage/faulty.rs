@@ -56,6 +56,21 @@ impl DiskFaults {
         Ok(())
     }
 
+    /// [`DiskFaults::write_all`] at `offset` (`pwrite`, a preallocated log).
+    pub fn write_all_at(&mut self, file: &dyn FsFile, buf: &[u8], offset: u64) -> io::Result<()> {
+        if let Some(limit) = self.disk_full_after {
+            let room = limit.saturating_sub(self.written) as usize;
+            if buf.len() > room {
+                let _ = file.write_all_at(&buf[..room], offset);
+                self.written += room as u64;
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+        }
+        file.write_all_at(buf, offset)?;
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+
     /// `fdatasync`s `file`, unless this is the fsync that fails.
     pub fn sync_data(&mut self, file: &dyn FsFile) -> io::Result<()> {
         if self.fsync_fail_after.is_some_and(|n| self.syncs >= n) {

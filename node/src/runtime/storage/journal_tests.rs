@@ -381,7 +381,7 @@ fn a_record_from_before_the_journal_reads_as_an_empty_journal() {
     store.sync().unwrap();
     let log = store.log_path().to_path_buf();
     drop(store);
-    let mut bytes = std::fs::read(&log).unwrap();
+    let mut bytes = super::super::tests::records(dir.path(), &log);
     bytes.extend_from_slice(&rec);
     std::fs::write(&log, bytes).unwrap();
     let (store, state) = LogStore::open_with(dir.path(), u64::MAX).unwrap();

@@ -10,6 +10,7 @@ use super::fs::{Fs, FsFile, RealFs};
 use super::journal::{derive, Journal, SharedJournal, DEFAULT_JOURNAL_RETENTION};
 use super::journal_files;
 use super::position::Heard;
+use super::prealloc;
 use super::record::{encode_record, log_header, snapshot};
 use super::replay::{log_path, replay_in, Replayed};
 use super::synced::Marker;
@@ -39,7 +40,14 @@ pub struct LogStore {
     last: Option<Storage>,
     pending: Option<Storage>,
     buf: Vec<u8>,
+    /// Bytes of the log's header and records: where the next record goes.
     log_len: u64,
+    /// Whether the log is preallocated (`prealloc.rs`), written in place;
+    /// else (a log of the format before, until the next compaction)
+    /// appended to.
+    preallocated: bool,
+    /// Bytes of the log file, zeros past `log_len` (preallocated only).
+    allocated: u64,
     marker: Marker,
     /// Marker writes since its last `fdatasync`.
     marker_unsynced: u64,
@@ -124,14 +132,25 @@ impl LogStore {
             fs.remove_file(&tmp).map_err(io_err(&tmp))?;
         }
         let log_path = log_path(&path, generation);
-        let log_len = match log {
+        let chunk = prealloc::chunk_for(compact_min);
+        let (log_len, allocated, preallocated) = match log {
             Some(tail) => {
-                if let Some(why) = tail.torn {
-                    cut_torn_tail(&*fs, &tail.path, tail.valid_len, &why, &mut stats)?;
-                }
-                tail.valid_len
+                // A torn tail is cut with the zeros after it: the space is
+                // extended again before the next record.
+                let allocated = match tail.torn {
+                    Some(why) => {
+                        cut_torn_tail(&*fs, &tail.path, tail.valid_len, &why, &mut stats)?;
+                        tail.valid_len
+                    }
+                    None => tail.len,
+                };
+                (tail.valid_len, allocated, tail.preallocated)
             }
-            None => create_log(&*fs, &path, generation, owner.as_ref(), &mut stats)?,
+            None => {
+                let (len, allocated) =
+                    create_log(&*fs, &path, generation, owner.as_ref(), chunk, &mut stats)?;
+                (len, allocated, true)
+            }
         };
         // Logs of older generations are leftovers of a finished compaction.
         let mut removed = false;
@@ -150,7 +169,11 @@ impl LogStore {
         if removed || created {
             sync_dir(&*fs, &path, &mut stats)?;
         }
-        let log = fs.open_append(&log_path).map_err(io_err(&log_path))?;
+        let log = match preallocated {
+            true => fs.open_write(&log_path, false),
+            false => fs.open_append(&log_path),
+        };
+        let log = log.map_err(io_err(&log_path))?;
         let store = LogStore {
             dir,
             log,
@@ -161,6 +184,8 @@ impl LogStore {
             pending: None,
             buf: Vec::new(),
             log_len,
+            preallocated,
+            allocated,
             marker,
             marker_unsynced: 0,
             snapshot_len,
@@ -260,9 +285,17 @@ impl LogStore {
         fs.rename(&tmp, &snap).map_err(io_err(&snap))?;
         sync_dir(&*fs, &dir, &mut self.stats)?;
         // From here the snapshot is the truth; the new log starts empty.
-        let log_len = create_log(&*fs, &dir, generation, self.owner.as_ref(), &mut self.stats)?;
+        let chunk = prealloc::chunk_for(self.compact_min);
+        let (log_len, allocated) = create_log(
+            &*fs,
+            &dir,
+            generation,
+            self.owner.as_ref(),
+            chunk,
+            &mut self.stats,
+        )?;
         let new_path = log_path(&dir, generation);
-        let log = fs.open_append(&new_path).map_err(io_err(&new_path))?;
+        let log = fs.open_write(&new_path, false).map_err(io_err(&new_path))?;
         // The marker moves to the new log, whose header is durable; until
         // it does, it names the old generation, which replay reads as
         // "nothing known" (see `replay::synced_len`).
@@ -280,6 +313,8 @@ impl LogStore {
         self.base = base;
         self.records = 0;
         self.log_len = log_len;
+        self.preallocated = true;
+        self.allocated = allocated;
         self.snapshot_len = bytes.len() as u64;
         self.stats.bytes_written += bytes.len() as u64;
         self.stats.compactions += 1;
@@ -310,27 +345,32 @@ fn cut_torn_tail(
     Ok(())
 }
 
-/// Creates `DIR/log.<generation>` whole: header to a temporary file, fsync,
-/// rename, fsync the directory. Returns its length.
+/// Creates `DIR/log.<generation>` whole: header and zeros to a whole
+/// `chunk` (`prealloc.rs`) to a temporary file, fsync, rename, fsync the
+/// directory. Returns the header's length and the file's.
 fn create_log(
     fs: &dyn Fs,
     dir: &Path,
     generation: u64,
     owner: Option<&Identity>,
+    chunk: u64,
     stats: &mut StoreStats,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let path = log_path(dir, generation);
     let tmp = dir.join(format!("log.{generation}.tmp"));
     let header = log_header(generation, owner);
+    let len = header.len() as u64;
+    let allocated = prealloc::extent(len, chunk);
     let mut f = fs.create(&tmp).map_err(io_err(&tmp))?;
     f.write_all(&header).map_err(io_err(&tmp))?;
+    prealloc::fill(&*f, len, allocated).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     drop(f);
     stats.fsyncs += 1;
     fs.rename(&tmp, &path).map_err(io_err(&path))?;
     sync_dir(fs, dir, stats)?;
-    stats.bytes_written += header.len() as u64;
-    Ok(header.len() as u64)
+    stats.bytes_written += len;
+    Ok((len, allocated))
 }
 
 impl Store for LogStore {
@@ -369,11 +409,27 @@ impl Store for LogStore {
             return Ok(()); // Saved what was already durable: nothing to write.
         }
         // One write and one fdatasync for everything staged since the last
-        // sync: that is the group commit.
+        // sync: that is the group commit. In a preallocated log the write
+        // goes into zeros already durable, extended first if it would not
+        // fit, so the fdatasync does not change the file's length.
         let path = &self.log_path;
-        self.faults
-            .write_all(&mut *self.log, &self.buf)
-            .map_err(io_err(path))?;
+        if self.preallocated {
+            let need = self.log_len + self.buf.len() as u64;
+            if need > self.allocated {
+                let to = prealloc::extent(need, prealloc::chunk_for(self.compact_min));
+                prealloc::fill(&*self.log, self.allocated, to).map_err(io_err(path))?;
+                self.log.sync_all().map_err(io_err(path))?;
+                self.stats.fsyncs += 1;
+                self.allocated = to;
+            }
+            self.faults
+                .write_all_at(&*self.log, &self.buf, self.log_len)
+                .map_err(io_err(path))?;
+        } else {
+            self.faults
+                .write_all(&mut *self.log, &self.buf)
+                .map_err(io_err(path))?;
+        }
         self.faults.sync_data(&*self.log).map_err(io_err(path))?;
         self.stats.fsyncs += 1;
         self.stats.bytes_written += self.buf.len() as u64;

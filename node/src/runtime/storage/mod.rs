@@ -17,6 +17,8 @@
 //! | `stamp.rs` | the cluster a directory belongs to (`CLUSTER`) |
 //! | `mode.rs` | a coordinator directory that ran one write (`ONE_WRITE`) |
 //! | `log.rs` | [`LogStore`]: repair at open, append, sync, compaction |
+//! | `prealloc.rs` | a log's space, written with zeros ahead of its records |
+//! | `tail.rs` | where a preallocated log's records end: zeros, torn or corrupt |
 //! | `faulty.rs` | disk faults injected into the log (testing aids) |
 //!
 //! All of it does its file I/O through an `Arc<dyn Fs>`, so the same code
@@ -38,9 +40,10 @@
 //!                   journal resumes (`journal.rs`), one record: the full Storage
 //! DIR/journal.<pos> a participant's journal entries from position pos,
 //!                   written whole at a compaction (`journal_files.rs`)
-//! DIR/log.<gen>     "TPCLOG03", generation (u64 LE), one record: the owner,
+//! DIR/log.<gen>     "TPCLOG04", generation (u64 LE), one record: the owner,
 //!                   then records since that snapshot, each a delta of the
-//!                   previous state
+//!                   previous state, then zeros to the end of the file
+//!                   (preallocated: `prealloc.rs`)
 //! DIR/synced        the synced-length marker: generation + bytes of its log
 //!                   known durable (two alternating checksummed slots)
 //! DIR/snapshot.tmp  a compaction in progress (deleted at start)
@@ -89,8 +92,10 @@
 //! ## Durability and the torn-tail rule
 //!
 //! [`Store::stage`] only remembers the newest state; [`Store::sync`] diffs it
-//! against the last state written, appends the record in one `write` and
-//! `fdatasync`s the log. The runtime calls `sync` before any message emitted
+//! against the last state written, writes the record in one `pwrite` into
+//! the log's preallocated zeros (`prealloc.rs`: extended by whole chunks,
+//! fsynced, before a record that would not fit, so a record's `fdatasync`
+//! never changes the file's length) and `fdatasync`s the log. The runtime calls `sync` before any message emitted
 //! after a `Save` leaves (decided in `Core::ready`, `core/batch.rs`), so
 //! **nothing that depends on a record is ever sent before the record is
 //! durable**. At start the log is replayed (`replay.rs`), then repaired
@@ -104,6 +109,16 @@
 //!   state before it, which is exactly what every peer may have seen.
 //! - A *complete* record whose checksum or contents are wrong, anywhere, is
 //!   corruption: the node refuses to start, naming the file and offset.
+//!
+//! That is the rule of a log appended to (`TPCLOG03` and before, kept until
+//! the next compaction). In a preallocated log (`TPCLOG04`) zeros where the
+//! next record would start are the end of the records, not a torn tail; a
+//! write into the zeros that never finished may have landed in any part,
+//! holes included, so the bytes from a record that fails to the last
+//! non-zero byte are a torn tail (cut) if no valid record starts in them,
+//! and corruption (refused) if one does (`tail.rs`). A damaged *last*
+//! record thus reads as torn there; the marker below still refuses it if it
+//! was acknowledged and the marker on disk says so.
 //!
 //! ## Lost data is not a torn tail
 //!
@@ -149,19 +164,27 @@
 //! marker after every batch: 2 fsyncs per batch instead of 1, 898 and 966
 //! purchases/s with 1 client. Marker syncs are counted in
 //! `StoreStats::fsyncs`; marker bytes are not in `bytes_written` (log
-//! records and snapshots). Alternatives: preallocating log segments (so the
-//! file length itself is not trusted) would make every tail of zeros
-//! ambiguous with unwritten space and still need a durable "last synced
-//! record" somewhere; a rename of a fresh marker file would cost a
-//! directory fsync per write.
+//! records and snapshots). With the log preallocated, its length says
+//! nothing of its records: the marker is exactly the durable "last synced
+//! record" that makes a tail of zeros before it lost data rather than the
+//! end (a copy of the preallocated file taken earlier, a disk rolled back).
+//! A rename of a fresh marker file would cost a directory fsync per write.
+//!
+//! The marker's `pwrite` stays before the sends: moving it after them (a
+//! hook the shell and the simulator would call once the batch's datagrams
+//! left) keeps its meaning (it still claims only bytes already durable),
+//! but saves one 32-byte write to the page cache, a few µs
+//! (`examples/fsync_cost.rs`), against a marker that after a kill between
+//! the sends and the write lags the log by one more batch (docs/prealloc.md).
 //!
 //! ## On a simulated disk
 //!
 //! `kill -9` keeps every write the kernel accepted; a power cut does not.
 //! [`SimFs`] is a disk without a battery: unsynced file contents and
 //! directory entries not yet fsynced are lost at [`SimFs::power_cut`],
-//! except a seeded torn prefix of what was appended and a seeded choice of
-//! unsynced `pwrite`s; [`SimFs::cut_power_after`] cuts it in the middle of
+//! except a seeded torn prefix of what was appended and, of each unsynced
+//! `pwrite` (a record written into a preallocated log's zeros), none, all
+//! or a seeded choice of its 64-byte pieces; [`SimFs::cut_power_after`] cuts it in the middle of
 //! a sync, a compaction or a repair at open. `sim_tests.rs` shows, over
 //! hundreds of seeds, that a cut anywhere leaves a directory that opens to
 //! a state between the last completed sync and the last staged one, that
@@ -180,14 +203,18 @@ mod log;
 mod mode;
 mod open;
 mod position;
+mod prealloc;
 mod record;
 mod replay;
 mod simfs;
 mod stamp;
 mod synced;
+mod tail;
 
 #[cfg(test)]
 mod owner_tests;
+#[cfg(test)]
+mod prealloc_tests;
 #[cfg(test)]
 mod prices_tests;
 #[cfg(test)]

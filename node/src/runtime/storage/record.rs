@@ -4,8 +4,10 @@
 //! ```text
 //! record     0xA7, payload length (u32 LE), crc32 of payload (u32 LE), payload
 //!            (a bincode `Delta`)
-//! log.<gen>  "TPCLOG03", generation (u64 LE), one record: the owner (a
-//!            bincode `Option<Identity>`), then records
+//! log.<gen>  "TPCLOG04", generation (u64 LE), one record: the owner (a
+//!            bincode `Option<Identity>`), then records, then zeros to the
+//!            end of the file (space preallocated ahead of the records:
+//!            `prealloc.rs`; where the records end: `tail.rs`)
 //! snapshot   "TPCSNAP5", generation (u64 LE), base position (u64 LE), one
 //!            record: the owner, one record: the journal (`journal.rs`:
 //!            empty, at the position the log's entries start; the entries
@@ -16,7 +18,8 @@
 //! The owner in every header is what makes a directory's identity survive
 //! a deleted `NODE` file (`dir.rs`). Files of the previous formats
 //! (`TPCLOG02`, `TPCSNAP2`: the same without the owner record; `TPCSNAP3`:
-//! without the base position; `TPCSNAP4`: without the journal) are read,
+//! without the base position; `TPCSNAP4`: without the journal; `TPCLOG03`:
+//! appended to, not preallocated, so a tail of zeros is torn) are read,
 //! their owner unknown, their base position 0 or their journal empty; new
 //! logs and snapshots are written in the new one.
 //!
@@ -26,6 +29,7 @@
 use super::delta::Delta;
 use super::dir::Identity;
 use super::journal::Journal;
+use super::tail::{judge, Tail};
 use crate::runtime::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -41,7 +45,10 @@ const SNAP_MAGIC: &[u8; 8] = b"TPCSNAP5";
 const SNAP_MAGIC_4: &[u8; 8] = b"TPCSNAP4";
 /// Snapshots without the base position, read still (base 0).
 const SNAP_MAGIC_3: &[u8; 8] = b"TPCSNAP3";
-const LOG_MAGIC: &[u8; 8] = b"TPCLOG03";
+const LOG_MAGIC: &[u8; 8] = b"TPCLOG04";
+/// Logs appended to, not preallocated: read still, and appended to until
+/// the next compaction (a tail of zeros in them is torn).
+const LOG_MAGIC_3: &[u8; 8] = b"TPCLOG03";
 /// The magics of the previous format, read still (owner unknown).
 const SNAP_MAGIC_2: &[u8; 8] = b"TPCSNAP2";
 const LOG_MAGIC_2: &[u8; 8] = b"TPCLOG02";
@@ -172,7 +179,15 @@ pub struct Scan {
 }
 
 /// Reads records from `bytes`; corrupt records are errors naming `path`.
+/// The rules of an appended log and of a snapshot: a tail of zeros is torn.
 pub fn scan(bytes: &[u8], path: &Path) -> Result<Scan> {
+    scan_in(bytes, path, false)
+}
+
+/// [`scan`], or with `preallocated` the rules of a preallocated log
+/// (`tail.rs`): zeros where a record would start are the end, not a torn
+/// tail, and a record that fails is torn unless a valid one follows it.
+pub fn scan_in(bytes: &[u8], path: &Path, preallocated: bool) -> Result<Scan> {
     let corrupt = |offset: usize, reason: String| Error::StorageCorrupt {
         path: path.to_path_buf(),
         offset: offset as u64,
@@ -183,47 +198,126 @@ pub fn scan(bytes: &[u8], path: &Path) -> Result<Scan> {
     let mut torn = None;
     while off < bytes.len() {
         let rest = &bytes[off..];
-        if rest.iter().all(|b| *b == 0) {
-            torn = Some(format!("{} zero bytes at the end", rest.len()));
+        let failed = match check_record(rest) {
+            Ok(len) => {
+                let payload = &rest[REC_HEADER..REC_HEADER + len];
+                let delta = decode_delta(payload)
+                    .map_err(|e| corrupt(off, format!("undecodable record: {e}")))?;
+                deltas.push(delta);
+                off += REC_HEADER + len;
+                continue;
+            }
+            Err(failed) => failed,
+        };
+        // A write into the zeros lands in pieces, each all written or all
+        // zeros: a record's first byte is 0xA7 or still 0, and a length
+        // read through lost pieces is only smaller. Anything else at a
+        // record's start is damage, in either format.
+        let damage =
+            matches!(failed, Failed::Length(_)) || matches!(failed, Failed::Marker(b) if b != 0);
+        if preallocated && !damage {
+            match judge(rest) {
+                Tail::Zeros => {}
+                Tail::Torn { len } => {
+                    torn = Some(format!(
+                        "an unfinished write ({len} bytes, {}) before the preallocated zeros",
+                        failed.why()
+                    ));
+                }
+                Tail::Followed { at } => {
+                    return Err(corrupt(
+                        off,
+                        format!(
+                            "{}, and a valid record follows {at} bytes later",
+                            failed.why()
+                        ),
+                    ))
+                }
+            }
             break;
         }
-        if rest.len() < REC_HEADER {
-            torn = Some(format!(
-                "an incomplete record header ({} bytes)",
-                rest.len()
-            ));
-            break;
+        match failed {
+            Failed::Zeros => torn = Some(format!("{} zero bytes at the end", rest.len())),
+            Failed::ShortHeader(_) | Failed::ShortRecord { .. } => torn = Some(failed.why()),
+            Failed::Marker(_) | Failed::Length(_) | Failed::Empty | Failed::Checksum => {
+                return Err(corrupt(off, failed.why()))
+            }
         }
-        if rest[0] != REC_MAGIC {
-            return Err(corrupt(off, format!("bad record marker {:#04x}", rest[0])));
-        }
-        let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(rest[5..9].try_into().expect("4 bytes"));
-        if len > MAX_RECORD {
-            return Err(corrupt(off, format!("impossible record length {len}")));
-        }
-        if rest.len() < REC_HEADER + len {
-            torn = Some(format!(
-                "an incomplete record ({} of {} payload bytes)",
-                rest.len() - REC_HEADER,
-                len
-            ));
-            break;
-        }
-        let payload = &rest[REC_HEADER..REC_HEADER + len];
-        if crc32fast::hash(payload) != crc {
-            return Err(corrupt(off, "checksum mismatch".into()));
-        }
-        let delta =
-            decode_delta(payload).map_err(|e| corrupt(off, format!("undecodable record: {e}")))?;
-        deltas.push(delta);
-        off += REC_HEADER + len;
+        break;
     }
     Ok(Scan {
         deltas,
         valid_len: off as u64,
         torn,
     })
+}
+
+/// Why the bytes at a record's start are not a complete, valid record.
+enum Failed {
+    /// Nothing but zeros from here on.
+    Zeros,
+    /// Fewer bytes than a record's header.
+    ShortHeader(usize),
+    /// A first byte other than [`REC_MAGIC`].
+    Marker(u8),
+    /// A length no record has.
+    Length(usize),
+    /// No payload: every record holds a value of at least one byte, and
+    /// `0xA7` then eight zeros (the crc32 of nothing is 0) is a write torn
+    /// after its first byte in a preallocated log.
+    Empty,
+    /// The file ends inside the payload.
+    ShortRecord { have: usize, len: usize },
+    /// The payload fails its checksum.
+    Checksum,
+}
+
+impl Failed {
+    fn why(&self) -> String {
+        match self {
+            Failed::Zeros => "zero bytes".into(),
+            Failed::ShortHeader(n) => format!("an incomplete record header ({n} bytes)"),
+            Failed::Marker(b) => format!("bad record marker {b:#04x}"),
+            Failed::Length(len) => format!("impossible record length {len}"),
+            Failed::Empty => "an empty record".into(),
+            Failed::ShortRecord { have, len } => {
+                format!("an incomplete record ({have} of {len} payload bytes)")
+            }
+            Failed::Checksum => "checksum mismatch".into(),
+        }
+    }
+}
+
+/// The payload length of the complete record with a good checksum at the
+/// start of `rest` (not empty), or why there is none.
+fn check_record(rest: &[u8]) -> std::result::Result<usize, Failed> {
+    if rest.iter().all(|b| *b == 0) {
+        return Err(Failed::Zeros);
+    }
+    if rest.len() < REC_HEADER {
+        return Err(Failed::ShortHeader(rest.len()));
+    }
+    if rest[0] != REC_MAGIC {
+        return Err(Failed::Marker(rest[0]));
+    }
+    let len = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(rest[5..9].try_into().expect("4 bytes"));
+    if len > MAX_RECORD {
+        return Err(Failed::Length(len));
+    }
+    if len == 0 {
+        return Err(Failed::Empty);
+    }
+    if rest.len() < REC_HEADER + len {
+        return Err(Failed::ShortRecord {
+            have: rest.len() - REC_HEADER,
+            len,
+        });
+    }
+    if crc32fast::hash(&rest[REC_HEADER..REC_HEADER + len]) != crc {
+        return Err(Failed::Checksum);
+    }
+    Ok(len)
 }
 
 /// A scanned log file.
@@ -234,6 +328,9 @@ pub struct LogScan {
     pub owner: Option<Identity>,
     /// Its records (offsets count from the start of the file).
     pub scan: Scan,
+    /// Whether it is of the preallocated format (`TPCLOG04`, `tail.rs`):
+    /// written in place into zeros, not appended to.
+    pub preallocated: bool,
 }
 
 /// Scans a whole log file: its header, then its records (offsets in errors
@@ -250,8 +347,9 @@ pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<LogScan> {
             bytes.len()
         )));
     }
+    let preallocated = &bytes[..8] == LOG_MAGIC;
     let (owner, header) = match &bytes[..8] {
-        m if m == LOG_MAGIC => {
+        m if m == LOG_MAGIC || m == LOG_MAGIC_3 => {
             let (owner, len) =
                 read_owner(&bytes[LOG_HEADER..]).map_err(|why| Error::StorageCorrupt {
                     path: path.to_path_buf(),
@@ -269,10 +367,14 @@ pub fn scan_log(bytes: &[u8], generation: u64, path: &Path) -> Result<LogScan> {
             "header says generation {found}, expected {generation}"
         )));
     }
-    match scan(&bytes[header..], path) {
+    match scan_in(&bytes[header..], path, preallocated) {
         Ok(mut scan) => {
             scan.valid_len += header as u64;
-            Ok(LogScan { owner, scan })
+            Ok(LogScan {
+                owner,
+                scan,
+                preallocated,
+            })
         }
         Err(Error::StorageCorrupt {
             path,

@@ -15,8 +15,13 @@ fn records_scan_back_and_a_cut_record_is_a_torn_tail() {
     encode_record(&Delta::Full(state.clone()), &mut bytes);
     let whole = bytes.len();
     encode_record(&Delta::Full(state.clone()), &mut bytes);
-    let LogScan { owner: found, scan } = scan_log(&bytes, 0, path).unwrap();
+    let LogScan {
+        owner: found,
+        scan,
+        preallocated,
+    } = scan_log(&bytes, 0, path).unwrap();
     assert_eq!(found.as_ref(), Some(&owner));
+    assert!(preallocated, "a new log is of the preallocated format");
     assert_eq!(scan.deltas.len(), 2);
     assert_eq!((scan.valid_len, scan.torn), (bytes.len() as u64, None));
     let cut = scan_log(&bytes[..bytes.len() - 1], 0, path).unwrap().scan;

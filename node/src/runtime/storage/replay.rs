@@ -58,6 +58,9 @@ pub struct LogTail {
     pub len: u64,
     /// Why the bytes after `valid_len` are a torn tail, if there are any.
     pub torn: Option<String>,
+    /// Whether it is preallocated (`TPCLOG04`): zeros after `valid_len`
+    /// are free space, not a torn tail (`tail.rs`).
+    pub preallocated: bool,
 }
 
 /// The path of the log of `generation` in `dir`.
@@ -135,6 +138,7 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
     let LogScan {
         owner: log_owner,
         scan,
+        preallocated,
     } = scan_log(&bytes, generation, &path)?;
     match (&owner, log_owner) {
         (Some((snap, snap_path)), Some(log)) if *snap != log => {
@@ -159,6 +163,10 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
             Some(why) if (bytes.len() as u64) >= known => {
                 format!("{why} at byte {}, before the synced length", scan.valid_len)
             }
+            None if preallocated && (bytes.len() as u64) >= known => format!(
+                "the records end at byte {} (zeros after it), before the synced length",
+                scan.valid_len
+            ),
             _ => format!("the file was cut to {} bytes", bytes.len()),
         };
         return Err(lost(
@@ -196,6 +204,7 @@ pub fn replay_in(fs: &dyn Fs, dir: &Path) -> Result<Replayed> {
             valid_len: scan.valid_len,
             len: bytes.len() as u64,
             torn: scan.torn,
+            preallocated,
         }),
         synced: marker,
         owner,

@@ -202,32 +202,51 @@ fn torn_tail_is_cut_and_corruption_refuses_to_start() {
         }
     }
     let log = dir.path().join("log.0");
-    let good = fs::read(&log).unwrap();
-    // Torn: half of a new record.
-    let mut torn = good.clone();
-    torn.extend_from_slice(&[REC_MAGIC, 50, 0, 0, 0, 1, 2, 3, 4, 5, 6]);
+    let preallocated = fs::read(&log).unwrap();
+    let good = records(dir.path(), &log);
+    assert!(preallocated.len() > good.len(), "zeros after the records");
+    // Torn: half of a new record, written into the zeros.
+    let mut torn = preallocated.clone();
+    let half = [REC_MAGIC, 50, 0, 0, 0, 1, 2, 3, 4, 5, 6];
+    torn[good.len()..good.len() + half.len()].copy_from_slice(&half);
     fs::write(&log, &torn).unwrap();
     let (_, loaded) = LogStore::open(dir.path()).unwrap();
     assert_eq!(loaded, Some(Storage::Participant(s.clone())));
     assert_eq!(fs::read(&log).unwrap(), good, "torn tail truncated");
-    // Zero-filled tail: also torn.
+    // The zeros, or more of them: the end, nothing torn.
     let mut zeros = good.clone();
-    zeros.extend_from_slice(&[0; 64]);
+    zeros.resize(good.len() + 64, 0);
     fs::write(&log, &zeros).unwrap();
     assert_eq!(
         LogStore::open(dir.path()).unwrap().1,
         Some(Storage::Participant(s))
     );
-    // Corrupt: a flipped byte inside the last complete record.
-    let mut bad = good.clone();
-    let n = bad.len();
-    bad[n - 3] ^= 0x10;
+    assert_eq!(fs::read(&log).unwrap(), zeros, "zeros are not a torn tail");
+    // Corrupt: a flipped byte inside the first record, others after it.
+    let first_end = {
+        let mut header = record::log_header(0, None).len();
+        header += 9 + u32::from_le_bytes(good[header + 1..header + 5].try_into().unwrap()) as usize;
+        header
+    };
+    let mut bad = preallocated.clone();
+    bad[first_end - 3] ^= 0x10;
     fs::write(&log, &bad).unwrap();
     let err = LogStore::open(dir.path()).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::StorageCorrupt { .. }), "{msg}");
     assert!(msg.contains("log.0") && msg.contains("checksum"), "{msg}");
+    assert!(msg.contains("a valid record follows"), "{msg}");
     // And the corrupt file is left as it was, for inspection.
+    assert_eq!(fs::read(&log).unwrap(), bad);
+    // The last record damaged: in a preallocated log that reads as a torn
+    // write, but the synced-length marker knows it was acknowledged.
+    let mut bad = preallocated.clone();
+    bad[good.len() - 3] ^= 0x10;
+    fs::write(&log, &bad).unwrap();
+    let err = LogStore::open(dir.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::StorageLost { .. }), "{msg}");
+    assert!(msg.contains("log.0") && msg.contains("checksum"), "{msg}");
     assert_eq!(fs::read(&log).unwrap(), bad);
 }
 
@@ -247,13 +266,28 @@ fn three_synced(dir: &std::path::Path) -> (PartStorage, Vec<u8>) {
         prepare(&mut s, n);
         store.stage(Storage::Participant(s.clone())).unwrap();
         store.sync().unwrap();
-        // The marker follows every sync, and never claims more than the log.
+        // The marker follows every sync, and never claims more than the
+        // log's records; the file's length does not change (preallocated).
         let m = synced::read(&RealFs, dir).unwrap().unwrap();
+        assert_eq!((m.generation, m.len), (0, records_end(dir)));
         let len = fs::metadata(store.log_path()).unwrap().len();
-        assert_eq!((m.generation, m.len), (0, len));
+        assert_eq!(len, prealloc::MAX_CHUNK, "one chunk, never extended");
     }
     drop(store);
-    (s, fs::read(dir.join("log.0")).unwrap())
+    (s, records(dir, &dir.join("log.0")))
+}
+
+/// Where the records of `dir`'s log end (its zeros after them are
+/// preallocated space, `prealloc.rs`).
+pub(super) fn records_end(dir: &std::path::Path) -> u64 {
+    replay(dir).unwrap().log.unwrap().valid_len
+}
+
+/// The bytes of `dir`'s log up to the end of its records.
+pub(super) fn records(dir: &std::path::Path, log: &std::path::Path) -> Vec<u8> {
+    let mut bytes = fs::read(log).unwrap();
+    bytes.truncate(records_end(dir) as usize);
+    bytes
 }
 
 pub(super) fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
@@ -298,19 +332,21 @@ fn a_log_cut_inside_synced_records_is_lost_data_refused_unchanged() {
         store.stage(Storage::Participant(s.clone())).unwrap();
         store.sync().unwrap();
         drop(store);
-        ((), fs::read(d2.path().join("log.0")).unwrap())
+        ((), records(d2.path(), &d2.path().join("log.0")))
     };
     assert_eq!(&good[..first.len()], &first[..]);
     fs::write(&log, &first).unwrap();
     let err = LogStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::StorageLost { .. }), "{err}");
     // Zeros in place of the last synced records (a filesystem kept the
-    // length but lost their data): the same, not a zero-filled torn tail.
+    // length but lost their data, or a copy of the preallocated log taken
+    // earlier): the same, not the end of the records.
     let mut zeroed = first.clone();
-    zeroed.resize(good.len(), 0);
+    zeroed.resize(prealloc::MAX_CHUNK as usize, 0);
     fs::write(&log, &zeroed).unwrap();
     let err = LogStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::StorageLost { .. }), "{err}");
+    assert!(err.to_string().contains("the records end at byte"), "{err}");
     // The log deleted (no snapshot): lost too, not a fresh start.
     fs::remove_file(&log).unwrap();
     let err = LogStore::open(dir.path()).unwrap_err();
@@ -352,7 +388,7 @@ fn without_a_marker_a_cut_log_is_a_torn_tail_as_before() {
     store.stage(Storage::Participant(s)).unwrap();
     store.sync().unwrap();
     let m = synced::read(&RealFs, dir.path()).unwrap().unwrap();
-    assert_eq!(m.len, fs::metadata(&log).unwrap().len());
+    assert_eq!(m.len, records_end(dir.path()));
 }
 
 #[test]
@@ -376,7 +412,7 @@ fn compaction_moves_the_marker_to_the_new_log() {
     let generation: u64 = live.extension().unwrap().to_str().unwrap().parse().unwrap();
     let m = synced::read(&RealFs, dir.path()).unwrap().unwrap();
     assert_eq!(m.generation, generation);
-    assert_eq!(m.len, fs::metadata(&live).unwrap().len());
+    assert_eq!(m.len, records_end(dir.path()));
     let header = record::log_header(generation, None).len();
     assert!(m.len > header as u64);
     let good = fs::read(&live).unwrap();
@@ -412,7 +448,7 @@ fn the_marker_is_written_every_batch_and_synced_every_marker_sync_every() {
         store.sync().unwrap();
         // Written (if not yet synced) after every batch: what a restart reads.
         let m = synced::read(&RealFs, dir.path()).unwrap().unwrap();
-        assert_eq!(m.len, fs::metadata(store.log_path()).unwrap().len());
+        assert_eq!(m.len, records_end(dir.path()));
     }
     // One fdatasync of the log per batch, one of the marker per MARKER_SYNC_EVERY.
     assert_eq!(store.stats().fsyncs - before, MARKER_SYNC_EVERY + 1);

@@ -14,8 +14,11 @@
 //! - [`SimFs::power_cut`] (seeded): directory listings revert to their
 //!   durable state; every file reverts to its durable contents, except that
 //!   of the bytes appended since its last fsync a random prefix survives —
-//!   none, all, or a torn part (a third of the time each) — and each
-//!   unsynced write elsewhere in the file (`pwrite`) or `set_len` survives
+//!   none, all, or a torn part (a third of the time each); of each
+//!   unsynced write elsewhere in the file (`pwrite`, as into a preallocated
+//!   log's zeros) none, all, or a torn part: each of its 64-byte-aligned
+//!   pieces on its own coin, holes included (finer than a disk's sectors,
+//!   so that small records tear too); and each unsynced `set_len` survives
 //!   or not, as a coin falls. Locks are released, and every file handle of
 //!   before the cut fails from then on (its process is gone).
 //! - [`SimFs::cut_power_after`] arms a fuse: the power is cut right after
@@ -110,6 +113,25 @@ fn write_at(buf: &mut Vec<u8>, offset: u64, data: &[u8]) {
         buf.resize(offset + data.len(), 0);
     }
     buf[offset..offset + data.len()].copy_from_slice(data);
+}
+
+/// Bytes of the pieces an unsynced overwrite may be torn into.
+const PIECE: u64 = 64;
+
+/// What a power cut leaves of an unsynced overwrite that is torn: each of
+/// its [`PIECE`]-aligned pieces (by file offset) lands or not, as a coin
+/// falls, in any combination, holes included.
+fn torn_write(buf: &mut Vec<u8>, offset: u64, data: &[u8], rng: &mut impl Rng) {
+    let end = offset + data.len() as u64;
+    let mut at = offset;
+    while at < end {
+        let next = ((at / PIECE + 1) * PIECE).min(end);
+        if rng.random_bool(0.5) {
+            let piece = &data[(at - offset) as usize..(next - offset) as usize];
+            write_at(buf, at, piece);
+        }
+        at = next;
+    }
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -265,11 +287,11 @@ impl Disk {
                             write_at(&mut contents, offset, &data[..n]);
                         }
                     }
-                    Pending::Write { offset, data, .. } => {
-                        if rng.random_bool(0.5) {
-                            write_at(&mut contents, offset, &data);
-                        }
-                    }
+                    Pending::Write { offset, data, .. } => match rng.random_range(0..3) {
+                        0 => {}
+                        1 => write_at(&mut contents, offset, &data),
+                        _ => torn_write(&mut contents, offset, &data, rng),
+                    },
                     Pending::SetLen(len) => {
                         if rng.random_bool(0.5) {
                             contents.resize(len as usize, 0);
