@@ -239,7 +239,7 @@ pub(crate) struct SysArgs {
     /// coordinator tells a decision before saving it (the participants'
     /// saved votes are the decision), fences late votes instead of
     /// aborting on a timer, and resolves from the participants at every
-    /// start. Two-phase commit only, for now.
+    /// start and every change of leader.
     #[arg(long)]
     one_write: bool,
     /// Clients keep their latest ticket for each next new purchase instead

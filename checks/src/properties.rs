@@ -368,8 +368,14 @@ fn settled_holds_nothing(m: &TwopcModel, s: &SysState) -> bool {
         |d: &PartStorage, t: &TxnId| m.cfg.one_write && d.floor.n == 0 && t.epoch < d.floor.epoch;
     // One write: a commit is owed before it is saved (the coordinator's
     // memory holds it, the votes imply it), and a crashed coordinator's
-    // successor resolves what its memory held.
-    if m.cfg.one_write && coordinators(&m.cfg, s).any(|(i, _)| s.crashed[i]) {
+    // successor resolves what its memory held; with replicas, a leader
+    // that crashed or stepped down takes its memory with it, and the next
+    // leader resolves it once elected and learned: until one is, nothing
+    // running owes what the last one told.
+    if m.cfg.one_write
+        && (coordinators(&m.cfg, s).any(|(i, _)| s.crashed[i])
+            || !coordinators(&m.cfg, s).any(|(_, c)| c.learning == Learning::Learned))
+    {
         return true;
     }
     let owed = |t: &TxnId| {

@@ -336,9 +336,11 @@ fn layout(nodes: &[Replayed]) -> Config {
         _ => false,
     });
     // One write is judged when the coordinator ran it (docs/one-write.md).
-    let one_write = nodes
-        .iter()
-        .any(|n| matches!(&n.actor, Node::Coordinator(c) if c.one_write));
+    let one_write = nodes.iter().any(|n| match &n.actor {
+        Node::Coordinator(c) => c.one_write,
+        Node::Replica(r) => r.coordinator.one_write,
+        _ => false,
+    });
     Config {
         clients,
         prices,

@@ -76,7 +76,8 @@ struct Args {
     #[arg(long, value_enum, default_value = "2pc")]
     protocol: Protocol,
     /// Run the one-write protocol (docs/one-write.md): the coordinator
-    /// tells a decision before it saves it. With `--protocol 2pc` only.
+    /// (or the replicas' leader) tells a purchase's commit before it saves
+    /// it. With either protocol.
     #[arg(long)]
     one_write: bool,
     /// Run a deliberately broken runtime (the simulation must catch it;

@@ -222,20 +222,21 @@ fn prices_are_at_least_1_and_only_for_skus_in_stock() {
 /// both participants, reads back from `to_toml`, and is refused with a
 /// replicated coordinator.
 #[test]
-fn one_write_reaches_every_actor_and_only_with_two_phase_commit() {
-    let text = format!("one_write = true\n{TWO_PC}");
-    let c = Cluster::parse(&text).unwrap();
-    assert!(c.one_write);
-    assert_eq!(Cluster::parse(&c.to_toml()), Ok(c.clone()));
-    for node in &c.nodes {
-        let on = match c.actor(node) {
-            Node::Coordinator(k) => k.one_write,
-            Node::Participant(p) => p.one_write,
-            other => panic!("{other:?}"),
-        };
-        assert!(on, "{}", node.name);
+fn one_write_reaches_every_actor_with_either_protocol() {
+    for base in [TWO_PC, EXAMPLE] {
+        let text = format!("one_write = true\n{base}");
+        let c = Cluster::parse(&text).unwrap();
+        assert!(c.one_write);
+        assert_eq!(Cluster::parse(&c.to_toml()), Ok(c.clone()));
+        for node in &c.nodes {
+            let on = match c.actor(node) {
+                Node::Coordinator(k) => k.one_write,
+                Node::Replica(r) => r.coordinator.one_write,
+                Node::Participant(p) => p.one_write,
+                other => panic!("{other:?}"),
+            };
+            assert!(on, "{}", node.name);
+        }
+        assert!(!Cluster::parse(base).unwrap().one_write);
     }
-    assert!(!Cluster::parse(TWO_PC).unwrap().one_write);
-    let err = Cluster::parse(&format!("one_write = true\n{EXAMPLE}")).unwrap_err();
-    assert!(err.contains("protocol = \"2pc\" only"), "{err}");
 }

@@ -90,6 +90,16 @@ impl TestCluster {
         accounts: &[(&str, u64)],
         stock: &[(&str, u64)],
     ) -> TestCluster {
+        Self::replicated_with("protocol = \"replicated\"\n\n", replicas, accounts, stock)
+    }
+
+    /// [`Self::replicated`] with the cluster file starting with `header`.
+    pub fn replicated_with(
+        header: &str,
+        replicas: usize,
+        accounts: &[(&str, u64)],
+        stock: &[(&str, u64)],
+    ) -> TestCluster {
         let names: Vec<String> = (1..=replicas).map(|i| format!("coordinator-{i}")).collect();
         let mut nodes: Vec<(&str, &str, &str, u16)> = names
             .iter()
@@ -98,7 +108,7 @@ impl TestCluster {
         for role in ["wallet", "order"] {
             nodes.push((role, role, "127.0.0.1", free_port()));
         }
-        Self::with_nodes("protocol = \"replicated\"\n\n", &nodes, accounts, stock)
+        Self::with_nodes(header, &nodes, accounts, stock)
     }
 
     /// Writes a cluster file starting with `header`, with the given (name,

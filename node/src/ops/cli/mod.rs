@@ -407,10 +407,10 @@ pub struct BenchArgs {
     /// there are), funded enough for all of them.
     #[arg(long)]
     pub(super) hot: bool,
-    /// Run two-phase commit with one durable write on the commit path
-    /// (docs/one-write.md): the coordinator tells a decision before it
-    /// saves it. Applies to `--protocol 2pc` runs (and to the 2PC half of
-    /// `both`).
+    /// Run with one durable write on the commit path (docs/one-write.md):
+    /// the coordinator (or the replicas' leader) tells a purchase's commit
+    /// before it saves it; the participants' saved votes are the decision.
+    /// Applies to every protocol run.
     #[arg(long)]
     pub(super) one_write: bool,
     /// Also print purchases/s and latency per tenth of each run, and each

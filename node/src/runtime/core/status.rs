@@ -21,7 +21,8 @@ impl Core {
         view.one_write = match &self.actor {
             Node::Coordinator(c) => c.one_write,
             Node::Participant(p) => p.one_write,
-            Node::Client(_) | Node::Replica(_) => false,
+            Node::Replica(r) => r.coordinator.one_write,
+            Node::Client(_) => false,
         };
         view.outcome_waited = self.outcome_waited.clone();
         if let (State::Replica(r), Node::Replica(actor), Some(rv)) =
