@@ -189,6 +189,16 @@ pub fn entries() -> Vec<Entry> {
             unique_states: 9_302_471,
             strategy: Strategy::Dfs,
         },
+        Entry {
+            name: "replicated-one-write",
+            about: "the replicated coordinator under the one-write protocol (docs/one-write-recovery.md): the leader tells a purchase's commit before its group accepts a save, and resolves from the participants' fates when it takes over; one purchase; udp; no crashes, no early campaign",
+            config: Config {
+                one_write: true,
+                ..replicated()
+            },
+            unique_states: 442_377,
+            strategy: Strategy::Dfs,
+        },
     ]
 }
 

@@ -109,3 +109,8 @@ fn matrix_coordinator_disk_lost() {
 fn matrix_one_write() {
     check_entry("one-write");
 }
+
+#[test]
+fn matrix_replicated_one_write() {
+    check_entry("replicated-one-write");
+}

@@ -96,7 +96,7 @@
 //! resolution carry over, refunds and prices by design, and what changed on
 //! the wire and on disk: docs/shop.md.
 //!
-//! ## One durable write (opt in, two-phase commit only)
+//! ## One durable write (opt in, either protocol)
 //!
 //! With [`Coordinator::one_write`] (and [`Participant::one_write`] at both
 //! participants) a purchase waits for one forced write, the participants'
@@ -106,14 +106,19 @@
 //! acknowledged commit). A vote that does not come is *fenced*
 //! ([`Msg::Fence`]): the participant saves "aborted" if it never prepared,
 //! or answers yes if it did, and only a no (a fence's included) aborts.
-//! Every start resolves from the participants' fates: a transaction every
-//! participant holds is committed (nobody can have been told "aborted"
-//! without a saved no or fence), and a participant answering `AskEpoch`
-//! first raises its floor to the asker's epoch, durably, so that what it had
-//! no trace of stays so. Every start also begins a new generation of
-//! tickets: outcomes told and not saved are forgotten by the crash. A
-//! refund still saves its decision first. The argument, what the checker
-//! says and what is left: docs/one-write.md.
+//! Every start, and every new leader of a replica group, resolves from the
+//! participants' fates: a transaction every participant holds is committed
+//! (nobody can have been told "aborted" without a saved no or fence), and a
+//! participant answering `AskEpoch` first raises its floor to the asker's
+//! epoch, durably, so that what it had no trace of stays so. A one-write
+//! participant names its debit with each hold and commit
+//! ([`Fate::HeldFor`], [`Fate::CommittedFor`]), and the start records again
+//! every purchase the two debits show committed, numbered above every
+//! ticket handed out before it: so the tickets stay good, and a copy of a
+//! purchase told and not saved finds its outcome. What cannot be rebuilt so
+//! still saves before it is told: an abort (a fenced party never heard the
+//! request), a refund, a top-up or a restock. The argument, what the
+//! checker says and what is left: docs/one-write.md.
 //!
 //! ## The known limit
 //!

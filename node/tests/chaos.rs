@@ -18,8 +18,9 @@
 //! end (`twopc-check replay`, as the library `twopc_checks::replay`).
 //!
 //! The same chaos under one write (`one_write = true`, docs/one-write.md) is
-//! the second test here; against the replicated coordinator it is
-//! `chaos_replicated.rs`; the run itself is `common/chaos.rs`.
+//! the second test here; against the replicated coordinator (with and
+//! without one write) it is `chaos_replicated.rs`; the run itself is
+//! `common/chaos.rs`.
 
 mod common;
 
@@ -33,11 +34,10 @@ fn chaos_kill9_and_lossy_network_keep_every_promise() {
 
 /// The same chaos under one write: the coordinator tells each decision
 /// before it saves it, and is killed (every second round of kills, and at
-/// random) while purchases are in flight. A purchase in flight across a
-/// coordinator restart may be answered "unknown" (a new generation of
-/// tickets at every start); everything else is judged as above: atomic,
-/// conserved within what the "unknown" purchases could take, no hold and
-/// no unacknowledged commit left, the traces accepted as one write's.
+/// random) while purchases are in flight. Judged as above: no purchase
+/// answered "unknown" (a restart records again, from the participants'
+/// debits, what its predecessor told), atomic, conserved, no hold and no
+/// unacknowledged commit left, the traces accepted as one write's.
 #[test]
 fn chaos_one_write_kill9_keeps_every_promise() {
     chaos_one_write();
