@@ -43,10 +43,10 @@ pub struct Coordinator {
     /// durable votes are the decision, so a decision is told (and sent)
     /// before the coordinator saves it; a late vote is fenced
     /// (`Msg::Fence`), never presumed; every start resolves what its
-    /// predecessor may have told from the participants' fates, and starts
-    /// a new generation of tickets. Needs participants with
-    /// [`crate::Participant::one_write`]. Two-phase commit only (a replica
-    /// group's new leader does not ask the participants yet). Off in
+    /// predecessor may have told from the participants' fates, recording
+    /// again the purchases it told (the tickets stay good). Needs
+    /// participants with [`crate::Participant::one_write`]. With replicas,
+    /// every new leader does the same before it serves. Off in
     /// configurations written before it.
     #[serde(default)]
     pub one_write: bool,

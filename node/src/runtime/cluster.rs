@@ -50,12 +50,13 @@
 //! (`twopc journal`) each participant keeps (default
 //! [`crate::runtime::storage::DEFAULT_JOURNAL_RETENTION`]).
 //!
-//! `one_write = true` (with `protocol = "2pc"` only) runs the one-write
-//! protocol (docs/one-write.md): a purchase waits for the participants'
-//! prepares alone, the coordinator telling its decision before it saves
-//! it. Every node reads it: restart the participants on the new file
-//! before the coordinator. A coordinator directory that ran it refuses to
-//! start without it (`DIR/ONE_WRITE`; see `storage::stamp`).
+//! `one_write = true` (with either protocol) runs the one-write protocol
+//! (docs/one-write.md): a purchase waits for the participants' prepares
+//! alone, the coordinator (or the replicas' leader) telling a purchase's
+//! commit before it saves it. Every node reads it: restart the
+//! participants on the new file before the coordinator. A coordinator's or
+//! replica's directory that ran it refuses to start without it
+//! (`DIR/ONE_WRITE`; see `storage::mode`).
 //!
 //! ## A replicated coordinator
 //!
@@ -194,7 +195,7 @@ pub struct Cluster {
     /// How many journal entries each participant keeps
     /// (`journal_retention`).
     pub journal_retention: usize,
-    /// The one-write protocol (`one_write`, two-phase commit only).
+    /// The one-write protocol (`one_write`, either protocol).
     pub one_write: bool,
 }
 
