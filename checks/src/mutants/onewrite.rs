@@ -127,16 +127,10 @@ impl Checked {
                 let aborts = handled.iter().any(|c| {
                     matches!(c, Command::Send(_, Msg::Outcome(o)) if matches!(o.verdict, Verdict::Aborted(_)))
                 });
-                for cmd in handled {
-                    match cmd {
-                        Command::Save(_) if aborts => {}
-                        Command::Save(s) => out.save(s),
-                        Command::Send(d, m) => out.send(d, m),
-                        Command::SetTimer(t, r) => out.set_timer(t, r),
-                        Command::CancelTimer(t) => out.cancel_timer(t),
-                        Command::ChooseRandom(k, r) => out.choose_random(k, r),
-                    }
-                }
+                let kept = handled
+                    .into_iter()
+                    .filter(|c| !(aborts && matches!(c, Command::Save(_))));
+                forward(kept, out);
                 None
             }
             _ => Some(msg),
@@ -170,19 +164,27 @@ impl Checked {
                 let fenced = fired
                     .iter()
                     .any(|c| matches!(c, Command::Send(_, Msg::Fence { .. })));
-                for c in fired {
-                    match c {
-                        Command::SetTimer(Timer::Votes(t), _) if fenced && t == *txn => {}
-                        Command::Send(d, m) => out.send(d, m),
-                        Command::SetTimer(t, r) => out.set_timer(t, r),
-                        Command::CancelTimer(t) => out.cancel_timer(t),
-                        Command::Save(s) => out.save(s),
-                        Command::ChooseRandom(k, r) => out.choose_random(k, r),
-                    }
-                }
+                let kept = fired.into_iter().filter(|c| {
+                    !(fenced && matches!(c, Command::SetTimer(Timer::Votes(t), _) if t == txn))
+                });
+                forward(kept, out);
                 true
             }
             _ => false,
+        }
+    }
+}
+
+/// Issues `cmds` on `out`, in order: a mutant's filtered copy of what the
+/// production handler emitted.
+fn forward(cmds: impl IntoIterator<Item = <Out<Node> as IntoIterator>::Item>, out: &mut Out<Node>) {
+    for cmd in cmds {
+        match cmd {
+            Command::Save(s) => out.save(s),
+            Command::Send(d, m) => out.send(d, m),
+            Command::SetTimer(t, r) => out.set_timer(t, r),
+            Command::CancelTimer(t) => out.cancel_timer(t),
+            Command::ChooseRandom(k, r) => out.choose_random(k, r),
         }
     }
 }

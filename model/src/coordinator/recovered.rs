@@ -55,3 +55,29 @@ impl Coordinator {
         told
     }
 }
+
+/// What a participant's answer says of a transaction (its variants are
+/// in `types.rs`), as the resolutions read it.
+impl Fate {
+    /// Prepared here and undecided: the request, if so.
+    pub fn held(&self) -> Option<&RequestId> {
+        match self {
+            Fate::Held(req) | Fate::HeldAmong(req, _) | Fate::HeldFor(req, _) => Some(req),
+            Fate::Committed | Fate::Aborted | Fate::CommittedFor(..) => None,
+        }
+    }
+
+    /// Committed here.
+    pub fn committed(&self) -> bool {
+        matches!(self, Fate::Committed | Fate::CommittedFor(..))
+    }
+
+    /// The request and the debit held or applied here, when told (one
+    /// write).
+    pub fn change(&self) -> Option<(&RequestId, &Op)> {
+        match self {
+            Fate::HeldFor(req, op) | Fate::CommittedFor(req, op) => Some((req, op)),
+            Fate::Held(_) | Fate::HeldAmong(..) | Fate::Committed | Fate::Aborted => None,
+        }
+    }
+}
