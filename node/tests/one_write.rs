@@ -83,10 +83,13 @@ fn a_one_write_coordinator_directory_refuses_plain_two_phase_commit() {
 /// write, and count each decided purchase by the durable writes its
 /// outcome waited for: 1 (the participants' holds, saved side by side),
 /// where two-phase commit's reads 2 (`http_metrics.rs`). The cluster
-/// settles before each purchase (a status request makes the coordinator
-/// fsync what it staged), so no ticket waits for a save of the
-/// coordinator's: its start's resolution, or the forgetting of the
-/// previous purchase (that would add one, on both protocols).
+/// settles before each purchase: nothing in flight, the coordinator done
+/// asking the participants (`asking`, which settling once ignored: a first
+/// purchase then met its start's resolution, saved meanwhile, about one
+/// run in three), and a status request makes the coordinator fsync what it
+/// staged. So no ticket waits for a save of the coordinator's: its start's
+/// resolution, or the forgetting of the previous purchase (that would add
+/// one, on both protocols).
 #[test]
 fn status_and_metrics_show_one_write_and_one_durable_write_per_outcome() {
     use common::http::{free_tcp_port, token_file, Api};

@@ -478,19 +478,12 @@ fn members(protocol: Protocol) -> Vec<(String, Role)> {
     all
 }
 
-/// A UDP socket on a free loopback port whose TCP port is free too (a
-/// coordinator replica listens on both).
+/// A UDP socket on a free loopback port (see [`crate::ops::ports`]).
 fn free_socket() -> Result<std::net::UdpSocket> {
-    loop {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|source| Error::Net {
-            addr: "127.0.0.1:0".into(),
-            source,
-        })?;
-        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(socket);
-        }
-    }
+    crate::ops::ports::free_loopback_socket().map_err(|source| Error::Net {
+        addr: "127.0.0.1".into(),
+        source,
+    })
 }
 
 /// The node of a local cluster named `name` playing `role`, at the

@@ -4,7 +4,7 @@
 //! [`client`] makes purchases and asks nodes for their status; [`http`] is
 //! the HTTP API and `/metrics` in front of a node; [`local`] runs a whole
 //! cluster on one machine (in tasks or child processes) for [`demo`] and
-//! [`mod@bench`]; [`views`] asks a participant about one account or sku;
+//! [`mod@bench`], on ports [`ports`] picks; [`views`] asks a participant about one account or sku;
 //! [`journal`] asks one for its journal; [`entry`] is one journal entry as
 //! both show it.
 //!
@@ -19,4 +19,5 @@ pub mod entry;
 pub mod http;
 pub mod journal;
 pub mod local;
+pub mod ports;
 pub mod views;

@@ -132,16 +132,16 @@ pub fn console_blocks(doc: &str, heading: &str) -> Vec<Vec<Step>> {
         .collect()
 }
 
-/// A loopback port free for UDP and for TCP (a coordinator replica listens
-/// on both), never one this test process handed out before: the tests of
-/// one binary run in parallel, and a port released here could otherwise be
-/// handed to another test's node before this one's binds it (seen: a
-/// replica's "Address already in use").
+/// A loopback port free for UDP and for TCP, outside the ephemeral range
+/// (see `twopc_node::ops::ports`), never one this test process handed out
+/// before: the tests of one binary run in parallel, and a port released
+/// here could otherwise be handed to another test's node before this one's
+/// binds it (seen: a replica's "Address already in use").
 pub fn free_port() -> u16 {
     loop {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let s = twopc_node::ops::ports::free_loopback_socket().unwrap();
         let port = s.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && first_time(port) {
+        if first_time(port) {
             return port;
         }
     }

@@ -417,6 +417,7 @@ pub fn settled(coordinator: &Value, wallet: &Value, order: &Value) -> bool {
     let empty = |v: &Value, k: &str| v[k].as_array().is_some_and(|a| a.is_empty());
     empty(coordinator, "unacked_commits")
         && coordinator["voting"] == 0
+        && coordinator["asking"] != true
         && empty(wallet, "holds")
         && empty(order, "holds")
 }

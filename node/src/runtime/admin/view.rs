@@ -120,6 +120,12 @@ pub struct NodeView {
     /// (`core/waited.rs`): 2 under two-phase commit, 1 under one write.
     #[serde(default, deserialize_with = "or_absent")]
     pub outcome_waited: BTreeMap<u8, u64>,
+    /// Coordinator (or leading replica): still asking the participants
+    /// for the epochs and fates they saw, as every start without a log and
+    /// every one-write start does; no purchase starts until all answered
+    /// (docs/one-write-recovery.md).
+    #[serde(default, deserialize_with = "or_absent")]
+    pub asking: bool,
 }
 
 /// Reads a field that a node of an older build did not write. Bincode
@@ -169,6 +175,7 @@ impl NodeView {
             doubts: DoubtsView::default(),
             one_write: false,
             outcome_waited: BTreeMap::new(),
+            asking: false,
         };
         let coordinator = |view: &mut NodeView, c: &CoordState| {
             view.epoch = c.epoch;
@@ -177,6 +184,7 @@ impl NodeView {
             view.clients = c.outcomes.by_id.len();
             view.doubts = DoubtsView::of(c.doubts.iter());
             view.alarms.extend(view.doubts.alarm());
+            view.asking = matches!(c.learning, twopc_model::Learning::Asking(_));
         };
         match state {
             State::Coordinator(c) => coordinator(&mut view, c),
@@ -242,6 +250,9 @@ impl NodeView {
                 self.unacked_commits,
                 self.clients
             );
+            if self.asking {
+                s += "  asking the participants what they saw: no purchase starts until all answer\n";
+            }
             if !self.outcome_waited.is_empty() {
                 let counts: Vec<String> = (self.outcome_waited.iter())
                     .map(|(writes, n)| format!("{writes}: {n}"))

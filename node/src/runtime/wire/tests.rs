@@ -462,8 +462,8 @@ mod before_one_write {
 }
 
 /// A node of an older build (the same envelope version, so its replies
-/// reach a newer `twopc status`) writes no `one_write` or
-/// `outcome_waited`: its reply still decodes, in either format, and reads
+/// reach a newer `twopc status`) writes no `one_write`, `outcome_waited`
+/// or `asking`: its reply still decodes, in either format, and reads
 /// them as off and empty. A newer reply keeps them. A byte after the old
 /// view that is not a `bool` is still refused, and so is a JSON field of
 /// the wrong type.
@@ -482,6 +482,7 @@ fn a_status_reply_of_an_older_build_still_decodes() {
     view.levels.insert("alice".into(), 7);
     view.one_write = true;
     view.outcome_waited = [(1, 40), (2, 2)].into();
+    view.asking = true;
     let old = before_one_write::Payload::StatusReply {
         nonce: 9,
         view: Box::new(before_one_write::NodeView::of(&view)),
@@ -489,6 +490,7 @@ fn a_status_reply_of_an_older_build_still_decodes() {
     let mut as_old = view.clone();
     as_old.one_write = false;
     as_old.outcome_waited.clear();
+    as_old.asking = false;
     let reply = |view: NodeView| Payload::StatusReply {
         nonce: 9,
         view: Box::new(view),
