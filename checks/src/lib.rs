@@ -16,7 +16,7 @@
 /// mimalloc for every binary that links the checks: an exhaustive search
 /// clones and drops states by the million, and with the system allocator
 /// `malloc` and `free` took about a quarter of its time
-/// (`docs/checking.md`, "What a state costs").
+/// (`docs/checking.md`, "How the checker stays fast").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
