@@ -13,16 +13,11 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A loopback TCP port, never one this process handed out before
-/// (`super::docs::first_time`).
+/// A loopback TCP port for a node's HTTP API: outside the ephemeral range
+/// (a node killed and restarted binds it again), never one this process
+/// handed out before (`super::docs::free_port`).
 pub fn free_tcp_port() -> u16 {
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if super::docs::first_time(port) {
-            return port;
-        }
-    }
+    super::docs::free_port()
 }
 
 /// One node's HTTP API, called from synchronous tests.
