@@ -26,7 +26,7 @@ const STARTUP: Duration = Duration::from_secs(600);
 
 /// A running in-process cluster.
 pub struct LocalCluster {
-    /// Its description (loopback addresses picked by the OS).
+    /// Its description (loopback ports below the ephemeral range: `crate::ops::ports`).
     pub cluster: Cluster,
     /// The codec every node and client uses (random key).
     pub codec: Codec,
@@ -487,7 +487,7 @@ fn free_socket() -> Result<std::net::UdpSocket> {
 }
 
 /// The node of a local cluster named `name` playing `role`, at the
-/// loopback `address` picked by the OS.
+/// loopback `address` picked by `crate::ops::ports`.
 fn loopback_node(
     name: String,
     role: Role,
