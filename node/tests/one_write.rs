@@ -99,6 +99,19 @@ fn status_and_metrics_show_one_write_and_one_durable_write_per_outcome() {
     let addr = format!("127.0.0.1:{port}");
     let args = ["--http", &addr, "--http-token-file", path.to_str().unwrap()];
     c.start("coordinator", &args);
+    // Alone, it asks the participants what they saw and starts nothing:
+    // its status says so.
+    let view = c.status("coordinator").unwrap();
+    assert_eq!(view["asking"], true, "{view}");
+    let out = c
+        .twopc(&["status", "--name", "coordinator"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("asking the participants what they saw: no purchase starts"),
+        "{text}"
+    );
     c.start("wallet", &[]);
     c.start("order", &[]);
     for i in 0..3 {
@@ -112,6 +125,7 @@ fn status_and_metrics_show_one_write_and_one_durable_write_per_outcome() {
         assert_eq!(view["one_write"], true, "{n}: {view}");
     }
     let view = c.status("coordinator").unwrap();
+    assert_eq!(view["asking"], false, "{view}");
     assert_eq!(
         view["outcome_waited"],
         serde_json::json!({"1": 3}),
@@ -123,6 +137,7 @@ fn status_and_metrics_show_one_write_and_one_durable_write_per_outcome() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("  one write, epoch "), "{text}");
+    assert!(!text.contains("asking the participants"), "{text}");
     assert!(
         text.contains("decided, by durable writes the outcome waited for: 1: 3"),
         "{text}"
