@@ -4,9 +4,9 @@
 //! [`client`] makes purchases and asks nodes for their status; [`http`] is
 //! the HTTP API and `/metrics` in front of a node; [`local`] runs a whole
 //! cluster on one machine (in tasks or child processes) for [`demo`] and
-//! [`mod@bench`], on ports [`ports`] picks; [`views`] asks a participant about one account or sku;
-//! [`journal`] asks one for its journal; [`entry`] is one journal entry as
-//! both show it.
+//! [`mod@bench`], on ports [`ports`] picks; [`views`] asks a participant
+//! about one account or sku; [`journal`] asks one for its journal;
+//! [`entry`] is one journal entry as both show it.
 //!
 //! Uses the runtime; uses nothing of the test harness, and the runtime uses
 //! nothing here.
